@@ -1,0 +1,126 @@
+import Crypto
+
+/// A byte encoding with one spelling per value: what the request hash and the journal's hash
+/// chain are computed over. Changing it breaks every stored hash, so it is versioned.
+struct CanonicalEncoder {
+    static let version: UInt8 = 1
+    private(set) var bytes: [UInt8]
+
+    init(capacity: Int = 256) {
+        bytes = []
+        bytes.reserveCapacity(capacity)
+        bytes.append(Self.version)
+    }
+
+    mutating func int(_ value: Int64) {
+        withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
+    }
+
+    mutating func optionalInt(_ value: Int64?) {
+        if let value {
+            bytes.append(1)
+            int(value)
+        } else {
+            bytes.append(0)
+        }
+    }
+
+    mutating func byte(_ value: UInt8) {
+        bytes.append(value)
+    }
+
+    mutating func string(_ value: String) {
+        let utf8 = value.utf8
+        int(Int64(utf8.count))
+        bytes.append(contentsOf: utf8)
+    }
+
+    mutating func raw(_ value: [UInt8]) {
+        int(Int64(value.count))
+        bytes.append(contentsOf: value)
+    }
+
+    func sha256() -> [UInt8] {
+        Array(SHA256.hash(data: bytes))
+    }
+}
+
+extension PostingRequest {
+    /// SHA-256 over everything of the request that decides its outcome (not `linked`, which
+    /// belongs to the batch, not the request).
+    func canonicalHash() -> [UInt8] {
+        var encoder = CanonicalEncoder()
+        encoder.string(key)
+        encoder.string(memo)
+        encoder.optionalInt(effectiveAt)
+        switch action {
+        case .transfer(let legs):
+            encoder.byte(1)
+            encoder.int(Int64(legs.count))
+            for leg in legs {
+                encoder.int(leg.accountID)
+                encoder.byte(UInt8(leg.side.rawValue))
+                encoder.string(leg.asset.rawValue)
+                encoder.int(leg.amount)
+            }
+        case .hold(let debit, let credit, let asset, let amount, let expiresAt):
+            encoder.byte(2)
+            encoder.int(debit)
+            encoder.int(credit)
+            encoder.string(asset.rawValue)
+            encoder.int(amount)
+            encoder.optionalInt(expiresAt)
+        case .postHold(let holdID, let amount):
+            encoder.byte(3)
+            encoder.int(holdID)
+            encoder.optionalInt(amount)
+        case .voidHold(let holdID):
+            encoder.byte(4)
+            encoder.int(holdID)
+        case .expireHold(let holdID):
+            encoder.byte(5)
+            encoder.int(holdID)
+        case .reverse(let transactionID):
+            encoder.byte(6)
+            encoder.int(transactionID)
+        }
+        return encoder.sha256()
+    }
+}
+
+enum HashChain {
+    /// The hash of a journal row: SHA-256 over the previous hash and the row's content,
+    /// its entries and its hold included.
+    static func hash(of record: TransactionRecord, entries: [EntryRecord], hold: HoldRecord?) -> [UInt8] {
+        var encoder = CanonicalEncoder(capacity: 192 + entries.count * 64)
+        encoder.raw(record.prevHash)
+        encoder.int(record.id)
+        encoder.string(record.kind.rawValue)
+        encoder.string(record.key)
+        encoder.optionalInt(record.refID)
+        encoder.int(record.recordedAt)
+        encoder.int(record.effectiveAt)
+        encoder.string(record.memo)
+        encoder.int(Int64(entries.count))
+        for entry in entries {
+            encoder.int(Int64(entry.leg))
+            encoder.int(entry.accountID)
+            encoder.string(entry.asset.rawValue)
+            encoder.byte(UInt8(entry.side.rawValue))
+            encoder.int(entry.amount)
+            encoder.int(entry.balanceAfter)
+            encoder.int(entry.accountSeq)
+        }
+        if let hold {
+            encoder.byte(1)
+            encoder.int(hold.debitAccountID)
+            encoder.int(hold.creditAccountID)
+            encoder.string(hold.asset.rawValue)
+            encoder.int(hold.amount)
+            encoder.optionalInt(hold.expiresAt)
+        } else {
+            encoder.byte(0)
+        }
+        return encoder.sha256()
+    }
+}

@@ -1,0 +1,219 @@
+/// One thing `Ledger.check()` found wrong.
+public struct LedgerViolation: Sendable, Hashable, Codable, CustomStringConvertible {
+    /// A stable name for the kind of violation ("hash_chain_broken", ...).
+    public var code: String
+    public var message: String
+    public var accountID: AccountID?
+    public var transactionID: TransactionID?
+
+    public init(code: String, message: String, accountID: AccountID? = nil, transactionID: TransactionID? = nil) {
+        self.code = code
+        self.message = message
+        self.accountID = accountID
+        self.transactionID = transactionID
+    }
+
+    public var description: String {
+        var where_ = ""
+        if let transactionID { where_ += " transaction=\(transactionID)" }
+        if let accountID { where_ += " account=\(accountID)" }
+        return "\(code):\(where_) \(message)"
+    }
+}
+
+/// Posted totals of one asset over all accounts.
+public struct TrialBalanceLine: Sendable, Hashable, Codable {
+    public var asset: Asset
+    public var debitsPosted: Int64
+    public var creditsPosted: Int64
+    public var debitsPending: Int64
+    public var creditsPending: Int64
+    public var accounts: Int
+}
+
+/// What `Ledger.check()` verified and found.
+public struct LedgerCheckReport: Sendable, Codable {
+    public var ok: Bool { violationCount == 0 }
+    /// The first `violationsListedMax` violations.
+    public var violations: [LedgerViolation]
+    public var violationCount: Int
+    public var accounts: Int
+    public var transactions: Int
+    public var entries: Int
+    public var trialBalance: [TrialBalanceLine]
+}
+
+extension Ledger {
+    /// How many violations a report lists (all are counted).
+    public static let violationsListedMax = 1_000
+
+    /// Verifies the whole ledger from its journal: every asset sums to zero, each account's
+    /// totals equal its entries, running balances and sequences are continuous, no account
+    /// rule is violated, holds add up to the pending totals, and the hash chain is intact.
+    public func check() throws -> LedgerCheckReport {
+        try store.read { tx in try Self.check(tx) }
+    }
+
+    static func check(_ tx: any LedgerReading) throws -> LedgerCheckReport {
+        var violations: [LedgerViolation] = []
+        var violationCount = 0
+        func report(_ violation: LedgerViolation) {
+            violationCount += 1
+            if violations.count < violationsListedMax { violations.append(violation) }
+        }
+
+        let accounts = try tx.allAccounts()
+        var accountIndex: [AccountID: Int] = [:]
+        for (i, account) in accounts.enumerated() { accountIndex[account.id] = i }
+
+        struct Running { var debits: Int128 = 0; var credits: Int128 = 0; var balance: Int64 = 0; var seq: Int64 = 0; var pendingDebits: Int128 = 0; var pendingCredits: Int128 = 0 }
+        var running = [Running](repeating: Running(), count: accounts.count)
+        var openHolds: [TransactionID: HoldRecord] = [:]
+        var reversed: Set<TransactionID> = []
+        var previous = ChainHead.genesis
+        var chainReported = false
+        var transactionCount = 0
+        var entryCount = 0
+
+        try tx.forEachTransaction { record, entries, hold in
+            transactionCount += 1
+            entryCount += entries.count
+            let id = record.id
+            if id != previous.id + 1 {
+                report(LedgerViolation(code: "journal_gap", message: "transaction ids jump from \(previous.id) to \(id)", transactionID: id))
+            }
+            if !chainReported {
+                if record.prevHash != previous.hash {
+                    chainReported = true
+                    report(LedgerViolation(code: "hash_chain_broken", message: "the stored previous hash does not match transaction \(previous.id)", transactionID: id))
+                } else if HashChain.hash(of: record, entries: entries, hold: hold) != record.hash {
+                    chainReported = true
+                    report(LedgerViolation(code: "hash_chain_broken", message: "the transaction's content does not match its hash: it was altered after it was written", transactionID: id))
+                }
+            }
+            previous = ChainHead(id: id, hash: record.hash, recordedAt: record.recordedAt)
+
+            var cny: Int128 = 0
+            var pts: Int128 = 0
+            for entry in entries {
+                guard entry.transactionID == id else {
+                    report(LedgerViolation(code: "orphan_entry", message: "an entry names transaction \(entry.transactionID), which is not in the journal", accountID: entry.accountID, transactionID: entry.transactionID))
+                    continue
+                }
+                let delta = Int128(entry.side == .credit ? entry.amount : -entry.amount)
+                if entry.asset == .cny { cny += delta } else { pts += delta }
+                guard let i = accountIndex[entry.accountID] else {
+                    report(LedgerViolation(code: "unknown_account", message: "an entry names an account that does not exist", accountID: entry.accountID, transactionID: id))
+                    continue
+                }
+                if accounts[i].asset != entry.asset {
+                    report(LedgerViolation(code: "asset_mismatch", message: "an entry's asset differs from its account's", accountID: entry.accountID, transactionID: id))
+                }
+                if entry.side == .debit { running[i].debits += Int128(entry.amount) } else { running[i].credits += Int128(entry.amount) }
+                if entry.accountSeq != running[i].seq + 1 {
+                    report(LedgerViolation(code: "entry_sequence_broken", message: "entry sequence \(entry.accountSeq) follows \(running[i].seq)", accountID: entry.accountID, transactionID: id))
+                }
+                let expected = running[i].balance &+ (entry.side == .credit ? entry.amount : -entry.amount)
+                if entry.balanceAfter != expected {
+                    report(LedgerViolation(code: "running_balance_mismatch", message: "balance after entry is \(entry.balanceAfter), the entries before it give \(expected)", accountID: entry.accountID, transactionID: id))
+                }
+                running[i].seq = entry.accountSeq
+                running[i].balance = entry.balanceAfter
+            }
+            if cny != 0 || pts != 0 {
+                report(LedgerViolation(code: "unbalanced_transaction", message: "debits and credits differ (CNY \(cny), PTS \(pts))", transactionID: id))
+            }
+
+            switch record.kind {
+            case .transfer, .reversal, .holdPost:
+                if entries.count < 2 {
+                    report(LedgerViolation(code: "missing_entries", message: "a \(record.kind.rawValue) has \(entries.count) entries", transactionID: id))
+                }
+            case .hold, .holdVoid, .holdExpire:
+                if !entries.isEmpty {
+                    report(LedgerViolation(code: "unexpected_entries", message: "a \(record.kind.rawValue) moves no posted balance but has entries", transactionID: id))
+                }
+            }
+            switch record.kind {
+            case .hold:
+                if let hold {
+                    openHolds[id] = hold
+                    if let d = accountIndex[hold.debitAccountID], let c = accountIndex[hold.creditAccountID] {
+                        running[d].pendingDebits += Int128(hold.amount)
+                        running[c].pendingCredits += Int128(hold.amount)
+                    }
+                } else {
+                    report(LedgerViolation(code: "missing_hold", message: "a hold transaction has no hold row", transactionID: id))
+                }
+            case .holdPost, .holdVoid, .holdExpire:
+                if let ref = record.refID, let hold = openHolds.removeValue(forKey: ref) {
+                    if let d = accountIndex[hold.debitAccountID], let c = accountIndex[hold.creditAccountID] {
+                        running[d].pendingDebits -= Int128(hold.amount)
+                        running[c].pendingCredits -= Int128(hold.amount)
+                    }
+                } else {
+                    report(LedgerViolation(code: "hold_not_open", message: "resolves a hold that is not open", transactionID: id))
+                }
+            case .reversal:
+                if let ref = record.refID, ref < id {
+                    if !reversed.insert(ref).inserted {
+                        report(LedgerViolation(code: "reversed_twice", message: "transaction \(ref) is reversed more than once", transactionID: id))
+                    }
+                } else {
+                    report(LedgerViolation(code: "reversal_without_original", message: "a reversal names no earlier transaction", transactionID: id))
+                }
+            case .transfer:
+                break
+            }
+        }
+
+        var lines: [Asset: TrialBalanceLine] = [:]
+        var sums: [Asset: (balance: Int128, pendingDebits: Int128, pendingCredits: Int128)] = [:]
+        for (i, account) in accounts.enumerated() {
+            let r = running[i]
+            if Int128(account.debitsPosted) != r.debits || Int128(account.creditsPosted) != r.credits {
+                report(LedgerViolation(code: "account_totals_mismatch", message: "stored debits/credits \(account.debitsPosted)/\(account.creditsPosted), entries give \(r.debits)/\(r.credits)", accountID: account.id))
+            }
+            if account.entrySeq != r.seq {
+                report(LedgerViolation(code: "entry_sequence_mismatch", message: "stored entry sequence \(account.entrySeq), entries end at \(r.seq)", accountID: account.id))
+            }
+            if Int128(account.debitsPending) != r.pendingDebits || Int128(account.creditsPending) != r.pendingCredits {
+                report(LedgerViolation(code: "pending_totals_mismatch", message: "stored pending \(account.debitsPending)/\(account.creditsPending), open holds give \(r.pendingDebits)/\(r.pendingCredits)", accountID: account.id))
+            }
+            let rules = account.rules
+            if rules.debitsMustNotExceedCredits,
+               Int128(account.debitsPosted) + Int128(account.debitsPending) > Int128(account.creditsPosted) + Int128(rules.overdraftLimit) {
+                report(LedgerViolation(code: "rule_violated", message: "debits exceed credits plus the overdraft limit", accountID: account.id))
+            }
+            if rules.creditsMustNotExceedDebits,
+               Int128(account.creditsPosted) + Int128(account.creditsPending) > Int128(account.debitsPosted) {
+                report(LedgerViolation(code: "rule_violated", message: "credits exceed debits", accountID: account.id))
+            }
+            var line = lines[account.asset] ?? TrialBalanceLine(asset: account.asset, debitsPosted: 0, creditsPosted: 0, debitsPending: 0, creditsPending: 0, accounts: 0)
+            line.debitsPosted &+= account.debitsPosted
+            line.creditsPosted &+= account.creditsPosted
+            line.debitsPending &+= account.debitsPending
+            line.creditsPending &+= account.creditsPending
+            line.accounts += 1
+            lines[account.asset] = line
+            var sum = sums[account.asset] ?? (0, 0, 0)
+            sum.balance += Int128(account.creditsPosted) - Int128(account.debitsPosted)
+            sum.pendingDebits += Int128(account.debitsPending)
+            sum.pendingCredits += Int128(account.creditsPending)
+            sums[account.asset] = sum
+        }
+        for asset in Asset.allCases {
+            guard let sum = sums[asset] else { continue }
+            if sum.balance != 0 {
+                report(LedgerViolation(code: "asset_does_not_sum_to_zero", message: "\(asset.rawValue) balances sum to \(sum.balance) \(asset.unitName)"))
+            }
+            if sum.pendingDebits != sum.pendingCredits {
+                report(LedgerViolation(code: "pending_does_not_balance", message: "\(asset.rawValue) pending debits \(sum.pendingDebits) differ from pending credits \(sum.pendingCredits)"))
+            }
+        }
+        return LedgerCheckReport(
+            violations: violations, violationCount: violationCount, accounts: accounts.count,
+            transactions: transactionCount, entries: entryCount,
+            trialBalance: Asset.allCases.compactMap { lines[$0] })
+    }
+}

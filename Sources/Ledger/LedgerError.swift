@@ -1,0 +1,42 @@
+/// A fault of the ledger that is not a refusal of one request: storage, limits, corruption.
+public struct LedgerError: Error, Sendable, CustomStringConvertible {
+    /// What kind of fault.
+    public enum Code: String, Sendable, Hashable {
+        /// The database could not be opened, read or written.
+        case storage
+        /// The database is locked by another writer past the busy timeout.
+        case busy
+        /// A batch has more requests than `LedgerLimits.batchSizeMax`.
+        case batchTooLarge
+        /// An account with that code already exists with a different specification.
+        case accountCodeTaken
+        /// No account with that id or code.
+        case accountNotFound
+        /// An account specification is not acceptable.
+        case invalidAccount
+        /// Stored data contradicts itself (found while reading, not by `check`).
+        case corrupt
+    }
+
+    public var code: Code
+    /// What went wrong and how to fix it.
+    public var message: String
+    /// The underlying error's description, if any.
+    public var cause: String?
+    /// Where: the database path, the SQL, the account code.
+    public var context: String?
+
+    public init(_ code: Code, _ message: String, cause: String? = nil, context: String? = nil) {
+        self.code = code
+        self.message = message
+        self.cause = cause
+        self.context = context
+    }
+
+    public var description: String {
+        var text = message
+        if let context { text += " [\(context)]" }
+        if let cause { text += " (cause: \(cause))" }
+        return text
+    }
+}

@@ -1,0 +1,106 @@
+import GRDB
+
+/// The ledger's tables. A migration that has shipped is never edited: changes are new
+/// migrations appended below.
+public enum LedgerSchema {
+    /// Registers the ledger's migrations, in order.
+    public static func register(in migrator: inout DatabaseMigrator) {
+        migrator.registerMigration("ledger-v1") { db in
+            try db.execute(sql: v1)
+        }
+    }
+
+    private static let appendOnlyTables = [
+        "ledger_transactions", "ledger_entries", "ledger_holds",
+        "ledger_hold_resolutions", "ledger_idempotency", "ledger_account_rule_changes",
+    ]
+
+    static let v1: String = """
+        CREATE TABLE ledger_accounts (
+            id INTEGER PRIMARY KEY,
+            code TEXT NOT NULL UNIQUE,
+            asset TEXT NOT NULL CHECK (asset IN ('CNY', 'PTS')),
+            kind TEXT NOT NULL,
+            debits_must_not_exceed_credits INTEGER NOT NULL CHECK (debits_must_not_exceed_credits IN (0, 1)),
+            credits_must_not_exceed_debits INTEGER NOT NULL CHECK (credits_must_not_exceed_debits IN (0, 1)),
+            overdraft_limit INTEGER NOT NULL CHECK (overdraft_limit >= 0),
+            frozen INTEGER NOT NULL CHECK (frozen IN (0, 1)),
+            closed INTEGER NOT NULL CHECK (closed IN (0, 1)),
+            debits_posted INTEGER NOT NULL DEFAULT 0 CHECK (debits_posted >= 0),
+            credits_posted INTEGER NOT NULL DEFAULT 0 CHECK (credits_posted >= 0),
+            debits_pending INTEGER NOT NULL DEFAULT 0 CHECK (debits_pending >= 0),
+            credits_pending INTEGER NOT NULL DEFAULT 0 CHECK (credits_pending >= 0),
+            entry_seq INTEGER NOT NULL DEFAULT 0,
+            created_at INTEGER NOT NULL
+        );
+        CREATE TABLE ledger_account_rule_changes (
+            id INTEGER PRIMARY KEY,
+            account_id INTEGER NOT NULL REFERENCES ledger_accounts(id),
+            debits_must_not_exceed_credits INTEGER NOT NULL,
+            credits_must_not_exceed_debits INTEGER NOT NULL,
+            overdraft_limit INTEGER NOT NULL,
+            frozen INTEGER NOT NULL,
+            closed INTEGER NOT NULL,
+            reason TEXT NOT NULL,
+            at INTEGER NOT NULL
+        );
+        CREATE TABLE ledger_transactions (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL CHECK (kind IN ('transfer', 'hold', 'hold_post', 'hold_void', 'hold_expire', 'reversal')),
+            idempotency_key TEXT NOT NULL,
+            ref_id INTEGER REFERENCES ledger_transactions(id),
+            recorded_at INTEGER NOT NULL,
+            effective_at INTEGER NOT NULL,
+            memo TEXT NOT NULL,
+            prev_hash BLOB NOT NULL,
+            hash BLOB NOT NULL
+        );
+        CREATE UNIQUE INDEX ledger_transactions_one_reversal
+            ON ledger_transactions(ref_id) WHERE kind = 'reversal';
+        CREATE TABLE ledger_entries (
+            transaction_id INTEGER NOT NULL,
+            leg INTEGER NOT NULL,
+            account_id INTEGER NOT NULL,
+            asset TEXT NOT NULL,
+            side INTEGER NOT NULL CHECK (side IN (0, 1)),
+            amount INTEGER NOT NULL CHECK (amount > 0),
+            balance_after INTEGER NOT NULL,
+            account_seq INTEGER NOT NULL,
+            recorded_at INTEGER NOT NULL,
+            PRIMARY KEY (transaction_id, leg)
+        ) WITHOUT ROWID;
+        CREATE INDEX ledger_entries_by_account
+            ON ledger_entries(account_id, recorded_at, account_seq);
+        CREATE TABLE ledger_holds (
+            id INTEGER PRIMARY KEY REFERENCES ledger_transactions(id),
+            debit_account_id INTEGER NOT NULL,
+            credit_account_id INTEGER NOT NULL,
+            asset TEXT NOT NULL,
+            amount INTEGER NOT NULL CHECK (amount > 0),
+            expires_at INTEGER
+        );
+        CREATE INDEX ledger_holds_by_expiry ON ledger_holds(expires_at) WHERE expires_at IS NOT NULL;
+        CREATE TABLE ledger_hold_resolutions (
+            hold_id INTEGER PRIMARY KEY REFERENCES ledger_holds(id),
+            transaction_id INTEGER NOT NULL UNIQUE REFERENCES ledger_transactions(id),
+            outcome TEXT NOT NULL CHECK (outcome IN ('posted', 'voided', 'expired')),
+            amount_posted INTEGER NOT NULL CHECK (amount_posted >= 0)
+        );
+        CREATE TABLE ledger_idempotency (
+            key TEXT PRIMARY KEY,
+            request_hash BLOB NOT NULL,
+            transaction_id INTEGER,
+            refusal TEXT,
+            recorded_at INTEGER NOT NULL,
+            CHECK ((transaction_id IS NULL) <> (refusal IS NULL))
+        ) WITHOUT ROWID;
+        """ + appendOnlyTables.map { table in
+            """
+
+            CREATE TRIGGER \(table)_no_update BEFORE UPDATE ON \(table)
+                BEGIN SELECT RAISE(ABORT, '\(table) is append-only: correct with a reversal'); END;
+            CREATE TRIGGER \(table)_no_delete BEFORE DELETE ON \(table)
+                BEGIN SELECT RAISE(ABORT, '\(table) is append-only: correct with a reversal'); END;
+            """
+        }.joined()
+}

@@ -1,0 +1,52 @@
+/// The whole of the ledger's persistence: every SQL statement of the ledger lives behind an
+/// implementation of this protocol. The rules, the hash chain and idempotency live in
+/// `Ledger`, so another database is one new conforming type.
+public protocol LedgerStore: Sendable {
+    /// Runs `body` in a read-only snapshot.
+    func read<T>(_ body: (any LedgerReading) throws -> T) throws -> T
+    /// Runs `body` in one write transaction: all of it commits, or none of it.
+    func write<T>(_ body: (any LedgerWriting) throws -> T) throws -> T
+}
+
+/// Reads, inside a transaction or snapshot.
+public protocol LedgerReading: AnyObject {
+    func account(id: AccountID) throws -> Account?
+    func account(code: String) throws -> Account?
+    /// Every account, in id order.
+    func allAccounts() throws -> [Account]
+    func idempotencyRecord(key: String) throws -> IdempotencyRecord?
+    func transaction(id: TransactionID) throws -> TransactionRecord?
+    /// The legs of one transaction, in leg order.
+    func entries(transactionID: TransactionID) throws -> [EntryRecord]
+    func hold(id: TransactionID) throws -> HoldRecord?
+    func holdResolution(holdID: TransactionID) throws -> HoldResolution?
+    /// The reversal of a transaction, if there is one.
+    func reversal(of id: TransactionID) throws -> TransactionID?
+    /// The newest journal row, or `nil` on an empty journal.
+    func chainHead() throws -> ChainHead?
+    /// The account's latest entry recorded at or before `asOf` (one indexed lookup).
+    func lastEntry(accountID: AccountID, recordedAtOrBefore asOf: TimestampMicros) throws -> EntryRecord?
+    /// The account's entries, newest first, older than `beforeSeq` when given.
+    func entries(accountID: AccountID, beforeSeq: Int64?, limit: Int) throws -> [EntryRecord]
+    /// Holds whose expiry is at or before `asOf` and that are not resolved, soonest first.
+    func expiredOpenHolds(asOf: TimestampMicros, limit: Int) throws -> [HoldRecord]
+    /// Streams the journal in id order with each transaction's entries and hold.
+    func forEachTransaction(
+        _ body: (TransactionRecord, [EntryRecord], HoldRecord?) throws -> Void
+    ) throws
+}
+
+/// Writes, inside one transaction. Rows of the journal are only ever inserted.
+public protocol LedgerWriting: LedgerReading {
+    /// Inserts an account; fails with `LedgerError.accountCodeTaken` on a duplicate code.
+    func insertAccount(_ spec: AccountSpec, createdAt: TimestampMicros) throws -> Account
+    /// Changes an account's rules and keeps the change for audit.
+    func updateRules(_ change: AccountRuleChange) throws
+    /// Stores an account's running totals and entry sequence.
+    func saveTotals(_ account: Account) throws
+    func insertTransaction(_ record: TransactionRecord) throws
+    func insertEntry(_ entry: EntryRecord) throws
+    func insertHold(_ hold: HoldRecord) throws
+    func insertHoldResolution(_ resolution: HoldResolution) throws
+    func insertIdempotency(_ record: IdempotencyRecord) throws
+}

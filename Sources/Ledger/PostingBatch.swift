@@ -1,0 +1,421 @@
+/// One batch of posting requests inside one database transaction.
+///
+/// Accounts are read once per batch and kept in memory; the journal rows of a linked group
+/// are written only when the whole group has passed, and the account totals once at the end,
+/// so a refused request leaves nothing behind but its remembered refusal.
+struct PostingBatch {
+    private let tx: any LedgerWriting
+    private let limits: LedgerLimits
+    private let now: TimestampMicros
+    private var head: ChainHead
+    private var nextID: TransactionID
+
+    private var accounts: [AccountID: Account] = [:]
+    private var dirtyOrder: [AccountID] = []
+    private var dirty: Set<AccountID> = []
+
+    // What the current linked group has done so far; dropped when the group fails.
+    private var undo: [Account] = []
+    private var undoIDs: Set<AccountID> = []
+    private var planned: [Planned] = []
+    private var groupKeys: [String: IdempotencyRecord] = [:]
+    private var groupHolds: [TransactionID: HoldRecord] = [:]
+    private var groupResolved: [TransactionID: HoldResolution.Outcome] = [:]
+    private var groupReversed: Set<TransactionID> = []
+
+    private struct Planned {
+        var record: TransactionRecord
+        var entries: [EntryRecord]
+        var hold: HoldRecord?
+        var resolution: HoldResolution?
+        var requestHash: [UInt8]
+    }
+
+    private enum Evaluation {
+        case planned(TransactionID)
+        case replayedCommit(TransactionID)
+        case replayedRefusal(LedgerRefusal)
+        case refused(LedgerRefusal, requestHash: [UInt8]?)
+    }
+
+    init(tx: any LedgerWriting, limits: LedgerLimits, now: TimestampMicros) throws {
+        self.tx = tx
+        self.limits = limits
+        let head = try tx.chainHead() ?? .genesis
+        self.head = head
+        // Recorded time never goes backwards along the journal, even if the clock does.
+        self.now = max(now, head.recordedAt)
+        self.nextID = head.id + 1
+    }
+
+    mutating func run(_ requests: [PostingRequest]) throws -> [PostingResult] {
+        var results: [PostingResult] = []
+        results.reserveCapacity(requests.count)
+        var start = requests.startIndex
+        while start < requests.endIndex {
+            var end = start
+            while end < requests.endIndex && requests[end].linked {
+                end += 1
+            }
+            if end == requests.endIndex {
+                results.append(contentsOf: repeatElement(.refused(.linkedEventChainOpen, replayed: false), count: end - start))
+                break
+            }
+            results.append(contentsOf: try runGroup(requests[start...end]))
+            start = end + 1
+        }
+        for id in dirtyOrder {
+            if let account = accounts[id] {
+                try tx.saveTotals(account)
+            }
+        }
+        return results
+    }
+
+    // MARK: Groups
+
+    private mutating func runGroup(_ group: ArraySlice<PostingRequest>) throws -> [PostingResult] {
+        undo.removeAll(keepingCapacity: true)
+        undoIDs.removeAll(keepingCapacity: true)
+        planned.removeAll(keepingCapacity: true)
+        if !groupKeys.isEmpty { groupKeys.removeAll() }
+        if !groupHolds.isEmpty { groupHolds.removeAll() }
+        if !groupResolved.isEmpty { groupResolved.removeAll() }
+        if !groupReversed.isEmpty { groupReversed.removeAll() }
+        let firstID = nextID
+
+        var results: [PostingResult] = []
+        results.reserveCapacity(group.count)
+        var failure: (offset: Int, refusal: LedgerRefusal, replayed: Bool, key: String, hash: [UInt8]?)?
+        for (offset, request) in group.enumerated() {
+            switch try evaluate(request) {
+            case .planned(let id):
+                results.append(.committed(id, replayed: false))
+            case .replayedCommit(let id):
+                results.append(.committed(id, replayed: true))
+            case .replayedRefusal(let refusal):
+                failure = (offset, refusal, true, request.key, nil)
+            case .refused(let refusal, let hash):
+                failure = (offset, refusal, false, request.key, hash)
+            }
+            if failure != nil { break }
+        }
+
+        guard let failure else {
+            try commitPlanned()
+            return results
+        }
+        // Undo the group in memory; nothing of it was written.
+        for account in undo.reversed() {
+            accounts[account.id] = account
+        }
+        nextID = firstID
+        var groupResults: [PostingResult] = []
+        groupResults.reserveCapacity(group.count)
+        for offset in 0..<group.count {
+            if offset == failure.offset {
+                groupResults.append(.refused(failure.refusal, replayed: failure.replayed))
+            } else if offset < results.count, case .committed(let id, true) = results[offset] {
+                groupResults.append(.committed(id, replayed: true))
+            } else {
+                groupResults.append(.refused(.linkedEventFailed, replayed: false))
+            }
+        }
+        if !failure.replayed, failure.refusal.isRemembered, let hash = failure.hash {
+            try tx.insertIdempotency(IdempotencyRecord(key: failure.key, requestHash: hash, transactionID: nil, refusal: failure.refusal, recordedAt: now))
+        }
+        return groupResults
+    }
+
+    private mutating func commitPlanned() throws {
+        for var plan in planned {
+            plan.record.prevHash = head.hash
+            plan.record.hash = HashChain.hash(of: plan.record, entries: plan.entries, hold: plan.hold)
+            try tx.insertTransaction(plan.record)
+            for entry in plan.entries {
+                try tx.insertEntry(entry)
+            }
+            if let hold = plan.hold {
+                try tx.insertHold(hold)
+            }
+            if let resolution = plan.resolution {
+                try tx.insertHoldResolution(resolution)
+            }
+            try tx.insertIdempotency(IdempotencyRecord(key: plan.record.key, requestHash: plan.requestHash, transactionID: plan.record.id, refusal: nil, recordedAt: now))
+            head = ChainHead(id: plan.record.id, hash: plan.record.hash, recordedAt: now)
+        }
+        for account in undo where !dirty.contains(account.id) {
+            dirty.insert(account.id)
+            dirtyOrder.append(account.id)
+        }
+    }
+
+    // MARK: One request
+
+    private mutating func evaluate(_ request: PostingRequest) throws -> Evaluation {
+        if request.key.isEmpty {
+            return .refused(.keyMustNotBeEmpty, requestHash: nil)
+        }
+        if request.key.utf8.count > limits.keyBytesMax {
+            return .refused(.keyTooLong, requestHash: nil)
+        }
+        let hash = request.canonicalHash()
+        let existing: IdempotencyRecord?
+        if let inGroup = groupKeys[request.key] {
+            existing = inGroup
+        } else {
+            existing = try tx.idempotencyRecord(key: request.key)
+        }
+        if let existing {
+            guard existing.requestHash == hash else {
+                return .refused(.keyReusedWithDifferentRequest, requestHash: nil)
+            }
+            if let id = existing.transactionID {
+                return .replayedCommit(id)
+            }
+            return .replayedRefusal(existing.refusal ?? .transactionNotFound)
+        }
+        do {
+            if request.memo.utf8.count > limits.memoBytesMax {
+                throw LedgerRefusal.memoTooLong
+            }
+            let plan = try makePlan(request, requestHash: hash)
+            groupKeys[request.key] = IdempotencyRecord(key: request.key, requestHash: hash, transactionID: plan.record.id, refusal: nil, recordedAt: now)
+            planned.append(plan)
+            nextID += 1
+            return .planned(plan.record.id)
+        } catch let refusal as LedgerRefusal {
+            return .refused(refusal, requestHash: hash)
+        }
+    }
+
+    private mutating func makePlan(_ request: PostingRequest, requestHash: [UInt8]) throws -> Planned {
+        let id = nextID
+        var record = TransactionRecord(
+            id: id, kind: .transfer, key: request.key, refID: nil, recordedAt: now,
+            effectiveAt: request.effectiveAt ?? now, memo: request.memo, prevHash: [], hash: [])
+        var entries: [EntryRecord] = []
+        var hold: HoldRecord?
+        var resolution: HoldResolution?
+
+        switch request.action {
+        case .transfer(let legs):
+            try validate(legs: legs)
+            entries = try apply(legs: legs, transactionID: id, allowFrozenDebit: false, releasing: nil)
+
+        case .hold(let debit, let credit, let asset, let amount, let expiresAt):
+            guard amount > 0 else { throw LedgerRefusal.amountMustBePositive }
+            guard debit != credit else { throw LedgerRefusal.accountsMustBeDifferent }
+            if let expiresAt, expiresAt <= now { throw LedgerRefusal.expiryMustBeInFuture }
+            let newHold = HoldRecord(id: id, debitAccountID: debit, creditAccountID: credit, asset: asset, amount: amount, expiresAt: expiresAt)
+            try reserve(newHold)
+            record.kind = .hold
+            hold = newHold
+            groupHolds[id] = newHold
+
+        case .postHold(let holdID, let amount):
+            let pending = try openHold(holdID)
+            if let expiresAt = pending.expiresAt, expiresAt <= now { throw LedgerRefusal.holdExpired }
+            let amountPosted = amount ?? pending.amount
+            guard amountPosted > 0 else { throw LedgerRefusal.amountMustBePositive }
+            guard amountPosted <= pending.amount else { throw LedgerRefusal.exceedsHoldAmount }
+            let legs = [
+                Leg(accountID: pending.debitAccountID, side: .debit, asset: pending.asset, amount: amountPosted),
+                Leg(accountID: pending.creditAccountID, side: .credit, asset: pending.asset, amount: amountPosted),
+            ]
+            entries = try apply(legs: legs, transactionID: id, allowFrozenDebit: true, releasing: pending)
+            record.kind = .holdPost
+            record.refID = holdID
+            resolution = HoldResolution(holdID: holdID, transactionID: id, outcome: .posted, amountPosted: amountPosted)
+            groupResolved[holdID] = .posted
+
+        case .voidHold(let holdID), .expireHold(let holdID):
+            let pending = try openHold(holdID)
+            let expiring: Bool
+            if case .expireHold = request.action { expiring = true } else { expiring = false }
+            if expiring {
+                guard let expiresAt = pending.expiresAt, expiresAt <= now else { throw LedgerRefusal.holdNotExpired }
+            }
+            try release(pending)
+            record.kind = expiring ? .holdExpire : .holdVoid
+            record.refID = holdID
+            let outcome: HoldResolution.Outcome = expiring ? .expired : .voided
+            resolution = HoldResolution(holdID: holdID, transactionID: id, outcome: outcome, amountPosted: 0)
+            groupResolved[holdID] = outcome
+
+        case .reverse(let originalID):
+            let (original, originalEntries) = try transactionForReversal(originalID)
+            guard original.kind == .transfer || original.kind == .holdPost else { throw LedgerRefusal.notReversible }
+            if groupReversed.contains(originalID) { throw LedgerRefusal.alreadyReversed }
+            if try tx.reversal(of: originalID) != nil { throw LedgerRefusal.alreadyReversed }
+            let legs = originalEntries.map { entry in
+                Leg(accountID: entry.accountID, side: entry.side == .debit ? .credit : .debit, asset: entry.asset, amount: entry.amount)
+            }
+            entries = try apply(legs: legs, transactionID: id, allowFrozenDebit: false, releasing: nil)
+            record.kind = .reversal
+            record.refID = originalID
+            groupReversed.insert(originalID)
+        }
+        return Planned(record: record, entries: entries, hold: hold, resolution: resolution, requestHash: requestHash)
+    }
+
+    // MARK: Rules
+
+    private func validate(legs: [Leg]) throws {
+        guard !legs.isEmpty else { throw LedgerRefusal.legsMustNotBeEmpty }
+        guard legs.count <= limits.legsMax else { throw LedgerRefusal.tooManyLegs }
+        var cny: Int64 = 0
+        var pts: Int64 = 0
+        for leg in legs {
+            guard leg.amount > 0 else { throw LedgerRefusal.amountMustBePositive }
+            let signed = leg.side == .credit ? leg.amount : -leg.amount
+            let (sum, overflow) = leg.asset == .cny ? cny.addingReportingOverflow(signed) : pts.addingReportingOverflow(signed)
+            guard !overflow else { throw LedgerRefusal.amountsOverflow }
+            if leg.asset == .cny { cny = sum } else { pts = sum }
+        }
+        guard cny == 0, pts == 0 else { throw LedgerRefusal.legsMustBalance }
+    }
+
+    private mutating func load(_ id: AccountID) throws -> Account {
+        if let account = accounts[id] {
+            return account
+        }
+        guard let account = try tx.account(id: id) else { throw LedgerRefusal.accountNotFound }
+        accounts[id] = account
+        return account
+    }
+
+    /// Keeps the account's state from before the group, then stores the new one.
+    private mutating func stage(_ account: Account) {
+        if !undoIDs.contains(account.id), let before = accounts[account.id] {
+            undoIDs.insert(account.id)
+            undo.append(before)
+        }
+        accounts[account.id] = account
+    }
+
+    /// Books legs against the accounts (after releasing a hold, when posting one), enforcing
+    /// every account rule on the result; returns the entries with running balances.
+    private mutating func apply(legs: [Leg], transactionID: TransactionID, allowFrozenDebit: Bool, releasing hold: HoldRecord?) throws -> [EntryRecord] {
+        // A handful of accounts: a linear list beats hashing here.
+        var touched: [Account] = []
+        var debited: [Bool] = []
+        var credited: [Bool] = []
+        func index(of id: AccountID) -> Int? { touched.firstIndex { $0.id == id } }
+
+        for leg in legs where index(of: leg.accountID) == nil {
+            let account = try load(leg.accountID)
+            guard account.asset == leg.asset else { throw LedgerRefusal.assetMismatch }
+            touched.append(account)
+            debited.append(false)
+            credited.append(false)
+        }
+        let before = touched
+        if let hold {
+            try releasePending(hold, in: &touched)
+        }
+        for leg in legs {
+            let i = index(of: leg.accountID)!
+            if leg.side == .debit {
+                let (total, overflow) = touched[i].debitsPosted.addingReportingOverflow(leg.amount)
+                guard !overflow else { throw LedgerRefusal.balanceOverflow }
+                touched[i].debitsPosted = total
+                debited[i] = true
+            } else {
+                let (total, overflow) = touched[i].creditsPosted.addingReportingOverflow(leg.amount)
+                guard !overflow else { throw LedgerRefusal.balanceOverflow }
+                touched[i].creditsPosted = total
+                credited[i] = true
+            }
+        }
+        for i in touched.indices {
+            try check(touched[i], debited: debited[i], credited: credited[i], allowFrozenDebit: allowFrozenDebit)
+        }
+
+        var entries: [EntryRecord] = []
+        entries.reserveCapacity(legs.count)
+        var running = before.map { (balance: $0.balance, seq: $0.entrySeq) }
+        for (legIndex, leg) in legs.enumerated() {
+            let i = index(of: leg.accountID)!
+            running[i].balance += leg.side == .credit ? leg.amount : -leg.amount
+            running[i].seq += 1
+            entries.append(EntryRecord(
+                transactionID: transactionID, leg: legIndex, accountID: leg.accountID, asset: leg.asset,
+                side: leg.side, amount: leg.amount, balanceAfter: running[i].balance,
+                accountSeq: running[i].seq, recordedAt: now))
+        }
+        for i in touched.indices {
+            touched[i].entrySeq = running[i].seq
+            stage(touched[i])
+        }
+        return entries
+    }
+
+    private func check(_ account: Account, debited: Bool, credited: Bool, allowFrozenDebit: Bool) throws {
+        let rules = account.rules
+        if rules.closed && (debited || credited) { throw LedgerRefusal.accountClosed }
+        if rules.frozen && debited && !allowFrozenDebit { throw LedgerRefusal.accountFrozen }
+        if rules.debitsMustNotExceedCredits && debited {
+            let (debits, o1) = account.debitsPosted.addingReportingOverflow(account.debitsPending)
+            let (credits, o2) = account.creditsPosted.addingReportingOverflow(rules.overdraftLimit)
+            if o1 || (!o2 && debits > credits) { throw LedgerRefusal.exceedsCredits }
+        }
+        if rules.creditsMustNotExceedDebits && credited {
+            let (credits, overflow) = account.creditsPosted.addingReportingOverflow(account.creditsPending)
+            if overflow || credits > account.debitsPosted { throw LedgerRefusal.exceedsDebits }
+        }
+    }
+
+    /// Phase one of a two-phase transfer: pending totals grow, rules are checked.
+    private mutating func reserve(_ hold: HoldRecord) throws {
+        var debit = try load(hold.debitAccountID)
+        var credit = try load(hold.creditAccountID)
+        guard debit.asset == hold.asset, credit.asset == hold.asset else { throw LedgerRefusal.assetMismatch }
+        let (debitsPending, o1) = debit.debitsPending.addingReportingOverflow(hold.amount)
+        let (creditsPending, o2) = credit.creditsPending.addingReportingOverflow(hold.amount)
+        guard !o1, !o2 else { throw LedgerRefusal.balanceOverflow }
+        debit.debitsPending = debitsPending
+        credit.creditsPending = creditsPending
+        try check(debit, debited: true, credited: false, allowFrozenDebit: false)
+        try check(credit, debited: false, credited: true, allowFrozenDebit: false)
+        stage(debit)
+        stage(credit)
+    }
+
+    /// Voids or expires a hold: the reserved amount is free again; no rule can refuse that.
+    private mutating func release(_ hold: HoldRecord) throws {
+        var touched = [try load(hold.debitAccountID), try load(hold.creditAccountID)]
+        try releasePending(hold, in: &touched)
+        stage(touched[0])
+        stage(touched[1])
+    }
+
+    private func releasePending(_ hold: HoldRecord, in touched: inout [Account]) throws {
+        guard let d = touched.firstIndex(where: { $0.id == hold.debitAccountID }),
+              let c = touched.firstIndex(where: { $0.id == hold.creditAccountID }),
+              touched[d].debitsPending >= hold.amount, touched[c].creditsPending >= hold.amount
+        else {
+            throw LedgerError(.corrupt, "an open hold is not covered by its accounts' pending totals", context: "hold \(hold.id)")
+        }
+        touched[d].debitsPending -= hold.amount
+        touched[c].creditsPending -= hold.amount
+    }
+
+    private func openHold(_ holdID: TransactionID) throws -> HoldRecord {
+        guard let hold = try groupHolds[holdID] ?? tx.hold(id: holdID) else { throw LedgerRefusal.holdNotFound }
+        let outcome = try groupResolved[holdID] ?? tx.holdResolution(holdID: holdID)?.outcome
+        switch outcome {
+        case .posted: throw LedgerRefusal.holdAlreadyPosted
+        case .voided, .expired: throw LedgerRefusal.holdAlreadyVoided
+        case nil: return hold
+        }
+    }
+
+    private func transactionForReversal(_ id: TransactionID) throws -> (TransactionRecord, [EntryRecord]) {
+        if let plan = planned.first(where: { $0.record.id == id }) {
+            return (plan.record, plan.entries)
+        }
+        guard let record = try tx.transaction(id: id) else { throw LedgerRefusal.transactionNotFound }
+        return (record, try tx.entries(transactionID: id))
+    }
+}

@@ -1,0 +1,159 @@
+/// What a journal transaction did.
+public enum TransactionKind: String, Sendable, Hashable, Codable, CaseIterable {
+    case transfer
+    case hold
+    case holdPost = "hold_post"
+    case holdVoid = "hold_void"
+    case holdExpire = "hold_expire"
+    case reversal
+}
+
+/// A journal row: immutable once written, chained to its predecessor by hash.
+public struct TransactionRecord: Sendable, Hashable {
+    public var id: TransactionID
+    public var kind: TransactionKind
+    public var key: String
+    /// The reversed transaction, or the hold that was posted, voided or expired.
+    public var refID: TransactionID?
+    public var recordedAt: TimestampMicros
+    public var effectiveAt: TimestampMicros
+    public var memo: String
+    public var prevHash: [UInt8]
+    public var hash: [UInt8]
+
+    public init(
+        id: TransactionID, kind: TransactionKind, key: String, refID: TransactionID?,
+        recordedAt: TimestampMicros, effectiveAt: TimestampMicros, memo: String,
+        prevHash: [UInt8], hash: [UInt8]
+    ) {
+        self.id = id
+        self.kind = kind
+        self.key = key
+        self.refID = refID
+        self.recordedAt = recordedAt
+        self.effectiveAt = effectiveAt
+        self.memo = memo
+        self.prevHash = prevHash
+        self.hash = hash
+    }
+}
+
+/// One leg as booked: immutable, with the account's balance and sequence number after it.
+public struct EntryRecord: Sendable, Hashable {
+    public var transactionID: TransactionID
+    public var leg: Int
+    public var accountID: AccountID
+    public var asset: Asset
+    public var side: Side
+    public var amount: Int64
+    /// The account's posted balance (credits - debits) right after this entry.
+    public var balanceAfter: Int64
+    /// 1 for the account's first entry, then 2, 3, ...
+    public var accountSeq: Int64
+    public var recordedAt: TimestampMicros
+
+    public init(
+        transactionID: TransactionID, leg: Int, accountID: AccountID, asset: Asset, side: Side,
+        amount: Int64, balanceAfter: Int64, accountSeq: Int64, recordedAt: TimestampMicros
+    ) {
+        self.transactionID = transactionID
+        self.leg = leg
+        self.accountID = accountID
+        self.asset = asset
+        self.side = side
+        self.amount = amount
+        self.balanceAfter = balanceAfter
+        self.accountSeq = accountSeq
+        self.recordedAt = recordedAt
+    }
+
+    /// The signed change of the account's balance.
+    public var delta: Int64 { side == .credit ? amount : -amount }
+}
+
+/// A pending two-phase transfer; its transaction id is the hold's id.
+public struct HoldRecord: Sendable, Hashable {
+    public var id: TransactionID
+    public var debitAccountID: AccountID
+    public var creditAccountID: AccountID
+    public var asset: Asset
+    public var amount: Int64
+    public var expiresAt: TimestampMicros?
+
+    public init(id: TransactionID, debitAccountID: AccountID, creditAccountID: AccountID, asset: Asset, amount: Int64, expiresAt: TimestampMicros?) {
+        self.id = id
+        self.debitAccountID = debitAccountID
+        self.creditAccountID = creditAccountID
+        self.asset = asset
+        self.amount = amount
+        self.expiresAt = expiresAt
+    }
+}
+
+/// How a hold ended: once, and for good.
+public struct HoldResolution: Sendable, Hashable {
+    public enum Outcome: String, Sendable, Hashable, Codable {
+        case posted, voided, expired
+    }
+
+    public var holdID: TransactionID
+    public var transactionID: TransactionID
+    public var outcome: Outcome
+    public var amountPosted: Int64
+
+    public init(holdID: TransactionID, transactionID: TransactionID, outcome: Outcome, amountPosted: Int64) {
+        self.holdID = holdID
+        self.transactionID = transactionID
+        self.outcome = outcome
+        self.amountPosted = amountPosted
+    }
+}
+
+/// What the ledger remembers of an idempotency key.
+public struct IdempotencyRecord: Sendable, Hashable {
+    public var key: String
+    /// SHA-256 of the request's canonical encoding.
+    public var requestHash: [UInt8]
+    public var transactionID: TransactionID?
+    public var refusal: LedgerRefusal?
+    public var recordedAt: TimestampMicros
+
+    public init(key: String, requestHash: [UInt8], transactionID: TransactionID?, refusal: LedgerRefusal?, recordedAt: TimestampMicros) {
+        self.key = key
+        self.requestHash = requestHash
+        self.transactionID = transactionID
+        self.refusal = refusal
+        self.recordedAt = recordedAt
+    }
+}
+
+/// The newest journal row: where the next transaction chains on.
+public struct ChainHead: Sendable, Hashable {
+    public var id: TransactionID
+    public var hash: [UInt8]
+    public var recordedAt: TimestampMicros
+
+    public init(id: TransactionID, hash: [UInt8], recordedAt: TimestampMicros) {
+        self.id = id
+        self.hash = hash
+        self.recordedAt = recordedAt
+    }
+
+    /// Before the first transaction: id 0 and an all-zero hash.
+    public static let genesis = ChainHead(id: 0, hash: [UInt8](repeating: 0, count: 32), recordedAt: 0)
+}
+
+/// A change of an account's rules, kept for audit.
+public struct AccountRuleChange: Sendable, Hashable {
+    public var accountID: AccountID
+    public var rules: AccountRules
+    public var reason: String
+    public var at: TimestampMicros
+
+    public init(accountID: AccountID, rules: AccountRules, reason: String, at: TimestampMicros) {
+        self.accountID = accountID
+        self.rules = rules
+        self.reason = reason
+        self.at = at
+    }
+}
