@@ -1,0 +1,152 @@
+import Foundation
+import GRDB
+import Testing
+@testable import Ledger
+
+@Suite struct JournalTests {
+    @Test(arguments: [
+        "UPDATE ledger_transactions SET memo = 'x'",
+        "DELETE FROM ledger_transactions",
+        "UPDATE ledger_entries SET amount = amount + 1",
+        "DELETE FROM ledger_entries",
+        "UPDATE ledger_idempotency SET transaction_id = 1",
+        "DELETE FROM ledger_idempotency",
+        "UPDATE ledger_holds SET amount = 1",
+        "DELETE FROM ledger_hold_resolutions",
+        "DELETE FROM ledger_account_rule_changes",
+    ])
+    func databaseRefusesEditsOfTheJournal(sql: String) throws {
+        let w = try World()
+        let hold = try #require(try w.t.ledger.post(PostingRequest(key: "h", action: .hold(debit: w.a, credit: w.b, asset: .cny, amount: 1, expiresAt: nil))).transactionID)
+        _ = try w.t.ledger.post(PostingRequest(key: "v", action: .voidHold(holdID: hold)))
+        #expect {
+            try w.t.store.pool.write { try $0.execute(sql: sql) }
+        } throws: { error in
+            "\(error)".contains("append-only")
+        }
+        #expect(try w.t.ledger.check().ok)
+    }
+
+    @Test func balanceAtAnyPastTime() throws {
+        let t = try TestLedger()
+        let (a, bank) = try t.fundedWallet("a", fen: 0)
+        var times: [TimestampMicros] = []
+        for i in 1...5 {
+            t.clock.advance(micros: 1_000_000)
+            times.append(t.clock.nowMicros())
+            _ = try t.ledger.post(.transfer(key: "t\(i)", from: bank, to: a, amount: Int64(i) * 100))
+        }
+        #expect(try t.ledger.balance(accountID: a, asOf: TestLedger.start) == 0)
+        #expect(try t.ledger.balance(accountID: a, asOf: times[0]) == 100)
+        #expect(try t.ledger.balance(accountID: a, asOf: times[0] + 999_999) == 100)
+        #expect(try t.ledger.balance(accountID: a, asOf: times[2]) == 600)
+        #expect(try t.ledger.balance(accountID: a, asOf: times[4]) == 1_500)
+        let entries = try t.ledger.entries(accountID: a, limit: 2)
+        #expect(entries.map(\.accountSeq) == [5, 4])
+        #expect(entries.map(\.balanceAfter) == [1_500, 1_000])
+        let older = try t.ledger.entries(accountID: a, beforeSeq: 4, limit: 10)
+        #expect(older.map(\.accountSeq) == [3, 2, 1])
+    }
+
+    @Test func recordedAndEffectiveTimesAreSeparate() throws {
+        let t = try TestLedger()
+        let (a, bank) = try t.fundedWallet("a", fen: 0)
+        let businessDay = TestLedger.start - 86_400_000_000
+        let id = try #require(try t.ledger.post(PostingRequest(key: "late", action: .transfer(legs: [.debit(bank, 1), .credit(a, 1)]), effectiveAt: businessDay)).transactionID)
+        let (record, _) = try #require(try t.ledger.transaction(id: id))
+        #expect(record.effectiveAt == businessDay)
+        #expect(record.recordedAt == TestLedger.start)
+    }
+
+    @Test func recordedTimeNeverGoesBackwards() throws {
+        let t = try TestLedger()
+        let (a, bank) = try t.fundedWallet("a", fen: 0)
+        _ = try t.ledger.post(.transfer(key: "1", from: bank, to: a, amount: 1))
+        t.clock.set(TestLedger.start - 10_000_000)
+        let id = try #require(try t.ledger.post(.transfer(key: "2", from: bank, to: a, amount: 1)).transactionID)
+        #expect(try t.ledger.transaction(id: id)?.0.recordedAt == TestLedger.start)
+        #expect(try t.ledger.check().ok)
+    }
+
+    @Test func openingAnAccountIsRetrySafe() throws {
+        let t = try TestLedger()
+        let spec = AccountSpec(code: "biller:QD-WATER", asset: .cny, kind: .billerSettlement, rules: .unrestricted)
+        let first = try t.ledger.openAccount(spec)
+        #expect(try t.ledger.openAccount(spec).id == first.id)
+        #expect {
+            try t.ledger.openAccount(AccountSpec(code: "biller:QD-WATER", asset: .pts, kind: .billerSettlement, rules: .unrestricted))
+        } throws: { ($0 as? LedgerError)?.code == .accountCodeTaken }
+        #expect { try t.ledger.openAccount(AccountSpec(code: "", asset: .cny, kind: .suspense, rules: .unrestricted)) } throws: { ($0 as? LedgerError)?.code == .invalidAccount }
+        #expect(try t.ledger.account(code: "biller:QD-WATER").kind == .billerSettlement)
+        #expect { try t.ledger.account(code: "nope") } throws: { ($0 as? LedgerError)?.code == .accountNotFound }
+    }
+
+    @Test func databaseFileIsPrivate() throws {
+        let t = try TestLedger()
+        let attributes = try FileManager.default.attributesOfItem(atPath: t.path)
+        #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600)
+    }
+}
+
+@Suite struct CheckTests {
+    /// Tampering needs the append-only triggers out of the way, as an attacker with the file would.
+    func tamper(_ t: TestLedger, _ sql: String) throws {
+        try t.store.pool.write { db in
+            for table in ["ledger_transactions", "ledger_entries", "ledger_holds"] {
+                try db.execute(sql: "DROP TRIGGER IF EXISTS \(table)_no_update; DROP TRIGGER IF EXISTS \(table)_no_delete")
+            }
+            try db.execute(sql: sql)
+        }
+    }
+
+    func busyWorld() throws -> World {
+        let w = try World()
+        for i in 0..<20 {
+            _ = try w.t.ledger.post(.transfer(key: "p\(i)", from: w.a, to: w.b, amount: 100 + Int64(i)))
+        }
+        _ = try w.t.ledger.post(PostingRequest(key: "h", action: .hold(debit: w.a, credit: w.b, asset: .cny, amount: 50, expiresAt: nil)))
+        return w
+    }
+
+    @Test func aCleanLedgerPasses() throws {
+        let w = try busyWorld()
+        let report = try w.t.ledger.check()
+        #expect(report.ok)
+        #expect(report.violations.isEmpty)
+        #expect(report.transactions == 23)
+        #expect(report.entries == 44)
+        let cny = try #require(report.trialBalance.first { $0.asset == .cny })
+        #expect(cny.debitsPosted == cny.creditsPosted)
+        #expect(cny.debitsPending == 50 && cny.creditsPending == 50)
+    }
+
+    @Test(arguments: [
+        ("UPDATE ledger_transactions SET memo = 'edited' WHERE id = 5", "hash_chain_broken"),
+        ("UPDATE ledger_entries SET amount = amount + 1 WHERE transaction_id = 7 AND leg = 1", "unbalanced_transaction"),
+        ("UPDATE ledger_entries SET amount = amount + 1 WHERE transaction_id = 7", "hash_chain_broken"),
+        ("DELETE FROM ledger_entries WHERE transaction_id = 9", "account_totals_mismatch"),
+        ("DELETE FROM ledger_transactions WHERE id = 10", "journal_gap"),
+        ("UPDATE ledger_accounts SET credits_posted = credits_posted + 1 WHERE code = 'b'", "asset_does_not_sum_to_zero"),
+        ("UPDATE ledger_accounts SET debits_pending = 0 WHERE code = 'a'", "pending_totals_mismatch"),
+        ("UPDATE ledger_accounts SET debits_posted = debits_posted + 20000, credits_posted = credits_posted + 20000 WHERE code = 'a'", "account_totals_mismatch"),
+        ("DELETE FROM ledger_holds", "missing_hold"),
+    ])
+    func tamperingIsFound(sql: String, code: String) throws {
+        let w = try busyWorld()
+        try tamper(w.t, sql)
+        let report = try w.t.ledger.check()
+        #expect(!report.ok)
+        #expect(report.violations.contains { $0.code == code }, "\(report.violations)")
+    }
+
+    @Test func aRuleViolationIsFound() throws {
+        let w = try busyWorld()
+        try w.t.store.pool.write { db in
+            // Rules are data: tighten one behind the ledger's back.
+            try db.execute(sql: "UPDATE ledger_accounts SET overdraft_limit = 0 WHERE code = 'overdraft'")
+            try db.execute(sql: "UPDATE ledger_accounts SET credits_must_not_exceed_debits = 1 WHERE code = 'b'")
+        }
+        let report = try w.t.ledger.check()
+        #expect(report.violations.contains { $0.code == "rule_violated" && $0.accountID == w.b })
+    }
+}

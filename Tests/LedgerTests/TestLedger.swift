@@ -1,0 +1,50 @@
+import Foundation
+import GRDB
+@testable import Ledger
+
+/// A ledger on its own database in a fresh temporary folder, with a manual clock.
+final class TestLedger {
+    let directory: URL
+    let path: String
+    let store: SQLiteLedgerStore
+    let clock: ManualClock
+    let ledger: Ledger
+
+    /// 2026-11-27T00:00:00+08:00
+    static let start: TimestampMicros = 1_795_708_800_000_000
+
+    init(limits: LedgerLimits = LedgerLimits()) throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("qdwallet-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        path = directory.appendingPathComponent("ledger.sqlite").path
+        store = try SQLiteLedgerStore(path: path)
+        clock = ManualClock(Self.start)
+        ledger = Ledger(store: store, clock: clock, limits: limits)
+    }
+
+    deinit {
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    /// Opens a CNY account with the given rules and kind.
+    func account(_ code: String, _ rules: AccountRules = .noOverdraft, kind: AccountKind = .userWallet, asset: Asset = .cny) throws -> AccountID {
+        try ledger.openAccount(AccountSpec(code: code, asset: asset, kind: kind, rules: rules)).id
+    }
+
+    /// A bank clearing account (no rules) and a wallet funded from it with `fen`.
+    func fundedWallet(_ code: String, fen: Int64, bank: AccountID? = nil) throws -> (wallet: AccountID, bank: AccountID) {
+        let bankID = try bank ?? account("bank", .unrestricted, kind: .bankClearing)
+        let wallet = try account(code)
+        if fen > 0 {
+            let result = try ledger.post(.transfer(key: "fund-\(code)", from: bankID, to: wallet, amount: fen))
+            precondition(result.transactionID != nil, "funding failed: \(result)")
+        }
+        return (wallet, bankID)
+    }
+
+    func balance(_ id: AccountID) throws -> Int64 { try ledger.account(id: id).balance }
+    func available(_ id: AccountID) throws -> Int64 { try ledger.account(id: id).available }
+    func transactionCount() throws -> Int {
+        try store.pool.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM ledger_transactions") ?? -1 }
+    }
+}
