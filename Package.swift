@@ -32,6 +32,7 @@ let package = Package(
             name: "QDWalletCLI",
             dependencies: [
                 "Ledger",
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -58,7 +59,7 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "CLITests",
-            dependencies: ["QDWalletCLI", "Ledger"],
+            dependencies: ["QDWalletCLI", "Ledger", "qdwallet"],
             swiftSettings: strict),
     ]
 )

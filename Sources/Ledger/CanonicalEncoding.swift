@@ -6,10 +6,19 @@ struct CanonicalEncoder {
     static let version: UInt8 = 1
     private(set) var bytes: [UInt8]
 
-    init(capacity: Int = 256) {
+    /// Starts over in `scratch`'s storage, so a batch hashes without allocating.
+    init(reusing scratch: inout [UInt8]) {
         bytes = []
-        bytes.reserveCapacity(capacity)
+        swap(&bytes, &scratch)
+        bytes.removeAll(keepingCapacity: true)
         bytes.append(Self.version)
+    }
+
+    /// Hands the storage back for the next hash.
+    mutating func finish(into scratch: inout [UInt8]) -> [UInt8] {
+        let digest = sha256()
+        swap(&bytes, &scratch)
+        return digest
     }
 
     mutating func int(_ value: Int64) {
@@ -48,8 +57,8 @@ struct CanonicalEncoder {
 extension PostingRequest {
     /// SHA-256 over everything of the request that decides its outcome (not `linked`, which
     /// belongs to the batch, not the request).
-    func canonicalHash() -> [UInt8] {
-        var encoder = CanonicalEncoder()
+    func canonicalHash(scratch: inout [UInt8]) -> [UInt8] {
+        var encoder = CanonicalEncoder(reusing: &scratch)
         encoder.string(key)
         encoder.string(memo)
         encoder.optionalInt(effectiveAt)
@@ -84,15 +93,15 @@ extension PostingRequest {
             encoder.byte(6)
             encoder.int(transactionID)
         }
-        return encoder.sha256()
+        return encoder.finish(into: &scratch)
     }
 }
 
 enum HashChain {
     /// The hash of a journal row: SHA-256 over the previous hash and the row's content,
     /// its entries and its hold included.
-    static func hash(of record: TransactionRecord, entries: [EntryRecord], hold: HoldRecord?) -> [UInt8] {
-        var encoder = CanonicalEncoder(capacity: 192 + entries.count * 64)
+    static func hash(of record: TransactionRecord, entries: [EntryRecord], hold: HoldRecord?, scratch: inout [UInt8]) -> [UInt8] {
+        var encoder = CanonicalEncoder(reusing: &scratch)
         encoder.raw(record.prevHash)
         encoder.int(record.id)
         encoder.string(record.kind.rawValue)
@@ -121,6 +130,6 @@ enum HashChain {
         } else {
             encoder.byte(0)
         }
-        return encoder.sha256()
+        return encoder.finish(into: &scratch)
     }
 }

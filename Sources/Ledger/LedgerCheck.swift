@@ -72,6 +72,7 @@ extension Ledger {
         var reversed: Set<TransactionID> = []
         var previous = ChainHead.genesis
         var chainReported = false
+        var scratch: [UInt8] = []
         var transactionCount = 0
         var entryCount = 0
 
@@ -86,7 +87,7 @@ extension Ledger {
                 if record.prevHash != previous.hash {
                     chainReported = true
                     report(LedgerViolation(code: "hash_chain_broken", message: "the stored previous hash does not match transaction \(previous.id)", transactionID: id))
-                } else if HashChain.hash(of: record, entries: entries, hold: hold) != record.hash {
+                } else if HashChain.hash(of: record, entries: entries, hold: hold, scratch: &scratch) != record.hash {
                     chainReported = true
                     report(LedgerViolation(code: "hash_chain_broken", message: "the transaction's content does not match its hash: it was altered after it was written", transactionID: id))
                 }

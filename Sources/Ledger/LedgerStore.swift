@@ -49,4 +49,6 @@ public protocol LedgerWriting: LedgerReading {
     func insertHold(_ hold: HoldRecord) throws
     func insertHoldResolution(_ resolution: HoldResolution) throws
     func insertIdempotency(_ record: IdempotencyRecord) throws
+    /// Inserts the record unless its key exists; `false` when it did (nothing written).
+    func insertIdempotencyIfAbsent(_ record: IdempotencyRecord) throws -> Bool
 }

@@ -22,6 +22,8 @@ struct PostingBatch {
     private var groupHolds: [TransactionID: HoldRecord] = [:]
     private var groupResolved: [TransactionID: HoldResolution.Outcome] = [:]
     private var groupReversed: Set<TransactionID> = []
+    /// Reused for every hash of the batch.
+    private var scratch: [UInt8] = []
 
     private struct Planned {
         var record: TransactionRecord
@@ -74,14 +76,83 @@ struct PostingBatch {
 
     // MARK: Groups
 
-    private mutating func runGroup(_ group: ArraySlice<PostingRequest>) throws -> [PostingResult] {
+    private mutating func resetGroup() {
         undo.removeAll(keepingCapacity: true)
         undoIDs.removeAll(keepingCapacity: true)
         planned.removeAll(keepingCapacity: true)
-        if !groupKeys.isEmpty { groupKeys.removeAll() }
-        if !groupHolds.isEmpty { groupHolds.removeAll() }
-        if !groupResolved.isEmpty { groupResolved.removeAll() }
-        if !groupReversed.isEmpty { groupReversed.removeAll() }
+        // Keep the storage: a batch of single requests would otherwise allocate per request.
+        if !groupKeys.isEmpty { groupKeys.removeAll(keepingCapacity: true) }
+        if !groupHolds.isEmpty { groupHolds.removeAll(keepingCapacity: true) }
+        if !groupResolved.isEmpty { groupResolved.removeAll(keepingCapacity: true) }
+        if !groupReversed.isEmpty { groupReversed.removeAll(keepingCapacity: true) }
+    }
+
+    private mutating func rollBackGroup(firstID: TransactionID) {
+        for account in undo.reversed() {
+            accounts[account.id] = account
+        }
+        nextID = firstID
+    }
+
+    /// The answer for a key seen before: its first result, or a conflict.
+    private func replay(_ existing: IdempotencyRecord, requestHash: [UInt8]) -> PostingResult {
+        guard existing.requestHash == requestHash else {
+            return .refused(.keyReusedWithDifferentRequest, replayed: false)
+        }
+        if let id = existing.transactionID {
+            return .committed(id, replayed: true)
+        }
+        return .refused(existing.refusal ?? .transactionNotFound, replayed: true)
+    }
+
+    /// A request that is not linked to others: planned optimistically, then the key is
+    /// claimed with one insert that doubles as the idempotency lookup. A key seen before
+    /// (rare) costs the undo of the in-memory plan and one read.
+    private mutating func runSingle(_ request: PostingRequest) throws -> PostingResult {
+        resetGroup()
+        if request.key.isEmpty {
+            return .refused(.keyMustNotBeEmpty, replayed: false)
+        }
+        if request.key.utf8.count > limits.keyBytesMax {
+            return .refused(.keyTooLong, replayed: false)
+        }
+        let hash = request.canonicalHash(scratch: &scratch)
+        let firstID = nextID
+        var plan: Planned
+        do {
+            if request.memo.utf8.count > limits.memoBytesMax {
+                throw LedgerRefusal.memoTooLong
+            }
+            plan = try makePlan(request, requestHash: hash)
+        } catch let refusal as LedgerRefusal {
+            rollBackGroup(firstID: firstID)
+            if let existing = try tx.idempotencyRecord(key: request.key) {
+                return replay(existing, requestHash: hash)
+            }
+            if refusal.isRemembered {
+                try tx.insertIdempotency(IdempotencyRecord(key: request.key, requestHash: hash, transactionID: nil, refusal: refusal, recordedAt: now))
+            }
+            return .refused(refusal, replayed: false)
+        }
+        let claimed = try tx.insertIdempotencyIfAbsent(IdempotencyRecord(key: request.key, requestHash: hash, transactionID: plan.record.id, refusal: nil, recordedAt: now))
+        guard claimed else {
+            rollBackGroup(firstID: firstID)
+            guard let existing = try tx.idempotencyRecord(key: request.key) else {
+                throw LedgerError(.corrupt, "an idempotency key conflicted but cannot be read back", context: request.key)
+            }
+            return replay(existing, requestHash: hash)
+        }
+        nextID += 1
+        try write(&plan)
+        markStagedDirty()
+        return .committed(plan.record.id, replayed: false)
+    }
+
+    private mutating func runGroup(_ group: ArraySlice<PostingRequest>) throws -> [PostingResult] {
+        if group.count == 1 {
+            return [try runSingle(group[group.startIndex])]
+        }
+        resetGroup()
         let firstID = nextID
 
         var results: [PostingResult] = []
@@ -106,10 +177,7 @@ struct PostingBatch {
             return results
         }
         // Undo the group in memory; nothing of it was written.
-        for account in undo.reversed() {
-            accounts[account.id] = account
-        }
-        nextID = firstID
+        rollBackGroup(firstID: firstID)
         var groupResults: [PostingResult] = []
         groupResults.reserveCapacity(group.count)
         for offset in 0..<group.count {
@@ -129,21 +197,30 @@ struct PostingBatch {
 
     private mutating func commitPlanned() throws {
         for var plan in planned {
-            plan.record.prevHash = head.hash
-            plan.record.hash = HashChain.hash(of: plan.record, entries: plan.entries, hold: plan.hold)
-            try tx.insertTransaction(plan.record)
-            for entry in plan.entries {
-                try tx.insertEntry(entry)
-            }
-            if let hold = plan.hold {
-                try tx.insertHold(hold)
-            }
-            if let resolution = plan.resolution {
-                try tx.insertHoldResolution(resolution)
-            }
             try tx.insertIdempotency(IdempotencyRecord(key: plan.record.key, requestHash: plan.requestHash, transactionID: plan.record.id, refusal: nil, recordedAt: now))
-            head = ChainHead(id: plan.record.id, hash: plan.record.hash, recordedAt: now)
+            try write(&plan)
         }
+        markStagedDirty()
+    }
+
+    /// Chains the plan onto the journal and writes its rows (not its idempotency row).
+    private mutating func write(_ plan: inout Planned) throws {
+        plan.record.prevHash = head.hash
+        plan.record.hash = HashChain.hash(of: plan.record, entries: plan.entries, hold: plan.hold, scratch: &scratch)
+        try tx.insertTransaction(plan.record)
+        for entry in plan.entries {
+            try tx.insertEntry(entry)
+        }
+        if let hold = plan.hold {
+            try tx.insertHold(hold)
+        }
+        if let resolution = plan.resolution {
+            try tx.insertHoldResolution(resolution)
+        }
+        head = ChainHead(id: plan.record.id, hash: plan.record.hash, recordedAt: now)
+    }
+
+    private mutating func markStagedDirty() {
         for account in undo where !dirty.contains(account.id) {
             dirty.insert(account.id)
             dirtyOrder.append(account.id)
@@ -159,7 +236,7 @@ struct PostingBatch {
         if request.key.utf8.count > limits.keyBytesMax {
             return .refused(.keyTooLong, requestHash: nil)
         }
-        let hash = request.canonicalHash()
+        let hash = request.canonicalHash(scratch: &scratch)
         let existing: IdempotencyRecord?
         if let inGroup = groupKeys[request.key] {
             existing = inGroup
@@ -167,13 +244,11 @@ struct PostingBatch {
             existing = try tx.idempotencyRecord(key: request.key)
         }
         if let existing {
-            guard existing.requestHash == hash else {
-                return .refused(.keyReusedWithDifferentRequest, requestHash: nil)
+            switch replay(existing, requestHash: hash) {
+            case .committed(let id, _): return .replayedCommit(id)
+            case .refused(.keyReusedWithDifferentRequest, _): return .refused(.keyReusedWithDifferentRequest, requestHash: nil)
+            case .refused(let refusal, _): return .replayedRefusal(refusal)
             }
-            if let id = existing.transactionID {
-                return .replayedCommit(id)
-            }
-            return .replayedRefusal(existing.refusal ?? .transactionNotFound)
         }
         do {
             if request.memo.utf8.count > limits.memoBytesMax {
@@ -297,56 +372,62 @@ struct PostingBatch {
     /// Books legs against the accounts (after releasing a hold, when posting one), enforcing
     /// every account rule on the result; returns the entries with running balances.
     private mutating func apply(legs: [Leg], transactionID: TransactionID, allowFrozenDebit: Bool, releasing hold: HoldRecord?) throws -> [EntryRecord] {
+        struct Touched {
+            var account: Account
+            var debited = false
+            var credited = false
+            var runningBalance: Int64
+            var runningSeq: Int64
+        }
         // A handful of accounts: a linear list beats hashing here.
-        var touched: [Account] = []
-        var debited: [Bool] = []
-        var credited: [Bool] = []
-        func index(of id: AccountID) -> Int? { touched.firstIndex { $0.id == id } }
+        var touched: [Touched] = []
+        touched.reserveCapacity(legs.count)
+        func index(of id: AccountID) -> Int? { touched.firstIndex { $0.account.id == id } }
 
         for leg in legs where index(of: leg.accountID) == nil {
             let account = try load(leg.accountID)
             guard account.asset == leg.asset else { throw LedgerRefusal.assetMismatch }
-            touched.append(account)
-            debited.append(false)
-            credited.append(false)
+            touched.append(Touched(account: account, runningBalance: account.balance, runningSeq: account.entrySeq))
         }
-        let before = touched
         if let hold {
-            try releasePending(hold, in: &touched)
-        }
-        for leg in legs {
-            let i = index(of: leg.accountID)!
-            if leg.side == .debit {
-                let (total, overflow) = touched[i].debitsPosted.addingReportingOverflow(leg.amount)
-                guard !overflow else { throw LedgerRefusal.balanceOverflow }
-                touched[i].debitsPosted = total
-                debited[i] = true
-            } else {
-                let (total, overflow) = touched[i].creditsPosted.addingReportingOverflow(leg.amount)
-                guard !overflow else { throw LedgerRefusal.balanceOverflow }
-                touched[i].creditsPosted = total
-                credited[i] = true
+            guard let d = index(of: hold.debitAccountID), let c = index(of: hold.creditAccountID),
+                  touched[d].account.debitsPending >= hold.amount, touched[c].account.creditsPending >= hold.amount
+            else {
+                throw LedgerError(.corrupt, "an open hold is not covered by its accounts' pending totals", context: "hold \(hold.id)")
             }
+            touched[d].account.debitsPending -= hold.amount
+            touched[c].account.creditsPending -= hold.amount
         }
-        for i in touched.indices {
-            try check(touched[i], debited: debited[i], credited: credited[i], allowFrozenDebit: allowFrozenDebit)
-        }
-
         var entries: [EntryRecord] = []
         entries.reserveCapacity(legs.count)
-        var running = before.map { (balance: $0.balance, seq: $0.entrySeq) }
         for (legIndex, leg) in legs.enumerated() {
             let i = index(of: leg.accountID)!
-            running[i].balance += leg.side == .credit ? leg.amount : -leg.amount
-            running[i].seq += 1
+            if leg.side == .debit {
+                let (total, overflow) = touched[i].account.debitsPosted.addingReportingOverflow(leg.amount)
+                guard !overflow else { throw LedgerRefusal.balanceOverflow }
+                touched[i].account.debitsPosted = total
+                touched[i].debited = true
+                touched[i].runningBalance -= leg.amount
+            } else {
+                let (total, overflow) = touched[i].account.creditsPosted.addingReportingOverflow(leg.amount)
+                guard !overflow else { throw LedgerRefusal.balanceOverflow }
+                touched[i].account.creditsPosted = total
+                touched[i].credited = true
+                touched[i].runningBalance += leg.amount
+            }
+            touched[i].runningSeq += 1
             entries.append(EntryRecord(
                 transactionID: transactionID, leg: legIndex, accountID: leg.accountID, asset: leg.asset,
-                side: leg.side, amount: leg.amount, balanceAfter: running[i].balance,
-                accountSeq: running[i].seq, recordedAt: now))
+                side: leg.side, amount: leg.amount, balanceAfter: touched[i].runningBalance,
+                accountSeq: touched[i].runningSeq, recordedAt: now))
         }
-        for i in touched.indices {
-            touched[i].entrySeq = running[i].seq
-            stage(touched[i])
+        for item in touched {
+            try check(item.account, debited: item.debited, credited: item.credited, allowFrozenDebit: allowFrozenDebit)
+        }
+        for item in touched {
+            var account = item.account
+            account.entrySeq = item.runningSeq
+            stage(account)
         }
         return entries
     }
@@ -384,21 +465,18 @@ struct PostingBatch {
 
     /// Voids or expires a hold: the reserved amount is free again; no rule can refuse that.
     private mutating func release(_ hold: HoldRecord) throws {
-        var touched = [try load(hold.debitAccountID), try load(hold.creditAccountID)]
-        try releasePending(hold, in: &touched)
-        stage(touched[0])
-        stage(touched[1])
-    }
-
-    private func releasePending(_ hold: HoldRecord, in touched: inout [Account]) throws {
-        guard let d = touched.firstIndex(where: { $0.id == hold.debitAccountID }),
-              let c = touched.firstIndex(where: { $0.id == hold.creditAccountID }),
-              touched[d].debitsPending >= hold.amount, touched[c].creditsPending >= hold.amount
-        else {
-            throw LedgerError(.corrupt, "an open hold is not covered by its accounts' pending totals", context: "hold \(hold.id)")
+        var debit = try load(hold.debitAccountID)
+        guard debit.debitsPending >= hold.amount else {
+            throw LedgerError(.corrupt, "an open hold is not covered by its debit account's pending total", context: "hold \(hold.id)")
         }
-        touched[d].debitsPending -= hold.amount
-        touched[c].creditsPending -= hold.amount
+        debit.debitsPending -= hold.amount
+        stage(debit)
+        var credit = try load(hold.creditAccountID)
+        guard credit.creditsPending >= hold.amount else {
+            throw LedgerError(.corrupt, "an open hold is not covered by its credit account's pending total", context: "hold \(hold.id)")
+        }
+        credit.creditsPending -= hold.amount
+        stage(credit)
     }
 
     private func openHold(_ holdID: TransactionID) throws -> HoldRecord {

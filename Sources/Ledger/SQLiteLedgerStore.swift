@@ -66,7 +66,7 @@ public final class SQLiteLedgerStore: LedgerStore {
 /// One transaction's view of the ledger tables, with its prepared statements.
 final class SQLiteLedgerSession: LedgerWriting {
     private let connection: OpaquePointer
-    private var statements: [String: RawStatement] = [:]
+    private var statements = [RawStatement?](repeating: nil, count: Query.allCases.count)
 
     init(db: Database) throws {
         guard let connection = db.sqliteConnection else {
@@ -75,14 +75,100 @@ final class SQLiteLedgerSession: LedgerWriting {
         self.connection = connection
     }
 
-    private func statement(_ sql: String) throws(LedgerError) -> RawStatement {
-        if let statement = statements[sql] {
+    private func statement(_ query: Query) throws(LedgerError) -> RawStatement {
+        if let statement = statements[query.rawValue] {
             return statement
         }
-        let statement = try RawStatement(connection: connection, sql: sql)
-        statements[sql] = statement
+        let statement = try RawStatement(connection: connection, sql: query.sql)
+        statements[query.rawValue] = statement
         return statement
     }
+    /// Every statement of the session, prepared once per transaction and looked up by index.
+    enum Query: Int, CaseIterable {
+        case accountByID
+        case accountByCode
+        case allAccounts
+        case insertAccount
+        case updateRules
+        case logRuleChange
+        case saveTotals
+        case idempotencyByKey
+        case insertIdempotency
+        case insertIdempotencyIfAbsent
+        case transactionByID
+        case insertTransaction
+        case reversalOf
+        case chainHead
+        case insertEntry
+        case entriesOfTransaction
+        case lastEntryAtOrBefore
+        case entriesOfAccount
+        case holdByID
+        case insertHold
+        case resolutionOfHold
+        case insertResolution
+        case expiredOpenHolds
+
+        var sql: String {
+            switch self {
+            case .accountByID: "SELECT \(SQLiteLedgerSession.accountColumns) FROM ledger_accounts WHERE id = ?"
+            case .accountByCode: "SELECT \(SQLiteLedgerSession.accountColumns) FROM ledger_accounts WHERE code = ?"
+            case .allAccounts: "SELECT \(SQLiteLedgerSession.accountColumns) FROM ledger_accounts ORDER BY id"
+            case .insertAccount: """
+                INSERT INTO ledger_accounts (code, asset, kind, debits_must_not_exceed_credits,
+                    credits_must_not_exceed_debits, overdraft_limit, frozen, closed, created_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """
+            case .updateRules: """
+                UPDATE ledger_accounts SET debits_must_not_exceed_credits = ?, credits_must_not_exceed_debits = ?,
+                    overdraft_limit = ?, frozen = ?, closed = ? WHERE id = ?
+                """
+            case .logRuleChange: """
+                INSERT INTO ledger_account_rule_changes (account_id, debits_must_not_exceed_credits,
+                    credits_must_not_exceed_debits, overdraft_limit, frozen, closed, reason, at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """
+            case .saveTotals: """
+                UPDATE ledger_accounts SET debits_posted = ?, credits_posted = ?, debits_pending = ?,
+                    credits_pending = ?, entry_seq = ? WHERE id = ?
+                """
+            case .idempotencyByKey: "SELECT request_hash, transaction_id, refusal, recorded_at FROM ledger_idempotency WHERE key = ?"
+            case .insertIdempotency: "INSERT INTO ledger_idempotency (key, request_hash, transaction_id, refusal, recorded_at) VALUES (?, ?, ?, ?, ?)"
+            case .insertIdempotencyIfAbsent: "INSERT INTO ledger_idempotency (key, request_hash, transaction_id, refusal, recorded_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING"
+            case .transactionByID: "SELECT \(SQLiteLedgerSession.transactionColumns) FROM ledger_transactions WHERE id = ?"
+            case .insertTransaction: """
+                INSERT INTO ledger_transactions (id, kind, idempotency_key, ref_id, recorded_at, effective_at, memo, prev_hash, hash)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """
+            case .reversalOf: "SELECT id FROM ledger_transactions WHERE ref_id = ? AND kind = 'reversal'"
+            case .chainHead: "SELECT id, hash, recorded_at FROM ledger_transactions ORDER BY id DESC LIMIT 1"
+            case .insertEntry: "INSERT INTO ledger_entries (\(SQLiteLedgerSession.entryColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            case .entriesOfTransaction: "SELECT \(SQLiteLedgerSession.entryColumns) FROM ledger_entries WHERE transaction_id = ? ORDER BY leg"
+            case .lastEntryAtOrBefore: """
+                SELECT \(SQLiteLedgerSession.entryColumns) FROM ledger_entries
+                WHERE account_id = ? AND recorded_at <= ?
+                ORDER BY recorded_at DESC, account_seq DESC LIMIT 1
+                """
+            case .entriesOfAccount: """
+                SELECT \(SQLiteLedgerSession.entryColumns) FROM ledger_entries
+                WHERE account_id = ? AND account_seq < ?
+                ORDER BY recorded_at DESC, account_seq DESC LIMIT ?
+                """
+            case .holdByID: "SELECT id, debit_account_id, credit_account_id, asset, amount, expires_at FROM ledger_holds WHERE id = ?"
+            case .insertHold: "INSERT INTO ledger_holds (id, debit_account_id, credit_account_id, asset, amount, expires_at) VALUES (?, ?, ?, ?, ?, ?)"
+            case .resolutionOfHold: "SELECT transaction_id, outcome, amount_posted FROM ledger_hold_resolutions WHERE hold_id = ?"
+            case .insertResolution: "INSERT INTO ledger_hold_resolutions (hold_id, transaction_id, outcome, amount_posted) VALUES (?, ?, ?, ?)"
+            case .expiredOpenHolds: """
+                SELECT h.id, h.debit_account_id, h.credit_account_id, h.asset, h.amount, h.expires_at
+                FROM ledger_holds h
+                WHERE h.expires_at IS NOT NULL AND h.expires_at <= ?
+                  AND NOT EXISTS (SELECT 1 FROM ledger_hold_resolutions r WHERE r.hold_id = h.id)
+                ORDER BY h.expires_at, h.id LIMIT ?
+                """
+            }
+        }
+    }
+
 
     private func execute(_ sql: String) throws(LedgerError) {
         let code = sqlite3_exec(connection, sql, nil, nil, nil)
@@ -117,21 +203,21 @@ final class SQLiteLedgerSession: LedgerWriting {
     }
 
     func account(id: AccountID) throws -> Account? {
-        let row = try statement("SELECT \(Self.accountColumns) FROM ledger_accounts WHERE id = ?")
+        let row = try statement(.accountByID)
         defer { row.reset() }
         row.bind(1, id)
         return try row.step() ? try readAccount(row) : nil
     }
 
     func account(code: String) throws -> Account? {
-        let row = try statement("SELECT \(Self.accountColumns) FROM ledger_accounts WHERE code = ?")
+        let row = try statement(.accountByCode)
         defer { row.reset() }
         row.bind(1, code)
         return try row.step() ? try readAccount(row) : nil
     }
 
     func allAccounts() throws -> [Account] {
-        let row = try statement("SELECT \(Self.accountColumns) FROM ledger_accounts ORDER BY id")
+        let row = try statement(.allAccounts)
         defer { row.reset() }
         var accounts: [Account] = []
         while try row.step() {
@@ -144,11 +230,7 @@ final class SQLiteLedgerSession: LedgerWriting {
         if try account(code: spec.code) != nil {
             throw LedgerError(.accountCodeTaken, "an account with this code already exists", context: spec.code)
         }
-        let insert = try statement("""
-            INSERT INTO ledger_accounts (code, asset, kind, debits_must_not_exceed_credits,
-                credits_must_not_exceed_debits, overdraft_limit, frozen, closed, created_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """)
+        let insert = try statement(.insertAccount)
         insert.bind(1, spec.code)
         insert.bind(2, spec.asset.rawValue)
         insert.bind(3, spec.kind.rawValue)
@@ -164,15 +246,8 @@ final class SQLiteLedgerSession: LedgerWriting {
     }
 
     func updateRules(_ change: AccountRuleChange) throws {
-        let update = try statement("""
-            UPDATE ledger_accounts SET debits_must_not_exceed_credits = ?, credits_must_not_exceed_debits = ?,
-                overdraft_limit = ?, frozen = ?, closed = ? WHERE id = ?
-            """)
-        let log = try statement("""
-            INSERT INTO ledger_account_rule_changes (account_id, debits_must_not_exceed_credits,
-                credits_must_not_exceed_debits, overdraft_limit, frozen, closed, reason, at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-            """)
+        let update = try statement(.updateRules)
+        let log = try statement(.logRuleChange)
         let rules = change.rules
         update.bind(1, rules.debitsMustNotExceedCredits ? 1 : 0)
         update.bind(2, rules.creditsMustNotExceedDebits ? 1 : 0)
@@ -193,10 +268,7 @@ final class SQLiteLedgerSession: LedgerWriting {
     }
 
     func saveTotals(_ account: Account) throws {
-        let update = try statement("""
-            UPDATE ledger_accounts SET debits_posted = ?, credits_posted = ?, debits_pending = ?,
-                credits_pending = ?, entry_seq = ? WHERE id = ?
-            """)
+        let update = try statement(.saveTotals)
         update.bind(1, account.debitsPosted)
         update.bind(2, account.creditsPosted)
         update.bind(3, account.debitsPending)
@@ -209,7 +281,7 @@ final class SQLiteLedgerSession: LedgerWriting {
     // MARK: Idempotency
 
     func idempotencyRecord(key: String) throws -> IdempotencyRecord? {
-        let row = try statement("SELECT request_hash, transaction_id, refusal, recorded_at FROM ledger_idempotency WHERE key = ?")
+        let row = try statement(.idempotencyByKey)
         defer { row.reset() }
         row.bind(1, key)
         guard try row.step() else { return nil }
@@ -224,13 +296,21 @@ final class SQLiteLedgerSession: LedgerWriting {
     }
 
     func insertIdempotency(_ record: IdempotencyRecord) throws {
-        let insert = try statement("INSERT INTO ledger_idempotency (key, request_hash, transaction_id, refusal, recorded_at) VALUES (?, ?, ?, ?, ?)")
+        try bindIdempotency(record, to: try statement(.insertIdempotency)).run()
+    }
+
+    func insertIdempotencyIfAbsent(_ record: IdempotencyRecord) throws -> Bool {
+        try bindIdempotency(record, to: try statement(.insertIdempotencyIfAbsent)).run()
+        return sqlite3_changes(connection) == 1
+    }
+
+    private func bindIdempotency(_ record: IdempotencyRecord, to insert: RawStatement) -> RawStatement {
         insert.bind(1, record.key)
         insert.bind(2, bytes: record.requestHash)
         insert.bind(3, record.transactionID)
         insert.bind(4, record.refusal?.rawValue)
         insert.bind(5, record.recordedAt)
-        try insert.run()
+        return insert
     }
 
     // MARK: Journal
@@ -248,17 +328,14 @@ final class SQLiteLedgerSession: LedgerWriting {
     }
 
     func transaction(id: TransactionID) throws -> TransactionRecord? {
-        let row = try statement("SELECT \(Self.transactionColumns) FROM ledger_transactions WHERE id = ?")
+        let row = try statement(.transactionByID)
         defer { row.reset() }
         row.bind(1, id)
         return try row.step() ? try readTransaction(row) : nil
     }
 
     func insertTransaction(_ record: TransactionRecord) throws {
-        let insert = try statement("""
-            INSERT INTO ledger_transactions (id, kind, idempotency_key, ref_id, recorded_at, effective_at, memo, prev_hash, hash)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """)
+        let insert = try statement(.insertTransaction)
         insert.bind(1, record.id)
         insert.bind(2, record.kind.rawValue)
         insert.bind(3, record.key)
@@ -272,14 +349,14 @@ final class SQLiteLedgerSession: LedgerWriting {
     }
 
     func reversal(of id: TransactionID) throws -> TransactionID? {
-        let row = try statement("SELECT id FROM ledger_transactions WHERE ref_id = ? AND kind = 'reversal'")
+        let row = try statement(.reversalOf)
         defer { row.reset() }
         row.bind(1, id)
         return try row.step() ? row.int64(0) : nil
     }
 
     func chainHead() throws -> ChainHead? {
-        let row = try statement("SELECT id, hash, recorded_at FROM ledger_transactions ORDER BY id DESC LIMIT 1")
+        let row = try statement(.chainHead)
         defer { row.reset() }
         return try row.step() ? ChainHead(id: row.int64(0), hash: row.bytes(1), recordedAt: row.int64(2)) : nil
     }
@@ -299,7 +376,7 @@ final class SQLiteLedgerSession: LedgerWriting {
     }
 
     func insertEntry(_ entry: EntryRecord) throws {
-        let insert = try statement("INSERT INTO ledger_entries (\(Self.entryColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+        let insert = try statement(.insertEntry)
         insert.bind(1, entry.transactionID)
         insert.bind(2, Int64(entry.leg))
         insert.bind(3, entry.accountID)
@@ -313,7 +390,7 @@ final class SQLiteLedgerSession: LedgerWriting {
     }
 
     func entries(transactionID: TransactionID) throws -> [EntryRecord] {
-        let row = try statement("SELECT \(Self.entryColumns) FROM ledger_entries WHERE transaction_id = ? ORDER BY leg")
+        let row = try statement(.entriesOfTransaction)
         defer { row.reset() }
         row.bind(1, transactionID)
         var entries: [EntryRecord] = []
@@ -324,11 +401,7 @@ final class SQLiteLedgerSession: LedgerWriting {
     }
 
     func lastEntry(accountID: AccountID, recordedAtOrBefore asOf: TimestampMicros) throws -> EntryRecord? {
-        let row = try statement("""
-            SELECT \(Self.entryColumns) FROM ledger_entries
-            WHERE account_id = ? AND recorded_at <= ?
-            ORDER BY recorded_at DESC, account_seq DESC LIMIT 1
-            """)
+        let row = try statement(.lastEntryAtOrBefore)
         defer { row.reset() }
         row.bind(1, accountID)
         row.bind(2, asOf)
@@ -336,11 +409,7 @@ final class SQLiteLedgerSession: LedgerWriting {
     }
 
     func entries(accountID: AccountID, beforeSeq: Int64?, limit: Int) throws -> [EntryRecord] {
-        let row = try statement("""
-            SELECT \(Self.entryColumns) FROM ledger_entries
-            WHERE account_id = ? AND account_seq < ?
-            ORDER BY recorded_at DESC, account_seq DESC LIMIT ?
-            """)
+        let row = try statement(.entriesOfAccount)
         defer { row.reset() }
         row.bind(1, accountID)
         row.bind(2, beforeSeq ?? Int64.max)
@@ -362,14 +431,14 @@ final class SQLiteLedgerSession: LedgerWriting {
     }
 
     func hold(id: TransactionID) throws -> HoldRecord? {
-        let row = try statement("SELECT id, debit_account_id, credit_account_id, asset, amount, expires_at FROM ledger_holds WHERE id = ?")
+        let row = try statement(.holdByID)
         defer { row.reset() }
         row.bind(1, id)
         return try row.step() ? try readHold(row) : nil
     }
 
     func insertHold(_ hold: HoldRecord) throws {
-        let insert = try statement("INSERT INTO ledger_holds (id, debit_account_id, credit_account_id, asset, amount, expires_at) VALUES (?, ?, ?, ?, ?, ?)")
+        let insert = try statement(.insertHold)
         insert.bind(1, hold.id)
         insert.bind(2, hold.debitAccountID)
         insert.bind(3, hold.creditAccountID)
@@ -380,7 +449,7 @@ final class SQLiteLedgerSession: LedgerWriting {
     }
 
     func holdResolution(holdID: TransactionID) throws -> HoldResolution? {
-        let row = try statement("SELECT transaction_id, outcome, amount_posted FROM ledger_hold_resolutions WHERE hold_id = ?")
+        let row = try statement(.resolutionOfHold)
         defer { row.reset() }
         row.bind(1, holdID)
         guard try row.step() else { return nil }
@@ -391,7 +460,7 @@ final class SQLiteLedgerSession: LedgerWriting {
     }
 
     func insertHoldResolution(_ resolution: HoldResolution) throws {
-        let insert = try statement("INSERT INTO ledger_hold_resolutions (hold_id, transaction_id, outcome, amount_posted) VALUES (?, ?, ?, ?)")
+        let insert = try statement(.insertResolution)
         insert.bind(1, resolution.holdID)
         insert.bind(2, resolution.transactionID)
         insert.bind(3, resolution.outcome.rawValue)
@@ -400,13 +469,7 @@ final class SQLiteLedgerSession: LedgerWriting {
     }
 
     func expiredOpenHolds(asOf: TimestampMicros, limit: Int) throws -> [HoldRecord] {
-        let row = try statement("""
-            SELECT h.id, h.debit_account_id, h.credit_account_id, h.asset, h.amount, h.expires_at
-            FROM ledger_holds h
-            WHERE h.expires_at IS NOT NULL AND h.expires_at <= ?
-              AND NOT EXISTS (SELECT 1 FROM ledger_hold_resolutions r WHERE r.hold_id = h.id)
-            ORDER BY h.expires_at, h.id LIMIT ?
-            """)
+        let row = try statement(.expiredOpenHolds)
         defer { row.reset() }
         row.bind(1, asOf)
         row.bind(2, Int64(limit))

@@ -1,0 +1,52 @@
+import ArgumentParser
+import Ledger
+
+/// The exit codes operators script against (`cli.md`): fixed, never renumbered.
+public enum ExitStatus: Int32, Sendable {
+    case success = 0
+    /// The operation was refused: insufficient funds, locked, limit, invalid input.
+    case refused = 1
+    /// The command line itself was wrong.
+    case usage = 2
+    /// A report or check found breaks.
+    case breaks = 3
+    /// An infrastructure fault: database locked or unreadable, feed unreachable.
+    case infrastructure = 4
+}
+
+/// An error the CLI reports with a code, a message and an exit status.
+public struct CLIFailure: Error, Sendable, CustomStringConvertible {
+    public var status: ExitStatus
+    /// A stable snake_case name for scripts.
+    public var code: String
+    public var message: String
+
+    public init(_ status: ExitStatus, code: String, _ message: String) {
+        self.status = status
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { message }
+
+    /// Classifies any error thrown by the modules below the CLI.
+    static func from(_ error: any Error) -> CLIFailure {
+        switch error {
+        case let failure as CLIFailure:
+            return failure
+        case let refusal as LedgerRefusal:
+            return CLIFailure(.refused, code: refusal.rawValue, refusal.explanation)
+        case let parse as MoneyParseError:
+            return CLIFailure(.refused, code: "invalid_amount", parse.description)
+        case let ledger as LedgerError:
+            switch ledger.code {
+            case .storage, .busy, .corrupt:
+                return CLIFailure(.infrastructure, code: ledger.code.rawValue, ledger.description)
+            case .batchTooLarge, .accountCodeTaken, .accountNotFound, .invalidAccount:
+                return CLIFailure(.refused, code: ledger.code.rawValue, ledger.description)
+            }
+        default:
+            return CLIFailure(.infrastructure, code: "internal", String(describing: error))
+        }
+    }
+}

@@ -1,0 +1,20 @@
+import ArgumentParser
+import Foundation
+
+/// `--db` and `--json`, accepted after the command words like every other option.
+struct GlobalOptions: ParsableArguments {
+    @Option(name: .long, help: "The database file (default: $QDWALLET_DB, else ./qdwallet.sqlite); created on first use.")
+    var db: String?
+
+    @Flag(name: .long, help: "Write one JSON document to stdout instead of text.")
+    var json = false
+
+    /// The database path after the environment and the default.
+    var databasePath: String {
+        if let db, !db.isEmpty { return db }
+        if let fromEnvironment = ProcessInfo.processInfo.environment["QDWALLET_DB"], !fromEnvironment.isEmpty {
+            return fromEnvironment
+        }
+        return "./qdwallet.sqlite"
+    }
+}
