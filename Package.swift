@@ -59,7 +59,10 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "CLITests",
-            dependencies: ["QDWalletCLI", "Ledger", "qdwallet"],
+            dependencies: [
+                "QDWalletCLI", "Ledger", "qdwallet",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
             swiftSettings: strict),
     ]
 )

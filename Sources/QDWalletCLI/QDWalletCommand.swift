@@ -19,26 +19,23 @@ public struct QDWalletCommand: ParsableCommand {
         let wantsJSON = (arguments ?? Array(CommandLine.arguments.dropFirst())).contains("--json")
         do {
             var command = try parseAsRoot(arguments)
-            do {
-                try command.run()
-            } catch let exit as ExitCode {
-                Foundation.exit(exit.rawValue)
-            } catch {
-                let failure = CLIFailure.from(error)
-                Output.failure(failure, json: wantsJSON)
-                Foundation.exit(failure.status.rawValue)
-            }
+            try command.run()
             Foundation.exit(ExitStatus.success.rawValue)
+        } catch let exit as ExitCode {
+            Foundation.exit(exit.rawValue)
         } catch {
-            // Parsing failed, or --help / --version asked for.
-            let code = exitCode(for: error)
-            if code == .success {
+            // Help, version and usage errors come from the parser (or from a command group's
+            // default `run`); everything else from the modules below.
+            let parserCode = exitCode(for: error)
+            if parserCode == .success {
                 print(fullMessage(for: error))
-                Foundation.exit(0)
+                Foundation.exit(ExitStatus.success.rawValue)
             }
-            let failure = CLIFailure(.usage, code: "usage", fullMessage(for: error))
+            let failure = parserCode == .validationFailure
+                ? CLIFailure(.usage, code: "usage", fullMessage(for: error))
+                : CLIFailure.from(error)
             Output.failure(failure, json: wantsJSON)
-            Foundation.exit(ExitStatus.usage.rawValue)
+            Foundation.exit(failure.status.rawValue)
         }
     }
 }
