@@ -11,6 +11,7 @@ let package = Package(
     products: [
         .executable(name: "qdwallet", targets: ["qdwallet"]),
         .library(name: "Ledger", targets: ["Ledger"]),
+        .library(name: "Wallet", targets: ["Wallet"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -29,9 +30,19 @@ let package = Package(
             ],
             swiftSettings: strict),
         .target(
+            name: "Wallet",
+            dependencies: [
+                "Ledger",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ],
+            swiftSettings: strict),
+        .target(
             name: "QDWalletCLI",
             dependencies: [
                 "Ledger",
+                "Wallet",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -55,6 +66,13 @@ let package = Package(
                 "Ledger",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "PropertyBased", package: "swift-property-based"),
+            ],
+            swiftSettings: strict),
+        .testTarget(
+            name: "WalletTests",
+            dependencies: [
+                "Wallet", "Ledger",
+                .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: strict),
         .testTarget(

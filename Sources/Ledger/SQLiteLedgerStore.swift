@@ -26,12 +26,12 @@ public final class SQLiteLedgerStore: LedgerStore {
     }
 
     public func write<T>(_ body: (any LedgerWriting) throws -> T) throws -> T {
-        try write { _, session in try body(session) }
+        try transaction { _, session in try body(session) }
     }
 
     /// Runs `body` in one immediate write transaction, with the GRDB connection for the
     /// caller's own tables and the ledger session on the same connection.
-    public func write<T>(_ body: (Database, any LedgerWriting) throws -> T) throws -> T {
+    public func transaction<T>(_ body: (Database, any LedgerWriting) throws -> T) throws -> T {
         try Self.mapErrors {
             try pool.writeWithoutTransaction { db in
                 var result: T?

@@ -1,0 +1,81 @@
+import Crypto
+import Foundation
+
+/// The operator's 32-byte key for personal data at rest (ID numbers, names given for
+/// verification, card numbers), base64 in `QDWALLET_DATA_KEY` or in the file named by
+/// `QDWALLET_DATA_KEY_FILE`.
+public struct DataKey: Sendable {
+    private let keyBytes: [UInt8]
+    var key: SymmetricKey { SymmetricKey(data: keyBytes) }
+    /// The first 8 bytes of SHA-256 of the key: stored with each sealed value, so a value
+    /// sealed under another key is recognised (and key rotation can find what to re-seal).
+    public let keyID: [UInt8]
+
+    /// Wraps raw key bytes (32 of them).
+    public init(bytes: [UInt8]) throws(WalletError) {
+        guard bytes.count == 32 else {
+            throw WalletError(.dataKey, "the data key must be 32 bytes (base64 of 32 random bytes, e.g. `openssl rand -base64 32`)")
+        }
+        keyBytes = bytes
+        keyID = Array(SHA256.hash(data: bytes).prefix(8))
+    }
+
+    /// Reads the key from the environment, with an error that says what to set.
+    public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws(WalletError) -> DataKey {
+        var encoded: String?
+        if let value = environment["QDWALLET_DATA_KEY"], !value.isEmpty {
+            encoded = value
+        } else if let path = environment["QDWALLET_DATA_KEY_FILE"], !path.isEmpty {
+            guard let contents = FileManager.default.contents(atPath: path) else {
+                throw WalletError(.dataKey, "QDWALLET_DATA_KEY_FILE names a file that cannot be read")
+            }
+            encoded = String(decoding: contents, as: UTF8.self)
+        }
+        guard let encoded else {
+            throw WalletError(.dataKey, "this command needs the personal-data key: set QDWALLET_DATA_KEY (base64 of 32 bytes) or QDWALLET_DATA_KEY_FILE (a file holding it)")
+        }
+        guard let data = Data(base64Encoded: encoded.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            throw WalletError(.dataKey, "the data key is not valid base64")
+        }
+        return try DataKey(bytes: Array(data))
+    }
+
+    /// A fresh random key (the demo's and the tests').
+    public static func random() -> DataKey {
+        let key = SymmetricKey(size: .bits256)
+        return key.withUnsafeBytes { try! DataKey(bytes: Array($0)) }
+    }
+
+    /// The key as base64, for the demo to hand to its own child processes.
+    public var base64: String {
+        Data(keyBytes).base64EncodedString()
+    }
+
+    static let version: UInt8 = 1
+
+    /// AES-256-GCM: version byte, key id, nonce, ciphertext and tag.
+    public func seal(_ plaintext: String) throws -> [UInt8] {
+        let box = try AES.GCM.seal(Data(plaintext.utf8), using: key)
+        guard let combined = box.combined else {
+            throw WalletError(.dataKey, "AES-GCM produced no combined box")
+        }
+        return [Self.version] + keyID + Array(combined)
+    }
+
+    /// Opens a value sealed by `seal`; fails on another key or altered bytes.
+    public func open(_ sealed: [UInt8]) throws -> String {
+        guard sealed.count > 9, sealed[0] == Self.version else {
+            throw WalletError(.corrupt, "a sealed value has an unknown format")
+        }
+        guard Array(sealed[1..<9]) == keyID else {
+            throw WalletError(.dataKey, "a sealed value was written under another data key")
+        }
+        let box = try AES.GCM.SealedBox(combined: Data(sealed[9...]))
+        return String(decoding: try AES.GCM.open(box, using: key), as: UTF8.self)
+    }
+
+    /// A keyed fingerprint (HMAC-SHA256) to find equal values without decrypting them.
+    public func fingerprint(_ value: String) -> [UInt8] {
+        Array(HMAC<SHA256>.authenticationCode(for: Data(("fingerprint:" + value).utf8), using: key))
+    }
+}

@@ -1,0 +1,124 @@
+import Ledger
+
+/// Checks and masks for the personal data a wallet takes in.
+public enum Validation {
+    /// A mainland mobile number: 11 ASCII digits starting with 1.
+    public static func phone(_ text: String) throws(WalletRefusal) -> String {
+        let bytes = Array(text.utf8)
+        guard bytes.count == 11, bytes[0] == UInt8(ascii: "1"), bytes.allSatisfy(isDigit) else {
+            throw .invalidPhone
+        }
+        return text
+    }
+
+    /// A person's name: 1 to 50 characters, no control characters, trimmed.
+    public static func name(_ text: String) throws(WalletRefusal) -> String {
+        let trimmed = text.trimmingSpaces
+        guard !trimmed.isEmpty, trimmed.count <= 50,
+              !trimmed.unicodeScalars.contains(where: { $0.properties.generalCategory == .control || $0.properties.generalCategory == .format })
+        else { throw .invalidName }
+        return trimmed
+    }
+
+    /// An 18-character resident ID number with a valid date of birth and ISO 7064 MOD 11-2
+    /// check character; a lower-case x is read as X.
+    public static func residentID(_ text: String, today: ShanghaiCalendar.Date) throws(WalletRefusal) -> String {
+        let upper = text.uppercased()
+        let bytes = Array(upper.utf8)
+        guard bytes.count == 18, bytes[0..<17].allSatisfy(isDigit),
+              isDigit(bytes[17]) || bytes[17] == UInt8(ascii: "X")
+        else { throw .invalidIDNumber }
+        let digits = bytes[0..<17].map { Int($0 - UInt8(ascii: "0")) }
+        let weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
+        let sum = zip(digits, weights).reduce(0) { $0 + $1.0 * $1.1 }
+        let check = Array("10X98765432".utf8)[sum % 11]
+        guard check == bytes[17] else { throw .invalidIDNumber }
+        let birth = String(decoding: bytes[6..<14], as: UTF8.self)
+        let iso = String(birth.prefix(4)) + "-" + String(birth.dropFirst(4).prefix(2)) + "-" + String(birth.suffix(2))
+        guard let born = ShanghaiCalendar.Date(iso: iso), born.year >= 1900, born <= today else {
+            throw .invalidIDNumber
+        }
+        return upper
+    }
+
+    /// A card number of 16 to 19 digits that passes the Luhn check (spaces allowed in input).
+    public static func cardNumber(_ text: String) throws(WalletRefusal) -> String {
+        let compact = String(text.filter { $0 != " " })
+        let bytes = Array(compact.utf8)
+        guard (16...19).contains(bytes.count), bytes.allSatisfy(isDigit) else { throw .invalidCardNumber }
+        var sum = 0
+        for (index, byte) in bytes.reversed().enumerated() {
+            var digit = Int(byte - UInt8(ascii: "0"))
+            if index % 2 == 1 {
+                digit *= 2
+                if digit > 9 { digit -= 9 }
+            }
+            sum += digit
+        }
+        guard sum % 10 == 0 else { throw .invalidCardNumber }
+        return compact
+    }
+
+    /// A bank code such as ICBC: 2 to 16 ASCII letters or digits, upper-cased.
+    public static func bank(_ text: String) throws(WalletRefusal) -> String {
+        let upper = text.uppercased()
+        guard (2...16).contains(upper.utf8.count), upper.utf8.allSatisfy({ isDigit($0) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0) }) else {
+            throw .invalidBank
+        }
+        return upper
+    }
+
+    /// A payment password: exactly 6 ASCII digits.
+    public static func password(_ text: String) throws(WalletRefusal) -> String {
+        let bytes = Array(text.utf8)
+        guard bytes.count == 6, bytes.allSatisfy(isDigit) else { throw .invalidPassword }
+        return text
+    }
+
+    /// An idempotency key chosen by the caller: 1 to 64 printable ASCII characters.
+    public static func idempotencyKey(_ text: String) throws(WalletRefusal) -> String {
+        let bytes = Array(text.utf8)
+        guard (1...64).contains(bytes.count), bytes.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+            throw .invalidIdempotencyKey
+        }
+        return text
+    }
+
+    static func isDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
+}
+
+/// How personal data is shown: never whole.
+public enum Mask {
+    /// 138****0001
+    public static func phone(_ phone: String) -> String {
+        guard phone.count == 11 else { return "***" }
+        return String(phone.prefix(3)) + "****" + String(phone.suffix(4))
+    }
+
+    /// 张* (first character, then one star per further character, at most three).
+    public static func name(_ name: String) -> String {
+        guard let first = name.first else { return "*" }
+        return String(first) + String(repeating: "*", count: max(1, min(3, name.count - 1)))
+    }
+
+    /// 3702**********123X
+    public static func residentID(_ id: String) -> String {
+        guard id.count == 18 else { return "******************" }
+        return String(id.prefix(4)) + String(repeating: "*", count: 10) + String(id.suffix(4))
+    }
+
+    /// 6222 **** **** 1234
+    public static func card(_ number: String) -> String {
+        guard number.count >= 8 else { return "**** ****" }
+        return String(number.prefix(4)) + " **** **** " + String(number.suffix(4))
+    }
+}
+
+extension String {
+    var trimmingSpaces: String {
+        var scalars = Substring.UnicodeScalarView(unicodeScalars)
+        while let first = scalars.first, first.properties.isWhitespace { scalars.removeFirst() }
+        while let last = scalars.last, last.properties.isWhitespace { scalars.removeLast() }
+        return String(scalars)
+    }
+}

@@ -1,0 +1,33 @@
+import Ledger
+
+/// The wallet's limits and monitoring thresholds; each is a named, configurable bound.
+public struct WalletPolicy: Sendable, Hashable {
+    /// Class I: balance payments since opening, in fen (1,000.00).
+    public var classIBalancePaymentsFenMax: Int64 = 100_000
+    /// Class II: balance payments per calendar year (Asia/Shanghai), in fen (100,000.00).
+    public var classIIYearFenMax: Int64 = 10_000_000
+    /// Class III: balance payments per calendar year, in fen (200,000.00).
+    public var classIIIYearFenMax: Int64 = 20_000_000
+    /// Wrong passwords in a row that raise a security alert.
+    public var wrongPasswordsAlertAt = 3
+    /// Wrong passwords in a row that lock payments.
+    public var wrongPasswordsLockAt = 5
+    /// How long payments stay locked.
+    public var lockDurationMicros: Int64 = 3 * 3_600 * 1_000_000
+    /// A single payment above this raises a security alert (5,000.00).
+    public var largePaymentAlertFen: Int64 = 500_000
+    /// More payments than this within the window raise a security alert.
+    public var paymentsInWindowMax = 5
+    public var paymentsWindowMicros: Int64 = 10 * 60 * 1_000_000
+
+    public init() {}
+
+    /// The balance payment limit of a class and the instant its period started.
+    func limit(forClass kycClass: Int, openedAt: TimestampMicros, now: TimestampMicros) -> (fenMax: Int64, since: TimestampMicros) {
+        switch kycClass {
+        case 3: (classIIIYearFenMax, ShanghaiCalendar.startOfYear(ShanghaiCalendar.date(at: now).year))
+        case 2: (classIIYearFenMax, ShanghaiCalendar.startOfYear(ShanghaiCalendar.date(at: now).year))
+        default: (classIBalancePaymentsFenMax, openedAt)
+        }
+    }
+}

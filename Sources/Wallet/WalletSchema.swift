@@ -1,0 +1,112 @@
+import GRDB
+
+/// The wallet's tables. A migration that has shipped is never edited.
+public enum WalletSchema {
+    /// Registers the wallet's migrations, in order (after the ledger's).
+    public static func register(in migrator: inout DatabaseMigrator) {
+        migrator.registerMigration("wallet-v1") { db in
+            try db.execute(sql: v1)
+        }
+    }
+
+    static let v1 = """
+        CREATE TABLE wallets (
+            id INTEGER PRIMARY KEY,
+            phone TEXT NOT NULL UNIQUE,
+            name TEXT NOT NULL,
+            frozen INTEGER NOT NULL DEFAULT 0 CHECK (frozen IN (0, 1)),
+            kyc_class INTEGER NOT NULL DEFAULT 1 CHECK (kyc_class IN (1, 2, 3)),
+            kyc_verified INTEGER NOT NULL DEFAULT 0 CHECK (kyc_verified IN (0, 1)),
+            opened_at INTEGER NOT NULL,
+            wallet_account_id INTEGER NOT NULL UNIQUE REFERENCES ledger_accounts(id),
+            points_account_id INTEGER NOT NULL UNIQUE REFERENCES ledger_accounts(id),
+            password_hash BLOB,
+            password_salt BLOB,
+            password_iterations INTEGER,
+            failed_password_count INTEGER NOT NULL DEFAULT 0,
+            locked_until INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE TABLE kyc_submissions (
+            id INTEGER PRIMARY KEY,
+            wallet_id INTEGER NOT NULL REFERENCES wallets(id),
+            name_sealed BLOB NOT NULL,
+            id_number_sealed BLOB NOT NULL,
+            id_number_masked TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('submitted', 'approved', 'rejected')),
+            kyc_class INTEGER,
+            reason TEXT,
+            submitted_at INTEGER NOT NULL,
+            reviewed_at INTEGER
+        );
+        CREATE INDEX kyc_submissions_by_wallet ON kyc_submissions(wallet_id, id);
+        CREATE TABLE cards (
+            id INTEGER PRIMARY KEY,
+            wallet_id INTEGER NOT NULL REFERENCES wallets(id),
+            bank TEXT NOT NULL,
+            number_sealed BLOB NOT NULL,
+            number_fingerprint BLOB NOT NULL,
+            masked TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('bound', 'unbound')),
+            bound_at INTEGER NOT NULL,
+            unbound_at INTEGER
+        );
+        CREATE INDEX cards_by_wallet ON cards(wallet_id);
+        CREATE UNIQUE INDEX cards_one_binding ON cards(wallet_id, number_fingerprint) WHERE status = 'bound';
+        CREATE TABLE card_operations (
+            id INTEGER PRIMARY KEY,
+            card_id INTEGER NOT NULL REFERENCES cards(id),
+            wallet_id INTEGER NOT NULL REFERENCES wallets(id),
+            kind TEXT NOT NULL CHECK (kind IN ('topup', 'withdrawal')),
+            amount_fen INTEGER NOT NULL CHECK (amount_fen > 0),
+            status TEXT NOT NULL CHECK (status IN ('pending', 'completed', 'failed')),
+            transaction_id INTEGER NOT NULL UNIQUE,
+            settled_transaction_id INTEGER,
+            created_at INTEGER NOT NULL,
+            settled_at INTEGER
+        );
+        CREATE INDEX card_operations_pending ON card_operations(card_id) WHERE status = 'pending';
+        CREATE TABLE merchants (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            category TEXT NOT NULL,
+            city TEXT NOT NULL,
+            mcc TEXT NOT NULL,
+            account_id INTEGER NOT NULL UNIQUE REFERENCES ledger_accounts(id),
+            created_at INTEGER NOT NULL
+        );
+        CREATE TABLE wallet_movements (
+            id INTEGER PRIMARY KEY,
+            wallet_id INTEGER NOT NULL REFERENCES wallets(id),
+            kind TEXT NOT NULL,
+            counterparty TEXT NOT NULL,
+            category TEXT NOT NULL,
+            amount_fen INTEGER NOT NULL,
+            discount_fen INTEGER NOT NULL DEFAULT 0,
+            points INTEGER NOT NULL DEFAULT 0,
+            balance_payment INTEGER NOT NULL CHECK (balance_payment IN (0, 1)),
+            transaction_id INTEGER NOT NULL,
+            reference TEXT,
+            created_at INTEGER NOT NULL,
+            month TEXT NOT NULL,
+            UNIQUE (wallet_id, transaction_id)
+        );
+        CREATE INDEX wallet_movements_by_wallet ON wallet_movements(wallet_id, created_at);
+        CREATE INDEX wallet_movements_by_month ON wallet_movements(wallet_id, month, kind);
+        CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY,
+            message_id TEXT NOT NULL UNIQUE,
+            wallet_id INTEGER REFERENCES wallets(id),
+            kind TEXT NOT NULL,
+            urgent INTEGER NOT NULL CHECK (urgent IN (0, 1)),
+            payload TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            not_before INTEGER NOT NULL,
+            status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'delivered', 'dead')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            delivered_at INTEGER
+        );
+        CREATE INDEX outbox_pending ON outbox(status, next_attempt_at);
+        """
+}

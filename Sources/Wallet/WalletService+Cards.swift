@@ -1,0 +1,199 @@
+import Foundation
+import GRDB
+import Ledger
+
+extension WalletService {
+    /// A bound card as shown: masked.
+    public struct Card: Sendable, Hashable, Codable {
+        public var id: Int64
+        public var bank: String
+        public var masked: String
+        public var status: String
+    }
+
+    /// Binds a bank card after approved verification; the number is sealed under the data key.
+    public func bindCard(phone: String, cardNumber: String, bank: String) throws -> Card {
+        let phone = try Validation.phone(phone)
+        let number = try Validation.cardNumber(cardNumber)
+        let bank = try Validation.bank(bank)
+        let key = try requireDataKey()
+        return try store.transaction { db, _ in
+            let record = try wallet(db, phone: phone)
+            guard record.kycVerified else { throw WalletRefusal.kycRequired }
+            let fingerprint = key.fingerprint(number)
+            if try Row.fetchOne(db, sql: "SELECT 1 FROM cards WHERE wallet_id = ? AND number_fingerprint = ? AND status = 'bound'", arguments: [record.id, Data(fingerprint)]) != nil {
+                throw WalletRefusal.cardAlreadyBound
+            }
+            let masked = Mask.card(number)
+            try db.execute(
+                sql: "INSERT INTO cards (wallet_id, bank, number_sealed, number_fingerprint, masked, status, bound_at) VALUES (?, ?, ?, ?, ?, 'bound', ?)",
+                arguments: [record.id, bank, Data(try key.seal(number)), Data(fingerprint), masked, now])
+            return Card(id: db.lastInsertedRowID, bank: bank, masked: masked, status: "bound")
+        }
+    }
+
+    /// Unbinds a card, unless a top-up or withdrawal through it is still pending.
+    public func unbindCard(phone: String, cardID: Int64) throws -> Card {
+        let phone = try Validation.phone(phone)
+        return try store.transaction { db, _ in
+            let record = try wallet(db, phone: phone)
+            let card = try boundCard(db, walletID: record.id, cardID: cardID)
+            if try Row.fetchOne(db, sql: "SELECT 1 FROM card_operations WHERE card_id = ? AND status = 'pending'", arguments: [cardID]) != nil {
+                throw WalletRefusal.cardHasPendingOperation
+            }
+            try db.execute(sql: "UPDATE cards SET status = 'unbound', unbound_at = ? WHERE id = ?", arguments: [now, cardID])
+            return Card(id: card.id, bank: card.bank, masked: card.masked, status: "unbound")
+        }
+    }
+
+    /// The wallet's bound cards.
+    public func cards(phone: String) throws -> [Card] {
+        let phone = try Validation.phone(phone)
+        return try store.pool.read { db in
+            let record = try wallet(db, phone: phone)
+            return try Row.fetchAll(db, sql: "SELECT id, bank, masked, status FROM cards WHERE wallet_id = ? AND status = 'bound' ORDER BY id", arguments: [record.id])
+                .map { Card(id: $0["id"], bank: $0["bank"], masked: $0["masked"], status: $0["status"]) }
+        }
+    }
+
+    func boundCard(_ db: Database, walletID: Int64, cardID: Int64) throws -> Card {
+        guard let row = try Row.fetchOne(db, sql: "SELECT id, bank, masked, status FROM cards WHERE id = ? AND wallet_id = ? AND status = 'bound'", arguments: [cardID, walletID]) else {
+            throw WalletRefusal.cardNotFound
+        }
+        return Card(id: row["id"], bank: row["bank"], masked: row["masked"], status: row["status"])
+    }
+
+    // MARK: Top-up and withdrawal
+
+    /// Tops the wallet up from a bound card: bank clearing to wallet, settled at once.
+    public func topUp(phone: String, cardID: Int64, amountFen: Int64, idempotencyKey: String) throws -> Receipt {
+        let phone = try Validation.phone(phone)
+        let key = try Validation.idempotencyKey(idempotencyKey)
+        guard amountFen > 0 else { throw WalletRefusal.invalidAmount }
+        let outcome: Result<Receipt, any Error> = try store.transaction { db, tx in
+            let record = try wallet(db, phone: phone)
+            let bank = try systemAccount(tx, SystemAccounts.bankClearing)
+            let card = try boundCard(db, walletID: record.id, cardID: cardID)
+            let request = PostingRequest.transfer(key: "topup:\(key)", from: bank, to: record.walletAccountID, amount: amountFen, memo: "topup card \(card.id)")
+            let result = try ledger.post([request], in: tx)[0]
+            switch result {
+            case .committed(let id, let replayed):
+                if !replayed {
+                    try db.execute(
+                        sql: "INSERT INTO card_operations (card_id, wallet_id, kind, amount_fen, status, transaction_id, settled_transaction_id, created_at, settled_at) VALUES (?, ?, 'topup', ?, 'completed', ?, ?, ?, ?)",
+                        arguments: [card.id, record.id, amountFen, id, id, now, now])
+                    try recordMovement(db, walletID: record.id, kind: "topup", counterparty: "\(card.bank) \(card.masked)", category: "topup", amountFen: amountFen, balancePayment: false, transactionID: id, reference: nil)
+                }
+                return .success(try receipt(db, walletID: record.id, transactionID: id, replayed: replayed))
+            case .refused(let refusal, _):
+                return .failure(Self.map(refusal))
+            }
+        }
+        return try outcome.get()
+    }
+
+    /// A pending withdrawal as shown.
+    public struct Withdrawal: Sendable, Hashable, Codable {
+        public var withdrawalId: Int64
+        public var transactionId: Int64
+        public var amountFen: Int64
+        public var status: String
+        public var replayed: Bool
+    }
+
+    /// Starts a withdrawal to a bound card: a hold on the wallet until the bank confirms
+    /// (`confirmWithdrawal`) or fails it (`failWithdrawal`, which returns the money).
+    public func withdraw(phone: String, cardID: Int64, amountFen: Int64, idempotencyKey: String) throws -> Withdrawal {
+        let phone = try Validation.phone(phone)
+        let key = try Validation.idempotencyKey(idempotencyKey)
+        guard amountFen > 0 else { throw WalletRefusal.invalidAmount }
+        let outcome: Result<Withdrawal, any Error> = try store.transaction { db, tx in
+            let record = try wallet(db, phone: phone)
+            let bank = try systemAccount(tx, SystemAccounts.bankClearing)
+            let card = try boundCard(db, walletID: record.id, cardID: cardID)
+            let ledgerKey = "withdraw:\(key)"
+            if try tx.idempotencyRecord(key: ledgerKey) == nil, record.frozen {
+                return .failure(WalletRefusal.walletFrozen)
+            }
+            let request = PostingRequest(key: ledgerKey, action: .hold(debit: record.walletAccountID, credit: bank, asset: .cny, amount: amountFen, expiresAt: nil), memo: "withdrawal card \(card.id)")
+            switch try ledger.post([request], in: tx)[0] {
+            case .committed(let holdID, let replayed):
+                if !replayed {
+                    try db.execute(
+                        sql: "INSERT INTO card_operations (card_id, wallet_id, kind, amount_fen, status, transaction_id, created_at) VALUES (?, ?, 'withdrawal', ?, 'pending', ?, ?)",
+                        arguments: [card.id, record.id, amountFen, holdID, now])
+                }
+                guard let row = try Row.fetchOne(db, sql: "SELECT id, status FROM card_operations WHERE transaction_id = ?", arguments: [holdID]) else {
+                    throw WalletError(.corrupt, "a withdrawal hold has no card operation")
+                }
+                return .success(Withdrawal(withdrawalId: row["id"], transactionId: holdID, amountFen: amountFen, status: row["status"], replayed: replayed))
+            case .refused(let refusal, _):
+                return .failure(Self.map(refusal))
+            }
+        }
+        return try outcome.get()
+    }
+
+    /// The bank paid the withdrawal out: the hold is posted.
+    public func confirmWithdrawal(id: Int64) throws -> Withdrawal {
+        try settleWithdrawal(id: id, confirm: true)
+    }
+
+    /// The bank failed the withdrawal: the hold is voided and the money is available again.
+    public func failWithdrawal(id: Int64) throws -> Withdrawal {
+        try settleWithdrawal(id: id, confirm: false)
+    }
+
+    private func settleWithdrawal(id: Int64, confirm: Bool) throws -> Withdrawal {
+        let outcome: Result<Withdrawal, any Error> = try store.transaction { db, tx in
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM card_operations WHERE id = ? AND kind = 'withdrawal'", arguments: [id]) else {
+                return .failure(WalletRefusal.withdrawalNotFound)
+            }
+            let holdID: Int64 = row["transaction_id"]
+            let amountFen: Int64 = row["amount_fen"]
+            let status: String = row["status"]
+            guard status == "pending" else {
+                // Settling again the same way is a replay; the other way is a refusal.
+                if (status == "completed") == confirm {
+                    return .success(Withdrawal(withdrawalId: id, transactionId: row["settled_transaction_id"] ?? holdID, amountFen: amountFen, status: status, replayed: true))
+                }
+                return .failure(WalletRefusal.withdrawalNotPending)
+            }
+            let action: PostingAction = confirm ? .postHold(holdID: holdID, amount: nil) : .voidHold(holdID: holdID)
+            let request = PostingRequest(key: "withdraw-\(confirm ? "confirm" : "fail"):\(id)", action: action, memo: confirm ? "withdrawal paid out" : "withdrawal failed")
+            switch try ledger.post([request], in: tx)[0] {
+            case .committed(let transactionID, _):
+                let newStatus = confirm ? "completed" : "failed"
+                try db.execute(sql: "UPDATE card_operations SET status = ?, settled_transaction_id = ?, settled_at = ? WHERE id = ?", arguments: [newStatus, transactionID, now, id])
+                if confirm {
+                    let card = try Row.fetchOne(db, sql: "SELECT bank, masked FROM cards WHERE id = ?", arguments: [row["card_id"] as Int64])
+                    try recordMovement(db, walletID: row["wallet_id"], kind: "withdrawal", counterparty: "\(card?["bank"] as String? ?? "") \(card?["masked"] as String? ?? "")", category: "withdrawal", amountFen: -amountFen, balancePayment: false, transactionID: transactionID, reference: nil)
+                }
+                return .success(Withdrawal(withdrawalId: id, transactionId: transactionID, amountFen: amountFen, status: newStatus, replayed: false))
+            case .refused(let refusal, _):
+                return .failure(Self.map(refusal))
+            }
+        }
+        return try outcome.get()
+    }
+
+    // MARK: Helpers
+
+    func systemAccount(_ tx: any LedgerReading, _ code: String) throws -> AccountID {
+        guard let account = try tx.account(code: code) else {
+            throw LedgerError(.accountNotFound, "the system account is missing: run `qdwallet init`", context: code)
+        }
+        return account.id
+    }
+
+    /// Ledger refusals in the words of the wallet, where the wallet has words for them.
+    static func map(_ refusal: LedgerRefusal) -> any Error {
+        switch refusal {
+        case .exceedsCredits: WalletRefusal.insufficientFunds
+        case .accountFrozen: WalletRefusal.walletFrozen
+        case .keyReusedWithDifferentRequest: WalletRefusal.idempotencyConflict
+        case .amountMustBePositive: WalletRefusal.invalidAmount
+        default: refusal
+        }
+    }
+}

@@ -1,0 +1,250 @@
+import Foundation
+import GRDB
+import Ledger
+
+extension WalletService {
+    /// What a money-moving operation answers.
+    public struct Receipt: Sendable, Hashable, Codable {
+        public var transactionId: Int64
+        public var amountFen: Int64
+        public var discountFen: Int64
+        public var points: Int64
+        public var kind: String
+        public var counterparty: String
+        /// True when this is the answer to an earlier request with the same idempotency key.
+        public var replayed: Bool
+    }
+
+    /// One line of a wallet's history.
+    public struct Movement: Sendable, Hashable, Codable {
+        public var id: Int64
+        public var kind: String
+        public var counterparty: String
+        public var category: String
+        /// Signed: money out of the wallet is negative.
+        public var amountFen: Int64
+        public var discountFen: Int64
+        public var points: Int64
+        public var transactionId: Int64
+        public var reference: String?
+        public var createdAt: Int64
+        public var month: String
+    }
+
+    /// Records a movement of a wallet for its history (and, for balance payments, its class
+    /// limit), in the caller's transaction.
+    public func recordMovement(_ db: Database, walletID: Int64, kind: String, counterparty: String, category: String, amountFen: Int64, discountFen: Int64 = 0, points: Int64 = 0, balancePayment: Bool, transactionID: Int64, reference: String?) throws {
+        let at = now
+        try db.execute(
+            sql: """
+                INSERT INTO wallet_movements (wallet_id, kind, counterparty, category, amount_fen, discount_fen, points, balance_payment, transaction_id, reference, created_at, month)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [walletID, kind, counterparty, category, amountFen, discountFen, points, balancePayment, transactionID, reference, at, ShanghaiCalendar.date(at: at).monthKey])
+    }
+
+    func receipt(_ db: Database, walletID: Int64, transactionID: Int64, replayed: Bool) throws -> Receipt {
+        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM wallet_movements WHERE wallet_id = ? AND transaction_id = ?", arguments: [walletID, transactionID]) else {
+            throw WalletError(.corrupt, "a committed transaction has no wallet movement")
+        }
+        let amount: Int64 = row["amount_fen"]
+        return Receipt(transactionId: transactionID, amountFen: abs(amount), discountFen: row["discount_fen"], points: row["points"], kind: row["kind"], counterparty: row["counterparty"], replayed: replayed)
+    }
+
+    /// Refuses a balance payment that would take the wallet past its class limit; to be
+    /// called inside the payment's transaction so that racing payments see each other.
+    public func checkClassLimit(_ db: Database, wallet record: WalletRecord, amountFen: Int64) throws -> WalletRefusal? {
+        let limit = policy.limit(forClass: record.kycVerified ? record.kycClass : 1, openedAt: record.openedAt, now: now)
+        let used = -(try Int64.fetchOne(db, sql: "SELECT coalesce(sum(amount_fen), 0) FROM wallet_movements WHERE wallet_id = ? AND balance_payment = 1 AND created_at >= ?", arguments: [record.id, limit.since]) ?? 0)
+        let (total, overflow) = used.addingReportingOverflow(amountFen)
+        return overflow || total > limit.fenMax ? .classLimitExceeded : nil
+    }
+
+    /// Writes the security alerts a payment may raise: one large payment, or many payments
+    /// in a short window. In the payment's transaction.
+    public func monitorPayment(_ db: Database, wallet record: WalletRecord, amountFen: Int64) throws {
+        if amountFen > policy.largePaymentAlertFen {
+            try Outbox.enqueue(db, walletID: record.id, kind: .securityAlert, payload: [
+                "event": "large_payment", "phone": Mask.phone(record.phone), "amount": Money(fen: amountFen).yuanString,
+            ], now: now)
+        }
+        let recent = try Int.fetchOne(db, sql: "SELECT count(*) FROM wallet_movements WHERE wallet_id = ? AND balance_payment = 1 AND amount_fen < 0 AND created_at > ?", arguments: [record.id, now - policy.paymentsWindowMicros]) ?? 0
+        if recent > policy.paymentsInWindowMax {
+            try Outbox.enqueue(db, walletID: record.id, kind: .securityAlert, payload: [
+                "event": "many_payments", "phone": Mask.phone(record.phone), "payments_in_window": String(recent),
+            ], now: now)
+        }
+    }
+
+    // MARK: Merchants
+
+    public struct Merchant: Sendable, Hashable, Codable {
+        public var id: String
+        public var name: String
+        public var category: String
+        public var city: String
+        public var mcc: String
+        public var accountId: Int64
+    }
+
+    /// Registers a merchant with its settlement account in the ledger.
+    public func registerMerchant(id: String, name: String, category: String, city: String = "QINGDAO", mcc: String = "5999") throws -> Merchant {
+        guard (1...25).contains(id.utf8.count), id.utf8.allSatisfy({ Validation.isDigit($0) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0) || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0) || $0 == UInt8(ascii: "-") }),
+              let name = try? Validation.name(name), !category.isEmpty, category.utf8.count <= 32,
+              (1...15).contains(city.utf8.count), mcc.utf8.count == 4, mcc.utf8.allSatisfy(Validation.isDigit)
+        else { throw WalletRefusal.invalidMerchant }
+        return try store.transaction { db, tx in
+            if try Row.fetchOne(db, sql: "SELECT 1 FROM merchants WHERE id = ?", arguments: [id]) != nil {
+                throw WalletRefusal.merchantExists
+            }
+            let account = try ledger.openAccount(AccountSpec(code: SystemAccounts.merchant(id), asset: .cny, kind: .merchant, rules: .noOverdraft), in: tx)
+            try db.execute(sql: "INSERT INTO merchants (id, name, category, city, mcc, account_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)", arguments: [id, name, category, city, mcc, account.id, now])
+            return Merchant(id: id, name: name, category: category, city: city, mcc: mcc, accountId: account.id)
+        }
+    }
+
+    public func merchant(id: String) throws -> Merchant {
+        try store.pool.read { db in try merchant(db, id: id) }
+    }
+
+    func merchant(_ db: Database, id: String) throws -> Merchant {
+        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM merchants WHERE id = ?", arguments: [id]) else {
+            throw WalletRefusal.merchantNotFound
+        }
+        return Merchant(id: row["id"], name: row["name"], category: row["category"], city: row["city"], mcc: row["mcc"], accountId: row["account_id"])
+    }
+
+    /// The merchant's EMVCo payload, static or with a fixed amount.
+    public func merchantQR(id: String, amountFen: Int64?) throws -> String {
+        if let amountFen, amountFen <= 0 { throw WalletRefusal.invalidAmount }
+        let merchant = try merchant(id: id)
+        return MerchantQR(merchantID: merchant.id, merchantName: merchant.name, city: merchant.city, mcc: merchant.mcc, amountFen: amountFen).encode()
+    }
+
+    // MARK: Balance payments
+
+    /// Pays a merchant by its QR payload: password, frozen state, class limit and balance
+    /// are all checked in the payment's transaction.
+    public func payQR(phone: String, payload: String, amountFen: Int64?, password: String, idempotencyKey: String) throws -> Receipt {
+        let phone = try Validation.phone(phone)
+        let key = try Validation.idempotencyKey(idempotencyKey)
+        let qr = try MerchantQR.parse(payload)
+        let amount: Int64
+        switch (qr.amountFen, amountFen) {
+        case (let fixed?, let given?): guard fixed == given else { throw WalletRefusal.qrAmountMismatch }; amount = fixed
+        case (let fixed?, nil): amount = fixed
+        case (nil, let given?): amount = given
+        case (nil, nil): throw WalletRefusal.qrAmountMissing
+        }
+        guard amount > 0 else { throw WalletRefusal.invalidAmount }
+        let matched = try checkPassword(phone: phone, password: password)
+        let outcome: Result<Receipt, any Error> = try store.transaction { db, tx in
+            let record = try wallet(db, phone: phone)
+            if let refusal = try recordPassword(db, wallet: record, matched: matched) { return .failure(refusal) }
+            let merchant = try merchant(db, id: qr.merchantID)
+            let request = PostingRequest.transfer(key: "qr:\(key)", from: record.walletAccountID, to: merchant.accountId, amount: amount, memo: "qr payment \(merchant.id)")
+            return try balancePayment(db, tx, wallet: record, request: request, amountFen: amount) { transactionID in
+                try recordMovement(db, walletID: record.id, kind: "qr_payment", counterparty: merchant.name, category: merchant.category, amountFen: -amount, balancePayment: true, transactionID: transactionID, reference: merchant.id)
+            }
+        }
+        return try outcome.get()
+    }
+
+    /// Transfers to another wallet by mobile number, at once.
+    public func transfer(from: String, to: String, amountFen: Int64, password: String, idempotencyKey: String) throws -> Receipt {
+        let from = try Validation.phone(from)
+        let to = try Validation.phone(to)
+        let key = try Validation.idempotencyKey(idempotencyKey)
+        guard from != to else { throw WalletRefusal.selfTransfer }
+        guard amountFen > 0 else { throw WalletRefusal.invalidAmount }
+        let matched = try checkPassword(phone: from, password: password)
+        let outcome: Result<Receipt, any Error> = try store.transaction { db, tx in
+            let payer = try wallet(db, phone: from)
+            if let refusal = try recordPassword(db, wallet: payer, matched: matched) { return .failure(refusal) }
+            let payee = try wallet(db, phone: to)
+            let request = PostingRequest.transfer(key: "transfer:\(key)", from: payer.walletAccountID, to: payee.walletAccountID, amount: amountFen, memo: "transfer")
+            return try balancePayment(db, tx, wallet: payer, request: request, amountFen: amountFen) { transactionID in
+                try recordMovement(db, walletID: payer.id, kind: "transfer_out", counterparty: Mask.phone(payee.phone), category: "transfer", amountFen: -amountFen, balancePayment: true, transactionID: transactionID, reference: nil)
+                try recordMovement(db, walletID: payee.id, kind: "transfer_in", counterparty: Mask.phone(payer.phone), category: "transfer", amountFen: amountFen, balancePayment: false, transactionID: transactionID, reference: nil)
+            }
+        }
+        return try outcome.get()
+    }
+
+    /// The shared path of every balance payment: a replay answers first; then frozen, class
+    /// limit, the posting, the records and the monitoring, in one transaction.
+    public func balancePayment(_ db: Database, _ tx: any LedgerWriting, wallet record: WalletRecord, request: PostingRequest, amountFen: Int64, record recordRows: (Int64) throws -> Void) throws -> Result<Receipt, any Error> {
+        let isRetry = try tx.idempotencyRecord(key: request.key) != nil
+        if !isRetry {
+            if record.frozen { return .failure(WalletRefusal.walletFrozen) }
+            if let refusal = try checkClassLimit(db, wallet: record, amountFen: amountFen) { return .failure(refusal) }
+        }
+        switch try ledger.post([request], in: tx)[0] {
+        case .committed(let transactionID, let replayed):
+            if !replayed {
+                try recordRows(transactionID)
+                try monitorPayment(db, wallet: record, amountFen: amountFen)
+            }
+            return .success(try receipt(db, walletID: record.id, transactionID: transactionID, replayed: replayed))
+        case .refused(let refusal, _):
+            return .failure(Self.map(refusal))
+        }
+    }
+
+    // MARK: Balance and history
+
+    public struct Balance: Sendable, Hashable, Codable {
+        public var balanceFen: Int64
+        public var availableFen: Int64
+        public var points: Int64
+        public var frozen: Bool
+        public var kycClass: Int
+    }
+
+    public func balance(phone: String) throws -> Balance {
+        let phone = try Validation.phone(phone)
+        let record = try store.pool.read { db in try wallet(db, phone: phone) }
+        return try store.read { tx in
+            guard let cash = try tx.account(id: record.walletAccountID), let points = try tx.account(id: record.pointsAccountID) else {
+                throw WalletError(.corrupt, "a wallet's ledger accounts are missing")
+            }
+            return Balance(balanceFen: cash.balance, availableFen: cash.available, points: points.balance, frozen: record.frozen, kycClass: record.kycVerified ? record.kycClass : 1)
+        }
+    }
+
+    /// History, newest first, optionally for one month ("2026-11") and one kind.
+    public func history(phone: String, month: String?, kind: String?, limit: Int = 200) throws -> [Movement] {
+        let phone = try Validation.phone(phone)
+        return try store.pool.read { db in
+            let record = try wallet(db, phone: phone)
+            var sql = "SELECT * FROM wallet_movements WHERE wallet_id = ?"
+            var arguments: StatementArguments = [record.id]
+            if let month { sql += " AND month = ?"; arguments += [month] }
+            if let kind { sql += " AND (kind = ? OR kind LIKE ?)"; arguments += [kind, kind + "_%"] }
+            sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
+            arguments += [max(1, min(limit, 10_000))]
+            return try Row.fetchAll(db, sql: sql, arguments: arguments).map { row in
+                Movement(id: row["id"], kind: row["kind"], counterparty: row["counterparty"], category: row["category"], amountFen: row["amount_fen"], discountFen: row["discount_fen"], points: row["points"], transactionId: row["transaction_id"], reference: row["reference"], createdAt: row["created_at"], month: row["month"])
+            }
+        }
+    }
+
+    public struct CategorySpending: Sendable, Hashable, Codable {
+        public var category: String
+        public var spentFen: Int64
+        public var payments: Int
+    }
+
+    /// Spending of one month by category (money out of the wallet for payments and transfers).
+    public func monthlySummary(phone: String, month: String) throws -> [CategorySpending] {
+        let phone = try Validation.phone(phone)
+        return try store.pool.read { db in
+            let record = try wallet(db, phone: phone)
+            return try Row.fetchAll(db, sql: """
+                SELECT category, -sum(amount_fen) AS spent, count(*) AS payments FROM wallet_movements
+                WHERE wallet_id = ? AND month = ? AND balance_payment = 1
+                GROUP BY category ORDER BY spent DESC, category
+                """, arguments: [record.id, month]).map { CategorySpending(category: $0["category"], spentFen: $0["spent"], payments: $0["payments"]) }
+        }
+    }
+}

@@ -1,0 +1,235 @@
+import Foundation
+import GRDB
+import Ledger
+
+/// A wallet as stored (personal data stays sealed; the name is the one given at opening).
+public struct WalletRecord: Sendable, Hashable {
+    public var id: Int64
+    public var phone: String
+    public var name: String
+    public var frozen: Bool
+    public var kycClass: Int
+    public var kycVerified: Bool
+    public var openedAt: TimestampMicros
+    public var walletAccountID: AccountID
+    public var pointsAccountID: AccountID
+    public var hasPassword: Bool
+    public var failedPasswordCount: Int
+    public var lockedUntil: TimestampMicros
+
+    init(row: Row) {
+        id = row["id"]
+        phone = row["phone"]
+        name = row["name"]
+        frozen = row["frozen"]
+        kycClass = row["kyc_class"]
+        kycVerified = row["kyc_verified"]
+        openedAt = row["opened_at"]
+        walletAccountID = row["wallet_account_id"]
+        pointsAccountID = row["points_account_id"]
+        hasPassword = (row["password_hash"] as Data?) != nil
+        failedPasswordCount = row["failed_password_count"]
+        lockedUntil = row["locked_until"]
+    }
+}
+
+/// Every wallet rule of qdwallet, for the CLI and the app alike. Each operation is one
+/// database transaction; money moves only through the ledger, in that same transaction.
+public struct WalletService: Sendable {
+    public let store: SQLiteLedgerStore
+    public let ledger: Ledger
+    public let policy: WalletPolicy
+    public let hasher: PasswordHasher
+    /// Needed by real-name verification and cards only; `nil` makes those refuse clearly.
+    public let dataKey: DataKey?
+
+    public init(store: SQLiteLedgerStore, ledger: Ledger, policy: WalletPolicy = WalletPolicy(), hasher: PasswordHasher = PasswordHasher(), dataKey: DataKey?) {
+        self.store = store
+        self.ledger = ledger
+        self.policy = policy
+        self.hasher = hasher
+        self.dataKey = dataKey
+    }
+
+    var now: TimestampMicros { ledger.clock.nowMicros() }
+
+    func requireDataKey() throws -> DataKey {
+        guard let dataKey else {
+            throw WalletError(.dataKey, "this command needs the personal-data key: set QDWALLET_DATA_KEY (base64 of 32 bytes) or QDWALLET_DATA_KEY_FILE")
+        }
+        return dataKey
+    }
+
+    // MARK: Wallets
+
+    /// Opens a wallet for a mobile number, with its CNY wallet account and PTS points account.
+    public func openWallet(phone: String, name: String) throws -> WalletRecord {
+        let phone = try Validation.phone(phone)
+        let name = try Validation.name(name)
+        return try store.transaction { db, tx in
+            if try Row.fetchOne(db, sql: "SELECT 1 FROM wallets WHERE phone = ?", arguments: [phone]) != nil {
+                throw WalletRefusal.walletExists
+            }
+            let openedAt = now
+            // Ledger codes carry the wallet's number, never the phone.
+            let nextID = (try Int64.fetchOne(db, sql: "SELECT coalesce(max(id), 0) + 1 FROM wallets")) ?? 1
+            let cash = try ledger.openAccount(AccountSpec(code: "wallet:\(nextID)", asset: .cny, kind: .userWallet, rules: .noOverdraft), in: tx)
+            let points = try ledger.openAccount(AccountSpec(code: "points:\(nextID)", asset: .pts, kind: .userPoints, rules: .noOverdraft), in: tx)
+            try db.execute(
+                sql: "INSERT INTO wallets (id, phone, name, opened_at, wallet_account_id, points_account_id) VALUES (?, ?, ?, ?, ?, ?)",
+                arguments: [nextID, phone, name, openedAt, cash.id, points.id])
+            return try wallet(db, id: nextID)
+        }
+    }
+
+    /// The wallet of a mobile number.
+    public func wallet(phone: String) throws -> WalletRecord {
+        let phone = try Validation.phone(phone)
+        return try store.pool.read { db in try wallet(db, phone: phone) }
+    }
+
+    func wallet(_ db: Database, phone: String) throws -> WalletRecord {
+        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM wallets WHERE phone = ?", arguments: [phone]) else {
+            throw WalletRefusal.walletNotFound
+        }
+        return WalletRecord(row: row)
+    }
+
+    func wallet(_ db: Database, id: Int64) throws -> WalletRecord {
+        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM wallets WHERE id = ?", arguments: [id]) else {
+            throw WalletRefusal.walletNotFound
+        }
+        return WalletRecord(row: row)
+    }
+
+    /// Freezes or unfreezes a wallet: a frozen wallet cannot pay or withdraw and can still
+    /// receive. The ledger account's rule changes in the same transaction.
+    public func setFrozen(phone: String, frozen: Bool, reason: String) throws -> WalletRecord {
+        let phone = try Validation.phone(phone)
+        return try store.transaction { db, tx in
+            let record = try wallet(db, phone: phone)
+            try db.execute(sql: "UPDATE wallets SET frozen = ? WHERE id = ?", arguments: [frozen, record.id])
+            var rules = AccountRules.noOverdraft
+            rules.frozen = frozen
+            _ = try ledger.setRules(accountID: record.walletAccountID, rules: rules, reason: reason.isEmpty ? (frozen ? "frozen by operator" : "unfrozen by operator") : reason, in: tx)
+            return try wallet(db, id: record.id)
+        }
+    }
+
+    // MARK: Real-name verification
+
+    /// A submission as the operator sees it: masked.
+    public struct KYCSubmission: Sendable, Hashable, Codable {
+        public var id: Int64
+        public var status: String
+        public var idNumberMasked: String
+        public var kycClass: Int?
+        public var reason: String?
+    }
+
+    /// Submits name and resident ID number for review; both are sealed under the data key.
+    public func submitKYC(phone: String, name: String, idNumber: String) throws -> KYCSubmission {
+        let phone = try Validation.phone(phone)
+        let name = try Validation.name(name)
+        let id = try Validation.residentID(idNumber, today: ShanghaiCalendar.date(at: now))
+        let key = try requireDataKey()
+        return try store.transaction { db, _ in
+            let record = try wallet(db, phone: phone)
+            if try Row.fetchOne(db, sql: "SELECT 1 FROM kyc_submissions WHERE wallet_id = ? AND status = 'submitted'", arguments: [record.id]) != nil {
+                throw WalletRefusal.kycPending
+            }
+            try db.execute(
+                sql: "INSERT INTO kyc_submissions (wallet_id, name_sealed, id_number_sealed, id_number_masked, status, submitted_at) VALUES (?, ?, ?, ?, 'submitted', ?)",
+                arguments: [record.id, Data(try key.seal(name)), Data(try key.seal(id)), Mask.residentID(id), now])
+            return KYCSubmission(id: db.lastInsertedRowID, status: "submitted", idNumberMasked: Mask.residentID(id), kycClass: nil, reason: nil)
+        }
+    }
+
+    /// Approves the waiting submission with an account class (1, 2 or 3).
+    public func approveKYC(phone: String, kycClass: Int) throws -> KYCSubmission {
+        let phone = try Validation.phone(phone)
+        guard (1...3).contains(kycClass) else { throw WalletRefusal.invalidClass }
+        return try store.transaction { db, _ in
+            let record = try wallet(db, phone: phone)
+            guard let row = try Row.fetchOne(db, sql: "SELECT id, id_number_masked FROM kyc_submissions WHERE wallet_id = ? AND status = 'submitted'", arguments: [record.id]) else {
+                throw WalletRefusal.noKYCSubmission
+            }
+            try db.execute(sql: "UPDATE kyc_submissions SET status = 'approved', kyc_class = ?, reviewed_at = ? WHERE id = ?", arguments: [kycClass, now, row["id"] as Int64])
+            try db.execute(sql: "UPDATE wallets SET kyc_class = ?, kyc_verified = 1 WHERE id = ?", arguments: [kycClass, record.id])
+            return KYCSubmission(id: row["id"], status: "approved", idNumberMasked: row["id_number_masked"], kycClass: kycClass, reason: nil)
+        }
+    }
+
+    /// Rejects the waiting submission with a reason.
+    public func rejectKYC(phone: String, reason: String) throws -> KYCSubmission {
+        let phone = try Validation.phone(phone)
+        let reason = reason.trimmingSpaces
+        return try store.transaction { db, _ in
+            let record = try wallet(db, phone: phone)
+            guard let row = try Row.fetchOne(db, sql: "SELECT id, id_number_masked FROM kyc_submissions WHERE wallet_id = ? AND status = 'submitted'", arguments: [record.id]) else {
+                throw WalletRefusal.noKYCSubmission
+            }
+            try db.execute(sql: "UPDATE kyc_submissions SET status = 'rejected', reason = ?, reviewed_at = ? WHERE id = ?", arguments: [String(reason.prefix(200)), now, row["id"] as Int64])
+            return KYCSubmission(id: row["id"], status: "rejected", idNumberMasked: row["id_number_masked"], kycClass: nil, reason: String(reason.prefix(200)))
+        }
+    }
+
+    // MARK: Payment password
+
+    /// Sets the 6-digit payment password (stored only as a salted PBKDF2 hash) and clears
+    /// any lock.
+    public func setPassword(phone: String, password: String) throws {
+        let phone = try Validation.phone(phone)
+        let password = try Validation.password(password)
+        let hashed = try hasher.hash(password)
+        try store.transaction { db, _ in
+            let record = try wallet(db, phone: phone)
+            try db.execute(
+                sql: "UPDATE wallets SET password_hash = ?, password_salt = ?, password_iterations = ?, failed_password_count = 0, locked_until = 0 WHERE id = ?",
+                arguments: [Data(hashed.hash), Data(hashed.salt), hashed.iterations, record.id])
+        }
+    }
+
+    /// Checks the password before a payment: slow hashing outside any write transaction.
+    /// Returns whether it matched; refuses when locked or unset.
+    func checkPassword(phone: String, password: String) throws -> Bool {
+        let (stored, lockedUntil) = try store.pool.read { db -> (PasswordHasher.Hash?, TimestampMicros) in
+            guard let row = try Row.fetchOne(db, sql: "SELECT password_hash, password_salt, password_iterations, locked_until FROM wallets WHERE phone = ?", arguments: [phone]) else {
+                throw WalletRefusal.walletNotFound
+            }
+            guard let hash = row["password_hash"] as Data?, let salt = row["password_salt"] as Data?, let iterations = row["password_iterations"] as Int? else {
+                return (nil, row["locked_until"])
+            }
+            return (PasswordHasher.Hash(hash: Array(hash), salt: Array(salt), iterations: iterations), row["locked_until"])
+        }
+        guard let stored else { throw WalletRefusal.passwordNotSet }
+        if lockedUntil > now { throw WalletRefusal.passwordLocked }
+        guard (try? Validation.password(password)) != nil else { return false }
+        return try hasher.verify(password, against: stored)
+    }
+
+    /// Records the outcome of a password check inside the payment's transaction: a wrong
+    /// one counts towards the alert and the lock; a right one clears the count.
+    func recordPassword(_ db: Database, wallet record: WalletRecord, matched: Bool) throws -> WalletRefusal? {
+        if record.lockedUntil > now { return .passwordLocked }
+        if matched {
+            if record.failedPasswordCount != 0 {
+                try db.execute(sql: "UPDATE wallets SET failed_password_count = 0 WHERE id = ?", arguments: [record.id])
+            }
+            return nil
+        }
+        let failures = record.failedPasswordCount + 1
+        if failures >= policy.wrongPasswordsAlertAt {
+            try Outbox.enqueue(db, walletID: record.id, kind: .securityAlert, payload: [
+                "event": failures >= policy.wrongPasswordsLockAt ? "payments_locked" : "wrong_passwords",
+                "phone": Mask.phone(record.phone), "wrong_passwords": String(failures),
+            ], now: now)
+        }
+        if failures >= policy.wrongPasswordsLockAt {
+            try db.execute(sql: "UPDATE wallets SET failed_password_count = 0, locked_until = ? WHERE id = ?", arguments: [now + policy.lockDurationMicros, record.id])
+            return .passwordLocked
+        }
+        try db.execute(sql: "UPDATE wallets SET failed_password_count = ? WHERE id = ?", arguments: [failures, record.id])
+        return .wrongPassword
+    }
+}

@@ -1,0 +1,61 @@
+import Foundation
+import GRDB
+import Ledger
+@testable import Wallet
+
+/// A wallet service on its own database, with a manual clock, a fast password hasher and a
+/// random data key.
+final class TestWallet {
+    let directory: URL
+    let path: String
+    let store: SQLiteLedgerStore
+    let clock: ManualClock
+    let ledger: Ledger
+    let service: WalletService
+    let key = DataKey.random()
+
+    /// 2026-11-27T10:00:00+08:00
+    static let start: TimestampMicros = 1_795_744_800_000_000
+    /// A valid resident ID number (check character X).
+    static let idNumber = "11010519491231002X"
+
+    init(policy: WalletPolicy = WalletPolicy(), withKey: Bool = true) throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("qdwallet-wallet-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        path = directory.appendingPathComponent("w.sqlite").path
+        store = SQLiteLedgerStore(pool: try SQLiteDatabase.open(path: path, migrator: Self.migrator()))
+        clock = ManualClock(Self.start)
+        ledger = Ledger(store: store, clock: clock)
+        _ = try SystemAccounts.ensure(in: ledger)
+        service = WalletService(store: store, ledger: ledger, policy: policy, hasher: PasswordHasher(iterations: 1_000), dataKey: withKey ? key : nil)
+    }
+
+    deinit { try? FileManager.default.removeItem(at: directory) }
+
+    static func migrator() -> DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        LedgerSchema.register(in: &migrator)
+        WalletSchema.register(in: &migrator)
+        return migrator
+    }
+
+    /// A verified wallet (class `kycClass`) with password 123456, a bound card and `fen` topped up.
+    @discardableResult
+    func richWallet(_ phone: String, fen: Int64, kycClass: Int = 2) throws -> (wallet: WalletRecord, card: Int64) {
+        _ = try service.openWallet(phone: phone, name: "张三")
+        _ = try service.submitKYC(phone: phone, name: "张三", idNumber: Self.idNumber)
+        _ = try service.approveKYC(phone: phone, kycClass: kycClass)
+        try service.setPassword(phone: phone, password: "123456")
+        let card = try service.bindCard(phone: phone, cardNumber: "6222020200112233446", bank: "ICBC")
+        if fen > 0 {
+            _ = try service.topUp(phone: phone, cardID: card.id, amountFen: fen, idempotencyKey: "fund-\(phone)")
+        }
+        return (try service.wallet(phone: phone), card.id)
+    }
+
+    func outbox() throws -> [(kind: String, payload: String)] {
+        try store.pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT kind, payload FROM outbox ORDER BY id").map { ($0["kind"], $0["payload"]) }
+        }
+    }
+}

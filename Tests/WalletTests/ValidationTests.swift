@@ -1,0 +1,101 @@
+import Ledger
+import Testing
+@testable import Wallet
+
+@Suite struct ValidationTests {
+    static let today = ShanghaiCalendar.Date(year: 2026, month: 11, day: 27)
+
+    @Test(arguments: ["13800000001", "19912345678", "10000000000"])
+    func acceptsPhones(phone: String) throws {
+        #expect(try Validation.phone(phone) == phone)
+    }
+
+    @Test(arguments: ["", "1380000000", "138000000012", "23800000001", "1380000000a", "１3800000001", "+8613800000001", "138 0000 0001"])
+    func refusesPhones(phone: String) {
+        #expect(throws: WalletRefusal.invalidPhone) { try Validation.phone(phone) }
+    }
+
+    @Test(arguments: ["11010519491231002X", "11010519491231002x", "370202199001011237", "370212198512310042"])
+    func acceptsResidentIDs(id: String) throws {
+        #expect(try Validation.residentID(id, today: Self.today) == id.uppercased())
+    }
+
+    @Test(arguments: [
+        "110105194912310021",   // wrong check character
+        "11010519491231002",    // 17 characters
+        "11010519491231002XX",  // 19
+        "110105194913310028",   // month 13
+        "110105190002300023",   // 30 February
+        "110105203001010010",   // born in the future
+        "11010518991231002X",   // before 1900 (and wrong check)
+        "1101051949123100X2",   // X not last
+        "",
+    ])
+    func refusesResidentIDs(id: String) {
+        #expect(throws: WalletRefusal.invalidIDNumber) { try Validation.residentID(id, today: Self.today) }
+    }
+
+    @Test(arguments: ["6222020200112233446", "4111111111111111", "4111 1111 1111 1111", "6011000990139424"])
+    func acceptsCards(number: String) throws {
+        #expect(try Validation.cardNumber(number) == number.filter { $0 != " " })
+    }
+
+    @Test(arguments: ["4111111111111112", "411111111111111", "41111111111111111111", "411111111111111a", ""])
+    func refusesCards(number: String) {
+        #expect(throws: WalletRefusal.invalidCardNumber) { try Validation.cardNumber(number) }
+    }
+
+    @Test(arguments: ["12345", "1234567", "abcdef", "12345 ", "１２３４５６"])
+    func refusesPasswords(password: String) {
+        #expect(throws: WalletRefusal.invalidPassword) { try Validation.password(password) }
+    }
+
+    @Test func masks() {
+        #expect(Mask.phone("13800000001") == "138****0001")
+        #expect(Mask.name("张三") == "张*")
+        #expect(Mask.name("欧阳娜娜") == "欧***")
+        #expect(Mask.residentID("11010519491231002X") == "1101**********002X")
+        #expect(Mask.card("6222020200112233446") == "6222 **** **** 3446")
+    }
+}
+
+@Suite struct MerchantQRTests {
+    @Test func roundTripsStaticAndDynamicCodes() throws {
+        for amount in [nil, 1, 4_520, 10_000_000] as [Int64?] {
+            let qr = MerchantQR(merchantID: "M0001", merchantName: "台东小吃", city: "QINGDAO", mcc: "5812", amountFen: amount)
+            let payload = qr.encode()
+            #expect(try MerchantQR.parse(payload) == qr)
+            #expect(payload.hasPrefix("000201010" + (amount == nil ? "211" : "212")))
+        }
+    }
+
+    @Test func crcMatchesTheStandardCheckValue() {
+        // CRC-16/CCITT-FALSE of "123456789" is 0x29B1.
+        #expect(MerchantQR.crcHex("123456789") == "29B1")
+    }
+
+    @Test func refusesAlteredPayloads() throws {
+        let payload = MerchantQR(merchantID: "M0001", merchantName: "Shop", city: "QINGDAO", mcc: "5812", amountFen: 1_000).encode()
+        let altered = payload.replacingOccurrences(of: "10.00", with: "01.00")
+        #expect(throws: WalletRefusal.qrBadChecksum) { try MerchantQR.parse(altered) }
+        let badCRC = String(payload.dropLast(4)) + "0000"
+        #expect(throws: WalletRefusal.qrBadChecksum) { try MerchantQR.parse(badCRC) }
+    }
+
+    @Test(arguments: ["", "000201", "hello world 6304ABCD", String(repeating: "0", count: 600)])
+    func refusesGarbage(payload: String) {
+        #expect(throws: WalletRefusal.self) { try MerchantQR.parse(payload) }
+    }
+
+    @Test func refusesOtherSchemesAndCurrencies() {
+        func signed(_ body: String) -> String { body + "6304" + MerchantQR.crcHex(body + "6304") }
+        let otherScheme = signed("000201010211" + "2615" + "0007com.xyz" + "0104M001" + "5303156")
+        #expect(throws: WalletRefusal.qrMalformed) { try MerchantQR.parse(otherScheme) }
+        let dollars = signed("000201010211" + "2621" + "0011cn.qdwallet" + "0104M001" + "5303840")
+        #expect(throws: WalletRefusal.qrMalformed) { try MerchantQR.parse(dollars) }
+        let badAmount = signed("000201010212" + "2621" + "0011cn.qdwallet" + "0104M001" + "5303156" + "54041e10")
+        #expect(throws: WalletRefusal.qrMalformed) { try MerchantQR.parse(badAmount) }
+        let truncated = signed("000201010211" + "2699" + "0011cn.qdwallet")
+        #expect(throws: WalletRefusal.qrMalformed) { try MerchantQR.parse(truncated) }
+    }
+}

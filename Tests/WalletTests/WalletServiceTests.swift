@@ -1,0 +1,334 @@
+import Foundation
+import GRDB
+import Ledger
+import Testing
+@testable import Wallet
+
+@Suite struct WalletOpeningTests {
+    @Test func opensOneWalletPerNumber() throws {
+        let t = try TestWallet()
+        let wallet = try t.service.openWallet(phone: "13800000001", name: " 张三 ")
+        #expect(wallet.name == "张三")
+        #expect(wallet.kycClass == 1 && !wallet.kycVerified && !wallet.frozen)
+        #expect(try t.ledger.account(id: wallet.walletAccountID).asset == .cny)
+        #expect(try t.ledger.account(id: wallet.pointsAccountID).asset == .pts)
+        #expect(throws: WalletRefusal.walletExists) { try t.service.openWallet(phone: "13800000001", name: "李四") }
+        #expect(throws: WalletRefusal.invalidPhone) { try t.service.openWallet(phone: "2380000000", name: "李四") }
+        #expect(throws: WalletRefusal.invalidName) { try t.service.openWallet(phone: "13800000002", name: "  ") }
+        #expect(throws: WalletRefusal.walletNotFound) { try t.service.balance(phone: "13900000000") }
+    }
+}
+
+@Suite struct KYCTests {
+    @Test func submitApproveReject() throws {
+        let t = try TestWallet()
+        _ = try t.service.openWallet(phone: "13800000001", name: "张三")
+        #expect(throws: WalletRefusal.noKYCSubmission) { try t.service.approveKYC(phone: "13800000001", kycClass: 2) }
+        let submitted = try t.service.submitKYC(phone: "13800000001", name: "张三", idNumber: TestWallet.idNumber)
+        #expect(submitted.idNumberMasked == "1101**********002X")
+        #expect(throws: WalletRefusal.kycPending) { try t.service.submitKYC(phone: "13800000001", name: "张三", idNumber: TestWallet.idNumber) }
+        #expect(throws: WalletRefusal.invalidClass) { try t.service.approveKYC(phone: "13800000001", kycClass: 4) }
+        let rejected = try t.service.rejectKYC(phone: "13800000001", reason: "photo unreadable")
+        #expect(rejected.status == "rejected")
+        #expect(try !t.service.wallet(phone: "13800000001").kycVerified)
+        _ = try t.service.submitKYC(phone: "13800000001", name: "张三", idNumber: TestWallet.idNumber)
+        let approved = try t.service.approveKYC(phone: "13800000001", kycClass: 3)
+        #expect(approved.kycClass == 3)
+        let wallet = try t.service.wallet(phone: "13800000001")
+        #expect(wallet.kycVerified && wallet.kycClass == 3)
+    }
+
+    @Test func personalDataIsSealedAtRest() throws {
+        let t = try TestWallet()
+        try t.richWallet("13800000001", fen: 0)
+        try t.store.pool.close()
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: t.path)) + ((try? Data(contentsOf: URL(fileURLWithPath: t.path + "-wal"))) ?? Data())
+        for secret in [TestWallet.idNumber, "6222020200112233446", "2020020011223344"] {
+            #expect(bytes.range(of: Data(secret.utf8)) == nil, "\(secret.prefix(4))... found in the database file")
+        }
+    }
+
+    @Test func withoutTheKeyVerificationAndCardsRefuseClearly() throws {
+        let t = try TestWallet(withKey: false)
+        _ = try t.service.openWallet(phone: "13800000001", name: "张三")
+        #expect {
+            try t.service.submitKYC(phone: "13800000001", name: "张三", idNumber: TestWallet.idNumber)
+        } throws: { error in
+            (error as? WalletError)?.code == .dataKey && "\(error)".contains("QDWALLET_DATA_KEY")
+        }
+    }
+
+    @Test func dataKeyFromTheEnvironment() throws {
+        let key = DataKey.random()
+        #expect(try DataKey.fromEnvironment(["QDWALLET_DATA_KEY": key.base64]).keyID == key.keyID)
+        #expect(throws: WalletError.self) { try DataKey.fromEnvironment([:]) }
+        #expect(throws: WalletError.self) { try DataKey.fromEnvironment(["QDWALLET_DATA_KEY": "not base64!"]) }
+        #expect(throws: WalletError.self) { try DataKey.fromEnvironment(["QDWALLET_DATA_KEY": Data(repeating: 1, count: 16).base64EncodedString()]) }
+        let sealed = try key.seal("secret")
+        #expect(try key.open(sealed) == "secret")
+        #expect(throws: (any Error).self) { try DataKey.random().open(sealed) }
+        var tampered = sealed
+        tampered[tampered.count - 1] ^= 1
+        #expect(throws: (any Error).self) { try key.open(tampered) }
+    }
+}
+
+@Suite struct PasswordTests {
+    @Test func fiveWrongTriesLockForThreeHours() throws {
+        let t = try TestWallet()
+        try t.richWallet("13800000001", fen: 10_000)
+        _ = try t.service.openWallet(phone: "13800000002", name: "李四")
+        func pay(_ password: String, _ key: String) throws -> WalletService.Receipt {
+            try t.service.transfer(from: "13800000001", to: "13800000002", amountFen: 100, password: password, idempotencyKey: key)
+        }
+        for attempt in 1...4 {
+            #expect(throws: WalletRefusal.wrongPassword) { try pay("000000", "k\(attempt)") }
+        }
+        #expect(try t.outbox().filter { $0.kind == "security_alert" }.count == 2) // at 3 and 4
+        #expect(throws: WalletRefusal.passwordLocked) { try pay("000000", "k5") }
+        #expect(throws: WalletRefusal.passwordLocked) { try pay("123456", "k6") }
+        #expect(try t.outbox().last?.payload.contains("payments_locked") == true)
+        #expect(try t.outbox().allSatisfy { !$0.payload.contains("13800000001") })
+        t.clock.advance(micros: 3 * 3_600 * 1_000_000 - 1)
+        #expect(throws: WalletRefusal.passwordLocked) { try pay("123456", "k7") }
+        t.clock.advance(micros: 1)
+        #expect(try pay("123456", "k8").amountFen == 100)
+        #expect(try t.service.balance(phone: "13800000002").balanceFen == 100)
+    }
+
+    @Test func aRightPasswordResetsTheCount() throws {
+        let t = try TestWallet()
+        try t.richWallet("13800000001", fen: 10_000)
+        _ = try t.service.openWallet(phone: "13800000002", name: "李四")
+        for round in 0..<3 {
+            for attempt in 0..<4 {
+                #expect(throws: WalletRefusal.wrongPassword) {
+                    try t.service.transfer(from: "13800000001", to: "13800000002", amountFen: 1, password: "654321", idempotencyKey: "w\(round)-\(attempt)")
+                }
+            }
+            _ = try t.service.transfer(from: "13800000001", to: "13800000002", amountFen: 1, password: "123456", idempotencyKey: "ok\(round)")
+        }
+        #expect(try t.service.balance(phone: "13800000002").balanceFen == 3)
+    }
+
+    @Test func paymentsNeedAPassword() throws {
+        let t = try TestWallet()
+        _ = try t.service.openWallet(phone: "13800000001", name: "张三")
+        _ = try t.service.openWallet(phone: "13800000002", name: "李四")
+        #expect(throws: WalletRefusal.passwordNotSet) {
+            try t.service.transfer(from: "13800000001", to: "13800000002", amountFen: 1, password: "123456", idempotencyKey: "k")
+        }
+        #expect(throws: WalletRefusal.invalidPassword) { try t.service.setPassword(phone: "13800000001", password: "12345") }
+    }
+
+    @Test func storedPasswordIsASaltedHash() throws {
+        let t = try TestWallet()
+        _ = try t.service.openWallet(phone: "13800000001", name: "张三")
+        _ = try t.service.openWallet(phone: "13800000002", name: "李四")
+        try t.service.setPassword(phone: "13800000001", password: "123456")
+        try t.service.setPassword(phone: "13800000002", password: "123456")
+        let rows = try t.store.pool.read { try Row.fetchAll($0, sql: "SELECT password_hash, password_salt FROM wallets ORDER BY id") }
+        #expect((rows[0]["password_hash"] as Data) != (rows[1]["password_hash"] as Data))
+        #expect((rows[0]["password_hash"] as Data).count == 32)
+        #expect(PasswordHasher().iterations >= 600_000)
+    }
+}
+
+@Suite struct CardAndTopUpTests {
+    @Test func bindingNeedsVerification() throws {
+        let t = try TestWallet()
+        _ = try t.service.openWallet(phone: "13800000001", name: "张三")
+        #expect(throws: WalletRefusal.kycRequired) { try t.service.bindCard(phone: "13800000001", cardNumber: "6222020200112233446", bank: "ICBC") }
+        _ = try t.service.submitKYC(phone: "13800000001", name: "张三", idNumber: TestWallet.idNumber)
+        #expect(throws: WalletRefusal.kycRequired) { try t.service.bindCard(phone: "13800000001", cardNumber: "6222020200112233446", bank: "ICBC") }
+        _ = try t.service.approveKYC(phone: "13800000001", kycClass: 2)
+        #expect(throws: WalletRefusal.invalidCardNumber) { try t.service.bindCard(phone: "13800000001", cardNumber: "6222020200112233445", bank: "ICBC") }
+        let card = try t.service.bindCard(phone: "13800000001", cardNumber: "6222 0202 0011 2233 446", bank: "icbc")
+        #expect(card.masked == "6222 **** **** 3446" && card.bank == "ICBC")
+        #expect(throws: WalletRefusal.cardAlreadyBound) { try t.service.bindCard(phone: "13800000001", cardNumber: "6222020200112233446", bank: "ICBC") }
+    }
+
+    @Test func topUpIsIdempotent() throws {
+        let t = try TestWallet()
+        let (_, card) = try t.richWallet("13800000001", fen: 0)
+        let first = try t.service.topUp(phone: "13800000001", cardID: card, amountFen: 10_000, idempotencyKey: "t1")
+        let again = try t.service.topUp(phone: "13800000001", cardID: card, amountFen: 10_000, idempotencyKey: "t1")
+        #expect(!first.replayed && again.replayed && again.transactionId == first.transactionId)
+        #expect(try t.service.balance(phone: "13800000001").balanceFen == 10_000)
+        #expect(throws: WalletRefusal.idempotencyConflict) { try t.service.topUp(phone: "13800000001", cardID: card, amountFen: 20_000, idempotencyKey: "t1") }
+        #expect(throws: WalletRefusal.cardNotFound) { try t.service.topUp(phone: "13800000001", cardID: 99, amountFen: 1, idempotencyKey: "t2") }
+        #expect(throws: WalletRefusal.invalidAmount) { try t.service.topUp(phone: "13800000001", cardID: card, amountFen: 0, idempotencyKey: "t3") }
+        #expect(try t.service.history(phone: "13800000001", month: nil, kind: "topup").count == 1)
+        #expect(try t.ledger.check().ok)
+    }
+
+    @Test func withdrawalIsAHoldUntilTheBankAnswers() throws {
+        let t = try TestWallet()
+        let (_, card) = try t.richWallet("13800000001", fen: 10_000)
+        let pending = try t.service.withdraw(phone: "13800000001", cardID: card, amountFen: 6_000, idempotencyKey: "w1")
+        #expect(pending.status == "pending")
+        var balance = try t.service.balance(phone: "13800000001")
+        #expect(balance.balanceFen == 10_000 && balance.availableFen == 4_000)
+        #expect(throws: WalletRefusal.insufficientFunds) { try t.service.withdraw(phone: "13800000001", cardID: card, amountFen: 4_001, idempotencyKey: "w2") }
+        #expect(throws: WalletRefusal.cardHasPendingOperation) { try t.service.unbindCard(phone: "13800000001", cardID: card) }
+        let failed = try t.service.failWithdrawal(id: pending.withdrawalId)
+        #expect(failed.status == "failed")
+        balance = try t.service.balance(phone: "13800000001")
+        #expect(balance.balanceFen == 10_000 && balance.availableFen == 10_000)
+        #expect(throws: WalletRefusal.withdrawalNotPending) { try t.service.confirmWithdrawal(id: pending.withdrawalId) }
+        #expect(try t.service.failWithdrawal(id: pending.withdrawalId).replayed)
+
+        let second = try t.service.withdraw(phone: "13800000001", cardID: card, amountFen: 2_500, idempotencyKey: "w3")
+        #expect(try t.service.withdraw(phone: "13800000001", cardID: card, amountFen: 2_500, idempotencyKey: "w3").withdrawalId == second.withdrawalId)
+        _ = try t.service.confirmWithdrawal(id: second.withdrawalId)
+        balance = try t.service.balance(phone: "13800000001")
+        #expect(balance.balanceFen == 7_500 && balance.availableFen == 7_500)
+        #expect(try t.service.unbindCard(phone: "13800000001", cardID: card).status == "unbound")
+        #expect(throws: WalletRefusal.withdrawalNotFound) { try t.service.confirmWithdrawal(id: 999) }
+        #expect(try t.ledger.check().ok)
+    }
+}
+
+@Suite struct PaymentTests {
+    func world(policy: WalletPolicy = WalletPolicy()) throws -> (TestWallet, String) {
+        let t = try TestWallet(policy: policy)
+        try t.richWallet("13800000001", fen: 100_000)
+        _ = try t.service.openWallet(phone: "13800000002", name: "李四")
+        _ = try t.service.registerMerchant(id: "M0001", name: "台东小吃", category: "food", mcc: "5812")
+        return (t, try t.service.merchantQR(id: "M0001", amountFen: nil))
+    }
+
+    @Test func qrPaymentPaysTheMerchant() throws {
+        let (t, staticQR) = try world()
+        let receipt = try t.service.payQR(phone: "13800000001", payload: staticQR, amountFen: 4_520, password: "123456", idempotencyKey: "q1")
+        #expect(receipt.amountFen == 4_520 && receipt.counterparty == "台东小吃" && receipt.kind == "qr_payment")
+        #expect(try t.service.balance(phone: "13800000001").balanceFen == 100_000 - 4_520)
+        #expect(try t.ledger.account(id: t.service.merchant(id: "M0001").accountId).balance == 4_520)
+        #expect(try t.service.payQR(phone: "13800000001", payload: staticQR, amountFen: 4_520, password: "123456", idempotencyKey: "q1").replayed)
+        #expect(try t.service.balance(phone: "13800000001").balanceFen == 100_000 - 4_520)
+    }
+
+    @Test func qrRefusals() throws {
+        let (t, staticQR) = try world()
+        let fixed = try t.service.merchantQR(id: "M0001", amountFen: 1_000)
+        #expect(throws: WalletRefusal.qrAmountMissing) { try t.service.payQR(phone: "13800000001", payload: staticQR, amountFen: nil, password: "123456", idempotencyKey: "a") }
+        #expect(throws: WalletRefusal.qrAmountMismatch) { try t.service.payQR(phone: "13800000001", payload: fixed, amountFen: 999, password: "123456", idempotencyKey: "b") }
+        #expect(try t.service.payQR(phone: "13800000001", payload: fixed, amountFen: nil, password: "123456", idempotencyKey: "c").amountFen == 1_000)
+        let unknown = MerchantQR(merchantID: "M9999", merchantName: "Nobody", city: "QINGDAO", mcc: "5812", amountFen: nil).encode()
+        #expect(throws: WalletRefusal.merchantNotFound) { try t.service.payQR(phone: "13800000001", payload: unknown, amountFen: 100, password: "123456", idempotencyKey: "d") }
+        #expect(throws: WalletRefusal.qrBadChecksum) { try t.service.payQR(phone: "13800000001", payload: String(fixed.dropLast()) + "0", amountFen: nil, password: "123456", idempotencyKey: "e") }
+        #expect(throws: WalletRefusal.insufficientFunds) { try t.service.payQR(phone: "13800000001", payload: staticQR, amountFen: 100_000, password: "123456", idempotencyKey: "f") }
+        #expect(try t.service.balance(phone: "13800000001").balanceFen == 99_000)
+    }
+
+    @Test func transfers() throws {
+        let (t, _) = try world()
+        #expect(throws: WalletRefusal.selfTransfer) { try t.service.transfer(from: "13800000001", to: "13800000001", amountFen: 1, password: "123456", idempotencyKey: "x") }
+        #expect(throws: WalletRefusal.walletNotFound) { try t.service.transfer(from: "13800000001", to: "13900000009", amountFen: 1, password: "123456", idempotencyKey: "y") }
+        let receipt = try t.service.transfer(from: "13800000001", to: "13800000002", amountFen: 2_000, password: "123456", idempotencyKey: "z")
+        #expect(receipt.counterparty == "138****0002")
+        #expect(try t.service.balance(phone: "13800000002").balanceFen == 2_000)
+        let incoming = try t.service.history(phone: "13800000002", month: nil, kind: "transfer")
+        #expect(incoming.map(\.kind) == ["transfer_in"] && incoming[0].amountFen == 2_000 && incoming[0].counterparty == "138****0001")
+    }
+
+    @Test func frozenWalletCannotPayButReceives() throws {
+        let (t, staticQR) = try world()
+        _ = try t.service.setFrozen(phone: "13800000001", frozen: true, reason: "fraud review")
+        #expect(throws: WalletRefusal.walletFrozen) { try t.service.payQR(phone: "13800000001", payload: staticQR, amountFen: 1, password: "123456", idempotencyKey: "a") }
+        #expect(throws: WalletRefusal.walletFrozen) { try t.service.transfer(from: "13800000001", to: "13800000002", amountFen: 1, password: "123456", idempotencyKey: "b") }
+        let card = try t.service.cards(phone: "13800000001")[0].id
+        #expect(throws: WalletRefusal.walletFrozen) { try t.service.withdraw(phone: "13800000001", cardID: card, amountFen: 1, idempotencyKey: "c") }
+        _ = try t.service.topUp(phone: "13800000001", cardID: card, amountFen: 1, idempotencyKey: "d")
+        #expect(try t.service.balance(phone: "13800000001").balanceFen == 100_001)
+        _ = try t.service.setFrozen(phone: "13800000001", frozen: false, reason: "cleared")
+        #expect(try t.service.transfer(from: "13800000001", to: "13800000002", amountFen: 1, password: "123456", idempotencyKey: "b").amountFen == 1)
+    }
+
+    @Test func classOneLimitIsExactlyOneThousandYuan() throws {
+        let (t, staticQR) = try world()
+        try t.richWallet("13800000003", fen: 200_000, kycClass: 1)
+        _ = try t.service.payQR(phone: "13800000003", payload: staticQR, amountFen: 60_000, password: "123456", idempotencyKey: "a")
+        #expect(throws: WalletRefusal.classLimitExceeded) { try t.service.payQR(phone: "13800000003", payload: staticQR, amountFen: 40_001, password: "123456", idempotencyKey: "b") }
+        _ = try t.service.transfer(from: "13800000003", to: "13800000002", amountFen: 40_000, password: "123456", idempotencyKey: "c")
+        #expect(throws: WalletRefusal.classLimitExceeded) { try t.service.transfer(from: "13800000003", to: "13800000002", amountFen: 1, password: "123456", idempotencyKey: "d") }
+        // A retry of a payment already made is answered, not refused by the limit it used.
+        #expect(try t.service.transfer(from: "13800000003", to: "13800000002", amountFen: 40_000, password: "123456", idempotencyKey: "c").replayed)
+        // Class I counts since opening: a new year does not help.
+        t.clock.set(ShanghaiCalendar.startOfYear(2027))
+        #expect(throws: WalletRefusal.classLimitExceeded) { try t.service.transfer(from: "13800000003", to: "13800000002", amountFen: 1, password: "123456", idempotencyKey: "e") }
+    }
+
+    @Test func classTwoLimitIsPerCalendarYearInShanghai() throws {
+        var policy = WalletPolicy()
+        policy.classIIYearFenMax = 50_000
+        let (t, staticQR) = try world(policy: policy)
+        t.clock.set(ShanghaiCalendar.startOfYear(2027) - 1)
+        _ = try t.service.payQR(phone: "13800000001", payload: staticQR, amountFen: 50_000, password: "123456", idempotencyKey: "a")
+        #expect(throws: WalletRefusal.classLimitExceeded) { try t.service.payQR(phone: "13800000001", payload: staticQR, amountFen: 1, password: "123456", idempotencyKey: "b") }
+        t.clock.advance(micros: 1)
+        #expect(try t.service.payQR(phone: "13800000001", payload: staticQR, amountFen: 50_000, password: "123456", idempotencyKey: "c").amountFen == 50_000)
+    }
+
+    @Test func racingPaymentsCannotBothSlipUnderTheLimit() async throws {
+        let (t, staticQR) = try world()
+        try t.richWallet("13800000003", fen: 200_000, kycClass: 1)
+        // Separate connections, as separate processes would have.
+        let services = try (0..<4).map { _ in
+            WalletService(store: SQLiteLedgerStore(pool: try SQLiteDatabase.open(path: t.path, migrator: TestWallet.migrator())), ledger: Ledger(store: t.store, clock: t.clock), hasher: PasswordHasher(iterations: 1_000), dataKey: t.key)
+        }.map { service in
+            WalletService(store: service.store, ledger: Ledger(store: service.store, clock: t.clock), hasher: service.hasher, dataKey: t.key)
+        }
+        let outcomes = await withTaskGroup(of: Bool.self) { group in
+            for (i, service) in services.enumerated() {
+                group.addTask {
+                    (try? service.payQR(phone: "13800000003", payload: staticQR, amountFen: 40_000, password: "123456", idempotencyKey: "race-\(i)")) != nil
+                }
+            }
+            return await group.reduce(into: [Bool]()) { $0.append($1) }
+        }
+        #expect(outcomes.filter { $0 }.count == 2)
+        #expect(try t.service.balance(phone: "13800000003").balanceFen == 200_000 - 80_000)
+        #expect(try t.ledger.check().ok)
+    }
+
+    @Test func monitoringWritesAlertsInTheSameTransaction() throws {
+        var policy = WalletPolicy()
+        policy.largePaymentAlertFen = 10_000
+        policy.paymentsInWindowMax = 3
+        let (t, staticQR) = try world(policy: policy)
+        _ = try t.service.payQR(phone: "13800000001", payload: staticQR, amountFen: 10_000, password: "123456", idempotencyKey: "a")
+        #expect(try t.outbox().isEmpty)
+        _ = try t.service.payQR(phone: "13800000001", payload: staticQR, amountFen: 10_001, password: "123456", idempotencyKey: "b")
+        #expect(try t.outbox().map(\.payload).filter { $0.contains("large_payment") }.count == 1)
+        for i in 0..<2 {
+            _ = try t.service.payQR(phone: "13800000001", payload: staticQR, amountFen: 1, password: "123456", idempotencyKey: "c\(i)")
+        }
+        #expect(try t.outbox().map(\.payload).filter { $0.contains("many_payments") }.count == 1)
+        t.clock.advance(micros: 10 * 60 * 1_000_000)
+        _ = try t.service.payQR(phone: "13800000001", payload: staticQR, amountFen: 1, password: "123456", idempotencyKey: "d")
+        #expect(try t.outbox().map(\.payload).filter { $0.contains("many_payments") }.count == 1)
+        #expect(try t.outbox().allSatisfy { $0.kind == "security_alert" && !$0.payload.contains("13800000001") })
+    }
+
+    @Test func historyAndMonthlySummary() throws {
+        let (t, staticQR) = try world()
+        _ = try t.service.registerMerchant(id: "M0002", name: "利群超市", category: "groceries", mcc: "5411")
+        let grocer = try t.service.merchantQR(id: "M0002", amountFen: nil)
+        _ = try t.service.payQR(phone: "13800000001", payload: staticQR, amountFen: 1_500, password: "123456", idempotencyKey: "a")
+        _ = try t.service.payQR(phone: "13800000001", payload: grocer, amountFen: 8_800, password: "123456", idempotencyKey: "b")
+        _ = try t.service.payQR(phone: "13800000001", payload: staticQR, amountFen: 500, password: "123456", idempotencyKey: "c")
+        t.clock.set(ShanghaiCalendar.startOfMonth(year: 2026, month: 12))
+        _ = try t.service.transfer(from: "13800000001", to: "13800000002", amountFen: 300, password: "123456", idempotencyKey: "d")
+        let november = try t.service.history(phone: "13800000001", month: "2026-11", kind: nil)
+        #expect(november.map(\.kind) == ["qr_payment", "qr_payment", "qr_payment", "topup"])
+        #expect(november.map(\.amountFen) == [-500, -8_800, -1_500, 100_000])
+        #expect(try t.service.history(phone: "13800000001", month: "2026-12", kind: nil).map(\.kind) == ["transfer_out"])
+        #expect(try t.service.history(phone: "13800000001", month: nil, kind: "qr_payment").count == 3)
+        let summary = try t.service.monthlySummary(phone: "13800000001", month: "2026-11")
+        #expect(summary == [
+            .init(category: "groceries", spentFen: 8_800, payments: 1),
+            .init(category: "food", spentFen: 2_000, payments: 2),
+        ])
+    }
+}
