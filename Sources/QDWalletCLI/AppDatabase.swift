@@ -1,17 +1,31 @@
 import GRDB
 import Ledger
+import Wallet
 
 /// The one database of qdwallet, with every module's migrations in order.
 enum AppDatabase {
     static func migrator() -> DatabaseMigrator {
         var migrator = DatabaseMigrator()
         LedgerSchema.register(in: &migrator)
+        WalletSchema.register(in: &migrator)
         return migrator
     }
 
     /// Opens (creating and migrating) the database and returns the ledger over it.
     static func openLedger(path: String) throws -> Ledger {
-        let pool = try SQLiteDatabase.open(path: path, migrator: migrator())
-        return Ledger(store: SQLiteLedgerStore(pool: pool))
+        Ledger(store: try openStore(path: path))
+    }
+
+    static func openStore(path: String) throws -> SQLiteLedgerStore {
+        SQLiteLedgerStore(pool: try SQLiteDatabase.open(path: path, migrator: migrator()))
+    }
+
+    /// The wallet service over the database; the data key is read only when `needsKey`.
+    static func wallet(_ global: GlobalOptions, needsKey: Bool = false) throws -> WalletService {
+        let key = needsKey ? try DataKey.fromEnvironment() : nil
+        let store = try openStore(path: global.databasePath)
+        let ledger = Ledger(store: store)
+        _ = try SystemAccounts.ensure(in: ledger)
+        return WalletService(store: store, ledger: ledger, dataKey: key)
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Ledger
+import Wallet
 
 /// The exit codes operators script against (`cli.md`): fixed, never renumbered.
 public enum ExitStatus: Int32, Sendable {
@@ -36,6 +37,11 @@ public struct CLIFailure: Error, Sendable, CustomStringConvertible {
             return failure
         case let refusal as LedgerRefusal:
             return CLIFailure(.refused, code: refusal.rawValue, refusal.explanation)
+        case let refusal as WalletRefusal:
+            return CLIFailure(.refused, code: refusal.rawValue, refusal.explanation)
+        case let wallet as WalletError:
+            // A missing or wrong data key is the environment's fault, like an unreachable feed.
+            return CLIFailure(.infrastructure, code: wallet.code.rawValue, wallet.message)
         case let parse as MoneyParseError:
             return CLIFailure(.refused, code: "invalid_amount", parse.description)
         case let ledger as LedgerError:

@@ -10,7 +10,11 @@ public struct QDWalletCommand: ParsableCommand {
             Exit codes: 0 success; 1 refused (the message says why); 2 usage error; \
             3 a report or check found breaks; 4 infrastructure fault.
             """,
-        subcommands: [InitCommand.self, LedgerCommand.self])
+        subcommands: [
+            InitCommand.self, WalletCommand.self, CardCommand.self, TopUpCommand.self, WithdrawCommand.self,
+            MerchantCommand.self, PayCommand.self, TransferCommand.self, BalanceCommand.self, HistoryCommand.self,
+            LedgerCommand.self,
+        ])
 
     public init() {}
 
