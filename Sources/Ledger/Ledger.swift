@@ -107,6 +107,11 @@ public struct Ledger: Sendable {
 
     /// Posts a batch inside a caller's transaction, so the caller's own rows commit with it.
     public func post(_ requests: [PostingRequest], in tx: any LedgerWriting) throws -> [PostingResult] {
+        try Self.post(requests, in: tx, clock: clock, limits: limits)
+    }
+
+    /// Posts a batch inside a transaction, with no `Ledger` value at hand (jobs, other modules).
+    public static func post(_ requests: [PostingRequest], in tx: any LedgerWriting, clock: any LedgerClock, limits: LedgerLimits = LedgerLimits()) throws -> [PostingResult] {
         guard requests.count <= limits.batchSizeMax else {
             throw LedgerError(.batchTooLarge, "a batch may hold at most \(limits.batchSizeMax) requests; split it", context: "\(requests.count) requests")
         }

@@ -54,7 +54,8 @@ extension Ledger {
         try store.read { tx in try Self.check(tx) }
     }
 
-    static func check(_ tx: any LedgerReading) throws -> LedgerCheckReport {
+    /// `check()` inside a caller's transaction or snapshot.
+    public static func check(_ tx: any LedgerReading) throws -> LedgerCheckReport {
         var violations: [LedgerViolation] = []
         var violationCount = 0
         func report(_ violation: LedgerViolation) {

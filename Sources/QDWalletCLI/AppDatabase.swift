@@ -1,4 +1,5 @@
 import GRDB
+import JobRunner
 import Ledger
 import Wallet
 
@@ -8,6 +9,7 @@ enum AppDatabase {
         var migrator = DatabaseMigrator()
         LedgerSchema.register(in: &migrator)
         WalletSchema.register(in: &migrator)
+        JobSchema.register(in: &migrator)
         return migrator
     }
 

@@ -1,5 +1,7 @@
 import ArgumentParser
+import JobRunner
 import Ledger
+import QDConfig
 import Wallet
 
 /// The exit codes operators script against (`cli.md`): fixed, never renumbered.
@@ -42,6 +44,17 @@ public struct CLIFailure: Error, Sendable, CustomStringConvertible {
         case let wallet as WalletError:
             // A missing or wrong data key is the environment's fault, like an unreachable feed.
             return CLIFailure(.infrastructure, code: wallet.code.rawValue, wallet.message)
+        case let refusal as JobRefusal:
+            switch refusal {
+            case .alreadyRunning:
+                return CLIFailure(.infrastructure, code: "already_running", refusal.description)
+            case .unknownJob:
+                return CLIFailure(.usage, code: "unknown_job", refusal.description)
+            default:
+                return CLIFailure(.refused, code: "job_refused", refusal.description)
+            }
+        case let config as ConfigError:
+            return CLIFailure(.refused, code: "invalid_configuration", config.description)
         case let parse as MoneyParseError:
             return CLIFailure(.refused, code: "invalid_amount", parse.description)
         case let ledger as LedgerError:

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Logging
 
 /// The `qdwallet` operator command line.
 public struct QDWalletCommand: ParsableCommand {
@@ -13,13 +14,14 @@ public struct QDWalletCommand: ParsableCommand {
         subcommands: [
             InitCommand.self, WalletCommand.self, CardCommand.self, TopUpCommand.self, WithdrawCommand.self,
             MerchantCommand.self, PayCommand.self, TransferCommand.self, BalanceCommand.self, HistoryCommand.self,
-            LedgerCommand.self,
+            JobsCommand.self, SchedulerCommand.self, LedgerCommand.self,
         ])
 
     public init() {}
 
     /// Parses the arguments, runs the command and exits with the code of `cli.md`.
     public static func runMain(_ arguments: [String]? = nil) -> Never {
+        bootstrapLogging()
         let wantsJSON = (arguments ?? Array(CommandLine.arguments.dropFirst())).contains("--json")
         do {
             var command = try parseAsRoot(arguments)
@@ -41,5 +43,15 @@ public struct QDWalletCommand: ParsableCommand {
             Output.failure(failure, json: wantsJSON)
             Foundation.exit(failure.status.rawValue)
         }
+    }
+}
+
+/// Structured log lines on stderr; the level from QDWALLET_LOG_LEVEL (default info).
+func bootstrapLogging() {
+    let level = ProcessInfo.processInfo.environment["QDWALLET_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+    LoggingSystem.bootstrap { label in
+        var handler = StreamLogHandler.standardError(label: label)
+        handler.logLevel = level
+        return handler
     }
 }

@@ -1,0 +1,65 @@
+import Foundation
+import GRDB
+import Ledger
+
+/// The jobs that need nothing but the ledger.
+public enum BuiltinJobs {
+    public static var all: [JobImplementation] { [ledgerCheck, expireHolds] }
+
+    /// `ledger-check`: the full verification of `qdwallet ledger check`, as a scheduled job
+    /// (exit 3 when it finds violations).
+    public static let ledgerCheck = JobImplementation(
+        name: "ledger-check",
+        steps: [LedgerCheckStep()],
+        summary: { db, context in
+            try Data.fetchOne(db, sql: "SELECT checkpoint FROM job_step_executions WHERE execution_id = ? AND step_name = 'verify'", arguments: [context.executionID])
+        },
+        foundBreaks: { db, context in
+            guard let data = try Data.fetchOne(db, sql: "SELECT checkpoint FROM job_step_executions WHERE execution_id = ? AND step_name = 'verify'", arguments: [context.executionID]) else { return false }
+            return (try? JSONDecoder().decode(LedgerCheckStep.Checkpoint.self, from: data))?.ok == false
+        })
+
+    /// `expire-holds`: releases holds whose expiry has passed, in chunks.
+    public static let expireHolds = JobImplementation(name: "expire-holds", steps: [ExpireHoldsStep()])
+}
+
+struct LedgerCheckStep: TypedJobStep {
+    struct Checkpoint: Codable, Sendable {
+        var done: Bool
+        var ok: Bool?
+        var violationCount: Int?
+        var violations: [String]?
+    }
+
+    let name = "verify"
+    let checkpointVersion = 1
+
+    func start(_ context: JobContext) throws -> Checkpoint { Checkpoint(done: false) }
+
+    func chunk(_ context: JobContext, db: Database, ledger: any LedgerWriting, from checkpoint: Checkpoint) throws -> (Checkpoint, ChunkCounts) {
+        let report = try Ledger.check(ledger)
+        let result = Checkpoint(done: true, ok: report.ok, violationCount: report.violationCount, violations: report.violations.prefix(50).map(\.description))
+        return (result, ChunkCounts(read: report.transactions, written: 0, failed: report.violationCount, done: true))
+    }
+}
+
+struct ExpireHoldsStep: TypedJobStep {
+    struct Checkpoint: Codable, Sendable {
+        var expired: Int
+    }
+
+    let name = "expire"
+    let checkpointVersion = 1
+
+    func start(_ context: JobContext) throws -> Checkpoint { Checkpoint(expired: 0) }
+
+    func chunk(_ context: JobContext, db: Database, ledger: any LedgerWriting, from checkpoint: Checkpoint) throws -> (Checkpoint, ChunkCounts) {
+        let now = context.clock.nowMicros()
+        let holds = try ledger.expiredOpenHolds(asOf: now, limit: context.chunkSizeMax)
+        let requests = holds.map { PostingRequest(key: "ledger.expire.\($0.id)", action: .expireHold(holdID: $0.id), memo: "hold expired") }
+        let results = try Ledger.post(requests, in: ledger, clock: context.clock)
+        let committed = results.filter { $0.transactionID != nil }.count
+        return (Checkpoint(expired: checkpoint.expired + committed), ChunkCounts(read: holds.count, written: committed, failed: holds.count - committed, done: holds.count < context.chunkSizeMax))
+    }
+}
+

@@ -1,0 +1,279 @@
+import Foundation
+import GRDB
+import Ledger
+import Logging
+
+/// What one `run` did.
+public struct ExecutionReport: Sendable, Codable {
+    public struct Step: Sendable, Codable {
+        public var name: String
+        public var status: String
+        public var read: Int
+        public var written: Int
+        public var skipped: Int
+        public var failed: Int
+        public var chunks: Int
+        /// Resumed from a checkpoint of an earlier execution.
+        public var resumed: Bool
+    }
+
+    public var job: String
+    public var executionId: Int64
+    /// completed, failed, stopped, or already_completed (nothing was run).
+    public var status: String
+    public var parameters: [String: String]
+    public var forced: Bool
+    /// The earlier execution this one took over or resumed, if any.
+    public var resumedExecutionId: Int64?
+    public var abandonedExecutionId: Int64?
+    public var steps: [Step]
+    public var durationSeconds: Double
+    public var message: String?
+    /// The job's own summary (JSON).
+    public var summary: Data?
+    public var breaks: Bool
+}
+
+/// Runs jobs: one live execution per job, chunks and checkpoints committed together, restart
+/// from the last committed chunk, abandoned runs taken over.
+public final class JobRunner: Sendable {
+    public let store: SQLiteLedgerStore
+    public let clock: any LedgerClock
+    public let logger: Logger
+    public let definitions: [String: JobDefinition]
+    public let implementations: [String: JobImplementation]
+    public let stop: StopSignal
+    let progress: ProgressReporter
+    let owner: String
+    let sleep: @Sendable (Int) -> Void
+
+    public init(
+        store: SQLiteLedgerStore, clock: any LedgerClock, logger: Logger,
+        definitions: [JobDefinition], implementations: [JobImplementation],
+        stop: StopSignal = StopSignal(), progress: ProgressReporter? = nil,
+        owner: String? = nil, sleepMillis: @escaping @Sendable (Int) -> Void = { usleep(useconds_t($0) * 1_000) }
+    ) {
+        self.store = store
+        self.clock = clock
+        self.logger = logger
+        self.definitions = Dictionary(definitions.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        self.implementations = Dictionary(implementations.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        self.stop = stop
+        self.progress = progress ?? ProgressReporter(logger: logger)
+        self.owner = owner ?? "\(ProcessInfo.processInfo.hostName):\(getpid())"
+        self.sleep = sleepMillis
+    }
+
+    private enum Start {
+        case alreadyCompleted(instanceID: Int64)
+        case started(executionID: Int64, instanceID: Int64, abandoned: Int64?)
+    }
+
+    /// A step's position while running.
+    private struct Running {
+        var state: JobRepository.StepState
+        var resumed: Bool
+    }
+
+    /// Runs (or resumes) a job. Refuses a second live run of the same job; returns
+    /// `already_completed` for an instance that completed, unless `force`.
+    public func run(_ name: String, overrides: [String: String] = [:], force: Bool = false, parametersAt: TimestampMicros? = nil) throws -> ExecutionReport {
+        guard let definition = definitions[name] else {
+            throw JobRefusal.unknownJob(name, known: definitions.keys.sorted())
+        }
+        guard let implementation = implementations[name] else { throw JobRefusal.notImplemented(name) }
+        let began = DispatchTime.now().uptimeNanoseconds
+        let parameters = definition.resolvedParameters(now: parametersAt ?? clock.nowMicros(), overrides: overrides)
+        let parametersText = Self.encode(parameters)
+        let instanceKey = definition.instanceKey(parameters)
+        let staleMicros = Int64(definition.staleAfterSeconds) * 1_000_000
+
+        var abandonedID: Int64?
+        let start: Start = try store.transaction { db, _ in
+            let now = clock.nowMicros()
+            if let lock = try JobRepository.lock(db, job: name) {
+                let age = now - lock.heartbeatAt
+                if age < staleMicros {
+                    throw JobRefusal.alreadyRunning(job: name, executionID: lock.executionID, owner: lock.owner, heartbeatAgeSeconds: max(0, age / 1_000_000))
+                }
+                try JobRepository.markAbandoned(db, executionID: lock.executionID, message: "heartbeat stopped \(age / 1_000_000) s before \(owner) took over", now: now)
+                abandonedID = lock.executionID
+            }
+            let instance = try JobRepository.instance(db, job: name, key: instanceKey, parameters: parametersText, now: now)
+            if instance.completedAt != nil && !force {
+                return .alreadyCompleted(instanceID: instance.id)
+            }
+            let executionID = try JobRepository.startExecution(db, instanceID: instance.id, forced: force, owner: owner, parameters: parametersText, now: now)
+            try JobRepository.takeLock(db, job: name, executionID: executionID, owner: owner, now: now)
+            return .started(executionID: executionID, instanceID: instance.id, abandoned: abandonedID)
+        }
+        if let abandonedID {
+            logger.warning("took over an abandoned run", metadata: ["job": "\(name)", "abandoned_execution": "\(abandonedID)"])
+        }
+
+        guard case .started(let executionID, let instanceID, _) = start else {
+            logger.info("instance already completed; nothing to do", metadata: ["job": "\(name)", "instance": "\(instanceKey)"])
+            return ExecutionReport(job: name, executionId: 0, status: "already_completed", parameters: parameters, forced: false, resumedExecutionId: nil, abandonedExecutionId: abandonedID, steps: [], durationSeconds: 0, message: "this instance completed earlier; use --force for a new attempt", summary: nil, breaks: false)
+        }
+        logger.info("job started", metadata: ["job": "\(name)", "execution": "\(executionID)", "parameters": "\(instanceKey)", "forced": "\(force)"])
+        let context = JobContext(jobName: name, executionID: executionID, parameters: parameters, chunkSizeMax: definition.chunkSizeMax, clock: clock, logger: logger)
+
+        var reports: [ExecutionReport.Step] = []
+        var resumedFrom: Int64?
+        func finish(_ status: String, _ message: String?) throws -> ExecutionReport {
+            var summary: Data?
+            var breaks = false
+            try store.transaction { db, _ in
+                let now = clock.nowMicros()
+                if status == "completed" {
+                    summary = try implementation.summary?(db, context)
+                    breaks = try implementation.foundBreaks?(db, context) ?? false
+                    try JobRepository.completeInstance(db, instanceID: instanceID, now: now)
+                }
+                try JobRepository.finishExecution(db, executionID: executionID, status: status, message: message, summary: summary, now: now)
+                try JobRepository.releaseLock(db, job: name, executionID: executionID)
+            }
+            let duration = Double(DispatchTime.now().uptimeNanoseconds - began) / 1e9
+            let level: Logger.Level = status == "completed" ? .info : .error
+            logger.log(level: level, "job \(status)", metadata: ["job": "\(name)", "execution": "\(executionID)", "seconds": "\(String(format: "%.2f", duration))", "message": "\(message ?? "")"])
+            return ExecutionReport(job: name, executionId: executionID, status: status, parameters: parameters, forced: force, resumedExecutionId: resumedFrom, abandonedExecutionId: abandonedID, steps: reports, durationSeconds: duration, message: message, summary: summary, breaks: breaks)
+        }
+
+        for step in implementation.steps {
+            var running: Running
+            do {
+                running = try prepare(step, context: context, instanceID: instanceID, executionID: executionID, force: force)
+            } catch {
+                return try finish("failed", "step \(step.name) could not start: \(error)")
+            }
+            if running.resumed { resumedFrom = resumedFrom ?? previousExecution(instanceID: instanceID, before: executionID) }
+            if running.state.status == "completed" {
+                reports.append(report(step.name, running))
+                continue
+            }
+            let total = try? store.pool.read { db in try step.estimatedTotal(context, db: db) }
+            progress.begin(step: step.name, total: total)
+            while running.state.status != "completed" {
+                if stop.requested {
+                    progress.end(done: running.state.read)
+                    reports.append(report(step.name, running))
+                    return try finish("stopped", "stop requested; restart resumes at chunk \(running.state.chunks + 1) of step \(step.name)")
+                }
+                do {
+                    running.state = try chunk(step, context: context, definition: definition, executionID: executionID, state: running.state)
+                } catch let abort as any AbortingError {
+                    // The process must not touch the execution any more (it lost its lock, or
+                    // it is dying): leave everything as a crash would.
+                    progress.end(done: running.state.read)
+                    throw abort
+                } catch {
+                    progress.end(done: running.state.read)
+                    reports.append(report(step.name, running))
+                    return try finish("failed", "step \(step.name), chunk \(running.state.chunks + 1): \(error)")
+                }
+                progress.update(done: running.state.read)
+            }
+            progress.end(done: running.state.read)
+            reports.append(report(step.name, running))
+        }
+        return try finish("completed", nil)
+    }
+
+    private func report(_ name: String, _ running: Running) -> ExecutionReport.Step {
+        ExecutionReport.Step(name: name, status: running.state.status, read: running.state.read, written: running.state.written, skipped: running.state.skipped, failed: running.state.failed, chunks: running.state.chunks, resumed: running.resumed)
+    }
+
+    private func previousExecution(instanceID: Int64, before executionID: Int64) -> Int64? {
+        try? store.pool.read { db in
+            try Int64.fetchOne(db, sql: "SELECT max(id) FROM job_executions WHERE instance_id = ? AND id < ?", arguments: [instanceID, executionID])
+        }
+    }
+
+    /// The step's starting state in this execution: fresh, or carried over from the last
+    /// committed chunk of an earlier execution of the same instance.
+    private func prepare(_ step: any JobStep, context: JobContext, instanceID: Int64, executionID: Int64, force: Bool) throws -> Running {
+        try store.transaction { db, _ in
+            let now = clock.nowMicros()
+            var resumed = false
+            var state: JobRepository.StepState
+            if !force, let prior = try JobRepository.latestStep(db, instanceID: instanceID, step: step.name, before: executionID) {
+                resumed = true
+                state = prior
+                if prior.checkpointVersion != step.checkpointVersion {
+                    state.checkpoint = try step.upgrade(checkpoint: prior.checkpoint, from: prior.checkpointVersion)
+                    state.checkpointVersion = step.checkpointVersion
+                }
+                state.status = prior.status == "completed" ? "completed" : "started"
+            } else {
+                state = JobRepository.StepState(status: "started", read: 0, written: 0, skipped: 0, failed: 0, chunks: 0, checkpointVersion: step.checkpointVersion, checkpoint: try step.initialCheckpoint(context))
+            }
+            try JobRepository.insertStep(db, executionID: executionID, step: step.name, state: state, now: now)
+            return Running(state: state, resumed: resumed)
+        }
+    }
+
+    /// One chunk and its checkpoint in one transaction, with bounded retries for transient
+    /// faults (a database busy past its timeout).
+    private func chunk(_ step: any JobStep, context: JobContext, definition: JobDefinition, executionID: Int64, state: JobRepository.StepState) throws -> JobRepository.StepState {
+        var attempt = 1
+        while true {
+            do {
+                return try store.transaction { db, ledger in
+                    let now = clock.nowMicros()
+                    guard try JobRepository.heartbeat(db, job: context.jobName, executionID: executionID, now: now) else {
+                        throw JobRunnerError.lostLock(job: context.jobName, executionID: executionID)
+                    }
+                    let result = try step.runChunk(context, db: db, ledger: ledger, checkpoint: state.checkpoint)
+                    var next = state
+                    next.checkpoint = result.checkpoint
+                    next.read += result.read
+                    next.written += result.written
+                    next.skipped += result.skipped
+                    next.failed += result.failed
+                    next.chunks += 1
+                    next.status = result.done ? "completed" : "started"
+                    try JobRepository.saveStep(db, executionID: executionID, step: step.name, state: next, now: now)
+                    return next
+                }
+            } catch let error as LedgerError where error.code == .busy && attempt < definition.retry.attemptsMax {
+                attempt += 1
+                var wait = definition.retry.backoffMillis(beforeAttempt: attempt)
+                if definition.retry.jitter { wait = Int.random(in: max(1, wait / 2)...max(1, wait)) }
+                logger.warning("chunk retry", metadata: ["job": "\(context.jobName)", "step": "\(step.name)", "attempt": "\(attempt)", "wait_ms": "\(wait)", "cause": "\(error)"])
+                sleep(wait)
+            }
+        }
+    }
+
+    // MARK: Operator views
+
+    /// Removes finished executions older than `days` days; instances are kept.
+    public func purge(olderThanDays days: Int) throws -> (executions: Int, steps: Int) {
+        let cutoff = clock.nowMicros() - Int64(days) * ShanghaiCalendar.dayMicros
+        return try store.transaction { db, _ in try JobRepository.purge(db, endedBefore: cutoff) }
+    }
+
+    static func encode(_ parameters: [String: String]) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return (try? encoder.encode(parameters)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+    }
+}
+
+/// An error after which the runner leaves the execution exactly as it is: no status, no lock
+/// release. The chunk in progress is rolled back; a later run takes the job over once its
+/// heartbeat is stale.
+public protocol AbortingError: Error {}
+
+/// Faults of the runner itself.
+public enum JobRunnerError: AbortingError, Sendable, CustomStringConvertible {
+    /// Another process took the job over (this one was stale): stop without committing.
+    case lostLock(job: String, executionID: Int64)
+
+    public var description: String {
+        switch self {
+        case .lostLock(let job, let executionID):
+            "execution \(executionID) of \(job) lost its lock to another process (its heartbeat was stale); this process stops without committing"
+        }
+    }
+}

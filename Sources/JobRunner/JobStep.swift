@@ -1,0 +1,156 @@
+import Foundation
+import GRDB
+import Ledger
+import Logging
+
+/// What a step sees of its run.
+public struct JobContext: Sendable {
+    public var jobName: String
+    public var executionID: Int64
+    public var parameters: [String: String]
+    public var chunkSizeMax: Int
+    public var clock: any LedgerClock
+    public var logger: Logger
+
+    /// A parameter the step needs, or a refusal that names it.
+    public func parameter(_ key: String) throws -> String {
+        guard let value = parameters[key], !value.isEmpty else {
+            throw JobRefusal.missingParameter(job: jobName, parameter: key)
+        }
+        return value
+    }
+
+    /// A date parameter ("YYYY-MM-DD").
+    public func date(_ key: String) throws -> ShanghaiCalendar.Date {
+        let text = try parameter(key)
+        guard let date = ShanghaiCalendar.Date(iso: text) else {
+            throw JobRefusal.invalidParameter(job: jobName, parameter: key, problem: "\"\(text.prefix(20))\" is not a date (YYYY-MM-DD)")
+        }
+        return date
+    }
+}
+
+/// What one chunk did.
+public struct ChunkResult: Sendable {
+    /// The checkpoint after the chunk, encoded by the step.
+    public var checkpoint: Data
+    public var read: Int
+    public var written: Int
+    public var skipped: Int
+    public var failed: Int
+    /// No more chunks.
+    public var done: Bool
+
+    public init(checkpoint: Data, read: Int = 0, written: Int = 0, skipped: Int = 0, failed: Int = 0, done: Bool) {
+        self.checkpoint = checkpoint
+        self.read = read
+        self.written = written
+        self.skipped = skipped
+        self.failed = failed
+        self.done = done
+    }
+}
+
+/// A restartable step: its work for one chunk and its checkpoint commit in the same database
+/// transaction, so a run killed at any instant resumes from the last committed chunk.
+public protocol JobStep: Sendable {
+    var name: String { get }
+    /// Bumped whenever the checkpoint's shape changes.
+    var checkpointVersion: Int { get }
+    /// The checkpoint before the first chunk.
+    func initialCheckpoint(_ context: JobContext) throws -> Data
+    /// Reads a checkpoint written by an earlier version (the default refuses, clearly).
+    func upgrade(checkpoint: Data, from version: Int) throws -> Data
+    /// How many items the step expects in all, when it knows (for progress and ETA).
+    func estimatedTotal(_ context: JobContext, db: Database) throws -> Int?
+    /// Runs one chunk of at most `context.chunkSizeMax` items inside the runner's transaction.
+    func runChunk(_ context: JobContext, db: Database, ledger: any LedgerWriting, checkpoint: Data) throws -> ChunkResult
+}
+
+extension JobStep {
+    public func upgrade(checkpoint: Data, from version: Int) throws -> Data {
+        throw JobRefusal.checkpointVersion(step: name, stored: version, supported: checkpointVersion)
+    }
+
+    public func estimatedTotal(_ context: JobContext, db: Database) throws -> Int? { nil }
+}
+
+/// A step whose checkpoint is a Codable value.
+public protocol TypedJobStep: JobStep {
+    associatedtype Checkpoint: Codable & Sendable
+    func start(_ context: JobContext) throws -> Checkpoint
+    /// Runs one chunk; returns the new checkpoint and the counts.
+    func chunk(_ context: JobContext, db: Database, ledger: any LedgerWriting, from checkpoint: Checkpoint) throws -> (Checkpoint, ChunkCounts)
+}
+
+/// The counts of a typed chunk.
+public struct ChunkCounts: Sendable {
+    public var read = 0
+    public var written = 0
+    public var skipped = 0
+    public var failed = 0
+    public var done = false
+    public init(read: Int = 0, written: Int = 0, skipped: Int = 0, failed: Int = 0, done: Bool = false) {
+        self.read = read
+        self.written = written
+        self.skipped = skipped
+        self.failed = failed
+        self.done = done
+    }
+}
+
+extension TypedJobStep {
+    public func initialCheckpoint(_ context: JobContext) throws -> Data {
+        try JSONEncoder().encode(try start(context))
+    }
+
+    public func runChunk(_ context: JobContext, db: Database, ledger: any LedgerWriting, checkpoint: Data) throws -> ChunkResult {
+        let current = try JSONDecoder().decode(Checkpoint.self, from: checkpoint)
+        let (next, counts) = try chunk(context, db: db, ledger: ledger, from: current)
+        return ChunkResult(checkpoint: try JSONEncoder().encode(next), read: counts.read, written: counts.written, skipped: counts.skipped, failed: counts.failed, done: counts.done)
+    }
+}
+
+/// A job's implementation: its steps in order, and what its run reports.
+public struct JobImplementation: Sendable {
+    public var name: String
+    public var steps: [any JobStep]
+    /// The job's own summary of an execution (JSON), for `jobs run --json`.
+    public var summary: (@Sendable (Database, JobContext) throws -> Data?)?
+    /// Whether a completed run found something the operator must see (exit 3).
+    public var foundBreaks: (@Sendable (Database, JobContext) throws -> Bool)?
+
+    public init(name: String, steps: [any JobStep], summary: (@Sendable (Database, JobContext) throws -> Data?)? = nil, foundBreaks: (@Sendable (Database, JobContext) throws -> Bool)? = nil) {
+        self.name = name
+        self.steps = steps
+        self.summary = summary
+        self.foundBreaks = foundBreaks
+    }
+}
+
+/// Why the job runner refused or stopped a run.
+public enum JobRefusal: Error, Sendable, CustomStringConvertible {
+    case unknownJob(String, known: [String])
+    case notImplemented(String)
+    case missingParameter(job: String, parameter: String)
+    case invalidParameter(job: String, parameter: String, problem: String)
+    case alreadyRunning(job: String, executionID: Int64, owner: String, heartbeatAgeSeconds: Int64)
+    case checkpointVersion(step: String, stored: Int, supported: Int)
+
+    public var description: String {
+        switch self {
+        case .unknownJob(let name, let known):
+            "no job named \"\(name.prefix(64))\" in the jobs folder (known: \(known.joined(separator: ", ")))"
+        case .notImplemented(let name):
+            "job \"\(name)\" is defined but this build has no implementation for it"
+        case .missingParameter(let job, let parameter):
+            "job \(job) needs the parameter \(parameter) (give --\(parameter) or --param \(parameter)=VALUE)"
+        case .invalidParameter(let job, let parameter, let problem):
+            "job \(job), parameter \(parameter): \(problem)"
+        case .alreadyRunning(let job, let executionID, let owner, let age):
+            "job \(job) is already running: execution \(executionID) held by \(owner), last heartbeat \(age) s ago"
+        case .checkpointVersion(let step, let stored, let supported):
+            "step \(step) has a checkpoint of version \(stored), this build reads version \(supported): finish or abandon that run with the build that wrote it, or force a new attempt"
+        }
+    }
+}

@@ -1,0 +1,98 @@
+import Foundation
+import GRDB
+import Ledger
+import Logging
+
+/// Starts jobs on their cron schedules (Asia/Shanghai). Each fire is recorded before its run
+/// starts, so a crash never replays a fire more than once, and missed fires are caught up at
+/// most once, as each job's catch-up policy says.
+public struct Scheduler: Sendable {
+    public let runner: JobRunner
+
+    public init(runner: JobRunner) {
+        self.runner = runner
+    }
+
+    /// What one tick decided for one job.
+    public struct Decision: Sendable, Codable {
+        public var job: String
+        /// ran, skipped_overlap, waiting_overlap, skipped_missed, first_seen
+        public var action: String
+        public var fireAt: Int64
+        public var missedFires: Int
+        public var status: String?
+        public var message: String?
+    }
+
+    /// Runs every job that is due at the clock's current time.
+    public func tick() throws -> [Decision] {
+        var decisions: [Decision] = []
+        for definition in runner.definitions.values.sorted(by: { $0.name < $1.name }) {
+            guard let schedule = definition.schedule else { continue }
+            if runner.stop.requested { break }
+            if let decision = try tick(definition, schedule) {
+                decisions.append(decision)
+            }
+        }
+        return decisions
+    }
+
+    private func tick(_ definition: JobDefinition, _ schedule: CronExpression) throws -> Decision? {
+        let now = runner.clock.nowMicros()
+        let last = try runner.store.pool.read { db in try JobRepository.lastFire(db, job: definition.name) }
+        guard let last else {
+            // A job seen for the first time starts from now: its history is not "missed".
+            try runner.store.transaction { db, _ in try JobRepository.recordFire(db, job: definition.name, at: now) }
+            return Decision(job: definition.name, action: "first_seen", fireAt: now, missedFires: 0)
+        }
+        guard var latest = schedule.next(after: last), latest <= now else { return nil }
+        var fires = 1
+        // Count the fires that fell between the last one and now (bounded).
+        while fires < 100_000, let following = schedule.next(after: latest), following <= now {
+            latest = following
+            fires += 1
+        }
+        let missed = fires - 1
+        let overdue = missed > 0 || now - latest >= 60_000_000
+        if overdue && definition.catchUp == .none {
+            try runner.store.transaction { db, _ in try JobRepository.recordFire(db, job: definition.name, at: latest) }
+            runner.logger.warning("missed fires skipped", metadata: ["job": "\(definition.name)", "missed": "\(fires)"])
+            return Decision(job: definition.name, action: "skipped_missed", fireAt: latest, missedFires: fires)
+        }
+        if definition.overlap == .skip {
+            try runner.store.transaction { db, _ in try JobRepository.recordFire(db, job: definition.name, at: latest) }
+        }
+        do {
+            let report = try runner.run(definition.name, parametersAt: latest)
+            if definition.overlap == .wait {
+                try runner.store.transaction { db, _ in try JobRepository.recordFire(db, job: definition.name, at: latest) }
+            }
+            return Decision(job: definition.name, action: "ran", fireAt: latest, missedFires: missed, status: report.status, message: report.message)
+        } catch let refusal as JobRefusal {
+            if case .alreadyRunning = refusal {
+                runner.logger.warning("fire overlaps a live run", metadata: ["job": "\(definition.name)", "policy": "\(definition.overlap.rawValue)", "holder": "\(refusal)"])
+                return Decision(job: definition.name, action: definition.overlap == .skip ? "skipped_overlap" : "waiting_overlap", fireAt: latest, missedFires: missed, message: refusal.description)
+            }
+            throw refusal
+        }
+    }
+
+    /// Ticks until stopped, sleeping to the next fire (at most `pollSeconds` at a time, and
+    /// waking every second to notice a stop request).
+    public func run(pollSeconds: Int = 30) throws {
+        runner.logger.info("scheduler started", metadata: ["jobs": "\(runner.definitions.values.filter { $0.schedule != nil }.map(\.name).sorted().joined(separator: ","))"])
+        while !runner.stop.requested {
+            for decision in try tick() where decision.action != "first_seen" {
+                runner.logger.info("tick", metadata: ["job": "\(decision.job)", "action": "\(decision.action)", "status": "\(decision.status ?? "")", "missed": "\(decision.missedFires)"])
+            }
+            let now = runner.clock.nowMicros()
+            let next = runner.definitions.values.compactMap { $0.schedule?.next(after: now) }.min() ?? now + Int64(pollSeconds) * 1_000_000
+            var waitSeconds = min(Int64(pollSeconds), max(1, (next - now) / 1_000_000))
+            while waitSeconds > 0 && !runner.stop.requested {
+                runner.sleep(1_000)
+                waitSeconds -= 1
+            }
+        }
+        runner.logger.info("scheduler stopped")
+    }
+}

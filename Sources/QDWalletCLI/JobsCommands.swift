@@ -1,0 +1,244 @@
+import ArgumentParser
+import Foundation
+import JobRunner
+import Ledger
+import Logging
+import QDConfig
+
+/// Where the job definitions are.
+struct JobsOptions: ParsableArguments {
+    @Option(name: .customLong("jobs-dir"), help: "The folder of *.job.toml definitions (default: $QDWALLET_JOBS_DIR, else ./Jobs).")
+    var jobsDirectory: String?
+
+    var path: String {
+        if let jobsDirectory, !jobsDirectory.isEmpty { return jobsDirectory }
+        if let fromEnvironment = ProcessInfo.processInfo.environment["QDWALLET_JOBS_DIR"], !fromEnvironment.isEmpty { return fromEnvironment }
+        return "./Jobs"
+    }
+}
+
+/// Builds the runner from the options: database, definitions, implementations.
+enum JobsSetup {
+    static func runner(_ global: GlobalOptions, _ jobs: JobsOptions, stop: StopSignal = StopSignal()) throws -> JobRunner {
+        let definitions = try JobDefinition.loadAll(directory: jobs.path)
+        let store = try AppDatabase.openStore(path: global.databasePath)
+        let ledger = Ledger(store: store)
+        _ = try SystemAccounts.ensure(in: ledger)
+        return JobRunner(store: store, clock: ledger.clock, logger: Logger(label: "qdwallet.jobs"), definitions: definitions, implementations: JobCatalog.implementations, stop: stop)
+    }
+}
+
+/// Every job implementation this build has.
+enum JobCatalog {
+    static var implementations: [JobImplementation] { BuiltinJobs.all }
+}
+
+/// `qdwallet jobs ...`
+struct JobsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "jobs", abstract: "Run, list, inspect and purge batch jobs.",
+        subcommands: [Run.self, List.self, History.self, Purge.self])
+
+    struct Run: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run a job now (or resume its last unfinished run).",
+            discussion: "Exit 0 completed (or already completed), 3 completed with breaks, 4 failed, stopped or already running elsewhere.")
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var jobs: JobsOptions
+        @Argument(help: "The job's name, as in its definition.") var name: String
+        @Option(help: "The business date parameter (YYYY-MM-DD).") var date: String?
+        @Option(name: .customLong("param"), help: "A parameter, KEY=VALUE; repeatable.") var parameters: [String] = []
+        @Flag(help: "Run a new attempt even if this instance completed; recorded as forced.") var force = false
+
+        func overrides() throws -> [String: String] {
+            var overrides: [String: String] = [:]
+            for text in parameters {
+                guard let equals = text.firstIndex(of: "="), equals != text.startIndex else {
+                    throw CLIFailure(.usage, code: "usage", "--param takes KEY=VALUE, got \"\(text.prefix(40))\"")
+                }
+                overrides[String(text[..<equals])] = String(text[text.index(after: equals)...])
+            }
+            if let date {
+                guard ShanghaiCalendar.Date(iso: date) != nil else {
+                    throw CLIFailure(.refused, code: "invalid_date", "invalid date \"\(date.prefix(20))\": write it as YYYY-MM-DD")
+                }
+                overrides["date"] = date
+            }
+            return overrides
+        }
+
+        func run() throws {
+            let stop = StopSignal()
+            stop.installHandlers()
+            let runner = try JobsSetup.runner(global, jobs, stop: stop)
+            let report = try runner.run(name, overrides: try overrides(), force: force)
+            Output(json: global.json).emit(JobReportDocument(report)) { JobReportDocument(report).text }
+            switch report.status {
+            case "completed", "already_completed":
+                if report.breaks { throw ExitCode(ExitStatus.breaks.rawValue) }
+            default:
+                throw ExitCode(ExitStatus.infrastructure.rawValue)
+            }
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "The defined jobs, their schedules, next fires and last outcomes.")
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var jobs: JobsOptions
+
+        func run() throws {
+            let runner = try JobsSetup.runner(global, jobs)
+            let lines = try JobQueries.list(runner.store.pool, definitions: Array(runner.definitions.values), now: runner.clock.nowMicros())
+            Output(json: global.json).emit(["jobs": lines]) {
+                lines.map { line in
+                    let next = line.nextFireAt.map { TimeText.shanghai($0) } ?? "-"
+                    return "\(line.job)  schedule \(line.schedule ?? "none")  next \(next)  last \(line.lastStatus ?? "never")\(line.running ? "  [running]" : "")"
+                }.joined(separator: "\n")
+            }
+        }
+    }
+
+    struct History: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Executions, newest first: status, counts, durations, errors.")
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "Only this job.") var job: String?
+        @Option(help: "At most this many executions.") var limit: Int = 50
+
+        func run() throws {
+            let store = try AppDatabase.openStore(path: global.databasePath)
+            let lines = try JobQueries.history(store.pool, job: job, limit: limit)
+            Output(json: global.json).emit(["executions": lines]) {
+                lines.isEmpty ? "no executions" : lines.map { line in
+                    var text = "\(line.executionId)  \(line.job)  \(line.status)  \(TimeText.shanghai(line.startedAt))"
+                    if let duration = line.durationSeconds { text += "  \(String(format: "%.1f", duration)) s" }
+                    text += "  read \(line.read) written \(line.written) skipped \(line.skipped) failed \(line.failed)"
+                    if line.forced { text += "  [forced]" }
+                    if let message = line.message { text += "\n    \(message)" }
+                    return text
+                }.joined(separator: "\n")
+            }
+        }
+    }
+
+    struct Purge: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete finished executions older than N days (instances are kept, so completed runs stay completed).")
+        @OptionGroup var global: GlobalOptions
+        @Option(name: .customLong("older-than"), help: "Days.") var olderThanDays: Int
+
+        func validate() throws {
+            guard olderThanDays >= 1 else { throw ValidationError("--older-than must be at least 1 day") }
+        }
+
+        func run() throws {
+            let store = try AppDatabase.openStore(path: global.databasePath)
+            let cutoff = SystemClock().nowMicros() - Int64(olderThanDays) * ShanghaiCalendar.dayMicros
+            let removed = try store.transaction { db, _ in try JobPurge.run(db, endedBefore: cutoff) }
+            Output(json: global.json).emit(["executions_removed": removed.executions, "step_executions_removed": removed.steps]) {
+                "removed \(removed.executions) executions and \(removed.steps) step executions older than \(olderThanDays) days"
+            }
+        }
+    }
+}
+
+/// `qdwallet scheduler`
+struct SchedulerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "scheduler",
+        abstract: "Start jobs on their schedules until SIGTERM (which lets the current chunk finish).")
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var jobs: JobsOptions
+    @Flag(help: "Run what is due now once, then exit.") var once = false
+    @Option(name: .customLong("poll-seconds"), help: "Longest sleep between checks.") var pollSeconds: Int = 30
+
+    func run() throws {
+        let stop = StopSignal()
+        stop.installHandlers()
+        let scheduler = Scheduler(runner: try JobsSetup.runner(global, jobs, stop: stop))
+        if once {
+            let decisions = try scheduler.tick()
+            Output(json: global.json).emit(["decisions": decisions]) {
+                decisions.isEmpty ? "nothing due" : decisions.map { "\($0.job): \($0.action)\($0.status.map { " (\($0))" } ?? "")" }.joined(separator: "\n")
+            }
+            return
+        }
+        try scheduler.run(pollSeconds: max(1, pollSeconds))
+    }
+}
+
+/// `jobs run`'s document: the execution report with the job's own summary inlined.
+struct JobReportDocument: Encodable {
+    let report: ExecutionReport
+
+    init(_ report: ExecutionReport) { self.report = report }
+
+    enum CodingKeys: String, CodingKey {
+        case job, executionId, status, parameters, forced, resumedExecutionId, abandonedExecutionId, steps, durationSeconds, message, breaks, summary
+    }
+
+    func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(report.job, forKey: .job)
+        try container.encode(report.executionId, forKey: .executionId)
+        try container.encode(report.status, forKey: .status)
+        try container.encode(report.parameters, forKey: .parameters)
+        try container.encode(report.forced, forKey: .forced)
+        try container.encodeIfPresent(report.resumedExecutionId, forKey: .resumedExecutionId)
+        try container.encodeIfPresent(report.abandonedExecutionId, forKey: .abandonedExecutionId)
+        try container.encode(report.steps, forKey: .steps)
+        try container.encode(report.durationSeconds, forKey: .durationSeconds)
+        try container.encodeIfPresent(report.message, forKey: .message)
+        try container.encode(report.breaks, forKey: .breaks)
+        if let summary = report.summary, let object = try? JSONDecoder().decode(JSONValue.self, from: summary) {
+            try container.encode(object, forKey: .summary)
+        }
+    }
+
+    var text: String {
+        var lines = ["\(report.job): \(report.status)" + (report.executionId > 0 ? " (execution \(report.executionId), \(String(format: "%.1f", report.durationSeconds)) s)" : "")]
+        for step in report.steps {
+            lines.append("  \(step.name): \(step.status)  read \(step.read) written \(step.written) skipped \(step.skipped) failed \(step.failed)  chunks \(step.chunks)\(step.resumed ? "  [resumed]" : "")")
+        }
+        if let message = report.message { lines.append("  \(message)") }
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// Any JSON value, to pass a job's summary through unchanged.
+enum JSONValue: Codable {
+    case null, bool(Bool), number(Int64), double(Double), string(String), array([JSONValue]), object([String: JSONValue])
+
+    init(from decoder: Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() { self = .null }
+        else if let value = try? container.decode(Bool.self) { self = .bool(value) }
+        else if let value = try? container.decode(Int64.self) { self = .number(value) }
+        else if let value = try? container.decode(Double.self) { self = .double(value) }
+        else if let value = try? container.decode(String.self) { self = .string(value) }
+        else if let value = try? container.decode([JSONValue].self) { self = .array(value) }
+        else { self = .object(try container.decode([String: JSONValue].self)) }
+    }
+
+    func encode(to encoder: Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .null: try container.encodeNil()
+        case .bool(let value): try container.encode(value)
+        case .number(let value): try container.encode(value)
+        case .double(let value): try container.encode(value)
+        case .string(let value): try container.encode(value)
+        case .array(let value): try container.encode(value)
+        case .object(let value): try container.encode(value)
+        }
+    }
+}
+
+/// Instants as people in Qingdao read them.
+enum TimeText {
+    static func shanghai(_ micros: Int64) -> String {
+        let date = ShanghaiCalendar.date(at: micros)
+        let minutes = ShanghaiCalendar.microsOfDay(at: micros) / 60_000_000
+        let hh = minutes / 60, mm = minutes % 60
+        return "\(date.iso) \(hh < 10 ? "0" : "")\(hh):\(mm < 10 ? "0" : "")\(mm)"
+    }
+}

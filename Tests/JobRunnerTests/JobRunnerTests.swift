@@ -1,0 +1,280 @@
+import Foundation
+import GRDB
+import Ledger
+import Testing
+@testable import JobRunner
+
+@Suite struct JobRunnerTests {
+    @Test func runsAllChunksOnceAndRecordsTheRun() throws {
+        let world = try JobWorld()
+        try world.seed(items: 35)
+        let report = try world.runner(CountStep()).run("count")
+        #expect(report.status == "completed")
+        #expect(report.parameters == ["date": "2026-11-27"])
+        #expect(report.steps.map(\.read) == [35])
+        #expect(report.steps.map(\.chunks) == [4])
+        #expect(try world.processed() == Array(1...35))
+        // The same instance again: nothing to do.
+        let again = try world.runner(CountStep()).run("count")
+        #expect(again.status == "already_completed")
+        #expect(try world.executions().count == 1)
+        // Another date is another instance.
+        try world.store.pool.write { try $0.execute(sql: "DELETE FROM processed") }
+        #expect(try world.runner(CountStep()).run("count", overrides: ["date": "2026-11-28"]).status == "completed")
+        #expect(try world.processed().count == 35)
+    }
+
+    /// Killed right after chunk k committed (k = 0 ... all), then restarted once the heartbeat
+    /// is stale: every item is processed exactly once.
+    @Test(arguments: 1...5)
+    func restartsAfterACrashAtEveryChunkBoundary(crashBefore: Int) throws {
+        let world = try JobWorld()
+        try world.seed(items: 40)
+        let dying = CountStep()
+        dying.crashBeforeChunk = crashBefore
+        #expect(throws: SimulatedCrash.self) { try world.runner(dying).run("count") }
+        #expect(try world.processed().count == (crashBefore - 1) * 10)
+        #expect(try world.executions().map(\.status) == ["started"])
+
+        world.clock.advance(micros: 61_000_000)
+        let report = try world.runner(CountStep(), owner: "test-2").run("count")
+        #expect(report.status == "completed")
+        #expect(report.abandonedExecutionId == 1)
+        #expect(report.steps.first?.resumed == true)
+        #expect(try world.processed() == Array(1...40))
+        #expect(try world.executions().map(\.status) == ["abandoned", "completed"])
+    }
+
+    /// Killed in the middle of a chunk: the chunk's work rolls back with its checkpoint.
+    @Test(arguments: [(1, 0), (1, 5), (2, 9), (4, 3)])
+    func restartsAfterACrashInsideAChunk(chunk: Int, afterItems: Int) throws {
+        let world = try JobWorld()
+        try world.seed(items: 40)
+        let dying = CountStep()
+        dying.crashInsideChunk = (chunk, afterItems)
+        #expect(throws: SimulatedCrash.self) { try world.runner(dying).run("count") }
+        #expect(try world.processed().count == (chunk - 1) * 10)
+        world.clock.advance(micros: 61_000_000)
+        #expect(try world.runner(CountStep(), owner: "test-2").run("count").status == "completed")
+        #expect(try world.processed() == Array(1...40))
+        let total = try world.store.pool.read { try Int.fetchOne($0, sql: "SELECT sum(read_count) FROM job_step_executions WHERE execution_id = 2") }
+        #expect(total == 40)
+    }
+
+    @Test func aLiveRunIsNotRunTwice() throws {
+        let world = try JobWorld()
+        try world.seed(items: 40)
+        let dying = CountStep()
+        dying.crashBeforeChunk = 3
+        #expect(throws: SimulatedCrash.self) { try world.runner(dying).run("count") }
+        world.clock.advance(micros: 59_000_000)
+        #expect {
+            try world.runner(CountStep(), owner: "test-2").run("count")
+        } throws: { error in
+            guard case JobRefusal.alreadyRunning(let job, let executionID, let owner, let age) = error else { return false }
+            return job == "count" && executionID == 1 && owner == "test-1" && age == 59 && "\(error)".contains("held by test-1")
+        }
+        #expect(try world.processed().count == 20)
+    }
+
+    @Test func forcingANewAttemptIsRecorded() throws {
+        let world = try JobWorld()
+        try world.seed(items: 15)
+        _ = try world.runner(CountStep()).run("count")
+        try world.store.pool.write { try $0.execute(sql: "DELETE FROM processed") }
+        let forced = try world.runner(CountStep()).run("count", force: true)
+        #expect(forced.status == "completed" && forced.forced)
+        #expect(forced.steps.first?.resumed == false)
+        #expect(try world.processed() == Array(1...15))
+        #expect(try world.executions().map(\.forced) == [false, true])
+    }
+
+    @Test func transientFaultsAreRetriedPermanentOnesFail() throws {
+        let world = try JobWorld()
+        try world.seed(items: 15)
+        let flaky = CountStep()
+        flaky.busyErrors = 2
+        #expect(try world.runner(flaky).run("count").status == "completed")
+        #expect(try world.processed().count == 15)
+
+        let other = try JobWorld()
+        try other.seed(items: 15)
+        let tooFlaky = CountStep()
+        tooFlaky.busyErrors = 3
+        let failed = try other.runner(tooFlaky).run("count")
+        #expect(failed.status == "failed")
+        #expect(failed.message?.contains("busy") == true)
+        let broken = CountStep()
+        broken.permanentError = true
+        let third = try JobWorld()
+        try third.seed(items: 5)
+        #expect(try third.runner(broken).run("count").status == "failed")
+        #expect(broken.chunksRun == 1)
+        // A failed run leaves no lock: the next run resumes at once.
+        #expect(try third.runner(CountStep()).run("count").status == "completed")
+        #expect(try third.processed().count == 5)
+    }
+
+    @Test func stopFinishesTheCurrentChunkThenStops() throws {
+        let world = try JobWorld()
+        try world.seed(items: 40)
+        let stop = StopSignal()
+        let step = CountStep()
+        step.onChunk = { chunk in if chunk == 2 { stop.request() } }
+        let report = try world.runner(step, stop: stop).run("count")
+        #expect(report.status == "stopped")
+        #expect(try world.processed().count == 20)
+        #expect(report.message?.contains("resumes at chunk 3") == true)
+        let resumed = try world.runner(CountStep()).run("count")
+        #expect(resumed.status == "completed" && resumed.resumedExecutionId == 1)
+        #expect(try world.processed() == Array(1...40))
+    }
+
+    @Test func checkpointsOfAnotherVersionAreRefusedClearly() throws {
+        let world = try JobWorld()
+        try world.seed(items: 40)
+        let dying = CountStep()
+        dying.crashBeforeChunk = 2
+        #expect(throws: SimulatedCrash.self) { try world.runner(dying).run("count") }
+        world.clock.advance(micros: 61_000_000)
+        let upgraded = CountStep()
+        upgraded.checkpointVersion = 2
+        let report = try world.runner(upgraded, owner: "test-2").run("count")
+        #expect(report.status == "failed")
+        #expect(report.message?.contains("checkpoint of version 1, this build reads version 2") == true)
+        #expect(try world.processed().count == 10)
+    }
+
+    @Test func purgeKeepsCompletedInstancesCompleted() throws {
+        let world = try JobWorld()
+        try world.seed(items: 5)
+        _ = try world.runner(CountStep()).run("count")
+        world.clock.advance(micros: 31 * ShanghaiCalendar.dayMicros)
+        let runner = try world.runner(CountStep())
+        let removed = try runner.purge(olderThanDays: 30)
+        #expect(removed.executions == 1 && removed.steps == 1)
+        #expect(try world.executions().isEmpty)
+        #expect(try runner.run("count", overrides: ["date": "2026-11-27"]).status == "already_completed")
+    }
+
+    @Test func missingParametersAreNamed() throws {
+        let world = try JobWorld()
+        let definition = try world.definition("name = \"count\"\nidentifying = []\n")
+        let step = CountStep()
+        let runner = try world.runner(step, definition: definition)
+        struct NeedsDate: TypedJobStep {
+            let name = "needs"
+            let checkpointVersion = 1
+            func start(_ context: JobContext) throws -> Int { _ = try context.date("date"); return 0 }
+            func chunk(_ context: JobContext, db: Database, ledger: any LedgerWriting, from checkpoint: Int) throws -> (Int, ChunkCounts) { (0, ChunkCounts(done: true)) }
+        }
+        _ = runner
+        let strict = JobRunner(store: world.store, clock: world.clock, logger: .init(label: "t"), definitions: [definition], implementations: [JobImplementation(name: "count", steps: [NeedsDate()])], sleepMillis: { _ in })
+        let report = try strict.run("count")
+        #expect(report.status == "failed")
+        #expect(report.message?.contains("needs the parameter date") == true)
+        #expect(throws: JobRefusal.self) { try strict.run("nope") }
+    }
+}
+
+@Suite struct SchedulerTests {
+    func scheduler(_ world: JobWorld, catchUp: String = "once", step: CountStep = CountStep()) throws -> Scheduler {
+        let definition = try world.definition(JobWorld.countJob.replacingOccurrences(of: "chunk_size = 10", with: "chunk_size = 10\ncatch_up = \"\(catchUp)\""))
+        return Scheduler(runner: try world.runner(step, definition: definition))
+    }
+
+    @Test func runsWhenDueAndRecordsTheFire() throws {
+        let world = try JobWorld()
+        try world.seed(items: 5)
+        world.clock.set(shanghai(2026, 11, 27, 12, 0))
+        let scheduler = try scheduler(world)
+        #expect(try scheduler.tick().map(\.action) == ["first_seen"])
+        #expect(try scheduler.tick().isEmpty)
+        world.clock.set(shanghai(2026, 11, 28, 2, 0))
+        let decisions = try scheduler.tick()
+        #expect(decisions.map(\.action) == ["ran"] && decisions[0].status == "completed")
+        #expect(decisions[0].fireAt == shanghai(2026, 11, 28, 2, 0))
+        #expect(try scheduler.tick().isEmpty)
+        #expect(try world.processed().count == 5)
+    }
+
+    @Test func missedRunsAreCaughtUpOnceNotManyTimes() throws {
+        let world = try JobWorld()
+        try world.seed(items: 5)
+        world.clock.set(shanghai(2026, 11, 20, 12, 0))
+        let scheduler = try scheduler(world)
+        _ = try scheduler.tick()
+        // The machine was down for a week.
+        world.clock.set(shanghai(2026, 11, 28, 9, 0))
+        let decisions = try scheduler.tick()
+        #expect(decisions.count == 1)
+        #expect(decisions[0].action == "ran" && decisions[0].missedFires == 7)
+        #expect(decisions[0].fireAt == shanghai(2026, 11, 28, 2, 0))
+        #expect(try scheduler.tick().isEmpty)
+        #expect(try world.executions().count == 1)
+        let parameters = try world.store.pool.read { try String.fetchOne($0, sql: "SELECT parameters FROM job_executions") }
+        #expect(parameters == "{\"date\":\"2026-11-27\"}")
+    }
+
+    @Test func catchUpNoneSkipsMissedFires() throws {
+        let world = try JobWorld()
+        try world.seed(items: 5)
+        world.clock.set(shanghai(2026, 11, 20, 12, 0))
+        let scheduler = try scheduler(world, catchUp: "none")
+        _ = try scheduler.tick()
+        world.clock.set(shanghai(2026, 11, 28, 9, 0))
+        #expect(try scheduler.tick().map(\.action) == ["skipped_missed"])
+        #expect(try world.executions().isEmpty)
+        world.clock.set(shanghai(2026, 11, 29, 2, 0))
+        #expect(try scheduler.tick().map(\.action) == ["ran"])
+    }
+
+    @Test func aFireDuringALiveRunIsSkipped() throws {
+        let world = try JobWorld()
+        try world.seed(items: 40)
+        world.clock.set(shanghai(2026, 11, 27, 12, 0))
+        let dying = CountStep()
+        dying.crashBeforeChunk = 2
+        _ = try scheduler(world).tick()
+        world.clock.set(shanghai(2026, 11, 28, 2, 0))
+        #expect(throws: SimulatedCrash.self) { try scheduler(world, step: dying).tick() }
+        world.clock.set(shanghai(2026, 11, 28, 2, 0) + 10_000_000)
+        // Pretend the next fire is due while that run is still live.
+        try world.store.pool.write { try $0.execute(sql: "UPDATE job_schedules SET last_fire_at = ?", arguments: [shanghai(2026, 11, 27, 2, 0)]) }
+        let decisions = try scheduler(world).tick()
+        #expect(decisions.map(\.action) == ["skipped_overlap"])
+        #expect(decisions[0].message?.contains("already running") == true)
+    }
+}
+
+@Suite struct DefinitionTests {
+    @Test(arguments: [
+        ("name = \"x\"\nschedul = \"* * * * *\"", "test.job.toml: schedul: unknown key"),
+        ("name = \"x\"\nschedule = \"61 * * * *\"", "test.job.toml: schedule: schedule \"61 * * * *\": minute field"),
+        ("name = \"X Y\"", "test.job.toml: name: use 1 to 64"),
+        ("name = \"x\"\noverlap = \"queue\"", "test.job.toml: overlap: must be"),
+        ("name = \"x\"\nchunk_size = 0", "test.job.toml: chunk_size: must be between"),
+        ("name = \"x\"\nchunk_size = \"ten\"", "test.job.toml: chunk_size: must be an integer"),
+        ("name = \"x\"\nidentifying = [\"date\"]", "test.job.toml: identifying: names \"date\""),
+        ("name = \"x\"\n[retry]\nattempt = 2", "test.job.toml: retry.attempt: unknown key"),
+        ("description = \"no name\"", "test.job.toml: name: is required"),
+        ("name = ", "test.job.toml: line 1"),
+    ])
+    func errorsNameTheFileAndTheKey(toml: String, message: String) throws {
+        let world = try JobWorld()
+        #expect {
+            _ = try world.definition(toml)
+        } throws: { error in
+            "\(error)".hasPrefix(message)
+        }
+    }
+
+    @Test func theShippedJobsLoad() throws {
+        let jobs = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Jobs").path
+        let definitions = try JobDefinition.loadAll(directory: jobs)
+        #expect(definitions.map(\.name).contains("ledger-check"))
+        let expire = try #require(definitions.first { $0.name == "expire-holds" })
+        #expect(expire.resolvedParameters(now: shanghai(2026, 11, 28, 4, 15), overrides: [:]) == ["slot": "2026-11-28T04:15"])
+        #expect(expire.retry.backoffMillis(beforeAttempt: 2) == 200 && expire.retry.backoffMillis(beforeAttempt: 3) == 400)
+    }
+}
