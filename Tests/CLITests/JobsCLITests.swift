@@ -1,0 +1,77 @@
+import Foundation
+import GRDB
+import Testing
+
+@Suite struct JobsCLITests {
+    static let jobsDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Jobs").path
+
+    func runner() throws -> CLIRunner {
+        var cli = try CLIRunner()
+        cli.environment["QDWALLET_DB"] = cli.databasePath
+        cli.environment["QDWALLET_JOBS_DIR"] = Self.jobsDirectory
+        return cli
+    }
+
+    @Test func runListHistory() throws {
+        let cli = try runner()
+        defer { cli.cleanUp() }
+        let run = try cli.run(["jobs", "run", "ledger-check", "--date", "2026-11-27", "--json"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let report = try run.json()
+        #expect(report["status"] as? String == "completed")
+        #expect((report["summary"] as? [String: Any])?["ok"] as? Bool == true)
+        let again = try cli.run(["jobs", "run", "ledger-check", "--date", "2026-11-27", "--json"])
+        #expect(try again.json()["status"] as? String == "already_completed")
+        let forced = try cli.run(["jobs", "run", "ledger-check", "--date", "2026-11-27", "--force", "--json"])
+        #expect(try forced.json()["forced"] as? Bool == true)
+
+        let list = try cli.run(["jobs", "list", "--json"])
+        let jobs = try #require(try list.json()["jobs"] as? [[String: Any]])
+        #expect(jobs.compactMap { $0["job"] as? String } == ["expire-holds", "ledger-check"])
+        #expect(jobs.last?["schedule"] as? String == "30 4 * * *")
+        let history = try #require(try cli.run(["jobs", "history", "--json"]).json()["executions"] as? [[String: Any]])
+        #expect(history.count == 2)
+        #expect(history.first?["forced"] as? Bool == true)
+        #expect(try cli.run(["jobs", "purge", "--older-than", "0"]).status == 2)
+        #expect(try cli.run(["jobs", "purge", "--older-than", "30", "--json"]).json()["executions_removed"] as? Int == 0)
+    }
+
+    @Test func aSecondRunIsRefusedWithItsHolder() throws {
+        let cli = try runner()
+        defer { cli.cleanUp() }
+        #expect(try cli.run(["init"]).status == 0)
+        let pool = try DatabasePool(path: cli.databasePath)
+        let now = Int64(Date().timeIntervalSince1970 * 1_000_000)
+        try pool.write { db in
+            try db.execute(sql: "INSERT INTO job_instances (id, job_name, instance_key, parameters, created_at) VALUES (1, 'ledger-check', 'date=2026-11-27', '{}', ?)", arguments: [now])
+            try db.execute(sql: "INSERT INTO job_executions (id, instance_id, status, owner, parameters, started_at, heartbeat_at) VALUES (7, 1, 'started', 'night-box:4242', '{}', ?, ?)", arguments: [now, now])
+            try db.execute(sql: "INSERT INTO job_locks (job_name, execution_id, owner, acquired_at, heartbeat_at) VALUES ('ledger-check', 7, 'night-box:4242', ?, ?)", arguments: [now, now])
+        }
+        try pool.close()
+        let refused = try cli.run(["jobs", "run", "ledger-check", "--date", "2026-11-27", "--json"])
+        #expect(refused.status == 4)
+        let error = try #require(try refused.json()["error"] as? [String: Any])
+        #expect(error["code"] as? String == "already_running")
+        #expect((error["message"] as? String)?.contains("execution 7 held by night-box:4242") == true)
+    }
+
+    @Test func unknownJobsAndBadDatesAreRefused() throws {
+        let cli = try runner()
+        defer { cli.cleanUp() }
+        #expect(try cli.run(["jobs", "run", "no-such-job"]).status == 2)
+        #expect(try cli.run(["jobs", "run", "ledger-check", "--date", "2026-02-30"]).status == 1)
+        #expect(try cli.run(["jobs", "run", "ledger-check", "--param", "=x"]).status == 2)
+        var elsewhere = cli
+        elsewhere.environment["QDWALLET_JOBS_DIR"] = cli.directory.appendingPathComponent("missing").path
+        #expect(try elsewhere.run(["jobs", "list"]).status == 1)
+    }
+
+    @Test func schedulerOnceStartsWhatIsDue() throws {
+        let cli = try runner()
+        defer { cli.cleanUp() }
+        let first = try cli.run(["scheduler", "--once", "--json"])
+        #expect(first.status == 0, "\(first.stderr)")
+        let decisions = try #require(try first.json()["decisions"] as? [[String: Any]])
+        #expect(Set(decisions.compactMap { $0["action"] as? String }) == ["first_seen"])
+    }
+}
