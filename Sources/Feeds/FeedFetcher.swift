@@ -1,0 +1,269 @@
+import CCurl
+import Dispatch
+import Foundation
+import Logging
+import Synchronization
+
+/// Bounds on every transfer.
+public struct FetchLimits: Sendable, Hashable {
+    public var connectTimeoutSeconds = 15
+    public var totalTimeoutSeconds = 600
+    /// Largest feed accepted; a larger one is refused while it streams.
+    public var bytesMax: Int64 = 512 * 1_024 * 1_024
+    /// A transfer slower than this many bytes/s for `lowSpeedSeconds` is abandoned.
+    public var lowSpeedBytesPerSecond = 1_024
+    public var lowSpeedSeconds = 30
+    /// Tries for transient faults (timeouts, 5xx, resets, truncated bodies).
+    public var attemptsMax = 4
+    public var backoffInitialMillis = 500
+    public var backoffMaxMillis = 30_000
+
+    public init() {}
+}
+
+/// What a fetch did.
+public struct FetchResult: Sendable, Hashable {
+    public var bytes: Int64
+    public var attempts: Int
+    public var responseCode: Int
+}
+
+/// Moves feeds and reports over https, http (loopback tests), sftp and file with libcurl:
+/// bounded in time and size, streamed to disk, retried only when a retry can help, TLS
+/// verification always on, credentials from a netrc file or the environment and never logged.
+public struct FeedFetcher: Sendable {
+    public let limits: FetchLimits
+    let logger: Logger
+    let sleepMillis: @Sendable (Int) -> Void
+    /// netrc file for user names and passwords (`QDWALLET_NETRC`), and the SSH key and
+    /// known-hosts files for sftp (`QDWALLET_SSH_KEY`, `QDWALLET_SSH_KNOWN_HOSTS`).
+    let environment: [String: String]
+
+    public init(limits: FetchLimits = FetchLimits(), logger: Logger = Logger(label: "qdwallet.fetch"), environment: [String: String] = ProcessInfo.processInfo.environment, sleepMillis: @escaping @Sendable (Int) -> Void = { usleep(useconds_t($0) * 1_000) }) {
+        self.limits = limits
+        self.logger = logger
+        self.environment = environment
+        self.sleepMillis = sleepMillis
+        _ = FeedFetcher.globalInit
+    }
+
+    private static let globalInit: Bool = {
+        curl_global_init(Int(CURL_GLOBAL_DEFAULT))
+        return true
+    }()
+
+    /// The curl library's version, for diagnostics.
+    public static var curlVersion: String {
+        _ = globalInit
+        return String(cString: qdw_curl_version_text())
+    }
+
+    /// A URL fit for logs: user name and password removed.
+    public static func redact(_ url: String) -> String {
+        guard let scheme = url.range(of: "://"), let at = url[scheme.upperBound...].firstIndex(of: "@"),
+              !url[scheme.upperBound..<at].contains("/") else { return url }
+        return String(url[..<scheme.upperBound]) + "***@" + String(url[url.index(after: at)...])
+    }
+
+    /// Downloads `url` into `destination` (written as `destination.partial`, renamed when
+    /// complete, mode 0600), retrying transient faults with backoff and jitter.
+    public func fetch(url: String, to destination: String) throws(FeedError) -> FetchResult {
+        var attempt = 1
+        while true {
+            do {
+                var result = try fetchOnce(url: url, to: destination)
+                result.attempts = attempt
+                return result
+            } catch let error where error.isTransient && attempt < limits.attemptsMax {
+                let base = min(limits.backoffMaxMillis, limits.backoffInitialMillis << min(attempt - 1, 16))
+                let wait = Int.random(in: max(1, base / 2)...max(1, base))
+                logger.warning("fetch retry", metadata: ["url": "\(Self.redact(url))", "attempt": "\(attempt + 1)", "wait_ms": "\(wait)", "error": "\(error.code.rawValue)"])
+                sleepMillis(wait)
+                attempt += 1
+            }
+        }
+    }
+
+    private func fetchOnce(url: String, to destination: String) throws(FeedError) -> FetchResult {
+        let partial = destination + ".partial"
+        let descriptor = open(partial, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else {
+            throw FeedError(.io, "cannot write the download", cause: String(cString: strerror(errno)), context: partial)
+        }
+        let sink = WriteSink(descriptor: descriptor, bytesMax: limits.bytesMax)
+        defer { close(descriptor) }
+        let responseCode: Int
+        do {
+            responseCode = try perform(url: url) { handle in
+                qdw_curl_setopt_write_function(handle, writeToSink)
+                qdw_curl_setopt_pointer(handle, CURLOPT_WRITEDATA, Unmanaged.passUnretained(sink).toOpaque())
+                qdw_curl_setopt_off_t(handle, CURLOPT_MAXFILESIZE_LARGE, curl_off_t(limits.bytesMax))
+            } sinkState: { sink.state }
+        } catch {
+            unlink(partial)
+            throw error
+        }
+        guard fsync(descriptor) == 0, rename(partial, destination) == 0 else {
+            unlink(partial)
+            throw FeedError(.io, "cannot store the download", cause: String(cString: strerror(errno)), context: destination)
+        }
+        return FetchResult(bytes: sink.written, attempts: 1, responseCode: responseCode)
+    }
+
+    /// Uploads a local file to `url` (https PUT, sftp or file), with the same bounds.
+    public func upload(file: String, to url: String) throws(FeedError) {
+        if url.hasPrefix("file://") {
+            let directory = (String(url.dropFirst(7)) as NSString).deletingLastPathComponent
+            try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        }
+        var attempt = 1
+        while true {
+            do {
+                try uploadOnce(file: file, to: url)
+                return
+            } catch let error where error.isTransient && attempt < limits.attemptsMax {
+                let base = min(limits.backoffMaxMillis, limits.backoffInitialMillis << min(attempt - 1, 16))
+                sleepMillis(Int.random(in: max(1, base / 2)...max(1, base)))
+                attempt += 1
+            }
+        }
+    }
+
+    private func uploadOnce(file: String, to url: String) throws(FeedError) {
+        guard let input = fopen(file, "rb") else {
+            throw FeedError(.io, "cannot read the file to upload", cause: String(cString: strerror(errno)), context: file)
+        }
+        defer { fclose(input) }
+        var info = stat()
+        fstat(fileno(input), &info)
+        _ = try perform(url: url) { handle in
+            qdw_curl_setopt_long(handle, CURLOPT_UPLOAD, 1)
+            qdw_curl_setopt_read_function(handle, readFromFile)
+            qdw_curl_setopt_pointer(handle, CURLOPT_READDATA, UnsafeMutableRawPointer(input))
+            qdw_curl_setopt_off_t(handle, CURLOPT_INFILESIZE_LARGE, curl_off_t(info.st_size))
+            qdw_curl_setopt_long(handle, CURLOPT_FTP_CREATE_MISSING_DIRS, 1)
+        } sinkState: { .ok }
+    }
+
+    /// One transfer with the common options; returns the protocol's response code.
+    private func perform(url: String, configure: (UnsafeMutableRawPointer) -> Void, sinkState: () -> WriteSink.State) throws(FeedError) -> Int {
+        let shown = Self.redact(url)
+        guard url.hasPrefix("https://") || url.hasPrefix("http://") || url.hasPrefix("sftp://") || url.hasPrefix("file://") else {
+            throw FeedError(.transport, "only https, http, sftp and file URLs are supported", context: shown)
+        }
+        guard let handle = curl_easy_init() else {
+            throw FeedError(.transport, "libcurl could not create a handle")
+        }
+        defer { curl_easy_cleanup(handle) }
+        var errorBuffer = [CChar](repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
+        return try errorBuffer.withUnsafeMutableBufferPointer { buffer throws(FeedError) -> Int in
+            qdw_curl_setopt_pointer(handle, CURLOPT_ERRORBUFFER, buffer.baseAddress)
+            qdw_curl_setopt_string(handle, CURLOPT_URL, url)
+            qdw_curl_setopt_string(handle, CURLOPT_PROTOCOLS_STR, "https,http,sftp,file")
+            qdw_curl_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 0)
+            qdw_curl_setopt_long(handle, CURLOPT_NOSIGNAL, 1)
+            qdw_curl_setopt_long(handle, CURLOPT_SSL_VERIFYPEER, 1)
+            qdw_curl_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, 2)
+            qdw_curl_setopt_long(handle, CURLOPT_FAILONERROR, 1)
+            qdw_curl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT, limits.connectTimeoutSeconds)
+            qdw_curl_setopt_long(handle, CURLOPT_TIMEOUT, limits.totalTimeoutSeconds)
+            qdw_curl_setopt_long(handle, CURLOPT_LOW_SPEED_LIMIT, limits.lowSpeedBytesPerSecond)
+            qdw_curl_setopt_long(handle, CURLOPT_LOW_SPEED_TIME, limits.lowSpeedSeconds)
+            qdw_curl_setopt_string(handle, CURLOPT_USERAGENT, "qdwallet")
+            if let netrc = environment["QDWALLET_NETRC"], !netrc.isEmpty {
+                qdw_curl_setopt_long(handle, CURLOPT_NETRC, Int(CURL_NETRC_OPTIONAL.rawValue))
+                qdw_curl_setopt_string(handle, CURLOPT_NETRC_FILE, netrc)
+            }
+            if let key = environment["QDWALLET_SSH_KEY"], !key.isEmpty {
+                qdw_curl_setopt_string(handle, CURLOPT_SSH_PRIVATE_KEYFILE, key)
+            }
+            if let knownHosts = environment["QDWALLET_SSH_KNOWN_HOSTS"], !knownHosts.isEmpty {
+                qdw_curl_setopt_string(handle, CURLOPT_SSH_KNOWNHOSTS, knownHosts)
+            }
+            configure(handle)
+            let code = curl_easy_perform(handle)
+            var response = 0
+            qdw_curl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &response)
+            if code == CURLE_OK { return response }
+            let detail = String(cString: buffer.baseAddress!)
+            let cause = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
+            switch sinkState() {
+            case .tooLarge:
+                throw FeedError(.tooLarge, "the feed is larger than the limit of \(limits.bytesMax) bytes", context: shown)
+            case .writeFailed:
+                throw FeedError(.io, "the download could not be written to disk", context: shown)
+            case .ok:
+                break
+            }
+            throw Self.classify(code, response: response, cause: cause, url: shown, bytesMax: limits.bytesMax)
+        }
+    }
+
+    static func classify(_ code: CURLcode, response: Int, cause: String, url: String, bytesMax: Int64) -> FeedError {
+        switch code {
+        case CURLE_HTTP_RETURNED_ERROR:
+            switch response {
+            case 404, 410: return FeedError(.notFound, "the server has no feed at this URL (HTTP \(response))", context: url)
+            case 401, 403: return FeedError(.authentication, "the server refused the credentials (HTTP \(response)); check the netrc entry", context: url)
+            case 408, 429, 500...599: return FeedError(.unreachable, "the server failed (HTTP \(response))", context: url)
+            default: return FeedError(.transport, "the server refused the request (HTTP \(response))", context: url)
+            }
+        case CURLE_OPERATION_TIMEDOUT:
+            return FeedError(.timeout, "the transfer timed out", cause: cause, context: url)
+        case CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY, CURLE_RECV_ERROR, CURLE_SEND_ERROR, CURLE_GOT_NOTHING, CURLE_PARTIAL_FILE, CURLE_SSH:
+            return FeedError(.unreachable, "the transfer broke off", cause: cause, context: url)
+        case CURLE_FILESIZE_EXCEEDED:
+            return FeedError(.tooLarge, "the feed is larger than the limit of \(bytesMax) bytes", context: url)
+        case CURLE_REMOTE_FILE_NOT_FOUND, CURLE_FILE_COULDNT_READ_FILE:
+            return FeedError(.notFound, "there is no feed at this location", cause: cause, context: url)
+        case CURLE_LOGIN_DENIED, CURLE_REMOTE_ACCESS_DENIED:
+            return FeedError(.authentication, "the server refused the credentials", cause: cause, context: url)
+        case CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CONNECT_ERROR, CURLE_SSL_CERTPROBLEM, CURLE_SSL_CIPHER, CURLE_SSL_CACERT_BADFILE, CURLE_SSL_ISSUER_ERROR, CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+            return FeedError(.tls, "the TLS connection could not be verified; the server's certificate is not trusted", cause: cause, context: url)
+        case CURLE_UNSUPPORTED_PROTOCOL:
+            return FeedError(.transport, "the URL's protocol is not allowed", cause: cause, context: url)
+        default:
+            return FeedError(.transport, "the transfer failed", cause: cause, context: url)
+        }
+    }
+}
+
+/// Where curl's write callback puts the bytes.
+final class WriteSink {
+    enum State { case ok, tooLarge, writeFailed }
+    let descriptor: Int32
+    let bytesMax: Int64
+    var written: Int64 = 0
+    var state = State.ok
+
+    init(descriptor: Int32, bytesMax: Int64) {
+        self.descriptor = descriptor
+        self.bytesMax = bytesMax
+    }
+}
+
+private func writeToSink(_ data: UnsafeMutablePointer<CChar>?, _ size: Int, _ count: Int, _ user: UnsafeMutableRawPointer?) -> Int {
+    guard let data, let user else { return 0 }
+    let sink = Unmanaged<WriteSink>.fromOpaque(user).takeUnretainedValue()
+    let length = size * count
+    guard sink.written + Int64(length) <= sink.bytesMax else {
+        sink.state = .tooLarge
+        return 0
+    }
+    var offset = 0
+    while offset < length {
+        let done = write(sink.descriptor, data + offset, length - offset)
+        if done <= 0 {
+            sink.state = .writeFailed
+            return 0
+        }
+        offset += done
+    }
+    sink.written += Int64(length)
+    return length
+}
+
+private func readFromFile(_ data: UnsafeMutablePointer<CChar>?, _ size: Int, _ count: Int, _ user: UnsafeMutableRawPointer?) -> Int {
+    guard let data, let user else { return 0 }
+    return fread(data, 1, size * count, user.assumingMemoryBound(to: FILE.self))
+}

@@ -1,0 +1,163 @@
+import CLibXML2
+import Foundation
+import Ledger
+
+/// One item of a payment report.
+public struct ReportItem: Sendable, Hashable {
+    public enum Status: String, Sendable, Hashable, Codable {
+        case paid = "PAID", pending = "PENDING", unmatched = "UNMATCHED", rejected = "REJECTED", cancelled = "CANCELLED", refunded = "REFUNDED"
+    }
+
+    public var billID: String
+    public var status: Status
+    public var amountFen: Int64?
+    public var paidAt: TimestampMicros?
+    public var paymentRef: String?
+    public var reason: String?
+
+    public init(billID: String, status: Status, amountFen: Int64? = nil, paidAt: TimestampMicros? = nil, paymentRef: String? = nil, reason: String? = nil) {
+        self.billID = billID
+        self.status = status
+        self.amountFen = amountFen
+        self.paidAt = paidAt
+        self.paymentRef = paymentRef
+        self.reason = reason
+    }
+}
+
+/// The header totals of a payment report.
+public struct ReportHeader: Sendable, Hashable, Codable {
+    public var reportID: String
+    public var billerCode: String
+    public var businessDate: String
+    public var createdAt: TimestampMicros
+    public var originalFeedID: String?
+    public var itemCount: Int
+    public var paidCount: Int
+    public var paidSumFen: Int64
+    public var refundedCount: Int
+    public var refundedSumFen: Int64
+}
+
+/// Writes a PaymentReport document as it goes (items stream from the database), then checks
+/// it against its own XSD before anyone sees it.
+public struct PaymentReportWriter {
+    public static let namespace = "urn:qdwallet:payreport:1"
+
+    /// Writes header and items to `path` (mode 0600) and validates the file.
+    public static func write(header: ReportHeader, items: some Sequence<ReportItem>, to path: String, schema: XMLSchema) throws -> Int {
+        guard FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600]),
+              let handle = FileHandle(forWritingAtPath: path) else {
+            throw FeedError(.io, "cannot write the payment report", context: path)
+        }
+        var buffer = ""
+        buffer.reserveCapacity(1 << 16)
+        func flush(force: Bool = false) {
+            if force || buffer.utf8.count >= 1 << 16 {
+                handle.write(Data(buffer.utf8))
+                buffer.removeAll(keepingCapacity: true)
+            }
+        }
+        buffer += "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<PaymentReport xmlns=\"\(namespace)\">\n  <Header>\n"
+        buffer += element("ReportId", header.reportID, indent: 4)
+        buffer += element("BillerCode", header.billerCode, indent: 4)
+        buffer += element("BusinessDate", header.businessDate, indent: 4)
+        buffer += element("CreatedAt", isoTime(header.createdAt), indent: 4)
+        if let feed = header.originalFeedID { buffer += element("OrgnlFeedId", feed, indent: 4) }
+        buffer += element("NbOfItems", String(header.itemCount), indent: 4)
+        buffer += element("PaidCount", String(header.paidCount), indent: 4)
+        buffer += amount("PaidSum", header.paidSumFen, indent: 4)
+        buffer += element("RefundedCount", String(header.refundedCount), indent: 4)
+        buffer += amount("RefundedSum", header.refundedSumFen, indent: 4)
+        buffer += "  </Header>\n"
+        var count = 0
+        for item in items {
+            count += 1
+            buffer += "  <Item>\n"
+            buffer += element("BillId", item.billID, indent: 4)
+            buffer += element("Status", item.status.rawValue, indent: 4)
+            if let fen = item.amountFen { buffer += amount("Amount", fen, indent: 4) }
+            if let paidAt = item.paidAt { buffer += element("PaidAt", isoTime(paidAt), indent: 4) }
+            if let reference = item.paymentRef { buffer += element("PaymentRef", reference, indent: 4) }
+            if let reason = item.reason { buffer += element("Reason", reason, indent: 4) }
+            buffer += "  </Item>\n"
+            flush()
+        }
+        buffer += "</PaymentReport>\n"
+        flush(force: true)
+        try handle.synchronize()
+        try handle.close()
+        try XMLValidator.validate(path: path, schema: schema)
+        return count
+    }
+
+    static func element(_ name: String, _ value: String, indent: Int) -> String {
+        String(repeating: " ", count: indent) + "<\(name)>" + escape(value) + "</\(name)>\n"
+    }
+
+    static func amount(_ name: String, _ fen: Int64, indent: Int) -> String {
+        String(repeating: " ", count: indent) + "<\(name) Ccy=\"CNY\">" + Money(fen: fen).yuanString + "</\(name)>\n"
+    }
+
+    /// XML text escaping; control characters other than tab and newline are dropped.
+    static func escape(_ text: String) -> String {
+        var out = ""
+        out.reserveCapacity(text.utf8.count)
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "\"": out += "&quot;"
+            case "'": out += "&apos;"
+            default:
+                if scalar.value < 0x20 && scalar != "\t" && scalar != "\n" { continue }
+                out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
+
+    /// 2026-11-28T02:14:09+08:00
+    public static func isoTime(_ micros: TimestampMicros) -> String {
+        let date = ShanghaiCalendar.date(at: micros)
+        let seconds = ShanghaiCalendar.microsOfDay(at: micros) / 1_000_000
+        func two(_ v: Int64) -> String { v < 10 ? "0\(v)" : "\(v)" }
+        return "\(date.iso)T\(two(seconds / 3_600)):\(two(seconds % 3_600 / 60)):\(two(seconds % 60))+08:00"
+    }
+}
+
+/// Validates a whole document against a schema in one streaming pass.
+public enum XMLValidator {
+    public static func validate(path: String, schema: XMLSchema) throws {
+        let collector = ErrorCollector()
+        let context = Unmanaged.passUnretained(collector).toOpaque()
+        let options = Int32(XML_PARSE_NONET.rawValue | XML_PARSE_COMPACT.rawValue)
+        guard let reader = xmlReaderForFile(path, nil, options) else {
+            throw FeedError(.io, "cannot open the document to validate", context: path)
+        }
+        defer { xmlFreeTextReader(reader) }
+        xmlTextReaderSetStructuredErrorHandler(reader, collectValidationErrors, context)
+        guard xmlTextReaderSetSchema(reader, schema.pointer) == 0 else {
+            throw FeedError(.schema, "cannot attach the XSD", context: schema.path)
+        }
+        var step = xmlTextReaderRead(reader)
+        while step == 1 {
+            if xmlTextReaderNodeType(reader) == Int32(XML_READER_TYPE_DOCUMENT_TYPE.rawValue) {
+                throw FeedError(.doctype, "the document carries a DOCTYPE", context: path)
+            }
+            step = xmlTextReaderRead(reader)
+        }
+        if step < 0 {
+            throw FeedError(.malformed, "the document is not well-formed", cause: collector.first, context: path)
+        }
+        if !collector.messages.isEmpty || xmlTextReaderIsValid(reader) != 1 {
+            throw FeedError(.invalid, "the document is not valid against \((schema.path as NSString).lastPathComponent)", cause: collector.first, context: path)
+        }
+    }
+}
+
+private func collectValidationErrors(_ context: UnsafeMutableRawPointer?, _ error: UnsafeMutablePointer<xmlError>?) {
+    guard let context, let error else { return }
+    Unmanaged<ErrorCollector>.fromOpaque(context).takeUnretainedValue().add(error)
+}
