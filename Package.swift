@@ -56,6 +56,15 @@ let package = Package(
             ],
             swiftSettings: strict),
         .target(
+            name: "Billing",
+            dependencies: [
+                "Ledger", "Wallet", "Feeds", "JobRunner", "QDConfig",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
+        .target(
             name: "QDConfig",
             dependencies: [.product(name: "TOMLKit", package: "TOMLKit")],
             swiftSettings: strict),
@@ -75,6 +84,8 @@ let package = Package(
                 "Wallet",
                 "JobRunner",
                 "QDConfig",
+                "Billing",
+                "Feeds",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

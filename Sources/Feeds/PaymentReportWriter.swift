@@ -27,6 +27,19 @@ public struct ReportItem: Sendable, Hashable {
 
 /// The header totals of a payment report.
 public struct ReportHeader: Sendable, Hashable, Codable {
+    public init(reportID: String, billerCode: String, businessDate: String, createdAt: TimestampMicros, originalFeedID: String?, itemCount: Int, paidCount: Int, paidSumFen: Int64, refundedCount: Int, refundedSumFen: Int64) {
+        self.reportID = reportID
+        self.billerCode = billerCode
+        self.businessDate = businessDate
+        self.createdAt = createdAt
+        self.originalFeedID = originalFeedID
+        self.itemCount = itemCount
+        self.paidCount = paidCount
+        self.paidSumFen = paidSumFen
+        self.refundedCount = refundedCount
+        self.refundedSumFen = refundedSumFen
+    }
+
     public var reportID: String
     public var billerCode: String
     public var businessDate: String

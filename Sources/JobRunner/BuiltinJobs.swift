@@ -14,9 +14,9 @@ public enum BuiltinJobs {
         summary: { db, context in
             try Data.fetchOne(db, sql: "SELECT checkpoint FROM job_step_executions WHERE execution_id = ? AND step_name = 'verify'", arguments: [context.executionID])
         },
-        foundBreaks: { db, context in
-            guard let data = try Data.fetchOne(db, sql: "SELECT checkpoint FROM job_step_executions WHERE execution_id = ? AND step_name = 'verify'", arguments: [context.executionID]) else { return false }
-            return (try? JSONDecoder().decode(LedgerCheckStep.Checkpoint.self, from: data))?.ok == false
+        assess: { db, context in
+            guard let data = try Data.fetchOne(db, sql: "SELECT checkpoint FROM job_step_executions WHERE execution_id = ? AND step_name = 'verify'", arguments: [context.executionID]) else { return .clean }
+            return (try? JSONDecoder().decode(LedgerCheckStep.Checkpoint.self, from: data))?.ok == false ? .breaks : .clean
         })
 
     /// `expire-holds`: releases holds whose expiry has passed, in chunks.

@@ -31,7 +31,7 @@ public struct ExecutionReport: Sendable, Codable {
     public var message: String?
     /// The job's own summary (JSON).
     public var summary: Data?
-    public var breaks: Bool
+    public var assessment: JobAssessment
 }
 
 /// Runs jobs: one live execution per job, chunks and checkpoints committed together, restart
@@ -113,7 +113,7 @@ public final class JobRunner: Sendable {
 
         guard case .started(let executionID, let instanceID, _) = start else {
             logger.info("instance already completed; nothing to do", metadata: ["job": "\(name)", "instance": "\(instanceKey)"])
-            return ExecutionReport(job: name, executionId: 0, status: "already_completed", parameters: parameters, forced: false, resumedExecutionId: nil, abandonedExecutionId: abandonedID, steps: [], durationSeconds: 0, message: "this instance completed earlier; use --force for a new attempt", summary: nil, breaks: false)
+            return ExecutionReport(job: name, executionId: 0, status: "already_completed", parameters: parameters, forced: false, resumedExecutionId: nil, abandonedExecutionId: abandonedID, steps: [], durationSeconds: 0, message: "this instance completed earlier; use --force for a new attempt", summary: nil, assessment: .clean)
         }
         logger.info("job started", metadata: ["job": "\(name)", "execution": "\(executionID)", "parameters": "\(instanceKey)", "forced": "\(force)"])
         let context = JobContext(jobName: name, executionID: executionID, parameters: parameters, chunkSizeMax: definition.chunkSizeMax, clock: clock, logger: logger)
@@ -122,12 +122,12 @@ public final class JobRunner: Sendable {
         var resumedFrom: Int64?
         func finish(_ status: String, _ message: String?) throws -> ExecutionReport {
             var summary: Data?
-            var breaks = false
+            var assessment = JobAssessment.clean
             try store.transaction { db, _ in
                 let now = clock.nowMicros()
                 if status == "completed" {
                     summary = try implementation.summary?(db, context)
-                    breaks = try implementation.foundBreaks?(db, context) ?? false
+                    assessment = try implementation.assess?(db, context) ?? .clean
                     try JobRepository.completeInstance(db, instanceID: instanceID, now: now)
                 }
                 try JobRepository.finishExecution(db, executionID: executionID, status: status, message: message, summary: summary, now: now)
@@ -136,7 +136,7 @@ public final class JobRunner: Sendable {
             let duration = Double(DispatchTime.now().uptimeNanoseconds - began) / 1e9
             let level: Logger.Level = status == "completed" ? .info : .error
             logger.log(level: level, "job \(status)", metadata: ["job": "\(name)", "execution": "\(executionID)", "seconds": "\(String(format: "%.2f", duration))", "message": "\(message ?? "")"])
-            return ExecutionReport(job: name, executionId: executionID, status: status, parameters: parameters, forced: force, resumedExecutionId: resumedFrom, abandonedExecutionId: abandonedID, steps: reports, durationSeconds: duration, message: message, summary: summary, breaks: breaks)
+            return ExecutionReport(job: name, executionId: executionID, status: status, parameters: parameters, forced: force, resumedExecutionId: resumedFrom, abandonedExecutionId: abandonedID, steps: reports, durationSeconds: duration, message: message, summary: summary, assessment: assessment)
         }
 
         for step in implementation.steps {
@@ -160,7 +160,9 @@ public final class JobRunner: Sendable {
                     return try finish("stopped", "stop requested; restart resumes at chunk \(running.state.chunks + 1) of step \(step.name)")
                 }
                 do {
-                    running.state = try chunk(step, context: context, definition: definition, executionID: executionID, state: running.state)
+                    var chunkContext = context
+                    chunkContext.prepared = try step.beforeChunk(context, checkpoint: running.state.checkpoint)
+                    running.state = try chunk(step, context: chunkContext, definition: definition, executionID: executionID, state: running.state)
                 } catch let abort as any AbortingError {
                     // The process must not touch the execution any more (it lost its lock, or
                     // it is dying): leave everything as a crash would.

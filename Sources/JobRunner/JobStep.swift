@@ -11,6 +11,8 @@ public struct JobContext: Sendable {
     public var chunkSizeMax: Int
     public var clock: any LedgerClock
     public var logger: Logger
+    /// What the step's `beforeChunk` prepared outside the transaction for the coming chunk.
+    public var prepared: Data?
 
     /// A parameter the step needs, or a refusal that names it.
     public func parameter(_ key: String) throws -> String {
@@ -63,6 +65,9 @@ public protocol JobStep: Sendable {
     func upgrade(checkpoint: Data, from version: Int) throws -> Data
     /// How many items the step expects in all, when it knows (for progress and ETA).
     func estimatedTotal(_ context: JobContext, db: Database) throws -> Int?
+    /// Slow work for the coming chunk that must not hold the database (a download), done
+    /// outside any transaction; the chunk sees its result as `context.prepared`.
+    func beforeChunk(_ context: JobContext, checkpoint: Data) throws -> Data?
     /// Runs one chunk of at most `context.chunkSizeMax` items inside the runner's transaction.
     func runChunk(_ context: JobContext, db: Database, ledger: any LedgerWriting, checkpoint: Data) throws -> ChunkResult
 }
@@ -73,6 +78,8 @@ extension JobStep {
     }
 
     public func estimatedTotal(_ context: JobContext, db: Database) throws -> Int? { nil }
+
+    public func beforeChunk(_ context: JobContext, checkpoint: Data) throws -> Data? { nil }
 }
 
 /// A step whose checkpoint is a Codable value.
@@ -111,20 +118,30 @@ extension TypedJobStep {
     }
 }
 
+/// How a completed run turned out, beyond "it ran".
+public enum JobAssessment: String, Sendable, Codable {
+    /// Nothing to report.
+    case clean
+    /// The run found breaks or rejected input: the operator must look (exit 3).
+    case breaks
+    /// Part of the work could not be done for an infrastructure fault (exit 4).
+    case fault
+}
+
 /// A job's implementation: its steps in order, and what its run reports.
 public struct JobImplementation: Sendable {
     public var name: String
     public var steps: [any JobStep]
     /// The job's own summary of an execution (JSON), for `jobs run --json`.
     public var summary: (@Sendable (Database, JobContext) throws -> Data?)?
-    /// Whether a completed run found something the operator must see (exit 3).
-    public var foundBreaks: (@Sendable (Database, JobContext) throws -> Bool)?
+    /// How the completed run turned out.
+    public var assess: (@Sendable (Database, JobContext) throws -> JobAssessment)?
 
-    public init(name: String, steps: [any JobStep], summary: (@Sendable (Database, JobContext) throws -> Data?)? = nil, foundBreaks: (@Sendable (Database, JobContext) throws -> Bool)? = nil) {
+    public init(name: String, steps: [any JobStep], summary: (@Sendable (Database, JobContext) throws -> Data?)? = nil, assess: (@Sendable (Database, JobContext) throws -> JobAssessment)? = nil) {
         self.name = name
         self.steps = steps
         self.summary = summary
-        self.foundBreaks = foundBreaks
+        self.assess = assess
     }
 }
 

@@ -43,6 +43,11 @@ public struct Ledger: Sendable {
 
     /// `openAccount` inside a caller's transaction.
     public func openAccount(_ spec: AccountSpec, in tx: any LedgerWriting) throws -> Account {
+        try Self.openAccount(spec, in: tx, clock: clock)
+    }
+
+    /// `openAccount` inside a transaction, with no `Ledger` value at hand.
+    public static func openAccount(_ spec: AccountSpec, in tx: any LedgerWriting, clock: any LedgerClock) throws -> Account {
         guard !spec.code.isEmpty, spec.code.utf8.count <= 128 else {
             throw LedgerError(.invalidAccount, "an account code must be 1 to 128 bytes", context: String(spec.code.prefix(32)))
         }

@@ -1,3 +1,4 @@
+import Billing
 import GRDB
 import JobRunner
 import Ledger
@@ -10,6 +11,7 @@ enum AppDatabase {
         LedgerSchema.register(in: &migrator)
         WalletSchema.register(in: &migrator)
         JobSchema.register(in: &migrator)
+        BillingSchema.register(in: &migrator)
         return migrator
     }
 

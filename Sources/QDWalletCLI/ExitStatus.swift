@@ -1,4 +1,6 @@
 import ArgumentParser
+import Billing
+import Feeds
 import JobRunner
 import Ledger
 import QDConfig
@@ -53,6 +55,10 @@ public struct CLIFailure: Error, Sendable, CustomStringConvertible {
             default:
                 return CLIFailure(.refused, code: "job_refused", refusal.description)
             }
+        case let refusal as BillingRefusal:
+            return CLIFailure(.refused, code: refusal.rawValue, refusal.explanation)
+        case let feed as FeedError:
+            return CLIFailure(.infrastructure, code: feed.code.rawValue, feed.description)
         case let config as ConfigError:
             return CLIFailure(.refused, code: "invalid_configuration", config.description)
         case let parse as MoneyParseError:

@@ -9,6 +9,9 @@ struct GlobalOptions: ParsableArguments {
     @Flag(name: .long, help: "Write one JSON document to stdout instead of text.")
     var json = false
 
+    @Option(name: .customLong("reports-dir"), help: "Where payment reports are written (default: $QDWALLET_REPORTS_DIR, else reports/ beside the database).")
+    var reportsDirectory: String?
+
     /// The database path after the environment and the default.
     var databasePath: String {
         if let db, !db.isEmpty { return db }

@@ -1,6 +1,9 @@
 import ArgumentParser
+import Billing
+import Feeds
 import Foundation
 import JobRunner
+import Wallet
 import Ledger
 import Logging
 import QDConfig
@@ -19,18 +22,39 @@ struct JobsOptions: ParsableArguments {
 
 /// Builds the runner from the options: database, definitions, implementations.
 enum JobsSetup {
-    static func runner(_ global: GlobalOptions, _ jobs: JobsOptions, stop: StopSignal = StopSignal()) throws -> JobRunner {
+    static func runner(_ global: GlobalOptions, _ jobs: JobsOptions, stop: StopSignal = StopSignal(), clock: any LedgerClock = SystemClock()) throws -> JobRunner {
         let definitions = try JobDefinition.loadAll(directory: jobs.path)
         let store = try AppDatabase.openStore(path: global.databasePath)
-        let ledger = Ledger(store: store)
+        let ledger = Ledger(store: store, clock: clock)
         _ = try SystemAccounts.ensure(in: ledger)
-        return JobRunner(store: store, clock: ledger.clock, logger: Logger(label: "qdwallet.jobs"), definitions: definitions, implementations: JobCatalog.implementations, stop: stop)
+        let wallets = WalletService(store: store, ledger: ledger, dataKey: nil)
+        var implementations = BuiltinJobs.all
+        if let billing = try BillingSetup.config(global, jobs, wallets: wallets) {
+            implementations.append(NightlyBilling.implementation(billing))
+        }
+        return JobRunner(store: store, clock: clock, logger: Logger(label: "qdwallet.jobs"), definitions: definitions, implementations: implementations, stop: stop)
     }
 }
 
-/// Every job implementation this build has.
-enum JobCatalog {
-    static var implementations: [JobImplementation] { BuiltinJobs.all }
+/// The billing configuration: Jobs/billers.toml, the XSDs, the report and work folders.
+enum BillingSetup {
+    static func config(_ global: GlobalOptions, _ jobs: JobsOptions, wallets: WalletService) throws -> NightlyBillingConfig? {
+        let billersFile = (jobs.path as NSString).appendingPathComponent("billers.toml")
+        guard FileManager.default.fileExists(atPath: billersFile) else { return nil }
+        let billers = try Biller.load(path: billersFile)
+        let root = (URL(fileURLWithPath: jobs.path).standardizedFileURL.deletingLastPathComponent().path as NSString).standardizingPath
+        let environment = ProcessInfo.processInfo.environment
+        let schemas = environment["QDWALLET_SCHEMA_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? (root as NSString).appendingPathComponent("SampleFeeds/schema")
+        let databaseFolder = (URL(fileURLWithPath: global.databasePath).standardizedFileURL.deletingLastPathComponent().path)
+        let reports = global.reportsDirectory ?? environment["QDWALLET_REPORTS_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? (databaseFolder as NSString).appendingPathComponent("reports")
+        let work = (databaseFolder as NSString).appendingPathComponent("feeds")
+        return NightlyBillingConfig(
+            billers: billers,
+            feedSchema: try XMLSchema(path: (schemas as NSString).appendingPathComponent("billfeed.xsd")),
+            reportSchema: try XMLSchema(path: (schemas as NSString).appendingPathComponent("payreport.xsd")),
+            root: root, reportsDirectory: reports, workDirectory: work,
+            fetcher: FeedFetcher(), wallets: wallets)
+    }
 }
 
 /// `qdwallet jobs ...`
@@ -48,6 +72,7 @@ struct JobsCommand: ParsableCommand {
         @Argument(help: "The job's name, as in its definition.") var name: String
         @Option(help: "The business date parameter (YYYY-MM-DD).") var date: String?
         @Option(name: .customLong("param"), help: "A parameter, KEY=VALUE; repeatable.") var parameters: [String] = []
+        @Option(name: .customLong("feed"), help: "BILLER=URL: read this biller's feed from URL for this run (https, sftp or file); repeatable.") var feeds: [String] = []
         @Flag(help: "Run a new attempt even if this instance completed; recorded as forced.") var force = false
 
         func overrides() throws -> [String: String] {
@@ -57,6 +82,12 @@ struct JobsCommand: ParsableCommand {
                     throw CLIFailure(.usage, code: "usage", "--param takes KEY=VALUE, got \"\(text.prefix(40))\"")
                 }
                 overrides[String(text[..<equals])] = String(text[text.index(after: equals)...])
+            }
+            for text in feeds {
+                guard let equals = text.firstIndex(of: "="), equals != text.startIndex, text.index(after: equals) != text.endIndex else {
+                    throw CLIFailure(.usage, code: "usage", "--feed takes BILLER=URL, got \"\(text.prefix(40))\"")
+                }
+                overrides["feed." + String(text[..<equals])] = String(text[text.index(after: equals)...])
             }
             if let date {
                 guard ShanghaiCalendar.Date(iso: date) != nil else {
@@ -75,7 +106,11 @@ struct JobsCommand: ParsableCommand {
             Output(json: global.json).emit(JobReportDocument(report)) { JobReportDocument(report).text }
             switch report.status {
             case "completed", "already_completed":
-                if report.breaks { throw ExitCode(ExitStatus.breaks.rawValue) }
+                switch report.assessment {
+                case .clean: break
+                case .breaks: throw ExitCode(ExitStatus.breaks.rawValue)
+                case .fault: throw ExitCode(ExitStatus.infrastructure.rawValue)
+                }
             default:
                 throw ExitCode(ExitStatus.infrastructure.rawValue)
             }
@@ -173,7 +208,7 @@ struct JobReportDocument: Encodable {
     init(_ report: ExecutionReport) { self.report = report }
 
     enum CodingKeys: String, CodingKey {
-        case job, executionId, status, parameters, forced, resumedExecutionId, abandonedExecutionId, steps, durationSeconds, message, breaks, summary
+        case job, executionId, status, parameters, forced, resumedExecutionId, abandonedExecutionId, steps, durationSeconds, message, assessment, summary
     }
 
     func encode(to encoder: Encoder) throws {
@@ -188,7 +223,7 @@ struct JobReportDocument: Encodable {
         try container.encode(report.steps, forKey: .steps)
         try container.encode(report.durationSeconds, forKey: .durationSeconds)
         try container.encodeIfPresent(report.message, forKey: .message)
-        try container.encode(report.breaks, forKey: .breaks)
+        try container.encode(report.assessment, forKey: .assessment)
         if let summary = report.summary, let object = try? JSONDecoder().decode(JSONValue.self, from: summary) {
             try container.encode(object, forKey: .summary)
         }

@@ -43,7 +43,8 @@ extension WalletService {
             arguments: [walletID, kind, counterparty, category, amountFen, discountFen, points, balancePayment, transactionID, reference, at, ShanghaiCalendar.date(at: at).monthKey])
     }
 
-    func receipt(_ db: Database, walletID: Int64, transactionID: Int64, replayed: Bool) throws -> Receipt {
+    /// The receipt of a committed transaction, from the wallet's history.
+    public func receipt(_ db: Database, walletID: Int64, transactionID: Int64, replayed: Bool = false) throws -> Receipt {
         guard let row = try Row.fetchOne(db, sql: "SELECT * FROM wallet_movements WHERE wallet_id = ? AND transaction_id = ?", arguments: [walletID, transactionID]) else {
             throw WalletError(.corrupt, "a committed transaction has no wallet movement")
         }

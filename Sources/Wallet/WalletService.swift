@@ -17,19 +17,26 @@ public struct WalletRecord: Sendable, Hashable {
     public var failedPasswordCount: Int
     public var lockedUntil: TimestampMicros
 
-    init(row: Row) {
-        id = row["id"]
-        phone = row["phone"]
-        name = row["name"]
-        frozen = row["frozen"]
-        kycClass = row["kyc_class"]
-        kycVerified = row["kyc_verified"]
-        openedAt = row["opened_at"]
-        walletAccountID = row["wallet_account_id"]
-        pointsAccountID = row["points_account_id"]
-        hasPassword = (row["password_hash"] as Data?) != nil
-        failedPasswordCount = row["failed_password_count"]
-        lockedUntil = row["locked_until"]
+    /// Reads a wallet row; `prefix` names joined columns (`w_id`, `w_phone`, ...).
+    public init(row: Row, prefix: String = "") {
+        id = row[prefix + "id"]
+        phone = row[prefix + "phone"]
+        name = row[prefix + "name"]
+        frozen = row[prefix + "frozen"]
+        kycClass = row[prefix + "kyc_class"]
+        kycVerified = row[prefix + "kyc_verified"]
+        openedAt = row[prefix + "opened_at"]
+        walletAccountID = row[prefix + "wallet_account_id"]
+        pointsAccountID = row[prefix + "points_account_id"]
+        hasPassword = (row[prefix + "password_hash"] as Data?) != nil
+        failedPasswordCount = row[prefix + "failed_password_count"]
+        lockedUntil = row[prefix + "locked_until"]
+    }
+
+    /// The columns `init(row:prefix:)` reads, aliased for a join with `wallets AS w`.
+    public static func joinedColumns(_ prefix: String) -> String {
+        ["id", "phone", "name", "frozen", "kyc_class", "kyc_verified", "opened_at", "wallet_account_id", "points_account_id", "password_hash", "failed_password_count", "locked_until"]
+            .map { "w.\($0) AS \(prefix)\($0)" }.joined(separator: ", ")
     }
 }
 
@@ -88,7 +95,8 @@ public struct WalletService: Sendable {
         return try store.pool.read { db in try wallet(db, phone: phone) }
     }
 
-    func wallet(_ db: Database, phone: String) throws -> WalletRecord {
+    /// The wallet of a mobile number, inside the caller's transaction.
+    public func wallet(_ db: Database, phone: String) throws -> WalletRecord {
         guard let row = try Row.fetchOne(db, sql: "SELECT * FROM wallets WHERE phone = ?", arguments: [phone]) else {
             throw WalletRefusal.walletNotFound
         }
@@ -193,6 +201,13 @@ public struct WalletService: Sendable {
     /// Checks the password before a payment: slow hashing outside any write transaction.
     /// Returns whether it matched; refuses when locked or unset.
     func checkPassword(phone: String, password: String) throws -> Bool {
+        try checkPasswordForPayment(phone: phone, password: password)
+    }
+
+    /// Checks a payment password outside any transaction (it is slow on purpose); then
+    /// `recordPassword` must be called in the payment's transaction with the result.
+    public func checkPasswordForPayment(phone: String, password: String) throws -> Bool {
+        let phone = try Validation.phone(phone)
         let (stored, lockedUntil) = try store.pool.read { db -> (PasswordHasher.Hash?, TimestampMicros) in
             guard let row = try Row.fetchOne(db, sql: "SELECT password_hash, password_salt, password_iterations, locked_until FROM wallets WHERE phone = ?", arguments: [phone]) else {
                 throw WalletRefusal.walletNotFound
@@ -210,7 +225,7 @@ public struct WalletService: Sendable {
 
     /// Records the outcome of a password check inside the payment's transaction: a wrong
     /// one counts towards the alert and the lock; a right one clears the count.
-    func recordPassword(_ db: Database, wallet record: WalletRecord, matched: Bool) throws -> WalletRefusal? {
+    public func recordPassword(_ db: Database, wallet record: WalletRecord, matched: Bool) throws -> WalletRefusal? {
         if record.lockedUntil > now { return .passwordLocked }
         if matched {
             if record.failedPasswordCount != 0 {
