@@ -15,7 +15,7 @@ public struct QDWalletCommand: ParsableCommand {
             InitCommand.self, WalletCommand.self, CardCommand.self, TopUpCommand.self, WithdrawCommand.self,
             MerchantCommand.self, PayCommand.self, TransferCommand.self, BalanceCommand.self, HistoryCommand.self,
             UtilityCommand.self, BillsCommand.self, PayBillCommand.self,
-            JobsCommand.self, SchedulerCommand.self, LedgerCommand.self,
+            JobsCommand.self, SchedulerCommand.self, LedgerCommand.self, DemoCommand.self,
         ])
 
     public init() {}
