@@ -127,6 +127,15 @@ let package = Package(
             ],
             swiftSettings: strict),
         .testTarget(
+            name: "BillingTests",
+            dependencies: [
+                "Billing", "Feeds", "JobRunner", "Ledger", "Wallet", "QDConfig",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            exclude: ["Fixtures"],
+            swiftSettings: strict),
+        .testTarget(
             name: "CLITests",
             dependencies: [
                 "QDWalletCLI", "Ledger", "qdwallet",

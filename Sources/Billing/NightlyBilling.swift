@@ -261,7 +261,7 @@ struct CancelStep: TypedJobStep {
                                arguments: [row["feed_id"] as String, row["seq"] as Int, row["bill_id"] as String])
                 counts.skipped += 1
             case "new", "payable", "unmatched":
-                try db.execute(sql: "UPDATE bills SET status = 'cancelled', cancelled_business_date = ?, updated_at = ? WHERE id = ?", arguments: [day.iso, now, row["row_id"] as Int64])
+                try db.execute(sql: "UPDATE bills SET status = 'cancelled', reason = NULL, cancelled_business_date = ?, updated_at = ? WHERE id = ?", arguments: [day.iso, now, row["row_id"] as Int64])
                 outcome = "cancelled"
                 counts.written += 1
             case "paid":

@@ -52,6 +52,34 @@ private func collectErrors(_ context: UnsafeMutableRawPointer?, _ error: UnsafeM
 
 private func ignoreErrors(_ context: UnsafeMutableRawPointer?, _ error: UnsafeMutablePointer<xmlError>?) {}
 
+extension FeedReader {
+    /// Refuses a document type declaration before the parser sees it, so no DTD, internal
+    /// subset or entity declaration is ever parsed. The prolog is ASCII in every encoding a
+    /// feed may use (UTF-8, GBK, GB18030), so the first bytes tell.
+    static func refuseDoctype(path: String) throws {
+        guard let file = fopen(path, "rb") else {
+            throw FeedError(.io, "cannot open the feed file", context: path)
+        }
+        defer { fclose(file) }
+        var head = [UInt8](repeating: 0, count: 4_096)
+        let count = fread(&head, 1, head.count, file)
+        let prolog = head[..<count]
+        let marker = Array("<!DOCTYPE".utf8)
+        // The prolog ends where the first element starts; a DOCTYPE can only come before it.
+        var index = prolog.startIndex
+        while index + marker.count <= prolog.endIndex {
+            if prolog[index] == UInt8(ascii: "<") {
+                if prolog[index..<index + marker.count].elementsEqual(marker) {
+                    throw FeedError(.doctype, "the feed carries a DOCTYPE; feeds must not declare DTDs or entities", context: "byte \(index)")
+                }
+                let next = prolog[index + 1]
+                if next != UInt8(ascii: "?") && next != UInt8(ascii: "!") { break }
+            }
+            index += 1
+        }
+    }
+}
+
 /// Reads a bill feed in one streaming pass (xmlTextReader) while validating it against the
 /// XSD, with hardened options: a DOCTYPE is refused outright, entities are never substituted,
 /// nothing is loaded from the network, and text, depth and size are bounded.
@@ -75,6 +103,7 @@ public struct FeedReader {
         onBill: (FeedBill) throws -> Void,
         onCancel: (FeedCancel) throws -> Void
     ) throws -> FeedSummary {
+        try Self.refuseDoctype(path: path)
         let collector = ErrorCollector()
         let context = Unmanaged.passUnretained(collector).toOpaque()
         // Errors outside the reader's own handler (encoding conversion, I/O) land here too.

@@ -1,0 +1,173 @@
+import Feeds
+import Foundation
+import GRDB
+import Logging
+import Testing
+@testable import Billing
+@testable import JobRunner
+@testable import Ledger
+@testable import QDConfig
+@testable import Wallet
+
+let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+let sampleFeeds = repositoryRoot + "/SampleFeeds"
+
+/// Shanghai wall-clock time as UTC microseconds.
+func shanghai(_ year: Int, _ month: Int, _ day: Int, _ hour: Int = 0, _ minute: Int = 0) -> TimestampMicros {
+    ShanghaiCalendar.Date(year: year, month: month, day: day).startMicros + Int64(hour * 60 + minute) * 60_000_000
+}
+
+/// A billing world on its own database: the demo's residents, the sample billers, a manual
+/// clock, fast password hashing and quick fetch limits.
+final class BillingWorld {
+    let directory: URL
+    let path: String
+    let store: SQLiteLedgerStore
+    let clock = ManualClock(shanghai(2026, 11, 28, 2, 0))
+    let ledger: Ledger
+    let wallets: WalletService
+    let billing: BillingService
+    var config: NightlyBillingConfig
+
+    static func migrator() -> DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        LedgerSchema.register(in: &migrator)
+        WalletSchema.register(in: &migrator)
+        JobSchema.register(in: &migrator)
+        BillingSchema.register(in: &migrator)
+        return migrator
+    }
+
+    init() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("qdwallet-billing-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        path = directory.appendingPathComponent("billing.sqlite").path
+        store = SQLiteLedgerStore(pool: try SQLiteDatabase.open(path: path, migrator: Self.migrator()))
+        ledger = Ledger(store: store, clock: clock)
+        _ = try SystemAccounts.ensure(in: ledger)
+        wallets = WalletService(store: store, ledger: ledger, hasher: PasswordHasher(iterations: 1_000), dataKey: DataKey.random())
+        billing = BillingService(wallets: wallets)
+        var limits = FetchLimits()
+        limits.connectTimeoutSeconds = 2
+        limits.totalTimeoutSeconds = 3
+        limits.lowSpeedSeconds = 2
+        limits.attemptsMax = 3
+        limits.backoffInitialMillis = 1
+        limits.backoffMaxMillis = 2
+        let billers = try Biller.load(path: repositoryRoot + "/Jobs/billers.toml")
+        config = NightlyBillingConfig(
+            billers: billers,
+            feedSchema: try XMLSchema(path: sampleFeeds + "/schema/billfeed.xsd"),
+            reportSchema: try XMLSchema(path: sampleFeeds + "/schema/payreport.xsd"),
+            root: repositoryRoot, reportsDirectory: directory.appendingPathComponent("reports").path,
+            workDirectory: directory.appendingPathComponent("feeds").path,
+            fetcher: FeedFetcher(limits: limits, sleepMillis: { _ in }), wallets: wallets)
+        try store.transaction { db, tx in try Biller.register(billers, db: db, ledger: tx, clock: clock) }
+    }
+
+    deinit { try? FileManager.default.removeItem(at: directory) }
+
+    struct Resident {
+        var phone: String
+        var kycClass: Int?
+        var fen: Int64
+        var links: [(String, String, Bool, Int64)]
+        var frozen = false
+    }
+
+    static let residents: [Resident] = [
+        Resident(phone: "13800000001", kycClass: 2, fen: 100_000, links: [("QD-WATER", "1100234567", true, 30_000), ("QD-POWER", "3700112233", true, 50_000), ("QD-GAS", "88001234", false, 0)]),
+        Resident(phone: "13800000002", kycClass: 2, fen: 20_000, links: [("QD-WATER", "1100234568", true, 3_000)]),
+        Resident(phone: "13800000003", kycClass: 2, fen: 500, links: [("QD-POWER", "3700112234", true, 50_000)]),
+        Resident(phone: "13800000004", kycClass: 2, fen: 30_000, links: [("QD-GAS", "88001235", true, 50_000)], frozen: true),
+        Resident(phone: "13800000005", kycClass: nil, fen: 0, links: [("QD-WATER", "1100234570", true, 50_000)]),
+        Resident(phone: "13800000006", kycClass: 3, fen: 50_000, links: [("QD-GAS", "88001236", true, 50_000), ("QD-WATER", "1100234571", true, 50_000)]),
+    ]
+
+    /// Opens the residents' wallets, funds them and links their bill accounts.
+    func populate() throws {
+        for resident in Self.residents {
+            _ = try wallets.openWallet(phone: resident.phone, name: "张三")
+            try wallets.setPassword(phone: resident.phone, password: "123456")
+            if let kycClass = resident.kycClass {
+                _ = try wallets.submitKYC(phone: resident.phone, name: "张三", idNumber: "11010519491231002X")
+                _ = try wallets.approveKYC(phone: resident.phone, kycClass: kycClass)
+                let card = try wallets.bindCard(phone: resident.phone, cardNumber: "6222020200112233446", bank: "ICBC")
+                if resident.fen > 0 {
+                    _ = try wallets.topUp(phone: resident.phone, cardID: card.id, amountFen: resident.fen, idempotencyKey: "fund-\(resident.phone)")
+                }
+            }
+            for (biller, customer, autopay, limit) in resident.links {
+                _ = try billing.link(phone: resident.phone, biller: biller, customerNo: customer, autopay: autopay, autopayLimitFen: autopay ? limit : nil)
+            }
+            if resident.frozen {
+                _ = try wallets.setFrozen(phone: resident.phone, frozen: true, reason: "test")
+            }
+        }
+    }
+
+    func runner(chunkSize: Int = 2_000, steps: [any JobStep]? = nil, owner: String = "test") throws -> JobRunner {
+        let definition = try JobDefinition(ConfigTable.parse("""
+            name = "nightly-billing"
+            chunk_size = \(chunkSize)
+            identifying = ["date"]
+            stale_after_seconds = 60
+            [parameters]
+            date = "{yesterday}"
+            [retry]
+            backoff_initial_ms = 1
+            backoff_max_ms = 2
+            """, file: "nightly-billing.job.toml"))
+        var implementation = NightlyBilling.implementation(config)
+        if let steps { implementation.steps = steps }
+        return JobRunner(store: store, clock: clock, logger: Logger(label: "test"), definitions: [definition], implementations: [implementation],
+                         progress: ProgressReporter(logger: Logger(label: "test"), terminal: false), owner: owner, sleepMillis: { _ in })
+    }
+
+    func run(_ date: String, feeds: [String: String] = [:], force: Bool = false) throws -> ExecutionReport {
+        var overrides = ["date": date]
+        for (biller, url) in feeds { overrides["feed.\(biller)"] = url }
+        return try runner().run("nightly-billing", overrides: overrides, force: force)
+    }
+
+    func summary(_ report: ExecutionReport) throws -> NightlyBilling.Summary {
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        return try decoder.decode(NightlyBilling.Summary.self, from: try #require(report.summary))
+    }
+
+    func bill(_ biller: String, _ id: String) throws -> Row? {
+        try store.pool.read { try Row.fetchOne($0, sql: "SELECT * FROM bills WHERE biller = ? AND bill_id = ?", arguments: [biller, id]) }
+    }
+
+    func status(_ biller: String, _ id: String) throws -> String? {
+        try bill(biller, id).map { row in
+            let status: String = row["status"]
+            let reason: String? = row["reason"]
+            return reason.map { "\(status) \($0)" } ?? status
+        }
+    }
+
+    func balance(_ phone: String) throws -> Int64 { try wallets.balance(phone: phone).balanceFen }
+
+    /// The biller settlement account's movement on a business day (by effective time).
+    func ledgerMovement(_ biller: String, _ date: String) throws -> Int64 {
+        let day = try #require(ShanghaiCalendar.Date(iso: date))
+        return try store.pool.read { db in
+            try Int64.fetchOne(db, sql: """
+                SELECT coalesce(sum(CASE e.side WHEN 1 THEN e.amount ELSE -e.amount END), 0)
+                FROM ledger_entries e JOIN ledger_transactions t ON t.id = e.transaction_id
+                JOIN billers r ON r.account_id = e.account_id
+                WHERE r.code = ? AND t.effective_at >= ? AND t.effective_at < ?
+                """, arguments: [biller, day.startMicros, day.adding(days: 1).startMicros]) ?? 0
+        }
+    }
+
+    func reportFile(_ biller: String, _ compactDate: String) throws -> String {
+        try String(contentsOfFile: config.reportsDirectory + "/\(biller)/QDW-\(biller)-\(compactDate).xml", encoding: .utf8)
+    }
+
+    func count(_ sql: String) throws -> Int {
+        try store.pool.read { try Int.fetchOne($0, sql: sql) ?? -1 }
+    }
+}

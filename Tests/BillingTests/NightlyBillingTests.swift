@@ -1,0 +1,217 @@
+import Foundation
+import GRDB
+import Testing
+@testable import Billing
+@testable import JobRunner
+@testable import Ledger
+@testable import Wallet
+
+@Suite struct NightlyBillingTests {
+    @Test func theFirstNightPaysNotifiesAndReports() throws {
+        let world = try BillingWorld()
+        try world.populate()
+        let report = try world.run("2026-11-27")
+        #expect(report.status == "completed")
+        #expect(report.assessment == .clean)
+        #expect(try world.status("QD-WATER", "W2611-000001") == "paid")
+        #expect(try world.status("QD-WATER", "W2611-000002") == "payable OVER_AUTOPAY_LIMIT")
+        #expect(try world.status("QD-WATER", "W2611-000003") == "payable KYC_REQUIRED")
+        #expect(try world.status("QD-WATER", "W2611-000004") == "paid")
+        #expect(try world.status("QD-WATER", "W2611-000005") == "unmatched UNKNOWN_CUSTOMER")
+        #expect(try world.status("QD-POWER", "P2611-100001") == "paid")
+        #expect(try world.status("QD-POWER", "P2611-100002") == "payable INSUFFICIENT_FUNDS")
+        #expect(try world.status("QD-GAS", "G2611-55001") == "payable AUTOPAY_OFF")
+        #expect(try world.status("QD-GAS", "G2611-55002") == "payable ACCOUNT_FROZEN")
+        #expect(try world.status("QD-GAS", "G2611-55003") == "paid")
+        // Money moved exactly: Amount + LateFee from the wallet to the biller.
+        #expect(try world.balance("13800000001") == 100_000 - 4_520 - 12_860)
+        #expect(try world.balance("13800000006") == 50_000 - 5_430 - 7_230)
+        #expect(try world.balance("13800000003") == 500)
+        // The GBK feed's Chinese text arrived intact.
+        #expect(try world.bill("QD-GAS", "G2611-55003")?["district"] as String? == "黄岛区")
+
+        let summary = try world.summary(report)
+        let water = try #require(summary.billers.first { $0.biller == "QD-WATER" })
+        #expect(water.status == "processed" && water.feedId == "QD-WATER-20261127-01")
+        #expect(water.bills == 5 && water.paid == 2 && water.paidFen == 9_950 && water.pending == 2 && water.unmatched == 1 && water.rejectedRecords == 1)
+        #expect(water.pendingByReason == ["OVER_AUTOPAY_LIMIT": 1, "KYC_REQUIRED": 1])
+
+        // Each report's PaidSum - RefundedSum is the ledger's movement for the day.
+        for biller in ["QD-WATER", "QD-POWER", "QD-GAS"] {
+            let row = try #require(try world.store.pool.read { try Row.fetchOne($0, sql: "SELECT * FROM payment_reports WHERE biller = ? AND business_date = '2026-11-27'", arguments: [biller]) })
+            #expect((row["paid_sum_fen"] as Int64) - (row["refunded_sum_fen"] as Int64) == (try world.ledgerMovement(biller, "2026-11-27")))
+            #expect(row["delivered_at"] as Int64? != nil)
+        }
+        let xml = try world.reportFile("QD-WATER", "20261127")
+        #expect(xml.contains("<PaidSum Ccy=\"CNY\">99.50</PaidSum>"))
+        #expect(xml.contains("<BillId>W2611-000002</BillId>\n    <Status>PENDING</Status>\n    <Reason>OVER_AUTOPAY_LIMIT</Reason>"))
+        #expect(xml.contains("<BillId>W2611-000005</BillId>\n    <Status>UNMATCHED</Status>"))
+        #expect(xml.contains("<BillId>W2610-000777</BillId>\n    <Status>REJECTED</Status>\n    <Reason>UNKNOWN_BILL</Reason>"))
+        #expect(FileManager.default.fileExists(atPath: world.directory.appendingPathComponent("reports/outbound/QD-WATER/QDW-QD-WATER-20261127.xml").path))
+        // Notices for the pending bills; receipts for the paid ones; no phone in clear.
+        #expect(try world.count("SELECT count(*) FROM outbox WHERE kind = 'bill_notice'") == 5)
+        #expect(try world.count("SELECT count(*) FROM outbox WHERE kind = 'autopay_receipt'") == 4)
+        #expect(try world.count("SELECT count(*) FROM outbox WHERE payload LIKE '%13800000001%'") == 0)
+        #expect(try world.ledger.check().ok)
+    }
+
+    @Test func runningTheSameDayAgainChangesNothing() throws {
+        let world = try BillingWorld()
+        try world.populate()
+        _ = try world.run("2026-11-27")
+        let transactions = try world.count("SELECT count(*) FROM ledger_transactions")
+        let balances = try BillingWorld.residents.map { try world.balance($0.phone) }
+        #expect(try world.run("2026-11-27").status == "already_completed")
+        let forced = try world.run("2026-11-27", force: true)
+        #expect(forced.status == "completed")
+        #expect(try world.summary(forced).billers.allSatisfy { $0.status == "skipped" })
+        #expect(try world.count("SELECT count(*) FROM ledger_transactions") == transactions)
+        #expect(try BillingWorld.residents.map { try world.balance($0.phone) } == balances)
+    }
+
+    @Test func theSecondNightCancelsRefundsAndIgnoresRepeats() throws {
+        let world = try BillingWorld()
+        try world.populate()
+        _ = try world.run("2026-11-27")
+        world.clock.advance(micros: ShanghaiCalendar.dayMicros)
+        let report = try world.run("2026-11-28")
+        #expect(report.status == "completed")
+        #expect(try world.status("QD-WATER", "W2611-000004") == "refunded")
+        #expect(try world.status("QD-WATER", "W2611-000002") == "cancelled")
+        #expect(try world.status("QD-WATER", "W2611-000006") == "paid")
+        #expect(try world.balance("13800000006") == 50_000 - 7_230)
+        #expect(try world.balance("13800000001") == 100_000 - 4_520 - 12_860 - 540)
+        // G2611-55003 came again with the same content: not charged twice.
+        #expect(try world.count("SELECT count(*) FROM ledger_transactions WHERE idempotency_key = 'bill:QD-GAS:G2611-55003'") == 1)
+        #expect(try world.count("SELECT count(*) FROM feed_records WHERE outcome = 'seen_again'") == 1)
+        #expect(try world.count("SELECT count(*) FROM feed_records WHERE outcome = 'duplicate_in_feed'") == 1)
+        let water = try #require(try world.summary(report).billers.first { $0.biller == "QD-WATER" })
+        #expect(water.cancelled == 2 && water.refunded == 1 && water.refundedFen == 5_430 && water.paid == 1)
+        let xml = try world.reportFile("QD-WATER", "20261128")
+        #expect(xml.contains("<RefundedCount>1</RefundedCount>\n    <RefundedSum Ccy=\"CNY\">54.30</RefundedSum>"))
+        #expect(xml.contains("<BillId>W2611-000004</BillId>\n    <Status>REFUNDED</Status>"))
+        #expect(xml.contains("<BillId>W2611-000002</BillId>\n    <Status>CANCELLED</Status>"))
+        #expect(try world.ledgerMovement("QD-WATER", "2026-11-28") == 540 - 5_430)
+        let power = try #require(try world.summary(report).billers.first { $0.biller == "QD-POWER" })
+        #expect(power.status == "processed" && power.bills == 0)
+        #expect(try world.ledger.check().ok)
+    }
+
+    @Test(arguments: [
+        ("malformed.xml", "malformed"), ("wrong-totals.xml", "control_totals"), ("wrong-count.xml", "control_totals"),
+        ("wrong-namespace.xml", "wrong_namespace"), ("wrong-biller.xml", "wrong_biller"), ("invalid-amount.xml", "invalid"),
+        ("negative-amount.xml", "invalid"), ("wrong-currency.xml", "invalid"), ("external-entity.xml", "doctype"),
+        ("external-entity-url.xml", "doctype"), ("entity-bomb.xml", "doctype"), ("wrong-encoding.xml", "encoding"),
+        ("deep-nesting.xml", "invalid"), ("empty.xml", "malformed"), ("not-xml.xml", "malformed"),
+    ])
+    func aBrokenFeedIsRejectedWholeAndTheOthersGoOn(file: String, code: String) throws {
+        let world = try BillingWorld()
+        try world.populate()
+        let report = try world.run("2026-11-27", feeds: ["QD-WATER": "file://\(sampleFeeds)/bad/\(file)"])
+        #expect(report.status == "completed")
+        #expect(report.assessment == .breaks)
+        let water = try #require(try world.summary(report).billers.first { $0.biller == "QD-WATER" })
+        #expect(water.status == "rejected")
+        let recorded = try world.store.pool.read { try String.fetchOne($0, sql: "SELECT error_code FROM billing_runs WHERE biller = 'QD-WATER'") }
+        #expect(recorded == code, "\(water.error ?? "")")
+        #expect(try world.count("SELECT count(*) FROM bills WHERE biller = 'QD-WATER'") == 0)
+        #expect(try world.count("SELECT count(*) FROM feeds WHERE biller = 'QD-WATER'") == 0)
+        #expect(try world.status("QD-POWER", "P2611-100001") == "paid")
+        #expect(try world.ledger.check().ok)
+        // Nothing of the hostile feed leaked into the database.
+        #expect(try world.count("SELECT count(*) FROM feed_cancels WHERE reason LIKE '%root%'") == 0)
+    }
+
+    @Test func aFeedIdReusedWithOtherContentIsRefused() throws {
+        let world = try BillingWorld()
+        try world.populate()
+        _ = try world.run("2026-11-27")
+        let original = try String(contentsOfFile: sampleFeeds + "/QD-WATER/QD-WATER-20261127.xml", encoding: .utf8)
+        let altered = world.directory.appendingPathComponent("altered.xml")
+        try original.replacingOccurrences(of: "<Amount Ccy=\"CNY\">45.20</Amount>", with: "<Amount Ccy=\"CNY\">45.21</Amount>")
+            .replacingOccurrences(of: "<CtrlSum Ccy=\"CNY\">191.80</CtrlSum>", with: "<CtrlSum Ccy=\"CNY\">191.81</CtrlSum>")
+            .write(to: altered, atomically: true, encoding: .utf8)
+        let report = try world.run("2026-11-27", feeds: ["QD-WATER": altered.absoluteString], force: true)
+        let water = try #require(try world.summary(report).billers.first { $0.biller == "QD-WATER" })
+        #expect(water.status == "rejected")
+        #expect(water.error?.contains("FeedId QD-WATER-20261127-01 was ingested before with other content") == true)
+        #expect(try world.bill("QD-WATER", "W2611-000001")?["due_fen"] as Int64? == 4_520)
+    }
+}
+
+/// Dies like a killed process.
+struct Killed: AbortingError {}
+
+/// Runs the inner step, but dies before its chunk number `crashAt`.
+final class CrashingStep: JobStep, @unchecked Sendable {
+    let inner: any JobStep
+    let crashAt: Int
+    var chunks = 0
+    init(_ inner: any JobStep, crashAt: Int) {
+        self.inner = inner
+        self.crashAt = crashAt
+    }
+    var name: String { inner.name }
+    var checkpointVersion: Int { inner.checkpointVersion }
+    func initialCheckpoint(_ context: JobContext) throws -> Data { try inner.initialCheckpoint(context) }
+    func beforeChunk(_ context: JobContext, checkpoint: Data) throws -> Data? { try inner.beforeChunk(context, checkpoint: checkpoint) }
+    func runChunk(_ context: JobContext, db: Database, ledger: any LedgerWriting, checkpoint: Data) throws -> ChunkResult {
+        chunks += 1
+        if chunks == crashAt { throw Killed() }
+        let result = try inner.runChunk(context, db: db, ledger: ledger, checkpoint: checkpoint)
+        return result
+    }
+}
+
+@Suite struct BillingCrashTests {
+    @Test(arguments: [1, 2, 4, 7, 10])
+    func aCrashInTheMiddleOfProcessingLosesAndRepeatsNothing(crashAt: Int) throws {
+        let world = try BillingWorld()
+        try world.populate()
+        let config = world.config
+        let steps: [any JobStep] = [IngestStep(config: config), CancelStep(config: config), CrashingStep(ProcessStep(config: config), crashAt: crashAt), ReportStep(config: config)]
+        #expect(throws: Killed.self) { try world.runner(chunkSize: 1, steps: steps).run("nightly-billing", overrides: ["date": "2026-11-27"]) }
+        let processedBefore = try world.count("SELECT count(*) FROM bills WHERE status <> 'new'")
+        #expect(processedBefore == crashAt - 1)
+        world.clock.advance(micros: 61_000_000)
+        let report = try world.runner(chunkSize: 1, owner: "second").run("nightly-billing", overrides: ["date": "2026-11-27"])
+        #expect(report.status == "completed")
+        #expect(report.abandonedExecutionId == 1)
+        #expect(try world.count("SELECT count(*) FROM bills WHERE status = 'new'") == 0)
+        #expect(try world.count("SELECT count(*) FROM bills WHERE status = 'paid'") == 4)
+        #expect(try world.count("SELECT count(*) FROM ledger_transactions WHERE idempotency_key LIKE 'bill:%'") == 4)
+        #expect(try world.balance("13800000001") == 100_000 - 4_520 - 12_860)
+        #expect(try world.count("SELECT count(*) FROM outbox WHERE kind = 'bill_notice'") == 5)
+        #expect(try world.ledger.check().ok)
+    }
+
+    @Test func payBillRacingTheRunNeverPaysTwice() async throws {
+        let world = try BillingWorld()
+        try world.populate()
+        let path = world.path
+        let clock = world.clock
+        // The resident pays every bill by hand while the nightly run processes them one per chunk.
+        let manual = try SQLiteLedgerStore(pool: SQLiteDatabase.open(path: path, migrator: BillingWorld.migrator()))
+        let manualWallets = WalletService(store: manual, ledger: Ledger(store: manual, clock: clock), hasher: PasswordHasher(iterations: 1_000), dataKey: nil)
+        let manualBilling = BillingService(wallets: manualWallets)
+        let runner = try world.runner(chunkSize: 1)
+        async let run: ExecutionReport = Task.detached { try runner.run("nightly-billing", overrides: ["date": "2026-11-27"]) }.value
+        async let paid: Int = Task.detached {
+            var done = 0
+            for _ in 0..<200 {
+                for bill in ["QD-WATER:W2611-000001", "QD-POWER:P2611-100001", "QD-GAS:G2611-55001"] {
+                    if (try? manualBilling.payBill(phone: "13800000001", reference: bill, password: "123456")) != nil { done += 1 }
+                }
+            }
+            return done
+        }.value
+        let (report, _) = try await (run, paid)
+        #expect(report.status == "completed")
+        for key in ["bill:QD-WATER:W2611-000001", "bill:QD-POWER:P2611-100001", "bill:QD-GAS:G2611-55001"] {
+            #expect(try world.count("SELECT count(*) FROM ledger_transactions WHERE idempotency_key = '\(key)'") == 1)
+        }
+        #expect(try world.balance("13800000001") == 100_000 - 4_520 - 12_860 - 5_600)
+        #expect(try world.count("SELECT count(*) FROM wallet_movements WHERE kind = 'bill' AND wallet_id = 1") == 3)
+        #expect(try world.ledger.check().ok)
+    }
+}
