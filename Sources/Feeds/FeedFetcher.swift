@@ -136,7 +136,11 @@ public struct FeedFetcher: Sendable {
         defer { fclose(input) }
         var info = stat()
         fstat(fileno(input), &info)
+        // No "Expect: 100-continue" round trip: servers that do not answer it would stall the upload.
+        let headers = curl_slist_append(nil, "Expect:")
+        defer { curl_slist_free_all(headers) }
         _ = try perform(url: url) { handle in
+            qdw_curl_setopt_slist(handle, CURLOPT_HTTPHEADER, headers)
             qdw_curl_setopt_long(handle, CURLOPT_UPLOAD, 1)
             qdw_curl_setopt_read_function(handle, readFromFile)
             qdw_curl_setopt_pointer(handle, CURLOPT_READDATA, UnsafeMutableRawPointer(input))
