@@ -1,0 +1,84 @@
+import Foundation
+import Testing
+
+@Suite struct BillingCLITests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+
+    func runner() throws -> CLIRunner {
+        var cli = try CLIRunner()
+        cli.environment["QDWALLET_DB"] = cli.databasePath
+        cli.environment["QDWALLET_JOBS_DIR"] = Self.root + "/Jobs"
+        cli.environment["QDWALLET_DATA_KEY"] = Data((0..<32).map { UInt8($0) }).base64EncodedString()
+        return cli
+    }
+
+    @discardableResult
+    func ok(_ cli: CLIRunner, _ arguments: [String], stdin: String? = nil) throws -> [String: Any] {
+        let result = try cli.run(arguments + ["--json"], stdin: stdin)
+        #expect(result.status == 0, "\(arguments): \(result.stdout) \(result.stderr)")
+        return try result.json()
+    }
+
+    @Test func nightlyRunPayBillAndExitCodes() throws {
+        let cli = try runner()
+        defer { cli.cleanUp() }
+        try ok(cli, ["wallet", "open", "--phone", "13800000001", "--name", "张三"])
+        try ok(cli, ["wallet", "kyc", "submit", "--phone", "13800000001", "--name", "张三", "--id-number", "11010519491231002X"])
+        try ok(cli, ["wallet", "kyc", "approve", "--phone", "13800000001", "--class", "2"])
+        try ok(cli, ["wallet", "password", "set", "--phone", "13800000001", "--password-stdin"], stdin: "123456\n")
+        let card = try ok(cli, ["card", "bind", "--phone", "13800000001", "--card-number", "6222020200112233446", "--bank", "ICBC"])
+        try ok(cli, ["topup", "--phone", "13800000001", "--amount", "200.00", "--card", "\(card["card_id"] as? Int ?? 0)"])
+        // The billers exist once the first run (or the demo) registered them.
+        let unknown = try cli.run(["utility", "link", "--phone", "13800000001", "--biller", "QD-WATER", "--customer-no", "1100234567", "--autopay", "--json"])
+        #expect(unknown.status == 1)
+
+        let empty = try cli.run(["jobs", "run", "nightly-billing", "--date", "2026-11-20", "--json"])
+        #expect(empty.status == 4, "no feeds for that day: \(empty.stderr)")
+        try ok(cli, ["utility", "link", "--phone", "13800000001", "--biller", "QD-WATER", "--customer-no", "1100234567", "--autopay", "--autopay-limit", "300.00"])
+        try ok(cli, ["utility", "link", "--phone", "13800000001", "--biller", "QD-GAS", "--customer-no", "88001234"])
+
+        let run = try cli.run(["jobs", "run", "nightly-billing", "--date", "2026-11-27", "--json"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let summary = try #require(try run.json()["summary"] as? [String: Any])
+        let billers = try #require(summary["billers"] as? [[String: Any]])
+        #expect(billers.compactMap { $0["biller"] as? String } == ["QD-GAS", "QD-POWER", "QD-WATER"])
+        let water = try #require(billers.first { $0["biller"] as? String == "QD-WATER" })
+        for key in ["biller", "feed_id", "status", "bills", "paid", "paid_fen", "pending", "unmatched", "rejected_records", "cancelled", "refunded"] {
+            #expect(water[key] != nil, "missing \(key)")
+        }
+        #expect(water["paid"] as? Int == 1 && water["paid_fen"] as? Int == 4_520 && water["status"] as? String == "processed")
+
+        let payable = try #require(try ok(cli, ["bills", "--phone", "13800000001", "--status", "payable"])["bills"] as? [[String: Any]])
+        #expect(payable.compactMap { $0["bill_id"] as? String } == ["G2611-55001"])
+        let wrong = try cli.run(["pay-bill", "--phone", "13800000001", "--bill", "QD-GAS:G2611-55001", "--password-stdin", "--json"], stdin: "000000\n")
+        #expect(wrong.status == 1)
+        let paid = try ok(cli, ["pay-bill", "--phone", "13800000001", "--bill", "QD-GAS:G2611-55001", "--password-stdin"], stdin: "123456\n")
+        #expect(paid["amount_fen"] as? Int == 5_600 && paid["transaction_id"] as? Int != nil && paid["discount_fen"] as? Int == 0 && paid["points"] as? Int == 0)
+        let again = try ok(cli, ["pay-bill", "--phone", "13800000001", "--bill", "QD-GAS:G2611-55001", "--password-stdin"], stdin: "123456\n")
+        #expect(again["transaction_id"] as? Int == paid["transaction_id"] as? Int && again["replayed"] as? Bool == true)
+        #expect(try cli.run(["pay-bill", "--phone", "13800000001", "--bill", "QD-GAS:NOPE", "--password-stdin"], stdin: "123456\n").status == 1)
+        #expect(try cli.run(["pay-bill", "--phone", "13800000001", "--bill", "garbage", "--password-stdin"], stdin: "123456\n").status == 1)
+        #expect(try ok(cli, ["balance", "--phone", "13800000001"])["balance_fen"] as? Int == 20_000 - 4_520 - 5_600)
+
+        let broken = try cli.run(["jobs", "run", "nightly-billing", "--date", "2026-11-28", "--feed", "QD-WATER=file://\(Self.root)/SampleFeeds/bad/wrong-totals.xml", "--json"])
+        #expect(broken.status == 3)
+        let brokenWater = (try broken.json()["summary"] as? [String: Any])?["billers"] as? [[String: Any]]
+        #expect(brokenWater?.first { $0["biller"] as? String == "QD-WATER" }?["error"] as? String != nil)
+        #expect(try cli.run(["jobs", "run", "nightly-billing", "--date", "2026-11-28", "--feed", "QD-WATER"]).status == 2)
+        #expect(try ok(cli, ["ledger", "check"])["ok"] as? Bool == true)
+    }
+
+    @Test func theDemoRunsAndItsLedgerChecks() throws {
+        let cli = try runner()
+        defer { cli.cleanUp() }
+        let result = try cli.run(["demo", "--db", cli.directory.appendingPathComponent("demo.sqlite").path, "--jobs-dir", Self.root + "/Jobs"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("nightly billing for 2026-11-27:"))
+        #expect(result.stdout.contains("ledger check: ok"))
+        for secret in ["11010519491231002X", "370202199001011237", "6222020200112233446"] {
+            #expect(!result.stdout.contains(secret) && !result.stderr.contains(secret))
+        }
+        let json = try cli.run(["demo", "--db", cli.directory.appendingPathComponent("demo2.sqlite").path, "--jobs-dir", Self.root + "/Jobs", "--json"])
+        #expect(try json.json()["ledger_ok"] as? Bool == true)
+    }
+}
