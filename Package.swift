@@ -56,9 +56,17 @@ let package = Package(
             ],
             swiftSettings: strict),
         .target(
+            name: "Campaigns",
+            dependencies: [
+                "Ledger", "QDConfig", "JobRunner",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strict),
+        .target(
             name: "Billing",
             dependencies: [
-                "Ledger", "Wallet", "Feeds", "JobRunner", "QDConfig",
+                "Ledger", "Wallet", "Feeds", "JobRunner", "QDConfig", "Campaigns",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -66,7 +74,7 @@ let package = Package(
             swiftSettings: strict),
         .target(
             name: "QDConfig",
-            dependencies: [.product(name: "TOMLKit", package: "TOMLKit")],
+            dependencies: ["Ledger", .product(name: "TOMLKit", package: "TOMLKit")],
             swiftSettings: strict),
         .target(
             name: "JobRunner",
@@ -86,6 +94,7 @@ let package = Package(
                 "QDConfig",
                 "Billing",
                 "Feeds",
+                "Campaigns",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -129,7 +138,7 @@ let package = Package(
         .testTarget(
             name: "BillingTests",
             dependencies: [
-                "Billing", "Feeds", "JobRunner", "Ledger", "Wallet", "QDConfig",
+                "Billing", "Feeds", "JobRunner", "Ledger", "Wallet", "QDConfig", "Campaigns",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -1,3 +1,4 @@
+import Campaigns
 import Foundation
 import GRDB
 import Ledger
@@ -10,6 +11,8 @@ struct BillCandidate {
     var billID: String
     var dueFen: Int64
     var dueDate: String
+    var category: String
+    var district: String
     var billAccountID: Int64?
     var autopay: Bool
     var autopayLimitFen: Int64
@@ -32,10 +35,22 @@ struct BillPayment {
     var spentInBatch: [Int64: Int64] = [:]
     /// Available balance of each wallet account as this transaction has left it.
     var available: [AccountID: Int64] = [:]
+    /// The campaigns, evaluated in the payment's transaction (nil: no campaigns configured).
+    let book: CampaignBook?
+    /// What the campaigns gave each bill decided `.pay`, by bill row.
+    var benefits: [Int64: (PaymentContext, CampaignResult)] = [:]
+    /// Wallet and biller pairs paid in this transaction (for first-payment benefits).
+    var paidPairs: Set<String> = []
 
-    init(wallets: WalletService, now: TimestampMicros) {
+    init(wallets: WalletService, now: TimestampMicros, book: CampaignBook? = nil) {
         self.wallets = wallets
         self.now = now
+        self.book = book
+    }
+
+    /// What the wallet pays for a bill decided `.pay`: the amount due less its discounts.
+    func netFen(_ bill: BillCandidate) -> Int64 {
+        bill.dueFen - (benefits[bill.rowID]?.1.discountFen ?? 0)
     }
 
     /// The autopay rules of wallet.md, in their order; `manual` skips the autopay ones.
@@ -49,11 +64,24 @@ struct BillPayment {
         if !manual {
             guard wallet.kycVerified else { return .pending("KYC_REQUIRED") }
         }
-        var limitWallet = wallet
-        limitWallet.id = wallet.id
-        if try wallets.checkClassLimit(db, wallet: wallet, amountFen: bill.dueFen + (spentInBatch[wallet.id] ?? 0)) != nil {
+        // Campaigns first: the resident pays (and is limited by) what is left after discounts.
+        var net = bill.dueFen
+        var evaluated: (PaymentContext, CampaignResult)?
+        if let book {
+            let pair = "\(wallet.id)|\(bill.biller)"
+            let paidBefore = try paidPairs.contains(pair) || Row.fetchOne(db, sql: "SELECT 1 FROM bills WHERE wallet_id = ? AND biller = ? AND status IN ('paid', 'refunded') LIMIT 1", arguments: [wallet.id, bill.biller]) != nil
+            let context = PaymentContext(kind: .utilityBill, walletID: wallet.id, billAccountID: bill.billAccountID, biller: bill.biller, category: bill.category, district: bill.district, amountFen: bill.dueFen, at: now, kycClass: wallet.kycVerified ? wallet.kycClass : 1, firstPayment: !paidBefore)
+            let result = try book.evaluate(context)
+            net -= result.discountFen
+            evaluated = (context, result)
+        }
+        func giveUp(_ reason: String) -> PaymentDecision {
+            if let (context, result) = evaluated { book?.abandon(walletID: context.walletID, at: context.at, result) }
+            return .pending(reason)
+        }
+        if try wallets.checkClassLimit(db, wallet: wallet, amountFen: net + (spentInBatch[wallet.id] ?? 0)) != nil {
             // A higher verification class would lift the limit.
-            return .pending("KYC_REQUIRED")
+            return giveUp("KYC_REQUIRED")
         }
         let availableNow: Int64
         if let known = available[wallet.walletAccountID] {
@@ -61,31 +89,56 @@ struct BillPayment {
         } else {
             availableNow = try tx.account(id: wallet.walletAccountID)?.available ?? 0
         }
-        guard availableNow >= bill.dueFen else { return .pending("INSUFFICIENT_FUNDS") }
-        available[wallet.walletAccountID] = availableNow - bill.dueFen
-        spentInBatch[wallet.id, default: 0] += bill.dueFen
+        guard availableNow >= net else { return giveUp("INSUFFICIENT_FUNDS") }
+        available[wallet.walletAccountID] = availableNow - net
+        spentInBatch[wallet.id, default: 0] += net
+        if let evaluated { benefits[bill.rowID] = evaluated }
+        paidPairs.insert("\(wallet.id)|\(bill.biller)")
         return .pay
     }
 
-    /// The posting for a bill decided `.pay`: the bill's identity is the idempotency key.
-    static func request(_ bill: BillCandidate, billerAccountID: AccountID, businessDate: ShanghaiCalendar.Date) -> PostingRequest {
-        PostingRequest(
-            key: "bill:\(bill.biller):\(bill.billID)",
-            action: .transfer(legs: [.debit(bill.wallet!.walletAccountID, bill.dueFen), .credit(billerAccountID, bill.dueFen)]),
-            memo: "bill \(bill.biller) \(bill.billID)",
-            effectiveAt: businessDate.startMicros)
+    static func paymentKey(_ bill: BillCandidate) -> String { "bill:\(bill.biller):\(bill.billID)" }
+
+    /// The postings for a bill decided `.pay`, as one linked group: the payment (the bill's
+    /// identity is its idempotency key; sponsors fund the discounts) and any pending points.
+    func requests(_ bill: BillCandidate, billerAccountID: AccountID, businessDate: ShanghaiCalendar.Date, tx: any LedgerWriting) throws -> [PostingRequest] {
+        let wallet = bill.wallet!
+        var legs = [Leg.debit(wallet.walletAccountID, bill.dueFen), .credit(billerAccountID, bill.dueFen)]
+        var points: [PostingRequest] = []
+        if let book, let (_, result) = benefits[bill.rowID], !result.allocations.isEmpty {
+            legs = try book.legs(amountFen: bill.dueFen, payer: wallet.walletAccountID, payee: billerAccountID, result: result, tx: tx, clock: wallets.ledger.clock)
+            points = try book.pointsRequests(paymentKey: Self.paymentKey(bill), result: result, pointsAccount: wallet.pointsAccountID, tx: tx)
+        }
+        let payment = PostingRequest(key: Self.paymentKey(bill), action: .transfer(legs: legs), memo: "bill \(bill.biller) \(bill.billID)", effectiveAt: businessDate.startMicros, linked: !points.isEmpty)
+        for index in points.indices where index < points.count - 1 { points[index].linked = true }
+        return [payment] + points
+    }
+
+    /// The points holds of a committed group, by campaign.
+    func pointsHolds(_ bill: BillCandidate, results: ArraySlice<PostingResult>) -> [String: TransactionID] {
+        guard let (_, result) = benefits[bill.rowID] else { return [:] }
+        var holds: [String: TransactionID] = [:]
+        for (allocation, posted) in zip(result.allocations.filter { $0.points > 0 }, results.dropFirst()) {
+            holds[allocation.campaignID] = posted.transactionID
+        }
+        return holds
     }
 
     /// Records a committed payment: the bill, the wallet's history, the receipt.
-    func recordPaid(_ db: Database, _ bill: BillCandidate, transactionID: TransactionID, via: String, businessDate: ShanghaiCalendar.Date, billerName: String, category: String) throws {
+    func recordPaid(_ db: Database, _ bill: BillCandidate, transactionID: TransactionID, pointsHolds: [String: TransactionID] = [:], via: String, businessDate: ShanghaiCalendar.Date, billerName: String, category: String) throws {
+        let result = benefits[bill.rowID]?.1 ?? .none
         try db.execute(sql: """
-            UPDATE bills SET status = 'paid', reason = NULL, wallet_id = ?, bill_account_id = ?, transaction_id = ?, paid_fen = ?,
+            UPDATE bills SET status = 'paid', reason = NULL, wallet_id = ?, bill_account_id = ?, transaction_id = ?, paid_fen = ?, discount_fen = ?, points = ?,
                 paid_at = ?, paid_via = ?, paid_business_date = ?, updated_at = ? WHERE id = ?
-            """, arguments: [bill.wallet!.id, bill.billAccountID, transactionID, bill.dueFen, now, via, businessDate.iso, now, bill.rowID])
-        try wallets.recordMovement(db, walletID: bill.wallet!.id, kind: "bill", counterparty: billerName, category: category, amountFen: -bill.dueFen, balancePayment: true, transactionID: transactionID, reference: "\(bill.biller):\(bill.billID)")
+            """, arguments: [bill.wallet!.id, bill.billAccountID, transactionID, bill.dueFen, result.discountFen, result.points, now, via, businessDate.iso, now, bill.rowID])
+        if let book, let (context, result) = benefits[bill.rowID] {
+            try book.record(paymentKey: Self.paymentKey(bill), transactionID: transactionID, context: context, result: result, pointsHolds: pointsHolds)
+        }
+        try wallets.recordMovement(db, walletID: bill.wallet!.id, kind: "bill", counterparty: billerName, category: category, amountFen: -netFen(bill), discountFen: result.discountFen, points: result.points, balancePayment: true, transactionID: transactionID, reference: "\(bill.biller):\(bill.billID)")
         if via == "autopay" {
             try Outbox.enqueue(db, walletID: bill.wallet!.id, kind: .autopayReceipt, payload: [
                 "biller": bill.biller, "bill_id": bill.billID, "amount": Money(fen: bill.dueFen).yuanString,
+                "paid": Money(fen: netFen(bill)).yuanString, "discount": Money(fen: result.discountFen).yuanString, "points": String(result.points),
                 "phone": Mask.phone(bill.wallet!.phone),
             ], now: now, messageID: "autopay:\(bill.biller):\(bill.billID)")
         }

@@ -1,3 +1,4 @@
+import Campaigns
 import Foundation
 import GRDB
 import Ledger
@@ -6,9 +7,12 @@ import Wallet
 /// Bill accounts (户号), bills and manual payment, for the CLI and the app.
 public struct BillingService: Sendable {
     public let wallets: WalletService
+    /// The campaigns applied to manual payments (the same as the nightly run's).
+    public let campaigns: [Campaign]
 
-    public init(wallets: WalletService) {
+    public init(wallets: WalletService, campaigns: [Campaign] = []) {
         self.wallets = wallets
+        self.campaigns = campaigns
     }
 
     var store: SQLiteLedgerStore { wallets.store }
@@ -102,7 +106,7 @@ public struct BillingService: Sendable {
             if let refusal = try wallets.recordPassword(db, wallet: wallet, matched: matched) { return .failure(refusal) }
             wallet = try wallets.wallet(db, phone: phone)
             guard let row = try Row.fetchOne(db, sql: """
-                SELECT b.*, r.name AS biller_name, r.category, r.account_id AS biller_account FROM bills b JOIN billers r ON r.code = b.biller
+                SELECT b.*, r.name AS biller_name, r.category AS biller_category, r.account_id AS biller_account FROM bills b JOIN billers r ON r.code = b.biller
                 WHERE b.biller = ? AND b.bill_id = ?
                 """, arguments: [parts[0], parts[1]]) else { return .failure(BillingRefusal.billNotFound) }
             let linked = try Row.fetchOne(db, sql: "SELECT id FROM bill_accounts WHERE wallet_id = ? AND biller = ? AND customer_no = ? AND status = 'linked'", arguments: [wallet.id, parts[0], row["customer_no"] as String])
@@ -119,15 +123,16 @@ public struct BillingService: Sendable {
                 return .failure(BillingRefusal.billAlreadyPaid)
             }
             guard status == "payable" || status == "new" || status == "unmatched" else { return .failure(BillingRefusal.billNotPayable) }
-            let bill = BillCandidate(rowID: row["id"], biller: parts[0], billID: parts[1], dueFen: row["due_fen"], dueDate: row["due_date"], billAccountID: linked?["id"], autopay: false, autopayLimitFen: 0, wallet: wallet)
-            var payment = BillPayment(wallets: wallets, now: now)
+            let bill = BillCandidate(rowID: row["id"], biller: parts[0], billID: parts[1], dueFen: row["due_fen"], dueDate: row["due_date"], category: row["biller_category"], district: row["district"], billAccountID: linked?["id"], autopay: false, autopayLimitFen: 0, wallet: wallet)
+            var payment = BillPayment(wallets: wallets, now: now, book: campaigns.isEmpty ? nil : CampaignBook(db: db, campaigns: campaigns))
             switch try payment.decide(db, tx, bill, manual: true) {
             case .pay:
                 let businessDate = ShanghaiCalendar.date(at: now)
-                let request = BillPayment.request(bill, billerAccountID: row["biller_account"], businessDate: businessDate)
-                switch try wallets.ledger.post([request], in: tx)[0] {
+                let requests = try payment.requests(bill, billerAccountID: row["biller_account"], businessDate: businessDate, tx: tx)
+                let results = try wallets.ledger.post(requests, in: tx)
+                switch results[0] {
                 case .committed(let transactionID, _):
-                    try payment.recordPaid(db, bill, transactionID: transactionID, via: "manual", businessDate: businessDate, billerName: row["biller_name"], category: row["category"])
+                    try payment.recordPaid(db, bill, transactionID: transactionID, pointsHolds: payment.pointsHolds(bill, results: results[...]), via: "manual", businessDate: businessDate, billerName: row["biller_name"], category: row["biller_category"])
                     try wallets.monitorPayment(db, wallet: wallet, amountFen: bill.dueFen)
                     return .success(try wallets.receipt(db, walletID: wallet.id, transactionID: transactionID))
                 case .refused(let refusal, _):

@@ -1,3 +1,4 @@
+import Campaigns
 import Feeds
 import Foundation
 import GRDB
@@ -19,8 +20,11 @@ public struct NightlyBillingConfig: Sendable {
     public var workDirectory: String
     public var fetcher: FeedFetcher
     public var wallets: WalletService
+    /// The campaigns of `Jobs/campaigns/`, evaluated for every payment.
+    public var campaigns: [Campaign]
 
-    public init(billers: [Biller], feedSchema: XMLSchema, reportSchema: XMLSchema, root: String, reportsDirectory: String, workDirectory: String, fetcher: FeedFetcher, wallets: WalletService) {
+    public init(billers: [Biller], feedSchema: XMLSchema, reportSchema: XMLSchema, root: String, reportsDirectory: String, workDirectory: String, fetcher: FeedFetcher, wallets: WalletService, campaigns: [Campaign] = []) {
+        self.campaigns = campaigns
         self.billers = billers.sorted { $0.code < $1.code }
         self.feedSchema = feedSchema
         self.reportSchema = reportSchema
@@ -72,6 +76,9 @@ public enum NightlyBilling {
         public var cancelled: Int
         public var refunded: Int
         public var refundedFen: Int64
+        /// Discounts funded by campaign sponsors on this day's autopay payments.
+        public var discountFen: Int64
+        public var points: Int64
         public var error: String?
         public var report: String?
     }
@@ -87,7 +94,7 @@ public enum NightlyBilling {
         for biller in config.billers {
             let run = try Row.fetchOne(db, sql: "SELECT * FROM billing_runs WHERE execution_id = ? AND biller = ?", arguments: [context.executionID, biller.code])
             let feedIDs = try String.fetchAll(db, sql: "SELECT feed_id FROM feeds WHERE biller = ? AND business_date = ?", arguments: [biller.code, date.iso])
-            var line = BillerSummary(biller: biller.code, feedId: run?["feed_id"] ?? feedIDs.first, status: run?["status"] ?? "skipped", bills: 0, paid: 0, paidFen: 0, pending: 0, pendingByReason: [:], unmatched: 0, rejectedRecords: 0, cancelled: 0, refunded: 0, refundedFen: 0, error: run?["error"], report: nil)
+            var line = BillerSummary(biller: biller.code, feedId: run?["feed_id"] ?? feedIDs.first, status: run?["status"] ?? "skipped", bills: 0, paid: 0, paidFen: 0, pending: 0, pendingByReason: [:], unmatched: 0, rejectedRecords: 0, cancelled: 0, refunded: 0, refundedFen: 0, discountFen: 0, points: 0, error: run?["error"], report: nil)
             for feed in feedIDs {
                 for row in try Row.fetchAll(db, sql: "SELECT status, reason, count(*) AS n, coalesce(sum(due_fen), 0) AS fen FROM bills WHERE feed_id = ? GROUP BY status, reason", arguments: [feed]) {
                     let n: Int = row["n"]
@@ -104,7 +111,10 @@ public enum NightlyBilling {
                 line.rejectedRecords += try Int.fetchOne(db, sql: "SELECT count(*) FROM feed_records WHERE feed_id = ? AND outcome IN ('rejected', 'duplicate_in_feed')", arguments: [feed]) ?? 0
                 line.bills += try Int.fetchOne(db, sql: "SELECT count(*) FROM feed_records WHERE feed_id = ? AND kind = 'bill'", arguments: [feed]) ?? 0
             }
-            line.paidFen = try Int64.fetchOne(db, sql: "SELECT coalesce(sum(paid_fen), 0) FROM bills WHERE biller = ? AND paid_business_date = ? AND paid_via = 'autopay'", arguments: [biller.code, date.iso]) ?? 0
+            let autopay = try Row.fetchOne(db, sql: "SELECT coalesce(sum(paid_fen), 0) AS fen, coalesce(sum(discount_fen), 0) AS discount, coalesce(sum(points), 0) AS points FROM bills WHERE biller = ? AND paid_business_date = ? AND paid_via = 'autopay'", arguments: [biller.code, date.iso])
+            line.paidFen = autopay?["fen"] ?? 0
+            line.discountFen = autopay?["discount"] ?? 0
+            line.points = autopay?["points"] ?? 0
             line.cancelled = try Int.fetchOne(db, sql: "SELECT count(*) FROM bills WHERE biller = ? AND cancelled_business_date = ?", arguments: [biller.code, date.iso]) ?? 0
             let refunds = try Row.fetchOne(db, sql: "SELECT count(*) AS n, coalesce(sum(paid_fen), 0) AS fen FROM bills WHERE biller = ? AND refunded_business_date = ?", arguments: [biller.code, date.iso])
             line.refunded = refunds?["n"] ?? 0
@@ -243,10 +253,11 @@ struct CancelStep: TypedJobStep {
     func chunk(_ context: JobContext, db: Database, ledger: any LedgerWriting, from checkpoint: Checkpoint) throws -> (Checkpoint, ChunkCounts) {
         let now = context.clock.nowMicros()
         let rows = try Row.fetchAll(db, sql: """
-            SELECT c.id, c.feed_id, c.seq, c.biller, c.bill_id, c.business_date, b.id AS row_id, b.status, b.transaction_id, b.wallet_id, b.paid_fen,
-                r.name AS biller_name, r.category
+            SELECT c.id, c.feed_id, c.seq, c.biller, c.bill_id, c.business_date, b.id AS row_id, b.status, b.transaction_id, b.wallet_id, b.paid_fen, b.discount_fen,
+                r.name AS biller_name, r.category, w.points_account_id
             FROM feed_cancels c LEFT JOIN bills b ON b.biller = c.biller AND b.bill_id = c.bill_id
             JOIN billers r ON r.code = c.biller
+            LEFT JOIN wallets w ON w.id = b.wallet_id
             WHERE c.outcome IS NULL AND c.id > ? ORDER BY c.id LIMIT ?
             """, arguments: [checkpoint.lastID, context.chunkSizeMax])
         var counts = ChunkCounts(read: rows.count, done: rows.count < context.chunkSizeMax)
@@ -269,7 +280,10 @@ struct CancelStep: TypedJobStep {
                 let request = PostingRequest(key: "refund:\(row["biller"] as String):\(row["bill_id"] as String)", action: .reverse(transactionID: original), memo: "bill cancelled: refund", effectiveAt: day.startMicros)
                 switch try Ledger.post([request], in: ledger, clock: context.clock)[0] {
                 case .committed(let refundID, _):
-                    let paid: Int64 = row["paid_fen"]
+                    // The wallet gets back what it paid; sponsors get back their discounts
+                    // (the reversal's legs), and the campaigns release what they allocated.
+                    let paid: Int64 = (row["paid_fen"] as Int64) - (row["discount_fen"] as Int64)
+                    try CampaignBook(db: db, campaigns: []).reverse(paymentKey: "bill:\(row["biller"] as String):\(row["bill_id"] as String)", reversalTransactionID: refundID, pointsAccount: row["points_account_id"], tx: ledger, clock: context.clock, at: now)
                     try db.execute(sql: """
                         UPDATE bills SET status = 'refunded', refund_transaction_id = ?, refunded_at = ?, refunded_business_date = ?, cancelled_business_date = ?, updated_at = ? WHERE id = ?
                         """, arguments: [refundID, now, day.iso, day.iso, now, row["row_id"] as Int64])
@@ -313,7 +327,7 @@ struct ProcessStep: TypedJobStep {
         let date = try context.date("date")
         let now = context.clock.nowMicros()
         let rows = try Row.fetchAll(db, sql: """
-            SELECT b.id, b.biller, b.bill_id, b.due_fen, b.due_date, a.id AS account_id, a.autopay, a.autopay_limit_fen, \(WalletRecord.joinedColumns("w_")),
+            SELECT b.id, b.biller, b.bill_id, b.due_fen, b.due_date, b.district, a.id AS account_id, a.autopay, a.autopay_limit_fen, \(WalletRecord.joinedColumns("w_")),
                 r.name AS biller_name, r.category, r.account_id AS biller_account
             FROM bills b
             JOIN billers r ON r.code = b.biller
@@ -321,12 +335,12 @@ struct ProcessStep: TypedJobStep {
             LEFT JOIN wallets w ON w.id = a.wallet_id
             WHERE b.status = 'new' AND b.id > ? ORDER BY b.id LIMIT ?
             """, arguments: [checkpoint.lastID, context.chunkSizeMax])
-        var payment = BillPayment(wallets: config.wallets, now: now)
+        var payment = BillPayment(wallets: config.wallets, now: now, book: config.campaigns.isEmpty ? nil : CampaignBook(db: db, campaigns: config.campaigns))
         var toPay: [(BillCandidate, Row)] = []
         var counts = ChunkCounts(read: rows.count, done: rows.count < context.chunkSizeMax)
         for row in rows {
             let wallet: WalletRecord? = (row["account_id"] as Int64?) == nil ? nil : WalletRecord(row: row, prefix: "w_")
-            let bill = BillCandidate(rowID: row[0], biller: row["biller"], billID: row["bill_id"], dueFen: row["due_fen"], dueDate: row["due_date"], billAccountID: row["account_id"], autopay: row["autopay"] ?? false, autopayLimitFen: row["autopay_limit_fen"] ?? 0, wallet: wallet)
+            let bill = BillCandidate(rowID: row[0], biller: row["biller"], billID: row["bill_id"], dueFen: row["due_fen"], dueDate: row["due_date"], category: row["category"], district: row["district"], billAccountID: row["account_id"], autopay: row["autopay"] ?? false, autopayLimitFen: row["autopay_limit_fen"] ?? 0, wallet: wallet)
             let decision = try payment.decide(db, ledger, bill, manual: false)
             if decision == .pay {
                 toPay.append((bill, row))
@@ -335,12 +349,18 @@ struct ProcessStep: TypedJobStep {
                 counts.skipped += 1
             }
         }
-        let requests = toPay.map { BillPayment.request($0.0, billerAccountID: $0.1["biller_account"], businessDate: date) }
+        var requests: [PostingRequest] = []
+        var groups: [Range<Int>] = []
+        for (bill, row) in toPay {
+            let group = try payment.requests(bill, billerAccountID: row["biller_account"], businessDate: date, tx: ledger)
+            groups.append(requests.count..<requests.count + group.count)
+            requests.append(contentsOf: group)
+        }
         let results = try Ledger.post(requests, in: ledger, clock: context.clock)
-        for ((bill, row), result) in zip(toPay, results) {
-            switch result {
+        for ((bill, row), range) in zip(toPay, groups) {
+            switch results[range.lowerBound] {
             case .committed(let transactionID, _):
-                try payment.recordPaid(db, bill, transactionID: transactionID, via: "autopay", businessDate: date, billerName: row["biller_name"], category: row["category"])
+                try payment.recordPaid(db, bill, transactionID: transactionID, pointsHolds: payment.pointsHolds(bill, results: results[range]), via: "autopay", businessDate: date, billerName: row["biller_name"], category: row["category"])
                 counts.written += 1
             case .refused(let refusal, _):
                 let reason = refusal == .accountFrozen ? "ACCOUNT_FROZEN" : "INSUFFICIENT_FUNDS"

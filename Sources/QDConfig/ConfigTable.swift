@@ -1,4 +1,5 @@
 import Foundation
+import Ledger
 import TOMLKit
 
 /// A configuration file that is not acceptable: which file, which key, what is wrong.
@@ -167,18 +168,8 @@ public struct ConfigTable {
         guard (1...12).contains(d.month), (1...31).contains(d.day), (0...23).contains(t.hour), (0...59).contains(t.minute), (0...60).contains(t.second) else {
             throw error(key, "is not a valid date-time")
         }
-        let days = daysFromCivil(year: d.year, month: d.month, day: d.day)
+        let days = ShanghaiCalendar.Date(year: d.year, month: d.month, day: d.day).daysSinceEpoch
         let seconds = days * 86_400 + Int64(t.hour * 3_600 + t.minute * 60 + min(t.second, 59)) - Int64(offset.offset) * 60
         return seconds * 1_000_000 + Int64(t.nanoSecond / 1_000)
-    }
-
-    private func daysFromCivil(year: Int, month: Int, day: Int) -> Int64 {
-        let y = Int64(month <= 2 ? year - 1 : year)
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yoe = y - era * 400
-        let m = Int64(month)
-        let doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + Int64(day) - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        return era * 146_097 + doe - 719_468
     }
 }

@@ -1,4 +1,5 @@
 import Billing
+import Campaigns
 import GRDB
 import JobRunner
 import Ledger
@@ -12,6 +13,7 @@ enum AppDatabase {
         WalletSchema.register(in: &migrator)
         JobSchema.register(in: &migrator)
         BillingSchema.register(in: &migrator)
+        CampaignSchema.register(in: &migrator)
         return migrator
     }
 

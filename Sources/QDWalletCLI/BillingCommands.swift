@@ -62,12 +62,14 @@ struct BillsCommand: ParsableCommand {
 struct PayBillCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "pay-bill", abstract: "Pay one payable bill by hand, through the same path as autopay.")
     @OptionGroup var global: GlobalOptions
+    @OptionGroup var jobs: JobsOptions
     @OptionGroup var password: PasswordOptions
     @Option var phone: String
     @Option(help: "BILLER:BILLID, e.g. QD-WATER:W2611-000001") var bill: String
 
     func run() throws {
-        let service = BillingService(wallets: try AppDatabase.wallet(global))
+        let wallets = try AppDatabase.wallet(global)
+        let service = BillingService(wallets: wallets, campaigns: try CampaignSetup.load(jobs, store: wallets.store))
         let receipt = try service.payBill(phone: phone, reference: bill, password: try password.read())
         let result = ReceiptResult(receipt)
         Output(json: global.json).emit(result) { result.text }

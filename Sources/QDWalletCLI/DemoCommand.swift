@@ -78,6 +78,9 @@ struct DemoCommand: ParsableCommand {
         var logger = Logger(label: "qdwallet.demo")
         logger.logLevel = .warning
         let runner = JobRunner(store: store, clock: ledger.clock, logger: logger, definitions: definitions, implementations: [NightlyBilling.implementation(config)], progress: ProgressReporter(logger: logger, terminal: false))
+        let campaignsLine = config.campaigns.map { "\($0.id) v\($0.version)" }.joined(separator: ", ")
+        lines.append("")
+        lines.append("campaigns: \(campaignsLine.isEmpty ? "none" : campaignsLine)")
         var summaries: [NightlyBilling.Summary] = []
         for date in ["2026-11-27", "2026-11-28"] {
             let report = try runner.run("nightly-billing", overrides: ["date": date])
@@ -90,7 +93,7 @@ struct DemoCommand: ParsableCommand {
             summaries.append(summary)
             lines.append("")
             lines.append("nightly billing for \(date):")
-            lines.append("  biller     feed                    bills  paid  paid sum   pending                                 unmatched  rejected  cancelled  refunded")
+            lines.append("  biller     feed                    bills  paid  paid sum   pending                                 unmatched  rejected  cancelled  refunded  discounts  points")
             for b in summary.billers {
                 let pending = b.pendingByReason.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
                 lines.append("  " + [
@@ -99,6 +102,7 @@ struct DemoCommand: ParsableCommand {
                     String(b.bills).leftPadded(5), String(b.paid).leftPadded(5), Money(fen: b.paidFen).yuanString.leftPadded(9),
                     "  " + (pending.isEmpty ? "-" : pending).padding(toLength: 38, withPad: " ", startingAt: 0),
                     String(b.unmatched).leftPadded(9), String(b.rejectedRecords).leftPadded(9), String(b.cancelled).leftPadded(10), String(b.refunded).leftPadded(9),
+                    Money(fen: b.discountFen).yuanString.leftPadded(10), String(b.points).leftPadded(7),
                 ].joined(separator: " "))
             }
         }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Billing
+import Campaigns
 import Feeds
 import JobRunner
 import Ledger
@@ -59,6 +60,8 @@ public struct CLIFailure: Error, Sendable, CustomStringConvertible {
             return CLIFailure(.refused, code: refusal.rawValue, refusal.explanation)
         case let feed as FeedError:
             return CLIFailure(.infrastructure, code: feed.code.rawValue, feed.description)
+        case let campaign as CampaignError:
+            return CLIFailure(.refused, code: "invalid_campaign", campaign.description)
         case let config as ConfigError:
             return CLIFailure(.refused, code: "invalid_configuration", config.description)
         case let parse as MoneyParseError:

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Billing
+import Campaigns
 import Feeds
 import Foundation
 import JobRunner
@@ -31,6 +32,7 @@ enum JobsSetup {
         var implementations = BuiltinJobs.all
         if let billing = try BillingSetup.config(global, jobs, wallets: wallets) {
             implementations.append(NightlyBilling.implementation(billing))
+            implementations.append(CampaignSettlement.implementation(statementsDirectory: (billing.reportsDirectory as NSString).appendingPathComponent("settlement")))
         }
         return JobRunner(store: store, clock: clock, logger: Logger(label: "qdwallet.jobs"), definitions: definitions, implementations: implementations, stop: stop)
     }
@@ -48,12 +50,22 @@ enum BillingSetup {
         let databaseFolder = (URL(fileURLWithPath: global.databasePath).standardizedFileURL.deletingLastPathComponent().path)
         let reports = global.reportsDirectory ?? environment["QDWALLET_REPORTS_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? (databaseFolder as NSString).appendingPathComponent("reports")
         let work = (databaseFolder as NSString).appendingPathComponent("feeds")
+        let campaigns = try CampaignSetup.load(jobs, store: wallets.store)
         return NightlyBillingConfig(
             billers: billers,
             feedSchema: try XMLSchema(path: (schemas as NSString).appendingPathComponent("billfeed.xsd")),
             reportSchema: try XMLSchema(path: (schemas as NSString).appendingPathComponent("payreport.xsd")),
             root: root, reportsDirectory: reports, workDirectory: work,
-            fetcher: FeedFetcher(), wallets: wallets)
+            fetcher: FeedFetcher(), wallets: wallets, campaigns: campaigns)
+    }
+}
+
+/// The campaigns of `Jobs/campaigns/`, with their versions recorded.
+enum CampaignSetup {
+    static func load(_ jobs: JobsOptions, store: SQLiteLedgerStore) throws -> [Campaign] {
+        let campaigns = try Campaign.loadAll(directory: (jobs.path as NSString).appendingPathComponent("campaigns"))
+        try store.transaction { db, _ in try CampaignBook.register(campaigns, db: db, now: SystemClock().nowMicros()) }
+        return campaigns
     }
 }
 

@@ -81,7 +81,8 @@ public struct WalletService: Sendable {
             // Ledger codes carry the wallet's number, never the phone.
             let nextID = (try Int64.fetchOne(db, sql: "SELECT coalesce(max(id), 0) + 1 FROM wallets")) ?? 1
             let cash = try ledger.openAccount(AccountSpec(code: "wallet:\(nextID)", asset: .cny, kind: .userWallet, rules: .noOverdraft), in: tx)
-            let points = try ledger.openAccount(AccountSpec(code: "points:\(nextID)", asset: .pts, kind: .userPoints, rules: .noOverdraft), in: tx)
+            // Points may go negative when a refund takes back points that were already spent.
+            let points = try ledger.openAccount(AccountSpec(code: "points:\(nextID)", asset: .pts, kind: .userPoints, rules: .unrestricted), in: tx)
             try db.execute(
                 sql: "INSERT INTO wallets (id, phone, name, opened_at, wallet_account_id, points_account_id) VALUES (?, ?, ?, ?, ?, ?)",
                 arguments: [nextID, phone, name, openedAt, cash.id, points.id])

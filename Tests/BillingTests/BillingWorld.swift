@@ -1,3 +1,4 @@
+import Campaigns
 import Feeds
 import Foundation
 import GRDB
@@ -35,6 +36,7 @@ final class BillingWorld {
         WalletSchema.register(in: &migrator)
         JobSchema.register(in: &migrator)
         BillingSchema.register(in: &migrator)
+        CampaignSchema.register(in: &migrator)
         return migrator
     }
 

@@ -4,10 +4,18 @@ import Testing
 @Suite struct BillingCLITests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
 
+    /// A runner whose jobs folder is a copy of Jobs/ without the campaigns, so that the
+    /// amounts do not depend on today's date (campaigns have windows).
     func runner() throws -> CLIRunner {
         var cli = try CLIRunner()
+        let jobs = cli.directory.appendingPathComponent("Jobs")
+        try FileManager.default.createDirectory(at: jobs, withIntermediateDirectories: true)
+        for name in try FileManager.default.contentsOfDirectory(atPath: Self.root + "/Jobs") where name.hasSuffix(".toml") {
+            try FileManager.default.copyItem(atPath: Self.root + "/Jobs/" + name, toPath: jobs.appendingPathComponent(name).path)
+        }
+        try FileManager.default.createSymbolicLink(atPath: cli.directory.appendingPathComponent("SampleFeeds").path, withDestinationPath: Self.root + "/SampleFeeds")
         cli.environment["QDWALLET_DB"] = cli.databasePath
-        cli.environment["QDWALLET_JOBS_DIR"] = Self.root + "/Jobs"
+        cli.environment["QDWALLET_JOBS_DIR"] = jobs.path
         cli.environment["QDWALLET_DATA_KEY"] = Data((0..<32).map { UInt8($0) }).base64EncodedString()
         return cli
     }

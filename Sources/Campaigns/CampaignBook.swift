@@ -1,0 +1,209 @@
+import Foundation
+import GRDB
+import Ledger
+
+/// Campaign bookkeeping inside one database transaction: usage (budgets and caps) as the
+/// transaction has left it, allocations, explanations, points lots and reversals. Every SQL
+/// statement of the campaigns lives here.
+public final class CampaignBook {
+    let db: Database
+    public let campaigns: [Campaign]
+    /// Allocations decided in this transaction and not yet written (a ledger batch in flight).
+    private var inFlight: [(walletID: Int64, billAccountID: Int64?, at: TimestampMicros, allocation: Allocation)] = []
+
+    public init(db: Database, campaigns: [Campaign]) {
+        self.db = db
+        self.campaigns = campaigns
+    }
+
+    /// Records each campaign version; a changed file under an old version number is refused.
+    public static func register(_ campaigns: [Campaign], db: Database, now: TimestampMicros) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        for campaign in campaigns {
+            if let stored = try String.fetchOne(db, sql: "SELECT content_hash FROM campaign_versions WHERE campaign_id = ? AND version = ?", arguments: [campaign.id, campaign.version]) {
+                guard stored == campaign.contentHash else {
+                    throw CampaignError.versionChanged(file: campaign.file, id: campaign.id, version: campaign.version)
+                }
+                continue
+            }
+            try db.execute(sql: "INSERT INTO campaign_versions (campaign_id, version, content_hash, definition, loaded_at) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [campaign.id, campaign.version, campaign.contentHash, String(decoding: try encoder.encode(campaign), as: UTF8.self), now])
+        }
+    }
+
+    static func periodKeys(_ at: TimestampMicros) -> (day: String, week: String, month: String) {
+        let date = ShanghaiCalendar.date(at: at)
+        let monday = date.adding(days: 1 - date.isoWeekday)
+        return (date.iso, monday.iso, date.monthKey)
+    }
+
+    /// Budgets and caps as this transaction sees them, in-flight allocations included.
+    public func usage(_ campaign: Campaign, context: PaymentContext) throws -> CampaignUsage {
+        let keys = Self.periodKeys(context.at)
+        var usage = CampaignUsage()
+        usage.budgetSpentFen = try Int64.fetchOne(db, sql: "SELECT spent_fen FROM campaign_budgets WHERE campaign_id = ?", arguments: [campaign.id]) ?? 0
+        usage.budgetSpentTodayFen = try Int64.fetchOne(db, sql: "SELECT spent_fen FROM campaign_budget_days WHERE campaign_id = ? AND day = ?", arguments: [campaign.id, keys.day]) ?? 0
+        let flying = inFlight.filter { $0.allocation.campaignID == campaign.id }
+        for item in flying {
+            usage.budgetSpentFen += item.allocation.discountFen
+            if Self.periodKeys(item.at).day == keys.day { usage.budgetSpentTodayFen += item.allocation.discountFen }
+        }
+        for cap in campaign.caps {
+            let scopeColumn = cap.scope == .wallet ? "wallet_id" : "bill_account_id"
+            let scopeValue: Int64? = cap.scope == .wallet ? context.walletID : context.billAccountID
+            var sql = "SELECT count(*) AS n, coalesce(sum(discount_fen), 0) AS fen FROM campaign_allocations WHERE campaign_id = ? AND \(scopeColumn) = ? AND reversed_at IS NULL"
+            var arguments: StatementArguments = [campaign.id, scopeValue]
+            switch cap.period {
+            case .day: sql += " AND day = ?"; arguments += [keys.day]
+            case .naturalWeek: sql += " AND week = ?"; arguments += [keys.week]
+            case .calendarMonth: sql += " AND month = ?"; arguments += [keys.month]
+            case .campaign: break
+            }
+            let row = try Row.fetchOne(db, sql: sql, arguments: arguments)
+            var count: Int = scopeValue == nil ? 0 : row?["n"] ?? 0
+            var fen: Int64 = scopeValue == nil ? 0 : row?["fen"] ?? 0
+            for item in flying where (cap.scope == .wallet ? item.walletID == context.walletID : item.billAccountID != nil && item.billAccountID == context.billAccountID) {
+                let itemKeys = Self.periodKeys(item.at)
+                let samePeriod = switch cap.period {
+                case .day: itemKeys.day == keys.day
+                case .naturalWeek: itemKeys.week == keys.week
+                case .calendarMonth: itemKeys.month == keys.month
+                case .campaign: true
+                }
+                if samePeriod {
+                    count += 1
+                    fen += item.allocation.discountFen
+                }
+            }
+            usage.capCounts.append(count)
+            usage.capFen.append(fen)
+        }
+        return usage
+    }
+
+    /// Evaluates the campaigns for a payment and holds its allocations in flight.
+    public func evaluate(_ context: PaymentContext) throws -> CampaignResult {
+        let result = try CampaignEngine.evaluate(campaigns, context: context) { campaign in try usage(campaign, context: context) }
+        for allocation in result.allocations {
+            inFlight.append((context.walletID, context.billAccountID, context.at, allocation))
+        }
+        return result
+    }
+
+    /// Drops the in-flight allocations of a payment that was not made.
+    public func abandon(walletID: Int64, at: TimestampMicros, _ result: CampaignResult) {
+        for allocation in result.allocations {
+            if let index = inFlight.firstIndex(where: { $0.walletID == walletID && $0.at == at && $0.allocation == allocation }) {
+                inFlight.remove(at: index)
+            }
+        }
+    }
+
+    /// The legs and the points holds for a payment of `amountFen` with `result` applied:
+    /// the wallet pays the rest, each sponsor funds its discount, the payee gets the whole.
+    public func legs(amountFen: Int64, payer: AccountID, payee: AccountID, result: CampaignResult, tx: any LedgerWriting, clock: any LedgerClock) throws -> [Leg] {
+        var legs = [Leg.debit(payer, amountFen - result.discountFen)]
+        for allocation in result.allocations where allocation.discountFen > 0 {
+            let sponsor = try Ledger.openAccount(AccountSpec(code: SystemAccounts.sponsor(allocation.sponsor), asset: .cny, kind: .campaignSponsor, rules: .unrestricted), in: tx, clock: clock)
+            legs.append(.debit(sponsor.id, allocation.discountFen))
+        }
+        legs.append(.credit(payee, amountFen))
+        return legs
+    }
+
+    /// The points holds (pending points) of a payment, liability to the user's points account.
+    public func pointsRequests(paymentKey: String, result: CampaignResult, pointsAccount: AccountID, tx: any LedgerWriting) throws -> [PostingRequest] {
+        guard let liability = try tx.account(code: SystemAccounts.pointsLiability) else {
+            throw LedgerError(.accountNotFound, "the points liability account is missing: run `qdwallet init`", context: SystemAccounts.pointsLiability)
+        }
+        return result.allocations.filter { $0.points > 0 }.map { allocation in
+            PostingRequest(key: "points:\(paymentKey):\(allocation.campaignID)", action: .hold(debit: liability.id, credit: pointsAccount, asset: .pts, amount: allocation.points, expiresAt: nil), memo: "points \(allocation.campaignID)")
+        }
+    }
+
+    /// Writes a made payment's allocations, budget use and explanation.
+    public func record(paymentKey: String, transactionID: TransactionID, context: PaymentContext, result: CampaignResult, pointsHolds: [String: TransactionID]) throws {
+        let keys = Self.periodKeys(context.at)
+        for allocation in result.allocations {
+            let vestAt = context.at + Int64(allocation.pendingDays) * ShanghaiCalendar.dayMicros
+            let holdID = pointsHolds[allocation.campaignID]
+            try db.execute(sql: """
+                INSERT INTO campaign_allocations (payment_key, transaction_id, campaign_id, version, sponsor, wallet_id, bill_account_id, discount_fen, points,
+                    points_hold_id, vest_at, expires_at, points_status, points_remaining, at, day, week, month)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [paymentKey, transactionID, allocation.campaignID, allocation.version, allocation.sponsor, context.walletID, context.billAccountID,
+                                 allocation.discountFen, allocation.points, holdID, allocation.points > 0 ? vestAt : nil,
+                                 allocation.points > 0 ? Self.addMonths(vestAt, allocation.expiryMonths) : nil, allocation.points > 0 ? "pending" : nil,
+                                 allocation.points, context.at, keys.day, keys.week, keys.month])
+            if allocation.discountFen > 0 {
+                try db.execute(sql: "INSERT INTO campaign_budgets (campaign_id, spent_fen) VALUES (?, ?) ON CONFLICT (campaign_id) DO UPDATE SET spent_fen = spent_fen + excluded.spent_fen", arguments: [allocation.campaignID, allocation.discountFen])
+                try db.execute(sql: "INSERT INTO campaign_budget_days (campaign_id, day, spent_fen) VALUES (?, ?, ?) ON CONFLICT (campaign_id, day) DO UPDATE SET spent_fen = spent_fen + excluded.spent_fen", arguments: [allocation.campaignID, keys.day, allocation.discountFen])
+            }
+        }
+        abandon(walletID: context.walletID, at: context.at, result)
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.outputFormatting = [.sortedKeys]
+        try db.execute(sql: "INSERT OR REPLACE INTO campaign_explanations (payment_key, transaction_id, context, explanation, at) VALUES (?, ?, ?, ?, ?)",
+                       arguments: [paymentKey, transactionID, String(decoding: try encoder.encode(ContextRecord(context)), as: UTF8.self), String(decoding: try encoder.encode(result.explanations), as: UTF8.self), context.at])
+    }
+
+    /// Reverses exactly what was applied to a payment, from its stored allocations: budgets and
+    /// caps released, pending points voided, vested points taken back (the balance may go
+    /// negative). The CNY legs are reversed by the caller's reversal of the payment.
+    public func reverse(paymentKey: String, reversalTransactionID: TransactionID, pointsAccount: AccountID, tx: any LedgerWriting, clock: any LedgerClock, at: TimestampMicros) throws {
+        let rows = try Row.fetchAll(db, sql: "SELECT * FROM campaign_allocations WHERE payment_key = ? AND reversed_at IS NULL", arguments: [paymentKey])
+        for row in rows {
+            let id: Int64 = row["id"]
+            let discount: Int64 = row["discount_fen"]
+            let campaignID: String = row["campaign_id"]
+            if discount > 0 {
+                try db.execute(sql: "UPDATE campaign_budgets SET spent_fen = spent_fen - ? WHERE campaign_id = ?", arguments: [discount, campaignID])
+                try db.execute(sql: "UPDATE campaign_budget_days SET spent_fen = spent_fen - ? WHERE campaign_id = ? AND day = ?", arguments: [discount, campaignID, row["day"] as String])
+            }
+            let status: String? = row["points_status"]
+            let remaining: Int64 = row["points_remaining"]
+            if status == "pending", let hold = row["points_hold_id"] as Int64? {
+                let result = try Ledger.post([PostingRequest(key: "points-void:\(id)", action: .voidHold(holdID: hold), memo: "points taken back")], in: tx, clock: clock)[0]
+                guard result.transactionID != nil else { throw LedgerError(.corrupt, "a pending points hold could not be voided: \(result)", context: "allocation \(id)") }
+            } else if status == "vested", remaining > 0 {
+                guard let liability = try tx.account(code: SystemAccounts.pointsLiability) else { throw LedgerError(.accountNotFound, "the points liability account is missing") }
+                let result = try Ledger.post([.transfer(key: "points-back:\(id)", from: pointsAccount, to: liability.id, amount: remaining, asset: .pts, memo: "points taken back")], in: tx, clock: clock)[0]
+                guard result.transactionID != nil else { throw LedgerError(.corrupt, "vested points could not be taken back: \(result)", context: "allocation \(id)") }
+            }
+            try db.execute(sql: "UPDATE campaign_allocations SET reversed_at = ?, reversal_transaction_id = ?, points_status = CASE WHEN points > 0 THEN 'reversed' ELSE NULL END, points_remaining = 0 WHERE id = ?",
+                           arguments: [at, reversalTransactionID, id])
+        }
+    }
+
+    /// The same instant `months` calendar months later (the day clamped to the month's end).
+    static func addMonths(_ at: TimestampMicros, _ months: Int) -> TimestampMicros {
+        let date = ShanghaiCalendar.date(at: at)
+        let offset = at - date.startMicros
+        let total = date.year * 12 + (date.month - 1) + months
+        let year = total / 12, month = total % 12 + 1
+        let day = min(date.day, ShanghaiCalendar.daysIn(year: year, month: month))
+        return ShanghaiCalendar.Date(year: year, month: month, day: day).startMicros + offset
+    }
+
+    struct ContextRecord: Encodable {
+        var kind: String, walletId: Int64, billAccountId: Int64?, biller: String?, category: String, district: String?, amountFen: Int64, at: Int64, kycClass: Int, firstPayment: Bool
+        init(_ c: PaymentContext) {
+            kind = c.kind.rawValue; walletId = c.walletID; billAccountId = c.billAccountID; biller = c.biller; category = c.category; district = c.district
+            amountFen = c.amountFen; at = c.at; kycClass = c.kycClass; firstPayment = c.firstPayment
+        }
+    }
+}
+
+/// Faults of campaign configuration.
+public enum CampaignError: Error, Sendable, CustomStringConvertible {
+    case versionChanged(file: String, id: String, version: Int)
+
+    public var description: String {
+        switch self {
+        case .versionChanged(let file, let id, let version):
+            "\(file): version: campaign \(id) version \(version) was loaded before with other content; a changed campaign needs a new version number"
+        }
+    }
+}
