@@ -141,8 +141,18 @@ let package = Package(
                 "Billing", "Feeds", "JobRunner", "Ledger", "Wallet", "QDConfig", "Campaigns",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "PropertyBased", package: "swift-property-based"),
             ],
             exclude: ["Fixtures"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "CampaignTests",
+            dependencies: [
+                "Campaigns", "Billing", "Feeds", "JobRunner", "Ledger", "Wallet", "QDConfig",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ],
             swiftSettings: strict),
         .testTarget(
             name: "CLITests",

@@ -1,0 +1,219 @@
+import Foundation
+import GRDB
+import Logging
+import PropertyBased
+import Testing
+@testable import Billing
+@testable import Campaigns
+@testable import JobRunner
+@testable import Ledger
+@testable import Wallet
+
+extension BillingWorld {
+    /// Campaign files as in Jobs/campaigns/, registered like the CLI does.
+    func useCampaigns(_ texts: [String]) throws {
+        config.campaigns = try texts.enumerated().map { try Campaign.parse($0.element, file: "c\($0.offset).toml") }
+        try store.transaction { db, _ in try CampaignBook.register(config.campaigns, db: db, now: clock.nowMicros()) }
+    }
+
+    func refund(_ body: (Database, any LedgerWriting) throws -> Void) throws {
+        try store.transaction(body)
+    }
+
+    func sponsorBalance(_ sponsor: String) throws -> Int64 {
+        (try? ledger.account(code: SystemAccounts.sponsor(sponsor)).balance) ?? 0
+    }
+
+    func execute(_ sql: String) throws {
+        try store.pool.write { try $0.execute(sql: sql) }
+    }
+
+    func rows(_ sql: String) throws -> [Row] {
+        try store.pool.read { try Row.fetchAll($0, sql: sql) }
+    }
+
+    func budgetUsed(_ id: String) throws -> Int64 {
+        try store.pool.read { try Int64.fetchOne($0, sql: "SELECT spent_fen FROM campaign_budgets WHERE campaign_id = ?", arguments: [id]) } ?? 0
+    }
+}
+
+let winter = """
+    id = "winter"
+    version = 1
+    sponsor = "BUREAU"
+    [window]
+    start = 2026-11-01T00:00:00+08:00
+    end = 2027-02-28T23:59:59+08:00
+    [eligibility]
+    payment_kinds = ["utility_bill"]
+    [budget]
+    total_fen = BUDGET
+    on_exhaustion = "partial"
+    [stacking]
+    group = "utility"
+    [[benefit]]
+    kind = "threshold_off"
+    tiers = [ { min_fen = 5_000, off_fen = 300 }, { min_fen = 10_000, off_fen = 800 } ]
+    [[benefit]]
+    kind = "points_per_yuan"
+    rate = 1
+    pending_days = 7
+    expiry_months = 1
+    """
+
+@Suite struct CampaignBillingTests {
+    @Test func discountsArePaidBySponsorsAndRefundsReverseExactly() throws {
+        let world = try BillingWorld()
+        try world.populate()
+        try world.useCampaigns([winter.replacingOccurrences(of: "BUDGET", with: "1_000_000")])
+        _ = try world.run("2026-11-27")
+        // 陈静's water bill 54.30: 3.00 off, 51 points pending.
+        #expect(try world.bill("QD-WATER", "W2611-000004")?["discount_fen"] as Int64? == 300)
+        #expect(try world.balance("13800000006") == 50_000 - (5_430 - 300) - (7_230 - 300))
+        #expect(try world.sponsorBalance("BUREAU") == -(300 + 800 + 300 + 0))
+        #expect(try world.budgetUsed("winter") == 1_400)
+        let points = try world.wallets.balance(phone: "13800000006").points
+        #expect(points == 0) // pending, not vested
+        #expect(try world.ledger.account(code: "points:6").creditsPending == 51 + 69)
+
+        world.clock.advance(micros: ShanghaiCalendar.dayMicros)
+        _ = try world.run("2026-11-28")
+        // The refund gives 陈静 back what she paid, the sponsor its 3.00, the budget its use,
+        // and takes the pending points back.
+        #expect(try world.status("QD-WATER", "W2611-000004") == "refunded")
+        #expect(try world.balance("13800000006") == 50_000 - (7_230 - 300))
+        #expect(try world.sponsorBalance("BUREAU") == -(800 + 300))
+        #expect(try world.budgetUsed("winter") == 1_100)
+        #expect(try world.ledger.account(code: "points:6").creditsPending == 69)
+        #expect(try world.count("SELECT count(*) FROM campaign_allocations WHERE reversed_at IS NOT NULL") == 1)
+        let movement = try world.store.pool.read { try Row.fetchOne($0, sql: "SELECT amount_fen, discount_fen FROM wallet_movements WHERE kind = 'bill_refund'") }
+        #expect(movement?["amount_fen"] as Int64? == 5_130)
+        #expect(try world.ledger.check().ok)
+    }
+
+    @Test func pointsVestAfterTheRefundWindowAndExpireAcrossMonthEnds() throws {
+        let world = try BillingWorld()
+        try world.populate()
+        try world.useCampaigns([winter.replacingOccurrences(of: "BUDGET", with: "1_000_000")])
+        _ = try world.run("2026-11-27")
+        let runner = JobRunner(store: world.store, clock: world.clock, logger: Logger(label: "t"),
+                               definitions: [try JobDefinition(.parse("name = \"campaign-settlement\"\nidentifying = [\"date\"]\n[parameters]\ndate = \"{yesterday}\"", file: "s.job.toml"))],
+                               implementations: [CampaignSettlement.implementation(statementsDirectory: world.directory.appendingPathComponent("statements").path)], sleepMillis: { _ in })
+        // Paid 2026-11-28 02:00; pending 7 days: not vested on 12-04, vested on 12-05.
+        _ = try runner.run("campaign-settlement", overrides: ["date": "2026-12-04"])
+        #expect(try world.wallets.balance(phone: "13800000001").points == 0)
+        _ = try runner.run("campaign-settlement", overrides: ["date": "2026-12-05"])
+        let vested = try world.wallets.balance(phone: "13800000001").points
+        #expect(vested == 120 + 45)  // 45.20 is under the first tier: no discount, 45 points
+        // Vested 2026-12-05 02:00, one month: expires 2027-01-05 02:00.
+        _ = try runner.run("campaign-settlement", overrides: ["date": "2027-01-04"])
+        #expect(try world.wallets.balance(phone: "13800000001").points == vested)
+        let report = try runner.run("campaign-settlement", overrides: ["date": "2027-01-05"])
+        #expect(try world.wallets.balance(phone: "13800000001").points == 0)
+        #expect(try world.count("SELECT count(*) FROM campaign_allocations WHERE points_status = 'expired'") == 4)
+        // Rerunning changes nothing.
+        let transactions = try world.count("SELECT count(*) FROM ledger_transactions")
+        _ = try runner.run("campaign-settlement", overrides: ["date": "2027-01-05"], force: true)
+        #expect(try world.count("SELECT count(*) FROM ledger_transactions") == transactions)
+        #expect(report.status == "completed")
+        let csv = try String(contentsOfFile: world.directory.appendingPathComponent("statements/BUREAU-20270105.csv").path, encoding: .utf8)
+        #expect(csv.hasPrefix("sponsor,period_start,period_end,campaign_id"))
+        #expect(try world.ledger.check().ok)
+    }
+
+    @Test func statementsEqualTheLedgerMovements() throws {
+        let world = try BillingWorld()
+        try world.populate()
+        try world.useCampaigns([winter.replacingOccurrences(of: "BUDGET", with: "1_000_000")])
+        _ = try world.run("2026-11-27")
+        world.clock.advance(micros: ShanghaiCalendar.dayMicros)
+        _ = try world.run("2026-11-28")
+        let statements = try world.store.pool.read { db in try Statement.all(db, date: ShanghaiCalendar.Date(year: 2026, month: 11, day: 30)) }
+        let bureau = try #require(statements.first { $0.sponsor == "BUREAU" })
+        #expect(bureau.discountsNetFen == 1_100)
+        #expect(bureau.ledgerSponsorMovementFen == 1_100)
+        #expect(bureau.agrees)
+    }
+
+    /// Many pay-bills at once, from separate connections as separate processes would, against
+    /// a budget that cannot cover them all: the budget is used to the fen, never beyond.
+    @Test func aBudgetRacedToZeroIsNeverOverspent() async throws {
+        let world = try BillingWorld()
+        try world.populate()
+        try world.useCampaigns([winter.replacingOccurrences(of: "BUDGET", with: "1_000")])
+        // Nobody has autopay for these: everything is paid by hand, concurrently.
+        try world.execute("UPDATE bill_accounts SET autopay = 0")
+        try world.execute("UPDATE wallets SET kyc_verified = 1, kyc_class = 2")
+        _ = try world.wallets.setFrozen(phone: "13800000004", frozen: false, reason: "test")
+        _ = try world.run("2026-11-27")
+        let bills = try world.rows("SELECT b.biller, b.bill_id, w.phone FROM bills b JOIN wallets w ON w.id = b.wallet_id WHERE b.status = 'payable'")
+            .map { ($0["phone"] as String, "\($0["biller"] as String):\($0["bill_id"] as String)") }
+        #expect(bills.count >= 5)
+        let path = world.path
+        let campaigns = world.config.campaigns
+        let clock = world.clock
+        let outcomes = await withTaskGroup(of: Bool.self) { group in
+            for (phone, bill) in bills {
+                group.addTask {
+                    guard let store = try? SQLiteLedgerStore(pool: SQLiteDatabase.open(path: path, migrator: BillingWorld.migrator())) else { return false }
+                    let wallets = WalletService(store: store, ledger: Ledger(store: store, clock: clock), hasher: PasswordHasher(iterations: 1_000), dataKey: nil)
+                    return (try? BillingService(wallets: wallets, campaigns: campaigns).payBill(phone: phone, reference: bill, password: "123456")) != nil
+                }
+            }
+            return await group.reduce(into: [Bool]()) { $0.append($1) }
+        }
+        #expect(outcomes.contains(true))
+        let used = try world.budgetUsed("winter")
+        #expect(used <= 1_000)
+        #expect(try world.sponsorBalance("BUREAU") == -used)
+        let allocated = try world.count("SELECT coalesce(sum(discount_fen), 0) FROM campaign_allocations WHERE campaign_id = 'winter'")
+        #expect(Int64(allocated) == used)
+        #expect(try world.ledger.check().ok)
+    }
+
+    /// Random payments and refunds: discounts add up to the sponsor's movement and to the
+    /// budget used, whatever the order.
+    @Test func discountsAlwaysEqualSponsorMovementAndBudgetUsed() async throws {
+        await propertyCheck(count: 12, input: Gen.int(in: 0...1_000_000).array(of: 4...16)) { codes in
+            let world = try BillingWorld()
+            try world.populate()
+            try world.useCampaigns([winter.replacingOccurrences(of: "BUDGET", with: "1_500")])
+            try world.execute("UPDATE bill_accounts SET autopay = 0")
+            try world.execute("UPDATE wallets SET kyc_verified = 1, kyc_class = 2")
+            _ = try world.wallets.setFrozen(phone: "13800000004", frozen: false, reason: "test")
+            _ = try world.run("2026-11-27")
+            let payable = try world.rows("SELECT b.id, b.biller, b.bill_id, w.phone, b.feed_id FROM bills b JOIN wallets w ON w.id = b.wallet_id WHERE b.status = 'payable' ORDER BY b.id")
+                .map { ($0["phone"] as String, "\($0["biller"] as String):\($0["bill_id"] as String)") }
+            for code in codes {
+                let (phone, bill) = payable[code % payable.count]
+                if code % 3 == 0 {
+                    // A refund: reverse the payment and its campaigns, as a cancel does.
+                    try world.refund { db, tx in
+                        let parts = bill.split(separator: ":").map(String.init)
+                        guard let row = try Row.fetchOne(db, sql: "SELECT b.transaction_id, w.points_account_id FROM bills b JOIN wallets w ON w.id = b.wallet_id WHERE biller = ? AND bill_id = ? AND status = 'paid'", arguments: [parts[0], parts[1]]) else { return }
+                        let result = try world.ledger.post([PostingRequest(key: "refund:\(bill):\(code)", action: .reverse(transactionID: row["transaction_id"]))], in: tx)[0]
+                        guard let refund = result.transactionID else { return }
+                        try CampaignBook(db: db, campaigns: []).reverse(paymentKey: "bill:\(bill)", reversalTransactionID: refund, pointsAccount: row["points_account_id"], tx: tx, clock: world.clock, at: world.clock.nowMicros())
+                        try db.execute(sql: "UPDATE bills SET status = 'refunded' WHERE biller = ? AND bill_id = ?", arguments: [parts[0], parts[1]])
+                    }
+                } else {
+                    _ = try? world.billing.payBillWithCampaigns(world.config.campaigns, phone: phone, reference: bill)
+                }
+                world.clock.advance(micros: 60_000_000)
+                let used = try world.budgetUsed("winter")
+                let live = try world.count("SELECT coalesce(sum(discount_fen), 0) FROM campaign_allocations WHERE campaign_id = 'winter' AND reversed_at IS NULL")
+                #expect(used == Int64(live))
+                #expect(try world.sponsorBalance("BUREAU") == -used)
+                #expect(used <= 1_500)
+            }
+            #expect(try world.ledger.check().ok)
+        }
+    }
+}
+
+extension BillingService {
+    /// pay-bill with campaigns, as the CLI wires it.
+    func payBillWithCampaigns(_ campaigns: [Campaign], phone: String, reference: String) throws -> WalletService.Receipt {
+        try BillingService(wallets: wallets, campaigns: campaigns).payBill(phone: phone, reference: reference, password: "123456")
+    }
+}
