@@ -33,7 +33,7 @@ let package = Package(
         .target(
             name: "Wallet",
             dependencies: [
-                "Ledger",
+                "Ledger", "Campaigns",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
@@ -123,7 +123,7 @@ let package = Package(
         .testTarget(
             name: "WalletTests",
             dependencies: [
-                "Wallet", "Ledger",
+                "Wallet", "Ledger", "Campaigns",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: strict),

@@ -122,6 +122,15 @@ public final class CampaignBook {
         }
     }
 
+    /// What a payment was given, from its stored allocations (for a retried request, which
+    /// must be the same request again, and for refunds, which are never recomputed).
+    public func storedResult(paymentKey: String) throws -> CampaignResult {
+        let allocations = try Row.fetchAll(db, sql: "SELECT * FROM campaign_allocations WHERE payment_key = ? ORDER BY id", arguments: [paymentKey]).map { row in
+            Allocation(campaignID: row["campaign_id"], version: row["version"], sponsor: row["sponsor"], discountFen: row["discount_fen"], points: row["points"], pendingDays: 0, expiryMonths: 0)
+        }
+        return CampaignResult(allocations: allocations, explanations: [])
+    }
+
     /// Writes a made payment's allocations, budget use and explanation.
     public func record(paymentKey: String, transactionID: TransactionID, context: PaymentContext, result: CampaignResult, pointsHolds: [String: TransactionID]) throws {
         let keys = Self.periodKeys(context.at)

@@ -293,8 +293,9 @@ struct MerchantCommand: ParsableCommand {
 
 /// `qdwallet pay`
 struct PayCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "pay", abstract: "Pay a merchant by its QR payload.")
+    static let configuration = CommandConfiguration(commandName: "pay", abstract: "Pay a merchant by its QR payload (campaigns of Jobs/campaigns/ apply).")
     @OptionGroup var global: GlobalOptions
+    @OptionGroup var jobs: JobsOptions
     @OptionGroup var password: PasswordOptions
     @Option var phone: String
     @Option var qr: String
@@ -303,7 +304,8 @@ struct PayCommand: ParsableCommand {
 
     func run() throws {
         let fen = try amount.map(Arguments.amount)
-        let service = try AppDatabase.wallet(global)
+        let plain = try AppDatabase.wallet(global)
+        let service = WalletService(store: plain.store, ledger: plain.ledger, dataKey: nil, campaigns: try CampaignSetup.load(jobs, store: plain.store))
         let receipt = try service.payQR(phone: phone, payload: qr, amountFen: fen, password: try password.read(), idempotencyKey: Arguments.idempotencyKey(idempotencyKey))
         let result = ReceiptResult(receipt)
         Output(json: global.json).emit(result) { result.text }

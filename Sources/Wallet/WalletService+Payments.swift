@@ -1,3 +1,4 @@
+import Campaigns
 import Foundation
 import GRDB
 import Ledger
@@ -143,9 +144,39 @@ extension WalletService {
             let record = try wallet(db, phone: phone)
             if let refusal = try recordPassword(db, wallet: record, matched: matched) { return .failure(refusal) }
             let merchant = try merchant(db, id: qr.merchantID)
-            let request = PostingRequest.transfer(key: "qr:\(key)", from: record.walletAccountID, to: merchant.accountId, amount: amount, memo: "qr payment \(merchant.id)")
-            return try balancePayment(db, tx, wallet: record, request: request, amountFen: amount) { transactionID in
-                try recordMovement(db, walletID: record.id, kind: "qr_payment", counterparty: merchant.name, category: merchant.category, amountFen: -amount, balancePayment: true, transactionID: transactionID, reference: merchant.id)
+            let paymentKey = "qr:\(key)"
+            // Campaigns, as for bills: sponsors fund the discounts, points are pending.
+            var result = CampaignResult.none
+            var context: PaymentContext?
+            var legs = [Leg.debit(record.walletAccountID, amount), .credit(merchant.accountId, amount)]
+            var points: [PostingRequest] = []
+            let book = CampaignBook(db: db, campaigns: campaigns)
+            if try tx.idempotencyRecord(key: paymentKey) != nil {
+                // A retry: the same request as the first time, campaigns as they were applied.
+                result = try book.storedResult(paymentKey: paymentKey)
+                if !result.allocations.isEmpty {
+                    legs = try book.legs(amountFen: amount, payer: record.walletAccountID, payee: merchant.accountId, result: result, tx: tx, clock: ledger.clock)
+                }
+            } else if !campaigns.isEmpty {
+                let first = try Row.fetchOne(db, sql: "SELECT 1 FROM wallet_movements WHERE wallet_id = ? AND kind = 'qr_payment' AND reference = ? LIMIT 1", arguments: [record.id, merchant.id]) == nil
+                let evaluated = PaymentContext(kind: .qrPayment, walletID: record.id, billAccountID: nil, biller: nil, category: merchant.category, district: nil, amountFen: amount, at: now, kycClass: record.kycVerified ? record.kycClass : 1, firstPayment: first)
+                result = try book.evaluate(evaluated)
+                context = evaluated
+                if !result.allocations.isEmpty {
+                    legs = try book.legs(amountFen: amount, payer: record.walletAccountID, payee: merchant.accountId, result: result, tx: tx, clock: ledger.clock)
+                    points = try book.pointsRequests(paymentKey: paymentKey, result: result, pointsAccount: record.pointsAccountID, tx: tx)
+                }
+            }
+            let net = amount - result.discountFen
+            let request = PostingRequest(key: paymentKey, action: .transfer(legs: legs), memo: "qr payment \(merchant.id)", linked: !points.isEmpty)
+            for index in points.indices where index < points.count - 1 { points[index].linked = true }
+            return try balancePayment(db, tx, wallet: record, request: request, amountFen: net, followers: points) { transactionID, followers in
+                if let context {
+                    var holds: [String: TransactionID] = [:]
+                    for (allocation, posted) in zip(result.allocations.filter { $0.points > 0 }, followers) { holds[allocation.campaignID] = posted.transactionID }
+                    try book.record(paymentKey: paymentKey, transactionID: transactionID, context: context, result: result, pointsHolds: holds)
+                }
+                try recordMovement(db, walletID: record.id, kind: "qr_payment", counterparty: merchant.name, category: merchant.category, amountFen: -net, discountFen: result.discountFen, points: result.points, balancePayment: true, transactionID: transactionID, reference: merchant.id)
             }
         }
         return try outcome.get()
@@ -164,7 +195,7 @@ extension WalletService {
             if let refusal = try recordPassword(db, wallet: payer, matched: matched) { return .failure(refusal) }
             let payee = try wallet(db, phone: to)
             let request = PostingRequest.transfer(key: "transfer:\(key)", from: payer.walletAccountID, to: payee.walletAccountID, amount: amountFen, memo: "transfer")
-            return try balancePayment(db, tx, wallet: payer, request: request, amountFen: amountFen) { transactionID in
+            return try balancePayment(db, tx, wallet: payer, request: request, amountFen: amountFen) { transactionID, _ in
                 try recordMovement(db, walletID: payer.id, kind: "transfer_out", counterparty: Mask.phone(payee.phone), category: "transfer", amountFen: -amountFen, balancePayment: true, transactionID: transactionID, reference: nil)
                 try recordMovement(db, walletID: payee.id, kind: "transfer_in", counterparty: Mask.phone(payer.phone), category: "transfer", amountFen: amountFen, balancePayment: false, transactionID: transactionID, reference: nil)
             }
@@ -174,16 +205,17 @@ extension WalletService {
 
     /// The shared path of every balance payment: a replay answers first; then frozen, class
     /// limit, the posting, the records and the monitoring, in one transaction.
-    public func balancePayment(_ db: Database, _ tx: any LedgerWriting, wallet record: WalletRecord, request: PostingRequest, amountFen: Int64, record recordRows: (Int64) throws -> Void) throws -> Result<Receipt, any Error> {
+    public func balancePayment(_ db: Database, _ tx: any LedgerWriting, wallet record: WalletRecord, request: PostingRequest, amountFen: Int64, followers: [PostingRequest] = [], record recordRows: (Int64, ArraySlice<PostingResult>) throws -> Void) throws -> Result<Receipt, any Error> {
         let isRetry = try tx.idempotencyRecord(key: request.key) != nil
         if !isRetry {
             if record.frozen { return .failure(WalletRefusal.walletFrozen) }
             if let refusal = try checkClassLimit(db, wallet: record, amountFen: amountFen) { return .failure(refusal) }
         }
-        switch try ledger.post([request], in: tx)[0] {
+        let results = try ledger.post([request] + (isRetry ? [] : followers), in: tx)
+        switch results[0] {
         case .committed(let transactionID, let replayed):
             if !replayed {
-                try recordRows(transactionID)
+                try recordRows(transactionID, results.dropFirst())
                 try monitorPayment(db, wallet: record, amountFen: amountFen)
             }
             return .success(try receipt(db, walletID: record.id, transactionID: transactionID, replayed: replayed))

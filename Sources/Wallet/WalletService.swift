@@ -1,3 +1,4 @@
+import Campaigns
 import Foundation
 import GRDB
 import Ledger
@@ -49,13 +50,16 @@ public struct WalletService: Sendable {
     public let hasher: PasswordHasher
     /// Needed by real-name verification and cards only; `nil` makes those refuse clearly.
     public let dataKey: DataKey?
+    /// Campaigns applied to QR payments (the same engine as bill payments).
+    public let campaigns: [Campaign]
 
-    public init(store: SQLiteLedgerStore, ledger: Ledger, policy: WalletPolicy = WalletPolicy(), hasher: PasswordHasher = PasswordHasher(), dataKey: DataKey?) {
+    public init(store: SQLiteLedgerStore, ledger: Ledger, policy: WalletPolicy = WalletPolicy(), hasher: PasswordHasher = PasswordHasher(), dataKey: DataKey?, campaigns: [Campaign] = []) {
         self.store = store
         self.ledger = ledger
         self.policy = policy
         self.hasher = hasher
         self.dataKey = dataKey
+        self.campaigns = campaigns
     }
 
     var now: TimestampMicros { ledger.clock.nowMicros() }

@@ -212,7 +212,49 @@ let winter = """
 }
 
 extension BillingService {
-    /// pay-bill with campaigns, as the CLI wires it.
+    @Suite struct QRCampaignTests {
+    @Test func qrPaymentsGoThroughTheSameEngine() throws {
+        let world = try BillingWorld()
+        try world.populate()
+        let food = """
+            id = "food"
+            version = 1
+            sponsor = "BUREAU"
+            [window]
+            start = 2026-11-01T00:00:00+08:00
+            end = 2027-03-31T23:59:59+08:00
+            [eligibility]
+            payment_kinds = ["qr_payment"]
+            categories = ["food"]
+            [[caps]]
+            scope = "wallet"
+            period = "day"
+            max_count = 1
+            [[benefit]]
+            kind = "threshold_off"
+            tiers = [ { min_fen = 2_000, off_fen = 100 } ]
+            [[benefit]]
+            kind = "points_per_yuan"
+            rate = 1
+            """
+        try world.useCampaigns([food])
+        let wallets = WalletService(store: world.store, ledger: world.ledger, hasher: PasswordHasher(iterations: 1_000), dataKey: nil, campaigns: world.config.campaigns)
+        _ = try wallets.registerMerchant(id: "M0001", name: "台东小吃", category: "food", mcc: "5812")
+        let qr = try wallets.merchantQR(id: "M0001", amountFen: nil)
+        let receipt = try wallets.payQR(phone: "13800000001", payload: qr, amountFen: 3_000, password: "123456", idempotencyKey: "q1")
+        #expect(receipt.amountFen == 2_900 && receipt.discountFen == 100 && receipt.points == 29)
+        #expect(try world.ledger.account(code: "merchant:M0001").balance == 3_000)
+        #expect(try world.sponsorBalance("BUREAU") == -100)
+        #expect(try wallets.payQR(phone: "13800000001", payload: qr, amountFen: 3_000, password: "123456", idempotencyKey: "q1").replayed)
+        // The daily cap: the second payment of the day pays in full.
+        let second = try wallets.payQR(phone: "13800000001", payload: qr, amountFen: 3_000, password: "123456", idempotencyKey: "q2")
+        #expect(second.discountFen == 0 && second.amountFen == 3_000)
+        #expect(try world.balance("13800000001") == 100_000 - 2_900 - 3_000)
+        #expect(try world.ledger.check().ok)
+    }
+}
+
+/// pay-bill with campaigns, as the CLI wires it.
     func payBillWithCampaigns(_ campaigns: [Campaign], phone: String, reference: String) throws -> WalletService.Receipt {
         try BillingService(wallets: wallets, campaigns: campaigns).payBill(phone: phone, reference: reference, password: "123456")
     }

@@ -165,7 +165,7 @@ func discount(_ campaigns: [Campaign], _ context: PaymentContext, usage: Campaig
     @Test func theShippedCampaignsLoad() throws {
         let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Jobs/campaigns").path
         let campaigns = try Campaign.loadAll(directory: folder)
-        #expect(campaigns.map(\.id) == ["2026-winter-utility", "first-bill-welcome", "gas-five-percent"])
+        #expect(campaigns.map(\.id) == ["2026-winter-utility", "first-bill-welcome", "gas-five-percent", "qr-food-weekend"])
     }
 
     @Test func monthsAddUpAcrossMonthEnds() {

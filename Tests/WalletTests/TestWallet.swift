@@ -1,3 +1,4 @@
+import Campaigns
 import Foundation
 import GRDB
 import Ledger
@@ -36,6 +37,7 @@ final class TestWallet {
         var migrator = DatabaseMigrator()
         LedgerSchema.register(in: &migrator)
         WalletSchema.register(in: &migrator)
+        CampaignSchema.register(in: &migrator)
         return migrator
     }
 
