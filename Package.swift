@@ -73,6 +73,14 @@ let package = Package(
             ],
             swiftSettings: strict),
         .target(
+            name: "Reports",
+            dependencies: [
+                "Ledger", "JobRunner",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strict),
+        .target(
             name: "QDConfig",
             dependencies: ["Ledger", .product(name: "TOMLKit", package: "TOMLKit")],
             swiftSettings: strict),
@@ -95,6 +103,7 @@ let package = Package(
                 "Billing",
                 "Feeds",
                 "Campaigns",
+                "Reports",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -138,7 +147,7 @@ let package = Package(
         .testTarget(
             name: "BillingTests",
             dependencies: [
-                "Billing", "Feeds", "JobRunner", "Ledger", "Wallet", "QDConfig", "Campaigns",
+                "Billing", "Feeds", "JobRunner", "Ledger", "Wallet", "QDConfig", "Campaigns", "Reports",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "PropertyBased", package: "swift-property-based"),

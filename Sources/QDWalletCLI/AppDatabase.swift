@@ -2,6 +2,7 @@ import Billing
 import Campaigns
 import GRDB
 import JobRunner
+import Reports
 import Ledger
 import Wallet
 
@@ -14,6 +15,7 @@ enum AppDatabase {
         JobSchema.register(in: &migrator)
         BillingSchema.register(in: &migrator)
         CampaignSchema.register(in: &migrator)
+        ReportsSchema.register(in: &migrator)
         return migrator
     }
 

@@ -4,6 +4,7 @@ import Foundation
 import JobRunner
 import Ledger
 import Logging
+import Reports
 import Wallet
 
 /// `qdwallet demo`: a fresh sample world in a temporary database, the nightly billing run on
@@ -106,6 +107,9 @@ struct DemoCommand: ParsableCommand {
                 ].joined(separator: " "))
             }
         }
+        let reconciliation = try store.transaction { db, tx in try Reconciliation.run(db, ledger: tx, date: ShanghaiCalendar.Date(year: 2026, month: 11, day: 28)) }
+        lines.append("")
+        lines.append(reconciliation.text)
         let check = try ledger.check()
         let reports = try store.pool.read { db in
             try String.fetchAll(db, sql: "SELECT path FROM payment_reports ORDER BY business_date, biller")

@@ -4,6 +4,7 @@ import Campaigns
 import Feeds
 import Foundation
 import JobRunner
+import Reports
 import Wallet
 import Ledger
 import Logging
@@ -33,6 +34,7 @@ enum JobsSetup {
         if let billing = try BillingSetup.config(global, jobs, wallets: wallets) {
             implementations.append(NightlyBilling.implementation(billing))
             implementations.append(CampaignSettlement.implementation(statementsDirectory: (billing.reportsDirectory as NSString).appendingPathComponent("settlement")))
+            implementations.append(ReconciliationJob.implementation(directory: (billing.reportsDirectory as NSString).appendingPathComponent("reconciliation")))
         }
         return JobRunner(store: store, clock: clock, logger: Logger(label: "qdwallet.jobs"), definitions: definitions, implementations: implementations, stop: stop)
     }

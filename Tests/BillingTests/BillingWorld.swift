@@ -3,6 +3,7 @@ import Feeds
 import Foundation
 import GRDB
 import Logging
+import Reports
 import Testing
 @testable import Billing
 @testable import JobRunner
@@ -37,6 +38,7 @@ final class BillingWorld {
         JobSchema.register(in: &migrator)
         BillingSchema.register(in: &migrator)
         CampaignSchema.register(in: &migrator)
+        ReportsSchema.register(in: &migrator)
         return migrator
     }
 

@@ -68,6 +68,18 @@ import Testing
         #expect(try cli.run(["pay-bill", "--phone", "13800000001", "--bill", "garbage", "--password-stdin"], stdin: "123456\n").status == 1)
         #expect(try ok(cli, ["balance", "--phone", "13800000001"])["balance_fen"] as? Int == 20_000 - 4_520 - 5_600)
 
+        let clean = try cli.run(["report", "reconciliation", "--date", "2026-11-27", "--json"])
+        #expect(clean.status == 0, "\(clean.stdout)")
+        #expect((try clean.json()["breaks"] as? [Any])?.isEmpty == true)
+        let html = cli.directory.appendingPathComponent("recon.html").path
+        #expect(try cli.run(["report", "reconciliation", "--date", "2026-11-27", "--format", "html", "--out", html]).status == 0)
+        #expect(try String(contentsOfFile: html, encoding: .utf8).contains("<svg"))
+        #expect(try cli.run(["report", "reconciliation", "--date", "2026-11-27", "--format", "pdf"]).status == 2)
+        let reportFile = cli.directory.appendingPathComponent("reports/QD-WATER/QDW-QD-WATER-20261127.xml").path
+        try "tampered".write(toFile: reportFile, atomically: true, encoding: .utf8)
+        let breaks = try cli.run(["report", "reconciliation", "--date", "2026-11-27", "--format", "csv"])
+        #expect(breaks.status == 3)
+        #expect(breaks.stdout.contains("break,2026-11-27,,report_altered"))
         let broken = try cli.run(["jobs", "run", "nightly-billing", "--date", "2026-11-28", "--feed", "QD-WATER=file://\(Self.root)/SampleFeeds/bad/wrong-totals.xml", "--json"])
         #expect(broken.status == 3)
         let brokenWater = (try broken.json()["summary"] as? [String: Any])?["billers"] as? [[String: Any]]

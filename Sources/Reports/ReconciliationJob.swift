@@ -1,0 +1,42 @@
+import Foundation
+import GRDB
+import JobRunner
+import Ledger
+
+/// `reconciliation --date D`: the day's reconciliation in every format, under
+/// `reports/reconciliation/`; exit 3 when it has breaks.
+public enum ReconciliationJob {
+    public static func implementation(directory: String) -> JobImplementation {
+        JobImplementation(
+            name: "reconciliation",
+            steps: [Step(directory: directory)],
+            summary: { db, context in
+                try Data.fetchOne(db, sql: "SELECT checkpoint FROM job_step_executions WHERE execution_id = ? AND step_name = 'reconcile'", arguments: [context.executionID])
+            },
+            assess: { db, context in
+                let date = try context.date("date")
+                let open = try Int.fetchOne(db, sql: "SELECT count(*) FROM recon_breaks WHERE resolved IS NULL AND first_seen <= ?", arguments: [date.iso]) ?? 0
+                return open > 0 ? .breaks : .clean
+            })
+    }
+
+    struct Step: TypedJobStep {
+        struct Checkpoint: Codable, Sendable { var breaks: Int; var files: [String] }
+        let directory: String
+        let name = "reconcile"
+        let checkpointVersion = 1
+        func start(_ context: JobContext) throws -> Checkpoint { Checkpoint(breaks: -1, files: []) }
+        func chunk(_ context: JobContext, db: Database, ledger: any LedgerWriting, from checkpoint: Checkpoint) throws -> (Checkpoint, ChunkCounts) {
+            let date = try context.date("date")
+            let reconciliation = try Reconciliation.run(db, ledger: ledger, date: date)
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            var files: [String] = []
+            for (suffix, text) in [("txt", reconciliation.text), ("csv", reconciliation.csv), ("json", reconciliation.json), ("html", reconciliation.html)] {
+                let path = (directory as NSString).appendingPathComponent("reconciliation-\(date.compact).\(suffix)")
+                try text.write(toFile: path, atomically: true, encoding: .utf8)
+                files.append(path)
+            }
+            return (Checkpoint(breaks: reconciliation.breaks.count, files: files), ChunkCounts(read: reconciliation.billers.count, written: files.count, failed: reconciliation.breaks.count, done: true))
+        }
+    }
+}

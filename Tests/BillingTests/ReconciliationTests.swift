@@ -1,0 +1,111 @@
+import Foundation
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
+import GRDB
+import Testing
+@testable import Billing
+@testable import Ledger
+@testable import Reports
+
+extension BillingWorld {
+    func reconcile(_ date: String) throws -> Reconciliation {
+        try store.transaction { db, tx in try Reconciliation.run(db, ledger: tx, date: ShanghaiCalendar.Date(iso: date)!) }
+    }
+}
+
+@Suite struct ReconciliationTests {
+    func nights() throws -> BillingWorld {
+        let world = try BillingWorld()
+        try world.populate()
+        _ = try world.run("2026-11-27")
+        world.clock.advance(micros: ShanghaiCalendar.dayMicros)
+        _ = try world.run("2026-11-28")
+        return world
+    }
+
+    @Test func aCleanDayHasNoBreaks() throws {
+        let world = try nights()
+        for date in ["2026-11-27", "2026-11-28"] {
+            let report = try world.reconcile(date)
+            #expect(report.breaks.isEmpty, "\(report.breaks)")
+            #expect(report.ledgerOk)
+            for biller in report.billers {
+                #expect(biller.paidNetFen == biller.ledgerMovementFen)
+                #expect(biller.reportPaidFen.map { $0 - (biller.reportRefundedFen ?? 0) } == biller.ledgerMovementFen)
+            }
+        }
+        let water = try #require(try world.reconcile("2026-11-27").billers.first { $0.biller == "QD-WATER" })
+        #expect(water.feedBills == 5 && water.feedCtrlSumFen == 19_230 && water.ingested.count == 5)
+        #expect(water.paidAuto == .init(2, 9_950) && water.unmatched == .init(1, 2_175) && water.rejectedRecords == 1)
+        // W2611-000002 was cancelled the next night; W2611-000003 still waits for verification.
+        #expect(water.pendingByReason == ["KYC_REQUIRED": .init(1, 2_610)])
+    }
+
+    @Test func aMissingLedgerPostingIsABreak() throws {
+        let world = try nights()
+        try world.store.pool.write { try $0.execute(sql: "UPDATE bills SET transaction_id = 99999 WHERE bill_id = 'P2611-100001'") }
+        let report = try world.reconcile("2026-11-27")
+        #expect(report.breaks.contains { $0.category == "missing_in_ledger" && $0.subject == "QD-POWER:P2611-100001" })
+        #expect(report.breaks.contains { $0.category == "missing_in_report" })
+    }
+
+    @Test func anAlteredReportIsABreak() throws {
+        let world = try nights()
+        let path = world.config.reportsDirectory + "/QD-GAS/QDW-QD-GAS-20261127.xml"
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        try text.replacingOccurrences(of: "<PaidCount>1</PaidCount>", with: "<PaidCount>2</PaidCount>").write(toFile: path, atomically: true, encoding: .utf8)
+        let report = try world.reconcile("2026-11-27")
+        #expect(report.breaks.map(\.category) == ["report_altered"])
+        #expect(report.breaks[0].subject == "QD-GAS 2026-11-27")
+    }
+
+    @Test func aBillPaidTwiceInStagingIsABreak() throws {
+        let world = try nights()
+        try world.store.pool.write { db in
+            let transaction = try Int64.fetchOne(db, sql: "SELECT transaction_id FROM bills WHERE bill_id = 'W2611-000001'")
+            try db.execute(sql: "UPDATE bills SET status = 'paid', transaction_id = ?, paid_fen = due_fen, paid_business_date = '2026-11-27', paid_via = 'autopay' WHERE bill_id = 'W2611-000002'", arguments: [transaction])
+        }
+        let report = try world.reconcile("2026-11-27")
+        let categories = Set(report.breaks.map(\.category))
+        #expect(categories.contains("duplicate"))
+        #expect(categories.contains("amount_mismatch"))
+    }
+
+    @Test func breaksCarryForwardAndAgeUntilResolved() throws {
+        let world = try nights()
+        try world.store.pool.write { try $0.execute(sql: "UPDATE bills SET transaction_id = 99999 WHERE bill_id = 'P2611-100001'") }
+        #expect(try world.reconcile("2026-11-27").breaks.allSatisfy { $0.ageDays == 0 })
+        let later = try world.reconcile("2026-11-29")
+        let missing = try #require(later.breaks.first { $0.category == "missing_in_ledger" })
+        #expect(missing.firstSeen == "2026-11-27" && missing.ageDays == 2)
+        // Unmatched bills become breaks after three days.
+        #expect(later.breaks.contains { $0.category.hasPrefix("unmatched_over") } == false)
+        #expect(try world.reconcile("2026-11-30").breaks.contains { $0.category == "unmatched_over_3_days" && $0.subject == "QD-WATER:W2611-000005" })
+        // Fixed: the break is resolved and no longer listed.
+        let right = try world.store.pool.read { try Int64.fetchOne($0, sql: "SELECT id FROM ledger_transactions WHERE idempotency_key = 'bill:QD-POWER:P2611-100001'") }
+        try world.store.pool.write { try $0.execute(sql: "UPDATE bills SET transaction_id = ? WHERE bill_id = 'P2611-100001'", arguments: [right]) }
+        #expect(try world.reconcile("2026-12-01").breaks.contains { $0.category == "missing_in_ledger" } == false)
+        #expect(try world.count("SELECT count(*) FROM recon_breaks WHERE category = 'missing_in_ledger' AND resolved = '2026-12-01'") == 1)
+    }
+
+    @Test func theHTMLPageIsSelfContainedAndParses() throws {
+        let world = try nights()
+        let html = try world.reconcile("2026-11-27").html
+        #expect(!html.lowercased().contains("<script"))
+        #expect(!html.contains("http://") || html.components(separatedBy: "http://").dropFirst().allSatisfy { $0.hasPrefix("www.w3.org/2000/svg") })
+        #expect(html.contains("<svg") && html.contains("<polyline"))
+        let body = html.replacingOccurrences(of: "<!DOCTYPE html>\n", with: "")
+        let parser = XMLParser(data: Data(body.utf8))
+        #expect(parser.parse(), "\(parser.parserError.map { "\($0)" } ?? "")")
+    }
+
+    @Test func csvAndJSONCarryTheSameNumbers() throws {
+        let world = try nights()
+        let report = try world.reconcile("2026-11-27")
+        #expect(report.csv.contains("biller,2026-11-27,QD-WATER,paid_auto,2,9950,"))
+        let json = try JSONSerialization.jsonObject(with: Data(report.json.utf8)) as? [String: Any]
+        #expect((json?["breaks"] as? [Any])?.isEmpty == true)
+        #expect((json?["billers"] as? [[String: Any]])?.count == 3)
+    }
+}
