@@ -81,6 +81,15 @@ let package = Package(
             ],
             swiftSettings: strict),
         .target(
+            name: "Notify",
+            dependencies: [
+                "Ledger", "JobRunner", "Feeds", "QDConfig",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
+        .target(
             name: "QDConfig",
             dependencies: ["Ledger", .product(name: "TOMLKit", package: "TOMLKit")],
             swiftSettings: strict),
@@ -104,6 +113,7 @@ let package = Package(
                 "Feeds",
                 "Campaigns",
                 "Reports",
+                "Notify",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -147,7 +157,8 @@ let package = Package(
         .testTarget(
             name: "BillingTests",
             dependencies: [
-                "Billing", "Feeds", "JobRunner", "Ledger", "Wallet", "QDConfig", "Campaigns", "Reports",
+                "Billing", "Feeds", "JobRunner", "Ledger", "Wallet", "QDConfig", "Campaigns", "Reports", "Notify",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "PropertyBased", package: "swift-property-based"),

@@ -110,6 +110,28 @@ public struct FeedFetcher: Sendable {
         return FetchResult(bytes: sink.written, attempts: 1, responseCode: responseCode)
     }
 
+    /// POSTs `body` to an http(s) URL once (the caller decides about retries); returns the
+    /// HTTP status. A 4xx or 5xx answer is returned, not thrown; transport faults are thrown.
+    public func post(url: String, body: Data, headers: [String]) throws(FeedError) -> Int {
+        guard url.hasPrefix("https://") || url.hasPrefix("http://") else {
+            throw FeedError(.transport, "a webhook must be an http(s) URL", context: Self.redact(url))
+        }
+        var list: UnsafeMutablePointer<curl_slist>? = curl_slist_append(nil, "Expect:")
+        for header in headers + ["Content-Type: application/json"] { list = curl_slist_append(list, header) }
+        defer { curl_slist_free_all(list) }
+        // curl copies the fields (COPYPOSTFIELDS), so the bytes need not outlive this call.
+        let bytes = [UInt8](body) + [0]
+        return try perform(url: url, failOnError: false) { handle in
+            qdw_curl_setopt_slist(handle, CURLOPT_HTTPHEADER, list)
+            qdw_curl_setopt_long(handle, CURLOPT_POST, 1)
+            qdw_curl_setopt_off_t(handle, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(body.count))
+            bytes.withUnsafeBytes { raw in
+                _ = qdw_curl_setopt_pointer(handle, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: raw.baseAddress))
+            }
+            qdw_curl_setopt_write_function(handle, discardBody)
+        } sinkState: { .ok }
+    }
+
     /// Uploads a local file to `url` (https PUT, sftp or file), with the same bounds.
     public func upload(file: String, to url: String) throws(FeedError) {
         if url.hasPrefix("file://") {
@@ -150,7 +172,7 @@ public struct FeedFetcher: Sendable {
     }
 
     /// One transfer with the common options; returns the protocol's response code.
-    private func perform(url: String, configure: (UnsafeMutableRawPointer) -> Void, sinkState: () -> WriteSink.State) throws(FeedError) -> Int {
+    private func perform(url: String, failOnError: Bool = true, configure: (UnsafeMutableRawPointer) -> Void, sinkState: () -> WriteSink.State) throws(FeedError) -> Int {
         let shown = Self.redact(url)
         guard url.hasPrefix("https://") || url.hasPrefix("http://") || url.hasPrefix("sftp://") || url.hasPrefix("file://") else {
             throw FeedError(.transport, "only https, http, sftp and file URLs are supported", context: shown)
@@ -168,7 +190,7 @@ public struct FeedFetcher: Sendable {
             qdw_curl_setopt_long(handle, CURLOPT_NOSIGNAL, 1)
             qdw_curl_setopt_long(handle, CURLOPT_SSL_VERIFYPEER, 1)
             qdw_curl_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, 2)
-            qdw_curl_setopt_long(handle, CURLOPT_FAILONERROR, 1)
+            qdw_curl_setopt_long(handle, CURLOPT_FAILONERROR, failOnError ? 1 : 0)
             qdw_curl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT, limits.connectTimeoutSeconds)
             qdw_curl_setopt_long(handle, CURLOPT_TIMEOUT, limits.totalTimeoutSeconds)
             qdw_curl_setopt_long(handle, CURLOPT_LOW_SPEED_LIMIT, limits.lowSpeedBytesPerSecond)
@@ -265,6 +287,10 @@ private func writeToSink(_ data: UnsafeMutablePointer<CChar>?, _ size: Int, _ co
     }
     sink.written += Int64(length)
     return length
+}
+
+private func discardBody(_ data: UnsafeMutablePointer<CChar>?, _ size: Int, _ count: Int, _ user: UnsafeMutableRawPointer?) -> Int {
+    size * count
 }
 
 private func readFromFile(_ data: UnsafeMutablePointer<CChar>?, _ size: Int, _ count: Int, _ user: UnsafeMutableRawPointer?) -> Int {

@@ -4,6 +4,7 @@ import Campaigns
 import Feeds
 import Foundation
 import JobRunner
+import Notify
 import Reports
 import Wallet
 import Ledger
@@ -35,6 +36,12 @@ enum JobsSetup {
             implementations.append(NightlyBilling.implementation(billing))
             implementations.append(CampaignSettlement.implementation(statementsDirectory: (billing.reportsDirectory as NSString).appendingPathComponent("settlement")))
             implementations.append(ReconciliationJob.implementation(directory: (billing.reportsDirectory as NSString).appendingPathComponent("reconciliation")))
+            let notifyFile = (jobs.path as NSString).appendingPathComponent("notify.toml")
+            if FileManager.default.fileExists(atPath: notifyFile) {
+                let config = try NotifyConfig.load(path: notifyFile, reports: billing.reportsDirectory)
+                let secret = ProcessInfo.processInfo.environment["QDWALLET_WEBHOOK_SECRET"].flatMap { $0.isEmpty ? nil : Array($0.utf8) }
+                implementations.append(NotifyJob.implementation(config: config, secret: secret, fetcher: FeedFetcher(), pool: store.pool))
+            }
         }
         return JobRunner(store: store, clock: clock, logger: Logger(label: "qdwallet.jobs"), definitions: definitions, implementations: implementations, stop: stop)
     }

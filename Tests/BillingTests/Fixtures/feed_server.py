@@ -11,6 +11,10 @@ segment picks the behaviour:
   /truncated/FILE   claims a longer Content-Length than it sends, then closes
   /drip/FILE        sends one byte every 2 s (slower than the low-speed limit)
   /upload/FILE      PUT stores the body under ROOT/uploads/FILE
+  /hook/ok          POST stores body and headers as ROOT/hooks/N.json, answers 200
+  /hook/flaky/N     POST answers 500 for the first N requests, then as /hook/ok
+  /hook/down        POST answers 503
+  /hook/slow        POST waits 5 s
 It stops by itself after 120 s.
 """
 import http.server, os, sys, threading, time
@@ -85,6 +89,37 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_response(201)
         self.send_header('Content-Length', '0')
         self.end_headers()
+
+hook_count = [0]
+
+def do_POST(self):
+    length = int(self.headers.get('Content-Length', '0'))
+    data = self.rfile.read(length)
+    parts = self.path.lstrip('/').split('/')
+    if parts[1] == 'down':
+        self.send_error(503)
+        return
+    if parts[1] == 'slow':
+        time.sleep(5)
+    if parts[1] == 'flaky':
+        with lock:
+            counts[self.path] = counts.get(self.path, 0) + 1
+            seen = counts[self.path]
+        if seen <= int(parts[2]):
+            self.send_error(500)
+            return
+    import json
+    with lock:
+        hook_count[0] += 1
+        n = hook_count[0]
+    os.makedirs(os.path.join(root, 'hooks'), exist_ok=True)
+    with open(os.path.join(root, 'hooks', '%d.json' % n), 'w') as f:
+        json.dump({'body': data.decode('utf-8'), 'signature': self.headers.get('X-QDWallet-Signature'), 'message_id': self.headers.get('X-QDWallet-Message-Id')}, f)
+    self.send_response(200)
+    self.send_header('Content-Length', '0')
+    self.end_headers()
+
+Handler.do_POST = do_POST
 
 server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
 with open(port_file + '.tmp', 'w') as f:

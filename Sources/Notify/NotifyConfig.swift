@@ -1,0 +1,65 @@
+import Foundation
+import QDConfig
+
+/// Where and how the outbox is delivered (`Jobs/notify.toml`).
+public struct NotifyConfig: Sendable, Hashable {
+    public enum Sink: Sendable, Hashable {
+        /// POST each message as JSON, signed with HMAC-SHA256.
+        case webhook(url: String)
+        /// Append each message as a JSON line (development).
+        case file(path: String)
+    }
+
+    public var sink: Sink
+    /// Tries before a message becomes a dead letter.
+    public var attemptsMax: Int
+    public var backoffInitialSeconds: Int
+    public var backoffMaxSeconds: Int
+    /// Quiet hours in Asia/Shanghai, minutes after midnight: notices wait, alerts do not.
+    public var quietFromMinute: Int
+    public var quietToMinute: Int
+    /// Messages per chunk.
+    public var batchMax: Int
+
+    public init(sink: Sink, attemptsMax: Int = 5, backoffInitialSeconds: Int = 30, backoffMaxSeconds: Int = 3_600, quietFromMinute: Int = 22 * 60, quietToMinute: Int = 7 * 60, batchMax: Int = 200) {
+        self.sink = sink
+        self.attemptsMax = attemptsMax
+        self.backoffInitialSeconds = backoffInitialSeconds
+        self.backoffMaxSeconds = backoffMaxSeconds
+        self.quietFromMinute = quietFromMinute
+        self.quietToMinute = quietToMinute
+        self.batchMax = batchMax
+    }
+
+    /// Reads `notify.toml`; `{reports}` in a file path is the reports folder.
+    public static func load(path: String, reports: String) throws -> NotifyConfig {
+        let config = try ConfigTable.load(path: path)
+        try config.allowOnly(["sink", "webhook_url", "file", "attempts", "backoff_initial_seconds", "backoff_max_seconds", "quiet_from", "quiet_to"])
+        let sink: Sink
+        switch try config.string("sink") {
+        case "webhook": sink = .webhook(url: try config.string("webhook_url"))
+        case "file": sink = .file(path: try config.string("file").replacingOccurrences(of: "{reports}", with: reports))
+        default: throw ConfigError(file: config.file, key: "sink", problem: "must be \"webhook\" or \"file\"")
+        }
+        func minute(_ key: String, _ fallback: Int) throws -> Int {
+            guard let text = try config.optionalString(key) else { return fallback }
+            let parts = text.split(separator: ":")
+            guard parts.count == 2, let h = Int(parts[0]), let m = Int(parts[1]), (0...23).contains(h), (0...59).contains(m) else {
+                throw ConfigError(file: config.file, key: key, problem: "must be HH:MM")
+            }
+            return h * 60 + m
+        }
+        return NotifyConfig(
+            sink: sink, attemptsMax: try config.int("attempts", default: 5, in: 1...50),
+            backoffInitialSeconds: try config.int("backoff_initial_seconds", default: 30, in: 1...86_400),
+            backoffMaxSeconds: try config.int("backoff_max_seconds", default: 3_600, in: 1...604_800),
+            quietFromMinute: try minute("quiet_from", 22 * 60), quietToMinute: try minute("quiet_to", 7 * 60))
+    }
+
+    /// Whether an instant falls in the quiet hours (which may span midnight).
+    public func isQuiet(minuteOfDay: Int) -> Bool {
+        quietFromMinute <= quietToMinute
+            ? minuteOfDay >= quietFromMinute && minuteOfDay < quietToMinute
+            : minuteOfDay >= quietFromMinute || minuteOfDay < quietToMinute
+    }
+}

@@ -1,0 +1,132 @@
+import Crypto
+import Feeds
+import Foundation
+import GRDB
+import Logging
+import Testing
+@testable import Billing
+@testable import JobRunner
+@testable import Ledger
+@testable import Notify
+@testable import QDConfig
+@testable import Wallet
+
+@Suite(.serialized) struct NotifyTests {
+    static let secret = Array("s3cret-for-tests".utf8)
+
+    func runner(_ world: BillingWorld, _ config: NotifyConfig) throws -> JobRunner {
+        var limits = FetchLimits()
+        limits.totalTimeoutSeconds = 2
+        limits.connectTimeoutSeconds = 1
+        let definition = try JobDefinition(ConfigTable.parse("name = \"notify\"\n[parameters]\nslot = \"{minute}\"", file: "notify.job.toml"))
+        return JobRunner(store: world.store, clock: world.clock, logger: Logger(label: "t"), definitions: [definition],
+                         implementations: [NotifyJob.implementation(config: config, secret: Self.secret, fetcher: FeedFetcher(limits: limits, environment: [:], sleepMillis: { _ in }), pool: world.store.pool)],
+                         sleepMillis: { _ in })
+    }
+
+    func hooks(_ root: String) throws -> [[String: String]] {
+        let folder = root + "/hooks"
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).sorted { Int($0.dropLast(5)) ?? 0 < Int($1.dropLast(5)) ?? 0 }
+        return try names.map { try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: folder + "/" + $0))) as? [String: String] ?? [:] }
+    }
+
+    func statuses(_ world: BillingWorld) throws -> [String: Int] {
+        var counts: [String: Int] = [:]
+        for row in try world.store.pool.read({ try Row.fetchAll($0, sql: "SELECT status, count(*) AS n FROM outbox GROUP BY status") }) { counts[row["status"]] = row["n"] }
+        return counts
+    }
+
+    @Test func deliversSignedWithRetriesQuietHoursAndDeadLetters() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("qdwallet-hooks-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let server = try FeedServer(root: root)
+        let world = try BillingWorld()
+        try world.populate()
+        _ = try world.run("2026-11-27")  // notices and receipts into the outbox
+        let queued = try world.count("SELECT count(*) FROM outbox")
+        #expect(queued == 9)
+
+        // 23:30 in Qingdao: notices wait; a security alert goes at once.
+        world.clock.set(shanghai(2026, 11, 28, 23, 30))
+        try world.store.pool.write { db in
+            try Outbox.enqueue(db, walletID: 1, kind: .securityAlert, payload: ["event": "large_payment", "phone": "138****0001"], now: world.clock.nowMicros())
+        }
+        let flaky = NotifyConfig(sink: .webhook(url: "http://127.0.0.1:\(server.port)/hook/flaky/1"), attemptsMax: 3, backoffInitialSeconds: 60, backoffMaxSeconds: 600)
+        _ = try runner(world, flaky).run("notify")
+        #expect(try statuses(world)["delivered"] == nil)  // the alert's first try hit the 500
+        world.clock.advance(micros: 61_000_000)
+        _ = try runner(world, flaky).run("notify")
+        #expect(try statuses(world)["delivered"] == 1)
+        var delivered = try hooks(root)
+        #expect(delivered.count == 1)
+        let body = try #require(delivered.first?["body"])
+        #expect(delivered.first?["signature"] == NotifyJob.signature(Data(body.utf8), secret: Self.secret))
+        #expect(body.contains("\"kind\":\"security_alert\"") && !body.contains("13800000001"))
+
+        // 07:00: everything else goes; the receiver sees each message id once.
+        world.clock.set(shanghai(2026, 11, 29, 7, 0))
+        _ = try runner(world, flaky).run("notify")
+        delivered = try hooks(root)
+        #expect(delivered.count == queued + 1)
+        #expect(Set(delivered.compactMap { $0["message_id"] }).count == delivered.count)
+        #expect(try statuses(world)["pending"] == nil)
+
+        // A receiver that is down: bounded tries, then a dead letter, then a retry by hand.
+        try world.store.pool.write { db in
+            try Outbox.enqueue(db, walletID: 1, kind: .securityAlert, payload: ["event": "wrong_passwords"], now: world.clock.nowMicros())
+        }
+        let down = NotifyConfig(sink: .webhook(url: "http://127.0.0.1:\(server.port)/hook/down"), attemptsMax: 2, backoffInitialSeconds: 1, backoffMaxSeconds: 1)
+        world.clock.advance(micros: 60_000_000)
+        _ = try runner(world, down).run("notify")
+        // A run per minute: the job's instance is the minute it runs for.
+        world.clock.advance(micros: 60_000_000)
+        let report = try runner(world, down).run("notify")
+        #expect(try statuses(world)["dead"] == 1)
+        #expect(report.assessment == .breaks)
+        let error = try world.store.pool.read { try String.fetchOne($0, sql: "SELECT last_error FROM outbox WHERE status = 'dead'") }
+        #expect(error?.contains("503") == true)
+        try world.store.pool.write { try $0.execute(sql: "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = 0 WHERE status = 'dead'") }
+        world.clock.advance(micros: 60_000_000)
+        _ = try runner(world, NotifyConfig(sink: .webhook(url: "http://127.0.0.1:\(server.port)/hook/ok"))).run("notify")
+        #expect(try statuses(world)["dead"] == nil && statuses(world)["pending"] == nil)
+
+        // A receiver that hangs: the try times out and counts.
+        try world.store.pool.write { db in
+            try Outbox.enqueue(db, walletID: 1, kind: .securityAlert, payload: ["event": "many_payments"], now: world.clock.nowMicros())
+        }
+        world.clock.advance(micros: 60_000_000)
+        _ = try runner(world, NotifyConfig(sink: .webhook(url: "http://127.0.0.1:\(server.port)/hook/slow"))).run("notify")
+        let slow = try world.store.pool.read { try Row.fetchOne($0, sql: "SELECT attempts, status, last_error FROM outbox ORDER BY id DESC LIMIT 1") }
+        #expect(slow?["attempts"] as Int? == 1 && slow?["status"] as String? == "pending")
+        #expect((slow?["last_error"] as String?)?.contains("timed out") == true)
+    }
+
+    @Test func remindersOnceBeforeTheDueDateAndOnceOverdue() throws {
+        let world = try BillingWorld()
+        try world.populate()
+        _ = try world.run("2026-11-27")
+        let config = NotifyConfig(sink: .file(path: world.directory.appendingPathComponent("notes.jsonl").path))
+        // Bills due 2026-12-15 to 12-25: nothing before 12-12.
+        world.clock.set(shanghai(2026, 12, 11, 9))
+        _ = try runner(world, config).run("notify")
+        #expect(try world.count("SELECT count(*) FROM outbox WHERE kind = 'reminder'") == 0)
+        world.clock.set(shanghai(2026, 12, 12, 9))
+        _ = try runner(world, config).run("notify")
+        #expect(try world.count("SELECT count(*) FROM outbox WHERE message_id LIKE 'reminder:QD-POWER:%'") == 1)
+        world.clock.advance(micros: 3_600_000_000)
+        _ = try runner(world, config).run("notify")
+        #expect(try world.count("SELECT count(*) FROM outbox WHERE message_id LIKE 'reminder:QD-POWER:%'") == 1)
+        world.clock.set(shanghai(2026, 12, 16, 9))
+        _ = try runner(world, config).run("notify")
+        #expect(try world.count("SELECT count(*) FROM outbox WHERE message_id = 'overdue:QD-POWER:P2611-100002'") == 1)
+        let lines = try String(contentsOfFile: world.directory.appendingPathComponent("notes.jsonl").path, encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == (try world.count("SELECT count(*) FROM outbox WHERE status = 'delivered'")))
+    }
+
+    @Test func quietHoursSpanMidnight() {
+        let config = NotifyConfig(sink: .file(path: "/dev/null"))
+        #expect(config.isQuiet(minuteOfDay: 22 * 60) && config.isQuiet(minuteOfDay: 23 * 60 + 59) && config.isQuiet(minuteOfDay: 0) && config.isQuiet(minuteOfDay: 6 * 60 + 59))
+        #expect(!config.isQuiet(minuteOfDay: 7 * 60) && !config.isQuiet(minuteOfDay: 21 * 60 + 59))
+    }
+}
