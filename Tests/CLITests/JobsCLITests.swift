@@ -27,7 +27,7 @@ import Testing
 
         let list = try cli.run(["jobs", "list", "--json"])
         let jobs = try #require(try list.json()["jobs"] as? [[String: Any]])
-        #expect(jobs.compactMap { $0["job"] as? String } == ["campaign-settlement", "expire-holds", "ledger-check", "nightly-billing", "reconciliation"])
+        #expect(jobs.compactMap { $0["job"] as? String } == ["campaign-settlement", "expire-holds", "ledger-check", "nightly-billing", "notify", "reconciliation"])
         #expect(jobs.first { $0["job"] as? String == "ledger-check" }?["schedule"] as? String == "30 4 * * *")
         let history = try #require(try cli.run(["jobs", "history", "--json"]).json()["executions"] as? [[String: Any]])
         #expect(history.count == 2)
