@@ -126,7 +126,7 @@ let package = Package(
         .executableTarget(
             name: "qdwallet-bench",
             dependencies: [
-                "Ledger",
+                "Ledger", "Wallet", "Billing", "Campaigns", "Feeds", "JobRunner", "Reports",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
             ],

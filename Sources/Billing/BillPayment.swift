@@ -69,7 +69,7 @@ struct BillPayment {
         var evaluated: (PaymentContext, CampaignResult)?
         if let book {
             let pair = "\(wallet.id)|\(bill.biller)"
-            let paidBefore = try paidPairs.contains(pair) || Row.fetchOne(db, sql: "SELECT 1 FROM bills WHERE wallet_id = ? AND biller = ? AND status IN ('paid', 'refunded') LIMIT 1", arguments: [wallet.id, bill.biller]) != nil
+            let paidBefore = try paidPairs.contains(pair) || Row.fetchOne(try db.cachedStatement(sql: "SELECT 1 FROM bills WHERE wallet_id = ? AND biller = ? AND status IN ('paid', 'refunded') LIMIT 1"), arguments: [wallet.id, bill.biller]) != nil
             let context = PaymentContext(kind: .utilityBill, walletID: wallet.id, billAccountID: bill.billAccountID, biller: bill.biller, category: bill.category, district: bill.district, amountFen: bill.dueFen, at: now, kycClass: wallet.kycVerified ? wallet.kycClass : 1, firstPayment: !paidBefore)
             let result = try book.evaluate(context)
             net -= result.discountFen
@@ -127,10 +127,10 @@ struct BillPayment {
     /// Records a committed payment: the bill, the wallet's history, the receipt.
     func recordPaid(_ db: Database, _ bill: BillCandidate, transactionID: TransactionID, pointsHolds: [String: TransactionID] = [:], via: String, businessDate: ShanghaiCalendar.Date, billerName: String, category: String) throws {
         let result = benefits[bill.rowID]?.1 ?? .none
-        try db.execute(sql: """
+        try db.cachedStatement(sql: """
             UPDATE bills SET status = 'paid', reason = NULL, wallet_id = ?, bill_account_id = ?, transaction_id = ?, paid_fen = ?, discount_fen = ?, points = ?,
                 paid_at = ?, paid_via = ?, paid_business_date = ?, updated_at = ? WHERE id = ?
-            """, arguments: [bill.wallet!.id, bill.billAccountID, transactionID, bill.dueFen, result.discountFen, result.points, now, via, businessDate.iso, now, bill.rowID])
+            """).execute(arguments: [bill.wallet!.id, bill.billAccountID, transactionID, bill.dueFen, result.discountFen, result.points, now, via, businessDate.iso, now, bill.rowID])
         if let book, let (context, result) = benefits[bill.rowID] {
             try book.record(paymentKey: Self.paymentKey(bill), transactionID: transactionID, context: context, result: result, pointsHolds: pointsHolds)
         }
@@ -148,10 +148,9 @@ struct BillPayment {
     func recordNotPaid(_ db: Database, _ bill: BillCandidate, decision: PaymentDecision) throws {
         switch decision {
         case .unmatched:
-            try db.execute(sql: "UPDATE bills SET status = 'unmatched', reason = 'UNKNOWN_CUSTOMER', updated_at = ? WHERE id = ?", arguments: [now, bill.rowID])
+            try db.cachedStatement(sql: "UPDATE bills SET status = 'unmatched', reason = 'UNKNOWN_CUSTOMER', updated_at = ? WHERE id = ?").execute(arguments: [now, bill.rowID])
         case .pending(let reason):
-            try db.execute(sql: "UPDATE bills SET status = 'payable', reason = ?, wallet_id = ?, bill_account_id = ?, updated_at = ? WHERE id = ?",
-                           arguments: [reason, bill.wallet?.id, bill.billAccountID, now, bill.rowID])
+            try db.cachedStatement(sql: "UPDATE bills SET status = 'payable', reason = ?, wallet_id = ?, bill_account_id = ?, updated_at = ? WHERE id = ?").execute(arguments: [reason, bill.wallet?.id, bill.billAccountID, now, bill.rowID])
             if let wallet = bill.wallet {
                 try Outbox.enqueue(db, walletID: wallet.id, kind: .billNotice, payload: [
                     "biller": bill.biller, "bill_id": bill.billID, "amount": Money(fen: bill.dueFen).yuanString,

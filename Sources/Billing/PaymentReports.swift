@@ -9,7 +9,7 @@ import Ledger
 public enum PaymentReports {
     /// Header and items of the report of `biller` for `date`.
     public static func build(_ db: Database, biller: String, date: ShanghaiCalendar.Date, now: TimestampMicros) throws -> (ReportHeader, [ReportItem]) {
-        let feedIDs = try String.fetchAll(db, sql: "SELECT feed_id FROM feeds WHERE biller = ? AND business_date = ? ORDER BY ingested_at", arguments: [biller, date.iso])
+        let feedIDs = try String.fetchAll(try db.cachedStatement(sql: "SELECT feed_id FROM feeds WHERE biller = ? AND business_date = ? ORDER BY ingested_at"), arguments: [biller, date.iso])
         var items: [ReportItem] = []
         var listed = Set<String>()
         func item(_ row: Row) -> ReportItem {
@@ -29,39 +29,43 @@ public enum PaymentReports {
             }
         }
         for feedID in feedIDs {
-            // The feed's records in document order: staged bills, record faults and cancels.
+            // The feed's records in document order (staged bills, record faults, cancels),
+            // each with the current state of its bill, in one pass.
             let rows = try Row.fetchAll(db, sql: """
-                SELECT seq, 'bill' AS source, bill_id, NULL AS outcome, NULL AS reason_code FROM bills WHERE feed_id = ?
-                UNION ALL SELECT seq, 'record', bill_id, outcome, reason FROM feed_records WHERE feed_id = ?
-                UNION ALL SELECT seq, 'cancel', bill_id, outcome, NULL FROM feed_cancels WHERE feed_id = ?
-                ORDER BY seq
-                """, arguments: [feedID, feedID, feedID])
+                SELECT r.source, r.bill_id, r.outcome, r.reason_code, b.status, b.reason, b.paid_fen, b.paid_at, b.transaction_id, b.refund_transaction_id
+                FROM (
+                    SELECT seq, 'bill' AS source, bill_id, NULL AS outcome, NULL AS reason_code FROM bills WHERE feed_id = ?1
+                    UNION ALL SELECT seq, 'record', bill_id, outcome, reason FROM feed_records WHERE feed_id = ?1
+                    UNION ALL SELECT seq, 'cancel', bill_id, outcome, NULL FROM feed_cancels WHERE feed_id = ?1
+                ) r LEFT JOIN bills b ON b.biller = ?2 AND b.bill_id = r.bill_id
+                ORDER BY r.seq
+                """, arguments: [feedID, biller])
             for record in rows {
                 let billID: String = record["bill_id"]
                 guard !listed.contains(billID) else { continue }
                 let source: String = record["source"]
                 let outcome: String? = record["outcome"]
-                if source == "record" && (outcome == "rejected") {
+                if source == "record" && outcome == "rejected" {
                     items.append(ReportItem(billID: billID, status: .rejected, reason: record["reason_code"]))
                     listed.insert(billID)
                     continue
                 }
                 if source == "record" && outcome == "duplicate_in_feed" { continue }
-                if let row = try Row.fetchOne(db, sql: "SELECT * FROM bills WHERE biller = ? AND bill_id = ?", arguments: [biller, billID]) {
-                    items.append(item(row))
+                if (record["status"] as String?) != nil {
+                    items.append(item(record))
                     listed.insert(billID)
                 }
             }
         }
         // Paid or refunded that day through another path (a manual pay-bill, an older bill).
-        for row in try Row.fetchAll(db, sql: "SELECT * FROM bills WHERE biller = ? AND (paid_business_date = ? OR refunded_business_date = ?) ORDER BY id", arguments: [biller, date.iso, date.iso]) {
+        for row in try Row.fetchAll(try db.cachedStatement(sql: "SELECT * FROM bills WHERE biller = ? AND (paid_business_date = ? OR refunded_business_date = ?) ORDER BY id"), arguments: [biller, date.iso, date.iso]) {
             let billID: String = row["bill_id"]
             if listed.insert(billID).inserted {
                 items.append(item(row))
             }
         }
-        let paid = try Row.fetchOne(db, sql: "SELECT count(*) AS n, coalesce(sum(paid_fen), 0) AS fen FROM bills WHERE biller = ? AND paid_business_date = ?", arguments: [biller, date.iso])
-        let refunded = try Row.fetchOne(db, sql: "SELECT count(*) AS n, coalesce(sum(paid_fen), 0) AS fen FROM bills WHERE biller = ? AND refunded_business_date = ?", arguments: [biller, date.iso])
+        let paid = try Row.fetchOne(try db.cachedStatement(sql: "SELECT count(*) AS n, coalesce(sum(paid_fen), 0) AS fen FROM bills WHERE biller = ? AND paid_business_date = ?"), arguments: [biller, date.iso])
+        let refunded = try Row.fetchOne(try db.cachedStatement(sql: "SELECT count(*) AS n, coalesce(sum(paid_fen), 0) AS fen FROM bills WHERE biller = ? AND refunded_business_date = ?"), arguments: [biller, date.iso])
         let header = ReportHeader(
             reportID: "QDW-\(biller)-\(date.compact)", billerCode: biller, businessDate: date.iso, createdAt: now,
             originalFeedID: feedIDs.first, itemCount: items.count,
@@ -125,13 +129,13 @@ struct ReportStep: TypedJobStep {
         let written = try JSONDecoder().decode(Written.self, from: prepared)
         let now = context.clock.nowMicros()
         let header = written.header
-        try db.execute(sql: """
+        try db.cachedStatement(sql: """
             INSERT INTO payment_reports (biller, business_date, report_id, path, sha256, items, paid_count, paid_sum_fen, refunded_count, refunded_sum_fen, created_at, delivered_to, delivered_at, delivery_error)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (biller, business_date) DO UPDATE SET report_id = excluded.report_id, path = excluded.path, sha256 = excluded.sha256, items = excluded.items,
                 paid_count = excluded.paid_count, paid_sum_fen = excluded.paid_sum_fen, refunded_count = excluded.refunded_count, refunded_sum_fen = excluded.refunded_sum_fen,
                 created_at = excluded.created_at, delivered_to = excluded.delivered_to, delivered_at = excluded.delivered_at, delivery_error = excluded.delivery_error
-            """, arguments: [header.billerCode, header.businessDate, written.reportID, written.path, written.sha256, written.items, header.paidCount, header.paidSumFen,
+            """).execute(arguments: [header.billerCode, header.businessDate, written.reportID, written.path, written.sha256, written.items, header.paidCount, header.paidSumFen,
                              header.refundedCount, header.refundedSumFen, now, written.deliveredTo, written.deliveredTo == nil ? nil : now, written.deliveryError])
         let next = Checkpoint(next: checkpoint.next + 1)
         return (next, ChunkCounts(read: written.items, written: 1, failed: written.deliveryError == nil ? 0 : 1, done: next.next >= config.billers.count))

@@ -21,14 +21,13 @@ public final class CampaignBook {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         for campaign in campaigns {
-            if let stored = try String.fetchOne(db, sql: "SELECT content_hash FROM campaign_versions WHERE campaign_id = ? AND version = ?", arguments: [campaign.id, campaign.version]) {
+            if let stored = try String.fetchOne(try db.cachedStatement(sql: "SELECT content_hash FROM campaign_versions WHERE campaign_id = ? AND version = ?"), arguments: [campaign.id, campaign.version]) {
                 guard stored == campaign.contentHash else {
                     throw CampaignError.versionChanged(file: campaign.file, id: campaign.id, version: campaign.version)
                 }
                 continue
             }
-            try db.execute(sql: "INSERT INTO campaign_versions (campaign_id, version, content_hash, definition, loaded_at) VALUES (?, ?, ?, ?, ?)",
-                           arguments: [campaign.id, campaign.version, campaign.contentHash, String(decoding: try encoder.encode(campaign), as: UTF8.self), now])
+            try db.cachedStatement(sql: "INSERT INTO campaign_versions (campaign_id, version, content_hash, definition, loaded_at) VALUES (?, ?, ?, ?, ?)").execute(arguments: [campaign.id, campaign.version, campaign.contentHash, String(decoding: try encoder.encode(campaign), as: UTF8.self), now])
         }
     }
 
@@ -42,8 +41,8 @@ public final class CampaignBook {
     public func usage(_ campaign: Campaign, context: PaymentContext) throws -> CampaignUsage {
         let keys = Self.periodKeys(context.at)
         var usage = CampaignUsage()
-        usage.budgetSpentFen = try Int64.fetchOne(db, sql: "SELECT spent_fen FROM campaign_budgets WHERE campaign_id = ?", arguments: [campaign.id]) ?? 0
-        usage.budgetSpentTodayFen = try Int64.fetchOne(db, sql: "SELECT spent_fen FROM campaign_budget_days WHERE campaign_id = ? AND day = ?", arguments: [campaign.id, keys.day]) ?? 0
+        usage.budgetSpentFen = try Int64.fetchOne(try db.cachedStatement(sql: "SELECT spent_fen FROM campaign_budgets WHERE campaign_id = ?"), arguments: [campaign.id]) ?? 0
+        usage.budgetSpentTodayFen = try Int64.fetchOne(try db.cachedStatement(sql: "SELECT spent_fen FROM campaign_budget_days WHERE campaign_id = ? AND day = ?"), arguments: [campaign.id, keys.day]) ?? 0
         let flying = inFlight.filter { $0.allocation.campaignID == campaign.id }
         for item in flying {
             usage.budgetSpentFen += item.allocation.discountFen
@@ -125,7 +124,7 @@ public final class CampaignBook {
     /// What a payment was given, from its stored allocations (for a retried request, which
     /// must be the same request again, and for refunds, which are never recomputed).
     public func storedResult(paymentKey: String) throws -> CampaignResult {
-        let allocations = try Row.fetchAll(db, sql: "SELECT * FROM campaign_allocations WHERE payment_key = ? ORDER BY id", arguments: [paymentKey]).map { row in
+        let allocations = try Row.fetchAll(try db.cachedStatement(sql: "SELECT * FROM campaign_allocations WHERE payment_key = ? ORDER BY id"), arguments: [paymentKey]).map { row in
             Allocation(campaignID: row["campaign_id"], version: row["version"], sponsor: row["sponsor"], discountFen: row["discount_fen"], points: row["points"], pendingDays: 0, expiryMonths: 0)
         }
         return CampaignResult(allocations: allocations, explanations: [])
@@ -137,39 +136,38 @@ public final class CampaignBook {
         for allocation in result.allocations {
             let vestAt = context.at + Int64(allocation.pendingDays) * ShanghaiCalendar.dayMicros
             let holdID = pointsHolds[allocation.campaignID]
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 INSERT INTO campaign_allocations (payment_key, transaction_id, campaign_id, version, sponsor, wallet_id, bill_account_id, discount_fen, points,
                     points_hold_id, vest_at, expires_at, points_status, points_remaining, at, day, week, month)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [paymentKey, transactionID, allocation.campaignID, allocation.version, allocation.sponsor, context.walletID, context.billAccountID,
+                """).execute(arguments: [paymentKey, transactionID, allocation.campaignID, allocation.version, allocation.sponsor, context.walletID, context.billAccountID,
                                  allocation.discountFen, allocation.points, holdID, allocation.points > 0 ? vestAt : nil,
                                  allocation.points > 0 ? Self.addMonths(vestAt, allocation.expiryMonths) : nil, allocation.points > 0 ? "pending" : nil,
                                  allocation.points, context.at, keys.day, keys.week, keys.month])
             if allocation.discountFen > 0 {
-                try db.execute(sql: "INSERT INTO campaign_budgets (campaign_id, spent_fen) VALUES (?, ?) ON CONFLICT (campaign_id) DO UPDATE SET spent_fen = spent_fen + excluded.spent_fen", arguments: [allocation.campaignID, allocation.discountFen])
-                try db.execute(sql: "INSERT INTO campaign_budget_days (campaign_id, day, spent_fen) VALUES (?, ?, ?) ON CONFLICT (campaign_id, day) DO UPDATE SET spent_fen = spent_fen + excluded.spent_fen", arguments: [allocation.campaignID, keys.day, allocation.discountFen])
+                try db.cachedStatement(sql: "INSERT INTO campaign_budgets (campaign_id, spent_fen) VALUES (?, ?) ON CONFLICT (campaign_id) DO UPDATE SET spent_fen = spent_fen + excluded.spent_fen").execute(arguments: [allocation.campaignID, allocation.discountFen])
+                try db.cachedStatement(sql: "INSERT INTO campaign_budget_days (campaign_id, day, spent_fen) VALUES (?, ?, ?) ON CONFLICT (campaign_id, day) DO UPDATE SET spent_fen = spent_fen + excluded.spent_fen").execute(arguments: [allocation.campaignID, keys.day, allocation.discountFen])
             }
         }
         abandon(walletID: context.walletID, at: context.at, result)
         let encoder = JSONEncoder()
         encoder.keyEncodingStrategy = .convertToSnakeCase
         encoder.outputFormatting = [.sortedKeys]
-        try db.execute(sql: "INSERT OR REPLACE INTO campaign_explanations (payment_key, transaction_id, context, explanation, at) VALUES (?, ?, ?, ?, ?)",
-                       arguments: [paymentKey, transactionID, String(decoding: try encoder.encode(ContextRecord(context)), as: UTF8.self), String(decoding: try encoder.encode(result.explanations), as: UTF8.self), context.at])
+        try db.cachedStatement(sql: "INSERT OR REPLACE INTO campaign_explanations (payment_key, transaction_id, context, explanation, at) VALUES (?, ?, ?, ?, ?)").execute(arguments: [paymentKey, transactionID, String(decoding: try encoder.encode(ContextRecord(context)), as: UTF8.self), String(decoding: try encoder.encode(result.explanations), as: UTF8.self), context.at])
     }
 
     /// Reverses exactly what was applied to a payment, from its stored allocations: budgets and
     /// caps released, pending points voided, vested points taken back (the balance may go
     /// negative). The CNY legs are reversed by the caller's reversal of the payment.
     public func reverse(paymentKey: String, reversalTransactionID: TransactionID, pointsAccount: AccountID, tx: any LedgerWriting, clock: any LedgerClock, at: TimestampMicros) throws {
-        let rows = try Row.fetchAll(db, sql: "SELECT * FROM campaign_allocations WHERE payment_key = ? AND reversed_at IS NULL", arguments: [paymentKey])
+        let rows = try Row.fetchAll(try db.cachedStatement(sql: "SELECT * FROM campaign_allocations WHERE payment_key = ? AND reversed_at IS NULL"), arguments: [paymentKey])
         for row in rows {
             let id: Int64 = row["id"]
             let discount: Int64 = row["discount_fen"]
             let campaignID: String = row["campaign_id"]
             if discount > 0 {
-                try db.execute(sql: "UPDATE campaign_budgets SET spent_fen = spent_fen - ? WHERE campaign_id = ?", arguments: [discount, campaignID])
-                try db.execute(sql: "UPDATE campaign_budget_days SET spent_fen = spent_fen - ? WHERE campaign_id = ? AND day = ?", arguments: [discount, campaignID, row["day"] as String])
+                try db.cachedStatement(sql: "UPDATE campaign_budgets SET spent_fen = spent_fen - ? WHERE campaign_id = ?").execute(arguments: [discount, campaignID])
+                try db.cachedStatement(sql: "UPDATE campaign_budget_days SET spent_fen = spent_fen - ? WHERE campaign_id = ? AND day = ?").execute(arguments: [discount, campaignID, row["day"] as String])
             }
             let status: String? = row["points_status"]
             let remaining: Int64 = row["points_remaining"]
@@ -181,8 +179,7 @@ public final class CampaignBook {
                 let result = try Ledger.post([.transfer(key: "points-back:\(id)", from: pointsAccount, to: liability.id, amount: remaining, asset: .pts, memo: "points taken back")], in: tx, clock: clock)[0]
                 guard result.transactionID != nil else { throw LedgerError(.corrupt, "vested points could not be taken back: \(result)", context: "allocation \(id)") }
             }
-            try db.execute(sql: "UPDATE campaign_allocations SET reversed_at = ?, reversal_transaction_id = ?, points_status = CASE WHEN points > 0 THEN 'reversed' ELSE NULL END, points_remaining = 0 WHERE id = ?",
-                           arguments: [at, reversalTransactionID, id])
+            try db.cachedStatement(sql: "UPDATE campaign_allocations SET reversed_at = ?, reversal_transaction_id = ?, points_status = CASE WHEN points > 0 THEN 'reversed' ELSE NULL END, points_remaining = 0 WHERE id = ?").execute(arguments: [at, reversalTransactionID, id])
         }
     }
 

@@ -19,11 +19,9 @@ public enum Outbox {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let text = String(decoding: try encoder.encode(payload), as: UTF8.self)
-        try db.execute(
-            sql: """
+        try db.cachedStatement(sql: """
                 INSERT INTO outbox (message_id, wallet_id, kind, urgent, payload, created_at, not_before)
                 VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING
-                """,
-            arguments: [messageID ?? UUID().uuidString.lowercased(), walletID, kind.rawValue, kind == .securityAlert ? 1 : 0, text, now, now])
+                """).execute(arguments: [messageID ?? UUID().uuidString.lowercased(), walletID, kind.rawValue, kind == .securityAlert ? 1 : 0, text, now, now])
     }
 }

@@ -36,17 +36,15 @@ extension WalletService {
     /// limit), in the caller's transaction.
     public func recordMovement(_ db: Database, walletID: Int64, kind: String, counterparty: String, category: String, amountFen: Int64, discountFen: Int64 = 0, points: Int64 = 0, balancePayment: Bool, transactionID: Int64, reference: String?) throws {
         let at = now
-        try db.execute(
-            sql: """
+        try db.cachedStatement(sql: """
                 INSERT INTO wallet_movements (wallet_id, kind, counterparty, category, amount_fen, discount_fen, points, balance_payment, transaction_id, reference, created_at, month)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """,
-            arguments: [walletID, kind, counterparty, category, amountFen, discountFen, points, balancePayment, transactionID, reference, at, ShanghaiCalendar.date(at: at).monthKey])
+                """).execute(arguments: [walletID, kind, counterparty, category, amountFen, discountFen, points, balancePayment, transactionID, reference, at, ShanghaiCalendar.date(at: at).monthKey])
     }
 
     /// The receipt of a committed transaction, from the wallet's history.
     public func receipt(_ db: Database, walletID: Int64, transactionID: Int64, replayed: Bool = false) throws -> Receipt {
-        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM wallet_movements WHERE wallet_id = ? AND transaction_id = ?", arguments: [walletID, transactionID]) else {
+        guard let row = try Row.fetchOne(try db.cachedStatement(sql: "SELECT * FROM wallet_movements WHERE wallet_id = ? AND transaction_id = ?"), arguments: [walletID, transactionID]) else {
             throw WalletError(.corrupt, "a committed transaction has no wallet movement")
         }
         let amount: Int64 = row["amount_fen"]
@@ -57,7 +55,7 @@ extension WalletService {
     /// called inside the payment's transaction so that racing payments see each other.
     public func checkClassLimit(_ db: Database, wallet record: WalletRecord, amountFen: Int64) throws -> WalletRefusal? {
         let limit = policy.limit(forClass: record.kycVerified ? record.kycClass : 1, openedAt: record.openedAt, now: now)
-        let used = -(try Int64.fetchOne(db, sql: "SELECT coalesce(sum(amount_fen), 0) FROM wallet_movements WHERE wallet_id = ? AND balance_payment = 1 AND created_at >= ?", arguments: [record.id, limit.since]) ?? 0)
+        let used = -(try Int64.fetchOne(try db.cachedStatement(sql: "SELECT coalesce(sum(amount_fen), 0) FROM wallet_movements WHERE wallet_id = ? AND balance_payment = 1 AND created_at >= ?"), arguments: [record.id, limit.since]) ?? 0)
         let (total, overflow) = used.addingReportingOverflow(amountFen)
         return overflow || total > limit.fenMax ? .classLimitExceeded : nil
     }
@@ -70,7 +68,7 @@ extension WalletService {
                 "event": "large_payment", "phone": Mask.phone(record.phone), "amount": Money(fen: amountFen).yuanString,
             ], now: now)
         }
-        let recent = try Int.fetchOne(db, sql: "SELECT count(*) FROM wallet_movements WHERE wallet_id = ? AND balance_payment = 1 AND amount_fen < 0 AND created_at > ?", arguments: [record.id, now - policy.paymentsWindowMicros]) ?? 0
+        let recent = try Int.fetchOne(try db.cachedStatement(sql: "SELECT count(*) FROM wallet_movements WHERE wallet_id = ? AND balance_payment = 1 AND amount_fen < 0 AND created_at > ?"), arguments: [record.id, now - policy.paymentsWindowMicros]) ?? 0
         if recent > policy.paymentsInWindowMax {
             try Outbox.enqueue(db, walletID: record.id, kind: .securityAlert, payload: [
                 "event": "many_payments", "phone": Mask.phone(record.phone), "payments_in_window": String(recent),
@@ -96,11 +94,11 @@ extension WalletService {
               (1...15).contains(city.utf8.count), mcc.utf8.count == 4, mcc.utf8.allSatisfy(Validation.isDigit)
         else { throw WalletRefusal.invalidMerchant }
         return try store.transaction { db, tx in
-            if try Row.fetchOne(db, sql: "SELECT 1 FROM merchants WHERE id = ?", arguments: [id]) != nil {
+            if try Row.fetchOne(try db.cachedStatement(sql: "SELECT 1 FROM merchants WHERE id = ?"), arguments: [id]) != nil {
                 throw WalletRefusal.merchantExists
             }
             let account = try ledger.openAccount(AccountSpec(code: SystemAccounts.merchant(id), asset: .cny, kind: .merchant, rules: .noOverdraft), in: tx)
-            try db.execute(sql: "INSERT INTO merchants (id, name, category, city, mcc, account_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)", arguments: [id, name, category, city, mcc, account.id, now])
+            try db.cachedStatement(sql: "INSERT INTO merchants (id, name, category, city, mcc, account_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)").execute(arguments: [id, name, category, city, mcc, account.id, now])
             return Merchant(id: id, name: name, category: category, city: city, mcc: mcc, accountId: account.id)
         }
     }
@@ -110,7 +108,7 @@ extension WalletService {
     }
 
     func merchant(_ db: Database, id: String) throws -> Merchant {
-        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM merchants WHERE id = ?", arguments: [id]) else {
+        guard let row = try Row.fetchOne(try db.cachedStatement(sql: "SELECT * FROM merchants WHERE id = ?"), arguments: [id]) else {
             throw WalletRefusal.merchantNotFound
         }
         return Merchant(id: row["id"], name: row["name"], category: row["category"], city: row["city"], mcc: row["mcc"], accountId: row["account_id"])
@@ -158,7 +156,7 @@ extension WalletService {
                     legs = try book.legs(amountFen: amount, payer: record.walletAccountID, payee: merchant.accountId, result: result, tx: tx, clock: ledger.clock)
                 }
             } else if !campaigns.isEmpty {
-                let first = try Row.fetchOne(db, sql: "SELECT 1 FROM wallet_movements WHERE wallet_id = ? AND kind = 'qr_payment' AND reference = ? LIMIT 1", arguments: [record.id, merchant.id]) == nil
+                let first = try Row.fetchOne(try db.cachedStatement(sql: "SELECT 1 FROM wallet_movements WHERE wallet_id = ? AND kind = 'qr_payment' AND reference = ? LIMIT 1"), arguments: [record.id, merchant.id]) == nil
                 let evaluated = PaymentContext(kind: .qrPayment, walletID: record.id, billAccountID: nil, biller: nil, category: merchant.category, district: nil, amountFen: amount, at: now, kycClass: record.kycVerified ? record.kycClass : 1, firstPayment: first)
                 result = try book.evaluate(evaluated)
                 context = evaluated
@@ -273,11 +271,11 @@ extension WalletService {
         let phone = try Validation.phone(phone)
         return try store.pool.read { db in
             let record = try wallet(db, phone: phone)
-            return try Row.fetchAll(db, sql: """
+            return try Row.fetchAll(try db.cachedStatement(sql: """
                 SELECT category, -sum(amount_fen) AS spent, count(*) AS payments FROM wallet_movements
                 WHERE wallet_id = ? AND month = ? AND balance_payment = 1
                 GROUP BY category ORDER BY spent DESC, category
-                """, arguments: [record.id, month]).map { CategorySpending(category: $0["category"], spentFen: $0["spent"], payments: $0["payments"]) }
+                """), arguments: [record.id, month]).map { CategorySpending(category: $0["category"], spentFen: $0["spent"], payments: $0["payments"]) }
         }
     }
 }

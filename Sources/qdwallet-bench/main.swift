@@ -8,12 +8,20 @@
 // transfer) written with plain prepared statements and no checks, into the same schema.
 // Rounds alternate floor and ledger so that a noisy neighbour hurts both alike; the ratio is
 // taken from the median round of each.
+//
+//     swift run -c release qdwallet-bench nightly [--bills N] [--wallets N] [--schema-dir DIR] [--keep DIR]
+//
+// `nightly` generates a synthetic city (wallets, linked accounts, a campaign, three feeds of
+// N bills in all), then measures, in the same run: xmllint --stream --schema over the feeds
+// (the parsing floor), qdwallet's feed reader over the same files, and the whole nightly run
+// (`qdwallet jobs run nightly-billing`, a child process: fetch from file URLs, validate, parse,
+// stage, match, campaigns, post, outbox, payment reports) with its peak resident memory.
 import Foundation
 import Ledger
 
 let arguments = Array(CommandLine.arguments.dropFirst())
-guard let suite = arguments.first, suite == "ledger" else {
-    FileHandle.standardError.write(Data("usage: qdwallet-bench ledger [--transfers N] [--batch N] [--wallets N] [--rounds N] [--json]\n".utf8))
+guard let suite = arguments.first, suite == "ledger" || suite == "nightly" else {
+    FileHandle.standardError.write(Data("usage: qdwallet-bench ledger [--transfers N] [--batch N] [--wallets N] [--rounds N] [--json]\n       qdwallet-bench nightly [--bills N] [--wallets N] [--schema-dir DIR] [--keep DIR] [--json]\n".utf8))
     exit(2)
 }
 func option(_ name: String, _ fallback: Int) -> Int {
@@ -22,6 +30,22 @@ func option(_ name: String, _ fallback: Int) -> Int {
     }
     return value
 }
+if suite == "nightly" {
+    func text(_ name: String) -> String? {
+        guard let index = arguments.firstIndex(of: name), index + 1 < arguments.count else { return nil }
+        return arguments[index + 1]
+    }
+    let bills = option("--bills", 100_000)
+    do {
+        let report = try NightlyBenchmark(bills: bills, wallets: option("--wallets", max(1_000, bills / 3)), schemaDirectory: text("--schema-dir") ?? "SampleFeeds/schema", keep: text("--keep")).run()
+        print(arguments.contains("--json") ? report.json : report.text)
+    } catch {
+        FileHandle.standardError.write(Data("qdwallet-bench: \(error)\n".utf8))
+        exit(4)
+    }
+    exit(0)
+}
+
 let configuration = LedgerBenchmark.Configuration(
     transfers: option("--transfers", 200_000),
     batch: option("--batch", 10_000),

@@ -1,0 +1,214 @@
+import Billing
+import Campaigns
+import Foundation
+import GRDB
+import JobRunner
+import Ledger
+import Reports
+import Wallet
+
+/// Builds a synthetic city: wallets with linked bill accounts (mixed autopay, limits,
+/// balances), a share of customers unknown to the wallet, a campaign, and one feed per biller
+/// for the business day, valid against the XSD. Deterministic for a seed.
+struct CityGenerator {
+    var wallets: Int
+    var bills: Int
+    var directory: String
+    var seed: UInt64 = 42
+    var date = ShanghaiCalendar.Date(year: 2026, month: 11, day: 27)
+
+    static let billers: [(code: String, digits: Int, share: Int, unit: String, prefix: String)] = [
+        ("QD-WATER", 10, 40, "m3", "W"), ("QD-POWER", 10, 35, "kWh", "P"), ("QD-GAS", 10, 25, "m3", "G"),
+    ]
+    static let districts = ["市南区", "市北区", "李沧区", "崂山区", "黄岛区", "城阳区", "即墨区", "胶州市", "平度市", "莱西市"]
+
+    var databasePath: String { directory + "/city.sqlite" }
+    var jobsDirectory: String { directory + "/Jobs" }
+
+    static func migrator() -> DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        LedgerSchema.register(in: &migrator)
+        WalletSchema.register(in: &migrator)
+        JobSchema.register(in: &migrator)
+        BillingSchema.register(in: &migrator)
+        CampaignSchema.register(in: &migrator)
+        ReportsSchema.register(in: &migrator)
+        return migrator
+    }
+
+    struct Random {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state ^= state << 13
+            state ^= state >> 7
+            state ^= state << 17
+            return state
+        }
+        mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
+    }
+
+    /// Customer number of wallet `w`'s account at a biller (unknown ones come after all wallets).
+    static func customer(_ index: Int, digits: Int) -> String {
+        let text = String(1_000_000_000 + index)
+        return String(repeating: "0", count: max(0, digits - text.count)) + text
+    }
+
+    func generate() throws {
+        try FileManager.default.createDirectory(atPath: directory + "/feeds", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: jobsDirectory + "/campaigns", withIntermediateDirectories: true)
+        try writeConfiguration()
+        try writeFeeds()
+        try populate()
+    }
+
+    func writeConfiguration() throws {
+        var billers = ""
+        for biller in Self.billers {
+            billers += """
+                [[biller]]
+                code = "\(biller.code)"
+                name = "\(biller.code)"
+                category = "\(biller.code == "QD-WATER" ? "water" : biller.code == "QD-POWER" ? "electricity" : "gas")"
+                customer_no_digits = [10, 10]
+                feed_url = "file://\(directory)/feeds/\(biller.code)-{yyyymmdd}.xml"
+                result_url = "file://{reports}/outbound/\(biller.code)/QDW-\(biller.code)-{yyyymmdd}.xml"
+                feed_bytes_max = 2147483648
+
+                """
+        }
+        try billers.write(toFile: jobsDirectory + "/billers.toml", atomically: true, encoding: .utf8)
+        try """
+            name = "nightly-billing"
+            chunk_size = 5000
+            identifying = ["date"]
+            stale_after_seconds = 600
+            [parameters]
+            date = "{yesterday}"
+            """.write(toFile: jobsDirectory + "/nightly-billing.job.toml", atomically: true, encoding: .utf8)
+        try """
+            id = "city-winter"
+            version = 1
+            sponsor = "QD-COMMERCE-BUREAU"
+            [window]
+            start = 2026-01-01T00:00:00+08:00
+            end = 2030-12-31T23:59:59+08:00
+            [eligibility]
+            payment_kinds = ["utility_bill"]
+            [budget]
+            total_fen = 100_000_000
+            on_exhaustion = "partial"
+            [[caps]]
+            scope = "wallet"
+            period = "calendar_month"
+            max_count = 2
+            [stacking]
+            group = "utility"
+            [[benefit]]
+            kind = "threshold_off"
+            tiers = [ { min_fen = 10_000, off_fen = 300 } ]
+            [[benefit]]
+            kind = "points_per_yuan"
+            rate = 1
+            """.write(toFile: jobsDirectory + "/campaigns/city-winter.toml", atomically: true, encoding: .utf8)
+    }
+
+    /// One feed per biller, bills spread over the wallets' accounts, 10% unknown customers.
+    func writeFeeds() throws {
+        var random = Random(state: seed)
+        for biller in Self.billers {
+            let count = bills * biller.share / 100
+            var customers = [Int](repeating: 0, count: count)
+            var amounts = [Int64](repeating: 0, count: count)
+            var lates = [Int64](repeating: 0, count: count)
+            var total: Int64 = 0
+            for i in 0..<count {
+                customers[i] = random.below(10) == 0 ? wallets + random.below(max(1, wallets)) : random.below(max(1, wallets))
+                amounts[i] = Int64(1_000 + random.below(29_000))
+                lates[i] = random.below(20) == 0 ? Int64(random.below(500)) : 0
+                total += amounts[i] + lates[i]
+            }
+            let path = directory + "/feeds/\(biller.code)-\(date.compact).xml"
+            FileManager.default.createFile(atPath: path, contents: nil)
+            guard let handle = FileHandle(forWritingAtPath: path) else { throw LedgerError(.storage, "cannot write the feed", context: path) }
+            var buffer = """
+                <?xml version="1.0" encoding="UTF-8"?>
+                <BillFeed xmlns="urn:qdwallet:billfeed:1">
+                  <Header>
+                    <FeedId>\(biller.code)-\(date.compact)-01</FeedId>
+                    <BillerCode>\(biller.code)</BillerCode>
+                    <CreatedAt>\(date.iso)T22:00:00+08:00</CreatedAt>
+                    <BusinessDate>\(date.iso)</BusinessDate>
+                    <NbOfBills>\(count)</NbOfBills>
+                    <CtrlSum Ccy="CNY">\(Money(fen: total).yuanString)</CtrlSum>
+                  </Header>
+
+                """
+            for i in 0..<count {
+                buffer += """
+                      <Bill>
+                        <BillId>\(biller.prefix)2611-\(i)</BillId>
+                        <CustomerNo>\(Self.customer(customers[i], digits: biller.digits))</CustomerNo>
+                        <CustomerName>张*</CustomerName>
+                        <District>\(Self.districts[customers[i] % Self.districts.count])</District>
+                        <Period>2026-11</Period>
+                        <Usage Unit="\(biller.unit)">12.5</Usage>
+                        <Amount Ccy="CNY">\(Money(fen: amounts[i]).yuanString)</Amount>
+                        <LateFee Ccy="CNY">\(Money(fen: lates[i]).yuanString)</LateFee>
+                        <IssueDate>\(date.iso)</IssueDate>
+                        <DueDate>\(date.adding(days: 23).iso)</DueDate>
+                      </Bill>
+
+                    """
+                if buffer.utf8.count > 1 << 20 {
+                    handle.write(Data(buffer.utf8))
+                    buffer.removeAll(keepingCapacity: true)
+                }
+            }
+            buffer += "</BillFeed>\n"
+            handle.write(Data(buffer.utf8))
+            try handle.close()
+        }
+    }
+
+    /// Wallets, points accounts and bill accounts in bulk, then balances from the bank.
+    func populate() throws {
+        let store = SQLiteLedgerStore(pool: try SQLiteDatabase.open(path: databasePath, migrator: Self.migrator()))
+        let clock = SystemClock()
+        let ledger = Ledger(store: store, clock: clock)
+        _ = try SystemAccounts.ensure(in: ledger)
+        let billers = try Biller.load(path: jobsDirectory + "/billers.toml")
+        try store.transaction { db, tx in try Biller.register(billers, db: db, ledger: tx, clock: clock) }
+        var random = Random(state: seed ^ 0xABCDEF)
+        let now = clock.nowMicros()
+        var walletAccounts: [AccountID] = []
+        walletAccounts.reserveCapacity(wallets)
+        var start = 0
+        while start < wallets {
+            let end = min(wallets, start + 20_000)
+            try store.transaction { db, tx in
+                let insertWallet = try db.cachedStatement(sql: "INSERT INTO wallets (id, phone, name, kyc_class, kyc_verified, frozen, opened_at, wallet_account_id, points_account_id) VALUES (?, ?, '张*', ?, ?, ?, ?, ?, ?)")
+                let insertLink = try db.cachedStatement(sql: "INSERT INTO bill_accounts (wallet_id, biller, customer_no, autopay, autopay_limit_fen, status, linked_at) VALUES (?, ?, ?, ?, ?, 'linked', ?)")
+                for index in start..<end {
+                    let id = Int64(index + 1)
+                    let cash = try tx.insertAccount(AccountSpec(code: "wallet:\(id)", asset: .cny, kind: .userWallet, rules: .noOverdraft), createdAt: now)
+                    let points = try tx.insertAccount(AccountSpec(code: "points:\(id)", asset: .pts, kind: .userPoints, rules: .unrestricted), createdAt: now)
+                    walletAccounts.append(cash.id)
+                    let verified = random.below(10) != 0
+                    try insertWallet.execute(arguments: [id, "1\(String(3_000_000_000 + index))", verified ? 2 : 1, verified, random.below(100) == 0, now, cash.id, points.id])
+                    for biller in Self.billers where random.below(10) < 8 {
+                        let autopay = random.below(10) < 7
+                        try insertLink.execute(arguments: [id, biller.code, Self.customer(index, digits: biller.digits), autopay, autopay ? Int64(10_000 + random.below(40_000)) : 0, now])
+                    }
+                }
+            }
+            start = end
+        }
+        guard let bank = try store.read({ try $0.account(code: SystemAccounts.bankClearing) }) else { return }
+        for chunk in stride(from: 0, to: walletAccounts.count, by: 10_000) {
+            let slice = walletAccounts[chunk..<min(walletAccounts.count, chunk + 10_000)]
+            _ = try ledger.post(slice.map { account in
+                PostingRequest.transfer(key: "fund-\(account)", from: bank.id, to: account, amount: Int64(random.below(10) == 0 ? random.below(2_000) : 20_000 + random.below(200_000)))
+            })
+        }
+    }
+}

@@ -1,0 +1,109 @@
+import Feeds
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The nightly run on a synthetic city, against xmllint in the same run.
+struct NightlyBenchmark {
+    var bills: Int
+    var wallets: Int
+    var schemaDirectory: String
+    var keep: String?
+
+    struct Report {
+        var bills: Int
+        var wallets: Int
+        var feedBytes: Int64
+        var generateSeconds: Double
+        var xmllintSeconds: Double?
+        var readerSeconds: Double
+        var nightlySeconds: Double
+        var nightlyPeakMB: Int
+        var nightlyStatus: Int32
+
+        var text: String {
+            let ratio = xmllintSeconds.map { String(format: "%.2f", readerSeconds / $0) } ?? "n/a (xmllint not installed)"
+            return """
+                nightly run: \(bills) bills, \(wallets) wallets, \(feedBytes / 1_048_576) MB of feeds (generated in \(String(format: "%.1f", generateSeconds)) s)
+                  xmllint --stream --schema      \(xmllintSeconds.map { String(format: "%.2f s", $0) } ?? "n/a")
+                  feed reader (parse+validate)   \(String(format: "%.2f s", readerSeconds))   ratio to xmllint \(ratio)
+                  whole nightly run              \(String(format: "%.2f s", nightlySeconds))   \(Int(Double(bills) / nightlySeconds)) bills/s   exit \(nightlyStatus)
+                  nightly peak resident          \(nightlyPeakMB) MB
+                """
+        }
+
+        var json: String {
+            "{\"bills\":\(bills),\"wallets\":\(wallets),\"xmllint_s\":\(xmllintSeconds.map { String(format: "%.3f", $0) } ?? "null"),\"reader_s\":\(String(format: "%.3f", readerSeconds)),\"nightly_s\":\(String(format: "%.3f", nightlySeconds)),\"bills_per_s\":\(Int(Double(bills) / nightlySeconds)),\"peak_mb\":\(nightlyPeakMB),\"exit\":\(nightlyStatus)}"
+        }
+    }
+
+    static func seconds(_ body: () throws -> Void) rethrows -> Double {
+        let start = DispatchTime.now().uptimeNanoseconds
+        try body()
+        return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+    }
+
+    func run() throws -> Report {
+        let directory = keep ?? FileManager.default.temporaryDirectory.appendingPathComponent("qdwallet-city-\(UUID().uuidString.prefix(8))").path
+        try? FileManager.default.removeItem(atPath: directory)
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { if keep == nil { try? FileManager.default.removeItem(atPath: directory) } }
+        let city = CityGenerator(wallets: wallets, bills: bills, directory: directory)
+        let generate = try Self.seconds { try city.generate() }
+        let feeds = try FileManager.default.contentsOfDirectory(atPath: directory + "/feeds").filter { $0.hasSuffix(".xml") }.sorted().map { directory + "/feeds/" + $0 }
+        let bytes = feeds.reduce(Int64(0)) { $0 + ((try? FileManager.default.attributesOfItem(atPath: $1)[.size] as? Int64) ?? 0) }
+        let schema = (schemaDirectory as NSString).appendingPathComponent("billfeed.xsd")
+
+        var xmllint: Double?
+        if FileManager.default.isExecutableFile(atPath: "/usr/bin/xmllint") {
+            xmllint = try Self.seconds {
+                for feed in feeds {
+                    let status = try Self.runProcess("/usr/bin/xmllint", ["--stream", "--noout", "--schema", schema, feed], environment: [:]).status
+                    guard status == 0 else { throw FeedError(.invalid, "xmllint refused a generated feed", context: feed) }
+                }
+            }
+        }
+        let compiled = try XMLSchema(path: schema)
+        let reader = try Self.seconds {
+            for feed in feeds {
+                let biller = ((feed as NSString).lastPathComponent as NSString).deletingPathExtension.components(separatedBy: "-20").first ?? ""
+                var count = 0
+                _ = try FeedReader(schema: compiled).read(path: feed, expectedBiller: biller, expectedDate: nil, onHeader: { _ in }, onBill: { _ in count += 1 }, onCancel: { _ in })
+            }
+        }
+        let executable = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("qdwallet").path
+        var environment = ProcessInfo.processInfo.environment
+        environment["QDWALLET_SCHEMA_DIR"] = (schemaDirectory as NSString).standardizingPath.hasPrefix("/") ? schemaDirectory : FileManager.default.currentDirectoryPath + "/" + schemaDirectory
+        environment["QDWALLET_LOG_LEVEL"] = "warning"
+        var status: Int32 = 0
+        var peak = 0
+        let nightly = try Self.seconds {
+            (status, peak) = try Self.runProcess(executable, ["jobs", "run", "nightly-billing", "--date", city.date.iso, "--db", city.databasePath, "--jobs-dir", city.jobsDirectory], environment: environment)
+        }
+        return Report(bills: bills, wallets: wallets, feedBytes: bytes, generateSeconds: generate, xmllintSeconds: xmllint, readerSeconds: reader, nightlySeconds: nightly, nightlyPeakMB: peak, nightlyStatus: status)
+    }
+
+    /// Runs a child to completion; returns its exit status and its peak resident memory (MB).
+    static func runProcess(_ path: String, _ arguments: [String], environment: [String: String]) throws -> (status: Int32, peakMB: Int) {
+        var pid: pid_t = 0
+        let argv = ([path] + arguments).map { strdup($0) } + [nil]
+        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            argv.forEach { free($0) }
+            envp.forEach { free($0) }
+        }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        guard posix_spawn(&pid, path, &actions, nil, argv, envp) == 0 else {
+            throw FeedError(.io, "cannot start \(path)")
+        }
+        var status: Int32 = 0
+        var usage = rusage()
+        wait4(pid, &status, 0, &usage)
+        let code = (status >> 8) & 0xFF
+        return (code, Int(usage.ru_maxrss) / 1024)
+    }
+}
