@@ -76,7 +76,7 @@ struct BillPayment {
             evaluated = (context, result)
         }
         func giveUp(_ reason: String) -> PaymentDecision {
-            if let (context, result) = evaluated { book?.abandon(walletID: context.walletID, at: context.at, result) }
+            if let (context, result) = evaluated { book?.abandon(context, result) }
             return .pending(reason)
         }
         if try wallets.checkClassLimit(db, wallet: wallet, amountFen: net + (spentInBatch[wallet.id] ?? 0)) != nil {

@@ -8,8 +8,10 @@ import Ledger
 public final class CampaignBook {
     let db: Database
     public let campaigns: [Campaign]
-    /// Allocations decided in this transaction and not yet written (a ledger batch in flight).
-    private var inFlight: [(walletID: Int64, billAccountID: Int64?, at: TimestampMicros, allocation: Allocation)] = []
+    /// Allocations decided in this transaction and not yet written (a ledger batch in flight),
+    /// summed by what budgets and caps count, so a lookup costs the same however many there are.
+    private var inFlightBudget: [String: Int64] = [:]
+    private var inFlightCaps: [String: (count: Int, fen: Int64)] = [:]
 
     public init(db: Database, campaigns: [Campaign]) {
         self.db = db
@@ -43,11 +45,8 @@ public final class CampaignBook {
         var usage = CampaignUsage()
         usage.budgetSpentFen = try Int64.fetchOne(try db.cachedStatement(sql: "SELECT spent_fen FROM campaign_budgets WHERE campaign_id = ?"), arguments: [campaign.id]) ?? 0
         usage.budgetSpentTodayFen = try Int64.fetchOne(try db.cachedStatement(sql: "SELECT spent_fen FROM campaign_budget_days WHERE campaign_id = ? AND day = ?"), arguments: [campaign.id, keys.day]) ?? 0
-        let flying = inFlight.filter { $0.allocation.campaignID == campaign.id }
-        for item in flying {
-            usage.budgetSpentFen += item.allocation.discountFen
-            if Self.periodKeys(item.at).day == keys.day { usage.budgetSpentTodayFen += item.allocation.discountFen }
-        }
+        usage.budgetSpentFen += inFlightBudget[campaign.id] ?? 0
+        usage.budgetSpentTodayFen += inFlightBudget[campaign.id + "|" + keys.day] ?? 0
         for cap in campaign.caps {
             let scopeColumn = cap.scope == .wallet ? "wallet_id" : "bill_account_id"
             let scopeValue: Int64? = cap.scope == .wallet ? context.walletID : context.billAccountID
@@ -62,18 +61,9 @@ public final class CampaignBook {
             let row = try Row.fetchOne(db, sql: sql, arguments: arguments)
             var count: Int = scopeValue == nil ? 0 : row?["n"] ?? 0
             var fen: Int64 = scopeValue == nil ? 0 : row?["fen"] ?? 0
-            for item in flying where (cap.scope == .wallet ? item.walletID == context.walletID : item.billAccountID != nil && item.billAccountID == context.billAccountID) {
-                let itemKeys = Self.periodKeys(item.at)
-                let samePeriod = switch cap.period {
-                case .day: itemKeys.day == keys.day
-                case .naturalWeek: itemKeys.week == keys.week
-                case .calendarMonth: itemKeys.month == keys.month
-                case .campaign: true
-                }
-                if samePeriod {
-                    count += 1
-                    fen += item.allocation.discountFen
-                }
+            if let scopeValue, let flying = inFlightCaps[Self.capKey(campaign.id, cap, scopeValue, keys)] {
+                count += flying.count
+                fen += flying.fen
             }
             usage.capCounts.append(count)
             usage.capFen.append(fen)
@@ -81,22 +71,46 @@ public final class CampaignBook {
         return usage
     }
 
+    static func capKey(_ campaign: String, _ cap: Campaign.Cap, _ scopeValue: Int64, _ keys: (day: String, week: String, month: String)) -> String {
+        let period = switch cap.period {
+        case .day: keys.day
+        case .naturalWeek: keys.week
+        case .calendarMonth: keys.month
+        case .campaign: "*"
+        }
+        return "\(campaign)|\(cap.scope.rawValue)|\(scopeValue)|\(cap.period.rawValue)|\(period)"
+    }
+
+    /// Adds (or, with `sign` -1, removes) a payment's allocations to the in-flight sums.
+    private func track(_ context: PaymentContext, _ result: CampaignResult, sign: Int) {
+        guard !result.allocations.isEmpty else { return }
+        let keys = Self.periodKeys(context.at)
+        for allocation in result.allocations {
+            let fen = Int64(sign) * allocation.discountFen
+            inFlightBudget[allocation.campaignID, default: 0] += fen
+            inFlightBudget[allocation.campaignID + "|" + keys.day, default: 0] += fen
+            guard let campaign = campaigns.first(where: { $0.id == allocation.campaignID }) else { continue }
+            for cap in campaign.caps {
+                guard let scopeValue = cap.scope == .wallet ? context.walletID : context.billAccountID else { continue }
+                let key = Self.capKey(campaign.id, cap, scopeValue, keys)
+                var current = inFlightCaps[key] ?? (0, 0)
+                current.count += sign
+                current.fen += fen
+                inFlightCaps[key] = current
+            }
+        }
+    }
+
     /// Evaluates the campaigns for a payment and holds its allocations in flight.
     public func evaluate(_ context: PaymentContext) throws -> CampaignResult {
         let result = try CampaignEngine.evaluate(campaigns, context: context) { campaign in try usage(campaign, context: context) }
-        for allocation in result.allocations {
-            inFlight.append((context.walletID, context.billAccountID, context.at, allocation))
-        }
+        track(context, result, sign: 1)
         return result
     }
 
     /// Drops the in-flight allocations of a payment that was not made.
-    public func abandon(walletID: Int64, at: TimestampMicros, _ result: CampaignResult) {
-        for allocation in result.allocations {
-            if let index = inFlight.firstIndex(where: { $0.walletID == walletID && $0.at == at && $0.allocation == allocation }) {
-                inFlight.remove(at: index)
-            }
-        }
+    public func abandon(_ context: PaymentContext, _ result: CampaignResult) {
+        track(context, result, sign: -1)
     }
 
     /// The legs and the points holds for a payment of `amountFen` with `result` applied:
@@ -149,7 +163,8 @@ public final class CampaignBook {
                 try db.cachedStatement(sql: "INSERT INTO campaign_budget_days (campaign_id, day, spent_fen) VALUES (?, ?, ?) ON CONFLICT (campaign_id, day) DO UPDATE SET spent_fen = spent_fen + excluded.spent_fen").execute(arguments: [allocation.campaignID, keys.day, allocation.discountFen])
             }
         }
-        abandon(walletID: context.walletID, at: context.at, result)
+        // Written now: the database counts them from here on.
+        track(context, result, sign: -1)
         let encoder = JSONEncoder()
         encoder.keyEncodingStrategy = .convertToSnakeCase
         encoder.outputFormatting = [.sortedKeys]

@@ -108,7 +108,7 @@ public enum NotifyJob {
                         guard (200..<300).contains(status) else { throw FeedError(.unreachable, "the webhook answered HTTP \(status)") }
                     case .file(let path):
                         try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-                        if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600]) }
+                        if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600]) }
                         guard let handle = FileHandle(forWritingAtPath: path) else { throw FeedError(.io, "cannot write the notification file", context: path) }
                         handle.seekToEndOfFile()
                         handle.write(body + Data("\n".utf8))

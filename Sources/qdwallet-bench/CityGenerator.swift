@@ -128,7 +128,7 @@ struct CityGenerator {
                 total += amounts[i] + lates[i]
             }
             let path = directory + "/feeds/\(biller.code)-\(date.compact).xml"
-            FileManager.default.createFile(atPath: path, contents: nil)
+            _ = FileManager.default.createFile(atPath: path, contents: nil)
             guard let handle = FileHandle(forWritingAtPath: path) else { throw LedgerError(.storage, "cannot write the feed", context: path) }
             var buffer = """
                 <?xml version="1.0" encoding="UTF-8"?>
