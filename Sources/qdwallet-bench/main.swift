@@ -39,6 +39,10 @@ if suite == "nightly" {
     do {
         let report = try NightlyBenchmark(bills: bills, wallets: option("--wallets", max(1_000, bills / 3)), schemaDirectory: text("--schema-dir") ?? "SampleFeeds/schema", keep: text("--keep")).run()
         print(arguments.contains("--json") ? report.json : report.text)
+        if report.nightlyStatus != 0 {
+            FileHandle.standardError.write(Data("qdwallet-bench: the nightly run exited \(report.nightlyStatus)\n".utf8))
+            exit(4)
+        }
     } catch {
         FileHandle.standardError.write(Data("qdwallet-bench: \(error)\n".utf8))
         exit(4)
