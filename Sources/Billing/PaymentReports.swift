@@ -7,71 +7,82 @@ import Ledger
 
 /// Builds a biller's payment report for a business day from the committed state.
 public enum PaymentReports {
-    /// Header and items of the report of `biller` for `date`.
-    public static func build(_ db: Database, biller: String, date: ShanghaiCalendar.Date, now: TimestampMicros) throws -> (ReportHeader, [ReportItem]) {
-        let feedIDs = try String.fetchAll(try db.cachedStatement(sql: "SELECT feed_id FROM feeds WHERE biller = ? AND business_date = ? ORDER BY ingested_at"), arguments: [biller, date.iso])
-        var items: [ReportItem] = []
-        var listed = Set<String>()
-        func item(_ row: Row) -> ReportItem {
-            let billID: String = row["bill_id"]
-            let transactionID: Int64? = row["transaction_id"]
-            switch row["status"] as String {
-            case "paid":
-                return ReportItem(billID: billID, status: .paid, amountFen: row["paid_fen"], paidAt: row["paid_at"], paymentRef: transactionID.map { "QDW-T\($0)" })
-            case "refunded":
-                return ReportItem(billID: billID, status: .refunded, amountFen: row["paid_fen"], paymentRef: (row["refund_transaction_id"] as Int64?).map { "QDW-T\($0)" })
-            case "cancelled":
-                return ReportItem(billID: billID, status: .cancelled)
-            case "unmatched":
-                return ReportItem(billID: billID, status: .unmatched)
-            default:
-                return ReportItem(billID: billID, status: .pending, reason: row["reason"] ?? "PROCESSING")
-            }
+    /// The day's items in order, each bill once: the feeds' records (staged bills, record
+    /// faults, cancels; duplicates inside a feed dropped), then bills paid or refunded that day
+    /// through another path. One query, read as a cursor, so memory does not grow with the day.
+    static let itemsSQL = """
+        WITH records AS (
+            SELECT f.ingested_at, r.seq, 'bill' AS source, r.bill_id, NULL AS outcome, NULL AS reason_code
+                FROM bills r JOIN feeds f ON f.feed_id = r.feed_id WHERE f.biller = ?1 AND f.business_date = ?2
+            UNION ALL SELECT f.ingested_at, r.seq, 'record', r.bill_id, r.outcome, r.reason
+                FROM feed_records r JOIN feeds f ON f.feed_id = r.feed_id WHERE f.biller = ?1 AND f.business_date = ?2 AND r.outcome <> 'duplicate_in_feed'
+            UNION ALL SELECT f.ingested_at, r.seq, 'cancel', r.bill_id, r.outcome, NULL
+                FROM feed_cancels r JOIN feeds f ON f.feed_id = r.feed_id WHERE f.biller = ?1 AND f.business_date = ?2
+        ),
+        firsts AS (
+            SELECT bill_id, min(ingested_at * 10000000 + seq) AS position FROM records GROUP BY bill_id
+        ),
+        listed AS (
+            SELECT f.position, r.source, r.bill_id, r.outcome, r.reason_code FROM firsts f
+            JOIN records r ON r.bill_id = f.bill_id AND r.ingested_at * 10000000 + r.seq = f.position
+            UNION ALL
+            SELECT 9223372036854775807, 'other', b.bill_id, NULL, NULL FROM bills b
+            WHERE b.biller = ?1 AND (b.paid_business_date = ?2 OR b.refunded_business_date = ?2)
+              AND b.bill_id NOT IN (SELECT bill_id FROM records)
+        )
+        SELECT l.source, l.bill_id, l.outcome, l.reason_code, b.status, b.reason, b.paid_fen, b.paid_at, b.transaction_id, b.refund_transaction_id, b.id AS row_id
+        FROM listed l LEFT JOIN bills b ON b.biller = ?1 AND b.bill_id = l.bill_id
+        WHERE NOT (l.source IN ('bill', 'cancel', 'other') AND b.id IS NULL)
+        ORDER BY l.position, b.id
+        """
+
+    static func item(_ row: Row) -> ReportItem {
+        let billID: String = row["bill_id"]
+        if (row["source"] as String) == "record" && (row["outcome"] as String?) == "rejected" {
+            return ReportItem(billID: billID, status: .rejected, reason: row["reason_code"])
         }
-        for feedID in feedIDs {
-            // The feed's records in document order (staged bills, record faults, cancels),
-            // each with the current state of its bill, in one pass.
-            let rows = try Row.fetchAll(db, sql: """
-                SELECT r.source, r.bill_id, r.outcome, r.reason_code, b.status, b.reason, b.paid_fen, b.paid_at, b.transaction_id, b.refund_transaction_id
-                FROM (
-                    SELECT seq, 'bill' AS source, bill_id, NULL AS outcome, NULL AS reason_code FROM bills WHERE feed_id = ?1
-                    UNION ALL SELECT seq, 'record', bill_id, outcome, reason FROM feed_records WHERE feed_id = ?1
-                    UNION ALL SELECT seq, 'cancel', bill_id, outcome, NULL FROM feed_cancels WHERE feed_id = ?1
-                ) r LEFT JOIN bills b ON b.biller = ?2 AND b.bill_id = r.bill_id
-                ORDER BY r.seq
-                """, arguments: [feedID, biller])
-            for record in rows {
-                let billID: String = record["bill_id"]
-                guard !listed.contains(billID) else { continue }
-                let source: String = record["source"]
-                let outcome: String? = record["outcome"]
-                if source == "record" && outcome == "rejected" {
-                    items.append(ReportItem(billID: billID, status: .rejected, reason: record["reason_code"]))
-                    listed.insert(billID)
-                    continue
-                }
-                if source == "record" && outcome == "duplicate_in_feed" { continue }
-                if (record["status"] as String?) != nil {
-                    items.append(item(record))
-                    listed.insert(billID)
-                }
-            }
+        let transactionID: Int64? = row["transaction_id"]
+        switch row["status"] as String? {
+        case "paid":
+            return ReportItem(billID: billID, status: .paid, amountFen: row["paid_fen"], paidAt: row["paid_at"], paymentRef: transactionID.map { "QDW-T\($0)" })
+        case "refunded":
+            return ReportItem(billID: billID, status: .refunded, amountFen: row["paid_fen"], paymentRef: (row["refund_transaction_id"] as Int64?).map { "QDW-T\($0)" })
+        case "cancelled":
+            return ReportItem(billID: billID, status: .cancelled)
+        case "unmatched":
+            return ReportItem(billID: billID, status: .unmatched)
+        case nil:
+            return ReportItem(billID: billID, status: .rejected, reason: row["reason_code"] ?? "UNKNOWN_BILL")
+        default:
+            return ReportItem(billID: billID, status: .pending, reason: row["reason"] ?? "PROCESSING")
         }
-        // Paid or refunded that day through another path (a manual pay-bill, an older bill).
-        for row in try Row.fetchAll(try db.cachedStatement(sql: "SELECT * FROM bills WHERE biller = ? AND (paid_business_date = ? OR refunded_business_date = ?) ORDER BY id"), arguments: [biller, date.iso, date.iso]) {
-            let billID: String = row["bill_id"]
-            if listed.insert(billID).inserted {
-                items.append(item(row))
-            }
-        }
-        let paid = try Row.fetchOne(try db.cachedStatement(sql: "SELECT count(*) AS n, coalesce(sum(paid_fen), 0) AS fen FROM bills WHERE biller = ? AND paid_business_date = ?"), arguments: [biller, date.iso])
-        let refunded = try Row.fetchOne(try db.cachedStatement(sql: "SELECT count(*) AS n, coalesce(sum(paid_fen), 0) AS fen FROM bills WHERE biller = ? AND refunded_business_date = ?"), arguments: [biller, date.iso])
-        let header = ReportHeader(
+    }
+
+    /// The header of the report of `biller` for `date`.
+    public static func header(_ db: Database, biller: String, date: ShanghaiCalendar.Date, now: TimestampMicros) throws -> ReportHeader {
+        let feedIDs = try String.fetchAll(db, sql: "SELECT feed_id FROM feeds WHERE biller = ? AND business_date = ? ORDER BY ingested_at", arguments: [biller, date.iso])
+        let count = try Int.fetchOne(db, sql: "SELECT count(*) FROM (\(itemsSQL))", arguments: [biller, date.iso]) ?? 0
+        let paid = try Row.fetchOne(db, sql: "SELECT count(*) AS n, coalesce(sum(paid_fen), 0) AS fen FROM bills WHERE biller = ? AND paid_business_date = ?", arguments: [biller, date.iso])
+        let refunded = try Row.fetchOne(db, sql: "SELECT count(*) AS n, coalesce(sum(paid_fen), 0) AS fen FROM bills WHERE biller = ? AND refunded_business_date = ?", arguments: [biller, date.iso])
+        return ReportHeader(
             reportID: "QDW-\(biller)-\(date.compact)", billerCode: biller, businessDate: date.iso, createdAt: now,
-            originalFeedID: feedIDs.first, itemCount: items.count,
+            originalFeedID: feedIDs.first, itemCount: count,
             paidCount: paid?["n"] ?? 0, paidSumFen: paid?["fen"] ?? 0,
             refundedCount: refunded?["n"] ?? 0, refundedSumFen: refunded?["fen"] ?? 0)
-        return (header, items)
+    }
+
+    /// Header and items, all in memory (tests and small days).
+    public static func build(_ db: Database, biller: String, date: ShanghaiCalendar.Date, now: TimestampMicros) throws -> (ReportHeader, [ReportItem]) {
+        (try header(db, biller: biller, date: date, now: now), try Row.fetchAll(db, sql: itemsSQL, arguments: [biller, date.iso]).map(item))
+    }
+
+    /// Writes the report of `biller` for `date` to `path`, streaming its items from the database.
+    public static func write(_ db: Database, biller: String, date: ShanghaiCalendar.Date, now: TimestampMicros, path: String, schema: XMLSchema) throws -> ReportHeader {
+        let head = try header(db, biller: biller, date: date, now: now)
+        let cursor = try Row.fetchCursor(db, sql: itemsSQL, arguments: [biller, date.iso])
+        let items = AnySequence { AnyIterator { (try? cursor.next()).flatMap { $0 }.map(item) } }
+        _ = try PaymentReportWriter.write(header: head, items: items, to: path, schema: schema)
+        return head
     }
 }
 
@@ -100,16 +111,15 @@ struct ReportStep: TypedJobStep {
         guard position.next < config.billers.count else { return nil }
         let biller = config.billers[position.next]
         let date = try context.date("date")
-        let (header, items) = try config.wallets.store.pool.read { db in
-            try PaymentReports.build(db, biller: biller.code, date: date, now: context.clock.nowMicros())
-        }
         let directory = (config.reportsDirectory as NSString).appendingPathComponent(biller.code)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        let path = (directory as NSString).appendingPathComponent("\(header.reportID).xml")
-        _ = try PaymentReportWriter.write(header: header, items: items, to: path, schema: config.reportSchema)
+        let path = (directory as NSString).appendingPathComponent("QDW-\(biller.code)-\(date.compact).xml")
+        let header = try config.wallets.store.pool.read { db in
+            try PaymentReports.write(db, biller: biller.code, date: date, now: context.clock.nowMicros(), path: path, schema: config.reportSchema)
+        }
         let digest = try FeedIngest.sha256(path: path).digest
         let target = Biller.fill(biller.resultURL, date: date, root: config.root, reports: config.reportsDirectory)
-        var written = Written(reportID: header.reportID, path: path, sha256: Data(digest), items: items.count, header: header)
+        var written = Written(reportID: header.reportID, path: path, sha256: Data(digest), items: header.itemCount, header: header)
         if target == "file://" + path {
             written.deliveredTo = target
         } else {
