@@ -73,6 +73,26 @@ import Testing
     }
 }
 
+@Suite struct KeyRotationTests {
+    @Test func rotationResealsEverythingOnceAndAtomically() throws {
+        let t = try TestWallet()
+        try t.richWallet("13800000001", fen: 0)
+        let newKey = DataKey.random()
+        let rotation = try t.service.rotateDataKey(from: t.key, to: newKey)
+        #expect(rotation.kycSubmissions == 1 && rotation.cards == 1 && rotation.alreadyUnderNewKey == 0)
+        let row = try #require(try t.store.pool.read { try Row.fetchOne($0, sql: "SELECT id_number_sealed FROM kyc_submissions") })
+        #expect(try newKey.open([UInt8](row["id_number_sealed"] as Data)) == TestWallet.idNumber)
+        #expect(throws: (any Error).self) { try t.key.open([UInt8](row["id_number_sealed"] as Data)) }
+        // Run again (an interrupted rotation resumed): nothing left to do.
+        let again = try t.service.rotateDataKey(from: t.key, to: newKey)
+        #expect(again.kycSubmissions == 0 && again.cards == 0 && again.alreadyUnderNewKey == 2)
+        // The new key still finds the card for duplicate binding.
+        let rotated = WalletService(store: t.store, ledger: t.ledger, hasher: PasswordHasher(iterations: 1_000), dataKey: newKey)
+        #expect(throws: WalletRefusal.cardAlreadyBound) { try rotated.bindCard(phone: "13800000001", cardNumber: "6222020200112233446", bank: "ICBC") }
+        #expect(throws: WalletError.self) { try t.service.rotateDataKey(from: newKey, to: newKey) }
+    }
+}
+
 @Suite struct PasswordTests {
     @Test func fiveWrongTriesLockForThreeHours() throws {
         let t = try TestWallet()

@@ -1,0 +1,48 @@
+import Foundation
+import GRDB
+
+extension WalletService {
+    /// What a key rotation re-sealed.
+    public struct Rotation: Sendable, Codable {
+        public var kycSubmissions: Int
+        public var cards: Int
+        public var alreadyUnderNewKey: Int
+    }
+
+    /// Re-seals every stored personal value (names and ID numbers of real-name submissions,
+    /// card numbers and their fingerprints) from `old` to `new`, in one transaction: all of it
+    /// moves to the new key, or nothing does. Values already under the new key are left alone,
+    /// so an interrupted rotation can simply be run again.
+    public func rotateDataKey(from old: DataKey, to new: DataKey) throws -> Rotation {
+        guard old.keyID != new.keyID else {
+            throw WalletError(.dataKey, "the new data key is the same as the current one")
+        }
+        return try store.transaction { db, _ in
+            var rotation = Rotation(kycSubmissions: 0, cards: 0, alreadyUnderNewKey: 0)
+            func reseal(_ sealed: Data) throws -> Data? {
+                let bytes = [UInt8](sealed)
+                if bytes.count > 9 && Array(bytes[1..<9]) == new.keyID { return nil }
+                return Data(try new.seal(try old.open(bytes)))
+            }
+            for row in try Row.fetchAll(db, sql: "SELECT id, name_sealed, id_number_sealed FROM kyc_submissions") {
+                guard let name = try reseal(row["name_sealed"]), let number = try reseal(row["id_number_sealed"]) else {
+                    rotation.alreadyUnderNewKey += 1
+                    continue
+                }
+                try db.execute(sql: "UPDATE kyc_submissions SET name_sealed = ?, id_number_sealed = ? WHERE id = ?", arguments: [name, number, row["id"] as Int64])
+                rotation.kycSubmissions += 1
+            }
+            for row in try Row.fetchAll(db, sql: "SELECT id, number_sealed FROM cards") {
+                let sealed: Data = row["number_sealed"]
+                guard let resealed = try reseal(sealed) else {
+                    rotation.alreadyUnderNewKey += 1
+                    continue
+                }
+                let number = try new.open([UInt8](resealed))
+                try db.execute(sql: "UPDATE cards SET number_sealed = ?, number_fingerprint = ? WHERE id = ?", arguments: [resealed, Data(new.fingerprint(number)), row["id"] as Int64])
+                rotation.cards += 1
+            }
+            return rotation
+        }
+    }
+}
