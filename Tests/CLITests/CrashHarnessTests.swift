@@ -1,0 +1,120 @@
+import Foundation
+import GRDB
+import Testing
+
+/// Kills the nightly run with SIGKILL at seeded random moments, restarts it until it
+/// completes, then checks that nothing was lost or done twice.
+@Suite(.serialized) struct CrashHarnessTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+
+    struct Random {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state ^= state << 13
+            state ^= state >> 7
+            state ^= state << 17
+            return state
+        }
+    }
+
+    @Test func killedAtRandomMomentsTheRunStillPaysEachBillOnce() throws {
+        var cli = try CLIRunner()
+        defer { cli.cleanUp() }
+        // A jobs folder with small chunks and a short stale limit, so restarts take over quickly.
+        let jobs = cli.directory.appendingPathComponent("Jobs")
+        try FileManager.default.createDirectory(at: jobs, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: Self.root + "/Jobs/billers.toml", toPath: jobs.appendingPathComponent("billers.toml").path)
+        try """
+            name = "nightly-billing"
+            chunk_size = 25
+            identifying = ["date"]
+            stale_after_seconds = 5
+            [parameters]
+            date = "{yesterday}"
+            """.write(to: jobs.appendingPathComponent("nightly-billing.job.toml"), atomically: true, encoding: .utf8)
+        try FileManager.default.createSymbolicLink(atPath: cli.directory.appendingPathComponent("SampleFeeds").path, withDestinationPath: Self.root + "/SampleFeeds")
+        cli.environment["QDWALLET_DB"] = cli.databasePath
+        cli.environment["QDWALLET_JOBS_DIR"] = jobs.path
+        cli.environment["QDWALLET_DATA_KEY"] = Data((0..<32).map { UInt8($0) }).base64EncodedString()
+        cli.environment["QDWALLET_LOG_LEVEL"] = "error"
+
+        // Twenty residents with enough money, each with one water account on autopay.
+        let wallets = 20
+        #expect(try cli.run(["jobs", "run", "nightly-billing", "--date", "2026-11-01"]).status == 4) // registers the billers
+        for i in 0..<wallets {
+            let phone = "1390000\(String(format: "%04d", i))"
+            #expect(try cli.run(["wallet", "open", "--phone", phone, "--name", "张三"]).status == 0)
+            #expect(try cli.run(["wallet", "kyc", "submit", "--phone", phone, "--name", "张三", "--id-number", "11010519491231002X"]).status == 0)
+            #expect(try cli.run(["wallet", "kyc", "approve", "--phone", phone, "--class", "3"]).status == 0)
+            #expect(try cli.run(["card", "bind", "--phone", phone, "--card-number", "6222020200112233446", "--bank", "ICBC"]).status == 0)
+            #expect(try cli.run(["topup", "--phone", phone, "--amount", "5000.00", "--card", "\(i + 1)"]).status == 0)
+            #expect(try cli.run(["utility", "link", "--phone", phone, "--biller", "QD-WATER", "--customer-no", String(2_000_000_000 + i), "--autopay", "--autopay-limit", "500.00"]).status == 0)
+        }
+        // A feed of 600 bills: 30 per resident.
+        var random = Random(state: 20261127)
+        var body = ""
+        var total: Int64 = 0
+        var dueByWallet = [Int64](repeating: 0, count: wallets)
+        for n in 0..<600 {
+            let wallet = n % wallets
+            let fen = Int64(100 + random.next() % 9_000)
+            dueByWallet[wallet] += fen
+            total += fen
+            body += "<Bill><BillId>K\(n)</BillId><CustomerNo>\(2_000_000_000 + wallet)</CustomerNo><CustomerName>张*</CustomerName><District>市南区</District><Period>2026-11</Period><Usage Unit=\"m3\">1.0</Usage><Amount Ccy=\"CNY\">\(fen / 100).\(String(format: "%02d", fen % 100))</Amount><LateFee Ccy=\"CNY\">0.00</LateFee><IssueDate>2026-11-27</IssueDate><DueDate>2026-12-20</DueDate></Bill>\n"
+        }
+        let feed = cli.directory.appendingPathComponent("water.xml")
+        try """
+            <?xml version="1.0" encoding="UTF-8"?>
+            <BillFeed xmlns="urn:qdwallet:billfeed:1"><Header><FeedId>K-20261127</FeedId><BillerCode>QD-WATER</BillerCode><CreatedAt>2026-11-27T22:00:00+08:00</CreatedAt><BusinessDate>2026-11-27</BusinessDate><NbOfBills>600</NbOfBills><CtrlSum Ccy="CNY">\(total / 100).\(String(format: "%02d", total % 100))</CtrlSum></Header>
+            \(body)</BillFeed>
+            """.write(to: feed, atomically: true, encoding: .utf8)
+
+        let arguments = ["jobs", "run", "nightly-billing", "--date", "2026-11-27", "--feed", "QD-WATER=\(feed.absoluteString)", "--feed", "QD-POWER=file:///nonexistent", "--feed", "QD-GAS=file:///nonexistent"]
+        var kills = 0
+        var finished = false
+        for attempt in 0..<12 where !finished {
+            let process = Process()
+            process.executableURL = CLIRunner.executable
+            process.arguments = arguments
+            process.environment = cli.environment
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            if attempt < 4 {
+                // Seeded moments between 20 ms and 420 ms into the run.
+                usleep(useconds_t(20_000 + random.next() % 400_000))
+                if process.isRunning {
+                    kill(process.processIdentifier, SIGKILL)
+                    kills += 1
+                }
+                process.waitUntilExit()
+                sleep(5) // past the stale limit: the next run takes over
+            } else {
+                process.waitUntilExit()
+                finished = process.terminationStatus == 4 || process.terminationStatus == 0
+                if !finished { sleep(5) }
+            }
+        }
+        #expect(finished)
+        let pool = try DatabasePool(path: cli.databasePath)
+        defer { try? pool.close() }
+        try pool.read { db in
+            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM bills WHERE biller = 'QD-WATER' AND feed_id = 'K-20261127'") == 600)
+            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM bills WHERE feed_id = 'K-20261127' AND status <> 'paid'") == 0)
+            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM ledger_transactions WHERE idempotency_key LIKE 'bill:QD-WATER:K%'") == 600)
+            #expect(try Int.fetchOne(db, sql: "SELECT count(DISTINCT transaction_id) FROM bills WHERE feed_id = 'K-20261127'") == 600)
+            for wallet in 0..<wallets {
+                let balance = try Int64.fetchOne(db, sql: "SELECT a.credits_posted - a.debits_posted FROM wallets w JOIN ledger_accounts a ON a.id = w.wallet_account_id WHERE w.phone = ?", arguments: ["1390000\(String(format: "%04d", wallet))"])
+                #expect(balance == 500_000 - dueByWallet[wallet], "wallet \(wallet)")
+            }
+        }
+        let check = try cli.run(["ledger", "check", "--json"])
+        #expect(check.status == 0)
+        let reconciliation = try cli.run(["report", "reconciliation", "--date", "2026-11-27", "--json"])
+        let billers = (try reconciliation.json()["billers"] as? [[String: Any]]) ?? []
+        let water = billers.first { $0["biller"] as? String == "QD-WATER" }
+        #expect(water?["ledger_movement_fen"] as? Int == Int(total))
+        #expect(water?["report_paid_fen"] as? Int == Int(total))
+        #expect(kills >= 1, "no run was killed: the harness did not test anything")
+    }
+}
