@@ -72,6 +72,7 @@ final class FeedServer {
             (server.url("denied", Self.water), .authentication, "403 is not retried"),
             (server.url("truncated", Self.water), .unreachable, "a body shorter than its Content-Length"),
             (server.url("slow", Self.water), .timeout, "no answer in time"),
+            (server.url("drip", Self.water), .timeout, "a slow drip below the low-speed limit"),
             ("https://127.0.0.1:\(server.port)/ok/\(Self.water)", .tls, "TLS to a plain-HTTP port fails verification"),
             ("ftp://127.0.0.1/feed.xml", .transport, "other protocols are refused"),
             ("file:///nonexistent/feed.xml", .notFound, "a missing file"),

@@ -100,5 +100,17 @@ import Testing
         }
         let json = try cli.run(["demo", "--db", cli.directory.appendingPathComponent("demo2.sqlite").path, "--jobs-dir", Self.root + "/Jobs", "--json"])
         #expect(try json.json()["ledger_ok"] as? Bool == true)
+        // Everything the demo wrote (databases, WAL files, reports) holds no ID or card number in clear.
+        let secrets = ["11010519491231002X", "370202199001011237", "370212198512310042", "6222020200112233446"].map { Data($0.utf8) }
+        let files = FileManager.default.enumerator(atPath: cli.directory.path)?.compactMap { $0 as? String } ?? []
+        var scanned = 0
+        for name in files {
+            guard let data = FileManager.default.contents(atPath: cli.directory.appendingPathComponent(name).path) else { continue }
+            scanned += 1
+            for secret in secrets {
+                #expect(data.range(of: secret) == nil, "\(name) holds personal data in clear")
+            }
+        }
+        #expect(scanned >= 8)
     }
 }
