@@ -1,0 +1,111 @@
+import Foundation
+import GRDB
+import Testing
+
+/// Many qdwallet processes at once on one database: QR payments, transfers, top-ups and
+/// pay-bills racing the nightly run. Afterwards the ledger checks, each bill is paid at most
+/// once, the campaign budget and the class I limit were never exceeded.
+@Suite(.serialized) struct ConcurrencyTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+
+    @Test func paymentsTransfersTopUpsAndPayBillsRaceTheNightlyRun() throws {
+        var cli = try CLIRunner()
+        defer { cli.cleanUp() }
+        let jobs = cli.directory.appendingPathComponent("Jobs")
+        try FileManager.default.createDirectory(at: jobs.appendingPathComponent("campaigns"), withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: Self.root + "/Jobs/billers.toml", toPath: jobs.appendingPathComponent("billers.toml").path)
+        try FileManager.default.copyItem(atPath: Self.root + "/Jobs/nightly-billing.job.toml", toPath: jobs.appendingPathComponent("nightly-billing.job.toml").path)
+        try """
+            id = "race"
+            version = 1
+            sponsor = "RACE"
+            [window]
+            start = 2020-01-01T00:00:00+08:00
+            end = 2099-12-31T23:59:59+08:00
+            [budget]
+            total_fen = 700
+            on_exhaustion = "partial"
+            [stacking]
+            group = "race"
+            [[benefit]]
+            kind = "threshold_off"
+            tiers = [ { min_fen = 1_000, off_fen = 100 } ]
+            """.write(to: jobs.appendingPathComponent("campaigns/race.toml"), atomically: true, encoding: .utf8)
+        try FileManager.default.createSymbolicLink(atPath: cli.directory.appendingPathComponent("SampleFeeds").path, withDestinationPath: Self.root + "/SampleFeeds")
+        cli.environment["QDWALLET_DB"] = cli.databasePath
+        cli.environment["QDWALLET_JOBS_DIR"] = jobs.path
+        cli.environment["QDWALLET_DATA_KEY"] = Data((0..<32).map { UInt8($0) }).base64EncodedString()
+        cli.environment["QDWALLET_LOG_LEVEL"] = "error"
+
+        func must(_ arguments: [String], stdin: String? = nil) throws {
+            let result = try cli.run(arguments, stdin: stdin)
+            #expect(result.status == 0, "\(arguments): \(result.stderr)")
+        }
+        #expect(try cli.run(["jobs", "run", "nightly-billing", "--date", "2026-11-01"]).status == 4) // registers the billers
+        let phones = (1...4).map { "1380000000\($0)" }
+        for (index, phone) in phones.enumerated() {
+            try must(["wallet", "open", "--phone", phone, "--name", "张三"])
+            try must(["wallet", "kyc", "submit", "--phone", phone, "--name", "张三", "--id-number", "11010519491231002X"])
+            // The first resident is class I: at most 1,000.00 of balance payments.
+            try must(["wallet", "kyc", "approve", "--phone", phone, "--class", index == 0 ? "1" : "2"])
+            try must(["wallet", "password", "set", "--phone", phone, "--password-stdin"], stdin: "123456\n")
+            try must(["card", "bind", "--phone", phone, "--card-number", "6222020200112233446", "--bank", "ICBC"])
+            try must(["topup", "--phone", phone, "--amount", "2000.00", "--card", "\(index + 1)"])
+        }
+        try must(["utility", "link", "--phone", phones[0], "--biller", "QD-WATER", "--customer-no", "1100234567", "--autopay", "--autopay-limit", "300.00"])
+        try must(["utility", "link", "--phone", phones[0], "--biller", "QD-POWER", "--customer-no", "3700112233"])
+        try must(["utility", "link", "--phone", phones[1], "--biller", "QD-GAS", "--customer-no", "88001234"])
+        try must(["merchant", "register", "--id", "M1", "--name", "小吃", "--category", "food"])
+        let qr = try #require(try cli.run(["merchant", "qr", "--id", "M1"]).stdout.split(separator: "\n").first.map(String.init))
+
+        // Everything at once.
+        var processes: [Process] = []
+        func start(_ arguments: [String], stdin: String? = nil) throws {
+            let process = Process()
+            process.executableURL = CLIRunner.executable
+            process.arguments = arguments
+            process.environment = cli.environment
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            let input = Pipe()
+            process.standardInput = input
+            try process.run()
+            if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+            try input.fileHandleForWriting.close()
+            processes.append(process)
+        }
+        try start(["jobs", "run", "nightly-billing", "--date", "2026-11-27"])
+        for round in 0..<3 {
+            for (index, phone) in phones.enumerated() {
+                try start(["pay", "--phone", phone, "--qr", qr, "--amount", "300.00", "--password-stdin", "--idempotency-key", "qr-\(round)-\(index)"], stdin: "123456\n")
+                try start(["transfer", "--from", phone, "--to", phones[(index + 1) % phones.count], "--amount", "150.00", "--password-stdin", "--idempotency-key", "t-\(round)-\(index)"], stdin: "123456\n")
+                try start(["topup", "--phone", phone, "--amount", "10.00", "--card", "\(index + 1)", "--idempotency-key", "u-\(round)-\(index)"])
+            }
+            try start(["pay-bill", "--phone", phones[0], "--bill", "QD-POWER:P2611-100001", "--password-stdin"], stdin: "123456\n")
+            try start(["pay-bill", "--phone", phones[1], "--bill", "QD-GAS:G2611-55001", "--password-stdin"], stdin: "123456\n")
+        }
+        for process in processes { process.waitUntilExit() }
+
+        let pool = try DatabasePool(path: cli.databasePath)
+        defer { try? pool.close() }
+        try pool.read { db in
+            // Each bill at most once in the ledger.
+            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM (SELECT idempotency_key FROM ledger_transactions WHERE idempotency_key LIKE 'bill:%' GROUP BY idempotency_key HAVING count(*) > 1)") == 0)
+            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM bills WHERE status = 'paid' AND transaction_id IS NULL") == 0)
+            // The campaign budget to the fen.
+            let used = try Int64.fetchOne(db, sql: "SELECT coalesce(sum(spent_fen), 0) FROM campaign_budgets WHERE campaign_id = 'race'") ?? 0
+            let allocated = try Int64.fetchOne(db, sql: "SELECT coalesce(sum(discount_fen), 0) FROM campaign_allocations WHERE campaign_id = 'race' AND reversed_at IS NULL") ?? 0
+            #expect(used <= 700 && used == allocated)
+            let sponsor = try Int64.fetchOne(db, sql: "SELECT debits_posted - credits_posted FROM ledger_accounts WHERE code = 'sponsor:RACE'") ?? 0
+            #expect(sponsor == used)
+            // The class I wallet never paid more than 1,000.00 from its balance.
+            let spent = try Int64.fetchOne(db, sql: "SELECT -coalesce(sum(amount_fen), 0) FROM wallet_movements m JOIN wallets w ON w.id = m.wallet_id WHERE w.phone = ? AND m.balance_payment = 1", arguments: [phones[0]]) ?? 0
+            #expect(spent <= 100_000)
+            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM wallet_movements WHERE kind = 'qr_payment'") ?? 0 > 0)
+        }
+        #expect(try cli.run(["ledger", "check"]).status == 0)
+        let run = try cli.run(["jobs", "history", "--job", "nightly-billing", "--json"])
+        let executions = (try run.json()["executions"] as? [[String: Any]]) ?? []
+        #expect(executions.first?["status"] as? String == "completed")
+    }
+}
