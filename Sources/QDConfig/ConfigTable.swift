@@ -43,10 +43,34 @@ public struct ConfigTable {
 
     /// Parses TOML text; `file` names it in errors.
     public static func parse(_ text: String, file: String) throws -> ConfigTable {
+        try precheck(text, file: file)
         do {
             return ConfigTable(file: file, table: try TOMLTable(string: text), prefix: "")
         } catch let error as TOMLParseError {
             throw ConfigError(file: file, key: "", problem: "line \(error.source.begin.line): \(error.description)")
+        }
+    }
+
+    /// Refuses what the TOML parser should never see: control characters, and table headers
+    /// that are not plain key paths (toml++ asserts on some malformed headers, such as
+    /// `[[#name]]`, instead of reporting them).
+    static func precheck(_ text: String, file: String) throws {
+        var line = 0
+        for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            line += 1
+            if raw.unicodeScalars.contains(where: { $0.value < 0x20 && $0 != "\t" && $0 != "\r" }) || raw.unicodeScalars.contains("\u{7F}") {
+                throw ConfigError(file: file, key: "", problem: "line \(line): control characters are not allowed")
+            }
+            let trimmed = raw.drop { $0 == " " || $0 == "\t" }
+            // A line that starts with "[" and carries no value syntax is a table header.
+            guard trimmed.first == "[", !trimmed.contains(","), !trimmed.contains("="), !trimmed.contains("{") else { continue }
+            let header = trimmed.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? trimmed
+            let inner = header.trimmingCharacters(in: CharacterSet(charactersIn: "[] \t\r"))
+            let allowed = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "_-. \"'"))
+            let closes = header.trimmingCharacters(in: .whitespaces).hasSuffix("]")
+            guard !inner.isEmpty, closes, inner.unicodeScalars.allSatisfy({ allowed.contains($0) }) else {
+                throw ConfigError(file: file, key: "", problem: "line \(line): a table header must be [name] or [[name]]")
+            }
         }
     }
 
