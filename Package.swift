@@ -126,7 +126,7 @@ let package = Package(
         .executableTarget(
             name: "qdwallet-bench",
             dependencies: [
-                "Ledger", "Wallet", "Billing", "Campaigns", "Feeds", "JobRunner", "Reports",
+                "Ledger", "Wallet", "Billing", "Campaigns", "Feeds", "JobRunner", "Reports", "QDWalletCLI",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
             ],
@@ -157,7 +157,7 @@ let package = Package(
         .testTarget(
             name: "BillingTests",
             dependencies: [
-                "Billing", "Feeds", "JobRunner", "Ledger", "Wallet", "QDConfig", "Campaigns", "Reports", "Notify",
+                "Billing", "Feeds", "JobRunner", "Ledger", "Wallet", "QDConfig", "Campaigns", "Reports", "Notify", "QDWalletCLI",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),

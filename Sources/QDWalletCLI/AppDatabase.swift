@@ -6,9 +6,9 @@ import Reports
 import Ledger
 import Wallet
 
-/// The one database of qdwallet, with every module's migrations in order.
-enum AppDatabase {
-    static func migrator() -> DatabaseMigrator {
+/// Every module's migrations, in order: the schema of qdwallet's one database.
+public enum QDWalletSchema {
+    public static func migrator() -> DatabaseMigrator {
         var migrator = DatabaseMigrator()
         LedgerSchema.register(in: &migrator)
         WalletSchema.register(in: &migrator)
@@ -18,6 +18,11 @@ enum AppDatabase {
         ReportsSchema.register(in: &migrator)
         return migrator
     }
+}
+
+/// The one database of qdwallet.
+enum AppDatabase {
+    static func migrator() -> DatabaseMigrator { QDWalletSchema.migrator() }
 
     /// Opens (creating and migrating) the database and returns the ledger over it.
     static func openLedger(path: String) throws -> Ledger {

@@ -2,6 +2,7 @@ import Billing
 import Campaigns
 import Foundation
 import GRDB
+import QDWalletCLI
 import JobRunner
 import Ledger
 import Reports
@@ -25,16 +26,7 @@ struct CityGenerator {
     var databasePath: String { directory + "/city.sqlite" }
     var jobsDirectory: String { directory + "/Jobs" }
 
-    static func migrator() -> DatabaseMigrator {
-        var migrator = DatabaseMigrator()
-        LedgerSchema.register(in: &migrator)
-        WalletSchema.register(in: &migrator)
-        JobSchema.register(in: &migrator)
-        BillingSchema.register(in: &migrator)
-        CampaignSchema.register(in: &migrator)
-        ReportsSchema.register(in: &migrator)
-        return migrator
-    }
+    static func migrator() -> DatabaseMigrator { QDWalletSchema.migrator() }
 
     struct Random {
         var state: UInt64

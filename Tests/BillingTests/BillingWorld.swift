@@ -3,6 +3,7 @@ import Feeds
 import Foundation
 import GRDB
 import Logging
+import QDWalletCLI
 import Reports
 import Testing
 @testable import Billing
@@ -31,16 +32,7 @@ final class BillingWorld {
     let billing: BillingService
     var config: NightlyBillingConfig
 
-    static func migrator() -> DatabaseMigrator {
-        var migrator = DatabaseMigrator()
-        LedgerSchema.register(in: &migrator)
-        WalletSchema.register(in: &migrator)
-        JobSchema.register(in: &migrator)
-        BillingSchema.register(in: &migrator)
-        CampaignSchema.register(in: &migrator)
-        ReportsSchema.register(in: &migrator)
-        return migrator
-    }
+    static func migrator() -> DatabaseMigrator { QDWalletSchema.migrator() }
 
     init() throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("qdwallet-billing-\(UUID().uuidString)")
