@@ -18,6 +18,17 @@ public struct Biller: Sendable, Hashable, Codable {
     public var resultURL: String
     public var feedBytesMax: Int64
 
+    public init(code: String, name: String, category: String, customerNoDigitsMin: Int, customerNoDigitsMax: Int, feedURL: String, resultURL: String, feedBytesMax: Int64) {
+        self.code = code
+        self.name = name
+        self.category = category
+        self.customerNoDigitsMin = customerNoDigitsMin
+        self.customerNoDigitsMax = customerNoDigitsMax
+        self.feedURL = feedURL
+        self.resultURL = resultURL
+        self.feedBytesMax = feedBytesMax
+    }
+
     public func validCustomerNo(_ text: String) -> Bool {
         (customerNoDigitsMin...customerNoDigitsMax).contains(text.utf8.count) && text.utf8.allSatisfy { $0 >= 48 && $0 <= 57 }
     }

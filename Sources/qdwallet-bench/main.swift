@@ -9,6 +9,11 @@
 // Rounds alternate floor and ledger so that a noisy neighbour hurts both alike; the ratio is
 // taken from the median round of each.
 //
+//     swift run -c release qdwallet-bench paybill [--entries N] [--samples N]
+//
+// `paybill` fills a ledger with N entries, then times S pay-bills (password hashing excluded,
+// and timed on its own), reporting p50 and p99.
+//
 //     swift run -c release qdwallet-bench nightly [--bills N] [--wallets N] [--schema-dir DIR] [--keep DIR]
 //
 // `nightly` generates a synthetic city (wallets, linked accounts, a campaign, three feeds of
@@ -20,7 +25,7 @@ import Foundation
 import Ledger
 
 let arguments = Array(CommandLine.arguments.dropFirst())
-guard let suite = arguments.first, suite == "ledger" || suite == "nightly" else {
+guard let suite = arguments.first, suite == "ledger" || suite == "nightly" || suite == "paybill" else {
     FileHandle.standardError.write(Data("usage: qdwallet-bench ledger [--transfers N] [--batch N] [--wallets N] [--rounds N] [--json]\n       qdwallet-bench nightly [--bills N] [--wallets N] [--schema-dir DIR] [--keep DIR] [--json]\n".utf8))
     exit(2)
 }
@@ -30,6 +35,16 @@ func option(_ name: String, _ fallback: Int) -> Int {
     }
     return value
 }
+if suite == "paybill" {
+    do {
+        print(try PayBillBenchmark(entries: option("--entries", 10_000_000), samples: option("--samples", 1_000)).run())
+    } catch {
+        FileHandle.standardError.write(Data("qdwallet-bench: \(error)\n".utf8))
+        exit(4)
+    }
+    exit(0)
+}
+
 if suite == "nightly" {
     func text(_ name: String) -> String? {
         guard let index = arguments.firstIndex(of: name), index + 1 < arguments.count else { return nil }
