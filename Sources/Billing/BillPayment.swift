@@ -144,6 +144,11 @@ struct BillPayment {
         }
     }
 
+    /// Releases what the campaigns held for a bill whose payment the ledger refused.
+    mutating func forget(_ bill: BillCandidate) {
+        if let (context, result) = benefits.removeValue(forKey: bill.rowID) { book?.abandon(context, result) }
+    }
+
     /// Records a bill left payable (with the reason the resident is told) or unmatched.
     func recordNotPaid(_ db: Database, _ bill: BillCandidate, decision: PaymentDecision) throws {
         switch decision {

@@ -364,6 +364,7 @@ struct ProcessStep: TypedJobStep {
                 counts.written += 1
             case .refused(let refusal, _):
                 let reason = refusal == .accountFrozen ? "ACCOUNT_FROZEN" : "INSUFFICIENT_FUNDS"
+                payment.forget(bill)
                 try payment.recordNotPaid(db, bill, decision: .pending(reason))
                 counts.failed += 1
             }

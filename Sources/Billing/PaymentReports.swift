@@ -80,8 +80,25 @@ public enum PaymentReports {
     public static func write(_ db: Database, biller: String, date: ShanghaiCalendar.Date, now: TimestampMicros, path: String, schema: XMLSchema) throws -> ReportHeader {
         let head = try header(db, biller: biller, date: date, now: now)
         let cursor = try Row.fetchCursor(db, sql: itemsSQL, arguments: [biller, date.iso])
-        let items = AnySequence { AnyIterator { (try? cursor.next()).flatMap { $0 }.map(item) } }
-        _ = try PaymentReportWriter.write(header: head, items: items, to: path, schema: schema)
+        // The writer takes a plain sequence; a read error ends it early and is thrown after,
+        // so a short report is never taken for a whole one.
+        var failure: (any Error)?
+        let items = AnySequence {
+            AnyIterator { () -> ReportItem? in
+                guard failure == nil else { return nil }
+                do {
+                    return try cursor.next().map(item)
+                } catch {
+                    failure = error
+                    return nil
+                }
+            }
+        }
+        let written = try PaymentReportWriter.write(header: head, items: items, to: path, schema: schema)
+        if let failure { throw failure }
+        guard written == head.itemCount else {
+            throw FeedError(.io, "the payment report has \(written) items, its header says \(head.itemCount)", context: path)
+        }
         return head
     }
 }

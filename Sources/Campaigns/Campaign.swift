@@ -80,6 +80,10 @@ extension Campaign {
         return try parse(text, file: (path as NSString).lastPathComponent)
     }
 
+    /// The largest amount in fen a campaign may declare (10,000,000,000.00 yuan): sums of
+    /// declared amounts then stay far inside Int64.
+    public static let fenMax: Int64 = 1_000_000_000_000
+
     public static func parse(_ text: String, file: String) throws -> Campaign {
         let config = try ConfigTable.parse(text, file: file)
         try config.allowOnly(["id", "version", "title", "sponsor", "window", "eligibility", "budget", "caps", "stacking", "benefit"])
@@ -124,7 +128,7 @@ extension Campaign {
             try budget.allowOnly(["total_fen", "daily_fen", "on_exhaustion"])
             budgetTotal = try budget.optionalInt("total_fen").map(Int64.init)
             budgetDaily = try budget.optionalInt("daily_fen").map(Int64.init)
-            guard (budgetTotal ?? 1) > 0, (budgetDaily ?? 1) > 0 else { throw fail("budget", "amounts must be positive fen") }
+            guard (1...fenMax).contains(budgetTotal ?? 1), (1...fenMax).contains(budgetDaily ?? 1) else { throw fail("budget", "amounts must be positive fen, at most \(fenMax)") }
             let text = try budget.string("on_exhaustion", default: "skip")
             guard let value = Exhaustion(rawValue: text) else { throw fail("budget.on_exhaustion", "must be \"partial\" or \"skip\"") }
             exhaustion = value
@@ -137,7 +141,7 @@ extension Campaign {
             let count = try cap.optionalInt("max_count")
             let fen = try cap.optionalInt("max_fen").map(Int64.init)
             guard count != nil || fen != nil else { throw fail("caps", "needs max_count, max_fen or both") }
-            guard (count ?? 1) > 0, (fen ?? 1) > 0 else { throw fail("caps", "limits must be positive") }
+            guard (count ?? 1) > 0, (1...fenMax).contains(fen ?? 1) else { throw fail("caps", "limits must be positive (max_fen at most \(fenMax))") }
             return Cap(scope: scope, period: period, maxCount: count, maxFen: fen)
         }
 
@@ -154,7 +158,7 @@ extension Campaign {
                 let tiers = try benefit.tables("tiers").map { tier -> Tier in
                     try tier.allowOnly(["min_fen", "off_fen"])
                     let t = Tier(minFen: Int64(try tier.int("min_fen")), offFen: Int64(try tier.int("off_fen")))
-                    guard t.minFen > 0, t.offFen > 0 else { throw fail("benefit.tiers", "min_fen and off_fen must be positive") }
+                    guard (1...fenMax).contains(t.minFen), (1...fenMax).contains(t.offFen) else { throw fail("benefit.tiers", "min_fen and off_fen must be positive fen, at most \(fenMax)") }
                     return t
                 }
                 guard !tiers.isEmpty else { throw fail("benefit.tiers", "threshold_off needs at least one tier") }
@@ -165,12 +169,12 @@ extension Campaign {
                 guard (1...10_000).contains(bp) else { throw fail("benefit.basis_points", "must be 1 to 10000") }
                 guard let rounding = Rounding(rawValue: try benefit.string("rounding", default: "floor")) else { throw fail("benefit.rounding", "must be floor, ceil or half_up") }
                 let cap = try benefit.optionalInt("cap_fen").map(Int64.init)
-                guard (cap ?? 1) > 0 else { throw fail("benefit.cap_fen", "must be positive") }
+                guard (1...fenMax).contains(cap ?? 1) else { throw fail("benefit.cap_fen", "must be positive fen, at most \(fenMax)") }
                 return .percentOff(basisPoints: bp, rounding: rounding, capFen: cap)
             case "fixed_off", "first_payment":
                 try benefit.allowOnly(["kind", "off_fen"])
                 let off = Int64(try benefit.int("off_fen"))
-                guard off > 0 else { throw fail("benefit.off_fen", "must be positive") }
+                guard (1...fenMax).contains(off) else { throw fail("benefit.off_fen", "must be positive fen, at most \(fenMax)") }
                 return kind == "fixed_off" ? .fixedOff(offFen: off) : .firstPayment(offFen: off)
             case "points_per_yuan":
                 try benefit.allowOnly(["kind", "rate", "multiplier", "multiplier_days", "pending_days", "expiry_months"])

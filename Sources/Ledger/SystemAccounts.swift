@@ -16,7 +16,10 @@ public enum SystemAccounts {
 
     /// Opens the system accounts that are missing; safe to run again.
     public static func ensure(in ledger: Ledger) throws -> [Account] {
-        try ledger.store.write { tx in
+        // Every command calls this: a read answers, and the write lock is taken only once.
+        let existing = try ledger.store.read { tx in try specs.compactMap { try tx.account(code: $0.code) } }
+        if existing.count == specs.count { return existing }
+        return try ledger.store.write { tx in
             try specs.map { try ledger.openAccount($0, in: tx) }
         }
     }

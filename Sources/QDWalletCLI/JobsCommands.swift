@@ -183,7 +183,7 @@ struct JobsCommand: ParsableCommand {
         @Option(name: .customLong("older-than"), help: "Days.") var olderThanDays: Int
 
         func validate() throws {
-            guard olderThanDays >= 1 else { throw ValidationError("--older-than must be at least 1 day") }
+            guard (1...36_500).contains(olderThanDays) else { throw ValidationError("--older-than must be 1 to 36500 days") }
         }
 
         func run() throws {

@@ -152,6 +152,7 @@ func discount(_ campaigns: [Campaign], _ context: PaymentContext, usage: Campaig
         ("id = \"x\"\nversion = 1\nsponsor = \"S\"\n[window]\nstart = 2026-01-01T00:00:00+08:00\nend = 2026-02-01T00:00:00+08:00\n[[benefit]]\nkind = \"percent_off\"\nbasis_points = 20000", "x.toml: benefit.basis_points: must be 1 to 10000"),
         ("id = \"x\"\nversion = 1\nsponsor = \"S\"\n[window]\nstart = 2026-01-01T00:00:00+08:00\nend = 2026-02-01T00:00:00+08:00\n[budget]\ntotal_fen = 5\non_exhaustion = \"maybe\"\n[[benefit]]\nkind = \"fixed_off\"\noff_fen = 1", "x.toml: budget.on_exhaustion:"),
         ("id = \"x\"\nversion = 1\nsponsor = \"S\"\nsponsr = \"T\"", "x.toml: sponsr: unknown key"),
+        ("id = \"x\"\nversion = 1\nsponsor = \"S\"\n[window]\nstart = 2026-01-01T00:00:00+08:00\nend = 2026-02-01T00:00:00+08:00\n[[benefit]]\nkind = \"fixed_off\"\noff_fen = 9223372036854775807", "x.toml: benefit.off_fen: must be positive fen, at most"),
         ("id = \"x\"\nversion = 1\nsponsor = \"S\"\n[window]\nstart = 2026-01-01T00:00:00+08:00\nend = 2026-02-01T00:00:00+08:00\n[[caps]]\nscope = \"wallet\"\nperiod = \"month\"\n[[benefit]]\nkind = \"fixed_off\"\noff_fen = 1", "x.toml: caps.period:"),
     ])
     func definitionsAreValidatedWithFileKeyAndProblem(toml: String, message: String) {
