@@ -69,7 +69,8 @@ struct BillPayment {
         var evaluated: (PaymentContext, CampaignResult)?
         if let book {
             let pair = "\(wallet.id)|\(bill.biller)"
-            let paidBefore = try paidPairs.contains(pair) || Row.fetchOne(try db.cachedStatement(sql: "SELECT 1 FROM bills WHERE wallet_id = ? AND biller = ? AND status IN ('paid', 'refunded') LIMIT 1"), arguments: [wallet.id, bill.biller]) != nil
+            // Looked up only when a campaign asks (and stored with the explanation only then).
+            let paidBefore = try !book.needsFirstPayment || paidPairs.contains(pair) || Row.fetchOne(try db.cachedStatement(sql: "SELECT 1 FROM bills WHERE wallet_id = ? AND biller = ? AND status IN ('paid', 'refunded') LIMIT 1"), arguments: [wallet.id, bill.biller]) != nil
             let context = PaymentContext(kind: .utilityBill, walletID: wallet.id, billAccountID: bill.billAccountID, biller: bill.biller, category: bill.category, district: bill.district, amountFen: bill.dueFen, at: now, kycClass: wallet.kycVerified ? wallet.kycClass : 1, firstPayment: !paidBefore)
             let result = try book.evaluate(context)
             net -= result.discountFen

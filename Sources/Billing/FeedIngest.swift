@@ -85,7 +85,7 @@ public enum FeedIngest {
                         staged += 1
                         return
                     }
-                    guard let existing = try Row.fetchOne(db, sql: "SELECT feed_id, due_fen, customer_no FROM bills WHERE biller = ? AND bill_id = ?", arguments: [biller.code, bill.billID]) else { return }
+                    guard let existing = try Row.fetchOne(try db.cachedStatement(sql: "SELECT feed_id, due_fen, customer_no FROM bills WHERE biller = ? AND bill_id = ?"), arguments: [biller.code, bill.billID]) else { return }
                     if (existing["feed_id"] as String) == feedID {
                         try fault("bill", bill.billID, "duplicate_in_feed", "DUPLICATE_IN_FEED")
                     } else if (existing["due_fen"] as Int64) == bill.dueFen && (existing["customer_no"] as String) == bill.customerNo {
@@ -96,8 +96,8 @@ public enum FeedIngest {
                 },
                 onCancel: { cancel in
                     seq += 1
-                    try db.execute(sql: "INSERT INTO feed_cancels (feed_id, seq, biller, bill_id, reason, business_date) VALUES (?, ?, ?, ?, ?, ?)",
-                                   arguments: [feedID, seq, biller.code, cancel.billID, String(cancel.reason.prefix(140)), date.iso])
+                    try db.cachedStatement(sql: "INSERT INTO feed_cancels (feed_id, seq, biller, bill_id, reason, business_date) VALUES (?, ?, ?, ?, ?, ?)")
+                        .execute(arguments: [feedID, seq, biller.code, cancel.billID, String(cancel.reason.prefix(140)), date.iso])
                 })
             try db.execute(sql: "UPDATE feeds SET bills = ?, cancels = ? WHERE feed_id = ?", arguments: [summary.bills, summary.cancels, feedID])
             return .staged(feedID: feedID, bills: staged, cancels: summary.cancels, recordFaults: faults)

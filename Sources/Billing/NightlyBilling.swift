@@ -326,24 +326,26 @@ struct ProcessStep: TypedJobStep {
     func chunk(_ context: JobContext, db: Database, ledger: any LedgerWriting, from checkpoint: Checkpoint) throws -> (Checkpoint, ChunkCounts) {
         let date = try context.date("date")
         let now = context.clock.nowMicros()
-        let rows = try Row.fetchAll(db, sql: """
-            SELECT b.id, b.biller, b.bill_id, b.due_fen, b.due_date, b.district, a.id AS account_id, a.autopay, a.autopay_limit_fen, \(WalletRecord.joinedColumns("w_")),
-                r.name AS biller_name, r.category, r.account_id AS biller_account
+        // Read by position (the columns of the select, in order): no lookup by name per bill.
+        let rows = try Row.fetchAll(try db.cachedStatement(sql: """
+            SELECT b.id, b.biller, b.bill_id, b.due_fen, b.due_date, b.district, a.id, a.autopay, a.autopay_limit_fen,
+                r.name, r.category, r.account_id, \(WalletRecord.positionalColumns)
             FROM bills b
             JOIN billers r ON r.code = b.biller
             LEFT JOIN bill_accounts a ON a.biller = b.biller AND a.customer_no = b.customer_no AND a.status = 'linked'
             LEFT JOIN wallets w ON w.id = a.wallet_id
             WHERE b.status = 'new' AND b.id > ? ORDER BY b.id LIMIT ?
-            """, arguments: [checkpoint.lastID, context.chunkSizeMax])
+            """), arguments: [checkpoint.lastID, context.chunkSizeMax])
         var payment = BillPayment(wallets: config.wallets, now: now, book: config.campaigns.isEmpty ? nil : CampaignBook(db: db, campaigns: config.campaigns))
-        var toPay: [(BillCandidate, Row)] = []
+        var toPay: [(bill: BillCandidate, billerName: String, billerAccount: AccountID)] = []
         var counts = ChunkCounts(read: rows.count, done: rows.count < context.chunkSizeMax)
         for row in rows {
-            let wallet: WalletRecord? = (row["account_id"] as Int64?) == nil ? nil : WalletRecord(row: row, prefix: "w_")
-            let bill = BillCandidate(rowID: row[0], biller: row["biller"], billID: row["bill_id"], dueFen: row["due_fen"], dueDate: row["due_date"], category: row["category"], district: row["district"], billAccountID: row["account_id"], autopay: row["autopay"] ?? false, autopayLimitFen: row["autopay_limit_fen"] ?? 0, wallet: wallet)
+            let accountID: Int64? = row[6]
+            let wallet: WalletRecord? = accountID == nil ? nil : WalletRecord(row: row, at: 12)
+            let bill = BillCandidate(rowID: row[0], biller: row[1], billID: row[2], dueFen: row[3], dueDate: row[4], category: row[10], district: row[5], billAccountID: accountID, autopay: row[7] ?? false, autopayLimitFen: row[8] ?? 0, wallet: wallet)
             let decision = try payment.decide(db, ledger, bill, manual: false)
             if decision == .pay {
-                toPay.append((bill, row))
+                toPay.append((bill, row[9], row[11]))
             } else {
                 try payment.recordNotPaid(db, bill, decision: decision)
                 counts.skipped += 1
@@ -351,16 +353,16 @@ struct ProcessStep: TypedJobStep {
         }
         var requests: [PostingRequest] = []
         var groups: [Range<Int>] = []
-        for (bill, row) in toPay {
-            let group = try payment.requests(bill, billerAccountID: row["biller_account"], businessDate: date, tx: ledger)
+        for (bill, _, billerAccount) in toPay {
+            let group = try payment.requests(bill, billerAccountID: billerAccount, businessDate: date, tx: ledger)
             groups.append(requests.count..<requests.count + group.count)
             requests.append(contentsOf: group)
         }
         let results = try Ledger.post(requests, in: ledger, clock: context.clock)
-        for ((bill, row), range) in zip(toPay, groups) {
+        for ((bill, billerName, _), range) in zip(toPay, groups) {
             switch results[range.lowerBound] {
             case .committed(let transactionID, _):
-                try payment.recordPaid(db, bill, transactionID: transactionID, pointsHolds: payment.pointsHolds(bill, results: results[range]), via: "autopay", businessDate: date, billerName: row["biller_name"], category: row["category"])
+                try payment.recordPaid(db, bill, transactionID: transactionID, pointsHolds: payment.pointsHolds(bill, results: results[range]), via: "autopay", businessDate: date, billerName: billerName, category: bill.category)
                 counts.written += 1
             case .refused(let refusal, _):
                 let reason = refusal == .accountFrozen ? "ACCOUNT_FROZEN" : "INSUFFICIENT_FUNDS"

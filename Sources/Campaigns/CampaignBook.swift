@@ -12,10 +12,32 @@ public final class CampaignBook {
     /// summed by what budgets and caps count, so a lookup costs the same however many there are.
     private var inFlightBudget: [String: Int64] = [:]
     private var inFlightCaps: [String: (count: Int, fen: Int64)] = [:]
+    /// Budget spending as written in this transaction (total by campaign id, daily by
+    /// "id|day"): read once, then kept up to date by `record`, so a chunk of payments reads
+    /// each budget once. The transaction holds the write lock, so nothing else changes them.
+    private var writtenBudget: [String: Int64] = [:]
+    /// Whether any campaign looks at the payment being the wallet's first to its payee.
+    public let needsFirstPayment: Bool
 
     public init(db: Database, campaigns: [Campaign]) {
         self.db = db
         self.campaigns = campaigns
+        needsFirstPayment = campaigns.contains { campaign in
+            campaign.firstPaymentOnly || campaign.benefits.contains { if case .firstPayment = $0 { true } else { false } }
+        }
+    }
+
+    private func budgetWritten(_ campaignID: String, day: String?) throws -> Int64 {
+        let key = day.map { campaignID + "|" + $0 } ?? campaignID
+        if let known = writtenBudget[key] { return known }
+        let spent: Int64
+        if let day {
+            spent = try Int64.fetchOne(try db.cachedStatement(sql: "SELECT spent_fen FROM campaign_budget_days WHERE campaign_id = ? AND day = ?"), arguments: [campaignID, day]) ?? 0
+        } else {
+            spent = try Int64.fetchOne(try db.cachedStatement(sql: "SELECT spent_fen FROM campaign_budgets WHERE campaign_id = ?"), arguments: [campaignID]) ?? 0
+        }
+        writtenBudget[key] = spent
+        return spent
     }
 
     /// Records each campaign version; a changed file under an old version number is refused.
@@ -43,8 +65,8 @@ public final class CampaignBook {
     public func usage(_ campaign: Campaign, context: PaymentContext) throws -> CampaignUsage {
         let keys = Self.periodKeys(context.at)
         var usage = CampaignUsage()
-        usage.budgetSpentFen = try Int64.fetchOne(try db.cachedStatement(sql: "SELECT spent_fen FROM campaign_budgets WHERE campaign_id = ?"), arguments: [campaign.id]) ?? 0
-        usage.budgetSpentTodayFen = try Int64.fetchOne(try db.cachedStatement(sql: "SELECT spent_fen FROM campaign_budget_days WHERE campaign_id = ? AND day = ?"), arguments: [campaign.id, keys.day]) ?? 0
+        usage.budgetSpentFen = try budgetWritten(campaign.id, day: nil)
+        usage.budgetSpentTodayFen = try budgetWritten(campaign.id, day: keys.day)
         usage.budgetSpentFen += inFlightBudget[campaign.id] ?? 0
         usage.budgetSpentTodayFen += inFlightBudget[campaign.id + "|" + keys.day] ?? 0
         for cap in campaign.caps {
@@ -58,9 +80,12 @@ public final class CampaignBook {
             case .calendarMonth: sql += " AND month = ?"; arguments += [keys.month]
             case .campaign: break
             }
-            let row = try Row.fetchOne(db, sql: sql, arguments: arguments)
-            var count: Int = scopeValue == nil ? 0 : row?["n"] ?? 0
-            var fen: Int64 = scopeValue == nil ? 0 : row?["fen"] ?? 0
+            var count = 0
+            var fen: Int64 = 0
+            if scopeValue != nil, let row = try Row.fetchOne(try db.cachedStatement(sql: sql), arguments: arguments) {
+                count = row[0]
+                fen = row[1]
+            }
             if let scopeValue, let flying = inFlightCaps[Self.capKey(campaign.id, cap, scopeValue, keys)] {
                 count += flying.count
                 fen += flying.fen
@@ -161,14 +186,47 @@ public final class CampaignBook {
             if allocation.discountFen > 0 {
                 try db.cachedStatement(sql: "INSERT INTO campaign_budgets (campaign_id, spent_fen) VALUES (?, ?) ON CONFLICT (campaign_id) DO UPDATE SET spent_fen = spent_fen + excluded.spent_fen").execute(arguments: [allocation.campaignID, allocation.discountFen])
                 try db.cachedStatement(sql: "INSERT INTO campaign_budget_days (campaign_id, day, spent_fen) VALUES (?, ?, ?) ON CONFLICT (campaign_id, day) DO UPDATE SET spent_fen = spent_fen + excluded.spent_fen").execute(arguments: [allocation.campaignID, keys.day, allocation.discountFen])
+                writtenBudget[allocation.campaignID]? += allocation.discountFen
+                writtenBudget[allocation.campaignID + "|" + keys.day]? += allocation.discountFen
             }
         }
         // Written now: the database counts them from here on.
         track(context, result, sign: -1)
-        let encoder = JSONEncoder()
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        encoder.outputFormatting = [.sortedKeys]
-        try db.cachedStatement(sql: "INSERT OR REPLACE INTO campaign_explanations (payment_key, transaction_id, context, explanation, at) VALUES (?, ?, ?, ?, ?)").execute(arguments: [paymentKey, transactionID, String(decoding: try encoder.encode(ContextRecord(context)), as: UTF8.self), String(decoding: try encoder.encode(result.explanations), as: UTF8.self), context.at])
+        try db.cachedStatement(sql: "INSERT OR REPLACE INTO campaign_explanations (payment_key, transaction_id, context, explanation, at) VALUES (?, ?, ?, ?, ?)")
+            .execute(arguments: [paymentKey, transactionID, Self.json(context, firstPaymentConsulted: needsFirstPayment), "[" + result.explanations.map(Self.json).joined(separator: ",") + "]", context.at])
+    }
+
+    /// The payment's context as stored for `campaign explain` (snake_case keys, sorted);
+    /// `first_payment` only when a campaign asked for it.
+    static func json(_ context: PaymentContext, firstPaymentConsulted: Bool) -> String {
+        var json = JSONText()
+        json.field("amount_fen", context.amountFen)
+        json.field("at", context.at)
+        json.field("bill_account_id", context.billAccountID)
+        json.field("biller", context.biller)
+        json.field("category", context.category)
+        json.field("district", context.district)
+        if firstPaymentConsulted { json.field("first_payment", context.firstPayment) }
+        json.field("kind", context.kind.rawValue)
+        json.field("kyc_class", Int64(context.kycClass))
+        json.field("wallet_id", context.walletID)
+        return json.finish()
+    }
+
+    /// One campaign's line of an explanation (snake_case keys, sorted).
+    static func json(_ explanation: Explanation) -> String {
+        var json = JSONText()
+        json.field("applied", explanation.applied)
+        json.field("budget_after_fen", explanation.budgetAfterFen)
+        json.field("budget_before_fen", explanation.budgetBeforeFen)
+        json.field("campaign_id", explanation.campaignId)
+        json.field("caps", strings: explanation.caps)
+        json.field("discount_fen", explanation.discountFen)
+        json.field("points", explanation.points)
+        json.field("reason", explanation.reason)
+        json.field("rounding", explanation.rounding)
+        json.field("version", Int64(explanation.version))
+        return json.finish()
     }
 
     /// Reverses exactly what was applied to a payment, from its stored allocations: budgets and
@@ -176,6 +234,7 @@ public final class CampaignBook {
     /// negative). The CNY legs are reversed by the caller's reversal of the payment.
     public func reverse(paymentKey: String, reversalTransactionID: TransactionID, pointsAccount: AccountID, tx: any LedgerWriting, clock: any LedgerClock, at: TimestampMicros) throws {
         let rows = try Row.fetchAll(try db.cachedStatement(sql: "SELECT * FROM campaign_allocations WHERE payment_key = ? AND reversed_at IS NULL"), arguments: [paymentKey])
+        writtenBudget.removeAll()
         for row in rows {
             let id: Int64 = row["id"]
             let discount: Int64 = row["discount_fen"]
@@ -206,14 +265,6 @@ public final class CampaignBook {
         let year = total / 12, month = total % 12 + 1
         let day = min(date.day, ShanghaiCalendar.daysIn(year: year, month: month))
         return ShanghaiCalendar.Date(year: year, month: month, day: day).startMicros + offset
-    }
-
-    struct ContextRecord: Encodable {
-        var kind: String, walletId: Int64, billAccountId: Int64?, biller: String?, category: String, district: String?, amountFen: Int64, at: Int64, kycClass: Int, firstPayment: Bool
-        init(_ c: PaymentContext) {
-            kind = c.kind.rawValue; walletId = c.walletID; billAccountId = c.billAccountID; biller = c.biller; category = c.category; district = c.district
-            amountFen = c.amountFen; at = c.at; kycClass = c.kycClass; firstPayment = c.firstPayment
-        }
     }
 }
 

@@ -1,4 +1,5 @@
 import Billing
+import Foundation
 import Campaigns
 import GRDB
 import JobRunner
@@ -30,7 +31,16 @@ enum AppDatabase {
     }
 
     static func openStore(path: String) throws -> SQLiteLedgerStore {
-        SQLiteLedgerStore(pool: try SQLiteDatabase.open(path: path, migrator: migrator()))
+        SQLiteLedgerStore(pool: try SQLiteDatabase.open(path: path, migrator: migrator(), cacheKiB: try cacheKiB()))
+    }
+
+    /// SQLite's page cache per connection: `QDWALLET_SQLITE_CACHE_MB` (2 to 1024), or the default.
+    static func cacheKiB(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Int {
+        guard let text = environment["QDWALLET_SQLITE_CACHE_MB"], !text.isEmpty else { return SQLiteDatabase.cacheKiBDefault }
+        guard let megabytes = Int(text), (2...1024).contains(megabytes) else {
+            throw CLIFailure(.usage, code: "invalid_environment", "QDWALLET_SQLITE_CACHE_MB must be a whole number of megabytes from 2 to 1024, not \(text.debugDescription)")
+        }
+        return megabytes * 1024
     }
 
     /// The wallet service over the database; the data key is read only when `needsKey`.

@@ -16,9 +16,7 @@ public enum Outbox {
     /// Queues a message; security alerts are urgent (no quiet hours). The payload must hold
     /// masked data only.
     public static func enqueue(_ db: Database, walletID: Int64?, kind: Kind, payload: [String: String], now: TimestampMicros, messageID: String? = nil) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        let text = String(decoding: try encoder.encode(payload), as: UTF8.self)
+        let text = JSONText.object(payload)
         try db.cachedStatement(sql: """
                 INSERT INTO outbox (message_id, wallet_id, kind, urgent, payload, created_at, not_before)
                 VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING

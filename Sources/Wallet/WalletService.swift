@@ -34,6 +34,26 @@ public struct WalletRecord: Sendable, Hashable {
         lockedUntil = row[prefix + "locked_until"]
     }
 
+    /// Reads the columns of `positionalColumns` starting at column `start`: no lookup by name,
+    /// for the nightly run's chunks.
+    public init(row: Row, at start: Int) {
+        id = row[start]
+        phone = row[start + 1]
+        name = row[start + 2]
+        frozen = row[start + 3]
+        kycClass = row[start + 4]
+        kycVerified = row[start + 5]
+        openedAt = row[start + 6]
+        walletAccountID = row[start + 7]
+        pointsAccountID = row[start + 8]
+        hasPassword = row[start + 9]
+        failedPasswordCount = row[start + 10]
+        lockedUntil = row[start + 11]
+    }
+
+    /// The columns `init(row:at:)` reads, in its order, from `wallets AS w`.
+    public static let positionalColumns = "w.id, w.phone, w.name, w.frozen, w.kyc_class, w.kyc_verified, w.opened_at, w.wallet_account_id, w.points_account_id, w.password_hash IS NOT NULL, w.failed_password_count, w.locked_until"
+
     /// The columns `init(row:prefix:)` reads, aliased for a join with `wallets AS w`.
     public static func joinedColumns(_ prefix: String) -> String {
         ["id", "phone", "name", "frozen", "kyc_class", "kyc_verified", "opened_at", "wallet_account_id", "points_account_id", "password_hash", "failed_password_count", "locked_until"]

@@ -10,6 +10,8 @@ struct NightlyBenchmark {
     var wallets: Int
     var schemaDirectory: String
     var keep: String?
+    /// Only write the city (database, Jobs/, feeds) into `keep` and stop.
+    var generateOnly = false
 
     struct Report {
         var bills: Int
@@ -51,6 +53,11 @@ struct NightlyBenchmark {
         defer { if keep == nil { try? FileManager.default.removeItem(atPath: directory) } }
         let city = CityGenerator(wallets: wallets, bills: bills, directory: directory)
         let generate = try Self.seconds { try city.generate() }
+        if generateOnly {
+            print("city written to \(directory) in \(String(format: "%.1f", generate)) s; run it with:")
+            print("  QDWALLET_SCHEMA_DIR=... qdwallet jobs run nightly-billing --date \(city.date.iso) --db \(city.databasePath) --jobs-dir \(city.jobsDirectory)")
+            return Report(bills: bills, wallets: wallets, feedBytes: 0, generateSeconds: generate, xmllintSeconds: nil, readerSeconds: 0, nightlySeconds: 0, nightlyPeakMB: 0, nightlyStatus: 0)
+        }
         let feeds = try FileManager.default.contentsOfDirectory(atPath: directory + "/feeds").filter { $0.hasSuffix(".xml") }.sorted().map { directory + "/feeds/" + $0 }
         let bytes = feeds.reduce(Int64(0)) { $0 + ((try? FileManager.default.attributesOfItem(atPath: $1)[.size] as? Int64) ?? 0) }
         let schema = (schemaDirectory as NSString).appendingPathComponent("billfeed.xsd")

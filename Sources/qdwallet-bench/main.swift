@@ -14,19 +14,20 @@
 // `paybill` fills a ledger with N entries, then times S pay-bills (password hashing excluded,
 // and timed on its own), reporting p50 and p99.
 //
-//     swift run -c release qdwallet-bench nightly [--bills N] [--wallets N] [--schema-dir DIR] [--keep DIR]
+//     swift run -c release qdwallet-bench nightly [--bills N] [--wallets N] [--schema-dir DIR] [--keep DIR [--generate-only]]
 //
 // `nightly` generates a synthetic city (wallets, linked accounts, a campaign, three feeds of
 // N bills in all), then measures, in the same run: xmllint --stream --schema over the feeds
 // (the parsing floor), qdwallet's feed reader over the same files, and the whole nightly run
 // (`qdwallet jobs run nightly-billing`, a child process: fetch from file URLs, validate, parse,
 // stage, match, campaigns, post, outbox, payment reports) with its peak resident memory.
+// `--keep DIR --generate-only` writes the city into DIR and stops, for profiling the run.
 import Foundation
 import Ledger
 
 let arguments = Array(CommandLine.arguments.dropFirst())
 guard let suite = arguments.first, suite == "ledger" || suite == "nightly" || suite == "paybill" else {
-    FileHandle.standardError.write(Data("usage: qdwallet-bench ledger [--transfers N] [--batch N] [--wallets N] [--rounds N] [--json]\n       qdwallet-bench nightly [--bills N] [--wallets N] [--schema-dir DIR] [--keep DIR] [--json]\n".utf8))
+    FileHandle.standardError.write(Data("usage: qdwallet-bench ledger [--transfers N] [--batch N] [--wallets N] [--rounds N] [--json]\n       qdwallet-bench nightly [--bills N] [--wallets N] [--schema-dir DIR] [--keep DIR [--generate-only]] [--json]\n       qdwallet-bench paybill [--entries N] [--samples N]\n".utf8))
     exit(2)
 }
 func option(_ name: String, _ fallback: Int) -> Int {
@@ -51,8 +52,13 @@ if suite == "nightly" {
         return arguments[index + 1]
     }
     let bills = option("--bills", 100_000)
+    if arguments.contains("--generate-only") && text("--keep") == nil {
+        FileHandle.standardError.write(Data("qdwallet-bench: --generate-only needs --keep DIR\n".utf8))
+        exit(2)
+    }
     do {
-        let report = try NightlyBenchmark(bills: bills, wallets: option("--wallets", max(1_000, bills / 3)), schemaDirectory: text("--schema-dir") ?? "SampleFeeds/schema", keep: text("--keep")).run()
+        let report = try NightlyBenchmark(bills: bills, wallets: option("--wallets", max(1_000, bills / 3)), schemaDirectory: text("--schema-dir") ?? "SampleFeeds/schema", keep: text("--keep"), generateOnly: arguments.contains("--generate-only")).run()
+        if arguments.contains("--generate-only") { exit(0) }
         print(arguments.contains("--json") ? report.json : report.text)
         if report.nightlyStatus != 0 {
             FileHandle.standardError.write(Data("qdwallet-bench: the nightly run exited \(report.nightlyStatus)\n".utf8))
