@@ -124,6 +124,10 @@ let package = Package(
             dependencies: ["QDWalletCLI"],
             swiftSettings: strict),
         .executableTarget(
+            name: "qdwallet-fuzz",
+            dependencies: ["Ledger", "Wallet", "Feeds"],
+            swiftSettings: strict),
+        .executableTarget(
             name: "qdwallet-bench",
             dependencies: [
                 "Ledger", "Wallet", "Billing", "Campaigns", "Feeds", "JobRunner", "Reports", "QDWalletCLI",

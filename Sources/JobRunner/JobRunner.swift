@@ -77,6 +77,15 @@ public final class JobRunner: Sendable {
 
     /// Runs (or resumes) a job. Refuses a second live run of the same job; returns
     /// `already_completed` for an instance that completed, unless `force`.
+    /// Whether a lock's owner ("host:pid") is a process of this host that no longer exists:
+    /// its run was killed, and waiting out the stale limit would only delay the restart. A
+    /// reused pid reads as alive, so the heartbeat rule still decides then.
+    static func ownerIsGone(_ owner: String) -> Bool {
+        guard let colon = owner.lastIndex(of: ":"), let pid = pid_t(owner[owner.index(after: colon)...]), pid > 0,
+              String(owner[..<colon]) == ProcessInfo.processInfo.hostName, pid != getpid() else { return false }
+        return kill(pid, 0) != 0 && errno == ESRCH
+    }
+
     public func run(_ name: String, overrides: [String: String] = [:], force: Bool = false, parametersAt: TimestampMicros? = nil) throws -> ExecutionReport {
         guard let definition = definitions[name] else {
             throw JobRefusal.unknownJob(name, known: definitions.keys.sorted())
@@ -93,10 +102,12 @@ public final class JobRunner: Sendable {
             let now = clock.nowMicros()
             if let lock = try JobRepository.lock(db, job: name) {
                 let age = now - lock.heartbeatAt
-                if age < staleMicros {
+                let ownerGone = Self.ownerIsGone(lock.owner)
+                if age < staleMicros && !ownerGone {
                     throw JobRefusal.alreadyRunning(job: name, executionID: lock.executionID, owner: lock.owner, heartbeatAgeSeconds: max(0, age / 1_000_000))
                 }
-                try JobRepository.markAbandoned(db, executionID: lock.executionID, message: "heartbeat stopped \(age / 1_000_000) s before \(owner) took over", now: now)
+                let why = ownerGone ? "its process \(lock.owner) is gone" : "heartbeat stopped \(age / 1_000_000) s"
+                try JobRepository.markAbandoned(db, executionID: lock.executionID, message: "\(why) before \(owner) took over", now: now)
                 abandonedID = lock.executionID
             }
             let instance = try JobRepository.instance(db, job: name, key: instanceKey, parameters: parametersText, now: now)

@@ -77,6 +77,30 @@ import Testing
         #expect(try world.processed().count == 20)
     }
 
+    @Test func aRunWhoseProcessIsGoneIsTakenOverAtOnce() throws {
+        // A process of this host that has exited: its pid names no process any more.
+        let exited = Process()
+        exited.executableURL = URL(fileURLWithPath: "/bin/true")
+        try exited.run()
+        exited.waitUntilExit()
+        let host = ProcessInfo.processInfo.hostName
+        let world = try JobWorld()
+        try world.seed(items: 40)
+        let dying = CountStep()
+        dying.crashBeforeChunk = 3
+        #expect(throws: SimulatedCrash.self) { try world.runner(dying, owner: "\(host):\(exited.processIdentifier)").run("count") }
+        world.clock.advance(micros: 1_000_000) // heartbeat fresh: only the owner's absence lets the run go on
+        let report = try world.runner(CountStep(), owner: "\(host):\(getpid())").run("count")
+        #expect(report.status == "completed")
+        #expect(try world.processed().count == 40)
+        let message = try world.store.pool.read { try String.fetchOne($0, sql: "SELECT exit_message FROM job_executions WHERE id = 1") }
+        #expect(message?.contains("is gone") == true)
+        // Another host's owner is never judged by this host's processes.
+        #expect(!JobRunner.ownerIsGone("elsewhere.example:\(exited.processIdentifier)"))
+        #expect(!JobRunner.ownerIsGone("\(host):\(getpid())"))
+        #expect(!JobRunner.ownerIsGone("test-1"))
+    }
+
     @Test func forcingANewAttemptIsRecorded() throws {
         let world = try JobWorld()
         try world.seed(items: 15)
