@@ -113,4 +113,61 @@ import Testing
         }
         #expect(scanned >= 8)
     }
+
+    /// Everything the commands and jobs print, logs at the most verbose level included, holds
+    /// no ID number, card number, password, key or credential, even when fetches and
+    /// deliveries fail and log their errors.
+    @Test func logsAtTheMostVerboseLevelHoldNoSecrets() throws {
+        var cli = try runner()
+        defer { cli.cleanUp() }
+        let secrets = [
+            "11010519491231002X", "6222020200112233446", "739154", // ID number, card number, payment password
+            "netrc-Pa55word", "url-Pa55word", "webhook-S3cret", // credentials
+            cli.environment["QDWALLET_DATA_KEY"]!,
+        ]
+        cli.environment["QDWALLET_LOG_LEVEL"] = "trace"
+        let netrc = cli.directory.appendingPathComponent("netrc")
+        try "machine 127.0.0.1 login feeds password netrc-Pa55word\n".write(to: netrc, atomically: true, encoding: .utf8)
+        cli.environment["QDWALLET_NETRC"] = netrc.path
+        cli.environment["QDWALLET_WEBHOOK_SECRET"] = "webhook-S3cret"
+        // Deliveries to a closed loopback port: every message fails and is logged.
+        try """
+            sink = "webhook"
+            webhook_url = "http://127.0.0.1:9/hook"
+            attempts = 1
+            backoff_initial_seconds = 1
+            backoff_max_seconds = 1
+            quiet_from = "00:00"
+            quiet_to = "00:00"
+            """.write(to: cli.directory.appendingPathComponent("Jobs/notify.toml"), atomically: true, encoding: .utf8)
+        var everything = ""
+        func run(_ arguments: [String], stdin: String? = nil) throws {
+            let result = try cli.run(arguments, stdin: stdin)
+            everything += result.stdout + result.stderr
+        }
+        try run(["wallet", "open", "--phone", "13800000001", "--name", "张三"])
+        try run(["wallet", "kyc", "submit", "--phone", "13800000001", "--name", "张三", "--id-number", "11010519491231002X"])
+        try run(["wallet", "kyc", "submit", "--phone", "13800000001", "--name", "张三", "--id-number", "11010519491231002X"])
+        try run(["wallet", "kyc", "approve", "--phone", "13800000001", "--class", "2"])
+        try run(["wallet", "password", "set", "--phone", "13800000001", "--password-stdin"], stdin: "739154\n")
+        try run(["card", "bind", "--phone", "13800000001", "--card-number", "6222020200112233446", "--bank", "ICBC"])
+        try run(["card", "bind", "--phone", "13800000001", "--card-number", "6222020200112233446", "--bank", "ICBC"])
+        try run(["topup", "--phone", "13800000001", "--amount", "200.00", "--card", "1"])
+        try run(["jobs", "run", "nightly-billing", "--date", "2026-11-20"])
+        try run(["utility", "link", "--phone", "13800000001", "--biller", "QD-GAS", "--customer-no", "88001234"])
+        // One feed over a URL with a password in it, one over a refused port with netrc credentials.
+        try run(["jobs", "run", "nightly-billing", "--date", "2026-11-27",
+                 "--feed", "QD-POWER=http://feeds:url-Pa55word@127.0.0.1:9/power.xml",
+                 "--feed", "QD-WATER=http://127.0.0.1:9/water.xml"])
+        try run(["pay-bill", "--phone", "13800000001", "--bill", "QD-GAS:G2611-55001", "--password-stdin"], stdin: "000000\n")
+        try run(["pay-bill", "--phone", "13800000001", "--bill", "QD-GAS:G2611-55001", "--password-stdin"], stdin: "739154\n")
+        try run(["jobs", "run", "notify"])
+        try run(["notify", "list", "--failed"])
+        try run(["history", "--phone", "13800000001", "--json"])
+        #expect(everything.contains("trace") || everything.contains("debug") || everything.contains("info"), "no log lines were captured")
+        #expect(everything.contains("http://***@127.0.0.1:9/power.xml"), "the failing fetch was not logged with its URL redacted")
+        for secret in secrets {
+            #expect(!everything.contains(secret), "\(secret.prefix(3))... appeared in output or logs")
+        }
+    }
 }
