@@ -12,10 +12,11 @@ public enum SQLiteDatabase {
     /// How long a writer waits for another process's write transaction before giving up.
     public static let busyTimeoutSecondsDefault: Double = 10
 
-    /// SQLite's page cache per connection, in KiB. A fixed size: the nightly run's memory
-    /// does not grow with the size of the night, and the indexes of a city's bills and ledger
-    /// are read from memory rather than through the kernel on every lookup.
-    public static let cacheKiBDefault = 16_384
+    /// SQLite's page cache per connection, in KiB: a fixed size, so that the nightly run's
+    /// memory does not grow with the size of the night. Measured on a night of a million
+    /// bills, 64 MB ran no faster than 2 MB (the lookups are served from the kernel's file
+    /// cache either way) and only raised the peak.
+    public static let cacheKiBDefault = 2_048
 
     /// Opens (and creates, mode 0600) the database at `path` and runs `migrator` on it.
     public static func open(
