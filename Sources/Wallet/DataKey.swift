@@ -29,6 +29,10 @@ public struct DataKey: Sendable {
             guard let contents = FileManager.default.contents(atPath: path) else {
                 throw WalletError(.dataKey, "QDWALLET_DATA_KEY_FILE names a file that cannot be read")
             }
+            // Like an SSH private key: a key file others can read is refused, not used.
+            if let mode = (try? FileManager.default.attributesOfItem(atPath: path))?[.posixPermissions] as? Int, mode & 0o077 != 0 {
+                throw WalletError(.dataKey, "the data key file can be read or written by others (mode \(String(mode & 0o777, radix: 8))): run `chmod 600` on it")
+            }
             encoded = String(decoding: contents, as: UTF8.self)
         }
         guard let encoded else {

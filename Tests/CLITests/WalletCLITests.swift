@@ -117,6 +117,24 @@ import Testing
         let keyFile = cli.directory.appendingPathComponent("key")
         try Data((0..<32).map { UInt8($0) }).base64EncodedString().write(to: keyFile, atomically: true, encoding: .utf8)
         cli.environment["QDWALLET_DATA_KEY_FILE"] = keyFile.path
+        // A key file others can read is refused until it is private.
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: keyFile.path)
+        let exposed = try cli.run(["wallet", "kyc", "submit", "--phone", "13800000001", "--name", "张三", "--id-number", "11010519491231002X"])
+        #expect(exposed.status == 4)
+        #expect(exposed.stderr.contains("chmod 600"))
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: keyFile.path)
         #expect(try cli.run(["wallet", "kyc", "submit", "--phone", "13800000001", "--name", "张三", "--id-number", "11010519491231002X"]).status == 0)
+        #expect(try cli.run(["wallet", "kyc", "approve", "--phone", "13800000001", "--class", "2"]).status == 0)
+        #expect(try cli.run(["card", "bind", "--phone", "13800000001", "--card-number", "6222020200112233446", "--bank", "ICBC"]).status == 0)
+
+        // Rotation through the CLI: afterwards only the new key opens the data.
+        let newKeyFile = cli.directory.appendingPathComponent("key-2")
+        try Data((0..<32).map { UInt8(255 - $0) }).base64EncodedString().write(to: newKeyFile, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: newKeyFile.path)
+        let rotation = try cli.run(["keys", "rotate", "--new-key-file", newKeyFile.path])
+        #expect(rotation.status == 0, "\(rotation.stderr)")
+        #expect(rotation.stdout.contains("re-sealed 1 real-name submissions and 1 cards"))
+        cli.environment["QDWALLET_DATA_KEY_FILE"] = newKeyFile.path
+        #expect(try cli.run(["card", "bind", "--phone", "13800000001", "--card-number", "6222020200112233446", "--bank", "ICBC"]).status == 1) // the same card: found under the new key
     }
 }
