@@ -22,6 +22,8 @@ public struct NightlyBillingConfig: Sendable {
     public var wallets: WalletService
     /// The campaigns of `Jobs/campaigns/`, evaluated for every payment.
     public var campaigns: [Campaign]
+    /// The ledger's bounds; a chunk's payments are posted in as many batches as they need.
+    public var ledgerLimits = LedgerLimits()
 
     public init(billers: [Biller], feedSchema: XMLSchema, reportSchema: XMLSchema, root: String, reportsDirectory: String, workDirectory: String, fetcher: FeedFetcher, wallets: WalletService, campaigns: [Campaign] = []) {
         self.campaigns = campaigns
@@ -358,7 +360,23 @@ struct ProcessStep: TypedJobStep {
             groups.append(requests.count..<requests.count + group.count)
             requests.append(contentsOf: group)
         }
-        let results = try Ledger.post(requests, in: ledger, clock: context.clock)
+        // In batches the ledger accepts, each payment's group whole in one of them: a large
+        // chunk size (with points, two requests a bill) must not fail the run.
+        var results: [PostingResult] = []
+        results.reserveCapacity(requests.count)
+        let batchMax = config.ledgerLimits.batchSizeMax
+        var sliceStart = 0
+        var sliceEnd = 0
+        for group in groups {
+            if group.upperBound - sliceStart > batchMax && sliceEnd > sliceStart {
+                results += try Ledger.post(Array(requests[sliceStart..<sliceEnd]), in: ledger, clock: context.clock, limits: config.ledgerLimits)
+                sliceStart = sliceEnd
+            }
+            sliceEnd = group.upperBound
+        }
+        if sliceEnd > sliceStart {
+            results += try Ledger.post(Array(requests[sliceStart..<sliceEnd]), in: ledger, clock: context.clock, limits: config.ledgerLimits)
+        }
         for ((bill, billerName, _), range) in zip(toPay, groups) {
             switch results[range.lowerBound] {
             case .committed(let transactionID, _):

@@ -17,4 +17,17 @@ static inline void qdw_xml_free(void *pointer) {
     xmlFree(pointer);
 }
 
+/* A few libxml2 messages (an encoding converter failing inside xmlParseChunk) go to the
+ * generic error handler, which prints to stderr, instead of the structured one. Their fault
+ * also reaches the structured handler and the reader's result, so the printed copy is only
+ * noise in the logs; this handler drops it. Swift cannot define a variadic C function. */
+static inline void qdw_xml_ignore_generic_error(void *context, const char *message, ...) {
+    (void)context;
+    (void)message;
+}
+
+static inline void qdw_xml_quiet_generic_errors(void) {
+    xmlSetGenericErrorFunc(NULL, qdw_xml_ignore_generic_error);
+}
+
 #endif

@@ -14,6 +14,7 @@ public final class XMLSchema: @unchecked Sendable {
         let collector = ErrorCollector()
         let context = Unmanaged.passUnretained(collector).toOpaque()
         xmlSetStructuredErrorFunc(context, collectErrors)
+        qdw_xml_quiet_generic_errors()
         defer { xmlSetStructuredErrorFunc(nil, ignoreErrors) }
         guard let parser = xmlSchemaNewParserCtxt(path) else {
             throw FeedError(.schema, "cannot open the XSD", context: path)
@@ -108,6 +109,7 @@ public struct FeedReader {
         let context = Unmanaged.passUnretained(collector).toOpaque()
         // Errors outside the reader's own handler (encoding conversion, I/O) land here too.
         xmlSetStructuredErrorFunc(context, collectErrors)
+        qdw_xml_quiet_generic_errors()
         defer { xmlSetStructuredErrorFunc(nil, ignoreErrors) }
         let options = Int32(XML_PARSE_NONET.rawValue | XML_PARSE_NOCDATA.rawValue | XML_PARSE_COMPACT.rawValue)
         guard let reader = xmlReaderForFile(path, nil, options) else {

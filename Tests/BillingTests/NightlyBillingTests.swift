@@ -55,6 +55,25 @@ import Testing
         #expect(try world.ledger.check().ok)
     }
 
+    /// A chunk whose payments exceed one ledger batch is posted in several batches inside
+    /// the chunk's transaction, with the same outcome as one batch.
+    @Test(arguments: [1, 2, 3])
+    func aChunkLargerThanALedgerBatchIsPostedInPieces(batchSizeMax: Int) throws {
+        let world = try BillingWorld()
+        try world.populate()
+        world.config.ledgerLimits.batchSizeMax = batchSizeMax
+        let report = try world.run("2026-11-27")
+        #expect(report.status == "completed", "\(report)")
+        #expect(try world.status("QD-WATER", "W2611-000001") == "paid")
+        #expect(try world.status("QD-POWER", "P2611-100001") == "paid")
+        #expect(try world.status("QD-POWER", "P2611-100002") == "payable INSUFFICIENT_FUNDS")
+        #expect(try world.status("QD-GAS", "G2611-55003") == "paid")
+        #expect(try world.count("SELECT count(*) FROM bills WHERE status = 'paid'") == 4)
+        #expect(try world.balance("13800000001") == 100_000 - 4_520 - 12_860)
+        #expect(try world.balance("13800000006") == 50_000 - 5_430 - 7_230)
+        #expect(try world.ledger.check().ok)
+    }
+
     @Test func runningTheSameDayAgainChangesNothing() throws {
         let world = try BillingWorld()
         try world.populate()
