@@ -58,10 +58,10 @@ public enum PaymentReports {
         }
     }
 
-    /// The header of the report of `biller` for `date`.
-    public static func header(_ db: Database, biller: String, date: ShanghaiCalendar.Date, now: TimestampMicros) throws -> ReportHeader {
+    /// The header of the report of `biller` for `date`, with `itemCount` (the items are
+    /// counted as they are written; `build` counts them in memory).
+    public static func header(_ db: Database, biller: String, date: ShanghaiCalendar.Date, now: TimestampMicros, itemCount count: Int = 0) throws -> ReportHeader {
         let feedIDs = try String.fetchAll(db, sql: "SELECT feed_id FROM feeds WHERE biller = ? AND business_date = ? ORDER BY ingested_at", arguments: [biller, date.iso])
-        let count = try Int.fetchOne(db, sql: "SELECT count(*) FROM (\(itemsSQL))", arguments: [biller, date.iso]) ?? 0
         let paid = try Row.fetchOne(db, sql: "SELECT count(*) AS n, coalesce(sum(paid_fen), 0) AS fen FROM bills WHERE biller = ? AND paid_business_date = ?", arguments: [biller, date.iso])
         let refunded = try Row.fetchOne(db, sql: "SELECT count(*) AS n, coalesce(sum(paid_fen), 0) AS fen FROM bills WHERE biller = ? AND refunded_business_date = ?", arguments: [biller, date.iso])
         return ReportHeader(
@@ -73,12 +73,13 @@ public enum PaymentReports {
 
     /// Header and items, all in memory (tests and small days).
     public static func build(_ db: Database, biller: String, date: ShanghaiCalendar.Date, now: TimestampMicros) throws -> (ReportHeader, [ReportItem]) {
-        (try header(db, biller: biller, date: date, now: now), try Row.fetchAll(db, sql: itemsSQL, arguments: [biller, date.iso]).map(item))
+        let items = try Row.fetchAll(db, sql: itemsSQL, arguments: [biller, date.iso]).map(item)
+        return (try header(db, biller: biller, date: date, now: now, itemCount: items.count), items)
     }
 
     /// Writes the report of `biller` for `date` to `path`, streaming its items from the database.
     public static func write(_ db: Database, biller: String, date: ShanghaiCalendar.Date, now: TimestampMicros, path: String, schema: XMLSchema) throws -> ReportHeader {
-        let head = try header(db, biller: biller, date: date, now: now)
+        var head = try header(db, biller: biller, date: date, now: now)
         let cursor = try Row.fetchCursor(db, sql: itemsSQL, arguments: [biller, date.iso])
         // The writer takes a plain sequence; a read error ends it early and is thrown after,
         // so a short report is never taken for a whole one.
@@ -94,10 +95,10 @@ public enum PaymentReports {
                 }
             }
         }
-        let written = try PaymentReportWriter.write(header: head, items: items, to: path, schema: schema)
-        if let failure { throw failure }
-        guard written == head.itemCount else {
-            throw FeedError(.io, "the payment report has \(written) items, its header says \(head.itemCount)", context: path)
+        head.itemCount = try PaymentReportWriter.write(header: head, items: items, to: path, schema: schema)
+        if let failure {
+            try? FileManager.default.removeItem(atPath: path)
+            throw failure
         }
         return head
     }

@@ -57,51 +57,69 @@ public struct ReportHeader: Sendable, Hashable, Codable {
 public struct PaymentReportWriter {
     public static let namespace = "urn:qdwallet:payreport:1"
 
-    /// Writes header and items to `path` (mode 0600) and validates the file.
+    /// Writes header and items to `path` (mode 0600) and validates the file. The items are
+    /// read once: written to a side file while counted, then joined after the header, whose
+    /// item count is the number written (`header.itemCount` is not used). Returns that count.
     public static func write(header: ReportHeader, items: some Sequence<ReportItem>, to path: String, schema: XMLSchema) throws -> Int {
+        let itemsPath = path + ".items"
+        defer { try? FileManager.default.removeItem(atPath: itemsPath) }
+        var count = 0
+        try writing(itemsPath) { append in
+            var buffer = ""
+            buffer.reserveCapacity(1 << 16)
+            for item in items {
+                count += 1
+                buffer += "  <Item>\n"
+                buffer += element("BillId", item.billID, indent: 4)
+                buffer += element("Status", item.status.rawValue, indent: 4)
+                if let fen = item.amountFen { buffer += amount("Amount", fen, indent: 4) }
+                if let paidAt = item.paidAt { buffer += element("PaidAt", isoTime(paidAt), indent: 4) }
+                if let reference = item.paymentRef { buffer += element("PaymentRef", reference, indent: 4) }
+                if let reason = item.reason { buffer += element("Reason", reason, indent: 4) }
+                buffer += "  </Item>\n"
+                if buffer.utf8.count >= 1 << 16 {
+                    try append(Data(buffer.utf8))
+                    buffer.removeAll(keepingCapacity: true)
+                }
+            }
+            try append(Data(buffer.utf8))
+        }
+        try writing(path) { append in
+            var head = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<PaymentReport xmlns=\"\(namespace)\">\n  <Header>\n"
+            head += element("ReportId", header.reportID, indent: 4)
+            head += element("BillerCode", header.billerCode, indent: 4)
+            head += element("BusinessDate", header.businessDate, indent: 4)
+            head += element("CreatedAt", isoTime(header.createdAt), indent: 4)
+            if let feed = header.originalFeedID { head += element("OrgnlFeedId", feed, indent: 4) }
+            head += element("NbOfItems", String(count), indent: 4)
+            head += element("PaidCount", String(header.paidCount), indent: 4)
+            head += amount("PaidSum", header.paidSumFen, indent: 4)
+            head += element("RefundedCount", String(header.refundedCount), indent: 4)
+            head += amount("RefundedSum", header.refundedSumFen, indent: 4)
+            head += "  </Header>\n"
+            try append(Data(head.utf8))
+            guard let source = FileHandle(forReadingAtPath: itemsPath) else {
+                throw FeedError(.io, "cannot read back the report's items", context: itemsPath)
+            }
+            defer { try? source.close() }
+            while let piece = try source.read(upToCount: 1 << 20), !piece.isEmpty {
+                try append(piece)
+            }
+            try append(Data("</PaymentReport>\n".utf8))
+        }
+        try XMLValidator.validate(path: path, schema: schema)
+        return count
+    }
+
+    /// Creates `path` (mode 0600), lets `body` append to it, and syncs it to disk.
+    private static func writing(_ path: String, _ body: ((Data) throws -> Void) throws -> Void) throws {
         guard FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600]),
               let handle = FileHandle(forWritingAtPath: path) else {
             throw FeedError(.io, "cannot write the payment report", context: path)
         }
-        var buffer = ""
-        buffer.reserveCapacity(1 << 16)
-        func flush(force: Bool = false) {
-            if force || buffer.utf8.count >= 1 << 16 {
-                handle.write(Data(buffer.utf8))
-                buffer.removeAll(keepingCapacity: true)
-            }
-        }
-        buffer += "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<PaymentReport xmlns=\"\(namespace)\">\n  <Header>\n"
-        buffer += element("ReportId", header.reportID, indent: 4)
-        buffer += element("BillerCode", header.billerCode, indent: 4)
-        buffer += element("BusinessDate", header.businessDate, indent: 4)
-        buffer += element("CreatedAt", isoTime(header.createdAt), indent: 4)
-        if let feed = header.originalFeedID { buffer += element("OrgnlFeedId", feed, indent: 4) }
-        buffer += element("NbOfItems", String(header.itemCount), indent: 4)
-        buffer += element("PaidCount", String(header.paidCount), indent: 4)
-        buffer += amount("PaidSum", header.paidSumFen, indent: 4)
-        buffer += element("RefundedCount", String(header.refundedCount), indent: 4)
-        buffer += amount("RefundedSum", header.refundedSumFen, indent: 4)
-        buffer += "  </Header>\n"
-        var count = 0
-        for item in items {
-            count += 1
-            buffer += "  <Item>\n"
-            buffer += element("BillId", item.billID, indent: 4)
-            buffer += element("Status", item.status.rawValue, indent: 4)
-            if let fen = item.amountFen { buffer += amount("Amount", fen, indent: 4) }
-            if let paidAt = item.paidAt { buffer += element("PaidAt", isoTime(paidAt), indent: 4) }
-            if let reference = item.paymentRef { buffer += element("PaymentRef", reference, indent: 4) }
-            if let reason = item.reason { buffer += element("Reason", reason, indent: 4) }
-            buffer += "  </Item>\n"
-            flush()
-        }
-        buffer += "</PaymentReport>\n"
-        flush(force: true)
+        defer { try? handle.close() }
+        try body { data in try handle.write(contentsOf: data) }
         try handle.synchronize()
-        try handle.close()
-        try XMLValidator.validate(path: path, schema: schema)
-        return count
     }
 
     static func element(_ name: String, _ value: String, indent: Int) -> String {
