@@ -75,6 +75,42 @@ import Testing
         }
     }
 
+    /// A one-bill feed with `name` as the customer's name, as bytes (for the cases below).
+    static func oneBillFeed(name: [UInt8], prefix: [UInt8] = []) -> [UInt8] {
+        let head = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<BillFeed xmlns=\"urn:qdwallet:billfeed:1\"><Header><FeedId>F1</FeedId><BillerCode>QD-WATER</BillerCode><CreatedAt>2026-11-27T22:00:00+08:00</CreatedAt><BusinessDate>2026-11-27</BusinessDate><NbOfBills>1</NbOfBills><CtrlSum Ccy=\"CNY\">46.10</CtrlSum></Header><Bill><BillId>W1</BillId><CustomerNo>1000000001</CustomerNo><CustomerName>"
+        let tail = "</CustomerName><District>市南区</District><Period>2026-11</Period><Usage Unit=\"m3\">12.5</Usage><Amount Ccy=\"CNY\">45.60</Amount><LateFee Ccy=\"CNY\">0.50</LateFee><IssueDate>2026-11-27</IssueDate><DueDate>2026-12-20</DueDate></Bill></BillFeed>\n"
+        return prefix + Array(head.utf8) + name + Array(tail.utf8)
+    }
+
+    /// A byte-order mark is accepted; invalid UTF-8 and a 12 MB text node are refused as
+    /// feed errors, never crash, and hand over no bill.
+    @Test(arguments: ["bom", "invalid-utf8", "overlong-utf8", "huge-text"])
+    func hostileTextIsReadOrRefusedWhole(label: String) throws {
+        let accepted = label == "bom"
+        let name: [UInt8] = switch label {
+        case "invalid-utf8": [0xE5, 0xBC, 0xA0, 0xC3, 0x28, 0xFF]
+        case "overlong-utf8": [0xC0, 0xAF]
+        case "huge-text": [UInt8](repeating: UInt8(ascii: "A"), count: 12 << 20)
+        default: Array("张*".utf8)
+        }
+        let schema = try XMLSchema(path: sampleFeeds + "/schema/billfeed.xsd")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("qdwallet-hostile-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("\(label).xml").path
+        let bytes = Self.oneBillFeed(name: name, prefix: accepted ? [0xEF, 0xBB, 0xBF] : [])
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        var bills: [FeedBill] = []
+        do {
+            _ = try FeedReader(schema: schema).read(path: path, expectedBiller: "QD-WATER", expectedDate: "2026-11-27", onHeader: { _ in }, onBill: { bills.append($0) }, onCancel: { _ in })
+            #expect(accepted, "\(label) was accepted")
+            #expect(bills.count == 1 && bills.first?.dueFen == 4_610 && bills.first?.customerName == "张*")
+        } catch let error as FeedError {
+            #expect(!accepted, "\(label): \(error)")
+            #expect(!error.message.isEmpty && error.message.utf8.count < 2_000, "the error must be short and clear")
+        }
+    }
+
     /// Table headers toml++ would assert on in a debug build are refused before it sees them.
     @Test(arguments: ["[[#benefit]]", "[#window]", "[]", "[[]]", "[window", "[wi\u{7}ndow]"])
     func malformedHeadersAreRefusedWithTheLine(header: String) {
