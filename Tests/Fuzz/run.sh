@@ -20,10 +20,14 @@ esac
 shift $(( $# >= 2 ? 2 : $# ))
 [ "${1:-}" = "--" ] && shift
 
-swift build --build-path .build-fuzz --product qdwallet-fuzz \
-    -Xswiftc -sanitize=fuzzer -Xswiftc -DQDWALLET_LIBFUZZER 2>&1 | grep -E "error|warning: |Compiling qdwallet_fuzz|Build" || true
+mkdir -p .build-fuzz
+if ! swift build --build-path .build-fuzz --product qdwallet-fuzz \
+        -Xswiftc -sanitize=fuzzer -Xswiftc -DQDWALLET_LIBFUZZER > .build-fuzz/build.log 2>&1; then
+    grep -E "error|warning: " .build-fuzz/build.log >&2 || tail -20 .build-fuzz/build.log >&2
+    echo "the fuzz build failed (.build-fuzz/build.log)" >&2
+    exit 1
+fi
 binary=".build-fuzz/debug/qdwallet-fuzz"
-[ -x "$binary" ] || { echo "fuzz build failed" >&2; exit 1; }
 
 work=".build-fuzz/corpus/$target"
 findings=".build-fuzz/findings/$target"
