@@ -360,23 +360,8 @@ struct ProcessStep: TypedJobStep {
             groups.append(requests.count..<requests.count + group.count)
             requests.append(contentsOf: group)
         }
-        // In batches the ledger accepts, each payment's group whole in one of them: a large
-        // chunk size (with points, two requests a bill) must not fail the run.
-        var results: [PostingResult] = []
-        results.reserveCapacity(requests.count)
-        let batchMax = config.ledgerLimits.batchSizeMax
-        var sliceStart = 0
-        var sliceEnd = 0
-        for group in groups {
-            if group.upperBound - sliceStart > batchMax && sliceEnd > sliceStart {
-                results += try Ledger.post(Array(requests[sliceStart..<sliceEnd]), in: ledger, clock: context.clock, limits: config.ledgerLimits)
-                sliceStart = sliceEnd
-            }
-            sliceEnd = group.upperBound
-        }
-        if sliceEnd > sliceStart {
-            results += try Ledger.post(Array(requests[sliceStart..<sliceEnd]), in: ledger, clock: context.clock, limits: config.ledgerLimits)
-        }
+        // A chunk may hold more requests than one ledger batch (with points, two a bill).
+        let results = try Ledger.postInBatches(requests, in: ledger, clock: context.clock, limits: config.ledgerLimits)
         for ((bill, billerName, _), range) in zip(toPay, groups) {
             switch results[range.lowerBound] {
             case .committed(let transactionID, _):

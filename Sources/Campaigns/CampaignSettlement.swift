@@ -40,7 +40,7 @@ public enum CampaignSettlement {
             let requests = rows.map { row in
                 PostingRequest(key: "points-vest:\(row["id"] as Int64)", action: .postHold(holdID: row["points_hold_id"], amount: nil), memo: "points vested")
             }
-            let results = try Ledger.post(requests, in: ledger, clock: context.clock)
+            let results = try Ledger.postInBatches(requests, in: ledger, clock: context.clock)
             var counts = ChunkCounts(read: rows.count, done: rows.count < context.chunkSizeMax)
             for (row, result) in zip(rows, results) {
                 if result.transactionID != nil {

@@ -57,7 +57,7 @@ struct ExpireHoldsStep: TypedJobStep {
         let now = context.clock.nowMicros()
         let holds = try ledger.expiredOpenHolds(asOf: now, limit: context.chunkSizeMax)
         let requests = holds.map { PostingRequest(key: "ledger.expire.\($0.id)", action: .expireHold(holdID: $0.id), memo: "hold expired") }
-        let results = try Ledger.post(requests, in: ledger, clock: context.clock)
+        let results = try Ledger.postInBatches(requests, in: ledger, clock: context.clock)
         let committed = results.filter { $0.transactionID != nil }.count
         return (Checkpoint(expired: checkpoint.expired + committed), ChunkCounts(read: holds.count, written: committed, failed: holds.count - committed, done: holds.count < context.chunkSizeMax))
     }

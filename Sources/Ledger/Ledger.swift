@@ -115,6 +115,28 @@ public struct Ledger: Sendable {
         try Self.post(requests, in: tx, clock: clock, limits: limits)
     }
 
+    /// Posts any number of requests inside the caller's transaction, in batches of at most
+    /// `limits.batchSizeMax`, never splitting a linked group; the results are in request
+    /// order. For jobs, whose chunks may hold more requests than one batch. A linked group
+    /// larger than a batch is refused with `batchTooLarge` before anything is posted after it.
+    public static func postInBatches(_ requests: [PostingRequest], in tx: any LedgerWriting, clock: any LedgerClock, limits: LedgerLimits = LedgerLimits()) throws -> [PostingResult] {
+        guard requests.count > limits.batchSizeMax else { return try post(requests, in: tx, clock: clock, limits: limits) }
+        var results: [PostingResult] = []
+        results.reserveCapacity(requests.count)
+        var start = 0
+        while start < requests.count {
+            var end = min(requests.count, start + limits.batchSizeMax)
+            // A batch ends after a request that does not link to the next.
+            while end < requests.count && end > start && requests[end - 1].linked { end -= 1 }
+            guard end > start else {
+                throw LedgerError(.batchTooLarge, "a linked group holds more than \(limits.batchSizeMax) requests; a batch cannot hold it", context: "request \(start)")
+            }
+            results += try post(Array(requests[start..<end]), in: tx, clock: clock, limits: limits)
+            start = end
+        }
+        return results
+    }
+
     /// Posts a batch inside a transaction, with no `Ledger` value at hand (jobs, other modules).
     public static func post(_ requests: [PostingRequest], in tx: any LedgerWriting, clock: any LedgerClock, limits: LedgerLimits = LedgerLimits()) throws -> [PostingResult] {
         guard requests.count <= limits.batchSizeMax else {

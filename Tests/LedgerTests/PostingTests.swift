@@ -86,6 +86,35 @@ struct World {
         #expect { try t.ledger.post(requests) } throws: { ($0 as? LedgerError)?.code == .batchTooLarge }
         #expect(try t.balance(a) == 0)
     }
+
+    /// More requests than a batch: posted in several, a linked group never split, the
+    /// results in request order; a group larger than a batch is an error, not a split.
+    @Test func postInBatchesKeepsLinkedGroupsWhole() throws {
+        let t = try TestLedger(limits: LedgerLimits(batchSizeMax: 3))
+        let (a, bank) = try t.fundedWallet("a", fen: 1_000)
+        let b = try t.account("b")
+        let limits = t.ledger.limits
+        // Groups of 1, 1, 2, 1: the pair at 2-3 straddles the first cut at 3, so the first
+        // batch ends before it; its second request fails, so both are refused together.
+        let requests: [PostingRequest] = [
+            .transfer(key: "s1", from: a, to: b, amount: 100),
+            .transfer(key: "s2", from: a, to: b, amount: 100),
+            .transfer(key: "g1", from: a, to: b, amount: 100, linked: true),
+            .transfer(key: "g2", from: b, to: bank, amount: 5_000),
+            .transfer(key: "s3", from: a, to: b, amount: 100),
+        ]
+        let results = try t.ledger.store.write { tx in try Ledger.postInBatches(requests, in: tx, clock: t.ledger.clock, limits: limits) }
+        #expect(results.count == 5)
+        #expect(results[0].transactionID != nil && results[1].transactionID != nil && results[4].transactionID != nil)
+        #expect(results[2] == .refused(.linkedEventFailed, replayed: false))
+        #expect(results[3] == .refused(.exceedsCredits, replayed: false))
+        #expect(try t.balance(a) == 700)
+        #expect(try t.balance(b) == 300)
+        let oversized = (0..<4).map { PostingRequest.transfer(key: "big\($0)", from: a, to: b, amount: 1, linked: $0 < 3) }
+        #expect { try t.ledger.store.write { tx in try Ledger.postInBatches(oversized, in: tx, clock: t.ledger.clock, limits: limits) } } throws: { ($0 as? LedgerError)?.code == .batchTooLarge }
+        #expect(try t.balance(a) == 700)
+        #expect(try t.ledger.check().ok)
+    }
 }
 
 @Suite struct BoundaryTests {
