@@ -1,8 +1,13 @@
 import Ledger
 
 /// A five-field cron expression (minute hour day-of-month month day-of-week) evaluated in
-/// Asia/Shanghai, with lists, ranges, steps and names (JAN, MON). As in Vixie cron, when both
-/// day-of-month and day-of-week are restricted, a day matching either fires.
+/// Asia/Shanghai, with lists, ranges, steps and names (JAN, MON, in ranges and lists too),
+/// and 0 or 7 for Sunday, as crontab(5) of Vixie cron and cronie defines them.
+///
+/// Day-of-month and day-of-week follow cronie's `entry.c`/`cron.c`: both fields are always
+/// tested; when either field starts with `*` (`*`, `*/2`), a day must match both, otherwise
+/// a day matching either fires. So `0 0 */3 * *` fires on days 1, 4, 7, ... and
+/// `0 16 */2 * sat` on Saturdays that fall on an odd day of the month.
 public struct CronExpression: Sendable, Hashable, CustomStringConvertible {
     public let text: String
     let minutes: Set<Int>
@@ -11,8 +16,8 @@ public struct CronExpression: Sendable, Hashable, CustomStringConvertible {
     let months: Set<Int>
     /// 0 = Sunday ... 6 = Saturday (7 is read as 0).
     let daysOfWeek: Set<Int>
-    let domRestricted: Bool
-    let dowRestricted: Bool
+    /// True when either day field starts with `*`: then a day must match both day fields.
+    let dayFieldsBothMustMatch: Bool
 
     public var description: String { text }
 
@@ -33,8 +38,7 @@ public struct CronExpression: Sendable, Hashable, CustomStringConvertible {
             "SUN": 0, "MON": 1, "TUE": 2, "WED": 3, "THU": 4, "FRI": 5, "SAT": 6,
         ], expression: text)
         daysOfWeek = Set(dow.map { $0 == 7 ? 0 : $0 })
-        domRestricted = !fields[2].hasPrefix("*")
-        dowRestricted = !fields[4].hasPrefix("*")
+        dayFieldsBothMustMatch = fields[2].hasPrefix("*") || fields[4].hasPrefix("*")
     }
 
     private static func field(_ text: String, name: String, range: ClosedRange<Int>, names: [String: Int], expression: String) throws(CronError) -> Set<Int> {
@@ -64,6 +68,9 @@ public struct CronExpression: Sendable, Hashable, CustomStringConvertible {
             } else if let dash = base.firstIndex(of: "-") {
                 low = try value(base[..<dash])
                 high = try value(base[base.index(after: dash)...])
+                // SUN is both 0 and 7 (crontab(5)): a range of names that ends on it, such as
+                // FRI-SUN, runs to 7 and does not run backwards.
+                if high == 0, low > 0, range.upperBound == 7, base[base.index(after: dash)...].uppercased() == "SUN" { high = 7 }
                 guard low <= high else { throw CronError(expression: expression, problem: "\(name) field: range \(base) runs backwards") }
             } else {
                 low = try value(base)
@@ -78,12 +85,7 @@ public struct CronExpression: Sendable, Hashable, CustomStringConvertible {
         guard months.contains(date.month) else { return false }
         let dom = daysOfMonth.contains(date.day)
         let dow = daysOfWeek.contains(date.isoWeekday % 7)
-        switch (domRestricted, dowRestricted) {
-        case (true, true): return dom || dow
-        case (true, false): return dom
-        case (false, true): return dow
-        case (false, false): return true
-        }
+        return dayFieldsBothMustMatch ? (dom && dow) : (dom || dow)
     }
 
     /// The first fire time strictly after `after` (whole minutes, Shanghai time), or nil when

@@ -44,6 +44,8 @@ public struct CLIFailure: Error, Sendable, CustomStringConvertible {
             return CLIFailure(.refused, code: refusal.rawValue, refusal.explanation)
         case let refusal as WalletRefusal:
             return CLIFailure(.refused, code: refusal.rawValue, refusal.explanation)
+        case let refusal as QRRefusal:
+            return CLIFailure(.refused, code: refusal.refusal.rawValue, refusal.description)
         case let wallet as WalletError:
             // A missing or wrong data key is the environment's fault, like an unreachable feed.
             return CLIFailure(.infrastructure, code: wallet.code.rawValue, wallet.message)

@@ -268,11 +268,15 @@ struct MerchantCommand: ParsableCommand {
         @Option var id: String
         @Option var name: String
         @Option var category: String
-        @Option var city: String = "QINGDAO"
+        @Option(help: "The city in printable ASCII, as QR tag 60 carries it (default QINGDAO).") var city: String?
+        @Option(name: .customLong("city-local"), help: "The city in Chinese, for the QR language template (default 青岛 when --city is not given).") var cityLocal: String?
+        @Option(name: .customLong("name-ascii"), help: "The name in printable ASCII for QR tag 59, at most 25 characters (default: derived from --name, else the id).") var nameASCII: String?
         @Option(help: "Merchant category code, 4 digits.") var mcc: String = "5999"
 
         func run() throws {
-            let merchant = try AppDatabase.wallet(global).registerMerchant(id: id, name: name, category: category, city: city, mcc: mcc)
+            let merchant = try AppDatabase.wallet(global).registerMerchant(
+                id: id, name: name, category: category, city: city ?? "QINGDAO", mcc: mcc, nameASCII: nameASCII,
+                cityLocal: cityLocal ?? (city == nil ? "青岛" : nil))
             Output(json: global.json).emit(merchant) { "merchant \(merchant.id) registered (account \(merchant.accountId))" }
         }
     }

@@ -11,12 +11,22 @@ public enum Validation {
         return text
     }
 
-    /// A person's name: 1 to 50 characters, no control characters, trimmed.
+    /// A person's name: 1 to 50 characters, no control or format characters, trimmed.
     public static func name(_ text: String) throws(WalletRefusal) -> String {
+        guard let valid = Self.text(text, charactersMax: 50) else { throw .invalidName }
+        return valid
+    }
+
+    /// Text taken in from an operator or a resident (names, categories, cities, reasons),
+    /// trimmed: 1 to `charactersMax` characters (grapheme clusters), at most 4 bytes of UTF-8
+    /// per character allowed (so unbounded combining marks cannot hide in one character), and
+    /// no control or format characters (no terminal escapes, no bidirectional overrides).
+    /// Nil when the text does not qualify.
+    public static func text(_ text: String, charactersMax: Int) -> String? {
         let trimmed = text.trimmingSpaces
-        guard !trimmed.isEmpty, trimmed.count <= 50,
+        guard !trimmed.isEmpty, trimmed.utf8.count <= charactersMax * 4, trimmed.count <= charactersMax,
               !trimmed.unicodeScalars.contains(where: { $0.properties.generalCategory == .control || $0.properties.generalCategory == .format })
-        else { throw .invalidName }
+        else { return nil }
         return trimmed
     }
 

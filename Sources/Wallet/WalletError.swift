@@ -34,6 +34,9 @@ public enum WalletRefusal: String, Error, Sendable, Hashable, CaseIterable, Cust
     case qrBadChecksum = "qr_bad_checksum"
     case qrAmountMismatch = "qr_amount_mismatch"
     case qrAmountMissing = "qr_amount_missing"
+    case qrUnknownMerchant = "qr_unknown_merchant"
+    case qrCurrencyUnsupported = "qr_currency_unsupported"
+    case qrAmountTooLarge = "qr_amount_too_large"
     case idempotencyConflict = "idempotency_conflict"
 
     public var description: String { rawValue + ": " + explanation }
@@ -69,8 +72,11 @@ public enum WalletRefusal: String, Error, Sendable, Hashable, CaseIterable, Cust
         case .selfTransfer: "a transfer must go to another wallet"
         case .merchantExists: "a merchant with this id exists"
         case .merchantNotFound: "no merchant with this id"
-        case .invalidMerchant: "a merchant id has 1 to 25 letters or digits and a name 1 to 50 characters"
+        case .invalidMerchant: "a merchant id has 1 to 25 letters, digits or dashes, a name 1 to 25 characters, an ASCII name (QR tag 59) 1 to 25 printable ASCII characters, a city 1 to 15 printable ASCII characters, a category 1 to 32 characters, and an MCC 4 digits"
         case .qrMalformed: "the QR payload is not a valid EMVCo merchant-presented code"
+        case .qrUnknownMerchant: "the QR code is a valid EMVCo code, but not of a merchant registered with qdwallet (another scheme or an unknown merchant)"
+        case .qrCurrencyUnsupported: "the QR code asks for a currency other than CNY"
+        case .qrAmountTooLarge: "the amount does not fit an EMVCo QR code (at most 9999999999.99)"
         case .qrBadChecksum: "the QR payload's CRC does not match: it was altered or misread"
         case .qrAmountMismatch: "the amount given differs from the amount fixed in the QR code"
         case .qrAmountMissing: "this QR code has no fixed amount: give --amount"

@@ -7,7 +7,17 @@ public enum WalletSchema {
         migrator.registerMigration("wallet-v1") { db in
             try db.execute(sql: v1)
         }
+        migrator.registerMigration("wallet-v2-merchant-qr-names") { db in
+            try db.execute(sql: v2MerchantQRNames)
+        }
     }
+
+    /// The ASCII name of QR tag 59 (NULL: derived from the name) and the city in Chinese for
+    /// the language template (tag 64).
+    static let v2MerchantQRNames = """
+        ALTER TABLE merchants ADD COLUMN name_ascii TEXT;
+        ALTER TABLE merchants ADD COLUMN city_local TEXT;
+        """
 
     static let v1 = """
         CREATE TABLE wallets (

@@ -85,21 +85,39 @@ extension WalletService {
         public var city: String
         public var mcc: String
         public var accountId: Int64
+        /// The name of QR tag 59, printable ASCII.
+        public var nameASCII: String
+        /// The city in Chinese for the QR language template, when known.
+        public var cityLocal: String?
     }
 
-    /// Registers a merchant with its settlement account in the ledger.
-    public func registerMerchant(id: String, name: String, category: String, city: String = "QINGDAO", mcc: String = "5999") throws -> Merchant {
+    /// Registers a merchant with its settlement account in the ledger. The QR code's ASCII
+    /// name (tag 59) is `nameASCII`, or derived from the name.
+    public func registerMerchant(id: String, name: String, category: String, city: String = "QINGDAO", mcc: String = "5999", nameASCII: String? = nil, cityLocal: String? = "青岛") throws -> Merchant {
         guard (1...25).contains(id.utf8.count), id.utf8.allSatisfy({ Validation.isDigit($0) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0) || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0) || $0 == UInt8(ascii: "-") }),
-              let name = try? Validation.name(name), !category.isEmpty, category.utf8.count <= 32,
-              (1...15).contains(city.utf8.count), mcc.utf8.count == 4, mcc.utf8.allSatisfy(Validation.isDigit)
+              let name = try? Validation.name(name), name.unicodeScalars.count <= MerchantQR.merchantNameCharactersMax,
+              let category = Validation.text(category, charactersMax: 32),
+              MerchantQR.isCommonCharacterSet(city), (1...MerchantQR.cityCharactersMax).contains(city.utf8.count),
+              mcc.utf8.count == 4, mcc.utf8.allSatisfy(Validation.isDigit)
         else { throw WalletRefusal.invalidMerchant }
+        let ascii = nameASCII.map { $0.trimmingSpaces } ?? MerchantQR.asciiName(from: name, merchantID: id)
+        guard MerchantQR.isCommonCharacterSet(ascii), (1...MerchantQR.merchantNameCharactersMax).contains(ascii.utf8.count) else {
+            throw WalletRefusal.invalidMerchant
+        }
+        var local: String?
+        if let cityLocal {
+            guard let valid = Validation.text(cityLocal, charactersMax: MerchantQR.cityCharactersMax),
+                  valid.unicodeScalars.count <= MerchantQR.cityCharactersMax else { throw WalletRefusal.invalidMerchant }
+            local = valid
+        }
         return try store.transaction { db, tx in
             if try Row.fetchOne(try db.cachedStatement(sql: "SELECT 1 FROM merchants WHERE id = ?"), arguments: [id]) != nil {
                 throw WalletRefusal.merchantExists
             }
             let account = try ledger.openAccount(AccountSpec(code: SystemAccounts.merchant(id), asset: .cny, kind: .merchant, rules: .noOverdraft), in: tx)
-            try db.cachedStatement(sql: "INSERT INTO merchants (id, name, category, city, mcc, account_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)").execute(arguments: [id, name, category, city, mcc, account.id, now])
-            return Merchant(id: id, name: name, category: category, city: city, mcc: mcc, accountId: account.id)
+            try db.cachedStatement(sql: "INSERT INTO merchants (id, name, category, city, mcc, account_id, created_at, name_ascii, city_local) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+                .execute(arguments: [id, name, category, city, mcc, account.id, now, ascii, local])
+            return Merchant(id: id, name: name, category: category, city: city, mcc: mcc, accountId: account.id, nameASCII: ascii, cityLocal: local)
         }
     }
 
@@ -111,14 +129,22 @@ extension WalletService {
         guard let row = try Row.fetchOne(try db.cachedStatement(sql: "SELECT * FROM merchants WHERE id = ?"), arguments: [id]) else {
             throw WalletRefusal.merchantNotFound
         }
-        return Merchant(id: row["id"], name: row["name"], category: row["category"], city: row["city"], mcc: row["mcc"], accountId: row["account_id"])
+        let name: String = row["name"]
+        let id: String = row["id"]
+        return Merchant(id: id, name: name, category: row["category"], city: row["city"], mcc: row["mcc"], accountId: row["account_id"],
+                        nameASCII: (row["name_ascii"] as String?) ?? MerchantQR.asciiName(from: name, merchantID: id), cityLocal: row["city_local"])
     }
 
-    /// The merchant's EMVCo payload, static or with a fixed amount.
+    /// The merchant's EMVCo payload, static or with a fixed amount. The Chinese name and city
+    /// go into the language template (tag 64); an amount that does not fit tag 54 is refused.
     public func merchantQR(id: String, amountFen: Int64?) throws -> String {
         if let amountFen, amountFen <= 0 { throw WalletRefusal.invalidAmount }
         let merchant = try merchant(id: id)
-        return MerchantQR(merchantID: merchant.id, merchantName: merchant.name, city: merchant.city, mcc: merchant.mcc, amountFen: amountFen).encode()
+        // Merchants registered before names were bounded for the template keep a shortened one.
+        let local = merchant.name == merchant.nameASCII ? nil : String(String.UnicodeScalarView(merchant.name.unicodeScalars.prefix(MerchantQR.merchantNameCharactersMax)))
+        let city = MerchantQR.isCommonCharacterSet(merchant.city) ? merchant.city : "QINGDAO"
+        return try MerchantQR(merchantID: merchant.id, merchantName: merchant.nameASCII, city: city, mcc: merchant.mcc, amountFen: amountFen,
+                              localName: local, localCity: local == nil ? nil : merchant.cityLocal).encode()
     }
 
     // MARK: Balance payments
@@ -141,7 +167,12 @@ extension WalletService {
         let outcome: Result<Receipt, any Error> = try store.transaction { db, tx in
             let record = try wallet(db, phone: phone)
             if let refusal = try recordPassword(db, wallet: record, matched: matched) { return .failure(refusal) }
-            let merchant = try merchant(db, id: qr.merchantID)
+            let merchant: Merchant
+            do {
+                merchant = try self.merchant(db, id: qr.merchantID)
+            } catch WalletRefusal.merchantNotFound {
+                throw QRRefusal(.qrUnknownMerchant, clause: "the merchant id in qdwallet's template (ID 26 01) is not registered")
+            }
             let paymentKey = "qr:\(key)"
             // Campaigns, as for bills: sponsors fund the discounts, points are pending.
             var result = CampaignResult.none

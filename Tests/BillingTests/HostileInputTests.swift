@@ -26,7 +26,7 @@ import Testing
         }
     }
 
-    static let validQR = MerchantQR(merchantID: "M0001", merchantName: "台东小吃", city: "QINGDAO", mcc: "5812", amountFen: 1_250).encode()
+    static let validQR = try! MerchantQR(merchantID: "M0001", merchantName: "TAIDONG SNACKS", city: "QINGDAO", mcc: "5812", amountFen: 1_250, localName: "台东小吃", localCity: "青岛").encode()
 
     /// Mutates `base` at positions and with values drawn from `codes`.
     static func mutate(_ base: [UInt8], _ codes: [Int]) -> [UInt8] {
@@ -50,8 +50,10 @@ import Testing
             do {
                 let qr = try MerchantQR.parse(text)
                 #expect(!qr.merchantID.isEmpty)
-            } catch let error as WalletRefusal {
-                #expect(error == .qrMalformed || error == .qrBadChecksum)
+            } catch let error as QRRefusal {
+                let allowed: [WalletRefusal] = [.qrMalformed, .qrBadChecksum, .qrUnknownMerchant, .qrCurrencyUnsupported, .qrAmountTooLarge]
+                #expect(allowed.contains(error.refusal))
+                #expect(!error.clause.isEmpty)
             }
         }
     }

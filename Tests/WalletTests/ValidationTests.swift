@@ -61,9 +61,9 @@ import Testing
 
 @Suite struct MerchantQRTests {
     @Test func roundTripsStaticAndDynamicCodes() throws {
-        for amount in [nil, 1, 4_520, 10_000_000] as [Int64?] {
-            let qr = MerchantQR(merchantID: "M0001", merchantName: "台东小吃", city: "QINGDAO", mcc: "5812", amountFen: amount)
-            let payload = qr.encode()
+        for amount in [nil, 1, 4_520, 10_000_000, MerchantQR.amountFenMax] as [Int64?] {
+            let qr = MerchantQR(merchantID: "M0001", merchantName: "TAIDONG SNACKS", city: "QINGDAO", mcc: "5812", amountFen: amount, localName: "台东小吃", localCity: "青岛")
+            let payload = try qr.encode()
             #expect(try MerchantQR.parse(payload) == qr)
             #expect(payload.hasPrefix("000201010" + (amount == nil ? "211" : "212")))
         }
@@ -75,27 +75,28 @@ import Testing
     }
 
     @Test func refusesAlteredPayloads() throws {
-        let payload = MerchantQR(merchantID: "M0001", merchantName: "Shop", city: "QINGDAO", mcc: "5812", amountFen: 1_000).encode()
+        let payload = try MerchantQR(merchantID: "M0001", merchantName: "Shop", city: "QINGDAO", mcc: "5812", amountFen: 1_000).encode()
         let altered = payload.replacingOccurrences(of: "10.00", with: "01.00")
-        #expect(throws: WalletRefusal.qrBadChecksum) { try MerchantQR.parse(altered) }
+        #expect(throws: QRRefusal.self) { try MerchantQR.parse(altered) }
+        #expect((try? MerchantQR.parse(altered)) == nil)
         let badCRC = String(payload.dropLast(4)) + "0000"
-        #expect(throws: WalletRefusal.qrBadChecksum) { try MerchantQR.parse(badCRC) }
+        #expect { try MerchantQR.parse(badCRC) } throws: { ($0 as? QRRefusal)?.refusal == .qrBadChecksum }
     }
 
     @Test(arguments: ["", "000201", "hello world 6304ABCD", String(repeating: "0", count: 600)])
     func refusesGarbage(payload: String) {
-        #expect(throws: WalletRefusal.self) { try MerchantQR.parse(payload) }
+        #expect { try MerchantQR.parse(payload) } throws: { ($0 as? QRRefusal)?.refusal == .qrMalformed }
     }
 
     @Test func refusesOtherSchemesAndCurrencies() {
         func signed(_ body: String) -> String { body + "6304" + MerchantQR.crcHex(body + "6304") }
-        let otherScheme = signed("000201010211" + "2615" + "0007com.xyz" + "0104M001" + "5303156")
-        #expect(throws: WalletRefusal.qrMalformed) { try MerchantQR.parse(otherScheme) }
-        let dollars = signed("000201010211" + "2621" + "0011cn.qdwallet" + "0104M001" + "5303840")
-        #expect(throws: WalletRefusal.qrMalformed) { try MerchantQR.parse(dollars) }
-        let badAmount = signed("000201010212" + "2621" + "0011cn.qdwallet" + "0104M001" + "5303156" + "54041e10")
-        #expect(throws: WalletRefusal.qrMalformed) { try MerchantQR.parse(badAmount) }
-        let truncated = signed("000201010211" + "2699" + "0011cn.qdwallet")
-        #expect(throws: WalletRefusal.qrMalformed) { try MerchantQR.parse(truncated) }
+        let tail = "5204581258" + "02CN" + "5904Shop" + "6007QINGDAO"
+        func refusal(_ payload: String) -> WalletRefusal? {
+            do { _ = try MerchantQR.parse(payload); return nil } catch { return error.refusal }
+        }
+        #expect(refusal(signed("000201010211" + "2619" + "0007com.xyz" + "0104M001" + "5303156" + tail)) == .qrUnknownMerchant)
+        #expect(refusal(signed("000201010211" + "2623" + "0011cn.qdwallet" + "0104M001" + "5303840" + tail)) == .qrCurrencyUnsupported)
+        #expect(refusal(signed("000201010212" + "2623" + "0011cn.qdwallet" + "0104M001" + "5303156" + "54041e10" + tail)) == .qrMalformed)
+        #expect(refusal(signed("000201010211" + "2699" + "0011cn.qdwallet")) == .qrMalformed)
     }
 }

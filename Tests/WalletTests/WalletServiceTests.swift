@@ -234,9 +234,9 @@ import Testing
         #expect(throws: WalletRefusal.qrAmountMissing) { try t.service.payQR(phone: "13800000001", payload: staticQR, amountFen: nil, password: "123456", idempotencyKey: "a") }
         #expect(throws: WalletRefusal.qrAmountMismatch) { try t.service.payQR(phone: "13800000001", payload: fixed, amountFen: 999, password: "123456", idempotencyKey: "b") }
         #expect(try t.service.payQR(phone: "13800000001", payload: fixed, amountFen: nil, password: "123456", idempotencyKey: "c").amountFen == 1_000)
-        let unknown = MerchantQR(merchantID: "M9999", merchantName: "Nobody", city: "QINGDAO", mcc: "5812", amountFen: nil).encode()
-        #expect(throws: WalletRefusal.merchantNotFound) { try t.service.payQR(phone: "13800000001", payload: unknown, amountFen: 100, password: "123456", idempotencyKey: "d") }
-        #expect(throws: WalletRefusal.qrBadChecksum) { try t.service.payQR(phone: "13800000001", payload: String(fixed.dropLast()) + "0", amountFen: nil, password: "123456", idempotencyKey: "e") }
+        let unknown = try MerchantQR(merchantID: "M9999", merchantName: "Nobody", city: "QINGDAO", mcc: "5812", amountFen: nil).encode()
+        #expect { try t.service.payQR(phone: "13800000001", payload: unknown, amountFen: 100, password: "123456", idempotencyKey: "d") } throws: { ($0 as? QRRefusal)?.refusal == .qrUnknownMerchant }
+        #expect { try t.service.payQR(phone: "13800000001", payload: String(fixed.dropLast()) + (fixed.hasSuffix("0") ? "1" : "0"), amountFen: nil, password: "123456", idempotencyKey: "e") } throws: { ($0 as? QRRefusal)?.refusal == .qrBadChecksum }
         #expect(throws: WalletRefusal.insufficientFunds) { try t.service.payQR(phone: "13800000001", payload: staticQR, amountFen: 100_000, password: "123456", idempotencyKey: "f") }
         #expect(try t.service.balance(phone: "13800000001").balanceFen == 99_000)
     }
