@@ -10,13 +10,27 @@ public struct LedgerLimits: Sendable, Hashable {
     public var memoBytesMax: Int
     /// Holds expired by one call of `expireHolds`.
     public var expiryBatchMax: Int
+    /// One leg or hold: at most 10,000,000,000.00 (10^12 fen, or points).
+    public var amountMax: Int64
+    /// An account's debits or credits total, posted or pending: at most
+    /// 1,000,000,000,000,000.00 (10^17 fen), a ninety-second of what 64 bits hold, so that
+    /// no sum the ledger or a report forms can overflow, for any account, system accounts
+    /// included. A city moving ten billion yuan a day through one account reaches it in
+    /// about 270,000 years.
+    public var accountTotalMax: Int64
 
-    public init(batchSizeMax: Int = 32_768, legsMax: Int = 64, keyBytesMax: Int = 128, memoBytesMax: Int = 512, expiryBatchMax: Int = 10_000) {
+    public static let amountMaxDefault: Int64 = 1_000_000_000_000
+    public static let accountTotalMaxDefault: Int64 = 100_000_000_000_000_000
+
+    public init(batchSizeMax: Int = 32_768, legsMax: Int = 64, keyBytesMax: Int = 128, memoBytesMax: Int = 512, expiryBatchMax: Int = 10_000,
+                amountMax: Int64 = amountMaxDefault, accountTotalMax: Int64 = accountTotalMaxDefault) {
         self.batchSizeMax = batchSizeMax
         self.legsMax = legsMax
         self.keyBytesMax = keyBytesMax
         self.memoBytesMax = memoBytesMax
         self.expiryBatchMax = expiryBatchMax
+        self.amountMax = min(amountMax, Self.amountMaxDefault)
+        self.accountTotalMax = min(accountTotalMax, Self.accountTotalMaxDefault)
     }
 }
 

@@ -280,6 +280,7 @@ struct PostingBatch {
 
         case .hold(let debit, let credit, let asset, let amount, let expiresAt):
             guard amount > 0 else { throw LedgerRefusal.amountMustBePositive }
+            guard amount <= limits.amountMax else { throw LedgerRefusal.amountExceedsLimit }
             guard debit != credit else { throw LedgerRefusal.accountsMustBeDifferent }
             if let expiresAt, expiresAt <= now { throw LedgerRefusal.expiryMustBeInFuture }
             let newHold = HoldRecord(id: id, debitAccountID: debit, creditAccountID: credit, asset: asset, amount: amount, expiresAt: expiresAt)
@@ -343,6 +344,7 @@ struct PostingBatch {
         var pts: Int64 = 0
         for leg in legs {
             guard leg.amount > 0 else { throw LedgerRefusal.amountMustBePositive }
+            guard leg.amount <= limits.amountMax else { throw LedgerRefusal.amountExceedsLimit }
             let signed = leg.side == .credit ? leg.amount : -leg.amount
             let (sum, overflow) = leg.asset == .cny ? cny.addingReportingOverflow(signed) : pts.addingReportingOverflow(signed)
             guard !overflow else { throw LedgerRefusal.amountsOverflow }
@@ -404,13 +406,13 @@ struct PostingBatch {
             let i = index(of: leg.accountID)!
             if leg.side == .debit {
                 let (total, overflow) = touched[i].account.debitsPosted.addingReportingOverflow(leg.amount)
-                guard !overflow else { throw LedgerRefusal.balanceOverflow }
+                guard !overflow, total <= limits.accountTotalMax else { throw LedgerRefusal.balanceOverflow }
                 touched[i].account.debitsPosted = total
                 touched[i].debited = true
                 touched[i].runningBalance -= leg.amount
             } else {
                 let (total, overflow) = touched[i].account.creditsPosted.addingReportingOverflow(leg.amount)
-                guard !overflow else { throw LedgerRefusal.balanceOverflow }
+                guard !overflow, total <= limits.accountTotalMax else { throw LedgerRefusal.balanceOverflow }
                 touched[i].account.creditsPosted = total
                 touched[i].credited = true
                 touched[i].runningBalance += leg.amount
@@ -454,7 +456,7 @@ struct PostingBatch {
         guard debit.asset == hold.asset, credit.asset == hold.asset else { throw LedgerRefusal.assetMismatch }
         let (debitsPending, o1) = debit.debitsPending.addingReportingOverflow(hold.amount)
         let (creditsPending, o2) = credit.creditsPending.addingReportingOverflow(hold.amount)
-        guard !o1, !o2 else { throw LedgerRefusal.balanceOverflow }
+        guard !o1, !o2, debitsPending <= limits.accountTotalMax, creditsPending <= limits.accountTotalMax else { throw LedgerRefusal.balanceOverflow }
         debit.debitsPending = debitsPending
         credit.creditsPending = creditsPending
         try check(debit, debited: true, credited: false, allowFrozenDebit: false)

@@ -5,6 +5,7 @@ import GRDB
 import JobRunner
 import Reports
 import Ledger
+import QDConfig
 import Wallet
 
 /// Every module's migrations, in order: the schema of qdwallet's one database.
@@ -46,9 +47,36 @@ enum AppDatabase {
     /// The wallet service over the database; the data key is read only when `needsKey`.
     static func wallet(_ global: GlobalOptions, needsKey: Bool = false) throws -> WalletService {
         let key = needsKey ? try DataKey.fromEnvironment() : nil
+        let policy = try walletPolicy()
         let store = try openStore(path: global.databasePath)
         let ledger = Ledger(store: store)
         _ = try SystemAccounts.ensure(in: ledger)
-        return WalletService(store: store, ledger: ledger, dataKey: key)
+        return WalletService(store: store, ledger: ledger, policy: policy, dataKey: key)
+    }
+
+    /// The wallet rules of `wallet.toml` in the jobs folder (`$QDWALLET_JOBS_DIR`, else
+    /// ./Jobs); the defaults of `WalletPolicy` where the file or a key is missing.
+    static func walletPolicy(jobsDirectory: String = JobsOptions.defaultPath) throws -> WalletPolicy {
+        var policy = WalletPolicy()
+        let path = (jobsDirectory as NSString).appendingPathComponent("wallet.toml")
+        guard FileManager.default.fileExists(atPath: path) else { return policy }
+        let file = try ConfigTable.load(path: path)
+        try file.allowOnly(["limits"])
+        if let limits = try file.table("limits") {
+            try limits.allowOnly(["topup_max", "withdrawal_max", "qr_payment_max", "transfer_max"])
+            func amount(_ key: String, _ fallback: Int64) throws -> Int64 {
+                guard let text = try limits.optionalString(key) else { return fallback }
+                guard let money = try? Money(yuan: text), money.fen > 0, money.fen <= WalletPolicy.requestFenMaxCeiling else {
+                    throw ConfigError(file: "wallet.toml", key: "limits." + key,
+                                      problem: "must be a yuan amount from 0.01 to \(Money(fen: WalletPolicy.requestFenMaxCeiling).yuanString), such as \"50000.00\"")
+                }
+                return money.fen
+            }
+            policy.topUpFenMax = try amount("topup_max", policy.topUpFenMax)
+            policy.withdrawalFenMax = try amount("withdrawal_max", policy.withdrawalFenMax)
+            policy.qrPaymentFenMax = try amount("qr_payment_max", policy.qrPaymentFenMax)
+            policy.transferFenMax = try amount("transfer_max", policy.transferFenMax)
+        }
+        return policy
     }
 }

@@ -3,8 +3,12 @@ import Ledger
 
 /// Turns command-line text into values; bad input is a refusal (exit 1) with the reason.
 enum Arguments {
-    /// A yuan decimal to fen, at least 0.01.
+    /// A yuan decimal to fen, at least 0.01. A negative amount is refused with what to do
+    /// instead: amounts are positive, the command says the direction.
     static func amount(_ text: String) throws -> Int64 {
+        if text.trimmingCharacters(in: .whitespaces).hasPrefix("-") {
+            throw CLIFailure(.refused, code: "invalid_amount", "invalid amount \"\(text.prefix(32))\": amounts are positive; the command says which way the money moves (withdraw instead of a negative top-up)")
+        }
         let money = try Money(yuan: text)
         guard money.fen > 0 else {
             throw CLIFailure(.refused, code: "invalid_amount", "invalid amount \"\(text)\": the amount must be at least 0.01")

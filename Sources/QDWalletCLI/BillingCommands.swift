@@ -16,7 +16,7 @@ struct UtilityCommand: ParsableCommand {
         @Option var biller: String
         @Option(name: .customLong("customer-no")) var customerNo: String
         @Flag(help: "Pay this account's bills automatically at night.") var autopay = false
-        @Option(name: .customLong("autopay-limit"), help: "Largest bill paid automatically, yuan (default 500.00).") var autopayLimit: String?
+        @Option(name: .customLong("autopay-limit"), parsing: .unconditional, help: "Largest bill paid automatically, yuan (default 500.00).") var autopayLimit: String?
 
         func run() throws {
             let limit = try autopayLimit.map(Arguments.amount)

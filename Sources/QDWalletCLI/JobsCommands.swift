@@ -18,6 +18,11 @@ struct JobsOptions: ParsableArguments {
 
     var path: String {
         if let jobsDirectory, !jobsDirectory.isEmpty { return jobsDirectory }
+        return Self.defaultPath
+    }
+
+    /// `$QDWALLET_JOBS_DIR`, else ./Jobs.
+    static var defaultPath: String {
         if let fromEnvironment = ProcessInfo.processInfo.environment["QDWALLET_JOBS_DIR"], !fromEnvironment.isEmpty { return fromEnvironment }
         return "./Jobs"
     }
@@ -30,7 +35,7 @@ enum JobsSetup {
         let store = try AppDatabase.openStore(path: global.databasePath)
         let ledger = Ledger(store: store, clock: clock)
         _ = try SystemAccounts.ensure(in: ledger)
-        let wallets = WalletService(store: store, ledger: ledger, dataKey: nil)
+        let wallets = WalletService(store: store, ledger: ledger, policy: try AppDatabase.walletPolicy(jobsDirectory: jobs.path), dataKey: nil)
         var implementations = BuiltinJobs.all
         if let billing = try BillingSetup.config(global, jobs, wallets: wallets) {
             implementations.append(NightlyBilling.implementation(billing))

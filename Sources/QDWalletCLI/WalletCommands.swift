@@ -203,7 +203,7 @@ struct TopUpCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "topup", abstract: "Top the wallet up from a bound card.")
     @OptionGroup var global: GlobalOptions
     @Option var phone: String
-    @Option(help: "Yuan, e.g. 100.00.") var amount: String
+    @Option(parsing: .unconditional, help: "Yuan, e.g. 100.00.") var amount: String
     @Option(name: .customLong("card")) var cardID: Int64
     @Option(name: .customLong("idempotency-key"), help: "Retrying with the same key never moves money twice.") var idempotencyKey: String?
 
@@ -221,7 +221,7 @@ struct WithdrawCommand: ParsableCommand {
         subcommands: [Confirm.self, Fail.self])
     @OptionGroup var global: GlobalOptions
     @Option var phone: String?
-    @Option var amount: String?
+    @Option(parsing: .unconditional, help: "Yuan, e.g. 45.20.") var amount: String?
     @Option(name: .customLong("card")) var cardID: Int64?
     @Option(name: .customLong("idempotency-key")) var idempotencyKey: String?
 
@@ -285,7 +285,7 @@ struct MerchantCommand: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "qr", abstract: "Print the merchant's EMVCo QR payload, static or with a fixed amount.")
         @OptionGroup var global: GlobalOptions
         @Option var id: String
-        @Option var amount: String?
+        @Option(parsing: .unconditional, help: "Yuan, e.g. 45.20.") var amount: String?
 
         func run() throws {
             let fen = try amount.map(Arguments.amount)
@@ -303,13 +303,13 @@ struct PayCommand: ParsableCommand {
     @OptionGroup var password: PasswordOptions
     @Option var phone: String
     @Option var qr: String
-    @Option(help: "Yuan; required for a static code, must match a fixed one.") var amount: String?
+    @Option(parsing: .unconditional, help: "Yuan; required for a static code, must match a fixed one.") var amount: String?
     @Option(name: .customLong("idempotency-key")) var idempotencyKey: String?
 
     func run() throws {
         let fen = try amount.map(Arguments.amount)
         let plain = try AppDatabase.wallet(global)
-        let service = WalletService(store: plain.store, ledger: plain.ledger, dataKey: nil, campaigns: try CampaignSetup.load(jobs, store: plain.store))
+        let service = WalletService(store: plain.store, ledger: plain.ledger, policy: plain.policy, dataKey: nil, campaigns: try CampaignSetup.load(jobs, store: plain.store))
         let receipt = try service.payQR(phone: phone, payload: qr, amountFen: fen, password: try password.read(), idempotencyKey: Arguments.idempotencyKey(idempotencyKey))
         let result = ReceiptResult(receipt)
         Output(json: global.json).emit(result) { result.text }
@@ -323,7 +323,7 @@ struct TransferCommand: ParsableCommand {
     @OptionGroup var password: PasswordOptions
     @Option var from: String
     @Option var to: String
-    @Option var amount: String
+    @Option(parsing: .unconditional, help: "Yuan, e.g. 45.20.") var amount: String
     @Option(name: .customLong("idempotency-key")) var idempotencyKey: String?
 
     func run() throws {

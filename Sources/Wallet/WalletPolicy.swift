@@ -19,6 +19,17 @@ public struct WalletPolicy: Sendable, Hashable {
     /// More payments than this within the window raise a security alert.
     public var paymentsInWindowMax = 5
     public var paymentsWindowMicros: Int64 = 10 * 60 * 1_000_000
+    /// The most one top-up may move (50,000.00), as bank card top-ups at wallets are bounded.
+    public var topUpFenMax: Int64 = 5_000_000
+    /// The most one withdrawal may move (50,000.00).
+    public var withdrawalFenMax: Int64 = 5_000_000
+    /// The most one QR payment may move (50,000.00).
+    public var qrPaymentFenMax: Int64 = 5_000_000
+    /// The most one transfer may move (50,000.00).
+    public var transferFenMax: Int64 = 5_000_000
+    /// No per-request maximum may be set above this (10,000,000.00): the ledger's own bound on
+    /// a leg is far higher, so a typo in a configuration cannot reach it.
+    public static let requestFenMaxCeiling: Int64 = 1_000_000_000
 
     public init() {}
 

@@ -70,6 +70,7 @@ extension WalletService {
         let phone = try Validation.phone(phone)
         let key = try Validation.idempotencyKey(idempotencyKey)
         guard amountFen > 0 else { throw WalletRefusal.invalidAmount }
+        guard amountFen <= policy.topUpFenMax else { throw WalletRefusal.amountOverRequestLimit }
         let outcome: Result<Receipt, any Error> = try store.transaction { db, tx in
             let record = try wallet(db, phone: phone)
             let bank = try systemAccount(tx, SystemAccounts.bankClearing)
@@ -107,6 +108,7 @@ extension WalletService {
         let phone = try Validation.phone(phone)
         let key = try Validation.idempotencyKey(idempotencyKey)
         guard amountFen > 0 else { throw WalletRefusal.invalidAmount }
+        guard amountFen <= policy.withdrawalFenMax else { throw WalletRefusal.amountOverRequestLimit }
         let outcome: Result<Withdrawal, any Error> = try store.transaction { db, tx in
             let record = try wallet(db, phone: phone)
             let bank = try systemAccount(tx, SystemAccounts.bankClearing)

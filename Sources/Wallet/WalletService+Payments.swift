@@ -163,6 +163,7 @@ extension WalletService {
         case (nil, nil): throw WalletRefusal.qrAmountMissing
         }
         guard amount > 0 else { throw WalletRefusal.invalidAmount }
+        guard amount <= policy.qrPaymentFenMax else { throw WalletRefusal.amountOverRequestLimit }
         let matched = try checkPassword(phone: phone, password: password)
         let outcome: Result<Receipt, any Error> = try store.transaction { db, tx in
             let record = try wallet(db, phone: phone)
@@ -218,6 +219,7 @@ extension WalletService {
         let key = try Validation.idempotencyKey(idempotencyKey)
         guard from != to else { throw WalletRefusal.selfTransfer }
         guard amountFen > 0 else { throw WalletRefusal.invalidAmount }
+        guard amountFen <= policy.transferFenMax else { throw WalletRefusal.amountOverRequestLimit }
         let matched = try checkPassword(phone: from, password: password)
         let outcome: Result<Receipt, any Error> = try store.transaction { db, tx in
             let payer = try wallet(db, phone: from)

@@ -33,7 +33,9 @@ struct World {
         ("unbalanced", .legsMustBalance, { w in .transfer(legs: [.debit(w.a, 5), .credit(w.b, 4)]) }),
         ("one leg", .legsMustBalance, { w in .transfer(legs: [.debit(w.a, 5)]) }),
         ("balanced across assets only", .legsMustBalance, { w in .transfer(legs: [.debit(w.a, 5), .credit(w.points, 5, .pts)]) }),
-        ("sum overflows", .amountsOverflow, { w in .transfer(legs: [.credit(w.a, Int64.max), .credit(w.b, 1), .debit(w.bank, 1)]) }),
+        ("a leg of 64-bit size", .amountExceedsLimit, { w in .transfer(legs: [.credit(w.a, Int64.max), .credit(w.b, 1), .debit(w.bank, 1)]) }),
+        ("a leg one fen over the bound", .amountExceedsLimit, { w in .transfer(legs: [.debit(w.bank, LedgerLimits.amountMaxDefault + 1), .credit(w.b, LedgerLimits.amountMaxDefault + 1)]) }),
+        ("a hold one fen over the bound", .amountExceedsLimit, { w in .hold(debit: w.bank, credit: w.b, asset: .cny, amount: LedgerLimits.amountMaxDefault + 1, expiresAt: nil) }),
         ("unknown account", .accountNotFound, { w in .transfer(legs: [.debit(w.a, 5), .credit(9_999, 5)]) }),
         ("asset mismatch", .assetMismatch, { w in .transfer(legs: [.debit(w.pointsPool, 5), .credit(w.a, 5)]) }),
         ("debit closed", .accountClosed, { w in .transfer(legs: [.debit(w.closed, 1), .credit(w.b, 1)]) }),
@@ -68,6 +70,25 @@ struct World {
         let after = try [w.a, w.b, w.bank, w.frozen, w.overdraft].map { try w.t.ledger.account(id: $0) }
         #expect(after == balances)
         #expect(try w.t.ledger.check().ok)
+    }
+
+    /// No account, system accounts included, can come near 64 bits: a leg is at most
+    /// 10^12 fen and an account's totals at most 10^17. The operator's typo of a top-up of
+    /// 92233720368547758.07 is refused, and the next top-up still goes through.
+    @Test func noAccountCanApproachSixtyFourBits() throws {
+        let t = try TestLedger(limits: LedgerLimits(accountTotalMax: 3_000_000_000_000))
+        let (a, bank) = try t.fundedWallet("a", fen: 0)
+        #expect(try t.ledger.post(.transfer(key: "typo", from: bank, to: a, amount: Int64.max)) == .refused(.amountExceedsLimit, replayed: false))
+        #expect(try t.ledger.post(.transfer(key: "big-1", from: bank, to: a, amount: LedgerLimits.amountMaxDefault)).transactionID != nil)
+        #expect(try t.ledger.post(.transfer(key: "big-2", from: bank, to: a, amount: LedgerLimits.amountMaxDefault)).transactionID != nil)
+        #expect(try t.ledger.post(.transfer(key: "big-3", from: bank, to: a, amount: LedgerLimits.amountMaxDefault)).transactionID != nil)
+        // The bank's debits total is now at its bound: one more fen is refused, not wrapped.
+        #expect(try t.ledger.post(.transfer(key: "one-more", from: bank, to: a, amount: 1)) == .refused(.balanceOverflow, replayed: false))
+        #expect(try t.ledger.account(id: bank).debitsPosted == 3_000_000_000_000)
+        #expect(try t.ledger.account(id: a).balance == 3_000_000_000_000)
+        #expect(try t.ledger.check().ok)
+        // The default bounds leave two orders of magnitude below Int64.max.
+        #expect(LedgerLimits().accountTotalMax * 2 + LedgerLimits().amountMax * Int64(LedgerLimits().legsMax) < Int64.max / 40)
     }
 
     @Test func requestLimitsAreRefused() throws {
