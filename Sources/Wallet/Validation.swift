@@ -30,8 +30,18 @@ public enum Validation {
         return trimmed
     }
 
-    /// An 18-character resident ID number with a valid date of birth and ISO 7064 MOD 11-2
-    /// check character; a lower-case x is read as X.
+    /// The first two digits of a resident ID number's address code (GB 11643-1999 §5.1,
+    /// address codes of GB/T 2260): the provinces, autonomous regions and municipalities,
+    /// Taiwan (71), and the residence permits of Hong Kong (81), Macao (82) and Taiwan (83)
+    /// residents, which follow GB 11643 with these codes.
+    public static let provinceCodes: Set<Int> = [
+        11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37,
+        41, 42, 43, 44, 45, 46, 50, 51, 52, 53, 54, 61, 62, 63, 64, 65, 71, 81, 82, 83,
+    ]
+
+    /// An 18-character resident ID number (GB 11643-1999): an address code whose province is
+    /// one of GB/T 2260, a date of birth that exists and is not in the future, a sequence
+    /// code, and the ISO 7064 MOD 11-2 check character; a lower-case x is read as X.
     public static func residentID(_ text: String, today: ShanghaiCalendar.Date) throws(WalletRefusal) -> String {
         let upper = text.uppercased()
         let bytes = Array(upper.utf8)
@@ -39,6 +49,7 @@ public enum Validation {
               isDigit(bytes[17]) || bytes[17] == UInt8(ascii: "X")
         else { throw .invalidIDNumber }
         let digits = bytes[0..<17].map { Int($0 - UInt8(ascii: "0")) }
+        guard provinceCodes.contains(digits[0] * 10 + digits[1]) else { throw .invalidIDNumber }
         let weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
         let sum = zip(digits, weights).reduce(0) { $0 + $1.0 * $1.1 }
         let check = Array("10X98765432".utf8)[sum % 11]
@@ -51,11 +62,24 @@ public enum Validation {
         return upper
     }
 
-    /// A card number of 16 to 19 digits that passes the Luhn check (spaces allowed in input).
+    /// A bank card number (ISO/IEC 7812-1 PAN): 16 to 19 digits, the lengths UnionPay debit
+    /// and credit cards have (ISO/IEC 7812 allows 8 to 19; no card a resident binds is shorter
+    /// than 16). The Luhn check digit (ISO/IEC 7812-1 Annex B) is required: it catches a
+    /// mistyped digit or two swapped ones before a card is bound, and binding has no bank
+    /// round trip here that would catch them later. Spaces and dashes between digits, as
+    /// printed on cards and typed by people, are removed.
     public static func cardNumber(_ text: String) throws(WalletRefusal) -> String {
-        let compact = String(text.filter { $0 != " " })
+        let trimmed = text.trimmingSpaces
+        guard let first = trimmed.utf8.first, let last = trimmed.utf8.last, isDigit(first), isDigit(last) else { throw .invalidCardNumber }
+        let compact = String(trimmed.filter { $0 != " " && $0 != "-" })
         let bytes = Array(compact.utf8)
         guard (16...19).contains(bytes.count), bytes.allSatisfy(isDigit) else { throw .invalidCardNumber }
+        guard passesLuhn(bytes) else { throw .invalidCardNumber }
+        return compact
+    }
+
+    /// ISO/IEC 7812-1 Annex B: the Luhn formula over ASCII digits.
+    static func passesLuhn(_ bytes: [UInt8]) -> Bool {
         var sum = 0
         for (index, byte) in bytes.reversed().enumerated() {
             var digit = Int(byte - UInt8(ascii: "0"))
@@ -65,8 +89,7 @@ public enum Validation {
             }
             sum += digit
         }
-        guard sum % 10 == 0 else { throw .invalidCardNumber }
-        return compact
+        return sum % 10 == 0
     }
 
     /// A bank code such as ICBC: 2 to 16 ASCII letters or digits, upper-cased.

@@ -47,8 +47,8 @@ public enum WalletRefusal: String, Error, Sendable, Hashable, CaseIterable, Cust
         switch self {
         case .invalidPhone: "a mobile number has 11 digits and starts with 1"
         case .invalidName: "a name has 1 to 50 characters and no control characters"
-        case .invalidIDNumber: "a resident ID number has 18 characters: 17 digits and a MOD 11-2 check character (0-9 or X), with a valid date of birth"
-        case .invalidCardNumber: "a card number has 16 to 19 digits and passes the Luhn check"
+        case .invalidIDNumber: "a resident ID number has 18 characters (GB 11643): a province code of GB/T 2260, a date of birth that exists and is not in the future, and a MOD 11-2 check character (0-9 or X)"
+        case .invalidCardNumber: "a card number has 16 to 19 digits (spaces or dashes between them are fine) and passes the Luhn check (a digit was mistyped otherwise)"
         case .invalidBank: "a bank code has 2 to 16 letters or digits"
         case .invalidPassword: "a payment password is exactly 6 digits"
         case .invalidClass: "the account class is 1, 2 or 3"

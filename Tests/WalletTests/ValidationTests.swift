@@ -20,6 +20,38 @@ import Testing
         #expect(try Validation.residentID(id, today: Self.today) == id.uppercased())
     }
 
+    /// The ISO 7064 MOD 11-2 check character of GB 11643-1999 §5.4 for a 17-digit body.
+    static func withCheck(_ body: String) -> String {
+        let weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
+        let sum = zip(body.utf8.map { Int($0) - 48 }, weights).reduce(0) { $0 + $1.0 * $1.1 }
+        return body + String(Array("10X98765432")[sum % 11])
+    }
+
+    /// GB 11643-1999 §5.1: the address code is a county code of GB/T 2260; its first two
+    /// digits name a province, autonomous region or municipality (and 71, 81, 82, 83).
+    @Test func provinceCodesFollowGBT2260() throws {
+        for province in 0...99 {
+            let id = Self.withCheck(String(format: "%02d", province) + "0105" + "19491231" + "002")
+            let accepted = (try? Validation.residentID(id, today: Self.today)) != nil
+            #expect(accepted == Validation.provinceCodes.contains(province), "\(province)")
+        }
+        #expect(Validation.provinceCodes.count == 35)
+        for refused in [0, 10, 16, 20, 24, 30, 38, 40, 47, 49, 55, 60, 66, 70, 72, 80, 84, 90, 91, 99] {
+            #expect(!Validation.provinceCodes.contains(refused))
+        }
+    }
+
+    /// GB 11643-1999 §5.2: the date of birth (YYYYMMDD) is a real date, and not after today.
+    @Test(arguments: ["20000229", "19491231", "20261127", "19000101"])
+    func birthDatesThatExist(date: String) throws {
+        _ = try Validation.residentID(Self.withCheck("370202" + date + "123"), today: Self.today)
+    }
+
+    @Test(arguments: ["19000229", "20260229", "20261128", "20270101", "19991131", "19990001", "19990100", "18991231"])
+    func birthDatesThatDoNot(date: String) {
+        #expect(throws: WalletRefusal.invalidIDNumber) { try Validation.residentID(Self.withCheck("370202" + date + "123"), today: Self.today) }
+    }
+
     @Test(arguments: [
         "110105194912310021",   // wrong check character
         "11010519491231002",    // 17 characters
@@ -35,12 +67,16 @@ import Testing
         #expect(throws: WalletRefusal.invalidIDNumber) { try Validation.residentID(id, today: Self.today) }
     }
 
-    @Test(arguments: ["6222020200112233446", "4111111111111111", "4111 1111 1111 1111", "6011000990139424"])
+    /// ISO/IEC 7812-1: PANs of 16 to 19 digits; spaces and dashes as printed or typed.
+    @Test(arguments: ["6222020200112233446", "4111111111111111", "4111 1111 1111 1111", "4111-1111-1111-1111", "6011000990139424",
+                      "6222 0202 0011 2233 446", " 6222-0202-0011-2233-446 ", "6222 0202 0011 2230", "6222-0202-0011-2230"])
     func acceptsCards(number: String) throws {
-        #expect(try Validation.cardNumber(number) == number.filter { $0 != " " })
+        #expect(try Validation.cardNumber(number) == number.filter { $0 != " " && $0 != "-" })
     }
 
-    @Test(arguments: ["4111111111111112", "411111111111111", "41111111111111111111", "411111111111111a", ""])
+    /// Luhn (ISO/IEC 7812-1 Annex B) is required: one digit off is refused, spaced or not.
+    @Test(arguments: ["4111111111111112", "411111111111111", "41111111111111111111", "411111111111111a", "", "4111--1111", "-4111111111111111",
+                      "4111_1111_1111_1111", "4111.1111.1111.1111", "62220202001122", "62220202001122334461", "6222 0202 0011 2233", "6222020200112233"])
     func refusesCards(number: String) {
         #expect(throws: WalletRefusal.invalidCardNumber) { try Validation.cardNumber(number) }
     }
