@@ -68,16 +68,4 @@ public struct Biller: Sendable, Hashable, Codable {
         }
         return billers
     }
-
-    /// Opens each biller's settlement account and records the biller, in the caller's
-    /// transaction; safe to repeat.
-    public static func register(_ billers: [Biller], db: Database, ledger: any LedgerWriting, clock: any LedgerClock) throws {
-        for biller in billers {
-            let account = try Ledger.openAccount(AccountSpec(code: SystemAccounts.billerSettlement(biller.code), asset: .cny, kind: .billerSettlement, rules: .unrestricted), in: ledger, clock: clock)
-            try db.execute(sql: """
-                INSERT INTO billers (code, name, category, account_id) VALUES (?, ?, ?, ?)
-                ON CONFLICT (code) DO UPDATE SET name = excluded.name, category = excluded.category
-                """, arguments: [biller.code, biller.name, biller.category, account.id])
-        }
-    }
 }

@@ -52,7 +52,7 @@ struct DemoCommand: ParsableCommand {
         guard let config = try BillingSetup.config(global, jobs, wallets: wallets) else {
             throw CLIFailure(.refused, code: "no_billers", "no billers.toml in \(jobs.path): run the demo from the project folder or give --jobs-dir")
         }
-        try store.transaction { db, tx in try Biller.register(config.billers, db: db, ledger: tx, clock: ledger.clock) }
+        _ = try store.transaction { db, tx in try Biller.register(config.billers, db: db, ledger: tx, clock: ledger.clock) }
 
         var lines = ["qdwallet demo: a sample world in \(path)", ""]
         for (index, resident) in Self.residents.enumerated() {

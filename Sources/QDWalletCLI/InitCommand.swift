@@ -1,17 +1,21 @@
 import ArgumentParser
+import Billing
+import Foundation
 import Ledger
 
 /// `qdwallet init`: creates the database, migrates it and opens the system accounts.
 struct InitCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "init",
-        abstract: "Create or upgrade the database and open the system accounts (safe to run again).")
+        abstract: "Create or upgrade the database, open the system accounts and register the billers of Jobs/billers.toml (safe to run again).")
 
     @OptionGroup var global: GlobalOptions
+    @OptionGroup var jobs: JobsOptions
 
     struct Result: Encodable {
         var database: String
         var accounts: [AccountLine]
+        var billers: [BillerSync.Line]
     }
 
     struct AccountLine: Encodable {
@@ -22,15 +26,24 @@ struct InitCommand: ParsableCommand {
     }
 
     func run() throws {
+        // The billers file is read before the database is touched: a broken file changes nothing.
+        let billers = try BillersCommand.configured(jobs)
         let ledger = try AppDatabase.openLedger(path: global.databasePath)
         let accounts = try SystemAccounts.ensure(in: ledger)
+        let sync = try billers.map { try BillersCommand.sync($0, ledger: ledger) }
         let result = Result(
             database: global.databasePath,
-            accounts: accounts.map { AccountLine(id: $0.id, code: $0.code, asset: $0.asset.rawValue, kind: $0.kind.rawValue) })
+            accounts: accounts.map { AccountLine(id: $0.id, code: $0.code, asset: $0.asset.rawValue, kind: $0.kind.rawValue) },
+            billers: sync?.billers ?? [])
         Output(json: global.json).emit(result) {
             var lines = ["database ready: \(result.database)"]
             for account in result.accounts {
                 lines.append("  account \(account.id)  \(account.code)  \(account.asset)")
+            }
+            if let sync {
+                lines.append(contentsOf: BillersCommand.text(sync))
+            } else {
+                lines.append("no billers registered: \((jobs.path as NSString).appendingPathComponent("billers.toml")) does not exist (run qdwallet billers once it does)")
             }
             return lines.joined(separator: "\n")
         }

@@ -234,7 +234,7 @@ struct JobReportDocument: Encodable {
     init(_ report: ExecutionReport) { self.report = report }
 
     enum CodingKeys: String, CodingKey {
-        case job, executionId, status, parameters, forced, resumedExecutionId, abandonedExecutionId, steps, durationSeconds, message, assessment, summary
+        case job, executionId, status, parameters, forced, resumedExecutionId, abandonedExecutionId, steps, durationSeconds, message, assessment, summary, billers
     }
 
     func encode(to encoder: Encoder) throws {
@@ -252,6 +252,10 @@ struct JobReportDocument: Encodable {
         try container.encode(report.assessment, forKey: .assessment)
         if let summary = report.summary, let object = try? JSONDecoder().decode(JSONValue.self, from: summary) {
             try container.encode(object, forKey: .summary)
+            // cli.md fixes the nightly run's per-biller list at the top level.
+            if case .object(let fields) = object, let billers = fields["billers"] {
+                try container.encode(billers, forKey: .billers)
+            }
         }
     }
 

@@ -14,7 +14,7 @@ public struct QDWalletCommand: ParsableCommand {
         subcommands: [
             InitCommand.self, WalletCommand.self, CardCommand.self, TopUpCommand.self, WithdrawCommand.self,
             MerchantCommand.self, PayCommand.self, TransferCommand.self, BalanceCommand.self, HistoryCommand.self,
-            UtilityCommand.self, BillsCommand.self, PayBillCommand.self, CampaignCommand.self, ReportCommand.self, NotifyCommand.self, KeysCommand.self,
+            UtilityCommand.self, BillersCommand.self, BillsCommand.self, PayBillCommand.self, CampaignCommand.self, ReportCommand.self, NotifyCommand.self, KeysCommand.self,
             JobsCommand.self, SchedulerCommand.self, LedgerCommand.self, DemoCommand.self,
         ])
 

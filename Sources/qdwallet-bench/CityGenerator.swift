@@ -169,7 +169,7 @@ struct CityGenerator {
         let ledger = Ledger(store: store, clock: clock)
         _ = try SystemAccounts.ensure(in: ledger)
         let billers = try Biller.load(path: jobsDirectory + "/billers.toml")
-        try store.transaction { db, tx in try Biller.register(billers, db: db, ledger: tx, clock: clock) }
+        _ = try store.transaction { db, tx in try Biller.register(billers, db: db, ledger: tx, clock: clock) }
         var random = Random(state: seed ^ 0xABCDEF)
         let now = clock.nowMicros()
         var walletAccounts: [AccountID] = []

@@ -19,7 +19,7 @@ struct PayBillBenchmark {
         let ledger = Ledger(store: store, clock: clock)
         _ = try SystemAccounts.ensure(in: ledger)
         let biller = Biller(code: "QD-WATER", name: "water", category: "water", customerNoDigitsMin: 10, customerNoDigitsMax: 10, feedURL: "file:///dev/null", resultURL: "file:///dev/null", feedBytesMax: 1 << 20)
-        try store.transaction { db, tx in try Biller.register([biller], db: db, ledger: tx, clock: clock) }
+        _ = try store.transaction { db, tx in try Biller.register([biller], db: db, ledger: tx, clock: clock) }
         // Password hashing is excluded: it is slow on purpose (measured on its own below).
         let wallets = WalletService(store: store, ledger: ledger, hasher: PasswordHasher(iterations: 1), dataKey: nil)
         let walletCount = 10_000

@@ -58,7 +58,7 @@ final class BillingWorld {
             root: repositoryRoot, reportsDirectory: directory.appendingPathComponent("reports").path,
             workDirectory: directory.appendingPathComponent("feeds").path,
             fetcher: FeedFetcher(limits: limits, sleepMillis: { _ in }), wallets: wallets)
-        try store.transaction { db, tx in try Biller.register(billers, db: db, ledger: tx, clock: clock) }
+        _ = try store.transaction { db, tx in try Biller.register(billers, db: db, ledger: tx, clock: clock) }
     }
 
     deinit { try? FileManager.default.removeItem(at: directory) }

@@ -30,15 +30,20 @@ import Testing
     @Test func nightlyRunPayBillAndExitCodes() throws {
         let cli = try runner()
         defer { cli.cleanUp() }
+        // init registers the billers of Jobs/billers.toml: a new operator can link at once.
+        let initialised = try ok(cli, ["init"])
+        let registered = try #require(initialised["billers"] as? [[String: Any]])
+        #expect(registered.compactMap { $0["code"] as? String } == ["QD-GAS", "QD-POWER", "QD-WATER"])
+        #expect(registered.allSatisfy { $0["status"] as? String == "added" && ($0["account_id"] as? Int ?? 0) > 0 })
         try ok(cli, ["wallet", "open", "--phone", "13800000001", "--name", "张三"])
         try ok(cli, ["wallet", "kyc", "submit", "--phone", "13800000001", "--name", "张三", "--id-number", "11010519491231002X"])
         try ok(cli, ["wallet", "kyc", "approve", "--phone", "13800000001", "--class", "2"])
         try ok(cli, ["wallet", "password", "set", "--phone", "13800000001", "--password-stdin"], stdin: "123456\n")
         let card = try ok(cli, ["card", "bind", "--phone", "13800000001", "--card-number", "6222020200112233446", "--bank", "ICBC"])
         try ok(cli, ["topup", "--phone", "13800000001", "--amount", "200.00", "--card", "\(card["card_id"] as? Int ?? 0)"])
-        // The billers exist once the first run (or the demo) registered them.
-        let unknown = try cli.run(["utility", "link", "--phone", "13800000001", "--biller", "QD-WATER", "--customer-no", "1100234567", "--autopay", "--json"])
+        let unknown = try cli.run(["utility", "link", "--phone", "13800000001", "--biller", "QD-WATR", "--customer-no", "1100234567", "--autopay", "--json"])
         #expect(unknown.status == 1)
+        #expect(unknown.stdout.contains("unknown_biller"))
 
         let empty = try cli.run(["jobs", "run", "nightly-billing", "--date", "2026-11-20", "--json"])
         #expect(empty.status == 4, "no feeds for that day: \(empty.stderr)")
@@ -48,8 +53,10 @@ import Testing
         let run = try cli.run(["jobs", "run", "nightly-billing", "--date", "2026-11-27", "--json"])
         #expect(run.status == 0, "\(run.stderr)")
         let summary = try #require(try run.json()["summary"] as? [String: Any])
-        let billers = try #require(summary["billers"] as? [[String: Any]])
+        // cli.md: a top-level `billers` list (kept under `summary` too).
+        let billers = try #require(try run.json()["billers"] as? [[String: Any]])
         #expect(billers.compactMap { $0["biller"] as? String } == ["QD-GAS", "QD-POWER", "QD-WATER"])
+        #expect((summary["billers"] as? [[String: Any]])?.count == 3)
         let water = try #require(billers.first { $0["biller"] as? String == "QD-WATER" })
         for key in ["biller", "feed_id", "status", "bills", "paid", "paid_fen", "pending", "unmatched", "rejected_records", "cancelled", "refunded"] {
             #expect(water[key] != nil, "missing \(key)")
@@ -169,5 +176,35 @@ import Testing
         for secret in secrets {
             #expect(!everything.contains(secret), "\(secret.prefix(3))... appeared in output or logs")
         }
+    }
+
+    /// `qdwallet billers` registers what the file adds and reports, never deletes, what it
+    /// no longer names; a broken file changes nothing.
+    @Test func billersAreSyncedFromTheFileAndNeverDeleted() throws {
+        let cli = try runner()
+        defer { cli.cleanUp() }
+        try ok(cli, ["init"])
+        let file = URL(fileURLWithPath: cli.environment["QDWALLET_JOBS_DIR"]!).appendingPathComponent("billers.toml")
+        let original = try String(contentsOf: file, encoding: .utf8)
+        // QD-GAS leaves the file, QD-HEAT joins it.
+        let blocks = original.components(separatedBy: "[[biller]]")
+        let withoutGas = blocks.filter { !$0.contains("\"QD-GAS\"") }.joined(separator: "[[biller]]")
+        let heat = "\n[[biller]]\ncode = \"QD-HEAT\"\nname = \"青岛热力\"\ncategory = \"heating\"\nfeed_url = \"file://{root}/SampleFeeds/QD-HEAT/{yyyymmdd}.xml\"\nresult_url = \"file://{reports}/QD-HEAT/{yyyymmdd}.xml\"\n"
+        try (withoutGas + heat).write(to: file, atomically: true, encoding: .utf8)
+        let synced = try #require(try ok(cli, ["billers"])["billers"] as? [[String: Any]])
+        let status = Dictionary(uniqueKeysWithValues: synced.map { ($0["code"] as? String ?? "", $0["status"] as? String ?? "") })
+        #expect(status == ["QD-GAS": "not_in_file", "QD-HEAT": "added", "QD-POWER": "registered", "QD-WATER": "registered"])
+        let text = try cli.run(["billers"])
+        #expect(text.status == 0)
+        #expect(text.stdout.contains("warning: biller QD-GAS is registered but no longer in billers.toml"))
+        // The biller that left the file can still be linked to: nothing was deleted.
+        try ok(cli, ["wallet", "open", "--phone", "13800000001", "--name", "张三"])
+        try ok(cli, ["utility", "link", "--phone", "13800000001", "--biller", "QD-GAS", "--customer-no", "88001234"])
+        // A broken file is refused before anything is written.
+        try "[[biller]]\ncode = \"qd-bad\"\n".write(to: file, atomically: true, encoding: .utf8)
+        let broken = try cli.run(["billers", "--json"])
+        #expect(broken.status == 1)
+        #expect(broken.stderr.contains("billers.toml"))
+        #expect(try ok(cli, ["ledger", "check"])["ok"] as? Bool == true)
     }
 }
