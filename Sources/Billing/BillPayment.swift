@@ -42,9 +42,17 @@ struct BillPayment {
     /// Wallet and biller pairs paid in this transaction (for first-payment benefits).
     var paidPairs: Set<String> = []
 
-    init(wallets: WalletService, now: TimestampMicros, book: CampaignBook? = nil) {
+    /// The instant campaigns are evaluated at: the clock for a payment made now (pay-bill),
+    /// the business date for the nightly run's autopay (see `init`).
+    let campaignAt: TimestampMicros
+
+    /// `campaignAt` nil means now. The nightly run passes its business date's start, the
+    /// payment's effective time: a run for 27 November applies the campaigns, caps and daily
+    /// budget slices of 27 November, whenever it runs (a rerun a week later included).
+    init(wallets: WalletService, now: TimestampMicros, campaignAt: TimestampMicros? = nil, book: CampaignBook? = nil) {
         self.wallets = wallets
         self.now = now
+        self.campaignAt = campaignAt ?? now
         self.book = book
     }
 
@@ -71,7 +79,7 @@ struct BillPayment {
             let pair = "\(wallet.id)|\(bill.biller)"
             // Looked up only when a campaign asks (and stored with the explanation only then).
             let paidBefore = try !book.needsFirstPayment || paidPairs.contains(pair) || Row.fetchOne(try db.cachedStatement(sql: "SELECT 1 FROM bills WHERE wallet_id = ? AND biller = ? AND status IN ('paid', 'refunded') LIMIT 1"), arguments: [wallet.id, bill.biller]) != nil
-            let context = PaymentContext(kind: .utilityBill, walletID: wallet.id, billAccountID: bill.billAccountID, biller: bill.biller, category: bill.category, district: bill.district, amountFen: bill.dueFen, at: now, kycClass: wallet.kycVerified ? wallet.kycClass : 1, firstPayment: !paidBefore)
+            let context = PaymentContext(kind: .utilityBill, walletID: wallet.id, billAccountID: bill.billAccountID, biller: bill.biller, category: bill.category, district: bill.district, amountFen: bill.dueFen, at: campaignAt, kycClass: wallet.kycVerified ? wallet.kycClass : 1, firstPayment: !paidBefore)
             let result = try book.evaluate(context)
             net -= result.discountFen
             evaluated = (context, result)

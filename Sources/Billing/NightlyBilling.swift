@@ -338,7 +338,7 @@ struct ProcessStep: TypedJobStep {
             LEFT JOIN wallets w ON w.id = a.wallet_id
             WHERE b.status = 'new' AND b.id > ? ORDER BY b.id LIMIT ?
             """), arguments: [checkpoint.lastID, context.chunkSizeMax])
-        var payment = BillPayment(wallets: config.wallets, now: now, book: config.campaigns.isEmpty ? nil : CampaignBook(db: db, campaigns: config.campaigns))
+        var payment = BillPayment(wallets: config.wallets, now: now, campaignAt: date.startMicros, book: config.campaigns.isEmpty ? nil : CampaignBook(db: db, campaigns: config.campaigns))
         var toPay: [(bill: BillCandidate, billerName: String, billerAccount: AccountID)] = []
         var counts = ChunkCounts(read: rows.count, done: rows.count < context.chunkSizeMax)
         for row in rows {

@@ -135,6 +135,43 @@ let winter = """
         #expect(bureau.agrees)
     }
 
+    /// A campaign window means the business date for the nightly run's autopay (the payment is
+    /// effective on that date), and the clock for a payment made now (pay-bill, QR). A run
+    /// for 27 November a week late still gets 27 November's campaign; a pay-bill a week late
+    /// does not.
+    @Test func campaignWindowsMeanTheBusinessDateForAutopayAndTheClockForPayBill() throws {
+        let oneDay = winter.replacingOccurrences(of: "BUDGET", with: "1_000_000")
+            .replacingOccurrences(of: "start = 2026-11-01T00:00:00+08:00", with: "start = 2026-11-27T00:00:00+08:00")
+            .replacingOccurrences(of: "end = 2027-02-28T23:59:59+08:00", with: "end = 2026-11-27T23:59:59+08:00")
+        let late = try BillingWorld()
+        try late.populate()
+        try late.useCampaigns([oneDay])
+        late.clock.set(shanghai(2026, 12, 5, 2, 0))
+        _ = try late.run("2026-11-27")
+        // 陈静's water bill 54.30, paid by autopay with the 27th's 3.00 off.
+        #expect(try late.bill("QD-WATER", "W2611-000004")?["discount_fen"] as Int64? == 300)
+        #expect(try late.budgetUsed("winter") > 0)
+        // A bill left payable, paid by hand on 5 December: the window has closed.
+        try late.execute("UPDATE wallets SET kyc_verified = 1, kyc_class = 2")
+        let payable = try late.rows("SELECT b.biller, b.bill_id, w.phone FROM bills b JOIN wallets w ON w.id = b.wallet_id WHERE b.status = 'payable' AND w.frozen = 0 AND b.due_fen >= 5000 ORDER BY b.id")
+        #expect(payable.count >= 2)
+        let first = payable[0]
+        func fund(_ phone: String, _ key: String) throws {
+            let card = try late.wallets.cards(phone: phone).first ?? late.wallets.bindCard(phone: phone, cardNumber: "4111111111111111", bank: "ICBC")
+            _ = try late.wallets.topUp(phone: phone, cardID: card.id, amountFen: 100_000, idempotencyKey: key)
+        }
+        try fund(first["phone"], "more-1")
+        let december = try late.billing.payBillWithCampaigns(late.config.campaigns, phone: first["phone"], reference: "\(first["biller"] as String):\(first["bill_id"] as String)")
+        #expect(december.discountFen == 0)
+        // The same kind of bill paid by hand on the 27th itself gets the discount.
+        late.clock.set(shanghai(2026, 11, 27, 15, 0))
+        let second = payable[1]
+        try fund(second["phone"], "more-2")
+        let onTheDay = try late.billing.payBillWithCampaigns(late.config.campaigns, phone: second["phone"], reference: "\(second["biller"] as String):\(second["bill_id"] as String)")
+        #expect(onTheDay.discountFen > 0)
+        #expect(try late.ledger.check().ok)
+    }
+
     /// Many pay-bills at once, from separate connections as separate processes would, against
     /// a budget that cannot cover them all: the budget is used to the fen, never beyond.
     @Test func aBudgetRacedToZeroIsNeverOverspent() async throws {
