@@ -1,3 +1,4 @@
+import Feeds
 import Foundation
 import GRDB
 import Ledger
@@ -17,8 +18,11 @@ public struct Biller: Sendable, Hashable, Codable {
     /// Where the day's payment report goes, with the same placeholders.
     public var resultURL: String
     public var feedBytesMax: Int64
+    /// The biller's sftp server's SSH host key, pinned (base64 SHA-256, as `ssh-keygen -l`
+    /// prints it); without it an sftp URL needs a known-hosts file.
+    public var sshHostKeySHA256: String?
 
-    public init(code: String, name: String, category: String, customerNoDigitsMin: Int, customerNoDigitsMax: Int, feedURL: String, resultURL: String, feedBytesMax: Int64) {
+    public init(code: String, name: String, category: String, customerNoDigitsMin: Int, customerNoDigitsMax: Int, feedURL: String, resultURL: String, feedBytesMax: Int64, sshHostKeySHA256: String? = nil) {
         self.code = code
         self.name = name
         self.category = category
@@ -27,6 +31,7 @@ public struct Biller: Sendable, Hashable, Codable {
         self.feedURL = feedURL
         self.resultURL = resultURL
         self.feedBytesMax = feedBytesMax
+        self.sshHostKeySHA256 = sshHostKeySHA256
     }
 
     public func validCustomerNo(_ text: String) -> Bool {
@@ -48,7 +53,7 @@ public struct Biller: Sendable, Hashable, Codable {
         try config.allowOnly(["biller"])
         var billers: [Biller] = []
         for table in try config.tables("biller") {
-            try table.allowOnly(["code", "name", "category", "customer_no_digits", "feed_url", "result_url", "feed_bytes_max"])
+            try table.allowOnly(["code", "name", "category", "customer_no_digits", "feed_url", "result_url", "feed_bytes_max", "ssh_host_key_sha256"])
             let code = try table.string("code")
             guard code.range(of: "^[A-Z][A-Z0-9-]{1,15}$", options: .regularExpression) != nil else {
                 throw ConfigError(file: config.file, key: "biller.code", problem: "\"\(code)\" must be 2 to 16 upper-case letters, digits or '-', starting with a letter")
@@ -60,11 +65,18 @@ public struct Biller: Sendable, Hashable, Codable {
             guard digits.count == 2, digits[0] >= 1, digits[0] <= digits[1], digits[1] <= 20 else {
                 throw ConfigError(file: config.file, key: "biller.customer_no_digits", problem: "must be [min, max] with 1 <= min <= max <= 20")
             }
+            let hostKey = try table.optionalString("ssh_host_key_sha256")
+            if let hostKey {
+                do { _ = try FeedFetcher.hostKeyFingerprint(hostKey) } catch {
+                    throw ConfigError(file: config.file, key: "biller.ssh_host_key_sha256", problem: "\(code): \(error.message)")
+                }
+            }
             billers.append(Biller(
                 code: code, name: try table.string("name"), category: try table.string("category"),
                 customerNoDigitsMin: digits[0], customerNoDigitsMax: digits[1],
                 feedURL: try table.string("feed_url"), resultURL: try table.string("result_url"),
-                feedBytesMax: Int64(try table.int("feed_bytes_max", default: 512 * 1_024 * 1_024, in: 1_024...(8 << 30)))))
+                feedBytesMax: Int64(try table.int("feed_bytes_max", default: 512 * 1_024 * 1_024, in: 1_024...(8 << 30))),
+                sshHostKeySHA256: hostKey))
         }
         return billers
     }

@@ -165,11 +165,10 @@ struct IngestStep: TypedJobStep {
         let directory = (config.workDirectory as NSString).appendingPathComponent(biller.code)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let path = (directory as NSString).appendingPathComponent("\(date.compact).xml")
-        var fetcher = config.fetcher
-        fetcher = FeedFetcher(limits: { var limits = fetcher.limits; limits.bytesMax = biller.feedBytesMax; return limits }(), logger: context.logger)
+        let fetcher = config.fetcher.with(bytesMax: biller.feedBytesMax, logger: context.logger)
         let result: FetchResult
         do {
-            result = try fetcher.fetch(url: url, to: path)
+            result = try fetcher.fetch(url: url, to: path, sshHostKeySHA256: biller.sshHostKeySHA256)
         } catch {
             context.logger.error("feed fetch failed", metadata: ["biller": "\(biller.code)", "error": "\(error)"])
             return try JSONEncoder().encode(Fetched(path: nil, errorCode: error.code.rawValue, error: error.description))

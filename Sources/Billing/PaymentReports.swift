@@ -142,7 +142,7 @@ struct ReportStep: TypedJobStep {
             written.deliveredTo = target
         } else {
             do {
-                try config.fetcher.upload(file: path, to: target)
+                try config.fetcher.upload(file: path, to: target, sshHostKeySHA256: biller.sshHostKeySHA256)
                 written.deliveredTo = FeedFetcher.redact(target)
             } catch {
                 written.deliveryError = error.description

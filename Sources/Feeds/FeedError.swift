@@ -19,6 +19,8 @@ public struct FeedError: Error, Sendable, CustomStringConvertible, Equatable {
         case timeout = "timeout"
         case authentication = "authentication"
         case tls = "tls"
+        /// An sftp server whose SSH host key is unknown, unverifiable or not the expected one.
+        case hostKey = "host_key"
         case transport = "transport"
         case schema = "schema"
         case io = "io"

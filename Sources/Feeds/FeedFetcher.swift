@@ -58,6 +58,13 @@ public struct FeedFetcher: Sendable {
         return String(cString: qdw_curl_version_text())
     }
 
+    /// The same fetcher (environment, clock of retries) with another size bound and logger.
+    public func with(bytesMax: Int64, logger: Logger) -> FeedFetcher {
+        var limits = self.limits
+        limits.bytesMax = bytesMax
+        return FeedFetcher(limits: limits, logger: logger, environment: environment, sleepMillis: sleepMillis)
+    }
+
     /// A URL fit for logs: user name and password removed.
     public static func redact(_ url: String) -> String {
         guard let scheme = url.range(of: "://"), let at = url[scheme.upperBound...].firstIndex(of: "@"),
@@ -66,12 +73,14 @@ public struct FeedFetcher: Sendable {
     }
 
     /// Downloads `url` into `destination` (written as `destination.partial`, renamed when
-    /// complete, mode 0600), retrying transient faults with backoff and jitter.
-    public func fetch(url: String, to destination: String) throws(FeedError) -> FetchResult {
+    /// complete, mode 0600), retrying transient faults with backoff and jitter. An sftp URL
+    /// needs the server's host key: `sshHostKeySHA256` (a pinned key, as OpenSSH prints its
+    /// fingerprint) or a known-hosts file in `QDWALLET_SSH_KNOWN_HOSTS`.
+    public func fetch(url: String, to destination: String, sshHostKeySHA256: String? = nil) throws(FeedError) -> FetchResult {
         var attempt = 1
         while true {
             do {
-                var result = try fetchOnce(url: url, to: destination)
+                var result = try fetchOnce(url: url, to: destination, sshHostKeySHA256: sshHostKeySHA256)
                 result.attempts = attempt
                 return result
             } catch let error where error.isTransient && attempt < limits.attemptsMax {
@@ -84,7 +93,7 @@ public struct FeedFetcher: Sendable {
         }
     }
 
-    private func fetchOnce(url: String, to destination: String) throws(FeedError) -> FetchResult {
+    private func fetchOnce(url: String, to destination: String, sshHostKeySHA256: String?) throws(FeedError) -> FetchResult {
         let partial = destination + ".partial"
         let descriptor = open(partial, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else {
@@ -94,7 +103,7 @@ public struct FeedFetcher: Sendable {
         defer { close(descriptor) }
         let responseCode: Int
         do {
-            responseCode = try perform(url: url) { handle in
+            responseCode = try perform(url: url, sshHostKeySHA256: sshHostKeySHA256) { handle in
                 qdw_curl_setopt_write_function(handle, writeToSink)
                 qdw_curl_setopt_pointer(handle, CURLOPT_WRITEDATA, Unmanaged.passUnretained(sink).toOpaque())
                 qdw_curl_setopt_off_t(handle, CURLOPT_MAXFILESIZE_LARGE, curl_off_t(limits.bytesMax))
@@ -132,8 +141,9 @@ public struct FeedFetcher: Sendable {
         } sinkState: { .ok }
     }
 
-    /// Uploads a local file to `url` (https PUT, sftp or file), with the same bounds.
-    public func upload(file: String, to url: String) throws(FeedError) {
+    /// Uploads a local file to `url` (https PUT, sftp or file), with the same bounds and the
+    /// same host key rule for sftp as `fetch`.
+    public func upload(file: String, to url: String, sshHostKeySHA256: String? = nil) throws(FeedError) {
         if url.hasPrefix("file://") {
             let directory = (String(url.dropFirst(7)) as NSString).deletingLastPathComponent
             try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -141,7 +151,7 @@ public struct FeedFetcher: Sendable {
         var attempt = 1
         while true {
             do {
-                try uploadOnce(file: file, to: url)
+                try uploadOnce(file: file, to: url, sshHostKeySHA256: sshHostKeySHA256)
                 return
             } catch let error where error.isTransient && attempt < limits.attemptsMax {
                 let base = min(limits.backoffMaxMillis, limits.backoffInitialMillis << min(attempt - 1, 16))
@@ -151,7 +161,7 @@ public struct FeedFetcher: Sendable {
         }
     }
 
-    private func uploadOnce(file: String, to url: String) throws(FeedError) {
+    private func uploadOnce(file: String, to url: String, sshHostKeySHA256: String?) throws(FeedError) {
         guard let input = fopen(file, "rb") else {
             throw FeedError(.io, "cannot read the file to upload", cause: String(cString: strerror(errno)), context: file)
         }
@@ -161,7 +171,7 @@ public struct FeedFetcher: Sendable {
         // No "Expect: 100-continue" round trip: servers that do not answer it would stall the upload.
         let headers = curl_slist_append(nil, "Expect:")
         defer { curl_slist_free_all(headers) }
-        _ = try perform(url: url) { handle in
+        _ = try perform(url: url, sshHostKeySHA256: sshHostKeySHA256) { handle in
             qdw_curl_setopt_slist(handle, CURLOPT_HTTPHEADER, headers)
             qdw_curl_setopt_long(handle, CURLOPT_UPLOAD, 1)
             qdw_curl_setopt_read_function(handle, readFromFile)
@@ -172,10 +182,23 @@ public struct FeedFetcher: Sendable {
     }
 
     /// One transfer with the common options; returns the protocol's response code.
-    private func perform(url: String, failOnError: Bool = true, configure: (UnsafeMutableRawPointer) -> Void, sinkState: () -> WriteSink.State) throws(FeedError) -> Int {
+    private func perform(url: String, failOnError: Bool = true, sshHostKeySHA256: String? = nil, configure: (UnsafeMutableRawPointer) -> Void, sinkState: () -> WriteSink.State) throws(FeedError) -> Int {
         let shown = Self.redact(url)
         guard url.hasPrefix("https://") || url.hasPrefix("http://") || url.hasPrefix("sftp://") || url.hasPrefix("file://") else {
             throw FeedError(.transport, "only https, http, sftp and file URLs are supported", context: shown)
+        }
+        let isSFTP = url.hasPrefix("sftp://")
+        let pinnedHostKey = try sshHostKeySHA256.map { key throws(FeedError) in try Self.hostKeyFingerprint(key) }
+        let knownHosts = environment["QDWALLET_SSH_KNOWN_HOSTS"].flatMap { $0.isEmpty ? nil : $0 }
+        if isSFTP {
+            // Fail closed, as OpenSSH's StrictHostKeyChecking does: without a host key to check
+            // against, anyone on the path could serve a feed.
+            if pinnedHostKey == nil && knownHosts == nil {
+                throw FeedError(.hostKey, "an sftp server's SSH host key must be known before connecting: pin it with ssh_host_key_sha256 for the biller in Jobs/billers.toml, or name a known-hosts file in QDWALLET_SSH_KNOWN_HOSTS", context: shown)
+            }
+            if pinnedHostKey == nil, let knownHosts, !FileManager.default.isReadableFile(atPath: knownHosts) {
+                throw FeedError(.hostKey, "the SSH known-hosts file of QDWALLET_SSH_KNOWN_HOSTS cannot be read, so the server's host key cannot be checked", context: knownHosts)
+            }
         }
         guard let handle = curl_easy_init() else {
             throw FeedError(.transport, "libcurl could not create a handle")
@@ -203,8 +226,12 @@ public struct FeedFetcher: Sendable {
             if let key = environment["QDWALLET_SSH_KEY"], !key.isEmpty {
                 qdw_curl_setopt_string(handle, CURLOPT_SSH_PRIVATE_KEYFILE, key)
             }
-            if let knownHosts = environment["QDWALLET_SSH_KNOWN_HOSTS"], !knownHosts.isEmpty {
-                qdw_curl_setopt_string(handle, CURLOPT_SSH_KNOWNHOSTS, knownHosts)
+            if isSFTP {
+                if let pinnedHostKey {
+                    qdw_curl_setopt_string(handle, CURLOPT_SSH_HOST_PUBLIC_KEY_SHA256, pinnedHostKey)
+                } else if let knownHosts {
+                    qdw_curl_setopt_string(handle, CURLOPT_SSH_KNOWNHOSTS, knownHosts)
+                }
             }
             configure(handle)
             let code = curl_easy_perform(handle)
@@ -221,8 +248,27 @@ public struct FeedFetcher: Sendable {
             case .ok:
                 break
             }
+            if isSFTP && code == CURLE_PEER_FAILED_VERIFICATION {
+                throw FeedError(.hostKey, pinnedHostKey != nil
+                    ? "the sftp server's SSH host key is not the one pinned for this biller (ssh_host_key_sha256): refused, as the server may not be the biller's"
+                    : "the sftp server's SSH host key is not in the known-hosts file (QDWALLET_SSH_KNOWN_HOSTS) or differs from it: refused, as the server may not be the biller's",
+                    cause: cause, context: shown)
+            }
             throw Self.classify(code, response: response, cause: cause, url: shown, bytesMax: limits.bytesMax)
         }
+    }
+
+    /// A pinned SSH host key: the base64 SHA-256 of the key, as `ssh-keygen -l -E sha256`
+    /// prints it (with or without its "SHA256:" prefix and padding).
+    public static func hostKeyFingerprint(_ text: String) throws(FeedError) -> String {
+        var value = text.hasPrefix("SHA256:") ? String(text.dropFirst(7)) : text
+        while value.hasSuffix("=") { value.removeLast() }
+        var padded = value
+        while padded.count % 4 != 0 { padded += "=" }
+        guard value.count == 43, let bytes = Data(base64Encoded: padded), bytes.count == 32 else {
+            throw FeedError(.hostKey, "a pinned SSH host key is the base64 SHA-256 fingerprint of 43 characters that ssh-keygen -l -E sha256 prints (SHA256:...)")
+        }
+        return padded
     }
 
     static func classify(_ code: CURLcode, response: Int, cause: String, url: String, bytesMax: Int64) -> FeedError {
