@@ -141,7 +141,7 @@ struct BillPayment {
                 paid_at = ?, paid_via = ?, paid_business_date = ?, updated_at = ? WHERE id = ?
             """).execute(arguments: [bill.wallet!.id, bill.billAccountID, transactionID, bill.dueFen, result.discountFen, result.points, now, via, businessDate.iso, now, bill.rowID])
         if let book, let (context, result) = benefits[bill.rowID] {
-            try book.record(paymentKey: Self.paymentKey(bill), transactionID: transactionID, context: context, result: result, pointsHolds: pointsHolds)
+            try book.record(paymentKey: Self.paymentKey(bill), transactionID: transactionID, context: context, result: result, pointsHolds: pointsHolds, paidAt: now)
         }
         try wallets.recordMovement(db, walletID: bill.wallet!.id, kind: "bill", counterparty: billerName, category: category, amountFen: -netFen(bill), discountFen: result.discountFen, points: result.points, balancePayment: true, transactionID: transactionID, reference: "\(bill.biller):\(bill.billID)")
         if via == "autopay" {

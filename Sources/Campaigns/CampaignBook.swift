@@ -169,11 +169,13 @@ public final class CampaignBook {
         return CampaignResult(allocations: allocations, explanations: [])
     }
 
-    /// Writes a made payment's allocations, budget use and explanation.
-    public func record(paymentKey: String, transactionID: TransactionID, context: PaymentContext, result: CampaignResult, pointsHolds: [String: TransactionID]) throws {
+    /// Writes a made payment's allocations, budget use and explanation. Points stay pending
+    /// for the campaign's days from `paidAt` (the moment the money moved: the refund window),
+    /// which is the campaign clock `context.at` unless given.
+    public func record(paymentKey: String, transactionID: TransactionID, context: PaymentContext, result: CampaignResult, pointsHolds: [String: TransactionID], paidAt: TimestampMicros? = nil) throws {
         let keys = Self.periodKeys(context.at)
         for allocation in result.allocations {
-            let vestAt = context.at + Int64(allocation.pendingDays) * ShanghaiCalendar.dayMicros
+            let vestAt = (paidAt ?? context.at) + Int64(allocation.pendingDays) * ShanghaiCalendar.dayMicros
             let holdID = pointsHolds[allocation.campaignID]
             try db.cachedStatement(sql: """
                 INSERT INTO campaign_allocations (payment_key, transaction_id, campaign_id, version, sponsor, wallet_id, bill_account_id, discount_fen, points,
