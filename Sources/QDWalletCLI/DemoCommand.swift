@@ -35,7 +35,8 @@ struct DemoCommand: ParsableCommand {
         Resident(phone: "13800000006", name: "陈静", kycClass: 3, topUpFen: 50_000, links: [("QD-GAS", "88001236", true, 50_000), ("QD-WATER", "1100234571", true, 50_000)]),
     ]
 
-    static let idNumbers = ["11010519491231002X", "370202199001011237", "370212198512310042", "11010519491231002X", "370202199001011237", "370212198512310042"]
+    /// One person, one verified wallet: six residents, six ID numbers.
+    static let idNumbers = ["11010519491231002X", "370202199001011237", "370212198512310042", "370203197803150017", "37021119650720002X", "370281199202280033"]
 
     func run() throws {
         let folder = db.map { ($0 as NSString).deletingLastPathComponent } ?? FileManager.default.temporaryDirectory.appendingPathComponent("qdwallet-demo-\(UUID().uuidString.prefix(8))").path

@@ -2,6 +2,7 @@ import ArgumentParser
 import Billing
 import Foundation
 import Ledger
+import Wallet
 
 /// `qdwallet init`: creates the database, migrates it and opens the system accounts.
 struct InitCommand: ParsableCommand {
@@ -16,6 +17,7 @@ struct InitCommand: ParsableCommand {
         var database: String
         var accounts: [AccountLine]
         var billers: [BillerSync.Line]
+        var dataKeyId: String?
     }
 
     struct AccountLine: Encodable {
@@ -31,15 +33,25 @@ struct InitCommand: ParsableCommand {
         let ledger = try AppDatabase.openLedger(path: global.databasePath)
         let accounts = try SystemAccounts.ensure(in: ledger)
         let sync = try billers.map { try BillersCommand.sync($0, ledger: ledger) }
+        // The data key, when given, becomes the database's (or is checked against it).
+        let environment = ProcessInfo.processInfo.environment
+        var keyID: String?
+        if environment["QDWALLET_DATA_KEY"].map({ !$0.isEmpty }) == true || environment["QDWALLET_DATA_KEY_FILE"].map({ !$0.isEmpty }) == true {
+            let key = try DataKey.fromEnvironment()
+            guard let store = ledger.store as? SQLiteLedgerStore else { throw CLIFailure(.infrastructure, code: "internal", "init needs qdwallet's own database") }
+            try WalletService(store: store, ledger: ledger, dataKey: key).adoptDataKey(key)
+            keyID = key.keyIDHex
+        }
         let result = Result(
             database: global.databasePath,
             accounts: accounts.map { AccountLine(id: $0.id, code: $0.code, asset: $0.asset.rawValue, kind: $0.kind.rawValue) },
-            billers: sync?.billers ?? [])
+            billers: sync?.billers ?? [], dataKeyId: keyID)
         Output(json: global.json).emit(result) {
             var lines = ["database ready: \(result.database)"]
             for account in result.accounts {
                 lines.append("  account \(account.id)  \(account.code)  \(account.asset)")
             }
+            if let keyID { lines.append("  data key \(keyID) is the database's key") }
             if let sync {
                 lines.append(contentsOf: BillersCommand.text(sync))
             } else {

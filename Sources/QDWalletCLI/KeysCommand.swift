@@ -4,7 +4,35 @@ import Wallet
 
 /// `qdwallet keys rotate`
 struct KeysCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "keys", abstract: "The personal-data key.", subcommands: [Rotate.self])
+    static let configuration = CommandConfiguration(commandName: "keys", abstract: "The personal-data key.", subcommands: [ID.self, Rotate.self])
+
+    struct ID: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print the id of the data key in QDWALLET_DATA_KEY or QDWALLET_DATA_KEY_FILE, and the id of the database's key.",
+            discussion: "An id is the first 8 bytes of the key's SHA-256, in hex: it tells keys apart and reveals nothing of them. A command given a key whose id differs from the database's refuses to run.")
+        @OptionGroup var global: GlobalOptions
+
+        struct Result: Encodable {
+            var keyId: String?
+            var databaseKeyId: String?
+            var matches: Bool
+        }
+
+        func run() throws {
+            let environment = ProcessInfo.processInfo.environment
+            let given = environment["QDWALLET_DATA_KEY"].map { !$0.isEmpty } == true || environment["QDWALLET_DATA_KEY_FILE"].map { !$0.isEmpty } == true
+            let key = given ? try DataKey.fromEnvironment() : nil
+            let recorded = try AppDatabase.wallet(global).recordedDataKeyID()
+            let result = Result(keyId: key?.keyIDHex, databaseKeyId: recorded, matches: key != nil && key?.keyIDHex == recorded)
+            Output(json: global.json).emit(result) {
+                [
+                    "key given:          " + (result.keyId ?? "none (set QDWALLET_DATA_KEY or QDWALLET_DATA_KEY_FILE)"),
+                    "database's key:     " + (result.databaseKeyId ?? "none recorded yet (the first key used is recorded)"),
+                    result.matches ? "the key given is the database's key" : (result.keyId != nil && result.databaseKeyId != nil ? "the key given is NOT the database's key" : ""),
+                ].filter { !$0.isEmpty }.joined(separator: "\n")
+            }
+        }
+    }
 
     struct Rotate: ParsableCommand {
         static let configuration = CommandConfiguration(

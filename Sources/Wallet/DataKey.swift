@@ -78,6 +78,19 @@ public struct DataKey: Sendable {
         return String(decoding: try AES.GCM.open(box, using: key), as: UTF8.self)
     }
 
+    /// A value that proves a key without revealing it: HMAC-SHA256 of a fixed text. The
+    /// database stores it with the key id, so another key is refused before it seals anything.
+    public var checkValue: [UInt8] {
+        Array(HMAC<SHA256>.authenticationCode(for: Data("qdwallet data key check v1".utf8), using: key))
+    }
+
+    /// The key id as hex, as `qdwallet keys id` prints it.
+    public var keyIDHex: String { Self.hex(keyID) }
+
+    static func hex(_ bytes: [UInt8]) -> String {
+        bytes.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
+    }
+
     /// A keyed fingerprint (HMAC-SHA256) to find equal values without decrypting them.
     public func fingerprint(_ value: String) -> [UInt8] {
         Array(HMAC<SHA256>.authenticationCode(for: Data(("fingerprint:" + value).utf8), using: key))

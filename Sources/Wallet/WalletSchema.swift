@@ -10,6 +10,9 @@ public enum WalletSchema {
         migrator.registerMigration("wallet-v2-merchant-qr-names") { db in
             try db.execute(sql: v2MerchantQRNames)
         }
+        migrator.registerMigration("wallet-v3-data-key") { db in
+            try db.execute(sql: v3DataKey)
+        }
     }
 
     /// The ASCII name of QR tag 59 (NULL: derived from the name) and the city in Chinese for
@@ -17,6 +20,19 @@ public enum WalletSchema {
     static let v2MerchantQRNames = """
         ALTER TABLE merchants ADD COLUMN name_ascii TEXT;
         ALTER TABLE merchants ADD COLUMN city_local TEXT;
+        """
+
+    /// The database's data key (its id and a check value, never the key), and a keyed
+    /// fingerprint of each submitted ID number, so one person is verified on one wallet.
+    static let v3DataKey = """
+        CREATE TABLE wallet_data_key (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            key_id BLOB NOT NULL,
+            check_value BLOB NOT NULL,
+            recorded_at INTEGER NOT NULL
+        );
+        ALTER TABLE kyc_submissions ADD COLUMN id_number_fingerprint BLOB;
+        CREATE INDEX kyc_submissions_by_fingerprint ON kyc_submissions(id_number_fingerprint) WHERE id_number_fingerprint IS NOT NULL;
         """
 
     static let v1 = """

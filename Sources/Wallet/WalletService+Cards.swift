@@ -16,8 +16,9 @@ extension WalletService {
         let phone = try Validation.phone(phone)
         let number = try Validation.cardNumber(cardNumber)
         let bank = try Validation.bank(bank)
-        let key = try requireDataKey()
+        _ = try requireDataKey()
         return try store.transaction { db, _ in
+            let key = try verifiedDataKey(db)
             let record = try wallet(db, phone: phone)
             guard record.kycVerified else { throw WalletRefusal.kycRequired }
             let fingerprint = key.fingerprint(number)

@@ -18,6 +18,11 @@ extension WalletService {
             throw WalletError(.dataKey, "the new data key is the same as the current one")
         }
         return try store.transaction { db, _ in
+            // The current key must be the database's (or, after an interrupted rotation that
+            // already recorded the new one, the rotation is simply finished again).
+            if try Row.fetchOne(db, sql: "SELECT 1 FROM wallet_data_key WHERE id = 1 AND key_id = ?", arguments: [Data(new.keyID)]) == nil {
+                try Self.verify(old, db: db, now: now)
+            }
             var rotation = Rotation(kycSubmissions: 0, cards: 0, alreadyUnderNewKey: 0)
             func reseal(_ sealed: Data) throws -> Data? {
                 let bytes = [UInt8](sealed)
@@ -29,7 +34,8 @@ extension WalletService {
                     rotation.alreadyUnderNewKey += 1
                     continue
                 }
-                try db.execute(sql: "UPDATE kyc_submissions SET name_sealed = ?, id_number_sealed = ? WHERE id = ?", arguments: [name, number, row["id"] as Int64])
+                let fingerprint = new.fingerprint(try new.open([UInt8](number)))
+                try db.execute(sql: "UPDATE kyc_submissions SET name_sealed = ?, id_number_sealed = ?, id_number_fingerprint = ? WHERE id = ?", arguments: [name, number, Data(fingerprint), row["id"] as Int64])
                 rotation.kycSubmissions += 1
             }
             for row in try Row.fetchAll(db, sql: "SELECT id, number_sealed FROM cards") {
@@ -42,6 +48,7 @@ extension WalletService {
                 try db.execute(sql: "UPDATE cards SET number_sealed = ?, number_fingerprint = ? WHERE id = ?", arguments: [resealed, Data(new.fingerprint(number)), row["id"] as Int64])
                 rotation.cards += 1
             }
+            try Self.record(new, db: db, now: now)
             return rotation
         }
     }

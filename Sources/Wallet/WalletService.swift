@@ -165,15 +165,26 @@ public struct WalletService: Sendable {
         let phone = try Validation.phone(phone)
         let name = try Validation.name(name)
         let id = try Validation.residentID(idNumber, today: ShanghaiCalendar.date(at: now))
-        let key = try requireDataKey()
+        _ = try requireDataKey()
         return try store.transaction { db, _ in
+            let key = try verifiedDataKey(db)
             let record = try wallet(db, phone: phone)
             if try Row.fetchOne(db, sql: "SELECT 1 FROM kyc_submissions WHERE wallet_id = ? AND status = 'submitted'", arguments: [record.id]) != nil {
                 throw WalletRefusal.kycPending
             }
+            // One person, one verified wallet: the class limits are per person, and a second
+            // wallet would double them. Submissions from before fingerprints get theirs now.
+            for row in try Row.fetchAll(db, sql: "SELECT id, id_number_sealed FROM kyc_submissions WHERE id_number_fingerprint IS NULL") {
+                let number = try key.open([UInt8](row[1] as Data))
+                try db.execute(sql: "UPDATE kyc_submissions SET id_number_fingerprint = ? WHERE id = ?", arguments: [Data(key.fingerprint(number)), row[0] as Int64])
+            }
+            let fingerprint = Data(key.fingerprint(id))
+            if try Row.fetchOne(db, sql: "SELECT 1 FROM kyc_submissions WHERE id_number_fingerprint = ? AND wallet_id != ? AND status IN ('submitted', 'approved') LIMIT 1", arguments: [fingerprint, record.id]) != nil {
+                throw WalletRefusal.idNumberInUse
+            }
             try db.execute(
-                sql: "INSERT INTO kyc_submissions (wallet_id, name_sealed, id_number_sealed, id_number_masked, status, submitted_at) VALUES (?, ?, ?, ?, 'submitted', ?)",
-                arguments: [record.id, Data(try key.seal(name)), Data(try key.seal(id)), Mask.residentID(id), now])
+                sql: "INSERT INTO kyc_submissions (wallet_id, name_sealed, id_number_sealed, id_number_masked, status, submitted_at, id_number_fingerprint) VALUES (?, ?, ?, ?, 'submitted', ?, ?)",
+                arguments: [record.id, Data(try key.seal(name)), Data(try key.seal(id)), Mask.residentID(id), now, fingerprint])
             return KYCSubmission(id: db.lastInsertedRowID, status: "submitted", idNumberMasked: Mask.residentID(id), kycClass: nil, reason: nil)
         }
     }

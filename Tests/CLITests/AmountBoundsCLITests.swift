@@ -9,7 +9,7 @@ import Testing
     /// A verified wallet with a password and a card; returns the card id.
     func resident(_ cli: CLIRunner, phone: String = "13800000001") throws -> Int {
         try wallet.ok(cli, ["wallet", "open", "--phone", phone, "--name", "张三"])
-        try wallet.ok(cli, ["wallet", "kyc", "submit", "--phone", phone, "--name", "张三", "--id-number", "11010519491231002X"])
+        try wallet.ok(cli, ["wallet", "kyc", "submit", "--phone", phone, "--name", "张三", "--id-number", residentID(forPhone: phone)])
         try wallet.ok(cli, ["wallet", "kyc", "approve", "--phone", phone, "--class", "3"])
         try wallet.ok(cli, ["wallet", "password", "set", "--phone", phone, "--password-stdin"], stdin: "123456\n")
         let card = try wallet.ok(cli, ["card", "bind", "--phone", phone, "--card-number", "6222020200112233446", "--bank", "ICBC"])

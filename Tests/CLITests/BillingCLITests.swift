@@ -102,13 +102,13 @@ import Testing
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.contains("nightly billing for 2026-11-27:"))
         #expect(result.stdout.contains("ledger check: ok"))
-        for secret in ["11010519491231002X", "370202199001011237", "6222020200112233446"] {
+        for secret in ["11010519491231002X", "370202199001011237", "370212198512310042", "370203197803150017", "37021119650720002X", "370281199202280033", "6222020200112233446"] {
             #expect(!result.stdout.contains(secret) && !result.stderr.contains(secret))
         }
         let json = try cli.run(["demo", "--db", cli.directory.appendingPathComponent("demo2.sqlite").path, "--jobs-dir", Self.root + "/Jobs", "--json"])
         #expect(try json.json()["ledger_ok"] as? Bool == true)
         // Everything the demo wrote (databases, WAL files, reports) holds no ID or card number in clear.
-        let secrets = ["11010519491231002X", "370202199001011237", "370212198512310042", "6222020200112233446"].map { Data($0.utf8) }
+        let secrets = ["11010519491231002X", "370202199001011237", "370212198512310042", "370203197803150017", "37021119650720002X", "370281199202280033", "6222020200112233446"].map { Data($0.utf8) }
         let files = FileManager.default.enumerator(atPath: cli.directory.path)?.compactMap { $0 as? String } ?? []
         var scanned = 0
         for name in files {

@@ -45,7 +45,7 @@ import Testing
         let phones = (1...4).map { "1380000000\($0)" }
         for (index, phone) in phones.enumerated() {
             try must(["wallet", "open", "--phone", phone, "--name", "张三"])
-            try must(["wallet", "kyc", "submit", "--phone", phone, "--name", "张三", "--id-number", "11010519491231002X"])
+            try must(["wallet", "kyc", "submit", "--phone", phone, "--name", "张三", "--id-number", residentID(forPhone: phone)])
             // The first resident is class I: at most 1,000.00 of balance payments.
             try must(["wallet", "kyc", "approve", "--phone", phone, "--class", index == 0 ? "1" : "2"])
             try must(["wallet", "password", "set", "--phone", phone, "--password-stdin"], stdin: "123456\n")

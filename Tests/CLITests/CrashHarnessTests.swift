@@ -44,7 +44,7 @@ import Testing
         for i in 0..<wallets {
             let phone = "1390000\(String(format: "%04d", i))"
             #expect(try cli.run(["wallet", "open", "--phone", phone, "--name", "张三"]).status == 0)
-            #expect(try cli.run(["wallet", "kyc", "submit", "--phone", phone, "--name", "张三", "--id-number", "11010519491231002X"]).status == 0)
+            #expect(try cli.run(["wallet", "kyc", "submit", "--phone", phone, "--name", "张三", "--id-number", residentID(forPhone: phone)]).status == 0)
             #expect(try cli.run(["wallet", "kyc", "approve", "--phone", phone, "--class", "3"]).status == 0)
             #expect(try cli.run(["card", "bind", "--phone", phone, "--card-number", "6222020200112233446", "--bank", "ICBC"]).status == 0)
             #expect(try cli.run(["topup", "--phone", phone, "--amount", "5000.00", "--card", "\(i + 1)"]).status == 0)

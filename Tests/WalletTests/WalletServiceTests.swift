@@ -43,7 +43,7 @@ import Testing
         try t.richWallet("13800000001", fen: 0)
         try t.store.pool.close()
         let bytes = try Data(contentsOf: URL(fileURLWithPath: t.path)) + ((try? Data(contentsOf: URL(fileURLWithPath: t.path + "-wal"))) ?? Data())
-        for secret in [TestWallet.idNumber, "6222020200112233446", "2020020011223344"] {
+        for secret in [residentID(forPhone: "13800000001"), "6222020200112233446", "2020020011223344"] {
             #expect(bytes.range(of: Data(secret.utf8)) == nil, "\(secret.prefix(4))... found in the database file")
         }
     }
@@ -81,7 +81,7 @@ import Testing
         let rotation = try t.service.rotateDataKey(from: t.key, to: newKey)
         #expect(rotation.kycSubmissions == 1 && rotation.cards == 1 && rotation.alreadyUnderNewKey == 0)
         let row = try #require(try t.store.pool.read { try Row.fetchOne($0, sql: "SELECT id_number_sealed FROM kyc_submissions") })
-        #expect(try newKey.open([UInt8](row["id_number_sealed"] as Data)) == TestWallet.idNumber)
+        #expect(try newKey.open([UInt8](row["id_number_sealed"] as Data)) == residentID(forPhone: "13800000001"))
         #expect(throws: (any Error).self) { try t.key.open([UInt8](row["id_number_sealed"] as Data)) }
         // Run again (an interrupted rotation resumed): nothing left to do.
         let again = try t.service.rotateDataKey(from: t.key, to: newKey)
@@ -350,5 +350,76 @@ import Testing
             .init(category: "groceries", spentFen: 8_800, payments: 1),
             .init(category: "food", spentFen: 2_000, payments: 2),
         ])
+    }
+}
+
+/// The database knows its data key: another well-formed key is refused before anything is
+/// sealed, and tells the operator how to find the right one.
+@Suite struct DatabaseKeyTests {
+    func sealedCount(_ t: TestWallet) throws -> Int {
+        try t.store.pool.read { try Int.fetchOne($0, sql: "SELECT (SELECT count(*) FROM kyc_submissions) + (SELECT count(*) FROM cards)") ?? 0 }
+    }
+
+    @Test func anotherKeyIsRefusedBeforeAnythingIsSealed() throws {
+        let t = try TestWallet()
+        try t.richWallet("13800000001", fen: 0)
+        #expect(try t.service.recordedDataKeyID() == t.key.keyIDHex)
+        let stranger = WalletService(store: t.store, ledger: t.ledger, hasher: PasswordHasher(iterations: 1_000), dataKey: DataKey.random())
+        let before = try sealedCount(t)
+        // The same card bound again under another key: the duplicate check is keyed, so
+        // without this refusal it would pass.
+        #expect {
+            try stranger.bindCard(phone: "13800000001", cardNumber: "6222020200112233446", bank: "ICBC")
+        } throws: { error in
+            let message = "\(error)"
+            return (error as? WalletError)?.code == .dataKey && message.contains(t.key.keyIDHex) && message.contains("qdwallet keys id")
+        }
+        _ = try t.service.openWallet(phone: "13800000002", name: "李四")
+        #expect(throws: WalletError.self) { try stranger.submitKYC(phone: "13800000002", name: "李四", idNumber: residentID(forPhone: "13800000002")) }
+        #expect(try sealedCount(t) == before)
+        // Rotation still works with the right key, and afterwards only the new key is accepted.
+        let newKey = DataKey.random()
+        _ = try t.service.rotateDataKey(from: t.key, to: newKey)
+        #expect(try t.service.recordedDataKeyID() == newKey.keyIDHex)
+        #expect(throws: WalletError.self) { try t.service.submitKYC(phone: "13800000002", name: "李四", idNumber: residentID(forPhone: "13800000002")) }
+        let rotated = WalletService(store: t.store, ledger: t.ledger, hasher: PasswordHasher(iterations: 1_000), dataKey: newKey)
+        _ = try rotated.submitKYC(phone: "13800000002", name: "李四", idNumber: residentID(forPhone: "13800000002"))
+        // A rotation started with a key that is not the database's is refused too.
+        #expect(throws: WalletError.self) { try stranger.rotateDataKey(from: stranger.dataKey!, to: DataKey.random()) }
+    }
+
+    /// A database from before keys were recorded: its sealed values name their key.
+    @Test func aDatabaseWithoutARecordedKeyIsJudgedByItsSealedValues() throws {
+        let t = try TestWallet()
+        try t.richWallet("13800000001", fen: 0)
+        try t.store.pool.write { try $0.execute(sql: "DELETE FROM wallet_data_key") }
+        let stranger = WalletService(store: t.store, ledger: t.ledger, hasher: PasswordHasher(iterations: 1_000), dataKey: DataKey.random())
+        _ = try t.service.openWallet(phone: "13800000002", name: "李四")
+        #expect(throws: WalletError.self) { try stranger.submitKYC(phone: "13800000002", name: "李四", idNumber: residentID(forPhone: "13800000002")) }
+        #expect(try t.service.recordedDataKeyID() == nil)
+        _ = try t.service.submitKYC(phone: "13800000002", name: "李四", idNumber: residentID(forPhone: "13800000002"))
+        #expect(try t.service.recordedDataKeyID() == t.key.keyIDHex)
+    }
+
+    /// One person, one verified wallet (PBOC's rule that a customer's payment accounts are
+    /// managed together): a second wallet with the same ID number would double the class
+    /// limits.
+    @Test func oneIDNumberIsVerifiedOnOneWallet() throws {
+        let t = try TestWallet()
+        let id = residentID(forPhone: "13800000001")
+        _ = try t.service.openWallet(phone: "13800000001", name: "张三")
+        _ = try t.service.openWallet(phone: "13800000002", name: "张三")
+        _ = try t.service.submitKYC(phone: "13800000001", name: "张三", idNumber: id)
+        // Waiting for review already holds the number.
+        #expect(throws: WalletRefusal.idNumberInUse) { try t.service.submitKYC(phone: "13800000002", name: "张三", idNumber: id.lowercased()) }
+        _ = try t.service.approveKYC(phone: "13800000001", kycClass: 2)
+        #expect(throws: WalletRefusal.idNumberInUse) { try t.service.submitKYC(phone: "13800000002", name: "张三", idNumber: id) }
+        #expect(try t.store.pool.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM kyc_submissions") } == 1)
+        // A rejected submission frees the number for another wallet.
+        _ = try t.service.openWallet(phone: "13800000003", name: "李四")
+        let other = residentID(forPhone: "13800000003")
+        _ = try t.service.submitKYC(phone: "13800000003", name: "李四", idNumber: other)
+        _ = try t.service.rejectKYC(phone: "13800000003", reason: "photo unreadable")
+        _ = try t.service.submitKYC(phone: "13800000002", name: "李四", idNumber: other)
     }
 }
