@@ -4,6 +4,8 @@ public struct LedgerError: Error, Sendable, CustomStringConvertible {
     public enum Code: String, Sendable, Hashable {
         /// The database could not be opened, read or written.
         case storage
+        /// There is no database at the path given (only `init` creates one).
+        case databaseNotFound = "database_not_found"
         /// The database is locked by another writer past the busy timeout.
         case busy
         /// A batch has more requests than `LedgerLimits.batchSizeMax`.

@@ -22,17 +22,37 @@ public enum QDWalletSchema {
     }
 }
 
+extension QDWalletSchema {
+    /// Whether an existing database file holds nothing a person put there: no wallet,
+    /// transaction, bill or merchant, and no data key. Read before anything is written (no
+    /// migration runs); a file that is not qdwallet's counts as holding data.
+    public static func isEmpty(path: String) throws -> Bool {
+        var configuration = Configuration()
+        configuration.readonly = true
+        let queue = try DatabaseQueue(path: path, configuration: configuration)
+        defer { try? queue.close() }
+        return try queue.read { db in
+            guard try db.tableExists("grdb_migrations") else { return try Row.fetchOne(db, sql: "SELECT 1 FROM sqlite_master LIMIT 1") == nil }
+            for table in ["wallets", "ledger_transactions", "bills", "merchants", "wallet_data_key"] where try db.tableExists(table) {
+                if try Row.fetchOne(db, sql: "SELECT 1 FROM \(table) LIMIT 1") != nil { return false }
+            }
+            return true
+        }
+    }
+}
+
 /// The one database of qdwallet.
 enum AppDatabase {
     static func migrator() -> DatabaseMigrator { QDWalletSchema.migrator() }
 
-    /// Opens (creating and migrating) the database and returns the ledger over it.
-    static func openLedger(path: String) throws -> Ledger {
-        Ledger(store: try openStore(path: path))
+    /// Opens (and migrates) the database and returns the ledger over it. Only `init` and the
+    /// demo pass `.create`: every other command refuses a path with no database (exit 4).
+    static func openLedger(path: String, mode: SQLiteDatabase.OpenMode = .existing) throws -> Ledger {
+        Ledger(store: try openStore(path: path, mode: mode))
     }
 
-    static func openStore(path: String) throws -> SQLiteLedgerStore {
-        SQLiteLedgerStore(pool: try SQLiteDatabase.open(path: path, migrator: migrator(), cacheKiB: try cacheKiB()))
+    static func openStore(path: String, mode: SQLiteDatabase.OpenMode = .existing) throws -> SQLiteLedgerStore {
+        SQLiteLedgerStore(pool: try SQLiteDatabase.open(path: path, migrator: migrator(), mode: mode, cacheKiB: try cacheKiB()))
     }
 
     /// SQLite's page cache per connection: `QDWALLET_SQLITE_CACHE_MB` (2 to 1024), or the default.
@@ -45,10 +65,10 @@ enum AppDatabase {
     }
 
     /// The wallet service over the database; the data key is read only when `needsKey`.
-    static func wallet(_ global: GlobalOptions, needsKey: Bool = false) throws -> WalletService {
+    static func wallet(_ global: GlobalOptions, needsKey: Bool = false, mode: SQLiteDatabase.OpenMode = .existing) throws -> WalletService {
         let key = needsKey ? try DataKey.fromEnvironment() : nil
         let policy = try walletPolicy()
-        let store = try openStore(path: global.databasePath)
+        let store = try openStore(path: global.databasePath, mode: mode)
         let ledger = Ledger(store: store)
         _ = try SystemAccounts.ensure(in: ledger)
         return WalletService(store: store, ledger: ledger, policy: policy, dataKey: key)

@@ -49,7 +49,7 @@ struct BillsCommand: ParsableCommand {
     @Option(help: "payable, paid, unmatched, cancelled, refunded") var status: String?
 
     func run() throws {
-        let bills = try BillingService(wallets: try AppDatabase.wallet(global)).bills(phone: phone, status: status)
+        let bills = try BillingService(wallets: try AppDatabase.wallet(global, mode: .existingForReading)).bills(phone: phone, status: status)
         Output(json: global.json).emit(["bills": bills]) {
             bills.isEmpty ? "no bills" : bills.map { bill in
                 "\(bill.biller):\(bill.billId)  \(bill.period)  \(Money(fen: bill.dueFen).yuanString)  due \(bill.dueDate)  \(bill.status)" + (bill.reason.map { " (\($0))" } ?? "")

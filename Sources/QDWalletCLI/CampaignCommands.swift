@@ -88,7 +88,7 @@ struct CampaignCommand: ParsableCommand {
         @Option(help: "The payment's transaction id.") var payment: Int64
 
         func run() throws {
-            let store = try AppDatabase.openStore(path: global.databasePath)
+            let store = try AppDatabase.openStore(path: global.databasePath, mode: .existingForReading)
             guard let row = try store.pool.read({ db in try Row.fetchOne(db, sql: "SELECT * FROM campaign_explanations WHERE transaction_id = ?", arguments: [payment]) }) else {
                 throw CLIFailure(.refused, code: "no_explanation", "no campaign evaluation was recorded for transaction \(payment)")
             }

@@ -45,7 +45,12 @@ struct DemoCommand: ParsableCommand {
         var global = try GlobalOptions.parse(["--db", path])
         global.json = json
         let key = DataKey.random()
-        let store = try AppDatabase.openStore(path: path)
+        // The demo writes sample residents, money and nights under its own random key: never
+        // into a database that holds anything (one just made by init, with no data key, is fine).
+        if FileManager.default.fileExists(atPath: path), try !QDWalletSchema.isEmpty(path: path) {
+            throw CLIFailure(.refused, code: "database_not_empty", "the demo builds its sample world only in a new or empty database, and \(path) holds data (or has a data key of its own): give --db a new path, or leave --db out for a temporary one")
+        }
+        let store = try AppDatabase.openStore(path: path, mode: .create)
         let ledger = Ledger(store: store)
         _ = try SystemAccounts.ensure(in: ledger)
         let wallets = WalletService(store: store, ledger: ledger, dataKey: key)

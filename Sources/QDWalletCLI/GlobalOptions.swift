@@ -3,7 +3,7 @@ import Foundation
 
 /// `--db` and `--json`, accepted after the command words like every other option.
 struct GlobalOptions: ParsableArguments {
-    @Option(name: .long, help: "The database file (default: $QDWALLET_DB, else ./qdwallet.sqlite); created on first use.")
+    @Option(name: .long, help: "The database file (default: $QDWALLET_DB, else ./qdwallet.sqlite); only init (and the demo) create one.")
     var db: String?
 
     @Flag(name: .long, help: "Write one JSON document to stdout instead of text.")

@@ -30,7 +30,7 @@ struct InitCommand: ParsableCommand {
     func run() throws {
         // The billers file is read before the database is touched: a broken file changes nothing.
         let billers = try BillersCommand.configured(jobs)
-        let ledger = try AppDatabase.openLedger(path: global.databasePath)
+        let ledger = try AppDatabase.openLedger(path: global.databasePath, mode: .create)
         let accounts = try SystemAccounts.ensure(in: ledger)
         let sync = try billers.map { try BillersCommand.sync($0, ledger: ledger) }
         // The data key, when given, becomes the database's (or is checked against it).

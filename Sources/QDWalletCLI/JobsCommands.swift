@@ -167,7 +167,7 @@ struct JobsCommand: ParsableCommand {
         @Option(help: "At most this many executions.") var limit: Int = 50
 
         func run() throws {
-            let store = try AppDatabase.openStore(path: global.databasePath)
+            let store = try AppDatabase.openStore(path: global.databasePath, mode: .existingForReading)
             let lines = try JobQueries.history(store.pool, job: job, limit: limit)
             Output(json: global.json).emit(["executions": lines]) {
                 lines.isEmpty ? "no executions" : lines.map { line in

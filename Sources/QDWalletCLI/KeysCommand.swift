@@ -22,7 +22,7 @@ struct KeysCommand: ParsableCommand {
             let environment = ProcessInfo.processInfo.environment
             let given = environment["QDWALLET_DATA_KEY"].map { !$0.isEmpty } == true || environment["QDWALLET_DATA_KEY_FILE"].map { !$0.isEmpty } == true
             let key = given ? try DataKey.fromEnvironment() : nil
-            let recorded = try AppDatabase.wallet(global).recordedDataKeyID()
+            let recorded = try AppDatabase.wallet(global, mode: .existingForReading).recordedDataKeyID()
             let result = Result(keyId: key?.keyIDHex, databaseKeyId: recorded, matches: key != nil && key?.keyIDHex == recorded)
             Output(json: global.json).emit(result) {
                 [

@@ -27,7 +27,7 @@ struct LedgerCommand: ParsableCommand {
         }
 
         func run() throws {
-            let ledger = try AppDatabase.openLedger(path: global.databasePath)
+            let ledger = try AppDatabase.openLedger(path: global.databasePath, mode: .existingForReading)
             let report = try ledger.check()
             let result = Result(
                 ok: report.ok, violations: report.violations, violationCount: report.violationCount,

@@ -26,7 +26,7 @@ struct NotifyCommand: ParsableCommand {
         @Option(help: "At most this many.") var limit: Int = 100
 
         func run() throws {
-            let store = try AppDatabase.openStore(path: global.databasePath)
+            let store = try AppDatabase.openStore(path: global.databasePath, mode: .existingForReading)
             let messages = try store.pool.read { db in
                 try Row.fetchAll(db, sql: "SELECT * FROM outbox \(failed ? "WHERE status = 'dead'" : "") ORDER BY id DESC LIMIT ?", arguments: [max(1, min(limit, 10_000))]).map {
                     Message(id: $0["id"], messageId: $0["message_id"], kind: $0["kind"], status: $0["status"], attempts: $0["attempts"], createdAt: $0["created_at"], lastError: $0["last_error"])

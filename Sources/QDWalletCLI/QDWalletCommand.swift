@@ -22,6 +22,9 @@ public struct QDWalletCommand: ParsableCommand {
 
     /// Parses the arguments, runs the command and exits with the code of `cli.md`.
     public static func runMain(_ arguments: [String]? = nil) -> Never {
+        // Everything this process creates (the database's -wal and -shm files, report copies,
+        // --out files, downloaded feeds) is readable by its owner only.
+        umask(0o077)
         bootstrapLogging()
         let wantsJSON = (arguments ?? Array(CommandLine.arguments.dropFirst())).contains("--json")
         do {

@@ -161,7 +161,7 @@ struct CardCommand: ParsableCommand {
         @Option var phone: String
 
         func run() throws {
-            let cards = try AppDatabase.wallet(global).cards(phone: phone)
+            let cards = try AppDatabase.wallet(global, mode: .existingForReading).cards(phone: phone)
             Output(json: global.json).emit(["cards": cards]) {
                 cards.isEmpty ? "no bound cards" : cards.map { "\($0.id)  \($0.bank)  \($0.masked)" }.joined(separator: "\n")
             }
@@ -342,7 +342,7 @@ struct BalanceCommand: ParsableCommand {
     @Option var phone: String
 
     func run() throws {
-        let balance = try AppDatabase.wallet(global).balance(phone: phone)
+        let balance = try AppDatabase.wallet(global, mode: .existingForReading).balance(phone: phone)
         Output(json: global.json).emit(balance) {
             "balance \(Money(fen: balance.balanceFen).yuanString)  available \(Money(fen: balance.availableFen).yuanString)  points \(balance.points)" + (balance.frozen ? "  [frozen]" : "")
         }
@@ -360,7 +360,7 @@ struct HistoryCommand: ParsableCommand {
 
     func run() throws {
         let month = try self.month.map(Arguments.month)
-        let service = try AppDatabase.wallet(global)
+        let service = try AppDatabase.wallet(global, mode: .existingForReading)
         if summary {
             guard let month else { throw CLIFailure(.usage, code: "usage", "--summary needs --month") }
             let lines = try service.monthlySummary(phone: phone, month: month)

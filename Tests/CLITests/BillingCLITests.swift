@@ -6,7 +6,7 @@ import Testing
 
     /// A runner whose jobs folder is a copy of Jobs/ without the campaigns, so that the
     /// amounts do not depend on today's date (campaigns have windows).
-    func runner() throws -> CLIRunner {
+    func runner(initialise: Bool = true) throws -> CLIRunner {
         var cli = try CLIRunner()
         let jobs = cli.directory.appendingPathComponent("Jobs")
         try FileManager.default.createDirectory(at: jobs, withIntermediateDirectories: true)
@@ -17,6 +17,10 @@ import Testing
         cli.environment["QDWALLET_DB"] = cli.databasePath
         cli.environment["QDWALLET_JOBS_DIR"] = jobs.path
         cli.environment["QDWALLET_DATA_KEY"] = Data((0..<32).map { UInt8($0) }).base64EncodedString()
+        if initialise {
+            let initialised = try cli.run(["init"])
+            #expect(initialised.status == 0, "\(initialised.stderr)")
+        }
         return cli
     }
 
@@ -28,7 +32,7 @@ import Testing
     }
 
     @Test func nightlyRunPayBillAndExitCodes() throws {
-        let cli = try runner()
+        let cli = try runner(initialise: false)
         defer { cli.cleanUp() }
         // init registers the billers of Jobs/billers.toml: a new operator can link at once.
         let initialised = try ok(cli, ["init"])
@@ -183,7 +187,6 @@ import Testing
     @Test func billersAreSyncedFromTheFileAndNeverDeleted() throws {
         let cli = try runner()
         defer { cli.cleanUp() }
-        try ok(cli, ["init"])
         let file = URL(fileURLWithPath: cli.environment["QDWALLET_JOBS_DIR"]!).appendingPathComponent("billers.toml")
         let original = try String(contentsOf: file, encoding: .utf8)
         // QD-GAS leaves the file, QD-HEAT joins it.

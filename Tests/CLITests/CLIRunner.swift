@@ -42,9 +42,9 @@ struct CLIRunner {
         return candidates[0].appendingPathComponent("qdwallet")
     }()
 
-    func run(_ arguments: [String], stdin: String? = nil) throws -> Result {
+    func run(_ arguments: [String], stdin: String? = nil, executable: URL? = nil) throws -> Result {
         let process = Process()
-        process.executableURL = Self.executable
+        process.executableURL = executable ?? Self.executable
         process.arguments = arguments
         process.environment = environment
         process.currentDirectoryURL = directory

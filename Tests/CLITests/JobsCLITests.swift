@@ -9,6 +9,7 @@ import Testing
         var cli = try CLIRunner()
         cli.environment["QDWALLET_DB"] = cli.databasePath
         cli.environment["QDWALLET_JOBS_DIR"] = Self.jobsDirectory
+        #expect(try cli.run(["init"]).status == 0)
         return cli
     }
 

@@ -76,11 +76,17 @@ import Testing
     @Test func anUnusableDatabaseExitsFour() throws {
         let cli = try CLIRunner()
         defer { cli.cleanUp() }
-        let result = try cli.run(["ledger", "check", "--db", cli.directory.appendingPathComponent("missing/dir/x.sqlite").path, "--json"])
+        let missing = cli.directory.appendingPathComponent("missing/dir/x.sqlite").path
+        let result = try cli.run(["ledger", "check", "--db", missing, "--json"])
         #expect(result.status == 4)
         let error = try #require(try result.json()["error"] as? [String: Any])
-        #expect(error["code"] as? String == "storage")
-        #expect((error["message"] as? String)?.contains("cannot create the database file") == true)
+        #expect(error["code"] as? String == "database_not_found")
+        #expect((error["message"] as? String)?.contains("qdwallet init") == true)
+        #expect((error["message"] as? String)?.contains(missing) == true)
+        // init cannot create it either: its folder is missing.
+        let created = try cli.run(["init", "--db", missing, "--json"])
+        #expect(created.status == 4)
+        #expect(created.stderr.contains("cannot create the database file"))
         let garbage = cli.directory.appendingPathComponent("garbage.sqlite")
         try Data(repeating: 0x41, count: 8_192).write(to: garbage)
         #expect(try cli.run(["ledger", "check", "--db", garbage.path]).status == 4)

@@ -7,6 +7,9 @@ import Testing
         var cli = try CLIRunner()
         cli.environment["QDWALLET_DB"] = cli.databasePath
         cli.environment["QDWALLET_DATA_KEY"] = Data((0..<32).map { UInt8($0) }).base64EncodedString()
+        // Only init creates a database.
+        let initialised = try cli.run(["init"])
+        #expect(initialised.status == 0, "\(initialised.stderr)")
         return cli
     }
 

@@ -1,0 +1,135 @@
+import Foundation
+import Testing
+
+/// A careless operator: a typo in --db, the demo pointed at a real database, a read-only
+/// file. Nothing that matters is created, overwritten or deleted.
+@Suite struct OperatorMistakeTests {
+    let billing = BillingCLITests()
+
+    func mode(_ path: String) -> Int {
+        ((try? FileManager.default.attributesOfItem(atPath: path))?[.posixPermissions] as? NSNumber)?.intValue ?? -1
+    }
+
+    /// Only init (and the demo) create a database: every other command refuses a path with no
+    /// database, exit 4, naming the path and `qdwallet init`, and creates nothing.
+    @Test func aTypoInTheDatabasePathCreatesNothingAndReportsNothing() throws {
+        let cli = try billing.runner()
+        defer { cli.cleanUp() }
+        try billing.ok(cli, ["wallet", "open", "--phone", "13800000001", "--name", "张三"])
+        try billing.ok(cli, ["utility", "link", "--phone", "13800000001", "--biller", "QD-WATER", "--customer-no", "1100234567"])
+        let reports = cli.directory.appendingPathComponent("reports").path
+        let real = try cli.run(["jobs", "run", "nightly-billing", "--date", "2026-11-27", "--reports-dir", reports])
+        #expect(real.status == 0, "\(real.stderr)")
+        let report = reports + "/outbound/QD-WATER/QDW-QD-WATER-20261127.xml"
+        let delivered = try Data(contentsOf: URL(fileURLWithPath: report))
+        #expect(String(decoding: delivered, as: UTF8.self).contains("PAYABLE") || String(decoding: delivered, as: UTF8.self).contains("PaidCount"))
+
+        let typo = cli.directory.appendingPathComponent("qdwalet.sqlite").path
+        for arguments in [
+            ["ledger", "check"], ["report", "reconciliation", "--date", "2026-11-27"], ["balance", "--phone", "13800000001"],
+            ["wallet", "open", "--phone", "13800000009", "--name", "王五"], ["jobs", "list"], ["billers"],
+            ["jobs", "run", "nightly-billing", "--date", "2026-11-27", "--reports-dir", reports, "--force"],
+        ] {
+            let result = try cli.run(arguments + ["--db", typo, "--json"])
+            #expect(result.status == 4, "\(arguments): \(result.stdout)")
+            let error = try #require(try result.json()["error"] as? [String: Any])
+            #expect(error["code"] as? String == "database_not_found", "\(arguments)")
+            #expect((error["message"] as? String)?.contains(typo) == true)
+            #expect((error["message"] as? String)?.contains("qdwallet init") == true)
+            #expect(!FileManager.default.fileExists(atPath: typo), "\(arguments) created the database")
+        }
+        // The report delivered to the biller is the real night's, byte for byte.
+        #expect(try Data(contentsOf: URL(fileURLWithPath: report)) == delivered)
+        // A file that is not a qdwallet database is not turned into one either.
+        let empty = cli.directory.appendingPathComponent("empty.sqlite").path
+        #expect(FileManager.default.createFile(atPath: empty, contents: Data()))
+        let refused = try cli.run(["ledger", "check", "--db", empty])
+        #expect(refused.status == 4)
+        #expect(refused.stderr.contains("not a qdwallet database"))
+        #expect(try Data(contentsOf: URL(fileURLWithPath: empty)).isEmpty)
+    }
+
+    /// The demo builds its world only in a new or empty database.
+    @Test func theDemoRefusesADatabaseThatHoldsData() throws {
+        let cli = try billing.runner()
+        defer { cli.cleanUp() }
+        try billing.ok(cli, ["wallet", "open", "--phone", "13800000001", "--name", "张三"])
+        let result = try cli.run(["demo", "--db", cli.databasePath, "--jobs-dir", BillingCLITests.root + "/Jobs", "--json"])
+        #expect(result.status == 1)
+        #expect((try result.json()["error"] as? [String: Any])?["code"] as? String == "database_not_empty")
+        // Nothing of the demo's world was written: its residents do not exist, the key is ours.
+        let demoResident = try cli.run(["balance", "--phone", "13800000002", "--json"])
+        #expect((try demoResident.json()["error"] as? [String: Any])?["code"] as? String == "wallet_not_found")
+        #expect(try billing.ok(cli, ["keys", "id"])["matches"] as? Bool == true)
+        // An initialised database with a data key of its own is refused too: the demo's random
+        // key could never be used with it.
+        let keyed = cli.directory.appendingPathComponent("keyed.sqlite").path
+        #expect(try cli.run(["init", "--db", keyed]).status == 0)
+        #expect(try cli.run(["demo", "--db", keyed, "--jobs-dir", BillingCLITests.root + "/Jobs"]).status == 1)
+        // An initialised, empty database is fine.
+        var demo = cli
+        demo.environment.removeValue(forKey: "QDWALLET_DATA_KEY")
+        let fresh = cli.directory.appendingPathComponent("fresh.sqlite").path
+        #expect(try demo.run(["init", "--db", fresh]).status == 0)
+        let ran = try demo.run(["demo", "--db", fresh, "--jobs-dir", BillingCLITests.root + "/Jobs"])
+        #expect(ran.status == 0, "\(ran.stderr)")
+        #expect(ran.stdout.contains("ledger check: ok"))
+    }
+
+    /// Files the commands write are readable by their owner only: the database and its -wal
+    /// and -shm files, delivered report copies, --out files.
+    @Test func everythingWrittenIsPrivate() throws {
+        let cli = try billing.runner()
+        defer { cli.cleanUp() }
+        try billing.ok(cli, ["wallet", "open", "--phone", "13800000001", "--name", "张三"])
+        let reports = cli.directory.appendingPathComponent("reports").path
+        #expect(try cli.run(["jobs", "run", "nightly-billing", "--date", "2026-11-27", "--reports-dir", reports]).status == 0)
+        let out = cli.directory.appendingPathComponent("reconciliation.html").path
+        _ = try cli.run(["report", "reconciliation", "--date", "2026-11-27", "--format", "html", "--out", out])
+        var checked = 0
+        for file in [cli.databasePath, cli.databasePath + "-wal", cli.databasePath + "-shm", out,
+                     reports + "/outbound/QD-WATER/QDW-QD-WATER-20261127.xml", reports + "/QD-WATER/QDW-QD-WATER-20261127.xml"]
+        where FileManager.default.fileExists(atPath: file) {
+            #expect(mode(file) & 0o077 == 0, "\(file) is \(String(mode(file), radix: 8))")
+            checked += 1
+        }
+        #expect(checked >= 4)
+    }
+
+    /// A database this user may not write: reading commands work where SQLite can (the
+    /// folder is writable), and every command says what is wrong, never "cannot create".
+    @Test(.enabled(if: getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv")))
+    func aReadOnlyDatabaseSaysSoAndStillAnswersReads() throws {
+        let cli = try billing.runner()
+        defer { cli.cleanUp() }
+        try billing.ok(cli, ["wallet", "open", "--phone", "13800000001", "--name", "张三"])
+        // As another user (nobody), who may read the file but not write it.
+        let folder = cli.directory.appendingPathComponent("shared")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let copy = folder.appendingPathComponent("q.sqlite").path
+        try FileManager.default.copyItem(atPath: cli.databasePath, toPath: copy)
+        for path in [cli.directory.path, folder.path] { chmod(path, 0o777) }
+        chmod(copy, 0o644)
+        func asNobody(_ arguments: [String]) throws -> CLIRunner.Result {
+            var runner = cli
+            runner.environment["QDWALLET_DB"] = copy
+            return try runner.run(["--reuid=65534", "--regid=65534", "--clear-groups", CLIRunner.executable.path] + arguments, executable: URL(fileURLWithPath: "/usr/bin/setpriv"))
+        }
+        let balance = try asNobody(["balance", "--phone", "13800000001", "--json"])
+        #expect(balance.status == 0, "\(balance.stderr)")
+        #expect(try balance.json()["balance_fen"] as? Int == 0)
+        let check = try asNobody(["ledger", "check"])
+        #expect(check.status == 0, "\(check.stderr)")
+        let write = try asNobody(["wallet", "open", "--phone", "13800000002", "--name", "李四"])
+        #expect(write.status == 4)
+        #expect(write.stderr.contains("read-only for this user"))
+        #expect(!write.stderr.contains("cannot create"))
+        // With the folder read-only too, even reads cannot open a WAL database: say why.
+        try? FileManager.default.removeItem(atPath: copy + "-shm")
+        try? FileManager.default.removeItem(atPath: copy + "-wal")
+        chmod(folder.path, 0o755)
+        let stuck = try asNobody(["balance", "--phone", "13800000001"])
+        #expect(stuck.status == 4)
+        #expect(stuck.stderr.contains("read-only") && stuck.stderr.contains("-shm"))
+    }
+}
