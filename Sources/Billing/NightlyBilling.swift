@@ -51,6 +51,13 @@ public enum NightlyBilling {
             name: "nightly-billing",
             steps: [IngestStep(config: config), CancelStep(config: config), ProcessStep(config: config), ReportStep(config: config)],
             summary: { db, context in try JSONEncoder.snake.encode(try summary(db, context: context, config: config)) },
+            extraParameter: { key in
+                // feed.<BILLER> for a configured biller; anything else is a typo.
+                let billers = config.billers.map(\.code)
+                guard key.hasPrefix("feed.") else { return "it takes date, and feed.<BILLER> (--feed BILLER=URL) for \(billers.joined(separator: ", "))" }
+                let code = String(key.dropFirst(5))
+                return billers.contains(code) ? nil : "no biller \(code.prefix(32)) in billers.toml (billers: \(billers.joined(separator: ", ")))"
+            },
             assess: { db, context in
                 let statuses = try Row.fetchAll(db, sql: "SELECT status, error_code FROM billing_runs WHERE execution_id = ?", arguments: [context.executionID])
                 let transport: Set<String> = ["not_found", "unreachable", "timeout", "authentication", "tls", "transport", "io"]

@@ -1,6 +1,7 @@
 import CCurl
 import Dispatch
 import Foundation
+import Ledger
 import Logging
 import Synchronization
 
@@ -66,11 +67,7 @@ public struct FeedFetcher: Sendable {
     }
 
     /// A URL fit for logs: user name and password removed.
-    public static func redact(_ url: String) -> String {
-        guard let scheme = url.range(of: "://"), let at = url[scheme.upperBound...].firstIndex(of: "@"),
-              !url[scheme.upperBound..<at].contains("/") else { return url }
-        return String(url[..<scheme.upperBound]) + "***@" + String(url[url.index(after: at)...])
-    }
+    public static func redact(_ url: String) -> String { Redaction.url(url) }
 
     /// Downloads `url` into `destination` (written as `destination.partial`, renamed when
     /// complete, mode 0600), retrying transient faults with backoff and jitter. An sftp URL

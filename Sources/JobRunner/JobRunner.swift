@@ -91,9 +91,25 @@ public final class JobRunner: Sendable {
             throw JobRefusal.unknownJob(name, known: definitions.keys.sorted())
         }
         guard let implementation = implementations[name] else { throw JobRefusal.notImplemented(name) }
+        for key in overrides.keys.sorted() where definition.parameters[key] == nil {
+            let known = definition.parameters.keys.sorted().joined(separator: ", ")
+            guard let extra = implementation.extraParameter else {
+                throw JobRefusal.unknownParameter(job: name, parameter: key, problem: "its parameters are \(known.isEmpty ? "none" : known)")
+            }
+            if let problem = extra(key) { throw JobRefusal.unknownParameter(job: name, parameter: key, problem: problem) }
+        }
         let began = DispatchTime.now().uptimeNanoseconds
         let parameters = definition.resolvedParameters(now: parametersAt ?? clock.nowMicros(), overrides: overrides)
-        let parametersText = Self.encode(parameters)
+        // A business date is today or earlier: a run for 2099 would pay bills effective then.
+        if let text = parameters["date"], let date = ShanghaiCalendar.Date(iso: text) {
+            let today = ShanghaiCalendar.date(at: clock.nowMicros())
+            guard date <= today else {
+                throw JobRefusal.invalidParameter(job: name, parameter: "date", problem: "\(text) is in the future (today is \(today.iso) in Asia/Shanghai): a business date is today or earlier")
+            }
+        }
+        // Credentials in a URL (--feed sftp://user:pass@...) are used, never stored or printed.
+        let shownParameters = Redaction.parameters(parameters)
+        let parametersText = Self.encode(shownParameters)
         let instanceKey = definition.instanceKey(parameters)
         let staleMicros = Int64(definition.staleAfterSeconds) * 1_000_000
 
@@ -124,7 +140,7 @@ public final class JobRunner: Sendable {
 
         guard case .started(let executionID, let instanceID, _) = start else {
             logger.info("instance already completed; nothing to do", metadata: ["job": "\(name)", "instance": "\(instanceKey)"])
-            return ExecutionReport(job: name, executionId: 0, status: "already_completed", parameters: parameters, forced: false, resumedExecutionId: nil, abandonedExecutionId: abandonedID, steps: [], durationSeconds: 0, message: "this instance completed earlier; use --force for a new attempt", summary: nil, assessment: .clean)
+            return ExecutionReport(job: name, executionId: 0, status: "already_completed", parameters: shownParameters, forced: false, resumedExecutionId: nil, abandonedExecutionId: abandonedID, steps: [], durationSeconds: 0, message: "this instance completed earlier; use --force for a new attempt", summary: nil, assessment: .clean)
         }
         logger.info("job started", metadata: ["job": "\(name)", "execution": "\(executionID)", "parameters": "\(instanceKey)", "forced": "\(force)"])
         let context = JobContext(jobName: name, executionID: executionID, parameters: parameters, chunkSizeMax: definition.chunkSizeMax, clock: clock, logger: logger)
@@ -147,7 +163,7 @@ public final class JobRunner: Sendable {
             let duration = Double(DispatchTime.now().uptimeNanoseconds - began) / 1e9
             let level: Logger.Level = status == "completed" ? .info : .error
             logger.log(level: level, "job \(status)", metadata: ["job": "\(name)", "execution": "\(executionID)", "seconds": "\(String(format: "%.2f", duration))", "message": "\(message ?? "")"])
-            return ExecutionReport(job: name, executionId: executionID, status: status, parameters: parameters, forced: force, resumedExecutionId: resumedFrom, abandonedExecutionId: abandonedID, steps: reports, durationSeconds: duration, message: message, summary: summary, assessment: assessment)
+            return ExecutionReport(job: name, executionId: executionID, status: status, parameters: shownParameters, forced: force, resumedExecutionId: resumedFrom, abandonedExecutionId: abandonedID, steps: reports, durationSeconds: duration, message: message, summary: summary, assessment: assessment)
         }
 
         for step in implementation.steps {

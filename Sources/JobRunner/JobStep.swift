@@ -136,12 +136,17 @@ public struct JobImplementation: Sendable {
     public var summary: (@Sendable (Database, JobContext) throws -> Data?)?
     /// How the completed run turned out.
     public var assess: (@Sendable (Database, JobContext) throws -> JobAssessment)?
+    /// Parameters the job takes beyond those its definition declares (`feed.QD-WATER` for
+    /// the nightly run), with what is wrong with one it does not take; nil when it takes it.
+    public var extraParameter: (@Sendable (String) -> String?)?
 
-    public init(name: String, steps: [any JobStep], summary: (@Sendable (Database, JobContext) throws -> Data?)? = nil, assess: (@Sendable (Database, JobContext) throws -> JobAssessment)? = nil) {
+    public init(name: String, steps: [any JobStep], summary: (@Sendable (Database, JobContext) throws -> Data?)? = nil,
+                extraParameter: (@Sendable (String) -> String?)? = nil, assess: (@Sendable (Database, JobContext) throws -> JobAssessment)? = nil) {
         self.name = name
         self.steps = steps
         self.summary = summary
         self.assess = assess
+        self.extraParameter = extraParameter
     }
 }
 
@@ -151,6 +156,8 @@ public enum JobRefusal: Error, Sendable, CustomStringConvertible {
     case notImplemented(String)
     case missingParameter(job: String, parameter: String)
     case invalidParameter(job: String, parameter: String, problem: String)
+    /// A parameter the job does not take: a typo must not let a run fall back to defaults.
+    case unknownParameter(job: String, parameter: String, problem: String)
     case alreadyRunning(job: String, executionID: Int64, owner: String, heartbeatAgeSeconds: Int64)
     case checkpointVersion(step: String, stored: Int, supported: Int)
 
@@ -164,6 +171,8 @@ public enum JobRefusal: Error, Sendable, CustomStringConvertible {
             "job \(job) needs the parameter \(parameter) (give --\(parameter) or --param \(parameter)=VALUE)"
         case .invalidParameter(let job, let parameter, let problem):
             "job \(job), parameter \(parameter): \(problem)"
+        case .unknownParameter(let job, let parameter, let problem):
+            "job \(job) takes no parameter \(parameter.prefix(64)): \(problem)"
         case .alreadyRunning(let job, let executionID, let owner, let age):
             "job \(job) is already running: execution \(executionID) held by \(owner), last heartbeat \(age) s ago"
         case .checkpointVersion(let step, let stored, let supported):

@@ -55,6 +55,10 @@ public struct CLIFailure: Error, Sendable, CustomStringConvertible {
                 return CLIFailure(.infrastructure, code: "already_running", refusal.description)
             case .unknownJob:
                 return CLIFailure(.usage, code: "unknown_job", refusal.description)
+            case .unknownParameter:
+                return CLIFailure(.usage, code: "unknown_parameter", refusal.description)
+            case .invalidParameter:
+                return CLIFailure(.usage, code: "invalid_parameter", refusal.description)
             default:
                 return CLIFailure(.refused, code: "job_refused", refusal.description)
             }

@@ -133,3 +133,48 @@ import Testing
         #expect(stuck.stderr.contains("read-only") && stuck.stderr.contains("-shm"))
     }
 }
+
+/// Typos in a run's parameters are usage errors, never a silent fallback.
+@Suite struct RunParameterTests {
+    let billing = BillingCLITests()
+
+    @Test func aFutureBusinessDateATypoedFeedAndAnUnknownParamAreUsageErrors() throws {
+        let cli = try billing.runner()
+        defer { cli.cleanUp() }
+        let reports = cli.directory.appendingPathComponent("reports").path
+        for (arguments, code) in [
+            (["jobs", "run", "nightly-billing", "--date", "2099-12-31"], "invalid_parameter"),
+            (["jobs", "run", "nightly-billing", "--date", "2026-11-27", "--feed", "QD-WATR=file:///tmp/x.xml"], "unknown_parameter"),
+            (["jobs", "run", "nightly-billing", "--date", "2026-11-27", "--param", "dat=2026-11-26"], "unknown_parameter"),
+            (["jobs", "run", "campaign-settlement", "--date", "2099-01-01"], "invalid_parameter"),
+            (["jobs", "run", "ledger-check", "--param", "verbose=1"], "unknown_parameter"),
+        ] {
+            let result = try cli.run(arguments + ["--reports-dir", reports, "--json"])
+            #expect(result.status == 2, "\(arguments): \(result.stdout) \(result.stderr)")
+            #expect((try result.json()["error"] as? [String: Any])?["code"] as? String == code, "\(arguments)")
+        }
+        // Nothing ran: no instance, no report.
+        let history = try billing.ok(cli, ["jobs", "history"])
+        #expect((history["executions"] as? [Any])?.isEmpty ?? true)
+        #expect(!FileManager.default.fileExists(atPath: reports + "/QD-WATER"))
+        let typo = try cli.run(["jobs", "run", "nightly-billing", "--date", "2026-11-27", "--feed", "QD-WATR=file:///tmp/x.xml"])
+        #expect(typo.stderr.contains("QD-WATR") && typo.stderr.contains("QD-WATER"))
+    }
+
+    /// Credentials in a --feed URL are used for the fetch, and stored and printed redacted.
+    @Test func credentialsInAFeedURLAreNeverStoredOrPrinted() throws {
+        let cli = try billing.runner()
+        defer { cli.cleanUp() }
+        let feed = BillingCLITests.root + "/SampleFeeds/QD-WATER/QD-WATER-20261127.xml"
+        let url = "file://operator:Pa55-in-url@" + feed
+        let run = try cli.run(["jobs", "run", "nightly-billing", "--date", "2026-11-27", "--feed", "QD-WATER=" + url, "--json"])
+        #expect(!run.stdout.contains("Pa55-in-url") && !run.stderr.contains("Pa55-in-url"))
+        let parameters = try #require(try run.json()["parameters"] as? [String: Any])
+        #expect((parameters["feed.QD-WATER"] as? String)?.contains("***@") == true)
+        let history = try cli.run(["jobs", "history", "--json"])
+        #expect(history.status == 0)
+        #expect(!history.stdout.contains("Pa55-in-url"))
+        let stored = try Data(contentsOf: URL(fileURLWithPath: cli.databasePath)) + ((try? Data(contentsOf: URL(fileURLWithPath: cli.databasePath + "-wal"))) ?? Data())
+        #expect(stored.range(of: Data("Pa55-in-url".utf8)) == nil)
+    }
+}
