@@ -100,14 +100,19 @@ let winter = """
                                definitions: [try JobDefinition(.parse("name = \"campaign-settlement\"\nidentifying = [\"date\"]\n[parameters]\ndate = \"{yesterday}\"", file: "s.job.toml"))],
                                implementations: [CampaignSettlement.implementation(statementsDirectory: world.directory.appendingPathComponent("statements").path)], sleepMillis: { _ in })
         // Paid 2026-11-28 02:00; pending 7 days: not vested on 12-04, vested on 12-05.
+        // Each settlement runs at 05:00 the day after its date, as scheduled.
+        world.clock.set(shanghai(2026, 12, 5, 5, 0))
         _ = try runner.run("campaign-settlement", overrides: ["date": "2026-12-04"])
         #expect(try world.wallets.balance(phone: "13800000001").points == 0)
+        world.clock.set(shanghai(2026, 12, 6, 5, 0))
         _ = try runner.run("campaign-settlement", overrides: ["date": "2026-12-05"])
         let vested = try world.wallets.balance(phone: "13800000001").points
         #expect(vested == 120 + 45)  // 45.20 is under the first tier: no discount, 45 points
         // Vested 2026-12-05 02:00, one month: expires 2027-01-05 02:00.
+        world.clock.set(shanghai(2027, 1, 5, 5, 0))
         _ = try runner.run("campaign-settlement", overrides: ["date": "2027-01-04"])
         #expect(try world.wallets.balance(phone: "13800000001").points == vested)
+        world.clock.set(shanghai(2027, 1, 6, 5, 0))
         let report = try runner.run("campaign-settlement", overrides: ["date": "2027-01-05"])
         #expect(try world.wallets.balance(phone: "13800000001").points == 0)
         #expect(try world.count("SELECT count(*) FROM campaign_allocations WHERE points_status = 'expired'") == 4)
