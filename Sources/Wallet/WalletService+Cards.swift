@@ -76,7 +76,7 @@ extension WalletService {
             let record = try wallet(db, phone: phone)
             let bank = try systemAccount(tx, SystemAccounts.bankClearing)
             let card = try boundCard(db, walletID: record.id, cardID: cardID)
-            let request = PostingRequest.transfer(key: "topup:\(key)", from: bank, to: record.walletAccountID, amount: amountFen, memo: "topup card \(card.id)")
+            let request = PostingRequest.transfer(key: try ledgerKey("topup", key, wallet: record, tx: tx), from: bank, to: record.walletAccountID, amount: amountFen, memo: "topup card \(card.id)")
             let result = try ledger.post([request], in: tx)[0]
             switch result {
             case .committed(let id, let replayed):
@@ -114,7 +114,7 @@ extension WalletService {
             let record = try wallet(db, phone: phone)
             let bank = try systemAccount(tx, SystemAccounts.bankClearing)
             let card = try boundCard(db, walletID: record.id, cardID: cardID)
-            let ledgerKey = "withdraw:\(key)"
+            let ledgerKey = try ledgerKey("withdraw", key, wallet: record, tx: tx)
             if try tx.idempotencyRecord(key: ledgerKey) == nil, record.frozen {
                 return .failure(WalletRefusal.walletFrozen)
             }

@@ -174,7 +174,7 @@ extension WalletService {
             } catch WalletRefusal.merchantNotFound {
                 throw QRRefusal(.qrUnknownMerchant, clause: "the merchant id in qdwallet's template (ID 26 01) is not registered")
             }
-            let paymentKey = "qr:\(key)"
+            let paymentKey = try ledgerKey("qr", key, wallet: record, tx: tx)
             // Campaigns, as for bills: sponsors fund the discounts, points are pending.
             var result = CampaignResult.none
             var context: PaymentContext?
@@ -225,7 +225,7 @@ extension WalletService {
             let payer = try wallet(db, phone: from)
             if let refusal = try recordPassword(db, wallet: payer, matched: matched) { return .failure(refusal) }
             let payee = try wallet(db, phone: to)
-            let request = PostingRequest.transfer(key: "transfer:\(key)", from: payer.walletAccountID, to: payee.walletAccountID, amount: amountFen, memo: "transfer")
+            let request = PostingRequest.transfer(key: try ledgerKey("transfer", key, wallet: payer, tx: tx), from: payer.walletAccountID, to: payee.walletAccountID, amount: amountFen, memo: "transfer")
             return try balancePayment(db, tx, wallet: payer, request: request, amountFen: amountFen) { transactionID, _ in
                 try recordMovement(db, walletID: payer.id, kind: "transfer_out", counterparty: Mask.phone(payee.phone), category: "transfer", amountFen: -amountFen, balancePayment: true, transactionID: transactionID, reference: nil)
                 try recordMovement(db, walletID: payee.id, kind: "transfer_in", counterparty: Mask.phone(payer.phone), category: "transfer", amountFen: amountFen, balancePayment: false, transactionID: transactionID, reference: nil)

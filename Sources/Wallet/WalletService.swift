@@ -91,6 +91,20 @@ public struct WalletService: Sendable {
         return dataKey
     }
 
+    /// The ledger's idempotency key of a resident's request: the caller's key scoped by the
+    /// wallet that makes it (as Stripe scopes keys by account), so two wallets choosing the
+    /// same key never collide. A request committed before keys were scoped keeps its old
+    /// key when it moved this wallet's money, so its retry is still a replay.
+    func ledgerKey(_ kind: String, _ key: String, wallet: WalletRecord, tx: any LedgerWriting) throws -> String {
+        let legacy = "\(kind):\(key)"
+        if let record = try tx.idempotencyRecord(key: legacy), let transactionID = record.transactionID,
+           try tx.entries(transactionID: transactionID).contains(where: { $0.accountID == wallet.walletAccountID })
+            || tx.hold(id: transactionID)?.debitAccountID == wallet.walletAccountID {
+            return legacy
+        }
+        return "\(kind):w\(wallet.id):\(key)"
+    }
+
     // MARK: Wallets
 
     /// Opens a wallet for a mobile number, with its CNY wallet account and PTS points account.

@@ -423,3 +423,38 @@ import Testing
         _ = try t.service.submitKYC(phone: "13800000002", name: "李四", idNumber: other)
     }
 }
+
+/// Idempotency keys are scoped by the caller's wallet, as Stripe scopes them by account.
+@Suite struct ScopedKeyTests {
+    @Test func twoWalletsMayChooseTheSameKey() throws {
+        let t = try TestWallet()
+        let (_, card1) = try t.richWallet("13800000001", fen: 10_000)
+        let (_, card2) = try t.richWallet("13800000002", fen: 10_000)
+        let first = try t.service.topUp(phone: "13800000001", cardID: card1, amountFen: 500, idempotencyKey: "k1")
+        let second = try t.service.topUp(phone: "13800000002", cardID: card2, amountFen: 700, idempotencyKey: "k1")
+        #expect(!second.replayed && second.transactionId != first.transactionId)
+        _ = try t.service.transfer(from: "13800000001", to: "13800000002", amountFen: 100, password: "123456", idempotencyKey: "same")
+        let other = try t.service.transfer(from: "13800000002", to: "13800000001", amountFen: 300, password: "123456", idempotencyKey: "same")
+        #expect(!other.replayed)
+        // A retry by the same wallet is still a replay.
+        #expect(try t.service.topUp(phone: "13800000001", cardID: card1, amountFen: 500, idempotencyKey: "k1").replayed)
+        #expect(try t.service.balance(phone: "13800000001").balanceFen == 10_000 + 500 - 100 + 300)
+        #expect(try t.service.balance(phone: "13800000002").balanceFen == 10_000 + 700 + 100 - 300)
+        #expect(try t.ledger.check().ok)
+    }
+
+    /// A request stored under the old, unscoped key is replayed by its retry, not paid again.
+    @Test func aRequestFromBeforeScopingIsReplayed() throws {
+        let t = try TestWallet()
+        let (wallet, card) = try t.richWallet("13800000001", fen: 0)
+        let bank = try t.ledger.account(code: SystemAccounts.bankClearing).id
+        let legacy = try t.ledger.post(PostingRequest.transfer(key: "topup:old-1", from: bank, to: wallet.walletAccountID, amount: 800, memo: "topup card \(card)"))
+        let legacyID = try #require(legacy.transactionID)
+        try t.store.transaction { db, _ in
+            try t.service.recordMovement(db, walletID: wallet.id, kind: "topup", counterparty: "ICBC", category: "topup", amountFen: 800, balancePayment: false, transactionID: legacyID, reference: nil)
+        }
+        let retried = try t.service.topUp(phone: "13800000001", cardID: card, amountFen: 800, idempotencyKey: "old-1")
+        #expect(retried.replayed && retried.transactionId == legacy.transactionID)
+        #expect(try t.service.balance(phone: "13800000001").balanceFen == 800)
+    }
+}
