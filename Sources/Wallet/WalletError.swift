@@ -3,6 +3,7 @@
 public enum WalletRefusal: String, Error, Sendable, Hashable, CaseIterable, CustomStringConvertible {
     case invalidPhone = "invalid_phone"
     case invalidName = "invalid_name"
+    case invalidText = "invalid_text"
     case invalidIDNumber = "invalid_id_number"
     case invalidCardNumber = "invalid_card_number"
     case invalidBank = "invalid_bank"
@@ -47,7 +48,8 @@ public enum WalletRefusal: String, Error, Sendable, Hashable, CaseIterable, Cust
     public var explanation: String {
         switch self {
         case .invalidPhone: "a mobile number has 11 digits and starts with 1"
-        case .invalidName: "a name has 1 to 50 characters and no control characters"
+        case .invalidName: "a name has 1 to 50 characters (at most 200 bytes) and no control or format characters"
+        case .invalidText: "a reason or other text has 1 to 200 characters and no control or format characters (no terminal escapes)"
         case .invalidIDNumber: "a resident ID number has 18 characters (GB 11643): a province code of GB/T 2260, a date of birth that exists and is not in the future, and a MOD 11-2 check character (0-9 or X)"
         case .invalidCardNumber: "a card number has 16 to 19 digits (spaces or dashes between them are fine) and passes the Luhn check (a digit was mistyped otherwise)"
         case .invalidBank: "a bank code has 2 to 16 letters or digits"

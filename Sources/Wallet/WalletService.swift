@@ -152,6 +152,7 @@ public struct WalletService: Sendable {
     /// Freezes or unfreezes a wallet: a frozen wallet cannot pay or withdraw and can still
     /// receive. The ledger account's rule changes in the same transaction.
     public func setFrozen(phone: String, frozen: Bool, reason: String) throws -> WalletRecord {
+        guard reason.isEmpty || Validation.text(reason, charactersMax: 200) != nil else { throw WalletRefusal.invalidText }
         let phone = try Validation.phone(phone)
         return try store.transaction { db, tx in
             let record = try wallet(db, phone: phone)
@@ -221,14 +222,14 @@ public struct WalletService: Sendable {
     /// Rejects the waiting submission with a reason.
     public func rejectKYC(phone: String, reason: String) throws -> KYCSubmission {
         let phone = try Validation.phone(phone)
-        let reason = reason.trimmingSpaces
+        guard let reason = Validation.text(reason, charactersMax: 200) else { throw WalletRefusal.invalidText }
         return try store.transaction { db, _ in
             let record = try wallet(db, phone: phone)
             guard let row = try Row.fetchOne(db, sql: "SELECT id, id_number_masked FROM kyc_submissions WHERE wallet_id = ? AND status = 'submitted'", arguments: [record.id]) else {
                 throw WalletRefusal.noKYCSubmission
             }
-            try db.execute(sql: "UPDATE kyc_submissions SET status = 'rejected', reason = ?, reviewed_at = ? WHERE id = ?", arguments: [String(reason.prefix(200)), now, row["id"] as Int64])
-            return KYCSubmission(id: row["id"], status: "rejected", idNumberMasked: row["id_number_masked"], kycClass: nil, reason: String(reason.prefix(200)))
+            try db.execute(sql: "UPDATE kyc_submissions SET status = 'rejected', reason = ?, reviewed_at = ? WHERE id = ?", arguments: [reason, now, row["id"] as Int64])
+            return KYCSubmission(id: row["id"], status: "rejected", idNumberMasked: row["id_number_masked"], kycClass: nil, reason: reason)
         }
     }
 

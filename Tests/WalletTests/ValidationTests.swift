@@ -136,3 +136,35 @@ import Testing
         #expect(refusal(signed("000201010211" + "2699" + "0011cn.qdwallet")) == .qrMalformed)
     }
 }
+
+/// Text taken in is bounded by characters and by bytes, and holds no control or format
+/// characters: no terminal or log injection, no 120 KB name in one grapheme.
+@Suite struct TextBoundsTests {
+    static let combining = "A" + String(repeating: "\u{0301}", count: 40_000)
+
+    @Test(arguments: [
+        "\u{1B}[31mred", "tab\there", "line\nbreak", "bell\u{07}", "rtl\u{202E}override", "zero\u{200B}width", combining,
+        String(repeating: "张", count: 51), "",
+    ])
+    func namesRefuseControlFormatAndUnboundedText(name: String) {
+        #expect(throws: WalletRefusal.invalidName) { try Validation.name(name) }
+    }
+
+    @Test func namesOfPeopleAreAccepted() throws {
+        #expect(try Validation.name("  欧阳娜娜 ") == "欧阳娜娜")
+        #expect(try Validation.name("José Müller") == "José Müller")
+        #expect(try Validation.name(String(repeating: "张", count: 50)).count == 50)
+    }
+
+    @Test func merchantCategoryAndCityRefuseControlCharacters() throws {
+        let t = try TestWallet()
+        #expect(throws: WalletRefusal.invalidMerchant) { try t.service.registerMerchant(id: "M1", name: "店", category: "food\u{1B}[2J") }
+        #expect(throws: WalletRefusal.invalidMerchant) { try t.service.registerMerchant(id: "M2", name: "店", category: "food", city: "QING\nDAO") }
+        #expect(throws: WalletRefusal.invalidMerchant) { try t.service.registerMerchant(id: "M3", name: Self.combining, category: "food") }
+        #expect(throws: WalletRefusal.invalidMerchant) { try t.service.registerMerchant(id: "M4", name: "店", category: String(repeating: "x", count: 33)) }
+        _ = try t.service.openWallet(phone: "13800000001", name: "张三")
+        #expect(throws: WalletRefusal.invalidText) { try t.service.setFrozen(phone: "13800000001", frozen: true, reason: "fraud\u{1B}]0;owned\u{07}") }
+        #expect(throws: WalletRefusal.invalidName) { try t.service.openWallet(phone: "13800000002", name: Self.combining) }
+        #expect(try t.store.pool.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM merchants") } == 0)
+    }
+}
