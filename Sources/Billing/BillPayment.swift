@@ -41,6 +41,12 @@ struct BillPayment {
     var benefits: [Int64: (PaymentContext, CampaignResult)] = [:]
     /// Wallet and biller pairs paid in this transaction (for first-payment benefits).
     var paidPairs: Set<String> = []
+    /// What autopay took from each wallet for the business day, the database's part read
+    /// once per wallet and this transaction's added as it goes.
+    var autopayUsed: [Int64: Int64] = [:]
+    /// The business day of a nightly run (its autopay is capped per wallet and day); nil for
+    /// a payment made by hand.
+    var businessDate: ShanghaiCalendar.Date?
 
     /// The instant campaigns are evaluated at: the clock for a payment made now (pay-bill),
     /// the business date for the nightly run's autopay (see `init`).
@@ -72,6 +78,19 @@ struct BillPayment {
         if !manual {
             guard wallet.kycVerified else { return .pending("KYC_REQUIRED") }
         }
+        var autopayDay: (cap: Int64, used: Int64)?
+        if !manual, let businessDate {
+            let used: Int64
+            if let known = autopayUsed[wallet.id] {
+                used = known
+            } else {
+                used = try Int64.fetchOne(try db.cachedStatement(sql: """
+                    SELECT coalesce(sum(paid_fen - discount_fen), 0) FROM bills
+                    WHERE wallet_id = ? AND paid_via = 'autopay' AND paid_business_date = ? AND status = 'paid'
+                    """), arguments: [wallet.id, businessDate.iso]) ?? 0
+            }
+            autopayDay = (wallet.autopayDailyLimitFen ?? wallets.policy.autopayDailyFenMaxDefault, used)
+        }
         // Campaigns first: the resident pays (and is limited by) what is left after discounts.
         var net = bill.dueFen
         var evaluated: (PaymentContext, CampaignResult)?
@@ -88,6 +107,11 @@ struct BillPayment {
             if let (context, result) = evaluated { book?.abandon(context, result) }
             return .pending(reason)
         }
+        if let (cap, used) = autopayDay, used + net > cap {
+            // Password-free payments are capped per day: the rest waits for the resident.
+            autopayUsed[wallet.id] = used
+            return giveUp("OVER_AUTOPAY_DAILY_LIMIT")
+        }
         if try wallets.checkClassLimit(db, wallet: wallet, amountFen: net + (spentInBatch[wallet.id] ?? 0)) != nil {
             // A higher verification class would lift the limit.
             return giveUp("KYC_REQUIRED")
@@ -101,6 +125,7 @@ struct BillPayment {
         guard availableNow >= net else { return giveUp("INSUFFICIENT_FUNDS") }
         available[wallet.walletAccountID] = availableNow - net
         spentInBatch[wallet.id, default: 0] += net
+        if let (_, used) = autopayDay { autopayUsed[wallet.id] = used + net }
         if let evaluated { benefits[bill.rowID] = evaluated }
         paidPairs.insert("\(wallet.id)|\(bill.biller)")
         return .pay
@@ -145,6 +170,8 @@ struct BillPayment {
         }
         try wallets.recordMovement(db, walletID: bill.wallet!.id, kind: "bill", counterparty: billerName, category: category, amountFen: -netFen(bill), discountFen: result.discountFen, points: result.points, balancePayment: true, transactionID: transactionID, reference: "\(bill.biller):\(bill.billID)")
         if via == "autopay" {
+            // Autopay is password-free: it is watched like any payment, one alert per kind a night.
+            try wallets.monitorPayment(db, wallet: bill.wallet!, amountFen: netFen(bill), via: "autopay", paymentKey: Self.paymentKey(bill), dayKey: businessDate.iso)
             try Outbox.enqueue(db, walletID: bill.wallet!.id, kind: .autopayReceipt, payload: [
                 "biller": bill.biller, "bill_id": bill.billID, "amount": Money(fen: bill.dueFen).yuanString,
                 "paid": Money(fen: netFen(bill)).yuanString, "discount": Money(fen: result.discountFen).yuanString, "points": String(result.points),

@@ -345,6 +345,7 @@ struct ProcessStep: TypedJobStep {
             WHERE b.status = 'new' AND b.id > ? ORDER BY b.id LIMIT ?
             """), arguments: [checkpoint.lastID, context.chunkSizeMax])
         var payment = BillPayment(wallets: config.wallets, now: now, campaignAt: date.startMicros, book: config.campaigns.isEmpty ? nil : CampaignBook(db: db, campaigns: config.campaigns))
+        payment.businessDate = date
         var toPay: [(bill: BillCandidate, billerName: String, billerAccount: AccountID)] = []
         var counts = ChunkCounts(read: rows.count, done: rows.count < context.chunkSizeMax)
         for row in rows {

@@ -7,7 +7,25 @@ struct WalletCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "wallet",
         abstract: "Open wallets, verify real names, set payment passwords, freeze and unfreeze.",
-        subcommands: [Open.self, KYC.self, Password.self, Freeze.self, Unfreeze.self])
+        subcommands: [Open.self, KYC.self, Password.self, Freeze.self, Unfreeze.self, Autopay.self])
+
+    struct Autopay: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Set the most autopay may take from the wallet on one business day (default 3000.00).",
+            discussion: "Autopay is a password-free payment: bills beyond the daily limit stay payable with OVER_AUTOPAY_DAILY_LIMIT until the resident pays them.")
+        @OptionGroup var global: GlobalOptions
+        @Option var phone: String
+        @Option(name: .customLong("daily-limit"), parsing: .unconditional, help: "Yuan, e.g. 3000.00 (at most 50000.00).") var dailyLimit: String
+
+        struct Result: Encodable { var walletId: Int64; var phone: String; var autopayDailyLimitFen: Int64 }
+
+        func run() throws {
+            let fen = try Arguments.amount(dailyLimit)
+            let wallet = try AppDatabase.wallet(global).setAutopayDailyLimit(phone: phone, fen: fen)
+            let result = Result(walletId: wallet.id, phone: Mask.phone(wallet.phone), autopayDailyLimitFen: fen)
+            Output(json: global.json).emit(result) { "wallet \(wallet.id): autopay takes at most \(Money(fen: fen).yuanString) a day" }
+        }
+    }
 
     struct Open: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Open a wallet for a mobile number (one per number).")

@@ -19,6 +19,12 @@ public struct WalletPolicy: Sendable, Hashable {
     /// More payments than this within the window raise a security alert.
     public var paymentsInWindowMax = 5
     public var paymentsWindowMicros: Int64 = 10 * 60 * 1_000_000
+    /// The most autopay may take from a wallet for one business day unless the wallet sets
+    /// its own (3,000.00): autopay is a password-free payment, capped as those are.
+    public var autopayDailyFenMaxDefault: Int64 = 300_000
+    /// The highest daily autopay limit a wallet may set (50,000.00).
+    public var autopayDailyFenMaxCeiling: Int64 = 5_000_000
+
     /// The most one top-up may move (50,000.00), as bank card top-ups at wallets are bounded.
     public var topUpFenMax: Int64 = 5_000_000
     /// The most one withdrawal may move (50,000.00).

@@ -13,6 +13,9 @@ public enum WalletSchema {
         migrator.registerMigration("wallet-v3-data-key") { db in
             try db.execute(sql: v3DataKey)
         }
+        migrator.registerMigration("wallet-v4-autopay-daily-limit") { db in
+            try db.execute(sql: "ALTER TABLE wallets ADD COLUMN autopay_daily_limit_fen INTEGER CHECK (autopay_daily_limit_fen IS NULL OR autopay_daily_limit_fen >= 0)")
+        }
     }
 
     /// The ASCII name of QR tag 59 (NULL: derived from the name) and the city in Chinese for

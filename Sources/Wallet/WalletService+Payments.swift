@@ -62,17 +62,31 @@ extension WalletService {
 
     /// Writes the security alerts a payment may raise: one large payment, or many payments
     /// in a short window. In the payment's transaction.
-    public func monitorPayment(_ db: Database, wallet record: WalletRecord, amountFen: Int64) throws {
+    /// `via` names a password-free payment (autopay): its alerts carry it, and a night of
+    /// many autopay payments raises one "many payments" alert, not one per payment.
+    public func monitorPayment(_ db: Database, wallet record: WalletRecord, amountFen: Int64, via: String? = nil, paymentKey: String? = nil, dayKey: String? = nil) throws {
         if amountFen > policy.largePaymentAlertFen {
-            try Outbox.enqueue(db, walletID: record.id, kind: .securityAlert, payload: [
-                "event": "large_payment", "phone": Mask.phone(record.phone), "amount": Money(fen: amountFen).yuanString,
-            ], now: now)
+            var payload = ["event": "large_payment", "phone": Mask.phone(record.phone), "amount": Money(fen: amountFen).yuanString]
+            if let via { payload["via"] = via }
+            try Outbox.enqueue(db, walletID: record.id, kind: .securityAlert, payload: payload, now: now, messageID: paymentKey.map { "large_payment:\($0)" })
         }
         let recent = try Int.fetchOne(try db.cachedStatement(sql: "SELECT count(*) FROM wallet_movements WHERE wallet_id = ? AND balance_payment = 1 AND amount_fen < 0 AND created_at > ?"), arguments: [record.id, now - policy.paymentsWindowMicros]) ?? 0
         if recent > policy.paymentsInWindowMax {
-            try Outbox.enqueue(db, walletID: record.id, kind: .securityAlert, payload: [
-                "event": "many_payments", "phone": Mask.phone(record.phone), "payments_in_window": String(recent),
-            ], now: now)
+            var payload = ["event": "many_payments", "phone": Mask.phone(record.phone), "payments_in_window": String(recent)]
+            if let via { payload["via"] = via }
+            try Outbox.enqueue(db, walletID: record.id, kind: .securityAlert, payload: payload, now: now, messageID: dayKey.map { "many_payments:\(record.id):\($0)" })
+        }
+    }
+
+    /// Sets the most autopay may take from the wallet on one business day.
+    public func setAutopayDailyLimit(phone: String, fen: Int64) throws -> WalletRecord {
+        let phone = try Validation.phone(phone)
+        guard fen > 0 else { throw WalletRefusal.invalidAmount }
+        guard fen <= policy.autopayDailyFenMaxCeiling else { throw WalletRefusal.amountOverRequestLimit }
+        return try store.transaction { db, _ in
+            let record = try wallet(db, phone: phone)
+            try db.execute(sql: "UPDATE wallets SET autopay_daily_limit_fen = ? WHERE id = ?", arguments: [fen, record.id])
+            return try wallet(db, phone: phone)
         }
     }
 

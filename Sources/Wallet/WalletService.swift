@@ -17,6 +17,9 @@ public struct WalletRecord: Sendable, Hashable {
     public var hasPassword: Bool
     public var failedPasswordCount: Int
     public var lockedUntil: TimestampMicros
+    /// The most autopay may take from this wallet on one business day; nil means the
+    /// policy's default.
+    public var autopayDailyLimitFen: Int64?
 
     /// Reads a wallet row; `prefix` names joined columns (`w_id`, `w_phone`, ...).
     public init(row: Row, prefix: String = "") {
@@ -32,6 +35,7 @@ public struct WalletRecord: Sendable, Hashable {
         hasPassword = (row[prefix + "password_hash"] as Data?) != nil
         failedPasswordCount = row[prefix + "failed_password_count"]
         lockedUntil = row[prefix + "locked_until"]
+        autopayDailyLimitFen = row[prefix + "autopay_daily_limit_fen"]
     }
 
     /// Reads the columns of `positionalColumns` starting at column `start`: no lookup by name,
@@ -49,14 +53,15 @@ public struct WalletRecord: Sendable, Hashable {
         hasPassword = row[start + 9]
         failedPasswordCount = row[start + 10]
         lockedUntil = row[start + 11]
+        autopayDailyLimitFen = row[start + 12]
     }
 
     /// The columns `init(row:at:)` reads, in its order, from `wallets AS w`.
-    public static let positionalColumns = "w.id, w.phone, w.name, w.frozen, w.kyc_class, w.kyc_verified, w.opened_at, w.wallet_account_id, w.points_account_id, w.password_hash IS NOT NULL, w.failed_password_count, w.locked_until"
+    public static let positionalColumns = "w.id, w.phone, w.name, w.frozen, w.kyc_class, w.kyc_verified, w.opened_at, w.wallet_account_id, w.points_account_id, w.password_hash IS NOT NULL, w.failed_password_count, w.locked_until, w.autopay_daily_limit_fen"
 
     /// The columns `init(row:prefix:)` reads, aliased for a join with `wallets AS w`.
     public static func joinedColumns(_ prefix: String) -> String {
-        ["id", "phone", "name", "frozen", "kyc_class", "kyc_verified", "opened_at", "wallet_account_id", "points_account_id", "password_hash", "failed_password_count", "locked_until"]
+        ["id", "phone", "name", "frozen", "kyc_class", "kyc_verified", "opened_at", "wallet_account_id", "points_account_id", "password_hash", "failed_password_count", "locked_until", "autopay_daily_limit_fen"]
             .map { "w.\($0) AS \(prefix)\($0)" }.joined(separator: ", ")
     }
 }
