@@ -26,3 +26,24 @@ public enum BillingRefusal: String, Error, Sendable, Hashable, CustomStringConve
         }
     }
 }
+
+/// A fault of the billing run itself (not a refusal of one request): what went wrong, for
+/// the operator; the run stops before anything wrong reaches a biller.
+public struct BillingError: Error, Sendable, CustomStringConvertible {
+    public enum Code: String, Sendable {
+        /// A payment report's header disagrees with its items.
+        case reportInconsistent = "report_inconsistent"
+    }
+
+    public var code: Code
+    public var message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    static func reportInconsistent(_ message: String) -> BillingError { BillingError(.reportInconsistent, message) }
+
+    public var description: String { message }
+}

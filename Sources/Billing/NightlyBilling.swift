@@ -266,8 +266,8 @@ struct CancelStep: TypedJobStep {
             FROM feed_cancels c LEFT JOIN bills b ON b.biller = c.biller AND b.bill_id = c.bill_id
             JOIN billers r ON r.code = c.biller
             LEFT JOIN wallets w ON w.id = b.wallet_id
-            WHERE c.outcome IS NULL AND c.id > ? ORDER BY c.id LIMIT ?
-            """, arguments: [checkpoint.lastID, context.chunkSizeMax])
+            WHERE c.outcome IS NULL AND c.id > ? AND c.business_date = ? ORDER BY c.id LIMIT ?
+            """, arguments: [checkpoint.lastID, try context.date("date").iso, context.chunkSizeMax])
         var counts = ChunkCounts(read: rows.count, done: rows.count < context.chunkSizeMax)
         for row in rows {
             let cancelID: Int64 = row["id"]
@@ -342,8 +342,8 @@ struct ProcessStep: TypedJobStep {
             JOIN billers r ON r.code = b.biller
             LEFT JOIN bill_accounts a ON a.biller = b.biller AND a.customer_no = b.customer_no AND a.status = 'linked'
             LEFT JOIN wallets w ON w.id = a.wallet_id
-            WHERE b.status = 'new' AND b.id > ? ORDER BY b.id LIMIT ?
-            """), arguments: [checkpoint.lastID, context.chunkSizeMax])
+            WHERE b.status = 'new' AND b.id > ? AND b.business_date = ? ORDER BY b.id LIMIT ?
+            """), arguments: [checkpoint.lastID, date.iso, context.chunkSizeMax])
         var payment = BillPayment(wallets: config.wallets, now: now, campaignAt: date.startMicros, book: config.campaigns.isEmpty ? nil : CampaignBook(db: db, campaigns: config.campaigns))
         payment.businessDate = date
         var toPay: [(bill: BillCandidate, billerName: String, billerAccount: AccountID)] = []

@@ -30,23 +30,39 @@ public enum PaymentReports {
             WHERE b.biller = ?1 AND (b.paid_business_date = ?2 OR b.refunded_business_date = ?2)
               AND b.bill_id NOT IN (SELECT bill_id FROM records)
         )
-        SELECT l.source, l.bill_id, l.outcome, l.reason_code, b.status, b.reason, b.paid_fen, b.paid_at, b.transaction_id, b.refund_transaction_id, b.id AS row_id
+        SELECT l.source, l.bill_id, l.outcome, l.reason_code, b.status, b.reason, b.paid_fen, b.paid_at, b.transaction_id, b.refund_transaction_id, b.id AS row_id,
+            b.paid_business_date, b.refunded_business_date
         FROM listed l LEFT JOIN bills b ON b.biller = ?1 AND b.bill_id = l.bill_id
         WHERE NOT (l.source IN ('bill', 'cancel', 'other') AND b.id IS NULL)
         ORDER BY l.position, b.id
         """
 
-    static func item(_ row: Row) -> ReportItem {
+    /// One item of the report of `date`. A payment is PAID in the report of the business day
+    /// it was made on, and only there, so that every report's header equals its items and no
+    /// payment is reported twice: a bill of this day's feed paid on a later day (by hand) is
+    /// PENDING here with reason PAID_LATER, and one re-sent after an earlier day paid it is
+    /// REJECTED with reason ALREADY_PAID; each is PAID in the report of its payment's day.
+    static func item(_ row: Row, date: String) -> ReportItem {
         let billID: String = row["bill_id"]
         if (row["source"] as String) == "record" && (row["outcome"] as String?) == "rejected" {
             return ReportItem(billID: billID, status: .rejected, reason: row["reason_code"])
         }
         let transactionID: Int64? = row["transaction_id"]
+        let paidOn: String? = row["paid_business_date"]
+        let refundedOn: String? = row["refunded_business_date"]
+        let paid = ReportItem(billID: billID, status: .paid, amountFen: row["paid_fen"], paidAt: row["paid_at"], paymentRef: transactionID.map { "QDW-T\($0)" })
+        func elsewhere() -> ReportItem {
+            guard let paidOn else { return ReportItem(billID: billID, status: .pending, reason: "PROCESSING") }
+            return paidOn > date ? ReportItem(billID: billID, status: .pending, reason: "PAID_LATER") : ReportItem(billID: billID, status: .rejected, reason: "ALREADY_PAID")
+        }
         switch row["status"] as String? {
         case "paid":
-            return ReportItem(billID: billID, status: .paid, amountFen: row["paid_fen"], paidAt: row["paid_at"], paymentRef: transactionID.map { "QDW-T\($0)" })
+            return paidOn == date ? paid : elsewhere()
         case "refunded":
-            return ReportItem(billID: billID, status: .refunded, amountFen: row["paid_fen"], paymentRef: (row["refund_transaction_id"] as Int64?).map { "QDW-T\($0)" })
+            if refundedOn == date {
+                return ReportItem(billID: billID, status: .refunded, amountFen: row["paid_fen"], paymentRef: (row["refund_transaction_id"] as Int64?).map { "QDW-T\($0)" })
+            }
+            return paidOn == date ? paid : elsewhere()
         case "cancelled":
             return ReportItem(billID: billID, status: .cancelled)
         case "unmatched":
@@ -55,6 +71,42 @@ public enum PaymentReports {
             return ReportItem(billID: billID, status: .rejected, reason: row["reason_code"] ?? "UNKNOWN_BILL")
         default:
             return ReportItem(billID: billID, status: .pending, reason: row["reason"] ?? "PROCESSING")
+        }
+    }
+
+    /// What a report's items add up to, to check its header against before it is delivered.
+    struct Tally: Equatable {
+        var paidCount = 0
+        var paidSumFen: Int64 = 0
+        var refundedCount = 0
+        var refundedSumFen: Int64 = 0
+
+        /// A REFUNDED item whose payment was made the same day counts as paid too.
+        mutating func add(_ item: ReportItem, _ row: Row, date: String) {
+            let fen = item.amountFen ?? 0
+            switch item.status {
+            case .paid:
+                paidCount += 1
+                paidSumFen += fen
+            case .refunded:
+                refundedCount += 1
+                refundedSumFen += fen
+                if (row["paid_business_date"] as String?) == date {
+                    paidCount += 1
+                    paidSumFen += fen
+                }
+            default:
+                break
+            }
+        }
+
+        init() {}
+
+        init(_ header: ReportHeader) {
+            paidCount = header.paidCount
+            paidSumFen = header.paidSumFen
+            refundedCount = header.refundedCount
+            refundedSumFen = header.refundedSumFen
         }
     }
 
@@ -73,7 +125,7 @@ public enum PaymentReports {
 
     /// Header and items, all in memory (tests and small days).
     public static func build(_ db: Database, biller: String, date: ShanghaiCalendar.Date, now: TimestampMicros) throws -> (ReportHeader, [ReportItem]) {
-        let items = try Row.fetchAll(db, sql: itemsSQL, arguments: [biller, date.iso]).map(item)
+        let items = try Row.fetchAll(db, sql: itemsSQL, arguments: [biller, date.iso]).map { item($0, date: date.iso) }
         return (try header(db, biller: biller, date: date, now: now, itemCount: items.count), items)
     }
 
@@ -84,11 +136,15 @@ public enum PaymentReports {
         // The writer takes a plain sequence; a read error ends it early and is thrown after,
         // so a short report is never taken for a whole one.
         var failure: (any Error)?
+        var tally = Tally()
         let items = AnySequence {
             AnyIterator { () -> ReportItem? in
                 guard failure == nil else { return nil }
                 do {
-                    return try cursor.next().map(item)
+                    guard let row = try cursor.next() else { return nil }
+                    let reported = item(row, date: date.iso)
+                    tally.add(reported, row, date: date.iso)
+                    return reported
                 } catch {
                     failure = error
                     return nil
@@ -99,6 +155,11 @@ public enum PaymentReports {
         if let failure {
             try? FileManager.default.removeItem(atPath: path)
             throw failure
+        }
+        // A biller must never get a report whose header disagrees with its items.
+        guard tally == Tally(head) else {
+            try? FileManager.default.removeItem(atPath: path)
+            throw BillingError.reportInconsistent("the payment report of \(biller) for \(date.iso) was not delivered: its header (paid \(head.paidCount) / \(head.paidSumFen) fen, refunded \(head.refundedCount) / \(head.refundedSumFen) fen) does not equal its items (paid \(tally.paidCount) / \(tally.paidSumFen), refunded \(tally.refundedCount) / \(tally.refundedSumFen))")
         }
         return head
     }

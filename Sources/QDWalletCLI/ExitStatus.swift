@@ -62,6 +62,8 @@ public struct CLIFailure: Error, Sendable, CustomStringConvertible {
             default:
                 return CLIFailure(.refused, code: "job_refused", refusal.description)
             }
+        case let fault as BillingError:
+            return CLIFailure(.infrastructure, code: fault.code.rawValue, fault.message)
         case let refusal as BillingRefusal:
             return CLIFailure(.refused, code: refusal.rawValue, refusal.explanation)
         case let feed as FeedError:

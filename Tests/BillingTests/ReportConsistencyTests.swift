@@ -1,0 +1,105 @@
+import Foundation
+import GRDB
+import Testing
+@testable import Billing
+@testable import JobRunner
+@testable import Ledger
+
+/// Each run works on its own business date, and every payment report's header equals its
+/// items: a payment is PAID in the report of its own day, and in no other.
+@Suite struct ReportConsistencyTests {
+    /// Header and items of a written report, counted from the XML.
+    static func tally(_ xml: String) -> (paidCount: Int, paidItems: Int, refundedCount: Int, refundedItems: Int) {
+        func header(_ name: String) -> Int {
+            guard let start = xml.range(of: "<\(name)>"), let end = xml.range(of: "</\(name)>", range: start.upperBound..<xml.endIndex) else { return -1 }
+            return Int(xml[start.upperBound..<end.lowerBound]) ?? -1
+        }
+        return (header("PaidCount"), xml.components(separatedBy: "<Status>PAID</Status>").count - 1,
+                header("RefundedCount"), xml.components(separatedBy: "<Status>REFUNDED</Status>").count - 1)
+    }
+
+    @Test func everyReportOfTheSampleNightsHasAHeaderEqualToItsItems() throws {
+        let world = try BillingWorld()
+        try world.populate()
+        _ = try world.run("2026-11-27")
+        world.clock.advance(micros: ShanghaiCalendar.dayMicros)
+        _ = try world.run("2026-11-28")
+        var reports = 0
+        for biller in ["QD-WATER", "QD-POWER", "QD-GAS"] {
+            for day in ["20261127", "20261128"] {
+                let xml = try world.reportFile(biller, day)
+                let counted = Self.tally(xml)
+                // No bill paid in an earlier day's report is PAID again, and no refund is lost.
+                let refundedAndPaidSameDay = 0
+                #expect(counted.paidCount == counted.paidItems + refundedAndPaidSameDay, "\(biller) \(day): \(counted)")
+                #expect(counted.refundedCount == counted.refundedItems, "\(biller) \(day): \(counted)")
+                reports += 1
+            }
+        }
+        #expect(reports == 6)
+        // The gas bill re-sent on the 28th was paid on the 27th: ALREADY_PAID there, not PAID.
+        let gas28 = try world.reportFile("QD-GAS", "20261128")
+        #expect(gas28.contains("ALREADY_PAID"))
+        #expect(Self.tally(gas28).paidCount == 0 && Self.tally(gas28).paidItems == 0)
+    }
+
+    /// A run that did not finish leaves its bills to itself: the next day's run neither pays
+    /// nor reports them, and the resumed run pays them on their own day.
+    @Test func aRunProcessesOnlyTheBillsOfItsOwnBusinessDate() throws {
+        let world = try BillingWorld()
+        try world.populate()
+        // The 27th's run stops after staging (only the ingest step ran).
+        let config = world.config
+        _ = try world.runner(steps: [IngestStep(config: config)]).run("nightly-billing", overrides: ["date": "2026-11-27"])
+        let staged = try world.count("SELECT count(*) FROM bills WHERE business_date = '2026-11-27' AND status = 'new'")
+        #expect(staged > 0)
+        world.clock.advance(micros: ShanghaiCalendar.dayMicros)
+        _ = try world.run("2026-11-28")
+        // Still staged, or withdrawn by the 28th feed's cancels: never paid by the 28th's run.
+        #expect(try world.count("SELECT count(*) FROM bills WHERE business_date = '2026-11-27' AND status IN ('new', 'cancelled')") == staged)
+        #expect(try world.count("SELECT count(*) FROM bills WHERE business_date = '2026-11-27' AND paid_business_date IS NOT NULL") == 0)
+        for biller in ["QD-WATER", "QD-POWER", "QD-GAS"] {
+            let counted = Self.tally(try world.reportFile(biller, "20261128"))
+            #expect(counted.paidCount == counted.paidItems, "\(biller): \(counted)")
+        }
+        // The 27th's run finished later pays them as of the 27th, and its reports agree.
+        _ = try world.run("2026-11-27", force: true)
+        #expect(try world.count("SELECT count(*) FROM bills WHERE business_date = '2026-11-27' AND status = 'new'") == 0)
+        #expect(try world.count("SELECT count(*) FROM bills WHERE business_date = '2026-11-27' AND status = 'paid' AND paid_business_date <> '2026-11-27'") == 0)
+        for biller in ["QD-WATER", "QD-POWER", "QD-GAS"] {
+            let counted = Self.tally(try world.reportFile(biller, "20261127"))
+            #expect(counted.paidCount == counted.paidItems && counted.paidCount >= 0, "\(biller): \(counted)")
+        }
+        #expect(try world.ledger.check().ok)
+    }
+
+    /// A bill of the day's feed paid by hand after midnight is PAID in the next day's report
+    /// only; the day's own report says PAID_LATER.
+    @Test func aBillPaidByHandOnALaterDayIsReportedOnThatDayOnly() throws {
+        let world = try BillingWorld()
+        try world.populate()
+        _ = try world.run("2026-11-27")
+        let payable = try #require(try world.rows("SELECT b.biller, b.bill_id, w.phone FROM bills b JOIN wallets w ON w.id = b.wallet_id WHERE b.status = 'payable' AND w.frozen = 0 AND w.kyc_verified = 1 ORDER BY b.id").first)
+        let reference = "\(payable["biller"] as String):\(payable["bill_id"] as String)"
+        world.clock.set(shanghai(2026, 11, 28, 10, 0))
+        _ = try world.billing.payBill(phone: payable["phone"], reference: reference, password: "123456")
+        #expect(try world.bill(payable["biller"], payable["bill_id"])?["paid_business_date"] as String? == "2026-11-28")
+        // The 27th's report, written again, and the 28th's.
+        _ = try world.run("2026-11-27", force: true)
+        _ = try world.run("2026-11-28")
+        let biller: String = payable["biller"]
+        let billID: String = payable["bill_id"]
+        let first = try world.reportFile(biller, "20261127")
+        let second = try world.reportFile(biller, "20261128")
+        func item(_ xml: String) -> String {
+            guard let start = xml.range(of: "<BillId>\(billID)</BillId>"), let end = xml.range(of: "</Item>", range: start.upperBound..<xml.endIndex) else { return "" }
+            return String(xml[start.upperBound..<end.lowerBound])
+        }
+        #expect(item(first).contains("<Status>PENDING</Status>") && item(first).contains("PAID_LATER"), "\(item(first))")
+        #expect(item(second).contains("<Status>PAID</Status>"), "\(item(second))")
+        for xml in [first, second] {
+            let counted = Self.tally(xml)
+            #expect(counted.paidCount == counted.paidItems && counted.refundedCount == counted.refundedItems, "\(counted)")
+        }
+    }
+}
