@@ -131,5 +131,27 @@ public enum BillingSchema {
                 );
                 """)
         }
+        migrator.registerMigration("billing-v2-report-versions") { db in
+            try db.execute(sql: """
+                ALTER TABLE payment_reports ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+                CREATE TABLE payment_report_versions (
+                    biller TEXT NOT NULL,
+                    business_date TEXT NOT NULL,
+                    version INTEGER NOT NULL,
+                    report_id TEXT NOT NULL,
+                    path TEXT NOT NULL,
+                    sha256 BLOB NOT NULL,
+                    paid_count INTEGER NOT NULL,
+                    paid_sum_fen INTEGER NOT NULL,
+                    refunded_count INTEGER NOT NULL,
+                    refunded_sum_fen INTEGER NOT NULL,
+                    delivered_to TEXT NOT NULL,
+                    delivered_at INTEGER NOT NULL,
+                    PRIMARY KEY (biller, business_date, version)
+                );
+                CREATE TRIGGER payment_report_versions_no_update BEFORE UPDATE ON payment_report_versions BEGIN SELECT RAISE(ABORT, 'delivered report versions are append-only'); END;
+                CREATE TRIGGER payment_report_versions_no_delete BEFORE DELETE ON payment_report_versions BEGIN SELECT RAISE(ABORT, 'delivered report versions are append-only'); END;
+                """)
+        }
     }
 }

@@ -90,6 +90,8 @@ public enum NightlyBilling {
         public var points: Int64
         public var error: String?
         public var report: String?
+        /// The version of the day's report now current (2 and up: a correction was delivered).
+        public var reportVersion: Int?
     }
 
     public struct Summary: Codable, Sendable {
@@ -128,7 +130,10 @@ public enum NightlyBilling {
             let refunds = try Row.fetchOne(db, sql: "SELECT count(*) AS n, coalesce(sum(paid_fen), 0) AS fen FROM bills WHERE biller = ? AND refunded_business_date = ?", arguments: [biller.code, date.iso])
             line.refunded = refunds?["n"] ?? 0
             line.refundedFen = refunds?["fen"] ?? 0
-            line.report = try String.fetchOne(db, sql: "SELECT coalesce(delivered_to, path) FROM payment_reports WHERE biller = ? AND business_date = ?", arguments: [biller.code, date.iso])
+            if let report = try Row.fetchOne(db, sql: "SELECT coalesce(delivered_to, path), version FROM payment_reports WHERE biller = ? AND business_date = ?", arguments: [biller.code, date.iso]) {
+                line.report = report[0]
+                line.reportVersion = report[1]
+            }
             lines.append(line)
         }
         return Summary(date: date.iso, billers: lines)

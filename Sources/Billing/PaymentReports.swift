@@ -112,15 +112,30 @@ public enum PaymentReports {
 
     /// The header of the report of `biller` for `date`, with `itemCount` (the items are
     /// counted as they are written; `build` counts them in memory).
-    public static func header(_ db: Database, biller: String, date: ShanghaiCalendar.Date, now: TimestampMicros, itemCount count: Int = 0) throws -> ReportHeader {
+    public static func header(_ db: Database, biller: String, date: ShanghaiCalendar.Date, now: TimestampMicros, itemCount count: Int = 0, version: Int = 1) throws -> ReportHeader {
         let feedIDs = try String.fetchAll(db, sql: "SELECT feed_id FROM feeds WHERE biller = ? AND business_date = ? ORDER BY ingested_at", arguments: [biller, date.iso])
         let paid = try Row.fetchOne(db, sql: "SELECT count(*) AS n, coalesce(sum(paid_fen), 0) AS fen FROM bills WHERE biller = ? AND paid_business_date = ?", arguments: [biller, date.iso])
         let refunded = try Row.fetchOne(db, sql: "SELECT count(*) AS n, coalesce(sum(paid_fen), 0) AS fen FROM bills WHERE biller = ? AND refunded_business_date = ?", arguments: [biller, date.iso])
         return ReportHeader(
-            reportID: "QDW-\(biller)-\(date.compact)", billerCode: biller, businessDate: date.iso, createdAt: now,
+            reportID: reportID(biller: biller, date: date, version: version), billerCode: biller, businessDate: date.iso, createdAt: now,
             originalFeedID: feedIDs.first, itemCount: count,
             paidCount: paid?["n"] ?? 0, paidSumFen: paid?["fen"] ?? 0,
             refundedCount: refunded?["n"] ?? 0, refundedSumFen: refunded?["fen"] ?? 0)
+    }
+
+    /// `QDW-QD-WATER-20261127`, and `...-V2` for a corrected second version.
+    static func reportID(biller: String, date: ShanghaiCalendar.Date, version: Int) -> String {
+        "QDW-\(biller)-\(date.compact)" + (version > 1 ? "-V\(version)" : "")
+    }
+
+    /// A path or URL of version `version`: `-v2` before the extension of its last part.
+    static func versioned(_ location: String, version: Int) -> String {
+        guard version > 1 else { return location }
+        let slash = location.lastIndex(of: "/") ?? location.startIndex
+        if let dot = location[slash...].lastIndex(of: ".") {
+            return String(location[..<dot]) + "-v\(version)" + String(location[dot...])
+        }
+        return location + "-v\(version)"
     }
 
     /// Header and items, all in memory (tests and small days).
@@ -130,8 +145,8 @@ public enum PaymentReports {
     }
 
     /// Writes the report of `biller` for `date` to `path`, streaming its items from the database.
-    public static func write(_ db: Database, biller: String, date: ShanghaiCalendar.Date, now: TimestampMicros, path: String, schema: XMLSchema) throws -> ReportHeader {
-        var head = try header(db, biller: biller, date: date, now: now)
+    public static func write(_ db: Database, biller: String, date: ShanghaiCalendar.Date, now: TimestampMicros, path: String, schema: XMLSchema, version: Int = 1) throws -> ReportHeader {
+        var head = try header(db, biller: biller, date: date, now: now, version: version)
         let cursor = try Row.fetchCursor(db, sql: itemsSQL, arguments: [biller, date.iso])
         // The writer takes a plain sequence; a read error ends it early and is thrown after,
         // so a short report is never taken for a whole one.
@@ -177,6 +192,9 @@ struct ReportStep: TypedJobStep {
         var header: ReportHeader
         var deliveredTo: String?
         var deliveryError: String?
+        var version = 1
+        /// The same report was delivered before: nothing sent again.
+        var unchanged = false
     }
 
     let config: NightlyBillingConfig
@@ -185,6 +203,16 @@ struct ReportStep: TypedJobStep {
 
     func start(_ context: JobContext) throws -> Checkpoint { Checkpoint(next: 0) }
 
+    /// The report of the day as last written for a biller.
+    struct Previous {
+        var version: Int
+        var reportID: String
+        var sha256: Data
+        var createdAt: TimestampMicros
+        var delivered: Bool
+        var deliveredTo: String?
+    }
+
     func beforeChunk(_ context: JobContext, checkpoint: Data) throws -> Data? {
         let position = try JSONDecoder().decode(Checkpoint.self, from: checkpoint)
         guard position.next < config.billers.count else { return nil }
@@ -192,14 +220,52 @@ struct ReportStep: TypedJobStep {
         let date = try context.date("date")
         let directory = (config.reportsDirectory as NSString).appendingPathComponent(biller.code)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        let path = (directory as NSString).appendingPathComponent("QDW-\(biller.code)-\(date.compact).xml")
-        let header = try config.wallets.store.pool.read { db in
-            try PaymentReports.write(db, biller: biller.code, date: date, now: context.clock.nowMicros(), path: path, schema: config.reportSchema)
+        let basePath = (directory as NSString).appendingPathComponent("QDW-\(biller.code)-\(date.compact).xml")
+        let pool = config.wallets.store.pool
+        let previous = try pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT version, report_id, sha256, created_at, delivered_at, delivered_to FROM payment_reports WHERE biller = ? AND business_date = ?", arguments: [biller.code, date.iso])
+                .map { Previous(version: $0[0], reportID: $0[1], sha256: $0[2], createdAt: $0[3], delivered: ($0[4] as Int64?) != nil, deliveredTo: $0[5]) }
         }
-        let digest = try FeedIngest.sha256(path: path).digest
-        let target = Biller.fill(biller.resultURL, date: date, root: config.root, reports: config.reportsDirectory)
-        var written = Written(reportID: header.reportID, path: path, sha256: Data(digest), items: header.itemCount, header: header)
-        if target == "file://" + path {
+        var version = previous?.version ?? 1
+        var path = ReportVersions.path(basePath, version: version)
+        var header: ReportHeader
+        var digest: Data
+        var unchanged = false
+        if let previous {
+            // Written again with the previous CreatedAt: the same bytes mean the same report.
+            let candidate = path + ".candidate"
+            header = try pool.read { db in
+                try PaymentReports.write(db, biller: biller.code, date: date, now: previous.createdAt, path: candidate, schema: config.reportSchema, version: version)
+            }
+            digest = Data(try FeedIngest.sha256(path: candidate).digest)
+            if digest == previous.sha256 {
+                unchanged = previous.delivered
+                try? FileManager.default.removeItem(atPath: candidate)
+            } else {
+                try? FileManager.default.removeItem(atPath: candidate)
+                // A report a biller has received is never replaced: a correction is a new version.
+                if previous.delivered { version += 1 }
+                path = ReportVersions.path(basePath, version: version)
+                header = try pool.read { db in
+                    try PaymentReports.write(db, biller: biller.code, date: date, now: context.clock.nowMicros(), path: path, schema: config.reportSchema, version: version)
+                }
+                digest = Data(try FeedIngest.sha256(path: path).digest)
+                if version > previous.version {
+                    context.logger.warning("corrected payment report", metadata: ["biller": "\(biller.code)", "date": "\(date.iso)", "version": "\(version)", "replaces": "\(previous.reportID)"])
+                }
+            }
+        } else {
+            header = try pool.read { db in
+                try PaymentReports.write(db, biller: biller.code, date: date, now: context.clock.nowMicros(), path: path, schema: config.reportSchema)
+            }
+            digest = Data(try FeedIngest.sha256(path: path).digest)
+        }
+        let target = ReportVersions.path(Biller.fill(biller.resultURL, date: date, root: config.root, reports: config.reportsDirectory), version: version)
+        var written = Written(reportID: header.reportID, path: path, sha256: digest, items: header.itemCount, header: header, version: version)
+        if unchanged {
+            written.deliveredTo = previous?.deliveredTo
+            written.unchanged = true
+        } else if target == "file://" + path {
             written.deliveredTo = target
         } else {
             do {
@@ -218,15 +284,32 @@ struct ReportStep: TypedJobStep {
         let written = try JSONDecoder().decode(Written.self, from: prepared)
         let now = context.clock.nowMicros()
         let header = written.header
-        try db.cachedStatement(sql: """
-            INSERT INTO payment_reports (biller, business_date, report_id, path, sha256, items, paid_count, paid_sum_fen, refunded_count, refunded_sum_fen, created_at, delivered_to, delivered_at, delivery_error)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            ON CONFLICT (biller, business_date) DO UPDATE SET report_id = excluded.report_id, path = excluded.path, sha256 = excluded.sha256, items = excluded.items,
-                paid_count = excluded.paid_count, paid_sum_fen = excluded.paid_sum_fen, refunded_count = excluded.refunded_count, refunded_sum_fen = excluded.refunded_sum_fen,
-                created_at = excluded.created_at, delivered_to = excluded.delivered_to, delivered_at = excluded.delivered_at, delivery_error = excluded.delivery_error
-            """).execute(arguments: [header.billerCode, header.businessDate, written.reportID, written.path, written.sha256, written.items, header.paidCount, header.paidSumFen,
-                             header.refundedCount, header.refundedSumFen, now, written.deliveredTo, written.deliveredTo == nil ? nil : now, written.deliveryError])
+        if !written.unchanged {
+            try db.cachedStatement(sql: """
+                INSERT INTO payment_reports (biller, business_date, report_id, path, sha256, items, paid_count, paid_sum_fen, refunded_count, refunded_sum_fen, created_at, delivered_to, delivered_at, delivery_error, version)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (biller, business_date) DO UPDATE SET report_id = excluded.report_id, path = excluded.path, sha256 = excluded.sha256, items = excluded.items,
+                    paid_count = excluded.paid_count, paid_sum_fen = excluded.paid_sum_fen, refunded_count = excluded.refunded_count, refunded_sum_fen = excluded.refunded_sum_fen,
+                    created_at = excluded.created_at, delivered_to = excluded.delivered_to, delivered_at = excluded.delivered_at, delivery_error = excluded.delivery_error,
+                    version = excluded.version
+                """).execute(arguments: [header.billerCode, header.businessDate, written.reportID, written.path, written.sha256, written.items, header.paidCount, header.paidSumFen,
+                                 header.refundedCount, header.refundedSumFen, header.createdAt, written.deliveredTo, written.deliveredTo == nil ? nil : now, written.deliveryError, written.version])
+            if written.deliveredTo != nil {
+                // Every version a biller received, kept: a later one never erases an earlier.
+                try db.cachedStatement(sql: """
+                    INSERT INTO payment_report_versions (biller, business_date, version, report_id, path, sha256, paid_count, paid_sum_fen, refunded_count, refunded_sum_fen, delivered_to, delivered_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (biller, business_date, version) DO NOTHING
+                    """).execute(arguments: [header.billerCode, header.businessDate, written.version, written.reportID, written.path, written.sha256, header.paidCount, header.paidSumFen,
+                                     header.refundedCount, header.refundedSumFen, written.deliveredTo, now])
+            }
+        }
         let next = Checkpoint(next: checkpoint.next + 1)
         return (next, ChunkCounts(read: written.items, written: 1, failed: written.deliveryError == nil ? 0 : 1, done: next.next >= config.billers.count))
     }
+}
+
+/// Where version `n` of a payment report goes: version 1 where it always went, a correction
+/// beside it with `-vN` before the extension (`QDW-QD-WATER-20261127-v2.xml`).
+enum ReportVersions {
+    static func path(_ location: String, version: Int) -> String { PaymentReports.versioned(location, version: version) }
 }

@@ -89,7 +89,9 @@ import Testing
         _ = try world.run("2026-11-28")
         let biller: String = payable["biller"]
         let billID: String = payable["bill_id"]
-        let first = try world.reportFile(biller, "20261127")
+        // The 27th's report had been delivered: the corrected one is its version 2.
+        let first = try world.reportFile(biller, "20261127-v2")
+        #expect(first.contains("<ReportId>QDW-\(biller)-20261127-V2</ReportId>"))
         let second = try world.reportFile(biller, "20261128")
         func item(_ xml: String) -> String {
             guard let start = xml.range(of: "<BillId>\(billID)</BillId>"), let end = xml.range(of: "</Item>", range: start.upperBound..<xml.endIndex) else { return "" }
@@ -101,5 +103,39 @@ import Testing
             let counted = Self.tally(xml)
             #expect(counted.paidCount == counted.paidItems && counted.refundedCount == counted.refundedItems, "\(counted)")
         }
+    }
+
+    /// A report a biller has received is never replaced: the same content is not sent again,
+    /// a correction is a new, numbered version beside it, and every delivered version is kept.
+    @Test func aDeliveredReportIsNeverReplaced() throws {
+        let world = try BillingWorld()
+        try world.populate()
+        _ = try world.run("2026-11-27")
+        let delivered = world.directory.appendingPathComponent("reports/outbound/QD-WATER/QDW-QD-WATER-20261127.xml").path
+        let original = try Data(contentsOf: URL(fileURLWithPath: delivered))
+        let local = try world.reportFile("QD-WATER", "20261127")
+        // Run again with nothing changed: nothing new is written or sent.
+        world.clock.advance(micros: 3_600_000_000)
+        _ = try world.run("2026-11-27", force: true)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: delivered)) == original)
+        #expect(try world.reportFile("QD-WATER", "20261127") == local)
+        #expect(!FileManager.default.fileExists(atPath: delivered.replacingOccurrences(of: ".xml", with: "-v2.xml")))
+        #expect(try world.count("SELECT count(*) FROM payment_report_versions WHERE biller = 'QD-WATER'") == 1)
+        // A bill of the 27th is cancelled by hand-made correction of the data (its status
+        // changes): the next run delivers version 2 beside version 1.
+        try world.execute("UPDATE bills SET status = 'cancelled' WHERE biller = 'QD-WATER' AND status = 'payable' AND id = (SELECT min(id) FROM bills WHERE biller = 'QD-WATER' AND status = 'payable')")
+        let report = try world.run("2026-11-27", force: true)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: delivered)) == original)
+        let corrected = try String(contentsOfFile: delivered.replacingOccurrences(of: ".xml", with: "-v2.xml"), encoding: .utf8)
+        #expect(corrected.contains("<ReportId>QDW-QD-WATER-20261127-V2</ReportId>"))
+        #expect(corrected.contains("<Status>CANCELLED</Status>"))
+        #expect(try world.count("SELECT count(*) FROM payment_report_versions WHERE biller = 'QD-WATER'") == 2)
+        #expect(try world.count("SELECT version FROM payment_reports WHERE biller = 'QD-WATER' AND business_date = '2026-11-27'") == 2)
+        // The run says so.
+        let water = try #require(try world.summary(report).billers.first { $0.biller == "QD-WATER" })
+        #expect(water.reportVersion == 2)
+        #expect(water.report?.hasSuffix("-v2.xml") == true)
+        // Delivered versions cannot be edited or deleted.
+        #expect(throws: (any Error).self) { try world.execute("DELETE FROM payment_report_versions") }
     }
 }
