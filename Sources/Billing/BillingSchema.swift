@@ -153,5 +153,14 @@ public enum BillingSchema {
                 CREATE TRIGGER payment_report_versions_no_delete BEFORE DELETE ON payment_report_versions BEGIN SELECT RAISE(ABORT, 'delivered report versions are append-only'); END;
                 """)
         }
+        migrator.registerMigration("billing-v3-feed-identity") { db in
+            // A feed's identity is (BillerCode, FeedId): keys become BILLER/FEEDID everywhere.
+            try db.execute(sql: """
+                UPDATE feed_records SET feed_id = coalesce((SELECT f.biller FROM feeds f WHERE f.feed_id = feed_records.feed_id), 'UNKNOWN') || '/' || feed_id;
+                UPDATE feed_cancels SET feed_id = biller || '/' || feed_id;
+                UPDATE bills SET feed_id = biller || '/' || feed_id;
+                UPDATE feeds SET feed_id = biller || '/' || feed_id;
+                """)
+        }
     }
 }

@@ -14,6 +14,14 @@ public enum FeedIngest {
         case replay(feedID: String)
     }
 
+    /// A feed's identity is its biller and the FeedId the biller gave it: two billers may
+    /// number their feeds alike. The feed tables key feeds as `BILLER/FEEDID`; what is shown
+    /// (summaries, reports, reconciliation) is the biller's FeedId.
+    static func key(biller: String, feedID: String) -> String { biller + "/" + feedID }
+
+    /// The SQL expression that shows the biller's FeedId of a stored key column.
+    static func shown(_ column: String) -> String { "substr(\(column), instr(\(column), '/') + 1)" }
+
     /// Stops the parse early when the header shows a replay.
     private struct ReplayStop: Error { let feedID: String }
 
@@ -59,15 +67,15 @@ public enum FeedIngest {
             let summary = try reader.read(
                 path: path, expectedBiller: biller.code, expectedDate: date.iso,
                 onHeader: { header in
-                    feedID = header.feedID
-                    if let row = try Row.fetchOne(db, sql: "SELECT sha256 FROM feeds WHERE feed_id = ?", arguments: [header.feedID]) {
+                    feedID = key(biller: biller.code, feedID: header.feedID)
+                    if let row = try Row.fetchOne(db, sql: "SELECT sha256 FROM feeds WHERE feed_id = ?", arguments: [feedID]) {
                         if (row["sha256"] as Data) == Data(digest) { throw ReplayStop(feedID: header.feedID) }
                         throw FeedError(.feedIdReused, "FeedId \(header.feedID) was ingested before with other content; a corrected feed needs a new FeedId")
                     }
                     try db.execute(sql: """
                         INSERT INTO feeds (feed_id, biller, business_date, sha256, bytes, bills, cancels, ctrl_sum_fen, created_at, ingested_at, execution_id)
                         VALUES (?, ?, ?, ?, ?, 0, 0, ?, ?, ?, ?)
-                        """, arguments: [header.feedID, biller.code, header.businessDate, Data(digest), bytes, header.controlSumFen, header.createdAt, now, executionID])
+                        """, arguments: [feedID, biller.code, header.businessDate, Data(digest), bytes, header.controlSumFen, header.createdAt, now, executionID])
                 },
                 onBill: { bill in
                     seq += 1
@@ -100,7 +108,7 @@ public enum FeedIngest {
                         .execute(arguments: [feedID, seq, biller.code, cancel.billID, String(cancel.reason.prefix(140)), date.iso])
                 })
             try db.execute(sql: "UPDATE feeds SET bills = ?, cancels = ? WHERE feed_id = ?", arguments: [summary.bills, summary.cancels, feedID])
-            return .staged(feedID: feedID, bills: staged, cancels: summary.cancels, recordFaults: faults)
+            return .staged(feedID: summary.header.feedID, bills: staged, cancels: summary.cancels, recordFaults: faults)
         } catch let replay as ReplayStop {
             return .replay(feedID: replay.feedID)
         }

@@ -105,7 +105,8 @@ public enum NightlyBilling {
         for biller in config.billers {
             let run = try Row.fetchOne(db, sql: "SELECT * FROM billing_runs WHERE execution_id = ? AND biller = ?", arguments: [context.executionID, biller.code])
             let feedIDs = try String.fetchAll(db, sql: "SELECT feed_id FROM feeds WHERE biller = ? AND business_date = ?", arguments: [biller.code, date.iso])
-            var line = BillerSummary(biller: biller.code, feedId: run?["feed_id"] ?? feedIDs.first, status: run?["status"] ?? "skipped", bills: 0, paid: 0, paidFen: 0, pending: 0, pendingByReason: [:], unmatched: 0, rejectedRecords: 0, cancelled: 0, refunded: 0, refundedFen: 0, discountFen: 0, points: 0, error: run?["error"], report: nil)
+            let shownFeedID = try String.fetchOne(db, sql: "SELECT \(FeedIngest.shown("feed_id")) FROM feeds WHERE biller = ? AND business_date = ? LIMIT 1", arguments: [biller.code, date.iso])
+            var line = BillerSummary(biller: biller.code, feedId: run?["feed_id"] ?? shownFeedID, status: run?["status"] ?? "skipped", bills: 0, paid: 0, paidFen: 0, pending: 0, pendingByReason: [:], unmatched: 0, rejectedRecords: 0, cancelled: 0, refunded: 0, refundedFen: 0, discountFen: 0, points: 0, error: run?["error"], report: nil)
             for feed in feedIDs {
                 for row in try Row.fetchAll(db, sql: "SELECT status, reason, count(*) AS n, coalesce(sum(due_fen), 0) AS fen FROM bills WHERE feed_id = ? GROUP BY status, reason", arguments: [feed]) {
                     let n: Int = row["n"]

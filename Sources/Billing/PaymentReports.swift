@@ -113,7 +113,7 @@ public enum PaymentReports {
     /// The header of the report of `biller` for `date`, with `itemCount` (the items are
     /// counted as they are written; `build` counts them in memory).
     public static func header(_ db: Database, biller: String, date: ShanghaiCalendar.Date, now: TimestampMicros, itemCount count: Int = 0, version: Int = 1) throws -> ReportHeader {
-        let feedIDs = try String.fetchAll(db, sql: "SELECT feed_id FROM feeds WHERE biller = ? AND business_date = ? ORDER BY ingested_at", arguments: [biller, date.iso])
+        let feedIDs = try String.fetchAll(db, sql: "SELECT \(FeedIngest.shown("feed_id")) FROM feeds WHERE biller = ? AND business_date = ? ORDER BY ingested_at", arguments: [biller, date.iso])
         let paid = try Row.fetchOne(db, sql: "SELECT count(*) AS n, coalesce(sum(paid_fen), 0) AS fen FROM bills WHERE biller = ? AND paid_business_date = ?", arguments: [biller, date.iso])
         let refunded = try Row.fetchOne(db, sql: "SELECT count(*) AS n, coalesce(sum(paid_fen), 0) AS fen FROM bills WHERE biller = ? AND refunded_business_date = ?", arguments: [biller, date.iso])
         return ReportHeader(

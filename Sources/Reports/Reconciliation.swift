@@ -93,7 +93,8 @@ public struct Reconciliation: Codable, Sendable {
         var billers: [BillerLine] = []
         for biller in try Row.fetchAll(db, sql: "SELECT code, account_id FROM billers ORDER BY code") {
             let code: String = biller["code"]
-            let feeds = try Row.fetchAll(db, sql: "SELECT feed_id, bills, ctrl_sum_fen FROM feeds WHERE biller = ? AND business_date = ? ORDER BY feed_id", arguments: [code, date.iso])
+            // Feeds are keyed BILLER/FEEDID; the biller's FeedId is what is shown.
+            let feeds = try Row.fetchAll(db, sql: "SELECT substr(feed_id, instr(feed_id, '/') + 1) AS feed_id, bills, ctrl_sum_fen FROM feeds WHERE biller = ? AND business_date = ? ORDER BY feed_id", arguments: [code, date.iso])
             let feedIDs = feeds.map { $0["feed_id"] as String }
             func count(_ sql: String, _ arguments: StatementArguments) throws -> Count {
                 let row = try Row.fetchOne(db, sql: sql, arguments: arguments)

@@ -108,10 +108,10 @@ import Testing
         let pool = try DatabasePool(path: cli.databasePath)
         defer { try? pool.close() }
         try pool.read { db in
-            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM bills WHERE biller = 'QD-WATER' AND feed_id = 'K-20261127'") == 4_000)
-            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM bills WHERE feed_id = 'K-20261127' AND status <> 'paid'") == 0)
+            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM bills WHERE biller = 'QD-WATER' AND feed_id = 'QD-WATER/K-20261127'") == 4_000)
+            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM bills WHERE feed_id = 'QD-WATER/K-20261127' AND status <> 'paid'") == 0)
             #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM ledger_transactions WHERE idempotency_key LIKE 'bill:QD-WATER:K%'") == 4_000)
-            #expect(try Int.fetchOne(db, sql: "SELECT count(DISTINCT transaction_id) FROM bills WHERE feed_id = 'K-20261127'") == 4_000)
+            #expect(try Int.fetchOne(db, sql: "SELECT count(DISTINCT transaction_id) FROM bills WHERE feed_id = 'QD-WATER/K-20261127'") == 4_000)
             for wallet in 0..<wallets {
                 let balance = try Int64.fetchOne(db, sql: "SELECT a.credits_posted - a.debits_posted FROM wallets w JOIN ledger_accounts a ON a.id = w.wallet_account_id WHERE w.phone = ?", arguments: ["1390000\(String(format: "%04d", wallet))"])
                 #expect(balance == 500_000 - dueByWallet[wallet], "wallet \(wallet)")

@@ -1,0 +1,64 @@
+import Foundation
+import GRDB
+import Testing
+@testable import Billing
+@testable import Ledger
+
+/// A feed's identity is (BillerCode, FeedId): billers number their feeds independently.
+@Suite struct FeedIdentityTests {
+    /// A one-bill feed of `biller` with the given FeedId.
+    static func feed(_ directory: URL, biller: String, feedID: String, billID: String, customer: String, fen: Int64) throws -> String {
+        let yuan = "\(fen / 100).\(String(format: "%02d", fen % 100))"
+        let xml = """
+            <?xml version="1.0" encoding="UTF-8"?>
+            <BillFeed xmlns="urn:qdwallet:billfeed:1"><Header><FeedId>\(feedID)</FeedId><BillerCode>\(biller)</BillerCode><CreatedAt>2026-11-27T22:00:00+08:00</CreatedAt><BusinessDate>2026-11-27</BusinessDate><NbOfBills>1</NbOfBills><CtrlSum Ccy="CNY">\(yuan)</CtrlSum></Header>
+            <Bill><BillId>\(billID)</BillId><CustomerNo>\(customer)</CustomerNo><CustomerName>张*</CustomerName><District>市南区</District><Period>2026-11</Period><Usage Unit="m3">1.0</Usage><Amount Ccy="CNY">\(yuan)</Amount><LateFee Ccy="CNY">0.00</LateFee><IssueDate>2026-11-27</IssueDate><DueDate>2026-12-20</DueDate></Bill></BillFeed>
+            """
+        let path = directory.appendingPathComponent("\(biller)-\(feedID)-\(billID).xml").path
+        try xml.write(toFile: path, atomically: true, encoding: .utf8)
+        return "file://" + path
+    }
+
+    @Test func twoBillersMayNumberTheirFeedsAlike() throws {
+        let world = try BillingWorld()
+        try world.populate()
+        let water = try Self.feed(world.directory, biller: "QD-WATER", feedID: "20261127-01", billID: "W-1", customer: "1100234567", fen: 1_000)
+        let gas = try Self.feed(world.directory, biller: "QD-GAS", feedID: "20261127-01", billID: "G-1", customer: "88001234", fen: 2_000)
+        let report = try world.run("2026-11-27", feeds: ["QD-WATER": water, "QD-GAS": gas])
+        let summary = try world.summary(report)
+        for code in ["QD-WATER", "QD-GAS"] {
+            let line = try #require(summary.billers.first { $0.biller == code })
+            #expect(line.status == "processed", "\(code): \(line.error ?? "")")
+            #expect(line.feedId == "20261127-01")
+        }
+        #expect(try world.status("QD-WATER", "W-1") != nil && world.status("QD-GAS", "G-1") != nil)
+        // Each report lists its own biller's bill only, with the biller's own FeedId.
+        let waterReport = try world.reportFile("QD-WATER", "20261127")
+        let gasReport = try world.reportFile("QD-GAS", "20261127")
+        #expect(waterReport.contains("<BillId>W-1</BillId>") && !waterReport.contains("<BillId>G-1</BillId>"))
+        #expect(gasReport.contains("<BillId>G-1</BillId>") && !gasReport.contains("<BillId>W-1</BillId>"))
+        #expect(waterReport.contains("<OrgnlFeedId>20261127-01</OrgnlFeedId>"))
+    }
+
+    /// One biller reusing its own FeedId with other content is refused; another biller's feed
+    /// of the same FeedId is not its concern, and a replay of the same bytes is a no-op.
+    @Test func aReusedFeedIdIsJudgedWithinItsBiller() throws {
+        let world = try BillingWorld()
+        try world.populate()
+        let gas = try Self.feed(world.directory, biller: "QD-GAS", feedID: "F-1", billID: "G-1", customer: "88001234", fen: 2_000)
+        _ = try world.run("2026-11-27", feeds: ["QD-GAS": gas, "QD-WATER": try Self.feed(world.directory, biller: "QD-WATER", feedID: "W-F", billID: "W-0", customer: "1100234567", fen: 100)])
+        // QD-WATER sends a feed numbered F-1 too: staged, not "reused".
+        let water = try Self.feed(world.directory, biller: "QD-WATER", feedID: "F-1", billID: "W-1", customer: "1100234567", fen: 1_000)
+        let second = try world.run("2026-11-27", feeds: ["QD-WATER": water, "QD-GAS": gas], force: true)
+        let lines = try world.summary(second).billers
+        #expect(lines.first { $0.biller == "QD-WATER" }?.status == "processed")
+        #expect(lines.first { $0.biller == "QD-GAS" }?.status == "skipped")
+        // QD-GAS reusing F-1 with other content is refused.
+        let changed = try Self.feed(world.directory, biller: "QD-GAS", feedID: "F-1", billID: "G-2", customer: "88001234", fen: 3_000)
+        let third = try world.run("2026-11-27", feeds: ["QD-WATER": water, "QD-GAS": changed], force: true)
+        let gasLine = try #require(try world.summary(third).billers.first { $0.biller == "QD-GAS" })
+        #expect(gasLine.status == "rejected")
+        #expect(gasLine.error?.contains("F-1") == true)
+        #expect(try world.bill("QD-GAS", "G-2") == nil)
+    }
+}
