@@ -262,6 +262,20 @@ struct ReportStep: TypedJobStep {
         }
         let target = ReportVersions.path(Biller.fill(biller.resultURL, date: date, root: config.root, reports: config.reportsDirectory), version: version)
         var written = Written(reportID: header.reportID, path: path, sha256: digest, items: header.itemCount, header: header, version: version)
+        // A feed refused at feed level: the biller is told so, and why, beside the report.
+        if let rejection = try pool.read({ db in try FeedStatusReport.rejection(db, biller: biller.code, date: date) }) {
+            let statusPath = FeedStatusReport.path(basePath)
+            try FeedStatusReport.write(rejection, biller: biller.code, date: date, now: context.clock.nowMicros(), to: statusPath)
+            let statusTarget = FeedStatusReport.path(Biller.fill(biller.resultURL, date: date, root: config.root, reports: config.reportsDirectory))
+            if statusTarget != "file://" + statusPath {
+                do {
+                    try config.fetcher.upload(file: statusPath, to: statusTarget, sshHostKeySHA256: biller.sshHostKeySHA256)
+                } catch {
+                    written.deliveryError = "the feed status could not be delivered: \(error.description)"
+                    context.logger.error("feed status delivery failed", metadata: ["biller": "\(biller.code)", "error": "\(error)"])
+                }
+            }
+        }
         if unchanged {
             written.deliveredTo = previous?.deliveredTo
             written.unchanged = true
@@ -312,4 +326,47 @@ struct ReportStep: TypedJobStep {
 /// beside it with `-vN` before the extension (`QDW-QD-WATER-20261127-v2.xml`).
 enum ReportVersions {
     static func path(_ location: String, version: Int) -> String { PaymentReports.versioned(location, version: version) }
+}
+
+/// The status of a refused feed, sent to its biller beside the payment report in the manner
+/// of an ISO 20022 payment status report (pain.002): group status RJCT with the reason.
+enum FeedStatusReport {
+    struct Rejection {
+        var feedID: String?
+        var code: String
+        var message: String
+    }
+
+    /// The day's feed of `biller` as the latest run left it, when it was refused.
+    static func rejection(_ db: Database, biller: String, date: ShanghaiCalendar.Date) throws -> Rejection? {
+        guard let row = try Row.fetchOne(db, sql: "SELECT status, feed_id, error_code, error FROM billing_runs WHERE biller = ? AND business_date = ? ORDER BY at DESC, execution_id DESC LIMIT 1", arguments: [biller, date.iso]),
+              (row[0] as String) == "rejected" else { return nil }
+        // Only the message goes to the biller: never a local path or a cause from inside.
+        let error: String = row[3] ?? "the feed was refused"
+        let message = String((error.components(separatedBy: " [").first ?? error).prefix(500))
+        return Rejection(feedID: row[1], code: row[2] ?? "rejected", message: message)
+    }
+
+    /// `QDW-QD-WATER-20261127.xml` gives `QDW-QD-WATER-20261127-status.xml`.
+    static func path(_ report: String) -> String {
+        let slash = report.lastIndex(of: "/") ?? report.startIndex
+        if let dot = report[slash...].lastIndex(of: ".") { return String(report[..<dot]) + "-status" + String(report[dot...]) }
+        return report + "-status"
+    }
+
+    static func write(_ rejection: Rejection, biller: String, date: ShanghaiCalendar.Date, now: TimestampMicros, to path: String) throws {
+        func escape(_ text: String) -> String {
+            text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
+        }
+        var xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<FeedStatusReport xmlns=\"urn:qdwallet:feedstatus:1\">\n"
+        xml += "  <GrpHdr>\n    <MsgId>QDW-\(escape(biller))-\(date.compact)-STATUS</MsgId>\n    <CreDtTm>\(PaymentReportWriter.isoTime(now))</CreDtTm>\n  </GrpHdr>\n"
+        xml += "  <OrgnlGrpInfAndSts>\n"
+        if let feedID = rejection.feedID { xml += "    <OrgnlMsgId>\(escape(feedID))</OrgnlMsgId>\n" }
+        xml += "    <BillerCode>\(escape(biller))</BillerCode>\n    <BusinessDate>\(date.iso)</BusinessDate>\n    <GrpSts>RJCT</GrpSts>\n"
+        xml += "    <StsRsnInf>\n      <Rsn>\(escape(rejection.code.uppercased()))</Rsn>\n      <AddtlInf>\(escape(rejection.message))</AddtlInf>\n    </StsRsnInf>\n"
+        xml += "  </OrgnlGrpInfAndSts>\n</FeedStatusReport>\n"
+        guard FileManager.default.createFile(atPath: path, contents: Data(xml.utf8), attributes: [.posixPermissions: 0o600]) else {
+            throw FeedError(.io, "cannot write the feed status report", context: path)
+        }
+    }
 }

@@ -10,6 +10,7 @@
 #include <libxml/parser.h>
 #include <libxml/xmlreader.h>
 #include <libxml/xmlschemas.h>
+#include <libxml/xmlschemastypes.h>
 #include <libxml/xmlerror.h>
 
 /* xmlFree is a global function pointer, which Swift 6 treats as shared mutable state. */

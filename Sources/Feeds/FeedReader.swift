@@ -9,8 +9,18 @@ public final class XMLSchema: @unchecked Sendable {
     let pointer: xmlSchemaPtr
     public let path: String
 
+    /// libxml2 builds its table of XSD built-in types on first use, and two threads doing
+    /// that at once can see a half-built table ("xs:string does not resolve"): build it
+    /// once, before any schema is compiled.
+    private static let typesReady: Bool = {
+        xmlInitParser()
+        xmlSchemaInitTypes()
+        return true
+    }()
+
     /// Compiles the schema at `path` (a local file; nothing is fetched).
     public init(path: String) throws(FeedError) {
+        _ = Self.typesReady
         let collector = ErrorCollector()
         let context = Unmanaged.passUnretained(collector).toOpaque()
         xmlSetStructuredErrorFunc(context, collectErrors)

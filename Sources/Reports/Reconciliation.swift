@@ -163,6 +163,16 @@ public struct Reconciliation: Codable, Sendable {
             if report == nil && !feedIDs.isEmpty {
                 brk("missing_report", "\(code) \(date.iso)", "no payment report was written for the day")
             }
+            // A day without the biller's feed is a break: refused at feed level, or never processed.
+            if feedIDs.isEmpty {
+                let last = try Row.fetchOne(db, sql: "SELECT status, error_code, error FROM billing_runs WHERE biller = ? AND business_date = ? ORDER BY at DESC, execution_id DESC LIMIT 1", arguments: [code, date.iso])
+                if let last, (last[0] as String) == "rejected" {
+                    let error: String = last[2] ?? ""
+                    brk("feed_rejected", "\(code) \(date.iso)", "the day's feed was refused (\(last[1] as String? ?? "rejected")): \(error.components(separatedBy: " [").first ?? error)")
+                } else {
+                    brk("missing_feed", "\(code) \(date.iso)", "no feed of the day was processed: the nightly run did not run for this date, or the biller sent none")
+                }
+            }
         }
 
         // Bill by bill: every paid bill has its posting; no posting is shared or orphaned.

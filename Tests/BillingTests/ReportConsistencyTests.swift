@@ -4,6 +4,7 @@ import Testing
 @testable import Billing
 @testable import JobRunner
 @testable import Ledger
+@testable import Reports
 
 /// Each run works on its own business date, and every payment report's header equals its
 /// items: a payment is PAID in the report of its own day, and in no other.
@@ -137,5 +138,42 @@ import Testing
         #expect(water.report?.hasSuffix("-v2.xml") == true)
         // Delivered versions cannot be edited or deleted.
         #expect(throws: (any Error).self) { try world.execute("DELETE FROM payment_report_versions") }
+    }
+}
+
+/// A refused or missing feed is a break, and the biller is told its feed was refused, and why.
+@Suite struct RefusedFeedTests {
+    @Test func aRefusedFeedIsABreakAndTheBillerGetsARejectionStatus() throws {
+        let world = try BillingWorld()
+        try world.populate()
+        let report = try world.run("2026-11-27", feeds: ["QD-WATER": "file://\(sampleFeeds)/bad/wrong-totals.xml"])
+        #expect(report.assessment == .breaks)
+        // ISO 20022 style group status beside the (empty) payment report, locally and delivered.
+        let local = world.config.reportsDirectory + "/QD-WATER/QDW-QD-WATER-20261127-status.xml"
+        let delivered = world.config.reportsDirectory + "/outbound/QD-WATER/QDW-QD-WATER-20261127-status.xml"
+        for path in [local, delivered] {
+            let status = try String(contentsOfFile: path, encoding: .utf8)
+            #expect(status.contains("<GrpSts>RJCT</GrpSts>"))
+            #expect(status.contains("<Rsn>CONTROL_TOTALS</Rsn>"))
+            #expect(status.contains("<BillerCode>QD-WATER</BillerCode>") && status.contains("<BusinessDate>2026-11-27</BusinessDate>"))
+            #expect(!status.contains(world.directory.path))
+        }
+        // The other billers' feeds were fine: no status file for them.
+        #expect(!FileManager.default.fileExists(atPath: world.config.reportsDirectory + "/QD-GAS/QDW-QD-GAS-20261127-status.xml"))
+        // The day's reconciliation has the break.
+        let reconciliation = try world.store.transaction { db, ledger in try Reconciliation.run(db, ledger: ledger, date: ShanghaiCalendar.Date(year: 2026, month: 11, day: 27)) }
+        let categories = reconciliation.breaks.map { "\($0.category) \($0.subject)" }
+        #expect(categories.contains("feed_rejected QD-WATER 2026-11-27"), "\(categories)")
+        #expect(!categories.contains { $0.hasPrefix("feed_rejected QD-GAS") || $0.hasPrefix("missing_feed QD-GAS") })
+    }
+
+    @Test func aDayWithoutTheBillersFeedIsABreak() throws {
+        let world = try BillingWorld()
+        try world.populate()
+        _ = try world.run("2026-11-27")
+        // The 26th never ran: every biller's feed of that day is missing.
+        let reconciliation = try world.store.transaction { db, ledger in try Reconciliation.run(db, ledger: ledger, date: ShanghaiCalendar.Date(year: 2026, month: 11, day: 26)) }
+        let missing = reconciliation.breaks.filter { $0.category == "missing_feed" }.map(\.subject).sorted()
+        #expect(missing == ["QD-GAS 2026-11-26", "QD-POWER 2026-11-26", "QD-WATER 2026-11-26"])
     }
 }
