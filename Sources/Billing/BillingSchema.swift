@@ -162,5 +162,8 @@ public enum BillingSchema {
                 UPDATE feeds SET feed_id = biller || '/' || feed_id;
                 """)
         }
+        migrator.registerMigration("billing-v4-report-ledger-head") { db in
+            try db.execute(sql: "ALTER TABLE payment_reports ADD COLUMN ledger_head TEXT")
+        }
     }
 }

@@ -145,8 +145,9 @@ public enum PaymentReports {
     }
 
     /// Writes the report of `biller` for `date` to `path`, streaming its items from the database.
-    public static func write(_ db: Database, biller: String, date: ShanghaiCalendar.Date, now: TimestampMicros, path: String, schema: XMLSchema, version: Int = 1) throws -> ReportHeader {
+    public static func write(_ db: Database, biller: String, date: ShanghaiCalendar.Date, now: TimestampMicros, path: String, schema: XMLSchema, version: Int = 1, ledgerHead: String? = nil) throws -> ReportHeader {
         var head = try header(db, biller: biller, date: date, now: now, version: version)
+        head.ledgerHead = ledgerHead
         let cursor = try Row.fetchCursor(db, sql: itemsSQL, arguments: [biller, date.iso])
         // The writer takes a plain sequence; a read error ends it early and is thrown after,
         // so a short report is never taken for a whole one.
@@ -211,6 +212,7 @@ struct ReportStep: TypedJobStep {
         var createdAt: TimestampMicros
         var delivered: Bool
         var deliveredTo: String?
+        var ledgerHead: String?
     }
 
     func beforeChunk(_ context: JobContext, checkpoint: Data) throws -> Data? {
@@ -221,10 +223,11 @@ struct ReportStep: TypedJobStep {
         let directory = (config.reportsDirectory as NSString).appendingPathComponent(biller.code)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let basePath = (directory as NSString).appendingPathComponent("QDW-\(biller.code)-\(date.compact).xml")
-        let pool = config.wallets.store.pool
+        let store = config.wallets.store
+        let pool = store.pool
         let previous = try pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT version, report_id, sha256, created_at, delivered_at, delivered_to FROM payment_reports WHERE biller = ? AND business_date = ?", arguments: [biller.code, date.iso])
-                .map { Previous(version: $0[0], reportID: $0[1], sha256: $0[2], createdAt: $0[3], delivered: ($0[4] as Int64?) != nil, deliveredTo: $0[5]) }
+            try Row.fetchOne(db, sql: "SELECT version, report_id, sha256, created_at, delivered_at, delivered_to, ledger_head FROM payment_reports WHERE biller = ? AND business_date = ?", arguments: [biller.code, date.iso])
+                .map { Previous(version: $0[0], reportID: $0[1], sha256: $0[2], createdAt: $0[3], delivered: ($0[4] as Int64?) != nil, deliveredTo: $0[5], ledgerHead: $0[6]) }
         }
         var version = previous?.version ?? 1
         var path = ReportVersions.path(basePath, version: version)
@@ -232,10 +235,11 @@ struct ReportStep: TypedJobStep {
         var digest: Data
         var unchanged = false
         if let previous {
-            // Written again with the previous CreatedAt: the same bytes mean the same report.
+            // Written again with the previous CreatedAt and ledger head: the same bytes mean the
+            // same report.
             let candidate = path + ".candidate"
             header = try pool.read { db in
-                try PaymentReports.write(db, biller: biller.code, date: date, now: previous.createdAt, path: candidate, schema: config.reportSchema, version: version)
+                try PaymentReports.write(db, biller: biller.code, date: date, now: previous.createdAt, path: candidate, schema: config.reportSchema, version: version, ledgerHead: previous.ledgerHead)
             }
             digest = Data(try FeedIngest.sha256(path: candidate).digest)
             if digest == previous.sha256 {
@@ -246,8 +250,9 @@ struct ReportStep: TypedJobStep {
                 // A report a biller has received is never replaced: a correction is a new version.
                 if previous.delivered { version += 1 }
                 path = ReportVersions.path(basePath, version: version)
-                header = try pool.read { db in
-                    try PaymentReports.write(db, biller: biller.code, date: date, now: context.clock.nowMicros(), path: path, schema: config.reportSchema, version: version)
+                header = try store.snapshot { db, ledger in
+                    try PaymentReports.write(db, biller: biller.code, date: date, now: context.clock.nowMicros(), path: path, schema: config.reportSchema, version: version,
+                                             ledgerHead: (try ledger.chainHead() ?? .genesis).anchor)
                 }
                 digest = Data(try FeedIngest.sha256(path: path).digest)
                 if version > previous.version {
@@ -255,8 +260,9 @@ struct ReportStep: TypedJobStep {
                 }
             }
         } else {
-            header = try pool.read { db in
-                try PaymentReports.write(db, biller: biller.code, date: date, now: context.clock.nowMicros(), path: path, schema: config.reportSchema)
+            header = try store.snapshot { db, ledger in
+                try PaymentReports.write(db, biller: biller.code, date: date, now: context.clock.nowMicros(), path: path, schema: config.reportSchema,
+                                         ledgerHead: (try ledger.chainHead() ?? .genesis).anchor)
             }
             digest = Data(try FeedIngest.sha256(path: path).digest)
         }
@@ -300,14 +306,15 @@ struct ReportStep: TypedJobStep {
         let header = written.header
         if !written.unchanged {
             try db.cachedStatement(sql: """
-                INSERT INTO payment_reports (biller, business_date, report_id, path, sha256, items, paid_count, paid_sum_fen, refunded_count, refunded_sum_fen, created_at, delivered_to, delivered_at, delivery_error, version)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO payment_reports (biller, business_date, report_id, path, sha256, items, paid_count, paid_sum_fen, refunded_count, refunded_sum_fen, created_at, delivered_to, delivered_at, delivery_error, version, ledger_head)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT (biller, business_date) DO UPDATE SET report_id = excluded.report_id, path = excluded.path, sha256 = excluded.sha256, items = excluded.items,
                     paid_count = excluded.paid_count, paid_sum_fen = excluded.paid_sum_fen, refunded_count = excluded.refunded_count, refunded_sum_fen = excluded.refunded_sum_fen,
                     created_at = excluded.created_at, delivered_to = excluded.delivered_to, delivered_at = excluded.delivered_at, delivery_error = excluded.delivery_error,
-                    version = excluded.version
+                    version = excluded.version, ledger_head = excluded.ledger_head
                 """).execute(arguments: [header.billerCode, header.businessDate, written.reportID, written.path, written.sha256, written.items, header.paidCount, header.paidSumFen,
-                                 header.refundedCount, header.refundedSumFen, header.createdAt, written.deliveredTo, written.deliveredTo == nil ? nil : now, written.deliveryError, written.version])
+                                 header.refundedCount, header.refundedSumFen, header.createdAt, written.deliveredTo, written.deliveredTo == nil ? nil : now, written.deliveryError, written.version,
+                                 header.ledgerHead])
             if written.deliveredTo != nil {
                 // Every version a biller received, kept: a later one never erases an earlier.
                 try db.cachedStatement(sql: """

@@ -50,6 +50,8 @@ public struct ReportHeader: Sendable, Hashable, Codable {
     public var paidSumFen: Int64
     public var refundedCount: Int
     public var refundedSumFen: Int64
+    /// The ledger's chain head (`SEQ:HASH`) in the snapshot the report was read from.
+    public var ledgerHead: String?
 }
 
 /// Writes a PaymentReport document as it goes (items stream from the database), then checks
@@ -96,6 +98,7 @@ public struct PaymentReportWriter {
             head += amount("PaidSum", header.paidSumFen, indent: 4)
             head += element("RefundedCount", String(header.refundedCount), indent: 4)
             head += amount("RefundedSum", header.refundedSumFen, indent: 4)
+            if let ledgerHead = header.ledgerHead { head += element("LedgerHead", ledgerHead, indent: 4) }
             head += "  </Header>\n"
             try append(Data(head.utf8))
             guard let source = FileHandle(forReadingAtPath: itemsPath) else {

@@ -41,6 +41,8 @@ public struct LedgerCheckReport: Sendable, Codable {
     public var transactions: Int
     public var entries: Int
     public var trialBalance: [TrialBalanceLine]
+    /// The chain head checked (`SEQ:HASH`): an anchor a later check can be asked to find.
+    public var head: String = ChainHead.genesis.anchor
 }
 
 extension Ledger {
@@ -52,6 +54,29 @@ extension Ledger {
     /// rule is violated, holds add up to the pending totals, and the hash chain is intact.
     public func check() throws -> LedgerCheckReport {
         try store.read { tx in try Self.check(tx) }
+    }
+
+    /// `check()`, and a proof that the journal still holds an anchor taken earlier (from a
+    /// payment report or a reconciliation): the transaction `SEQ` exists with hash `HASH`,
+    /// and the chain through it verifies. A lost tail (a restored backup, a lost WAL) that
+    /// the chain alone cannot show is found this way.
+    public func check(expectingHead anchor: String) throws -> LedgerCheckReport {
+        try store.read { tx in
+            var report = try Self.check(tx)
+            guard let expected = ChainHead.parse(anchor: anchor) else {
+                throw LedgerError(.invalidAccount, "an anchor is SEQ:HASH, the sequence number and 64 hex digits, as payment reports print it", context: String(anchor.prefix(80)))
+            }
+            if expected.id == 0 { return report }
+            let stored = try tx.transaction(id: expected.id)
+            if stored == nil {
+                report.violations.append(LedgerViolation(code: "expected_head_missing", message: "the journal has no transaction \(expected.id): the ledger lost transactions that were anchored (reported to a biller or reconciled)", transactionID: expected.id))
+                report.violationCount += 1
+            } else if stored?.hash != expected.hash {
+                report.violations.append(LedgerViolation(code: "expected_head_differs", message: "transaction \(expected.id) does not have the anchored hash: the journal was rewritten after the anchor was taken", transactionID: expected.id))
+                report.violationCount += 1
+            }
+            return report
+        }
     }
 
     /// `check()` inside a caller's transaction or snapshot.
@@ -216,6 +241,6 @@ extension Ledger {
         return LedgerCheckReport(
             violations: violations, violationCount: violationCount, accounts: accounts.count,
             transactions: transactionCount, entries: entryCount,
-            trialBalance: Asset.allCases.compactMap { lines[$0] })
+            trialBalance: Asset.allCases.compactMap { lines[$0] }, head: previous.anchor)
     }
 }

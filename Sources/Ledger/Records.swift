@@ -141,6 +141,27 @@ public struct ChainHead: Sendable, Hashable {
 
     /// Before the first transaction: id 0 and an all-zero hash.
     public static let genesis = ChainHead(id: 0, hash: [UInt8](repeating: 0, count: 32), recordedAt: 0)
+
+    /// `SEQ:HASH` (the sequence number and the SHA-256 in lower-case hex): the anchor that
+    /// payment reports and reconciliations carry, and `ledger check --expect-head` takes.
+    public var anchor: String {
+        "\(id):" + hash.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+    }
+
+    /// Parses an anchor; nil for anything that is not `SEQ:` and 64 hex digits.
+    public static func parse(anchor text: String) -> (id: TransactionID, hash: [UInt8])? {
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count == 2, let id = TransactionID(parts[0]), id >= 0, parts[1].utf8.count == 64 else { return nil }
+        var bytes: [UInt8] = []
+        var index = parts[1].startIndex
+        while index < parts[1].endIndex {
+            let next = parts[1].index(index, offsetBy: 2)
+            guard let byte = UInt8(parts[1][index..<next], radix: 16) else { return nil }
+            bytes.append(byte)
+            index = next
+        }
+        return (id, bytes)
+    }
 }
 
 /// A change of an account's rules, kept for audit.

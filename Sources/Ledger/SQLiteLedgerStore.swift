@@ -25,6 +25,17 @@ public final class SQLiteLedgerStore: LedgerStore {
         }
     }
 
+    /// Runs `body` in one read-only snapshot, with the GRDB connection for the caller's own
+    /// tables and the ledger's reads on the same snapshot.
+    public func snapshot<T>(_ body: (Database, any LedgerReading) throws -> T) throws -> T {
+        try Self.mapErrors {
+            try pool.read { db in
+                let session = try SQLiteLedgerSession(db: db)
+                return try body(db, session)
+            }
+        }
+    }
+
     public func write<T>(_ body: (any LedgerWriting) throws -> T) throws -> T {
         try transaction { _, session in try body(session) }
     }

@@ -15,8 +15,17 @@ struct LedgerCommand: ParsableCommand {
             discussion: "Exits 3 and lists the violations when anything is off.")
 
         @OptionGroup var global: GlobalOptions
+        @Option(name: .customLong("expect-head"), help: "SEQ:HASH, an anchor from a payment report or a reconciliation: prove the journal still holds it.")
+        var expectHead: String?
+
+        func validate() throws {
+            if let expectHead, ChainHead.parse(anchor: expectHead) == nil {
+                throw ValidationError("--expect-head is SEQ:HASH, the sequence number and 64 hex digits, as a payment report's LedgerHead")
+            }
+        }
 
         struct Result: Encodable {
+            var head: String
             var ok: Bool
             var violations: [LedgerViolation]
             var violationCount: Int
@@ -28,8 +37,9 @@ struct LedgerCommand: ParsableCommand {
 
         func run() throws {
             let ledger = try AppDatabase.openLedger(path: global.databasePath, mode: .existingForReading)
-            let report = try ledger.check()
+            let report = try expectHead.map { try ledger.check(expectingHead: $0) } ?? ledger.check()
             let result = Result(
+                head: report.head,
                 ok: report.ok, violations: report.violations, violationCount: report.violationCount,
                 accounts: report.accounts, transactions: report.transactions, entries: report.entries,
                 trialBalance: report.trialBalance)
@@ -37,6 +47,7 @@ struct LedgerCommand: ParsableCommand {
                 var lines = [
                     report.ok ? "ledger check: ok" : "ledger check: \(report.violationCount) violation(s)",
                     "  accounts \(report.accounts), transactions \(report.transactions), entries \(report.entries)",
+                    "  head \(report.head)",
                 ]
                 for line in report.trialBalance {
                     let show: (Int64) -> String = { line.asset == .cny ? Money(fen: $0).yuanString : String($0) }

@@ -73,6 +73,9 @@ public struct Reconciliation: Codable, Sendable {
     public var trialBalance: [TrialBalanceLine]
     public var ledgerOk: Bool
     public var ledgerViolations: [String]
+    /// The ledger's chain head (`SEQ:HASH`) the reconciliation saw: an anchor for
+    /// `ledger check --expect-head`.
+    public var ledgerHead: String
     public var breaks: [Break]
     public var trend: [TrendDay]
 
@@ -258,7 +261,7 @@ public struct Reconciliation: Codable, Sendable {
             return TrendDay(date: day.iso, paidFen: paid)
         }
         return Reconciliation(date: date.iso, billers: billers, sponsors: sponsors, points: points, trialBalance: check.trialBalance,
-                              ledgerOk: check.ok, ledgerViolations: check.violations.prefix(20).map(\.description), breaks: breaks, trend: trend)
+                              ledgerOk: check.ok, ledgerViolations: check.violations.prefix(20).map(\.description), ledgerHead: check.head, breaks: breaks, trend: trend)
     }
 
     /// Whether a delivered report still has the bytes that were recorded.

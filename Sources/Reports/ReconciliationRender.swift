@@ -26,6 +26,7 @@ extension Reconciliation {
             lines.append("trial balance \(line.asset.rawValue): debits \(show(line.debitsPosted))  credits \(show(line.creditsPosted))")
         }
         lines.append("ledger check: \(ledgerOk ? "ok" : "\(ledgerViolations.count) violation(s)")")
+        lines.append("ledger head: \(ledgerHead)")
         if !breaks.isEmpty {
             lines.append("")
             lines.append("breaks (category, subject, age in days, detail):")
@@ -40,7 +41,7 @@ extension Reconciliation {
         func field(_ text: String) -> String {
             text.contains(",") || text.contains("\"") || text.contains("\n") ? "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : text
         }
-        var rows = ["section,date,biller,metric,count,fen,detail"]
+        var rows = ["section,date,biller,metric,count,fen,detail", "ledger,\(date),,head,,,\(ledgerHead)"]
         for b in billers {
             let metrics: [(String, Reconciliation.Count)] = [
                 ("ingested", b.ingested), ("matched", b.matched), ("paid_auto", b.paidAuto), ("paid_manual", b.paidManual),
@@ -109,7 +110,7 @@ extension Reconciliation {
 
     public var html: String {
         var body = "<h1>qdwallet reconciliation \(Self.escape(date))</h1>"
-        body += "<p class=\"\(breaks.isEmpty ? "ok" : "bad")\">\(breaks.isEmpty ? "No breaks." : "\(breaks.count) open break(s).") Ledger check: \(ledgerOk ? "ok" : "violations").</p>"
+        body += "<p class=\"\(breaks.isEmpty ? "ok" : "bad")\">\(breaks.isEmpty ? "No breaks." : "\(breaks.count) open break(s).") Ledger check: \(ledgerOk ? "ok" : "violations"). Ledger head: <code>\(ledgerHead)</code>.</p>"
         body += "<h2>Billers</h2><table><tr><th>biller</th><th>feed bills</th><th>control sum</th><th>ingested</th><th>paid (auto)</th><th>paid (manual)</th><th>pending</th><th>unmatched</th><th>refunded</th><th>report net</th><th>ledger</th></tr>"
         for b in billers {
             let pending = b.pendingByReason.values.reduce(Reconciliation.Count()) { Reconciliation.Count($0.count + $1.count, $0.fen + $1.fen) }

@@ -5,6 +5,7 @@ import Testing
 @testable import JobRunner
 @testable import Ledger
 @testable import Reports
+import Wallet
 
 /// Each run works on its own business date, and every payment report's header equals its
 /// items: a payment is PAID in the report of its own day, and in no other.
@@ -175,5 +176,39 @@ import Testing
         let reconciliation = try world.store.transaction { db, ledger in try Reconciliation.run(db, ledger: ledger, date: ShanghaiCalendar.Date(year: 2026, month: 11, day: 26)) }
         let missing = reconciliation.breaks.filter { $0.category == "missing_feed" }.map(\.subject).sorted()
         #expect(missing == ["QD-GAS 2026-11-26", "QD-POWER 2026-11-26", "QD-WATER 2026-11-26"])
+    }
+}
+
+/// The hash chain has an external anchor: each payment report and reconciliation carries the
+/// chain head, and `ledger check --expect-head` proves a later database still holds it.
+@Suite struct LedgerAnchorTests {
+    @Test func aLostTailIsFoundAgainstTheAnchorOfADeliveredReport() throws {
+        let world = try BillingWorld()
+        try world.populate()
+        // A copy of the database before the night: what a restore of an old backup gives.
+        try world.store.pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
+        let backup = world.directory.appendingPathComponent("backup.sqlite").path
+        try FileManager.default.copyItem(atPath: world.path, toPath: backup)
+        _ = try world.run("2026-11-27")
+        let xml = try world.reportFile("QD-WATER", "20261127")
+        let start = try #require(xml.range(of: "<LedgerHead>"))
+        let end = try #require(xml.range(of: "</LedgerHead>"))
+        let anchor = String(xml[start.upperBound..<end.lowerBound])
+        #expect(ChainHead.parse(anchor: anchor) != nil)
+        // The live ledger holds the anchor.
+        #expect(try world.ledger.check(expectingHead: anchor).ok)
+        let reconciliation = try world.store.transaction { db, ledger in try Reconciliation.run(db, ledger: ledger, date: ShanghaiCalendar.Date(year: 2026, month: 11, day: 27)) }
+        #expect(try world.ledger.check(expectingHead: reconciliation.ledgerHead).ok)
+        // The restored backup passes its own check, but not against the anchor.
+        let restored = Ledger(store: SQLiteLedgerStore(pool: try SQLiteDatabase.open(path: backup, migrator: BillingWorld.migrator())))
+        #expect(try restored.check().ok)
+        let proof = try restored.check(expectingHead: anchor)
+        #expect(!proof.ok)
+        #expect(proof.violations.map(\.code) == ["expected_head_missing"])
+        // An anchor whose hash was rewritten is told apart from a missing one.
+        let parsed = try #require(ChainHead.parse(anchor: anchor))
+        let forged = "\(parsed.id):" + String(repeating: "0", count: 64)
+        #expect(try world.ledger.check(expectingHead: forged).violations.map(\.code) == ["expected_head_differs"])
+        #expect(throws: LedgerError.self) { try world.ledger.check(expectingHead: "12:nothex") }
     }
 }

@@ -34,6 +34,20 @@ import Testing
         #expect(text.stdout.contains("CNY: debits 150.00  credits 150.00"))
     }
 
+    /// `ledger check --expect-head SEQ:HASH` proves the journal still holds an anchor.
+    @Test func checkProvesAnAnchorIsStillHeld() throws {
+        let cli = try CLIRunner()
+        defer { cli.cleanUp() }
+        try seed(cli.databasePath)
+        let head = try #require(try cli.run(["ledger", "check", "--db", cli.databasePath, "--json"]).json()["head"] as? String)
+        #expect(head.hasPrefix("3:") && head.count == 2 + 64)
+        #expect(try cli.run(["ledger", "check", "--db", cli.databasePath, "--expect-head", head]).status == 0)
+        let missing = try cli.run(["ledger", "check", "--db", cli.databasePath, "--expect-head", "4" + head.dropFirst(1), "--json"])
+        #expect(missing.status == 3)
+        #expect(((try missing.json()["violations"] as? [[String: Any]]) ?? []).compactMap { $0["code"] as? String } == ["expected_head_missing"])
+        #expect(try cli.run(["ledger", "check", "--db", cli.databasePath, "--expect-head", "3:abc"]).status == 2)
+    }
+
     @Test func checkExitsThreeWithTheViolations() throws {
         let cli = try CLIRunner()
         defer { cli.cleanUp() }
