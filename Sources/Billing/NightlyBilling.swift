@@ -177,11 +177,14 @@ struct IngestStep: TypedJobStep {
         let url = config.feedURL(biller, date: date, context: context)
         let directory = (config.workDirectory as NSString).appendingPathComponent(biller.code)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        let path = (directory as NSString).appendingPathComponent("\(date.compact).xml")
+        // One file per execution: a process that hung and wakes later writes only its own.
+        let path = (directory as NSString).appendingPathComponent("\(date.compact)-e\(context.executionID).xml")
         let fetcher = config.fetcher.with(bytesMax: biller.feedBytesMax, logger: context.logger)
         let result: FetchResult
         do {
             result = try fetcher.fetch(url: url, to: path, sshHostKeySHA256: biller.sshHostKeySHA256)
+        } catch where error.code == .stopped {
+            throw error
         } catch {
             context.logger.error("feed fetch failed", metadata: ["biller": "\(biller.code)", "error": "\(error)"])
             return try JSONEncoder().encode(Fetched(path: nil, errorCode: error.code.rawValue, error: error.description))

@@ -291,6 +291,8 @@ struct ReportStep: TypedJobStep {
             do {
                 try config.fetcher.upload(file: path, to: target, sshHostKeySHA256: biller.sshHostKeySHA256)
                 written.deliveredTo = FeedFetcher.redact(target)
+            } catch where error.code == .stopped {
+                throw error
             } catch {
                 written.deliveryError = error.description
                 context.logger.error("report delivery failed", metadata: ["biller": "\(biller.code)", "error": "\(error)"])

@@ -21,6 +21,8 @@ public struct FeedError: Error, Sendable, CustomStringConvertible, Equatable {
         case tls = "tls"
         /// An sftp server whose SSH host key is unknown, unverifiable or not the expected one.
         case hostKey = "host_key"
+        /// The transfer was stopped (SIGTERM): the run stops and resumes later.
+        case stopped = "stopped"
         case transport = "transport"
         case schema = "schema"
         case io = "io"

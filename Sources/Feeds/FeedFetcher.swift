@@ -39,13 +39,23 @@ public struct FeedFetcher: Sendable {
     /// netrc file for user names and passwords (`QDWALLET_NETRC`), and the SSH key and
     /// known-hosts files for sftp (`QDWALLET_SSH_KEY`, `QDWALLET_SSH_KNOWN_HOSTS`).
     let environment: [String: String]
+    /// Asked during every transfer (about once a second and on every block): true stops it at
+    /// once, so SIGTERM ends a run within seconds even in the middle of a slow download.
+    let shouldStop: @Sendable () -> Bool
 
-    public init(limits: FetchLimits = FetchLimits(), logger: Logger = Logger(label: "qdwallet.fetch"), environment: [String: String] = ProcessInfo.processInfo.environment, sleepMillis: @escaping @Sendable (Int) -> Void = { usleep(useconds_t($0) * 1_000) }) {
+    public init(limits: FetchLimits = FetchLimits(), logger: Logger = Logger(label: "qdwallet.fetch"), environment: [String: String] = ProcessInfo.processInfo.environment,
+                sleepMillis: @escaping @Sendable (Int) -> Void = { usleep(useconds_t($0) * 1_000) }, shouldStop: @escaping @Sendable () -> Bool = { false }) {
         self.limits = limits
         self.logger = logger
         self.environment = environment
         self.sleepMillis = sleepMillis
+        self.shouldStop = shouldStop
         _ = FeedFetcher.globalInit
+    }
+
+    /// The same fetcher, stopped by `shouldStop` (the run's stop signal).
+    public func stopping(when shouldStop: @escaping @Sendable () -> Bool) -> FeedFetcher {
+        FeedFetcher(limits: limits, logger: logger, environment: environment, sleepMillis: sleepMillis, shouldStop: shouldStop)
     }
 
     private static let globalInit: Bool = {
@@ -63,7 +73,7 @@ public struct FeedFetcher: Sendable {
     public func with(bytesMax: Int64, logger: Logger) -> FeedFetcher {
         var limits = self.limits
         limits.bytesMax = bytesMax
-        return FeedFetcher(limits: limits, logger: logger, environment: environment, sleepMillis: sleepMillis)
+        return FeedFetcher(limits: limits, logger: logger, environment: environment, sleepMillis: sleepMillis, shouldStop: shouldStop)
     }
 
     /// A URL fit for logs: user name and password removed.
@@ -77,7 +87,7 @@ public struct FeedFetcher: Sendable {
         var attempt = 1
         while true {
             do {
-                var result = try fetchOnce(url: url, to: destination, sshHostKeySHA256: sshHostKeySHA256)
+                var result = try fetchOnce(url: url, to: destination, attempt: attempt, sshHostKeySHA256: sshHostKeySHA256)
                 result.attempts = attempt
                 return result
             } catch let error where error.isTransient && attempt < limits.attemptsMax {
@@ -90,8 +100,11 @@ public struct FeedFetcher: Sendable {
         }
     }
 
-    private func fetchOnce(url: String, to destination: String, sshHostKeySHA256: String?) throws(FeedError) -> FetchResult {
-        let partial = destination + ".partial"
+    private func fetchOnce(url: String, to destination: String, attempt: Int, sshHostKeySHA256: String?) throws(FeedError) -> FetchResult {
+        if url.hasPrefix("file://") { try Self.requireRegularFile(url: url, shown: Self.redact(url)) }
+        // Each attempt writes its own file: a process that hung and wakes later can never
+        // write into a download another attempt or run already completed.
+        let partial = "\(destination).\(getpid())-\(attempt)-\(UInt32.random(in: 0...UInt32.max)).partial"
         let descriptor = open(partial, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else {
             throw FeedError(.io, "cannot write the download", cause: String(cString: strerror(errno)), context: partial)
@@ -159,6 +172,7 @@ public struct FeedFetcher: Sendable {
     }
 
     private func uploadOnce(file: String, to url: String, sshHostKeySHA256: String?) throws(FeedError) {
+        if url.hasPrefix("file://") { try Self.requireRegularFile(url: url, shown: Self.redact(url), mayBeMissing: true) }
         guard let input = fopen(file, "rb") else {
             throw FeedError(.io, "cannot read the file to upload", cause: String(cString: strerror(errno)), context: file)
         }
@@ -184,6 +198,7 @@ public struct FeedFetcher: Sendable {
         guard url.hasPrefix("https://") || url.hasPrefix("http://") || url.hasPrefix("sftp://") || url.hasPrefix("file://") else {
             throw FeedError(.transport, "only https, http, sftp and file URLs are supported", context: shown)
         }
+        if shouldStop() { throw FeedError(.stopped, "the transfer was not started: the run was asked to stop", context: shown) }
         let isSFTP = url.hasPrefix("sftp://")
         let pinnedHostKey = try sshHostKeySHA256.map { key throws(FeedError) in try Self.hostKeyFingerprint(key) }
         let knownHosts = environment["QDWALLET_SSH_KNOWN_HOSTS"].flatMap { $0.isEmpty ? nil : $0 }
@@ -231,7 +246,15 @@ public struct FeedFetcher: Sendable {
                 }
             }
             configure(handle)
-            let code = curl_easy_perform(handle)
+            // The progress callback stops the transfer when the run is asked to stop.
+            let watch = TransferWatch(shouldStop: shouldStop)
+            qdw_curl_setopt_long(handle, CURLOPT_NOPROGRESS, 0)
+            qdw_curl_setopt_progress_function(handle, watchTransfer)
+            qdw_curl_setopt_pointer(handle, CURLOPT_XFERINFODATA, Unmanaged.passUnretained(watch).toOpaque())
+            let code = withExtendedLifetime(watch) { curl_easy_perform(handle) }
+            if code == CURLE_ABORTED_BY_CALLBACK && watch.stopped {
+                throw FeedError(.stopped, "the transfer was stopped: the run was asked to stop", context: shown)
+            }
             var response = 0
             qdw_curl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &response)
             if code == CURLE_OK { return response }
@@ -252,6 +275,22 @@ public struct FeedFetcher: Sendable {
                     cause: cause, context: shown)
             }
             throw Self.classify(code, response: response, cause: cause, url: shown, bytesMax: limits.bytesMax)
+        }
+    }
+
+    /// A file:// URL names a regular file, or nothing is read: a FIFO or a device would block
+    /// the open beyond every deadline.
+    static func requireRegularFile(url: String, shown: String, mayBeMissing: Bool = false) throws(FeedError) {
+        guard let path = URL(string: url)?.path, !path.isEmpty else {
+            throw FeedError(.transport, "the file URL has no path", context: shown)
+        }
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            if mayBeMissing && errno == ENOENT { return }
+            throw FeedError(.notFound, "there is no feed at this location", cause: String(cString: strerror(errno)), context: shown)
+        }
+        guard (info.st_mode & S_IFMT) == S_IFREG else {
+            throw FeedError(.transport, "only regular files are read from file:// URLs (this is a FIFO, a device or a folder)", context: shown)
         }
     }
 
@@ -339,4 +378,24 @@ private func discardBody(_ data: UnsafeMutablePointer<CChar>?, _ size: Int, _ co
 private func readFromFile(_ data: UnsafeMutablePointer<CChar>?, _ size: Int, _ count: Int, _ user: UnsafeMutableRawPointer?) -> Int {
     guard let data, let user else { return 0 }
     return fread(data, 1, size * count, user.assumingMemoryBound(to: FILE.self))
+}
+
+/// What curl's progress callback consults during a transfer.
+final class TransferWatch {
+    let shouldStop: @Sendable () -> Bool
+    var stopped = false
+
+    init(shouldStop: @escaping @Sendable () -> Bool) {
+        self.shouldStop = shouldStop
+    }
+}
+
+private func watchTransfer(_ user: UnsafeMutableRawPointer?, _ downloadTotal: curl_off_t, _ downloaded: curl_off_t, _ uploadTotal: curl_off_t, _ uploaded: curl_off_t) -> Int32 {
+    guard let user else { return 0 }
+    let watch = Unmanaged<TransferWatch>.fromOpaque(user).takeUnretainedValue()
+    if watch.shouldStop() {
+        watch.stopped = true
+        return 1
+    }
+    return 0
 }

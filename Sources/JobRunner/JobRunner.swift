@@ -198,6 +198,10 @@ public final class JobRunner: Sendable {
                 } catch {
                     progress.end(done: running.state.read)
                     reports.append(report(step.name, running))
+                    // Work interrupted by the stop request (a download cut short) is a stop.
+                    if stop.requested {
+                        return try finish("stopped", "stop requested; restart resumes at chunk \(running.state.chunks + 1) of step \(step.name)")
+                    }
                     return try finish("failed", "step \(step.name), chunk \(running.state.chunks + 1): \(error)")
                 }
                 progress.update(done: running.state.read)

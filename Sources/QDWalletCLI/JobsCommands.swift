@@ -37,7 +37,7 @@ enum JobsSetup {
         _ = try SystemAccounts.ensure(in: ledger)
         let wallets = WalletService(store: store, ledger: ledger, policy: try AppDatabase.walletPolicy(jobsDirectory: jobs.path), dataKey: nil)
         var implementations = BuiltinJobs.all
-        if let billing = try BillingSetup.config(global, jobs, wallets: wallets) {
+        if let billing = try BillingSetup.config(global, jobs, wallets: wallets, stop: stop) {
             implementations.append(NightlyBilling.implementation(billing))
             implementations.append(CampaignSettlement.implementation(statementsDirectory: (billing.reportsDirectory as NSString).appendingPathComponent("settlement")))
             implementations.append(ReconciliationJob.implementation(directory: (billing.reportsDirectory as NSString).appendingPathComponent("reconciliation")))
@@ -45,7 +45,7 @@ enum JobsSetup {
             if FileManager.default.fileExists(atPath: notifyFile) {
                 let config = try NotifyConfig.load(path: notifyFile, reports: billing.reportsDirectory)
                 let secret = ProcessInfo.processInfo.environment["QDWALLET_WEBHOOK_SECRET"].flatMap { $0.isEmpty ? nil : Array($0.utf8) }
-                implementations.append(NotifyJob.implementation(config: config, secret: secret, fetcher: FeedFetcher(), pool: store.pool))
+                implementations.append(NotifyJob.implementation(config: config, secret: secret, fetcher: FeedFetcher().stopping(when: { stop.requested }), pool: store.pool))
             }
         }
         return JobRunner(store: store, clock: clock, logger: Logger(label: "qdwallet.jobs"), definitions: definitions, implementations: implementations, stop: stop)
@@ -54,7 +54,7 @@ enum JobsSetup {
 
 /// The billing configuration: Jobs/billers.toml, the XSDs, the report and work folders.
 enum BillingSetup {
-    static func config(_ global: GlobalOptions, _ jobs: JobsOptions, wallets: WalletService) throws -> NightlyBillingConfig? {
+    static func config(_ global: GlobalOptions, _ jobs: JobsOptions, wallets: WalletService, stop: StopSignal = StopSignal()) throws -> NightlyBillingConfig? {
         let billersFile = (jobs.path as NSString).appendingPathComponent("billers.toml")
         guard FileManager.default.fileExists(atPath: billersFile) else { return nil }
         let billers = try Biller.load(path: billersFile)
@@ -70,7 +70,7 @@ enum BillingSetup {
             feedSchema: try XMLSchema(path: (schemas as NSString).appendingPathComponent("billfeed.xsd")),
             reportSchema: try XMLSchema(path: (schemas as NSString).appendingPathComponent("payreport.xsd")),
             root: root, reportsDirectory: reports, workDirectory: work,
-            fetcher: FeedFetcher(), wallets: wallets, campaigns: campaigns)
+            fetcher: FeedFetcher().stopping(when: { stop.requested }), wallets: wallets, campaigns: campaigns)
     }
 }
 

@@ -3,6 +3,8 @@ import Foundation
 import Testing
 @testable import Billing
 @testable import JobRunner
+import Logging
+import Synchronization
 
 /// The loopback feed server of Fixtures/feed_server.py, started for one test and stopped after.
 final class FeedServer {
@@ -87,7 +89,7 @@ final class FeedServer {
             }
             #expect(caught?.code == code, "\(why): \(String(describing: caught))")
             #expect(!FileManager.default.fileExists(atPath: target), "\(why): no partial file is left")
-            #expect(!FileManager.default.fileExists(atPath: target + ".partial"))
+            #expect(try FileManager.default.contentsOfDirectory(atPath: (target as NSString).deletingLastPathComponent).allSatisfy { !$0.hasSuffix(".partial") })
         }
         // A feed larger than the limit is refused while it streams.
         #expect { _ = try fetcher(bytesMax: 1_000).fetch(url: server.url("ok", Self.water), to: target) } throws: { ($0 as? FeedError)?.code == .tooLarge }
@@ -123,4 +125,77 @@ final class FeedServer {
         defer { try? FileManager.default.removeItem(atPath: sampleFeeds + "/uploads") }
         #expect((try? String(contentsOfFile: delivered, encoding: .utf8))?.contains("<ReportId>QDW-QD-WATER-20261127</ReportId>") == true, "\(deliveryErrors)")
     }
+}
+
+/// Every wait of a fetch ends: a FIFO is never opened, a stop request cuts a transfer short,
+/// and every attempt writes its own file.
+@Suite(.serialized) struct FetchDeadlineTests {
+    @Test(.timeLimit(.minutes(1))) func aFIFOIsRefusedBeforeItCanBlock() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("qdwallet-fifo-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let fifo = directory.appendingPathComponent("feed.xml").path
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let started = Date()
+        #expect {
+            _ = try FeedFetcher().fetch(url: "file://" + fifo, to: directory.appendingPathComponent("out.xml").path)
+        } throws: { error in
+            (error as? FeedError)?.message.contains("only regular files") == true
+        }
+        #expect(Date().timeIntervalSince(started) < 5)
+        // The nightly run refuses that biller's feed and goes on with the others.
+        let world = try BillingWorld()
+        try world.populate()
+        let report = try world.run("2026-11-27", feeds: ["QD-WATER": "file://" + fifo])
+        let lines = try world.summary(report).billers
+        #expect(lines.first { $0.biller == "QD-WATER" }?.status == "rejected")
+        #expect(lines.first { $0.biller == "QD-GAS" }?.status == "processed")
+    }
+
+    @Test(.timeLimit(.minutes(1))) func aStopRequestEndsASlowDownloadWithinSeconds() throws {
+        let root = sampleFeeds
+        let server = try FeedServer(root: root)
+        let stop = StopFlag()
+        var limits = FetchLimits()
+        limits.attemptsMax = 4
+        limits.backoffInitialMillis = 1
+        let fetcher = FeedFetcher(limits: limits, sleepMillis: { _ in }, shouldStop: { stop.isSet })
+        let target = FileManager.default.temporaryDirectory.appendingPathComponent("qdwallet-stop-\(UUID().uuidString).xml").path
+        DispatchQueue.global().asyncAfter(deadline: .now() + 1) { stop.set() }
+        let started = Date()
+        // The drip server sends a byte every 2 seconds: minutes for a whole feed.
+        #expect { _ = try fetcher.fetch(url: server.url("drip", FetchTests.water), to: target) } throws: { ($0 as? FeedError)?.code == .stopped }
+        #expect(Date().timeIntervalSince(started) < 6)
+        #expect(!FileManager.default.fileExists(atPath: target))
+    }
+
+    /// The nightly run asked to stop in the middle of a fetch stops (not fails) at once, and
+    /// the next run resumes and finishes.
+    @Test(.timeLimit(.minutes(1))) func aRunStoppedInTheMiddleOfAFetchStopsAndResumes() throws {
+        let world = try BillingWorld()
+        try world.populate()
+        let server = try FeedServer(root: sampleFeeds)
+        let stopSignal = StopSignal()
+        var stopping = world.config
+        stopping.fetcher = stopping.fetcher.stopping(when: { stopSignal.requested })
+        let implementation = NightlyBilling.implementation(stopping)
+        let runner = JobRunner(store: world.store, clock: world.clock, logger: Logger(label: "t"), definitions: [try world.runner().definitions["nightly-billing"]!],
+                               implementations: [implementation], stop: stopSignal, sleepMillis: { _ in })
+        DispatchQueue.global().asyncAfter(deadline: .now() + 1) { stopSignal.request() }
+        let started = Date()
+        let stopped = try runner.run("nightly-billing", overrides: ["date": "2026-11-27", "feed.QD-GAS": server.url("drip", "QD-GAS/QD-GAS-20261127.xml")])
+        #expect(stopped.status == "stopped", "\(stopped.message ?? "")")
+        #expect(Date().timeIntervalSince(started) < 8)
+        #expect(try world.count("SELECT count(*) FROM billing_runs WHERE status = 'rejected'") == 0)
+        let resumed = try world.run("2026-11-27")
+        #expect(resumed.status == "completed")
+        #expect(try world.summary(resumed).billers.allSatisfy { $0.status == "processed" || $0.status == "skipped" })
+    }
+}
+
+/// A flag another thread sets.
+final class StopFlag: Sendable {
+    private let flag = Mutex(false)
+    var isSet: Bool { flag.withLock { $0 } }
+    func set() { flag.withLock { $0 = true } }
 }

@@ -273,6 +273,6 @@ struct SFTPTests {
         #expect(error.code == .timeout || error.code == .unreachable, "\(error)")
         #expect(Date().timeIntervalSince(started) < 15)
         #expect(!FileManager.default.fileExists(atPath: local))
-        #expect(!FileManager.default.fileExists(atPath: local + ".partial"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: (local as NSString).deletingLastPathComponent).allSatisfy { !$0.hasPrefix((local as NSString).lastPathComponent + ".") })
     }
 }
