@@ -18,6 +18,10 @@ public struct JobDefinition: Sendable, Hashable {
         case none
         /// Run once, for the latest missed fire, however many were missed.
         case once
+        /// Run every missed fire, oldest first, at most `catch_up_max` of them (the newest):
+        /// for business-date jobs, where each missed fire is a day of its own. Fires beyond the
+        /// bound are recorded as left unrun, for `jobs list` to show.
+        case every
     }
 
     public struct RetryPolicy: Sendable, Hashable {
@@ -49,12 +53,14 @@ public struct JobDefinition: Sendable, Hashable {
     public var retry: RetryPolicy
     public var overlap: OverlapPolicy
     public var catchUp: CatchUpPolicy
+    /// With `catch_up = "every"`: how many missed fires one tick runs at most.
+    public var catchUpMax: Int
     /// A run whose heartbeat is older than this is abandoned and can be taken over.
     public var staleAfterSeconds: Int
     /// The file it came from.
     public var file: String
 
-    static let keys: Set<String> = ["name", "description", "schedule", "parameters", "identifying", "chunk_size", "retry", "overlap", "catch_up", "stale_after_seconds"]
+    static let keys: Set<String> = ["name", "description", "schedule", "parameters", "identifying", "chunk_size", "retry", "overlap", "catch_up", "catch_up_max", "stale_after_seconds"]
 
     /// Reads one definition, naming the file and the key in every error.
     public init(_ config: ConfigTable) throws {
@@ -95,9 +101,10 @@ public struct JobDefinition: Sendable, Hashable {
         self.overlap = overlap
         let catchUpText = try config.string("catch_up", default: "once")
         guard let catchUp = CatchUpPolicy(rawValue: catchUpText) else {
-            throw ConfigError(file: file, key: "catch_up", problem: "must be \"none\" or \"once\"")
+            throw ConfigError(file: file, key: "catch_up", problem: "must be \"none\", \"once\" or \"every\"")
         }
         self.catchUp = catchUp
+        catchUpMax = try config.int("catch_up_max", default: 7, in: 1...366)
         staleAfterSeconds = try config.int("stale_after_seconds", default: 120, in: 5...86_400)
     }
 

@@ -60,6 +60,8 @@ public enum JobQueries {
         public var lastEndedAt: Int64?
         public var running: Bool
         public var file: String
+        /// Fires the scheduler left unrun (beyond `catch_up_max`), newest first, at most 10.
+        public var unrunFires: [Int64] = []
     }
 
     /// Every defined job with its schedule, next fire and last outcome.
@@ -74,7 +76,7 @@ public enum JobQueries {
                 return JobLine(
                     job: definition.name, description: definition.description, schedule: definition.schedule?.text,
                     nextFireAt: definition.schedule?.next(after: now), lastStatus: last?["status"], lastEndedAt: last?["ended_at"],
-                    running: running, file: definition.file)
+                    running: running, file: definition.file, unrunFires: try JobRepository.unrunFires(db, job: definition.name, limit: 10))
             }
         }
     }

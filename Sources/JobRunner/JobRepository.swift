@@ -116,6 +116,16 @@ enum JobRepository {
         try db.execute(sql: "INSERT INTO job_schedules (job_name, last_fire_at) VALUES (?, ?) ON CONFLICT (job_name) DO UPDATE SET last_fire_at = excluded.last_fire_at", arguments: [job, fire])
     }
 
+    /// Records a fire the scheduler will not run (beyond the catch-up bound).
+    static func recordUnrunFire(_ db: Database, job: String, at fire: TimestampMicros, now: TimestampMicros) throws {
+        try db.execute(sql: "INSERT INTO job_unrun_fires (job_name, fire_at, recorded_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING", arguments: [job, fire, now])
+    }
+
+    /// The newest fires left unrun, newest first.
+    static func unrunFires(_ db: Database, job: String, limit: Int) throws -> [TimestampMicros] {
+        try TimestampMicros.fetchAll(db, sql: "SELECT fire_at FROM job_unrun_fires WHERE job_name = ? ORDER BY fire_at DESC LIMIT ?", arguments: [job, limit])
+    }
+
     /// Deletes finished executions (and their steps) that ended before `cutoff`. Instances
     /// stay, with their completion time, so a purged completed run is still never rerun.
     static func purge(_ db: Database, endedBefore cutoff: TimestampMicros) throws -> (executions: Int, steps: Int) {

@@ -59,5 +59,16 @@ public enum JobSchema {
                 );
                 """)
         }
+        migrator.registerMigration("jobs-v2-unrun-fires") { db in
+            // Fires a scheduler could not catch up (beyond catch_up_max): left unrun, and shown.
+            try db.execute(sql: """
+                CREATE TABLE job_unrun_fires (
+                    job_name TEXT NOT NULL,
+                    fire_at INTEGER NOT NULL,
+                    recorded_at INTEGER NOT NULL,
+                    PRIMARY KEY (job_name, fire_at)
+                );
+                """)
+        }
     }
 }

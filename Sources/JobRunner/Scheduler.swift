@@ -30,8 +30,56 @@ public struct Scheduler: Sendable {
         for definition in runner.definitions.values.sorted(by: { $0.name < $1.name }) {
             guard let schedule = definition.schedule else { continue }
             if runner.stop.requested { break }
-            if let decision = try tick(definition, schedule) {
+            if definition.catchUp == .every {
+                decisions.append(contentsOf: try tickEvery(definition, schedule))
+            } else if let decision = try tick(definition, schedule) {
                 decisions.append(decision)
+            }
+        }
+        return decisions
+    }
+
+    /// `catch_up = "every"`: each due fire runs, oldest first, each recorded once its run has
+    /// completed; a run that does not complete ends the tick (the next tick tries it again).
+    /// Fires beyond `catch_up_max` are recorded as left unrun.
+    private func tickEvery(_ definition: JobDefinition, _ schedule: CronExpression) throws -> [Decision] {
+        let now = runner.clock.nowMicros()
+        let last = try runner.store.pool.read { db in try JobRepository.lastFire(db, job: definition.name) }
+        guard let last else {
+            try runner.store.transaction { db, _ in try JobRepository.recordFire(db, job: definition.name, at: now) }
+            return [Decision(job: definition.name, action: "first_seen", fireAt: now, missedFires: 0)]
+        }
+        var due: [TimestampMicros] = []
+        var cursor = last
+        while due.count < 100_000, let next = schedule.next(after: cursor), next <= now {
+            due.append(next)
+            cursor = next
+        }
+        guard !due.isEmpty else { return [] }
+        var decisions: [Decision] = []
+        if due.count > definition.catchUpMax {
+            let unrun = due.prefix(due.count - definition.catchUpMax)
+            try runner.store.transaction { db, _ in
+                for fire in unrun { try JobRepository.recordUnrunFire(db, job: definition.name, at: fire, now: now) }
+                try JobRepository.recordFire(db, job: definition.name, at: unrun.last!)
+            }
+            runner.logger.error("missed fires beyond the catch-up bound left unrun", metadata: ["job": "\(definition.name)", "unrun": "\(unrun.count)", "catch_up_max": "\(definition.catchUpMax)"])
+            decisions.append(Decision(job: definition.name, action: "left_unrun", fireAt: unrun.last!, missedFires: unrun.count))
+            due.removeFirst(unrun.count)
+        }
+        for (index, fire) in due.enumerated() {
+            if runner.stop.requested { break }
+            do {
+                let report = try runner.run(definition.name, parametersAt: fire)
+                decisions.append(Decision(job: definition.name, action: "ran", fireAt: fire, missedFires: due.count - 1 - index, status: report.status, message: report.message))
+                guard report.status == "completed" || report.status == "already_completed" else { break }
+                try runner.store.transaction { db, _ in try JobRepository.recordFire(db, job: definition.name, at: fire) }
+            } catch let refusal as JobRefusal {
+                if case .alreadyRunning = refusal {
+                    decisions.append(Decision(job: definition.name, action: "waiting_overlap", fireAt: fire, missedFires: due.count - 1 - index, message: refusal.description))
+                    break
+                }
+                throw refusal
             }
         }
         return decisions

@@ -54,6 +54,12 @@ enum JobsSetup {
 
 /// The billing configuration: Jobs/billers.toml, the XSDs, the report and work folders.
 enum BillingSetup {
+    /// Where feeds are downloaded: `feeds/` beside the database.
+    static func workDirectory(_ global: GlobalOptions) -> String {
+        let databaseFolder = URL(fileURLWithPath: global.databasePath).standardizedFileURL.deletingLastPathComponent().path
+        return (databaseFolder as NSString).appendingPathComponent("feeds")
+    }
+
     static func config(_ global: GlobalOptions, _ jobs: JobsOptions, wallets: WalletService, stop: StopSignal = StopSignal()) throws -> NightlyBillingConfig? {
         let billersFile = (jobs.path as NSString).appendingPathComponent("billers.toml")
         guard FileManager.default.fileExists(atPath: billersFile) else { return nil }
@@ -63,7 +69,7 @@ enum BillingSetup {
         let schemas = environment["QDWALLET_SCHEMA_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? (root as NSString).appendingPathComponent("SampleFeeds/schema")
         let databaseFolder = (URL(fileURLWithPath: global.databasePath).standardizedFileURL.deletingLastPathComponent().path)
         let reports = global.reportsDirectory ?? environment["QDWALLET_REPORTS_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? (databaseFolder as NSString).appendingPathComponent("reports")
-        let work = (databaseFolder as NSString).appendingPathComponent("feeds")
+        let work = workDirectory(global)
         let campaigns = try CampaignSetup.load(jobs, store: wallets.store)
         return NightlyBillingConfig(
             billers: billers,
@@ -154,7 +160,8 @@ struct JobsCommand: ParsableCommand {
             Output(json: global.json).emit(["jobs": lines]) {
                 lines.map { line in
                     let next = line.nextFireAt.map { TimeText.shanghai($0) } ?? "-"
-                    return "\(line.job)  schedule \(line.schedule ?? "none")  next \(next)  last \(line.lastStatus ?? "never")\(line.running ? "  [running]" : "")"
+                    let unrun = line.unrunFires.isEmpty ? "" : "  LEFT UNRUN: " + line.unrunFires.map { TimeText.shanghai($0) }.joined(separator: ", ")
+                    return "\(line.job)  schedule \(line.schedule ?? "none")  next \(next)  last \(line.lastStatus ?? "never")\(line.running ? "  [running]" : "")\(unrun)"
                 }.joined(separator: "\n")
             }
         }
@@ -183,20 +190,25 @@ struct JobsCommand: ParsableCommand {
     }
 
     struct Purge: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Delete finished executions older than N days (instances are kept, so completed runs stay completed).")
+        static let configuration = CommandConfiguration(abstract: "Delete finished executions older than N days (instances are kept, so completed runs stay completed), and downloaded feeds older than the feed retention.")
         @OptionGroup var global: GlobalOptions
         @Option(name: .customLong("older-than"), help: "Days.") var olderThanDays: Int
+        @Option(name: .customLong("feeds-older-than"), help: "Days downloaded feeds (rejected ones too) are kept (default: --older-than).") var feedsOlderThanDays: Int?
 
         func validate() throws {
             guard (1...36_500).contains(olderThanDays) else { throw ValidationError("--older-than must be 1 to 36500 days") }
+            if let feedsOlderThanDays, !(1...36_500).contains(feedsOlderThanDays) { throw ValidationError("--feeds-older-than must be 1 to 36500 days") }
         }
 
         func run() throws {
             let store = try AppDatabase.openStore(path: global.databasePath)
-            let cutoff = SystemClock().nowMicros() - Int64(olderThanDays) * ShanghaiCalendar.dayMicros
+            let now = SystemClock().nowMicros()
+            let cutoff = now - Int64(olderThanDays) * ShanghaiCalendar.dayMicros
             let removed = try store.transaction { db, _ in try JobPurge.run(db, endedBefore: cutoff) }
-            Output(json: global.json).emit(["executions_removed": removed.executions, "step_executions_removed": removed.steps]) {
-                "removed \(removed.executions) executions and \(removed.steps) step executions older than \(olderThanDays) days"
+            let feedDays = feedsOlderThanDays ?? olderThanDays
+            let feeds = try FeedRetention.purge(workDirectory: BillingSetup.workDirectory(global), olderThan: now - Int64(feedDays) * ShanghaiCalendar.dayMicros)
+            Output(json: global.json).emit(["executions_removed": Int64(removed.executions), "step_executions_removed": Int64(removed.steps), "feed_files_removed": Int64(feeds.files), "feed_bytes_removed": feeds.bytes]) {
+                "removed \(removed.executions) executions and \(removed.steps) step executions older than \(olderThanDays) days, and \(feeds.files) downloaded feed files (\(feeds.bytes) bytes) older than \(feedDays) days"
             }
         }
     }

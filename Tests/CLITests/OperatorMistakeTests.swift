@@ -178,3 +178,35 @@ import Testing
         #expect(stored.range(of: Data("Pa55-in-url".utf8)) == nil)
     }
 }
+
+/// Downloaded feeds are kept for the retention days, then purged with the job history.
+@Suite struct FeedRetentionTests {
+    let billing = BillingCLITests()
+
+    @Test func feedsAreKeptThenPurged() throws {
+        let cli = try billing.runner()
+        defer { cli.cleanUp() }
+        #expect(try cli.run(["jobs", "run", "nightly-billing", "--date", "2026-11-27"]).status == 0)
+        // A refused feed is kept as well.
+        #expect(try cli.run(["jobs", "run", "nightly-billing", "--date", "2026-11-28", "--feed", "QD-POWER=file://" + BillingCLITests.root + "/SampleFeeds/bad/wrong-totals.xml"]).status == 3)
+        let work = cli.directory.appendingPathComponent("feeds").path
+        func files() -> [String] {
+            (FileManager.default.enumerator(atPath: work)?.compactMap { $0 as? String } ?? []).filter { $0.hasSuffix(".xml") }.sorted()
+        }
+        let kept = files()
+        #expect(kept.count == 6, "\(kept)")
+        // Nothing is younger than the retention: nothing goes.
+        let none = try billing.ok(cli, ["jobs", "purge", "--older-than", "30"])
+        #expect(none["feed_files_removed"] as? Int == 0)
+        #expect(files() == kept)
+        // The 27th's downloads age past 30 days; the 28th's stay.
+        let old = Date().addingTimeInterval(-40 * 86_400)
+        for name in kept where name.contains("20261127") {
+            try FileManager.default.setAttributes([.modificationDate: old], ofItemAtPath: work + "/" + name)
+        }
+        let purged = try billing.ok(cli, ["jobs", "purge", "--older-than", "30"])
+        #expect(purged["feed_files_removed"] as? Int == 3)
+        #expect(files() == kept.filter { !$0.contains("20261127") })
+        #expect(try cli.run(["jobs", "purge", "--older-than", "30", "--feeds-older-than", "0"]).status == 2)
+    }
+}

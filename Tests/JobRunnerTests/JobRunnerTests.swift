@@ -302,3 +302,64 @@ import Testing
         #expect(expire.retry.backoffMillis(beforeAttempt: 2) == 200 && expire.retry.backoffMillis(beforeAttempt: 3) == 400)
     }
 }
+
+/// Business-date jobs catch up every missed day, in order, within a bound; the rest is
+/// recorded and shown, never silently dropped.
+@Suite struct CatchUpEveryTests {
+    func scheduler(_ world: JobWorld, max: Int, step: CountStep = CountStep()) throws -> Scheduler {
+        let definition = try world.definition(JobWorld.countJob.replacingOccurrences(of: "chunk_size = 10", with: "chunk_size = 10\ncatch_up = \"every\"\ncatch_up_max = \(max)"))
+        return Scheduler(runner: try world.runner(step, definition: definition))
+    }
+
+    func dates(_ world: JobWorld) throws -> [String] {
+        try world.store.pool.read { try String.fetchAll($0, sql: "SELECT parameters FROM job_executions ORDER BY id") }
+    }
+
+    @Test func everyMissedDayRunsOldestFirst() throws {
+        // No items: each day's run has nothing to count and completes.
+        let world = try JobWorld()
+        world.clock.set(shanghai(2026, 11, 20, 12, 0))
+        _ = try scheduler(world, max: 7).tick()
+        // Down from the 21st 02:00 to the 24th 09:00: the fires of the 21st to the 24th.
+        world.clock.set(shanghai(2026, 11, 24, 9, 0))
+        let decisions = try scheduler(world, max: 7).tick()
+        #expect(decisions.map(\.action) == ["ran", "ran", "ran", "ran"])
+        #expect(decisions.allSatisfy { $0.status == "completed" })
+        #expect(try dates(world) == ["{\"date\":\"2026-11-20\"}", "{\"date\":\"2026-11-21\"}", "{\"date\":\"2026-11-22\"}", "{\"date\":\"2026-11-23\"}"])
+        #expect(try scheduler(world, max: 7).tick().isEmpty)
+    }
+
+    @Test func firesBeyondTheBoundAreLeftUnrunAndShown() throws {
+        // No items: each day's run has nothing to count and completes.
+        let world = try JobWorld()
+        world.clock.set(shanghai(2026, 11, 10, 12, 0))
+        let first = try scheduler(world, max: 3)
+        _ = try first.tick()
+        world.clock.set(shanghai(2026, 11, 18, 9, 0))
+        let decisions = try scheduler(world, max: 3).tick()
+        // Eight fires (the 11th to the 18th): the oldest five left unrun, the newest three run.
+        #expect(decisions.map(\.action) == ["left_unrun", "ran", "ran", "ran"])
+        #expect(decisions[0].missedFires == 5)
+        #expect(try dates(world) == ["{\"date\":\"2026-11-15\"}", "{\"date\":\"2026-11-16\"}", "{\"date\":\"2026-11-17\"}"])
+        let lines = try JobQueries.list(world.store.pool, definitions: Array(first.runner.definitions.values), now: world.clock.nowMicros())
+        #expect(lines[0].unrunFires == (11...15).reversed().map { shanghai(2026, 11, $0, 2, 0) })
+    }
+
+    /// A day whose run does not complete stops the catch-up there; the next tick retries it
+    /// before any later day.
+    @Test func aFailedDayIsRetriedBeforeLaterDays() throws {
+        // No items: each day's run has nothing to count and completes.
+        let world = try JobWorld()
+        world.clock.set(shanghai(2026, 11, 20, 12, 0))
+        _ = try scheduler(world, max: 7).tick()
+        world.clock.set(shanghai(2026, 11, 23, 9, 0))
+        let failing = CountStep()
+        failing.permanentError = true
+        let decisions = try scheduler(world, max: 7, step: failing).tick()
+        #expect(decisions.map(\.action) == ["ran"])
+        #expect(decisions[0].status == "failed")
+        let again = try scheduler(world, max: 7).tick()
+        #expect(again.map(\.status) == ["completed", "completed", "completed"])
+        #expect(try dates(world).suffix(3) == ["{\"date\":\"2026-11-20\"}", "{\"date\":\"2026-11-21\"}", "{\"date\":\"2026-11-22\"}"])
+    }
+}
