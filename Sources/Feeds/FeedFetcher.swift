@@ -41,7 +41,7 @@ public struct FeedFetcher: Sendable {
     let environment: [String: String]
     /// Asked during every transfer (about once a second and on every block): true stops it at
     /// once, so SIGTERM ends a run within seconds even in the middle of a slow download.
-    let shouldStop: @Sendable () -> Bool
+    public let shouldStop: @Sendable () -> Bool
 
     public init(limits: FetchLimits = FetchLimits(), logger: Logger = Logger(label: "qdwallet.fetch"), environment: [String: String] = ProcessInfo.processInfo.environment,
                 sleepMillis: @escaping @Sendable (Int) -> Void = { usleep(useconds_t($0) * 1_000) }, shouldStop: @escaping @Sendable () -> Bool = { false }) {
@@ -51,6 +51,11 @@ public struct FeedFetcher: Sendable {
         self.sleepMillis = sleepMillis
         self.shouldStop = shouldStop
         _ = FeedFetcher.globalInit
+    }
+
+    /// The same fetcher with other bounds.
+    public func with(limits: FetchLimits) -> FeedFetcher {
+        FeedFetcher(limits: limits, logger: logger, environment: environment, sleepMillis: sleepMillis, shouldStop: shouldStop)
     }
 
     /// The same fetcher, stopped by `shouldStop` (the run's stop signal).
@@ -382,7 +387,7 @@ private func readFromFile(_ data: UnsafeMutablePointer<CChar>?, _ size: Int, _ c
 
 /// What curl's progress callback consults during a transfer.
 final class TransferWatch {
-    let shouldStop: @Sendable () -> Bool
+    public let shouldStop: @Sendable () -> Bool
     var stopped = false
 
     init(shouldStop: @escaping @Sendable () -> Bool) {

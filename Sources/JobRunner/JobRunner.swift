@@ -298,6 +298,16 @@ public final class JobRunner: Sendable {
 /// heartbeat is stale.
 public protocol AbortingError: Error {}
 
+/// For steps that write outside their chunk's transaction (a delivery recorded message by
+/// message): before each such write, the run proves it still holds its job's lock, and
+/// refreshes its heartbeat, so a run that lost its lock stops before doing more.
+public enum JobLease {
+    /// True, with the heartbeat refreshed, while the execution holds the job's lock.
+    public static func refresh(_ db: Database, context: JobContext, now: TimestampMicros) throws -> Bool {
+        try JobRepository.heartbeat(db, job: context.jobName, executionID: context.executionID, now: now)
+    }
+}
+
 /// Faults of the runner itself.
 public enum JobRunnerError: AbortingError, Sendable, CustomStringConvertible {
     /// Another process took the job over (this one was stale): stop without committing.

@@ -21,7 +21,19 @@ public struct NotifyConfig: Sendable, Hashable {
     /// Messages per chunk.
     public var batchMax: Int
 
-    public init(sink: Sink, attemptsMax: Int = 5, backoffInitialSeconds: Int = 30, backoffMaxSeconds: Int = 3_600, quietFromMinute: Int = 22 * 60, quietToMinute: Int = 7 * 60, batchMax: Int = 200) {
+    /// Deliveries under way at once.
+    public var concurrency: Int
+    /// One delivery's deadline, connect to answer: a hanging receiver costs this, not the run.
+    public var deliveryTimeoutSeconds: Int
+    /// How long one run delivers before it stops and reports the backlog (a run every five
+    /// minutes: less than that).
+    public var runSecondsMax: Int
+
+    public init(sink: Sink, attemptsMax: Int = 5, backoffInitialSeconds: Int = 30, backoffMaxSeconds: Int = 3_600, quietFromMinute: Int = 22 * 60, quietToMinute: Int = 7 * 60, batchMax: Int = 200,
+                concurrency: Int = 8, deliveryTimeoutSeconds: Int = 10, runSecondsMax: Int = 240) {
+        self.concurrency = concurrency
+        self.deliveryTimeoutSeconds = deliveryTimeoutSeconds
+        self.runSecondsMax = runSecondsMax
         self.sink = sink
         self.attemptsMax = attemptsMax
         self.backoffInitialSeconds = backoffInitialSeconds
@@ -34,7 +46,8 @@ public struct NotifyConfig: Sendable, Hashable {
     /// Reads `notify.toml`; `{reports}` in a file path is the reports folder.
     public static func load(path: String, reports: String) throws -> NotifyConfig {
         let config = try ConfigTable.load(path: path)
-        try config.allowOnly(["sink", "webhook_url", "file", "attempts", "backoff_initial_seconds", "backoff_max_seconds", "quiet_from", "quiet_to"])
+        try config.allowOnly(["sink", "webhook_url", "file", "attempts", "backoff_initial_seconds", "backoff_max_seconds", "quiet_from", "quiet_to",
+                              "concurrency", "delivery_timeout_seconds", "run_seconds_max", "batch_max"])
         let sink: Sink
         switch try config.string("sink") {
         case "webhook": sink = .webhook(url: try config.string("webhook_url"))
@@ -53,7 +66,11 @@ public struct NotifyConfig: Sendable, Hashable {
             sink: sink, attemptsMax: try config.int("attempts", default: 5, in: 1...50),
             backoffInitialSeconds: try config.int("backoff_initial_seconds", default: 30, in: 1...86_400),
             backoffMaxSeconds: try config.int("backoff_max_seconds", default: 3_600, in: 1...604_800),
-            quietFromMinute: try minute("quiet_from", 22 * 60), quietToMinute: try minute("quiet_to", 7 * 60))
+            quietFromMinute: try minute("quiet_from", 22 * 60), quietToMinute: try minute("quiet_to", 7 * 60),
+            batchMax: try config.int("batch_max", default: 200, in: 1...10_000),
+            concurrency: try config.int("concurrency", default: 8, in: 1...64),
+            deliveryTimeoutSeconds: try config.int("delivery_timeout_seconds", default: 10, in: 1...120),
+            runSecondsMax: try config.int("run_seconds_max", default: 240, in: 10...3_600))
     }
 
     /// Whether an instant falls in the quiet hours (which may span midnight).

@@ -5,6 +5,7 @@ import GRDB
 import JobRunner
 import Ledger
 import Logging
+import Synchronization
 
 /// `notify`: queues reminders for bills still payable (three days before the due date, and
 /// once overdue, once each), then delivers the outbox at least once, with a stable message id,
@@ -14,16 +15,30 @@ public enum NotifyJob {
     public static func implementation(config: NotifyConfig, secret: [UInt8]?, fetcher: FeedFetcher, pool: DatabasePool) -> JobImplementation {
         JobImplementation(
             name: "notify",
-            steps: [ReminderStep(), DeliverStep(config: config, secret: secret, fetcher: fetcher, pool: pool)],
+            steps: [ReminderStep(), DeliverStep(config: config, secret: secret, fetcher: fetcher.with(limits: deliveryLimits(config, fetcher.limits)), pool: pool)],
             summary: { db, context in
                 let rows = try Row.fetchAll(db, sql: "SELECT status, count(*) AS n FROM outbox GROUP BY status")
                 var counts: [String: Int] = [:]
                 for row in rows { counts[row["status"]] = row["n"] }
+                // What is due and still waiting when the run ends: the backlog the next run meets.
+                let now = context.clock.nowMicros()
+                counts["backlog"] = try Int.fetchOne(db, sql: "SELECT count(*) FROM outbox WHERE status = 'pending' AND next_attempt_at <= ? AND not_before <= ?", arguments: [now, now]) ?? 0
                 return try JSONEncoder().encode(counts)
             },
             assess: { db, _ in
                 (try Int.fetchOne(db, sql: "SELECT count(*) FROM outbox WHERE status = 'dead'") ?? 0) > 0 ? .breaks : .clean
             })
+    }
+
+    /// A delivery's bounds: the whole exchange within `deliveryTimeoutSeconds`, and one try per
+    /// run (a failure waits for its backoff, not for a retry inside the run).
+    static func deliveryLimits(_ config: NotifyConfig, _ base: FetchLimits) -> FetchLimits {
+        var limits = base
+        limits.totalTimeoutSeconds = min(base.totalTimeoutSeconds, config.deliveryTimeoutSeconds)
+        limits.connectTimeoutSeconds = min(base.connectTimeoutSeconds, config.deliveryTimeoutSeconds)
+        limits.lowSpeedSeconds = min(base.lowSpeedSeconds, config.deliveryTimeoutSeconds)
+        limits.attemptsMax = 1
+        return limits
     }
 
     /// The signature header of a body: hex HMAC-SHA256 under the shared secret.
@@ -63,86 +78,185 @@ public enum NotifyJob {
         }
     }
 
+    /// Delivers the outbox until it is drained, the run's time budget is spent or a stop is
+    /// asked: in rounds of at most `batchMax` due messages, each round with up to
+    /// `concurrency` deliveries at once. Each message is claimed for a bounded lease before it
+    /// is sent (after proving the run still holds its job lock) and its outcome recorded at
+    /// once, so progress is kept message by message, a run that lost its lock sends nothing
+    /// more, and two live runs never send the same message.
     struct DeliverStep: TypedJobStep {
-        struct Checkpoint: Codable, Sendable { var round: Int }
-        struct Outcome: Codable { var id: Int64; var delivered: Bool; var error: String? }
+        struct Checkpoint: Codable, Sendable { var round: Int; var startedAt: Int64 }
+        struct Round: Codable { var delivered: Int; var failed: Int; var more: Bool }
 
         let config: NotifyConfig
         let secret: [UInt8]?
         let fetcher: FeedFetcher
         let pool: DatabasePool
         let name = "deliver"
-        let checkpointVersion = 1
+        let checkpointVersion = 2
 
-        func start(_ context: JobContext) throws -> Checkpoint { Checkpoint(round: 0) }
+        func start(_ context: JobContext) throws -> Checkpoint { Checkpoint(round: 0, startedAt: context.clock.nowMicros()) }
 
-        /// Messages due now; outside quiet hours all of them, inside only the urgent ones.
+        func upgrade(checkpoint: Data, from version: Int) throws -> Data {
+            // Version 1 was one pass a run: start this run's budget now.
+            try JSONEncoder().encode(Checkpoint(round: 0, startedAt: SystemClock().nowMicros()))
+        }
+
+        /// Messages due now and claimed by no live delivery; outside quiet hours all of them,
+        /// inside only the urgent ones.
         func due(_ db: Database, now: TimestampMicros) throws -> [Row] {
             let quiet = config.isQuiet(minuteOfDay: Int(ShanghaiCalendar.microsOfDay(at: now) / 60_000_000))
             return try Row.fetchAll(db, sql: """
-                SELECT * FROM outbox WHERE status = 'pending' AND next_attempt_at <= ? AND not_before <= ? \(quiet ? "AND urgent = 1" : "")
+                SELECT * FROM outbox WHERE status = 'pending' AND next_attempt_at <= ? AND not_before <= ?
+                    AND (claimed_until IS NULL OR claimed_until < ?) \(quiet ? "AND urgent = 1" : "")
                 ORDER BY urgent DESC, id LIMIT ?
-                """, arguments: [now, now, config.batchMax])
+                """, arguments: [now, now, now, config.batchMax])
         }
 
-        /// Delivery happens outside the transaction; a crash before the outcome commits means
-        /// the message goes again (at least once; the receiver deduplicates by message id).
-        func beforeChunk(_ context: JobContext, checkpoint: Data) throws -> Data? {
+        /// A claim outlives the slowest delivery, so it never lapses while its message is sent.
+        var leaseMicros: Int64 { Int64(config.deliveryTimeoutSeconds + 30) * 1_000_000 }
+
+        func beforeChunk(_ context: JobContext, checkpoint data: Data) throws -> Data? {
+            let checkpoint = try JSONDecoder().decode(Checkpoint.self, from: data)
             let now = context.clock.nowMicros()
-            let messages = try pool.read { db in try due(db, now: now) }
-            var outcomes: [Outcome] = []
-            for message in messages {
-                let body = try JSONSerialization.data(withJSONObject: [
-                    "message_id": message["message_id"] as String, "kind": message["kind"] as String,
-                    "wallet_id": message["wallet_id"] as Int64? ?? 0, "created_at": PaymentReportWriter.isoTime(message["created_at"]),
-                    "payload": (try? JSONSerialization.jsonObject(with: Data((message["payload"] as String).utf8))) ?? [:],
-                ], options: [.sortedKeys])
-                do {
-                    switch config.sink {
-                    case .webhook(let url):
-                        guard let secret else { throw FeedError(.authentication, "QDWALLET_WEBHOOK_SECRET is not set: webhook messages must be signed") }
-                        let status = try fetcher.post(url: url, body: body, headers: [
-                            "X-QDWallet-Message-Id: \(message["message_id"] as String)",
-                            "X-QDWallet-Signature: \(NotifyJob.signature(body, secret: secret))",
-                        ])
-                        guard (200..<300).contains(status) else { throw FeedError(.unreachable, "the webhook answered HTTP \(status)") }
-                    case .file(let path):
-                        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-                        if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600]) }
-                        guard let handle = FileHandle(forWritingAtPath: path) else { throw FeedError(.io, "cannot write the notification file", context: path) }
-                        handle.seekToEndOfFile()
-                        handle.write(body + Data("\n".utf8))
-                        try handle.close()
+            guard now - checkpoint.startedAt < Int64(config.runSecondsMax) * 1_000_000 else {
+                return try JSONEncoder().encode(Round(delivered: 0, failed: 0, more: false))
+            }
+            let messages = try pool.read { db in try due(db, now: now).map(Message.init) }
+            guard !messages.isEmpty else { return try JSONEncoder().encode(Round(delivered: 0, failed: 0, more: false)) }
+            let queue = Mutex((next: 0, delivered: 0, failed: 0, lostLock: false))
+            let workers = max(1, min(config.concurrency, messages.count))
+            DispatchQueue.concurrentPerform(iterations: workers) { _ in
+                while true {
+                    let index: Int? = queue.withLock { state in
+                        guard !state.lostLock, state.next < messages.count, !fetcher.shouldStop() else { return nil }
+                        state.next += 1
+                        return state.next - 1
                     }
-                    outcomes.append(Outcome(id: message["id"], delivered: true, error: nil))
-                } catch {
-                    outcomes.append(Outcome(id: message["id"], delivered: false, error: "\(error)"))
+                    guard let index else { return }
+                    switch deliver(messages[index], context: context) {
+                    case .delivered: queue.withLock { $0.delivered += 1 }
+                    case .failed: queue.withLock { $0.failed += 1 }
+                    case .skipped: break
+                    case .lostLock: queue.withLock { $0.lostLock = true }
+                    }
                 }
             }
-            return try JSONEncoder().encode(outcomes)
+            let state = queue.withLock { $0 }
+            if state.lostLock { throw JobRunnerError.lostLock(job: context.jobName, executionID: context.executionID) }
+            context.logger.info("delivery round", metadata: ["delivered": "\(state.delivered)", "failed": "\(state.failed)"])
+            return try JSONEncoder().encode(Round(delivered: state.delivered, failed: state.failed, more: messages.count == config.batchMax || state.next < messages.count))
+        }
+
+        enum Delivery { case delivered, failed, skipped, lostLock }
+
+        /// A due message, read off its row.
+        struct Message: Sendable {
+            var id: Int64
+            var messageID: String
+            var kind: String
+            var walletID: Int64
+            var createdAt: Int64
+            var payload: String
+
+            init(_ row: Row) {
+                id = row["id"]
+                messageID = row["message_id"]
+                kind = row["kind"]
+                walletID = row["wallet_id"] ?? 0
+                createdAt = row["created_at"]
+                payload = row["payload"]
+            }
+        }
+
+        /// Claims, sends and records one message.
+        func deliver(_ message: Message, context: JobContext) -> Delivery {
+            let id = message.id
+            do {
+                let claimed: Bool? = try pool.write { db in
+                    let now = context.clock.nowMicros()
+                    guard try JobLease.refresh(db, context: context, now: now) else { return nil }
+                    try db.execute(sql: """
+                        UPDATE outbox SET claimed_by = ?, claimed_until = ? WHERE id = ? AND status = 'pending' AND (claimed_until IS NULL OR claimed_until < ?)
+                        """, arguments: [context.executionID, now + leaseMicros, id, now])
+                    return db.changesCount == 1
+                }
+                guard let claimed else { return .lostLock }
+                guard claimed else { return .skipped }
+            } catch {
+                context.logger.warning("cannot claim a message", metadata: ["id": "\(id)", "error": "\(error)"])
+                return .skipped
+            }
+            var failure: String?
+            do {
+                try send(message)
+            } catch {
+                failure = "\(error)"
+            }
+            do {
+                try pool.write { db in
+                    let now = context.clock.nowMicros()
+                    if failure == nil {
+                        try db.execute(sql: "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, delivered_at = ?, last_error = NULL, claimed_by = NULL, claimed_until = NULL WHERE id = ? AND claimed_by = ?",
+                                       arguments: [now, id, context.executionID])
+                    } else {
+                        let attempts = (try Int.fetchOne(db, sql: "SELECT attempts FROM outbox WHERE id = ?", arguments: [id]) ?? 0) + 1
+                        let wait = min(config.backoffMaxSeconds, config.backoffInitialSeconds << min(attempts - 1, 20))
+                        let jittered = Int64(Int.random(in: max(1, wait / 2)...max(1, wait))) * 1_000_000
+                        let dead = attempts >= config.attemptsMax
+                        try db.execute(sql: "UPDATE outbox SET attempts = ?, status = ?, next_attempt_at = ?, last_error = ?, claimed_by = NULL, claimed_until = NULL WHERE id = ? AND claimed_by = ?",
+                                       arguments: [attempts, dead ? "dead" : "pending", now + jittered, String((failure ?? "").prefix(300)), id, context.executionID])
+                    }
+                }
+            } catch {
+                // The claim lapses and the message goes again: at least once, never lost.
+                context.logger.warning("cannot record a delivery", metadata: ["id": "\(id)", "error": "\(error)"])
+            }
+            return failure == nil ? .delivered : .failed
+        }
+
+        /// One message to the configured sink, within the delivery deadline.
+        func send(_ message: Message) throws {
+            let body = try JSONSerialization.data(withJSONObject: [
+                "message_id": message.messageID, "kind": message.kind,
+                "wallet_id": message.walletID, "created_at": PaymentReportWriter.isoTime(message.createdAt),
+                "payload": (try? JSONSerialization.jsonObject(with: Data(message.payload.utf8))) ?? [:],
+            ], options: [.sortedKeys])
+            switch config.sink {
+            case .webhook(let url):
+                guard let secret else { throw FeedError(.authentication, "QDWALLET_WEBHOOK_SECRET is not set: webhook messages must be signed") }
+                let status = try fetcher.post(url: url, body: body, headers: [
+                    "X-QDWallet-Message-Id: \(message.messageID)",
+                    "X-QDWallet-Signature: \(NotifyJob.signature(body, secret: secret))",
+                ])
+                guard (200..<300).contains(status) else { throw FeedError(.unreachable, "the webhook answered HTTP \(status)") }
+            case .file(let path):
+                try FileSink.append(body + Data("\n".utf8), to: path)
+            }
         }
 
         func chunk(_ context: JobContext, db: Database, ledger: any LedgerWriting, from checkpoint: Checkpoint) throws -> (Checkpoint, ChunkCounts) {
-            let outcomes = try context.prepared.map { try JSONDecoder().decode([Outcome].self, from: $0) } ?? []
-            let now = context.clock.nowMicros()
-            var counts = ChunkCounts(read: outcomes.count)
-            for outcome in outcomes {
-                if outcome.delivered {
-                    try db.execute(sql: "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, delivered_at = ?, last_error = NULL WHERE id = ? AND status = 'pending'", arguments: [now, outcome.id])
-                    counts.written += 1
-                } else {
-                    let attempts = (try Int.fetchOne(db, sql: "SELECT attempts FROM outbox WHERE id = ?", arguments: [outcome.id]) ?? 0) + 1
-                    let wait = min(config.backoffMaxSeconds, config.backoffInitialSeconds << min(attempts - 1, 20))
-                    let jittered = Int64(Int.random(in: max(1, wait / 2)...max(1, wait))) * 1_000_000
-                    let dead = attempts >= config.attemptsMax
-                    try db.execute(sql: "UPDATE outbox SET attempts = ?, status = ?, next_attempt_at = ?, last_error = ? WHERE id = ?",
-                                   arguments: [attempts, dead ? "dead" : "pending", now + jittered, String((outcome.error ?? "").prefix(300)), outcome.id])
-                    counts.failed += 1
-                }
+            let round = try context.prepared.map { try JSONDecoder().decode(Round.self, from: $0) } ?? Round(delivered: 0, failed: 0, more: false)
+            let next = Checkpoint(round: checkpoint.round + 1, startedAt: checkpoint.startedAt)
+            let budgetLeft = context.clock.nowMicros() - checkpoint.startedAt < Int64(config.runSecondsMax) * 1_000_000
+            return (next, ChunkCounts(read: round.delivered + round.failed, written: round.delivered, failed: round.failed, done: !(round.more && budgetLeft)))
+        }
+    }
+
+    /// The development sink: one JSON line per message, appended under a lock so that
+    /// concurrent deliveries never interleave.
+    enum FileSink {
+        static let lock = Mutex(())
+
+        static func append(_ line: Data, to path: String) throws {
+            try lock.withLock { _ in
+                try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600]) }
+                guard let handle = FileHandle(forWritingAtPath: path) else { throw FeedError(.io, "cannot write the notification file", context: path) }
+                defer { try? handle.close() }
+                try handle.seekToEnd()
+                try handle.write(contentsOf: line)
             }
-            // One pass a run: what failed waits for its backoff and a later run.
-            counts.done = true
-            return (Checkpoint(round: checkpoint.round + 1), counts)
         }
     }
 }

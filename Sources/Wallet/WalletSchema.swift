@@ -16,6 +16,14 @@ public enum WalletSchema {
         migrator.registerMigration("wallet-v4-autopay-daily-limit") { db in
             try db.execute(sql: "ALTER TABLE wallets ADD COLUMN autopay_daily_limit_fen INTEGER CHECK (autopay_daily_limit_fen IS NULL OR autopay_daily_limit_fen >= 0)")
         }
+        migrator.registerMigration("wallet-v5-outbox-claims") { db in
+            // A message being delivered is claimed by one run for a bounded lease, so two live
+            // runs never send it both.
+            try db.execute(sql: """
+                ALTER TABLE outbox ADD COLUMN claimed_by INTEGER;
+                ALTER TABLE outbox ADD COLUMN claimed_until INTEGER;
+                """)
+        }
     }
 
     /// The ASCII name of QR tag 59 (NULL: derived from the name) and the city in Chinese for

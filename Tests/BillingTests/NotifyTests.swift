@@ -3,6 +3,7 @@ import Feeds
 import Foundation
 import GRDB
 import Logging
+import Synchronization
 import Testing
 @testable import Billing
 @testable import JobRunner
@@ -128,5 +129,99 @@ import Testing
         let config = NotifyConfig(sink: .file(path: "/dev/null"))
         #expect(config.isQuiet(minuteOfDay: 22 * 60) && config.isQuiet(minuteOfDay: 23 * 60 + 59) && config.isQuiet(minuteOfDay: 0) && config.isQuiet(minuteOfDay: 6 * 60 + 59))
         #expect(!config.isQuiet(minuteOfDay: 7 * 60) && !config.isQuiet(minuteOfDay: 21 * 60 + 59))
+    }
+}
+
+/// Delivery drains a city's outbox, bounds each delivery, keeps its progress message by
+/// message, and stops sending the moment its run lost the job's lock.
+@Suite(.serialized) struct NotifyDeliveryTests {
+    func fill(_ world: BillingWorld, _ count: Int) throws {
+        try world.store.pool.write { db in
+            for n in 0..<count {
+                try Outbox.enqueue(db, walletID: 1, kind: .securityAlert, payload: ["event": "test", "n": String(n)], now: world.clock.nowMicros(), messageID: "m-\(n)")
+            }
+        }
+    }
+
+    func runner(_ world: BillingWorld, _ config: NotifyConfig) throws -> JobRunner {
+        let definition = try JobDefinition(ConfigTable.parse("name = \"notify\"\n[parameters]\nslot = \"{minute}\"", file: "notify.job.toml"))
+        return JobRunner(store: world.store, clock: world.clock, logger: Logger(label: "t"), definitions: [definition],
+                         implementations: [NotifyJob.implementation(config: config, secret: NotifyTests.secret, fetcher: FeedFetcher(environment: [:], sleepMillis: { _ in }), pool: world.store.pool)],
+                         sleepMillis: { _ in })
+    }
+
+    func lines(_ path: String) -> [String] {
+        ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+    }
+
+    func messageIDs(_ path: String) throws -> [String] {
+        try lines(path).map { line in
+            let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            return object?["message_id"] as? String ?? ""
+        }
+    }
+
+    @Test func oneRunDrainsAThreeThousandMessageOutbox() throws {
+        let world = try BillingWorld()
+        try world.populate()
+        try fill(world, 3_000)
+        let sink = world.directory.appendingPathComponent("notifications.jsonl").path
+        let report = try runner(world, NotifyConfig(sink: .file(path: sink))).run("notify")
+        #expect(report.status == "completed")
+        #expect(try world.count("SELECT count(*) FROM outbox WHERE status = 'delivered'") == 3_000)
+        #expect(Set(try messageIDs(sink)).count == 3_000 && lines(sink).count == 3_000)
+        let data = try #require(report.summary)
+        let summary = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Int])
+        #expect(summary["backlog"] == 0)
+    }
+
+    /// A receiver that accepts the connection and never answers costs each delivery its
+    /// deadline, no more: the run ends, every message is recorded as tried.
+    @Test(.timeLimit(.minutes(1))) func aHangingWebhookCostsEachDeliveryItsDeadline() throws {
+        let world = try BillingWorld()
+        try world.populate()
+        try fill(world, 20)
+        let silent = try SilentServer()
+        let config = NotifyConfig(sink: .webhook(url: "http://127.0.0.1:\(silent.port)/hook"), attemptsMax: 5, backoffInitialSeconds: 60, concurrency: 8, deliveryTimeoutSeconds: 1, runSecondsMax: 60)
+        let started = Date()
+        let report = try runner(world, config).run("notify")
+        #expect(report.status == "completed")
+        #expect(Date().timeIntervalSince(started) < 15)
+        #expect(try world.count("SELECT count(*) FROM outbox WHERE attempts = 1 AND status = 'pending' AND last_error IS NOT NULL AND claimed_by IS NULL") == 20)
+        let data = try #require(report.summary)
+        let summary = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Int])
+        #expect(summary["backlog"] == 0) // all wait for their backoff, none is due
+    }
+
+    /// A run whose lock is taken over stops before sending more; the next run sends the
+    /// rest, and no message is sent twice.
+    @Test(.timeLimit(.minutes(1))) func aRunThatLostItsLockSendsNothingMore() throws {
+        let world = try BillingWorld()
+        try world.populate()
+        try fill(world, 3_000)
+        let sink = world.directory.appendingPathComponent("notifications.jsonl").path
+        let config = NotifyConfig(sink: .file(path: sink), batchMax: 50, concurrency: 2)
+        // Another process takes the lock over when about a hundred messages are out (the
+        // fetcher's stop check runs before each message: a deterministic moment).
+        let store = world.store
+        let asked = Mutex(0)
+        let definition = try JobDefinition(ConfigTable.parse("name = \"notify\"\n[parameters]\nslot = \"{minute}\"", file: "notify.job.toml"))
+        let fetcher = FeedFetcher(environment: [:], sleepMillis: { _ in }, shouldStop: {
+            let n = asked.withLock { count -> Int in count += 1; return count }
+            if n == 100 { try? store.pool.write { try $0.execute(sql: "DELETE FROM job_locks") } }
+            return false
+        })
+        let stealing = JobRunner(store: world.store, clock: world.clock, logger: Logger(label: "t"), definitions: [definition],
+                                 implementations: [NotifyJob.implementation(config: config, secret: NotifyTests.secret, fetcher: fetcher, pool: world.store.pool)], sleepMillis: { _ in })
+        #expect(throws: JobRunnerError.self) { try stealing.run("notify") }
+        let sentFirst = lines(sink).count
+        #expect(sentFirst >= 98 && sentFirst <= 102, "\(sentFirst)")
+        #expect(try world.count("SELECT count(*) FROM outbox WHERE status = 'delivered'") == sentFirst)
+        // The other run (here: this one again, once the lock is free) sends the rest, once.
+        try world.store.pool.write { try $0.execute(sql: "DELETE FROM job_locks") }
+        _ = try runner(world, config).run("notify")
+        let ids = try messageIDs(sink)
+        #expect(ids.count == 3_000 && Set(ids).count == 3_000)
+        #expect(try world.count("SELECT count(*) FROM outbox WHERE status = 'delivered'") == 3_000)
     }
 }
