@@ -75,7 +75,7 @@ let package = Package(
         .target(
             name: "Reports",
             dependencies: [
-                "Ledger", "JobRunner",
+                "Ledger", "JobRunner", "Wallet",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],

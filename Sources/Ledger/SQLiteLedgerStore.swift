@@ -1,5 +1,6 @@
 import GRDB
 import GRDBSQLite
+import Synchronization
 
 /// The ledger's store on SQLite (through GRDB's connection management): the embedded
 /// default. Every SQL statement of the ledger is in this file and its session.
@@ -7,8 +8,17 @@ public final class SQLiteLedgerStore: LedgerStore {
     /// The database, shared with the modules that write in the same transactions.
     public let pool: DatabasePool
 
+    /// Called inside every write transaction, just before it commits (an audit trail that
+    /// must commit with the change it records). Set once, before the store is used.
+    private let beforeCommit = Mutex<(@Sendable (Database) throws -> Void)?>(nil)
+
     public init(pool: DatabasePool) {
         self.pool = pool
+    }
+
+    /// Installs the hook every write transaction calls before it commits.
+    public func setBeforeCommit(_ hook: (@Sendable (Database) throws -> Void)?) {
+        beforeCommit.withLock { $0 = hook }
     }
 
     /// Opens a database holding only the ledger's schema (tests, benchmarks).
@@ -49,6 +59,7 @@ public final class SQLiteLedgerStore: LedgerStore {
                 try db.inTransaction(.immediate) {
                     let session = try SQLiteLedgerSession(db: db)
                     result = try body(db, session)
+                    if let hook = beforeCommit.withLock({ $0 }) { try hook(db) }
                     return .commit
                 }
                 guard let result else {

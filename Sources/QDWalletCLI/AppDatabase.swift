@@ -52,7 +52,10 @@ enum AppDatabase {
     }
 
     static func openStore(path: String, mode: SQLiteDatabase.OpenMode = .existing) throws -> SQLiteLedgerStore {
-        SQLiteLedgerStore(pool: try SQLiteDatabase.open(path: path, migrator: migrator(), mode: mode, cacheKiB: try cacheKiB()))
+        let store = SQLiteLedgerStore(pool: try SQLiteDatabase.open(path: path, migrator: migrator(), mode: mode, cacheKiB: try cacheKiB()))
+        // The command's audit entry commits with its first change.
+        store.setBeforeCommit(AuditSession.beforeCommit)
+        return store
     }
 
     /// SQLite's page cache per connection: `QDWALLET_SQLITE_CACHE_MB` (2 to 1024), or the default.

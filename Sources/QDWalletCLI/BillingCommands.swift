@@ -42,7 +42,7 @@ struct UtilityCommand: ParsableCommand {
 }
 
 /// `qdwallet bills`
-struct BillsCommand: ParsableCommand {
+struct BillsCommand: ParsableCommand, ReadOnlyCommand {
     static let configuration = CommandConfiguration(commandName: "bills", abstract: "The wallet's utility bills.")
     @OptionGroup var global: GlobalOptions
     @Option var phone: String

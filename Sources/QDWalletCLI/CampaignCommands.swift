@@ -82,7 +82,7 @@ struct CampaignCommand: ParsableCommand {
         }
     }
 
-    struct Explain: ParsableCommand {
+    struct Explain: ParsableCommand, ReadOnlyCommand {
         static let configuration = CommandConfiguration(abstract: "For one payment, each campaign: applied or not, and why (condition, cap, budget before and after, rounding).")
         @OptionGroup var global: GlobalOptions
         @Option(help: "The payment's transaction id.") var payment: Int64

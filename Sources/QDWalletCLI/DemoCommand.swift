@@ -9,7 +9,7 @@ import Wallet
 
 /// `qdwallet demo`: a fresh sample world in a temporary database, the nightly billing run on
 /// SampleFeeds/ for two business days, and what happened.
-struct DemoCommand: ParsableCommand {
+struct DemoCommand: ParsableCommand, ReadOnlyCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
         abstract: "Build a sample world in a temporary database and run the nightly billing on SampleFeeds/.")

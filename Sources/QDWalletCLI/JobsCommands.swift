@@ -149,7 +149,7 @@ struct JobsCommand: ParsableCommand {
         }
     }
 
-    struct List: ParsableCommand {
+    struct List: ParsableCommand, ReadOnlyCommand {
         static let configuration = CommandConfiguration(abstract: "The defined jobs, their schedules, next fires and last outcomes.")
         @OptionGroup var global: GlobalOptions
         @OptionGroup var jobs: JobsOptions
@@ -167,7 +167,7 @@ struct JobsCommand: ParsableCommand {
         }
     }
 
-    struct History: ParsableCommand {
+    struct History: ParsableCommand, ReadOnlyCommand {
         static let configuration = CommandConfiguration(abstract: "Executions, newest first: status, counts, durations, errors.")
         @OptionGroup var global: GlobalOptions
         @Option(help: "Only this job.") var job: String?

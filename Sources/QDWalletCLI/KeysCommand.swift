@@ -6,7 +6,7 @@ import Wallet
 struct KeysCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "keys", abstract: "The personal-data key.", subcommands: [ID.self, Rotate.self])
 
-    struct ID: ParsableCommand {
+    struct ID: ParsableCommand, ReadOnlyCommand {
         static let configuration = CommandConfiguration(
             abstract: "Print the id of the data key in QDWALLET_DATA_KEY or QDWALLET_DATA_KEY_FILE, and the id of the database's key.",
             discussion: "An id is the first 8 bytes of the key's SHA-256, in hex: it tells keys apart and reveals nothing of them. A command given a key whose id differs from the database's refuses to run.")

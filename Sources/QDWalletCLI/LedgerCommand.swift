@@ -9,7 +9,7 @@ struct LedgerCommand: ParsableCommand {
         subcommands: [Check.self])
 
     /// `qdwallet ledger check`: exit 0 when everything holds, 3 with the violations listed.
-    struct Check: ParsableCommand {
+    struct Check: ParsableCommand, ReadOnlyCommand {
         static let configuration = CommandConfiguration(
             abstract: "Verify the ledger: assets sum to zero, balances equal their entries, rules hold, the hash chain is intact.",
             discussion: "Exits 3 and lists the violations when anything is off.")

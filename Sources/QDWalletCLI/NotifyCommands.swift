@@ -19,7 +19,7 @@ struct NotifyCommand: ParsableCommand {
         var lastError: String?
     }
 
-    struct List: ParsableCommand {
+    struct List: ParsableCommand, ReadOnlyCommand {
         static let configuration = CommandConfiguration(abstract: "Messages, newest first; --failed for the dead letters only.")
         @OptionGroup var global: GlobalOptions
         @Flag(help: "Only dead letters (delivery failed after the last try).") var failed = false

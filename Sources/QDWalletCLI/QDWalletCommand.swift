@@ -14,7 +14,7 @@ public struct QDWalletCommand: ParsableCommand {
         subcommands: [
             InitCommand.self, WalletCommand.self, CardCommand.self, TopUpCommand.self, WithdrawCommand.self,
             MerchantCommand.self, PayCommand.self, TransferCommand.self, BalanceCommand.self, HistoryCommand.self,
-            UtilityCommand.self, BillersCommand.self, BillsCommand.self, PayBillCommand.self, CampaignCommand.self, ReportCommand.self, NotifyCommand.self, KeysCommand.self,
+            UtilityCommand.self, BillersCommand.self, BillsCommand.self, AuditCommand.self, PayBillCommand.self, CampaignCommand.self, ReportCommand.self, NotifyCommand.self, KeysCommand.self,
             JobsCommand.self, SchedulerCommand.self, LedgerCommand.self, DemoCommand.self,
         ])
 
@@ -26,12 +26,22 @@ public struct QDWalletCommand: ParsableCommand {
         // --out files, downloaded feeds) is readable by its owner only.
         umask(0o077)
         bootstrapLogging()
-        let wantsJSON = (arguments ?? Array(CommandLine.arguments.dropFirst())).contains("--json")
+        let given = arguments ?? Array(CommandLine.arguments.dropFirst())
+        let wantsJSON = given.contains("--json")
+        var databasePath: String?
         do {
             var command = try parseAsRoot(arguments)
+            // Every command that may change something is written to the audit trail.
+            if !(command is ReadOnlyCommand) {
+                AuditSession.begin(command: commandWords(given), arguments: given)
+                databasePath = try? GlobalOptions.parse(databaseArguments(given)).databasePath
+            }
             try command.run()
             Foundation.exit(ExitStatus.success.rawValue)
         } catch let exit as ExitCode {
+            if exit.rawValue != 0, let databasePath {
+                AuditSession.recordFailure(CLIFailure(ExitStatus(rawValue: exit.rawValue) ?? .infrastructure, code: "exit_\(exit.rawValue)", ""), databasePath: databasePath)
+            }
             Foundation.exit(exit.rawValue)
         } catch {
             // Help, version and usage errors come from the parser (or from a command group's
@@ -45,8 +55,20 @@ public struct QDWalletCommand: ParsableCommand {
                 ? CLIFailure(.usage, code: "usage", fullMessage(for: error))
                 : CLIFailure.from(error)
             Output.failure(failure, json: wantsJSON)
+            if let databasePath { AuditSession.recordFailure(failure, databasePath: databasePath) }
             Foundation.exit(failure.status.rawValue)
         }
+    }
+
+    /// The command's words (`wallet freeze`), before its first option.
+    static func commandWords(_ arguments: [String]) -> String {
+        arguments.prefix { !$0.hasPrefix("-") }.prefix(3).joined(separator: " ")
+    }
+
+    /// Just `--db` from the arguments, for the audit trail to find the database.
+    static func databaseArguments(_ arguments: [String]) -> [String] {
+        guard let index = arguments.firstIndex(of: "--db"), index + 1 < arguments.count else { return [] }
+        return ["--db", arguments[index + 1]]
     }
 }
 

@@ -173,7 +173,7 @@ struct CardCommand: ParsableCommand {
         }
     }
 
-    struct List: ParsableCommand {
+    struct List: ParsableCommand, ReadOnlyCommand {
         static let configuration = CommandConfiguration(abstract: "List the wallet's bound cards, masked.")
         @OptionGroup var global: GlobalOptions
         @Option var phone: String
@@ -354,7 +354,7 @@ struct TransferCommand: ParsableCommand {
 }
 
 /// `qdwallet balance`
-struct BalanceCommand: ParsableCommand {
+struct BalanceCommand: ParsableCommand, ReadOnlyCommand {
     static let configuration = CommandConfiguration(commandName: "balance", abstract: "Posted and available balance, and points.")
     @OptionGroup var global: GlobalOptions
     @Option var phone: String
@@ -368,7 +368,7 @@ struct BalanceCommand: ParsableCommand {
 }
 
 /// `qdwallet history`
-struct HistoryCommand: ParsableCommand {
+struct HistoryCommand: ParsableCommand, ReadOnlyCommand {
     static let configuration = CommandConfiguration(commandName: "history", abstract: "Movements, newest first, by month and kind; --summary gives spending by category.")
     @OptionGroup var global: GlobalOptions
     @Option var phone: String

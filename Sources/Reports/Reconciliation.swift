@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import GRDB
 import Ledger
+import Wallet
 
 /// Finance's proof for one business day: per biller, the feed as received, the bills by
 /// outcome, the payment report and the ledger, which must agree; the campaigns against their
@@ -76,6 +77,8 @@ public struct Reconciliation: Codable, Sendable {
     /// The ledger's chain head (`SEQ:HASH`) the reconciliation saw: an anchor for
     /// `ledger check --expect-head`.
     public var ledgerHead: String
+    /// The day's operator actions from the audit trail, by command.
+    public var operatorActions: [String: Int] = [:]
     public var breaks: [Break]
     public var trend: [TrendDay]
 
@@ -261,7 +264,8 @@ public struct Reconciliation: Codable, Sendable {
             return TrendDay(date: day.iso, paidFen: paid)
         }
         return Reconciliation(date: date.iso, billers: billers, sponsors: sponsors, points: points, trialBalance: check.trialBalance,
-                              ledgerOk: check.ok, ledgerViolations: check.violations.prefix(20).map(\.description), ledgerHead: check.head, breaks: breaks, trend: trend)
+                              ledgerOk: check.ok, ledgerViolations: check.violations.prefix(20).map(\.description), ledgerHead: check.head,
+                              operatorActions: try AuditStore.countsByCommand(db, from: from, to: to), breaks: breaks, trend: trend)
     }
 
     /// Whether a delivered report still has the bytes that were recorded.

@@ -27,6 +27,7 @@ extension Reconciliation {
         }
         lines.append("ledger check: \(ledgerOk ? "ok" : "\(ledgerViolations.count) violation(s)")")
         lines.append("ledger head: \(ledgerHead)")
+        lines.append("operator actions: " + (operatorActions.isEmpty ? "none" : operatorActions.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")))
         if !breaks.isEmpty {
             lines.append("")
             lines.append("breaks (category, subject, age in days, detail):")

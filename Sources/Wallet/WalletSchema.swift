@@ -24,6 +24,24 @@ public enum WalletSchema {
                 ALTER TABLE outbox ADD COLUMN claimed_until INTEGER;
                 """)
         }
+        migrator.registerMigration("wallet-v6-audit-log") { db in
+            // Who did what: append-only, like the journal.
+            try db.execute(sql: """
+                CREATE TABLE audit_log (
+                    id INTEGER PRIMARY KEY,
+                    at INTEGER NOT NULL,
+                    operator TEXT NOT NULL,
+                    command TEXT NOT NULL,
+                    arguments TEXT NOT NULL,
+                    outcome TEXT NOT NULL,
+                    wallet_id INTEGER
+                );
+                CREATE INDEX audit_log_by_time ON audit_log(at);
+                CREATE INDEX audit_log_by_wallet ON audit_log(wallet_id, at) WHERE wallet_id IS NOT NULL;
+                CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+                CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+                """)
+        }
     }
 
     /// The ASCII name of QR tag 59 (NULL: derived from the name) and the city in Chinese for

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Testing
 
 /// A careless operator: a typo in --db, the demo pointed at a real database, a read-only
@@ -208,5 +209,45 @@ import Testing
         #expect(purged["feed_files_removed"] as? Int == 3)
         #expect(files() == kept.filter { !$0.contains("20261127") })
         #expect(try cli.run(["jobs", "purge", "--older-than", "30", "--feeds-older-than", "0"]).status == 2)
+    }
+}
+
+/// Who did it: every command that changes anything is in the audit trail, masked, with its
+/// outcome, committed with the change; the trail refuses edits; the reconciliation counts it.
+@Suite struct AuditTrailTests {
+    let wallet = WalletCLITests()
+
+    @Test func everyChangeIsAuditedMaskedAndAppendOnly() throws {
+        var cli = try wallet.runner()
+        defer { cli.cleanUp() }
+        cli.environment["QDWALLET_OPERATOR"] = "王操作员"
+        try wallet.ok(cli, ["wallet", "open", "--phone", "13800000001", "--name", "张三"])
+        try wallet.ok(cli, ["wallet", "kyc", "submit", "--phone", "13800000001", "--name", "张三", "--id-number", "11010519491231002X"])
+        try wallet.ok(cli, ["wallet", "kyc", "approve", "--phone", "13800000001", "--class", "2"])
+        try wallet.ok(cli, ["wallet", "freeze", "--phone", "13800000001", "--reason", "court order"])
+        try wallet.refused(cli, ["wallet", "open", "--phone", "13800000001", "--name", "李四"], code: "wallet_exists")
+        // Reading changes nothing and is not audited.
+        _ = try wallet.ok(cli, ["balance", "--phone", "13800000001"])
+        let entries = try #require(try wallet.ok(cli, ["audit"])["entries"] as? [[String: Any]])
+        let commands = entries.compactMap { $0["command"] as? String }
+        #expect(commands == ["wallet open", "wallet freeze", "wallet kyc approve", "wallet kyc submit", "wallet open", "init"], "\(commands)")
+        #expect(entries.allSatisfy { $0["operator"] as? String == "王操作员" || $0["command"] as? String == "init" })
+        #expect(entries.first?["outcome"] as? String == "refused: wallet_exists")
+        #expect(entries.dropFirst().allSatisfy { $0["outcome"] as? String == "ok" })
+        let everything = entries.map { "\($0)" }.joined()
+        #expect(!everything.contains("13800000001") && !everything.contains("11010519491231002X"))
+        #expect(everything.contains("138****0001") && everything.contains("1101**********002X"))
+        // By wallet and by operator.
+        let touched = try #require(try wallet.ok(cli, ["audit", "--wallet", "13800000001"])["entries"] as? [[String: Any]])
+        #expect(touched.count == 5)
+        #expect((try wallet.ok(cli, ["audit", "--operator", "nobody"])["entries"] as? [Any])?.isEmpty == true)
+        // Append-only, like the journal.
+        let pool = try DatabaseQueue(path: cli.databasePath)
+        #expect(throws: (any Error).self) { try pool.write { try $0.execute(sql: "UPDATE audit_log SET operator = 'x'") } }
+        #expect(throws: (any Error).self) { try pool.write { try $0.execute(sql: "DELETE FROM audit_log") } }
+        // The day's reconciliation counts the operator actions.
+        let today = ISO8601DateFormatter.string(from: Date(), timeZone: TimeZone(identifier: "Asia/Shanghai")!, formatOptions: [.withFullDate])
+        let report = try cli.run(["report", "reconciliation", "--date", today])
+        #expect(report.stdout.contains("operator actions:") && report.stdout.contains("wallet freeze 1"), "\(report.stdout)")
     }
 }
