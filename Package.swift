@@ -181,7 +181,7 @@ let package = Package(
         .testTarget(
             name: "CLITests",
             dependencies: [
-                "QDWalletCLI", "Ledger", "qdwallet",
+                "QDWalletCLI", "Ledger", "Wallet", "qdwallet",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: strict),

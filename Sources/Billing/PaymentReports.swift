@@ -128,14 +128,19 @@ public enum PaymentReports {
         "QDW-\(biller)-\(date.compact)" + (version > 1 ? "-V\(version)" : "")
     }
 
-    /// A path or URL of version `version`: `-v2` before the extension of its last part.
+    /// A path or URL of version `version`: `-v2` before the extension of its last part;
+    /// version 1 where it always was.
     static func versioned(_ location: String, version: Int) -> String {
-        guard version > 1 else { return location }
+        version > 1 ? suffixed(location, "-v\(version)") : location
+    }
+
+    /// `suffix` before the extension of the last part of a path or URL.
+    static func suffixed(_ location: String, _ suffix: String) -> String {
         let slash = location.lastIndex(of: "/") ?? location.startIndex
         if let dot = location[slash...].lastIndex(of: ".") {
-            return String(location[..<dot]) + "-v\(version)" + String(location[dot...])
+            return String(location[..<dot]) + suffix + String(location[dot...])
         }
-        return location + "-v\(version)"
+        return location + suffix
     }
 
     /// Header and items, all in memory (tests and small days).
@@ -230,7 +235,7 @@ struct ReportStep: TypedJobStep {
                 .map { Previous(version: $0[0], reportID: $0[1], sha256: $0[2], createdAt: $0[3], delivered: ($0[4] as Int64?) != nil, deliveredTo: $0[5], ledgerHead: $0[6]) }
         }
         var version = previous?.version ?? 1
-        var path = ReportVersions.path(basePath, version: version)
+        var path = PaymentReports.versioned(basePath, version: version)
         var header: ReportHeader
         var digest: Data
         var unchanged = false
@@ -249,7 +254,7 @@ struct ReportStep: TypedJobStep {
                 try? FileManager.default.removeItem(atPath: candidate)
                 // A report a biller has received is never replaced: a correction is a new version.
                 if previous.delivered { version += 1 }
-                path = ReportVersions.path(basePath, version: version)
+                path = PaymentReports.versioned(basePath, version: version)
                 header = try store.snapshot { db, ledger in
                     try PaymentReports.write(db, biller: biller.code, date: date, now: context.clock.nowMicros(), path: path, schema: config.reportSchema, version: version,
                                              ledgerHead: (try ledger.chainHead() ?? .genesis).anchor)
@@ -266,7 +271,7 @@ struct ReportStep: TypedJobStep {
             }
             digest = Data(try FeedIngest.sha256(path: path).digest)
         }
-        let target = ReportVersions.path(Biller.fill(biller.resultURL, date: date, root: config.root, reports: config.reportsDirectory), version: version)
+        let target = PaymentReports.versioned(Biller.fill(biller.resultURL, date: date, root: config.root, reports: config.reportsDirectory), version: version)
         var written = Written(reportID: header.reportID, path: path, sha256: digest, items: header.itemCount, header: header, version: version)
         // A feed refused at feed level: the biller is told so, and why, beside the report.
         if let rejection = try pool.read({ db in try FeedStatusReport.rejection(db, biller: biller.code, date: date) }) {
@@ -331,12 +336,6 @@ struct ReportStep: TypedJobStep {
     }
 }
 
-/// Where version `n` of a payment report goes: version 1 where it always went, a correction
-/// beside it with `-vN` before the extension (`QDW-QD-WATER-20261127-v2.xml`).
-enum ReportVersions {
-    static func path(_ location: String, version: Int) -> String { PaymentReports.versioned(location, version: version) }
-}
-
 /// The status of a refused feed, sent to its biller beside the payment report in the manner
 /// of an ISO 20022 payment status report (pain.002): group status RJCT with the reason.
 enum FeedStatusReport {
@@ -357,11 +356,7 @@ enum FeedStatusReport {
     }
 
     /// `QDW-QD-WATER-20261127.xml` gives `QDW-QD-WATER-20261127-status.xml`.
-    static func path(_ report: String) -> String {
-        let slash = report.lastIndex(of: "/") ?? report.startIndex
-        if let dot = report[slash...].lastIndex(of: ".") { return String(report[..<dot]) + "-status" + String(report[dot...]) }
-        return report + "-status"
-    }
+    static func path(_ report: String) -> String { PaymentReports.suffixed(report, "-status") }
 
     static func write(_ rejection: Rejection, biller: String, date: ShanghaiCalendar.Date, now: TimestampMicros, to path: String) throws {
         func escape(_ text: String) -> String {

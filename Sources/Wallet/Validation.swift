@@ -48,18 +48,24 @@ public enum Validation {
         guard bytes.count == 18, bytes[0..<17].allSatisfy(isDigit),
               isDigit(bytes[17]) || bytes[17] == UInt8(ascii: "X")
         else { throw .invalidIDNumber }
-        let digits = bytes[0..<17].map { Int($0 - UInt8(ascii: "0")) }
-        guard provinceCodes.contains(digits[0] * 10 + digits[1]) else { throw .invalidIDNumber }
-        let weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
-        let sum = zip(digits, weights).reduce(0) { $0 + $1.0 * $1.1 }
-        let check = Array("10X98765432".utf8)[sum % 11]
-        guard check == bytes[17] else { throw .invalidIDNumber }
+        guard provinceCodes.contains(Int(bytes[0] - 48) * 10 + Int(bytes[1] - 48)) else { throw .invalidIDNumber }
+        guard let check = residentIDCheckCharacter(String(decoding: bytes[0..<17], as: UTF8.self)), check.asciiValue == bytes[17] else { throw .invalidIDNumber }
         let birth = String(decoding: bytes[6..<14], as: UTF8.self)
         let iso = String(birth.prefix(4)) + "-" + String(birth.dropFirst(4).prefix(2)) + "-" + String(birth.suffix(2))
         guard let born = ShanghaiCalendar.Date(iso: iso), born.year >= 1900, born <= today else {
             throw .invalidIDNumber
         }
         return upper
+    }
+
+    /// The check character of GB 11643-1999 §5.4 (ISO 7064 MOD 11-2) of the first 17
+    /// digits of a resident ID number; nil unless given exactly 17 ASCII digits.
+    public static func residentIDCheckCharacter(_ body: String) -> Character? {
+        let bytes = Array(body.utf8)
+        guard bytes.count == 17, bytes.allSatisfy(isDigit) else { return nil }
+        let weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
+        let sum = zip(bytes, weights).reduce(0) { $0 + Int($1.0 - 48) * $1.1 }
+        return Array("10X98765432")[sum % 11]
     }
 
     /// A bank card number (ISO/IEC 7812-1 PAN): 16 to 19 digits, the lengths UnionPay debit

@@ -62,15 +62,11 @@ final class TestWallet {
     }
 }
 
-/// A valid resident ID number of its own for each test phone (GB 11643: Qingdao's address
-/// code, a birth year and sequence drawn from the phone, the MOD 11-2 check character): one
-/// person, one verified wallet.
+/// A valid resident ID number of its own for each test phone (Qingdao's address code, a
+/// birth year and sequence drawn from the phone): one person, one verified wallet.
 func residentID(forPhone phone: String) -> String {
     let n = Int(phone.suffix(5)) ?? 0
-    let year = 1940 + (n / 1_000) % 80
-    let sequence = n % 1_000
-    let body = "370202" + String(year) + "0101" + (sequence < 10 ? "00" : sequence < 100 ? "0" : "") + String(sequence)
-    let weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
-    let sum = zip(body.utf8.map { Int($0) - 48 }, weights).reduce(0) { $0 + $1.0 * $1.1 }
-    return body + String(Array("10X98765432")[sum % 11])
+    let sequence = String(1_000 + n % 1_000).dropFirst()
+    let body = "370202" + String(1940 + (n / 1_000) % 80) + "0101" + sequence
+    return body + String(Validation.residentIDCheckCharacter(body)!)
 }

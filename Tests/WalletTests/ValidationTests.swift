@@ -22,9 +22,7 @@ import Testing
 
     /// The ISO 7064 MOD 11-2 check character of GB 11643-1999 §5.4 for a 17-digit body.
     static func withCheck(_ body: String) -> String {
-        let weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
-        let sum = zip(body.utf8.map { Int($0) - 48 }, weights).reduce(0) { $0 + $1.0 * $1.1 }
-        return body + String(Array("10X98765432")[sum % 11])
+        body + String(Validation.residentIDCheckCharacter(body)!)
     }
 
     /// GB 11643-1999 §5.1: the address code is a county code of GB/T 2260; its first two
