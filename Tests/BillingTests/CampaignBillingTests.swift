@@ -301,3 +301,57 @@ extension BillingService {
         try BillingService(wallets: wallets, campaigns: campaigns).payBill(phone: phone, reference: reference, password: "123456")
     }
 }
+
+/// What seeded bugs survived before: each of these fails with one of them.
+@Suite struct CampaignGapTests {
+    /// A night whose discounts exceed the remaining budget: the budget is used to the fen,
+    /// never beyond, though every allocation of the chunk is still in flight.
+    @Test func aNightBeyondTheBudgetUsesItToTheFen() throws {
+        let world = try BillingWorld()
+        try world.populate()
+        try world.useCampaigns([winter.replacingOccurrences(of: "BUDGET", with: "1_000")])
+        _ = try world.run("2026-11-27")
+        // Unbounded, the night's tiers would give 3.00 + 8.00 + 3.00 = 14.00.
+        #expect(try world.budgetUsed("winter") == 1_000)
+        #expect(try world.sponsorBalance("BUREAU") == -1_000)
+        #expect(try world.count("SELECT coalesce(sum(discount_fen), 0) FROM campaign_allocations WHERE campaign_id = 'winter'") == 1_000)
+        #expect(try world.count("SELECT coalesce(sum(discount_fen), 0) FROM bills") == 1_000)
+        #expect(try world.ledger.check().ok)
+    }
+
+    /// pay-bill evaluates the campaigns as autopay does: the discount is given and funded.
+    @Test func payBillGivesTheCampaignsDiscount() throws {
+        let world = try BillingWorld()
+        try world.populate()
+        try world.useCampaigns([winter.replacingOccurrences(of: "BUDGET", with: "1_000_000")])
+        try world.execute("UPDATE bill_accounts SET autopay = 0")
+        _ = try world.run("2026-11-27")
+        // 陈静's water bill 54.30 is over the first tier (50.00): 3.00 off.
+        let before = try world.balance("13800000006")
+        let receipt = try world.billing.payBillWithCampaigns(world.config.campaigns, phone: "13800000006", reference: "QD-WATER:W2611-000004")
+        #expect(receipt.discountFen == 300)
+        #expect(receipt.amountFen == 5_430 - 300)
+        #expect(before - (try world.balance("13800000006")) == 5_130)
+        #expect(try world.sponsorBalance("BUREAU") == -300)
+        #expect(try world.budgetUsed("winter") == 300)
+        #expect(try world.ledger.check().ok)
+    }
+}
+
+/// Two billers may send the same BillId on the same night: a payment's identity is its
+/// biller and its BillId.
+@Suite struct SharedBillIDTests {
+    @Test func twoBillersBillsWithOneBillIdArePaidApart() throws {
+        let world = try BillingWorld()
+        try world.populate()
+        let water = try FeedIdentityTests.feed(world.directory, biller: "QD-WATER", feedID: "W-1", billID: "SAME-1", customer: "1100234567", fen: 1_000)
+        let gas = try FeedIdentityTests.feed(world.directory, biller: "QD-GAS", feedID: "G-1", billID: "SAME-1", customer: "88001236", fen: 2_000)
+        _ = try world.run("2026-11-27", feeds: ["QD-WATER": water, "QD-GAS": gas])
+        let waterBill = try #require(try world.bill("QD-WATER", "SAME-1"))
+        let gasBill = try #require(try world.bill("QD-GAS", "SAME-1"))
+        #expect(waterBill["status"] as String == "paid" && gasBill["status"] as String == "paid")
+        #expect((waterBill["transaction_id"] as Int64?) != (gasBill["transaction_id"] as Int64?))
+        #expect(try world.ledgerMovement("QD-WATER", "2026-11-27") == 1_000)
+        #expect(try world.ledgerMovement("QD-GAS", "2026-11-27") == 2_000)
+    }
+}

@@ -224,4 +224,27 @@ import Testing
         #expect(ids.count == 3_000 && Set(ids).count == 3_000)
         #expect(try world.count("SELECT count(*) FROM outbox WHERE status = 'delivered'") == 3_000)
     }
+
+    /// Quiet hours, 22:00 to 07:00 in Qingdao, through the job itself, at their edges: a
+    /// notice goes at 21:59 and 07:00, waits at 22:00 and 06:59; an alert never waits.
+    @Test func quietHoursHoldAtTheirEdgesInTheJob() throws {
+        let world = try BillingWorld()
+        try world.populate()
+        let sink = world.directory.appendingPathComponent("quiet.jsonl").path
+        let config = NotifyConfig(sink: .file(path: sink))
+        func attempt(_ hour: Int, _ minute: Int, kind: Outbox.Kind) throws -> Bool {
+            world.clock.set(shanghai(2026, 11, 28, hour, minute))
+            let id = "q-\(hour)-\(minute)-\(kind.rawValue)"
+            try world.store.pool.write { db in
+                try Outbox.enqueue(db, walletID: 1, kind: kind, payload: ["event": "edge"], now: world.clock.nowMicros(), messageID: id)
+            }
+            _ = try runner(world, config).run("notify", force: true)
+            return try world.count("SELECT count(*) FROM outbox WHERE message_id = '\(id)' AND status = 'delivered'") == 1
+        }
+        #expect(try attempt(21, 59, kind: .billNotice))
+        #expect(try !attempt(22, 0, kind: .billNotice))
+        #expect(try attempt(22, 0, kind: .securityAlert))
+        #expect(try !attempt(6, 59, kind: .billNotice))
+        #expect(try attempt(7, 0, kind: .billNotice))
+    }
 }

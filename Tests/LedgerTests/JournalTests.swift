@@ -122,6 +122,9 @@ import Testing
 
     @Test(arguments: [
         ("UPDATE ledger_transactions SET memo = 'edited' WHERE id = 5", "hash_chain_broken"),
+        // The newest row too: no later row re-hashes it, so the check must recompute its own.
+        ("UPDATE ledger_transactions SET memo = 'edited' WHERE id = (SELECT max(id) FROM ledger_transactions)", "hash_chain_broken"),
+        ("UPDATE ledger_transactions SET effective_at = effective_at + 1 WHERE id = (SELECT max(id) FROM ledger_transactions)", "hash_chain_broken"),
         ("UPDATE ledger_entries SET amount = amount + 1 WHERE transaction_id = 7 AND leg = 1", "unbalanced_transaction"),
         ("UPDATE ledger_entries SET amount = amount + 1 WHERE transaction_id = 7", "hash_chain_broken"),
         ("DELETE FROM ledger_entries WHERE transaction_id = 9", "account_totals_mismatch"),
