@@ -49,6 +49,7 @@ import Testing
             #expect(try cli.run(["card", "bind", "--phone", phone, "--card-number", "6222020200112233446", "--bank", "ICBC"]).status == 0)
             #expect(try cli.run(["topup", "--phone", phone, "--amount", "5000.00", "--card", "\(i + 1)"]).status == 0)
             #expect(try cli.run(["utility", "link", "--phone", phone, "--biller", "QD-WATER", "--customer-no", String(2_000_000_000 + i), "--autopay", "--autopay-limit", "500.00"]).status == 0)
+            #expect(try cli.run(["wallet", "autopay", "--phone", phone, "--daily-limit", "50000.00"]).status == 0)
         }
         // A feed of 4,000 bills: 200 per resident.
         // QDWALLET_CRASH_SEED replays another seed (printed below with the result).
@@ -64,6 +65,8 @@ import Testing
             total += fen
             body += "<Bill><BillId>K\(n)</BillId><CustomerNo>\(2_000_000_000 + wallet)</CustomerNo><CustomerName>张*</CustomerName><District>市南区</District><Period>2026-11</Period><Usage Unit=\"m3\">1.0</Usage><Amount Ccy=\"CNY\">\(fen / 100).\(String(format: "%02d", fen % 100))</Amount><LateFee Ccy=\"CNY\">0.00</LateFee><IssueDate>2026-11-27</IssueDate><DueDate>2026-12-20</DueDate></Bill>\n"
         }
+        // And 300 cancels of bills nobody sent: the cancels step has chunks of its own to kill.
+        for n in 0..<300 { body += "<Cancel><BillId>X\(n)</BillId><Reason>test</Reason></Cancel>\n" }
         let feed = cli.directory.appendingPathComponent("water.xml")
         try """
             <?xml version="1.0" encoding="UTF-8"?>
@@ -76,6 +79,14 @@ import Testing
         // the run is left to finish. A killed run's lock names a process that is gone, so the
         // next run takes over at once.
         let killsPlanned = Int(ProcessInfo.processInfo.environment["QDWALLET_CRASH_KILLS"] ?? "") ?? 16
+        // Kills land by progress, not by time: each waits for the run to commit a (seeded)
+        // number of chunks of the step it is in, and kills it there; the run is resumed and
+        // killed again until every step is done, then left to finish. QDWALLET_CRASH_KILLS
+        // bounds the kills.
+        let steps = ["ingest", "cancels", "process", "reports"]
+        var hit: [String: Int] = [:]
+        let watcher = try DatabasePool(path: cli.databasePath)
+        defer { try? watcher.close() }
         var kills = 0
         var finished = false
         var attempt = 0
@@ -86,24 +97,56 @@ import Testing
             process.environment = cli.environment
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice
-            try process.run()
-            if attempt < killsPlanned {
-                // Seeded moments between 15 ms and 165 ms into the run.
-                usleep(useconds_t(15_000 + random.next() % 150_000))
+            let completed = Set(try watcher.read { try String.fetchAll($0, sql: "SELECT step_name FROM job_step_executions WHERE status = 'completed'") })
+            let pending = steps.filter { !completed.contains($0) }
+            if attempt < killsPlanned, let target = pending.first {
+                // Steps of few chunks are killed after one; the 161 chunks of payments after more.
+                let chunksToCommit = switch target {
+                case "cancels": 2 + Int(random.next() % 4)
+                case "process": 10 + Int(random.next() % 30)
+                default: 1
+                }
+                // Only this run's execution counts, not the one killed before it.
+                let before = try watcher.read { try Int64.fetchOne($0, sql: "SELECT coalesce(max(id), 0) FROM job_executions") } ?? 0
+                try process.run()
+                var baseline: Int?
+                let deadline = Date().addingTimeInterval(60)
+                while process.isRunning && Date() < deadline {
+                    let row = try watcher.read { db in
+                        try Row.fetchOne(db, sql: "SELECT status, chunks FROM job_step_executions WHERE step_name = ? AND execution_id > ? ORDER BY execution_id DESC LIMIT 1", arguments: [target, before])
+                    }
+                    if let row {
+                        let chunks: Int = row["chunks"]
+                        if baseline == nil { baseline = chunks }
+                        if (row["status"] as String) != "started" || chunks >= baseline! + chunksToCommit { break }
+                    }
+                    usleep(500)
+                }
                 if process.isRunning {
                     kill(process.processIdentifier, SIGKILL)
                     kills += 1
+                    process.waitUntilExit()
+                    let inProgress = try watcher.read { db in
+                        try String.fetchOne(db, sql: "SELECT step_name FROM job_step_executions WHERE execution_id > ? AND status = 'started' ORDER BY id DESC LIMIT 1", arguments: [before])
+                    }
+                    hit[inProgress ?? "between steps", default: 0] += 1
+                } else {
+                    process.waitUntilExit()
+                    finished = process.terminationStatus == 4 || process.terminationStatus == 0
                 }
-                process.waitUntilExit()
-                if process.terminationReason == .exit { finished = process.terminationStatus == 4 || process.terminationStatus == 0 }
             } else {
+                try process.run()
                 process.waitUntilExit()
                 finished = process.terminationStatus == 4 || process.terminationStatus == 0
                 if !finished { sleep(5) }
             }
             attempt += 1
         }
-        print("crash harness: seed \(seed), \(kills) runs killed, \(attempt) runs in all")
+        print("crash harness: seed \(seed), \(kills) runs killed, \(attempt) runs in all; kills by step: \(hit.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))")
+        // The kills landed inside every step that moves or reports money.
+        if killsPlanned >= 8 {
+            for step in steps { #expect((hit[step] ?? 0) > 0, "no kill landed inside \(step): \(hit)") }
+        }
         #expect(finished)
         let pool = try DatabasePool(path: cli.databasePath)
         defer { try? pool.close() }
