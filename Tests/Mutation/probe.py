@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+"""The mutation probe: seeds one bug at a time (Tests/Mutation/mutants.json) into a copy of
+the tree, builds, runs the tests that guard the rule, and reports each mutant as killed (a
+test failed, and which) or survived. Exit 1 when any mutant survives or no longer applies.
+
+  Tests/Mutation/run.sh                     every mutant
+  Tests/Mutation/run.sh --only NAME         one
+  Tests/Mutation/run.sh --count 4 --seed S  a seeded rotating subset (CI)
+"""
+import argparse, json, os, random, re, shutil, subprocess, sys, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+WORK = os.path.join(ROOT, ".build-mutation")
+TREE = os.path.join(WORK, "tree")
+SCRATCH = os.path.join(WORK, "build")
+
+
+def copy_tree():
+    """The tracked files of the repository, copied fresh (the build folder is kept)."""
+    if os.path.exists(TREE):
+        shutil.rmtree(TREE)
+    os.makedirs(TREE)
+    files = subprocess.run(["git", "-C", ROOT, "ls-files", "-z"], check=True, capture_output=True).stdout.split(b"\0")
+    for name in files:
+        if not name:
+            continue
+        path = name.decode()
+        source = os.path.join(ROOT, path)
+        if not os.path.isfile(source):
+            continue
+        target = os.path.join(TREE, path)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        shutil.copy2(source, target)
+
+
+def run(arguments, timeout):
+    return subprocess.run(arguments, cwd=TREE, capture_output=True, text=True, timeout=timeout)
+
+
+def probe(mutant, log):
+    path = os.path.join(TREE, mutant["file"])
+    with open(path, encoding="utf-8") as f:
+        original = f.read()
+    if original.count(mutant["find"]) != 1:
+        return "stale", "the code to mutate is no longer there exactly once"
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(original.replace(mutant["find"], mutant["replace"], 1))
+    try:
+        build = run(["swift", "build", "--build-tests", "--scratch-path", SCRATCH], 3600)
+        log.write(build.stdout + build.stderr)
+        if build.returncode != 0:
+            return "invalid", "the mutant does not build"
+        tests = run(["swift", "test", "--skip-build", "--scratch-path", SCRATCH, "--filter", mutant["filter"]], 3600)
+        log.write(tests.stdout + tests.stderr)
+        if tests.returncode == 0:
+            return "survived", "every test of " + mutant["filter"] + " passed"
+        failed = sorted(set(re.findall(r"✘ Test (\w+)\(", tests.stdout + tests.stderr)))
+        return "killed", ", ".join(failed[:4]) or "the test run failed"
+    finally:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(original)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--only")
+    parser.add_argument("--count", type=int)
+    parser.add_argument("--seed", default=str(int(time.time()) // 86400))
+    options = parser.parse_args()
+    with open(os.path.join(ROOT, "Tests", "Mutation", "mutants.json"), encoding="utf-8") as f:
+        mutants = json.load(f)
+    if options.only:
+        mutants = [m for m in mutants if m["name"] == options.only]
+        if not mutants:
+            sys.exit("no mutant named " + options.only)
+    elif options.count:
+        mutants = random.Random(options.seed).sample(mutants, min(options.count, len(mutants)))
+        print(f"mutation probe: seed {options.seed}, {len(mutants)} mutants")
+    copy_tree()
+    os.makedirs(WORK, exist_ok=True)
+    bad = 0
+    with open(os.path.join(WORK, "probe.log"), "w", encoding="utf-8") as log:
+        for mutant in mutants:
+            outcome, detail = probe(mutant, log)
+            print(f"{outcome:9} {mutant['name']:28} {mutant['rule']}: {detail}", flush=True)
+            bad += outcome != "killed"
+    print(f"mutation probe: {len(mutants) - bad} killed, {bad} not killed")
+    sys.exit(1 if bad else 0)
+
+
+if __name__ == "__main__":
+    main()
