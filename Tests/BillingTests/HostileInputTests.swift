@@ -110,6 +110,7 @@ import Testing
         } catch let error as FeedError {
             #expect(!accepted, "\(label): \(error)")
             #expect(!error.message.isEmpty && error.message.utf8.count < 2_000, "the error must be short and clear")
+            #expect(bills.isEmpty, "\(label): a bill was handed over from a refused feed")
         }
     }
 

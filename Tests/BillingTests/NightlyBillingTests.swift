@@ -147,13 +147,17 @@ import Testing
         _ = try world.run("2026-11-27")
         let original = try String(contentsOfFile: sampleFeeds + "/QD-WATER/QD-WATER-20261127.xml", encoding: .utf8)
         let altered = world.directory.appendingPathComponent("altered.xml")
-        try original.replacingOccurrences(of: "<Amount Ccy=\"CNY\">45.20</Amount>", with: "<Amount Ccy=\"CNY\">45.21</Amount>")
-            .replacingOccurrences(of: "<CtrlSum Ccy=\"CNY\">191.80</CtrlSum>", with: "<CtrlSum Ccy=\"CNY\">191.81</CtrlSum>")
-            .write(to: altered, atomically: true, encoding: .utf8)
+        // The same feed with one amount changed and its control sum still right: refused for
+        // its reused FeedId only, not for its totals.
+        let changed = original.replacingOccurrences(of: "<Amount Ccy=\"CNY\">45.20</Amount>", with: "<Amount Ccy=\"CNY\">45.21</Amount>")
+            .replacingOccurrences(of: "<CtrlSum Ccy=\"CNY\">192.30</CtrlSum>", with: "<CtrlSum Ccy=\"CNY\">192.31</CtrlSum>")
+        #expect(changed.contains("<CtrlSum Ccy=\"CNY\">192.31</CtrlSum>") && changed.contains("45.21"))
+        try changed.write(to: altered, atomically: true, encoding: .utf8)
         let report = try world.run("2026-11-27", feeds: ["QD-WATER": altered.absoluteString], force: true)
         let water = try #require(try world.summary(report).billers.first { $0.biller == "QD-WATER" })
         #expect(water.status == "rejected")
         #expect(water.error?.contains("FeedId QD-WATER-20261127-01 was ingested before with other content") == true)
+        #expect(try world.store.pool.read { try String.fetchOne($0, sql: "SELECT error_code FROM billing_runs WHERE biller = 'QD-WATER' ORDER BY execution_id DESC LIMIT 1") } == "feed_id_reused")
         #expect(try world.bill("QD-WATER", "W2611-000001")?["due_fen"] as Int64? == 4_520)
     }
 }

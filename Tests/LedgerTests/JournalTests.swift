@@ -83,8 +83,15 @@ import Testing
 
     @Test func databaseFileIsPrivate() throws {
         let t = try TestLedger()
-        let attributes = try FileManager.default.attributesOfItem(atPath: t.path)
-        #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600)
+        // Write something, so that SQLite's -wal and -shm files exist beside the database.
+        _ = try t.fundedWallet("private", fen: 100)
+        var checked = 0
+        for path in [t.path, t.path + "-wal", t.path + "-shm"] {
+            let attributes = try FileManager.default.attributesOfItem(atPath: path)
+            #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600, "\(path)")
+            checked += 1
+        }
+        #expect(checked == 3)
     }
 }
 

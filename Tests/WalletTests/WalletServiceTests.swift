@@ -56,6 +56,14 @@ import Testing
         } throws: { error in
             (error as? WalletError)?.code == .dataKey && "\(error)".contains("QDWALLET_DATA_KEY")
         }
+        // Verified by an operator with the key elsewhere, the wallet still cannot bind a card here.
+        try t.store.pool.write { try $0.execute(sql: "UPDATE wallets SET kyc_verified = 1, kyc_class = 2") }
+        #expect {
+            try t.service.bindCard(phone: "13800000001", cardNumber: "6222020200112233446", bank: "ICBC")
+        } throws: { error in
+            (error as? WalletError)?.code == .dataKey && "\(error)".contains("QDWALLET_DATA_KEY")
+        }
+        #expect(try t.store.pool.read { try Int.fetchOne($0, sql: "SELECT (SELECT count(*) FROM kyc_submissions) + (SELECT count(*) FROM cards)") } == 0)
     }
 
     @Test func dataKeyFromTheEnvironment() throws {
@@ -299,15 +307,23 @@ import Testing
         }.map { service in
             WalletService(store: service.store, ledger: Ledger(store: service.store, clock: t.clock), hasher: service.hasher, dataKey: t.key)
         }
-        let outcomes = await withTaskGroup(of: Bool.self) { group in
+        // Each outcome: paid, or the refusal's code: the two that lose must lose to the limit.
+        let outcomes = await withTaskGroup(of: String.self) { group in
             for (i, service) in services.enumerated() {
                 group.addTask {
-                    (try? service.payQR(phone: "13800000003", payload: staticQR, amountFen: 40_000, password: "123456", idempotencyKey: "race-\(i)")) != nil
+                    do {
+                        _ = try service.payQR(phone: "13800000003", payload: staticQR, amountFen: 40_000, password: "123456", idempotencyKey: "race-\(i)")
+                        return "paid"
+                    } catch let refusal as WalletRefusal {
+                        return refusal.rawValue
+                    } catch {
+                        return "\(error)"
+                    }
                 }
             }
-            return await group.reduce(into: [Bool]()) { $0.append($1) }
+            return await group.reduce(into: [String]()) { $0.append($1) }
         }
-        #expect(outcomes.filter { $0 }.count == 2)
+        #expect(outcomes.sorted() == ["class_limit_exceeded", "class_limit_exceeded", "paid", "paid"], "\(outcomes)")
         #expect(try t.service.balance(phone: "13800000003").balanceFen == 200_000 - 80_000)
         #expect(try t.ledger.check().ok)
     }
