@@ -91,6 +91,7 @@ public struct FeedFetcher: Sendable {
     public func fetch(url: String, to destination: String, sshHostKeySHA256: String? = nil) throws(FeedError) -> FetchResult {
         var attempt = 1
         while true {
+            logger.debug("fetch attempt", metadata: ["url": "\(Self.redact(url))", "attempt": "\(attempt)"])
             do {
                 var result = try fetchOnce(url: url, to: destination, attempt: attempt, sshHostKeySHA256: sshHostKeySHA256)
                 result.attempts = attempt

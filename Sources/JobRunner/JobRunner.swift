@@ -190,6 +190,7 @@ public final class JobRunner: Sendable {
                     var chunkContext = context
                     chunkContext.prepared = try step.beforeChunk(context, checkpoint: running.state.checkpoint)
                     running.state = try chunk(step, context: chunkContext, definition: definition, executionID: executionID, state: running.state)
+                    logger.trace("chunk committed", metadata: ["job": "\(name)", "step": "\(step.name)", "chunk": "\(running.state.chunks)", "read": "\(running.state.read)"])
                 } catch let abort as any AbortingError {
                     // The process must not touch the execution any more (it lost its lock, or
                     // it is dying): leave everything as a crash would.

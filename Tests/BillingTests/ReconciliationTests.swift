@@ -106,6 +106,16 @@ extension BillingWorld {
         #expect(report.csv.contains("biller,2026-11-27,QD-WATER,paid_auto,2,9950,"))
         let json = try JSONSerialization.jsonObject(with: Data(report.json.utf8)) as? [String: Any]
         #expect((json?["breaks"] as? [Any])?.isEmpty == true)
-        #expect((json?["billers"] as? [[String: Any]])?.count == 3)
+        let billers = try #require(json?["billers"] as? [[String: Any]])
+        #expect(billers.count == 3)
+        // Every biller's numbers in the CSV are the JSON's, to the fen.
+        for biller in billers {
+            let code = try #require(biller["biller"] as? String)
+            for (metric, key) in [("paid_auto", "paid_auto"), ("paid_manual", "paid_manual"), ("ingested", "ingested"), ("unmatched", "unmatched"), ("refunded", "refunded")] {
+                let count = try #require(biller[key] as? [String: Any])
+                let line = "biller,2026-11-27,\(code),\(metric),\(count["count"] as? Int ?? -1),\(count["fen"] as? Int ?? -1),"
+                #expect(report.csv.contains(line), "\(line) is not in the CSV")
+            }
+        }
     }
 }
