@@ -74,5 +74,18 @@ import Testing
         #expect(first.status == 0, "\(first.stderr)")
         let decisions = try #require(try first.json()["decisions"] as? [[String: Any]])
         #expect(Set(decisions.compactMap { $0["action"] as? String }) == ["first_seen"])
+        // Nothing is due right after.
+        #expect((try cli.run(["scheduler", "--once", "--json"]).json()["decisions"] as? [Any])?.isEmpty == true)
+        // A day later (the last fires moved back a day): what is due runs, once.
+        let pool = try DatabaseQueue(path: cli.databasePath)
+        try pool.write { try $0.execute(sql: "UPDATE job_schedules SET last_fire_at = last_fire_at - 86400000000") }
+        try pool.close()
+        let due = try cli.run(["scheduler", "--once", "--json"])
+        let ran = try #require(try due.json()["decisions"] as? [[String: Any]]).filter { $0["action"] as? String == "ran" }
+        let check = try #require(ran.first { $0["job"] as? String == "ledger-check" })
+        #expect(check["status"] as? String == "completed")
+        #expect(Set(ran.compactMap { $0["job"] as? String }).isSuperset(of: ["ledger-check", "notify", "expire-holds"]))
+        let history = try #require(try cli.run(["jobs", "history", "--job", "ledger-check", "--json"]).json()["executions"] as? [[String: Any]])
+        #expect(history.count == 1 && history[0]["status"] as? String == "completed")
     }
 }

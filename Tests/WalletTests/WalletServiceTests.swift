@@ -345,6 +345,11 @@ import Testing
         _ = try t.service.payQR(phone: "13800000001", payload: staticQR, amountFen: 1, password: "123456", idempotencyKey: "d")
         #expect(try t.outbox().map(\.payload).filter { $0.contains("many_payments") }.count == 1)
         #expect(try t.outbox().allSatisfy { $0.kind == "security_alert" && !$0.payload.contains("13800000001") })
+        // A large payment the balance cannot cover is refused, and its alert goes with it: the
+        // alert is written in the payment's transaction, which rolls back.
+        let alerts = try t.outbox().count
+        #expect(throws: WalletRefusal.insufficientFunds) { try t.service.payQR(phone: "13800000001", payload: staticQR, amountFen: 95_000, password: "123456", idempotencyKey: "e") }
+        #expect(try t.outbox().count == alerts)
     }
 
     @Test func historyAndMonthlySummary() throws {
