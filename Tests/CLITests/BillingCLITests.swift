@@ -91,10 +91,17 @@ import Testing
         let breaks = try cli.run(["report", "reconciliation", "--date", "2026-11-27", "--format", "csv"])
         #expect(breaks.status == 3)
         #expect(breaks.stdout.contains("break,2026-11-27,,report_altered"))
-        let broken = try cli.run(["jobs", "run", "nightly-billing", "--date", "2026-11-28", "--feed", "QD-WATER=file://\(Self.root)/SampleFeeds/bad/wrong-totals.xml", "--json"])
+        // A feed of the right biller and day, with a new FeedId, whose totals are off: refused
+        // for its totals and nothing else.
+        let wrongTotals = cli.directory.appendingPathComponent("wrong-totals.xml")
+        try String(contentsOfFile: "\(Self.root)/SampleFeeds/bad/wrong-totals.xml", encoding: .utf8)
+            .replacingOccurrences(of: "<FeedId>QD-WATER-20261127-01</FeedId>", with: "<FeedId>QD-WATER-20261127-99</FeedId>")
+            .write(to: wrongTotals, atomically: true, encoding: .utf8)
+        let broken = try cli.run(["jobs", "run", "nightly-billing", "--date", "2026-11-27", "--force", "--feed", "QD-WATER=\(wrongTotals.absoluteString)", "--json"])
         #expect(broken.status == 3)
-        let brokenWater = (try broken.json()["summary"] as? [String: Any])?["billers"] as? [[String: Any]]
-        #expect(brokenWater?.first { $0["biller"] as? String == "QD-WATER" }?["error"] as? String != nil)
+        let brokenWater = (try broken.json()["billers"] as? [[String: Any]])?.first { $0["biller"] as? String == "QD-WATER" }
+        #expect(brokenWater?["status"] as? String == "rejected")
+        #expect((brokenWater?["error"] as? String)?.contains("says") == true, "\(brokenWater ?? [:])")
         #expect(try cli.run(["jobs", "run", "nightly-billing", "--date", "2026-11-28", "--feed", "QD-WATER"]).status == 2)
         #expect(try ok(cli, ["ledger", "check"])["ok"] as? Bool == true)
     }
