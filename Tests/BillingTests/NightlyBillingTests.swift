@@ -219,17 +219,21 @@ final class CrashingStep: JobStep, @unchecked Sendable {
         let manualBilling = BillingService(wallets: manualWallets)
         let runner = try world.runner(chunkSize: 1)
         async let run: ExecutionReport = Task.detached { try runner.run("nightly-billing", overrides: ["date": "2026-11-27"]) }.value
-        async let paid: Int = Task.detached {
+        // Each try notes whether the run held its lock at that moment: the two sides overlap.
+        async let paid: (done: Int, duringRun: Int) = Task.detached {
             var done = 0
+            var duringRun = 0
             for _ in 0..<200 {
                 for bill in ["QD-WATER:W2611-000001", "QD-POWER:P2611-100001", "QD-GAS:G2611-55001"] {
+                    if (try? manual.pool.read({ try Int.fetchOne($0, sql: "SELECT count(*) FROM job_locks") })) == 1 { duringRun += 1 }
                     if (try? manualBilling.payBill(phone: "13800000001", reference: bill, password: "123456")) != nil { done += 1 }
                 }
             }
-            return done
+            return (done, duringRun)
         }.value
-        let (report, _) = try await (run, paid)
+        let (report, manualSide) = try await (run, paid)
         #expect(report.status == "completed")
+        #expect(manualSide.duringRun > 0, "no pay-bill was tried while the run held its lock: the race was not run")
         for key in ["bill:QD-WATER:W2611-000001", "bill:QD-POWER:P2611-100001", "bill:QD-GAS:G2611-55001"] {
             #expect(try world.count("SELECT count(*) FROM ledger_transactions WHERE idempotency_key = '\(key)'") == 1)
         }
