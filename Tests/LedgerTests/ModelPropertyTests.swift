@@ -136,7 +136,7 @@ struct ModelLedger {
         var sent: [PostingRequest] = []
 
         for (step, code) in codes.enumerated() {
-            let op = code % 9
+            let op = code % 11
             let a = (code / 9) % 5
             let b = (code / 45) % 5
             let amount = Int64((code / 225) % 3_000)
@@ -161,6 +161,14 @@ struct ModelLedger {
                 if !sent.isEmpty { request = sent[pick % sent.count] }
             case 7:
                 if !sent.isEmpty { request = .transfer(key: sent[pick % sent.count].key, from: ids[4], to: ids[a], amount: amount + 1) }
+            case 9, 10:
+                // The boundary: exactly the wallet's available balance, or one fen more.
+                if a < 4 {
+                    let m = model.totals[a]
+                    let available = m.cp - m.dp - m.dpend
+                    let exact = available + (op == 10 ? 1 : 0)
+                    if exact > 0 { request = .transfer(key: key, from: ids[a], to: ids[(a + 1) % 4], amount: exact) }
+                }
             default:
                 if a < 4 {
                     model.frozen[a].toggle()
