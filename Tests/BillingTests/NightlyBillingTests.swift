@@ -165,6 +165,38 @@ import Testing
 /// Dies like a killed process.
 struct Killed: AbortingError {}
 
+/// Two signals between a run and a racing payer.
+final class Handshake: Sendable {
+    let runReady = DispatchSemaphore(value: 0)
+    let payerTried = DispatchSemaphore(value: 0)
+}
+
+/// Runs the inner step; before its first chunk, tells the payer the run is under way and
+/// waits (at most 30 s) until the payer has tried.
+final class HandshakeStep: JobStep, @unchecked Sendable {
+    let inner: any JobStep
+    let handshake: Handshake
+    var waited = false
+    init(_ inner: any JobStep, _ handshake: Handshake) {
+        self.inner = inner
+        self.handshake = handshake
+    }
+    var name: String { inner.name }
+    var checkpointVersion: Int { inner.checkpointVersion }
+    func initialCheckpoint(_ context: JobContext) throws -> Data { try inner.initialCheckpoint(context) }
+    func beforeChunk(_ context: JobContext, checkpoint: Data) throws -> Data? {
+        if !waited {
+            waited = true
+            handshake.runReady.signal()
+            _ = handshake.payerTried.wait(timeout: .now() + 30)
+        }
+        return try inner.beforeChunk(context, checkpoint: checkpoint)
+    }
+    func runChunk(_ context: JobContext, db: Database, ledger: any LedgerWriting, checkpoint: Data) throws -> ChunkResult {
+        try inner.runChunk(context, db: db, ledger: ledger, checkpoint: checkpoint)
+    }
+}
+
 /// Runs the inner step, but dies before its chunk number `crashAt`.
 final class CrashingStep: JobStep, @unchecked Sendable {
     let inner: any JobStep
@@ -217,23 +249,29 @@ final class CrashingStep: JobStep, @unchecked Sendable {
         let manual = try SQLiteLedgerStore(pool: SQLiteDatabase.open(path: path, migrator: BillingWorld.migrator()))
         let manualWallets = WalletService(store: manual, ledger: Ledger(store: manual, clock: clock), hasher: PasswordHasher(iterations: 1_000), dataKey: nil)
         let manualBilling = BillingService(wallets: manualWallets)
-        let runner = try world.runner(chunkSize: 1)
+        // The run waits at its first payment chunk until the resident has tried: the two sides
+        // overlap for certain, whatever the machine's load.
+        let handshake = Handshake()
+        let config = world.config
+        let steps: [any JobStep] = [IngestStep(config: config), CancelStep(config: config), HandshakeStep(ProcessStep(config: config), handshake), ReportStep(config: config)]
+        let runner = try world.runner(chunkSize: 1, steps: steps)
         async let run: ExecutionReport = Task.detached { try runner.run("nightly-billing", overrides: ["date": "2026-11-27"]) }.value
-        // Each try notes whether the run held its lock at that moment: the two sides overlap.
         async let paid: (done: Int, duringRun: Int) = Task.detached {
             var done = 0
             var duringRun = 0
-            for _ in 0..<200 {
+            _ = handshake.runReady.wait(timeout: .now() + 30)
+            for round in 0..<200 {
                 for bill in ["QD-WATER:W2611-000001", "QD-POWER:P2611-100001", "QD-GAS:G2611-55001"] {
                     if (try? manual.pool.read({ try Int.fetchOne($0, sql: "SELECT count(*) FROM job_locks") })) == 1 { duringRun += 1 }
                     if (try? manualBilling.payBill(phone: "13800000001", reference: bill, password: "123456")) != nil { done += 1 }
                 }
+                if round == 0 { handshake.payerTried.signal() }
             }
             return (done, duringRun)
         }.value
         let (report, manualSide) = try await (run, paid)
         #expect(report.status == "completed")
-        #expect(manualSide.duringRun > 0, "no pay-bill was tried while the run held its lock: the race was not run")
+        #expect(manualSide.duringRun >= 3, "pay-bill was not tried while the run held its lock: the race was not run")
         for key in ["bill:QD-WATER:W2611-000001", "bill:QD-POWER:P2611-100001", "bill:QD-GAS:G2611-55001"] {
             #expect(try world.count("SELECT count(*) FROM ledger_transactions WHERE idempotency_key = '\(key)'") == 1)
         }
