@@ -363,3 +363,22 @@ import Testing
         #expect(try dates(world).suffix(3) == ["{\"date\":\"2026-11-20\"}", "{\"date\":\"2026-11-21\"}", "{\"date\":\"2026-11-22\"}"])
     }
 }
+
+/// A run whose lock was taken over commits nothing more: its next chunk's transaction finds
+/// the lock gone, and the run stops as a crashed process would.
+@Suite struct LostLockTests {
+    @Test func aRunThatLostItsLockCommitsNothingMore() throws {
+        let world = try JobWorld()
+        try world.seed(items: 40)
+        let step = CountStep()
+        // During the third chunk another process takes the job over (the lock is no longer
+        // this execution's when the chunk commits).
+        step.inChunk = { chunk, db in
+            if chunk == 3 { try db.execute(sql: "DELETE FROM job_locks") }
+        }
+        #expect(throws: JobRunnerError.self) { try world.runner(step).run("count") }
+        // Chunks 1 to 3 committed; the fourth found the lock gone and committed nothing.
+        #expect(try world.processed() == Array(1...30))
+        #expect(step.chunksRun == 3)
+    }
+}

@@ -94,6 +94,8 @@ final class CountStep: TypedJobStep, @unchecked Sendable {
     var busyErrors = 0
     var permanentError = false
     var onChunk: ((Int) -> Void)?
+    /// Called inside the chunk's transaction, with its connection.
+    var inChunk: ((Int, Database) throws -> Void)?
     private(set) var chunksRun = 0
 
     init() {}
@@ -113,6 +115,7 @@ final class CountStep: TypedJobStep, @unchecked Sendable {
         if permanentError { throw Hiccup() }
         if crashBeforeChunk == chunksRun { throw SimulatedCrash() }
         onChunk?(chunksRun)
+        try inChunk?(chunksRun, db)
         let ids = try Int64.fetchAll(db, sql: "SELECT id FROM items WHERE id > ? ORDER BY id LIMIT ?", arguments: [checkpoint.lastID, context.chunkSizeMax])
         for (index, id) in ids.enumerated() {
             if let crash = crashInsideChunk, crash.chunk == chunksRun, crash.afterItems == index { throw SimulatedCrash() }
