@@ -136,6 +136,19 @@ final class FeedServer {
         defer { try? FileManager.default.removeItem(at: directory) }
         let fifo = directory.appendingPathComponent("feed.xml").path
         #expect(mkfifo(fifo, 0o600) == 0)
+        // Were the FIFO opened for reading, this writer would get in (a non-blocking open
+        // succeeds only once a reader is there), write a line and close, so a fetch that
+        // wrongly opens it (here or in the nightly run below) ends instead of blocking the
+        // suite for ever.
+        let watchdog = Thread {
+            let deadline = Date().addingTimeInterval(60)
+            while Date() < deadline {
+                let fd = open(fifo, O_WRONLY | O_NONBLOCK)
+                if fd >= 0 { _ = write(fd, "not a feed\n", 11); close(fd) }
+                usleep(50_000)
+            }
+        }
+        watchdog.start()
         let started = Date()
         #expect {
             _ = try FeedFetcher().fetch(url: "file://" + fifo, to: directory.appendingPathComponent("out.xml").path)

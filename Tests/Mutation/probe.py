@@ -4,10 +4,15 @@ the tree, builds, runs the tests that guard the rule, and reports each mutant as
 test failed, and which) or survived. Exit 1 when any mutant survives or no longer applies.
 
   Tests/Mutation/run.sh                     every mutant
-  Tests/Mutation/run.sh --only NAME         one
-  Tests/Mutation/run.sh --count 4 --seed S  a seeded rotating subset (CI)
+  Tests/Mutation/run.sh --only NAME[,NAME]  the named ones
+  Tests/Mutation/run.sh --count 4 --seed S  a seeded rotating subset
+  --in-place                                mutate this checkout and build into .build
+                                            (CI: a fresh clone whose .build is already
+                                            built, so each mutant builds incrementally);
+                                            each file is restored after its mutant, also
+                                            on SIGINT and SIGTERM
 """
-import argparse, json, os, random, re, shutil, subprocess, sys, time
+import argparse, json, os, random, re, shutil, signal, subprocess, sys, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 WORK = os.path.join(ROOT, ".build-mutation")
@@ -50,7 +55,11 @@ def probe(mutant, log):
         log.write(build.stdout + build.stderr)
         if build.returncode != 0:
             return "invalid", "the mutant does not build"
-        tests = run(["swift", "test", "--skip-build", "--scratch-path", SCRATCH, "--filter", mutant["filter"]], 3600)
+        try:
+            tests = run(["swift", "test", "--skip-build", "--scratch-path", SCRATCH, "--filter", mutant["filter"]], 900)
+        except subprocess.TimeoutExpired:
+            subprocess.run(["pkill", "-f", "qdwalletPackageTests"])
+            return "killed", "the tests hung for 15 minutes"
         log.write(tests.stdout + tests.stderr)
         if tests.returncode == 0:
             return "survived", "every test of " + mutant["filter"] + " passed"
@@ -66,17 +75,28 @@ def main():
     parser.add_argument("--only")
     parser.add_argument("--count", type=int)
     parser.add_argument("--seed", default=str(int(time.time()) // 86400))
+    parser.add_argument("--in-place", action="store_true")
     options = parser.parse_args()
     with open(os.path.join(ROOT, "Tests", "Mutation", "mutants.json"), encoding="utf-8") as f:
         mutants = json.load(f)
     if options.only:
-        mutants = [m for m in mutants if m["name"] == options.only]
-        if not mutants:
-            sys.exit("no mutant named " + options.only)
+        names = options.only.split(",")
+        unknown = [n for n in names if n not in {m["name"] for m in mutants}]
+        if unknown:
+            sys.exit("no mutant named " + ", ".join(unknown))
+        mutants = [m for m in mutants if m["name"] in names]
     elif options.count:
         mutants = random.Random(options.seed).sample(mutants, min(options.count, len(mutants)))
         print(f"mutation probe: seed {options.seed}, {len(mutants)} mutants")
-    copy_tree()
+    global TREE, SCRATCH
+    if options.in_place:
+        TREE, SCRATCH = ROOT, os.path.join(ROOT, ".build")
+        if subprocess.run(["git", "-C", ROOT, "diff", "--quiet"]).returncode != 0:
+            sys.exit("--in-place needs a checkout without uncommitted changes")
+        # A signal becomes an exception, so the finally of probe() restores the file.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    else:
+        copy_tree()
     os.makedirs(WORK, exist_ok=True)
     bad = 0
     with open(os.path.join(WORK, "probe.log"), "w", encoding="utf-8") as log:
