@@ -7,8 +7,7 @@ import Wallet
 /// A bill ready for a payment decision, with its wallet and link.
 struct BillCandidate {
     var rowID: Int64
-    var biller: String
-    var billID: String
+    var key: PaymentKey
     var dueFen: Int64
     var dueDate: String
     var category: String
@@ -17,12 +16,15 @@ struct BillCandidate {
     var autopay: Bool
     var autopayLimitFen: Int64
     var wallet: WalletRecord?
+
+    var biller: String { key.biller }
+    var billID: String { key.billID }
 }
 
 /// How a payment attempt ended.
 enum PaymentDecision: Equatable {
     case pay
-    case pending(String)
+    case pending(PendingReason)
     case unmatched
 }
 
@@ -68,15 +70,15 @@ struct BillPayment {
     }
 
     /// The autopay rules of wallet.md, in their order; `manual` skips the autopay ones.
-    mutating func decide(_ db: Database, _ tx: any LedgerWriting, _ bill: BillCandidate, manual: Bool) throws -> PaymentDecision {
+    mutating func decide(_ store: BillStore, _ tx: any LedgerWriting, _ bill: BillCandidate, manual: Bool) throws -> PaymentDecision {
         guard let wallet = bill.wallet else { return .unmatched }
         if !manual {
-            guard bill.autopay else { return .pending("AUTOPAY_OFF") }
-            guard bill.dueFen <= bill.autopayLimitFen else { return .pending("OVER_AUTOPAY_LIMIT") }
+            guard bill.autopay else { return .pending(.autopayOff) }
+            guard bill.dueFen <= bill.autopayLimitFen else { return .pending(.overAutopayLimit) }
         }
-        guard !wallet.frozen else { return .pending("ACCOUNT_FROZEN") }
+        guard !wallet.frozen else { return .pending(.accountFrozen) }
         if !manual {
-            guard wallet.kycVerified else { return .pending("KYC_REQUIRED") }
+            guard wallet.kycVerified else { return .pending(.kycRequired) }
         }
         var autopayDay: (cap: Int64, used: Int64)?
         if !manual, let businessDate {
@@ -84,10 +86,7 @@ struct BillPayment {
             if let known = autopayUsed[wallet.id] {
                 used = known
             } else {
-                used = try Int64.fetchOne(try db.cachedStatement(sql: """
-                    SELECT coalesce(sum(paid_fen - discount_fen), 0) FROM bills
-                    WHERE wallet_id = ? AND paid_via = 'autopay' AND paid_business_date = ? AND status = 'paid'
-                    """), arguments: [wallet.id, businessDate.iso]) ?? 0
+                used = try store.autopayUsed(walletID: wallet.id, on: businessDate)
             }
             autopayDay = (wallet.autopayDailyLimitFen ?? wallets.policy.autopayDailyFenMaxDefault, used)
         }
@@ -97,24 +96,24 @@ struct BillPayment {
         if let book {
             let pair = "\(wallet.id)|\(bill.biller)"
             // Looked up only when a campaign asks (and stored with the explanation only then).
-            let paidBefore = try !book.needsFirstPayment || paidPairs.contains(pair) || Row.fetchOne(try db.cachedStatement(sql: "SELECT 1 FROM bills WHERE wallet_id = ? AND biller = ? AND status IN ('paid', 'refunded') LIMIT 1"), arguments: [wallet.id, bill.biller]) != nil
+            let paidBefore = try !book.needsFirstPayment || paidPairs.contains(pair) || store.hasPaid(walletID: wallet.id, biller: bill.biller)
             let context = PaymentContext(kind: .utilityBill, walletID: wallet.id, billAccountID: bill.billAccountID, biller: bill.biller, category: bill.category, district: bill.district, amountFen: bill.dueFen, at: campaignAt, kycClass: wallet.kycVerified ? wallet.kycClass : 1, firstPayment: !paidBefore)
             let result = try book.evaluate(context)
             net -= result.discountFen
             evaluated = (context, result)
         }
-        func giveUp(_ reason: String) -> PaymentDecision {
+        func giveUp(_ reason: PendingReason) -> PaymentDecision {
             if let (context, result) = evaluated { book?.abandon(context, result) }
             return .pending(reason)
         }
         if let (cap, used) = autopayDay, used + net > cap {
             // Password-free payments are capped per day: the rest waits for the resident.
             autopayUsed[wallet.id] = used
-            return giveUp("OVER_AUTOPAY_DAILY_LIMIT")
+            return giveUp(.overAutopayDailyLimit)
         }
-        if try wallets.checkClassLimit(db, wallet: wallet, amountFen: net + (spentInBatch[wallet.id] ?? 0)) != nil {
+        if try wallets.checkClassLimit(store.db, wallet: wallet, amountFen: net + (spentInBatch[wallet.id] ?? 0)) != nil {
             // A higher verification class would lift the limit.
-            return giveUp("KYC_REQUIRED")
+            return giveUp(.kycRequired)
         }
         let availableNow: Int64
         if let known = available[wallet.walletAccountID] {
@@ -122,7 +121,7 @@ struct BillPayment {
         } else {
             availableNow = try tx.account(id: wallet.walletAccountID)?.available ?? 0
         }
-        guard availableNow >= net else { return giveUp("INSUFFICIENT_FUNDS") }
+        guard availableNow >= net else { return giveUp(.insufficientFunds) }
         available[wallet.walletAccountID] = availableNow - net
         spentInBatch[wallet.id, default: 0] += net
         if let (_, used) = autopayDay { autopayUsed[wallet.id] = used + net }
@@ -130,8 +129,6 @@ struct BillPayment {
         paidPairs.insert("\(wallet.id)|\(bill.biller)")
         return .pay
     }
-
-    static func paymentKey(_ bill: BillCandidate) -> String { "bill:\(bill.biller):\(bill.billID)" }
 
     /// The postings for a bill decided `.pay`, as one linked group: the payment (the bill's
     /// identity is its idempotency key; sponsors fund the discounts) and any pending points.
@@ -141,9 +138,9 @@ struct BillPayment {
         var points: [PostingRequest] = []
         if let book, let (_, result) = benefits[bill.rowID], !result.allocations.isEmpty {
             legs = try book.legs(amountFen: bill.dueFen, payer: wallet.walletAccountID, payee: billerAccountID, result: result, tx: tx, clock: wallets.ledger.clock)
-            points = try book.pointsRequests(paymentKey: Self.paymentKey(bill), result: result, pointsAccount: wallet.pointsAccountID, tx: tx)
+            points = try book.pointsRequests(paymentKey: bill.key.key, result: result, pointsAccount: wallet.pointsAccountID, tx: tx)
         }
-        let payment = PostingRequest(key: Self.paymentKey(bill), action: .transfer(legs: legs), memo: "bill \(bill.biller) \(bill.billID)", effectiveAt: businessDate.startMicros, linked: !points.isEmpty)
+        let payment = PostingRequest(key: bill.key.key, action: .transfer(legs: legs), memo: "bill \(bill.biller) \(bill.billID)", effectiveAt: businessDate.startMicros, linked: !points.isEmpty)
         for index in points.indices where index < points.count - 1 { points[index].linked = true }
         return [payment] + points
     }
@@ -159,19 +156,17 @@ struct BillPayment {
     }
 
     /// Records a committed payment: the bill, the wallet's history, the receipt.
-    func recordPaid(_ db: Database, _ bill: BillCandidate, transactionID: TransactionID, pointsHolds: [String: TransactionID] = [:], via: String, businessDate: ShanghaiCalendar.Date, billerName: String, category: String) throws {
+    func recordPaid(_ db: Database, _ bill: BillCandidate, transactionID: TransactionID, pointsHolds: [String: TransactionID] = [:], via: PaidVia, businessDate: ShanghaiCalendar.Date, billerName: String, category: String) throws {
         let result = benefits[bill.rowID]?.1 ?? .none
-        try db.cachedStatement(sql: """
-            UPDATE bills SET status = 'paid', reason = NULL, wallet_id = ?, bill_account_id = ?, transaction_id = ?, paid_fen = ?, discount_fen = ?, points = ?,
-                paid_at = ?, paid_via = ?, paid_business_date = ?, updated_at = ? WHERE id = ?
-            """).execute(arguments: [bill.wallet!.id, bill.billAccountID, transactionID, bill.dueFen, result.discountFen, result.points, now, via, businessDate.iso, now, bill.rowID])
+        try BillStore(db).markPaid(rowID: bill.rowID, BillStore.Paid(walletID: bill.wallet!.id, billAccountID: bill.billAccountID, transactionID: transactionID, paidFen: bill.dueFen,
+                                                                   discountFen: result.discountFen, points: result.points, via: via, businessDate: businessDate), at: now)
         if let book, let (context, result) = benefits[bill.rowID] {
-            try book.record(paymentKey: Self.paymentKey(bill), transactionID: transactionID, context: context, result: result, pointsHolds: pointsHolds, paidAt: now)
+            try book.record(paymentKey: bill.key.key, transactionID: transactionID, context: context, result: result, pointsHolds: pointsHolds, paidAt: now)
         }
-        try wallets.recordMovement(db, walletID: bill.wallet!.id, kind: "bill", counterparty: billerName, category: category, amountFen: -netFen(bill), discountFen: result.discountFen, points: result.points, balancePayment: true, transactionID: transactionID, reference: "\(bill.biller):\(bill.billID)")
-        if via == "autopay" {
+        try wallets.recordMovement(db, walletID: bill.wallet!.id, kind: "bill", counterparty: billerName, category: category, amountFen: -netFen(bill), discountFen: result.discountFen, points: result.points, balancePayment: true, transactionID: transactionID, reference: bill.key.reference)
+        if via == .autopay {
             // Autopay is password-free: it is watched like any payment, one alert per kind a night.
-            try wallets.monitorPayment(db, wallet: bill.wallet!, amountFen: netFen(bill), via: "autopay", paymentKey: Self.paymentKey(bill), dayKey: businessDate.iso)
+            try wallets.monitorPayment(db, wallet: bill.wallet!, amountFen: netFen(bill), via: "autopay", paymentKey: bill.key.key, dayKey: businessDate.iso)
             try Outbox.enqueue(db, walletID: bill.wallet!.id, kind: .autopayReceipt, payload: [
                 "biller": bill.biller, "bill_id": bill.billID, "amount": Money(fen: bill.dueFen).yuanString,
                 "paid": Money(fen: netFen(bill)).yuanString, "discount": Money(fen: result.discountFen).yuanString, "points": String(result.points),
@@ -189,13 +184,13 @@ struct BillPayment {
     func recordNotPaid(_ db: Database, _ bill: BillCandidate, decision: PaymentDecision) throws {
         switch decision {
         case .unmatched:
-            try db.cachedStatement(sql: "UPDATE bills SET status = 'unmatched', reason = 'UNKNOWN_CUSTOMER', updated_at = ? WHERE id = ?").execute(arguments: [now, bill.rowID])
+            try BillStore(db).markUnmatched(rowID: bill.rowID, at: now)
         case .pending(let reason):
-            try db.cachedStatement(sql: "UPDATE bills SET status = 'payable', reason = ?, wallet_id = ?, bill_account_id = ?, updated_at = ? WHERE id = ?").execute(arguments: [reason, bill.wallet?.id, bill.billAccountID, now, bill.rowID])
+            try BillStore(db).markPayable(rowID: bill.rowID, reason: reason, walletID: bill.wallet?.id, billAccountID: bill.billAccountID, at: now)
             if let wallet = bill.wallet {
                 try Outbox.enqueue(db, walletID: wallet.id, kind: .billNotice, payload: [
                     "biller": bill.biller, "bill_id": bill.billID, "amount": Money(fen: bill.dueFen).yuanString,
-                    "due_date": bill.dueDate, "reason": reason, "phone": Mask.phone(wallet.phone),
+                    "due_date": bill.dueDate, "reason": reason.code, "phone": Mask.phone(wallet.phone),
                 ], now: now, messageID: "notice:\(bill.biller):\(bill.billID)")
             }
         case .pay:

@@ -14,14 +14,6 @@ public enum FeedIngest {
         case replay(feedID: String)
     }
 
-    /// A feed's identity is its biller and the FeedId the biller gave it: two billers may
-    /// number their feeds alike. The feed tables key feeds as `BILLER/FEEDID`; what is shown
-    /// (summaries, reports, reconciliation) is the biller's FeedId.
-    static func key(biller: String, feedID: String) -> String { biller + "/" + feedID }
-
-    /// The SQL expression that shows the biller's FeedId of a stored key column.
-    static func shown(_ column: String) -> String { "substr(\(column), instr(\(column), '/') + 1)" }
-
     /// Stops the parse early when the header shows a replay.
     private struct ReplayStop: Error { let feedID: String }
 
@@ -48,34 +40,27 @@ public enum FeedIngest {
         guard bytes <= biller.feedBytesMax else {
             throw FeedError(.tooLarge, "the feed is \(bytes) bytes, over the limit of \(biller.feedBytesMax)")
         }
+        let store = BillStore(db)
+        let stager = try store.stager()
         var feedID = ""
         var seq = 0
         var staged = 0
         var faults = 0
-        let insertBill = try db.cachedStatement(sql: """
-            INSERT INTO bills (biller, bill_id, feed_id, seq, business_date, customer_no, customer_name, district, period, usage, usage_unit,
-                amount_fen, late_fee_fen, due_fen, issue_date, due_date, status, updated_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'new', ?)
-            ON CONFLICT (biller, bill_id) DO NOTHING
-            """)
-        let insertRecord = try db.cachedStatement(sql: "INSERT INTO feed_records (feed_id, seq, kind, bill_id, outcome, reason) VALUES (?, ?, ?, ?, ?, ?)")
         func fault(_ kind: String, _ billID: String, _ outcome: String, _ reason: String) throws {
             faults += 1
-            try insertRecord.execute(arguments: [feedID, seq, kind, billID, outcome, reason])
+            try stager.record(feedKey: feedID, seq: seq, kind: kind, billID: billID, outcome: outcome, reason: reason)
         }
         do {
             let summary = try reader.read(
                 path: path, expectedBiller: biller.code, expectedDate: date.iso,
                 onHeader: { header in
-                    feedID = key(biller: biller.code, feedID: header.feedID)
-                    if let row = try Row.fetchOne(db, sql: "SELECT sha256 FROM feeds WHERE feed_id = ?", arguments: [feedID]) {
-                        if (row["sha256"] as Data) == Data(digest) { throw ReplayStop(feedID: header.feedID) }
+                    feedID = BillStore.feedKey(biller: biller.code, feedID: header.feedID)
+                    if let known = try store.feedDigest(feedID) {
+                        if known == Data(digest) { throw ReplayStop(feedID: header.feedID) }
                         throw FeedError(.feedIdReused, "FeedId \(header.feedID) was ingested before with other content; a corrected feed needs a new FeedId")
                     }
-                    try db.execute(sql: """
-                        INSERT INTO feeds (feed_id, biller, business_date, sha256, bytes, bills, cancels, ctrl_sum_fen, created_at, ingested_at, execution_id)
-                        VALUES (?, ?, ?, ?, ?, 0, 0, ?, ?, ?, ?)
-                        """, arguments: [feedID, biller.code, header.businessDate, Data(digest), bytes, header.controlSumFen, header.createdAt, now, executionID])
+                    try store.insertFeed(BillStore.Feed(key: feedID, biller: biller.code, businessDate: header.businessDate, sha256: Data(digest), bytes: bytes,
+                                                        controlSumFen: header.controlSumFen, createdAt: header.createdAt, ingestedAt: now, executionID: executionID))
                 },
                 onBill: { bill in
                     seq += 1
@@ -85,18 +70,18 @@ public enum FeedIngest {
                     guard bill.amountFen >= 1 else {
                         return try fault("bill", bill.billID, "rejected", "AMOUNT_TOO_SMALL")
                     }
-                    try insertBill.execute(arguments: [
-                        biller.code, bill.billID, feedID, seq, date.iso, bill.customerNo, bill.customerName, bill.district, bill.period,
-                        bill.usage, bill.usageUnit, bill.amountFen, bill.lateFeeFen, bill.dueFen, bill.issueDate, bill.dueDate, now,
-                    ])
-                    if db.changesCount == 1 {
+                    let isNew = try stager.stage(BillStore.Stager.Staged(
+                        biller: biller.code, billID: bill.billID, feedKey: feedID, seq: seq, businessDate: date.iso, customerNo: bill.customerNo, customerName: bill.customerName,
+                        district: bill.district, period: bill.period, usage: bill.usage, usageUnit: bill.usageUnit, amountFen: bill.amountFen, lateFeeFen: bill.lateFeeFen,
+                        dueFen: bill.dueFen, issueDate: bill.issueDate, dueDate: bill.dueDate), at: now)
+                    if isNew {
                         staged += 1
                         return
                     }
-                    guard let existing = try Row.fetchOne(try db.cachedStatement(sql: "SELECT feed_id, due_fen, customer_no FROM bills WHERE biller = ? AND bill_id = ?"), arguments: [biller.code, bill.billID]) else { return }
-                    if (existing["feed_id"] as String) == feedID {
+                    guard let existing = try stager.existing(PaymentKey(biller: biller.code, billID: bill.billID)) else { return }
+                    if existing.feedKey == feedID {
                         try fault("bill", bill.billID, "duplicate_in_feed", "DUPLICATE_IN_FEED")
-                    } else if (existing["due_fen"] as Int64) == bill.dueFen && (existing["customer_no"] as String) == bill.customerNo {
+                    } else if existing.dueFen == bill.dueFen && existing.customerNo == bill.customerNo {
                         try fault("bill", bill.billID, "seen_again", "SEEN_AGAIN")
                     } else {
                         try fault("bill", bill.billID, "rejected", "AMOUNT_CHANGED")
@@ -104,10 +89,9 @@ public enum FeedIngest {
                 },
                 onCancel: { cancel in
                     seq += 1
-                    try db.cachedStatement(sql: "INSERT INTO feed_cancels (feed_id, seq, biller, bill_id, reason, business_date) VALUES (?, ?, ?, ?, ?, ?)")
-                        .execute(arguments: [feedID, seq, biller.code, cancel.billID, String(cancel.reason.prefix(140)), date.iso])
+                    try stager.cancel(feedKey: feedID, seq: seq, key: PaymentKey(biller: biller.code, billID: cancel.billID), reason: String(cancel.reason.prefix(140)), businessDate: date.iso)
                 })
-            try db.execute(sql: "UPDATE feeds SET bills = ?, cancels = ? WHERE feed_id = ?", arguments: [summary.bills, summary.cancels, feedID])
+            try store.setFeedCounts(feedID, bills: summary.bills, cancels: summary.cancels)
             return .staged(feedID: summary.header.feedID, bills: staged, cancels: summary.cancels, recordFaults: faults)
         } catch let replay as ReplayStop {
             return .replay(feedID: replay.feedID)

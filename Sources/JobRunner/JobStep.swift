@@ -11,8 +11,12 @@ public struct JobContext: Sendable {
     public var chunkSizeMax: Int
     public var clock: any LedgerClock
     public var logger: Logger
-    /// What the step's `beforeChunk` prepared outside the transaction for the coming chunk.
-    public var prepared: Data?
+    /// What the step's `beforeChunk` prepared outside the transaction for the coming chunk,
+    /// as the step made it (read it back with `prepared(_:)`).
+    public var prepared: (any Sendable)?
+
+    /// What `beforeChunk` prepared, as the type the step made it; nil when nothing was.
+    public func prepared<T: Sendable>(_ type: T.Type) -> T? { prepared as? T }
 
     /// A parameter the step needs, or a refusal that names it.
     public func parameter(_ key: String) throws -> String {
@@ -66,8 +70,9 @@ public protocol JobStep: Sendable {
     /// How many items the step expects in all, when it knows (for progress and ETA).
     func estimatedTotal(_ context: JobContext, db: Database) throws -> Int?
     /// Slow work for the coming chunk that must not hold the database (a download), done
-    /// outside any transaction; the chunk sees its result as `context.prepared`.
-    func beforeChunk(_ context: JobContext, checkpoint: Data) throws -> Data?
+    /// outside any transaction; the chunk sees its result as `context.prepared`, a typed value
+    /// that stays in the process (it is never stored).
+    func beforeChunk(_ context: JobContext, checkpoint: Data) throws -> (any Sendable)?
     /// Runs one chunk of at most `context.chunkSizeMax` items inside the runner's transaction.
     func runChunk(_ context: JobContext, db: Database, ledger: any LedgerWriting, checkpoint: Data) throws -> ChunkResult
 }
@@ -79,13 +84,18 @@ extension JobStep {
 
     public func estimatedTotal(_ context: JobContext, db: Database) throws -> Int? { nil }
 
-    public func beforeChunk(_ context: JobContext, checkpoint: Data) throws -> Data? { nil }
+    public func beforeChunk(_ context: JobContext, checkpoint: Data) throws -> (any Sendable)? { nil }
 }
 
 /// A step whose checkpoint is a Codable value.
 public protocol TypedJobStep: JobStep {
     associatedtype Checkpoint: Codable & Sendable
+    /// What `prepare` makes for a chunk outside the transaction (`Never`: nothing).
+    associatedtype Prepared: Sendable = Never
     func start(_ context: JobContext) throws -> Checkpoint
+    /// Slow work for the chunk that starts at `checkpoint`, outside any transaction; the chunk
+    /// reads it with `context.prepared(Prepared.self)`.
+    func prepare(_ context: JobContext, at checkpoint: Checkpoint) throws -> Prepared?
     /// Runs one chunk; returns the new checkpoint and the counts.
     func chunk(_ context: JobContext, db: Database, ledger: any LedgerWriting, from checkpoint: Checkpoint) throws -> (Checkpoint, ChunkCounts)
 }
@@ -106,9 +116,17 @@ public struct ChunkCounts: Sendable {
     }
 }
 
+extension TypedJobStep where Prepared == Never {
+    public func prepare(_ context: JobContext, at checkpoint: Checkpoint) throws -> Never? { nil }
+}
+
 extension TypedJobStep {
     public func initialCheckpoint(_ context: JobContext) throws -> Data {
         try JSONEncoder().encode(try start(context))
+    }
+
+    public func beforeChunk(_ context: JobContext, checkpoint: Data) throws -> (any Sendable)? {
+        try prepare(context, at: try JSONDecoder().decode(Checkpoint.self, from: checkpoint))
     }
 
     public func runChunk(_ context: JobContext, db: Database, ledger: any LedgerWriting, checkpoint: Data) throws -> ChunkResult {

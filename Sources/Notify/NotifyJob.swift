@@ -86,7 +86,7 @@ public enum NotifyJob {
     /// more, and two live runs never send the same message.
     struct DeliverStep: TypedJobStep {
         struct Checkpoint: Codable, Sendable { var round: Int; var startedAt: Int64 }
-        struct Round: Codable { var delivered: Int; var failed: Int; var more: Bool }
+        struct Round: Sendable { var delivered: Int; var failed: Int; var more: Bool }
 
         let config: NotifyConfig
         let secret: [UInt8]?
@@ -116,14 +116,13 @@ public enum NotifyJob {
         /// A claim outlives the slowest delivery, so it never lapses while its message is sent.
         var leaseMicros: Int64 { Int64(config.deliveryTimeoutSeconds + 30) * 1_000_000 }
 
-        func beforeChunk(_ context: JobContext, checkpoint data: Data) throws -> Data? {
-            let checkpoint = try JSONDecoder().decode(Checkpoint.self, from: data)
+        func prepare(_ context: JobContext, at checkpoint: Checkpoint) throws -> Round? {
             let now = context.clock.nowMicros()
             guard now - checkpoint.startedAt < Int64(config.runSecondsMax) * 1_000_000 else {
-                return try JSONEncoder().encode(Round(delivered: 0, failed: 0, more: false))
+                return Round(delivered: 0, failed: 0, more: false)
             }
             let messages = try pool.read { db in try due(db, now: now).map(Message.init) }
-            guard !messages.isEmpty else { return try JSONEncoder().encode(Round(delivered: 0, failed: 0, more: false)) }
+            guard !messages.isEmpty else { return Round(delivered: 0, failed: 0, more: false) }
             let queue = Mutex((next: 0, delivered: 0, failed: 0, lostLock: false))
             let workers = max(1, min(config.concurrency, messages.count))
             DispatchQueue.concurrentPerform(iterations: workers) { _ in
@@ -145,7 +144,7 @@ public enum NotifyJob {
             let state = queue.withLock { $0 }
             if state.lostLock { throw JobRunnerError.lostLock(job: context.jobName, executionID: context.executionID) }
             context.logger.info("delivery round", metadata: ["delivered": "\(state.delivered)", "failed": "\(state.failed)"])
-            return try JSONEncoder().encode(Round(delivered: state.delivered, failed: state.failed, more: messages.count == config.batchMax || state.next < messages.count))
+            return Round(delivered: state.delivered, failed: state.failed, more: messages.count == config.batchMax || state.next < messages.count)
         }
 
         enum Delivery { case delivered, failed, skipped, lostLock }
@@ -236,7 +235,7 @@ public enum NotifyJob {
         }
 
         func chunk(_ context: JobContext, db: Database, ledger: any LedgerWriting, from checkpoint: Checkpoint) throws -> (Checkpoint, ChunkCounts) {
-            let round = try context.prepared.map { try JSONDecoder().decode(Round.self, from: $0) } ?? Round(delivered: 0, failed: 0, more: false)
+            let round = context.prepared(Round.self) ?? Round(delivered: 0, failed: 0, more: false)
             let next = Checkpoint(round: checkpoint.round + 1, startedAt: checkpoint.startedAt)
             let budgetLeft = context.clock.nowMicros() - checkpoint.startedAt < Int64(config.runSecondsMax) * 1_000_000
             return (next, ChunkCounts(read: round.delivered + round.failed, written: round.delivered, failed: round.failed, done: !(round.more && budgetLeft)))

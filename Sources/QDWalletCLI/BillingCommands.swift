@@ -46,7 +46,7 @@ struct BillsCommand: ParsableCommand, ReadOnlyCommand {
     static let configuration = CommandConfiguration(commandName: "bills", abstract: "The wallet's utility bills.")
     @OptionGroup var global: GlobalOptions
     @Option var phone: String
-    @Option(help: "payable, paid, unmatched, cancelled, refunded") var status: String?
+    @Option(help: "new, payable, paid, unmatched, cancelled, refunded") var status: BillStatus?
 
     func run() throws {
         let bills = try BillingService(wallets: try AppDatabase.wallet(global, mode: .existingForReading)).bills(phone: phone, status: status)
@@ -75,3 +75,7 @@ struct PayBillCommand: ParsableCommand {
         Output(json: global.json).emit(result) { result.text }
     }
 }
+
+/// `--status` takes a bill status as it is spelled in `BillStatus`; anything else is refused
+/// with the list, never read as "no bills".
+extension BillStatus: ExpressibleByArgument {}

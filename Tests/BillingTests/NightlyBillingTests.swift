@@ -184,7 +184,7 @@ final class HandshakeStep: JobStep, @unchecked Sendable {
     var name: String { inner.name }
     var checkpointVersion: Int { inner.checkpointVersion }
     func initialCheckpoint(_ context: JobContext) throws -> Data { try inner.initialCheckpoint(context) }
-    func beforeChunk(_ context: JobContext, checkpoint: Data) throws -> Data? {
+    func beforeChunk(_ context: JobContext, checkpoint: Data) throws -> (any Sendable)? {
         if !waited {
             waited = true
             handshake.runReady.signal()
@@ -209,7 +209,7 @@ final class CrashingStep: JobStep, @unchecked Sendable {
     var name: String { inner.name }
     var checkpointVersion: Int { inner.checkpointVersion }
     func initialCheckpoint(_ context: JobContext) throws -> Data { try inner.initialCheckpoint(context) }
-    func beforeChunk(_ context: JobContext, checkpoint: Data) throws -> Data? { try inner.beforeChunk(context, checkpoint: checkpoint) }
+    func beforeChunk(_ context: JobContext, checkpoint: Data) throws -> (any Sendable)? { try inner.beforeChunk(context, checkpoint: checkpoint) }
     func runChunk(_ context: JobContext, db: Database, ledger: any LedgerWriting, checkpoint: Data) throws -> ChunkResult {
         chunks += 1
         if chunks == crashAt { throw Killed() }

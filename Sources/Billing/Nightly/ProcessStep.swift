@@ -1,0 +1,67 @@
+import Campaigns
+import GRDB
+import JobRunner
+import Ledger
+import Wallet
+
+/// Staged bills in chunks: match, decide autopay, post the chunk's payments as one ledger
+/// batch, record every outcome.
+struct ProcessStep: TypedJobStep {
+    struct Checkpoint: Codable, Sendable { var lastID: Int64 }
+
+    let config: NightlyBillingConfig
+    let name = "process"
+    let checkpointVersion = 1
+
+    func start(_ context: JobContext) throws -> Checkpoint { Checkpoint(lastID: 0) }
+
+    func estimatedTotal(_ context: JobContext, db: Database) throws -> Int? {
+        try BillStore(db).countNew()
+    }
+
+    func chunk(_ context: JobContext, db: Database, ledger: any LedgerWriting, from checkpoint: Checkpoint) throws -> (Checkpoint, ChunkCounts) {
+        let date = try context.date("date")
+        let now = context.clock.nowMicros()
+        let store = BillStore(db)
+        let staged = try store.newBills(of: date, after: checkpoint.lastID, limit: context.chunkSizeMax)
+        // The chunk's wallets in a few reads, not one a bill.
+        let wallets = try WalletStore(db).wallets(ids: staged.compactMap { $0.link?.walletID })
+        var payment = BillPayment(wallets: config.wallets, now: now, campaignAt: date.startMicros, book: config.campaigns.isEmpty ? nil : CampaignBook(db: db, campaigns: config.campaigns))
+        payment.businessDate = date
+        var toPay: [(bill: BillCandidate, billerName: String, billerAccount: AccountID)] = []
+        var counts = ChunkCounts(read: staged.count, done: staged.count < context.chunkSizeMax)
+        for new in staged {
+            let bill = BillCandidate(rowID: new.rowID, key: PaymentKey(biller: new.biller, billID: new.billID), dueFen: new.dueFen, dueDate: new.dueDate, category: new.category, district: new.district,
+                                     billAccountID: new.link?.id, autopay: new.link?.autopay ?? false, autopayLimitFen: new.link?.autopayLimitFen ?? 0,
+                                     wallet: new.link.flatMap { wallets[$0.walletID] })
+            let decision = try payment.decide(store, ledger, bill, manual: false)
+            if decision == .pay {
+                toPay.append((bill, new.billerName, new.billerAccountID))
+            } else {
+                try payment.recordNotPaid(db, bill, decision: decision)
+                counts.skipped += 1
+            }
+        }
+        var requests: [PostingRequest] = []
+        var groups: [Range<Int>] = []
+        for (bill, _, billerAccount) in toPay {
+            let group = try payment.requests(bill, billerAccountID: billerAccount, businessDate: date, tx: ledger)
+            groups.append(requests.count..<requests.count + group.count)
+            requests.append(contentsOf: group)
+        }
+        // A chunk may hold more requests than one ledger batch (with points, two a bill).
+        let results = try Ledger.postInBatches(requests, in: ledger, clock: context.clock, limits: config.ledgerLimits)
+        for ((bill, billerName, _), range) in zip(toPay, groups) {
+            switch results[range.lowerBound] {
+            case .committed(let transactionID, _):
+                try payment.recordPaid(db, bill, transactionID: transactionID, pointsHolds: payment.pointsHolds(bill, results: results[range]), via: .autopay, businessDate: date, billerName: billerName, category: bill.category)
+                counts.written += 1
+            case .refused(let refusal, _):
+                payment.forget(bill)
+                try payment.recordNotPaid(db, bill, decision: .pending(PendingReason(refusal)))
+                counts.failed += 1
+            }
+        }
+        return (Checkpoint(lastID: staged.last?.rowID ?? checkpoint.lastID), counts)
+    }
+}
