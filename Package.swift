@@ -75,7 +75,7 @@ let package = Package(
         .target(
             name: "Reports",
             dependencies: [
-                "Ledger", "JobRunner", "Wallet",
+                "Ledger", "JobRunner", "Wallet", "Billing", "Campaigns",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],

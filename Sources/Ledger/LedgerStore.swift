@@ -30,6 +30,17 @@ public protocol LedgerReading: AnyObject {
     func entries(accountID: AccountID, beforeSeq: Int64?, limit: Int) throws -> [EntryRecord]
     /// Holds whose expiry is at or before `asOf` and that are not resolved, soonest first.
     func expiredOpenHolds(asOf: TimestampMicros, limit: Int) throws -> [HoldRecord]
+    /// What an account moved (its credits less its debits) in the transactions effective in
+    /// `[from, to)`: what reconciliation compares a biller's day with.
+    func movement(accountID: AccountID, effectiveFrom from: TimestampMicros, to: TimestampMicros) throws -> Int64
+    /// The transactions effective in `[from, to)` whose idempotency key starts with
+    /// `keyPrefix`, in id order, with their keys.
+    func transactions(keyPrefix: String, effectiveFrom from: TimestampMicros, to: TimestampMicros) throws -> [(id: TransactionID, key: String)]
+    /// Credits less debits posted, over every account of `kind`.
+    func netCredits(kind: AccountKind) throws -> Int64
+    /// Of `ids`, the transactions the journal holds, each with what it credited to each
+    /// account (an id the journal lacks is not a key of the answer).
+    func credits(ofTransactions ids: [TransactionID]) throws -> [TransactionID: [AccountID: Int64]]
     /// Streams the journal in id order with each transaction's entries and hold.
     func forEachTransaction(
         _ body: (TransactionRecord, [EntryRecord], HoldRecord?) throws -> Void

@@ -130,6 +130,9 @@ final class SQLiteLedgerSession: LedgerWriting {
         case resolutionOfHold
         case insertResolution
         case expiredOpenHolds
+        case movementOfAccount
+        case transactionsByKeyPrefix
+        case netCreditsOfKind
 
         var sql: String {
             switch self {
@@ -180,6 +183,15 @@ final class SQLiteLedgerSession: LedgerWriting {
             case .insertHold: "INSERT INTO ledger_holds (id, debit_account_id, credit_account_id, asset, amount, expires_at) VALUES (?, ?, ?, ?, ?, ?)"
             case .resolutionOfHold: "SELECT transaction_id, outcome, amount_posted FROM ledger_hold_resolutions WHERE hold_id = ?"
             case .insertResolution: "INSERT INTO ledger_hold_resolutions (hold_id, transaction_id, outcome, amount_posted) VALUES (?, ?, ?, ?)"
+            case .movementOfAccount: """
+                SELECT coalesce(sum(CASE e.side WHEN 1 THEN e.amount ELSE -e.amount END), 0) FROM ledger_entries e JOIN ledger_transactions t ON t.id = e.transaction_id
+                WHERE e.account_id = ? AND t.effective_at >= ? AND t.effective_at < ?
+                """
+            case .transactionsByKeyPrefix: """
+                SELECT id, idempotency_key FROM ledger_transactions
+                WHERE effective_at >= ?1 AND effective_at < ?2 AND substr(idempotency_key, 1, length(?3)) = ?3 ORDER BY id
+                """
+            case .netCreditsOfKind: "SELECT coalesce(sum(credits_posted - debits_posted), 0) FROM ledger_accounts WHERE kind = ?"
             case .expiredOpenHolds: """
                 SELECT h.id, h.debit_account_id, h.credit_account_id, h.asset, h.amount, h.expires_at
                 FROM ledger_holds h
@@ -500,6 +512,61 @@ final class SQLiteLedgerSession: LedgerWriting {
             holds.append(try readHold(row))
         }
         return holds
+    }
+
+    // MARK: Reads for reconciliation
+
+    func movement(accountID: AccountID, effectiveFrom from: TimestampMicros, to: TimestampMicros) throws -> Int64 {
+        let row = try statement(.movementOfAccount)
+        defer { row.reset() }
+        row.bind(1, accountID)
+        row.bind(2, from)
+        row.bind(3, to)
+        return try row.step() ? row.int64(0) : 0
+    }
+
+    func transactions(keyPrefix: String, effectiveFrom from: TimestampMicros, to: TimestampMicros) throws -> [(id: TransactionID, key: String)] {
+        let row = try statement(.transactionsByKeyPrefix)
+        defer { row.reset() }
+        row.bind(1, from)
+        row.bind(2, to)
+        row.bind(3, keyPrefix)
+        var found: [(id: TransactionID, key: String)] = []
+        while try row.step() {
+            found.append((row.int64(0), row.text(1)))
+        }
+        return found
+    }
+
+    func netCredits(kind: AccountKind) throws -> Int64 {
+        let row = try statement(.netCreditsOfKind)
+        defer { row.reset() }
+        row.bind(1, kind.rawValue)
+        return try row.step() ? row.int64(0) : 0
+    }
+
+    func credits(ofTransactions ids: [TransactionID]) throws -> [TransactionID: [AccountID: Int64]] {
+        var found: [TransactionID: [AccountID: Int64]] = [:]
+        let unique = Array(Set(ids)).sorted()
+        // A few hundred ids a statement: a month of paid bills costs a few reads, not one a bill.
+        for start in stride(from: 0, to: unique.count, by: 500) {
+            let part = unique[start..<min(start + 500, unique.count)]
+            let marks = part.map { _ in "?" }.joined(separator: ",")
+            let known = try RawStatement(connection: connection, sql: "SELECT id FROM ledger_transactions WHERE id IN (\(marks))")
+            let credited = try RawStatement(connection: connection, sql: """
+                SELECT transaction_id, account_id, sum(amount) FROM ledger_entries WHERE side = 1 AND transaction_id IN (\(marks)) GROUP BY transaction_id, account_id
+                """)
+            for (index, id) in part.enumerated() {
+                known.bind(Int32(index + 1), id)
+                credited.bind(Int32(index + 1), id)
+            }
+            while try known.step() { found[known.int64(0)] = [:] }
+            while try credited.step() {
+                // Credits of a transaction the journal lacks stay out: it counts as missing.
+                found[credited.int64(0)]?[credited.int64(1)] = credited.int64(2)
+            }
+        }
+        return found
     }
 
     // MARK: Streaming

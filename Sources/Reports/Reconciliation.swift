@@ -1,3 +1,5 @@
+import Billing
+import Campaigns
 import Crypto
 import Foundation
 import GRDB
@@ -90,46 +92,54 @@ public struct Reconciliation: Codable, Sendable {
     public static let recheckBillDays = 30
 
     /// Computes the day's reconciliation, and records the breaks (new, still open, resolved).
+    /// It reads billing, campaigns and the ledger through their stores' read APIs.
     public static func run(_ db: Database, ledger: any LedgerReading, date: ShanghaiCalendar.Date) throws -> Reconciliation {
         var found: [(key: String, category: String, subject: String, detail: String)] = []
         func brk(_ category: String, _ subject: String, _ detail: String) {
             found.append((category + "|" + subject, category, subject, detail))
         }
+        let bills = BillStore(db)
         let from = date.startMicros, to = date.adding(days: 1).startMicros
+        func moved(_ account: AccountID, on day: ShanghaiCalendar.Date) throws -> Int64 {
+            try ledger.movement(accountID: account, effectiveFrom: day.startMicros, to: day.adding(days: 1).startMicros)
+        }
         var billers: [BillerLine] = []
-        for biller in try Row.fetchAll(db, sql: "SELECT code, account_id FROM billers ORDER BY code") {
-            let code: String = biller["code"]
-            // Feeds are keyed BILLER/FEEDID; the biller's FeedId is what is shown.
-            let feeds = try Row.fetchAll(db, sql: "SELECT substr(feed_id, instr(feed_id, '/') + 1) AS feed_id, bills, ctrl_sum_fen FROM feeds WHERE biller = ? AND business_date = ? ORDER BY feed_id", arguments: [code, date.iso])
-            let feedIDs = feeds.map { $0["feed_id"] as String }
-            func count(_ sql: String, _ arguments: StatementArguments) throws -> Count {
-                let row = try Row.fetchOne(db, sql: sql, arguments: arguments)
-                return Count(row?[0] ?? 0, row?[1] ?? 0)
-            }
-            let inFeeds = "feed_id IN (SELECT feed_id FROM feeds WHERE biller = ? AND business_date = ?)"
+        for biller in try bills.billers() {
+            let code = biller.code
+            let feeds = try bills.feeds(biller: code, on: date)
+            let feedIDs = feeds.map(\.feedID)
+            let day = try bills.feedDay(biller: code, on: date)
+            let totals = try bills.dayTotals(biller: code, on: date)
             var pending: [String: Count] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT coalesce(reason, 'PROCESSING') AS reason, count(*) AS n, coalesce(sum(due_fen), 0) AS fen FROM bills WHERE \(inFeeds) AND status IN ('payable', 'new') GROUP BY reason", arguments: [code, date.iso]) {
-                pending[row["reason"]] = Count(row["n"], row["fen"])
+            var unmatched = Count()
+            for group in day.byStatus {
+                switch group.status {
+                case .payable, .new:
+                    pending[group.reason ?? "PROCESSING", default: Count()].count += group.count
+                    pending[group.reason ?? "PROCESSING", default: Count()].fen += group.dueFen
+                case .unmatched:
+                    unmatched.count += group.count
+                    unmatched.fen += group.dueFen
+                case .paid, .cancelled, .refunded:
+                    break
+                }
             }
-            let report = try Row.fetchOne(db, sql: "SELECT * FROM payment_reports WHERE biller = ? AND business_date = ?", arguments: [code, date.iso])
-            let movement = try Int64.fetchOne(db, sql: """
-                SELECT coalesce(sum(CASE e.side WHEN 1 THEN e.amount ELSE -e.amount END), 0) FROM ledger_entries e JOIN ledger_transactions t ON t.id = e.transaction_id
-                WHERE e.account_id = ? AND t.effective_at >= ? AND t.effective_at < ?
-                """, arguments: [biller["account_id"] as Int64, from, to]) ?? 0
-            let paidAuto = try count("SELECT count(*), coalesce(sum(paid_fen), 0) FROM bills WHERE biller = ? AND paid_business_date = ? AND paid_via = 'autopay'", [code, date.iso])
-            let paidManual = try count("SELECT count(*), coalesce(sum(paid_fen), 0) FROM bills WHERE biller = ? AND paid_business_date = ? AND paid_via = 'manual'", [code, date.iso])
-            let refunded = try count("SELECT count(*), coalesce(sum(paid_fen), 0) FROM bills WHERE biller = ? AND refunded_business_date = ?", [code, date.iso])
+            let report = try bills.report(biller: code, on: date)
+            let movement = try moved(biller.accountID, on: date)
+            let paidAuto = Count(totals.autopayCount, totals.autopayFen)
+            let paidManual = Count(totals.manualCount, totals.manualFen)
+            let refunded = Count(totals.refundedCount, totals.refundedFen)
             let line = BillerLine(
                 biller: code, feeds: feedIDs,
-                feedBills: feeds.reduce(0) { $0 + ($1["bills"] as Int) }, feedCtrlSumFen: feeds.reduce(0) { $0 + ($1["ctrl_sum_fen"] as Int64) },
-                ingested: try count("SELECT count(*), coalesce(sum(due_fen), 0) FROM bills WHERE \(inFeeds)", [code, date.iso]),
-                matched: try count("SELECT count(*), coalesce(sum(due_fen), 0) FROM bills WHERE \(inFeeds) AND wallet_id IS NOT NULL", [code, date.iso]),
+                feedBills: feeds.reduce(0) { $0 + $1.bills }, feedCtrlSumFen: feeds.reduce(0) { $0 + $1.controlSumFen },
+                ingested: Count(day.staged.count, day.staged.dueFen),
+                matched: Count(day.matched.count, day.matched.dueFen),
                 paidAuto: paidAuto, paidManual: paidManual, pendingByReason: pending,
-                unmatched: try count("SELECT count(*), coalesce(sum(due_fen), 0) FROM bills WHERE \(inFeeds) AND status = 'unmatched'", [code, date.iso]),
-                rejectedRecords: try Int.fetchOne(db, sql: "SELECT count(*) FROM feed_records WHERE \(inFeeds) AND outcome IN ('rejected', 'duplicate_in_feed')", arguments: [code, date.iso]) ?? 0,
-                cancelled: try count("SELECT count(*), coalesce(sum(due_fen), 0) FROM bills WHERE biller = ? AND cancelled_business_date = ? AND status = 'cancelled'", [code, date.iso]),
+                unmatched: unmatched,
+                rejectedRecords: day.rejectedRecords,
+                cancelled: Count(totals.cancelledUnpaidCount, totals.cancelledUnpaidFen),
                 refunded: refunded,
-                reportPaidFen: report?["paid_sum_fen"], reportRefundedFen: report?["refunded_sum_fen"],
+                reportPaidFen: report?.paidSumFen, reportRefundedFen: report?.refundedSumFen,
                 ledgerMovementFen: movement, paidNetFen: paidAuto.fen + paidManual.fen - refunded.fen)
             billers.append(line)
 
@@ -137,23 +147,20 @@ public struct Reconciliation: Codable, Sendable {
             // break is re-checked, not forgotten).
             for back in 1..<Self.recheckDays {
                 let earlier = date.adding(days: -back)
-                let earlierFeeds = try Int.fetchOne(db, sql: "SELECT count(*) FROM feeds WHERE biller = ? AND business_date = ?", arguments: [code, earlier.iso]) ?? 0
-                let paidNet = try Int64.fetchOne(db, sql: "SELECT coalesce(sum(CASE WHEN paid_business_date = ?1 THEN paid_fen ELSE 0 END), 0) - coalesce(sum(CASE WHEN refunded_business_date = ?1 THEN paid_fen ELSE 0 END), 0) FROM bills WHERE biller = ?2 AND (paid_business_date = ?1 OR refunded_business_date = ?1)", arguments: [earlier.iso, code]) ?? 0
-                let moved = try Int64.fetchOne(db, sql: """
-                    SELECT coalesce(sum(CASE e.side WHEN 1 THEN e.amount ELSE -e.amount END), 0) FROM ledger_entries e JOIN ledger_transactions t ON t.id = e.transaction_id
-                    WHERE e.account_id = ? AND t.effective_at >= ? AND t.effective_at < ?
-                    """, arguments: [biller["account_id"] as Int64, earlier.startMicros, earlier.adding(days: 1).startMicros]) ?? 0
-                if paidNet != moved {
-                    brk("amount_mismatch", "\(code) \(earlier.iso)", "bills paid less refunded \(Money(fen: paidNet).yuanString), ledger movement \(Money(fen: moved).yuanString)")
+                let earlierTotals = try bills.dayTotals(biller: code, on: earlier)
+                let paidNet = earlierTotals.paidFen - earlierTotals.refundedFen
+                let movedThen = try moved(biller.accountID, on: earlier)
+                if paidNet != movedThen {
+                    brk("amount_mismatch", "\(code) \(earlier.iso)", "bills paid less refunded \(Money(fen: paidNet).yuanString), ledger movement \(Money(fen: movedThen).yuanString)")
                 }
-                if let old = try Row.fetchOne(db, sql: "SELECT * FROM payment_reports WHERE biller = ? AND business_date = ?", arguments: [code, earlier.iso]) {
-                    if (old["paid_sum_fen"] as Int64) - (old["refunded_sum_fen"] as Int64) != moved {
-                        brk("report_ledger_mismatch", "\(code) \(earlier.iso)", "report says \(Money(fen: (old["paid_sum_fen"] as Int64) - (old["refunded_sum_fen"] as Int64)).yuanString), ledger moved \(Money(fen: moved).yuanString)")
+                if let old = try bills.report(biller: code, on: earlier) {
+                    if old.paidSumFen - old.refundedSumFen != movedThen {
+                        brk("report_ledger_mismatch", "\(code) \(earlier.iso)", "report says \(Money(fen: old.paidSumFen - old.refundedSumFen).yuanString), ledger moved \(Money(fen: movedThen).yuanString)")
                     }
-                    if let problem = reportAltered(path: old["path"], expected: old["sha256"]) {
+                    if let problem = reportAltered(path: old.path, expected: old.sha256) {
                         brk("report_altered", "\(code) \(earlier.iso)", problem)
                     }
-                } else if earlierFeeds > 0 {
+                } else if try bills.feedCount(biller: code, on: earlier) > 0 {
                     brk("missing_report", "\(code) \(earlier.iso)", "no payment report was written for the day")
                 }
             }
@@ -163,7 +170,7 @@ public struct Reconciliation: Codable, Sendable {
             if let paid = line.reportPaidFen, let refundedSum = line.reportRefundedFen, paid - refundedSum != movement {
                 brk("report_ledger_mismatch", "\(code) \(date.iso)", "report says \(Money(fen: paid - refundedSum).yuanString), ledger moved \(Money(fen: movement).yuanString)")
             }
-            if let report, let problem = reportAltered(path: report["path"], expected: report["sha256"]) {
+            if let report, let problem = reportAltered(path: report.path, expected: report.sha256) {
                 brk("report_altered", "\(code) \(date.iso)", problem)
             }
             if report == nil && !feedIDs.isEmpty {
@@ -171,10 +178,9 @@ public struct Reconciliation: Codable, Sendable {
             }
             // A day without the biller's feed is a break: refused at feed level, or never processed.
             if feedIDs.isEmpty {
-                let last = try Row.fetchOne(db, sql: "SELECT status, error_code, error FROM billing_runs WHERE biller = ? AND business_date = ? ORDER BY at DESC, execution_id DESC LIMIT 1", arguments: [code, date.iso])
-                if let last, (last[0] as String) == "rejected" {
-                    let error: String = last[2] ?? ""
-                    brk("feed_rejected", "\(code) \(date.iso)", "the day's feed was refused (\(last[1] as String? ?? "rejected")): \(error.components(separatedBy: " [").first ?? error)")
+                if let last = try bills.lastRun(biller: code, on: date), last.status == "rejected" {
+                    let error = last.error ?? ""
+                    brk("feed_rejected", "\(code) \(date.iso)", "the day's feed was refused (\(last.errorCode ?? "rejected")): \(error.components(separatedBy: " [").first ?? error)")
                 } else {
                     brk("missing_feed", "\(code) \(date.iso)", "no feed of the day was processed: the nightly run did not run for this date, or the biller sent none")
                 }
@@ -182,39 +188,37 @@ public struct Reconciliation: Codable, Sendable {
         }
 
         // Bill by bill: every paid bill has its posting; no posting is shared or orphaned.
-        for row in try Row.fetchAll(db, sql: """
-            SELECT b.biller, b.bill_id, b.paid_fen, b.transaction_id, t.id AS posted,
-                (SELECT coalesce(sum(e.amount), 0) FROM ledger_entries e JOIN billers r ON r.account_id = e.account_id AND r.code = b.biller WHERE e.transaction_id = b.transaction_id AND e.side = 1) AS credited
-            FROM bills b LEFT JOIN ledger_transactions t ON t.id = b.transaction_id
-            WHERE b.paid_business_date > ? AND b.paid_business_date <= ? AND b.status IN ('paid', 'refunded')
-            """, arguments: [date.adding(days: -Self.recheckBillDays).iso, date.iso]) {
-            let subject = "\(row["biller"] as String):\(row["bill_id"] as String)"
-            if (row["posted"] as Int64?) == nil {
-                brk("missing_in_ledger", subject, "the bill is paid but its transaction \(row["transaction_id"] as Int64? ?? 0) is not in the ledger")
-            } else if (row["credited"] as Int64) != (row["paid_fen"] as Int64) {
-                brk("amount_mismatch", subject, "bill paid \(Money(fen: row["paid_fen"]).yuanString), ledger credited the biller \(Money(fen: row["credited"]).yuanString)")
+        let paid = try bills.paidBills(after: date.adding(days: -Self.recheckBillDays), through: date)
+        let posted = try ledger.credits(ofTransactions: paid.compactMap(\.transactionID))
+        for bill in paid {
+            let subject = bill.key.reference
+            if let credits = bill.transactionID.flatMap({ posted[$0] }) {
+                let credited = credits[bill.billerAccountID] ?? 0
+                if credited != bill.paidFen {
+                    brk("amount_mismatch", subject, "bill paid \(Money(fen: bill.paidFen).yuanString), ledger credited the biller \(Money(fen: credited).yuanString)")
+                }
+            } else {
+                brk("missing_in_ledger", subject, "the bill is paid but its transaction \(bill.transactionID ?? 0) is not in the ledger")
             }
         }
-        for row in try Row.fetchAll(db, sql: "SELECT transaction_id, count(*) AS n, group_concat(biller || ':' || bill_id) AS bills FROM bills WHERE transaction_id IS NOT NULL GROUP BY transaction_id HAVING count(*) > 1") {
-            brk("duplicate", "transaction \(row["transaction_id"] as Int64)", "one payment is claimed by \(row["n"] as Int) bills: \(row["bills"] as String)")
+        for shared in try bills.sharedPayments() {
+            brk("duplicate", "transaction \(shared.transactionID)", "one payment is claimed by \(shared.bills.count) bills: \(shared.bills.joined(separator: ","))")
         }
-        for row in try Row.fetchAll(db, sql: """
-            SELECT t.id, t.idempotency_key FROM ledger_transactions t
-            WHERE t.idempotency_key LIKE 'bill:%' AND t.effective_at >= ? AND t.effective_at < ?
-              AND NOT EXISTS (SELECT 1 FROM bills b WHERE b.transaction_id = t.id)
-            """, arguments: [from, to]) {
-            brk("missing_in_report", "transaction \(row["id"] as Int64)", "the ledger holds \(row["idempotency_key"] as String) but no bill records it")
+        let payments = try ledger.transactions(keyPrefix: PaymentKey.prefix, effectiveFrom: from, to: to)
+        let recorded = try bills.recordedPayments(among: payments.map(\.id))
+        for payment in payments where !recorded.contains(payment.id) {
+            brk("missing_in_report", "transaction \(payment.id)", "the ledger holds \(payment.key) but no bill records it")
         }
-        let staleDate = date.adding(days: -unmatchedDaysMax).iso
-        for row in try Row.fetchAll(db, sql: "SELECT biller, bill_id, business_date FROM bills WHERE status = 'unmatched' AND business_date <= ? ORDER BY id LIMIT 1000", arguments: [staleDate]) {
-            brk("unmatched_over_\(unmatchedDaysMax)_days", "\(row["biller"] as String):\(row["bill_id"] as String)", "unmatched since \(row["business_date"] as String)")
+        for bill in try bills.unmatched(stagedOnOrBefore: date.adding(days: -unmatchedDaysMax), limit: 1000) {
+            brk("unmatched_over_\(unmatchedDaysMax)_days", bill.key.reference, "unmatched since \(bill.businessDate)")
         }
 
         // Campaigns: sponsors' discounts against budgets and the sponsor accounts.
+        let campaigns = CampaignStore(db)
         var sponsors: [SponsorLine] = []
-        for sponsor in try String.fetchAll(db, sql: "SELECT DISTINCT sponsor FROM campaign_allocations ORDER BY sponsor") {
-            let live = try Int64.fetchOne(db, sql: "SELECT coalesce(sum(discount_fen), 0) FROM campaign_allocations WHERE sponsor = ? AND reversed_at IS NULL", arguments: [sponsor]) ?? 0
-            let budget = try Int64.fetchOne(db, sql: "SELECT coalesce(sum(spent_fen), 0) FROM campaign_budgets WHERE campaign_id IN (SELECT DISTINCT campaign_id FROM campaign_allocations WHERE sponsor = ?)", arguments: [sponsor]) ?? 0
+        for sponsor in try campaigns.sponsors() {
+            let live = try campaigns.liveDiscountFen(sponsor: sponsor)
+            let budget = try campaigns.budgetUsedFen(sponsor: sponsor)
             let account = try ledger.account(code: SystemAccounts.sponsor(sponsor))
             let movement = account.map { $0.debitsPosted - $0.creditsPosted } ?? 0
             sponsors.append(SponsorLine(sponsor: sponsor, discountsFen: live, budgetUsedFen: budget, ledgerMovementFen: movement))
@@ -222,17 +226,10 @@ public struct Reconciliation: Codable, Sendable {
                 brk("campaign_mismatch", sponsor, "discounts \(Money(fen: live).yuanString), budgets used \(Money(fen: budget).yuanString), sponsor account \(Money(fen: movement).yuanString)")
             }
         }
-        let pointsRow = try Row.fetchOne(db, sql: """
-            SELECT coalesce(sum(points), 0) AS issued,
-                coalesce(sum(CASE WHEN points_status IN ('vested', 'expired') THEN points ELSE 0 END), 0) AS vested,
-                coalesce(sum(CASE WHEN points_status = 'expired' THEN points ELSE 0 END), 0) AS expired,
-                coalesce(sum(CASE WHEN points_status = 'reversed' THEN points ELSE 0 END), 0) AS reversed
-            FROM campaign_allocations
-            """)
+        let given = try campaigns.pointsTotals()
         let liability = try ledger.account(code: SystemAccounts.pointsLiability)
-        let walletPoints = try Int64.fetchOne(db, sql: "SELECT coalesce(sum(credits_posted - debits_posted), 0) FROM ledger_accounts WHERE kind = 'user_points'") ?? 0
-        let points = Points(issued: pointsRow?["issued"] ?? 0, vested: pointsRow?["vested"] ?? 0, expired: pointsRow?["expired"] ?? 0, reversed: pointsRow?["reversed"] ?? 0,
-                            liabilityBalance: liability?.balance ?? 0, walletPointsTotal: walletPoints)
+        let points = Points(issued: given.issued, vested: given.vested, expired: given.expired, reversed: given.reversed,
+                            liabilityBalance: liability?.balance ?? 0, walletPointsTotal: try ledger.netCredits(kind: .userPoints))
         if points.walletPointsTotal != -(points.liabilityBalance) {
             brk("points_mismatch", "points", "wallets hold \(points.walletPointsTotal) points, the liability account \(-(points.liabilityBalance))")
         }
@@ -243,25 +240,19 @@ public struct Reconciliation: Codable, Sendable {
         }
 
         // Carry forward: new breaks open today, old ones age, absent ones are resolved.
+        let store = ReconStore(db)
         for item in found {
-            try db.execute(sql: """
-                INSERT INTO recon_breaks (break_key, category, subject, detail, first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?)
-                ON CONFLICT (break_key) DO UPDATE SET detail = excluded.detail, last_seen = max(last_seen, excluded.last_seen), resolved = NULL
-                """, arguments: [item.key, item.category, item.subject, item.detail, date.iso, date.iso])
+            try store.record(key: item.key, category: item.category, subject: item.subject, detail: item.detail, on: date)
         }
-        let keys = Set(found.map(\.key))
-        for row in try Row.fetchAll(db, sql: "SELECT id, break_key FROM recon_breaks WHERE resolved IS NULL AND first_seen <= ?", arguments: [date.iso]) where !keys.contains(row["break_key"]) {
-            try db.execute(sql: "UPDATE recon_breaks SET resolved = ? WHERE id = ?", arguments: [date.iso, row["id"] as Int64])
-        }
-        let breaks = try Row.fetchAll(db, sql: "SELECT * FROM recon_breaks WHERE resolved IS NULL AND first_seen <= ? ORDER BY first_seen, category, subject", arguments: [date.iso]).map { row -> Break in
-            let first = ShanghaiCalendar.Date(iso: row["first_seen"]) ?? date
-            return Break(category: row["category"], subject: row["subject"], detail: row["detail"], firstSeen: first.iso, ageDays: Int(date.daysSinceEpoch - first.daysSinceEpoch))
+        try store.resolve(except: Set(found.map(\.key)), on: date)
+        let breaks = try store.open(asOf: date).map { open -> Break in
+            let first = ShanghaiCalendar.Date(iso: open.firstSeen) ?? date
+            return Break(category: open.category, subject: open.subject, detail: open.detail, firstSeen: first.iso, ageDays: Int(date.daysSinceEpoch - first.daysSinceEpoch))
         }
 
         let trend = try (0..<30).reversed().map { offset -> TrendDay in
             let day = date.adding(days: -offset)
-            let paid = try Int64.fetchOne(db, sql: "SELECT coalesce(sum(paid_fen), 0) FROM bills WHERE paid_business_date = ?", arguments: [day.iso]) ?? 0
-            return TrendDay(date: day.iso, paidFen: paid)
+            return TrendDay(date: day.iso, paidFen: try bills.paidFen(on: day))
         }
         return Reconciliation(date: date.iso, billers: billers, sponsors: sponsors, points: points, trialBalance: check.trialBalance,
                               ledgerOk: check.ok, ledgerViolations: check.violations.prefix(20).map(\.description), ledgerHead: check.head,

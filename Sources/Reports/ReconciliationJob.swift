@@ -11,12 +11,11 @@ public enum ReconciliationJob {
             name: "reconciliation",
             steps: [Step(directory: directory)],
             summary: { db, context in
-                try Data.fetchOne(db, sql: "SELECT checkpoint FROM job_step_executions WHERE execution_id = ? AND step_name = 'reconcile'", arguments: [context.executionID])
+                try JobQueries.checkpoint(db, executionID: context.executionID, step: "reconcile")
             },
             assess: { db, context in
                 let date = try context.date("date")
-                let open = try Int.fetchOne(db, sql: "SELECT count(*) FROM recon_breaks WHERE resolved IS NULL AND first_seen <= ?", arguments: [date.iso]) ?? 0
-                return open > 0 ? .breaks : .clean
+                return try ReconStore(db).openCount(asOf: date) > 0 ? .breaks : .clean
             })
     }
 

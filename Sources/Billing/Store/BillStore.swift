@@ -4,11 +4,12 @@ import Ledger
 
 /// The billing tables, and the only code that names them: bill accounts, feeds and their
 /// records and cancels, bills, the nightly runs' per-biller outcomes and the payment
-/// reports. Every statement runs in the caller's transaction or snapshot (`db`).
-struct BillStore {
+/// reports. Every statement runs in the caller's transaction or snapshot (`db`). What other
+/// modules read of billing (reconciliation), they read through its public methods.
+public struct BillStore {
     let db: Database
 
-    init(_ db: Database) { self.db = db }
+    public init(_ db: Database) { self.db = db }
 
     // MARK: Bill accounts
 
@@ -334,36 +335,36 @@ struct BillStore {
         try String.fetchAll(db, sql: "SELECT feed_id FROM feeds WHERE biller = ? AND business_date = ? ORDER BY ingested_at, feed_id", arguments: [biller, date.iso]).map(Self.shownFeedID)
     }
 
-    struct FeedTotals {
-        var feedID: String
-        var bills: Int
-        var controlSumFen: Int64
+    public struct FeedTotals {
+        public var feedID: String
+        public var bills: Int
+        public var controlSumFen: Int64
     }
 
     /// A biller's feeds of a day, in FeedId order, with the totals their headers declared.
-    func feeds(biller: String, on date: ShanghaiCalendar.Date) throws -> [FeedTotals] {
+    public func feeds(biller: String, on date: ShanghaiCalendar.Date) throws -> [FeedTotals] {
         try Row.fetchAll(db, sql: "SELECT feed_id, bills, ctrl_sum_fen FROM feeds WHERE biller = ? AND business_date = ?", arguments: [biller, date.iso])
             .map { FeedTotals(feedID: Self.shownFeedID($0[0]), bills: $0[1], controlSumFen: $0[2]) }
             .sorted { $0.feedID < $1.feedID }
     }
 
-    func feedCount(biller: String, on date: ShanghaiCalendar.Date) throws -> Int {
+    public func feedCount(biller: String, on date: ShanghaiCalendar.Date) throws -> Int {
         try Int.fetchOne(db, sql: "SELECT count(*) FROM feeds WHERE biller = ? AND business_date = ?", arguments: [biller, date.iso]) ?? 0
     }
 
     /// What the feeds of a biller's day hold, by bill status and reason.
-    struct FeedDay {
+    public struct FeedDay {
         /// Count and amount due by status and reason (nil reason: none recorded).
-        var byStatus: [(status: BillStatus, reason: String?, count: Int, dueFen: Int64)] = []
+        public var byStatus: [(status: BillStatus, reason: String?, count: Int, dueFen: Int64)] = []
         /// Records that were not staged as bills: rejected, or repeated inside their feed.
-        var rejectedRecords = 0
+        public var rejectedRecords = 0
         /// Every bill record of the feeds, staged or not.
-        var billRecords = 0
-        var staged: (count: Int, dueFen: Int64) = (0, 0)
-        var matched: (count: Int, dueFen: Int64) = (0, 0)
+        public var billRecords = 0
+        public var staged: (count: Int, dueFen: Int64) = (0, 0)
+        public var matched: (count: Int, dueFen: Int64) = (0, 0)
     }
 
-    func feedDay(biller: String, on date: ShanghaiCalendar.Date) throws -> FeedDay {
+    public func feedDay(biller: String, on date: ShanghaiCalendar.Date) throws -> FeedDay {
         var day = FeedDay()
         let keys = try String.fetchAll(db, sql: "SELECT feed_id FROM feeds WHERE biller = ? AND business_date = ?", arguments: [biller, date.iso])
         for key in keys {
@@ -386,7 +387,7 @@ struct BillStore {
     /// What a biller's bills moved on a business day: payments made that day, refunds made
     /// that day, cancels of that day. The one sum the summary, the report and the
     /// reconciliation read.
-    func dayTotals(biller: String, on date: ShanghaiCalendar.Date) throws -> DayTotals {
+    public func dayTotals(biller: String, on date: ShanghaiCalendar.Date) throws -> DayTotals {
         var totals = DayTotals()
         if let row = try Row.fetchOne(db, sql: """
             SELECT count(*), coalesce(sum(paid_fen), 0),
@@ -419,14 +420,73 @@ struct BillStore {
         return totals
     }
 
+    // MARK: Reads for reconciliation
+
+    public struct BillerAccount: Sendable, Hashable {
+        public var code: String
+        public var accountID: AccountID
+    }
+
+    /// The registered billers, in code order, with their settlement accounts.
+    public func billers() throws -> [BillerAccount] {
+        try Row.fetchAll(db, sql: "SELECT code, account_id FROM billers ORDER BY code").map { BillerAccount(code: $0[0], accountID: $0[1]) }
+    }
+
+    /// A bill paid (and maybe refunded since), with the payment it records.
+    public struct PaidBill: Sendable, Hashable {
+        public var key: PaymentKey
+        public var paidFen: Int64
+        public var transactionID: TransactionID?
+        public var billerAccountID: AccountID
+    }
+
+    /// The bills paid on the business days after `after` through `through`.
+    public func paidBills(after: ShanghaiCalendar.Date, through: ShanghaiCalendar.Date) throws -> [PaidBill] {
+        try Row.fetchAll(db, sql: """
+            SELECT b.biller, b.bill_id, b.paid_fen, b.transaction_id, r.account_id FROM bills b JOIN billers r ON r.code = b.biller
+            WHERE b.paid_business_date > ? AND b.paid_business_date <= ? AND b.status IN (?, ?)
+            """, arguments: [after.iso, through.iso, BillStatus.paid.rawValue, BillStatus.refunded.rawValue])
+            .map { PaidBill(key: PaymentKey(biller: $0[0], billID: $0[1]), paidFen: $0[2], transactionID: $0[3], billerAccountID: $0[4]) }
+    }
+
+    /// Payments that more than one bill records: each with the bills (`BILLER:BILLID`).
+    public func sharedPayments() throws -> [(transactionID: TransactionID, bills: [String])] {
+        try Row.fetchAll(db, sql: "SELECT transaction_id, group_concat(biller || ':' || bill_id) FROM bills WHERE transaction_id IS NOT NULL GROUP BY transaction_id HAVING count(*) > 1")
+            .map { ($0[0], ($0[1] as String).split(separator: ",").map(String.init)) }
+    }
+
+    /// Of `ids`, the payments some bill records.
+    public func recordedPayments(among ids: [TransactionID]) throws -> Set<TransactionID> {
+        var found: Set<TransactionID> = []
+        let unique = Array(Set(ids)).sorted()
+        for start in stride(from: 0, to: unique.count, by: 500) {
+            let part = Array(unique[start..<min(start + 500, unique.count)])
+            let marks = part.map { _ in "?" }.joined(separator: ",")
+            found.formUnion(try TransactionID.fetchAll(db, sql: "SELECT transaction_id FROM bills WHERE transaction_id IN (\(marks))", arguments: StatementArguments(part)))
+        }
+        return found
+    }
+
+    /// Bills still unmatched that were staged on or before `date`, oldest first.
+    public func unmatched(stagedOnOrBefore date: ShanghaiCalendar.Date, limit: Int) throws -> [(key: PaymentKey, businessDate: String)] {
+        try Row.fetchAll(db, sql: "SELECT biller, bill_id, business_date FROM bills WHERE status = ? AND business_date <= ? ORDER BY id LIMIT ?",
+                         arguments: [BillStatus.unmatched.rawValue, date.iso, limit])
+            .map { (PaymentKey(biller: $0[0], billID: $0[1]), $0[2]) }
+    }
+
+    /// What every biller was paid on a business day.
+    public func paidFen(on date: ShanghaiCalendar.Date) throws -> Int64 {
+        try Int64.fetchOne(db, sql: "SELECT coalesce(sum(paid_fen), 0) FROM bills WHERE paid_business_date = ?", arguments: [date.iso]) ?? 0
+    }
+
     // MARK: Runs
 
-    struct Run {
-        var biller: String
-        var feedID: String?
-        var status: String
-        var errorCode: String?
-        var error: String?
+    public struct Run {
+        public var biller: String
+        public var feedID: String?
+        public var status: String
+        public var errorCode: String?
+        public var error: String?
     }
 
     func recordRun(executionID: Int64, biller: String, date: ShanghaiCalendar.Date, feedID: String?, status: String, errorCode: String?, error: String?, at now: TimestampMicros) throws {
@@ -443,7 +503,7 @@ struct BillStore {
     }
 
     /// The latest run's outcome for a biller's day.
-    func lastRun(biller: String, on date: ShanghaiCalendar.Date) throws -> Run? {
+    public func lastRun(biller: String, on date: ShanghaiCalendar.Date) throws -> Run? {
         try Row.fetchOne(db, sql: "SELECT biller, feed_id, status, error_code, error FROM billing_runs WHERE biller = ? AND business_date = ? ORDER BY at DESC, execution_id DESC LIMIT 1", arguments: [biller, date.iso])
             .map { Run(biller: $0[0], feedID: $0[1], status: $0[2], errorCode: $0[3], error: $0[4]) }
     }
@@ -515,22 +575,22 @@ struct BillStore {
     }
 
     /// The report of a biller's day as last written.
-    struct StoredReport {
-        var version: Int
-        var reportID: String
-        var path: String
-        var sha256: Data
-        var createdAt: TimestampMicros
-        var deliveredAt: TimestampMicros?
-        var deliveredTo: String?
-        var paidSumFen: Int64
-        var refundedSumFen: Int64
-        var ledgerHead: String?
+    public struct StoredReport {
+        public var version: Int
+        public var reportID: String
+        public var path: String
+        public var sha256: Data
+        public var createdAt: TimestampMicros
+        public var deliveredAt: TimestampMicros?
+        public var deliveredTo: String?
+        public var paidSumFen: Int64
+        public var refundedSumFen: Int64
+        public var ledgerHead: String?
 
-        var isDelivered: Bool { deliveredAt != nil }
+        public var isDelivered: Bool { deliveredAt != nil }
     }
 
-    func report(biller: String, on date: ShanghaiCalendar.Date) throws -> StoredReport? {
+    public func report(biller: String, on date: ShanghaiCalendar.Date) throws -> StoredReport? {
         try Row.fetchOne(db, sql: "SELECT version, report_id, path, sha256, created_at, delivered_at, delivered_to, paid_sum_fen, refunded_sum_fen, ledger_head FROM payment_reports WHERE biller = ? AND business_date = ?",
                          arguments: [biller, date.iso])
             .map { StoredReport(version: $0[0], reportID: $0[1], path: $0[2], sha256: $0[3], createdAt: $0[4], deliveredAt: $0[5], deliveredTo: $0[6], paidSumFen: $0[7], refundedSumFen: $0[8], ledgerHead: $0[9]) }

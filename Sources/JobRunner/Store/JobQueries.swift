@@ -23,6 +23,11 @@ public enum JobQueries {
     }
 
     /// The newest executions first, optionally of one job.
+    /// The checkpoint a step of an execution last committed (a one-chunk step's result).
+    public static func checkpoint(_ db: Database, executionID: Int64, step: String) throws -> Data? {
+        try Data.fetchOne(db, sql: "SELECT checkpoint FROM job_step_executions WHERE execution_id = ? AND step_name = ?", arguments: [executionID, step])
+    }
+
     public static func history(_ pool: DatabasePool, job: String?, limit: Int) throws -> [ExecutionLine] {
         try pool.read { db in
             var sql = """
