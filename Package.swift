@@ -83,7 +83,7 @@ let package = Package(
         .target(
             name: "Notify",
             dependencies: [
-                "Ledger", "JobRunner", "Feeds", "QDConfig",
+                "Ledger", "JobRunner", "Feeds", "QDConfig", "Wallet", "Billing",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),

@@ -3,9 +3,11 @@ import Feeds
 import Foundation
 import GRDB
 import JobRunner
+import Billing
 import Ledger
 import Logging
 import Synchronization
+import Wallet
 
 /// `notify`: queues reminders for bills still payable (three days before the due date, and
 /// once overdue, once each), then delivers the outbox at least once, with a stable message id,
@@ -17,16 +19,14 @@ public enum NotifyJob {
             name: "notify",
             steps: [ReminderStep(), DeliverStep(config: config, secret: secret, fetcher: fetcher.with(limits: deliveryLimits(config, fetcher.limits)), pool: pool)],
             summary: { db, context in
-                let rows = try Row.fetchAll(db, sql: "SELECT status, count(*) AS n FROM outbox GROUP BY status")
-                var counts: [String: Int] = [:]
-                for row in rows { counts[row["status"]] = row["n"] }
+                let outbox = OutboxStore(db)
+                var counts = try outbox.countsByStatus()
                 // What is due and still waiting when the run ends: the backlog the next run meets.
-                let now = context.clock.nowMicros()
-                counts["backlog"] = try Int.fetchOne(db, sql: "SELECT count(*) FROM outbox WHERE status = 'pending' AND next_attempt_at <= ? AND not_before <= ?", arguments: [now, now]) ?? 0
+                counts["backlog"] = try outbox.backlog(at: context.clock.nowMicros())
                 return try JSONEncoder().encode(counts)
             },
             assess: { db, _ in
-                (try Int.fetchOne(db, sql: "SELECT count(*) FROM outbox WHERE status = 'dead'") ?? 0) > 0 ? .breaks : .clean
+                try OutboxStore(db).deadCount() > 0 ? .breaks : .clean
             })
     }
 
@@ -57,22 +57,20 @@ public enum NotifyJob {
             let today = ShanghaiCalendar.date(at: now)
             let soon = today.adding(days: 3).iso
             var written = 0
-            for row in try Row.fetchAll(db, sql: """
-                SELECT b.biller, b.bill_id, b.due_fen, b.due_date, b.wallet_id, w.phone FROM bills b JOIN wallets w ON w.id = b.wallet_id
-                WHERE b.status = 'payable' AND b.due_date <= ? ORDER BY b.id LIMIT ?
-                """, arguments: [soon, context.chunkSizeMax]) {
-                let overdue = (row["due_date"] as String) < today.iso
-                let id = "\(overdue ? "overdue" : "reminder"):\(row["biller"] as String):\(row["bill_id"] as String)"
-                let phone: String = row["phone"]
-                let payload = ["biller": row["biller"] as String, "bill_id": row["bill_id"] as String, "amount": Money(fen: row["due_fen"]).yuanString,
-                               "due_date": row["due_date"] as String, "phone": String(phone.prefix(3)) + "****" + String(phone.suffix(4)), "event": overdue ? "overdue" : "due_soon"]
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.sortedKeys]
-                try db.execute(sql: """
-                    INSERT INTO outbox (message_id, wallet_id, kind, urgent, payload, created_at, not_before) VALUES (?, ?, 'reminder', 0, ?, ?, ?)
-                    ON CONFLICT (message_id) DO NOTHING
-                    """, arguments: [id, row["wallet_id"] as Int64, String(decoding: try encoder.encode(payload), as: UTF8.self), now, now])
-                written += db.changesCount
+            let due = try BillStore(db).payable(dueOnOrBefore: soon, limit: context.chunkSizeMax)
+            let wallets = try WalletStore(db).wallets(ids: due.map(\.walletID))
+            let outbox = OutboxStore(db)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            for bill in due {
+                guard let phone = wallets[bill.walletID]?.phone else { continue }
+                let overdue = bill.dueDate < today.iso
+                let id = "\(overdue ? "overdue" : "reminder"):\(bill.key.reference)"
+                let payload = ["biller": bill.key.biller, "bill_id": bill.key.billID, "amount": Money(fen: bill.dueFen).yuanString,
+                               "due_date": bill.dueDate, "phone": String(phone.prefix(3)) + "****" + String(phone.suffix(4)), "event": overdue ? "overdue" : "due_soon"]
+                if try outbox.enqueue(messageID: id, walletID: bill.walletID, kind: .reminder, payload: String(decoding: try encoder.encode(payload), as: UTF8.self), at: now) {
+                    written += 1
+                }
             }
             return (Checkpoint(done: true), ChunkCounts(written: written, done: true))
         }
@@ -104,13 +102,9 @@ public enum NotifyJob {
 
         /// Messages due now and claimed by no live delivery; outside quiet hours all of them,
         /// inside only the urgent ones.
-        func due(_ db: Database, now: TimestampMicros) throws -> [Row] {
+        func due(_ db: Database, now: TimestampMicros) throws -> [Message] {
             let quiet = config.isQuiet(minuteOfDay: Int(ShanghaiCalendar.microsOfDay(at: now) / 60_000_000))
-            return try Row.fetchAll(db, sql: """
-                SELECT * FROM outbox WHERE status = 'pending' AND next_attempt_at <= ? AND not_before <= ?
-                    AND (claimed_until IS NULL OR claimed_until < ?) \(quiet ? "AND urgent = 1" : "")
-                ORDER BY urgent DESC, id LIMIT ?
-                """, arguments: [now, now, now, config.batchMax])
+            return try OutboxStore(db).due(at: now, urgentOnly: quiet, limit: config.batchMax)
         }
 
         /// A claim outlives the slowest delivery, so it never lapses while its message is sent.
@@ -121,7 +115,7 @@ public enum NotifyJob {
             guard now - checkpoint.startedAt < Int64(config.runSecondsMax) * 1_000_000 else {
                 return Round(delivered: 0, failed: 0, more: false)
             }
-            let messages = try pool.read { db in try due(db, now: now).map(Message.init) }
+            let messages = try pool.read { db in try due(db, now: now) }
             guard !messages.isEmpty else { return Round(delivered: 0, failed: 0, more: false) }
             let queue = Mutex((next: 0, delivered: 0, failed: 0, lostLock: false))
             let workers = max(1, min(config.concurrency, messages.count))
@@ -149,24 +143,7 @@ public enum NotifyJob {
 
         enum Delivery { case delivered, failed, skipped, lostLock }
 
-        /// A due message, read off its row.
-        struct Message: Sendable {
-            var id: Int64
-            var messageID: String
-            var kind: String
-            var walletID: Int64
-            var createdAt: Int64
-            var payload: String
-
-            init(_ row: Row) {
-                id = row["id"]
-                messageID = row["message_id"]
-                kind = row["kind"]
-                walletID = row["wallet_id"] ?? 0
-                createdAt = row["created_at"]
-                payload = row["payload"]
-            }
-        }
+        typealias Message = OutboxStore.Message
 
         /// Claims, sends and records one message.
         func deliver(_ message: Message, context: JobContext) -> Delivery {
@@ -175,10 +152,7 @@ public enum NotifyJob {
                 let claimed: Bool? = try pool.write { db in
                     let now = context.clock.nowMicros()
                     guard try JobLease.refresh(db, context: context, now: now) else { return nil }
-                    try db.execute(sql: """
-                        UPDATE outbox SET claimed_by = ?, claimed_until = ? WHERE id = ? AND status = 'pending' AND (claimed_until IS NULL OR claimed_until < ?)
-                        """, arguments: [context.executionID, now + leaseMicros, id, now])
-                    return db.changesCount == 1
+                    return try OutboxStore(db).claim(id: id, owner: context.executionID, until: now + leaseMicros, at: now)
                 }
                 guard let claimed else { return .lostLock }
                 guard claimed else { return .skipped }
@@ -195,16 +169,15 @@ public enum NotifyJob {
             do {
                 try pool.write { db in
                     let now = context.clock.nowMicros()
+                    let outbox = OutboxStore(db)
                     if failure == nil {
-                        try db.execute(sql: "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, delivered_at = ?, last_error = NULL, claimed_by = NULL, claimed_until = NULL WHERE id = ? AND claimed_by = ?",
-                                       arguments: [now, id, context.executionID])
+                        try outbox.markDelivered(id: id, owner: context.executionID, at: now)
                     } else {
-                        let attempts = (try Int.fetchOne(db, sql: "SELECT attempts FROM outbox WHERE id = ?", arguments: [id]) ?? 0) + 1
+                        let attempts = try outbox.attempts(id: id) + 1
                         let wait = min(config.backoffMaxSeconds, config.backoffInitialSeconds << min(attempts - 1, 20))
                         let jittered = Int64(Int.random(in: max(1, wait / 2)...max(1, wait))) * 1_000_000
                         let dead = attempts >= config.attemptsMax
-                        try db.execute(sql: "UPDATE outbox SET attempts = ?, status = ?, next_attempt_at = ?, last_error = ?, claimed_by = NULL, claimed_until = NULL WHERE id = ? AND claimed_by = ?",
-                                       arguments: [attempts, dead ? "dead" : "pending", now + jittered, String((failure ?? "").prefix(300)), id, context.executionID])
+                        try outbox.markFailed(id: id, owner: context.executionID, attempts: attempts, dead: dead, nextAttemptAt: now + jittered, error: String((failure ?? "").prefix(300)))
                     }
                 }
             } catch {

@@ -2,22 +2,13 @@ import ArgumentParser
 import Foundation
 import GRDB
 import Ledger
+import Wallet
 
 /// `qdwallet notify list/retry`
 struct NotifyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "notify", abstract: "The notification outbox: what waits, what was delivered, the dead letters.",
         subcommands: [List.self, Retry.self])
-
-    struct Message: Encodable {
-        var id: Int64
-        var messageId: String
-        var kind: String
-        var status: String
-        var attempts: Int
-        var createdAt: Int64
-        var lastError: String?
-    }
 
     struct List: ParsableCommand, ReadOnlyCommand {
         static let configuration = CommandConfiguration(abstract: "Messages, newest first; --failed for the dead letters only.")
@@ -28,9 +19,7 @@ struct NotifyCommand: ParsableCommand {
         func run() throws {
             let store = try AppDatabase.openStore(path: global.databasePath, mode: .existingForReading)
             let messages = try store.pool.read { db in
-                try Row.fetchAll(db, sql: "SELECT * FROM outbox \(failed ? "WHERE status = 'dead'" : "") ORDER BY id DESC LIMIT ?", arguments: [max(1, min(limit, 10_000))]).map {
-                    Message(id: $0["id"], messageId: $0["message_id"], kind: $0["kind"], status: $0["status"], attempts: $0["attempts"], createdAt: $0["created_at"], lastError: $0["last_error"])
-                }
+                try OutboxStore(db).list(deadOnly: failed, limit: max(1, min(limit, 10_000)))
             }
             Output(json: global.json).emit(["messages": messages]) {
                 messages.isEmpty ? "no messages" : messages.map { "\($0.id)  \($0.kind)  \($0.status)  attempts \($0.attempts)" + ($0.lastError.map { "  \($0)" } ?? "") }.joined(separator: "\n")
@@ -51,12 +40,7 @@ struct NotifyCommand: ParsableCommand {
         func run() throws {
             let store = try AppDatabase.openStore(path: global.databasePath)
             let changed = try store.transaction { db, _ -> Int in
-                if let id {
-                    try db.execute(sql: "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = 0 WHERE id = ? AND status = 'dead'", arguments: [id])
-                } else {
-                    try db.execute(sql: "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = 0 WHERE status = 'dead'")
-                }
-                return db.changesCount
+                try OutboxStore(db).requeueDead(id: id)
             }
             if let id, changed == 0 {
                 throw CLIFailure(.refused, code: "not_dead", "message \(id) is not a dead letter")

@@ -479,6 +479,22 @@ public struct BillStore {
         try Int64.fetchOne(db, sql: "SELECT coalesce(sum(paid_fen), 0) FROM bills WHERE paid_business_date = ?", arguments: [date.iso]) ?? 0
     }
 
+    /// A payable bill of a wallet, as a reminder tells it.
+    public struct PayableBill: Sendable, Hashable {
+        public var key: PaymentKey
+        public var dueFen: Int64
+        public var dueDate: String
+        public var walletID: Int64
+    }
+
+    /// Payable bills of a wallet due on or before `date` (`YYYY-MM-DD`), in staging order.
+    public func payable(dueOnOrBefore date: String, limit: Int) throws -> [PayableBill] {
+        try Row.fetchAll(db, sql: """
+            SELECT biller, bill_id, due_fen, due_date, wallet_id FROM bills WHERE status = ? AND due_date <= ? AND wallet_id IS NOT NULL ORDER BY id LIMIT ?
+            """, arguments: [BillStatus.payable.rawValue, date, limit])
+            .map { PayableBill(key: PaymentKey(biller: $0[0], billID: $0[1]), dueFen: $0[2], dueDate: $0[3], walletID: $0[4]) }
+    }
+
     // MARK: Runs
 
     public struct Run {
