@@ -58,7 +58,7 @@ let package = Package(
         .target(
             name: "Campaigns",
             dependencies: [
-                "Ledger", "QDConfig", "JobRunner",
+                "Ledger", "QDConfig",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],

@@ -33,6 +33,8 @@ public protocol LedgerReading: AnyObject {
     /// What an account moved (its credits less its debits) in the transactions effective in
     /// `[from, to)`: what reconciliation compares a biller's day with.
     func movement(accountID: AccountID, effectiveFrom from: TimestampMicros, to: TimestampMicros) throws -> Int64
+    /// What an account moved (its credits less its debits) in the entries recorded in `[from, to)`.
+    func movement(accountID: AccountID, recordedFrom from: TimestampMicros, to: TimestampMicros) throws -> Int64
     /// The transactions effective in `[from, to)` whose idempotency key starts with
     /// `keyPrefix`, in id order, with their keys.
     func transactions(keyPrefix: String, effectiveFrom from: TimestampMicros, to: TimestampMicros) throws -> [(id: TransactionID, key: String)]

@@ -26,6 +26,12 @@ public final class SQLiteLedgerStore: LedgerStore {
         self.init(pool: try SQLiteDatabase.open(path: path, migrator: SQLiteDatabase.ledgerMigrator()))
     }
 
+    /// The ledger as read inside the caller's transaction or snapshot `db` (a job's summary,
+    /// a report that reads other modules' tables in the same snapshot).
+    public static func reader(in db: Database) throws -> any LedgerReading {
+        try SQLiteLedgerSession(db: db)
+    }
+
     public func read<T>(_ body: (any LedgerReading) throws -> T) throws -> T {
         try Self.mapErrors {
             try pool.read { db in
@@ -131,6 +137,7 @@ final class SQLiteLedgerSession: LedgerWriting {
         case insertResolution
         case expiredOpenHolds
         case movementOfAccount
+        case recordedMovementOfAccount
         case transactionsByKeyPrefix
         case netCreditsOfKind
 
@@ -186,6 +193,10 @@ final class SQLiteLedgerSession: LedgerWriting {
             case .movementOfAccount: """
                 SELECT coalesce(sum(CASE e.side WHEN 1 THEN e.amount ELSE -e.amount END), 0) FROM ledger_entries e JOIN ledger_transactions t ON t.id = e.transaction_id
                 WHERE e.account_id = ? AND t.effective_at >= ? AND t.effective_at < ?
+                """
+            case .recordedMovementOfAccount: """
+                SELECT coalesce(sum(CASE side WHEN 1 THEN amount ELSE -amount END), 0) FROM ledger_entries
+                WHERE account_id = ? AND recorded_at >= ? AND recorded_at < ?
                 """
             case .transactionsByKeyPrefix: """
                 SELECT id, idempotency_key FROM ledger_transactions
@@ -518,6 +529,15 @@ final class SQLiteLedgerSession: LedgerWriting {
 
     func movement(accountID: AccountID, effectiveFrom from: TimestampMicros, to: TimestampMicros) throws -> Int64 {
         let row = try statement(.movementOfAccount)
+        defer { row.reset() }
+        row.bind(1, accountID)
+        row.bind(2, from)
+        row.bind(3, to)
+        return try row.step() ? row.int64(0) : 0
+    }
+
+    func movement(accountID: AccountID, recordedFrom from: TimestampMicros, to: TimestampMicros) throws -> Int64 {
+        let row = try statement(.recordedMovementOfAccount)
         defer { row.reset() }
         row.bind(1, accountID)
         row.bind(2, from)

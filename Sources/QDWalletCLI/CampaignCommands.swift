@@ -30,11 +30,11 @@ struct CampaignCommand: ParsableCommand {
         let campaigns = try CampaignSetup.load(jobs, store: store)
         return try store.pool.read { db in
             try campaigns.map { campaign in
-                let used = try Int64.fetchOne(db, sql: "SELECT spent_fen FROM campaign_budgets WHERE campaign_id = ?", arguments: [campaign.id]) ?? 0
-                let row = try Row.fetchOne(db, sql: "SELECT count(*) AS n, coalesce(sum(points), 0) AS p FROM campaign_allocations WHERE campaign_id = ? AND reversed_at IS NULL", arguments: [campaign.id])
+                let used = try CampaignStore(db).budgetUsedFen(campaignID: campaign.id)
+                let use = try CampaignStore(db).standingUse(campaignID: campaign.id)
                 return Line(id: campaign.id, version: campaign.version, title: campaign.title, sponsor: campaign.sponsor, group: campaign.group, exclusive: campaign.exclusive,
                             priority: campaign.priority, budgetTotalFen: campaign.budgetTotalFen, budgetUsedFen: used, budgetLeftFen: campaign.budgetTotalFen.map { $0 - used },
-                            payments: row?["n"] ?? 0, pointsIssued: row?["p"] ?? 0)
+                            payments: use.payments, pointsIssued: use.points)
             }
         }
     }
@@ -68,8 +68,7 @@ struct CampaignCommand: ParsableCommand {
                 throw CLIFailure(.refused, code: "unknown_campaign", "no campaign \"\(id.prefix(64))\" in \(jobs.path)/campaigns")
             }
             let capUse = try store.pool.read { db in
-                try Row.fetchAll(db, sql: "SELECT month, count(*) AS n, sum(discount_fen) AS fen FROM campaign_allocations WHERE campaign_id = ? AND reversed_at IS NULL GROUP BY month ORDER BY month", arguments: [id])
-                    .map { "\($0["month"] as String): \($0["n"] as Int) uses, \(Money(fen: $0["fen"] as Int64).yuanString)" }
+                try CampaignStore(db).usesByMonth(campaignID: id).map { "\($0.month): \($0.uses) uses, \(Money(fen: $0.discountFen).yuanString)" }
             }
             struct Document: Encodable { var campaign: Campaign; var usage: Line; var usesByMonth: [String] }
             Output(json: global.json).emit(Document(campaign: campaign, usage: line, usesByMonth: capUse)) {
@@ -89,13 +88,13 @@ struct CampaignCommand: ParsableCommand {
 
         func run() throws {
             let store = try AppDatabase.openStore(path: global.databasePath, mode: .existingForReading)
-            guard let row = try store.pool.read({ db in try Row.fetchOne(db, sql: "SELECT * FROM campaign_explanations WHERE transaction_id = ?", arguments: [payment]) }) else {
+            guard let row = try store.pool.read({ db in try CampaignStore(db).explanation(transactionID: payment) }) else {
                 throw CLIFailure(.refused, code: "no_explanation", "no campaign evaluation was recorded for transaction \(payment)")
             }
-            let context = try JSONDecoder().decode(JSONValue.self, from: Data((row["context"] as String).utf8))
-            let explanations = try JSONDecoder().decode(JSONValue.self, from: Data((row["explanation"] as String).utf8))
+            let context = try JSONDecoder().decode(JSONValue.self, from: Data(row.context.utf8))
+            let explanations = try JSONDecoder().decode(JSONValue.self, from: Data(row.explanation.utf8))
             struct Document: Encodable { var paymentKey: String; var transactionId: Int64; var context: JSONValue; var campaigns: JSONValue }
-            let document = Document(paymentKey: row["payment_key"], transactionId: payment, context: context, campaigns: explanations)
+            let document = Document(paymentKey: row.paymentKey, transactionId: payment, context: context, campaigns: explanations)
             Output(json: global.json).emit(document) {
                 var text = ["payment \(document.paymentKey) (transaction \(payment))"]
                 if case .array(let items) = explanations {

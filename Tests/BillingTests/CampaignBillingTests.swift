@@ -7,6 +7,7 @@ import Testing
 @testable import Campaigns
 @testable import JobRunner
 @testable import Ledger
+import Reports
 @testable import Wallet
 
 extension BillingWorld {
@@ -133,7 +134,7 @@ let winter = """
         _ = try world.run("2026-11-27")
         world.clock.advance(micros: ShanghaiCalendar.dayMicros)
         _ = try world.run("2026-11-28")
-        let statements = try world.store.pool.read { db in try Statement.all(db, date: ShanghaiCalendar.Date(year: 2026, month: 11, day: 30)) }
+        let statements = try world.store.pool.read { db in try SponsorStatement.all(db, date: ShanghaiCalendar.Date(year: 2026, month: 11, day: 30)) }
         let bureau = try #require(statements.first { $0.sponsor == "BUREAU" })
         #expect(bureau.discountsNetFen == 1_100)
         #expect(bureau.ledgerSponsorMovementFen == 1_100)

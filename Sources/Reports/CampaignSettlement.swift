@@ -1,7 +1,9 @@
+import Campaigns
 import Foundation
 import GRDB
 import JobRunner
 import Ledger
+import Wallet
 
 /// `campaign-settlement --date D`: vests pending points whose refund window has passed,
 /// expires vested points past their expiry (soonest-to-expire first), and writes each
@@ -14,7 +16,7 @@ public enum CampaignSettlement {
             steps: [VestStep(), ExpireStep(), StatementStep(directory: statementsDirectory)],
             summary: { db, context in
                 let date = try context.date("date")
-                let statements = try Statement.all(db, date: date)
+                let statements = try SponsorStatement.all(db, date: date)
                 let encoder = JSONEncoder()
                 encoder.keyEncodingStrategy = .convertToSnakeCase
                 encoder.outputFormatting = [.sortedKeys]
@@ -33,24 +35,22 @@ public enum CampaignSettlement {
         let checkpointVersion = 1
         func start(_ context: JobContext) throws -> Checkpoint { Checkpoint(lastID: 0) }
         func chunk(_ context: JobContext, db: Database, ledger: any LedgerWriting, from checkpoint: Checkpoint) throws -> (Checkpoint, ChunkCounts) {
-            let rows = try Row.fetchAll(db, sql: """
-                SELECT id, points_hold_id, points FROM campaign_allocations
-                WHERE points_status = 'pending' AND vest_at < ? AND id > ? ORDER BY vest_at, id LIMIT ?
-                """, arguments: [try cutoff(context), checkpoint.lastID, context.chunkSizeMax])
+            let store = CampaignStore(db)
+            let rows = try store.pendingPoints(vestingBefore: try cutoff(context), after: checkpoint.lastID, limit: context.chunkSizeMax)
             let requests = rows.map { row in
-                PostingRequest(key: "points-vest:\(row["id"] as Int64)", action: .postHold(holdID: row["points_hold_id"], amount: nil), memo: "points vested")
+                PostingRequest(key: "points-vest:\(row.id)", action: .postHold(holdID: row.holdID, amount: nil), memo: "points vested")
             }
             let results = try Ledger.postInBatches(requests, in: ledger, clock: context.clock)
             var counts = ChunkCounts(read: rows.count, done: rows.count < context.chunkSizeMax)
             for (row, result) in zip(rows, results) {
                 if result.transactionID != nil {
-                    try db.execute(sql: "UPDATE campaign_allocations SET points_status = 'vested' WHERE id = ?", arguments: [row["id"] as Int64])
+                    try store.markVested(allocationID: row.id)
                     counts.written += 1
                 } else {
                     counts.failed += 1
                 }
             }
-            return (Checkpoint(lastID: rows.last?["id"] ?? checkpoint.lastID), counts)
+            return (Checkpoint(lastID: rows.last?.id ?? checkpoint.lastID), counts)
         }
     }
 
@@ -64,21 +64,20 @@ public enum CampaignSettlement {
                 throw LedgerError(.accountNotFound, "the points liability account is missing: run `qdwallet init`")
             }
             // Soonest-to-expire lot first.
-            let rows = try Row.fetchAll(db, sql: """
-                SELECT a.id, a.points_remaining, w.points_account_id FROM campaign_allocations a JOIN wallets w ON w.id = a.wallet_id
-                WHERE a.points_status = 'vested' AND a.expires_at < ? AND a.id > ? ORDER BY a.expires_at, a.id LIMIT ?
-                """, arguments: [try cutoff(context), checkpoint.lastID, context.chunkSizeMax])
+            let store = CampaignStore(db)
+            let rows = try store.vestedPoints(expiringBefore: try cutoff(context), after: checkpoint.lastID, limit: context.chunkSizeMax)
+            let wallets = try WalletStore(db).wallets(ids: rows.map(\.walletID))
             var counts = ChunkCounts(read: rows.count, done: rows.count < context.chunkSizeMax)
             for row in rows {
-                let remaining: Int64 = row["points_remaining"]
-                if remaining > 0 {
-                    let result = try Ledger.post([.transfer(key: "points-expire:\(row["id"] as Int64)", from: row["points_account_id"], to: liability.id, amount: remaining, asset: .pts, memo: "points expired")], in: ledger, clock: context.clock)[0]
+                guard let wallet = wallets[row.walletID] else { continue }
+                if row.remaining > 0 {
+                    let result = try Ledger.post([.transfer(key: "points-expire:\(row.id)", from: wallet.pointsAccountID, to: liability.id, amount: row.remaining, asset: .pts, memo: "points expired")], in: ledger, clock: context.clock)[0]
                     guard result.transactionID != nil else { counts.failed += 1; continue }
                 }
-                try db.execute(sql: "UPDATE campaign_allocations SET points_status = 'expired', points_remaining = 0 WHERE id = ?", arguments: [row["id"] as Int64])
+                try store.markExpired(allocationID: row.id)
                 counts.written += 1
             }
-            return (Checkpoint(lastID: rows.last?["id"] ?? checkpoint.lastID), counts)
+            return (Checkpoint(lastID: rows.last?.id ?? checkpoint.lastID), counts)
         }
     }
 
@@ -90,7 +89,7 @@ public enum CampaignSettlement {
         func start(_ context: JobContext) throws -> Checkpoint { Checkpoint(written: false) }
         func chunk(_ context: JobContext, db: Database, ledger: any LedgerWriting, from checkpoint: Checkpoint) throws -> (Checkpoint, ChunkCounts) {
             let date = try context.date("date")
-            let statements = try Statement.all(db, date: date)
+            let statements = try SponsorStatement.all(db, date: date)
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             let encoder = JSONEncoder()
             encoder.keyEncodingStrategy = .convertToSnakeCase
@@ -106,7 +105,7 @@ public enum CampaignSettlement {
 }
 
 /// A sponsor's settlement statement for the month up to a business day.
-public struct Statement: Codable, Sendable, Hashable {
+public struct SponsorStatement: Codable, Sendable, Hashable {
     public struct Line: Codable, Sendable, Hashable {
         public var campaignId: String
         public var payments: Int
@@ -141,39 +140,23 @@ public struct Statement: Codable, Sendable, Hashable {
     }
 
     /// Every sponsor's statement for the month of `date`, up to and including it.
-    public static func all(_ db: Database, date: ShanghaiCalendar.Date) throws -> [Statement] {
+    public static func all(_ db: Database, date: ShanghaiCalendar.Date) throws -> [SponsorStatement] {
         let start = ShanghaiCalendar.Date(year: date.year, month: date.month, day: 1)
         let from = start.startMicros, to = date.adding(days: 1).startMicros
-        let sponsors = try String.fetchAll(db, sql: "SELECT DISTINCT sponsor FROM campaign_allocations ORDER BY sponsor")
-        return try sponsors.map { sponsor in
-            let lines = try Row.fetchAll(db, sql: """
-                SELECT campaign_id,
-                    sum(CASE WHEN at >= ?1 AND at < ?2 AND discount_fen > 0 THEN 1 ELSE 0 END) AS payments,
-                    sum(CASE WHEN at >= ?1 AND at < ?2 THEN discount_fen ELSE 0 END) AS discounts,
-                    sum(CASE WHEN reversed_at >= ?1 AND reversed_at < ?2 AND discount_fen > 0 THEN 1 ELSE 0 END) AS refunds,
-                    sum(CASE WHEN reversed_at >= ?1 AND reversed_at < ?2 THEN discount_fen ELSE 0 END) AS refunded,
-                    sum(CASE WHEN at >= ?1 AND at < ?2 THEN points ELSE 0 END) AS issued,
-                    sum(CASE WHEN reversed_at >= ?1 AND reversed_at < ?2 THEN points ELSE 0 END) AS taken
-                FROM campaign_allocations WHERE sponsor = ?3 GROUP BY campaign_id ORDER BY campaign_id
-                """, arguments: [from, to, sponsor]).map { row -> Line in
-                let discounts: Int64 = row["discounts"], refunded: Int64 = row["refunded"]
-                return Line(campaignId: row["campaign_id"], payments: row["payments"], discountsFen: discounts, refunds: row["refunds"], refundedFen: refunded, netFen: discounts - refunded, pointsIssued: row["issued"], pointsTakenBack: row["taken"])
+        let store = CampaignStore(db)
+        let ledger = try SQLiteLedgerStore.reader(in: db)
+        return try store.sponsors().map { sponsor in
+            let lines = try store.periodLines(sponsor: sponsor, from: from, to: to).map { line -> Line in
+                Line(campaignId: line.campaignID, payments: line.payments, discountsFen: line.discountsFen, refunds: line.refunds, refundedFen: line.refundedFen,
+                     netFen: line.discountsFen - line.refundedFen, pointsIssued: line.pointsIssued, pointsTakenBack: line.pointsTakenBack)
             }
-            // The sponsor account's movement over the same period, by recorded time.
-            let movement = try Int64.fetchOne(db, sql: """
-                SELECT coalesce(sum(CASE e.side WHEN 0 THEN e.amount ELSE -e.amount END), 0)
-                FROM ledger_entries e JOIN ledger_accounts a ON a.id = e.account_id
-                WHERE a.code = ? AND e.recorded_at >= ? AND e.recorded_at < ?
-                """, arguments: [SystemAccounts.sponsor(sponsor), from, to]) ?? 0
+            // The sponsor account's movement over the same period, by recorded time (debits less credits).
+            let movement = try ledger.account(code: SystemAccounts.sponsor(sponsor)).map { -(try ledger.movement(accountID: $0.id, recordedFrom: from, to: to)) } ?? 0
             let net = lines.reduce(0) { $0 + $1.netFen }
-            let points = try Row.fetchOne(db, sql: """
-                SELECT coalesce(sum(CASE WHEN points_status IN ('vested', 'expired') THEN points ELSE 0 END), 0) AS vested,
-                       coalesce(sum(CASE WHEN points_status = 'expired' THEN points ELSE 0 END), 0) AS expired
-                FROM campaign_allocations WHERE sponsor = ? AND at < ?
-                """, arguments: [sponsor, to])
-            return Statement(
+            let points = try store.settledPoints(sponsor: sponsor, allocatedBefore: to)
+            return SponsorStatement(
                 sponsor: sponsor, periodStart: start.iso, periodEnd: date.iso, lines: lines, discountsNetFen: net, ledgerSponsorMovementFen: movement,
-                pointsIssued: lines.reduce(0) { $0 + $1.pointsIssued }, pointsVested: points?["vested"] ?? 0, pointsExpired: points?["expired"] ?? 0,
+                pointsIssued: lines.reduce(0) { $0 + $1.pointsIssued }, pointsVested: points.vested, pointsExpired: points.expired,
                 agrees: net == movement)
         }
     }
