@@ -3,8 +3,8 @@ import GRDB
 import Ledger
 
 /// Campaign bookkeeping inside one database transaction: usage (budgets and caps) as the
-/// transaction has left it, allocations, explanations, points lots and reversals. Every SQL
-/// statement of the campaigns lives here.
+/// transaction has left it, allocations, explanations, points lots and reversals. Its
+/// statements are `CampaignStore`'s.
 public final class CampaignBook {
     let db: Database
     public let campaigns: [Campaign]
@@ -30,12 +30,7 @@ public final class CampaignBook {
     private func budgetWritten(_ campaignID: String, day: String?) throws -> Int64 {
         let key = day.map { campaignID + "|" + $0 } ?? campaignID
         if let known = writtenBudget[key] { return known }
-        let spent: Int64
-        if let day {
-            spent = try Int64.fetchOne(try db.cachedStatement(sql: "SELECT spent_fen FROM campaign_budget_days WHERE campaign_id = ? AND day = ?"), arguments: [campaignID, day]) ?? 0
-        } else {
-            spent = try Int64.fetchOne(try db.cachedStatement(sql: "SELECT spent_fen FROM campaign_budgets WHERE campaign_id = ?"), arguments: [campaignID]) ?? 0
-        }
+        let spent = try CampaignStore(db).budgetSpent(campaignID: campaignID, day: day)
         writtenBudget[key] = spent
         return spent
     }
@@ -44,14 +39,15 @@ public final class CampaignBook {
     public static func register(_ campaigns: [Campaign], db: Database, now: TimestampMicros) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
+        let store = CampaignStore(db)
         for campaign in campaigns {
-            if let stored = try String.fetchOne(try db.cachedStatement(sql: "SELECT content_hash FROM campaign_versions WHERE campaign_id = ? AND version = ?"), arguments: [campaign.id, campaign.version]) {
+            if let stored = try store.versionHash(campaignID: campaign.id, version: campaign.version) {
                 guard stored == campaign.contentHash else {
                     throw CampaignError.versionChanged(file: campaign.file, id: campaign.id, version: campaign.version)
                 }
                 continue
             }
-            try db.cachedStatement(sql: "INSERT INTO campaign_versions (campaign_id, version, content_hash, definition, loaded_at) VALUES (?, ?, ?, ?, ?)").execute(arguments: [campaign.id, campaign.version, campaign.contentHash, String(decoding: try encoder.encode(campaign), as: UTF8.self), now])
+            try store.insertVersion(campaignID: campaign.id, version: campaign.version, contentHash: campaign.contentHash, definition: String(decoding: try encoder.encode(campaign), as: UTF8.self), at: now)
         }
     }
 
@@ -70,21 +66,17 @@ public final class CampaignBook {
         usage.budgetSpentFen += inFlightBudget[campaign.id] ?? 0
         usage.budgetSpentTodayFen += inFlightBudget[campaign.id + "|" + keys.day] ?? 0
         for cap in campaign.caps {
-            let scopeColumn = cap.scope == .wallet ? "wallet_id" : "bill_account_id"
             let scopeValue: Int64? = cap.scope == .wallet ? context.walletID : context.billAccountID
-            var sql = "SELECT count(*) AS n, coalesce(sum(discount_fen), 0) AS fen FROM campaign_allocations WHERE campaign_id = ? AND \(scopeColumn) = ? AND reversed_at IS NULL"
-            var arguments: StatementArguments = [campaign.id, scopeValue]
-            switch cap.period {
-            case .day: sql += " AND day = ?"; arguments += [keys.day]
-            case .naturalWeek: sql += " AND week = ?"; arguments += [keys.week]
-            case .calendarMonth: sql += " AND month = ?"; arguments += [keys.month]
-            case .campaign: break
+            let period: (column: CampaignStore.PeriodColumn, key: String)? = switch cap.period {
+            case .day: (.day, keys.day)
+            case .naturalWeek: (.week, keys.week)
+            case .calendarMonth: (.month, keys.month)
+            case .campaign: nil
             }
             var count = 0
             var fen: Int64 = 0
-            if scopeValue != nil, let row = try Row.fetchOne(try db.cachedStatement(sql: sql), arguments: arguments) {
-                count = row[0]
-                fen = row[1]
+            if let scopeValue {
+                (count, fen) = try CampaignStore(db).capUse(campaignID: campaign.id, scope: cap.scope, scopeValue: scopeValue, period: period)
             }
             if let scopeValue, let flying = inFlightCaps[Self.capKey(campaign.id, cap, scopeValue, keys)] {
                 count += flying.count
@@ -163,8 +155,8 @@ public final class CampaignBook {
     /// What a payment was given, from its stored allocations (for a retried request, which
     /// must be the same request again, and for refunds, which are never recomputed).
     public func storedResult(paymentKey: String) throws -> CampaignResult {
-        let allocations = try Row.fetchAll(try db.cachedStatement(sql: "SELECT * FROM campaign_allocations WHERE payment_key = ? ORDER BY id"), arguments: [paymentKey]).map { row in
-            Allocation(campaignID: row["campaign_id"], version: row["version"], sponsor: row["sponsor"], discountFen: row["discount_fen"], points: row["points"], pendingDays: 0, expiryMonths: 0)
+        let allocations = try CampaignStore(db).allocations(paymentKey: paymentKey, standingOnly: false).map { row in
+            Allocation(campaignID: row.campaignID, version: row.version, sponsor: row.sponsor, discountFen: row.discountFen, points: row.points, pendingDays: 0, expiryMonths: 0)
         }
         return CampaignResult(allocations: allocations, explanations: [])
     }
@@ -174,28 +166,23 @@ public final class CampaignBook {
     /// which is the campaign clock `context.at` unless given.
     public func record(paymentKey: String, transactionID: TransactionID, context: PaymentContext, result: CampaignResult, pointsHolds: [String: TransactionID], paidAt: TimestampMicros? = nil) throws {
         let keys = Self.periodKeys(context.at)
+        let store = CampaignStore(db)
         for allocation in result.allocations {
             let vestAt = (paidAt ?? context.at) + Int64(allocation.pendingDays) * ShanghaiCalendar.dayMicros
-            let holdID = pointsHolds[allocation.campaignID]
-            try db.cachedStatement(sql: """
-                INSERT INTO campaign_allocations (payment_key, transaction_id, campaign_id, version, sponsor, wallet_id, bill_account_id, discount_fen, points,
-                    points_hold_id, vest_at, expires_at, points_status, points_remaining, at, day, week, month)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """).execute(arguments: [paymentKey, transactionID, allocation.campaignID, allocation.version, allocation.sponsor, context.walletID, context.billAccountID,
-                                 allocation.discountFen, allocation.points, holdID, allocation.points > 0 ? vestAt : nil,
-                                 allocation.points > 0 ? Self.addMonths(vestAt, allocation.expiryMonths) : nil, allocation.points > 0 ? "pending" : nil,
-                                 allocation.points, context.at, keys.day, keys.week, keys.month])
+            try store.insert(CampaignStore.NewAllocation(
+                paymentKey: paymentKey, transactionID: transactionID, campaignID: allocation.campaignID, version: allocation.version, sponsor: allocation.sponsor,
+                walletID: context.walletID, billAccountID: context.billAccountID, discountFen: allocation.discountFen, points: allocation.points,
+                pointsHoldID: pointsHolds[allocation.campaignID], vestAt: allocation.points > 0 ? vestAt : nil,
+                expiresAt: allocation.points > 0 ? Self.addMonths(vestAt, allocation.expiryMonths) : nil, at: context.at, day: keys.day, week: keys.week, month: keys.month))
             if allocation.discountFen > 0 {
-                try db.cachedStatement(sql: "INSERT INTO campaign_budgets (campaign_id, spent_fen) VALUES (?, ?) ON CONFLICT (campaign_id) DO UPDATE SET spent_fen = spent_fen + excluded.spent_fen").execute(arguments: [allocation.campaignID, allocation.discountFen])
-                try db.cachedStatement(sql: "INSERT INTO campaign_budget_days (campaign_id, day, spent_fen) VALUES (?, ?, ?) ON CONFLICT (campaign_id, day) DO UPDATE SET spent_fen = spent_fen + excluded.spent_fen").execute(arguments: [allocation.campaignID, keys.day, allocation.discountFen])
                 writtenBudget[allocation.campaignID]? += allocation.discountFen
                 writtenBudget[allocation.campaignID + "|" + keys.day]? += allocation.discountFen
             }
         }
         // Written now: the database counts them from here on.
         track(context, result, sign: -1)
-        try db.cachedStatement(sql: "INSERT OR REPLACE INTO campaign_explanations (payment_key, transaction_id, context, explanation, at) VALUES (?, ?, ?, ?, ?)")
-            .execute(arguments: [paymentKey, transactionID, Self.json(context, firstPaymentConsulted: needsFirstPayment), "[" + result.explanations.map(Self.json).joined(separator: ",") + "]", context.at])
+        try store.saveExplanation(paymentKey: paymentKey, transactionID: transactionID, context: Self.json(context, firstPaymentConsulted: needsFirstPayment),
+                                  explanation: "[" + result.explanations.map(Self.json).joined(separator: ",") + "]", at: context.at)
     }
 
     /// The payment's context as stored for `campaign explain` (snake_case keys, sorted);
@@ -235,19 +222,17 @@ public final class CampaignBook {
     /// caps released, pending points voided, vested points taken back (the balance may go
     /// negative). The CNY legs are reversed by the caller's reversal of the payment.
     public func reverse(paymentKey: String, reversalTransactionID: TransactionID, pointsAccount: AccountID, tx: any LedgerWriting, clock: any LedgerClock, at: TimestampMicros) throws {
-        let rows = try Row.fetchAll(try db.cachedStatement(sql: "SELECT * FROM campaign_allocations WHERE payment_key = ? AND reversed_at IS NULL"), arguments: [paymentKey])
+        let store = CampaignStore(db)
+        let rows = try store.allocations(paymentKey: paymentKey, standingOnly: true)
         writtenBudget.removeAll()
         for row in rows {
-            let id: Int64 = row["id"]
-            let discount: Int64 = row["discount_fen"]
-            let campaignID: String = row["campaign_id"]
-            if discount > 0 {
-                try db.cachedStatement(sql: "UPDATE campaign_budgets SET spent_fen = spent_fen - ? WHERE campaign_id = ?").execute(arguments: [discount, campaignID])
-                try db.cachedStatement(sql: "UPDATE campaign_budget_days SET spent_fen = spent_fen - ? WHERE campaign_id = ? AND day = ?").execute(arguments: [discount, campaignID, row["day"] as String])
+            let id = row.id
+            if row.discountFen > 0 {
+                try store.releaseBudget(campaignID: row.campaignID, day: row.day, fen: row.discountFen)
             }
-            let status: String? = row["points_status"]
-            let remaining: Int64 = row["points_remaining"]
-            if status == "pending", let hold = row["points_hold_id"] as Int64? {
+            let status = row.pointsStatus
+            let remaining = row.pointsRemaining
+            if status == "pending", let hold = row.pointsHoldID {
                 let result = try Ledger.post([PostingRequest(key: "points-void:\(id)", action: .voidHold(holdID: hold), memo: "points taken back")], in: tx, clock: clock)[0]
                 guard result.transactionID != nil else { throw LedgerError(.corrupt, "a pending points hold could not be voided: \(result)", context: "allocation \(id)") }
             } else if status == "vested", remaining > 0 {
@@ -255,7 +240,7 @@ public final class CampaignBook {
                 let result = try Ledger.post([.transfer(key: "points-back:\(id)", from: pointsAccount, to: liability.id, amount: remaining, asset: .pts, memo: "points taken back")], in: tx, clock: clock)[0]
                 guard result.transactionID != nil else { throw LedgerError(.corrupt, "vested points could not be taken back: \(result)", context: "allocation \(id)") }
             }
-            try db.cachedStatement(sql: "UPDATE campaign_allocations SET reversed_at = ?, reversal_transaction_id = ?, points_status = CASE WHEN points > 0 THEN 'reversed' ELSE NULL END, points_remaining = 0 WHERE id = ?").execute(arguments: [at, reversalTransactionID, id])
+            try store.markReversed(allocationID: id, reversal: reversalTransactionID, at: at)
         }
     }
 

@@ -151,4 +151,120 @@ public struct CampaignStore {
         try Row.fetchOne(db, sql: "SELECT payment_key, context, explanation FROM campaign_explanations WHERE transaction_id = ?", arguments: [transactionID])
             .map { Explanation(paymentKey: $0[0], context: $0[1], explanation: $0[2]) }
     }
+
+    // MARK: The book's bookkeeping (CampaignBook)
+
+    /// What a campaign's budget records as used, in all (`day` nil) or on one day.
+    func budgetSpent(campaignID: String, day: String?) throws -> Int64 {
+        if let day {
+            return try Int64.fetchOne(try db.cachedStatement(sql: "SELECT spent_fen FROM campaign_budget_days WHERE campaign_id = ? AND day = ?"), arguments: [campaignID, day]) ?? 0
+        }
+        return try Int64.fetchOne(try db.cachedStatement(sql: "SELECT spent_fen FROM campaign_budgets WHERE campaign_id = ?"), arguments: [campaignID]) ?? 0
+    }
+
+    /// The content hash a campaign version was first loaded with.
+    func versionHash(campaignID: String, version: Int) throws -> String? {
+        try String.fetchOne(try db.cachedStatement(sql: "SELECT content_hash FROM campaign_versions WHERE campaign_id = ? AND version = ?"), arguments: [campaignID, version])
+    }
+
+    func insertVersion(campaignID: String, version: Int, contentHash: String, definition: String, at now: TimestampMicros) throws {
+        try db.cachedStatement(sql: "INSERT INTO campaign_versions (campaign_id, version, content_hash, definition, loaded_at) VALUES (?, ?, ?, ?, ?)")
+            .execute(arguments: [campaignID, version, contentHash, definition, now])
+    }
+
+    /// The standing uses of a campaign by one wallet or bill account, in one period of a cap
+    /// (`period` nil: the whole campaign).
+    func capUse(campaignID: String, scope: Campaign.CapScope, scopeValue: Int64, period: (column: PeriodColumn, key: String)?) throws -> (count: Int, fen: Int64) {
+        let scopeColumn = scope == .wallet ? "wallet_id" : "bill_account_id"
+        var sql = "SELECT count(*), coalesce(sum(discount_fen), 0) FROM campaign_allocations WHERE campaign_id = ? AND \(scopeColumn) = ? AND reversed_at IS NULL"
+        var arguments: StatementArguments = [campaignID, scopeValue]
+        if let period {
+            sql += " AND \(period.column.rawValue) = ?"
+            arguments += [period.key]
+        }
+        guard let row = try Row.fetchOne(try db.cachedStatement(sql: sql), arguments: arguments) else { return (0, 0) }
+        return (row[0], row[1])
+    }
+
+    /// The period columns allocations are counted by.
+    enum PeriodColumn: String {
+        case day, week, month
+    }
+
+    /// A stored allocation, as refunds and retries read it.
+    struct StoredAllocation {
+        var id: Int64
+        var campaignID: String
+        var version: Int
+        var sponsor: String
+        var discountFen: Int64
+        var points: Int64
+        var day: String
+        var pointsStatus: String?
+        var pointsRemaining: Int64
+        var pointsHoldID: TransactionID?
+    }
+
+    /// A payment's allocations in id order; with `standingOnly`, those not reversed.
+    func allocations(paymentKey: String, standingOnly: Bool) throws -> [StoredAllocation] {
+        let sql = "SELECT id, campaign_id, version, sponsor, discount_fen, points, day, points_status, points_remaining, points_hold_id FROM campaign_allocations WHERE payment_key = ?"
+            + (standingOnly ? " AND reversed_at IS NULL" : "") + " ORDER BY id"
+        return try Row.fetchAll(try db.cachedStatement(sql: sql), arguments: [paymentKey]).map {
+            StoredAllocation(id: $0[0], campaignID: $0[1], version: $0[2], sponsor: $0[3], discountFen: $0[4], points: $0[5], day: $0[6], pointsStatus: $0[7], pointsRemaining: $0[8], pointsHoldID: $0[9])
+        }
+    }
+
+    struct NewAllocation {
+        var paymentKey: String
+        var transactionID: TransactionID
+        var campaignID: String
+        var version: Int
+        var sponsor: String
+        var walletID: Int64?
+        var billAccountID: Int64?
+        var discountFen: Int64
+        var points: Int64
+        var pointsHoldID: TransactionID?
+        var vestAt: TimestampMicros?
+        var expiresAt: TimestampMicros?
+        var at: TimestampMicros
+        var day: String
+        var week: String
+        var month: String
+    }
+
+    /// Writes an allocation (its points pending when it gives any) and adds its discount to
+    /// the campaign's budget, in all and for its day.
+    func insert(_ allocation: NewAllocation) throws {
+        try db.cachedStatement(sql: """
+            INSERT INTO campaign_allocations (payment_key, transaction_id, campaign_id, version, sponsor, wallet_id, bill_account_id, discount_fen, points,
+                points_hold_id, vest_at, expires_at, points_status, points_remaining, at, day, week, month)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """).execute(arguments: [allocation.paymentKey, allocation.transactionID, allocation.campaignID, allocation.version, allocation.sponsor, allocation.walletID,
+                                     allocation.billAccountID, allocation.discountFen, allocation.points, allocation.pointsHoldID, allocation.vestAt, allocation.expiresAt,
+                                     allocation.points > 0 ? "pending" : nil, allocation.points, allocation.at, allocation.day, allocation.week, allocation.month])
+        if allocation.discountFen > 0 {
+            try db.cachedStatement(sql: "INSERT INTO campaign_budgets (campaign_id, spent_fen) VALUES (?, ?) ON CONFLICT (campaign_id) DO UPDATE SET spent_fen = spent_fen + excluded.spent_fen")
+                .execute(arguments: [allocation.campaignID, allocation.discountFen])
+            try db.cachedStatement(sql: "INSERT INTO campaign_budget_days (campaign_id, day, spent_fen) VALUES (?, ?, ?) ON CONFLICT (campaign_id, day) DO UPDATE SET spent_fen = spent_fen + excluded.spent_fen")
+                .execute(arguments: [allocation.campaignID, allocation.day, allocation.discountFen])
+        }
+    }
+
+    /// Stores (or replaces) what the campaigns said of a payment.
+    func saveExplanation(paymentKey: String, transactionID: TransactionID, context: String, explanation: String, at: TimestampMicros) throws {
+        try db.cachedStatement(sql: "INSERT OR REPLACE INTO campaign_explanations (payment_key, transaction_id, context, explanation, at) VALUES (?, ?, ?, ?, ?)")
+            .execute(arguments: [paymentKey, transactionID, context, explanation, at])
+    }
+
+    /// Gives an allocation's discount back to its campaign's budget, in all and for its day.
+    func releaseBudget(campaignID: String, day: String, fen: Int64) throws {
+        try db.cachedStatement(sql: "UPDATE campaign_budgets SET spent_fen = spent_fen - ? WHERE campaign_id = ?").execute(arguments: [fen, campaignID])
+        try db.cachedStatement(sql: "UPDATE campaign_budget_days SET spent_fen = spent_fen - ? WHERE campaign_id = ? AND day = ?").execute(arguments: [fen, campaignID, day])
+    }
+
+    func markReversed(allocationID: Int64, reversal: TransactionID, at: TimestampMicros) throws {
+        try db.cachedStatement(sql: "UPDATE campaign_allocations SET reversed_at = ?, reversal_transaction_id = ?, points_status = CASE WHEN points > 0 THEN 'reversed' ELSE NULL END, points_remaining = 0 WHERE id = ?")
+            .execute(arguments: [at, reversal, allocationID])
+    }
 }
