@@ -22,14 +22,13 @@ extension WalletService {
             let record = try wallet(db, phone: phone)
             guard record.kycVerified else { throw WalletRefusal.kycRequired }
             let fingerprint = key.fingerprint(number)
-            if try Row.fetchOne(db, sql: "SELECT 1 FROM cards WHERE wallet_id = ? AND number_fingerprint = ? AND status = 'bound'", arguments: [record.id, Data(fingerprint)]) != nil {
+            let cards = CardStore(db)
+            if try cards.isBound(walletID: record.id, fingerprint: Data(fingerprint)) {
                 throw WalletRefusal.cardAlreadyBound
             }
             let masked = Mask.card(number)
-            try db.execute(
-                sql: "INSERT INTO cards (wallet_id, bank, number_sealed, number_fingerprint, masked, status, bound_at) VALUES (?, ?, ?, ?, ?, 'bound', ?)",
-                arguments: [record.id, bank, Data(try key.seal(number)), Data(fingerprint), masked, now])
-            return Card(id: db.lastInsertedRowID, bank: bank, masked: masked, status: "bound")
+            let id = try cards.bind(walletID: record.id, bank: bank, numberSealed: Data(try key.seal(number)), fingerprint: Data(fingerprint), masked: masked, at: now)
+            return Card(id: id, bank: bank, masked: masked, status: "bound")
         }
     }
 
@@ -39,10 +38,10 @@ extension WalletService {
         return try store.transaction { db, _ in
             let record = try wallet(db, phone: phone)
             let card = try boundCard(db, walletID: record.id, cardID: cardID)
-            if try Row.fetchOne(db, sql: "SELECT 1 FROM card_operations WHERE card_id = ? AND status = 'pending'", arguments: [cardID]) != nil {
+            if try CardStore(db).hasPendingOperation(cardID: cardID) {
                 throw WalletRefusal.cardHasPendingOperation
             }
-            try db.execute(sql: "UPDATE cards SET status = 'unbound', unbound_at = ? WHERE id = ?", arguments: [now, cardID])
+            try CardStore(db).unbind(cardID: cardID, at: now)
             return Card(id: card.id, bank: card.bank, masked: card.masked, status: "unbound")
         }
     }
@@ -52,16 +51,13 @@ extension WalletService {
         let phone = try Validation.phone(phone)
         return try store.pool.read { db in
             let record = try wallet(db, phone: phone)
-            return try Row.fetchAll(db, sql: "SELECT id, bank, masked, status FROM cards WHERE wallet_id = ? AND status = 'bound' ORDER BY id", arguments: [record.id])
-                .map { Card(id: $0["id"], bank: $0["bank"], masked: $0["masked"], status: $0["status"]) }
+            return try CardStore(db).boundCards(walletID: record.id)
         }
     }
 
     func boundCard(_ db: Database, walletID: Int64, cardID: Int64) throws -> Card {
-        guard let row = try Row.fetchOne(db, sql: "SELECT id, bank, masked, status FROM cards WHERE id = ? AND wallet_id = ? AND status = 'bound'", arguments: [cardID, walletID]) else {
-            throw WalletRefusal.cardNotFound
-        }
-        return Card(id: row["id"], bank: row["bank"], masked: row["masked"], status: row["status"])
+        guard let card = try CardStore(db).boundCard(id: cardID, walletID: walletID) else { throw WalletRefusal.cardNotFound }
+        return card
     }
 
     // MARK: Top-up and withdrawal
@@ -81,9 +77,7 @@ extension WalletService {
             switch result {
             case .committed(let id, let replayed):
                 if !replayed {
-                    try db.execute(
-                        sql: "INSERT INTO card_operations (card_id, wallet_id, kind, amount_fen, status, transaction_id, settled_transaction_id, created_at, settled_at) VALUES (?, ?, 'topup', ?, 'completed', ?, ?, ?, ?)",
-                        arguments: [card.id, record.id, amountFen, id, id, now, now])
+                    try CardStore(db).recordTopUp(cardID: card.id, walletID: record.id, amountFen: amountFen, transactionID: id, at: now)
                     try recordMovement(db, walletID: record.id, kind: "topup", counterparty: "\(card.bank) \(card.masked)", category: "topup", amountFen: amountFen, balancePayment: false, transactionID: id, reference: nil)
                 }
                 return .success(try receipt(db, walletID: record.id, transactionID: id, replayed: replayed))
@@ -122,14 +116,12 @@ extension WalletService {
             switch try ledger.post([request], in: tx)[0] {
             case .committed(let holdID, let replayed):
                 if !replayed {
-                    try db.execute(
-                        sql: "INSERT INTO card_operations (card_id, wallet_id, kind, amount_fen, status, transaction_id, created_at) VALUES (?, ?, 'withdrawal', ?, 'pending', ?, ?)",
-                        arguments: [card.id, record.id, amountFen, holdID, now])
+                    try CardStore(db).recordWithdrawal(cardID: card.id, walletID: record.id, amountFen: amountFen, holdID: holdID, at: now)
                 }
-                guard let row = try Row.fetchOne(db, sql: "SELECT id, status FROM card_operations WHERE transaction_id = ?", arguments: [holdID]) else {
+                guard let operation = try CardStore(db).operation(transactionID: holdID) else {
                     throw WalletError(.corrupt, "a withdrawal hold has no card operation")
                 }
-                return .success(Withdrawal(withdrawalId: row["id"], transactionId: holdID, amountFen: amountFen, status: row["status"], replayed: replayed))
+                return .success(Withdrawal(withdrawalId: operation.id, transactionId: holdID, amountFen: amountFen, status: operation.status, replayed: replayed))
             case .refused(let refusal, _):
                 return .failure(Self.map(refusal))
             }
@@ -149,16 +141,17 @@ extension WalletService {
 
     private func settleWithdrawal(id: Int64, confirm: Bool) throws -> Withdrawal {
         let outcome: Result<Withdrawal, any Error> = try store.transaction { db, tx in
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM card_operations WHERE id = ? AND kind = 'withdrawal'", arguments: [id]) else {
+            let cards = CardStore(db)
+            guard let row = try cards.withdrawal(id: id) else {
                 return .failure(WalletRefusal.withdrawalNotFound)
             }
-            let holdID: Int64 = row["transaction_id"]
-            let amountFen: Int64 = row["amount_fen"]
-            let status: String = row["status"]
+            let holdID = row.holdID
+            let amountFen = row.amountFen
+            let status = row.status
             guard status == "pending" else {
                 // Settling again the same way is a replay; the other way is a refusal.
                 if (status == "completed") == confirm {
-                    return .success(Withdrawal(withdrawalId: id, transactionId: row["settled_transaction_id"] ?? holdID, amountFen: amountFen, status: status, replayed: true))
+                    return .success(Withdrawal(withdrawalId: id, transactionId: row.settledTransactionID ?? holdID, amountFen: amountFen, status: status, replayed: true))
                 }
                 return .failure(WalletRefusal.withdrawalNotPending)
             }
@@ -167,10 +160,10 @@ extension WalletService {
             switch try ledger.post([request], in: tx)[0] {
             case .committed(let transactionID, _):
                 let newStatus = confirm ? "completed" : "failed"
-                try db.execute(sql: "UPDATE card_operations SET status = ?, settled_transaction_id = ?, settled_at = ? WHERE id = ?", arguments: [newStatus, transactionID, now, id])
+                try cards.settle(operationID: id, status: newStatus, transactionID: transactionID, at: now)
                 if confirm {
-                    let card = try Row.fetchOne(db, sql: "SELECT bank, masked FROM cards WHERE id = ?", arguments: [row["card_id"] as Int64])
-                    try recordMovement(db, walletID: row["wallet_id"], kind: "withdrawal", counterparty: "\(card?["bank"] as String? ?? "") \(card?["masked"] as String? ?? "")", category: "withdrawal", amountFen: -amountFen, balancePayment: false, transactionID: transactionID, reference: nil)
+                    let card = try cards.label(cardID: row.cardID)
+                    try recordMovement(db, walletID: row.walletID, kind: "withdrawal", counterparty: "\(card?.bank ?? "") \(card?.masked ?? "")", category: "withdrawal", amountFen: -amountFen, balancePayment: false, transactionID: transactionID, reference: nil)
                 }
                 return .success(Withdrawal(withdrawalId: id, transactionId: transactionID, amountFen: amountFen, status: newStatus, replayed: false))
             case .refused(let refusal, _):

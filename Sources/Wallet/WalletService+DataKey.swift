@@ -7,7 +7,7 @@ extension WalletService {
     /// when no key has been used with this database yet.
     public func recordedDataKeyID() throws -> String? {
         try store.pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT key_id FROM wallet_data_key WHERE id = 1").map { DataKey.hex([UInt8]($0[0] as Data)) }
+            try WalletStore(db).recordedDataKey().map { DataKey.hex($0.keyID) }
         }
     }
 
@@ -21,30 +21,22 @@ extension WalletService {
     }
 
     static func verify(_ key: DataKey, db: Database, now: TimestampMicros) throws {
-        if let row = try Row.fetchOne(db, sql: "SELECT key_id, check_value FROM wallet_data_key WHERE id = 1") {
-            let keyID = [UInt8](row[0] as Data)
-            guard keyID == key.keyID, [UInt8](row[1] as Data) == key.checkValue else {
+        if let recorded = try WalletStore(db).recordedDataKey() {
+            let keyID = recorded.keyID
+            guard keyID == key.keyID, recorded.checkValue == key.checkValue else {
                 throw WalletError(.dataKey, "the data key given is not this database's key: the database's key has id \(DataKey.hex(keyID)), the one given has id \(key.keyIDHex). `qdwallet keys id` prints the id of the key in QDWALLET_DATA_KEY or QDWALLET_DATA_KEY_FILE: find the key file whose id matches")
             }
             return
         }
         // Before keys were recorded: the sealed values say which key the database has.
-        let other = try Row.fetchOne(db, sql: """
-            SELECT substr(sealed, 2, 8) FROM (
-                SELECT id_number_sealed AS sealed FROM kyc_submissions UNION ALL SELECT number_sealed FROM cards
-            ) WHERE substr(sealed, 2, 8) != ? LIMIT 1
-            """, arguments: [Data(key.keyID)])
-        if let other {
-            throw WalletError(.dataKey, "the data key given is not this database's key: its personal data is sealed under the key with id \(DataKey.hex([UInt8](other[0] as Data))), the one given has id \(key.keyIDHex). `qdwallet keys id` prints the id of a key")
+        if let other = try WalletStore(db).otherSealingKey(than: key.keyID) {
+            throw WalletError(.dataKey, "the data key given is not this database's key: its personal data is sealed under the key with id \(DataKey.hex(other)), the one given has id \(key.keyIDHex). `qdwallet keys id` prints the id of a key")
         }
         try record(key, db: db, now: now)
     }
 
     static func record(_ key: DataKey, db: Database, now: TimestampMicros) throws {
-        try db.execute(sql: """
-            INSERT INTO wallet_data_key (id, key_id, check_value, recorded_at) VALUES (1, ?, ?, ?)
-            ON CONFLICT (id) DO UPDATE SET key_id = excluded.key_id, check_value = excluded.check_value, recorded_at = excluded.recorded_at
-            """, arguments: [Data(key.keyID), Data(key.checkValue), now])
+        try WalletStore(db).recordDataKey(keyID: key.keyID, checkValue: key.checkValue, at: now)
     }
 
     /// Records `key` as the database's key when it has none yet (`init`), and checks it

@@ -20,7 +20,8 @@ extension WalletService {
         return try store.transaction { db, _ in
             // The current key must be the database's (or, after an interrupted rotation that
             // already recorded the new one, the rotation is simply finished again).
-            if try Row.fetchOne(db, sql: "SELECT 1 FROM wallet_data_key WHERE id = 1 AND key_id = ?", arguments: [Data(new.keyID)]) == nil {
+            let wallets = WalletStore(db)
+            if try wallets.recordedDataKey()?.keyID != new.keyID {
                 try Self.verify(old, db: db, now: now)
             }
             var rotation = Rotation(kycSubmissions: 0, cards: 0, alreadyUnderNewKey: 0)
@@ -29,23 +30,23 @@ extension WalletService {
                 if bytes.count > 9 && Array(bytes[1..<9]) == new.keyID { return nil }
                 return Data(try new.seal(try old.open(bytes)))
             }
-            for row in try Row.fetchAll(db, sql: "SELECT id, name_sealed, id_number_sealed FROM kyc_submissions") {
-                guard let name = try reseal(row["name_sealed"]), let number = try reseal(row["id_number_sealed"]) else {
+            for row in try wallets.sealedSubmissions() {
+                guard let name = try reseal(row.name), let number = try reseal(row.idNumber) else {
                     rotation.alreadyUnderNewKey += 1
                     continue
                 }
                 let fingerprint = new.fingerprint(try new.open([UInt8](number)))
-                try db.execute(sql: "UPDATE kyc_submissions SET name_sealed = ?, id_number_sealed = ?, id_number_fingerprint = ? WHERE id = ?", arguments: [name, number, Data(fingerprint), row["id"] as Int64])
+                try wallets.resealSubmission(id: row.id, name: name, idNumber: number, fingerprint: Data(fingerprint))
                 rotation.kycSubmissions += 1
             }
-            for row in try Row.fetchAll(db, sql: "SELECT id, number_sealed FROM cards") {
-                let sealed: Data = row["number_sealed"]
-                guard let resealed = try reseal(sealed) else {
+            let cards = CardStore(db)
+            for row in try cards.sealedNumbers() {
+                guard let resealed = try reseal(row.sealed) else {
                     rotation.alreadyUnderNewKey += 1
                     continue
                 }
                 let number = try new.open([UInt8](resealed))
-                try db.execute(sql: "UPDATE cards SET number_sealed = ?, number_fingerprint = ? WHERE id = ?", arguments: [resealed, Data(new.fingerprint(number)), row["id"] as Int64])
+                try cards.reseal(cardID: row.id, numberSealed: resealed, fingerprint: Data(new.fingerprint(number)))
                 rotation.cards += 1
             }
             try Self.record(new, db: db, now: now)

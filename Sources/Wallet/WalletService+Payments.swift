@@ -35,27 +35,24 @@ extension WalletService {
     /// Records a movement of a wallet for its history (and, for balance payments, its class
     /// limit), in the caller's transaction.
     public func recordMovement(_ db: Database, walletID: Int64, kind: String, counterparty: String, category: String, amountFen: Int64, discountFen: Int64 = 0, points: Int64 = 0, balancePayment: Bool, transactionID: Int64, reference: String?) throws {
-        let at = now
-        try db.cachedStatement(sql: """
-                INSERT INTO wallet_movements (wallet_id, kind, counterparty, category, amount_fen, discount_fen, points, balance_payment, transaction_id, reference, created_at, month)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """).execute(arguments: [walletID, kind, counterparty, category, amountFen, discountFen, points, balancePayment, transactionID, reference, at, ShanghaiCalendar.date(at: at).monthKey])
+        try MovementStore(db).insert(MovementStore.NewMovement(walletID: walletID, kind: kind, counterparty: counterparty, category: category, amountFen: amountFen, discountFen: discountFen,
+                                                               points: points, balancePayment: balancePayment, transactionID: transactionID, reference: reference, at: now))
     }
 
     /// The receipt of a committed transaction, from the wallet's history.
     public func receipt(_ db: Database, walletID: Int64, transactionID: Int64, replayed: Bool = false) throws -> Receipt {
-        guard let row = try Row.fetchOne(try db.cachedStatement(sql: "SELECT * FROM wallet_movements WHERE wallet_id = ? AND transaction_id = ?"), arguments: [walletID, transactionID]) else {
+        guard let movement = try MovementStore(db).movement(walletID: walletID, transactionID: transactionID) else {
             throw WalletError(.corrupt, "a committed transaction has no wallet movement")
         }
-        let amount: Int64 = row["amount_fen"]
-        return Receipt(transactionId: transactionID, amountFen: abs(amount), discountFen: row["discount_fen"], points: row["points"], kind: row["kind"], counterparty: row["counterparty"], replayed: replayed)
+        return Receipt(transactionId: transactionID, amountFen: abs(movement.amountFen), discountFen: movement.discountFen, points: movement.points, kind: movement.kind,
+                       counterparty: movement.counterparty, replayed: replayed)
     }
 
     /// Refuses a balance payment that would take the wallet past its class limit; to be
     /// called inside the payment's transaction so that racing payments see each other.
     public func checkClassLimit(_ db: Database, wallet record: WalletRecord, amountFen: Int64) throws -> WalletRefusal? {
         let limit = policy.limit(forClass: record.kycVerified ? record.kycClass : 1, openedAt: record.openedAt, now: now)
-        let used = -(try Int64.fetchOne(try db.cachedStatement(sql: "SELECT coalesce(sum(amount_fen), 0) FROM wallet_movements WHERE wallet_id = ? AND balance_payment = 1 AND created_at >= ?"), arguments: [record.id, limit.since]) ?? 0)
+        let used = try MovementStore(db).balancePaymentsFen(walletID: record.id, since: limit.since)
         let (total, overflow) = used.addingReportingOverflow(amountFen)
         return overflow || total > limit.fenMax ? .classLimitExceeded : nil
     }
@@ -70,7 +67,7 @@ extension WalletService {
             if let via { payload["via"] = via }
             try Outbox.enqueue(db, walletID: record.id, kind: .securityAlert, payload: payload, now: now, messageID: paymentKey.map { "large_payment:\($0)" })
         }
-        let recent = try Int.fetchOne(try db.cachedStatement(sql: "SELECT count(*) FROM wallet_movements WHERE wallet_id = ? AND balance_payment = 1 AND amount_fen < 0 AND created_at > ?"), arguments: [record.id, now - policy.paymentsWindowMicros]) ?? 0
+        let recent = try MovementStore(db).balancePayments(walletID: record.id, after: now - policy.paymentsWindowMicros)
         if recent > policy.paymentsInWindowMax {
             var payload = ["event": "many_payments", "phone": Mask.phone(record.phone), "payments_in_window": String(recent)]
             if let via { payload["via"] = via }
@@ -85,7 +82,7 @@ extension WalletService {
         guard fen <= policy.autopayDailyFenMaxCeiling else { throw WalletRefusal.amountOverRequestLimit }
         return try store.transaction { db, _ in
             let record = try wallet(db, phone: phone)
-            try db.execute(sql: "UPDATE wallets SET autopay_daily_limit_fen = ? WHERE id = ?", arguments: [fen, record.id])
+            try WalletStore(db).setAutopayDailyLimit(walletID: record.id, fen: fen)
             return try wallet(db, phone: phone)
         }
     }
@@ -125,13 +122,14 @@ extension WalletService {
             local = valid
         }
         return try store.transaction { db, tx in
-            if try Row.fetchOne(try db.cachedStatement(sql: "SELECT 1 FROM merchants WHERE id = ?"), arguments: [id]) != nil {
+            let merchants = MovementStore(db)
+            if try merchants.merchantExists(id) {
                 throw WalletRefusal.merchantExists
             }
             let account = try ledger.openAccount(AccountSpec(code: SystemAccounts.merchant(id), asset: .cny, kind: .merchant, rules: .noOverdraft), in: tx)
-            try db.cachedStatement(sql: "INSERT INTO merchants (id, name, category, city, mcc, account_id, created_at, name_ascii, city_local) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
-                .execute(arguments: [id, name, category, city, mcc, account.id, now, ascii, local])
-            return Merchant(id: id, name: name, category: category, city: city, mcc: mcc, accountId: account.id, nameASCII: ascii, cityLocal: local)
+            let merchant = Merchant(id: id, name: name, category: category, city: city, mcc: mcc, accountId: account.id, nameASCII: ascii, cityLocal: local)
+            try merchants.insertMerchant(merchant, at: now)
+            return merchant
         }
     }
 
@@ -140,13 +138,10 @@ extension WalletService {
     }
 
     func merchant(_ db: Database, id: String) throws -> Merchant {
-        guard let row = try Row.fetchOne(try db.cachedStatement(sql: "SELECT * FROM merchants WHERE id = ?"), arguments: [id]) else {
-            throw WalletRefusal.merchantNotFound
-        }
-        let name: String = row["name"]
-        let id: String = row["id"]
-        return Merchant(id: id, name: name, category: row["category"], city: row["city"], mcc: row["mcc"], accountId: row["account_id"],
-                        nameASCII: (row["name_ascii"] as String?) ?? MerchantQR.asciiName(from: name, merchantID: id), cityLocal: row["city_local"])
+        guard let stored = try MovementStore(db).merchant(id: id) else { throw WalletRefusal.merchantNotFound }
+        var merchant = stored.merchant
+        merchant.nameASCII = stored.nameASCII ?? MerchantQR.asciiName(from: merchant.name, merchantID: merchant.id)
+        return merchant
     }
 
     /// The merchant's EMVCo payload, static or with a fixed amount. The Chinese name and city
@@ -202,7 +197,7 @@ extension WalletService {
                     legs = try book.legs(amountFen: amount, payer: record.walletAccountID, payee: merchant.accountId, result: result, tx: tx, clock: ledger.clock)
                 }
             } else if !campaigns.isEmpty {
-                let first = try Row.fetchOne(try db.cachedStatement(sql: "SELECT 1 FROM wallet_movements WHERE wallet_id = ? AND kind = 'qr_payment' AND reference = ? LIMIT 1"), arguments: [record.id, merchant.id]) == nil
+                let first = try !MovementStore(db).hasPaidMerchant(walletID: record.id, merchantID: merchant.id)
                 let evaluated = PaymentContext(kind: .qrPayment, walletID: record.id, billAccountID: nil, biller: nil, category: merchant.category, district: nil, amountFen: amount, at: now, kycClass: record.kycVerified ? record.kycClass : 1, firstPayment: first)
                 result = try book.evaluate(evaluated)
                 context = evaluated
@@ -295,15 +290,7 @@ extension WalletService {
         let phone = try Validation.phone(phone)
         return try store.pool.read { db in
             let record = try wallet(db, phone: phone)
-            var sql = "SELECT * FROM wallet_movements WHERE wallet_id = ?"
-            var arguments: StatementArguments = [record.id]
-            if let month { sql += " AND month = ?"; arguments += [month] }
-            if let kind { sql += " AND (kind = ? OR kind LIKE ?)"; arguments += [kind, kind + "_%"] }
-            sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
-            arguments += [max(1, min(limit, 10_000))]
-            return try Row.fetchAll(db, sql: sql, arguments: arguments).map { row in
-                Movement(id: row["id"], kind: row["kind"], counterparty: row["counterparty"], category: row["category"], amountFen: row["amount_fen"], discountFen: row["discount_fen"], points: row["points"], transactionId: row["transaction_id"], reference: row["reference"], createdAt: row["created_at"], month: row["month"])
-            }
+            return try MovementStore(db).history(walletID: record.id, month: month, kind: kind, limit: max(1, min(limit, 10_000)))
         }
     }
 
@@ -318,11 +305,7 @@ extension WalletService {
         let phone = try Validation.phone(phone)
         return try store.pool.read { db in
             let record = try wallet(db, phone: phone)
-            return try Row.fetchAll(try db.cachedStatement(sql: """
-                SELECT category, -sum(amount_fen) AS spent, count(*) AS payments FROM wallet_movements
-                WHERE wallet_id = ? AND month = ? AND balance_payment = 1
-                GROUP BY category ORDER BY spent DESC, category
-                """), arguments: [record.id, month]).map { CategorySpending(category: $0["category"], spentFen: $0["spent"], payments: $0["payments"]) }
+            return try MovementStore(db).spending(walletID: record.id, month: month)
         }
     }
 }

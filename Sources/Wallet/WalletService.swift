@@ -117,18 +117,17 @@ public struct WalletService: Sendable {
         let phone = try Validation.phone(phone)
         let name = try Validation.name(name)
         return try store.transaction { db, tx in
-            if try Row.fetchOne(db, sql: "SELECT 1 FROM wallets WHERE phone = ?", arguments: [phone]) != nil {
+            let wallets = WalletStore(db)
+            if try wallets.phoneTaken(phone) {
                 throw WalletRefusal.walletExists
             }
             let openedAt = now
             // Ledger codes carry the wallet's number, never the phone.
-            let nextID = (try Int64.fetchOne(db, sql: "SELECT coalesce(max(id), 0) + 1 FROM wallets")) ?? 1
+            let nextID = try wallets.nextWalletID()
             let cash = try ledger.openAccount(AccountSpec(code: "wallet:\(nextID)", asset: .cny, kind: .userWallet, rules: .noOverdraft), in: tx)
             // Points may go negative when a refund takes back points that were already spent.
             let points = try ledger.openAccount(AccountSpec(code: "points:\(nextID)", asset: .pts, kind: .userPoints, rules: .unrestricted), in: tx)
-            try db.execute(
-                sql: "INSERT INTO wallets (id, phone, name, opened_at, wallet_account_id, points_account_id) VALUES (?, ?, ?, ?, ?, ?)",
-                arguments: [nextID, phone, name, openedAt, cash.id, points.id])
+            try wallets.insertWallet(id: nextID, phone: phone, name: name, openedAt: openedAt, walletAccountID: cash.id, pointsAccountID: points.id)
             return try wallet(db, id: nextID)
         }
     }
@@ -141,17 +140,13 @@ public struct WalletService: Sendable {
 
     /// The wallet of a mobile number, inside the caller's transaction.
     public func wallet(_ db: Database, phone: String) throws -> WalletRecord {
-        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM wallets WHERE phone = ?", arguments: [phone]) else {
-            throw WalletRefusal.walletNotFound
-        }
-        return WalletRecord(row: row)
+        guard let record = try WalletStore(db).wallet(phone: phone) else { throw WalletRefusal.walletNotFound }
+        return record
     }
 
     func wallet(_ db: Database, id: Int64) throws -> WalletRecord {
-        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM wallets WHERE id = ?", arguments: [id]) else {
-            throw WalletRefusal.walletNotFound
-        }
-        return WalletRecord(row: row)
+        guard let record = try WalletStore(db).wallet(id: id) else { throw WalletRefusal.walletNotFound }
+        return record
     }
 
     /// Freezes or unfreezes a wallet: a frozen wallet cannot pay or withdraw and can still
@@ -161,7 +156,7 @@ public struct WalletService: Sendable {
         let phone = try Validation.phone(phone)
         return try store.transaction { db, tx in
             let record = try wallet(db, phone: phone)
-            try db.execute(sql: "UPDATE wallets SET frozen = ? WHERE id = ?", arguments: [frozen, record.id])
+            try WalletStore(db).setFrozen(walletID: record.id, frozen)
             var rules = AccountRules.noOverdraft
             rules.frozen = frozen
             _ = try ledger.setRules(accountID: record.walletAccountID, rules: rules, reason: reason.isEmpty ? (frozen ? "frozen by operator" : "unfrozen by operator") : reason, in: tx)
@@ -189,23 +184,23 @@ public struct WalletService: Sendable {
         return try store.transaction { db, _ in
             let key = try verifiedDataKey(db)
             let record = try wallet(db, phone: phone)
-            if try Row.fetchOne(db, sql: "SELECT 1 FROM kyc_submissions WHERE wallet_id = ? AND status = 'submitted'", arguments: [record.id]) != nil {
+            let wallets = WalletStore(db)
+            if try wallets.hasWaitingSubmission(walletID: record.id) {
                 throw WalletRefusal.kycPending
             }
             // One person, one verified wallet: the class limits are per person, and a second
             // wallet would double them. Submissions from before fingerprints get theirs now.
-            for row in try Row.fetchAll(db, sql: "SELECT id, id_number_sealed FROM kyc_submissions WHERE id_number_fingerprint IS NULL") {
-                let number = try key.open([UInt8](row[1] as Data))
-                try db.execute(sql: "UPDATE kyc_submissions SET id_number_fingerprint = ? WHERE id = ?", arguments: [Data(key.fingerprint(number)), row[0] as Int64])
+            for old in try wallets.submissionsWithoutFingerprint() {
+                let number = try key.open([UInt8](old.sealedNumber))
+                try wallets.setFingerprint(submissionID: old.id, Data(key.fingerprint(number)))
             }
             let fingerprint = Data(key.fingerprint(id))
-            if try Row.fetchOne(db, sql: "SELECT 1 FROM kyc_submissions WHERE id_number_fingerprint = ? AND wallet_id != ? AND status IN ('submitted', 'approved') LIMIT 1", arguments: [fingerprint, record.id]) != nil {
+            if try wallets.fingerprintInUse(fingerprint, besides: record.id) {
                 throw WalletRefusal.idNumberInUse
             }
-            try db.execute(
-                sql: "INSERT INTO kyc_submissions (wallet_id, name_sealed, id_number_sealed, id_number_masked, status, submitted_at, id_number_fingerprint) VALUES (?, ?, ?, ?, 'submitted', ?, ?)",
-                arguments: [record.id, Data(try key.seal(name)), Data(try key.seal(id)), Mask.residentID(id), now, fingerprint])
-            return KYCSubmission(id: db.lastInsertedRowID, status: "submitted", idNumberMasked: Mask.residentID(id), kycClass: nil, reason: nil)
+            let submissionID = try wallets.insertSubmission(walletID: record.id, nameSealed: Data(try key.seal(name)), idNumberSealed: Data(try key.seal(id)),
+                                                            idNumberMasked: Mask.residentID(id), fingerprint: fingerprint, at: now)
+            return KYCSubmission(id: submissionID, status: "submitted", idNumberMasked: Mask.residentID(id), kycClass: nil, reason: nil)
         }
     }
 
@@ -215,12 +210,11 @@ public struct WalletService: Sendable {
         guard (1...3).contains(kycClass) else { throw WalletRefusal.invalidClass }
         return try store.transaction { db, _ in
             let record = try wallet(db, phone: phone)
-            guard let row = try Row.fetchOne(db, sql: "SELECT id, id_number_masked FROM kyc_submissions WHERE wallet_id = ? AND status = 'submitted'", arguments: [record.id]) else {
-                throw WalletRefusal.noKYCSubmission
-            }
-            try db.execute(sql: "UPDATE kyc_submissions SET status = 'approved', kyc_class = ?, reviewed_at = ? WHERE id = ?", arguments: [kycClass, now, row["id"] as Int64])
-            try db.execute(sql: "UPDATE wallets SET kyc_class = ?, kyc_verified = 1 WHERE id = ?", arguments: [kycClass, record.id])
-            return KYCSubmission(id: row["id"], status: "approved", idNumberMasked: row["id_number_masked"], kycClass: kycClass, reason: nil)
+            let wallets = WalletStore(db)
+            guard let waiting = try wallets.waitingSubmission(walletID: record.id) else { throw WalletRefusal.noKYCSubmission }
+            try wallets.approveSubmission(id: waiting.id, kycClass: kycClass, at: now)
+            try wallets.setVerified(walletID: record.id, kycClass: kycClass)
+            return KYCSubmission(id: waiting.id, status: "approved", idNumberMasked: waiting.idNumberMasked, kycClass: kycClass, reason: nil)
         }
     }
 
@@ -230,11 +224,10 @@ public struct WalletService: Sendable {
         guard let reason = Validation.text(reason, charactersMax: 200) else { throw WalletRefusal.invalidText }
         return try store.transaction { db, _ in
             let record = try wallet(db, phone: phone)
-            guard let row = try Row.fetchOne(db, sql: "SELECT id, id_number_masked FROM kyc_submissions WHERE wallet_id = ? AND status = 'submitted'", arguments: [record.id]) else {
-                throw WalletRefusal.noKYCSubmission
-            }
-            try db.execute(sql: "UPDATE kyc_submissions SET status = 'rejected', reason = ?, reviewed_at = ? WHERE id = ?", arguments: [reason, now, row["id"] as Int64])
-            return KYCSubmission(id: row["id"], status: "rejected", idNumberMasked: row["id_number_masked"], kycClass: nil, reason: reason)
+            let wallets = WalletStore(db)
+            guard let waiting = try wallets.waitingSubmission(walletID: record.id) else { throw WalletRefusal.noKYCSubmission }
+            try wallets.rejectSubmission(id: waiting.id, reason: reason, at: now)
+            return KYCSubmission(id: waiting.id, status: "rejected", idNumberMasked: waiting.idNumberMasked, kycClass: nil, reason: reason)
         }
     }
 
@@ -248,9 +241,7 @@ public struct WalletService: Sendable {
         let hashed = try hasher.hash(password)
         try store.transaction { db, _ in
             let record = try wallet(db, phone: phone)
-            try db.execute(
-                sql: "UPDATE wallets SET password_hash = ?, password_salt = ?, password_iterations = ?, failed_password_count = 0, locked_until = 0 WHERE id = ?",
-                arguments: [Data(hashed.hash), Data(hashed.salt), hashed.iterations, record.id])
+            try WalletStore(db).setPassword(walletID: record.id, hashed)
         }
     }
 
@@ -265,13 +256,8 @@ public struct WalletService: Sendable {
     public func checkPasswordForPayment(phone: String, password: String) throws -> Bool {
         let phone = try Validation.phone(phone)
         let (stored, lockedUntil) = try store.pool.read { db -> (PasswordHasher.Hash?, TimestampMicros) in
-            guard let row = try Row.fetchOne(db, sql: "SELECT password_hash, password_salt, password_iterations, locked_until FROM wallets WHERE phone = ?", arguments: [phone]) else {
-                throw WalletRefusal.walletNotFound
-            }
-            guard let hash = row["password_hash"] as Data?, let salt = row["password_salt"] as Data?, let iterations = row["password_iterations"] as Int? else {
-                return (nil, row["locked_until"])
-            }
-            return (PasswordHasher.Hash(hash: Array(hash), salt: Array(salt), iterations: iterations), row["locked_until"])
+            guard let stored = try WalletStore(db).password(phone: phone) else { throw WalletRefusal.walletNotFound }
+            return (stored.hash, stored.lockedUntil)
         }
         guard let stored else { throw WalletRefusal.passwordNotSet }
         if lockedUntil > now { throw WalletRefusal.passwordLocked }
@@ -285,7 +271,7 @@ public struct WalletService: Sendable {
         if record.lockedUntil > now { return .passwordLocked }
         if matched {
             if record.failedPasswordCount != 0 {
-                try db.execute(sql: "UPDATE wallets SET failed_password_count = 0 WHERE id = ?", arguments: [record.id])
+                try WalletStore(db).setFailedPasswords(walletID: record.id, 0)
             }
             return nil
         }
@@ -297,10 +283,10 @@ public struct WalletService: Sendable {
             ], now: now)
         }
         if failures >= policy.wrongPasswordsLockAt {
-            try db.execute(sql: "UPDATE wallets SET failed_password_count = 0, locked_until = ? WHERE id = ?", arguments: [now + policy.lockDurationMicros, record.id])
+            try WalletStore(db).lockPayments(walletID: record.id, until: now + policy.lockDurationMicros)
             return .passwordLocked
         }
-        try db.execute(sql: "UPDATE wallets SET failed_password_count = ? WHERE id = ?", arguments: [failures, record.id])
+        try WalletStore(db).setFailedPasswords(walletID: record.id, failures)
         return .wrongPassword
     }
 }
