@@ -55,6 +55,32 @@ import Testing
         #expect(try world.ledger.check().ok)
     }
 
+    /// A payment the ledger refuses for a reason other than money or a freeze is not reported
+    /// as INSUFFICIENT_FUNDS: a closed wallet account leaves the bill payable with
+    /// ACCOUNT_CLOSED, in the bill, the resident's notice and the biller's report, and moves
+    /// nothing.
+    @Test func aClosedWalletAccountIsReportedAsClosedNotShortOfMoney() throws {
+        let world = try BillingWorld()
+        try world.populate()
+        let wallet = try world.wallets.wallet(phone: "13800000001")
+        var rules = AccountRules.noOverdraft
+        rules.closed = true
+        _ = try world.ledger.setRules(accountID: wallet.walletAccountID, rules: rules, reason: "closed for the test")
+        let before = try world.ledgerMovement("QD-WATER", "2026-11-27")
+        let report = try world.run("2026-11-27")
+        #expect(report.status == "completed")
+        #expect(try world.status("QD-WATER", "W2611-000001") == "payable ACCOUNT_CLOSED")
+        #expect(try world.status("QD-POWER", "P2611-100002") == "payable INSUFFICIENT_FUNDS")
+        #expect(try world.balance("13800000001") == 100_000)
+        #expect(try world.count("SELECT count(*) FROM outbox WHERE kind = 'bill_notice' AND payload LIKE '%ACCOUNT_CLOSED%'") >= 1)
+        let xml = try world.reportFile("QD-WATER", "20261127")
+        #expect(xml.contains("<BillId>W2611-000001</BillId>\n    <Status>PENDING</Status>\n    <Reason>ACCOUNT_CLOSED</Reason>"))
+        #expect(try world.ledgerMovement("QD-WATER", "2026-11-27") == before + 5_430)
+        #expect(PendingReason(.accountClosed) == .accountClosed && PendingReason(.exceedsCredits) == .insufficientFunds && PendingReason(.accountFrozen) == .accountFrozen)
+        #expect(PendingReason(.legsMustBalance).code == "PAYMENT_REFUSED")
+        #expect(try world.ledger.check().ok)
+    }
+
     /// A chunk whose payments exceed one ledger batch is posted in several batches inside
     /// the chunk's transaction, with the same outcome as one batch.
     @Test(arguments: [1, 2, 3])
