@@ -103,6 +103,13 @@ let package = Package(
             ],
             swiftSettings: strict),
         .target(
+            name: "QDSchema",
+            dependencies: [
+                "Ledger", "Wallet", "JobRunner", "Billing", "Campaigns", "Reports",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: strict),
+        .target(
             name: "QDWalletCLI",
             dependencies: [
                 "Ledger",
@@ -114,6 +121,7 @@ let package = Package(
                 "Campaigns",
                 "Reports",
                 "Notify",
+                "QDSchema",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -130,7 +138,7 @@ let package = Package(
         .executableTarget(
             name: "qdwallet-bench",
             dependencies: [
-                "Ledger", "Wallet", "Billing", "Campaigns", "Feeds", "JobRunner", "Reports", "QDWalletCLI",
+                "Ledger", "Wallet", "Billing", "Campaigns", "Feeds", "JobRunner", "Reports", "QDSchema",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
             ],
@@ -161,7 +169,7 @@ let package = Package(
         .testTarget(
             name: "BillingTests",
             dependencies: [
-                "Billing", "Feeds", "JobRunner", "Ledger", "Wallet", "QDConfig", "Campaigns", "Reports", "Notify", "QDWalletCLI",
+                "Billing", "Feeds", "JobRunner", "Ledger", "Wallet", "QDConfig", "Campaigns", "Reports", "Notify", "QDSchema",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),

@@ -12,10 +12,10 @@ public enum BuiltinJobs {
         name: "ledger-check",
         steps: [LedgerCheckStep()],
         summary: { db, context in
-            try Data.fetchOne(db, sql: "SELECT checkpoint FROM job_step_executions WHERE execution_id = ? AND step_name = 'verify'", arguments: [context.executionID])
+            try JobQueries.checkpoint(db, executionID: context.executionID, step: "verify")
         },
         assess: { db, context in
-            guard let data = try Data.fetchOne(db, sql: "SELECT checkpoint FROM job_step_executions WHERE execution_id = ? AND step_name = 'verify'", arguments: [context.executionID]) else { return .clean }
+            guard let data = try JobQueries.checkpoint(db, executionID: context.executionID, step: "verify") else { return .clean }
             return (try? JSONDecoder().decode(LedgerCheckStep.Checkpoint.self, from: data))?.ok == false ? .breaks : .clean
         })
 

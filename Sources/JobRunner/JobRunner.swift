@@ -219,7 +219,7 @@ public final class JobRunner: Sendable {
 
     private func previousExecution(instanceID: Int64, before executionID: Int64) -> Int64? {
         try? store.pool.read { db in
-            try Int64.fetchOne(db, sql: "SELECT max(id) FROM job_executions WHERE instance_id = ? AND id < ?", arguments: [instanceID, executionID])
+            try JobRepository.previousExecution(db, instanceID: instanceID, before: executionID)
         }
     }
 

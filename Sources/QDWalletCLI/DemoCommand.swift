@@ -4,6 +4,7 @@ import Foundation
 import JobRunner
 import Ledger
 import Logging
+import QDSchema
 import Reports
 import Wallet
 
@@ -118,7 +119,7 @@ struct DemoCommand: ParsableCommand, ReadOnlyCommand {
         lines.append(reconciliation.text)
         let check = try ledger.check()
         let reports = try store.pool.read { db in
-            try String.fetchAll(db, sql: "SELECT path FROM payment_reports ORDER BY business_date, biller")
+            try BillStore(db).reportPaths()
         }
         lines.append("")
         lines.append("payment reports (valid against SampleFeeds/schema/payreport.xsd):")

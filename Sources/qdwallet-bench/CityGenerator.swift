@@ -2,7 +2,7 @@ import Billing
 import Campaigns
 import Foundation
 import GRDB
-import QDWalletCLI
+import QDSchema
 import JobRunner
 import Ledger
 import Reports

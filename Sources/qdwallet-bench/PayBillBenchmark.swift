@@ -2,7 +2,7 @@ import Billing
 import Foundation
 import GRDB
 import Ledger
-import QDWalletCLI
+import QDSchema
 import Wallet
 
 /// pay-bill latency on a ledger that already holds many entries.

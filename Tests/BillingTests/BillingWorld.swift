@@ -3,7 +3,7 @@ import Feeds
 import Foundation
 import GRDB
 import Logging
-import QDWalletCLI
+import QDSchema
 import Reports
 import Testing
 @testable import Billing

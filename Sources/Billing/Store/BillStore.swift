@@ -612,6 +612,11 @@ public struct BillStore {
             .map { StoredReport(version: $0[0], reportID: $0[1], path: $0[2], sha256: $0[3], createdAt: $0[4], deliveredAt: $0[5], deliveredTo: $0[6], paidSumFen: $0[7], refundedSumFen: $0[8], ledgerHead: $0[9]) }
     }
 
+    /// Where every payment report was written, by business day and biller.
+    public func reportPaths() throws -> [String] {
+        try String.fetchAll(db, sql: "SELECT path FROM payment_reports ORDER BY business_date, biller")
+    }
+
     func undeliveredReports(on date: ShanghaiCalendar.Date) throws -> Int {
         try Int.fetchOne(db, sql: "SELECT count(*) FROM payment_reports WHERE business_date = ? AND delivered_at IS NULL", arguments: [date.iso]) ?? 0
     }

@@ -80,6 +80,11 @@ enum JobRepository {
         try db.execute(sql: "UPDATE job_instances SET completed_at = ? WHERE id = ?", arguments: [now, instanceID])
     }
 
+    /// The latest execution of the instance before `executionID`.
+    static func previousExecution(_ db: Database, instanceID: Int64, before executionID: Int64) throws -> Int64? {
+        try Int64.fetchOne(db, sql: "SELECT max(id) FROM job_executions WHERE instance_id = ? AND id < ?", arguments: [instanceID, executionID])
+    }
+
     /// The latest state of a step in earlier executions of the instance (for a restart).
     static func latestStep(_ db: Database, instanceID: Int64, step: String, before executionID: Int64) throws -> StepState? {
         try Row.fetchOne(db, sql: """
