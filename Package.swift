@@ -23,6 +23,13 @@ let package = Package(
     ],
     targets: [
         .target(
+            name: "QDSQL",
+            dependencies: [
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
+            ],
+            swiftSettings: strict),
+        .target(
             name: "Ledger",
             dependencies: [
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -33,7 +40,7 @@ let package = Package(
         .target(
             name: "Wallet",
             dependencies: [
-                "Ledger", "Campaigns",
+                "Ledger", "Campaigns", "QDSQL",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
@@ -58,7 +65,7 @@ let package = Package(
         .target(
             name: "Campaigns",
             dependencies: [
-                "Ledger", "QDConfig",
+                "Ledger", "QDConfig", "QDSQL",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
@@ -75,6 +82,7 @@ let package = Package(
         .target(
             name: "Reports",
             dependencies: [
+                "QDSQL",
                 "Ledger", "JobRunner", "Wallet", "Billing", "Campaigns",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -141,6 +149,13 @@ let package = Package(
                 "Ledger", "Wallet", "Billing", "Campaigns", "Feeds", "JobRunner", "Reports", "QDSchema",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
+            ],
+            swiftSettings: strict),
+        .testTarget(
+            name: "QDSQLTests",
+            dependencies: [
+                "QDSQL",
+                .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: strict),
         .testTarget(

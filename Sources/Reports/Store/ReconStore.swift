@@ -1,24 +1,28 @@
 import GRDB
 import Ledger
+import QDSQL
 
-/// The reconciliation's breaks, and the only code that names their table.
+/// The reconciliation's breaks, and the only code that names their table. Written once
+/// against the SQL layer.
 struct ReconStore {
-    let db: Database
+    let sql: any SQLConnection
 
-    init(_ db: Database) { self.db = db }
+    init(_ connection: any SQLConnection) { sql = connection }
+    init(_ db: Database) { sql = SQLiteConnection(db) }
 
     /// Opens a break first seen on `date`, or keeps an open one open (and reopens a resolved one).
     func record(key: String, category: String, subject: String, detail: String, on date: ShanghaiCalendar.Date) throws {
-        try db.execute(sql: """
+        try sql.execute("""
             INSERT INTO recon_breaks (break_key, category, subject, detail, first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?)
-            ON CONFLICT (break_key) DO UPDATE SET detail = excluded.detail, last_seen = max(last_seen, excluded.last_seen), resolved = NULL
-            """, arguments: [key, category, subject, detail, date.iso, date.iso])
+            ON CONFLICT (break_key) DO UPDATE SET detail = excluded.detail, last_seen = \(sql.dialect.greatest("recon_breaks.last_seen", "excluded.last_seen")), resolved = NULL
+            """, key, category, subject, detail, date.iso, date.iso)
     }
 
     /// Resolves, as of `date`, every open break first seen by then whose key is not in `found`.
     func resolve(except found: Set<String>, on date: ShanghaiCalendar.Date) throws {
-        for row in try Row.fetchAll(db, sql: "SELECT id, break_key FROM recon_breaks WHERE resolved IS NULL AND first_seen <= ?", arguments: [date.iso]) where !found.contains(row[1]) {
-            try db.execute(sql: "UPDATE recon_breaks SET resolved = ? WHERE id = ?", arguments: [date.iso, row[0] as Int64])
+        let open = try sql.all("SELECT id, break_key FROM recon_breaks WHERE resolved IS NULL AND first_seen <= ?", [date.iso]) { (try $0.int64(0), try $0.text(1)) }
+        for (id, key) in open where !found.contains(key) {
+            try sql.execute("UPDATE recon_breaks SET resolved = ? WHERE id = ?", date.iso, id)
         }
     }
 
@@ -31,11 +35,12 @@ struct ReconStore {
 
     /// The breaks open as of `date`, oldest first.
     func open(asOf date: ShanghaiCalendar.Date) throws -> [OpenBreak] {
-        try Row.fetchAll(db, sql: "SELECT category, subject, detail, first_seen FROM recon_breaks WHERE resolved IS NULL AND first_seen <= ? ORDER BY first_seen, category, subject", arguments: [date.iso])
-            .map { OpenBreak(category: $0[0], subject: $0[1], detail: $0[2], firstSeen: $0[3]) }
+        try sql.all("SELECT category, subject, detail, first_seen FROM recon_breaks WHERE resolved IS NULL AND first_seen <= ? ORDER BY first_seen, category, subject", [date.iso]) {
+            OpenBreak(category: try $0.text(0), subject: try $0.text(1), detail: try $0.text(2), firstSeen: try $0.text(3))
+        }
     }
 
     func openCount(asOf date: ShanghaiCalendar.Date) throws -> Int {
-        try Int.fetchOne(db, sql: "SELECT count(*) FROM recon_breaks WHERE resolved IS NULL AND first_seen <= ?", arguments: [date.iso]) ?? 0
+        Int(try sql.int64("SELECT count(*) FROM recon_breaks WHERE resolved IS NULL AND first_seen <= ?", [date.iso]) ?? 0)
     }
 }

@@ -1,14 +1,16 @@
 import Foundation
 import GRDB
 import Ledger
+import QDSQL
 
 /// The outbox table, and the only code that names it: messages are queued in the transaction
 /// of what they report (`Outbox.enqueue`), then claimed, delivered or retried by the notify
-/// job, and listed or queued again by operators.
+/// job, and listed or queued again by operators. Written once against the SQL layer.
 public struct OutboxStore {
-    let db: Database
+    let sql: any SQLConnection
 
-    public init(_ db: Database) { self.db = db }
+    public init(_ connection: any SQLConnection) { sql = connection }
+    public init(_ db: Database) { sql = SQLiteConnection(db) }
 
     /// Where a message stands.
     public enum Status: String, Sendable, Codable {
@@ -21,27 +23,28 @@ public struct OutboxStore {
     /// Queues a message unless one with its id was queued before; true when it was queued now.
     @discardableResult
     public func enqueue(messageID: String, walletID: Int64?, kind: Outbox.Kind, payload: String, at now: TimestampMicros) throws -> Bool {
-        try db.cachedStatement(sql: """
-                INSERT INTO outbox (message_id, wallet_id, kind, urgent, payload, created_at, not_before)
-                VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING
-                """).execute(arguments: [messageID, walletID, kind.rawValue, kind == .securityAlert ? 1 : 0, payload, now, now])
-        return db.changesCount == 1
+        try sql.execute("""
+            INSERT INTO outbox (message_id, wallet_id, kind, urgent, payload, created_at, not_before)
+            VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING
+            """, messageID, walletID, kind.rawValue, kind == .securityAlert, payload, now, now) == 1
     }
 
     /// How many messages stand in each status.
     public func countsByStatus() throws -> [String: Int] {
         var counts: [String: Int] = [:]
-        for row in try Row.fetchAll(db, sql: "SELECT status, count(*) FROM outbox GROUP BY status") { counts[row[0]] = row[1] }
+        for (status, count) in try sql.all("SELECT status, count(*) FROM outbox GROUP BY status", [], { (try $0.text(0), try $0.int(1)) }) {
+            counts[status] = count
+        }
         return counts
     }
 
     /// Messages due at `now` and not yet delivered.
     public func backlog(at now: TimestampMicros) throws -> Int {
-        try Int.fetchOne(db, sql: "SELECT count(*) FROM outbox WHERE status = ? AND next_attempt_at <= ? AND not_before <= ?", arguments: [Status.pending.rawValue, now, now]) ?? 0
+        Int(try sql.int64("SELECT count(*) FROM outbox WHERE status = ? AND next_attempt_at <= ? AND not_before <= ?", [Status.pending.rawValue, now, now]) ?? 0)
     }
 
     public func deadCount() throws -> Int {
-        try Int.fetchOne(db, sql: "SELECT count(*) FROM outbox WHERE status = ?", arguments: [Status.dead.rawValue]) ?? 0
+        Int(try sql.int64("SELECT count(*) FROM outbox WHERE status = ?", [Status.dead.rawValue]) ?? 0)
     }
 
     /// A message as the delivery sends it.
@@ -56,36 +59,36 @@ public struct OutboxStore {
 
     /// Messages due now and claimed by no live delivery, urgent first; `urgentOnly` in quiet hours.
     public func due(at now: TimestampMicros, urgentOnly: Bool, limit: Int) throws -> [Message] {
-        try Row.fetchAll(db, sql: """
+        try sql.all("""
             SELECT id, message_id, kind, wallet_id, created_at, payload FROM outbox WHERE status = ? AND next_attempt_at <= ? AND not_before <= ?
-                AND (claimed_until IS NULL OR claimed_until < ?) \(urgentOnly ? "AND urgent = 1" : "")
+                AND (claimed_until IS NULL OR claimed_until < ?) AND (urgent = 1 OR ? = 0)
             ORDER BY urgent DESC, id LIMIT ?
-            """, arguments: [Status.pending.rawValue, now, now, now, limit])
-            .map { Message(id: $0[0], messageID: $0[1], kind: $0[2], walletID: ($0[3] as Int64?) ?? 0, createdAt: $0[4], payload: $0[5]) }
+            """, [Status.pending.rawValue, now, now, now, urgentOnly, limit]) {
+            Message(id: try $0.int64(0), messageID: try $0.text(1), kind: try $0.text(2), walletID: try $0.optionalInt64(3) ?? 0, createdAt: try $0.int64(4), payload: try $0.text(5))
+        }
     }
 
     /// Claims a pending message for `owner` until `until`, unless a live claim holds it.
     public func claim(id: Int64, owner: Int64, until: TimestampMicros, at now: TimestampMicros) throws -> Bool {
-        try db.execute(sql: """
+        try sql.execute("""
             UPDATE outbox SET claimed_by = ?, claimed_until = ? WHERE id = ? AND status = ? AND (claimed_until IS NULL OR claimed_until < ?)
-            """, arguments: [owner, until, id, Status.pending.rawValue, now])
-        return db.changesCount == 1
+            """, owner, until, id, Status.pending.rawValue, now) == 1
     }
 
     /// Records a delivery made under `owner`'s claim.
     public func markDelivered(id: Int64, owner: Int64, at now: TimestampMicros) throws {
-        try db.execute(sql: "UPDATE outbox SET status = ?, attempts = attempts + 1, delivered_at = ?, last_error = NULL, claimed_by = NULL, claimed_until = NULL WHERE id = ? AND claimed_by = ?",
-                       arguments: [Status.delivered.rawValue, now, id, owner])
+        try sql.execute("UPDATE outbox SET status = ?, attempts = attempts + 1, delivered_at = ?, last_error = NULL, claimed_by = NULL, claimed_until = NULL WHERE id = ? AND claimed_by = ?",
+                        Status.delivered.rawValue, now, id, owner)
     }
 
     public func attempts(id: Int64) throws -> Int {
-        try Int.fetchOne(db, sql: "SELECT attempts FROM outbox WHERE id = ?", arguments: [id]) ?? 0
+        Int(try sql.int64("SELECT attempts FROM outbox WHERE id = ?", [id]) ?? 0)
     }
 
     /// Records a failed try made under `owner`'s claim: tried again at `nextAttemptAt`, or dead.
     public func markFailed(id: Int64, owner: Int64, attempts: Int, dead: Bool, nextAttemptAt: TimestampMicros, error: String) throws {
-        try db.execute(sql: "UPDATE outbox SET attempts = ?, status = ?, next_attempt_at = ?, last_error = ?, claimed_by = NULL, claimed_until = NULL WHERE id = ? AND claimed_by = ?",
-                       arguments: [attempts, (dead ? Status.dead : Status.pending).rawValue, nextAttemptAt, error, id, owner])
+        try sql.execute("UPDATE outbox SET attempts = ?, status = ?, next_attempt_at = ?, last_error = ?, claimed_by = NULL, claimed_until = NULL WHERE id = ? AND claimed_by = ?",
+                        attempts, (dead ? Status.dead : Status.pending).rawValue, nextAttemptAt, error, id, owner)
     }
 
     /// A message as operators see it.
@@ -101,20 +104,17 @@ public struct OutboxStore {
 
     /// Messages newest first (dead letters only with `deadOnly`).
     public func list(deadOnly: Bool, limit: Int) throws -> [Line] {
-        let columns = "SELECT id, message_id, kind, status, attempts, created_at, last_error FROM outbox"
-        let rows = deadOnly
-            ? try Row.fetchAll(db, sql: columns + " WHERE status = ? ORDER BY id DESC LIMIT ?", arguments: [Status.dead.rawValue, limit])
-            : try Row.fetchAll(db, sql: columns + " ORDER BY id DESC LIMIT ?", arguments: [limit])
-        return rows.map { Line(id: $0[0], messageId: $0[1], kind: $0[2], status: $0[3], attempts: $0[4], createdAt: $0[5], lastError: $0[6]) }
+        try sql.all("SELECT id, message_id, kind, status, attempts, created_at, last_error FROM outbox WHERE status = ? OR ? = 0 ORDER BY id DESC LIMIT ?",
+                    [Status.dead.rawValue, deadOnly, limit]) {
+            Line(id: try $0.int64(0), messageId: try $0.text(1), kind: try $0.text(2), status: try $0.text(3), attempts: try $0.int(4), createdAt: try $0.int64(5), lastError: try $0.optionalText(6))
+        }
     }
 
     /// Queues dead letters again (one, or all with `id` nil); how many were.
     public func requeueDead(id: Int64?) throws -> Int {
         if let id {
-            try db.execute(sql: "UPDATE outbox SET status = ?, attempts = 0, next_attempt_at = 0 WHERE id = ? AND status = ?", arguments: [Status.pending.rawValue, id, Status.dead.rawValue])
-        } else {
-            try db.execute(sql: "UPDATE outbox SET status = ?, attempts = 0, next_attempt_at = 0 WHERE status = ?", arguments: [Status.pending.rawValue, Status.dead.rawValue])
+            return try sql.execute("UPDATE outbox SET status = ?, attempts = 0, next_attempt_at = 0 WHERE id = ? AND status = ?", Status.pending.rawValue, id, Status.dead.rawValue)
         }
-        return db.changesCount
+        return try sql.execute("UPDATE outbox SET status = ?, attempts = 0, next_attempt_at = 0 WHERE status = ?", Status.pending.rawValue, Status.dead.rawValue)
     }
 }

@@ -1,0 +1,287 @@
+import Foundation
+
+/// The engines the SQL layer speaks to. What differs between them lives here and in each
+/// engine's connection, never in a store.
+public enum SQLDialect: Sendable, Hashable {
+    case sqlite
+    case postgres
+
+    /// The statement as the engine takes it. Stores write SQLite's placeholders, `?` in order
+    /// or `?N` by number; PostgreSQL takes `$N`. Quoted text and identifiers are left alone.
+    public func translate(_ sql: String) -> String {
+        guard self == .postgres else { return sql }
+        var out = ""
+        out.reserveCapacity(sql.utf8.count + 16)
+        var next = 0
+        var quote: Character?
+        var index = sql.startIndex
+        while index < sql.endIndex {
+            let character = sql[index]
+            if let open = quote {
+                out.append(character)
+                if character == open { quote = nil }
+            } else if character == "'" || character == "\"" {
+                quote = character
+                out.append(character)
+            } else if character == "?" {
+                var digits = ""
+                var after = sql.index(after: index)
+                while after < sql.endIndex, let digit = sql[after].wholeNumberValue, sql[after].isASCII {
+                    digits.append(String(digit))
+                    after = sql.index(after: after)
+                }
+                if digits.isEmpty {
+                    next += 1
+                    out.append("$\(next)")
+                } else {
+                    out.append("$" + digits)
+                    next = max(next, Int(digits) ?? next)
+                }
+                index = after
+                continue
+            } else {
+                out.append(character)
+            }
+            index = sql.index(after: index)
+        }
+        return out
+    }
+
+    /// The larger of two expressions (SQLite's two-argument `max`, PostgreSQL's `greatest`).
+    public func greatest(_ a: String, _ b: String) -> String {
+        self == .postgres ? "greatest(\(a), \(b))" : "max(\(a), \(b))"
+    }
+
+    /// Texts of a group joined by commas (`group_concat`, `string_agg`).
+    public func joined(_ expression: String) -> String {
+        self == .postgres ? "string_agg(\(expression), ',')" : "group_concat(\(expression))"
+    }
+}
+
+/// One connection inside one transaction: statements prepared once per text and kept for the
+/// connection's life, values bound by type, rows read by position and type. Every store is
+/// written against this, once, for both engines.
+public protocol SQLConnection: AnyObject {
+    var dialect: SQLDialect { get }
+    /// Runs a statement that returns no rows; how many rows it changed.
+    @discardableResult
+    func execute(_ sql: String, _ binds: [SQLValue]) throws -> Int
+    /// Runs a query and hands each row to `body` until it returns false or the rows end.
+    func query(_ sql: String, _ binds: [SQLValue], _ body: (SQLRow) throws -> Bool) throws
+    /// Runs a query whose rows are read one at a time, as the caller pulls them (a report
+    /// streamed to a file): memory does not grow with the rows.
+    func cursor(_ sql: String, _ binds: [SQLValue]) throws -> any SQLCursor
+}
+
+/// Rows pulled one at a time; the row handed out is valid until the next call.
+public protocol SQLCursor: AnyObject {
+    func next() throws -> SQLRow?
+}
+
+extension SQLConnection {
+    @discardableResult
+    public func execute(_ sql: String, _ binds: any SQLBindable...) throws -> Int {
+        try execute(sql, binds.map(\.sqlValue))
+    }
+
+    /// Every row, read with `read`.
+    public func all<T>(_ sql: String, _ binds: [any SQLBindable] = [], _ read: (SQLRow) throws -> T) throws -> [T] {
+        var rows: [T] = []
+        try query(sql, binds.map(\.sqlValue)) { row in
+            rows.append(try read(row))
+            return true
+        }
+        return rows
+    }
+
+    /// The first row, read with `read`; nil when there is none.
+    public func one<T>(_ sql: String, _ binds: [any SQLBindable] = [], _ read: (SQLRow) throws -> T) throws -> T? {
+        var found: T?
+        try query(sql, binds.map(\.sqlValue)) { row in
+            found = try read(row)
+            return false
+        }
+        return found
+    }
+
+    /// Whether the query returns a row.
+    public func exists(_ sql: String, _ binds: [any SQLBindable] = []) throws -> Bool {
+        try one(sql, binds) { _ in true } ?? false
+    }
+
+    /// The first column of the first row as an integer; nil without a row or for NULL.
+    public func int64(_ sql: String, _ binds: [any SQLBindable] = []) throws -> Int64? {
+        try one(sql, binds) { try $0.optionalInt64(0) } ?? nil
+    }
+}
+
+/// The current row of a query, read by column position. A NULL or a value of another kind
+/// where the store expects one is an error that names the column and the statement, never a
+/// crash and never a silent zero.
+public struct SQLRow {
+    let source: any SQLRowSource
+    public let sql: String
+
+    public init(source: any SQLRowSource, sql: String) {
+        self.source = source
+        self.sql = sql
+    }
+
+    public var count: Int { source.columnCount }
+
+    public func value(_ column: Int) -> SQLValue { source.value(column) }
+
+    func mismatch(_ column: Int, _ wanted: String) -> SQLError {
+        SQLError(.column, code: "column", message: "column \(column) holds \(describe(value(column))), not \(wanted)", sql: sql)
+    }
+
+    private func describe(_ value: SQLValue) -> String {
+        switch value {
+        case .null: "NULL"
+        case .integer: "an integer"
+        case .text: "text"
+        case .bytes: "bytes"
+        }
+    }
+
+    public func int64(_ column: Int) throws -> Int64 {
+        guard case .integer(let value) = value(column) else { throw mismatch(column, "an integer") }
+        return value
+    }
+
+    public func optionalInt64(_ column: Int) throws -> Int64? {
+        switch value(column) {
+        case .null: nil
+        case .integer(let value): value
+        default: throw mismatch(column, "an integer or NULL")
+        }
+    }
+
+    public func int(_ column: Int) throws -> Int { Int(try int64(column)) }
+
+    public func optionalInt(_ column: Int) throws -> Int? { try optionalInt64(column).map { Int($0) } }
+
+    public func bool(_ column: Int) throws -> Bool { try int64(column) != 0 }
+
+    public func text(_ column: Int) throws -> String {
+        guard case .text(let value) = value(column) else { throw mismatch(column, "text") }
+        return value
+    }
+
+    public func optionalText(_ column: Int) throws -> String? {
+        switch value(column) {
+        case .null: nil
+        case .text(let value): value
+        default: throw mismatch(column, "text or NULL")
+        }
+    }
+
+    public func bytes(_ column: Int) throws -> [UInt8] {
+        switch value(column) {
+        case .bytes(let value): value
+        // An empty blob reads back as NULL in SQLite's C API; a NOT NULL bytes column holds one.
+        case .null: throw mismatch(column, "bytes")
+        default: throw mismatch(column, "bytes")
+        }
+    }
+
+    public func data(_ column: Int) throws -> Data { Data(try bytes(column)) }
+
+    public func optionalData(_ column: Int) throws -> Data? {
+        switch value(column) {
+        case .null: nil
+        case .bytes(let value): Data(value)
+        default: throw mismatch(column, "bytes or NULL")
+        }
+    }
+}
+
+/// Where a row's values come from: the engine's current row.
+public protocol SQLRowSource {
+    var columnCount: Int { get }
+    func value(_ column: Int) -> SQLValue
+}
+
+/// A type a column is read as by position, `try row[0]`, the type given by the context.
+public protocol SQLColumnDecodable {
+    static func decode(_ row: SQLRow, _ column: Int) throws -> Self
+}
+
+extension Int64: SQLColumnDecodable { public static func decode(_ row: SQLRow, _ column: Int) throws -> Int64 { try row.int64(column) } }
+extension Int: SQLColumnDecodable { public static func decode(_ row: SQLRow, _ column: Int) throws -> Int { try row.int(column) } }
+extension Bool: SQLColumnDecodable { public static func decode(_ row: SQLRow, _ column: Int) throws -> Bool { try row.bool(column) } }
+extension String: SQLColumnDecodable { public static func decode(_ row: SQLRow, _ column: Int) throws -> String { try row.text(column) } }
+extension Data: SQLColumnDecodable { public static func decode(_ row: SQLRow, _ column: Int) throws -> Data { try row.data(column) } }
+extension Optional: SQLColumnDecodable where Wrapped: SQLColumnDecodable {
+    public static func decode(_ row: SQLRow, _ column: Int) throws -> Wrapped? {
+        row.value(column) == .null ? nil : try Wrapped.decode(row, column)
+    }
+}
+
+extension SQLRow {
+    /// The column as the type the context asks for; NULL only into an optional.
+    public subscript<T: SQLColumnDecodable>(_ column: Int) -> T {
+        get throws { try T.decode(self, column) }
+    }
+}
+
+/// A row read whole, its columns kept: for stores that map rows after the query.
+public struct SQLValues: Sendable {
+    public var values: [SQLValue]
+    public let sql: String
+
+    var row: SQLRow { SQLRow(source: Values(values: values), sql: sql) }
+
+    public subscript<T: SQLColumnDecodable>(_ column: Int) -> T {
+        get throws { try T.decode(row, column) }
+    }
+
+    struct Values: SQLRowSource {
+        let values: [SQLValue]
+        var columnCount: Int { values.count }
+        func value(_ column: Int) -> SQLValue { column < values.count ? values[column] : .null }
+    }
+}
+
+extension SQLRow {
+    /// The row's values, kept after the statement moves on.
+    public var values: SQLValues { SQLValues(values: (0..<count).map(value), sql: sql) }
+}
+
+extension SQLConnection {
+    /// Runs a statement with an array of values; how many rows it changed.
+    @discardableResult
+    public func run(_ sql: String, _ binds: [any SQLBindable] = []) throws -> Int {
+        try execute(sql, binds.map(\.sqlValue))
+    }
+
+    /// Every row, kept whole.
+    public func allRows(_ sql: String, _ binds: [any SQLBindable] = []) throws -> [SQLValues] {
+        try all(sql, binds) { $0.values }
+    }
+
+    /// The first row, kept whole; nil when there is none.
+    public func oneRow(_ sql: String, _ binds: [any SQLBindable] = []) throws -> SQLValues? {
+        try one(sql, binds) { $0.values }
+    }
+
+    /// The first column of the first row as an integer count or amount.
+    public func int(_ sql: String, _ binds: [any SQLBindable] = []) throws -> Int? {
+        try int64(sql, binds).map { Int($0) }
+    }
+
+    /// The first column of every row, as text.
+    public func texts(_ sql: String, _ binds: [any SQLBindable] = []) throws -> [String] {
+        try all(sql, binds) { try $0.text(0) }
+    }
+
+    /// The first column of every row, as integers.
+    public func int64s(_ sql: String, _ binds: [any SQLBindable] = []) throws -> [Int64] {
+        try all(sql, binds) { try $0.int64(0) }
+    }
+
+    /// The first column of the first row, as bytes; nil without a row or for NULL.
+    public func dataValue(_ sql: String, _ binds: [any SQLBindable] = []) throws -> Data? {
+        try one(sql, binds) { try $0.optionalData(0) } ?? nil
+    }
+}

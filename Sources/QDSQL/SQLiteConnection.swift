@@ -1,0 +1,144 @@
+import Foundation
+import GRDB
+import GRDBSQLite
+
+/// The SQLite engine of the SQL layer, inside a GRDB transaction or snapshot: GRDB keeps the
+/// connection, its pool, the migrations and the statement cache (prepared once per text and
+/// connection); binding, stepping and reading go straight through the SQLite C API.
+public final class SQLiteConnection: SQLConnection {
+    public let db: Database
+    public var dialect: SQLDialect { .sqlite }
+
+    public init(_ db: Database) { self.db = db }
+
+    private func prepared(_ sql: String, _ binds: [SQLValue]) throws -> OpaquePointer {
+        let statement: Statement
+        do {
+            statement = try db.cachedStatement(sql: sql)
+        } catch let error as DatabaseError {
+            throw Self.error(error, sql: sql)
+        }
+        let handle = statement.sqliteStatement
+        sqlite3_reset(handle)
+        sqlite3_clear_bindings(handle)
+        guard Int(sqlite3_bind_parameter_count(handle)) == binds.count else {
+            throw SQLError(.other, code: "bind", message: "the statement takes \(sqlite3_bind_parameter_count(handle)) values, \(binds.count) were given", sql: sql)
+        }
+        for (offset, value) in binds.enumerated() {
+            let index = Int32(offset + 1)
+            let code: Int32
+            switch value {
+            case .null: code = sqlite3_bind_null(handle, index)
+            case .integer(let number): code = sqlite3_bind_int64(handle, index, number)
+            case .text(let text):
+                var text = text
+                code = text.withUTF8 { sqlite3_bind_text(handle, index, $0.baseAddress, Int32($0.count), Self.transient) }
+            case .bytes(let bytes):
+                // An empty array binds an empty blob, not NULL (a NULL pointer would bind NULL).
+                code = bytes.isEmpty
+                    ? sqlite3_bind_zeroblob(handle, index, 0)
+                    : bytes.withUnsafeBytes { sqlite3_bind_blob(handle, index, $0.baseAddress, Int32($0.count), Self.transient) }
+            }
+            guard code == SQLITE_OK else { throw failure(code, sql: sql) }
+        }
+        return handle
+    }
+
+    private static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+
+    @discardableResult
+    public func execute(_ sql: String, _ binds: [SQLValue]) throws -> Int {
+        let handle = try prepared(sql, binds)
+        defer { sqlite3_reset(handle) }
+        var code = sqlite3_step(handle)
+        while code == SQLITE_ROW { code = sqlite3_step(handle) }
+        guard code == SQLITE_DONE else { throw failure(code, sql: sql) }
+        return Int(sqlite3_changes(db.sqliteConnection))
+    }
+
+    public func query(_ sql: String, _ binds: [SQLValue], _ body: (SQLRow) throws -> Bool) throws {
+        let handle = try prepared(sql, binds)
+        defer { sqlite3_reset(handle) }
+        let row = SQLRow(source: Source(handle: handle), sql: sql)
+        while true {
+            let code = sqlite3_step(handle)
+            if code == SQLITE_DONE { return }
+            guard code == SQLITE_ROW else { throw failure(code, sql: sql) }
+            guard try body(row) else { return }
+        }
+    }
+
+    public func cursor(_ sql: String, _ binds: [SQLValue]) throws -> any SQLCursor {
+        Cursor(handle: try prepared(sql, binds), connection: self, sql: sql)
+    }
+
+    final class Cursor: SQLCursor {
+        let handle: OpaquePointer
+        let connection: SQLiteConnection
+        let sql: String
+        var done = false
+
+        init(handle: OpaquePointer, connection: SQLiteConnection, sql: String) {
+            self.handle = handle
+            self.connection = connection
+            self.sql = sql
+        }
+
+        func next() throws -> SQLRow? {
+            guard !done else { return nil }
+            let code = sqlite3_step(handle)
+            if code == SQLITE_ROW { return SQLRow(source: Source(handle: handle), sql: sql) }
+            done = true
+            sqlite3_reset(handle)
+            if code == SQLITE_DONE { return nil }
+            throw connection.failure(code, sql: sql)
+        }
+
+        deinit {
+            if !done { sqlite3_reset(handle) }
+        }
+    }
+
+    /// The current row of a stepped statement.
+    struct Source: SQLRowSource {
+        let handle: OpaquePointer
+        var columnCount: Int { Int(sqlite3_column_count(handle)) }
+        func value(_ column: Int) -> SQLValue {
+            let index = Int32(column)
+            switch sqlite3_column_type(handle, index) {
+            case SQLITE_NULL: return .null
+            case SQLITE_INTEGER: return .integer(sqlite3_column_int64(handle, index))
+            case SQLITE_TEXT:
+                let count = Int(sqlite3_column_bytes(handle, index))
+                guard let pointer = sqlite3_column_text(handle, index) else { return .text("") }
+                return .text(String(decoding: UnsafeBufferPointer(start: pointer, count: count), as: UTF8.self))
+            case SQLITE_BLOB:
+                let count = Int(sqlite3_column_bytes(handle, index))
+                guard count > 0, let pointer = sqlite3_column_blob(handle, index) else { return .bytes([]) }
+                return .bytes(Array(UnsafeRawBufferPointer(start: pointer, count: count)))
+            default:
+                // A REAL: qdwallet stores none; read it as the text SQLite gives for it.
+                guard let pointer = sqlite3_column_text(handle, index) else { return .null }
+                return .text(String(cString: pointer))
+            }
+        }
+    }
+
+    func failure(_ code: Int32, sql: String) -> SQLError {
+        let message = String(cString: sqlite3_errmsg(db.sqliteConnection))
+        let extended = sqlite3_extended_errcode(db.sqliteConnection)
+        return SQLError(Self.kind(code), code: "SQLite \(extended)", message: message, sql: sql)
+    }
+
+    static func kind(_ code: Int32) -> SQLError.Kind {
+        switch code & 0xFF {
+        case SQLITE_CONSTRAINT: .constraint
+        case SQLITE_BUSY, SQLITE_LOCKED: .busy
+        default: .other
+        }
+    }
+
+    static func error(_ error: DatabaseError, sql: String) -> SQLError {
+        SQLError(kind(error.resultCode.primaryResultCode.rawValue), code: "SQLite \(error.extendedResultCode.rawValue)", message: error.message ?? "\(error)", sql: sql)
+    }
+}

@@ -1,0 +1,122 @@
+import Foundation
+import GRDB
+import QDSQL
+import Testing
+
+@Suite struct SQLLayerTests {
+    /// A private in-memory database with one table of every kind the stores use.
+    func connection(_ body: (any SQLConnection) throws -> Void) throws {
+        let queue = try DatabaseQueue()
+        try queue.write { db in
+            try db.execute(sql: "CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER, s TEXT, b BLOB, flag INTEGER NOT NULL DEFAULT 0, UNIQUE (s))")
+            try body(SQLiteConnection(db))
+        }
+    }
+
+    @Test func valuesGoInAndComeBackOut() throws {
+        try connection { sql in
+            #expect(try sql.execute("INSERT INTO t (n, s, b, flag) VALUES (?, ?, ?, ?)", Int64.max, "青岛 'quoted'", [UInt8]([0, 1, 255]), true) == 1)
+            #expect(try sql.execute("INSERT INTO t (n, s, b, flag) VALUES (?, ?, ?, ?)", Int64.min, Optional<String>.none, [UInt8](), false) == 1)
+            let rows = try sql.all("SELECT n, s, b, flag FROM t ORDER BY id") { row in
+                (try row.int64(0), try row.optionalText(1), try row.optionalData(2), try row.bool(3))
+            }
+            #expect(rows.count == 2)
+            #expect(rows[0].0 == Int64.max && rows[0].1 == "青岛 'quoted'" && rows[0].2 == Data([0, 1, 255]) && rows[0].3)
+            // An empty byte array is stored as an empty blob, not as NULL.
+            #expect(rows[1].0 == Int64.min && rows[1].1 == nil && rows[1].2 == Data() && !rows[1].3)
+            #expect(try sql.int64("SELECT count(*) FROM t WHERE b IS NULL") == 0)
+        }
+    }
+
+    @Test func aNullWhereAValueIsExpectedIsAnErrorThatNamesTheColumnAndTheStatement() throws {
+        try connection { sql in
+            try sql.execute("INSERT INTO t (n) VALUES (NULL)")
+            do {
+                _ = try sql.one("SELECT n FROM t") { try $0.int64(0) }
+                Issue.record("a NULL was read as an integer")
+            } catch let error as SQLError {
+                #expect(error.kind == .column)
+                #expect(error.message == "column 0 holds NULL, not an integer")
+                #expect(error.sql == "SELECT n FROM t")
+            }
+        }
+    }
+
+    @Test func constraintsAndWrongBindCountsAreRefusedWithTheirStatement() throws {
+        try connection { sql in
+            try sql.execute("INSERT INTO t (s) VALUES (?)", "a")
+            #expect(throws: SQLError.self) { try sql.execute("INSERT INTO t (s) VALUES (?)", "a") }
+            do {
+                try sql.execute("INSERT INTO t (s) VALUES (?)", "a")
+            } catch let error as SQLError {
+                #expect(error.kind == .constraint)
+                #expect(error.sql == "INSERT INTO t (s) VALUES (?)")
+            }
+            do {
+                try sql.execute("INSERT INTO t (s, n) VALUES (?, ?)", "b")
+                Issue.record("a missing value was bound as NULL")
+            } catch let error as SQLError {
+                #expect(error.code == "bind")
+            }
+            // Upserts as both engines write them; the changed-row count is the engine's.
+            #expect(try sql.execute("INSERT INTO t (s, n) VALUES (?, ?) ON CONFLICT (s) DO NOTHING", "a", 5) == 0)
+            #expect(try sql.execute("INSERT INTO t (s, n) VALUES (?, ?) ON CONFLICT (s) DO UPDATE SET n = excluded.n", "a", 5) == 1)
+            #expect(try sql.int64("SELECT n FROM t WHERE s = ?", ["a"]) == 5)
+        }
+    }
+
+    @Test func aQueryStopsWhenTheReaderSaysSo() throws {
+        try connection { sql in
+            for index in 1...10 { try sql.execute("INSERT INTO t (n) VALUES (?)", index) }
+            var seen: [Int64] = []
+            try sql.query("SELECT n FROM t ORDER BY n", []) { row in
+                seen.append(try row.int64(0))
+                return seen.count < 3
+            }
+            #expect(seen == [1, 2, 3])
+            // The statement was reset: it runs again from the start.
+            #expect(try sql.one("SELECT n FROM t ORDER BY n", []) { try $0.int64(0) } == 1)
+        }
+    }
+
+    /// PostgreSQL numbers its placeholders; the stores write SQLite's. Text inside quotes is
+    /// never touched.
+    @Test(arguments: [
+        ("SELECT 1", "SELECT 1"),
+        ("a = ? AND b = ?", "a = $1 AND b = $2"),
+        ("a = ?1 OR b = ?1 OR c = ?2", "a = $1 OR b = $1 OR c = $2"),
+        ("x = '?' AND y = ? AND \"q?\" = ?", "x = '?' AND y = $1 AND \"q?\" = $2"),
+        ("v = 'it''s ?' AND w = ?", "v = 'it''s ?' AND w = $1"),
+    ])
+    func placeholdersAreNumberedForPostgres(sql: String, expected: String) {
+        #expect(SQLDialect.postgres.translate(sql) == expected)
+        #expect(SQLDialect.sqlite.translate(sql) == sql)
+    }
+
+    @Test func aSerializationFailureRunsTheWholeTransactionAgainAFewTimesOnly() throws {
+        var runs = 0
+        let value = try SQLRetry.run(attempts: 3) { () -> Int in
+            runs += 1
+            if runs < 3 { throw SQLError(.serialization, code: "40001", message: "could not serialize access", sql: "UPDATE") }
+            return 7
+        }
+        #expect(value == 7 && runs == 3)
+        runs = 0
+        #expect(throws: SQLError.self) {
+            try SQLRetry.run(attempts: 3) { () -> Int in
+                runs += 1
+                throw SQLError(.serialization, code: "40001", message: "could not serialize access", sql: "UPDATE")
+            }
+        }
+        #expect(runs == 3)
+        runs = 0
+        // A refusal is not retried.
+        #expect(throws: SQLError.self) {
+            try SQLRetry.run { () -> Int in
+                runs += 1
+                throw SQLError(.constraint, code: "23505", message: "duplicate key", sql: "INSERT")
+            }
+        }
+        #expect(runs == 1)
+    }
+}
