@@ -73,7 +73,7 @@ let package = Package(
         .target(
             name: "Billing",
             dependencies: [
-                "Ledger", "Wallet", "Feeds", "JobRunner", "QDConfig", "Campaigns",
+                "QDSQL", "Ledger", "Wallet", "Feeds", "JobRunner", "QDConfig", "Campaigns",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),

@@ -20,50 +20,6 @@ public struct WalletRecord: Sendable, Hashable {
     /// The most autopay may take from this wallet on one business day; nil means the
     /// policy's default.
     public var autopayDailyLimitFen: Int64?
-
-    /// Reads a wallet row; `prefix` names joined columns (`w_id`, `w_phone`, ...).
-    public init(row: Row, prefix: String = "") {
-        id = row[prefix + "id"]
-        phone = row[prefix + "phone"]
-        name = row[prefix + "name"]
-        frozen = row[prefix + "frozen"]
-        kycClass = row[prefix + "kyc_class"]
-        kycVerified = row[prefix + "kyc_verified"]
-        openedAt = row[prefix + "opened_at"]
-        walletAccountID = row[prefix + "wallet_account_id"]
-        pointsAccountID = row[prefix + "points_account_id"]
-        hasPassword = (row[prefix + "password_hash"] as Data?) != nil
-        failedPasswordCount = row[prefix + "failed_password_count"]
-        lockedUntil = row[prefix + "locked_until"]
-        autopayDailyLimitFen = row[prefix + "autopay_daily_limit_fen"]
-    }
-
-    /// Reads the columns of `positionalColumns` starting at column `start`: no lookup by name,
-    /// for the nightly run's chunks.
-    public init(row: Row, at start: Int) {
-        id = row[start]
-        phone = row[start + 1]
-        name = row[start + 2]
-        frozen = row[start + 3]
-        kycClass = row[start + 4]
-        kycVerified = row[start + 5]
-        openedAt = row[start + 6]
-        walletAccountID = row[start + 7]
-        pointsAccountID = row[start + 8]
-        hasPassword = row[start + 9]
-        failedPasswordCount = row[start + 10]
-        lockedUntil = row[start + 11]
-        autopayDailyLimitFen = row[start + 12]
-    }
-
-    /// The columns `init(row:at:)` reads, in its order, from `wallets AS w`.
-    public static let positionalColumns = "w.id, w.phone, w.name, w.frozen, w.kyc_class, w.kyc_verified, w.opened_at, w.wallet_account_id, w.points_account_id, w.password_hash IS NOT NULL, w.failed_password_count, w.locked_until, w.autopay_daily_limit_fen"
-
-    /// The columns `init(row:prefix:)` reads, aliased for a join with `wallets AS w`.
-    public static func joinedColumns(_ prefix: String) -> String {
-        ["id", "phone", "name", "frozen", "kyc_class", "kyc_verified", "opened_at", "wallet_account_id", "points_account_id", "password_hash", "failed_password_count", "locked_until", "autopay_daily_limit_fen"]
-            .map { "w.\($0) AS \(prefix)\($0)" }.joined(separator: ", ")
-    }
 }
 
 /// Every wallet rule of qdwallet, for the CLI and the app alike. Each operation is one

@@ -1,5 +1,6 @@
 import GRDB
 import Ledger
+import QDSQL
 
 /// What registering the billers of `Jobs/billers.toml` changed, biller by biller.
 public struct BillerSync: Sendable, Hashable, Codable {
@@ -36,16 +37,17 @@ extension Biller {
     @discardableResult
     public static func register(_ billers: [Biller], db: Database, ledger: any LedgerWriting, clock: any LedgerClock) throws -> BillerSync {
         var before: [String: (name: String, category: String)] = [:]
-        for row in try Row.fetchAll(db, sql: "SELECT code, name, category FROM billers") {
-            before[row[0]] = (row[1], row[2])
+        let sql = SQLiteConnection(db)
+        for (code, name, category) in try sql.all("SELECT code, name, category FROM billers", [], { (try $0.text(0), try $0.text(1), try $0.text(2)) }) {
+            before[code] = (name, category)
         }
         var lines: [BillerSync.Line] = []
         for biller in billers {
             let account = try Ledger.openAccount(AccountSpec(code: SystemAccounts.billerSettlement(biller.code), asset: .cny, kind: .billerSettlement, rules: .unrestricted), in: ledger, clock: clock)
-            try db.execute(sql: """
+            try sql.run("""
                 INSERT INTO billers (code, name, category, account_id) VALUES (?, ?, ?, ?)
                 ON CONFLICT (code) DO UPDATE SET name = excluded.name, category = excluded.category
-                """, arguments: [biller.code, biller.name, biller.category, account.id])
+                """, [biller.code, biller.name, biller.category, account.id])
             let status: BillerSync.Status
             if let old = before[biller.code] {
                 status = old.name == biller.name && old.category == biller.category ? .registered : .updated
@@ -55,9 +57,10 @@ extension Biller {
             lines.append(BillerSync.Line(code: biller.code, name: biller.name, category: biller.category, accountID: account.id, status: status))
         }
         let named = Set(billers.map(\.code))
-        for row in try Row.fetchAll(db, sql: "SELECT code, name, category, account_id FROM billers ORDER BY code") where !named.contains(row[0]) {
-            lines.append(BillerSync.Line(code: row[0], name: row[1], category: row[2], accountID: row[3], status: .notInFile))
+        let registered = try sql.all("SELECT code, name, category, account_id FROM billers ORDER BY code") {
+            BillerSync.Line(code: try $0.text(0), name: try $0.text(1), category: try $0.text(2), accountID: try $0.int64(3), status: .notInFile)
         }
+        lines += registered.filter { !named.contains($0.code) }
         lines.sort { $0.code < $1.code }
         return BillerSync(billers: lines)
     }

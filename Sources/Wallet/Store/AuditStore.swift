@@ -1,4 +1,5 @@
 import GRDB
+import QDSQL
 import Ledger
 
 /// The operators' audit trail: who ran which command, with its arguments masked as output
@@ -19,39 +20,39 @@ public enum AuditStore {
     /// Appends an entry; `walletPhone` (the wallet the command touched) is resolved to its id
     /// in the same transaction, after the command's own changes.
     public static func append(_ db: Database, at: Int64, operator name: String, command: String, arguments: String, outcome: String, walletPhone: String?) throws {
-        let walletID = try walletPhone.flatMap { try Int64.fetchOne(db, sql: "SELECT id FROM wallets WHERE phone = ?", arguments: [$0]) }
-        try db.execute(sql: "INSERT INTO audit_log (at, operator, command, arguments, outcome, wallet_id) VALUES (?, ?, ?, ?, ?, ?)",
-                       arguments: [at, name, command, arguments, outcome, walletID])
+        let sql = SQLiteConnection(db)
+        let walletID = try walletPhone.flatMap { try sql.int64("SELECT id FROM wallets WHERE phone = ?", [$0]) }
+        try sql.run("INSERT INTO audit_log (at, operator, command, arguments, outcome, wallet_id) VALUES (?, ?, ?, ?, ?, ?)", [at, name, command, arguments, outcome, walletID])
     }
 
     /// Entries, newest first, filtered by time, operator and wallet.
     public static func list(_ db: Database, since: Int64?, operator name: String?, walletPhone: String?, limit: Int) throws -> [Entry] {
         var conditions: [String] = []
-        var arguments: StatementArguments = []
+        var arguments: [any SQLBindable] = []
         if let since {
             conditions.append("at >= ?")
-            arguments += [since]
+            arguments.append(since)
         }
         if let name {
             conditions.append("operator = ?")
-            arguments += [name]
+            arguments.append(name)
         }
         if let walletPhone {
             conditions.append("wallet_id = (SELECT id FROM wallets WHERE phone = ?)")
-            arguments += [walletPhone]
+            arguments.append(walletPhone)
         }
         let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
-        arguments += [max(1, min(limit, 10_000))]
-        return try Row.fetchAll(db, sql: "SELECT * FROM audit_log \(filter) ORDER BY id DESC LIMIT ?", arguments: arguments).map {
-            Entry(id: $0["id"], at: $0["at"], operator: $0["operator"], command: $0["command"], arguments: $0["arguments"], outcome: $0["outcome"], walletId: $0["wallet_id"])
+        arguments.append(max(1, min(limit, 10_000)))
+        return try SQLiteConnection(db).all("SELECT id, at, operator, command, arguments, outcome, wallet_id FROM audit_log \(filter) ORDER BY id DESC LIMIT ?", arguments) {
+            Entry(id: try $0[0], at: try $0[1], operator: try $0[2], command: try $0[3], arguments: try $0[4], outcome: try $0[5], walletId: try $0[6])
         }
     }
 
     /// The day's operator actions by command, for the reconciliation.
     public static func countsByCommand(_ db: Database, from: Int64, to: Int64) throws -> [String: Int] {
         var counts: [String: Int] = [:]
-        for row in try Row.fetchAll(db, sql: "SELECT command, count(*) FROM audit_log WHERE at >= ? AND at < ? GROUP BY command", arguments: [from, to]) {
-            counts[row[0]] = row[1]
+        for (command, count) in try SQLiteConnection(db).all("SELECT command, count(*) FROM audit_log WHERE at >= ? AND at < ? GROUP BY command", [from, to], { (try $0.text(0), try $0.int(1)) }) {
+            counts[command] = count
         }
         return counts
     }

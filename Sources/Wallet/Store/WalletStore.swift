@@ -1,14 +1,25 @@
 import Foundation
 import GRDB
 import Ledger
+import QDSQL
 
 /// The wallet tables (wallets, real-name submissions, payment passwords), and the only code
 /// that names them; every statement runs in the caller's transaction or snapshot. Other
 /// modules read wallets through its public methods: they name no wallet column themselves.
 public struct WalletStore {
-    let db: Database
+    let sql: any SQLConnection
 
-    public init(_ db: Database) { self.db = db }
+    public init(_ connection: any SQLConnection) { sql = connection }
+    public init(_ db: Database) { sql = SQLiteConnection(db) }
+
+    /// The columns `record` reads, in its order, from `wallets`.
+    static let columns = "id, phone, name, frozen, kyc_class, kyc_verified, opened_at, wallet_account_id, points_account_id, password_hash IS NOT NULL, failed_password_count, locked_until, autopay_daily_limit_fen"
+
+    static func record(_ row: SQLRow) throws -> WalletRecord {
+        WalletRecord(id: try row[0], phone: try row[1], name: try row[2], frozen: try row[3], kycClass: try row[4], kycVerified: try row[5], openedAt: try row[6],
+                     walletAccountID: try row[7], pointsAccountID: try row[8], hasPassword: try row[9], failedPasswordCount: try row[10], lockedUntil: try row[11],
+                     autopayDailyLimitFen: try row[12])
+    }
 
     /// The wallets of `ids` (each once), by id; ids without a wallet are left out. One
     /// statement per 500 ids, so a chunk of the nightly run costs a few reads, not one a bill.
@@ -17,10 +28,9 @@ public struct WalletStore {
         let unique = Array(Set(ids)).sorted()
         var start = 0
         while start < unique.count {
-            let part = unique[start..<min(start + 500, unique.count)]
+            let part = Array(unique[start..<min(start + 500, unique.count)])
             let marks = part.map { _ in "?" }.joined(separator: ",")
-            for row in try Row.fetchAll(db, sql: "SELECT \(WalletRecord.positionalColumns) FROM wallets w WHERE w.id IN (\(marks))", arguments: StatementArguments(Array(part))) {
-                let wallet = WalletRecord(row: row, at: 0)
+            for wallet in try sql.all("SELECT \(Self.columns) FROM wallets WHERE id IN (\(marks))", part, Self.record) {
                 found[wallet.id] = wallet
             }
             start += 500
@@ -31,129 +41,128 @@ public struct WalletStore {
     // MARK: Wallets
 
     func phoneTaken(_ phone: String) throws -> Bool {
-        try Row.fetchOne(db, sql: "SELECT 1 FROM wallets WHERE phone = ?", arguments: [phone]) != nil
+        try sql.oneRow("SELECT 1 FROM wallets WHERE phone = ?", [phone]) != nil
     }
 
     /// The number the next wallet gets (its ledger codes carry it, never the phone).
     func nextWalletID() throws -> Int64 {
-        try Int64.fetchOne(db, sql: "SELECT coalesce(max(id), 0) + 1 FROM wallets") ?? 1
+        try sql.int64("SELECT coalesce(max(id), 0) + 1 FROM wallets") ?? 1
     }
 
     func insertWallet(id: Int64, phone: String, name: String, openedAt: TimestampMicros, walletAccountID: AccountID, pointsAccountID: AccountID) throws {
-        try db.execute(sql: "INSERT INTO wallets (id, phone, name, opened_at, wallet_account_id, points_account_id) VALUES (?, ?, ?, ?, ?, ?)",
-                       arguments: [id, phone, name, openedAt, walletAccountID, pointsAccountID])
+        try sql.run("INSERT INTO wallets (id, phone, name, opened_at, wallet_account_id, points_account_id) VALUES (?, ?, ?, ?, ?, ?)", [id, phone, name, openedAt, walletAccountID, pointsAccountID])
     }
 
     public func wallet(phone: String) throws -> WalletRecord? {
-        try Row.fetchOne(db, sql: "SELECT * FROM wallets WHERE phone = ?", arguments: [phone]).map { WalletRecord(row: $0) }
+        try sql.one("SELECT \(Self.columns) FROM wallets WHERE phone = ?", [phone], Self.record)
     }
 
     public func wallet(id: Int64) throws -> WalletRecord? {
-        try Row.fetchOne(db, sql: "SELECT * FROM wallets WHERE id = ?", arguments: [id]).map { WalletRecord(row: $0) }
+        try sql.one("SELECT \(Self.columns) FROM wallets WHERE id = ?", [id], Self.record)
     }
 
     func setFrozen(walletID: Int64, _ frozen: Bool) throws {
-        try db.execute(sql: "UPDATE wallets SET frozen = ? WHERE id = ?", arguments: [frozen, walletID])
+        try sql.run("UPDATE wallets SET frozen = ? WHERE id = ?", [frozen, walletID])
     }
 
     func setVerified(walletID: Int64, kycClass: Int) throws {
-        try db.execute(sql: "UPDATE wallets SET kyc_class = ?, kyc_verified = 1 WHERE id = ?", arguments: [kycClass, walletID])
+        try sql.run("UPDATE wallets SET kyc_class = ?, kyc_verified = 1 WHERE id = ?", [kycClass, walletID])
     }
 
     // MARK: Real-name submissions
 
     func hasWaitingSubmission(walletID: Int64) throws -> Bool {
-        try Row.fetchOne(db, sql: "SELECT 1 FROM kyc_submissions WHERE wallet_id = ? AND status = 'submitted'", arguments: [walletID]) != nil
+        try sql.oneRow("SELECT 1 FROM kyc_submissions WHERE wallet_id = ? AND status = 'submitted'", [walletID]) != nil
     }
 
     /// Submissions stored before ID numbers were fingerprinted: id and sealed number.
     func submissionsWithoutFingerprint() throws -> [(id: Int64, sealedNumber: Data)] {
-        try Row.fetchAll(db, sql: "SELECT id, id_number_sealed FROM kyc_submissions WHERE id_number_fingerprint IS NULL").map { ($0[0], $0[1]) }
+        try sql.allRows("SELECT id, id_number_sealed FROM kyc_submissions WHERE id_number_fingerprint IS NULL").map { (try $0[0], try $0[1]) }
     }
 
     func setFingerprint(submissionID: Int64, _ fingerprint: Data) throws {
-        try db.execute(sql: "UPDATE kyc_submissions SET id_number_fingerprint = ? WHERE id = ?", arguments: [fingerprint, submissionID])
+        try sql.run("UPDATE kyc_submissions SET id_number_fingerprint = ? WHERE id = ?", [fingerprint, submissionID])
     }
 
     /// Whether another wallet's waiting or approved submission holds the ID number.
     func fingerprintInUse(_ fingerprint: Data, besides walletID: Int64) throws -> Bool {
-        try Row.fetchOne(db, sql: "SELECT 1 FROM kyc_submissions WHERE id_number_fingerprint = ? AND wallet_id != ? AND status IN ('submitted', 'approved') LIMIT 1", arguments: [fingerprint, walletID]) != nil
+        try sql.oneRow("SELECT 1 FROM kyc_submissions WHERE id_number_fingerprint = ? AND wallet_id != ? AND status IN ('submitted', 'approved') LIMIT 1", [fingerprint, walletID]) != nil
     }
 
     func insertSubmission(walletID: Int64, nameSealed: Data, idNumberSealed: Data, idNumberMasked: String, fingerprint: Data, at now: TimestampMicros) throws -> Int64 {
-        try db.execute(
-            sql: "INSERT INTO kyc_submissions (wallet_id, name_sealed, id_number_sealed, id_number_masked, status, submitted_at, id_number_fingerprint) VALUES (?, ?, ?, ?, 'submitted', ?, ?)",
-            arguments: [walletID, nameSealed, idNumberSealed, idNumberMasked, now, fingerprint])
-        return db.lastInsertedRowID
+        guard let id = try sql.int64("""
+            INSERT INTO kyc_submissions (wallet_id, name_sealed, id_number_sealed, id_number_masked, status, submitted_at, id_number_fingerprint)
+            VALUES (?, ?, ?, ?, 'submitted', ?, ?) RETURNING id
+            """, [walletID, nameSealed, idNumberSealed, idNumberMasked, now, fingerprint]) else { throw WalletError(.corrupt, "a new submission has no id") }
+        return id
     }
 
     /// The wallet's waiting submission: its id and masked ID number.
     func waitingSubmission(walletID: Int64) throws -> (id: Int64, idNumberMasked: String)? {
-        try Row.fetchOne(db, sql: "SELECT id, id_number_masked FROM kyc_submissions WHERE wallet_id = ? AND status = 'submitted'", arguments: [walletID]).map { ($0[0], $0[1]) }
+        try sql.oneRow("SELECT id, id_number_masked FROM kyc_submissions WHERE wallet_id = ? AND status = 'submitted'", [walletID]).map { (try $0[0], try $0[1]) }
     }
 
     func approveSubmission(id: Int64, kycClass: Int, at now: TimestampMicros) throws {
-        try db.execute(sql: "UPDATE kyc_submissions SET status = 'approved', kyc_class = ?, reviewed_at = ? WHERE id = ?", arguments: [kycClass, now, id])
+        try sql.run("UPDATE kyc_submissions SET status = 'approved', kyc_class = ?, reviewed_at = ? WHERE id = ?", [kycClass, now, id])
     }
 
     func rejectSubmission(id: Int64, reason: String, at now: TimestampMicros) throws {
-        try db.execute(sql: "UPDATE kyc_submissions SET status = 'rejected', reason = ?, reviewed_at = ? WHERE id = ?", arguments: [reason, now, id])
+        try sql.run("UPDATE kyc_submissions SET status = 'rejected', reason = ?, reviewed_at = ? WHERE id = ?", [reason, now, id])
     }
 
     // MARK: Payment password
 
     func setPassword(walletID: Int64, _ hashed: PasswordHasher.Hash) throws {
-        try db.execute(
-            sql: "UPDATE wallets SET password_hash = ?, password_salt = ?, password_iterations = ?, failed_password_count = 0, locked_until = 0 WHERE id = ?",
-            arguments: [Data(hashed.hash), Data(hashed.salt), hashed.iterations, walletID])
+        try sql.run(
+            "UPDATE wallets SET password_hash = ?, password_salt = ?, password_iterations = ?, failed_password_count = 0, locked_until = 0 WHERE id = ?", [Data(hashed.hash), Data(hashed.salt), hashed.iterations, walletID])
     }
 
     /// The stored password (nil: none set) and the lock of the wallet of `phone`; nil without such a wallet.
     func password(phone: String) throws -> (hash: PasswordHasher.Hash?, lockedUntil: TimestampMicros)? {
-        try Row.fetchOne(db, sql: "SELECT password_hash, password_salt, password_iterations, locked_until FROM wallets WHERE phone = ?", arguments: [phone]).map { row in
-            guard let hash = row[0] as Data?, let salt = row[1] as Data?, let iterations = row[2] as Int? else { return (nil, row[3]) }
-            return (PasswordHasher.Hash(hash: Array(hash), salt: Array(salt), iterations: iterations), row[3])
+        try sql.oneRow("SELECT password_hash, password_salt, password_iterations, locked_until FROM wallets WHERE phone = ?", [phone]).map { row in
+            guard let hash = try row[0] as Data?, let salt = try row[1] as Data?, let iterations = try row[2] as Int? else { return (nil, try row[3]) }
+            return (PasswordHasher.Hash(hash: Array(hash), salt: Array(salt), iterations: iterations), try row[3])
         }
     }
 
     func setFailedPasswords(walletID: Int64, _ count: Int) throws {
-        try db.execute(sql: "UPDATE wallets SET failed_password_count = ? WHERE id = ?", arguments: [count, walletID])
+        try sql.run("UPDATE wallets SET failed_password_count = ? WHERE id = ?", [count, walletID])
     }
 
     /// Locks payments until `until` and clears the count of wrong passwords.
     func lockPayments(walletID: Int64, until: TimestampMicros) throws {
-        try db.execute(sql: "UPDATE wallets SET failed_password_count = 0, locked_until = ? WHERE id = ?", arguments: [until, walletID])
+        try sql.run("UPDATE wallets SET failed_password_count = 0, locked_until = ? WHERE id = ?", [until, walletID])
     }
 
     /// Every submission's sealed name and ID number, for a data key rotation.
     func sealedSubmissions() throws -> [(id: Int64, name: Data, idNumber: Data)] {
-        try Row.fetchAll(db, sql: "SELECT id, name_sealed, id_number_sealed FROM kyc_submissions").map { ($0[0], $0[1], $0[2]) }
+        try sql.allRows("SELECT id, name_sealed, id_number_sealed FROM kyc_submissions").map { (try $0[0], try $0[1], try $0[2]) }
     }
 
     func resealSubmission(id: Int64, name: Data, idNumber: Data, fingerprint: Data) throws {
-        try db.execute(sql: "UPDATE kyc_submissions SET name_sealed = ?, id_number_sealed = ?, id_number_fingerprint = ? WHERE id = ?", arguments: [name, idNumber, fingerprint, id])
+        try sql.run("UPDATE kyc_submissions SET name_sealed = ?, id_number_sealed = ?, id_number_fingerprint = ? WHERE id = ?", [name, idNumber, fingerprint, id])
     }
 
     // MARK: The data key
 
     /// The id and check value of the data key recorded for this database.
     func recordedDataKey() throws -> (keyID: [UInt8], checkValue: [UInt8])? {
-        try Row.fetchOne(db, sql: "SELECT key_id, check_value FROM wallet_data_key WHERE id = 1").map { ([UInt8]($0[0] as Data), [UInt8]($0[1] as Data)) }
+        try sql.oneRow("SELECT key_id, check_value FROM wallet_data_key WHERE id = 1").map { ([UInt8](try $0[0] as Data), [UInt8](try $0[1] as Data)) }
     }
 
     /// The key id of a stored sealed value (submissions' ID numbers, cards) that is not `keyID`.
     func otherSealingKey(than keyID: [UInt8]) throws -> [UInt8]? {
-        try Row.fetchOne(db, sql: """
+        try sql.oneRow("""
             SELECT substr(sealed, 2, 8) FROM (
                 SELECT id_number_sealed AS sealed FROM kyc_submissions UNION ALL SELECT number_sealed FROM cards
             ) WHERE substr(sealed, 2, 8) != ? LIMIT 1
-            """, arguments: [Data(keyID)]).map { [UInt8]($0[0] as Data) }
+            """, [Data(keyID)]).map { [UInt8](try $0[0] as Data) }
     }
 
     func recordDataKey(keyID: [UInt8], checkValue: [UInt8], at now: TimestampMicros) throws {
-        try db.execute(sql: """
+        try sql.run("""
             INSERT INTO wallet_data_key (id, key_id, check_value, recorded_at) VALUES (1, ?, ?, ?)
             ON CONFLICT (id) DO UPDATE SET key_id = excluded.key_id, check_value = excluded.check_value, recorded_at = excluded.recorded_at
-            """, arguments: [Data(keyID), Data(checkValue), now])
+            """, [Data(keyID), Data(checkValue), now])
     }
 }
