@@ -152,6 +152,10 @@ let package = Package(
             ],
             swiftSettings: strict),
         .testTarget(
+            name: "QDConfigTests",
+            dependencies: ["QDConfig"],
+            swiftSettings: strict),
+        .testTarget(
             name: "QDSQLTests",
             dependencies: [
                 "QDSQL",
