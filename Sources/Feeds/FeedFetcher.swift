@@ -43,7 +43,7 @@ public struct FeedFetcher: Sendable {
     /// once, so SIGTERM ends a run within seconds even in the middle of a slow download.
     public let shouldStop: @Sendable () -> Bool
 
-    public init(limits: FetchLimits = FetchLimits(), logger: Logger = Logger(label: "qdwallet.fetch"), environment: [String: String] = ProcessInfo.processInfo.environment,
+    public init(limits: FetchLimits = FetchLimits(), logger: Logger = Logger(label: "qdwallet.fetch"), environment: [String: String] = [:],
                 sleepMillis: @escaping @Sendable (Int) -> Void = { usleep(useconds_t($0) * 1_000) }, shouldStop: @escaping @Sendable () -> Bool = { false }) {
         self.limits = limits
         self.logger = logger

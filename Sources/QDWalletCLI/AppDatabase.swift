@@ -27,8 +27,8 @@ enum AppDatabase {
     }
 
     /// SQLite's page cache per connection: `QDWALLET_SQLITE_CACHE_MB` (2 to 1024), or the default.
-    static func cacheKiB(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Int {
-        guard let text = environment["QDWALLET_SQLITE_CACHE_MB"], !text.isEmpty else { return SQLiteDatabase.cacheKiBDefault }
+    static func cacheKiB(_ environment: QDEnvironment = .process) throws -> Int {
+        guard let text = environment.sqliteCacheMB else { return SQLiteDatabase.cacheKiBDefault }
         guard let megabytes = Int(text), (2...1024).contains(megabytes) else {
             throw CLIFailure(.usage, code: "invalid_environment", "QDWALLET_SQLITE_CACHE_MB must be a whole number of megabytes from 2 to 1024, not \(text.debugDescription)")
         }
@@ -37,7 +37,7 @@ enum AppDatabase {
 
     /// The wallet service over the database; the data key is read only when `needsKey`.
     static func wallet(_ global: GlobalOptions, needsKey: Bool = false, mode: SQLiteDatabase.OpenMode = .existing) throws -> WalletService {
-        let key = needsKey ? try DataKey.fromEnvironment() : nil
+        let key = needsKey ? try DataKey.fromEnvironment(QDEnvironment.process.dataKeyEnvironment) : nil
         let policy = try walletPolicy()
         let store = try openStore(path: global.databasePath, mode: mode)
         let ledger = Ledger(store: store)

@@ -23,7 +23,7 @@ enum AuditSession {
     private static let state = Mutex<State?>(nil)
 
     /// Starts the session of a command that may change something.
-    static func begin(command: String, arguments: [String], environment: [String: String] = ProcessInfo.processInfo.environment) {
+    static func begin(command: String, arguments: [String], environment: QDEnvironment = .process) {
         state.withLock { $0 = State(operatorName: operatorName(environment), command: command, arguments: mask(arguments).joined(separator: " "), walletPhone: walletPhone(arguments)) }
     }
 
@@ -53,8 +53,8 @@ enum AuditSession {
     }
 
     /// `QDWALLET_OPERATOR`, else the user this process runs as.
-    static func operatorName(_ environment: [String: String]) -> String {
-        if let given = environment["QDWALLET_OPERATOR"], let name = Validation.text(given, charactersMax: 64) { return name }
+    static func operatorName(_ environment: QDEnvironment) -> String {
+        if let given = environment.operatorName, let name = Validation.text(given, charactersMax: 64) { return name }
         if let entry = getpwuid(geteuid()), let name = entry.pointee.pw_name { return String(cString: name) }
         return "uid \(geteuid())"
     }

@@ -15,7 +15,7 @@ struct GlobalOptions: ParsableArguments {
     /// The database path after the environment and the default.
     var databasePath: String {
         if let db, !db.isEmpty { return db }
-        if let fromEnvironment = ProcessInfo.processInfo.environment["QDWALLET_DB"], !fromEnvironment.isEmpty {
+        if let fromEnvironment = QDEnvironment.process.database {
             return fromEnvironment
         }
         return "./qdwallet.sqlite"

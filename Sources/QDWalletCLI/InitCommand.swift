@@ -34,10 +34,10 @@ struct InitCommand: ParsableCommand {
         let accounts = try SystemAccounts.ensure(in: ledger)
         let sync = try billers.map { try BillersCommand.sync($0, ledger: ledger) }
         // The data key, when given, becomes the database's (or is checked against it).
-        let environment = ProcessInfo.processInfo.environment
+        let environment = QDEnvironment.process
         var keyID: String?
-        if environment["QDWALLET_DATA_KEY"].map({ !$0.isEmpty }) == true || environment["QDWALLET_DATA_KEY_FILE"].map({ !$0.isEmpty }) == true {
-            let key = try DataKey.fromEnvironment()
+        if environment.hasDataKey {
+            let key = try DataKey.fromEnvironment(environment.dataKeyEnvironment)
             guard let store = ledger.store as? SQLiteLedgerStore else { throw CLIFailure(.infrastructure, code: "internal", "init needs qdwallet's own database") }
             try WalletService(store: store, ledger: ledger, dataKey: key).adoptDataKey(key)
             keyID = key.keyIDHex

@@ -23,7 +23,7 @@ struct JobsOptions: ParsableArguments {
 
     /// `$QDWALLET_JOBS_DIR`, else ./Jobs.
     static var defaultPath: String {
-        if let fromEnvironment = ProcessInfo.processInfo.environment["QDWALLET_JOBS_DIR"], !fromEnvironment.isEmpty { return fromEnvironment }
+        if let fromEnvironment = QDEnvironment.process.jobsDirectory { return fromEnvironment }
         return "./Jobs"
     }
 }
@@ -44,8 +44,9 @@ enum JobsSetup {
             let notifyFile = (jobs.path as NSString).appendingPathComponent("notify.toml")
             if FileManager.default.fileExists(atPath: notifyFile) {
                 let config = try NotifyConfig.load(path: notifyFile, reports: billing.reportsDirectory)
-                let secret = ProcessInfo.processInfo.environment["QDWALLET_WEBHOOK_SECRET"].flatMap { $0.isEmpty ? nil : Array($0.utf8) }
-                implementations.append(NotifyJob.implementation(config: config, secret: secret, fetcher: FeedFetcher().stopping(when: { stop.requested }), pool: store.pool))
+                let environment = QDEnvironment.process
+                implementations.append(NotifyJob.implementation(config: config, secret: environment.webhookSecret,
+                                                                fetcher: FeedFetcher(environment: environment.fetcherEnvironment).stopping(when: { stop.requested }), pool: store.pool))
             }
         }
         return JobRunner(store: store, clock: clock, logger: Logger(label: "qdwallet.jobs"), definitions: definitions, implementations: implementations, stop: stop)
@@ -65,10 +66,10 @@ enum BillingSetup {
         guard FileManager.default.fileExists(atPath: billersFile) else { return nil }
         let billers = try Biller.load(path: billersFile)
         let root = (URL(fileURLWithPath: jobs.path).standardizedFileURL.deletingLastPathComponent().path as NSString).standardizingPath
-        let environment = ProcessInfo.processInfo.environment
-        let schemas = environment["QDWALLET_SCHEMA_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? (root as NSString).appendingPathComponent("SampleFeeds/schema")
+        let environment = QDEnvironment.process
+        let schemas = environment.schemaDirectory ?? (root as NSString).appendingPathComponent("SampleFeeds/schema")
         let databaseFolder = (URL(fileURLWithPath: global.databasePath).standardizedFileURL.deletingLastPathComponent().path)
-        let reports = global.reportsDirectory ?? environment["QDWALLET_REPORTS_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? (databaseFolder as NSString).appendingPathComponent("reports")
+        let reports = global.reportsDirectory ?? environment.reportsDirectory ?? (databaseFolder as NSString).appendingPathComponent("reports")
         let work = workDirectory(global)
         let campaigns = try CampaignSetup.load(jobs, store: wallets.store)
         return NightlyBillingConfig(
@@ -76,7 +77,7 @@ enum BillingSetup {
             feedSchema: try XMLSchema(path: (schemas as NSString).appendingPathComponent("billfeed.xsd")),
             reportSchema: try XMLSchema(path: (schemas as NSString).appendingPathComponent("payreport.xsd")),
             root: root, reportsDirectory: reports, workDirectory: work,
-            fetcher: FeedFetcher().stopping(when: { stop.requested }), wallets: wallets, campaigns: campaigns)
+            fetcher: FeedFetcher(environment: environment.fetcherEnvironment).stopping(when: { stop.requested }), wallets: wallets, campaigns: campaigns)
     }
 }
 

@@ -19,9 +19,8 @@ struct KeysCommand: ParsableCommand {
         }
 
         func run() throws {
-            let environment = ProcessInfo.processInfo.environment
-            let given = environment["QDWALLET_DATA_KEY"].map { !$0.isEmpty } == true || environment["QDWALLET_DATA_KEY_FILE"].map { !$0.isEmpty } == true
-            let key = given ? try DataKey.fromEnvironment() : nil
+            let environment = QDEnvironment.process
+            let key = environment.hasDataKey ? try DataKey.fromEnvironment(environment.dataKeyEnvironment) : nil
             let recorded = try AppDatabase.wallet(global, mode: .existingForReading).recordedDataKeyID()
             let result = Result(keyId: key?.keyIDHex, databaseKeyId: recorded, matches: key != nil && key?.keyIDHex == recorded)
             Output(json: global.json).emit(result) {
@@ -42,7 +41,7 @@ struct KeysCommand: ParsableCommand {
         @Option(name: .customLong("new-key-file"), help: "A file holding the new key, base64 of 32 bytes.") var newKeyFile: String
 
         func run() throws {
-            let old = try DataKey.fromEnvironment()
+            let old = try DataKey.fromEnvironment(QDEnvironment.process.dataKeyEnvironment)
             let new = try DataKey.fromEnvironment(["QDWALLET_DATA_KEY_FILE": newKeyFile])
             let rotation = try AppDatabase.wallet(global).rotateDataKey(from: old, to: new)
             Output(json: global.json).emit(rotation) {

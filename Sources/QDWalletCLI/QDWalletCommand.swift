@@ -74,7 +74,7 @@ public struct QDWalletCommand: ParsableCommand {
 
 /// Structured log lines on stderr; the level from QDWALLET_LOG_LEVEL (default info).
 func bootstrapLogging() {
-    let level = ProcessInfo.processInfo.environment["QDWALLET_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+    let level = QDEnvironment.process.logLevel
     LoggingSystem.bootstrap { label in
         var handler = StreamLogHandler.standardError(label: label)
         handler.logLevel = level

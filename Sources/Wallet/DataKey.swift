@@ -20,8 +20,9 @@ public struct DataKey: Sendable {
         keyID = Array(SHA256.hash(data: bytes).prefix(8))
     }
 
-    /// Reads the key from the environment, with an error that says what to set.
-    public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws(WalletError) -> DataKey {
+    /// Reads the key from the variables the composition root hands over
+    /// (`QDWALLET_DATA_KEY` or `QDWALLET_DATA_KEY_FILE`), with an error that says what to set.
+    public static func fromEnvironment(_ environment: [String: String]) throws(WalletError) -> DataKey {
         var encoded: String?
         if let value = environment["QDWALLET_DATA_KEY"], !value.isEmpty {
             encoded = value
