@@ -104,7 +104,7 @@ let package = Package(
         .target(
             name: "JobRunner",
             dependencies: [
-                "Ledger", "QDConfig",
+                "QDSQL", "Ledger", "QDConfig",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "Logging", package: "swift-log"),
