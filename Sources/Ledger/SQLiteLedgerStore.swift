@@ -528,16 +528,16 @@ final class SQLiteLedgerSession: LedgerWriting {
     // MARK: Reads for reconciliation
 
     func movement(accountID: AccountID, effectiveFrom from: TimestampMicros, to: TimestampMicros) throws -> Int64 {
-        let row = try statement(.movementOfAccount)
-        defer { row.reset() }
-        row.bind(1, accountID)
-        row.bind(2, from)
-        row.bind(3, to)
-        return try row.step() ? row.int64(0) : 0
+        try sum(.movementOfAccount, accountID, from, to)
     }
 
     func movement(accountID: AccountID, recordedFrom from: TimestampMicros, to: TimestampMicros) throws -> Int64 {
-        let row = try statement(.recordedMovementOfAccount)
+        try sum(.recordedMovementOfAccount, accountID, from, to)
+    }
+
+    /// The one value of a sum over an account and a period.
+    private func sum(_ query: Query, _ accountID: AccountID, _ from: TimestampMicros, _ to: TimestampMicros) throws -> Int64 {
+        let row = try statement(query)
         defer { row.reset() }
         row.bind(1, accountID)
         row.bind(2, from)
