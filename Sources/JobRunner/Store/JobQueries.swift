@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import Ledger
+import QDSQL
 
 /// Read-only views of the job repository for operators.
 public enum JobQueries {
@@ -22,36 +23,35 @@ public enum JobQueries {
         public var message: String?
     }
 
-    /// The newest executions first, optionally of one job.
     /// The checkpoint a step of an execution last committed (a one-chunk step's result).
     public static func checkpoint(_ db: Database, executionID: Int64, step: String) throws -> Data? {
-        try Data.fetchOne(db, sql: "SELECT checkpoint FROM job_step_executions WHERE execution_id = ? AND step_name = ?", arguments: [executionID, step])
+        try SQLiteConnection(db).dataValue("SELECT checkpoint FROM job_step_executions WHERE execution_id = ? AND step_name = ?", [executionID, step])
     }
 
+    /// The newest executions first, optionally of one job.
     public static func history(_ pool: DatabasePool, job: String?, limit: Int) throws -> [ExecutionLine] {
         try pool.read { db in
-            var sql = """
-                SELECT e.*, i.job_name,
-                    coalesce(sum(s.read_count), 0) AS r, coalesce(sum(s.written_count), 0) AS w,
-                    coalesce(sum(s.skipped_count), 0) AS sk, coalesce(sum(s.failed_count), 0) AS f
+            var query = """
+                SELECT e.id, i.job_name, e.parameters, e.status, e.forced, e.owner, e.started_at, e.ended_at, e.heartbeat_at, e.exit_message,
+                    coalesce(sum(s.read_count), 0), coalesce(sum(s.written_count), 0), coalesce(sum(s.skipped_count), 0), coalesce(sum(s.failed_count), 0)
                 FROM job_executions e JOIN job_instances i ON i.id = e.instance_id
                 LEFT JOIN job_step_executions s ON s.execution_id = e.id
                 """
-            var arguments: StatementArguments = []
+            var arguments: [any SQLBindable] = []
             if let job {
-                sql += " WHERE i.job_name = ?"
-                arguments += [job]
+                query += " WHERE i.job_name = ?"
+                arguments.append(job)
             }
-            sql += " GROUP BY e.id ORDER BY e.id DESC LIMIT ?"
-            arguments += [max(1, min(limit, 10_000))]
-            return try Row.fetchAll(db, sql: sql, arguments: arguments).map { row in
-                let started: Int64 = row["started_at"]
-                let ended: Int64? = row["ended_at"]
+            query += " GROUP BY e.id, i.job_name ORDER BY e.id DESC LIMIT ?"
+            arguments.append(max(1, min(limit, 10_000)))
+            return try SQLiteConnection(db).all(query, arguments) { row in
+                let started = try row.int64(6)
+                let ended = try row.optionalInt64(7)
                 return ExecutionLine(
-                    executionId: row["id"], job: row["job_name"], parameters: row["parameters"], status: row["status"],
-                    forced: row["forced"], owner: row["owner"], startedAt: started, endedAt: ended, heartbeatAt: row["heartbeat_at"],
+                    executionId: try row.int64(0), job: try row.text(1), parameters: try row.text(2), status: try row.text(3),
+                    forced: try row.bool(4), owner: try row.text(5), startedAt: started, endedAt: ended, heartbeatAt: try row.int64(8),
                     durationSeconds: ended.map { Double($0 - started) / 1e6 },
-                    read: row["r"], written: row["w"], skipped: row["sk"], failed: row["f"], message: row["exit_message"])
+                    read: try row.int(10), written: try row.int(11), skipped: try row.int(12), failed: try row.int(13), message: try row.optionalText(9))
             }
         }
     }
@@ -73,14 +73,15 @@ public enum JobQueries {
     public static func list(_ pool: DatabasePool, definitions: [JobDefinition], now: TimestampMicros) throws -> [JobLine] {
         try pool.read { db in
             try definitions.sorted { $0.name < $1.name }.map { definition in
-                let last = try Row.fetchOne(db, sql: """
+                let sql = SQLiteConnection(db)
+                let last = try sql.one("""
                     SELECT e.status, e.ended_at FROM job_executions e JOIN job_instances i ON i.id = e.instance_id
                     WHERE i.job_name = ? ORDER BY e.id DESC LIMIT 1
-                    """, arguments: [definition.name])
-                let running = try Row.fetchOne(db, sql: "SELECT 1 FROM job_locks WHERE job_name = ?", arguments: [definition.name]) != nil
+                    """, [definition.name]) { (status: try $0.text(0), endedAt: try $0.optionalInt64(1)) }
+                let running = try sql.exists("SELECT 1 FROM job_locks WHERE job_name = ?", [definition.name])
                 return JobLine(
                     job: definition.name, description: definition.description, schedule: definition.schedule?.text,
-                    nextFireAt: definition.schedule?.next(after: now), lastStatus: last?["status"], lastEndedAt: last?["ended_at"],
+                    nextFireAt: definition.schedule?.next(after: now), lastStatus: last?.status, lastEndedAt: last?.endedAt,
                     running: running, file: definition.file, unrunFires: try JobRepository.unrunFires(db, job: definition.name, limit: 10))
             }
         }
