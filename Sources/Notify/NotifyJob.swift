@@ -67,7 +67,7 @@ public enum NotifyJob {
                 let overdue = bill.dueDate < today.iso
                 let id = "\(overdue ? "overdue" : "reminder"):\(bill.key.reference)"
                 let payload = ["biller": bill.key.biller, "bill_id": bill.key.billID, "amount": Money(fen: bill.dueFen).yuanString,
-                               "due_date": bill.dueDate, "phone": String(phone.prefix(3)) + "****" + String(phone.suffix(4)), "event": overdue ? "overdue" : "due_soon"]
+                               "due_date": bill.dueDate, "phone": Mask.phone(phone), "event": overdue ? "overdue" : "due_soon"]
                 if try outbox.enqueue(messageID: id, walletID: bill.walletID, kind: .reminder, payload: String(decoding: try encoder.encode(payload), as: UTF8.self), at: now) {
                     written += 1
                 }

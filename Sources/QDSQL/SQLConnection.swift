@@ -179,8 +179,6 @@ public struct SQLRow {
     public func bytes(_ column: Int) throws -> [UInt8] {
         switch value(column) {
         case .bytes(let value): value
-        // An empty blob reads back as NULL in SQLite's C API; a NOT NULL bytes column holds one.
-        case .null: throw mismatch(column, "bytes")
         default: throw mismatch(column, "bytes")
         }
     }
