@@ -40,10 +40,17 @@ let package = Package(
         .target(
             name: "Wallet",
             dependencies: [
-                "Ledger", "Campaigns", "QDSQL",
+                "Ledger", "QDSQL",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ],
+            swiftSettings: strict),
+        .target(
+            name: "Payments",
+            dependencies: [
+                "Ledger", "Wallet", "Campaigns",
+                .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: strict),
         .systemLibrary(
@@ -73,7 +80,7 @@ let package = Package(
         .target(
             name: "Billing",
             dependencies: [
-                "QDSQL", "Ledger", "Wallet", "Feeds", "JobRunner", "QDConfig", "Campaigns",
+                "QDSQL", "Ledger", "Wallet", "Feeds", "JobRunner", "QDConfig", "Campaigns", "Payments",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -127,6 +134,7 @@ let package = Package(
                 "Billing",
                 "Feeds",
                 "Campaigns",
+                "Payments",
                 "Reports",
                 "Notify",
                 "QDSchema",
@@ -173,7 +181,7 @@ let package = Package(
         .testTarget(
             name: "WalletTests",
             dependencies: [
-                "Wallet", "Ledger", "Campaigns",
+                "Wallet", "Ledger",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: strict),
@@ -188,7 +196,7 @@ let package = Package(
         .testTarget(
             name: "BillingTests",
             dependencies: [
-                "Billing", "Feeds", "JobRunner", "Ledger", "Wallet", "QDConfig", "Campaigns", "Reports", "Notify", "QDSchema",
+                "Billing", "Feeds", "JobRunner", "Ledger", "Wallet", "QDConfig", "Campaigns", "Payments", "Reports", "Notify", "QDSchema",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),

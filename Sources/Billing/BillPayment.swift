@@ -2,6 +2,7 @@ import Campaigns
 import Foundation
 import GRDB
 import Ledger
+import Payments
 import Wallet
 
 /// A bill ready for a payment decision, with its wallet and link.
@@ -37,8 +38,9 @@ struct BillPayment {
     var spentInBatch: [Int64: Int64] = [:]
     /// Available balance of each wallet account as this transaction has left it.
     var available: [AccountID: Int64] = [:]
-    /// The campaigns, evaluated in the payment's transaction (nil: no campaigns configured).
-    let book: CampaignBook?
+    /// The payment pipeline: campaigns planned in the payment's transaction, the linked
+    /// requests, the record (nil: no campaigns configured, a bill is a plain transfer).
+    let pipeline: PaymentPipeline?
     /// What the campaigns gave each bill decided `.pay`, by bill row.
     var benefits: [Int64: (PaymentContext, CampaignResult)] = [:]
     /// Wallet and biller pairs paid in this transaction (for first-payment benefits).
@@ -57,11 +59,11 @@ struct BillPayment {
     /// `campaignAt` nil means now. The nightly run passes its business date's start, the
     /// payment's effective time: a run for 27 November applies the campaigns, caps and daily
     /// budget slices of 27 November, whenever it runs (a rerun a week later included).
-    init(wallets: WalletService, now: TimestampMicros, campaignAt: TimestampMicros? = nil, book: CampaignBook? = nil) {
+    init(wallets: WalletService, now: TimestampMicros, campaignAt: TimestampMicros? = nil, pipeline: PaymentPipeline? = nil) {
         self.wallets = wallets
         self.now = now
         self.campaignAt = campaignAt ?? now
-        self.book = book
+        self.pipeline = pipeline?.hasCampaigns == true ? pipeline : nil
     }
 
     /// What the wallet pays for a bill decided `.pay`: the amount due less its discounts.
@@ -93,17 +95,17 @@ struct BillPayment {
         // Campaigns first: the resident pays (and is limited by) what is left after discounts.
         var net = bill.dueFen
         var evaluated: (PaymentContext, CampaignResult)?
-        if let book {
+        if let pipeline {
             let pair = "\(wallet.id)|\(bill.biller)"
             // Looked up only when a campaign asks (and stored with the explanation only then).
-            let paidBefore = try !book.needsFirstPayment || paidPairs.contains(pair) || store.hasPaid(walletID: wallet.id, biller: bill.biller)
+            let paidBefore = try !pipeline.needsFirstPayment || paidPairs.contains(pair) || store.hasPaid(walletID: wallet.id, biller: bill.biller)
             let context = PaymentContext(kind: .utilityBill, walletID: wallet.id, billAccountID: bill.billAccountID, biller: bill.biller, category: bill.category, district: bill.district, amountFen: bill.dueFen, at: campaignAt, kycClass: wallet.kycVerified ? wallet.kycClass : 1, firstPayment: !paidBefore)
-            let result = try book.evaluate(context)
+            let result = try pipeline.plan(context)
             net -= result.discountFen
             evaluated = (context, result)
         }
         func giveUp(_ reason: PendingReason) -> PaymentDecision {
-            if let (context, result) = evaluated { book?.abandon(context, result) }
+            if let (context, result) = evaluated { pipeline?.abandon(context, result) }
             return .pending(reason)
         }
         if let (cap, used) = autopayDay, used + net > cap {
@@ -134,34 +136,21 @@ struct BillPayment {
     /// identity is its idempotency key; sponsors fund the discounts) and any pending points.
     func requests(_ bill: BillCandidate, billerAccountID: AccountID, businessDate: ShanghaiCalendar.Date, tx: any LedgerWriting) throws -> [PostingRequest] {
         let wallet = bill.wallet!
-        var legs = [Leg.debit(wallet.walletAccountID, bill.dueFen), .credit(billerAccountID, bill.dueFen)]
-        var points: [PostingRequest] = []
-        if let book, let (_, result) = benefits[bill.rowID], !result.allocations.isEmpty {
-            legs = try book.legs(amountFen: bill.dueFen, payer: wallet.walletAccountID, payee: billerAccountID, result: result, tx: tx, clock: wallets.ledger.clock)
-            points = try book.pointsRequests(paymentKey: bill.key.key, result: result, pointsAccount: wallet.pointsAccountID, tx: tx)
+        let memo = "bill \(bill.biller) \(bill.billID)"
+        guard let pipeline, let (_, result) = benefits[bill.rowID] else {
+            return [PostingRequest(key: bill.key.key, action: .transfer(legs: [.debit(wallet.walletAccountID, bill.dueFen), .credit(billerAccountID, bill.dueFen)]), memo: memo, effectiveAt: businessDate.startMicros)]
         }
-        let payment = PostingRequest(key: bill.key.key, action: .transfer(legs: legs), memo: "bill \(bill.biller) \(bill.billID)", effectiveAt: businessDate.startMicros, linked: !points.isEmpty)
-        for index in points.indices where index < points.count - 1 { points[index].linked = true }
-        return [payment] + points
-    }
-
-    /// The points holds of a committed group, by campaign.
-    func pointsHolds(_ bill: BillCandidate, results: ArraySlice<PostingResult>) -> [String: TransactionID] {
-        guard let (_, result) = benefits[bill.rowID] else { return [:] }
-        var holds: [String: TransactionID] = [:]
-        for (allocation, posted) in zip(result.allocations.filter { $0.points > 0 }, results.dropFirst()) {
-            holds[allocation.campaignID] = posted.transactionID
-        }
-        return holds
+        return try pipeline.requests(key: bill.key.key, amountFen: bill.dueFen, payer: wallet.walletAccountID, payee: billerAccountID, pointsAccount: wallet.pointsAccountID,
+                                     memo: memo, effectiveAt: businessDate.startMicros, result: result, tx: tx)
     }
 
     /// Records a committed payment: the bill, the wallet's history, the receipt.
-    func recordPaid(_ db: Database, _ bill: BillCandidate, transactionID: TransactionID, pointsHolds: [String: TransactionID] = [:], via: PaidVia, businessDate: ShanghaiCalendar.Date, billerName: String, category: String) throws {
+    func recordPaid(_ db: Database, _ bill: BillCandidate, transactionID: TransactionID, followers: ArraySlice<PostingResult> = [], via: PaidVia, businessDate: ShanghaiCalendar.Date, billerName: String, category: String) throws {
         let result = benefits[bill.rowID]?.1 ?? .none
         try BillStore(db).markPaid(rowID: bill.rowID, BillStore.Paid(walletID: bill.wallet!.id, billAccountID: bill.billAccountID, transactionID: transactionID, paidFen: bill.dueFen,
                                                                    discountFen: result.discountFen, points: result.points, via: via, businessDate: businessDate), at: now)
-        if let book, let (context, result) = benefits[bill.rowID] {
-            try book.record(paymentKey: bill.key.key, transactionID: transactionID, context: context, result: result, pointsHolds: pointsHolds, paidAt: now)
+        if let pipeline, let (context, result) = benefits[bill.rowID] {
+            try pipeline.record(paymentKey: bill.key.key, transactionID: transactionID, context: context, result: result, followers: followers, paidAt: now)
         }
         try wallets.recordMovement(db, walletID: bill.wallet!.id, kind: "bill", counterparty: billerName, category: category, amountFen: -netFen(bill), discountFen: result.discountFen, points: result.points, balancePayment: true, transactionID: transactionID, reference: bill.key.reference)
         if via == .autopay {
@@ -177,7 +166,7 @@ struct BillPayment {
 
     /// Releases what the campaigns held for a bill whose payment the ledger refused.
     mutating func forget(_ bill: BillCandidate) {
-        if let (context, result) = benefits.removeValue(forKey: bill.rowID) { book?.abandon(context, result) }
+        if let (context, result) = benefits.removeValue(forKey: bill.rowID) { pipeline?.abandon(context, result) }
     }
 
     /// Records a bill left payable (with the reason the resident is told) or unmatched.

@@ -2,6 +2,7 @@ import Campaigns
 import Foundation
 import GRDB
 import Ledger
+import Payments
 import Wallet
 
 /// Bill accounts (户号), bills and manual payment, for the CLI and the app.
@@ -109,7 +110,7 @@ public struct BillingService: Sendable {
             }
             guard found.status.isOpen else { return .failure(BillingRefusal.billNotPayable) }
             let bill = BillCandidate(rowID: found.rowID, key: key, dueFen: found.dueFen, dueDate: found.dueDate, category: found.category, district: found.district, billAccountID: linked?.id, autopay: false, autopayLimitFen: 0, wallet: wallet)
-            var payment = BillPayment(wallets: wallets, now: now, book: campaigns.isEmpty ? nil : CampaignBook(db: db, campaigns: campaigns))
+            var payment = BillPayment(wallets: wallets, now: now, pipeline: PaymentPipeline(db: db, campaigns: campaigns, clock: wallets.ledger.clock))
             switch try payment.decide(bills, tx, bill, manual: true) {
             case .pay:
                 let businessDate = ShanghaiCalendar.date(at: now)
@@ -117,7 +118,7 @@ public struct BillingService: Sendable {
                 let results = try wallets.ledger.post(requests, in: tx)
                 switch results[0] {
                 case .committed(let transactionID, _):
-                    try payment.recordPaid(db, bill, transactionID: transactionID, pointsHolds: payment.pointsHolds(bill, results: results[...]), via: .manual, businessDate: businessDate, billerName: found.billerName, category: found.category)
+                    try payment.recordPaid(db, bill, transactionID: transactionID, followers: results.dropFirst(), via: .manual, businessDate: businessDate, billerName: found.billerName, category: found.category)
                     try wallets.monitorPayment(db, wallet: wallet, amountFen: bill.dueFen)
                     return .success(try wallets.receipt(db, walletID: wallet.id, transactionID: transactionID))
                 case .refused(let refusal, _):

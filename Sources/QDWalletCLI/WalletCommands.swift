@@ -1,5 +1,6 @@
 import ArgumentParser
 import Ledger
+import Payments
 import Wallet
 
 /// `qdwallet wallet ...`: opening, real-name verification, password, freezing.
@@ -327,7 +328,7 @@ struct PayCommand: ParsableCommand {
     func run() throws {
         let fen = try amount.map(Arguments.amount)
         let plain = try AppDatabase.wallet(global)
-        let service = WalletService(store: plain.store, ledger: plain.ledger, policy: plain.policy, dataKey: nil, campaigns: try CampaignSetup.load(jobs, store: plain.store))
+        let service = WalletService(store: plain.store, ledger: plain.ledger, policy: plain.policy, dataKey: nil, planner: CampaignPlanner(campaigns: try CampaignSetup.load(jobs, store: plain.store), clock: plain.ledger.clock))
         let receipt = try service.payQR(phone: phone, payload: qr, amountFen: fen, password: try password.read(), idempotencyKey: Arguments.idempotencyKey(idempotencyKey))
         let result = ReceiptResult(receipt)
         Output(json: global.json).emit(result) { result.text }

@@ -1,4 +1,3 @@
-import Campaigns
 import Foundation
 import GRDB
 import Ledger
@@ -184,38 +183,14 @@ extension WalletService {
                 throw QRRefusal(.qrUnknownMerchant, clause: "the merchant id in qdwallet's template (ID 26 01) is not registered")
             }
             let paymentKey = try ledgerKey("qr", key, wallet: record, tx: tx)
+            let isRetry = try tx.idempotencyRecord(key: paymentKey) != nil
+            let facts = QRPaymentFacts(paymentKey: paymentKey, wallet: record, merchant: merchant, amountFen: amount, memo: "qr payment \(merchant.id)", at: now, isRetry: isRetry)
             // Campaigns, as for bills: sponsors fund the discounts, points are pending.
-            var result = CampaignResult.none
-            var context: PaymentContext?
-            var legs = [Leg.debit(record.walletAccountID, amount), .credit(merchant.accountId, amount)]
-            var points: [PostingRequest] = []
-            let book = CampaignBook(db: db, campaigns: campaigns)
-            if try tx.idempotencyRecord(key: paymentKey) != nil {
-                // A retry: the same request as the first time, campaigns as they were applied.
-                result = try book.storedResult(paymentKey: paymentKey)
-                if !result.allocations.isEmpty {
-                    legs = try book.legs(amountFen: amount, payer: record.walletAccountID, payee: merchant.accountId, result: result, tx: tx, clock: ledger.clock)
-                }
-            } else if !campaigns.isEmpty {
-                let first = try !MovementStore(db).hasPaidMerchant(walletID: record.id, merchantID: merchant.id)
-                let evaluated = PaymentContext(kind: .qrPayment, walletID: record.id, billAccountID: nil, biller: nil, category: merchant.category, district: nil, amountFen: amount, at: now, kycClass: record.kycVerified ? record.kycClass : 1, firstPayment: first)
-                result = try book.evaluate(evaluated)
-                context = evaluated
-                if !result.allocations.isEmpty {
-                    legs = try book.legs(amountFen: amount, payer: record.walletAccountID, payee: merchant.accountId, result: result, tx: tx, clock: ledger.clock)
-                    points = try book.pointsRequests(paymentKey: paymentKey, result: result, pointsAccount: record.pointsAccountID, tx: tx)
-                }
-            }
-            let net = amount - result.discountFen
-            let request = PostingRequest(key: paymentKey, action: .transfer(legs: legs), memo: "qr payment \(merchant.id)", linked: !points.isEmpty)
-            for index in points.indices where index < points.count - 1 { points[index].linked = true }
-            return try balancePayment(db, tx, wallet: record, request: request, amountFen: net, followers: points) { transactionID, followers in
-                if let context {
-                    var holds: [String: TransactionID] = [:]
-                    for (allocation, posted) in zip(result.allocations.filter { $0.points > 0 }, followers) { holds[allocation.campaignID] = posted.transactionID }
-                    try book.record(paymentKey: paymentKey, transactionID: transactionID, context: context, result: result, pointsHolds: holds)
-                }
-                try recordMovement(db, walletID: record.id, kind: "qr_payment", counterparty: merchant.name, category: merchant.category, amountFen: -net, discountFen: result.discountFen, points: result.points, balancePayment: true, transactionID: transactionID, reference: merchant.id)
+            let plan = try planner?.planQR(db, tx, facts) ?? .plain(facts)
+            let net = amount - plan.discountFen
+            return try balancePayment(db, tx, wallet: record, request: plan.requests[0], amountFen: net, followers: Array(plan.requests.dropFirst())) { transactionID, followers in
+                try plan.record(transactionID, followers)
+                try recordMovement(db, walletID: record.id, kind: "qr_payment", counterparty: merchant.name, category: merchant.category, amountFen: -net, discountFen: plan.discountFen, points: plan.points, balancePayment: true, transactionID: transactionID, reference: merchant.id)
             }
         }
         return try outcome.get()

@@ -1,4 +1,3 @@
-import Campaigns
 import Foundation
 import GRDB
 import Ledger
@@ -31,16 +30,17 @@ public struct WalletService: Sendable {
     public let hasher: PasswordHasher
     /// Needed by real-name verification and cards only; `nil` makes those refuse clearly.
     public let dataKey: DataKey?
-    /// Campaigns applied to QR payments (the same engine as bill payments).
-    public let campaigns: [Campaign]
+    /// Plans QR payments with the campaigns (the payment pipeline bill payments use too);
+    /// nil: a QR payment is a plain transfer.
+    public let planner: (any PaymentPlanner)?
 
-    public init(store: SQLiteLedgerStore, ledger: Ledger, policy: WalletPolicy = WalletPolicy(), hasher: PasswordHasher = PasswordHasher(), dataKey: DataKey?, campaigns: [Campaign] = []) {
+    public init(store: SQLiteLedgerStore, ledger: Ledger, policy: WalletPolicy = WalletPolicy(), hasher: PasswordHasher = PasswordHasher(), dataKey: DataKey?, planner: (any PaymentPlanner)? = nil) {
         self.store = store
         self.ledger = ledger
         self.policy = policy
         self.hasher = hasher
         self.dataKey = dataKey
-        self.campaigns = campaigns
+        self.planner = planner
     }
 
     var now: TimestampMicros { ledger.clock.nowMicros() }

@@ -7,6 +7,7 @@ import Testing
 @testable import Campaigns
 @testable import JobRunner
 @testable import Ledger
+import Payments
 import Reports
 @testable import Wallet
 
@@ -309,7 +310,7 @@ extension BillingService {
             rate = 1
             """
         try world.useCampaigns([food])
-        let wallets = WalletService(store: world.store, ledger: world.ledger, hasher: PasswordHasher(iterations: 1_000), dataKey: nil, campaigns: world.config.campaigns)
+        let wallets = WalletService(store: world.store, ledger: world.ledger, hasher: PasswordHasher(iterations: 1_000), dataKey: nil, planner: CampaignPlanner(campaigns: world.config.campaigns, clock: world.ledger.clock))
         _ = try wallets.registerMerchant(id: "M0001", name: "台东小吃", category: "food", mcc: "5812")
         let qr = try wallets.merchantQR(id: "M0001", amountFen: nil)
         let receipt = try wallets.payQR(phone: "13800000001", payload: qr, amountFen: 3_000, password: "123456", idempotencyKey: "q1")

@@ -1,4 +1,3 @@
-import Campaigns
 import Foundation
 import GRDB
 import Ledger
@@ -37,7 +36,6 @@ final class TestWallet {
         var migrator = DatabaseMigrator()
         LedgerSchema.register(in: &migrator)
         WalletSchema.register(in: &migrator)
-        CampaignSchema.register(in: &migrator)
         return migrator
     }
 

@@ -2,6 +2,7 @@ import Campaigns
 import GRDB
 import JobRunner
 import Ledger
+import Payments
 import Wallet
 
 /// Staged bills in chunks: match, decide autopay, post the chunk's payments as one ledger
@@ -26,7 +27,7 @@ struct ProcessStep: TypedJobStep {
         let staged = try store.newBills(of: date, after: checkpoint.lastID, limit: context.chunkSizeMax)
         // The chunk's wallets in a few reads, not one a bill.
         let wallets = try WalletStore(db).wallets(ids: staged.compactMap { $0.link?.walletID })
-        var payment = BillPayment(wallets: config.wallets, now: now, campaignAt: date.startMicros, book: config.campaigns.isEmpty ? nil : CampaignBook(db: db, campaigns: config.campaigns))
+        var payment = BillPayment(wallets: config.wallets, now: now, campaignAt: date.startMicros, pipeline: PaymentPipeline(db: db, campaigns: config.campaigns, clock: config.wallets.ledger.clock))
         payment.businessDate = date
         var toPay: [(bill: BillCandidate, billerName: String, billerAccount: AccountID)] = []
         var counts = ChunkCounts(read: staged.count, done: staged.count < context.chunkSizeMax)
@@ -54,7 +55,7 @@ struct ProcessStep: TypedJobStep {
         for ((bill, billerName, _), range) in zip(toPay, groups) {
             switch results[range.lowerBound] {
             case .committed(let transactionID, _):
-                try payment.recordPaid(db, bill, transactionID: transactionID, pointsHolds: payment.pointsHolds(bill, results: results[range]), via: .autopay, businessDate: date, billerName: billerName, category: bill.category)
+                try payment.recordPaid(db, bill, transactionID: transactionID, followers: results[range].dropFirst(), via: .autopay, businessDate: date, billerName: billerName, category: bill.category)
                 counts.written += 1
             case .refused(let refusal, _):
                 payment.forget(bill)

@@ -5,11 +5,11 @@ import QDSQL
 
 /// Each wallet's history of movements and the merchants it pays, and the only code that
 /// names their tables; every statement runs in the caller's transaction or snapshot.
-struct MovementStore {
+public struct MovementStore {
     let sql: any SQLConnection
 
-    init(_ connection: any SQLConnection) { sql = connection }
-    init(_ db: Database) { sql = SQLiteConnection(db) }
+    public init(_ connection: any SQLConnection) { sql = connection }
+    public init(_ db: Database) { sql = SQLiteConnection(db) }
 
     struct NewMovement {
         var walletID: Int64
@@ -56,7 +56,7 @@ struct MovementStore {
     }
 
     /// Whether the wallet paid this merchant by QR code before.
-    func hasPaidMerchant(walletID: Int64, merchantID: String) throws -> Bool {
+    public func hasPaidMerchant(walletID: Int64, merchantID: String) throws -> Bool {
         try sql.oneRow("SELECT 1 FROM wallet_movements WHERE wallet_id = ? AND kind = 'qr_payment' AND reference = ? LIMIT 1", [walletID, merchantID]) != nil
     }
 

@@ -1,0 +1,41 @@
+import Campaigns
+import GRDB
+import Ledger
+import Wallet
+
+/// QR payments through the payment pipeline: the wallet checks the payer and the merchant,
+/// the pipeline plans the campaigns, builds the linked requests and records what they gave.
+public struct CampaignPlanner: PaymentPlanner {
+    public let campaigns: [Campaign]
+    let clock: any LedgerClock
+
+    public init(campaigns: [Campaign], clock: any LedgerClock) {
+        self.campaigns = campaigns
+        self.clock = clock
+    }
+
+    public func planQR(_ db: Database, _ tx: any LedgerWriting, _ payment: QRPaymentFacts) throws -> PaymentPlan {
+        let pipeline = PaymentPipeline(db: db, campaigns: campaigns, clock: clock)
+        let wallet = payment.wallet
+        let merchant = payment.merchant
+        func requests(_ result: CampaignResult, points: Bool) throws -> [PostingRequest] {
+            try pipeline.requests(key: payment.paymentKey, amountFen: payment.amountFen, payer: wallet.walletAccountID, payee: merchant.accountId,
+                                  pointsAccount: wallet.pointsAccountID, memo: payment.memo, result: result, points: points, tx: tx)
+        }
+        if payment.isRetry {
+            // A retry: the same request as the first time, campaigns as they were applied.
+            let result = try pipeline.storedResult(paymentKey: payment.paymentKey)
+            return PaymentPlan(requests: try requests(result, points: false), discountFen: result.discountFen, points: result.points) { _, _ in }
+        }
+        guard pipeline.hasCampaigns else {
+            return PaymentPlan(requests: try requests(.none, points: false), discountFen: 0, points: 0) { _, _ in }
+        }
+        let first = try !MovementStore(db).hasPaidMerchant(walletID: wallet.id, merchantID: merchant.id)
+        let context = PaymentContext(kind: .qrPayment, walletID: wallet.id, billAccountID: nil, biller: nil, category: merchant.category, district: nil,
+                                     amountFen: payment.amountFen, at: payment.at, kycClass: wallet.kycVerified ? wallet.kycClass : 1, firstPayment: first)
+        let result = try pipeline.plan(context)
+        return PaymentPlan(requests: try requests(result, points: true), discountFen: result.discountFen, points: result.points) { transactionID, followers in
+            try pipeline.record(paymentKey: payment.paymentKey, transactionID: transactionID, context: context, result: result, followers: followers)
+        }
+    }
+}
