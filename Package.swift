@@ -193,16 +193,49 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
+        // What the tests of Billing, Feeds, Notify and Reports share: a billing world on its
+        // own database, the loopback feed server, an OpenSSH server, a silent server.
+        .target(
+            name: "QDTestSupport",
+            dependencies: [
+                "Billing", "Feeds", "JobRunner", "Ledger", "Wallet", "QDConfig", "Reports", "QDSchema",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/QDTestSupport",
+            exclude: ["Fixtures"],
+            swiftSettings: strict),
         .testTarget(
             name: "BillingTests",
             dependencies: [
-                "Billing", "Feeds", "JobRunner", "Ledger", "Wallet", "QDConfig", "Campaigns", "Payments", "Reports", "Notify", "QDSchema",
-                .product(name: "Crypto", package: "swift-crypto"),
+                "QDTestSupport", "Billing", "Feeds", "JobRunner", "Ledger", "Wallet", "QDConfig", "Campaigns", "Payments", "Reports",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],
-            exclude: ["Fixtures"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "FeedsTests",
+            dependencies: [
+                "QDTestSupport", "Feeds", "Billing", "JobRunner", "Ledger",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
+        .testTarget(
+            name: "NotifyTests",
+            dependencies: [
+                "QDTestSupport", "Notify", "Feeds", "Billing", "JobRunner", "Ledger", "Wallet", "QDConfig",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
+        .testTarget(
+            name: "ReportsTests",
+            dependencies: [
+                "QDTestSupport", "Reports", "Billing", "JobRunner", "Ledger", "Wallet",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
             swiftSettings: strict),
         .testTarget(
             name: "CampaignTests",

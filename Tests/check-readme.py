@@ -35,8 +35,8 @@ graph_errors = []
 listed = set()
 for line in architecture.splitlines()[2:]:
     cells = [c.strip() for c in line.split("|")]
-    modules = re.findall(r"`Sources/([A-Za-z0-9-]+)`", cells[1])
-    if not modules or cells[4].startswith("every module"):
+    modules = re.findall(r"`(?:Sources|Tests)/([A-Za-z0-9-]+)`", cells[1])
+    if not modules or not cells[4] or cells[4].startswith("every module"):
         listed.update(modules)
         continue
     said = {n for n in re.findall(r"[A-Za-z0-9-]+", cells[4]) if n in targets}

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import QDTestSupport
 import Testing
 @testable import Billing
 @testable import Ledger

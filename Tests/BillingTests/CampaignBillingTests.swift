@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import Logging
 import PropertyBased
+import QDTestSupport
 import Testing
 @testable import Billing
 @testable import Campaigns

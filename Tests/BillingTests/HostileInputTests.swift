@@ -1,6 +1,7 @@
 import Feeds
 import Foundation
 import PropertyBased
+import QDTestSupport
 import Testing
 @testable import Campaigns
 @testable import Ledger

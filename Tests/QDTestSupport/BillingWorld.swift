@@ -5,36 +5,42 @@ import GRDB
 import Logging
 import QDSchema
 import Reports
-import Testing
-@testable import Billing
-@testable import JobRunner
-@testable import Ledger
-@testable import QDConfig
-@testable import Wallet
+import Billing
+import JobRunner
+import Ledger
+import QDConfig
+import Wallet
 
-let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
-let sampleFeeds = repositoryRoot + "/SampleFeeds"
+/// The checkout: `Jobs/`, `SampleFeeds/` and the fixtures are read from it.
+public let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+public let sampleFeeds = repositoryRoot + "/SampleFeeds"
 
 /// Shanghai wall-clock time as UTC microseconds.
-func shanghai(_ year: Int, _ month: Int, _ day: Int, _ hour: Int = 0, _ minute: Int = 0) -> TimestampMicros {
+public func shanghai(_ year: Int, _ month: Int, _ day: Int, _ hour: Int = 0, _ minute: Int = 0) -> TimestampMicros {
     ShanghaiCalendar.Date(year: year, month: month, day: day).startMicros + Int64(hour * 60 + minute) * 60_000_000
+}
+
+/// A failure of the test fixtures themselves.
+public struct SupportError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ description: String) { self.description = description }
 }
 
 /// A billing world on its own database: the demo's residents, the sample billers, a manual
 /// clock, fast password hashing and quick fetch limits.
-final class BillingWorld {
-    let directory: URL
-    let path: String
-    let store: SQLiteLedgerStore
-    let clock = ManualClock(shanghai(2026, 11, 28, 2, 0))
-    let ledger: Ledger
-    let wallets: WalletService
-    let billing: BillingService
-    var config: NightlyBillingConfig
+public final class BillingWorld {
+    public let directory: URL
+    public let path: String
+    public let store: SQLiteLedgerStore
+    public let clock = ManualClock(shanghai(2026, 11, 28, 2, 0))
+    public let ledger: Ledger
+    public let wallets: WalletService
+    public let billing: BillingService
+    public var config: NightlyBillingConfig
 
-    static func migrator() -> DatabaseMigrator { QDWalletSchema.migrator() }
+    public static func migrator() -> DatabaseMigrator { QDWalletSchema.migrator() }
 
-    init() throws {
+    public init() throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("qdwallet-billing-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         path = directory.appendingPathComponent("billing.sqlite").path
@@ -63,15 +69,15 @@ final class BillingWorld {
 
     deinit { try? FileManager.default.removeItem(at: directory) }
 
-    struct Resident {
-        var phone: String
-        var kycClass: Int?
-        var fen: Int64
-        var links: [(String, String, Bool, Int64)]
-        var frozen = false
+    public struct Resident: Sendable {
+        public var phone: String
+        public var kycClass: Int?
+        public var fen: Int64
+        public var links: [(String, String, Bool, Int64)]
+        public var frozen = false
     }
 
-    static let residents: [Resident] = [
+    public static let residents: [Resident] = [
         Resident(phone: "13800000001", kycClass: 2, fen: 100_000, links: [("QD-WATER", "1100234567", true, 30_000), ("QD-POWER", "3700112233", true, 50_000), ("QD-GAS", "88001234", false, 0)]),
         Resident(phone: "13800000002", kycClass: 2, fen: 20_000, links: [("QD-WATER", "1100234568", true, 3_000)]),
         Resident(phone: "13800000003", kycClass: 2, fen: 500, links: [("QD-POWER", "3700112234", true, 50_000)]),
@@ -81,7 +87,7 @@ final class BillingWorld {
     ]
 
     /// Opens the residents' wallets, funds them and links their bill accounts.
-    func populate() throws {
+    public func populate() throws {
         for resident in Self.residents {
             _ = try wallets.openWallet(phone: resident.phone, name: "张三")
             try wallets.setPassword(phone: resident.phone, password: "123456")
@@ -102,7 +108,7 @@ final class BillingWorld {
         }
     }
 
-    func runner(chunkSize: Int = 2_000, steps: [any JobStep]? = nil, owner: String = "test") throws -> JobRunner {
+    public func runner(chunkSize: Int = 2_000, steps: [any JobStep]? = nil, owner: String = "test") throws -> JobRunner {
         let definition = try JobDefinition(ConfigTable.parse("""
             name = "nightly-billing"
             chunk_size = \(chunkSize)
@@ -120,23 +126,24 @@ final class BillingWorld {
                          progress: ProgressReporter(logger: Logger(label: "test"), terminal: false), owner: owner, sleepMillis: { _ in })
     }
 
-    func run(_ date: String, feeds: [String: String] = [:], force: Bool = false) throws -> ExecutionReport {
+    public func run(_ date: String, feeds: [String: String] = [:], force: Bool = false) throws -> ExecutionReport {
         var overrides = ["date": date]
         for (biller, url) in feeds { overrides["feed.\(biller)"] = url }
         return try runner().run("nightly-billing", overrides: overrides, force: force)
     }
 
-    func summary(_ report: ExecutionReport) throws -> NightlyBilling.Summary {
+    public func summary(_ report: ExecutionReport) throws -> NightlyBilling.Summary {
         let decoder = JSONDecoder()
         decoder.keyDecodingStrategy = .convertFromSnakeCase
-        return try decoder.decode(NightlyBilling.Summary.self, from: try #require(report.summary))
+        guard let summary = report.summary else { throw SupportError("the run has no summary: \(report.status)") }
+        return try decoder.decode(NightlyBilling.Summary.self, from: summary)
     }
 
-    func bill(_ biller: String, _ id: String) throws -> Row? {
+    public func bill(_ biller: String, _ id: String) throws -> Row? {
         try store.pool.read { try Row.fetchOne($0, sql: "SELECT * FROM bills WHERE biller = ? AND bill_id = ?", arguments: [biller, id]) }
     }
 
-    func status(_ biller: String, _ id: String) throws -> String? {
+    public func status(_ biller: String, _ id: String) throws -> String? {
         try bill(biller, id).map { row in
             let status: String = row["status"]
             let reason: String? = row["reason"]
@@ -144,11 +151,11 @@ final class BillingWorld {
         }
     }
 
-    func balance(_ phone: String) throws -> Int64 { try wallets.balance(phone: phone).balanceFen }
+    public func balance(_ phone: String) throws -> Int64 { try wallets.balance(phone: phone).balanceFen }
 
     /// The biller settlement account's movement on a business day (by effective time).
-    func ledgerMovement(_ biller: String, _ date: String) throws -> Int64 {
-        let day = try #require(ShanghaiCalendar.Date(iso: date))
+    public func ledgerMovement(_ biller: String, _ date: String) throws -> Int64 {
+        guard let day = ShanghaiCalendar.Date(iso: date) else { throw SupportError("not a date: \(date)") }
         return try store.pool.read { db in
             try Int64.fetchOne(db, sql: """
                 SELECT coalesce(sum(CASE e.side WHEN 1 THEN e.amount ELSE -e.amount END), 0)
@@ -159,18 +166,18 @@ final class BillingWorld {
         }
     }
 
-    func reportFile(_ biller: String, _ compactDate: String) throws -> String {
+    public func reportFile(_ biller: String, _ compactDate: String) throws -> String {
         try String(contentsOfFile: config.reportsDirectory + "/\(biller)/QDW-\(biller)-\(compactDate).xml", encoding: .utf8)
     }
 
-    func count(_ sql: String) throws -> Int {
+    public func count(_ sql: String) throws -> Int {
         try store.pool.read { try Int.fetchOne($0, sql: sql) ?? -1 }
     }
 }
 
 /// A valid resident ID number of its own for each test phone (Qingdao's address code, a
 /// birth year and sequence drawn from the phone): one person, one verified wallet.
-func residentID(forPhone phone: String) -> String {
+public func residentID(forPhone phone: String) -> String {
     let n = Int(phone.suffix(5)) ?? 0
     let sequence = String(1_000 + n % 1_000).dropFirst()
     let body = "370202" + String(1940 + (n / 1_000) % 80) + "0101" + sequence

@@ -1,41 +1,11 @@
 import Feeds
 import Foundation
+import QDTestSupport
 import Testing
 @testable import Billing
 @testable import JobRunner
 import Logging
 import Synchronization
-
-/// The loopback feed server of Fixtures/feed_server.py, started for one test and stopped after.
-final class FeedServer {
-    let process = Process()
-    let port: Int
-    let root: String
-
-    init(root: String) throws {
-        self.root = root
-        let portFile = FileManager.default.temporaryDirectory.appendingPathComponent("qdwallet-port-\(UUID().uuidString)").path
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/feed_server.py").path, root, portFile]
-        try process.run()
-        var waited = 0
-        while !FileManager.default.fileExists(atPath: portFile) {
-            guard waited < 100, process.isRunning else { throw FeedError(.unreachable, "the test feed server did not start") }
-            usleep(50_000)
-            waited += 1
-        }
-        port = Int(try String(contentsOfFile: portFile, encoding: .utf8)) ?? 0
-        try? FileManager.default.removeItem(atPath: portFile)
-    }
-
-    func url(_ mode: String, _ file: String) -> String { "http://127.0.0.1:\(port)/\(mode)/\(file)" }
-
-    deinit {
-        // SIGKILL: a child started from a worker thread may inherit a mask that blocks SIGTERM.
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-    }
-}
 
 @Suite(.serialized) struct FetchTests {
     static let water = "QD-WATER/QD-WATER-20261127.xml"
@@ -204,11 +174,4 @@ final class FeedServer {
         #expect(resumed.status == "completed")
         #expect(try world.summary(resumed).billers.allSatisfy { $0.status == "processed" || $0.status == "skipped" })
     }
-}
-
-/// A flag another thread sets.
-final class StopFlag: Sendable {
-    private let flag = Mutex(false)
-    var isSet: Bool { flag.withLock { $0 } }
-    func set() { flag.withLock { $0 = true } }
 }

@@ -4,6 +4,7 @@ import Foundation
 import GRDB
 import Logging
 import Synchronization
+import QDTestSupport
 import Testing
 @testable import Billing
 @testable import JobRunner

@@ -3,6 +3,7 @@ import Foundation
 import FoundationXML
 #endif
 import GRDB
+import QDTestSupport
 import Testing
 @testable import Billing
 @testable import Ledger
