@@ -49,10 +49,7 @@ let package = Package(
             swiftSettings: strict),
         .target(
             name: "Payments",
-            dependencies: [
-                "Ledger", "Wallet", "Campaigns",
-                .product(name: "GRDB", package: "GRDB.swift"),
-            ],
+            dependencies: ["Ledger", "Wallet", "Campaigns", "QDSQL"],
             swiftSettings: strict),
         .systemLibrary(
             name: "CLibXML2",
@@ -99,8 +96,7 @@ let package = Package(
         .target(
             name: "Notify",
             dependencies: [
-                "Ledger", "JobRunner", "Feeds", "QDConfig", "Wallet", "Billing",
-                .product(name: "GRDB", package: "GRDB.swift"),
+                "Ledger", "JobRunner", "Feeds", "QDConfig", "Wallet", "Billing", "QDSQL",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -155,7 +151,7 @@ let package = Package(
         .executableTarget(
             name: "qdwallet-bench",
             dependencies: [
-                "Ledger", "Wallet", "Billing", "Campaigns", "Feeds", "JobRunner", "Reports", "QDSchema",
+                "Ledger", "Wallet", "Billing", "Campaigns", "Feeds", "JobRunner", "Reports", "QDSchema", "QDSQL",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
             ],

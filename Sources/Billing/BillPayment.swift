@@ -1,9 +1,9 @@
 import Campaigns
 import Foundation
-import GRDB
 import Ledger
 import Payments
 import Wallet
+import QDSQL
 
 /// A bill ready for a payment decision, with its wallet and link.
 struct BillCandidate {
@@ -145,7 +145,7 @@ struct BillPayment {
     }
 
     /// Records a committed payment: the bill, the wallet's history, the receipt.
-    func recordPaid(_ db: Database, _ bill: BillCandidate, transactionID: TransactionID, followers: ArraySlice<PostingResult> = [], via: PaidVia, businessDate: ShanghaiCalendar.Date, billerName: String, category: String) throws {
+    func recordPaid(_ db: any SQLConnection, _ bill: BillCandidate, transactionID: TransactionID, followers: ArraySlice<PostingResult> = [], via: PaidVia, businessDate: ShanghaiCalendar.Date, billerName: String, category: String) throws {
         let result = benefits[bill.rowID]?.1 ?? .none
         try BillStore(db).markPaid(rowID: bill.rowID, BillStore.Paid(walletID: bill.wallet!.id, billAccountID: bill.billAccountID, transactionID: transactionID, paidFen: bill.dueFen,
                                                                    discountFen: result.discountFen, points: result.points, via: via, businessDate: businessDate), at: now)
@@ -170,7 +170,7 @@ struct BillPayment {
     }
 
     /// Records a bill left payable (with the reason the resident is told) or unmatched.
-    func recordNotPaid(_ db: Database, _ bill: BillCandidate, decision: PaymentDecision) throws {
+    func recordNotPaid(_ db: any SQLConnection, _ bill: BillCandidate, decision: PaymentDecision) throws {
         switch decision {
         case .unmatched:
             try BillStore(db).markUnmatched(rowID: bill.rowID, at: now)

@@ -1,6 +1,5 @@
 import Campaigns
 import Foundation
-import GRDB
 import Ledger
 import Payments
 import Wallet
@@ -80,7 +79,7 @@ public struct BillingService: Sendable {
     /// The wallet's bills, newest first, optionally of one status.
     public func bills(phone: String, status: BillStatus?) throws -> [Bill] {
         let wallet = try wallets.wallet(phone: phone)
-        return try store.pool.read { db in
+        return try store.database.read { db in
             try BillStore(db).bills(walletID: wallet.id, status: status, limit: 500)
         }
     }

@@ -1,8 +1,8 @@
 import Crypto
 import Feeds
 import Foundation
-import GRDB
 import Ledger
+import QDSQL
 
 /// Stages one feed file into `bills`, `feed_cancels` and `feed_records`, inside the caller's
 /// transaction (the caller wraps it in a savepoint: a feed-level fault leaves nothing).
@@ -33,7 +33,7 @@ public enum FeedIngest {
     }
 
     public static func ingest(
-        _ db: Database, path: String, biller: Biller, date: ShanghaiCalendar.Date,
+        _ db: any SQLConnection, path: String, biller: Biller, date: ShanghaiCalendar.Date,
         reader: FeedReader, executionID: Int64, now: TimestampMicros
     ) throws -> Outcome {
         let (digest, bytes) = try sha256(path: path)

@@ -1,9 +1,9 @@
 import Crypto
 import Feeds
 import Foundation
-import GRDB
 import JobRunner
 import Ledger
+import QDSQL
 
 /// Builds a biller's payment report for a business day from the committed state.
 public enum PaymentReports {
@@ -81,7 +81,7 @@ public enum PaymentReports {
 
     /// The header of the report of `biller` for `date`, with `itemCount` (the items are
     /// counted as they are written; `build` counts them in memory).
-    public static func header(_ db: Database, biller: String, date: ShanghaiCalendar.Date, now: TimestampMicros, itemCount count: Int = 0, version: Int = 1) throws -> ReportHeader {
+    public static func header(_ db: any SQLConnection, biller: String, date: ShanghaiCalendar.Date, now: TimestampMicros, itemCount count: Int = 0, version: Int = 1) throws -> ReportHeader {
         let store = BillStore(db)
         let totals = try store.dayTotals(biller: biller, on: date)
         return ReportHeader(
@@ -112,13 +112,13 @@ public enum PaymentReports {
     }
 
     /// Header and items, all in memory (tests and small days).
-    public static func build(_ db: Database, biller: String, date: ShanghaiCalendar.Date, now: TimestampMicros) throws -> (ReportHeader, [ReportItem]) {
+    public static func build(_ db: any SQLConnection, biller: String, date: ShanghaiCalendar.Date, now: TimestampMicros) throws -> (ReportHeader, [ReportItem]) {
         let items = try BillStore(db).reportRows(biller: biller, on: date).map { item(try $0.get(), date: date.iso) }
         return (try header(db, biller: biller, date: date, now: now, itemCount: items.count), items)
     }
 
     /// Writes the report of `biller` for `date` to `path`, streaming its items from the database.
-    public static func write(_ db: Database, biller: String, date: ShanghaiCalendar.Date, now: TimestampMicros, path: String, schema: XMLSchema, version: Int = 1, ledgerHead: String? = nil) throws -> ReportHeader {
+    public static func write(_ db: any SQLConnection, biller: String, date: ShanghaiCalendar.Date, now: TimestampMicros, path: String, schema: XMLSchema, version: Int = 1, ledgerHead: String? = nil) throws -> ReportHeader {
         var head = try header(db, biller: biller, date: date, now: now, version: version)
         head.ledgerHead = ledgerHead
         let rows = try BillStore(db).reportRows(biller: biller, on: date)
@@ -164,7 +164,7 @@ enum FeedStatusReport {
     }
 
     /// The day's feed of `biller` as the latest run left it, when it was refused.
-    static func rejection(_ db: Database, biller: String, date: ShanghaiCalendar.Date) throws -> Rejection? {
+    static func rejection(_ db: any SQLConnection, biller: String, date: ShanghaiCalendar.Date) throws -> Rejection? {
         guard let run = try BillStore(db).lastRun(biller: biller, on: date), run.status == "rejected" else { return nil }
         // Only the message goes to the biller: never a local path or a cause from inside.
         let error = run.error ?? "the feed was refused"

@@ -1,12 +1,12 @@
 import Foundation
-import GRDB
 import Ledger
+import QDSQL
 
 /// Campaign bookkeeping inside one database transaction: usage (budgets and caps) as the
 /// transaction has left it, allocations, explanations, points lots and reversals. Its
 /// statements are `CampaignStore`'s.
 public final class CampaignBook {
-    let db: Database
+    let db: any SQLConnection
     public let campaigns: [Campaign]
     /// Allocations decided in this transaction and not yet written (a ledger batch in flight),
     /// summed by what budgets and caps count, so a lookup costs the same however many there are.
@@ -19,7 +19,7 @@ public final class CampaignBook {
     /// Whether any campaign looks at the payment being the wallet's first to its payee.
     public let needsFirstPayment: Bool
 
-    public init(db: Database, campaigns: [Campaign]) {
+    public init(db: any SQLConnection, campaigns: [Campaign]) {
         self.db = db
         self.campaigns = campaigns
         needsFirstPayment = campaigns.contains { campaign in
@@ -36,7 +36,7 @@ public final class CampaignBook {
     }
 
     /// Records each campaign version; a changed file under an old version number is refused.
-    public static func register(_ campaigns: [Campaign], db: Database, now: TimestampMicros) throws {
+    public static func register(_ campaigns: [Campaign], db: any SQLConnection, now: TimestampMicros) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let store = CampaignStore(db)

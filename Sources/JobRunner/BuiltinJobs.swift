@@ -1,6 +1,6 @@
 import Foundation
-import GRDB
 import Ledger
+import QDSQL
 
 /// The jobs that need nothing but the ledger.
 public enum BuiltinJobs {
@@ -36,7 +36,7 @@ struct LedgerCheckStep: TypedJobStep {
 
     func start(_ context: JobContext) throws -> Checkpoint { Checkpoint(done: false) }
 
-    func chunk(_ context: JobContext, db: Database, ledger: any LedgerWriting, from checkpoint: Checkpoint) throws -> (Checkpoint, ChunkCounts) {
+    func chunk(_ context: JobContext, db: any SQLConnection, ledger: any LedgerWriting, from checkpoint: Checkpoint) throws -> (Checkpoint, ChunkCounts) {
         let report = try Ledger.check(ledger)
         let result = Checkpoint(done: true, ok: report.ok, violationCount: report.violationCount, violations: report.violations.prefix(50).map(\.description))
         return (result, ChunkCounts(read: report.transactions, written: 0, failed: report.violationCount, done: true))
@@ -53,7 +53,7 @@ struct ExpireHoldsStep: TypedJobStep {
 
     func start(_ context: JobContext) throws -> Checkpoint { Checkpoint(expired: 0) }
 
-    func chunk(_ context: JobContext, db: Database, ledger: any LedgerWriting, from checkpoint: Checkpoint) throws -> (Checkpoint, ChunkCounts) {
+    func chunk(_ context: JobContext, db: any SQLConnection, ledger: any LedgerWriting, from checkpoint: Checkpoint) throws -> (Checkpoint, ChunkCounts) {
         let now = context.clock.nowMicros()
         let holds = try ledger.expiredOpenHolds(asOf: now, limit: context.chunkSizeMax)
         let requests = holds.map { PostingRequest(key: "ledger.expire.\($0.id)", action: .expireHold(holdID: $0.id), memo: "hold expired") }

@@ -1,7 +1,7 @@
 import Foundation
-import GRDB
 import Ledger
 import Logging
+import QDSQL
 
 /// What one `run` did.
 public struct ExecutionReport: Sendable, Codable {
@@ -178,7 +178,7 @@ public final class JobRunner: Sendable {
                 reports.append(report(step.name, running))
                 continue
             }
-            let total = try? store.pool.read { db in try step.estimatedTotal(context, db: db) }
+            let total = try? store.database.read { db in try step.estimatedTotal(context, db: db) }
             progress.begin(step: step.name, total: total)
             while running.state.status != "completed" {
                 if stop.requested {
@@ -218,7 +218,7 @@ public final class JobRunner: Sendable {
     }
 
     private func previousExecution(instanceID: Int64, before executionID: Int64) -> Int64? {
-        try? store.pool.read { db in
+        try? store.database.read { db in
             try JobRepository.previousExecution(db, instanceID: instanceID, before: executionID)
         }
     }
@@ -304,7 +304,7 @@ public protocol AbortingError: Error {}
 /// refreshes its heartbeat, so a run that lost its lock stops before doing more.
 public enum JobLease {
     /// True, with the heartbeat refreshed, while the execution holds the job's lock.
-    public static func refresh(_ db: Database, context: JobContext, now: TimestampMicros) throws -> Bool {
+    public static func refresh(_ db: any SQLConnection, context: JobContext, now: TimestampMicros) throws -> Bool {
         try JobRepository.heartbeat(db, job: context.jobName, executionID: context.executionID, now: now)
     }
 }

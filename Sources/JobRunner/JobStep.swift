@@ -1,7 +1,7 @@
 import Foundation
-import GRDB
 import Ledger
 import Logging
+import QDSQL
 
 /// What a step sees of its run.
 public struct JobContext: Sendable {
@@ -68,13 +68,13 @@ public protocol JobStep: Sendable {
     /// Reads a checkpoint written by an earlier version (the default refuses, clearly).
     func upgrade(checkpoint: Data, from version: Int) throws -> Data
     /// How many items the step expects in all, when it knows (for progress and ETA).
-    func estimatedTotal(_ context: JobContext, db: Database) throws -> Int?
+    func estimatedTotal(_ context: JobContext, db: any SQLConnection) throws -> Int?
     /// Slow work for the coming chunk that must not hold the database (a download), done
     /// outside any transaction; the chunk sees its result as `context.prepared`, a typed value
     /// that stays in the process (it is never stored).
     func beforeChunk(_ context: JobContext, checkpoint: Data) throws -> (any Sendable)?
     /// Runs one chunk of at most `context.chunkSizeMax` items inside the runner's transaction.
-    func runChunk(_ context: JobContext, db: Database, ledger: any LedgerWriting, checkpoint: Data) throws -> ChunkResult
+    func runChunk(_ context: JobContext, db: any SQLConnection, ledger: any LedgerWriting, checkpoint: Data) throws -> ChunkResult
 }
 
 extension JobStep {
@@ -82,7 +82,7 @@ extension JobStep {
         throw JobRefusal.checkpointVersion(step: name, stored: version, supported: checkpointVersion)
     }
 
-    public func estimatedTotal(_ context: JobContext, db: Database) throws -> Int? { nil }
+    public func estimatedTotal(_ context: JobContext, db: any SQLConnection) throws -> Int? { nil }
 
     public func beforeChunk(_ context: JobContext, checkpoint: Data) throws -> (any Sendable)? { nil }
 }
@@ -97,7 +97,7 @@ public protocol TypedJobStep: JobStep {
     /// reads it with `context.prepared(Prepared.self)`.
     func prepare(_ context: JobContext, at checkpoint: Checkpoint) throws -> Prepared?
     /// Runs one chunk; returns the new checkpoint and the counts.
-    func chunk(_ context: JobContext, db: Database, ledger: any LedgerWriting, from checkpoint: Checkpoint) throws -> (Checkpoint, ChunkCounts)
+    func chunk(_ context: JobContext, db: any SQLConnection, ledger: any LedgerWriting, from checkpoint: Checkpoint) throws -> (Checkpoint, ChunkCounts)
 }
 
 /// The counts of a typed chunk.
@@ -129,7 +129,7 @@ extension TypedJobStep {
         try prepare(context, at: try JSONDecoder().decode(Checkpoint.self, from: checkpoint))
     }
 
-    public func runChunk(_ context: JobContext, db: Database, ledger: any LedgerWriting, checkpoint: Data) throws -> ChunkResult {
+    public func runChunk(_ context: JobContext, db: any SQLConnection, ledger: any LedgerWriting, checkpoint: Data) throws -> ChunkResult {
         let current = try JSONDecoder().decode(Checkpoint.self, from: checkpoint)
         let (next, counts) = try chunk(context, db: db, ledger: ledger, from: current)
         return ChunkResult(checkpoint: try JSONEncoder().encode(next), read: counts.read, written: counts.written, skipped: counts.skipped, failed: counts.failed, done: counts.done)
@@ -151,15 +151,15 @@ public struct JobImplementation: Sendable {
     public var name: String
     public var steps: [any JobStep]
     /// The job's own summary of an execution (JSON), for `jobs run --json`.
-    public var summary: (@Sendable (Database, JobContext) throws -> Data?)?
+    public var summary: (@Sendable (any SQLConnection, JobContext) throws -> Data?)?
     /// How the completed run turned out.
-    public var assess: (@Sendable (Database, JobContext) throws -> JobAssessment)?
+    public var assess: (@Sendable (any SQLConnection, JobContext) throws -> JobAssessment)?
     /// Parameters the job takes beyond those its definition declares (`feed.QD-WATER` for
     /// the nightly run), with what is wrong with one it does not take; nil when it takes it.
     public var extraParameter: (@Sendable (String) -> String?)?
 
-    public init(name: String, steps: [any JobStep], summary: (@Sendable (Database, JobContext) throws -> Data?)? = nil,
-                extraParameter: (@Sendable (String) -> String?)? = nil, assess: (@Sendable (Database, JobContext) throws -> JobAssessment)? = nil) {
+    public init(name: String, steps: [any JobStep], summary: (@Sendable (any SQLConnection, JobContext) throws -> Data?)? = nil,
+                extraParameter: (@Sendable (String) -> String?)? = nil, assess: (@Sendable (any SQLConnection, JobContext) throws -> JobAssessment)? = nil) {
         self.name = name
         self.steps = steps
         self.summary = summary

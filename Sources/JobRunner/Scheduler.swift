@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import Ledger
 import Logging
 
@@ -44,7 +43,7 @@ public struct Scheduler: Sendable {
     /// Fires beyond `catch_up_max` are recorded as left unrun.
     private func tickEvery(_ definition: JobDefinition, _ schedule: CronExpression) throws -> [Decision] {
         let now = runner.clock.nowMicros()
-        let last = try runner.store.pool.read { db in try JobRepository.lastFire(db, job: definition.name) }
+        let last = try runner.store.database.read { db in try JobRepository.lastFire(db, job: definition.name) }
         guard let last else {
             try runner.store.transaction { db, _ in try JobRepository.recordFire(db, job: definition.name, at: now) }
             return [Decision(job: definition.name, action: "first_seen", fireAt: now, missedFires: 0)]
@@ -87,7 +86,7 @@ public struct Scheduler: Sendable {
 
     private func tick(_ definition: JobDefinition, _ schedule: CronExpression) throws -> Decision? {
         let now = runner.clock.nowMicros()
-        let last = try runner.store.pool.read { db in try JobRepository.lastFire(db, job: definition.name) }
+        let last = try runner.store.database.read { db in try JobRepository.lastFire(db, job: definition.name) }
         guard let last else {
             // A job seen for the first time starts from now: its history is not "missed".
             try runner.store.transaction { db, _ in try JobRepository.recordFire(db, job: definition.name, at: now) }

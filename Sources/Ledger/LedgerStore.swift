@@ -1,3 +1,5 @@
+import QDSQL
+
 /// The whole of the ledger's persistence: every SQL statement of the ledger lives behind an
 /// implementation of this protocol. The rules, the hash chain and idempotency live in
 /// `Ledger`, so another database is one new conforming type.
@@ -64,4 +66,10 @@ public protocol LedgerWriting: LedgerReading {
     func insertIdempotency(_ record: IdempotencyRecord) throws
     /// Inserts the record unless its key exists; `false` when it did (nothing written).
     func insertIdempotencyIfAbsent(_ record: IdempotencyRecord) throws -> Bool
+}
+
+/// The ledger as read inside the caller's transaction or snapshot `db`, on either engine (a
+/// report that reads other modules' tables in the same snapshot).
+public func ledgerReader(in db: any SQLConnection) -> any LedgerReading {
+    LedgerSession(db)
 }

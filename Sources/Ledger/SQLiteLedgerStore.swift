@@ -8,17 +8,20 @@ import Synchronization
 public final class SQLiteLedgerStore: LedgerStore {
     /// The database, shared with the modules that write in the same transactions.
     public let pool: DatabasePool
+    /// The same database through the SQL layer: what the other modules' stores are given.
+    public let database: SQLitePool
 
     /// Called inside every write transaction, just before it commits (an audit trail that
     /// must commit with the change it records). Set once, before the store is used.
-    private let beforeCommit = Mutex<(@Sendable (Database) throws -> Void)?>(nil)
+    private let beforeCommit = Mutex<(@Sendable (any SQLConnection) throws -> Void)?>(nil)
 
     public init(pool: DatabasePool) {
         self.pool = pool
+        self.database = SQLitePool(pool)
     }
 
     /// Installs the hook every write transaction calls before it commits.
-    public func setBeforeCommit(_ hook: (@Sendable (Database) throws -> Void)?) {
+    public func setBeforeCommit(_ hook: (@Sendable (any SQLConnection) throws -> Void)?) {
         beforeCommit.withLock { $0 = hook }
     }
 
@@ -27,29 +30,17 @@ public final class SQLiteLedgerStore: LedgerStore {
         self.init(pool: try SQLiteDatabase.open(path: path, migrator: SQLiteDatabase.ledgerMigrator()))
     }
 
-    /// The ledger as read inside the caller's transaction or snapshot `db` (a job's summary,
-    /// a report that reads other modules' tables in the same snapshot).
-    public static func reader(in db: Database) throws -> any LedgerReading {
-        LedgerSession(SQLiteConnection(db))
-    }
-
     public func read<T>(_ body: (any LedgerReading) throws -> T) throws -> T {
         try Self.mapErrors {
-            try pool.read { db in
-                let session = LedgerSession(SQLiteConnection(db))
-                return try body(session)
-            }
+            try database.read { db in try body(LedgerSession(db)) }
         }
     }
 
-    /// Runs `body` in one read-only snapshot, with the GRDB connection for the caller's own
-    /// tables and the ledger's reads on the same snapshot.
-    public func snapshot<T>(_ body: (Database, any LedgerReading) throws -> T) throws -> T {
+    /// Runs `body` in one read-only snapshot, with the connection for the caller's own
+    /// stores and the ledger's reads on the same snapshot.
+    public func snapshot<T>(_ body: (any SQLConnection, any LedgerReading) throws -> T) throws -> T {
         try Self.mapErrors {
-            try pool.read { db in
-                let session = LedgerSession(SQLiteConnection(db))
-                return try body(db, session)
-            }
+            try database.read { db in try body(db, LedgerSession(db)) }
         }
     }
 
@@ -57,27 +48,20 @@ public final class SQLiteLedgerStore: LedgerStore {
         try transaction { _, session in try body(session) }
     }
 
-    /// Runs `body` in one immediate write transaction, with the GRDB connection for the
-    /// caller's own tables and the ledger session on the same connection.
-    public func transaction<T>(_ body: (Database, any LedgerWriting) throws -> T) throws -> T {
+    /// Runs `body` in one write transaction (on SQLite an immediate one: writers take turns),
+    /// with the connection for the caller's own stores and the ledger session on it.
+    public func transaction<T>(_ body: (any SQLConnection, any LedgerWriting) throws -> T) throws -> T {
         try Self.mapErrors {
-            try pool.writeWithoutTransaction { db in
-                var result: T?
-                try db.inTransaction(.immediate) {
-                    let session = LedgerSession(SQLiteConnection(db))
-                    result = try body(db, session)
-                    if let hook = beforeCommit.withLock({ $0 }) { try hook(db) }
-                    return .commit
-                }
-                guard let result else {
-                    throw LedgerError(.storage, "the write transaction ended without a result")
-                }
+            try database.write { db in
+                let result = try body(db, LedgerSession(db))
+                if let hook = beforeCommit.withLock({ $0 }) { try hook(db) }
                 return result
             }
         }
     }
 
-    /// Turns GRDB's errors into `LedgerError`, keeping every other error as it is.
+    /// Turns GRDB's errors (opening, beginning or committing a transaction) into
+    /// `LedgerError`, keeping every other error as it is.
     static func mapErrors<T>(_ body: () throws -> T) throws -> T {
         do {
             return try body()

@@ -1,23 +1,23 @@
 import Crypto
 import Feeds
 import Foundation
-import GRDB
 import JobRunner
 import Billing
 import Ledger
 import Logging
 import Synchronization
 import Wallet
+import QDSQL
 
 /// `notify`: queues reminders for bills still payable (three days before the due date, and
 /// once overdue, once each), then delivers the outbox at least once, with a stable message id,
 /// bounded retries with backoff, quiet hours for notices, and dead letters after the last try.
 public enum NotifyJob {
     /// `pool` is the database the delivery step reads outside its transaction.
-    public static func implementation(config: NotifyConfig, secret: [UInt8]?, fetcher: FeedFetcher, pool: DatabasePool) -> JobImplementation {
+    public static func implementation(config: NotifyConfig, secret: [UInt8]?, fetcher: FeedFetcher, database: any SQLDatabase) -> JobImplementation {
         JobImplementation(
             name: "notify",
-            steps: [ReminderStep(), DeliverStep(config: config, secret: secret, fetcher: fetcher.with(limits: deliveryLimits(config, fetcher.limits)), pool: pool)],
+            steps: [ReminderStep(), DeliverStep(config: config, secret: secret, fetcher: fetcher.with(limits: deliveryLimits(config, fetcher.limits)), database: database)],
             summary: { db, context in
                 let outbox = OutboxStore(db)
                 var counts = try outbox.countsByStatus()
@@ -52,7 +52,7 @@ public enum NotifyJob {
         let name = "reminders"
         let checkpointVersion = 1
         func start(_ context: JobContext) throws -> Checkpoint { Checkpoint(done: false) }
-        func chunk(_ context: JobContext, db: Database, ledger: any LedgerWriting, from checkpoint: Checkpoint) throws -> (Checkpoint, ChunkCounts) {
+        func chunk(_ context: JobContext, db: any SQLConnection, ledger: any LedgerWriting, from checkpoint: Checkpoint) throws -> (Checkpoint, ChunkCounts) {
             let now = context.clock.nowMicros()
             let today = ShanghaiCalendar.date(at: now)
             let soon = today.adding(days: 3).iso
@@ -89,7 +89,7 @@ public enum NotifyJob {
         let config: NotifyConfig
         let secret: [UInt8]?
         let fetcher: FeedFetcher
-        let pool: DatabasePool
+        let database: any SQLDatabase
         let name = "deliver"
         let checkpointVersion = 2
 
@@ -102,7 +102,7 @@ public enum NotifyJob {
 
         /// Messages due now and claimed by no live delivery; outside quiet hours all of them,
         /// inside only the urgent ones.
-        func due(_ db: Database, now: TimestampMicros) throws -> [Message] {
+        func due(_ db: any SQLConnection, now: TimestampMicros) throws -> [Message] {
             let quiet = config.isQuiet(minuteOfDay: Int(ShanghaiCalendar.microsOfDay(at: now) / 60_000_000))
             return try OutboxStore(db).due(at: now, urgentOnly: quiet, limit: config.batchMax)
         }
@@ -115,7 +115,7 @@ public enum NotifyJob {
             guard now - checkpoint.startedAt < Int64(config.runSecondsMax) * 1_000_000 else {
                 return Round(delivered: 0, failed: 0, more: false)
             }
-            let messages = try pool.read { db in try due(db, now: now) }
+            let messages = try database.read { db in try due(db, now: now) }
             guard !messages.isEmpty else { return Round(delivered: 0, failed: 0, more: false) }
             let queue = Mutex((next: 0, delivered: 0, failed: 0, lostLock: false))
             let workers = max(1, min(config.concurrency, messages.count))
@@ -149,7 +149,7 @@ public enum NotifyJob {
         func deliver(_ message: Message, context: JobContext) -> Delivery {
             let id = message.id
             do {
-                let claimed: Bool? = try pool.write { db in
+                let claimed: Bool? = try database.write { db in
                     let now = context.clock.nowMicros()
                     guard try JobLease.refresh(db, context: context, now: now) else { return nil }
                     return try OutboxStore(db).claim(id: id, owner: context.executionID, until: now + leaseMicros, at: now)
@@ -167,7 +167,7 @@ public enum NotifyJob {
                 failure = "\(error)"
             }
             do {
-                try pool.write { db in
+                try database.write { db in
                     let now = context.clock.nowMicros()
                     let outbox = OutboxStore(db)
                     if failure == nil {
@@ -207,7 +207,7 @@ public enum NotifyJob {
             }
         }
 
-        func chunk(_ context: JobContext, db: Database, ledger: any LedgerWriting, from checkpoint: Checkpoint) throws -> (Checkpoint, ChunkCounts) {
+        func chunk(_ context: JobContext, db: any SQLConnection, ledger: any LedgerWriting, from checkpoint: Checkpoint) throws -> (Checkpoint, ChunkCounts) {
             let round = context.prepared(Round.self) ?? Round(delivered: 0, failed: 0, more: false)
             let next = Checkpoint(round: checkpoint.round + 1, startedAt: checkpoint.startedAt)
             let budgetLeft = context.clock.nowMicros() - checkpoint.startedAt < Int64(config.runSecondsMax) * 1_000_000

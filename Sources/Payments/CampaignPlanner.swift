@@ -1,7 +1,7 @@
 import Campaigns
-import GRDB
 import Ledger
 import Wallet
+import QDSQL
 
 /// QR payments through the payment pipeline: the wallet checks the payer and the merchant,
 /// the pipeline plans the campaigns, builds the linked requests and records what they gave.
@@ -14,7 +14,7 @@ public struct CampaignPlanner: PaymentPlanner {
         self.clock = clock
     }
 
-    public func planQR(_ db: Database, _ tx: any LedgerWriting, _ payment: QRPaymentFacts) throws -> PaymentPlan {
+    public func planQR(_ db: any SQLConnection, _ tx: any LedgerWriting, _ payment: QRPaymentFacts) throws -> PaymentPlan {
         let pipeline = PaymentPipeline(db: db, campaigns: campaigns, clock: clock)
         let wallet = payment.wallet
         let merchant = payment.merchant

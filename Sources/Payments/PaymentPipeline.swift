@@ -1,6 +1,6 @@
 import Campaigns
-import GRDB
 import Ledger
+import QDSQL
 
 /// The one payment pipeline of qdwallet: plan the payment with the campaigns, build its linked
 /// ledger requests, record what the campaigns gave once the ledger committed. pay-bill and the
@@ -10,7 +10,7 @@ public final class PaymentPipeline {
     let book: CampaignBook
     let clock: any LedgerClock
 
-    public init(db: Database, campaigns: [Campaign], clock: any LedgerClock) {
+    public init(db: any SQLConnection, campaigns: [Campaign], clock: any LedgerClock) {
         self.book = CampaignBook(db: db, campaigns: campaigns)
         self.clock = clock
     }

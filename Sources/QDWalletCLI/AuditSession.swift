@@ -4,6 +4,7 @@ import GRDB
 import Ledger
 import Synchronization
 import Wallet
+import QDSQL
 
 /// A command that changes nothing: it is not written to the audit trail.
 protocol ReadOnlyCommand {}
@@ -28,7 +29,7 @@ enum AuditSession {
     }
 
     /// The hook a store calls before each write transaction commits.
-    static let beforeCommit: @Sendable (Database) throws -> Void = { db in
+    static let beforeCommit: @Sendable (any SQLConnection) throws -> Void = { db in
         guard var current = state.withLock({ $0 }), !current.written else { return }
         try AuditStore.append(db, at: SystemClock().nowMicros(), operator: current.operatorName, command: current.command, arguments: current.arguments, outcome: "ok", walletPhone: current.walletPhone)
         current.written = true
@@ -104,7 +105,7 @@ struct AuditCommand: ParsableCommand, ReadOnlyCommand {
             return date
         }
         let store = try AppDatabase.openStore(path: global.databasePath, mode: .existingForReading)
-        let entries = try store.pool.read { db in try AuditStore.list(db, since: day?.startMicros, operator: operatorName, walletPhone: wallet, limit: limit) }
+        let entries = try store.database.read { db in try AuditStore.list(db, since: day?.startMicros, operator: operatorName, walletPhone: wallet, limit: limit) }
         Output(json: global.json).emit(["entries": entries]) {
             entries.isEmpty ? "no entries" : entries.map { "\(TimeText.shanghai($0.at))  \($0.operator)  \($0.command)  \($0.arguments)  -> \($0.outcome)" }.joined(separator: "\n")
         }

@@ -28,7 +28,7 @@ struct CampaignCommand: ParsableCommand {
     static func lines(_ global: GlobalOptions, _ jobs: JobsOptions) throws -> [Line] {
         let store = try AppDatabase.openStore(path: global.databasePath)
         let campaigns = try CampaignSetup.load(jobs, store: store)
-        return try store.pool.read { db in
+        return try store.database.read { db in
             try campaigns.map { campaign in
                 let used = try CampaignStore(db).budgetUsedFen(campaignID: campaign.id)
                 let use = try CampaignStore(db).standingUse(campaignID: campaign.id)
@@ -67,7 +67,7 @@ struct CampaignCommand: ParsableCommand {
             guard let campaign = campaigns.first(where: { $0.id == id }), let line = try CampaignCommand.lines(global, jobs).first(where: { $0.id == id }) else {
                 throw CLIFailure(.refused, code: "unknown_campaign", "no campaign \"\(id.prefix(64))\" in \(jobs.path)/campaigns")
             }
-            let capUse = try store.pool.read { db in
+            let capUse = try store.database.read { db in
                 try CampaignStore(db).usesByMonth(campaignID: id).map { "\($0.month): \($0.uses) uses, \(Money(fen: $0.discountFen).yuanString)" }
             }
             struct Document: Encodable { var campaign: Campaign; var usage: Line; var usesByMonth: [String] }
@@ -88,7 +88,7 @@ struct CampaignCommand: ParsableCommand {
 
         func run() throws {
             let store = try AppDatabase.openStore(path: global.databasePath, mode: .existingForReading)
-            guard let row = try store.pool.read({ db in try CampaignStore(db).explanation(transactionID: payment) }) else {
+            guard let row = try store.database.read({ db in try CampaignStore(db).explanation(transactionID: payment) }) else {
                 throw CLIFailure(.refused, code: "no_explanation", "no campaign evaluation was recorded for transaction \(payment)")
             }
             let context = try JSONDecoder().decode(JSONValue.self, from: Data(row.context.utf8))

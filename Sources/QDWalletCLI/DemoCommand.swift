@@ -118,7 +118,7 @@ struct DemoCommand: ParsableCommand, ReadOnlyCommand {
         lines.append("")
         lines.append(reconciliation.text)
         let check = try ledger.check()
-        let reports = try store.pool.read { db in
+        let reports = try store.database.read { db in
             try BillStore(db).reportPaths()
         }
         lines.append("")

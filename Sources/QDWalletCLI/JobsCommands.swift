@@ -46,7 +46,7 @@ enum JobsSetup {
                 let config = try NotifyConfig.load(path: notifyFile, reports: billing.reportsDirectory)
                 let environment = QDEnvironment.process
                 implementations.append(NotifyJob.implementation(config: config, secret: environment.webhookSecret,
-                                                                fetcher: FeedFetcher(environment: environment.fetcherEnvironment).stopping(when: { stop.requested }), pool: store.pool))
+                                                                fetcher: FeedFetcher(environment: environment.fetcherEnvironment).stopping(when: { stop.requested }), database: store.database))
             }
         }
         return JobRunner(store: store, clock: clock, logger: Logger(label: "qdwallet.jobs"), definitions: definitions, implementations: implementations, stop: stop)
@@ -157,7 +157,7 @@ struct JobsCommand: ParsableCommand {
 
         func run() throws {
             let runner = try JobsSetup.runner(global, jobs)
-            let lines = try JobQueries.list(runner.store.pool, definitions: Array(runner.definitions.values), now: runner.clock.nowMicros())
+            let lines = try JobQueries.list(runner.store.database, definitions: Array(runner.definitions.values), now: runner.clock.nowMicros())
             Output(json: global.json).emit(["jobs": lines]) {
                 lines.map { line in
                     let next = line.nextFireAt.map { TimeText.shanghai($0) } ?? "-"
@@ -176,7 +176,7 @@ struct JobsCommand: ParsableCommand {
 
         func run() throws {
             let store = try AppDatabase.openStore(path: global.databasePath, mode: .existingForReading)
-            let lines = try JobQueries.history(store.pool, job: job, limit: limit)
+            let lines = try JobQueries.history(store.database, job: job, limit: limit)
             Output(json: global.json).emit(["executions": lines]) {
                 lines.isEmpty ? "no executions" : lines.map { line in
                     var text = "\(line.executionId)  \(line.job)  \(line.status)  \(TimeText.shanghai(line.startedAt))"

@@ -18,7 +18,7 @@ struct NotifyCommand: ParsableCommand {
 
         func run() throws {
             let store = try AppDatabase.openStore(path: global.databasePath, mode: .existingForReading)
-            let messages = try store.pool.read { db in
+            let messages = try store.database.read { db in
                 try OutboxStore(db).list(deadOnly: failed, limit: max(1, min(limit, 10_000)))
             }
             Output(json: global.json).emit(["messages": messages]) {

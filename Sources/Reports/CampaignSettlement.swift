@@ -1,9 +1,9 @@
 import Campaigns
 import Foundation
-import GRDB
 import JobRunner
 import Ledger
 import Wallet
+import QDSQL
 
 /// `campaign-settlement --date D`: vests pending points whose refund window has passed,
 /// expires vested points past their expiry (soonest-to-expire first), and writes each
@@ -34,7 +34,7 @@ public enum CampaignSettlement {
         let name = "vest"
         let checkpointVersion = 1
         func start(_ context: JobContext) throws -> Checkpoint { Checkpoint(lastID: 0) }
-        func chunk(_ context: JobContext, db: Database, ledger: any LedgerWriting, from checkpoint: Checkpoint) throws -> (Checkpoint, ChunkCounts) {
+        func chunk(_ context: JobContext, db: any SQLConnection, ledger: any LedgerWriting, from checkpoint: Checkpoint) throws -> (Checkpoint, ChunkCounts) {
             let store = CampaignStore(db)
             let rows = try store.pendingPoints(vestingBefore: try cutoff(context), after: checkpoint.lastID, limit: context.chunkSizeMax)
             let requests = rows.map { row in
@@ -59,7 +59,7 @@ public enum CampaignSettlement {
         let name = "expire"
         let checkpointVersion = 1
         func start(_ context: JobContext) throws -> Checkpoint { Checkpoint(lastID: 0) }
-        func chunk(_ context: JobContext, db: Database, ledger: any LedgerWriting, from checkpoint: Checkpoint) throws -> (Checkpoint, ChunkCounts) {
+        func chunk(_ context: JobContext, db: any SQLConnection, ledger: any LedgerWriting, from checkpoint: Checkpoint) throws -> (Checkpoint, ChunkCounts) {
             guard let liability = try ledger.account(code: SystemAccounts.pointsLiability) else {
                 throw LedgerError(.accountNotFound, "the points liability account is missing: run `qdwallet init`")
             }
@@ -87,7 +87,7 @@ public enum CampaignSettlement {
         let name = "statements"
         let checkpointVersion = 1
         func start(_ context: JobContext) throws -> Checkpoint { Checkpoint(written: false) }
-        func chunk(_ context: JobContext, db: Database, ledger: any LedgerWriting, from checkpoint: Checkpoint) throws -> (Checkpoint, ChunkCounts) {
+        func chunk(_ context: JobContext, db: any SQLConnection, ledger: any LedgerWriting, from checkpoint: Checkpoint) throws -> (Checkpoint, ChunkCounts) {
             let date = try context.date("date")
             let statements = try SponsorStatement.all(db, date: date)
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
@@ -140,11 +140,11 @@ public struct SponsorStatement: Codable, Sendable, Hashable {
     }
 
     /// Every sponsor's statement for the month of `date`, up to and including it.
-    public static func all(_ db: Database, date: ShanghaiCalendar.Date) throws -> [SponsorStatement] {
+    public static func all(_ db: any SQLConnection, date: ShanghaiCalendar.Date) throws -> [SponsorStatement] {
         let start = ShanghaiCalendar.Date(year: date.year, month: date.month, day: 1)
         let from = start.startMicros, to = date.adding(days: 1).startMicros
         let store = CampaignStore(db)
-        let ledger = try SQLiteLedgerStore.reader(in: db)
+        let ledger = ledgerReader(in: db)
         return try store.sponsors().map { sponsor in
             let lines = try store.periodLines(sponsor: sponsor, from: from, to: to).map { line -> Line in
                 Line(campaignId: line.campaignID, payments: line.payments, discountsFen: line.discountsFen, refunds: line.refunds, refundedFen: line.refundedFen,

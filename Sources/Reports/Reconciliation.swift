@@ -2,9 +2,9 @@ import Billing
 import Campaigns
 import Crypto
 import Foundation
-import GRDB
 import Ledger
 import Wallet
+import QDSQL
 
 /// Finance's proof for one business day: per biller, the feed as received, the bills by
 /// outcome, the payment report and the ledger, which must agree; the campaigns against their
@@ -93,7 +93,7 @@ public struct Reconciliation: Codable, Sendable {
 
     /// Computes the day's reconciliation, and records the breaks (new, still open, resolved).
     /// It reads billing, campaigns and the ledger through their stores' read APIs.
-    public static func run(_ db: Database, ledger: any LedgerReading, date: ShanghaiCalendar.Date) throws -> Reconciliation {
+    public static func run(_ db: any SQLConnection, ledger: any LedgerReading, date: ShanghaiCalendar.Date) throws -> Reconciliation {
         var found: [(key: String, category: String, subject: String, detail: String)] = []
         func brk(_ category: String, _ subject: String, _ detail: String) {
             found.append((category + "|" + subject, category, subject, detail))

@@ -1,7 +1,7 @@
 import Foundation
-import GRDB
 import JobRunner
 import Ledger
+import QDSQL
 
 /// `reconciliation --date D`: the day's reconciliation in every format, under
 /// `reports/reconciliation/`; exit 3 when it has breaks.
@@ -25,7 +25,7 @@ public enum ReconciliationJob {
         let name = "reconcile"
         let checkpointVersion = 1
         func start(_ context: JobContext) throws -> Checkpoint { Checkpoint(breaks: -1, files: []) }
-        func chunk(_ context: JobContext, db: Database, ledger: any LedgerWriting, from checkpoint: Checkpoint) throws -> (Checkpoint, ChunkCounts) {
+        func chunk(_ context: JobContext, db: any SQLConnection, ledger: any LedgerWriting, from checkpoint: Checkpoint) throws -> (Checkpoint, ChunkCounts) {
             let date = try context.date("date")
             let reconciliation = try Reconciliation.run(db, ledger: ledger, date: date)
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])

@@ -1,5 +1,5 @@
-import GRDB
 import Ledger
+import QDSQL
 
 /// A QR payment as the wallet has checked it, handed to the planner inside the payment's
 /// transaction.
@@ -41,5 +41,5 @@ public struct PaymentPlan {
 /// The seam through which QR payments reach the payment pipeline (campaigns) without the
 /// wallet knowing of campaigns. `Payments.CampaignPlanner` is the one implementation.
 public protocol PaymentPlanner: Sendable {
-    func planQR(_ db: Database, _ tx: any LedgerWriting, _ payment: QRPaymentFacts) throws -> PaymentPlan
+    func planQR(_ db: any SQLConnection, _ tx: any LedgerWriting, _ payment: QRPaymentFacts) throws -> PaymentPlan
 }

@@ -1,6 +1,6 @@
 import Foundation
-import GRDB
 import Ledger
+import QDSQL
 
 extension WalletService {
     /// A bound card as shown: masked.
@@ -49,13 +49,13 @@ extension WalletService {
     /// The wallet's bound cards.
     public func cards(phone: String) throws -> [Card] {
         let phone = try Validation.phone(phone)
-        return try store.pool.read { db in
+        return try store.database.read { db in
             let record = try wallet(db, phone: phone)
             return try CardStore(db).boundCards(walletID: record.id)
         }
     }
 
-    func boundCard(_ db: Database, walletID: Int64, cardID: Int64) throws -> Card {
+    func boundCard(_ db: any SQLConnection, walletID: Int64, cardID: Int64) throws -> Card {
         guard let card = try CardStore(db).boundCard(id: cardID, walletID: walletID) else { throw WalletRefusal.cardNotFound }
         return card
     }

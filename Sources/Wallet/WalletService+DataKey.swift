@@ -1,12 +1,12 @@
 import Foundation
-import GRDB
 import Ledger
+import QDSQL
 
 extension WalletService {
     /// The database's data key, as recorded: its id (first 8 bytes of SHA-256, hex), or nil
     /// when no key has been used with this database yet.
     public func recordedDataKeyID() throws -> String? {
-        try store.pool.read { db in
+        try store.database.read { db in
             try WalletStore(db).recordedDataKey().map { DataKey.hex($0.keyID) }
         }
     }
@@ -14,13 +14,13 @@ extension WalletService {
     /// The data key, checked against the one this database knows, in the caller's
     /// transaction and before anything is sealed. The first key used with a database is
     /// recorded, unless values sealed under another key are already stored.
-    func verifiedDataKey(_ db: Database) throws -> DataKey {
+    func verifiedDataKey(_ db: any SQLConnection) throws -> DataKey {
         let key = try requireDataKey()
         try Self.verify(key, db: db, now: now)
         return key
     }
 
-    static func verify(_ key: DataKey, db: Database, now: TimestampMicros) throws {
+    static func verify(_ key: DataKey, db: any SQLConnection, now: TimestampMicros) throws {
         if let recorded = try WalletStore(db).recordedDataKey() {
             let keyID = recorded.keyID
             guard keyID == key.keyID, recorded.checkValue == key.checkValue else {
@@ -35,7 +35,7 @@ extension WalletService {
         try record(key, db: db, now: now)
     }
 
-    static func record(_ key: DataKey, db: Database, now: TimestampMicros) throws {
+    static func record(_ key: DataKey, db: any SQLConnection, now: TimestampMicros) throws {
         try WalletStore(db).recordDataKey(keyID: key.keyID, checkValue: key.checkValue, at: now)
     }
 

@@ -1,6 +1,6 @@
 import Foundation
-import GRDB
 import Ledger
+import QDSQL
 
 extension WalletService {
     /// What a money-moving operation answers.
@@ -33,13 +33,13 @@ extension WalletService {
 
     /// Records a movement of a wallet for its history (and, for balance payments, its class
     /// limit), in the caller's transaction.
-    public func recordMovement(_ db: Database, walletID: Int64, kind: String, counterparty: String, category: String, amountFen: Int64, discountFen: Int64 = 0, points: Int64 = 0, balancePayment: Bool, transactionID: Int64, reference: String?) throws {
+    public func recordMovement(_ db: any SQLConnection, walletID: Int64, kind: String, counterparty: String, category: String, amountFen: Int64, discountFen: Int64 = 0, points: Int64 = 0, balancePayment: Bool, transactionID: Int64, reference: String?) throws {
         try MovementStore(db).insert(MovementStore.NewMovement(walletID: walletID, kind: kind, counterparty: counterparty, category: category, amountFen: amountFen, discountFen: discountFen,
                                                                points: points, balancePayment: balancePayment, transactionID: transactionID, reference: reference, at: now))
     }
 
     /// The receipt of a committed transaction, from the wallet's history.
-    public func receipt(_ db: Database, walletID: Int64, transactionID: Int64, replayed: Bool = false) throws -> Receipt {
+    public func receipt(_ db: any SQLConnection, walletID: Int64, transactionID: Int64, replayed: Bool = false) throws -> Receipt {
         guard let movement = try MovementStore(db).movement(walletID: walletID, transactionID: transactionID) else {
             throw WalletError(.corrupt, "a committed transaction has no wallet movement")
         }
@@ -49,7 +49,7 @@ extension WalletService {
 
     /// Refuses a balance payment that would take the wallet past its class limit; to be
     /// called inside the payment's transaction so that racing payments see each other.
-    public func checkClassLimit(_ db: Database, wallet record: WalletRecord, amountFen: Int64) throws -> WalletRefusal? {
+    public func checkClassLimit(_ db: any SQLConnection, wallet record: WalletRecord, amountFen: Int64) throws -> WalletRefusal? {
         let limit = policy.limit(forClass: record.kycVerified ? record.kycClass : 1, openedAt: record.openedAt, now: now)
         let used = try MovementStore(db).balancePaymentsFen(walletID: record.id, since: limit.since)
         let (total, overflow) = used.addingReportingOverflow(amountFen)
@@ -60,7 +60,7 @@ extension WalletService {
     /// in a short window. In the payment's transaction.
     /// `via` names a password-free payment (autopay): its alerts carry it, and a night of
     /// many autopay payments raises one "many payments" alert, not one per payment.
-    public func monitorPayment(_ db: Database, wallet record: WalletRecord, amountFen: Int64, via: String? = nil, paymentKey: String? = nil, dayKey: String? = nil) throws {
+    public func monitorPayment(_ db: any SQLConnection, wallet record: WalletRecord, amountFen: Int64, via: String? = nil, paymentKey: String? = nil, dayKey: String? = nil) throws {
         if amountFen > policy.largePaymentAlertFen {
             var payload = ["event": "large_payment", "phone": Mask.phone(record.phone), "amount": Money(fen: amountFen).yuanString]
             if let via { payload["via"] = via }
@@ -133,10 +133,10 @@ extension WalletService {
     }
 
     public func merchant(id: String) throws -> Merchant {
-        try store.pool.read { db in try merchant(db, id: id) }
+        try store.database.read { db in try merchant(db, id: id) }
     }
 
-    func merchant(_ db: Database, id: String) throws -> Merchant {
+    func merchant(_ db: any SQLConnection, id: String) throws -> Merchant {
         guard let stored = try MovementStore(db).merchant(id: id) else { throw WalletRefusal.merchantNotFound }
         var merchant = stored.merchant
         merchant.nameASCII = stored.nameASCII ?? MerchantQR.asciiName(from: merchant.name, merchantID: merchant.id)
@@ -220,7 +220,7 @@ extension WalletService {
 
     /// The shared path of every balance payment: a replay answers first; then frozen, class
     /// limit, the posting, the records and the monitoring, in one transaction.
-    public func balancePayment(_ db: Database, _ tx: any LedgerWriting, wallet record: WalletRecord, request: PostingRequest, amountFen: Int64, followers: [PostingRequest] = [], record recordRows: (Int64, ArraySlice<PostingResult>) throws -> Void) throws -> Result<Receipt, any Error> {
+    public func balancePayment(_ db: any SQLConnection, _ tx: any LedgerWriting, wallet record: WalletRecord, request: PostingRequest, amountFen: Int64, followers: [PostingRequest] = [], record recordRows: (Int64, ArraySlice<PostingResult>) throws -> Void) throws -> Result<Receipt, any Error> {
         let isRetry = try tx.idempotencyRecord(key: request.key) != nil
         if !isRetry {
             if record.frozen { return .failure(WalletRefusal.walletFrozen) }
@@ -251,7 +251,7 @@ extension WalletService {
 
     public func balance(phone: String) throws -> Balance {
         let phone = try Validation.phone(phone)
-        let record = try store.pool.read { db in try wallet(db, phone: phone) }
+        let record = try store.database.read { db in try wallet(db, phone: phone) }
         return try store.read { tx in
             guard let cash = try tx.account(id: record.walletAccountID), let points = try tx.account(id: record.pointsAccountID) else {
                 throw WalletError(.corrupt, "a wallet's ledger accounts are missing")
@@ -263,7 +263,7 @@ extension WalletService {
     /// History, newest first, optionally for one month ("2026-11") and one kind.
     public func history(phone: String, month: String?, kind: String?, limit: Int = 200) throws -> [Movement] {
         let phone = try Validation.phone(phone)
-        return try store.pool.read { db in
+        return try store.database.read { db in
             let record = try wallet(db, phone: phone)
             return try MovementStore(db).history(walletID: record.id, month: month, kind: kind, limit: max(1, min(limit, 10_000)))
         }
@@ -278,7 +278,7 @@ extension WalletService {
     /// Spending of one month by category (money out of the wallet for payments and transfers).
     public func monthlySummary(phone: String, month: String) throws -> [CategorySpending] {
         let phone = try Validation.phone(phone)
-        return try store.pool.read { db in
+        return try store.database.read { db in
             let record = try wallet(db, phone: phone)
             return try MovementStore(db).spending(walletID: record.id, month: month)
         }

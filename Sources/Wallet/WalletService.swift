@@ -1,6 +1,6 @@
 import Foundation
-import GRDB
 import Ledger
+import QDSQL
 
 /// A wallet as stored (personal data stays sealed; the name is the one given at opening).
 public struct WalletRecord: Sendable, Hashable {
@@ -91,16 +91,16 @@ public struct WalletService: Sendable {
     /// The wallet of a mobile number.
     public func wallet(phone: String) throws -> WalletRecord {
         let phone = try Validation.phone(phone)
-        return try store.pool.read { db in try wallet(db, phone: phone) }
+        return try store.database.read { db in try wallet(db, phone: phone) }
     }
 
     /// The wallet of a mobile number, inside the caller's transaction.
-    public func wallet(_ db: Database, phone: String) throws -> WalletRecord {
+    public func wallet(_ db: any SQLConnection, phone: String) throws -> WalletRecord {
         guard let record = try WalletStore(db).wallet(phone: phone) else { throw WalletRefusal.walletNotFound }
         return record
     }
 
-    func wallet(_ db: Database, id: Int64) throws -> WalletRecord {
+    func wallet(_ db: any SQLConnection, id: Int64) throws -> WalletRecord {
         guard let record = try WalletStore(db).wallet(id: id) else { throw WalletRefusal.walletNotFound }
         return record
     }
@@ -211,7 +211,7 @@ public struct WalletService: Sendable {
     /// `recordPassword` must be called in the payment's transaction with the result.
     public func checkPasswordForPayment(phone: String, password: String) throws -> Bool {
         let phone = try Validation.phone(phone)
-        let (stored, lockedUntil) = try store.pool.read { db -> (PasswordHasher.Hash?, TimestampMicros) in
+        let (stored, lockedUntil) = try store.database.read { db -> (PasswordHasher.Hash?, TimestampMicros) in
             guard let stored = try WalletStore(db).password(phone: phone) else { throw WalletRefusal.walletNotFound }
             return (stored.hash, stored.lockedUntil)
         }
@@ -223,7 +223,7 @@ public struct WalletService: Sendable {
 
     /// Records the outcome of a password check inside the payment's transaction: a wrong
     /// one counts towards the alert and the lock; a right one clears the count.
-    public func recordPassword(_ db: Database, wallet record: WalletRecord, matched: Bool) throws -> WalletRefusal? {
+    public func recordPassword(_ db: any SQLConnection, wallet record: WalletRecord, matched: Bool) throws -> WalletRefusal? {
         if record.lockedUntil > now { return .passwordLocked }
         if matched {
             if record.failedPasswordCount != 0 {

@@ -5,6 +5,7 @@ import GRDB
 import QDSchema
 import JobRunner
 import Ledger
+import QDSQL
 import Reports
 import Wallet
 
@@ -178,18 +179,18 @@ struct CityGenerator {
         while start < wallets {
             let end = min(wallets, start + 20_000)
             try store.transaction { db, tx in
-                let insertWallet = try db.cachedStatement(sql: "INSERT INTO wallets (id, phone, name, kyc_class, kyc_verified, frozen, opened_at, wallet_account_id, points_account_id) VALUES (?, ?, '张*', ?, ?, ?, ?, ?, ?)")
-                let insertLink = try db.cachedStatement(sql: "INSERT INTO bill_accounts (wallet_id, biller, customer_no, autopay, autopay_limit_fen, status, linked_at) VALUES (?, ?, ?, ?, ?, 'linked', ?)")
+                let insertWallet = ("INSERT INTO wallets (id, phone, name, kyc_class, kyc_verified, frozen, opened_at, wallet_account_id, points_account_id) VALUES (?, ?, '张*', ?, ?, ?, ?, ?, ?)")
+                let insertLink = ("INSERT INTO bill_accounts (wallet_id, biller, customer_no, autopay, autopay_limit_fen, status, linked_at) VALUES (?, ?, ?, ?, ?, 'linked', ?)")
                 for index in start..<end {
                     let id = Int64(index + 1)
                     let cash = try tx.insertAccount(AccountSpec(code: "wallet:\(id)", asset: .cny, kind: .userWallet, rules: .noOverdraft), createdAt: now)
                     let points = try tx.insertAccount(AccountSpec(code: "points:\(id)", asset: .pts, kind: .userPoints, rules: .unrestricted), createdAt: now)
                     walletAccounts.append(cash.id)
                     let verified = random.below(10) != 0
-                    try insertWallet.execute(arguments: [id, "1\(String(3_000_000_000 + index))", verified ? 2 : 1, verified, random.below(100) == 0, now, cash.id, points.id])
+                    try db.run(insertWallet, [id, "1\(String(3_000_000_000 + index))", verified ? 2 : 1, verified, random.below(100) == 0, now, cash.id, points.id])
                     for biller in Self.billers where random.below(10) < 8 {
                         let autopay = random.below(10) < 7
-                        try insertLink.execute(arguments: [id, biller.code, Self.customer(index, digits: biller.digits), autopay, autopay ? Int64(10_000 + random.below(40_000)) : 0, now])
+                        try db.run(insertLink, [id, biller.code, Self.customer(index, digits: biller.digits), autopay, autopay ? Int64(10_000 + random.below(40_000)) : 0, now])
                     }
                 }
             }

@@ -1,7 +1,7 @@
 import Billing
 import Foundation
-import GRDB
 import Ledger
+import QDSQL
 import QDSchema
 import Wallet
 
@@ -31,8 +31,8 @@ struct PayBillBenchmark {
                 let cash = try tx.insertAccount(AccountSpec(code: "wallet:\(id)", asset: .cny, kind: .userWallet, rules: .noOverdraft), createdAt: now)
                 let points = try tx.insertAccount(AccountSpec(code: "points:\(id)", asset: .pts, kind: .userPoints, rules: .unrestricted), createdAt: now)
                 accounts.append(cash.id)
-                try db.execute(sql: "INSERT INTO wallets (id, phone, name, kyc_class, kyc_verified, opened_at, wallet_account_id, points_account_id) VALUES (?, ?, '张*', 3, 1, ?, ?, ?)",
-                               arguments: [id, "1\(3_000_000_000 + index)", now, cash.id, points.id])
+                try db.run("INSERT INTO wallets (id, phone, name, kyc_class, kyc_verified, opened_at, wallet_account_id, points_account_id) VALUES (?, ?, '张*', 3, 1, ?, ?, ?)",
+                           [id, "1\(3_000_000_000 + index)", now, cash.id, points.id])
             }
         }
         guard let bank = try store.read({ try $0.account(code: SystemAccounts.bankClearing) }), let water = try store.read({ try $0.account(code: "biller:QD-WATER") }) else {
@@ -58,12 +58,12 @@ struct PayBillBenchmark {
         // The paying wallet can afford every sample.
         _ = try ledger.post(.transfer(key: "bench-funds", from: bank.id, to: accounts[0], amount: Int64(samples) * 4_520))
         try wallets.setPassword(phone: "13000000000", password: "123456")
-        try store.pool.write { db in
+        try store.database.write { db in
             for sample in 0..<samples {
-                try db.execute(sql: """
+                try db.run("""
                     INSERT INTO bills (biller, bill_id, feed_id, seq, business_date, customer_no, customer_name, district, period, usage, usage_unit, amount_fen, late_fee_fen, due_fen, issue_date, due_date, status, reason, wallet_id, updated_at)
                     VALUES ('QD-WATER', ?, 'BENCH', ?, '2026-11-27', '1100000000', '张*', '市南区', '2026-11', '1', 'm3', 4520, 0, 4520, '2026-11-27', '2026-12-20', 'payable', 'AUTOPAY_OFF', 1, ?)
-                    """, arguments: ["B\(sample)", sample, now])
+                    """, ["B\(sample)", sample, now])
             }
         }
         let billing = BillingService(wallets: wallets)
@@ -78,7 +78,7 @@ struct PayBillBenchmark {
         _ = try PasswordHasher().hash("123456")
         let hashMillis = Double(DispatchTime.now().uptimeNanoseconds - hashStart) / 1e6
         func percentile(_ p: Double) -> Double { latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
-        let total = try store.pool.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM ledger_entries") ?? 0 }
+        let total = try store.database.read { try $0.int("SELECT count(*) FROM ledger_entries") ?? 0 }
         return """
             pay-bill on a ledger of \(total) entries (built in \(String(format: "%.1f", loadSeconds)) s), \(samples) payments, password hashing excluded
               p50 \(String(format: "%.2f", percentile(0.5))) ms   p99 \(String(format: "%.2f", percentile(0.99))) ms   max \(String(format: "%.2f", latencies.last ?? 0)) ms

@@ -9,6 +9,7 @@ import Testing
 @testable import JobRunner
 @testable import Ledger
 import Payments
+import QDSQL
 import Reports
 @testable import Wallet
 
@@ -19,7 +20,7 @@ extension BillingWorld {
         try store.transaction { db, _ in try CampaignBook.register(config.campaigns, db: db, now: clock.nowMicros()) }
     }
 
-    func refund(_ body: (Database, any LedgerWriting) throws -> Void) throws {
+    func refund(_ body: (any SQLConnection, any LedgerWriting) throws -> Void) throws {
         try store.transaction(body)
     }
 
@@ -136,7 +137,7 @@ let winter = """
         _ = try world.run("2026-11-27")
         world.clock.advance(micros: ShanghaiCalendar.dayMicros)
         _ = try world.run("2026-11-28")
-        let statements = try world.store.pool.read { db in try SponsorStatement.all(db, date: ShanghaiCalendar.Date(year: 2026, month: 11, day: 30)) }
+        let statements = try world.store.database.read { db in try SponsorStatement.all(db, date: ShanghaiCalendar.Date(year: 2026, month: 11, day: 30)) }
         let bureau = try #require(statements.first { $0.sponsor == "BUREAU" })
         #expect(bureau.discountsNetFen == 1_100)
         #expect(bureau.ledgerSponsorMovementFen == 1_100)
@@ -247,11 +248,11 @@ let winter = """
                     // A refund: reverse the payment and its campaigns, as a cancel does.
                     try world.refund { db, tx in
                         let parts = bill.split(separator: ":").map(String.init)
-                        guard let row = try Row.fetchOne(db, sql: "SELECT b.transaction_id, w.points_account_id FROM bills b JOIN wallets w ON w.id = b.wallet_id WHERE biller = ? AND bill_id = ? AND status = 'paid'", arguments: [parts[0], parts[1]]) else { return }
-                        let result = try world.ledger.post([PostingRequest(key: "refund:\(bill):\(code)", action: .reverse(transactionID: row["transaction_id"]))], in: tx)[0]
+                        guard let row = try db.oneRow("SELECT b.transaction_id, w.points_account_id FROM bills b JOIN wallets w ON w.id = b.wallet_id WHERE biller = ? AND bill_id = ? AND status = 'paid'", [parts[0], parts[1]]) else { return }
+                        let result = try world.ledger.post([PostingRequest(key: "refund:\(bill):\(code)", action: .reverse(transactionID: try row[0]))], in: tx)[0]
                         guard let refund = result.transactionID else { return }
-                        try CampaignBook(db: db, campaigns: []).reverse(paymentKey: "bill:\(bill)", reversalTransactionID: refund, pointsAccount: row["points_account_id"], tx: tx, clock: world.clock, at: world.clock.nowMicros())
-                        try db.execute(sql: "UPDATE bills SET status = 'refunded' WHERE biller = ? AND bill_id = ?", arguments: [parts[0], parts[1]])
+                        try CampaignBook(db: db, campaigns: []).reverse(paymentKey: "bill:\(bill)", reversalTransactionID: refund, pointsAccount: try row[1], tx: tx, clock: world.clock, at: world.clock.nowMicros())
+                        try db.run("UPDATE bills SET status = 'refunded' WHERE biller = ? AND bill_id = ?", [parts[0], parts[1]])
                     }
                 } else {
                     let usedBefore = try world.budgetUsed("winter")

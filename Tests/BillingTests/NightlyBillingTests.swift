@@ -6,6 +6,7 @@ import Testing
 @testable import JobRunner
 @testable import Ledger
 @testable import Wallet
+import QDSQL
 
 @Suite struct NightlyBillingTests {
     @Test func theFirstNightPaysNotifiesAndReports() throws {
@@ -219,7 +220,7 @@ final class HandshakeStep: JobStep, @unchecked Sendable {
         }
         return try inner.beforeChunk(context, checkpoint: checkpoint)
     }
-    func runChunk(_ context: JobContext, db: Database, ledger: any LedgerWriting, checkpoint: Data) throws -> ChunkResult {
+    func runChunk(_ context: JobContext, db: any SQLConnection, ledger: any LedgerWriting, checkpoint: Data) throws -> ChunkResult {
         try inner.runChunk(context, db: db, ledger: ledger, checkpoint: checkpoint)
     }
 }
@@ -237,7 +238,7 @@ final class CrashingStep: JobStep, @unchecked Sendable {
     var checkpointVersion: Int { inner.checkpointVersion }
     func initialCheckpoint(_ context: JobContext) throws -> Data { try inner.initialCheckpoint(context) }
     func beforeChunk(_ context: JobContext, checkpoint: Data) throws -> (any Sendable)? { try inner.beforeChunk(context, checkpoint: checkpoint) }
-    func runChunk(_ context: JobContext, db: Database, ledger: any LedgerWriting, checkpoint: Data) throws -> ChunkResult {
+    func runChunk(_ context: JobContext, db: any SQLConnection, ledger: any LedgerWriting, checkpoint: Data) throws -> ChunkResult {
         chunks += 1
         if chunks == crashAt { throw Killed() }
         let result = try inner.runChunk(context, db: db, ledger: ledger, checkpoint: checkpoint)

@@ -3,6 +3,7 @@ import GRDB
 import Ledger
 import Testing
 @testable import JobRunner
+import QDSQL
 
 @Suite struct JobRunnerTests {
     @Test func runsAllChunksOnceAndRecordsTheRun() throws {
@@ -190,7 +191,7 @@ import Testing
             let name = "needs"
             let checkpointVersion = 1
             func start(_ context: JobContext) throws -> Int { _ = try context.date("date"); return 0 }
-            func chunk(_ context: JobContext, db: Database, ledger: any LedgerWriting, from checkpoint: Int) throws -> (Int, ChunkCounts) { (0, ChunkCounts(done: true)) }
+            func chunk(_ context: JobContext, db: any SQLConnection, ledger: any LedgerWriting, from checkpoint: Int) throws -> (Int, ChunkCounts) { (0, ChunkCounts(done: true)) }
         }
         _ = runner
         let strict = JobRunner(store: world.store, clock: world.clock, logger: .init(label: "t"), definitions: [definition], implementations: [JobImplementation(name: "count", steps: [NeedsDate()])], sleepMillis: { _ in })
@@ -341,7 +342,7 @@ import Testing
         #expect(decisions.map(\.action) == ["left_unrun", "ran", "ran", "ran"])
         #expect(decisions[0].missedFires == 5)
         #expect(try dates(world) == ["{\"date\":\"2026-11-15\"}", "{\"date\":\"2026-11-16\"}", "{\"date\":\"2026-11-17\"}"])
-        let lines = try JobQueries.list(world.store.pool, definitions: Array(first.runner.definitions.values), now: world.clock.nowMicros())
+        let lines = try JobQueries.list(world.store.database, definitions: Array(first.runner.definitions.values), now: world.clock.nowMicros())
         #expect(lines[0].unrunFires == (11...15).reversed().map { shanghai(2026, 11, $0, 2, 0) })
     }
 
@@ -374,7 +375,7 @@ import Testing
         // During the third chunk another process takes the job over (the lock is no longer
         // this execution's when the chunk commits).
         step.inChunk = { chunk, db in
-            if chunk == 3 { try db.execute(sql: "DELETE FROM job_locks") }
+            if chunk == 3 { try db.execute("DELETE FROM job_locks") }
         }
         #expect(throws: JobRunnerError.self) { try world.runner(step).run("count") }
         // Chunks 1 to 3 committed; the fourth found the lock gone and committed nothing.

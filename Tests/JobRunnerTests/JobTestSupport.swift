@@ -4,6 +4,7 @@ import Ledger
 import Logging
 @testable import JobRunner
 @testable import QDConfig
+import QDSQL
 
 /// A job runner on its own database with a manual clock and no real sleeping.
 final class JobWorld {
@@ -95,18 +96,18 @@ final class CountStep: TypedJobStep, @unchecked Sendable {
     var permanentError = false
     var onChunk: ((Int) -> Void)?
     /// Called inside the chunk's transaction, with its connection.
-    var inChunk: ((Int, Database) throws -> Void)?
+    var inChunk: ((Int, any SQLConnection) throws -> Void)?
     private(set) var chunksRun = 0
 
     init() {}
 
     func start(_ context: JobContext) throws -> Checkpoint { Checkpoint(lastID: 0) }
 
-    func estimatedTotal(_ context: JobContext, db: Database) throws -> Int? {
-        try Int.fetchOne(db, sql: "SELECT count(*) FROM items")
+    func estimatedTotal(_ context: JobContext, db: any SQLConnection) throws -> Int? {
+        try db.int("SELECT count(*) FROM items")
     }
 
-    func chunk(_ context: JobContext, db: Database, ledger: any LedgerWriting, from checkpoint: Checkpoint) throws -> (Checkpoint, ChunkCounts) {
+    func chunk(_ context: JobContext, db: any SQLConnection, ledger: any LedgerWriting, from checkpoint: Checkpoint) throws -> (Checkpoint, ChunkCounts) {
         chunksRun += 1
         if busyErrors > 0 {
             busyErrors -= 1
@@ -116,10 +117,10 @@ final class CountStep: TypedJobStep, @unchecked Sendable {
         if crashBeforeChunk == chunksRun { throw SimulatedCrash() }
         onChunk?(chunksRun)
         try inChunk?(chunksRun, db)
-        let ids = try Int64.fetchAll(db, sql: "SELECT id FROM items WHERE id > ? ORDER BY id LIMIT ?", arguments: [checkpoint.lastID, context.chunkSizeMax])
+        let ids = try db.int64s("SELECT id FROM items WHERE id > ? ORDER BY id LIMIT ?", [checkpoint.lastID, context.chunkSizeMax])
         for (index, id) in ids.enumerated() {
             if let crash = crashInsideChunk, crash.chunk == chunksRun, crash.afterItems == index { throw SimulatedCrash() }
-            try db.execute(sql: "INSERT INTO processed (item_id, execution_id) VALUES (?, ?)", arguments: [id, context.executionID])
+            try db.execute("INSERT INTO processed (item_id, execution_id) VALUES (?, ?)", id, context.executionID)
         }
         return (Checkpoint(lastID: ids.last ?? checkpoint.lastID), ChunkCounts(read: ids.count, written: ids.count, done: ids.count < context.chunkSizeMax))
     }

@@ -22,7 +22,7 @@ import Testing
         limits.connectTimeoutSeconds = 1
         let definition = try JobDefinition(ConfigTable.parse("name = \"notify\"\n[parameters]\nslot = \"{minute}\"", file: "notify.job.toml"))
         return JobRunner(store: world.store, clock: world.clock, logger: Logger(label: "t"), definitions: [definition],
-                         implementations: [NotifyJob.implementation(config: config, secret: Self.secret, fetcher: FeedFetcher(limits: limits, environment: [:], sleepMillis: { _ in }), pool: world.store.pool)],
+                         implementations: [NotifyJob.implementation(config: config, secret: Self.secret, fetcher: FeedFetcher(limits: limits, environment: [:], sleepMillis: { _ in }), database: world.store.database)],
                          sleepMillis: { _ in })
     }
 
@@ -51,7 +51,7 @@ import Testing
 
         // 23:30 in Qingdao: notices wait; a security alert goes at once.
         world.clock.set(shanghai(2026, 11, 28, 23, 30))
-        try world.store.pool.write { db in
+        try world.store.database.write { db in
             try Outbox.enqueue(db, walletID: 1, kind: .securityAlert, payload: ["event": "large_payment", "phone": "138****0001"], now: world.clock.nowMicros())
         }
         let flaky = NotifyConfig(sink: .webhook(url: "http://127.0.0.1:\(server.port)/hook/flaky/1"), attemptsMax: 3, backoffInitialSeconds: 60, backoffMaxSeconds: 600)
@@ -75,7 +75,7 @@ import Testing
         #expect(try statuses(world)["pending"] == nil)
 
         // A receiver that is down: bounded tries, then a dead letter, then a retry by hand.
-        try world.store.pool.write { db in
+        try world.store.database.write { db in
             try Outbox.enqueue(db, walletID: 1, kind: .securityAlert, payload: ["event": "wrong_passwords"], now: world.clock.nowMicros())
         }
         let down = NotifyConfig(sink: .webhook(url: "http://127.0.0.1:\(server.port)/hook/down"), attemptsMax: 2, backoffInitialSeconds: 1, backoffMaxSeconds: 1)
@@ -94,7 +94,7 @@ import Testing
         #expect(try statuses(world)["dead"] == nil && statuses(world)["pending"] == nil)
 
         // A receiver that hangs: the try times out and counts.
-        try world.store.pool.write { db in
+        try world.store.database.write { db in
             try Outbox.enqueue(db, walletID: 1, kind: .securityAlert, payload: ["event": "many_payments"], now: world.clock.nowMicros())
         }
         world.clock.advance(micros: 60_000_000)
@@ -137,7 +137,7 @@ import Testing
 /// message, and stops sending the moment its run lost the job's lock.
 @Suite(.serialized) struct NotifyDeliveryTests {
     func fill(_ world: BillingWorld, _ count: Int) throws {
-        try world.store.pool.write { db in
+        try world.store.database.write { db in
             for n in 0..<count {
                 try Outbox.enqueue(db, walletID: 1, kind: .securityAlert, payload: ["event": "test", "n": String(n)], now: world.clock.nowMicros(), messageID: "m-\(n)")
             }
@@ -147,7 +147,7 @@ import Testing
     func runner(_ world: BillingWorld, _ config: NotifyConfig) throws -> JobRunner {
         let definition = try JobDefinition(ConfigTable.parse("name = \"notify\"\n[parameters]\nslot = \"{minute}\"", file: "notify.job.toml"))
         return JobRunner(store: world.store, clock: world.clock, logger: Logger(label: "t"), definitions: [definition],
-                         implementations: [NotifyJob.implementation(config: config, secret: NotifyTests.secret, fetcher: FeedFetcher(environment: [:], sleepMillis: { _ in }), pool: world.store.pool)],
+                         implementations: [NotifyJob.implementation(config: config, secret: NotifyTests.secret, fetcher: FeedFetcher(environment: [:], sleepMillis: { _ in }), database: world.store.database)],
                          sleepMillis: { _ in })
     }
 
@@ -213,7 +213,7 @@ import Testing
             return false
         })
         let stealing = JobRunner(store: world.store, clock: world.clock, logger: Logger(label: "t"), definitions: [definition],
-                                 implementations: [NotifyJob.implementation(config: config, secret: NotifyTests.secret, fetcher: fetcher, pool: world.store.pool)], sleepMillis: { _ in })
+                                 implementations: [NotifyJob.implementation(config: config, secret: NotifyTests.secret, fetcher: fetcher, database: world.store.database)], sleepMillis: { _ in })
         #expect(throws: JobRunnerError.self) { try stealing.run("notify") }
         let sentFirst = lines(sink).count
         #expect(sentFirst >= 98 && sentFirst <= 102, "\(sentFirst)")
@@ -236,7 +236,7 @@ import Testing
         func attempt(_ hour: Int, _ minute: Int, kind: Outbox.Kind) throws -> Bool {
             world.clock.set(shanghai(2026, 11, 28, hour, minute))
             let id = "q-\(hour)-\(minute)-\(kind.rawValue)"
-            try world.store.pool.write { db in
+            try world.store.database.write { db in
                 try Outbox.enqueue(db, walletID: 1, kind: kind, payload: ["event": "edge"], now: world.clock.nowMicros(), messageID: id)
             }
             _ = try runner(world, config).run("notify", force: true)

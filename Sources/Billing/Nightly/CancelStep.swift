@@ -1,8 +1,8 @@
 import Campaigns
-import GRDB
 import JobRunner
 import Ledger
 import Wallet
+import QDSQL
 
 /// Cancels of the staged feeds: an unpaid bill is no longer payable; a paid one is refunded
 /// in full by a reversal of its payment.
@@ -15,7 +15,7 @@ struct CancelStep: TypedJobStep {
 
     func start(_ context: JobContext) throws -> Checkpoint { Checkpoint(lastID: 0) }
 
-    func chunk(_ context: JobContext, db: Database, ledger: any LedgerWriting, from checkpoint: Checkpoint) throws -> (Checkpoint, ChunkCounts) {
+    func chunk(_ context: JobContext, db: any SQLConnection, ledger: any LedgerWriting, from checkpoint: Checkpoint) throws -> (Checkpoint, ChunkCounts) {
         let now = context.clock.nowMicros()
         let store = BillStore(db)
         let cancels = try store.openCancels(of: try context.date("date"), after: checkpoint.lastID, limit: context.chunkSizeMax)

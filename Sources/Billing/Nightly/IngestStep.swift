@@ -1,8 +1,8 @@
 import Feeds
 import Foundation
-import GRDB
 import JobRunner
 import Ledger
+import QDSQL
 
 /// One chunk per biller: the feed is fetched outside the transaction, then staged whole in
 /// the chunk's transaction, or rejected whole with its reason.
@@ -24,7 +24,7 @@ struct IngestStep: TypedJobStep {
         return Checkpoint(next: 0)
     }
 
-    func estimatedTotal(_ context: JobContext, db: Database) throws -> Int? { config.billers.count }
+    func estimatedTotal(_ context: JobContext, db: any SQLConnection) throws -> Int? { config.billers.count }
 
     func prepare(_ context: JobContext, at position: Checkpoint) throws -> Fetched? {
         guard position.next < config.billers.count else { return nil }
@@ -50,7 +50,7 @@ struct IngestStep: TypedJobStep {
         return .file(path: path)
     }
 
-    func chunk(_ context: JobContext, db: Database, ledger: any LedgerWriting, from checkpoint: Checkpoint) throws -> (Checkpoint, ChunkCounts) {
+    func chunk(_ context: JobContext, db: any SQLConnection, ledger: any LedgerWriting, from checkpoint: Checkpoint) throws -> (Checkpoint, ChunkCounts) {
         guard checkpoint.next < config.billers.count else { return (checkpoint, ChunkCounts(done: true)) }
         let biller = config.billers[checkpoint.next]
         let date = try context.date("date")
@@ -67,12 +67,9 @@ struct IngestStep: TypedJobStep {
             error = message
         case .file(let path):
             do {
-                var staged: FeedIngest.Outcome?
-                try db.inSavepoint {
-                    staged = try FeedIngest.ingest(db, path: path, biller: biller, date: date, reader: FeedReader(schema: config.feedSchema), executionID: context.executionID, now: now)
-                    return .commit
+                let outcome = try db.savepoint {
+                    try FeedIngest.ingest(db, path: path, biller: biller, date: date, reader: FeedReader(schema: config.feedSchema), executionID: context.executionID, now: now)
                 }
-                guard let outcome = staged else { throw FeedError(.io, "the feed was not staged") }
                 switch outcome {
                 case .staged(let id, let bills, _, let faults):
                     status = "processed"
@@ -101,7 +98,7 @@ struct IngestStep: TypedJobStep {
 
 /// Billers are registered (with their settlement accounts) on first use.
 enum BillerConfigRegistration {
-    static func ensure(_ billers: [Biller], db: Database, ledger: any LedgerWriting, clock: any LedgerClock) throws {
+    static func ensure(_ billers: [Biller], db: any SQLConnection, ledger: any LedgerWriting, clock: any LedgerClock) throws {
         let store = BillStore(db)
         if try !billers.allSatisfy({ try store.billerExists($0.code) }) {
             try Biller.register(billers, db: db, ledger: ledger, clock: clock)

@@ -1,11 +1,11 @@
 import Campaigns
 import Feeds
 import Foundation
-import GRDB
 import JobRunner
 import Ledger
 import Logging
 import Wallet
+import QDSQL
 
 /// Everything the nightly billing job needs besides the database.
 public struct NightlyBillingConfig: Sendable {
@@ -98,7 +98,7 @@ public enum NightlyBilling {
         public var billers: [BillerSummary]
     }
 
-    public static func summary(_ db: Database, context: JobContext, config: NightlyBillingConfig) throws -> Summary {
+    public static func summary(_ db: any SQLConnection, context: JobContext, config: NightlyBillingConfig) throws -> Summary {
         let date = try context.date("date")
         let store = BillStore(db)
         var runs: [String: BillStore.Run] = [:]

@@ -1,9 +1,9 @@
 import Campaigns
-import GRDB
 import JobRunner
 import Ledger
 import Payments
 import Wallet
+import QDSQL
 
 /// Staged bills in chunks: match, decide autopay, post the chunk's payments as one ledger
 /// batch, record every outcome.
@@ -16,11 +16,11 @@ struct ProcessStep: TypedJobStep {
 
     func start(_ context: JobContext) throws -> Checkpoint { Checkpoint(lastID: 0) }
 
-    func estimatedTotal(_ context: JobContext, db: Database) throws -> Int? {
+    func estimatedTotal(_ context: JobContext, db: any SQLConnection) throws -> Int? {
         try BillStore(db).countNew()
     }
 
-    func chunk(_ context: JobContext, db: Database, ledger: any LedgerWriting, from checkpoint: Checkpoint) throws -> (Checkpoint, ChunkCounts) {
+    func chunk(_ context: JobContext, db: any SQLConnection, ledger: any LedgerWriting, from checkpoint: Checkpoint) throws -> (Checkpoint, ChunkCounts) {
         let date = try context.date("date")
         let now = context.clock.nowMicros()
         let store = BillStore(db)

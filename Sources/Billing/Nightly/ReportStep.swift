@@ -1,8 +1,8 @@
 import Feeds
 import Foundation
-import GRDB
 import JobRunner
 import Ledger
+import QDSQL
 
 /// One chunk per biller: the report is written and delivered outside the transaction (it
 /// reads committed state only), then recorded in the chunk's transaction.
@@ -35,7 +35,7 @@ struct ReportStep: TypedJobStep {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let basePath = (directory as NSString).appendingPathComponent("QDW-\(biller.code)-\(date.compact).xml")
         let store = config.wallets.store
-        let pool = store.pool
+        let pool = store.database
         let previous = try pool.read { db in
             try BillStore(db).report(biller: biller.code, on: date)
         }
@@ -111,7 +111,7 @@ struct ReportStep: TypedJobStep {
         return written
     }
 
-    func chunk(_ context: JobContext, db: Database, ledger: any LedgerWriting, from checkpoint: Checkpoint) throws -> (Checkpoint, ChunkCounts) {
+    func chunk(_ context: JobContext, db: any SQLConnection, ledger: any LedgerWriting, from checkpoint: Checkpoint) throws -> (Checkpoint, ChunkCounts) {
         guard checkpoint.next < config.billers.count, let written = context.prepared(Written.self) else { return (checkpoint, ChunkCounts(done: true)) }
         let header = written.header
         if !written.unchanged {

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import Ledger
 import QDSQL
 
@@ -9,12 +8,12 @@ import QDSQL
 /// modules read of billing (reconciliation), they read through its public methods.
 public struct BillStore {
     /// The transaction's GRDB handle, for what the wallet's service still takes it for.
-    let db: Database
+    let db: any SQLConnection
     let sql: any SQLConnection
 
-    public init(_ db: Database) {
+    public init(_ db: any SQLConnection) {
         self.db = db
-        sql = SQLiteConnection(db)
+        sql = db
     }
 
     // MARK: Bill accounts

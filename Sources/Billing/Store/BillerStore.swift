@@ -1,4 +1,3 @@
-import GRDB
 import Ledger
 import QDSQL
 
@@ -35,9 +34,9 @@ extension Biller {
     /// Opens each biller's settlement account and records the biller, in the caller's
     /// transaction; safe to repeat. Never removes a biller the list does not name.
     @discardableResult
-    public static func register(_ billers: [Biller], db: Database, ledger: any LedgerWriting, clock: any LedgerClock) throws -> BillerSync {
+    public static func register(_ billers: [Biller], db: any SQLConnection, ledger: any LedgerWriting, clock: any LedgerClock) throws -> BillerSync {
         var before: [String: (name: String, category: String)] = [:]
-        let sql = SQLiteConnection(db)
+        let sql = db
         for (code, name, category) in try sql.all("SELECT code, name, category FROM billers", [], { (try $0.text(0), try $0.text(1), try $0.text(2)) }) {
             before[code] = (name, category)
         }

@@ -1,4 +1,3 @@
-import GRDB
 import Ledger
 import QDSQL
 
@@ -8,7 +7,6 @@ public struct CampaignStore {
     let sql: any SQLConnection
 
     public init(_ connection: any SQLConnection) { sql = connection }
-    public init(_ db: Database) { sql = SQLiteConnection(db) }
 
     /// The sponsors that funded an allocation, in name order.
     public func sponsors() throws -> [String] {

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import Ledger
 import QDSQL
 
@@ -24,13 +23,13 @@ public enum JobQueries {
     }
 
     /// The checkpoint a step of an execution last committed (a one-chunk step's result).
-    public static func checkpoint(_ db: Database, executionID: Int64, step: String) throws -> Data? {
-        try SQLiteConnection(db).dataValue("SELECT checkpoint FROM job_step_executions WHERE execution_id = ? AND step_name = ?", [executionID, step])
+    public static func checkpoint(_ db: any SQLConnection, executionID: Int64, step: String) throws -> Data? {
+        try db.dataValue("SELECT checkpoint FROM job_step_executions WHERE execution_id = ? AND step_name = ?", [executionID, step])
     }
 
     /// The newest executions first, optionally of one job.
-    public static func history(_ pool: DatabasePool, job: String?, limit: Int) throws -> [ExecutionLine] {
-        try pool.read { db in
+    public static func history(_ database: any SQLDatabase, job: String?, limit: Int) throws -> [ExecutionLine] {
+        try database.read { db in
             var query = """
                 SELECT e.id, i.job_name, e.parameters, e.status, e.forced, e.owner, e.started_at, e.ended_at, e.heartbeat_at, e.exit_message,
                     coalesce(sum(s.read_count), 0), coalesce(sum(s.written_count), 0), coalesce(sum(s.skipped_count), 0), coalesce(sum(s.failed_count), 0)
@@ -44,7 +43,7 @@ public enum JobQueries {
             }
             query += " GROUP BY e.id, i.job_name ORDER BY e.id DESC LIMIT ?"
             arguments.append(max(1, min(limit, 10_000)))
-            return try SQLiteConnection(db).all(query, arguments) { row in
+            return try db.all(query, arguments) { row in
                 let started = try row.int64(6)
                 let ended = try row.optionalInt64(7)
                 return ExecutionLine(
@@ -70,15 +69,14 @@ public enum JobQueries {
     }
 
     /// Every defined job with its schedule, next fire and last outcome.
-    public static func list(_ pool: DatabasePool, definitions: [JobDefinition], now: TimestampMicros) throws -> [JobLine] {
-        try pool.read { db in
+    public static func list(_ database: any SQLDatabase, definitions: [JobDefinition], now: TimestampMicros) throws -> [JobLine] {
+        try database.read { db in
             try definitions.sorted { $0.name < $1.name }.map { definition in
-                let sql = SQLiteConnection(db)
-                let last = try sql.one("""
+                let last = try db.one("""
                     SELECT e.status, e.ended_at FROM job_executions e JOIN job_instances i ON i.id = e.instance_id
                     WHERE i.job_name = ? ORDER BY e.id DESC LIMIT 1
                     """, [definition.name]) { (status: try $0.text(0), endedAt: try $0.optionalInt64(1)) }
-                let running = try sql.exists("SELECT 1 FROM job_locks WHERE job_name = ?", [definition.name])
+                let running = try db.exists("SELECT 1 FROM job_locks WHERE job_name = ?", [definition.name])
                 return JobLine(
                     job: definition.name, description: definition.description, schedule: definition.schedule?.text,
                     nextFireAt: definition.schedule?.next(after: now), lastStatus: last?.status, lastEndedAt: last?.endedAt,
@@ -91,7 +89,7 @@ public enum JobQueries {
 /// Purging, for operators who hold a database handle but no runner.
 public enum JobPurge {
     /// Deletes finished executions that ended before `cutoff`; instances are kept.
-    public static func run(_ db: Database, endedBefore cutoff: TimestampMicros) throws -> (executions: Int, steps: Int) {
+    public static func run(_ db: any SQLConnection, endedBefore cutoff: TimestampMicros) throws -> (executions: Int, steps: Int) {
         try JobRepository.purge(db, endedBefore: cutoff)
     }
 }

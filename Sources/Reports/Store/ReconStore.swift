@@ -1,4 +1,3 @@
-import GRDB
 import Ledger
 import QDSQL
 
@@ -8,7 +7,6 @@ struct ReconStore {
     let sql: any SQLConnection
 
     init(_ connection: any SQLConnection) { sql = connection }
-    init(_ db: Database) { sql = SQLiteConnection(db) }
 
     /// Opens a break first seen on `date`, or keeps an open one open (and reopens a resolved one).
     func record(key: String, category: String, subject: String, detail: String, on date: ShanghaiCalendar.Date) throws {

@@ -1,4 +1,3 @@
-import GRDB
 import QDSQL
 import Ledger
 
@@ -19,14 +18,14 @@ public enum AuditStore {
 
     /// Appends an entry; `walletPhone` (the wallet the command touched) is resolved to its id
     /// in the same transaction, after the command's own changes.
-    public static func append(_ db: Database, at: Int64, operator name: String, command: String, arguments: String, outcome: String, walletPhone: String?) throws {
-        let sql = SQLiteConnection(db)
+    public static func append(_ db: any SQLConnection, at: Int64, operator name: String, command: String, arguments: String, outcome: String, walletPhone: String?) throws {
+        let sql = db
         let walletID = try walletPhone.flatMap { try sql.int64("SELECT id FROM wallets WHERE phone = ?", [$0]) }
         try sql.run("INSERT INTO audit_log (at, operator, command, arguments, outcome, wallet_id) VALUES (?, ?, ?, ?, ?, ?)", [at, name, command, arguments, outcome, walletID])
     }
 
     /// Entries, newest first, filtered by time, operator and wallet.
-    public static func list(_ db: Database, since: Int64?, operator name: String?, walletPhone: String?, limit: Int) throws -> [Entry] {
+    public static func list(_ db: any SQLConnection, since: Int64?, operator name: String?, walletPhone: String?, limit: Int) throws -> [Entry] {
         var conditions: [String] = []
         var arguments: [any SQLBindable] = []
         if let since {
@@ -43,15 +42,15 @@ public enum AuditStore {
         }
         let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
         arguments.append(max(1, min(limit, 10_000)))
-        return try SQLiteConnection(db).all("SELECT id, at, operator, command, arguments, outcome, wallet_id FROM audit_log \(filter) ORDER BY id DESC LIMIT ?", arguments) {
+        return try db.all("SELECT id, at, operator, command, arguments, outcome, wallet_id FROM audit_log \(filter) ORDER BY id DESC LIMIT ?", arguments) {
             Entry(id: try $0[0], at: try $0[1], operator: try $0[2], command: try $0[3], arguments: try $0[4], outcome: try $0[5], walletId: try $0[6])
         }
     }
 
     /// The day's operator actions by command, for the reconciliation.
-    public static func countsByCommand(_ db: Database, from: Int64, to: Int64) throws -> [String: Int] {
+    public static func countsByCommand(_ db: any SQLConnection, from: Int64, to: Int64) throws -> [String: Int] {
         var counts: [String: Int] = [:]
-        for (command, count) in try SQLiteConnection(db).all("SELECT command, count(*) FROM audit_log WHERE at >= ? AND at < ? GROUP BY command", [from, to], { (try $0.text(0), try $0.int(1)) }) {
+        for (command, count) in try db.all("SELECT command, count(*) FROM audit_log WHERE at >= ? AND at < ? GROUP BY command", [from, to], { (try $0.text(0), try $0.int(1)) }) {
             counts[command] = count
         }
         return counts

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import Ledger
 import QDSQL
 
@@ -9,7 +8,6 @@ struct CardStore {
     let sql: any SQLConnection
 
     init(_ connection: any SQLConnection) { sql = connection }
-    init(_ db: Database) { sql = SQLiteConnection(db) }
 
     /// Whether the wallet has a bound card with this number (by its fingerprint).
     func isBound(walletID: Int64, fingerprint: Data) throws -> Bool {

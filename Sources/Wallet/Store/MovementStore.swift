@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import Ledger
 import QDSQL
 
@@ -9,7 +8,6 @@ public struct MovementStore {
     let sql: any SQLConnection
 
     public init(_ connection: any SQLConnection) { sql = connection }
-    public init(_ db: Database) { sql = SQLiteConnection(db) }
 
     struct NewMovement {
         var walletID: Int64

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import Ledger
 import QDSQL
 
@@ -10,7 +9,6 @@ public struct OutboxStore {
     let sql: any SQLConnection
 
     public init(_ connection: any SQLConnection) { sql = connection }
-    public init(_ db: Database) { sql = SQLiteConnection(db) }
 
     /// Where a message stands.
     public enum Status: String, Sendable, Codable {

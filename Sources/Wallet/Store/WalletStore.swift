@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import Ledger
 import QDSQL
 
@@ -10,7 +9,6 @@ public struct WalletStore {
     let sql: any SQLConnection
 
     public init(_ connection: any SQLConnection) { sql = connection }
-    public init(_ db: Database) { sql = SQLiteConnection(db) }
 
     /// The columns `record` reads, in its order, from `wallets`.
     static let columns = "id, phone, name, frozen, kyc_class, kyc_verified, opened_at, wallet_account_id, points_account_id, password_hash IS NOT NULL, failed_password_count, locked_until, autopay_daily_limit_fen"
