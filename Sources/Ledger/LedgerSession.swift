@@ -6,16 +6,25 @@ import QDSQL
 /// `LedgerError`s (busy, storage, a corrupt row).
 final class LedgerSession: LedgerWriting {
     let sql: any SQLConnection
+    /// The statements prepared so far in this transaction, by `Query`.
+    private var statements = [(any SQLStatement)?](repeating: nil, count: Query.allCases.count)
 
     init(_ sql: any SQLConnection) {
         self.sql = sql
+    }
+
+    private func statement(_ query: Query) throws -> any SQLStatement {
+        if let statement = statements[query.rawValue] { return statement }
+        let statement = try sql.prepare(query.sql)
+        statements[query.rawValue] = statement
+        return statement
     }
 
     /// Runs a statement that returns no rows; how many rows it changed.
     @discardableResult
     private func run(_ query: Query, _ binds: [SQLValue]) throws(LedgerError) -> Int {
         do {
-            return try sql.execute(query.sql, binds)
+            return try statement(query).execute(binds)
         } catch {
             throw Self.ledgerError(error)
         }
@@ -25,7 +34,7 @@ final class LedgerSession: LedgerWriting {
     private func one<T>(_ query: Query, _ binds: [SQLValue], _ read: (SQLRow) throws -> T) throws(LedgerError) -> T? {
         do {
             var found: T?
-            try sql.query(query.sql, binds) { row in
+            try statement(query).query(binds) { row in
                 found = try read(row)
                 return false
             }
@@ -39,7 +48,7 @@ final class LedgerSession: LedgerWriting {
     private func all<T>(_ query: Query, _ binds: [SQLValue], _ read: (SQLRow) throws -> T) throws(LedgerError) -> [T] {
         do {
             var rows: [T] = []
-            try sql.query(query.sql, binds) { row in
+            try statement(query).query(binds) { row in
                 rows.append(try read(row))
                 return true
             }

@@ -71,6 +71,19 @@ public protocol SQLConnection: AnyObject {
     /// Runs a query whose rows are read one at a time, as the caller pulls them (a report
     /// streamed to a file): memory does not grow with the rows.
     func cursor(_ sql: String, _ binds: [SQLValue]) throws -> any SQLCursor
+    /// A statement prepared once and kept by the caller for the life of this connection's
+    /// transaction: a hot path (the ledger's postings) runs it without looking it up by text.
+    func prepare(_ sql: String) throws -> any SQLStatement
+}
+
+/// A prepared statement of one connection, run many times with new values.
+public protocol SQLStatement: AnyObject {
+    var sql: String { get }
+    /// Runs it; how many rows it changed.
+    @discardableResult
+    func execute(_ binds: [SQLValue]) throws -> Int
+    /// Runs it and hands each row to `body` until it returns false.
+    func query(_ binds: [SQLValue], _ body: (SQLRow) throws -> Bool) throws
 }
 
 /// Rows pulled one at a time; the row handed out is valid until the next call.
@@ -81,13 +94,13 @@ public protocol SQLCursor: AnyObject {
 extension SQLConnection {
     @discardableResult
     public func execute(_ sql: String, _ binds: any SQLBindable...) throws -> Int {
-        try execute(sql, binds.map(\.sqlValue))
+        try execute(sql, binds.map { $0.sqlValue })
     }
 
     /// Every row, read with `read`.
     public func all<T>(_ sql: String, _ binds: [any SQLBindable] = [], _ read: (SQLRow) throws -> T) throws -> [T] {
         var rows: [T] = []
-        try query(sql, binds.map(\.sqlValue)) { row in
+        try query(sql, binds.map { $0.sqlValue }) { row in
             rows.append(try read(row))
             return true
         }
@@ -97,7 +110,7 @@ extension SQLConnection {
     /// The first row, read with `read`; nil when there is none.
     public func one<T>(_ sql: String, _ binds: [any SQLBindable] = [], _ read: (SQLRow) throws -> T) throws -> T? {
         var found: T?
-        try query(sql, binds.map(\.sqlValue)) { row in
+        try query(sql, binds.map { $0.sqlValue }) { row in
             found = try read(row)
             return false
         }
@@ -250,7 +263,7 @@ extension SQLConnection {
     /// Runs a statement with an array of values; how many rows it changed.
     @discardableResult
     public func run(_ sql: String, _ binds: [any SQLBindable] = []) throws -> Int {
-        try execute(sql, binds.map(\.sqlValue))
+        try execute(sql, binds.map { $0.sqlValue })
     }
 
     /// Every row, kept whole.

@@ -23,7 +23,13 @@ extension Data: SQLBindable { public var sqlValue: SQLValue { .bytes([UInt8](sel
 extension Array: SQLBindable where Element == UInt8 { public var sqlValue: SQLValue { .bytes(self) } }
 extension SQLValue: SQLBindable { public var sqlValue: SQLValue { self } }
 extension Optional: SQLBindable where Wrapped: SQLBindable {
-    public var sqlValue: SQLValue { map(\.sqlValue) ?? .null }
+    public var sqlValue: SQLValue {
+        // Not `map(\.sqlValue)`: a key path on a generic type is built at run time, on every call.
+        switch self {
+        case .some(let value): value.sqlValue
+        case .none: .null
+        }
+    }
 }
 
 /// Why the database refused or failed a statement, with the statement itself.
@@ -38,6 +44,8 @@ public struct SQLError: Error, Sendable, CustomStringConvertible {
         case serialization
         /// A column held NULL or another type than the store reads.
         case column
+        /// The server cannot be reached, or the connection broke.
+        case unavailable
         case other
     }
 

@@ -19,8 +19,14 @@ public final class SQLiteConnection: SQLConnection {
             throw Self.error(error, sql: sql)
         }
         let handle = statement.sqliteStatement
+        try bind(handle, binds, sql: sql)
+        return handle
+    }
+
+    /// Binds `binds` to a statement. Every parameter is bound each time (the count must
+    /// match), so nothing of the last run is left to clear.
+    func bind(_ handle: OpaquePointer, _ binds: [SQLValue], sql: String) throws {
         sqlite3_reset(handle)
-        sqlite3_clear_bindings(handle)
         guard Int(sqlite3_bind_parameter_count(handle)) == binds.count else {
             throw SQLError(.other, code: "bind", message: "the statement takes \(sqlite3_bind_parameter_count(handle)) values, \(binds.count) were given", sql: sql)
         }
@@ -41,14 +47,21 @@ public final class SQLiteConnection: SQLConnection {
             }
             guard code == SQLITE_OK else { throw failure(code, sql: sql) }
         }
-        return handle
     }
 
     private static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
 
     @discardableResult
     public func execute(_ sql: String, _ binds: [SQLValue]) throws -> Int {
-        let handle = try prepared(sql, binds)
+        try run(try prepared(sql, binds), sql: sql)
+    }
+
+    public func query(_ sql: String, _ binds: [SQLValue], _ body: (SQLRow) throws -> Bool) throws {
+        try rows(try prepared(sql, binds), sql: sql, body)
+    }
+
+    /// Steps a bound statement to its end; how many rows it changed.
+    func run(_ handle: OpaquePointer, sql: String) throws -> Int {
         defer { sqlite3_reset(handle) }
         var code = sqlite3_step(handle)
         while code == SQLITE_ROW { code = sqlite3_step(handle) }
@@ -56,8 +69,8 @@ public final class SQLiteConnection: SQLConnection {
         return Int(sqlite3_changes(db.sqliteConnection))
     }
 
-    public func query(_ sql: String, _ binds: [SQLValue], _ body: (SQLRow) throws -> Bool) throws {
-        let handle = try prepared(sql, binds)
+    /// Steps a bound statement, handing each row to `body` until it returns false.
+    func rows(_ handle: OpaquePointer, sql: String, _ body: (SQLRow) throws -> Bool) throws {
         defer { sqlite3_reset(handle) }
         let row = SQLRow(source: Source(handle: handle), sql: sql)
         while true {
@@ -65,6 +78,42 @@ public final class SQLiteConnection: SQLConnection {
             if code == SQLITE_DONE { return }
             guard code == SQLITE_ROW else { throw failure(code, sql: sql) }
             guard try body(row) else { return }
+        }
+    }
+
+    public func prepare(_ sql: String) throws -> any SQLStatement {
+        var handle: OpaquePointer?
+        let code = sqlite3_prepare_v3(db.sqliteConnection, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &handle, nil)
+        guard code == SQLITE_OK, let handle else {
+            sqlite3_finalize(handle)
+            throw failure(code, sql: sql)
+        }
+        return Prepared(handle: handle, connection: self, sql: sql)
+    }
+
+    /// A statement of its own (outside GRDB's cache), finalized when released; the caller
+    /// keeps it no longer than the transaction it was prepared in.
+    final class Prepared: SQLStatement {
+        let handle: OpaquePointer
+        let connection: SQLiteConnection
+        let sql: String
+
+        init(handle: OpaquePointer, connection: SQLiteConnection, sql: String) {
+            self.handle = handle
+            self.connection = connection
+            self.sql = sql
+        }
+
+        deinit { sqlite3_finalize(handle) }
+
+        func execute(_ binds: [SQLValue]) throws -> Int {
+            try connection.bind(handle, binds, sql: sql)
+            return try connection.run(handle, sql: sql)
+        }
+
+        func query(_ binds: [SQLValue], _ body: (SQLRow) throws -> Bool) throws {
+            try connection.bind(handle, binds, sql: sql)
+            try connection.rows(handle, sql: sql, body)
         }
     }
 

@@ -3,18 +3,42 @@ import GRDB
 import QDSQL
 import Testing
 
+/// The engines a test runs on: SQLite always, PostgreSQL when `QDWALLET_TEST_POSTGRES` names
+/// a server (Tests/Postgres/with-postgres.sh starts a throwaway one).
+enum Engine: String, CaseIterable, CustomTestStringConvertible, Sendable {
+    case sqlite
+    case postgres
+
+    static var postgresURL: String? { ProcessInfo.processInfo.environment["QDWALLET_TEST_POSTGRES"].flatMap { $0.isEmpty ? nil : $0 } }
+    static var available: [Engine] { postgresURL == nil ? [.sqlite] : [.sqlite, .postgres] }
+    var testDescription: String { rawValue }
+}
+
 @Suite struct SQLLayerTests {
-    /// A private in-memory database with one table of every kind the stores use.
-    func connection(_ body: (any SQLConnection) throws -> Void) throws {
-        let queue = try DatabaseQueue()
-        try queue.write { db in
-            try db.execute(sql: "CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER, s TEXT, b BLOB, flag INTEGER NOT NULL DEFAULT 0, UNIQUE (s))")
-            try body(SQLiteConnection(db))
+    /// A private database with one table of every kind the stores use: an in-memory SQLite
+    /// database, or a schema of its own on the PostgreSQL server, dropped afterwards.
+    /// PostgreSQL statements run in autocommit, so a refused one does not end the others.
+    func connection(_ engine: Engine = .sqlite, _ body: (any SQLConnection) throws -> Void) throws {
+        switch engine {
+        case .sqlite:
+            let queue = try DatabaseQueue()
+            try queue.write { db in
+                try db.execute(sql: "CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER, s TEXT, b BLOB, flag INTEGER NOT NULL DEFAULT 0, UNIQUE (s))")
+                try body(SQLiteConnection(db))
+            }
+        case .postgres:
+            let sql = try PostgresConnection(url: try #require(Engine.postgresURL))
+            let schema = "t_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
+            try sql.execute("CREATE SCHEMA \(schema)", [])
+            defer { _ = try? sql.execute("DROP SCHEMA \(schema) CASCADE", []) }
+            try sql.execute("SET search_path TO \(schema)", [])
+            try sql.execute("CREATE TABLE t (id BIGSERIAL PRIMARY KEY, n BIGINT, s TEXT, b BYTEA, flag BIGINT NOT NULL DEFAULT 0, UNIQUE (s))", [])
+            try body(sql)
         }
     }
 
-    @Test func valuesGoInAndComeBackOut() throws {
-        try connection { sql in
+    @Test(arguments: Engine.available) func valuesGoInAndComeBackOut(engine: Engine) throws {
+        try connection(engine) { sql in
             #expect(try sql.execute("INSERT INTO t (n, s, b, flag) VALUES (?, ?, ?, ?)", Int64.max, "青岛 'quoted'", [UInt8]([0, 1, 255]), true) == 1)
             #expect(try sql.execute("INSERT INTO t (n, s, b, flag) VALUES (?, ?, ?, ?)", Int64.min, Optional<String>.none, [UInt8](), false) == 1)
             let rows = try sql.all("SELECT n, s, b, flag FROM t ORDER BY id") { row in
@@ -28,8 +52,8 @@ import Testing
         }
     }
 
-    @Test func aNullWhereAValueIsExpectedIsAnErrorThatNamesTheColumnAndTheStatement() throws {
-        try connection { sql in
+    @Test(arguments: Engine.available) func aNullWhereAValueIsExpectedIsAnErrorThatNamesTheColumnAndTheStatement(engine: Engine) throws {
+        try connection(engine) { sql in
             try sql.execute("INSERT INTO t (n) VALUES (NULL)")
             do {
                 _ = try sql.one("SELECT n FROM t") { try $0.int64(0) }
@@ -42,8 +66,8 @@ import Testing
         }
     }
 
-    @Test func constraintsAndWrongBindCountsAreRefusedWithTheirStatement() throws {
-        try connection { sql in
+    @Test(arguments: Engine.available) func constraintsAndWrongBindCountsAreRefusedWithTheirStatement(engine: Engine) throws {
+        try connection(engine) { sql in
             try sql.execute("INSERT INTO t (s) VALUES (?)", "a")
             #expect(throws: SQLError.self) { try sql.execute("INSERT INTO t (s) VALUES (?)", "a") }
             do {
@@ -65,8 +89,8 @@ import Testing
         }
     }
 
-    @Test func aQueryStopsWhenTheReaderSaysSo() throws {
-        try connection { sql in
+    @Test(arguments: Engine.available) func aQueryStopsWhenTheReaderSaysSo(engine: Engine) throws {
+        try connection(engine) { sql in
             for index in 1...10 { try sql.execute("INSERT INTO t (n) VALUES (?)", index) }
             var seen: [Int64] = []
             try sql.query("SELECT n FROM t ORDER BY n", []) { row in

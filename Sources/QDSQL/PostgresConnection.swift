@@ -1,0 +1,310 @@
+import CLibPQ
+import Foundation
+
+/// The PostgreSQL engine of the SQL layer, through libpq (synchronous, like the rest of
+/// qdwallet). One connection is one server session: statements are prepared once per text
+/// (`PQprepare`, named by their position in the cache) and run with `PQexecPrepared`.
+/// Values go as text, bytes as binary; results come back as text and are read by the column's
+/// type: integers (int2, int4, int8, numeric sums) as `Int64`, bytea (hex) as bytes,
+/// everything else as text. A flag is an integer column on both engines.
+public final class PostgresConnection: SQLConnection {
+    let handle: OpaquePointer
+    public var dialect: SQLDialect { .postgres }
+    /// Prepared statement names by the SQLite-style text the stores wrote.
+    private var prepared: [String: Prepared] = [:]
+    private var preparedCount = 0
+    /// How long a statement may run before the server cancels it (0: no limit).
+    public let statementTimeoutMillis: Int
+
+    /// Opens a session. `url` is a libpq connection URI (`postgres://user@host:port/db?...`);
+    /// the password comes from `PGPASSFILE`/`~/.pgpass` or `PGPASSWORD`, never from the URL
+    /// in messages. `connectTimeoutSeconds` bounds the connect, `statementTimeoutMillis` each
+    /// statement and `lockTimeoutMillis` each wait for a row lock; `schema`, when given, is
+    /// the only schema the session sees (tests give each their own).
+    public init(url: String, connectTimeoutSeconds: Int = 10, statementTimeoutMillis: Int = 60_000, lockTimeoutMillis: Int = 10_000, schema: String? = nil, applicationName: String = "qdwallet") throws {
+        let keywords = ["dbname", "connect_timeout", "application_name", "options"]
+        let values = [url, String(max(1, connectTimeoutSeconds)), applicationName,
+                      "-c statement_timeout=\(statementTimeoutMillis) -c lock_timeout=\(lockTimeoutMillis) -c idle_in_transaction_session_timeout=\(max(statementTimeoutMillis, 60_000)) -c TimeZone=UTC -c client_encoding=UTF8"
+                          + (schema.map { " -c search_path=\($0)" } ?? "")]
+        // expand_dbname=1: the URI in `dbname` is parsed, and the other keywords win over it.
+        let connection = withCStrings(keywords) { keys in
+            withCStrings(values) { vals in PQconnectdbParams(keys, vals, 1) }
+        }
+        guard let connection else {
+            throw SQLError(.other, code: "connect", message: "libpq could not allocate a connection", sql: "")
+        }
+        guard PQstatus(connection) == CONNECTION_OK else {
+            let message = Self.redact(String(cString: PQerrorMessage(connection)).trimmingCharacters(in: .whitespacesAndNewlines), url: url)
+            PQfinish(connection)
+            throw SQLError(.unavailable, code: "connect", message: "cannot connect to PostgreSQL at \(Self.redact(url)): \(message)", sql: "")
+        }
+        self.handle = connection
+        self.statementTimeoutMillis = statementTimeoutMillis
+    }
+
+    deinit { PQfinish(handle) }
+
+    /// The URL without its password, for messages and logs.
+    public static func redact(_ url: String) -> String {
+        guard var components = URLComponents(string: url) else { return "postgres://…" }
+        if components.password != nil { components.password = "***" }
+        var items = components.queryItems ?? []
+        for index in items.indices where items[index].name == "password" { items[index].value = "***" }
+        components.queryItems = items.isEmpty ? nil : items
+        return components.string ?? "postgres://…"
+    }
+
+    static func redact(_ message: String, url: String) -> String {
+        guard let password = URLComponents(string: url)?.password, !password.isEmpty else { return message }
+        return message.replacingOccurrences(of: password, with: "***")
+    }
+
+    // MARK: Statements
+
+    /// A statement prepared in this session under a name of its own.
+    final class Prepared: SQLStatement {
+        let name: String
+        let sql: String
+        let parameters: Int
+        unowned let connection: PostgresConnection
+
+        init(name: String, sql: String, parameters: Int, connection: PostgresConnection) {
+            self.name = name
+            self.sql = sql
+            self.parameters = parameters
+            self.connection = connection
+        }
+
+        func execute(_ binds: [SQLValue]) throws -> Int {
+            let result = try connection.run(self, binds)
+            defer { PQclear(result) }
+            return Int(String(cString: PQcmdTuples(result))) ?? 0
+        }
+
+        func query(_ binds: [SQLValue], _ body: (SQLRow) throws -> Bool) throws {
+            let result = try connection.run(self, binds)
+            defer { PQclear(result) }
+            let rows = Int(PQntuples(result))
+            var source = ResultRow(result: result, row: 0)
+            for row in 0..<rows {
+                source.row = Int32(row)
+                guard try body(SQLRow(source: source, sql: sql)) else { return }
+            }
+        }
+    }
+
+    public func prepare(_ sql: String) throws -> any SQLStatement {
+        if let known = prepared[sql] { return known }
+        let text = dialect.translate(sql)
+        preparedCount += 1
+        let name = "qd\(preparedCount)"
+        guard let result = PQprepare(handle, name, text, 0, nil) else {
+            throw failure(nil, sql: sql)
+        }
+        defer { PQclear(result) }
+        guard PQresultStatus(result) == PGRES_COMMAND_OK else { throw failure(result, sql: sql) }
+        let statement = Prepared(name: name, sql: sql, parameters: Self.parameterCount(text), connection: self)
+        prepared[sql] = statement
+        return statement
+    }
+
+    /// The highest `$N` of a translated statement.
+    static func parameterCount(_ text: String) -> Int {
+        var highest = 0
+        var digits = 0
+        var inNumber = false
+        for byte in text.utf8 {
+            if inNumber, byte >= 48, byte <= 57 {
+                digits = digits * 10 + Int(byte - 48)
+                continue
+            }
+            if inNumber { highest = max(highest, digits) }
+            inNumber = byte == 36  // "$"
+            digits = 0
+        }
+        if inNumber { highest = max(highest, digits) }
+        return highest
+    }
+
+    func run(_ statement: Prepared, _ binds: [SQLValue]) throws -> OpaquePointer {
+        guard binds.count == statement.parameters else {
+            throw SQLError(.other, code: "bind", message: "the statement takes \(statement.parameters) values, \(binds.count) were given", sql: statement.sql)
+        }
+        // Text for integers and text, binary for bytes; NULL as a null pointer.
+        var buffers: [[CChar]?] = []
+        var lengths: [Int32] = []
+        var formats: [Int32] = []
+        buffers.reserveCapacity(binds.count)
+        for value in binds {
+            switch value {
+            case .null:
+                buffers.append(nil); lengths.append(0); formats.append(0)
+            case .integer(let number):
+                buffers.append(Array(String(number).utf8CString)); lengths.append(0); formats.append(0)
+            case .text(let text):
+                buffers.append(Array(text.utf8CString)); lengths.append(0); formats.append(0)
+            case .bytes(let bytes):
+                // An empty value still needs a pointer: a null one would bind NULL.
+                buffers.append(bytes.isEmpty ? [0] : bytes.map { CChar(bitPattern: $0) }); lengths.append(Int32(bytes.count)); formats.append(1)
+            }
+        }
+        let result: OpaquePointer? = withPointers(buffers) { pointers in
+            PQexecPrepared(handle, statement.name, Int32(binds.count), pointers, lengths, formats, 0)
+        }
+        guard let result else { throw failure(nil, sql: statement.sql) }
+        switch PQresultStatus(result) {
+        case PGRES_COMMAND_OK, PGRES_TUPLES_OK:
+            return result
+        default:
+            defer { PQclear(result) }
+            throw failure(result, sql: statement.sql)
+        }
+    }
+
+    @discardableResult
+    public func execute(_ sql: String, _ binds: [SQLValue]) throws -> Int {
+        if binds.isEmpty && Self.isControl(sql) {
+            // Transaction control and savepoints: the simple protocol, never prepared.
+            guard let result = PQexec(handle, sql) else { throw failure(nil, sql: sql) }
+            defer { PQclear(result) }
+            guard PQresultStatus(result) == PGRES_COMMAND_OK else { throw failure(result, sql: sql) }
+            return 0
+        }
+        return try prepare(sql).execute(binds)
+    }
+
+    static func isControl(_ sql: String) -> Bool {
+        let head = sql.prefix(10).uppercased()
+        return head.hasPrefix("BEGIN") || head.hasPrefix("COMMIT") || head.hasPrefix("ROLLBACK") || head.hasPrefix("SAVEPOINT") || head.hasPrefix("RELEASE") || head.hasPrefix("SET ")
+    }
+
+    public func query(_ sql: String, _ binds: [SQLValue], _ body: (SQLRow) throws -> Bool) throws {
+        try prepare(sql).query(binds, body)
+    }
+
+    /// The rows of the query, fetched whole and handed out one by one.
+    public func cursor(_ sql: String, _ binds: [SQLValue]) throws -> any SQLCursor {
+        var rows: [SQLValues] = []
+        try query(sql, binds) { row in
+            rows.append(row.values)
+            return true
+        }
+        return Rows(rows: rows, sql: sql)
+    }
+
+    final class Rows: SQLCursor {
+        var rows: [SQLValues]
+        var position = 0
+        let sql: String
+
+        init(rows: [SQLValues], sql: String) {
+            self.rows = rows
+            self.sql = sql
+        }
+
+        func next() throws -> SQLRow? {
+            guard position < rows.count else { return nil }
+            defer { position += 1 }
+            return SQLRow(source: SQLValues.Values(values: rows[position].values), sql: sql)
+        }
+    }
+
+    /// One row of a result, read by the column's type.
+    struct ResultRow: SQLRowSource {
+        let result: OpaquePointer
+        var row: Int32
+
+        var columnCount: Int { Int(PQnfields(result)) }
+
+        func value(_ column: Int) -> SQLValue {
+            let index = Int32(column)
+            if PQgetisnull(result, row, index) != 0 { return .null }
+            let length = Int(PQgetlength(result, row, index))
+            guard let pointer = PQgetvalue(result, row, index) else { return .null }
+            let bytes = UnsafeRawBufferPointer(start: pointer, count: length)
+            switch PQftype(result, index) {
+            case 20, 21, 23, 1700:  // int8, int2, int4, numeric (a sum of int8)
+                if let number = Int64(String(decoding: bytes, as: UTF8.self)) { return .integer(number) }
+                return .text(String(decoding: bytes, as: UTF8.self))
+            case 16:  // bool: as the integer flag SQLite gives
+                return .integer(length > 0 && bytes[0] == UInt8(ascii: "t") ? 1 : 0)
+            case 17:  // bytea, hex output: "\x0a1b..."
+                return .bytes(Self.hex(bytes))
+            default:
+                return .text(String(decoding: bytes, as: UTF8.self))
+            }
+        }
+
+        static func hex(_ text: UnsafeRawBufferPointer) -> [UInt8] {
+            guard text.count >= 2, text[0] == UInt8(ascii: "\\"), text[1] == UInt8(ascii: "x") else { return Array(text) }
+            func nibble(_ c: UInt8) -> UInt8 {
+                switch c {
+                case 48...57: c - 48
+                case 97...102: c - 87
+                case 65...70: c - 55
+                default: 0
+                }
+            }
+            var out: [UInt8] = []
+            out.reserveCapacity((text.count - 2) / 2)
+            var index = 2
+            while index + 1 < text.count {
+                out.append(nibble(text[index]) << 4 | nibble(text[index + 1]))
+                index += 2
+            }
+            return out
+        }
+    }
+
+    // MARK: Errors
+
+    func failure(_ result: OpaquePointer?, sql: String) -> SQLError {
+        guard let result else {
+            let message = String(cString: PQerrorMessage(handle)).trimmingCharacters(in: .whitespacesAndNewlines)
+            return SQLError(PQstatus(handle) == CONNECTION_OK ? .other : .unavailable, code: "libpq", message: message, sql: sql)
+        }
+        let state = PQresultErrorField(result, Int32(UInt8(ascii: "C"))).map { String(cString: $0) } ?? ""
+        let message = PQresultErrorField(result, Int32(UInt8(ascii: "M"))).map { String(cString: $0) }
+            ?? String(cString: PQresultErrorMessage(result)).trimmingCharacters(in: .whitespacesAndNewlines)
+        return SQLError(Self.kind(state), code: state.isEmpty ? "libpq" : "SQLSTATE \(state)", message: message, sql: sql)
+    }
+
+    /// SQLSTATE classes (PostgreSQL Appendix A).
+    static func kind(_ state: String) -> SQLError.Kind {
+        switch state {
+        case "40001", "40P01": .serialization
+        case "55P03", "57014": .busy  // lock_not_available (lock_timeout), query_canceled (statement_timeout)
+        case let code where code.hasPrefix("23"): .constraint
+        case let code where code.hasPrefix("08"): .unavailable
+        default: .other
+        }
+    }
+}
+
+/// C strings for libpq, alive for the call.
+private func withCStrings<T>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> T) -> T {
+    let buffers = strings.map { Array($0.utf8CString) }
+    return withPointers(buffers.map { Optional($0) }) { pointers in
+        var terminated = pointers
+        terminated.append(nil)
+        return terminated.withUnsafeBufferPointer { body($0.baseAddress!) }
+    }
+}
+
+/// Pointers to each buffer (nil for a missing one), valid inside `body`.
+private func withPointers<T>(_ buffers: [[CChar]?], _ body: ([UnsafePointer<CChar>?]) -> T) -> T {
+    var pointers: [UnsafePointer<CChar>?] = []
+    pointers.reserveCapacity(buffers.count)
+    func next(_ index: Int) -> T {
+        if index == buffers.count { return body(pointers) }
+        guard let buffer = buffers[index] else {
+            pointers.append(nil)
+            return next(index + 1)
+        }
+        return buffer.withUnsafeBufferPointer { pointer in
+            pointers.append(pointer.baseAddress)
+            return next(index + 1)
+        }
+    }
+    return next(0)
+}

@@ -1,0 +1,90 @@
+import CLibPQ
+import Foundation
+
+/// PostgreSQL as an `SQLDatabase`: a small pool of sessions to one server. A write is one
+/// READ COMMITTED transaction (the stores take the row locks their invariants need); a
+/// transaction the server aborts to stay consistent (40001 serialization failure, 40P01
+/// deadlock) or that waited past `lock_timeout` is run again whole by `SQLRetry`, a bounded
+/// number of times. A read is one REPEATABLE READ READ ONLY transaction: a snapshot, as a
+/// WAL reader has on SQLite.
+public final class PostgresDatabase: SQLDatabase, @unchecked Sendable {
+    public struct Options: Sendable {
+        public var connectTimeoutSeconds = 10
+        public var statementTimeoutMillis = 60_000
+        public var lockTimeoutMillis = 10_000
+        /// Sessions kept open between transactions.
+        public var idleMax = 4
+        /// How many times a transaction runs at most (the first run included).
+        public var attempts = SQLRetry.attemptsDefault
+        /// The schema the sessions use (nil: the server's search path).
+        public var schema: String?
+
+        public init() {}
+    }
+
+    public let url: String
+    public let options: Options
+    public var dialect: SQLDialect { .postgres }
+    private let lock = NSLock()
+    private var idle: [PostgresConnection] = []
+
+    /// Connects once, so that a wrong URL, a server that is down or a refused login fails
+    /// here, with the URL (its password hidden) in the message.
+    public init(url: String, options: Options = Options()) throws {
+        self.url = url
+        self.options = options
+        let first = try open()
+        idle.append(first)
+    }
+
+    func open() throws -> PostgresConnection {
+        try PostgresConnection(url: url, connectTimeoutSeconds: options.connectTimeoutSeconds,
+                               statementTimeoutMillis: options.statementTimeoutMillis, lockTimeoutMillis: options.lockTimeoutMillis, schema: options.schema)
+    }
+
+    /// A session of the pool for the length of `body`; put back only when it is idle and
+    /// healthy.
+    func withConnection<T>(_ body: (PostgresConnection) throws -> T) throws -> T {
+        let taken: PostgresConnection? = lock.withLock { idle.popLast() }
+        let connection = try taken ?? open()
+        let result = try body(connection)
+        if PQstatus(connection.handle) == CONNECTION_OK, PQtransactionStatus(connection.handle) == PQTRANS_IDLE {
+            lock.withLock {
+                if idle.count < options.idleMax { idle.append(connection) }
+            }
+        }
+        return result
+    }
+
+    public func write<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
+        try transaction("BEGIN ISOLATION LEVEL READ COMMITTED", body)
+    }
+
+    /// A SERIALIZABLE transaction, for an invariant no row lock covers; run again whole
+    /// after a serialization failure.
+    public func serializable<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
+        try transaction("BEGIN ISOLATION LEVEL SERIALIZABLE", body)
+    }
+
+    public func read<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
+        try transaction("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", body)
+    }
+
+    func transaction<T>(_ begin: String, _ body: (any SQLConnection) throws -> T) throws -> T {
+        try SQLRetry.run(attempts: options.attempts) {
+            try withConnection { connection in
+                try connection.execute(begin, [])
+                do {
+                    let result = try body(connection)
+                    try connection.execute("COMMIT", [])
+                    return result
+                } catch {
+                    if PQtransactionStatus(connection.handle) != PQTRANS_IDLE {
+                        _ = try? connection.execute("ROLLBACK", [])
+                    }
+                    throw error
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,120 @@
+import Foundation
+import QDSQL
+import Synchronization
+import Testing
+
+/// The PostgreSQL engine of the SQL layer against a real server: transactions, the retry of
+/// a serialization failure, lock waits that end, and connection errors that never show a
+/// password.
+@Suite(.serialized, .enabled(if: Engine.postgresURL != nil))
+struct PostgresEngineTests {
+    /// A schema of its own on the server, with one table, dropped afterwards.
+    func withSchema(_ body: (String, String) throws -> Void) throws {
+        let url = try #require(Engine.postgresURL)
+        let admin = try PostgresConnection(url: url)
+        let schema = "e_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
+        try admin.execute("CREATE SCHEMA \(schema)", [])
+        defer { _ = try? admin.execute("DROP SCHEMA \(schema) CASCADE", []) }
+        try admin.execute("CREATE TABLE \(schema).accounts (id BIGINT PRIMARY KEY, balance BIGINT NOT NULL)", [])
+        try admin.execute("INSERT INTO \(schema).accounts VALUES (1, 100), (2, 0)", [])
+        try body(url, schema)
+    }
+
+    func database(_ url: String, _ schema: String, lockTimeoutMillis: Int = 10_000) throws -> PostgresDatabase {
+        var options = PostgresDatabase.Options()
+        options.schema = schema
+        options.lockTimeoutMillis = lockTimeoutMillis
+        return try PostgresDatabase(url: url, options: options)
+    }
+
+    @Test func aWriteCommitsWhenItReturnsAndLeavesNothingWhenItThrows() throws {
+        try withSchema { url, schema in
+            let database = try database(url, schema)
+            try database.write { sql in
+                try sql.execute("UPDATE accounts SET balance = balance - 30 WHERE id = 1")
+                try sql.execute("UPDATE accounts SET balance = balance + 30 WHERE id = 2")
+            }
+            struct Refused: Error {}
+            #expect(throws: Refused.self) {
+                try database.write { sql in
+                    try sql.execute("UPDATE accounts SET balance = balance - 50 WHERE id = 1")
+                    throw Refused()
+                }
+            }
+            let balances = try database.read { sql in try sql.int64s("SELECT balance FROM accounts ORDER BY id") }
+            #expect(balances == [70, 30])
+        }
+    }
+
+    /// A SERIALIZABLE transaction whose row another session changed after its snapshot gets
+    /// SQLSTATE 40001 (PostgreSQL 15, 13.2.3); it is run again, whole, and then sees the change.
+    @Test func aSerializationFailureIsRunAgainWholeOnAFreshSnapshot() throws {
+        try withSchema { url, schema in
+            let database = try database(url, schema)
+            let other = try PostgresConnection(url: url, schema: schema)
+            var runs = 0
+            let seen = try database.serializable { sql -> Int64 in
+                runs += 1
+                let balance = try sql.int64("SELECT balance FROM accounts WHERE id = 1") ?? -1
+                if runs == 1 {
+                    // Another session commits a change to the same row after this snapshot.
+                    try other.execute("UPDATE accounts SET balance = balance + 1 WHERE id = 1")
+                }
+                try sql.execute("UPDATE accounts SET balance = ? WHERE id = 1", balance + 10)
+                return balance
+            }
+            #expect(runs == 2)
+            #expect(seen == 101)
+            #expect(try database.read { try $0.int64("SELECT balance FROM accounts WHERE id = 1") } == 111)
+        }
+    }
+
+    /// A wait for a row lock another session holds ends at lock_timeout (SQLSTATE 55P03) as a
+    /// busy error, never a hang.
+    @Test(.timeLimit(.minutes(1))) func aLockWaitEndsAtTheLockTimeout() throws {
+        try withSchema { url, schema in
+            let holder = try PostgresConnection(url: url, schema: schema)
+            try holder.execute("BEGIN", [])
+            try holder.execute("SELECT balance FROM accounts WHERE id = 1 FOR UPDATE")
+            defer { _ = try? holder.execute("ROLLBACK", []) }
+            var options = PostgresDatabase.Options()
+            options.schema = schema
+            options.lockTimeoutMillis = 200
+            options.attempts = 2
+            let waiting = try PostgresDatabase(url: url, options: options)
+            let started = Date()
+            do {
+                _ = try waiting.write { sql in try sql.execute("UPDATE accounts SET balance = 0 WHERE id = 1") }
+                Issue.record("the update did not wait for the lock")
+            } catch let error as SQLError {
+                #expect(error.kind == .busy)
+                #expect(error.code == "SQLSTATE 55P03")
+            }
+            // Two attempts of 200 ms each, not the statement timeout.
+            #expect(Date().timeIntervalSince(started) < 5)
+        }
+    }
+
+    @Test func aServerThatIsNotThereIsAClearErrorThatHidesThePassword() throws {
+        do {
+            _ = try PostgresDatabase(url: "postgres://qdwallet:s3cret-pw@127.0.0.1:1/qdwallet?connect_timeout=2")
+            Issue.record("connected to a closed port")
+        } catch let error as SQLError {
+            #expect(error.kind == .unavailable)
+            #expect(!error.message.contains("s3cret-pw"))
+            #expect(error.message.contains("postgres://qdwallet:***@127.0.0.1:1/qdwallet"))
+        }
+    }
+
+    @Test func placeholdersAndRowsCountAsOnSQLite() throws {
+        try withSchema { url, schema in
+            let database = try database(url, schema)
+            let changed = try database.write { sql in
+                try sql.execute("INSERT INTO accounts (id, balance) VALUES (?, ?), (?, ?) ON CONFLICT (id) DO NOTHING", 2, 5, 3, 7)
+            }
+            #expect(changed == 1)
+            let ids = try database.read { sql in try sql.int64s("SELECT id FROM accounts WHERE balance >= ?1 AND id <> ?2 ORDER BY id", [Int64(7), Int64(1)]) }
+            #expect(ids == [3])
+        }
+    }
+}
