@@ -129,18 +129,9 @@ public final class SSHServer {
     }
 
     public static func freePort() throws -> Int {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(descriptor) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0 }
-        }
-        guard bound else { throw FeedError(.io, "no free port") }
-        return Int(UInt16(bigEndian: address.sin_port))
+        let (descriptor, port) = try loopbackSocket()
+        close(descriptor)
+        return port
     }
 
     public static func accepts(port: Int) -> Bool {
@@ -156,6 +147,24 @@ public final class SSHServer {
     }
 }
 
+/// A TCP socket bound to a port of 127.0.0.1 the kernel chose, and that port.
+func loopbackSocket() throws -> (Int32, Int) {
+    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0 }
+    }
+    guard bound else {
+        close(descriptor)
+        throw FeedError(.io, "no free loopback port")
+    }
+    return (descriptor, Int(UInt16(bigEndian: address.sin_port)))
+}
+
 /// A TCP listener that completes the handshake (the kernel does) and never says a word: a
 /// stalled server.
 public final class SilentServer {
@@ -163,18 +172,11 @@ public final class SilentServer {
     public let port: Int
 
     public init() throws {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        self.descriptor = descriptor
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let ready = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0 }
+        (descriptor, port) = try loopbackSocket()
+        guard listen(descriptor, 8) == 0 else {
+            close(descriptor)
+            throw FeedError(.io, "cannot listen")
         }
-        guard ready, listen(descriptor, 8) == 0 else { throw FeedError(.io, "cannot listen") }
-        port = Int(UInt16(bigEndian: address.sin_port))
     }
 
     deinit { close(descriptor) }
