@@ -15,7 +15,7 @@ public struct BillingService: Sendable {
         self.campaigns = campaigns
     }
 
-    var store: SQLiteLedgerStore { wallets.store }
+    var store: SQLLedgerStore { wallets.store }
     var now: TimestampMicros { wallets.ledger.clock.nowMicros() }
 
     public struct BillAccount: Sendable, Hashable, Codable {

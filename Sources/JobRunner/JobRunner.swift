@@ -37,7 +37,7 @@ public struct ExecutionReport: Sendable, Codable {
 /// Runs jobs: one live execution per job, chunks and checkpoints committed together, restart
 /// from the last committed chunk, abandoned runs taken over.
 public final class JobRunner: Sendable {
-    public let store: SQLiteLedgerStore
+    public let store: SQLLedgerStore
     public let clock: any LedgerClock
     public let logger: Logger
     public let definitions: [String: JobDefinition]
@@ -48,7 +48,7 @@ public final class JobRunner: Sendable {
     let sleep: @Sendable (Int) -> Void
 
     public init(
-        store: SQLiteLedgerStore, clock: any LedgerClock, logger: Logger,
+        store: SQLLedgerStore, clock: any LedgerClock, logger: Logger,
         definitions: [JobDefinition], implementations: [JobImplementation],
         stop: StopSignal = StopSignal(), progress: ProgressReporter? = nil,
         owner: String? = nil, sleepMillis: @escaping @Sendable (Int) -> Void = { usleep(useconds_t($0) * 1_000) }

@@ -62,8 +62,10 @@ final class LedgerSession: LedgerWriting {
         switch error {
         case let error as LedgerError:
             return error
-        case let error as SQLError where error.kind == .busy:
+        case let error as SQLError where error.kind == .busy || error.kind == .serialization:
             return LedgerError(.busy, "the database is locked by another writer; retry later", cause: error.message, context: error.sql)
+        case let error as SQLError where error.kind == .unavailable:
+            return LedgerError(.storage, "the database server cannot be reached", cause: error.message, context: error.sql)
         case let error as SQLError where error.kind == .column:
             return LedgerError(.corrupt, "a ledger row holds a value of the wrong kind", cause: error.message, context: error.sql)
         case let error as SQLError:
@@ -167,7 +169,7 @@ final class LedgerSession: LedgerWriting {
                 """
             case .transactionsByKeyPrefix: """
                 SELECT id, idempotency_key FROM ledger_transactions
-                WHERE effective_at >= ?1 AND effective_at < ?2 AND substr(idempotency_key, 1, length(?3)) = ?3 ORDER BY id
+                WHERE effective_at >= ?1 AND effective_at < ?2 AND substr(idempotency_key, 1, length(CAST(?3 AS TEXT))) = CAST(?3 AS TEXT) ORDER BY id
                 """
             case .netCreditsOfKind: "SELECT coalesce(sum(credits_posted - debits_posted), 0) FROM ledger_accounts WHERE kind = ?"
             case .expiredOpenHolds: """

@@ -173,6 +173,17 @@ public final class PostgresConnection: SQLConnection {
         return try prepare(sql).execute(binds)
     }
 
+    /// Runs statements separated by semicolons (DDL, function bodies) through the simple
+    /// protocol, unprepared, with no values.
+    public func script(_ sql: String) throws {
+        guard let result = PQexec(handle, sql) else { throw failure(nil, sql: sql) }
+        defer { PQclear(result) }
+        switch PQresultStatus(result) {
+        case PGRES_COMMAND_OK, PGRES_TUPLES_OK: return
+        default: throw failure(result, sql: sql)
+        }
+    }
+
     static func isControl(_ sql: String) -> Bool {
         let head = sql.prefix(10).uppercased()
         return head.hasPrefix("BEGIN") || head.hasPrefix("COMMIT") || head.hasPrefix("ROLLBACK") || head.hasPrefix("SAVEPOINT") || head.hasPrefix("RELEASE") || head.hasPrefix("SET ")

@@ -18,6 +18,11 @@ public final class PostgresDatabase: SQLDatabase, @unchecked Sendable {
         public var attempts = SQLRetry.attemptsDefault
         /// The schema the sessions use (nil: the server's search path).
         public var schema: String?
+        /// Writers take turns, as on SQLite: every write transaction first takes one
+        /// transaction-scoped advisory lock, so the invariants that rely on one writer at a
+        /// time (the hash chain's order, balances checked then written, class limits,
+        /// budgets, caps) hold unchanged. Reads never wait for it.
+        public var serializedWrites = true
 
         public init() {}
     }
@@ -56,21 +61,61 @@ public final class PostgresDatabase: SQLDatabase, @unchecked Sendable {
         return result
     }
 
+    /// The advisory lock key of the writers' turn (any constant; "qdwallet" in ASCII).
+    public static let writersLock: Int64 = 0x7164_7761_6C6C_6574
+
     public func write<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
-        try transaction("BEGIN ISOLATION LEVEL READ COMMITTED", body)
+        try transaction("BEGIN ISOLATION LEVEL READ COMMITTED") { connection in
+            if options.serializedWrites {
+                // Waits at most lock_timeout, then fails as busy (and is retried).
+                try connection.execute("SELECT pg_advisory_xact_lock(?)", [.integer(Self.writersLock)])
+            }
+            return try body(connection)
+        }
     }
 
     /// A SERIALIZABLE transaction, for an invariant no row lock covers; run again whole
     /// after a serialization failure.
     public func serializable<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
-        try transaction("BEGIN ISOLATION LEVEL SERIALIZABLE", body)
+        try transaction("BEGIN ISOLATION LEVEL SERIALIZABLE") { try body($0) }
     }
 
     public func read<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
-        try transaction("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", body)
+        try transaction("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") { try body($0) }
     }
 
-    func transaction<T>(_ begin: String, _ body: (any SQLConnection) throws -> T) throws -> T {
+    /// Applies the migrations not applied yet, in order, each in its own transaction and
+    /// recorded by name; one process at a time (an advisory lock), so two `init`s racing
+    /// apply each migration once.
+    public func migrate(_ migrations: [SQLMigration]) throws {
+        try withConnection { connection in
+            try connection.execute("BEGIN", [])
+            do {
+                try connection.execute("SELECT pg_advisory_xact_lock(?)", [.integer(Self.writersLock)])
+                try connection.script("CREATE TABLE IF NOT EXISTS qdwallet_migrations (name TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
+                let applied = Set(try connection.texts("SELECT name FROM qdwallet_migrations"))
+                for migration in migrations where !applied.contains(migration.name) {
+                    try connection.script(migration.sql)
+                    try connection.execute("INSERT INTO qdwallet_migrations (name) VALUES (?)", [.text(migration.name)])
+                }
+                try connection.execute("COMMIT", [])
+            } catch {
+                _ = try? connection.execute("ROLLBACK", [])
+                throw error
+            }
+        }
+    }
+
+    /// The names of the migrations applied so far (empty: a database without qdwallet's
+    /// schema).
+    public func appliedMigrations() throws -> [String] {
+        try read { sql in
+            guard try sql.exists("SELECT 1 FROM pg_tables WHERE tablename = 'qdwallet_migrations' AND schemaname = current_schema()") else { return [] }
+            return try sql.texts("SELECT name FROM qdwallet_migrations ORDER BY applied_at, name")
+        }
+    }
+
+    func transaction<T>(_ begin: String, _ body: (PostgresConnection) throws -> T) throws -> T {
         try SQLRetry.run(attempts: options.attempts) {
             try withConnection { connection in
                 try connection.execute(begin, [])

@@ -83,7 +83,7 @@ enum BillingSetup {
 
 /// The campaigns of `Jobs/campaigns/`, with their versions recorded.
 enum CampaignSetup {
-    static func load(_ jobs: JobsOptions, store: SQLiteLedgerStore) throws -> [Campaign] {
+    static func load(_ jobs: JobsOptions, store: SQLLedgerStore) throws -> [Campaign] {
         let campaigns = try Campaign.loadAll(directory: (jobs.path as NSString).appendingPathComponent("campaigns"))
         try store.transaction { db, _ in try CampaignBook.register(campaigns, db: db, now: SystemClock().nowMicros()) }
         return campaigns

@@ -24,7 +24,7 @@ public struct WalletRecord: Sendable, Hashable {
 /// Every wallet rule of qdwallet, for the CLI and the app alike. Each operation is one
 /// database transaction; money moves only through the ledger, in that same transaction.
 public struct WalletService: Sendable {
-    public let store: SQLiteLedgerStore
+    public let store: SQLLedgerStore
     public let ledger: Ledger
     public let policy: WalletPolicy
     public let hasher: PasswordHasher
@@ -34,7 +34,7 @@ public struct WalletService: Sendable {
     /// nil: a QR payment is a plain transfer.
     public let planner: (any PaymentPlanner)?
 
-    public init(store: SQLiteLedgerStore, ledger: Ledger, policy: WalletPolicy = WalletPolicy(), hasher: PasswordHasher = PasswordHasher(), dataKey: DataKey?, planner: (any PaymentPlanner)? = nil) {
+    public init(store: SQLLedgerStore, ledger: Ledger, policy: WalletPolicy = WalletPolicy(), hasher: PasswordHasher = PasswordHasher(), dataKey: DataKey?, planner: (any PaymentPlanner)? = nil) {
         self.store = store
         self.ledger = ledger
         self.policy = policy

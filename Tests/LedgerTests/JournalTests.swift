@@ -20,7 +20,7 @@ import Testing
         let hold = try #require(try w.t.ledger.post(PostingRequest(key: "h", action: .hold(debit: w.a, credit: w.b, asset: .cny, amount: 1, expiresAt: nil))).transactionID)
         _ = try w.t.ledger.post(PostingRequest(key: "v", action: .voidHold(holdID: hold)))
         #expect {
-            try w.t.store.pool.write { try $0.execute(sql: sql) }
+            try w.t.execute(sql)
         } throws: { error in
             "\(error)".contains("append-only")
         }
@@ -81,7 +81,8 @@ import Testing
         #expect { try t.ledger.account(code: "nope") } throws: { ($0 as? LedgerError)?.code == .accountNotFound }
     }
 
-    @Test func databaseFileIsPrivate() throws {
+    /// SQLite only: on PostgreSQL the server owns the files.
+    @Test(.enabled(if: !TestEngine.onPostgres)) func databaseFileIsPrivate() throws {
         let t = try TestLedger()
         // Write something, so that SQLite's -wal and -shm files exist beside the database.
         _ = try t.fundedWallet("private", fen: 100)
@@ -98,12 +99,8 @@ import Testing
 @Suite struct CheckTests {
     /// Tampering needs the append-only triggers out of the way, as an attacker with the file would.
     func tamper(_ t: TestLedger, _ sql: String) throws {
-        try t.store.pool.write { db in
-            for table in ["ledger_transactions", "ledger_entries", "ledger_holds"] {
-                try db.execute(sql: "DROP TRIGGER IF EXISTS \(table)_no_update; DROP TRIGGER IF EXISTS \(table)_no_delete")
-            }
-            try db.execute(sql: sql)
-        }
+        try t.dropJournalTriggers()
+        try t.execute(sql)
     }
 
     func busyWorld() throws -> World {
@@ -151,11 +148,9 @@ import Testing
 
     @Test func aRuleViolationIsFound() throws {
         let w = try busyWorld()
-        try w.t.store.pool.write { db in
-            // Rules are data: tighten one behind the ledger's back.
-            try db.execute(sql: "UPDATE ledger_accounts SET overdraft_limit = 0 WHERE code = 'overdraft'")
-            try db.execute(sql: "UPDATE ledger_accounts SET credits_must_not_exceed_debits = 1 WHERE code = 'b'")
-        }
+        // Rules are data: tighten one behind the ledger's back.
+        try w.t.execute("UPDATE ledger_accounts SET overdraft_limit = 0 WHERE code = 'overdraft'")
+        try w.t.execute("UPDATE ledger_accounts SET credits_must_not_exceed_debits = 1 WHERE code = 'b'")
         let report = try w.t.ledger.check()
         #expect(report.violations.contains { $0.code == "rule_violated" && $0.accountID == w.b })
     }

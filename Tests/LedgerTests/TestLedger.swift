@@ -1,14 +1,26 @@
 import Foundation
 import GRDB
+import QDSQL
 @testable import Ledger
 
-/// A ledger on its own database in a fresh temporary folder, with a manual clock.
+/// The engine the database tests run on: SQLite, or PostgreSQL when
+/// `QDWALLET_TEST_ENGINE=postgres` and `QDWALLET_TEST_POSTGRES` names a server (Tests/test.sh
+/// runs the ledger's tests once on each).
+enum TestEngine {
+    static var postgresURL: String? { ProcessInfo.processInfo.environment["QDWALLET_TEST_POSTGRES"].flatMap { $0.isEmpty ? nil : $0 } }
+    static var onPostgres: Bool { ProcessInfo.processInfo.environment["QDWALLET_TEST_ENGINE"] == "postgres" && postgresURL != nil }
+}
+
+/// A ledger on its own database (a file in a fresh temporary folder, or a schema of its own
+/// on the PostgreSQL server, dropped afterwards), with a manual clock.
 final class TestLedger {
     let directory: URL
     let path: String
-    let store: SQLiteLedgerStore
+    let store: SQLLedgerStore
     let clock: ManualClock
     let ledger: Ledger
+    /// The PostgreSQL schema, when on PostgreSQL.
+    let schema: String?
 
     /// 2026-11-27T00:00:00+08:00
     static let start: TimestampMicros = 1_795_708_800_000_000
@@ -17,13 +29,46 @@ final class TestLedger {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("qdwallet-test-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         path = directory.appendingPathComponent("ledger.sqlite").path
-        store = try SQLiteLedgerStore(path: path)
+        if TestEngine.onPostgres, let url = TestEngine.postgresURL {
+            let schema = "l_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
+            try PostgresConnection(url: url).execute("CREATE SCHEMA \(schema)", [])
+            var options = PostgresDatabase.Options()
+            options.schema = schema
+            let database = try PostgresDatabase(url: url, options: options)
+            try database.migrate(LedgerSchema.postgres)
+            store = SQLLedgerStore(database: database)
+            self.schema = schema
+        } else {
+            store = try SQLiteLedgerStore(path: path)
+            schema = nil
+        }
         clock = ManualClock(Self.start)
         ledger = Ledger(store: store, clock: clock, limits: limits)
     }
 
     deinit {
         try? FileManager.default.removeItem(at: directory)
+        if let schema, let url = TestEngine.postgresURL {
+            _ = try? PostgresConnection(url: url).execute("DROP SCHEMA \(schema) CASCADE", [])
+        }
+    }
+
+    /// Runs one statement behind the ledger's back, in its own transaction.
+    func execute(_ sql: String) throws {
+        _ = try store.database.write { try $0.execute(sql, []) }
+    }
+
+    /// Takes the journal's append-only triggers out of the way, as an attacker with the
+    /// database's owner rights would.
+    func dropJournalTriggers() throws {
+        for table in ["ledger_transactions", "ledger_entries", "ledger_holds"] {
+            if schema != nil {
+                try execute("ALTER TABLE \(table) DISABLE TRIGGER USER")
+            } else {
+                try execute("DROP TRIGGER IF EXISTS \(table)_no_update")
+                try execute("DROP TRIGGER IF EXISTS \(table)_no_delete")
+            }
+        }
     }
 
     /// Opens a CNY account with the given rules and kind.
@@ -45,6 +90,6 @@ final class TestLedger {
     func balance(_ id: AccountID) throws -> Int64 { try ledger.account(id: id).balance }
     func available(_ id: AccountID) throws -> Int64 { try ledger.account(id: id).available }
     func transactionCount() throws -> Int {
-        try store.pool.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM ledger_transactions") ?? -1 }
+        try store.database.read { try $0.int("SELECT count(*) FROM ledger_transactions") ?? -1 }
     }
 }

@@ -2,32 +2,25 @@ import GRDB
 import QDSQL
 import Synchronization
 
-/// The ledger's store on SQLite (through GRDB's connection management): the embedded
-/// default. Its SQL is in `LedgerSession`, shared with the server engine; what is SQLite's own
-/// here is the connection pool and the transaction model (one immediate transaction a write).
-public final class SQLiteLedgerStore: LedgerStore {
+/// The ledger's store on either engine: its statements are `LedgerSession`'s, its
+/// transactions the database's (`SQLDatabase`: on SQLite one immediate transaction a write,
+/// on PostgreSQL the server's, with the writers' lock and the retry the engine needs).
+/// `SQLiteLedgerStore` is this store on a SQLite file, with its pool for the migrations.
+public class SQLLedgerStore: LedgerStore, @unchecked Sendable {
     /// The database, shared with the modules that write in the same transactions.
-    public let pool: DatabasePool
-    /// The same database through the SQL layer: what the other modules' stores are given.
-    public let database: SQLitePool
+    public let database: any SQLDatabase
 
     /// Called inside every write transaction, just before it commits (an audit trail that
     /// must commit with the change it records). Set once, before the store is used.
     private let beforeCommit = Mutex<(@Sendable (any SQLConnection) throws -> Void)?>(nil)
 
-    public init(pool: DatabasePool) {
-        self.pool = pool
-        self.database = SQLitePool(pool)
+    public init(database: any SQLDatabase) {
+        self.database = database
     }
 
     /// Installs the hook every write transaction calls before it commits.
     public func setBeforeCommit(_ hook: (@Sendable (any SQLConnection) throws -> Void)?) {
         beforeCommit.withLock { $0 = hook }
-    }
-
-    /// Opens a database holding only the ledger's schema (tests, benchmarks).
-    public convenience init(path: String) throws {
-        self.init(pool: try SQLiteDatabase.open(path: path, migrator: SQLiteDatabase.ledgerMigrator()))
     }
 
     public func read<T>(_ body: (any LedgerReading) throws -> T) throws -> T {
@@ -48,8 +41,8 @@ public final class SQLiteLedgerStore: LedgerStore {
         try transaction { _, session in try body(session) }
     }
 
-    /// Runs `body` in one write transaction (on SQLite an immediate one: writers take turns),
-    /// with the connection for the caller's own stores and the ledger session on it.
+    /// Runs `body` in one write transaction, with the connection for the caller's own stores
+    /// and the ledger session on it.
     public func transaction<T>(_ body: (any SQLConnection, any LedgerWriting) throws -> T) throws -> T {
         try Self.mapErrors {
             try database.write { db in
@@ -60,8 +53,9 @@ public final class SQLiteLedgerStore: LedgerStore {
         }
     }
 
-    /// Turns GRDB's errors (opening, beginning or committing a transaction) into
-    /// `LedgerError`, keeping every other error as it is.
+    /// Turns the engines' errors from outside the ledger's statements (opening, beginning or
+    /// committing a transaction, waiting for the writers' lock) into `LedgerError`, keeping
+    /// every other error as it is.
     static func mapErrors<T>(_ body: () throws -> T) throws -> T {
         do {
             return try body()
@@ -72,7 +66,25 @@ public final class SQLiteLedgerStore: LedgerStore {
             }
             throw LedgerError(.storage, "the ledger database refused a statement",
                               cause: "\(error.resultCode): \(error.message ?? "")", context: error.sql)
+        } catch let error as SQLError where error.kind == .busy || error.kind == .unavailable || error.kind == .serialization {
+            throw LedgerSession.ledgerError(error)
         }
     }
 }
 
+/// The ledger's store on a SQLite file (through GRDB's connection management): the embedded
+/// default.
+public final class SQLiteLedgerStore: SQLLedgerStore, @unchecked Sendable {
+    /// The GRDB pool under `database`: the migrations and the file's own checks use it.
+    public let pool: DatabasePool
+
+    public init(pool: DatabasePool) {
+        self.pool = pool
+        super.init(database: SQLitePool(pool))
+    }
+
+    /// Opens a database holding only the ledger's schema (tests, benchmarks).
+    public convenience init(path: String) throws {
+        self.init(pool: try SQLiteDatabase.open(path: path, migrator: SQLiteDatabase.ledgerMigrator()))
+    }
+}

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The test suite on both engines: every test on SQLite (and the SQL layer's and the engine's
+# own tests on PostgreSQL), then the tests of the modules whose stores run on PostgreSQL
+# again with QDWALLET_TEST_ENGINE=postgres. Run it inside Tests/Postgres/with-postgres.sh
+# (the README's test command does), after `swift build --build-tests`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+swift test --skip-build "$@"
+if [ -n "${QDWALLET_TEST_POSTGRES:-}" ]; then
+    # The modules whose schema and stores run on PostgreSQL so far.
+    QDWALLET_TEST_ENGINE=postgres swift test --skip-build --filter "LedgerTests" "$@"
+else
+    echo "test.sh: QDWALLET_TEST_POSTGRES is not set: PostgreSQL skipped (run inside Tests/Postgres/with-postgres.sh)" >&2
+fi
