@@ -175,7 +175,7 @@ let package = Package(
         .testTarget(
             name: "LedgerTests",
             dependencies: [
-                "Ledger", "QDSQL",
+                "Ledger", "QDSQL", "QDTestEngines",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],
@@ -183,7 +183,7 @@ let package = Package(
         .testTarget(
             name: "WalletTests",
             dependencies: [
-                "Wallet", "Ledger",
+                "Wallet", "Ledger", "QDSQL", "QDTestEngines",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: strict),
@@ -194,6 +194,12 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: strict),
+        // The engine the database tests run on (SQLite, or PostgreSQL when configured).
+        .target(
+            name: "QDTestEngines",
+            dependencies: ["QDSQL"],
+            path: "Tests/QDTestEngines",
             swiftSettings: strict),
         // What the tests of Billing, Feeds, Notify and Reports share: a billing world on its
         // own database, the loopback feed server, an OpenSSH server, a silent server.
@@ -210,7 +216,7 @@ let package = Package(
         .testTarget(
             name: "BillingTests",
             dependencies: [
-                "QDTestSupport", "Billing", "Feeds", "JobRunner", "Ledger", "Wallet", "QDConfig", "Campaigns", "Payments", "Reports",
+                "QDTestSupport", "Billing", "Feeds", "JobRunner", "Ledger", "Wallet", "QDConfig", "Campaigns", "Payments", "Reports", "QDSchema", "QDSQL",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "PropertyBased", package: "swift-property-based"),

@@ -1,169 +1,176 @@
 import GRDB
+import QDSQL
 
 /// The billing tables. A migration that has shipped is never edited.
 public enum BillingSchema {
+    /// The module's migrations in the order they shipped (SQLite's text; PostgreSQL takes
+    /// them through `SQLDialect.postgresSchema`).
+    public static let migrations: [SQLMigration] = [
+        SQLMigration("billing-v1", """
+            CREATE TABLE billers (
+                code TEXT PRIMARY KEY,
+                name TEXT NOT NULL,
+                category TEXT NOT NULL,
+                account_id INTEGER NOT NULL UNIQUE REFERENCES ledger_accounts(id)
+            );
+            CREATE TABLE bill_accounts (
+                id INTEGER PRIMARY KEY,
+                wallet_id INTEGER NOT NULL REFERENCES wallets(id),
+                biller TEXT NOT NULL REFERENCES billers(code),
+                customer_no TEXT NOT NULL,
+                autopay INTEGER NOT NULL CHECK (autopay IN (0, 1)),
+                autopay_limit_fen INTEGER NOT NULL CHECK (autopay_limit_fen >= 0),
+                status TEXT NOT NULL CHECK (status IN ('linked', 'unlinked')),
+                linked_at INTEGER NOT NULL,
+                unlinked_at INTEGER
+            );
+            CREATE UNIQUE INDEX bill_accounts_one_link ON bill_accounts(biller, customer_no) WHERE status = 'linked';
+            CREATE INDEX bill_accounts_by_wallet ON bill_accounts(wallet_id);
+            CREATE TABLE feeds (
+                feed_id TEXT PRIMARY KEY,
+                biller TEXT NOT NULL,
+                business_date TEXT NOT NULL,
+                sha256 BLOB NOT NULL,
+                bytes INTEGER NOT NULL,
+                bills INTEGER NOT NULL,
+                cancels INTEGER NOT NULL,
+                ctrl_sum_fen INTEGER NOT NULL,
+                created_at TEXT NOT NULL,
+                ingested_at INTEGER NOT NULL,
+                execution_id INTEGER NOT NULL
+            );
+            CREATE INDEX feeds_by_day ON feeds(biller, business_date);
+            CREATE TABLE billing_runs (
+                execution_id INTEGER NOT NULL,
+                biller TEXT NOT NULL,
+                business_date TEXT NOT NULL,
+                feed_id TEXT,
+                status TEXT NOT NULL CHECK (status IN ('processed', 'rejected', 'skipped')),
+                error_code TEXT,
+                error TEXT,
+                at INTEGER NOT NULL,
+                PRIMARY KEY (execution_id, biller)
+            );
+            CREATE TABLE bills (
+                id INTEGER PRIMARY KEY,
+                biller TEXT NOT NULL,
+                bill_id TEXT NOT NULL,
+                feed_id TEXT NOT NULL,
+                seq INTEGER NOT NULL,
+                business_date TEXT NOT NULL,
+                customer_no TEXT NOT NULL,
+                customer_name TEXT NOT NULL,
+                district TEXT NOT NULL,
+                period TEXT NOT NULL,
+                usage TEXT NOT NULL,
+                usage_unit TEXT NOT NULL,
+                amount_fen INTEGER NOT NULL,
+                late_fee_fen INTEGER NOT NULL,
+                due_fen INTEGER NOT NULL,
+                issue_date TEXT NOT NULL,
+                due_date TEXT NOT NULL,
+                status TEXT NOT NULL CHECK (status IN ('new', 'payable', 'paid', 'unmatched', 'cancelled', 'refunded')),
+                reason TEXT,
+                wallet_id INTEGER,
+                bill_account_id INTEGER,
+                transaction_id INTEGER,
+                paid_fen INTEGER,
+                discount_fen INTEGER NOT NULL DEFAULT 0,
+                points INTEGER NOT NULL DEFAULT 0,
+                paid_at INTEGER,
+                paid_via TEXT,
+                paid_business_date TEXT,
+                refund_transaction_id INTEGER,
+                refunded_at INTEGER,
+                refunded_business_date TEXT,
+                cancelled_business_date TEXT,
+                updated_at INTEGER NOT NULL,
+                UNIQUE (biller, bill_id)
+            );
+            CREATE INDEX bills_by_feed ON bills(feed_id, seq);
+            CREATE INDEX bills_new ON bills(id) WHERE status = 'new';
+            CREATE INDEX bills_by_wallet ON bills(wallet_id, status);
+            CREATE INDEX bills_paid_by_day ON bills(biller, paid_business_date) WHERE paid_business_date IS NOT NULL;
+            CREATE INDEX bills_refunded_by_day ON bills(biller, refunded_business_date) WHERE refunded_business_date IS NOT NULL;
+            CREATE TABLE feed_records (
+                id INTEGER PRIMARY KEY,
+                feed_id TEXT NOT NULL,
+                seq INTEGER NOT NULL,
+                kind TEXT NOT NULL CHECK (kind IN ('bill', 'cancel')),
+                bill_id TEXT NOT NULL,
+                outcome TEXT NOT NULL,
+                reason TEXT NOT NULL
+            );
+            CREATE INDEX feed_records_by_feed ON feed_records(feed_id, seq);
+            CREATE TABLE feed_cancels (
+                id INTEGER PRIMARY KEY,
+                feed_id TEXT NOT NULL,
+                seq INTEGER NOT NULL,
+                biller TEXT NOT NULL,
+                bill_id TEXT NOT NULL,
+                reason TEXT NOT NULL,
+                business_date TEXT NOT NULL,
+                outcome TEXT
+            );
+            CREATE INDEX feed_cancels_open ON feed_cancels(id) WHERE outcome IS NULL;
+            CREATE INDEX feed_cancels_by_feed ON feed_cancels(feed_id, seq);
+            CREATE TABLE payment_reports (
+                biller TEXT NOT NULL,
+                business_date TEXT NOT NULL,
+                report_id TEXT NOT NULL,
+                path TEXT NOT NULL,
+                sha256 BLOB NOT NULL,
+                items INTEGER NOT NULL,
+                paid_count INTEGER NOT NULL,
+                paid_sum_fen INTEGER NOT NULL,
+                refunded_count INTEGER NOT NULL,
+                refunded_sum_fen INTEGER NOT NULL,
+                created_at INTEGER NOT NULL,
+                delivered_to TEXT,
+                delivered_at INTEGER,
+                delivery_error TEXT,
+                PRIMARY KEY (biller, business_date)
+            );
+            """),
+        SQLMigration("billing-v2-report-versions", """
+            ALTER TABLE payment_reports ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+            CREATE TABLE payment_report_versions (
+                biller TEXT NOT NULL,
+                business_date TEXT NOT NULL,
+                version INTEGER NOT NULL,
+                report_id TEXT NOT NULL,
+                path TEXT NOT NULL,
+                sha256 BLOB NOT NULL,
+                paid_count INTEGER NOT NULL,
+                paid_sum_fen INTEGER NOT NULL,
+                refunded_count INTEGER NOT NULL,
+                refunded_sum_fen INTEGER NOT NULL,
+                delivered_to TEXT NOT NULL,
+                delivered_at INTEGER NOT NULL,
+                PRIMARY KEY (biller, business_date, version)
+            );
+            CREATE TRIGGER payment_report_versions_no_update BEFORE UPDATE ON payment_report_versions BEGIN SELECT RAISE(ABORT, 'delivered report versions are append-only'); END;
+            CREATE TRIGGER payment_report_versions_no_delete BEFORE DELETE ON payment_report_versions BEGIN SELECT RAISE(ABORT, 'delivered report versions are append-only'); END;
+            """),
+        // A feed's identity is (BillerCode, FeedId): keys become BILLER/FEEDID everywhere.
+        SQLMigration("billing-v3-feed-identity", """
+            UPDATE feed_records SET feed_id = coalesce((SELECT f.biller FROM feeds f WHERE f.feed_id = feed_records.feed_id), 'UNKNOWN') || '/' || feed_id;
+            UPDATE feed_cancels SET feed_id = biller || '/' || feed_id;
+            UPDATE bills SET feed_id = biller || '/' || feed_id;
+            UPDATE feeds SET feed_id = biller || '/' || feed_id;
+            """),
+        SQLMigration("billing-v4-report-ledger-head", "ALTER TABLE payment_reports ADD COLUMN ledger_head TEXT"),
+    ]
+
+    /// Registers the migrations, in order.
     public static func register(in migrator: inout DatabaseMigrator) {
-        migrator.registerMigration("billing-v1") { db in
-            try db.execute(sql: """
-                CREATE TABLE billers (
-                    code TEXT PRIMARY KEY,
-                    name TEXT NOT NULL,
-                    category TEXT NOT NULL,
-                    account_id INTEGER NOT NULL UNIQUE REFERENCES ledger_accounts(id)
-                );
-                CREATE TABLE bill_accounts (
-                    id INTEGER PRIMARY KEY,
-                    wallet_id INTEGER NOT NULL REFERENCES wallets(id),
-                    biller TEXT NOT NULL REFERENCES billers(code),
-                    customer_no TEXT NOT NULL,
-                    autopay INTEGER NOT NULL CHECK (autopay IN (0, 1)),
-                    autopay_limit_fen INTEGER NOT NULL CHECK (autopay_limit_fen >= 0),
-                    status TEXT NOT NULL CHECK (status IN ('linked', 'unlinked')),
-                    linked_at INTEGER NOT NULL,
-                    unlinked_at INTEGER
-                );
-                CREATE UNIQUE INDEX bill_accounts_one_link ON bill_accounts(biller, customer_no) WHERE status = 'linked';
-                CREATE INDEX bill_accounts_by_wallet ON bill_accounts(wallet_id);
-                CREATE TABLE feeds (
-                    feed_id TEXT PRIMARY KEY,
-                    biller TEXT NOT NULL,
-                    business_date TEXT NOT NULL,
-                    sha256 BLOB NOT NULL,
-                    bytes INTEGER NOT NULL,
-                    bills INTEGER NOT NULL,
-                    cancels INTEGER NOT NULL,
-                    ctrl_sum_fen INTEGER NOT NULL,
-                    created_at TEXT NOT NULL,
-                    ingested_at INTEGER NOT NULL,
-                    execution_id INTEGER NOT NULL
-                );
-                CREATE INDEX feeds_by_day ON feeds(biller, business_date);
-                CREATE TABLE billing_runs (
-                    execution_id INTEGER NOT NULL,
-                    biller TEXT NOT NULL,
-                    business_date TEXT NOT NULL,
-                    feed_id TEXT,
-                    status TEXT NOT NULL CHECK (status IN ('processed', 'rejected', 'skipped')),
-                    error_code TEXT,
-                    error TEXT,
-                    at INTEGER NOT NULL,
-                    PRIMARY KEY (execution_id, biller)
-                );
-                CREATE TABLE bills (
-                    id INTEGER PRIMARY KEY,
-                    biller TEXT NOT NULL,
-                    bill_id TEXT NOT NULL,
-                    feed_id TEXT NOT NULL,
-                    seq INTEGER NOT NULL,
-                    business_date TEXT NOT NULL,
-                    customer_no TEXT NOT NULL,
-                    customer_name TEXT NOT NULL,
-                    district TEXT NOT NULL,
-                    period TEXT NOT NULL,
-                    usage TEXT NOT NULL,
-                    usage_unit TEXT NOT NULL,
-                    amount_fen INTEGER NOT NULL,
-                    late_fee_fen INTEGER NOT NULL,
-                    due_fen INTEGER NOT NULL,
-                    issue_date TEXT NOT NULL,
-                    due_date TEXT NOT NULL,
-                    status TEXT NOT NULL CHECK (status IN ('new', 'payable', 'paid', 'unmatched', 'cancelled', 'refunded')),
-                    reason TEXT,
-                    wallet_id INTEGER,
-                    bill_account_id INTEGER,
-                    transaction_id INTEGER,
-                    paid_fen INTEGER,
-                    discount_fen INTEGER NOT NULL DEFAULT 0,
-                    points INTEGER NOT NULL DEFAULT 0,
-                    paid_at INTEGER,
-                    paid_via TEXT,
-                    paid_business_date TEXT,
-                    refund_transaction_id INTEGER,
-                    refunded_at INTEGER,
-                    refunded_business_date TEXT,
-                    cancelled_business_date TEXT,
-                    updated_at INTEGER NOT NULL,
-                    UNIQUE (biller, bill_id)
-                );
-                CREATE INDEX bills_by_feed ON bills(feed_id, seq);
-                CREATE INDEX bills_new ON bills(id) WHERE status = 'new';
-                CREATE INDEX bills_by_wallet ON bills(wallet_id, status);
-                CREATE INDEX bills_paid_by_day ON bills(biller, paid_business_date) WHERE paid_business_date IS NOT NULL;
-                CREATE INDEX bills_refunded_by_day ON bills(biller, refunded_business_date) WHERE refunded_business_date IS NOT NULL;
-                CREATE TABLE feed_records (
-                    id INTEGER PRIMARY KEY,
-                    feed_id TEXT NOT NULL,
-                    seq INTEGER NOT NULL,
-                    kind TEXT NOT NULL CHECK (kind IN ('bill', 'cancel')),
-                    bill_id TEXT NOT NULL,
-                    outcome TEXT NOT NULL,
-                    reason TEXT NOT NULL
-                );
-                CREATE INDEX feed_records_by_feed ON feed_records(feed_id, seq);
-                CREATE TABLE feed_cancels (
-                    id INTEGER PRIMARY KEY,
-                    feed_id TEXT NOT NULL,
-                    seq INTEGER NOT NULL,
-                    biller TEXT NOT NULL,
-                    bill_id TEXT NOT NULL,
-                    reason TEXT NOT NULL,
-                    business_date TEXT NOT NULL,
-                    outcome TEXT
-                );
-                CREATE INDEX feed_cancels_open ON feed_cancels(id) WHERE outcome IS NULL;
-                CREATE INDEX feed_cancels_by_feed ON feed_cancels(feed_id, seq);
-                CREATE TABLE payment_reports (
-                    biller TEXT NOT NULL,
-                    business_date TEXT NOT NULL,
-                    report_id TEXT NOT NULL,
-                    path TEXT NOT NULL,
-                    sha256 BLOB NOT NULL,
-                    items INTEGER NOT NULL,
-                    paid_count INTEGER NOT NULL,
-                    paid_sum_fen INTEGER NOT NULL,
-                    refunded_count INTEGER NOT NULL,
-                    refunded_sum_fen INTEGER NOT NULL,
-                    created_at INTEGER NOT NULL,
-                    delivered_to TEXT,
-                    delivered_at INTEGER,
-                    delivery_error TEXT,
-                    PRIMARY KEY (biller, business_date)
-                );
-                """)
+        for migration in migrations {
+            migrator.registerMigration(migration.name) { db in try db.execute(sql: migration.sql) }
         }
-        migrator.registerMigration("billing-v2-report-versions") { db in
-            try db.execute(sql: """
-                ALTER TABLE payment_reports ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
-                CREATE TABLE payment_report_versions (
-                    biller TEXT NOT NULL,
-                    business_date TEXT NOT NULL,
-                    version INTEGER NOT NULL,
-                    report_id TEXT NOT NULL,
-                    path TEXT NOT NULL,
-                    sha256 BLOB NOT NULL,
-                    paid_count INTEGER NOT NULL,
-                    paid_sum_fen INTEGER NOT NULL,
-                    refunded_count INTEGER NOT NULL,
-                    refunded_sum_fen INTEGER NOT NULL,
-                    delivered_to TEXT NOT NULL,
-                    delivered_at INTEGER NOT NULL,
-                    PRIMARY KEY (biller, business_date, version)
-                );
-                CREATE TRIGGER payment_report_versions_no_update BEFORE UPDATE ON payment_report_versions BEGIN SELECT RAISE(ABORT, 'delivered report versions are append-only'); END;
-                CREATE TRIGGER payment_report_versions_no_delete BEFORE DELETE ON payment_report_versions BEGIN SELECT RAISE(ABORT, 'delivered report versions are append-only'); END;
-                """)
-        }
-        migrator.registerMigration("billing-v3-feed-identity") { db in
-            // A feed's identity is (BillerCode, FeedId): keys become BILLER/FEEDID everywhere.
-            try db.execute(sql: """
-                UPDATE feed_records SET feed_id = coalesce((SELECT f.biller FROM feeds f WHERE f.feed_id = feed_records.feed_id), 'UNKNOWN') || '/' || feed_id;
-                UPDATE feed_cancels SET feed_id = biller || '/' || feed_id;
-                UPDATE bills SET feed_id = biller || '/' || feed_id;
-                UPDATE feeds SET feed_id = biller || '/' || feed_id;
-                """)
-        }
-        migrator.registerMigration("billing-v4-report-ledger-head") { db in
-            try db.execute(sql: "ALTER TABLE payment_reports ADD COLUMN ledger_head TEXT")
-        }
+    }
+
+    /// The same migrations on PostgreSQL.
+    public static func postgres() throws -> [SQLMigration] {
+        try migrations.map { SQLMigration($0.name, try SQLDialect.postgresSchema($0.sql)) }
     }
 }

@@ -106,6 +106,25 @@ public final class PostgresDatabase: SQLDatabase, @unchecked Sendable {
         }
     }
 
+    /// A database in a new schema of its own on the server, with `migrations` applied: a
+    /// test's private database (drop it with `dropSchema`).
+    public static func inNewSchema(url: String, prefix: String = "t", migrations: [SQLMigration], options: Options = Options()) throws -> PostgresDatabase {
+        let schema = prefix + "_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
+        try PostgresConnection(url: url, connectTimeoutSeconds: options.connectTimeoutSeconds).execute("CREATE SCHEMA \(schema)", [])
+        var options = options
+        options.schema = schema
+        let database = try PostgresDatabase(url: url, options: options)
+        try database.migrate(migrations)
+        return database
+    }
+
+    /// Drops this database's schema and everything in it (a test's private database).
+    public func dropSchema() throws {
+        guard let schema = options.schema else { return }
+        lock.withLock { idle.removeAll() }
+        try PostgresConnection(url: url, connectTimeoutSeconds: options.connectTimeoutSeconds).execute("DROP SCHEMA \(schema) CASCADE", [])
+    }
+
     /// The names of the migrations applied so far (empty: a database without qdwallet's
     /// schema).
     public func appliedMigrations() throws -> [String] {

@@ -4,6 +4,7 @@ import Foundation
 import GRDB
 import JobRunner
 import Ledger
+import QDSQL
 import Reports
 import Wallet
 
@@ -19,6 +20,12 @@ public enum QDWalletSchema {
         CampaignSchema.register(in: &migrator)
         ReportsSchema.register(in: &migrator)
         return migrator
+    }
+
+    /// The same list on PostgreSQL, in the same order (`PostgresDatabase.migrate` applies it).
+    public static func postgresMigrations() throws -> [SQLMigration] {
+        try LedgerSchema.postgres + WalletSchema.postgres() + JobSchema.postgres() + BillingSchema.postgres()
+            + CampaignSchema.postgres() + ReportsSchema.postgres()
     }
 }
 

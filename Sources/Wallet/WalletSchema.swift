@@ -1,47 +1,49 @@
 import GRDB
+import QDSQL
 
 /// The wallet's tables. A migration that has shipped is never edited.
 public enum WalletSchema {
-    /// Registers the wallet's migrations, in order (after the ledger's).
+    /// The module's migrations in the order they shipped (SQLite's text; PostgreSQL takes
+    /// them through `SQLDialect.postgresSchema`).
+    public static let migrations: [SQLMigration] = [
+        SQLMigration("wallet-v1", v1),
+        SQLMigration("wallet-v2-merchant-qr-names", v2MerchantQRNames),
+        SQLMigration("wallet-v3-data-key", v3DataKey),
+        SQLMigration("wallet-v4-autopay-daily-limit", "ALTER TABLE wallets ADD COLUMN autopay_daily_limit_fen INTEGER CHECK (autopay_daily_limit_fen IS NULL OR autopay_daily_limit_fen >= 0)"),
+        // A message being delivered is claimed by one run for a bounded lease, so two live
+        // runs never send it both.
+        SQLMigration("wallet-v5-outbox-claims", """
+            ALTER TABLE outbox ADD COLUMN claimed_by INTEGER;
+            ALTER TABLE outbox ADD COLUMN claimed_until INTEGER;
+            """),
+        // Who did what: append-only, like the journal.
+        SQLMigration("wallet-v6-audit-log", """
+            CREATE TABLE audit_log (
+                id INTEGER PRIMARY KEY,
+                at INTEGER NOT NULL,
+                operator TEXT NOT NULL,
+                command TEXT NOT NULL,
+                arguments TEXT NOT NULL,
+                outcome TEXT NOT NULL,
+                wallet_id INTEGER
+            );
+            CREATE INDEX audit_log_by_time ON audit_log(at);
+            CREATE INDEX audit_log_by_wallet ON audit_log(wallet_id, at) WHERE wallet_id IS NOT NULL;
+            CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+            CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+            """),
+    ]
+
+    /// Registers the migrations, in order.
     public static func register(in migrator: inout DatabaseMigrator) {
-        migrator.registerMigration("wallet-v1") { db in
-            try db.execute(sql: v1)
+        for migration in migrations {
+            migrator.registerMigration(migration.name) { db in try db.execute(sql: migration.sql) }
         }
-        migrator.registerMigration("wallet-v2-merchant-qr-names") { db in
-            try db.execute(sql: v2MerchantQRNames)
-        }
-        migrator.registerMigration("wallet-v3-data-key") { db in
-            try db.execute(sql: v3DataKey)
-        }
-        migrator.registerMigration("wallet-v4-autopay-daily-limit") { db in
-            try db.execute(sql: "ALTER TABLE wallets ADD COLUMN autopay_daily_limit_fen INTEGER CHECK (autopay_daily_limit_fen IS NULL OR autopay_daily_limit_fen >= 0)")
-        }
-        migrator.registerMigration("wallet-v5-outbox-claims") { db in
-            // A message being delivered is claimed by one run for a bounded lease, so two live
-            // runs never send it both.
-            try db.execute(sql: """
-                ALTER TABLE outbox ADD COLUMN claimed_by INTEGER;
-                ALTER TABLE outbox ADD COLUMN claimed_until INTEGER;
-                """)
-        }
-        migrator.registerMigration("wallet-v6-audit-log") { db in
-            // Who did what: append-only, like the journal.
-            try db.execute(sql: """
-                CREATE TABLE audit_log (
-                    id INTEGER PRIMARY KEY,
-                    at INTEGER NOT NULL,
-                    operator TEXT NOT NULL,
-                    command TEXT NOT NULL,
-                    arguments TEXT NOT NULL,
-                    outcome TEXT NOT NULL,
-                    wallet_id INTEGER
-                );
-                CREATE INDEX audit_log_by_time ON audit_log(at);
-                CREATE INDEX audit_log_by_wallet ON audit_log(wallet_id, at) WHERE wallet_id IS NOT NULL;
-                CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
-                CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
-                """)
-        }
+    }
+
+    /// The same migrations on PostgreSQL.
+    public static func postgres() throws -> [SQLMigration] {
+        try migrations.map { SQLMigration($0.name, try SQLDialect.postgresSchema($0.sql)) }
     }
 
     /// The ASCII name of QR tag 59 (NULL: derived from the name) and the city in Chinese for

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import QDTestEngines
 import Testing
 @testable import Ledger
 

@@ -1,15 +1,8 @@
 import Foundation
 import GRDB
 import QDSQL
+import QDTestEngines
 @testable import Ledger
-
-/// The engine the database tests run on: SQLite, or PostgreSQL when
-/// `QDWALLET_TEST_ENGINE=postgres` and `QDWALLET_TEST_POSTGRES` names a server (Tests/test.sh
-/// runs the ledger's tests once on each).
-enum TestEngine {
-    static var postgresURL: String? { ProcessInfo.processInfo.environment["QDWALLET_TEST_POSTGRES"].flatMap { $0.isEmpty ? nil : $0 } }
-    static var onPostgres: Bool { ProcessInfo.processInfo.environment["QDWALLET_TEST_ENGINE"] == "postgres" && postgresURL != nil }
-}
 
 /// A ledger on its own database (a file in a fresh temporary folder, or a schema of its own
 /// on the PostgreSQL server, dropped afterwards), with a manual clock.
@@ -19,8 +12,8 @@ final class TestLedger {
     let store: SQLLedgerStore
     let clock: ManualClock
     let ledger: Ledger
-    /// The PostgreSQL schema, when on PostgreSQL.
-    let schema: String?
+    /// The database, when on PostgreSQL.
+    let postgres: PostgresDatabase?
 
     /// 2026-11-27T00:00:00+08:00
     static let start: TimestampMicros = 1_795_708_800_000_000
@@ -29,18 +22,12 @@ final class TestLedger {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("qdwallet-test-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         path = directory.appendingPathComponent("ledger.sqlite").path
-        if TestEngine.onPostgres, let url = TestEngine.postgresURL {
-            let schema = "l_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
-            try PostgresConnection(url: url).execute("CREATE SCHEMA \(schema)", [])
-            var options = PostgresDatabase.Options()
-            options.schema = schema
-            let database = try PostgresDatabase(url: url, options: options)
-            try database.migrate(LedgerSchema.postgres)
+        if let database = try TestEngine.postgres("ledger", migrations: { LedgerSchema.postgres }) {
             store = SQLLedgerStore(database: database)
-            self.schema = schema
+            postgres = database
         } else {
             store = try SQLiteLedgerStore(path: path)
-            schema = nil
+            postgres = nil
         }
         clock = ManualClock(Self.start)
         ledger = Ledger(store: store, clock: clock, limits: limits)
@@ -48,9 +35,7 @@ final class TestLedger {
 
     deinit {
         try? FileManager.default.removeItem(at: directory)
-        if let schema, let url = TestEngine.postgresURL {
-            _ = try? PostgresConnection(url: url).execute("DROP SCHEMA \(schema) CASCADE", [])
-        }
+        try? postgres?.dropSchema()
     }
 
     /// Runs one statement behind the ledger's back, in its own transaction.
@@ -62,7 +47,7 @@ final class TestLedger {
     /// database's owner rights would.
     func dropJournalTriggers() throws {
         for table in ["ledger_transactions", "ledger_entries", "ledger_holds"] {
-            if schema != nil {
+            if postgres != nil {
                 try execute("ALTER TABLE \(table) DISABLE TRIGGER USER")
             } else {
                 try execute("DROP TRIGGER IF EXISTS \(table)_no_update")

@@ -1,14 +1,18 @@
 import Foundation
 import GRDB
 import Ledger
+import QDSQL
+import QDTestEngines
 @testable import Wallet
 
-/// A wallet service on its own database, with a manual clock, a fast password hasher and a
-/// random data key.
+/// A wallet service on its own database (a SQLite file, or a schema of its own on the
+/// PostgreSQL server), with a manual clock, a fast password hasher and a random data key.
 final class TestWallet {
     let directory: URL
     let path: String
-    let store: SQLiteLedgerStore
+    let store: SQLLedgerStore
+    /// The database, when on PostgreSQL.
+    let postgres: PostgresDatabase?
     let clock: ManualClock
     let ledger: Ledger
     let service: WalletService
@@ -23,14 +27,39 @@ final class TestWallet {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("qdwallet-wallet-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         path = directory.appendingPathComponent("w.sqlite").path
-        store = SQLiteLedgerStore(pool: try SQLiteDatabase.open(path: path, migrator: Self.migrator()))
+        if let database = try TestEngine.postgres("wallet", migrations: { LedgerSchema.postgres + (try WalletSchema.postgres()) }) {
+            store = SQLLedgerStore(database: database)
+            postgres = database
+        } else {
+            store = SQLiteLedgerStore(pool: try SQLiteDatabase.open(path: path, migrator: Self.migrator()))
+            postgres = nil
+        }
         clock = ManualClock(Self.start)
         ledger = Ledger(store: store, clock: clock)
         _ = try SystemAccounts.ensure(in: ledger)
         service = WalletService(store: store, ledger: ledger, policy: policy, hasher: PasswordHasher(iterations: 1_000), dataKey: withKey ? key : nil)
     }
 
-    deinit { try? FileManager.default.removeItem(at: directory) }
+    deinit {
+        try? FileManager.default.removeItem(at: directory)
+        try? postgres?.dropSchema()
+    }
+
+    /// Another store on the same database, as another process would have.
+    func anotherStore() throws -> SQLLedgerStore {
+        if let postgres { return SQLLedgerStore(database: try TestEngine.anotherPool(postgres)) }
+        return SQLiteLedgerStore(pool: try SQLiteDatabase.open(path: path, migrator: Self.migrator()))
+    }
+
+    /// Runs one statement behind the services' back.
+    func execute(_ sql: String) throws {
+        _ = try store.database.write { try $0.execute(sql, []) }
+    }
+
+    /// The first column of the first row, as an integer.
+    func int(_ sql: String) throws -> Int? {
+        try store.database.read { try $0.int(sql) }
+    }
 
     static func migrator() -> DatabaseMigrator {
         var migrator = DatabaseMigrator()
@@ -54,8 +83,8 @@ final class TestWallet {
     }
 
     func outbox() throws -> [(kind: String, payload: String)] {
-        try store.pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT kind, payload FROM outbox ORDER BY id").map { ($0["kind"], $0["payload"]) }
+        try store.database.read { db in
+            try db.all("SELECT kind, payload FROM outbox ORDER BY id") { (try $0.text(0), try $0.text(1)) }
         }
     }
 }

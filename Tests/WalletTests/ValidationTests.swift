@@ -163,6 +163,6 @@ import Testing
         _ = try t.service.openWallet(phone: "13800000001", name: "张三")
         #expect(throws: WalletRefusal.invalidText) { try t.service.setFrozen(phone: "13800000001", frozen: true, reason: "fraud\u{1B}]0;owned\u{07}") }
         #expect(throws: WalletRefusal.invalidName) { try t.service.openWallet(phone: "13800000002", name: Self.combining) }
-        #expect(try t.store.pool.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM merchants") } == 0)
+        #expect(try t.int("SELECT count(*) FROM merchants") == 0)
     }
 }

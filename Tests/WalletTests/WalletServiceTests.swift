@@ -1,4 +1,5 @@
 import Foundation
+import QDTestEngines
 import GRDB
 import Ledger
 import Testing
@@ -38,10 +39,11 @@ import Testing
         #expect(wallet.kycVerified && wallet.kycClass == 3)
     }
 
-    @Test func personalDataIsSealedAtRest() throws {
+    /// SQLite: the file's bytes (PostgreSQL's own files are the server's).
+    @Test(.enabled(if: !TestEngine.onPostgres)) func personalDataIsSealedAtRest() throws {
         let t = try TestWallet()
         try t.richWallet("13800000001", fen: 0)
-        try t.store.pool.close()
+        try (t.store as? SQLiteLedgerStore)?.pool.close()
         let bytes = try Data(contentsOf: URL(fileURLWithPath: t.path)) + ((try? Data(contentsOf: URL(fileURLWithPath: t.path + "-wal"))) ?? Data())
         for secret in [residentID(forPhone: "13800000001"), "6222020200112233446", "2020020011223344"] {
             #expect(bytes.range(of: Data(secret.utf8)) == nil, "\(secret.prefix(4))... found in the database file")
@@ -57,13 +59,13 @@ import Testing
             (error as? WalletError)?.code == .dataKey && "\(error)".contains("QDWALLET_DATA_KEY")
         }
         // Verified by an operator with the key elsewhere, the wallet still cannot bind a card here.
-        try t.store.pool.write { try $0.execute(sql: "UPDATE wallets SET kyc_verified = 1, kyc_class = 2") }
+        try t.execute("UPDATE wallets SET kyc_verified = 1, kyc_class = 2")
         #expect {
             try t.service.bindCard(phone: "13800000001", cardNumber: "6222020200112233446", bank: "ICBC")
         } throws: { error in
             (error as? WalletError)?.code == .dataKey && "\(error)".contains("QDWALLET_DATA_KEY")
         }
-        #expect(try t.store.pool.read { try Int.fetchOne($0, sql: "SELECT (SELECT count(*) FROM kyc_submissions) + (SELECT count(*) FROM cards)") } == 0)
+        #expect(try t.int("SELECT (SELECT count(*) FROM kyc_submissions) + (SELECT count(*) FROM cards)") == 0)
     }
 
     @Test func dataKeyFromTheEnvironment() throws {
@@ -88,9 +90,9 @@ import Testing
         let newKey = DataKey.random()
         let rotation = try t.service.rotateDataKey(from: t.key, to: newKey)
         #expect(rotation.kycSubmissions == 1 && rotation.cards == 1 && rotation.alreadyUnderNewKey == 0)
-        let row = try #require(try t.store.pool.read { try Row.fetchOne($0, sql: "SELECT id_number_sealed FROM kyc_submissions") })
-        #expect(try newKey.open([UInt8](row["id_number_sealed"] as Data)) == residentID(forPhone: "13800000001"))
-        #expect(throws: (any Error).self) { try t.key.open([UInt8](row["id_number_sealed"] as Data)) }
+        let sealed = try #require(try t.store.database.read { try $0.dataValue("SELECT id_number_sealed FROM kyc_submissions") })
+        #expect(try newKey.open([UInt8](sealed)) == residentID(forPhone: "13800000001"))
+        #expect(throws: (any Error).self) { try t.key.open([UInt8](sealed)) }
         // Run again (an interrupted rotation resumed): nothing left to do.
         let again = try t.service.rotateDataKey(from: t.key, to: newKey)
         #expect(again.kycSubmissions == 0 && again.cards == 0 && again.alreadyUnderNewKey == 2)
@@ -155,9 +157,9 @@ import Testing
         _ = try t.service.openWallet(phone: "13800000002", name: "李四")
         try t.service.setPassword(phone: "13800000001", password: "123456")
         try t.service.setPassword(phone: "13800000002", password: "123456")
-        let rows = try t.store.pool.read { try Row.fetchAll($0, sql: "SELECT password_hash, password_salt FROM wallets ORDER BY id") }
-        #expect((rows[0]["password_hash"] as Data) != (rows[1]["password_hash"] as Data))
-        #expect((rows[0]["password_hash"] as Data).count == 32)
+        let hashes = try t.store.database.read { try $0.all("SELECT password_hash FROM wallets ORDER BY id") { try $0.data(0) } }
+        #expect(hashes[0] != hashes[1])
+        #expect(hashes[0].count == 32)
         #expect(PasswordHasher().iterations >= 600_000)
     }
 }
@@ -303,7 +305,7 @@ import Testing
         try t.richWallet("13800000003", fen: 200_000, kycClass: 1)
         // Separate connections, as separate processes would have.
         let services = try (0..<4).map { _ in
-            WalletService(store: SQLiteLedgerStore(pool: try SQLiteDatabase.open(path: t.path, migrator: TestWallet.migrator())), ledger: Ledger(store: t.store, clock: t.clock), hasher: PasswordHasher(iterations: 1_000), dataKey: t.key)
+            WalletService(store: try t.anotherStore(), ledger: Ledger(store: t.store, clock: t.clock), hasher: PasswordHasher(iterations: 1_000), dataKey: t.key)
         }.map { service in
             WalletService(store: service.store, ledger: Ledger(store: service.store, clock: t.clock), hasher: service.hasher, dataKey: t.key)
         }
@@ -378,7 +380,7 @@ import Testing
 /// sealed, and tells the operator how to find the right one.
 @Suite struct DatabaseKeyTests {
     func sealedCount(_ t: TestWallet) throws -> Int {
-        try t.store.pool.read { try Int.fetchOne($0, sql: "SELECT (SELECT count(*) FROM kyc_submissions) + (SELECT count(*) FROM cards)") ?? 0 }
+        try t.int("SELECT (SELECT count(*) FROM kyc_submissions) + (SELECT count(*) FROM cards)") ?? 0
     }
 
     @Test func anotherKeyIsRefusedBeforeAnythingIsSealed() throws {
@@ -413,7 +415,7 @@ import Testing
     @Test func aDatabaseWithoutARecordedKeyIsJudgedByItsSealedValues() throws {
         let t = try TestWallet()
         try t.richWallet("13800000001", fen: 0)
-        try t.store.pool.write { try $0.execute(sql: "DELETE FROM wallet_data_key") }
+        try t.execute("DELETE FROM wallet_data_key")
         let stranger = WalletService(store: t.store, ledger: t.ledger, hasher: PasswordHasher(iterations: 1_000), dataKey: DataKey.random())
         _ = try t.service.openWallet(phone: "13800000002", name: "李四")
         #expect(throws: WalletError.self) { try stranger.submitKYC(phone: "13800000002", name: "李四", idNumber: residentID(forPhone: "13800000002")) }
@@ -435,7 +437,7 @@ import Testing
         #expect(throws: WalletRefusal.idNumberInUse) { try t.service.submitKYC(phone: "13800000002", name: "张三", idNumber: id.lowercased()) }
         _ = try t.service.approveKYC(phone: "13800000001", kycClass: 2)
         #expect(throws: WalletRefusal.idNumberInUse) { try t.service.submitKYC(phone: "13800000002", name: "张三", idNumber: id) }
-        #expect(try t.store.pool.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM kyc_submissions") } == 1)
+        #expect(try t.int("SELECT count(*) FROM kyc_submissions") == 1)
         // A rejected submission frees the number for another wallet.
         _ = try t.service.openWallet(phone: "13800000003", name: "李四")
         let other = residentID(forPhone: "13800000003")

@@ -153,7 +153,7 @@ public struct WalletStore {
         try sql.oneRow("""
             SELECT substr(sealed, 2, 8) FROM (
                 SELECT id_number_sealed AS sealed FROM kyc_submissions UNION ALL SELECT number_sealed FROM cards
-            ) WHERE substr(sealed, 2, 8) != ? LIMIT 1
+            ) AS stored WHERE substr(sealed, 2, 8) != ? LIMIT 1
             """, [Data(keyID)]).map { [UInt8](try $0[0] as Data) }
     }
 
