@@ -206,7 +206,7 @@ let package = Package(
         .target(
             name: "QDTestSupport",
             dependencies: [
-                "Billing", "Feeds", "JobRunner", "Ledger", "Wallet", "QDConfig", "Reports", "QDSchema",
+                "Billing", "Feeds", "JobRunner", "Ledger", "Wallet", "QDConfig", "Reports", "QDSchema", "QDSQL", "QDTestEngines",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -216,7 +216,7 @@ let package = Package(
         .testTarget(
             name: "BillingTests",
             dependencies: [
-                "QDTestSupport", "Billing", "Feeds", "JobRunner", "Ledger", "Wallet", "QDConfig", "Campaigns", "Payments", "Reports", "QDSchema", "QDSQL",
+                "QDTestSupport", "QDTestEngines", "Billing", "Feeds", "JobRunner", "Ledger", "Wallet", "QDConfig", "Campaigns", "Payments", "Reports", "QDSchema", "QDSQL",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "PropertyBased", package: "swift-property-based"),
@@ -225,14 +225,14 @@ let package = Package(
         .testTarget(
             name: "FeedsTests",
             dependencies: [
-                "QDTestSupport", "Feeds", "Billing", "JobRunner", "Ledger",
+                "QDTestSupport", "QDSQL", "Feeds", "Billing", "JobRunner", "Ledger",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
         .testTarget(
             name: "NotifyTests",
             dependencies: [
-                "QDTestSupport", "Notify", "Feeds", "Billing", "JobRunner", "Ledger", "Wallet", "QDConfig",
+                "QDTestSupport", "QDSQL", "Notify", "Feeds", "Billing", "JobRunner", "Ledger", "Wallet", "QDConfig",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
@@ -241,7 +241,7 @@ let package = Package(
         .testTarget(
             name: "ReportsTests",
             dependencies: [
-                "QDTestSupport", "Reports", "Billing", "JobRunner", "Ledger", "Wallet",
+                "QDTestSupport", "QDTestEngines", "QDSQL", "Reports", "Billing", "JobRunner", "Ledger", "Wallet",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: strict),

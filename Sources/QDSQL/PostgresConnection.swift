@@ -216,7 +216,7 @@ public final class PostgresConnection: SQLConnection {
         func next() throws -> SQLRow? {
             guard position < rows.count else { return nil }
             defer { position += 1 }
-            return SQLRow(source: SQLValues.Values(values: rows[position].values), sql: sql)
+            return SQLRow(source: SQLValues.Values(values: rows[position].values, names: rows[position].names), sql: sql)
         }
     }
 
@@ -226,6 +226,7 @@ public final class PostgresConnection: SQLConnection {
         var row: Int32
 
         var columnCount: Int { Int(PQnfields(result)) }
+        func name(_ column: Int) -> String { PQfname(result, Int32(column)).map { String(cString: $0) } ?? "" }
 
         func value(_ column: Int) -> SQLValue {
             let index = Int32(column)

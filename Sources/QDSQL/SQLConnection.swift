@@ -211,6 +211,8 @@ public struct SQLRow {
 public protocol SQLRowSource {
     var columnCount: Int { get }
     func value(_ column: Int) -> SQLValue
+    /// The column's name as the statement gave it (`AS` or the column's own).
+    func name(_ column: Int) -> String
 }
 
 /// A type a column is read as by position, `try row[0]`, the type given by the context.
@@ -240,23 +242,37 @@ extension SQLRow {
 public struct SQLValues: Sendable {
     public var values: [SQLValue]
     public let sql: String
+    /// The columns' names, as the statement gave them.
+    public var names: [String] = []
 
-    var row: SQLRow { SQLRow(source: Values(values: values), sql: sql) }
+    var row: SQLRow { SQLRow(source: Values(values: values, names: names), sql: sql) }
 
     public subscript<T: SQLColumnDecodable>(_ column: Int) -> T {
         get throws { try T.decode(row, column) }
     }
 
+    /// The column of that name (tests and tools; stores read by position).
+    public subscript<T: SQLColumnDecodable>(_ name: String) -> T {
+        get throws {
+            guard let column = names.firstIndex(of: name) else {
+                throw SQLError(.column, code: "column", message: "no column named \(name) (the row has \(names))", sql: sql)
+            }
+            return try T.decode(row, column)
+        }
+    }
+
     struct Values: SQLRowSource {
         let values: [SQLValue]
+        var names: [String] = []
         var columnCount: Int { values.count }
         func value(_ column: Int) -> SQLValue { column < values.count ? values[column] : .null }
+        func name(_ column: Int) -> String { column < names.count ? names[column] : "" }
     }
 }
 
 extension SQLRow {
     /// The row's values, kept after the statement moves on.
-    public var values: SQLValues { SQLValues(values: (0..<count).map(value), sql: sql) }
+    public var values: SQLValues { SQLValues(values: (0..<count).map(value), sql: sql, names: (0..<count).map(source.name)) }
 }
 
 extension SQLConnection {

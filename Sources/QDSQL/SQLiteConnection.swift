@@ -152,6 +152,7 @@ public final class SQLiteConnection: SQLConnection {
     struct Source: SQLRowSource {
         let handle: OpaquePointer
         var columnCount: Int { Int(sqlite3_column_count(handle)) }
+        func name(_ column: Int) -> String { sqlite3_column_name(handle, Int32(column)).map { String(cString: $0) } ?? "" }
         func value(_ column: Int) -> SQLValue {
             let index = Int32(column)
             switch sqlite3_column_type(handle, index) {

@@ -48,7 +48,7 @@ import Testing
         #expect(before - (try world.balance("13800000001")) == other + Int64(fits) * 49_999)
         #expect(other + Int64(fits) * 49_999 <= 300_000)
         // The monitoring saw it: one "many payments" alert for the night, marked autopay.
-        let alerts = try world.rows("SELECT payload FROM outbox WHERE kind = 'security_alert'").map { $0["payload"] as String }
+        let alerts = try world.rows("SELECT payload FROM outbox WHERE kind = 'security_alert'").map { try $0["payload"] as String }
         #expect(alerts.filter { $0.contains("many_payments") && $0.contains("autopay") }.count == 1)
         // The resident may still pay the rest by hand.
         let reference = "QD-WATER:W-DRAIN-20"

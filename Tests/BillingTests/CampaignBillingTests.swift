@@ -28,16 +28,8 @@ extension BillingWorld {
         (try? ledger.account(code: SystemAccounts.sponsor(sponsor)).balance) ?? 0
     }
 
-    func execute(_ sql: String) throws {
-        try store.pool.write { try $0.execute(sql: sql) }
-    }
-
-    func rows(_ sql: String) throws -> [Row] {
-        try store.pool.read { try Row.fetchAll($0, sql: sql) }
-    }
-
     func budgetUsed(_ id: String) throws -> Int64 {
-        try store.pool.read { try Int64.fetchOne($0, sql: "SELECT spent_fen FROM campaign_budgets WHERE campaign_id = ?", arguments: [id]) } ?? 0
+        try store.database.read { try $0.int64("SELECT spent_fen FROM campaign_budgets WHERE campaign_id = ?", [id]) } ?? 0
     }
 }
 
@@ -90,8 +82,8 @@ let winter = """
         #expect(try world.budgetUsed("winter") == 1_100)
         #expect(try world.ledger.account(code: "points:6").creditsPending == 69)
         #expect(try world.count("SELECT count(*) FROM campaign_allocations WHERE reversed_at IS NOT NULL") == 1)
-        let movement = try world.store.pool.read { try Row.fetchOne($0, sql: "SELECT amount_fen, discount_fen FROM wallet_movements WHERE kind = 'bill_refund'") }
-        #expect(movement?["amount_fen"] as Int64? == 5_130)
+        let movement = try world.rows("SELECT amount_fen, discount_fen FROM wallet_movements WHERE kind = 'bill_refund'").first
+        #expect(try movement?["amount_fen"] as Int64? == 5_130)
         #expect(try world.ledger.check().ok)
     }
 
@@ -193,16 +185,16 @@ let winter = """
         _ = try world.wallets.setFrozen(phone: "13800000004", frozen: false, reason: "test")
         _ = try world.run("2026-11-27")
         let bills = try world.rows("SELECT b.biller, b.bill_id, w.phone FROM bills b JOIN wallets w ON w.id = b.wallet_id WHERE b.status = 'payable'")
-            .map { ($0["phone"] as String, "\($0["biller"] as String):\($0["bill_id"] as String)") }
+            .map { (try $0["phone"] as String, "\(try $0["biller"] as String):\(try $0["bill_id"] as String)") }
         #expect(bills.count >= 5)
-        let path = world.path
         let campaigns = world.config.campaigns
         let clock = world.clock
+        // Separate pools, as separate processes would have.
+        let stores = try bills.map { _ in try world.anotherStore() }
         let outcomes = await withTaskGroup(of: String.self) { group in
-            for (phone, bill) in bills {
+            for ((phone, bill), store) in zip(bills, stores) {
                 group.addTask {
                     do {
-                        let store = try SQLiteLedgerStore(pool: SQLiteDatabase.open(path: path, migrator: BillingWorld.migrator()))
                         let wallets = WalletService(store: store, ledger: Ledger(store: store, clock: clock), hasher: PasswordHasher(iterations: 1_000), dataKey: nil)
                         let receipt = try BillingService(wallets: wallets, campaigns: campaigns).payBill(phone: phone, reference: bill, password: "123456")
                         return receipt.replayed ? "replayed" : "paid"
@@ -240,7 +232,7 @@ let winter = """
             _ = try world.wallets.setFrozen(phone: "13800000004", frozen: false, reason: "test")
             _ = try world.run("2026-11-27")
             let payable = try world.rows("SELECT b.id, b.biller, b.bill_id, w.phone, b.feed_id, b.due_fen FROM bills b JOIN wallets w ON w.id = b.wallet_id WHERE b.status = 'payable' ORDER BY b.id")
-                .map { ($0["phone"] as String, "\($0["biller"] as String):\($0["bill_id"] as String)", $0["due_fen"] as Int64) }
+                .map { (try $0["phone"] as String, "\(try $0["biller"] as String):\(try $0["bill_id"] as String)", try $0["due_fen"] as Int64) }
             #expect(payable.count >= 5)
             for code in codes {
                 let (phone, bill, due) = payable[code % payable.count]
@@ -381,8 +373,8 @@ extension BillingService {
         _ = try world.run("2026-11-27", feeds: ["QD-WATER": water, "QD-GAS": gas])
         let waterBill = try #require(try world.bill("QD-WATER", "SAME-1"))
         let gasBill = try #require(try world.bill("QD-GAS", "SAME-1"))
-        #expect(waterBill["status"] as String == "paid" && gasBill["status"] as String == "paid")
-        #expect((waterBill["transaction_id"] as Int64?) != (gasBill["transaction_id"] as Int64?))
+        #expect(try waterBill["status"] as String == "paid" && gasBill["status"] as String == "paid")
+        #expect(try (waterBill["transaction_id"] as Int64?) != (gasBill["transaction_id"] as Int64?))
         #expect(try world.ledgerMovement("QD-WATER", "2026-11-27") == 1_000)
         #expect(try world.ledgerMovement("QD-GAS", "2026-11-27") == 2_000)
     }

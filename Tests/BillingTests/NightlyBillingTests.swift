@@ -40,9 +40,9 @@ import QDSQL
 
         // Each report's PaidSum - RefundedSum is the ledger's movement for the day.
         for biller in ["QD-WATER", "QD-POWER", "QD-GAS"] {
-            let row = try #require(try world.store.pool.read { try Row.fetchOne($0, sql: "SELECT * FROM payment_reports WHERE biller = ? AND business_date = '2026-11-27'", arguments: [biller]) })
-            #expect((row["paid_sum_fen"] as Int64) - (row["refunded_sum_fen"] as Int64) == (try world.ledgerMovement(biller, "2026-11-27")))
-            #expect(row["delivered_at"] as Int64? != nil)
+            let row = try #require(try world.rows("SELECT * FROM payment_reports WHERE biller = ? AND business_date = '2026-11-27'", [biller]).first)
+            #expect(try (row["paid_sum_fen"] as Int64) - (row["refunded_sum_fen"] as Int64) == (try world.ledgerMovement(biller, "2026-11-27")))
+            #expect(try row["delivered_at"] as Int64? != nil)
         }
         let xml = try world.reportFile("QD-WATER", "20261127")
         #expect(xml.contains("<PaidSum Ccy=\"CNY\">99.50</PaidSum>"))
@@ -159,7 +159,7 @@ import QDSQL
         #expect(report.assessment == .breaks)
         let water = try #require(try world.summary(report).billers.first { $0.biller == "QD-WATER" })
         #expect(water.status == "rejected")
-        let recorded = try world.store.pool.read { try String.fetchOne($0, sql: "SELECT error_code FROM billing_runs WHERE biller = 'QD-WATER'") }
+        let recorded = try world.text("SELECT error_code FROM billing_runs WHERE biller = 'QD-WATER'")
         #expect(recorded == code, "\(water.error ?? "")")
         #expect(try world.count("SELECT count(*) FROM bills WHERE biller = 'QD-WATER'") == 0)
         #expect(try world.count("SELECT count(*) FROM feeds WHERE biller = 'QD-WATER'") == 0)
@@ -185,7 +185,7 @@ import QDSQL
         let water = try #require(try world.summary(report).billers.first { $0.biller == "QD-WATER" })
         #expect(water.status == "rejected")
         #expect(water.error?.contains("FeedId QD-WATER-20261127-01 was ingested before with other content") == true)
-        #expect(try world.store.pool.read { try String.fetchOne($0, sql: "SELECT error_code FROM billing_runs WHERE biller = 'QD-WATER' ORDER BY execution_id DESC LIMIT 1") } == "feed_id_reused")
+        #expect(try world.text("SELECT error_code FROM billing_runs WHERE biller = 'QD-WATER' ORDER BY execution_id DESC LIMIT 1") == "feed_id_reused")
         #expect(try world.bill("QD-WATER", "W2611-000001")?["due_fen"] as Int64? == 4_520)
     }
 }
@@ -271,10 +271,9 @@ final class CrashingStep: JobStep, @unchecked Sendable {
     @Test func payBillRacingTheRunNeverPaysTwice() async throws {
         let world = try BillingWorld()
         try world.populate()
-        let path = world.path
         let clock = world.clock
         // The resident pays every bill by hand while the nightly run processes them one per chunk.
-        let manual = try SQLiteLedgerStore(pool: SQLiteDatabase.open(path: path, migrator: BillingWorld.migrator()))
+        let manual = try world.anotherStore()
         let manualWallets = WalletService(store: manual, ledger: Ledger(store: manual, clock: clock), hasher: PasswordHasher(iterations: 1_000), dataKey: nil)
         let manualBilling = BillingService(wallets: manualWallets)
         // The run waits at its first payment chunk until the resident has tried: the two sides
@@ -290,7 +289,7 @@ final class CrashingStep: JobStep, @unchecked Sendable {
             _ = handshake.runReady.wait(timeout: .now() + 30)
             for round in 0..<200 {
                 for bill in ["QD-WATER:W2611-000001", "QD-POWER:P2611-100001", "QD-GAS:G2611-55001"] {
-                    if (try? manual.pool.read({ try Int.fetchOne($0, sql: "SELECT count(*) FROM job_locks") })) == 1 { duringRun += 1 }
+                    if (try? manual.database.read({ try $0.int("SELECT count(*) FROM job_locks") })) == 1 { duringRun += 1 }
                     if (try? manualBilling.payBill(phone: "13800000001", reference: bill, password: "123456")) != nil { done += 1 }
                 }
                 if round == 0 { handshake.payerTried.signal() }

@@ -83,15 +83,15 @@ import Wallet
         try world.populate()
         _ = try world.run("2026-11-27")
         let payable = try #require(try world.rows("SELECT b.biller, b.bill_id, w.phone FROM bills b JOIN wallets w ON w.id = b.wallet_id WHERE b.status = 'payable' AND w.frozen = 0 AND w.kyc_verified = 1 ORDER BY b.id").first)
-        let reference = "\(payable["biller"] as String):\(payable["bill_id"] as String)"
+        let reference = "\(try payable["biller"] as String):\(try payable["bill_id"] as String)"
         world.clock.set(shanghai(2026, 11, 28, 10, 0))
         _ = try world.billing.payBill(phone: payable["phone"], reference: reference, password: "123456")
         #expect(try world.bill(payable["biller"], payable["bill_id"])?["paid_business_date"] as String? == "2026-11-28")
         // The 27th's report, written again, and the 28th's.
         _ = try world.run("2026-11-27", force: true)
         _ = try world.run("2026-11-28")
-        let biller: String = payable["biller"]
-        let billID: String = payable["bill_id"]
+        let biller: String = try payable["biller"]
+        let billID: String = try payable["bill_id"]
         // The 27th's report had been delivered: the corrected one is its version 2.
         let first = try world.reportFile(biller, "20261127-v2")
         #expect(first.contains("<ReportId>QDW-\(biller)-20261127-V2</ReportId>"))

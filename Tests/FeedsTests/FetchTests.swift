@@ -91,7 +91,7 @@ import Synchronization
         #expect(try world.count("SELECT count(*) FROM bills WHERE biller = 'QD-GAS'") == 0)
         #expect(try world.status("QD-WATER", "W2611-000001") == "paid")
         let delivered = sampleFeeds + "/uploads/QD-WATER-20261127.xml"
-        let deliveryErrors = try world.store.pool.read { try String.fetchAll($0, sql: "SELECT coalesce(delivery_error, delivered_to) FROM payment_reports") }
+        let deliveryErrors = try world.store.database.read { try $0.texts("SELECT coalesce(delivery_error, delivered_to) FROM payment_reports") }
         defer { try? FileManager.default.removeItem(atPath: sampleFeeds + "/uploads") }
         #expect((try? String(contentsOfFile: delivered, encoding: .utf8))?.contains("<ReportId>QDW-QD-WATER-20261127</ReportId>") == true, "\(deliveryErrors)")
     }

@@ -34,7 +34,7 @@ import Testing
 
     func statuses(_ world: BillingWorld) throws -> [String: Int] {
         var counts: [String: Int] = [:]
-        for row in try world.store.pool.read({ try Row.fetchAll($0, sql: "SELECT status, count(*) AS n FROM outbox GROUP BY status") }) { counts[row["status"]] = row["n"] }
+        for row in try world.rows("SELECT status, count(*) AS n FROM outbox GROUP BY status") { counts[try row["status"]] = try row["n"] }
         return counts
     }
 
@@ -86,9 +86,9 @@ import Testing
         let report = try runner(world, down).run("notify")
         #expect(try statuses(world)["dead"] == 1)
         #expect(report.assessment == .breaks)
-        let error = try world.store.pool.read { try String.fetchOne($0, sql: "SELECT last_error FROM outbox WHERE status = 'dead'") }
+        let error = try world.text("SELECT last_error FROM outbox WHERE status = 'dead'")
         #expect(error?.contains("503") == true)
-        try world.store.pool.write { try $0.execute(sql: "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = 0 WHERE status = 'dead'") }
+        try world.execute("UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = 0 WHERE status = 'dead'")
         world.clock.advance(micros: 60_000_000)
         _ = try runner(world, NotifyConfig(sink: .webhook(url: "http://127.0.0.1:\(server.port)/hook/ok"))).run("notify")
         #expect(try statuses(world)["dead"] == nil && statuses(world)["pending"] == nil)
@@ -99,9 +99,9 @@ import Testing
         }
         world.clock.advance(micros: 60_000_000)
         _ = try runner(world, NotifyConfig(sink: .webhook(url: "http://127.0.0.1:\(server.port)/hook/slow"))).run("notify")
-        let slow = try world.store.pool.read { try Row.fetchOne($0, sql: "SELECT attempts, status, last_error FROM outbox ORDER BY id DESC LIMIT 1") }
-        #expect(slow?["attempts"] as Int? == 1 && slow?["status"] as String? == "pending")
-        #expect((slow?["last_error"] as String?)?.contains("timed out") == true)
+        let slow = try world.rows("SELECT attempts, status, last_error FROM outbox ORDER BY id DESC LIMIT 1").first
+        #expect(try slow?["attempts"] as Int? == 1 && slow?["status"] as String? == "pending")
+        #expect(try (slow?["last_error"] as String?)?.contains("timed out") == true)
     }
 
     @Test func remindersOnceBeforeTheDueDateAndOnceOverdue() throws {
@@ -209,7 +209,7 @@ import Testing
         let definition = try JobDefinition(ConfigTable.parse("name = \"notify\"\n[parameters]\nslot = \"{minute}\"", file: "notify.job.toml"))
         let fetcher = FeedFetcher(environment: [:], sleepMillis: { _ in }, shouldStop: {
             let n = asked.withLock { count -> Int in count += 1; return count }
-            if n == 100 { try? store.pool.write { try $0.execute(sql: "DELETE FROM job_locks") } }
+            if n == 100 { _ = try? store.database.write { try $0.execute("DELETE FROM job_locks") } }
             return false
         })
         let stealing = JobRunner(store: world.store, clock: world.clock, logger: Logger(label: "t"), definitions: [definition],
@@ -219,7 +219,7 @@ import Testing
         #expect(sentFirst >= 98 && sentFirst <= 102, "\(sentFirst)")
         #expect(try world.count("SELECT count(*) FROM outbox WHERE status = 'delivered'") == sentFirst)
         // The other run (here: this one again, once the lock is free) sends the rest, once.
-        try world.store.pool.write { try $0.execute(sql: "DELETE FROM job_locks") }
+        try world.execute("DELETE FROM job_locks")
         _ = try runner(world, config).run("notify")
         let ids = try messageIDs(sink)
         #expect(ids.count == 3_000 && Set(ids).count == 3_000)

@@ -4,6 +4,8 @@ import Foundation
 import GRDB
 import Logging
 import QDSchema
+import QDSQL
+import QDTestEngines
 import Reports
 import Billing
 import JobRunner
@@ -31,7 +33,9 @@ public struct SupportError: Error, CustomStringConvertible {
 public final class BillingWorld {
     public let directory: URL
     public let path: String
-    public let store: SQLiteLedgerStore
+    public let store: SQLLedgerStore
+    /// The database, when on PostgreSQL.
+    public let postgres: PostgresDatabase?
     public let clock = ManualClock(shanghai(2026, 11, 28, 2, 0))
     public let ledger: Ledger
     public let wallets: WalletService
@@ -44,7 +48,13 @@ public final class BillingWorld {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("qdwallet-billing-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         path = directory.appendingPathComponent("billing.sqlite").path
-        store = SQLiteLedgerStore(pool: try SQLiteDatabase.open(path: path, migrator: Self.migrator()))
+        if let database = try TestEngine.postgres("billing", migrations: QDWalletSchema.postgresMigrations) {
+            store = SQLLedgerStore(database: database)
+            postgres = database
+        } else {
+            store = SQLiteLedgerStore(pool: try SQLiteDatabase.open(path: path, migrator: Self.migrator()))
+            postgres = nil
+        }
         ledger = Ledger(store: store, clock: clock)
         _ = try SystemAccounts.ensure(in: ledger)
         wallets = WalletService(store: store, ledger: ledger, hasher: PasswordHasher(iterations: 1_000), dataKey: DataKey.random())
@@ -67,7 +77,19 @@ public final class BillingWorld {
         _ = try store.transaction { db, tx in try Biller.register(billers, db: db, ledger: tx, clock: clock) }
     }
 
-    deinit { try? FileManager.default.removeItem(at: directory) }
+    deinit {
+        try? FileManager.default.removeItem(at: directory)
+        try? postgres?.dropSchema()
+    }
+
+    /// Another store on the same database, as another process would have.
+    public func anotherStore() throws -> SQLLedgerStore {
+        if let postgres { return SQLLedgerStore(database: try TestEngine.anotherPool(postgres)) }
+        return SQLiteLedgerStore(pool: try SQLiteDatabase.open(path: path, migrator: Self.migrator()))
+    }
+
+    /// Whether this world is on PostgreSQL.
+    public var onPostgres: Bool { postgres != nil }
 
     public struct Resident: Sendable {
         public var phone: String
@@ -139,14 +161,14 @@ public final class BillingWorld {
         return try decoder.decode(NightlyBilling.Summary.self, from: summary)
     }
 
-    public func bill(_ biller: String, _ id: String) throws -> Row? {
-        try store.pool.read { try Row.fetchOne($0, sql: "SELECT * FROM bills WHERE biller = ? AND bill_id = ?", arguments: [biller, id]) }
+    public func bill(_ biller: String, _ id: String) throws -> SQLValues? {
+        try store.database.read { try $0.oneRow("SELECT * FROM bills WHERE biller = ? AND bill_id = ?", [biller, id]) }
     }
 
     public func status(_ biller: String, _ id: String) throws -> String? {
         try bill(biller, id).map { row in
-            let status: String = row["status"]
-            let reason: String? = row["reason"]
+            let status: String = try row["status"]
+            let reason: String? = try row["reason"]
             return reason.map { "\(status) \($0)" } ?? status
         }
     }
@@ -156,13 +178,13 @@ public final class BillingWorld {
     /// The biller settlement account's movement on a business day (by effective time).
     public func ledgerMovement(_ biller: String, _ date: String) throws -> Int64 {
         guard let day = ShanghaiCalendar.Date(iso: date) else { throw SupportError("not a date: \(date)") }
-        return try store.pool.read { db in
-            try Int64.fetchOne(db, sql: """
+        return try store.database.read { db in
+            try db.int64("""
                 SELECT coalesce(sum(CASE e.side WHEN 1 THEN e.amount ELSE -e.amount END), 0)
                 FROM ledger_entries e JOIN ledger_transactions t ON t.id = e.transaction_id
                 JOIN billers r ON r.account_id = e.account_id
                 WHERE r.code = ? AND t.effective_at >= ? AND t.effective_at < ?
-                """, arguments: [biller, day.startMicros, day.adding(days: 1).startMicros]) ?? 0
+                """, [biller, day.startMicros, day.adding(days: 1).startMicros]) ?? 0
         }
     }
 
@@ -170,8 +192,23 @@ public final class BillingWorld {
         try String(contentsOfFile: config.reportsDirectory + "/\(biller)/QDW-\(biller)-\(compactDate).xml", encoding: .utf8)
     }
 
-    public func count(_ sql: String) throws -> Int {
-        try store.pool.read { try Int.fetchOne($0, sql: sql) ?? -1 }
+    public func count(_ sql: String, _ binds: [any SQLBindable] = []) throws -> Int {
+        try store.database.read { try $0.int(sql, binds) ?? -1 }
+    }
+
+    /// Runs one statement behind the services' back.
+    public func execute(_ sql: String, _ binds: [any SQLBindable] = []) throws {
+        _ = try store.database.write { try $0.run(sql, binds) }
+    }
+
+    /// Every row of a query, with its columns by name.
+    public func rows(_ sql: String, _ binds: [any SQLBindable] = []) throws -> [SQLValues] {
+        try store.database.read { try $0.allRows(sql, binds) }
+    }
+
+    /// The first column of the first row, as text.
+    public func text(_ sql: String, _ binds: [any SQLBindable] = []) throws -> String? {
+        try store.database.read { try $0.one(sql, binds) { try $0.optionalText(0) } ?? nil }
     }
 }
 

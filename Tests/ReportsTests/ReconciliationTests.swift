@@ -45,7 +45,7 @@ extension BillingWorld {
 
     @Test func aMissingLedgerPostingIsABreak() throws {
         let world = try nights()
-        try world.store.pool.write { try $0.execute(sql: "UPDATE bills SET transaction_id = 99999 WHERE bill_id = 'P2611-100001'") }
+        try world.execute("UPDATE bills SET transaction_id = 99999 WHERE bill_id = 'P2611-100001'")
         let report = try world.reconcile("2026-11-27")
         #expect(report.breaks.contains { $0.category == "missing_in_ledger" && $0.subject == "QD-POWER:P2611-100001" })
         #expect(report.breaks.contains { $0.category == "missing_in_report" })
@@ -63,10 +63,8 @@ extension BillingWorld {
 
     @Test func aBillPaidTwiceInStagingIsABreak() throws {
         let world = try nights()
-        try world.store.pool.write { db in
-            let transaction = try Int64.fetchOne(db, sql: "SELECT transaction_id FROM bills WHERE bill_id = 'W2611-000001'")
-            try db.execute(sql: "UPDATE bills SET status = 'paid', transaction_id = ?, paid_fen = due_fen, paid_business_date = '2026-11-27', paid_via = 'autopay' WHERE bill_id = 'W2611-000002'", arguments: [transaction])
-        }
+        let transaction = try world.store.database.read { try $0.int64("SELECT transaction_id FROM bills WHERE bill_id = 'W2611-000001'") }
+        try world.execute("UPDATE bills SET status = 'paid', transaction_id = ?, paid_fen = due_fen, paid_business_date = '2026-11-27', paid_via = 'autopay' WHERE bill_id = 'W2611-000002'", [transaction])
         let report = try world.reconcile("2026-11-27")
         let categories = Set(report.breaks.map(\.category))
         #expect(categories.contains("duplicate"))
@@ -75,7 +73,7 @@ extension BillingWorld {
 
     @Test func breaksCarryForwardAndAgeUntilResolved() throws {
         let world = try nights()
-        try world.store.pool.write { try $0.execute(sql: "UPDATE bills SET transaction_id = 99999 WHERE bill_id = 'P2611-100001'") }
+        try world.execute("UPDATE bills SET transaction_id = 99999 WHERE bill_id = 'P2611-100001'")
         #expect(try world.reconcile("2026-11-27").breaks.allSatisfy { $0.ageDays == 0 })
         let later = try world.reconcile("2026-11-29")
         let missing = try #require(later.breaks.first { $0.category == "missing_in_ledger" })
@@ -84,8 +82,8 @@ extension BillingWorld {
         #expect(later.breaks.contains { $0.category.hasPrefix("unmatched_over") } == false)
         #expect(try world.reconcile("2026-11-30").breaks.contains { $0.category == "unmatched_over_3_days" && $0.subject == "QD-WATER:W2611-000005" })
         // Fixed: the break is resolved and no longer listed.
-        let right = try world.store.pool.read { try Int64.fetchOne($0, sql: "SELECT id FROM ledger_transactions WHERE idempotency_key = 'bill:QD-POWER:P2611-100001'") }
-        try world.store.pool.write { try $0.execute(sql: "UPDATE bills SET transaction_id = ? WHERE bill_id = 'P2611-100001'", arguments: [right]) }
+        let right = try world.store.database.read { try $0.int64("SELECT id FROM ledger_transactions WHERE idempotency_key = 'bill:QD-POWER:P2611-100001'") }
+        try world.execute("UPDATE bills SET transaction_id = ? WHERE bill_id = 'P2611-100001'", [right])
         #expect(try world.reconcile("2026-12-01").breaks.contains { $0.category == "missing_in_ledger" } == false)
         #expect(try world.count("SELECT count(*) FROM recon_breaks WHERE category = 'missing_in_ledger' AND resolved = '2026-12-01'") == 1)
     }

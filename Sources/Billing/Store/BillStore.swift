@@ -446,7 +446,7 @@ public struct BillStore {
 
     /// Payments that more than one bill records: each with the bills (`BILLER:BILLID`).
     public func sharedPayments() throws -> [(transactionID: TransactionID, bills: [String])] {
-        try sql.allRows("SELECT transaction_id, group_concat(biller || ':' || bill_id) FROM bills WHERE transaction_id IS NOT NULL GROUP BY transaction_id HAVING count(*) > 1")
+        try sql.allRows("SELECT transaction_id, \(sql.dialect.joined("biller || ':' || bill_id")) FROM bills WHERE transaction_id IS NOT NULL GROUP BY transaction_id HAVING count(*) > 1")
             .map { (try $0[0], (try $0[1] as String).split(separator: ",").map(String.init)) }
     }
 
@@ -548,14 +548,13 @@ public struct BillStore {
             UNION ALL SELECT f.ingested_at, r.seq, 'cancel', r.bill_id, r.outcome, NULL
                 FROM feed_cancels r JOIN feeds f ON f.feed_id = r.feed_id WHERE f.biller = ?1 AND f.business_date = ?2
         ),
-        firsts AS (
-            SELECT bill_id, min(ingested_at * 10000000 + seq) AS position FROM records GROUP BY bill_id
+        ranked AS (
+            SELECT r.*, rank() OVER (PARTITION BY r.bill_id ORDER BY r.ingested_at, r.seq) AS nth FROM records r
         ),
         listed AS (
-            SELECT f.position, r.source, r.bill_id, r.outcome, r.reason_code FROM firsts f
-            JOIN records r ON r.bill_id = f.bill_id AND r.ingested_at * 10000000 + r.seq = f.position
+            SELECT ingested_at, seq, source, bill_id, outcome, reason_code FROM ranked WHERE nth = 1
             UNION ALL
-            SELECT 9223372036854775807, 'other', b.bill_id, NULL, NULL FROM bills b
+            SELECT 9223372036854775807, 0, 'other', b.bill_id, NULL, NULL FROM bills b
             WHERE b.biller = ?1 AND (b.paid_business_date = ?2 OR b.refunded_business_date = ?2)
               AND b.bill_id NOT IN (SELECT bill_id FROM records)
         )
@@ -563,7 +562,7 @@ public struct BillStore {
             b.paid_business_date, b.refunded_business_date
         FROM listed l LEFT JOIN bills b ON b.biller = ?1 AND b.bill_id = l.bill_id
         WHERE NOT (l.source IN ('bill', 'cancel', 'other') AND b.id IS NULL)
-        ORDER BY l.position, b.id
+        ORDER BY l.ingested_at, l.seq, b.id
         """
 
     /// The report rows of a biller's day, read one at a time.
