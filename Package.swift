@@ -190,7 +190,7 @@ let package = Package(
         .testTarget(
             name: "JobRunnerTests",
             dependencies: [
-                "JobRunner", "Ledger", "QDConfig",
+                "JobRunner", "Ledger", "QDConfig", "QDSQL", "QDTestEngines",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -257,7 +257,7 @@ let package = Package(
         .testTarget(
             name: "CLITests",
             dependencies: [
-                "QDWalletCLI", "Ledger", "Wallet", "qdwallet",
+                "QDWalletCLI", "Ledger", "Wallet", "qdwallet", "QDSchema", "QDSQL",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: strict),

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 swift test --skip-build "$@"
 if [ -n "${QDWALLET_TEST_POSTGRES:-}" ]; then
     # The modules whose schema and stores run on PostgreSQL so far.
-    QDWALLET_TEST_ENGINE=postgres swift test --skip-build --filter "LedgerTests|WalletTests|BillingTests|FeedsTests|NotifyTests|ReportsTests" "$@"
+    QDWALLET_TEST_ENGINE=postgres swift test --skip-build --filter "LedgerTests|WalletTests|JobRunnerTests|BillingTests|FeedsTests|NotifyTests|ReportsTests" "$@"
 else
     echo "test.sh: QDWALLET_TEST_POSTGRES is not set: PostgreSQL skipped (run inside Tests/Postgres/with-postgres.sh)" >&2
 fi

@@ -33,6 +33,17 @@ extension QDWalletSchema {
     /// Whether an existing database file holds nothing a person put there: no wallet,
     /// transaction, bill or merchant, and no data key. Read before anything is written (no
     /// migration runs); a file that is not qdwallet's counts as holding data.
+    /// Whether a database with qdwallet's schema holds nothing a person put there (the same
+    /// tables as `isEmpty(path:)`, on either engine).
+    public static func isEmpty(_ database: any SQLDatabase) throws -> Bool {
+        try database.read { sql in
+            for table in ["wallets", "ledger_transactions", "bills", "merchants", "wallet_data_key"] {
+                if try sql.exists("SELECT 1 FROM \(table) LIMIT 1") { return false }
+            }
+            return true
+        }
+    }
+
     public static func isEmpty(path: String) throws -> Bool {
         var configuration = Configuration()
         configuration.readonly = true

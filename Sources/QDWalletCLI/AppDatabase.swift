@@ -7,6 +7,7 @@ import Reports
 import Ledger
 import QDConfig
 import QDSchema
+import QDSQL
 import Wallet
 
 /// The one database of qdwallet.
@@ -19,11 +20,53 @@ enum AppDatabase {
         Ledger(store: try openStore(path: path, mode: mode))
     }
 
-    static func openStore(path: String, mode: SQLiteDatabase.OpenMode = .existing) throws -> SQLiteLedgerStore {
-        let store = SQLiteLedgerStore(pool: try SQLiteDatabase.open(path: path, migrator: migrator(), mode: mode, cacheKiB: try cacheKiB()))
+    static func openStore(path: String, mode: SQLiteDatabase.OpenMode = .existing) throws -> SQLLedgerStore {
+        let store: SQLLedgerStore
+        if isPostgres(path) {
+            store = SQLLedgerStore(database: try openPostgres(url: path, mode: mode))
+        } else {
+            store = SQLiteLedgerStore(pool: try SQLiteDatabase.open(path: path, migrator: migrator(), mode: mode, cacheKiB: try cacheKiB()))
+        }
         // The command's audit entry commits with its first change.
         store.setBeforeCommit(AuditSession.beforeCommit)
         return store
+    }
+
+    /// Whether `--db` names a PostgreSQL server rather than a SQLite file.
+    static func isPostgres(_ location: String) -> Bool {
+        location.hasPrefix("postgres://") || location.hasPrefix("postgresql://")
+    }
+
+    /// Connects to a PostgreSQL server. `.create` (init, the demo) creates or upgrades the
+    /// schema; any other command refuses a database without qdwallet's schema, and upgrades
+    /// one that lacks only newer migrations, as it does for a SQLite file.
+    static func openPostgres(url: String, mode: SQLiteDatabase.OpenMode) throws -> PostgresDatabase {
+        let shown = PostgresConnection.redact(url)
+        let database: PostgresDatabase
+        do {
+            database = try PostgresDatabase(url: url)
+        } catch let error as SQLError {
+            throw LedgerError(.storage, "cannot connect to the PostgreSQL server; check --db, the server and the password in PGPASSFILE or PGPASSWORD", cause: error.message, context: shown)
+        }
+        let migrations = try QDWalletSchema.postgresMigrations()
+        do {
+            if mode != .create {
+                let applied = try database.appliedMigrations()
+                guard !applied.isEmpty else {
+                    throw LedgerError(.databaseNotFound, "this PostgreSQL database has no qdwallet schema; create it with `qdwallet init --db URL`, or check --db and QDWALLET_DB for a typo", context: shown)
+                }
+                if mode == .existingForReading {
+                    guard Set(migrations.map(\.name)).isSubset(of: Set(applied)) else {
+                        throw LedgerError(.storage, "the database needs an upgrade: run `qdwallet init` first", context: shown)
+                    }
+                    return database
+                }
+            }
+            try database.migrate(migrations)
+        } catch let error as SQLError {
+            throw LedgerError(.storage, "the PostgreSQL database refused qdwallet's schema", cause: error.description, context: shown)
+        }
+        return database
     }
 
     /// SQLite's page cache per connection: `QDWALLET_SQLITE_CACHE_MB` (2 to 1024), or the default.

@@ -32,7 +32,7 @@ struct BillersCommand: ParsableCommand {
 
     /// Registers `billers` in one transaction.
     static func sync(_ billers: [Biller], ledger: Ledger) throws -> BillerSync {
-        guard let store = ledger.store as? SQLiteLedgerStore else {
+        guard let store = ledger.store as? SQLLedgerStore else {
             throw CLIFailure(.infrastructure, code: "internal", "billers need qdwallet's own database")
         }
         return try store.transaction { db, tx in try Biller.register(billers, db: db, ledger: tx, clock: ledger.clock) }

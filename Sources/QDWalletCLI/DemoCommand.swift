@@ -40,7 +40,9 @@ struct DemoCommand: ParsableCommand, ReadOnlyCommand {
     static let idNumbers = ["11010519491231002X", "370202199001011237", "370212198512310042", "370203197803150017", "37021119650720002X", "370281199202280033"]
 
     func run() throws {
-        let folder = db.map { ($0 as NSString).deletingLastPathComponent } ?? FileManager.default.temporaryDirectory.appendingPathComponent("qdwallet-demo-\(UUID().uuidString.prefix(8))").path
+        let onServer = db.map(AppDatabase.isPostgres) ?? false
+        let folder = onServer ? FileManager.default.temporaryDirectory.appendingPathComponent("qdwallet-demo-\(UUID().uuidString.prefix(8))").path
+            : db.map { ($0 as NSString).deletingLastPathComponent } ?? FileManager.default.temporaryDirectory.appendingPathComponent("qdwallet-demo-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: folder.isEmpty ? "." : folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let path = db ?? (folder as NSString).appendingPathComponent("demo.sqlite")
         var global = try GlobalOptions.parse(["--db", path])
@@ -48,20 +50,31 @@ struct DemoCommand: ParsableCommand, ReadOnlyCommand {
         let key = DataKey.random()
         // The demo writes sample residents, money and nights under its own random key: never
         // into a database that holds anything (one just made by init, with no data key, is fine).
-        if FileManager.default.fileExists(atPath: path), try !QDWalletSchema.isEmpty(path: path) {
+        if !onServer, FileManager.default.fileExists(atPath: path), try !QDWalletSchema.isEmpty(path: path) {
             throw CLIFailure(.refused, code: "database_not_empty", "the demo builds its sample world only in a new or empty database, and \(path) holds data (or has a data key of its own): give --db a new path, or leave --db out for a temporary one")
         }
         let store = try AppDatabase.openStore(path: path, mode: .create)
+        if onServer, try !QDWalletSchema.isEmpty(store.database) {
+            throw CLIFailure(.refused, code: "database_not_empty", "the demo builds its sample world only in an empty database, and \(global.databaseDisplay) holds data (or has a data key of its own): give --db an empty database")
+        }
         let ledger = Ledger(store: store)
         _ = try SystemAccounts.ensure(in: ledger)
         let wallets = WalletService(store: store, ledger: ledger, dataKey: key)
         let billing = BillingService(wallets: wallets)
-        guard let config = try BillingSetup.config(global, jobs, wallets: wallets) else {
+        guard var config = try BillingSetup.config(global, jobs, wallets: wallets) else {
             throw CLIFailure(.refused, code: "no_billers", "no billers.toml in \(jobs.path): run the demo from the project folder or give --jobs-dir")
+        }
+        if onServer {
+            // A server has no folder of its own: the demo's feeds and reports go to its
+            // temporary one, never into the current folder.
+            config.workDirectory = (folder as NSString).appendingPathComponent("feeds")
+            if global.reportsDirectory == nil && QDEnvironment.process.reportsDirectory == nil {
+                config.reportsDirectory = (folder as NSString).appendingPathComponent("reports")
+            }
         }
         _ = try store.transaction { db, tx in try Biller.register(config.billers, db: db, ledger: tx, clock: ledger.clock) }
 
-        var lines = ["qdwallet demo: a sample world in \(path)", ""]
+        var lines = ["qdwallet demo: a sample world in \(global.databaseDisplay)", ""]
         for (index, resident) in Self.residents.enumerated() {
             _ = try wallets.openWallet(phone: resident.phone, name: resident.name)
             if let kycClass = resident.kycClass {
@@ -126,7 +139,7 @@ struct DemoCommand: ParsableCommand, ReadOnlyCommand {
         lines.append(contentsOf: reports.map { "  \($0)" })
         lines.append("")
         lines.append("ledger check: \(check.ok ? "ok" : "\(check.violationCount) violations"), \(check.transactions) transactions")
-        lines.append("explore it: qdwallet bills --db \(path) --phone 13800000001")
+        lines.append("explore it: qdwallet bills --db \(global.databaseDisplay) --phone 13800000001")
         struct Document: Encodable {
             var database: String
             var days: [NightlyBilling.Summary]

@@ -1,9 +1,10 @@
 import ArgumentParser
 import Foundation
+import QDSQL
 
 /// `--db` and `--json`, accepted after the command words like every other option.
 struct GlobalOptions: ParsableArguments {
-    @Option(name: .long, help: "The database file (default: $QDWALLET_DB, else ./qdwallet.sqlite); only init (and the demo) create one.")
+    @Option(name: .long, help: "The database: a SQLite file, or postgres://user@host:port/dbname?sslmode=... for a PostgreSQL server (default: $QDWALLET_DB, else ./qdwallet.sqlite); only init (and the demo) create one. A PostgreSQL password comes from PGPASSFILE/~/.pgpass or PGPASSWORD.")
     var db: String?
 
     @Flag(name: .long, help: "Write one JSON document to stdout instead of text.")
@@ -19,5 +20,17 @@ struct GlobalOptions: ParsableArguments {
             return fromEnvironment
         }
         return "./qdwallet.sqlite"
+    }
+
+    /// Whether the database is a PostgreSQL server (a `postgres://` or `postgresql://` URL).
+    var isPostgres: Bool { AppDatabase.isPostgres(databasePath) }
+
+    /// The database as it may be shown: a URL without its password.
+    var databaseDisplay: String { isPostgres ? PostgresConnection.redact(databasePath) : databasePath }
+
+    /// The folder feeds and reports go beside by default: the database file's, or the
+    /// current folder for a server.
+    var databaseFolder: String {
+        isPostgres ? FileManager.default.currentDirectoryPath : URL(fileURLWithPath: databasePath).standardizedFileURL.deletingLastPathComponent().path
     }
 }

@@ -38,12 +38,12 @@ struct InitCommand: ParsableCommand {
         var keyID: String?
         if environment.hasDataKey {
             let key = try DataKey.fromEnvironment(environment.dataKeyEnvironment)
-            guard let store = ledger.store as? SQLiteLedgerStore else { throw CLIFailure(.infrastructure, code: "internal", "init needs qdwallet's own database") }
+            guard let store = ledger.store as? SQLLedgerStore else { throw CLIFailure(.infrastructure, code: "internal", "init needs qdwallet's own database") }
             try WalletService(store: store, ledger: ledger, dataKey: key).adoptDataKey(key)
             keyID = key.keyIDHex
         }
         let result = Result(
-            database: global.databasePath,
+            database: global.databaseDisplay,
             accounts: accounts.map { AccountLine(id: $0.id, code: $0.code, asset: $0.asset.rawValue, kind: $0.kind.rawValue) },
             billers: sync?.billers ?? [], dataKeyId: keyID)
         Output(json: global.json).emit(result) {

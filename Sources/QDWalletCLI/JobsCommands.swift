@@ -57,8 +57,7 @@ enum JobsSetup {
 enum BillingSetup {
     /// Where feeds are downloaded: `feeds/` beside the database.
     static func workDirectory(_ global: GlobalOptions) -> String {
-        let databaseFolder = URL(fileURLWithPath: global.databasePath).standardizedFileURL.deletingLastPathComponent().path
-        return (databaseFolder as NSString).appendingPathComponent("feeds")
+        (global.databaseFolder as NSString).appendingPathComponent("feeds")
     }
 
     static func config(_ global: GlobalOptions, _ jobs: JobsOptions, wallets: WalletService, stop: StopSignal = StopSignal()) throws -> NightlyBillingConfig? {
@@ -68,8 +67,7 @@ enum BillingSetup {
         let root = (URL(fileURLWithPath: jobs.path).standardizedFileURL.deletingLastPathComponent().path as NSString).standardizingPath
         let environment = QDEnvironment.process
         let schemas = environment.schemaDirectory ?? (root as NSString).appendingPathComponent("SampleFeeds/schema")
-        let databaseFolder = (URL(fileURLWithPath: global.databasePath).standardizedFileURL.deletingLastPathComponent().path)
-        let reports = global.reportsDirectory ?? environment.reportsDirectory ?? (databaseFolder as NSString).appendingPathComponent("reports")
+        let reports = global.reportsDirectory ?? environment.reportsDirectory ?? (global.databaseFolder as NSString).appendingPathComponent("reports")
         let work = workDirectory(global)
         let campaigns = try CampaignSetup.load(jobs, store: wallets.store)
         return NightlyBillingConfig(

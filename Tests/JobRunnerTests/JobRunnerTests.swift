@@ -20,7 +20,7 @@ import QDSQL
         #expect(again.status == "already_completed")
         #expect(try world.executions().count == 1)
         // Another date is another instance.
-        try world.store.pool.write { try $0.execute(sql: "DELETE FROM processed") }
+        try world.execute("DELETE FROM processed")
         #expect(try world.runner(CountStep()).run("count", overrides: ["date": "2026-11-28"]).status == "completed")
         #expect(try world.processed().count == 35)
     }
@@ -58,7 +58,7 @@ import QDSQL
         world.clock.advance(micros: 61_000_000)
         #expect(try world.runner(CountStep(), owner: "test-2").run("count").status == "completed")
         #expect(try world.processed() == Array(1...40))
-        let total = try world.store.pool.read { try Int.fetchOne($0, sql: "SELECT sum(read_count) FROM job_step_executions WHERE execution_id = 2") }
+        let total = try world.store.database.read { try $0.int("SELECT sum(read_count) FROM job_step_executions WHERE execution_id = 2") }
         #expect(total == 40)
     }
 
@@ -94,7 +94,7 @@ import QDSQL
         let report = try world.runner(CountStep(), owner: "\(host):\(getpid())").run("count")
         #expect(report.status == "completed")
         #expect(try world.processed().count == 40)
-        let message = try world.store.pool.read { try String.fetchOne($0, sql: "SELECT exit_message FROM job_executions WHERE id = 1") }
+        let message = try world.store.database.read { try $0.one("SELECT exit_message FROM job_executions WHERE id = 1") { try $0.optionalText(0) } ?? nil }
         #expect(message?.contains("is gone") == true)
         // Another host's owner is never judged by this host's processes.
         #expect(!JobRunner.ownerIsGone("elsewhere.example:\(exited.processIdentifier)"))
@@ -106,7 +106,7 @@ import QDSQL
         let world = try JobWorld()
         try world.seed(items: 15)
         _ = try world.runner(CountStep()).run("count")
-        try world.store.pool.write { try $0.execute(sql: "DELETE FROM processed") }
+        try world.execute("DELETE FROM processed")
         let forced = try world.runner(CountStep()).run("count", force: true)
         #expect(forced.status == "completed" && forced.forced)
         #expect(forced.steps.first?.resumed == false)
@@ -237,7 +237,7 @@ import QDSQL
         #expect(decisions[0].fireAt == shanghai(2026, 11, 28, 2, 0))
         #expect(try scheduler.tick().isEmpty)
         #expect(try world.executions().count == 1)
-        let parameters = try world.store.pool.read { try String.fetchOne($0, sql: "SELECT parameters FROM job_executions") }
+        let parameters = try world.store.database.read { try $0.one("SELECT parameters FROM job_executions") { try $0.text(0) } }
         #expect(parameters == "{\"date\":\"2026-11-27\"}")
     }
 
@@ -265,7 +265,7 @@ import QDSQL
         #expect(throws: SimulatedCrash.self) { try scheduler(world, step: dying).tick() }
         world.clock.set(shanghai(2026, 11, 28, 2, 0) + 10_000_000)
         // Pretend the next fire is due while that run is still live.
-        try world.store.pool.write { try $0.execute(sql: "UPDATE job_schedules SET last_fire_at = ?", arguments: [shanghai(2026, 11, 27, 2, 0)]) }
+        try world.execute("UPDATE job_schedules SET last_fire_at = ?", [shanghai(2026, 11, 27, 2, 0)])
         let decisions = try scheduler(world).tick()
         #expect(decisions.map(\.action) == ["skipped_overlap"])
         #expect(decisions[0].message?.contains("already running") == true)
@@ -313,7 +313,7 @@ import QDSQL
     }
 
     func dates(_ world: JobWorld) throws -> [String] {
-        try world.store.pool.read { try String.fetchAll($0, sql: "SELECT parameters FROM job_executions ORDER BY id") }
+        try world.store.database.read { try $0.texts("SELECT parameters FROM job_executions ORDER BY id") }
     }
 
     @Test func everyMissedDayRunsOldestFirst() throws {

@@ -5,38 +5,57 @@ import Logging
 @testable import JobRunner
 @testable import QDConfig
 import QDSQL
+import QDTestEngines
 
 /// A job runner on its own database with a manual clock and no real sleeping.
 final class JobWorld {
     let directory: URL
     let path: String
-    let store: SQLiteLedgerStore
+    let store: SQLLedgerStore
     let clock = ManualClock(shanghai(2026, 11, 28, 2, 0))
+    /// The database, when on PostgreSQL.
+    let postgres: PostgresDatabase?
+    /// The tables the test jobs read and write.
+    static let testTables = SQLMigration("test-items", """
+        CREATE TABLE items (id INTEGER PRIMARY KEY, value INTEGER NOT NULL);
+        CREATE TABLE processed (item_id INTEGER PRIMARY KEY, execution_id INTEGER NOT NULL);
+        """)
 
     init() throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("qdwallet-jobs-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         path = directory.appendingPathComponent("jobs.sqlite").path
-        var migrator = DatabaseMigrator()
-        LedgerSchema.register(in: &migrator)
-        JobSchema.register(in: &migrator)
-        migrator.registerMigration("test-items") { db in
-            try db.execute(sql: """
-                CREATE TABLE items (id INTEGER PRIMARY KEY, value INTEGER NOT NULL);
-                CREATE TABLE processed (item_id INTEGER PRIMARY KEY, execution_id INTEGER NOT NULL);
-                """)
+        if let database = try TestEngine.postgres("jobs", migrations: {
+            LedgerSchema.postgres + (try JobSchema.postgres()) + [SQLMigration(Self.testTables.name, try SQLDialect.postgresSchema(Self.testTables.sql))]
+        }) {
+            store = SQLLedgerStore(database: database)
+            postgres = database
+        } else {
+            var migrator = DatabaseMigrator()
+            LedgerSchema.register(in: &migrator)
+            JobSchema.register(in: &migrator)
+            migrator.registerMigration(Self.testTables.name) { db in try db.execute(sql: Self.testTables.sql) }
+            store = SQLiteLedgerStore(pool: try SQLiteDatabase.open(path: path, migrator: migrator))
+            postgres = nil
         }
-        store = SQLiteLedgerStore(pool: try SQLiteDatabase.open(path: path, migrator: migrator))
     }
 
-    deinit { try? FileManager.default.removeItem(at: directory) }
+    deinit {
+        try? FileManager.default.removeItem(at: directory)
+        try? postgres?.dropSchema()
+    }
 
     func seed(items: Int) throws {
-        try store.pool.write { db in
+        _ = try store.database.write { db in
             for id in 1...items {
-                try db.execute(sql: "INSERT INTO items (id, value) VALUES (?, ?)", arguments: [id, id * 10])
+                try db.execute("INSERT INTO items (id, value) VALUES (?, ?)", id, id * 10)
             }
         }
+    }
+
+    /// Runs one statement behind the runner's back.
+    func execute(_ sql: String, _ binds: [any SQLBindable] = []) throws {
+        _ = try store.database.write { try $0.run(sql, binds) }
     }
 
     func definition(_ toml: String) throws -> JobDefinition {
@@ -65,11 +84,11 @@ final class JobWorld {
     }
 
     func processed() throws -> [Int64] {
-        try store.pool.read { try Int64.fetchAll($0, sql: "SELECT item_id FROM processed ORDER BY item_id") }
+        try store.database.read { try $0.int64s("SELECT item_id FROM processed ORDER BY item_id") }
     }
 
     func executions() throws -> [(status: String, forced: Bool)] {
-        try store.pool.read { try Row.fetchAll($0, sql: "SELECT status, forced FROM job_executions ORDER BY id").map { ($0["status"], $0["forced"]) } }
+        try store.database.read { try $0.all("SELECT status, forced FROM job_executions ORDER BY id") { (try $0.text(0), try $0.bool(1)) } }
     }
 }
 
