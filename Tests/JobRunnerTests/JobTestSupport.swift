@@ -26,7 +26,7 @@ final class JobWorld {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         path = directory.appendingPathComponent("jobs.sqlite").path
         if let database = try TestEngine.postgres("jobs", migrations: {
-            LedgerSchema.postgres + (try JobSchema.postgres()) + [SQLMigration(Self.testTables.name, try SQLDialect.postgresSchema(Self.testTables.sql))]
+            (try LedgerSchema.postgres) + (try JobSchema.postgres()) + [SQLMigration(Self.testTables.name, try SQLDialect.postgresSchema(Self.testTables.sql))]
         }) {
             store = SQLLedgerStore(database: database)
             postgres = database

@@ -28,6 +28,19 @@ import Testing
         #expect(try w.t.ledger.check().ok)
     }
 
+    /// PostgreSQL also has TRUNCATE, which skips row triggers: the journal refuses it too.
+    @Test(.enabled(if: TestEngine.onPostgres), arguments: ["ledger_transactions", "ledger_entries", "ledger_idempotency", "ledger_account_rule_changes"])
+    func theServerRefusesATruncateOfTheJournal(table: String) throws {
+        let w = try World()
+        #expect {
+            try w.t.execute("TRUNCATE \(table) CASCADE")
+        } throws: { error in
+            "\(error)".contains("append-only")
+        }
+        #expect(try w.t.ledger.check().ok)
+        #expect(try w.t.transactionCount() > 0)
+    }
+
     @Test func balanceAtAnyPastTime() throws {
         let t = try TestLedger()
         let (a, bank) = try t.fundedWallet("a", fen: 0)

@@ -22,7 +22,7 @@ final class TestLedger {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("qdwallet-test-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         path = directory.appendingPathComponent("ledger.sqlite").path
-        if let database = try TestEngine.postgres("ledger", migrations: { LedgerSchema.postgres }) {
+        if let database = try TestEngine.postgres("ledger", migrations: { try LedgerSchema.postgres }) {
             store = SQLLedgerStore(database: database)
             postgres = database
         } else {

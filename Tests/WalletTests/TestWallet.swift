@@ -27,7 +27,7 @@ final class TestWallet {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("qdwallet-wallet-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         path = directory.appendingPathComponent("w.sqlite").path
-        if let database = try TestEngine.postgres("wallet", migrations: { LedgerSchema.postgres + (try WalletSchema.postgres()) }) {
+        if let database = try TestEngine.postgres("wallet", migrations: { (try LedgerSchema.postgres) + (try WalletSchema.postgres()) }) {
             store = SQLLedgerStore(database: database)
             postgres = database
         } else {
