@@ -1,4 +1,5 @@
 import Foundation
+import QDSQL
 import Wallet
 import Testing
 
@@ -27,6 +28,26 @@ struct CLIRunner {
     }
 
     var databasePath: String { directory.appendingPathComponent("qdwallet.sqlite").path }
+
+    /// The PostgreSQL server of this run (`QDWALLET_TEST_POSTGRES`), if any.
+    static var postgresServer: String? {
+        ProcessInfo.processInfo.environment["QDWALLET_TEST_POSTGRES"].flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    /// The engines an end-to-end test runs on: SQLite, and PostgreSQL when a server is given.
+    static var engines: [String] { postgresServer == nil ? ["sqlite"] : ["sqlite", "postgres"] }
+
+    /// A new, empty database on the server for one test (its URL), dropped afterwards.
+    static func withPostgresDatabase(_ body: (String) throws -> Void) throws {
+        let server = try #require(postgresServer)
+        let name = "cli_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(12).lowercased()
+        let admin = try PostgresConnection(url: server)
+        try admin.execute("CREATE DATABASE \(name)", [])
+        defer { _ = try? admin.execute("DROP DATABASE \(name) WITH (FORCE)", []) }
+        var components = try #require(URLComponents(string: server))
+        components.path = "/" + name
+        try body(try #require(components.string))
+    }
 
     /// The executable beside the test bundle (`swift build` puts both in one folder).
     static let executable: URL = {

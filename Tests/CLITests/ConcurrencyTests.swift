@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import QDSQL
 import Testing
 
 /// Many qdwallet processes at once on one database: QR payments, transfers, top-ups and
@@ -8,7 +9,17 @@ import Testing
 @Suite(.serialized) struct ConcurrencyTests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
 
-    @Test func paymentsTransfersTopUpsAndPayBillsRaceTheNightlyRun() throws {
+    /// On SQLite the writers take turns at the file's lock; on PostgreSQL the processes are
+    /// the server's sessions, racing for real.
+    @Test(arguments: CLIRunner.engines) func paymentsTransfersTopUpsAndPayBillsRaceTheNightlyRun(engine: String) throws {
+        if engine == "postgres" {
+            try CLIRunner.withPostgresDatabase { url in try race(database: url) }
+        } else {
+            try race(database: nil)
+        }
+    }
+
+    func race(database url: String?) throws {
         var cli = try CLIRunner()
         defer { cli.cleanUp() }
         let jobs = cli.directory.appendingPathComponent("Jobs")
@@ -32,7 +43,7 @@ import Testing
             tiers = [ { min_fen = 1_000, off_fen = 100 } ]
             """.write(to: jobs.appendingPathComponent("campaigns/race.toml"), atomically: true, encoding: .utf8)
         try FileManager.default.createSymbolicLink(atPath: cli.directory.appendingPathComponent("SampleFeeds").path, withDestinationPath: Self.root + "/SampleFeeds")
-        cli.environment["QDWALLET_DB"] = cli.databasePath
+        cli.environment["QDWALLET_DB"] = url ?? cli.databasePath
         cli.environment["QDWALLET_JOBS_DIR"] = jobs.path
         cli.environment["QDWALLET_DATA_KEY"] = Data((0..<32).map { UInt8($0) }).base64EncodedString()
         cli.environment["QDWALLET_LOG_LEVEL"] = "error"
@@ -86,22 +97,21 @@ import Testing
         }
         for process in processes { process.waitUntilExit() }
 
-        let pool = try DatabasePool(path: cli.databasePath)
-        defer { try? pool.close() }
-        try pool.read { db in
+        let database: any SQLDatabase = try url.map { try PostgresDatabase(url: $0) } ?? SQLitePool(try DatabasePool(path: cli.databasePath))
+        try database.read { db in
             // Each bill at most once in the ledger.
-            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM (SELECT idempotency_key FROM ledger_transactions WHERE idempotency_key LIKE 'bill:%' GROUP BY idempotency_key HAVING count(*) > 1)") == 0)
-            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM bills WHERE status = 'paid' AND transaction_id IS NULL") == 0)
+            #expect(try db.int("SELECT count(*) FROM (SELECT idempotency_key FROM ledger_transactions WHERE idempotency_key LIKE 'bill:%' GROUP BY idempotency_key HAVING count(*) > 1) AS repeated") == 0)
+            #expect(try db.int("SELECT count(*) FROM bills WHERE status = 'paid' AND transaction_id IS NULL") == 0)
             // The campaign budget to the fen.
-            let used = try Int64.fetchOne(db, sql: "SELECT coalesce(sum(spent_fen), 0) FROM campaign_budgets WHERE campaign_id = 'race'") ?? 0
-            let allocated = try Int64.fetchOne(db, sql: "SELECT coalesce(sum(discount_fen), 0) FROM campaign_allocations WHERE campaign_id = 'race' AND reversed_at IS NULL") ?? 0
+            let used = try db.int64("SELECT coalesce(sum(spent_fen), 0) FROM campaign_budgets WHERE campaign_id = 'race'") ?? 0
+            let allocated = try db.int64("SELECT coalesce(sum(discount_fen), 0) FROM campaign_allocations WHERE campaign_id = 'race' AND reversed_at IS NULL") ?? 0
             #expect(used <= 700 && used == allocated)
-            let sponsor = try Int64.fetchOne(db, sql: "SELECT debits_posted - credits_posted FROM ledger_accounts WHERE code = 'sponsor:RACE'") ?? 0
+            let sponsor = try db.int64("SELECT debits_posted - credits_posted FROM ledger_accounts WHERE code = 'sponsor:RACE'") ?? 0
             #expect(sponsor == used)
             // The class I wallet never paid more than 1,000.00 from its balance.
-            let spent = try Int64.fetchOne(db, sql: "SELECT -coalesce(sum(amount_fen), 0) FROM wallet_movements m JOIN wallets w ON w.id = m.wallet_id WHERE w.phone = ? AND m.balance_payment = 1", arguments: [phones[0]]) ?? 0
+            let spent = try db.int64("SELECT -coalesce(sum(amount_fen), 0) FROM wallet_movements m JOIN wallets w ON w.id = m.wallet_id WHERE w.phone = ? AND m.balance_payment = 1", [phones[0]]) ?? 0
             #expect(spent <= 100_000)
-            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM wallet_movements WHERE kind = 'qr_payment'") ?? 0 > 0)
+            #expect(try db.int("SELECT count(*) FROM wallet_movements WHERE kind = 'qr_payment'") ?? 0 > 0)
         }
         #expect(try cli.run(["ledger", "check"]).status == 0)
         let run = try cli.run(["jobs", "history", "--job", "nightly-billing", "--json"])

@@ -8,20 +8,8 @@ import Testing
 /// never printed.
 @Suite(.serialized, .enabled(if: ProcessInfo.processInfo.environment["QDWALLET_TEST_POSTGRES"]?.isEmpty == false))
 struct PostgresCLITests {
-    /// A new, empty database on the server for one test, dropped afterwards.
-    func withDatabase(_ body: (String) throws -> Void) throws {
-        let server = try #require(ProcessInfo.processInfo.environment["QDWALLET_TEST_POSTGRES"])
-        let name = "cli_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(12).lowercased()
-        let admin = try PostgresConnection(url: server)
-        try admin.execute("CREATE DATABASE \(name)", [])
-        defer { _ = try? admin.execute("DROP DATABASE \(name) WITH (FORCE)", []) }
-        var components = try #require(URLComponents(string: server))
-        components.path = "/" + name
-        try body(try #require(components.string))
-    }
-
     @Test func initThenTheCommandsWorkAndAnEmptyDatabaseIsRefused() throws {
-        try withDatabase { url in
+        try CLIRunner.withPostgresDatabase { url in
             let cli = try CLIRunner()
             // No schema yet: refused (exit 4), nothing created.
             let before = try cli.run(["balance", "--db", url, "--phone", "13800000001"])
@@ -46,7 +34,7 @@ struct PostgresCLITests {
     }
 
     @Test func theDemoBuildsItsWorldInAnEmptyDatabaseOnlyAndNeverPrintsThePassword() throws {
-        try withDatabase { url in
+        try CLIRunner.withPostgresDatabase { url in
             var cli = try CLIRunner()
             cli.environment["PGPASSWORD"] = "unused-by-trust"
             var components = try #require(URLComponents(string: url))
