@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import QDSQL
 import Testing
 
 /// Kills the nightly run with SIGKILL at seeded random moments, restarts it until it
@@ -17,7 +18,17 @@ import Testing
         }
     }
 
-    @Test func killedAtRandomMomentsTheRunStillPaysEachBillOnce() throws {
+    /// On PostgreSQL a kill also drops the process's server session mid-transaction: the
+    /// server rolls it back and frees its locks.
+    @Test(arguments: CLIRunner.engines) func killedAtRandomMomentsTheRunStillPaysEachBillOnce(engine: String) throws {
+        if engine == "postgres" {
+            try CLIRunner.withPostgresDatabase { url in try harness(database: url) }
+        } else {
+            try harness(database: nil)
+        }
+    }
+
+    func harness(database url: String?) throws {
         var cli = try CLIRunner()
         defer { cli.cleanUp() }
         // A jobs folder with small chunks and a short stale limit, so restarts take over quickly.
@@ -33,7 +44,7 @@ import Testing
             date = "{yesterday}"
             """.write(to: jobs.appendingPathComponent("nightly-billing.job.toml"), atomically: true, encoding: .utf8)
         try FileManager.default.createSymbolicLink(atPath: cli.directory.appendingPathComponent("SampleFeeds").path, withDestinationPath: Self.root + "/SampleFeeds")
-        cli.environment["QDWALLET_DB"] = cli.databasePath
+        cli.environment["QDWALLET_DB"] = url ?? cli.databasePath
         cli.environment["QDWALLET_JOBS_DIR"] = jobs.path
         cli.environment["QDWALLET_DATA_KEY"] = Data((0..<32).map { UInt8($0) }).base64EncodedString()
         cli.environment["QDWALLET_LOG_LEVEL"] = "error"
@@ -85,8 +96,7 @@ import Testing
         // bounds the kills.
         let steps = ["ingest", "cancels", "process", "reports"]
         var hit: [String: Int] = [:]
-        let watcher = try DatabasePool(path: cli.databasePath)
-        defer { try? watcher.close() }
+        let watcher: any SQLDatabase = try url.map { try PostgresDatabase(url: $0) } ?? SQLitePool(try DatabasePool(path: cli.databasePath))
         var kills = 0
         var finished = false
         var attempt = 0
@@ -97,7 +107,7 @@ import Testing
             process.environment = cli.environment
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice
-            let completed = Set(try watcher.read { try String.fetchAll($0, sql: "SELECT step_name FROM job_step_executions WHERE status = 'completed'") })
+            let completed = Set(try watcher.read { try $0.texts("SELECT step_name FROM job_step_executions WHERE status = 'completed'") })
             let pending = steps.filter { !completed.contains($0) }
             if attempt < killsPlanned, let target = pending.first {
                 // Steps of few chunks are killed after one; the 161 chunks of payments after more.
@@ -107,18 +117,17 @@ import Testing
                 default: 1
                 }
                 // Only this run's execution counts, not the one killed before it.
-                let before = try watcher.read { try Int64.fetchOne($0, sql: "SELECT coalesce(max(id), 0) FROM job_executions") } ?? 0
+                let before = try watcher.read { try $0.int64("SELECT coalesce(max(id), 0) FROM job_executions") } ?? 0
                 try process.run()
                 var baseline: Int?
                 let deadline = Date().addingTimeInterval(60)
                 while process.isRunning && Date() < deadline {
                     let row = try watcher.read { db in
-                        try Row.fetchOne(db, sql: "SELECT status, chunks FROM job_step_executions WHERE step_name = ? AND execution_id > ? ORDER BY execution_id DESC LIMIT 1", arguments: [target, before])
+                        try db.one("SELECT status, chunks FROM job_step_executions WHERE step_name = ? AND execution_id > ? ORDER BY execution_id DESC LIMIT 1", [target, before]) { (status: try $0.text(0), chunks: try $0.int(1)) }
                     }
                     if let row {
-                        let chunks: Int = row["chunks"]
-                        if baseline == nil { baseline = chunks }
-                        if (row["status"] as String) != "started" || chunks >= baseline! + chunksToCommit { break }
+                        if baseline == nil { baseline = row.chunks }
+                        if row.status != "started" || row.chunks >= baseline! + chunksToCommit { break }
                     }
                     usleep(500)
                 }
@@ -127,7 +136,7 @@ import Testing
                     kills += 1
                     process.waitUntilExit()
                     let inProgress = try watcher.read { db in
-                        try String.fetchOne(db, sql: "SELECT step_name FROM job_step_executions WHERE execution_id > ? AND status = 'started' ORDER BY id DESC LIMIT 1", arguments: [before])
+                        try db.one("SELECT step_name FROM job_step_executions WHERE execution_id > ? AND status = 'started' ORDER BY id DESC LIMIT 1", [before]) { try $0.text(0) }
                     }
                     hit[inProgress ?? "between steps", default: 0] += 1
                 } else {
@@ -148,15 +157,13 @@ import Testing
             for step in steps { #expect((hit[step] ?? 0) > 0, "no kill landed inside \(step): \(hit)") }
         }
         #expect(finished)
-        let pool = try DatabasePool(path: cli.databasePath)
-        defer { try? pool.close() }
-        try pool.read { db in
-            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM bills WHERE biller = 'QD-WATER' AND feed_id = 'QD-WATER/K-20261127'") == 4_000)
-            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM bills WHERE feed_id = 'QD-WATER/K-20261127' AND status <> 'paid'") == 0)
-            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM ledger_transactions WHERE idempotency_key LIKE 'bill:QD-WATER:K%'") == 4_000)
-            #expect(try Int.fetchOne(db, sql: "SELECT count(DISTINCT transaction_id) FROM bills WHERE feed_id = 'QD-WATER/K-20261127'") == 4_000)
+        try watcher.read { db in
+            #expect(try db.int("SELECT count(*) FROM bills WHERE biller = 'QD-WATER' AND feed_id = 'QD-WATER/K-20261127'") == 4_000)
+            #expect(try db.int("SELECT count(*) FROM bills WHERE feed_id = 'QD-WATER/K-20261127' AND status <> 'paid'") == 0)
+            #expect(try db.int("SELECT count(*) FROM ledger_transactions WHERE idempotency_key LIKE 'bill:QD-WATER:K%'") == 4_000)
+            #expect(try db.int("SELECT count(DISTINCT transaction_id) FROM bills WHERE feed_id = 'QD-WATER/K-20261127'") == 4_000)
             for wallet in 0..<wallets {
-                let balance = try Int64.fetchOne(db, sql: "SELECT a.credits_posted - a.debits_posted FROM wallets w JOIN ledger_accounts a ON a.id = w.wallet_account_id WHERE w.phone = ?", arguments: ["1390000\(String(format: "%04d", wallet))"])
+                let balance = try db.int64("SELECT a.credits_posted - a.debits_posted FROM wallets w JOIN ledger_accounts a ON a.id = w.wallet_account_id WHERE w.phone = ?", ["1390000\(String(format: "%04d", wallet))"])
                 #expect(balance == 500_000 - dueByWallet[wallet], "wallet \(wallet)")
             }
         }
