@@ -24,7 +24,7 @@ public final class PostgresConnection: SQLConnection {
     public init(url: String, connectTimeoutSeconds: Int = 10, statementTimeoutMillis: Int = 60_000, lockTimeoutMillis: Int = 10_000, schema: String? = nil, applicationName: String = "qdwallet") throws {
         let keywords = ["dbname", "connect_timeout", "application_name", "options"]
         let values = [url, String(max(1, connectTimeoutSeconds)), applicationName,
-                      "-c statement_timeout=\(statementTimeoutMillis) -c lock_timeout=\(lockTimeoutMillis) -c idle_in_transaction_session_timeout=\(max(statementTimeoutMillis, 60_000)) -c TimeZone=UTC -c client_encoding=UTF8"
+                      "-c statement_timeout=\(statementTimeoutMillis) -c lock_timeout=\(lockTimeoutMillis) -c idle_in_transaction_session_timeout=\(max(statementTimeoutMillis, 60_000)) -c TimeZone=UTC -c client_encoding=UTF8 -c client_min_messages=warning"
                           + (schema.map { " -c search_path=\($0)" } ?? "")]
         // expand_dbname=1: the URI in `dbname` is parsed, and the other keywords win over it.
         let connection = withCStrings(keywords) { keys in

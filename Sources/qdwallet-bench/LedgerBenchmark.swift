@@ -16,6 +16,7 @@ struct LedgerBenchmark {
         var floorPerSecond: [Double]
         var ledgerPerSecond: [Double]
         var peakResidentMB: Int
+        var engine = "SQLite"
 
         static func median(_ values: [Double]) -> Double {
             let sorted = values.sorted()
@@ -27,8 +28,8 @@ struct LedgerBenchmark {
         var text: String {
             let f = { (value: Double) in String(Int(value.rounded())) }
             return """
-                ledger batch posting: \(configuration.transfers) two-leg transfers per round, batches of \(configuration.batch), \(configuration.wallets) wallets, \(configuration.rounds) rounds
-                  raw SQLite floor   \(floorPerSecond.map(f).joined(separator: " / ")) transfers/s (median \(f(Self.median(floorPerSecond))))
+                ledger batch posting on \(engine): \(configuration.transfers) two-leg transfers per round, batches of \(configuration.batch), \(configuration.wallets) wallets, \(configuration.rounds) rounds
+                  raw \(engine) floor   \(floorPerSecond.map(f).joined(separator: " / ")) transfers/s (median \(f(Self.median(floorPerSecond))))
                   ledger batch path  \(ledgerPerSecond.map(f).joined(separator: " / ")) transfers/s (median \(f(Self.median(ledgerPerSecond))))
                   ratio ledger/floor \(String(format: "%.2f", ratio))
                   peak resident      \(peakResidentMB) MB
@@ -36,7 +37,7 @@ struct LedgerBenchmark {
         }
 
         var json: String {
-            "{\"transfers\":\(configuration.transfers),\"batch\":\(configuration.batch),\"floor_per_s\":\(Int(Self.median(floorPerSecond))),\"ledger_per_s\":\(Int(Self.median(ledgerPerSecond))),\"ratio\":\(String(format: "%.3f", ratio)),\"peak_resident_mb\":\(peakResidentMB)}"
+            "{\"engine\":\"\(engine)\",\"transfers\":\(configuration.transfers),\"batch\":\(configuration.batch),\"floor_per_s\":\(Int(Self.median(floorPerSecond))),\"ledger_per_s\":\(Int(Self.median(ledgerPerSecond))),\"ratio\":\(String(format: "%.3f", ratio)),\"peak_resident_mb\":\(peakResidentMB)}"
         }
     }
 

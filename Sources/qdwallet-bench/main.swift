@@ -27,7 +27,7 @@ import Ledger
 
 let arguments = Array(CommandLine.arguments.dropFirst())
 guard let suite = arguments.first, suite == "ledger" || suite == "nightly" || suite == "paybill" else {
-    FileHandle.standardError.write(Data("usage: qdwallet-bench ledger [--transfers N] [--batch N] [--wallets N] [--rounds N] [--json]\n       qdwallet-bench nightly [--bills N] [--wallets N] [--schema-dir DIR] [--keep DIR [--generate-only]] [--json]\n       qdwallet-bench paybill [--entries N] [--samples N]\n".utf8))
+    FileHandle.standardError.write(Data("usage: qdwallet-bench ledger [--transfers N] [--batch N] [--wallets N] [--rounds N] [--db postgres://...] [--json]\n       qdwallet-bench nightly [--bills N] [--wallets N] [--schema-dir DIR] [--keep DIR [--generate-only]] [--json]\n       qdwallet-bench paybill [--entries N] [--samples N]\n".utf8))
     exit(2)
 }
 func option(_ name: String, _ fallback: Int) -> Int {
@@ -76,8 +76,9 @@ let configuration = LedgerBenchmark.Configuration(
     batch: option("--batch", 10_000),
     wallets: option("--wallets", 10_000),
     rounds: option("--rounds", 3))
+let databaseURL: String? = arguments.firstIndex(of: "--db").flatMap { $0 + 1 < arguments.count ? arguments[$0 + 1] : nil }
 do {
-    let report = try LedgerBenchmark(configuration: configuration).run()
+    let report = try databaseURL.map { try PostgresLedgerBenchmark(configuration: configuration, url: $0).run() } ?? LedgerBenchmark(configuration: configuration).run()
     if arguments.contains("--json") {
         print(report.json)
     } else {

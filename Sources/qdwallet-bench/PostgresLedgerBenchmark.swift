@@ -1,0 +1,112 @@
+import Foundation
+import Ledger
+import QDSQL
+
+/// `qdwallet-bench ledger --db postgres://...`: the ledger's batch path on PostgreSQL against
+/// a raw PostgreSQL floor that writes the same rows (idempotency keys, journal, entries,
+/// account totals) with multi-row INSERTs and one UPDATE per account a batch, no checks. Each
+/// round runs in a schema of its own, dropped afterwards.
+struct PostgresLedgerBenchmark {
+    let configuration: LedgerBenchmark.Configuration
+    let url: String
+
+    func run() throws -> LedgerBenchmark.Report {
+        let sqlite = LedgerBenchmark(configuration: configuration)
+        let transfers = sqlite.plan()
+        var floor: [Double] = []
+        var ledger: [Double] = []
+        for _ in 0..<configuration.rounds {
+            floor.append(try runFloor(transfers))
+            ledger.append(try runLedger(transfers))
+        }
+        return LedgerBenchmark.Report(configuration: configuration, floorPerSecond: floor, ledgerPerSecond: ledger, peakResidentMB: 0, engine: "PostgreSQL")
+    }
+
+    func runLedger(_ transfers: [(from: Int, to: Int, amount: Int64)]) throws -> Double {
+        let database = try PostgresDatabase.inNewSchema(url: url, prefix: "bench", migrations: try LedgerSchema.postgres)
+        defer { try? database.dropSchema() }
+        let ledger = Ledger(store: SQLLedgerStore(database: database))
+        let bank = try ledger.openAccount(AccountSpec(code: "bank", asset: .cny, kind: .bankClearing, rules: .unrestricted)).id
+        var billers: [AccountID] = []
+        for i in 0..<3 {
+            billers.append(try ledger.openAccount(AccountSpec(code: "biller:\(i)", asset: .cny, kind: .billerSettlement, rules: .unrestricted)).id)
+        }
+        var wallets: [AccountID] = []
+        try ledger.store.write { tx in
+            for i in 0..<configuration.wallets {
+                wallets.append(try ledger.openAccount(AccountSpec(code: "wallet:\(i)", asset: .cny, kind: .userWallet, rules: .noOverdraft), in: tx).id)
+            }
+        }
+        for start in stride(from: 0, to: wallets.count, by: configuration.batch) {
+            let slice = wallets[start..<min(start + configuration.batch, wallets.count)]
+            _ = try ledger.post(slice.map { PostingRequest.transfer(key: "fund-\($0)", from: bank, to: $0, amount: 1_000_000_000) })
+        }
+        let began = DispatchTime.now().uptimeNanoseconds
+        var index = 0
+        while index < transfers.count {
+            let end = min(index + configuration.batch, transfers.count)
+            let requests = (index..<end).map { i in
+                PostingRequest.transfer(key: "bill-\(i)", from: wallets[transfers[i].from], to: billers[transfers[i].to], amount: transfers[i].amount)
+            }
+            let results = try ledger.post(requests)
+            precondition(results.allSatisfy { $0.transactionID != nil }, "a benchmark transfer was refused")
+            index = end
+        }
+        return Double(transfers.count) / (Double(DispatchTime.now().uptimeNanoseconds - began) / 1e9)
+    }
+
+    func runFloor(_ transfers: [(from: Int, to: Int, amount: Int64)]) throws -> Double {
+        let database = try PostgresDatabase.inNewSchema(url: url, prefix: "floor", migrations: try LedgerSchema.postgres)
+        defer { try? database.dropSchema() }
+        let accountCount = configuration.wallets + 4
+        _ = try database.write { sql in
+            try sql.execute("""
+                INSERT INTO ledger_accounts (id, code, asset, kind, debits_must_not_exceed_credits, credits_must_not_exceed_debits, overdraft_limit, frozen, closed, created_at)
+                SELECT n, 'a' || n, 'CNY', 'user_wallet', 1, 0, 0, 0, 0, 0 FROM generate_series(1, ?) AS n
+                """, [.integer(Int64(accountCount))])
+        }
+        let hash = "'\\x" + String(repeating: "ab", count: 32) + "'"
+        let now: Int64 = 1_795_708_800_000_000
+        var balance = [Int64](repeating: 0, count: accountCount + 1)
+        var seq = [Int64](repeating: 0, count: accountCount + 1)
+        let began = DispatchTime.now().uptimeNanoseconds
+        var index = 0
+        while index < transfers.count {
+            let end = min(index + configuration.batch, transfers.count)
+            var keys: [String] = [], journal: [String] = [], entries: [String] = []
+            var debits: [Int: Int64] = [:], credits: [Int: Int64] = [:]
+            for i in index..<end {
+                let transfer = transfers[i]
+                let id = i + 1
+                let from = 5 + transfer.from, to = 2 + transfer.to
+                keys.append("('bill-\(i)', \(hash), \(id), NULL, \(now))")
+                journal.append("(\(id), 'transfer', 'bill-\(i)', NULL, \(now), \(now), '', \(hash), \(hash))")
+                for (leg, account, side) in [(0, from, 0), (1, to, 1)] {
+                    balance[account] += side == 1 ? transfer.amount : -transfer.amount
+                    seq[account] += 1
+                    entries.append("(\(id), \(leg), \(account), 'CNY', \(side), \(transfer.amount), \(balance[account]), \(seq[account]), \(now))")
+                }
+                debits[from, default: 0] += transfer.amount
+                credits[to, default: 0] += transfer.amount
+            }
+            _ = try database.write { sql in
+                guard let connection = sql as? PostgresConnection else { return }
+                for part in stride(from: 0, to: keys.count, by: 1_000) {
+                    let range = part..<min(part + 1_000, keys.count)
+                    try connection.script("INSERT INTO ledger_idempotency (key, request_hash, transaction_id, refusal, recorded_at) VALUES " + keys[range].joined(separator: ","))
+                    try connection.script("INSERT INTO ledger_transactions (id, kind, idempotency_key, ref_id, recorded_at, effective_at, memo, prev_hash, hash) VALUES " + journal[range].joined(separator: ","))
+                }
+                for part in stride(from: 0, to: entries.count, by: 2_000) {
+                    try connection.script("INSERT INTO ledger_entries (transaction_id, leg, account_id, asset, side, amount, balance_after, account_seq, recorded_at) VALUES " + entries[part..<min(part + 2_000, entries.count)].joined(separator: ","))
+                }
+                let totals = Set(debits.keys).union(credits.keys).sorted().map { account in "(\(account), \(debits[account] ?? 0), \(credits[account] ?? 0))" }
+                try connection.script("""
+                    UPDATE ledger_accounts a SET debits_posted = a.debits_posted + t.d, credits_posted = a.credits_posted + t.c, entry_seq = a.entry_seq + 1
+                    FROM (VALUES \(totals.joined(separator: ","))) AS t(id, d, c) WHERE a.id = t.id
+                    """)
+            }
+            index = end
+        }
+        return Double(transfers.count) / (Double(DispatchTime.now().uptimeNanoseconds - began) / 1e9)
+    }
+}
