@@ -18,13 +18,15 @@ struct CityGenerator {
     var directory: String
     var seed: UInt64 = 42
     var date = ShanghaiCalendar.Date(year: 2026, month: 11, day: 27)
+    /// A PostgreSQL database (an empty one) instead of a SQLite file in `directory`.
+    var postgresURL: String?
 
     static let billers: [(code: String, digits: Int, share: Int, unit: String, prefix: String)] = [
         ("QD-WATER", 10, 40, "m3", "W"), ("QD-POWER", 10, 35, "kWh", "P"), ("QD-GAS", 10, 25, "m3", "G"),
     ]
     static let districts = ["市南区", "市北区", "李沧区", "崂山区", "黄岛区", "城阳区", "即墨区", "胶州市", "平度市", "莱西市"]
 
-    var databasePath: String { directory + "/city.sqlite" }
+    var databasePath: String { postgresURL ?? directory + "/city.sqlite" }
     var jobsDirectory: String { directory + "/Jobs" }
 
     static func migrator() -> DatabaseMigrator { QDWalletSchema.migrator() }
@@ -165,7 +167,17 @@ struct CityGenerator {
 
     /// Wallets, points accounts and bill accounts in bulk, then balances from the bank.
     func populate() throws {
-        let store = SQLiteLedgerStore(pool: try SQLiteDatabase.open(path: databasePath, migrator: Self.migrator()))
+        let store: SQLLedgerStore
+        if let postgresURL {
+            let database = try PostgresDatabase(url: postgresURL)
+            try database.migrate(try QDWalletSchema.postgresMigrations())
+            guard try QDWalletSchema.isEmpty(database) else {
+                throw LedgerError(.storage, "the benchmark city needs an empty database", context: PostgresConnection.redact(postgresURL))
+            }
+            store = SQLLedgerStore(database: database)
+        } else {
+            store = SQLiteLedgerStore(pool: try SQLiteDatabase.open(path: databasePath, migrator: Self.migrator()))
+        }
         let clock = SystemClock()
         let ledger = Ledger(store: store, clock: clock)
         _ = try SystemAccounts.ensure(in: ledger)

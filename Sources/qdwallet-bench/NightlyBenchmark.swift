@@ -12,6 +12,8 @@ struct NightlyBenchmark {
     var keep: String?
     /// Only write the city (database, Jobs/, feeds) into `keep` and stop.
     var generateOnly = false
+    /// The city's database on a PostgreSQL server (an empty database) instead of SQLite.
+    var postgresURL: String?
 
     struct Report {
         var bills: Int
@@ -51,7 +53,7 @@ struct NightlyBenchmark {
         try? FileManager.default.removeItem(atPath: directory)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { if keep == nil { try? FileManager.default.removeItem(atPath: directory) } }
-        let city = CityGenerator(wallets: wallets, bills: bills, directory: directory)
+        let city = CityGenerator(wallets: wallets, bills: bills, directory: directory, postgresURL: postgresURL)
         let generate = try Self.seconds { try city.generate() }
         if generateOnly {
             print("city written to \(directory) in \(String(format: "%.1f", generate)) s; run it with:")

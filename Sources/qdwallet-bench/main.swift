@@ -27,7 +27,7 @@ import Ledger
 
 let arguments = Array(CommandLine.arguments.dropFirst())
 guard let suite = arguments.first, suite == "ledger" || suite == "nightly" || suite == "paybill" else {
-    FileHandle.standardError.write(Data("usage: qdwallet-bench ledger [--transfers N] [--batch N] [--wallets N] [--rounds N] [--db postgres://...] [--json]\n       qdwallet-bench nightly [--bills N] [--wallets N] [--schema-dir DIR] [--keep DIR [--generate-only]] [--json]\n       qdwallet-bench paybill [--entries N] [--samples N]\n".utf8))
+    FileHandle.standardError.write(Data("usage: qdwallet-bench ledger [--transfers N] [--batch N] [--wallets N] [--rounds N] [--db postgres://...] [--json]\n       qdwallet-bench nightly [--bills N] [--wallets N] [--schema-dir DIR] [--keep DIR [--generate-only]] [--db postgres://... (an empty database)] [--json]\n       qdwallet-bench paybill [--entries N] [--samples N]\n".utf8))
     exit(2)
 }
 func option(_ name: String, _ fallback: Int) -> Int {
@@ -57,7 +57,7 @@ if suite == "nightly" {
         exit(2)
     }
     do {
-        let report = try NightlyBenchmark(bills: bills, wallets: option("--wallets", max(1_000, bills / 3)), schemaDirectory: text("--schema-dir") ?? "SampleFeeds/schema", keep: text("--keep"), generateOnly: arguments.contains("--generate-only")).run()
+        let report = try NightlyBenchmark(bills: bills, wallets: option("--wallets", max(1_000, bills / 3)), schemaDirectory: text("--schema-dir") ?? "SampleFeeds/schema", keep: text("--keep"), generateOnly: arguments.contains("--generate-only"), postgresURL: text("--db")).run()
         if arguments.contains("--generate-only") { exit(0) }
         print(arguments.contains("--json") ? report.json : report.text)
         if report.nightlyStatus != 0 {
