@@ -88,7 +88,14 @@ struct NightlyBenchmark {
         var status: Int32 = 0
         var peak = 0
         let nightly = try Self.seconds {
-            (status, peak) = try Self.runProcess(executable, ["jobs", "run", "nightly-billing", "--date", city.date.iso, "--db", city.databasePath, "--jobs-dir", city.jobsDirectory], environment: environment)
+            let arguments = ["jobs", "run", "nightly-billing", "--date", city.date.iso, "--db", city.databasePath, "--jobs-dir", city.jobsDirectory]
+            if postgresURL == nil {
+                (status, peak) = try Self.runProcess(executable, arguments, environment: environment)
+            } else {
+                // A server has no folder: the run's feeds and reports go beside the city's files
+                // (its working folder), not into the current one.
+                (status, peak) = try Self.runProcess("/bin/sh", ["-c", "cd \"$0\" && exec \"$@\"", directory, executable] + arguments, environment: environment)
+            }
         }
         return Report(bills: bills, wallets: wallets, feedBytes: bytes, generateSeconds: generate, xmllintSeconds: xmllint, readerSeconds: reader, nightlySeconds: nightly, nightlyPeakMB: peak, nightlyStatus: status)
     }
