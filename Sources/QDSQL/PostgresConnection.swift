@@ -13,6 +13,7 @@ public final class PostgresConnection: SQLConnection {
     /// Prepared statement names by the SQLite-style text the stores wrote.
     private var prepared: [String: Prepared] = [:]
     private var preparedCount = 0
+    private var cursorCount = 0
     /// How long a statement may run before the server cancels it (0: no limit).
     public let statementTimeoutMillis: Int
 
@@ -130,7 +131,22 @@ public final class PostgresConnection: SQLConnection {
         guard binds.count == statement.parameters else {
             throw SQLError(.other, code: "bind", message: "the statement takes \(statement.parameters) values, \(binds.count) were given", sql: statement.sql)
         }
-        // Text for integers and text, binary for bytes; NULL as a null pointer.
+        let result = Self.withParameters(binds) { count, pointers, lengths, formats in
+            PQexecPrepared(handle, statement.name, count, pointers, lengths, formats, 0)
+        }
+        guard let result else { throw failure(nil, sql: statement.sql) }
+        switch PQresultStatus(result) {
+        case PGRES_COMMAND_OK, PGRES_TUPLES_OK:
+            return result
+        default:
+            defer { PQclear(result) }
+            throw failure(result, sql: statement.sql)
+        }
+    }
+
+    /// Hands libpq the values: text for integers and text, binary for bytes, NULL as a null
+    /// pointer.
+    static func withParameters(_ binds: [SQLValue], _ body: (Int32, [UnsafePointer<CChar>?], [Int32], [Int32]) -> OpaquePointer?) -> OpaquePointer? {
         var buffers: [[CChar]?] = []
         var lengths: [Int32] = []
         var formats: [Int32] = []
@@ -148,16 +164,22 @@ public final class PostgresConnection: SQLConnection {
                 buffers.append(bytes.isEmpty ? [0] : bytes.map { CChar(bitPattern: $0) }); lengths.append(Int32(bytes.count)); formats.append(1)
             }
         }
-        let result: OpaquePointer? = withPointers(buffers) { pointers in
-            PQexecPrepared(handle, statement.name, Int32(binds.count), pointers, lengths, formats, 0)
+        return withPointers(buffers) { pointers in body(Int32(binds.count), pointers, lengths, formats) }
+    }
+
+    /// Runs `text` (already in PostgreSQL's placeholders) unprepared, through the extended
+    /// protocol: for statements PostgreSQL does not prepare, such as DECLARE.
+    func runUnprepared(_ text: String, _ binds: [SQLValue], sql: String) throws -> OpaquePointer {
+        let result = Self.withParameters(binds) { count, pointers, lengths, formats in
+            PQexecParams(handle, text, count, nil, pointers, lengths, formats, 0)
         }
-        guard let result else { throw failure(nil, sql: statement.sql) }
+        guard let result else { throw failure(nil, sql: sql) }
         switch PQresultStatus(result) {
         case PGRES_COMMAND_OK, PGRES_TUPLES_OK:
             return result
         default:
             defer { PQclear(result) }
-            throw failure(result, sql: statement.sql)
+            throw failure(result, sql: sql)
         }
     }
 
@@ -193,14 +215,68 @@ public final class PostgresConnection: SQLConnection {
         try prepare(sql).query(binds, body)
     }
 
-    /// The rows of the query, fetched whole and handed out one by one.
+    /// The rows of the query, one by one. Inside a transaction through a server-side cursor
+    /// fetched `cursorBatch` rows at a time, so memory stays bounded however many rows there
+    /// are (several may be open at once); outside one (autocommit), fetched whole.
     public func cursor(_ sql: String, _ binds: [SQLValue]) throws -> any SQLCursor {
+        if PQtransactionStatus(handle) == PQTRANS_INTRANS {
+            cursorCount += 1
+            let name = "qdwallet_cursor_\(cursorCount)"
+            let result = try runUnprepared("DECLARE \(name) NO SCROLL CURSOR FOR " + dialect.translate(sql), binds, sql: sql)
+            PQclear(result)
+            return ServerCursor(name: name, connection: self, sql: sql)
+        }
         var rows: [SQLValues] = []
         try query(sql, binds) { row in
             rows.append(row.values)
             return true
         }
         return Rows(rows: rows, sql: sql)
+    }
+
+    /// How many rows a server-side cursor fetches at a time.
+    static let cursorBatch = 2_000
+
+    /// A cursor declared in the current transaction. It is closed when read to its end, and
+    /// with the transaction otherwise (never from `deinit`: the session may be in another
+    /// transaction by then, which a failed CLOSE would abort).
+    final class ServerCursor: SQLCursor {
+        let name: String
+        unowned let connection: PostgresConnection
+        let sql: String
+        var buffer: [SQLValues] = []
+        var position = 0
+        var exhausted = false
+
+        init(name: String, connection: PostgresConnection, sql: String) {
+            self.name = name
+            self.connection = connection
+            self.sql = sql
+        }
+
+        func next() throws -> SQLRow? {
+            if position == buffer.count {
+                guard !exhausted else { return nil }
+                let fetch = "FETCH \(PostgresConnection.cursorBatch) FROM \(name)"
+                guard let result = PQexec(connection.handle, fetch) else { throw connection.failure(nil, sql: sql) }
+                defer { PQclear(result) }
+                guard PQresultStatus(result) == PGRES_TUPLES_OK else { throw connection.failure(result, sql: sql) }
+                let count = Int(PQntuples(result))
+                var source = ResultRow(result: result, row: 0)
+                buffer = (0..<count).map { row in
+                    source.row = Int32(row)
+                    return SQLRow(source: source, sql: sql).values
+                }
+                position = 0
+                if count < PostgresConnection.cursorBatch {
+                    exhausted = true
+                    try connection.script("CLOSE \(name)")
+                }
+                guard !buffer.isEmpty else { return nil }
+            }
+            defer { position += 1 }
+            return SQLRow(source: SQLValues.Values(values: buffer[position].values, names: buffer[position].names), sql: sql)
+        }
     }
 
     final class Rows: SQLCursor {

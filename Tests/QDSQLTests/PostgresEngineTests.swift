@@ -106,6 +106,34 @@ struct PostgresEngineTests {
         }
     }
 
+    /// Inside a transaction a cursor is the server's (pg_cursors lists it) and is read a
+    /// batch at a time: two of them interleave, each sees every row once and in order.
+    @Test func cursorsInATransactionStreamFromTheServer() throws {
+        try withSchema { url, schema in
+            let database = try database(url, schema)
+            _ = try database.write { sql in
+                try sql.execute("INSERT INTO accounts (id, balance) SELECT n, n * 10 FROM generate_series(3, 5001) AS n")
+            }
+            let (first, second, open) = try database.read { sql -> ([Int64], [Int64], Int) in
+                let a = try sql.cursor("SELECT id FROM accounts WHERE id >= ? ORDER BY id", [.integer(1)])
+                let b = try sql.cursor("SELECT balance FROM accounts ORDER BY id DESC", [])
+                var ids: [Int64] = [], balances: [Int64] = []
+                var open = 0
+                while let row = try a.next() {
+                    ids.append(try row.int64(0))
+                    if let other = try b.next() { balances.append(try other.int64(0)) }
+                    if ids.count == 10 { open = try sql.int("SELECT count(*) FROM pg_cursors WHERE name LIKE 'qdwallet_cursor_%'") ?? 0 }
+                }
+                while let other = try b.next() { balances.append(try other.int64(0)) }
+                return (ids, balances, open)
+            }
+            #expect(open == 2)
+            #expect(first == Array(1...5001))
+            #expect(second.count == 5001)
+            #expect(second.first == 50_010 && second.last == 100)
+        }
+    }
+
     @Test func placeholdersAndRowsCountAsOnSQLite() throws {
         try withSchema { url, schema in
             let database = try database(url, schema)
