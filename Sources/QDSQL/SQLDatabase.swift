@@ -59,15 +59,3 @@ extension SQLConnection {
         }
     }
 }
-
-/// A named step of a module's schema on one engine. Shipped migrations are never edited;
-/// changes are new migrations appended after them.
-public struct SQLMigration: Sendable {
-    public let name: String
-    public let sql: String
-
-    public init(_ name: String, _ sql: String) {
-        self.name = name
-        self.sql = sql
-    }
-}

@@ -74,7 +74,13 @@ struct LedgerBenchmark {
     // MARK: The ledger
 
     func runLedger(path: String) throws -> Double {
-        let ledger = Ledger(store: try SQLiteLedgerStore(path: path))
+        try runLedger(store: try SQLiteLedgerStore(path: path))
+    }
+
+    /// The timed batches through the ledger on `store` (either engine): accounts opened and
+    /// funded first, untimed.
+    func runLedger(store: any LedgerStore) throws -> Double {
+        let ledger = Ledger(store: store)
         let bank = try ledger.openAccount(AccountSpec(code: "bank", asset: .cny, kind: .bankClearing, rules: .unrestricted)).id
         var billers: [AccountID] = []
         for i in 0..<3 {

@@ -17,42 +17,15 @@ struct PostgresLedgerBenchmark {
         var ledger: [Double] = []
         for _ in 0..<configuration.rounds {
             floor.append(try runFloor(transfers))
-            ledger.append(try runLedger(transfers))
+            ledger.append(try runLedger())
         }
         return LedgerBenchmark.Report(configuration: configuration, floorPerSecond: floor, ledgerPerSecond: ledger, peakResidentMB: 0, engine: "PostgreSQL")
     }
 
-    func runLedger(_ transfers: [(from: Int, to: Int, amount: Int64)]) throws -> Double {
+    func runLedger() throws -> Double {
         let database = try PostgresDatabase.inNewSchema(url: url, prefix: "bench", migrations: try LedgerSchema.postgres)
         defer { try? database.dropSchema() }
-        let ledger = Ledger(store: SQLLedgerStore(database: database))
-        let bank = try ledger.openAccount(AccountSpec(code: "bank", asset: .cny, kind: .bankClearing, rules: .unrestricted)).id
-        var billers: [AccountID] = []
-        for i in 0..<3 {
-            billers.append(try ledger.openAccount(AccountSpec(code: "biller:\(i)", asset: .cny, kind: .billerSettlement, rules: .unrestricted)).id)
-        }
-        var wallets: [AccountID] = []
-        try ledger.store.write { tx in
-            for i in 0..<configuration.wallets {
-                wallets.append(try ledger.openAccount(AccountSpec(code: "wallet:\(i)", asset: .cny, kind: .userWallet, rules: .noOverdraft), in: tx).id)
-            }
-        }
-        for start in stride(from: 0, to: wallets.count, by: configuration.batch) {
-            let slice = wallets[start..<min(start + configuration.batch, wallets.count)]
-            _ = try ledger.post(slice.map { PostingRequest.transfer(key: "fund-\($0)", from: bank, to: $0, amount: 1_000_000_000) })
-        }
-        let began = DispatchTime.now().uptimeNanoseconds
-        var index = 0
-        while index < transfers.count {
-            let end = min(index + configuration.batch, transfers.count)
-            let requests = (index..<end).map { i in
-                PostingRequest.transfer(key: "bill-\(i)", from: wallets[transfers[i].from], to: billers[transfers[i].to], amount: transfers[i].amount)
-            }
-            let results = try ledger.post(requests)
-            precondition(results.allSatisfy { $0.transactionID != nil }, "a benchmark transfer was refused")
-            index = end
-        }
-        return Double(transfers.count) / (Double(DispatchTime.now().uptimeNanoseconds - began) / 1e9)
+        return try LedgerBenchmark(configuration: configuration).runLedger(store: SQLLedgerStore(database: database))
     }
 
     func runFloor(_ transfers: [(from: Int, to: Int, amount: Int64)]) throws -> Double {
