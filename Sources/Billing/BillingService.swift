@@ -91,7 +91,7 @@ public struct BillingService: Sendable {
         guard let key = PaymentKey(reference: reference) else { throw BillingRefusal.invalidBillReference }
         let matched = try wallets.checkPasswordForPayment(phone: phone, password: password)
         let outcome: Result<WalletService.Receipt, any Error> = try store.transaction { db, tx in
-            var wallet = try wallets.wallet(db, phone: phone)
+            var wallet = try wallets.lockedWallet(db, tx, phone: phone)
             if let refusal = try wallets.recordPassword(db, wallet: wallet, matched: matched) { return .failure(refusal) }
             wallet = try wallets.wallet(db, phone: phone)
             let bills = BillStore(db)

@@ -14,7 +14,9 @@ public final class CampaignBook {
     private var inFlightCaps: [String: (count: Int, fen: Int64)] = [:]
     /// Budget spending as written in this transaction (total by campaign id, daily by
     /// "id|day"): read once, then kept up to date by `record`, so a chunk of payments reads
-    /// each budget once. The transaction holds the write lock, so nothing else changes them.
+    /// each budget once. Nothing else changes them meanwhile: with one writer at a time the
+    /// transaction has the database to itself, with many a limited budget's rows are locked
+    /// when first read.
     private var writtenBudget: [String: Int64] = [:]
     /// Whether any campaign looks at the payment being the wallet's first to its payee.
     public let needsFirstPayment: Bool
@@ -27,10 +29,10 @@ public final class CampaignBook {
         }
     }
 
-    private func budgetWritten(_ campaignID: String, day: String?) throws -> Int64 {
+    private func budgetWritten(_ campaignID: String, day: String?, limited: Bool) throws -> Int64 {
         let key = day.map { campaignID + "|" + $0 } ?? campaignID
         if let known = writtenBudget[key] { return known }
-        let spent = try CampaignStore(db).budgetSpent(campaignID: campaignID, day: day)
+        let spent = try CampaignStore(db).budgetSpent(campaignID: campaignID, day: day, locking: limited)
         writtenBudget[key] = spent
         return spent
     }
@@ -61,8 +63,8 @@ public final class CampaignBook {
     public func usage(_ campaign: Campaign, context: PaymentContext) throws -> CampaignUsage {
         let keys = Self.periodKeys(context.at)
         var usage = CampaignUsage()
-        usage.budgetSpentFen = try budgetWritten(campaign.id, day: nil)
-        usage.budgetSpentTodayFen = try budgetWritten(campaign.id, day: keys.day)
+        usage.budgetSpentFen = try budgetWritten(campaign.id, day: nil, limited: campaign.budgetTotalFen != nil)
+        usage.budgetSpentTodayFen = try budgetWritten(campaign.id, day: keys.day, limited: campaign.budgetDailyFen != nil)
         usage.budgetSpentFen += inFlightBudget[campaign.id] ?? 0
         usage.budgetSpentTodayFen += inFlightBudget[campaign.id + "|" + keys.day] ?? 0
         for cap in campaign.caps {

@@ -11,6 +11,18 @@ public enum AccountKind: String, Sendable, Hashable, Codable, CaseIterable {
     case campaignSponsor = "campaign_sponsor"
     case pointsLiability = "points_liability"
     case suspense = "suspense"
+
+    /// The system accounts: the outside world's side of every movement (banks, billers,
+    /// sponsors, issued points, suspense). With many writers at once (PostgreSQL) their totals
+    /// are added to, never locked, as every payment touches one of them; their entries then
+    /// carry no running balance or sequence (0), and their balance rules, if any were set, are
+    /// checked against the totals as read. The accounts of people and merchants are locked.
+    public var isFolded: Bool {
+        switch self {
+        case .bankClearing, .billerSettlement, .campaignSponsor, .pointsLiability, .suspense: true
+        case .userWallet, .userPoints, .merchant: false
+        }
+    }
 }
 
 /// The per-account rules the ledger enforces inside every posting transaction.

@@ -98,6 +98,19 @@ extension PostingRequest {
 }
 
 enum HashChain {
+    /// The hash of a seal (PostgreSQL): SHA-256 over the previous seal's hash, the seal's
+    /// position, the transaction it seals and that transaction's own hash (which covers its
+    /// content). A journal row changed, removed or added outside the ledger breaks it.
+    static func seal(previous: [UInt8], pos: Int64, transactionID: TransactionID, contentHash: [UInt8], scratch: inout [UInt8]) -> [UInt8] {
+        var encoder = CanonicalEncoder(reusing: &scratch)
+        encoder.string("seal")
+        encoder.raw(previous)
+        encoder.int(pos)
+        encoder.int(transactionID)
+        encoder.raw(contentHash)
+        return encoder.finish(into: &scratch)
+    }
+
     /// The hash of a journal row: SHA-256 over the previous hash and the row's content,
     /// its entries and its hold included.
     static func hash(of record: TransactionRecord, entries: [EntryRecord], hold: HoldRecord?, scratch: inout [UInt8]) -> [UInt8] {

@@ -43,6 +43,9 @@ public struct LedgerCheckReport: Sendable, Codable {
     public var trialBalance: [TrialBalanceLine]
     /// The chain head checked (`SEQ:HASH`): an anchor a later check can be asked to find.
     public var head: String = ChainHead.genesis.anchor
+    /// Committed transactions still waiting for their seal when the snapshot was taken (with
+    /// many writers: written after the check sealed the queue).
+    public var unsealed: Int64 = 0
 }
 
 extension Ledger {
@@ -53,7 +56,8 @@ extension Ledger {
     /// totals equal its entries, running balances and sequences are continuous, no account
     /// rule is violated, holds add up to the pending totals, and the hash chain is intact.
     public func check() throws -> LedgerCheckReport {
-        try store.read { tx in try Self.check(tx) }
+        try store.sealPending()
+        return try store.read { tx in try Self.check(tx) }
     }
 
     /// `check()`, and a proof that the journal still holds an anchor taken earlier (from a
@@ -61,17 +65,18 @@ extension Ledger {
     /// and the chain through it verifies. A lost tail (a restored backup, a lost WAL) that
     /// the chain alone cannot show is found this way.
     public func check(expectingHead anchor: String) throws -> LedgerCheckReport {
-        try store.read { tx in
+        try store.sealPending()
+        return try store.read { tx in
             var report = try Self.check(tx)
             guard let expected = ChainHead.parse(anchor: anchor) else {
                 throw LedgerError(.invalidAccount, "an anchor is SEQ:HASH, the sequence number and 64 hex digits, as payment reports print it", context: String(anchor.prefix(80)))
             }
             if expected.id == 0 { return report }
-            let stored = try tx.transaction(id: expected.id)
+            let stored = try tx.anchoredHash(at: expected.id)
             if stored == nil {
                 report.violations.append(LedgerViolation(code: "expected_head_missing", message: "the journal has no transaction \(expected.id): the ledger lost transactions that were anchored (reported to a biller or reconciled)", transactionID: expected.id))
                 report.violationCount += 1
-            } else if stored?.hash != expected.hash {
+            } else if stored != expected.hash {
                 report.violations.append(LedgerViolation(code: "expected_head_differs", message: "transaction \(expected.id) does not have the anchored hash: the journal was rewritten after the anchor was taken", transactionID: expected.id))
                 report.violationCount += 1
             }
@@ -92,10 +97,11 @@ extension Ledger {
         var accountIndex: [AccountID: Int] = [:]
         for (i, account) in accounts.enumerated() { accountIndex[account.id] = i }
 
-        struct Running { var debits: Int128 = 0; var credits: Int128 = 0; var balance: Int64 = 0; var seq: Int64 = 0; var pendingDebits: Int128 = 0; var pendingCredits: Int128 = 0 }
+        struct Running { var debits: Int128 = 0; var credits: Int128 = 0; var balance: Int64 = 0; var seq: Int64 = 0; var count: Int64 = 0; var pendingDebits: Int128 = 0; var pendingCredits: Int128 = 0 }
         var running = [Running](repeating: Running(), count: accounts.count)
         var openHolds: [TransactionID: HoldRecord] = [:]
         var reversed: Set<TransactionID> = []
+        let concurrent = tx.concurrentWriters
         var previous = ChainHead.genesis
         var chainReported = false
         var scratch: [UInt8] = []
@@ -106,10 +112,19 @@ extension Ledger {
             transactionCount += 1
             entryCount += entries.count
             let id = record.id
-            if id != previous.id + 1 {
+            if concurrent {
+                // Ids come from a sequence (a rolled-back transaction leaves a gap); the chain
+                // is the seals', checked below. Here: each row still matches its own hash.
+                if HashChain.hash(of: record, entries: entries, hold: hold, scratch: &scratch) != record.hash {
+                    report(LedgerViolation(code: "hash_chain_broken", message: "the transaction's content does not match its hash: it was altered after it was written", transactionID: id))
+                }
+                if id <= previous.id {
+                    report(LedgerViolation(code: "journal_out_of_order", message: "transaction id \(id) follows \(previous.id)", transactionID: id))
+                }
+            } else if id != previous.id + 1 {
                 report(LedgerViolation(code: "journal_gap", message: "transaction ids jump from \(previous.id) to \(id)", transactionID: id))
             }
-            if !chainReported {
+            if !concurrent && !chainReported {
                 if record.prevHash != previous.hash {
                     chainReported = true
                     report(LedgerViolation(code: "hash_chain_broken", message: "the stored previous hash does not match transaction \(previous.id)", transactionID: id))
@@ -137,15 +152,6 @@ extension Ledger {
                     report(LedgerViolation(code: "asset_mismatch", message: "an entry's asset differs from its account's", accountID: entry.accountID, transactionID: id))
                 }
                 if entry.side == .debit { running[i].debits += Int128(entry.amount) } else { running[i].credits += Int128(entry.amount) }
-                if entry.accountSeq != running[i].seq + 1 {
-                    report(LedgerViolation(code: "entry_sequence_broken", message: "entry sequence \(entry.accountSeq) follows \(running[i].seq)", accountID: entry.accountID, transactionID: id))
-                }
-                let expected = running[i].balance &+ (entry.side == .credit ? entry.amount : -entry.amount)
-                if entry.balanceAfter != expected {
-                    report(LedgerViolation(code: "running_balance_mismatch", message: "balance after entry is \(entry.balanceAfter), the entries before it give \(expected)", accountID: entry.accountID, transactionID: id))
-                }
-                running[i].seq = entry.accountSeq
-                running[i].balance = entry.balanceAfter
             }
             if cny != 0 || pts != 0 {
                 report(LedgerViolation(code: "unbalanced_transaction", message: "debits and credits differ (CNY \(cny), PTS \(pts))", transactionID: id))
@@ -194,6 +200,66 @@ extension Ledger {
             }
         }
 
+        // Each account's entries in the order of its own sequence: continuous from 1, each
+        // running balance the one before it moved by the entry. With many writers a system
+        // account's entries carry neither (0): its totals are checked, not its order.
+        var current: (index: Int, numbered: Bool)?
+        try tx.forEachEntryByAccount { entry in
+            guard let i = accountIndex[entry.accountID] else { return }  // reported above
+            if current?.index != i {
+                current = (i, !(concurrent && accounts[i].kind.isFolded))
+            }
+            running[i].count += 1
+            guard current!.numbered else {
+                if entry.accountSeq != 0 || entry.balanceAfter != 0 {
+                    report(LedgerViolation(code: "entry_sequence_broken", message: "an entry of a system account carries sequence \(entry.accountSeq) and balance \(entry.balanceAfter); with many writers both are 0", accountID: entry.accountID, transactionID: entry.transactionID))
+                }
+                return
+            }
+            if entry.accountSeq != running[i].seq + 1 {
+                report(LedgerViolation(code: "entry_sequence_broken", message: "entry sequence \(entry.accountSeq) follows \(running[i].seq)", accountID: entry.accountID, transactionID: entry.transactionID))
+            }
+            let expected = running[i].balance &+ (entry.side == .credit ? entry.amount : -entry.amount)
+            if entry.balanceAfter != expected {
+                report(LedgerViolation(code: "running_balance_mismatch", message: "balance after entry is \(entry.balanceAfter), the entries before it give \(expected)", accountID: entry.accountID, transactionID: entry.transactionID))
+            }
+            running[i].seq = entry.accountSeq
+            running[i].balance = entry.balanceAfter
+        }
+
+        // Many writers: the seals chain every transaction, once, in the order they were sealed.
+        var unsealed: Int64 = 0
+        if concurrent {
+            var sealHead = ChainHead.genesis
+            var sealed = 0
+            var sealReported = false
+            try tx.forEachSeal { seal in
+                sealed += 1
+                guard !sealReported else { return }
+                if seal.pos != sealHead.id + 1 {
+                    sealReported = true
+                    report(LedgerViolation(code: "hash_chain_broken", message: "seal positions jump from \(sealHead.id) to \(seal.pos)", transactionID: seal.transactionID))
+                } else if let content = seal.contentHash {
+                    if HashChain.seal(previous: sealHead.hash, pos: seal.pos, transactionID: seal.transactionID, contentHash: content, scratch: &scratch) != seal.hash {
+                        sealReported = true
+                        report(LedgerViolation(code: "hash_chain_broken", message: "seal \(seal.pos) does not chain its transaction onto the seal before it: the journal or the chain was rewritten", transactionID: seal.transactionID))
+                    }
+                } else {
+                    sealReported = true
+                    report(LedgerViolation(code: "sealed_transaction_missing", message: "seal \(seal.pos) names a transaction the journal no longer holds", transactionID: seal.transactionID))
+                }
+                sealHead = ChainHead(id: seal.pos, hash: seal.hash, recordedAt: 0)
+            }
+            previous = sealHead
+            unsealed = try tx.unsealedCount()
+            for id in try tx.neitherSealedNorQueued() {
+                report(LedgerViolation(code: "unsealed_transaction", message: "a journal row is neither sealed nor waiting for its seal: it was written around the ledger", transactionID: id))
+            }
+            if Int64(sealed) + unsealed != Int64(transactionCount) {
+                report(LedgerViolation(code: "seal_count_mismatch", message: "\(sealed) seals and \(unsealed) rows waiting for one, but \(transactionCount) transactions"))
+            }
+        }
+
         var lines: [Asset: TrialBalanceLine] = [:]
         var sums: [Asset: (balance: Int128, pendingDebits: Int128, pendingCredits: Int128)] = [:]
         for (i, account) in accounts.enumerated() {
@@ -201,8 +267,8 @@ extension Ledger {
             if Int128(account.debitsPosted) != r.debits || Int128(account.creditsPosted) != r.credits {
                 report(LedgerViolation(code: "account_totals_mismatch", message: "stored debits/credits \(account.debitsPosted)/\(account.creditsPosted), entries give \(r.debits)/\(r.credits)", accountID: account.id))
             }
-            if account.entrySeq != r.seq {
-                report(LedgerViolation(code: "entry_sequence_mismatch", message: "stored entry sequence \(account.entrySeq), entries end at \(r.seq)", accountID: account.id))
+            if account.entrySeq != r.count {
+                report(LedgerViolation(code: "entry_sequence_mismatch", message: "stored entry sequence \(account.entrySeq), the account has \(r.count) entries", accountID: account.id))
             }
             if Int128(account.debitsPending) != r.pendingDebits || Int128(account.creditsPending) != r.pendingCredits {
                 report(LedgerViolation(code: "pending_totals_mismatch", message: "stored pending \(account.debitsPending)/\(account.creditsPending), open holds give \(r.pendingDebits)/\(r.pendingCredits)", accountID: account.id))
@@ -241,6 +307,6 @@ extension Ledger {
         return LedgerCheckReport(
             violations: violations, violationCount: violationCount, accounts: accounts.count,
             transactions: transactionCount, entries: entryCount,
-            trialBalance: Asset.allCases.compactMap { lines[$0] }, head: previous.anchor)
+            trialBalance: Asset.allCases.compactMap { lines[$0] }, head: previous.anchor, unsealed: unsealed)
     }
 }

@@ -122,7 +122,52 @@ public enum LedgerSchema {
                 CREATE TRIGGER \(table)_no_truncate BEFORE TRUNCATE ON \(table) FOR EACH STATEMENT EXECUTE FUNCTION \(table)_no_truncate_refuse();
                 """
             }.joined()
-            return [SQLMigration("ledger-v1", try SQLDialect.postgresSchema(v1) + truncate)]
+            return [SQLMigration("ledger-v1", try SQLDialect.postgresSchema(v1) + truncate),
+                    SQLMigration("ledger-v2-concurrent", postgresConcurrent)]
         }
     }
+
+    /// What many writers at once need on PostgreSQL (the design is in the README, "PostgreSQL:
+    /// concurrency"):
+    /// - transaction ids from a sequence (a gap is a transaction that rolled back);
+    /// - the system accounts' totals split over sub-rows (`ledger_account_shards`, summed on
+    ///   read; a writer adds to one no other holds), so that the biller, sponsor and clearing
+    ///   accounts every payment credits or debits are never a row writers wait for;
+    /// - the hash chain as seals (`ledger_seals`): each journal row carries the hash of its own
+    ///   content, and a seal chains it into one total order when it is committed, taken by
+    ///   whichever writer holds the chain's lock (`ledger_unsealed` is the queue of rows not yet
+    ///   sealed). The transactions written before this migration are queued by it, and sealed
+    ///   in id order by the first writer after it.
+    static let postgresConcurrent: String = """
+        CREATE SEQUENCE ledger_transaction_ids;
+        SELECT setval('ledger_transaction_ids', coalesce((SELECT max(id) FROM ledger_transactions), 0) + 1, false);
+        CREATE TABLE ledger_account_shards (
+            account_id BIGINT NOT NULL REFERENCES ledger_accounts(id),
+            shard INTEGER NOT NULL,
+            debits_posted BIGINT NOT NULL DEFAULT 0,
+            credits_posted BIGINT NOT NULL DEFAULT 0,
+            debits_pending BIGINT NOT NULL DEFAULT 0,
+            credits_pending BIGINT NOT NULL DEFAULT 0,
+            entries BIGINT NOT NULL DEFAULT 0,
+            PRIMARY KEY (account_id, shard)
+        );
+        CREATE TABLE ledger_seals (
+            pos BIGINT PRIMARY KEY CHECK (pos > 0),
+            transaction_id BIGINT NOT NULL UNIQUE REFERENCES ledger_transactions(id),
+            hash BYTEA NOT NULL
+        );
+        CREATE TABLE ledger_unsealed (
+            transaction_id BIGINT PRIMARY KEY REFERENCES ledger_transactions(id),
+            hash BYTEA NOT NULL
+        );
+        CREATE INDEX ledger_entries_by_account_seq ON ledger_entries(account_id, account_seq);
+        CREATE FUNCTION ledger_seals_refuse() RETURNS trigger LANGUAGE plpgsql AS $refuse$
+        BEGIN
+            RAISE EXCEPTION 'ledger_seals is append-only: the chain is never rewritten';
+        END
+        $refuse$;
+        CREATE TRIGGER ledger_seals_no_update BEFORE UPDATE OR DELETE ON ledger_seals FOR EACH ROW EXECUTE FUNCTION ledger_seals_refuse();
+        CREATE TRIGGER ledger_seals_no_truncate BEFORE TRUNCATE ON ledger_seals FOR EACH STATEMENT EXECUTE FUNCTION ledger_seals_refuse();
+        INSERT INTO ledger_unsealed (transaction_id, hash) SELECT id, hash FROM ledger_transactions;
+        """
 }

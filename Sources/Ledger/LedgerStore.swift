@@ -8,6 +8,13 @@ public protocol LedgerStore: Sendable {
     func read<T>(_ body: (any LedgerReading) throws -> T) throws -> T
     /// Runs `body` in one write transaction: all of it commits, or none of it.
     func write<T>(_ body: (any LedgerWriting) throws -> T) throws -> T
+    /// Chains every committed journal row not chained yet (with many writers at once the
+    /// chain is sealed after commit); nothing to do with one writer at a time.
+    func sealPending() throws
+}
+
+extension LedgerStore {
+    public func sealPending() throws {}
 }
 
 /// Reads, inside a transaction or snapshot.
@@ -45,6 +52,21 @@ public protocol LedgerReading: AnyObject {
     /// Of `ids`, the transactions the journal holds, each with what it credited to each
     /// account (an id the journal lacks is not a key of the answer).
     func credits(ofTransactions ids: [TransactionID]) throws -> [TransactionID: [AccountID: Int64]]
+    /// Whether other transactions write the ledger at the same time (PostgreSQL): accounts
+    /// are locked, system accounts' totals added to, ids drawn from a sequence, and the chain
+    /// sealed when a transaction commits.
+    var concurrentWriters: Bool { get }
+    /// The hash an anchor `SEQ:HASH` names: the transaction's with one writer at a time, the
+    /// seal's at position `SEQ` with many.
+    func anchoredHash(at seq: Int64) throws -> [UInt8]?
+    /// The seals in chain order (none with one writer at a time).
+    func forEachSeal(_ body: (ChainSeal) throws -> Void) throws
+    /// Committed journal rows waiting for their seal.
+    func unsealedCount() throws -> Int64
+    /// Journal rows neither sealed nor waiting for a seal: written around the ledger.
+    func neitherSealedNorQueued() throws -> [TransactionID]
+    /// Every entry by account, in the order of the account's sequence.
+    func forEachEntryByAccount(_ body: (AccountEntryPosition) throws -> Void) throws
     /// Streams the journal in id order with each transaction's entries and hold.
     func forEachTransaction(
         _ body: (TransactionRecord, [EntryRecord], HoldRecord?) throws -> Void
@@ -66,6 +88,17 @@ public protocol LedgerWriting: LedgerReading {
     func insertIdempotency(_ record: IdempotencyRecord) throws
     /// Inserts the record unless its key exists; `false` when it did (nothing written).
     func insertIdempotencyIfAbsent(_ record: IdempotencyRecord) throws -> Bool
+    /// The accounts a batch will post to, read once; with many writers, people's and
+    /// merchants' accounts locked in id order until the transaction ends.
+    func accountsForPosting(_ ids: [AccountID]) throws -> [Account]
+    /// One account a batch found it needs later (a hold's, a reversal's), locked likewise.
+    func accountForPosting(_ id: AccountID) throws -> Account?
+    /// `count` new transaction ids, ascending (many writers).
+    func transactionIDs(count: Int) throws -> [TransactionID]
+    /// Adds what a batch moved on a system account to its totals (many writers).
+    func addTotals(_ account: Account, since before: Account) throws
+    /// A journal row this transaction wrote, to be sealed when it commits (many writers).
+    func journalWritten(_ id: TransactionID, hash: [UInt8])
 }
 
 /// The ledger as read inside the caller's transaction or snapshot `db`, on either engine (a

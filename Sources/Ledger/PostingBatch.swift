@@ -3,14 +3,31 @@
 /// Accounts are read once per batch and kept in memory; the journal rows of a linked group
 /// are written only when the whole group has passed, and the account totals once at the end,
 /// so a refused request leaves nothing behind but its remembered refusal.
+///
+/// With one writer at a time (SQLite) ids follow the chain head and each row is chained onto
+/// the one before it. With many (PostgreSQL, `tx.concurrentWriters`) the people's and
+/// merchants' accounts are locked in id order before anything is decided, the system
+/// accounts' totals are added to rather than overwritten, ids come from a sequence, and each
+/// row carries the hash of its own content until it is sealed into the chain at commit.
 struct PostingBatch {
     private let tx: any LedgerWriting
     private let limits: LedgerLimits
     private let now: TimestampMicros
+    private let concurrent: Bool
     private var head: ChainHead
-    private var nextID: TransactionID
+    /// Ids for the plans, in order (many writers: drawn from the sequence).
+    private var ids: [TransactionID] = []
+    /// The next plan's position in `ids` (one writer: its offset after the batch's first id).
+    private var idCursor = 0
+    /// One writer: the id after the chain head when the batch began.
+    private var firstID: TransactionID = 1
+    private var nextID: TransactionID {
+        concurrent ? ids[idCursor] : firstID + Int64(idCursor)
+    }
 
     private var accounts: [AccountID: Account] = [:]
+    /// System accounts as read (many writers), so that only what the batch moved is added.
+    private var foldedAsRead: [AccountID: Account] = [:]
     private var dirtyOrder: [AccountID] = []
     private var dirty: Set<AccountID> = []
 
@@ -43,14 +60,36 @@ struct PostingBatch {
     init(tx: any LedgerWriting, limits: LedgerLimits, now: TimestampMicros) throws {
         self.tx = tx
         self.limits = limits
-        let head = try tx.chainHead() ?? .genesis
-        self.head = head
-        // Recorded time never goes backwards along the journal, even if the clock does.
-        self.now = max(now, head.recordedAt)
-        self.nextID = head.id + 1
+        concurrent = tx.concurrentWriters
+        if concurrent {
+            // The chain is sealed at commit, in commit order; the recorded time is the clock's.
+            head = .genesis
+            self.now = now
+        } else {
+            let head = try tx.chainHead() ?? .genesis
+            self.head = head
+            firstID = head.id + 1
+            // Recorded time never goes backwards along the journal, even if the clock does.
+            self.now = max(now, head.recordedAt)
+        }
     }
 
     mutating func run(_ requests: [PostingRequest]) throws -> [PostingResult] {
+        if concurrent {
+            // Every account the requests name, locked in one order before anything is decided.
+            var named: [AccountID] = []
+            for request in requests {
+                switch request.action {
+                case .transfer(let legs): named += legs.map(\.accountID)
+                case .hold(let debit, let credit, _, _, _): named += [debit, credit]
+                case .postHold, .voidHold, .expireHold, .reverse: break
+                }
+            }
+            for account in try tx.accountsForPosting(named) {
+                remember(account)
+            }
+            ids = try tx.transactionIDs(count: requests.count)
+        }
         var results: [PostingResult] = []
         results.reserveCapacity(requests.count)
         var start = requests.startIndex
@@ -67,11 +106,30 @@ struct PostingBatch {
             start = end + 1
         }
         for id in dirtyOrder {
-            if let account = accounts[id] {
+            guard let account = accounts[id] else { continue }
+            if let before = foldedAsRead[id] {
+                try tx.addTotals(account, since: before)
+            } else {
                 try tx.saveTotals(account)
             }
         }
         return results
+    }
+
+    private mutating func remember(_ account: Account) {
+        accounts[account.id] = account
+        if concurrent && account.kind.isFolded {
+            foldedAsRead[account.id] = account
+        }
+    }
+
+    /// Makes sure the next id is newer than `reference` (many writers: a hold or transaction
+    /// committed after this batch drew its ids), so that what refers comes after what it
+    /// refers to in id order.
+    private mutating func drawIDs(after reference: TransactionID) throws {
+        guard concurrent, ids[idCursor] <= reference else { return }
+        let fresh = try tx.transactionIDs(count: ids.count - idCursor)
+        ids.replaceSubrange(idCursor..., with: fresh)
     }
 
     // MARK: Groups
@@ -87,11 +145,11 @@ struct PostingBatch {
         if !groupReversed.isEmpty { groupReversed.removeAll(keepingCapacity: true) }
     }
 
-    private mutating func rollBackGroup(firstID: TransactionID) {
+    private mutating func rollBackGroup(firstCursor: Int) {
         for account in undo.reversed() {
             accounts[account.id] = account
         }
-        nextID = firstID
+        idCursor = firstCursor
     }
 
     /// The answer for a key seen before: its first result, or a conflict.
@@ -117,7 +175,7 @@ struct PostingBatch {
             return .refused(.keyTooLong, replayed: false)
         }
         let hash = request.canonicalHash(scratch: &scratch)
-        let firstID = nextID
+        let firstCursor = idCursor
         var plan: Planned
         do {
             if request.memo.utf8.count > limits.memoBytesMax {
@@ -125,7 +183,7 @@ struct PostingBatch {
             }
             plan = try makePlan(request, requestHash: hash)
         } catch let refusal as LedgerRefusal {
-            rollBackGroup(firstID: firstID)
+            rollBackGroup(firstCursor: firstCursor)
             if let existing = try tx.idempotencyRecord(key: request.key) {
                 return replay(existing, requestHash: hash)
             }
@@ -136,13 +194,13 @@ struct PostingBatch {
         }
         let claimed = try tx.insertIdempotencyIfAbsent(IdempotencyRecord(key: request.key, requestHash: hash, transactionID: plan.record.id, refusal: nil, recordedAt: now))
         guard claimed else {
-            rollBackGroup(firstID: firstID)
+            rollBackGroup(firstCursor: firstCursor)
             guard let existing = try tx.idempotencyRecord(key: request.key) else {
                 throw LedgerError(.corrupt, "an idempotency key conflicted but cannot be read back", context: request.key)
             }
             return replay(existing, requestHash: hash)
         }
-        nextID += 1
+        idCursor += 1
         try write(&plan)
         markStagedDirty()
         return .committed(plan.record.id, replayed: false)
@@ -153,7 +211,7 @@ struct PostingBatch {
             return [try runSingle(group[group.startIndex])]
         }
         resetGroup()
-        let firstID = nextID
+        let firstCursor = idCursor
 
         var results: [PostingResult] = []
         results.reserveCapacity(group.count)
@@ -177,7 +235,7 @@ struct PostingBatch {
             return results
         }
         // Undo the group in memory; nothing of it was written.
-        rollBackGroup(firstID: firstID)
+        rollBackGroup(firstCursor: firstCursor)
         var groupResults: [PostingResult] = []
         groupResults.reserveCapacity(group.count)
         for offset in 0..<group.count {
@@ -205,9 +263,10 @@ struct PostingBatch {
 
     /// Chains the plan onto the journal and writes its rows (not its idempotency row).
     private mutating func write(_ plan: inout Planned) throws {
-        plan.record.prevHash = head.hash
+        plan.record.prevHash = concurrent ? [] : head.hash
         plan.record.hash = HashChain.hash(of: plan.record, entries: plan.entries, hold: plan.hold, scratch: &scratch)
         try tx.insertTransaction(plan.record)
+        if concurrent { tx.journalWritten(plan.record.id, hash: plan.record.hash) }
         for entry in plan.entries {
             try tx.insertEntry(entry)
         }
@@ -257,7 +316,7 @@ struct PostingBatch {
             let plan = try makePlan(request, requestHash: hash)
             groupKeys[request.key] = IdempotencyRecord(key: request.key, requestHash: hash, transactionID: plan.record.id, refusal: nil, recordedAt: now)
             planned.append(plan)
-            nextID += 1
+            idCursor += 1
             return .planned(plan.record.id)
         } catch let refusal as LedgerRefusal {
             return .refused(refusal, requestHash: hash)
@@ -265,6 +324,12 @@ struct PostingBatch {
     }
 
     private mutating func makePlan(_ request: PostingRequest, requestHash: [UInt8]) throws -> Planned {
+        switch request.action {
+        case .postHold(let reference, _), .voidHold(let reference), .expireHold(let reference), .reverse(let reference):
+            try drawIDs(after: reference)
+        case .transfer, .hold:
+            break
+        }
         let id = nextID
         var record = TransactionRecord(
             id: id, kind: .transfer, key: request.key, refID: nil, recordedAt: now,
@@ -357,8 +422,8 @@ struct PostingBatch {
         if let account = accounts[id] {
             return account
         }
-        guard let account = try tx.account(id: id) else { throw LedgerRefusal.accountNotFound }
-        accounts[id] = account
+        guard let account = try tx.accountForPosting(id) else { throw LedgerRefusal.accountNotFound }
+        remember(account)
         return account
     }
 
@@ -418,10 +483,13 @@ struct PostingBatch {
                 touched[i].runningBalance += leg.amount
             }
             touched[i].runningSeq += 1
+            // Many writers: a system account's entries carry no running balance or sequence
+            // (its totals are added to by writers that do not wait for each other).
+            let folded = concurrent && touched[i].account.kind.isFolded
             entries.append(EntryRecord(
                 transactionID: transactionID, leg: legIndex, accountID: leg.accountID, asset: leg.asset,
-                side: leg.side, amount: leg.amount, balanceAfter: touched[i].runningBalance,
-                accountSeq: touched[i].runningSeq, recordedAt: now))
+                side: leg.side, amount: leg.amount, balanceAfter: folded ? 0 : touched[i].runningBalance,
+                accountSeq: folded ? 0 : touched[i].runningSeq, recordedAt: now))
         }
         for item in touched {
             try check(item.account, debited: item.debited, credited: item.credited, allowFrozenDebit: allowFrozenDebit)

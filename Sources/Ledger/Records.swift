@@ -178,3 +178,23 @@ public struct AccountRuleChange: Sendable, Hashable {
         self.at = at
     }
 }
+
+/// One seal of the chain (PostgreSQL): the transaction at position `pos` of the chain, the
+/// seal's hash, and the transaction's own hash as the journal holds it now (nil when the
+/// journal no longer has it).
+public struct ChainSeal: Sendable, Hashable {
+    public var pos: Int64
+    public var transactionID: TransactionID
+    public var hash: [UInt8]
+    public var contentHash: [UInt8]?
+}
+
+/// An entry as seen from its account, for the check of running sequences and balances.
+public struct AccountEntryPosition: Sendable, Hashable {
+    public var accountID: AccountID
+    public var accountSeq: Int64
+    public var side: Side
+    public var amount: Int64
+    public var balanceAfter: Int64
+    public var transactionID: TransactionID
+}

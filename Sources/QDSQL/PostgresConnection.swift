@@ -16,6 +16,12 @@ public final class PostgresConnection: SQLConnection {
     private var cursorCount = 0
     /// How long a statement may run before the server cancels it (0: no limit).
     public let statementTimeoutMillis: Int
+    /// Set when the server refused a statement in a way that running the whole transaction
+    /// again may cure, whatever error the caller made of it; cleared when a transaction
+    /// begins. A serialization failure, a deadlock, a lock timeout; and a unique violation:
+    /// under READ COMMITTED two transactions may both find a key absent and insert it, and
+    /// the one that loses sees the winner's row when it runs again (a replay, a refusal).
+    var sawRetryableFailure = false
 
     /// Opens a session. `url` is a libpq connection URI (`postgres://user@host:port/db?...`);
     /// the password comes from `PGPASSFILE`/`~/.pgpass` or `PGPASSWORD`, never from the URL
@@ -354,7 +360,9 @@ public final class PostgresConnection: SQLConnection {
         let state = PQresultErrorField(result, Int32(UInt8(ascii: "C"))).map { String(cString: $0) } ?? ""
         let message = PQresultErrorField(result, Int32(UInt8(ascii: "M"))).map { String(cString: $0) }
             ?? String(cString: PQresultErrorMessage(result)).trimmingCharacters(in: .whitespacesAndNewlines)
-        return SQLError(Self.kind(state), code: state.isEmpty ? "libpq" : "SQLSTATE \(state)", message: message, sql: sql)
+        let error = SQLError(Self.kind(state), code: state.isEmpty ? "libpq" : "SQLSTATE \(state)", message: message, sql: sql)
+        if error.isRetryable || state == "23505" { sawRetryableFailure = true }
+        return error
     }
 
     /// SQLSTATE classes (PostgreSQL Appendix A).

@@ -19,10 +19,10 @@ public final class PostgresDatabase: SQLDatabase, @unchecked Sendable {
         /// The schema the sessions use (nil: the server's search path).
         public var schema: String?
         /// Writers take turns, as on SQLite: every write transaction first takes one
-        /// transaction-scoped advisory lock, so the invariants that rely on one writer at a
-        /// time (the hash chain's order, balances checked then written, class limits,
-        /// budgets, caps) hold unchanged. Reads never wait for it.
-        public var serializedWrites = true
+        /// transaction-scoped advisory lock. Off by default: the stores take the row locks
+        /// their invariants need (README, "PostgreSQL: many writers"); on, for a comparison
+        /// or a deployment that wants one writer at a time. Reads never wait for it.
+        public var serializedWrites = false
 
         public init() {}
     }
@@ -89,21 +89,38 @@ public final class PostgresDatabase: SQLDatabase, @unchecked Sendable {
         try transaction("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") { try body($0) }
     }
 
+    /// Runs one transaction, again whole (after a short random pause) when the server refused
+    /// one of its statements for a conflict with another transaction: a serialization failure,
+    /// a deadlock, a lock wait past `lock_timeout`. The retry is decided by what the server
+    /// said, not by the error the body made of it (a store may wrap it in its own), and is
+    /// bounded by `options.attempts`; the last attempt's error is thrown as it is.
     func transaction<T>(_ begin: String, _ body: (PostgresConnection) throws -> T) throws -> T {
-        try SQLRetry.run(attempts: options.attempts) {
-            try withConnection { connection in
-                try connection.execute(begin, [])
-                do {
-                    let result = try body(connection)
-                    try connection.execute("COMMIT", [])
-                    return result
-                } catch {
-                    if PQtransactionStatus(connection.handle) != PQTRANS_IDLE {
-                        _ = try? connection.execute("ROLLBACK", [])
+        var attempt = 1
+        while true {
+            var retryable = false
+            do {
+                return try withConnection { connection in
+                    connection.sawRetryableFailure = false
+                    try connection.execute(begin, [])
+                    do {
+                        let result = try body(connection)
+                        try connection.execute("COMMIT", [])
+                        return result
+                    } catch {
+                        retryable = connection.sawRetryableFailure
+                        if PQtransactionStatus(connection.handle) != PQTRANS_IDLE {
+                            _ = try? connection.execute("ROLLBACK", [])
+                        }
+                        throw error
                     }
-                    throw error
                 }
+            } catch let error as SQLError where error.isRetryable && attempt < options.attempts {
+                retryable = true
+            } catch _ where retryable && attempt < options.attempts {
             }
+            attempt += 1
+            // Two transactions that collided should not collide again at once.
+            usleep(UInt32.random(in: 500...(2_000 * UInt32(attempt))))
         }
     }
 }

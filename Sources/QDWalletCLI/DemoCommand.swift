@@ -127,6 +127,7 @@ struct DemoCommand: ParsableCommand, ReadOnlyCommand {
                 ].joined(separator: " "))
             }
         }
+        try store.sealPending()
         let reconciliation = try store.transaction { db, tx in try Reconciliation.run(db, ledger: tx, date: ShanghaiCalendar.Date(year: 2026, month: 11, day: 28)) }
         lines.append("")
         lines.append(reconciliation.text)

@@ -26,6 +26,7 @@ struct ReportCommand: ParsableCommand {
                 throw CLIFailure(.refused, code: "invalid_date", "invalid date \"\(date.prefix(20))\": write it as YYYY-MM-DD")
             }
             let store = try AppDatabase.openStore(path: global.databasePath)
+            try store.sealPending()
             let reconciliation = try store.transaction { db, ledger in try Reconciliation.run(db, ledger: ledger, date: day) }
             let chosen = global.json ? "json" : format
             let text = switch chosen {

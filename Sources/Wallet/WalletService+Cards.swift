@@ -35,8 +35,8 @@ extension WalletService {
     /// Unbinds a card, unless a top-up or withdrawal through it is still pending.
     public func unbindCard(phone: String, cardID: Int64) throws -> Card {
         let phone = try Validation.phone(phone)
-        return try store.transaction { db, _ in
-            let record = try wallet(db, phone: phone)
+        return try store.transaction { db, tx in
+            let record = try lockedWallet(db, tx, phone: phone)
             let card = try boundCard(db, walletID: record.id, cardID: cardID)
             if try CardStore(db).hasPendingOperation(cardID: cardID) {
                 throw WalletRefusal.cardHasPendingOperation
@@ -69,7 +69,7 @@ extension WalletService {
         guard amountFen > 0 else { throw WalletRefusal.invalidAmount }
         guard amountFen <= policy.topUpFenMax else { throw WalletRefusal.amountOverRequestLimit }
         let outcome: Result<Receipt, any Error> = try store.transaction { db, tx in
-            let record = try wallet(db, phone: phone)
+            let record = try lockedWallet(db, tx, phone: phone)
             let bank = try systemAccount(tx, SystemAccounts.bankClearing)
             let card = try boundCard(db, walletID: record.id, cardID: cardID)
             let request = PostingRequest.transfer(key: try ledgerKey("topup", key, wallet: record, tx: tx), from: bank, to: record.walletAccountID, amount: amountFen, memo: "topup card \(card.id)")
@@ -105,7 +105,7 @@ extension WalletService {
         guard amountFen > 0 else { throw WalletRefusal.invalidAmount }
         guard amountFen <= policy.withdrawalFenMax else { throw WalletRefusal.amountOverRequestLimit }
         let outcome: Result<Withdrawal, any Error> = try store.transaction { db, tx in
-            let record = try wallet(db, phone: phone)
+            let record = try lockedWallet(db, tx, phone: phone)
             let bank = try systemAccount(tx, SystemAccounts.bankClearing)
             let card = try boundCard(db, walletID: record.id, cardID: cardID)
             let ledgerKey = try ledgerKey("withdraw", key, wallet: record, tx: tx)

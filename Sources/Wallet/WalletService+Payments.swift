@@ -174,7 +174,7 @@ extension WalletService {
         guard amount <= policy.qrPaymentFenMax else { throw WalletRefusal.amountOverRequestLimit }
         let matched = try checkPassword(phone: phone, password: password)
         let outcome: Result<Receipt, any Error> = try store.transaction { db, tx in
-            let record = try wallet(db, phone: phone)
+            let record = try lockedWallet(db, tx, phone: phone)
             if let refusal = try recordPassword(db, wallet: record, matched: matched) { return .failure(refusal) }
             let merchant: Merchant
             do {
@@ -206,9 +206,14 @@ extension WalletService {
         guard amountFen <= policy.transferFenMax else { throw WalletRefusal.amountOverRequestLimit }
         let matched = try checkPassword(phone: from, password: password)
         let outcome: Result<Receipt, any Error> = try store.transaction { db, tx in
-            let payer = try wallet(db, phone: from)
+            var payer = try wallet(db, phone: from)
+            var payee = try wallet(db, phone: to)
+            if tx.concurrentWriters {
+                try lock(tx, wallets: [payer, payee])
+                payer = try wallet(db, phone: from)
+                payee = try wallet(db, phone: to)
+            }
             if let refusal = try recordPassword(db, wallet: payer, matched: matched) { return .failure(refusal) }
-            let payee = try wallet(db, phone: to)
             let request = PostingRequest.transfer(key: try ledgerKey("transfer", key, wallet: payer, tx: tx), from: payer.walletAccountID, to: payee.walletAccountID, amount: amountFen, memo: "transfer")
             return try balancePayment(db, tx, wallet: payer, request: request, amountFen: amountFen) { transactionID, _ in
                 try recordMovement(db, walletID: payer.id, kind: "transfer_out", counterparty: Mask.phone(payee.phone), category: "transfer", amountFen: -amountFen, balancePayment: true, transactionID: transactionID, reference: nil)

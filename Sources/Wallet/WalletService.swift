@@ -100,6 +100,26 @@ public struct WalletService: Sendable {
         return record
     }
 
+    /// The wallet, with its cash account locked until the transaction ends when other
+    /// writers run at once (PostgreSQL), before anything a payment depends on is read: the
+    /// password failures, the class limit's usage, the balance, a bill's status. Payments of
+    /// one wallet take turns; those of different wallets never wait for each other. With one
+    /// writer at a time (SQLite) the transaction already has the database to itself.
+    public func lockedWallet(_ db: any SQLConnection, _ tx: any LedgerWriting, phone: String) throws -> WalletRecord {
+        let record = try wallet(db, phone: phone)
+        guard tx.concurrentWriters else { return record }
+        _ = try tx.accountsForPosting([record.walletAccountID])
+        // Read again under the lock: a freeze or a verification may have committed meanwhile.
+        return try wallet(db, phone: phone)
+    }
+
+    /// Locks the wallets' cash accounts (in one order, so two transactions never wait for
+    /// each other in a cycle) when other writers run at once; see `lockedWallet`.
+    public func lock(_ tx: any LedgerWriting, wallets: [WalletRecord]) throws {
+        guard tx.concurrentWriters, !wallets.isEmpty else { return }
+        _ = try tx.accountsForPosting(wallets.map(\.walletAccountID))
+    }
+
     func wallet(_ db: any SQLConnection, id: Int64) throws -> WalletRecord {
         guard let record = try WalletStore(db).wallet(id: id) else { throw WalletRefusal.walletNotFound }
         return record

@@ -105,6 +105,8 @@ import Testing
             process.executableURL = CLIRunner.executable
             process.arguments = arguments
             process.environment = cli.environment
+            // On a server, feeds and reports go to the current folder: the test's own.
+            process.currentDirectoryURL = cli.directory
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice
             let completed = Set(try watcher.read { try $0.texts("SELECT step_name FROM job_step_executions WHERE status = 'completed'") })

@@ -72,7 +72,10 @@ import Testing
         #expect(record.recordedAt == TestLedger.start)
     }
 
-    @Test func recordedTimeNeverGoesBackwards() throws {
+    /// One writer at a time (SQLite): the journal's recorded time never goes backwards. With
+    /// many writers (PostgreSQL) each transaction records its own clock's time, and the order
+    /// of the journal is the seals'.
+    @Test(.enabled(if: !TestEngine.onPostgres)) func recordedTimeNeverGoesBackwards() throws {
         let t = try TestLedger()
         let (a, bank) = try t.fundedWallet("a", fen: 0)
         _ = try t.ledger.post(.transfer(key: "1", from: bank, to: a, amount: 1))
@@ -146,7 +149,9 @@ import Testing
         ("UPDATE ledger_entries SET amount = amount + 1 WHERE transaction_id = 7 AND leg = 1", "unbalanced_transaction"),
         ("UPDATE ledger_entries SET amount = amount + 1 WHERE transaction_id = 7", "hash_chain_broken"),
         ("DELETE FROM ledger_entries WHERE transaction_id = 9", "account_totals_mismatch"),
-        ("DELETE FROM ledger_transactions WHERE id = 10", "journal_gap"),
+        // A lost row: a gap in the ids with one writer; with many (ids from a sequence may
+        // skip), the seal that names it.
+        ("DELETE FROM ledger_transactions WHERE id = 10", TestEngine.onPostgres ? "sealed_transaction_missing" : "journal_gap"),
         ("UPDATE ledger_accounts SET credits_posted = credits_posted + 1 WHERE code = 'b'", "asset_does_not_sum_to_zero"),
         ("UPDATE ledger_accounts SET debits_pending = 0 WHERE code = 'a'", "pending_totals_mismatch"),
         ("UPDATE ledger_accounts SET debits_posted = debits_posted + 20000, credits_posted = credits_posted + 20000 WHERE code = 'a'", "account_totals_mismatch"),

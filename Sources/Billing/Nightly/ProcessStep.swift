@@ -24,9 +24,19 @@ struct ProcessStep: TypedJobStep {
         let date = try context.date("date")
         let now = context.clock.nowMicros()
         let store = BillStore(db)
-        let staged = try store.newBills(of: date, after: checkpoint.lastID, limit: context.chunkSizeMax)
+        var staged = try store.newBills(of: date, after: checkpoint.lastID, limit: context.chunkSizeMax)
         // The chunk's wallets in a few reads, not one a bill.
-        let wallets = try WalletStore(db).wallets(ids: staged.compactMap { $0.link?.walletID })
+        var wallets = try WalletStore(db).wallets(ids: staged.compactMap { $0.link?.walletID })
+        if ledger.concurrentWriters {
+            // Other writers at once (PostgreSQL): the chunk's wallets are locked, in one order,
+            // before anything about them is decided, and the chunk is read again under the
+            // locks: a bill paid by hand meanwhile is no longer new, a wallet frozen meanwhile
+            // is seen frozen.
+            try config.wallets.lock(ledger, wallets: Array(wallets.values))
+            staged = try store.newBills(of: date, after: checkpoint.lastID, limit: context.chunkSizeMax)
+            wallets = try WalletStore(db).wallets(ids: staged.compactMap { $0.link?.walletID })
+            try config.wallets.lock(ledger, wallets: Array(wallets.values))
+        }
         var payment = BillPayment(wallets: config.wallets, now: now, campaignAt: date.startMicros, pipeline: PaymentPipeline(db: db, campaigns: config.campaigns, clock: config.wallets.ledger.clock))
         payment.businessDate = date
         var toPay: [(bill: BillCandidate, billerName: String, billerAccount: AccountID)] = []

@@ -60,6 +60,8 @@ struct ReportStep: TypedJobStep {
                 // A report a biller has received is never replaced: a correction is a new version.
                 if previous.isDelivered { version += 1 }
                 path = PaymentReports.versioned(basePath, version: version)
+                // The anchor covers every payment committed so far (sealed, on a server).
+                try store.sealPending()
                 header = try store.snapshot { db, ledger in
                     try PaymentReports.write(db, biller: biller.code, date: date, now: context.clock.nowMicros(), path: path, schema: config.reportSchema, version: version,
                                              ledgerHead: (try ledger.chainHead() ?? .genesis).anchor)
@@ -70,6 +72,7 @@ struct ReportStep: TypedJobStep {
                 }
             }
         } else {
+            try store.sealPending()
             header = try store.snapshot { db, ledger in
                 try PaymentReports.write(db, biller: biller.code, date: date, now: context.clock.nowMicros(), path: path, schema: config.reportSchema,
                                          ledgerHead: (try ledger.chainHead() ?? .genesis).anchor)

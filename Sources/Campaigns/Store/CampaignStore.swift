@@ -155,8 +155,19 @@ public struct CampaignStore {
 
     // MARK: The book's bookkeeping (CampaignBook)
 
-    /// What a campaign's budget records as used, in all (`day` nil) or on one day.
-    func budgetSpent(campaignID: String, day: String?) throws -> Int64 {
+    /// What a campaign's budget records as used, in all (`day` nil) or on one day. With
+    /// `locking` on PostgreSQL the budget's row is made to exist and locked until the
+    /// transaction ends: payments that draw on one limited budget take turns, so no two of
+    /// them spend its last fen.
+    func budgetSpent(campaignID: String, day: String?, locking: Bool = false) throws -> Int64 {
+        if locking && sql.dialect == .postgres {
+            if let day {
+                try sql.execute("INSERT INTO campaign_budget_days (campaign_id, day, spent_fen) VALUES (?, ?, 0) ON CONFLICT (campaign_id, day) DO NOTHING", campaignID, day)
+                return try sql.int64("SELECT spent_fen FROM campaign_budget_days WHERE campaign_id = ? AND day = ? FOR UPDATE", [campaignID, day]) ?? 0
+            }
+            try sql.execute("INSERT INTO campaign_budgets (campaign_id, spent_fen) VALUES (?, 0) ON CONFLICT (campaign_id) DO NOTHING", campaignID)
+            return try sql.int64("SELECT spent_fen FROM campaign_budgets WHERE campaign_id = ? FOR UPDATE", [campaignID]) ?? 0
+        }
         if let day {
             return try sql.int64("SELECT spent_fen FROM campaign_budget_days WHERE campaign_id = ? AND day = ?", [campaignID, day]) ?? 0
         }

@@ -9,13 +9,22 @@ final class LedgerSession: LedgerWriting {
     /// The statements prepared so far in this transaction, by `Query`.
     private var statements = [(any SQLStatement)?](repeating: nil, count: Query.allCases.count)
 
+    /// Whether other transactions write the ledger at the same time (PostgreSQL).
+    let concurrentWriters: Bool
+    /// The journal rows this transaction wrote, to be sealed when it commits.
+    private var written: [(id: TransactionID, hash: [UInt8])] = []
+
     init(_ sql: any SQLConnection) {
         self.sql = sql
+        concurrentWriters = sql.dialect == .postgres
     }
+
+    /// The advisory lock key of the chain's sealing ("qdseals!" in ASCII).
+    static let chainLockKey: Int64 = 0x7164_7365_616C_7321
 
     private func statement(_ query: Query) throws -> any SQLStatement {
         if let statement = statements[query.rawValue] { return statement }
-        let statement = try sql.prepare(query.sql)
+        let statement = try sql.prepare(query.sql(sql.dialect))
         statements[query.rawValue] = statement
         return statement
     }
@@ -104,17 +113,93 @@ final class LedgerSession: LedgerWriting {
         case recordedMovementOfAccount
         case transactionsByKeyPrefix
         case netCreditsOfKind
+        case anchoredHash
+        case entriesByAccountSeq
+        // PostgreSQL only: many writers at once.
+        case lockAccounts
+        case lockAccount
+        case foldedAccounts
+        case nextTransactionIDs
+        case addToFreeShard
+        case insertShard
+        case tryChainLock
+        case chainLock
+        case takeUnsealed
+        case insertUnsealed
+        case insertSeal
+        case unsealedCount
+        case neitherSealedNorQueued
 
-        /// The texts, built once.
-        static let texts = Query.allCases.map(\.text)
+        /// The texts, built once for each engine.
+        static let sqliteTexts = Query.allCases.map { $0.text(.sqlite) }
+        static let postgresTexts = Query.allCases.map { $0.text(.postgres) }
 
-        var sql: String { Query.texts[rawValue] }
+        func sql(_ dialect: SQLDialect) -> String {
+            dialect == .postgres ? Query.postgresTexts[rawValue] : Query.sqliteTexts[rawValue]
+        }
 
-        private var text: String {
+        private func text(_ dialect: SQLDialect) -> String {
+            let accounts = LedgerSession.accountSelect(dialect)
             switch self {
-            case .accountByID: "SELECT \(LedgerSession.accountColumns) FROM ledger_accounts WHERE id = ?"
-            case .accountByCode: "SELECT \(LedgerSession.accountColumns) FROM ledger_accounts WHERE code = ?"
-            case .allAccounts: "SELECT \(LedgerSession.accountColumns) FROM ledger_accounts ORDER BY id"
+            case .accountByID: return "\(accounts) WHERE a.id = ?"
+            case .accountByCode: return "\(accounts) WHERE a.code = ?"
+            case .allAccounts: return "\(accounts) ORDER BY a.id"
+            case .netCreditsOfKind:
+                guard dialect == .postgres else { return "SELECT coalesce(sum(credits_posted - debits_posted), 0) FROM ledger_accounts WHERE kind = ?" }
+                return """
+                    SELECT coalesce((SELECT sum(credits_posted - debits_posted) FROM ledger_accounts WHERE kind = ?1), 0)
+                        + coalesce((SELECT sum(s.credits_posted - s.debits_posted) FROM ledger_account_shards s JOIN ledger_accounts a ON a.id = s.account_id WHERE a.kind = ?1), 0)
+                    """
+            case .chainHead:
+                guard dialect == .postgres else { return "SELECT id, hash, recorded_at FROM ledger_transactions ORDER BY id DESC LIMIT 1" }
+                return "SELECT pos, hash, 0 FROM ledger_seals ORDER BY pos DESC LIMIT 1"
+            case .anchoredHash:
+                guard dialect == .postgres else { return "SELECT hash FROM ledger_transactions WHERE id = ?" }
+                return "SELECT hash FROM ledger_seals WHERE pos = ?"
+            case .entriesByAccountSeq:
+                // On SQLite one writer at a time: the recorded time grows with the sequence,
+                // and the index on (account, recorded time, sequence) gives this order.
+                let order = dialect == .postgres ? "account_id, account_seq" : "account_id, recorded_at, account_seq"
+                return "SELECT account_id, account_seq, side, amount, balance_after, transaction_id FROM ledger_entries ORDER BY \(order)"
+            default: return sharedText
+            }
+        }
+
+        /// The statements written once for both engines (and those only PostgreSQL runs).
+        private var sharedText: String {
+            switch self {
+            case .accountByID, .accountByCode, .allAccounts, .netCreditsOfKind, .chainHead, .anchoredHash, .entriesByAccountSeq: fatalError("written per engine")
+            case .lockAccounts: """
+                SELECT \(LedgerSession.accountColumns) FROM ledger_accounts
+                WHERE id = ANY(string_to_array(?, ',')::bigint[]) AND kind NOT IN (\(LedgerSession.foldedKinds))
+                ORDER BY id FOR UPDATE
+                """
+            case .lockAccount: "SELECT \(LedgerSession.accountColumns) FROM ledger_accounts WHERE id = ? FOR UPDATE"
+            case .foldedAccounts: "\(LedgerSession.accountSelect(.postgres)) WHERE a.id = ANY(string_to_array(?, ',')::bigint[]) AND a.kind IN (\(LedgerSession.foldedKinds))"
+            case .nextTransactionIDs: "SELECT nextval('ledger_transaction_ids') FROM generate_series(1, ?)"
+            case .addToFreeShard: """
+                UPDATE ledger_account_shards SET debits_posted = debits_posted + ?2, credits_posted = credits_posted + ?3,
+                    debits_pending = debits_pending + ?4, credits_pending = credits_pending + ?5, entries = entries + ?6
+                WHERE account_id = ?1 AND shard = (
+                    SELECT shard FROM ledger_account_shards WHERE account_id = ?1 ORDER BY shard LIMIT 1 FOR UPDATE SKIP LOCKED)
+                RETURNING shard
+                """
+            case .insertShard: """
+                INSERT INTO ledger_account_shards (account_id, shard, debits_posted, credits_posted, debits_pending, credits_pending, entries)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                """
+            case .tryChainLock: "SELECT CASE WHEN pg_try_advisory_xact_lock(?) THEN 1 ELSE 0 END"
+            case .chainLock: "SELECT 1 FROM (SELECT pg_advisory_xact_lock(?)) AS locked"
+            case .takeUnsealed: "DELETE FROM ledger_unsealed RETURNING transaction_id, hash"
+            case .insertUnsealed: "INSERT INTO ledger_unsealed (transaction_id, hash) VALUES (?, ?)"
+            case .insertSeal: "INSERT INTO ledger_seals (pos, transaction_id, hash) VALUES (?, ?, ?)"
+            case .unsealedCount: "SELECT count(*) FROM ledger_unsealed"
+            case .neitherSealedNorQueued: """
+                SELECT t.id FROM ledger_transactions t
+                WHERE NOT EXISTS (SELECT 1 FROM ledger_seals s WHERE s.transaction_id = t.id)
+                  AND NOT EXISTS (SELECT 1 FROM ledger_unsealed u WHERE u.transaction_id = t.id)
+                ORDER BY t.id LIMIT 100
+                """
             case .insertAccount: """
                 INSERT INTO ledger_accounts (code, asset, kind, debits_must_not_exceed_credits,
                     credits_must_not_exceed_debits, overdraft_limit, frozen, closed, created_at)
@@ -142,7 +227,6 @@ final class LedgerSession: LedgerWriting {
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """
             case .reversalOf: "SELECT id FROM ledger_transactions WHERE ref_id = ? AND kind = 'reversal'"
-            case .chainHead: "SELECT id, hash, recorded_at FROM ledger_transactions ORDER BY id DESC LIMIT 1"
             case .insertEntry: "INSERT INTO ledger_entries (\(LedgerSession.entryColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
             case .entriesOfTransaction: "SELECT \(LedgerSession.entryColumns) FROM ledger_entries WHERE transaction_id = ? ORDER BY leg"
             case .lastEntryAtOrBefore: """
@@ -171,7 +255,6 @@ final class LedgerSession: LedgerWriting {
                 SELECT id, idempotency_key FROM ledger_transactions
                 WHERE effective_at >= ?1 AND effective_at < ?2 AND substr(idempotency_key, 1, length(CAST(?3 AS TEXT))) = CAST(?3 AS TEXT) ORDER BY id
                 """
-            case .netCreditsOfKind: "SELECT coalesce(sum(credits_posted - debits_posted), 0) FROM ledger_accounts WHERE kind = ?"
             case .expiredOpenHolds: """
                 SELECT h.id, h.debit_account_id, h.credit_account_id, h.asset, h.amount, h.expires_at
                 FROM ledger_holds h
@@ -190,6 +273,24 @@ final class LedgerSession: LedgerWriting {
         overdraft_limit, frozen, closed, debits_posted, credits_posted, debits_pending,
         credits_pending, entry_seq, created_at
         """
+
+    /// The accounts with their totals: on PostgreSQL a system account's totals are its row
+    /// plus its sub-rows (`ledger_account_shards`).
+    fileprivate static func accountSelect(_ dialect: SQLDialect) -> String {
+        guard dialect == .postgres else { return "SELECT \(accountColumns) FROM ledger_accounts a" }
+        return """
+            SELECT a.id, a.code, a.asset, a.kind, a.debits_must_not_exceed_credits, a.credits_must_not_exceed_debits,
+                a.overdraft_limit, a.frozen, a.closed, a.debits_posted + coalesce(s.debits_posted, 0), a.credits_posted + coalesce(s.credits_posted, 0),
+                a.debits_pending + coalesce(s.debits_pending, 0), a.credits_pending + coalesce(s.credits_pending, 0), a.entry_seq + coalesce(s.entries, 0), a.created_at
+            FROM ledger_accounts a LEFT JOIN LATERAL (
+                SELECT sum(debits_posted)::bigint AS debits_posted, sum(credits_posted)::bigint AS credits_posted, sum(debits_pending)::bigint AS debits_pending,
+                    sum(credits_pending)::bigint AS credits_pending, sum(entries)::bigint AS entries
+                FROM ledger_account_shards WHERE account_id = a.id) s ON true
+            """
+    }
+
+    /// The kinds whose totals are added to rather than locked on PostgreSQL (`AccountKind.isFolded`).
+    fileprivate static let foldedKinds = AccountKind.allCases.filter(\.isFolded).map { "'\($0.rawValue)'" }.joined(separator: ", ")
 
     private static func readAccount(_ row: SQLRow) throws -> Account {
         guard let asset = Asset(rawValue: try row.text(2)), let kind = AccountKind(rawValue: try row.text(3)) else {
@@ -427,6 +528,136 @@ final class LedgerSession: LedgerWriting {
             throw Self.ledgerError(error)
         }
         return found
+    }
+
+    // MARK: Many writers (PostgreSQL)
+
+    private static func idList(_ ids: [AccountID]) -> SQLValue {
+        .text(ids.map(String.init).joined(separator: ","))
+    }
+
+    func accountsForPosting(_ ids: [AccountID]) throws -> [Account] {
+        guard concurrentWriters else { return try ids.compactMap { try account(id: $0) } }
+        let unique = Array(Set(ids)).sorted()
+        // People's and merchants' accounts locked in id order (two batches never wait for
+        // each other in a cycle), then the system accounts read without a lock.
+        return try all(.lockAccounts, [Self.idList(unique)], Self.readAccount) + all(.foldedAccounts, [Self.idList(unique)], Self.readAccount)
+    }
+
+    func accountForPosting(_ id: AccountID) throws -> Account? {
+        guard concurrentWriters, let found = try account(id: id), !found.kind.isFolded else { return try account(id: id) }
+        return try one(.lockAccount, [.integer(id)], Self.readAccount)
+    }
+
+    func transactionIDs(count: Int) throws -> [TransactionID] {
+        try all(.nextTransactionIDs, [.integer(Int64(max(1, count)))]) { try $0.int64(0) }.sorted()
+    }
+
+    /// Adds to a sub-row no other transaction holds (SKIP LOCKED), or to a new one when every
+    /// sub-row is held: a system account never makes a writer wait. It has as many sub-rows
+    /// as writers ever added to it at once.
+    func addTotals(_ account: Account, since before: Account) throws {
+        let deltas: [SQLValue] = [
+            .integer(account.debitsPosted - before.debitsPosted), .integer(account.creditsPosted - before.creditsPosted),
+            .integer(account.debitsPending - before.debitsPending), .integer(account.creditsPending - before.creditsPending), .integer(account.entrySeq - before.entrySeq),
+        ]
+        if try one(.addToFreeShard, [.integer(account.id)] + deltas, { try $0.int64(0) }) == nil {
+            try run(.insertShard, [.integer(account.id), .integer(Int64.random(in: 0..<Int64(Int32.max)))] + deltas)
+        }
+    }
+
+    func journalWritten(_ id: TransactionID, hash: [UInt8]) {
+        written.append((id, hash))
+    }
+
+    /// Before this transaction commits (PostgreSQL): seals its journal rows, with those other
+    /// writers left in the queue, when the chain's lock is free; otherwise queues them for the
+    /// next writer that takes it. Never waits for the lock.
+    func sealOnCommit() throws {
+        guard concurrentWriters, !written.isEmpty else { return }
+        if try one(.tryChainLock, [.integer(Self.chainLockKey)], { try $0.int64(0) }) == 1 {
+            try seal(own: written)
+        } else {
+            for row in written {
+                try run(.insertUnsealed, [.integer(row.id), .bytes(row.hash)])
+            }
+        }
+        written.removeAll()
+    }
+
+    /// Seals every committed journal row still in the queue, waiting for the chain's lock (a
+    /// check, an anchor). Returns how many it sealed.
+    @discardableResult
+    func sealQueued() throws -> Int {
+        guard concurrentWriters else { return 0 }
+        _ = try one(.chainLock, [.integer(Self.chainLockKey)]) { try $0.int64(0) }
+        return try seal(own: [])
+    }
+
+    /// Holding the chain's lock: chains the queued rows and `own` after the last seal, in id
+    /// order.
+    @discardableResult
+    private func seal(own: [(id: TransactionID, hash: [UInt8])]) throws -> Int {
+        var rows = try all(.takeUnsealed, []) { row in (id: try row.int64(0), hash: try row.bytes(1)) } + own
+        guard !rows.isEmpty else { return 0 }
+        rows.sort { $0.id < $1.id }
+        var head = try chainHead() ?? .genesis
+        var scratch: [UInt8] = []
+        for row in rows {
+            let pos = head.id + 1
+            let hash = HashChain.seal(previous: head.hash, pos: pos, transactionID: row.id, contentHash: row.hash, scratch: &scratch)
+            try run(.insertSeal, [.integer(pos), .integer(row.id), .bytes(hash)])
+            head = ChainHead(id: pos, hash: hash, recordedAt: 0)
+        }
+        return rows.count
+    }
+
+    func anchoredHash(at seq: Int64) throws -> [UInt8]? {
+        try one(.anchoredHash, [.integer(seq)]) { try $0.bytes(0) }
+    }
+
+    func forEachSeal(_ body: (ChainSeal) throws -> Void) throws {
+        guard concurrentWriters else { return }
+        try stream("SELECT s.pos, s.transaction_id, s.hash, t.hash FROM ledger_seals s LEFT JOIN ledger_transactions t ON t.id = s.transaction_id ORDER BY s.pos", { row in
+            ChainSeal(pos: try row.int64(0), transactionID: try row.int64(1), hash: try row.bytes(2), contentHash: try row.optionalData(3).map { [UInt8]($0) })
+        }, body)
+    }
+
+    /// Every row of a query through a cursor (memory bounded however many), read by `read`.
+    private func stream<T>(_ text: String, _ read: (SQLRow) throws -> T, _ body: (T) throws -> Void) throws {
+        let cursor: any SQLCursor
+        do {
+            cursor = try sql.cursor(text, [])
+        } catch {
+            throw Self.ledgerError(error)
+        }
+        while true {
+            let item: T?
+            do {
+                item = try cursor.next().map(read)
+            } catch {
+                throw Self.ledgerError(error)
+            }
+            guard let item else { return }
+            try body(item)
+        }
+    }
+
+    func unsealedCount() throws -> Int64 {
+        guard concurrentWriters else { return 0 }
+        return try one(.unsealedCount, []) { try $0.int64(0) } ?? 0
+    }
+
+    func neitherSealedNorQueued() throws -> [TransactionID] {
+        guard concurrentWriters else { return [] }
+        return try all(.neitherSealedNorQueued, []) { try $0.int64(0) }
+    }
+
+    func forEachEntryByAccount(_ body: (AccountEntryPosition) throws -> Void) throws {
+        try stream(Query.entriesByAccountSeq.sql(sql.dialect), { row in
+            AccountEntryPosition(accountID: try row.int64(0), accountSeq: try row.int64(1), side: try row.int(2) == Side.credit.rawValue ? .credit : .debit,
+                                 amount: try row.int64(3), balanceAfter: try row.int64(4), transactionID: try row.int64(5))
+        }, body)
     }
 
     // MARK: Streaming

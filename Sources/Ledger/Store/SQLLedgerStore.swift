@@ -46,10 +46,21 @@ public class SQLLedgerStore: LedgerStore, @unchecked Sendable {
     public func transaction<T>(_ body: (any SQLConnection, any LedgerWriting) throws -> T) throws -> T {
         try Self.mapErrors {
             try database.write { db in
-                let result = try body(db, LedgerSession(db))
+                let session = LedgerSession(db)
+                let result = try body(db, session)
                 if let hook = beforeCommit.withLock({ $0 }) { try hook(db) }
+                try session.sealOnCommit()
                 return result
             }
+        }
+    }
+
+    /// Seals every committed journal row still waiting for its seal (PostgreSQL; waits for
+    /// the chain's lock as long as `lock_timeout`). Before a check or an anchor is read.
+    public func sealPending() throws {
+        guard database.dialect == .postgres else { return }
+        _ = try Self.mapErrors {
+            try database.write { db in try LedgerSession(db).sealQueued() }
         }
     }
 
