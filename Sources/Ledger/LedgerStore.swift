@@ -99,6 +99,11 @@ public protocol LedgerWriting: LedgerReading {
     func addTotals(_ account: Account, since before: Account) throws
     /// A journal row this transaction wrote, to be sealed when it commits (many writers).
     func journalWritten(_ id: TransactionID, hash: [UInt8])
+    /// A posting batch begins (many writers: its rows are kept and written together when it
+    /// ends, and the records of its idempotency keys read now).
+    func beginBatch(keys: [String]) throws
+    /// The posting batch ends: what it kept is written.
+    func endBatch() throws
 }
 
 /// The ledger as read inside the caller's transaction or snapshot `db`, on either engine (a

@@ -89,6 +89,7 @@ struct PostingBatch {
                 remember(account)
             }
             ids = try tx.transactionIDs(count: requests.count)
+            try tx.beginBatch(keys: requests.map(\.key))
         }
         var results: [PostingResult] = []
         results.reserveCapacity(requests.count)
@@ -113,6 +114,7 @@ struct PostingBatch {
                 try tx.saveTotals(account)
             }
         }
+        try tx.endBatch()
         return results
     }
 

@@ -22,19 +22,62 @@
 // (`qdwallet jobs run nightly-billing`, a child process: fetch from file URLs, validate, parse,
 // stage, match, campaigns, post, outbox, payment reports) with its peak resident memory.
 // `--keep DIR --generate-only` writes the city into DIR and stops, for profiling the run.
+//
+//     swift run -c release qdwallet-bench payers --db postgres://... [--payers 1,4,16] [--payments N]
+//
+// `payers` runs N processes at once, each paying QR payments from its own wallet to its own
+// merchant on PostgreSQL, for each N: throughput, p50 and p99, and each N's throughput as a
+// ratio of one payer's (group commit at work).
 import Foundation
 import Ledger
 
 let arguments = Array(CommandLine.arguments.dropFirst())
-guard let suite = arguments.first, suite == "ledger" || suite == "nightly" || suite == "paybill" else {
-    FileHandle.standardError.write(Data("usage: qdwallet-bench ledger [--transfers N] [--batch N] [--wallets N] [--rounds N] [--db postgres://...] [--json]\n       qdwallet-bench nightly [--bills N] [--wallets N] [--schema-dir DIR] [--keep DIR [--generate-only]] [--db postgres://... (an empty database)] [--json]\n       qdwallet-bench paybill [--entries N] [--samples N]\n".utf8))
-    exit(2)
-}
 func option(_ name: String, _ fallback: Int) -> Int {
     guard let index = arguments.firstIndex(of: name), index + 1 < arguments.count, let value = Int(arguments[index + 1]), value > 0 else {
         return fallback
     }
     return value
+}
+let usage = """
+    usage: qdwallet-bench ledger [--transfers N] [--batch N] [--wallets N] [--rounds N] [--db postgres://...] [--json]
+           qdwallet-bench nightly [--bills N] [--wallets N] [--schema-dir DIR] [--keep DIR [--generate-only]] [--db postgres://... (an empty database)] [--json]
+           qdwallet-bench paybill [--entries N] [--samples N]
+           qdwallet-bench payers --db postgres://... [--payers 1,4,16] [--payments N]
+
+    """
+guard let suite = arguments.first, ["ledger", "nightly", "paybill", "payers", "payers-child"].contains(suite) else {
+    FileHandle.standardError.write(Data(usage.utf8))
+    exit(2)
+}
+if suite == "payers-child" {
+    // Started by `payers`: URL SCHEMA INDEX PAYMENTS.
+    guard arguments.count == 5, let index = Int(arguments[3]), let payments = Int(arguments[4]) else { exit(2) }
+    do {
+        try PayersBenchmark.child(url: arguments[1], schema: arguments[2], index: index, payments: payments)
+    } catch {
+        FileHandle.standardError.write(Data("qdwallet-bench payer \(index): \(error)\n".utf8))
+        exit(4)
+    }
+    exit(0)
+}
+if suite == "payers" {
+    guard let at = arguments.firstIndex(of: "--db"), at + 1 < arguments.count else {
+        FileHandle.standardError.write(Data("qdwallet-bench: payers needs --db postgres://... (a server; each round runs in a schema of its own)\n".utf8))
+        exit(2)
+    }
+    let counts = arguments.firstIndex(of: "--payers").flatMap { $0 + 1 < arguments.count ? arguments[$0 + 1] : nil }
+        .map { $0.split(separator: ",").compactMap { Int($0) }.filter { (1...64).contains($0) } } ?? [1, 4, 16]
+    guard !counts.isEmpty else {
+        FileHandle.standardError.write(Data("qdwallet-bench: --payers takes counts from 1 to 64, separated by commas\n".utf8))
+        exit(2)
+    }
+    do {
+        print(try PayersBenchmark(url: arguments[at + 1], payerCounts: counts, payments: option("--payments", 300)).run())
+    } catch {
+        FileHandle.standardError.write(Data("qdwallet-bench: \(error)\n".utf8))
+        exit(4)
+    }
+    exit(0)
 }
 if suite == "paybill" {
     do {

@@ -13,6 +13,8 @@ final class LedgerSession: LedgerWriting {
     let concurrentWriters: Bool
     /// The journal rows this transaction wrote, to be sealed when it commits.
     private var written: [(id: TransactionID, hash: [UInt8])] = []
+    /// PostgreSQL, during a posting batch: its rows, written when the batch ends.
+    private var bulk: LedgerBulkWrites?
 
     init(_ sql: any SQLConnection) {
         self.sql = sql
@@ -191,8 +193,8 @@ final class LedgerSession: LedgerWriting {
             case .tryChainLock: "SELECT CASE WHEN pg_try_advisory_xact_lock(?) THEN 1 ELSE 0 END"
             case .chainLock: "SELECT 1 FROM (SELECT pg_advisory_xact_lock(?)) AS locked"
             case .takeUnsealed: "DELETE FROM ledger_unsealed RETURNING transaction_id, hash"
-            case .insertUnsealed: "INSERT INTO ledger_unsealed (transaction_id, hash) VALUES (?, ?)"
-            case .insertSeal: "INSERT INTO ledger_seals (pos, transaction_id, hash) VALUES (?, ?, ?)"
+            case .insertUnsealed: "INSERT INTO ledger_unsealed (transaction_id, hash) SELECT * FROM unnest(?::bigint[], ?::bytea[])"
+            case .insertSeal: "INSERT INTO ledger_seals (pos, transaction_id, hash) SELECT * FROM unnest(?::bigint[], ?::bigint[], ?::bytea[])"
             case .unsealedCount: "SELECT count(*) FROM ledger_unsealed"
             case .neitherSealedNorQueued: """
                 SELECT t.id FROM ledger_transactions t
@@ -350,6 +352,7 @@ final class LedgerSession: LedgerWriting {
     }
 
     func saveTotals(_ account: Account) throws {
+        if bulk != nil { return bulk!.save(account) }
         try run(.saveTotals, [
             .integer(account.debitsPosted), .integer(account.creditsPosted), .integer(account.debitsPending),
             .integer(account.creditsPending), .integer(account.entrySeq), .integer(account.id),
@@ -359,7 +362,11 @@ final class LedgerSession: LedgerWriting {
     // MARK: Idempotency
 
     func idempotencyRecord(key: String) throws -> IdempotencyRecord? {
-        try one(.idempotencyByKey, [.text(key)]) { row in
+        if let bulk {
+            if let known = bulk.keys[key] { return known }
+            if bulk.absent.contains(key) { return nil }
+        }
+        return try one(.idempotencyByKey, [.text(key)]) { row in
             var refusal: LedgerRefusal?
             if let code = try row.optionalText(2) {
                 guard let known = LedgerRefusal(rawValue: code) else {
@@ -372,11 +379,17 @@ final class LedgerSession: LedgerWriting {
     }
 
     func insertIdempotency(_ record: IdempotencyRecord) throws {
+        if bulk != nil { return bulk!.add(record) }
         try run(.insertIdempotency, Self.binds(record))
     }
 
     func insertIdempotencyIfAbsent(_ record: IdempotencyRecord) throws -> Bool {
-        try run(.insertIdempotencyIfAbsent, Self.binds(record)) == 1
+        if bulk != nil {
+            guard try idempotencyRecord(key: record.key) == nil else { return false }
+            bulk!.add(record)
+            return true
+        }
+        return try run(.insertIdempotencyIfAbsent, Self.binds(record)) == 1
     }
 
     private static func binds(_ record: IdempotencyRecord) -> [SQLValue] {
@@ -398,10 +411,12 @@ final class LedgerSession: LedgerWriting {
     }
 
     func transaction(id: TransactionID) throws -> TransactionRecord? {
-        try one(.transactionByID, [.integer(id)], Self.readTransaction)
+        if let bulk, let index = bulk.transactionIndex[id] { return bulk.transactions[index] }
+        return try one(.transactionByID, [.integer(id)], Self.readTransaction)
     }
 
     func insertTransaction(_ record: TransactionRecord) throws {
+        if bulk != nil { return bulk!.add(record) }
         try run(.insertTransaction, [
             .integer(record.id), .text(record.kind.rawValue), .text(record.key), record.refID.sqlValue, .integer(record.recordedAt),
             .integer(record.effectiveAt), .text(record.memo), .bytes(record.prevHash), .bytes(record.hash),
@@ -409,7 +424,8 @@ final class LedgerSession: LedgerWriting {
     }
 
     func reversal(of id: TransactionID) throws -> TransactionID? {
-        try one(.reversalOf, [.integer(id)]) { try $0.int64(0) }
+        if let bulk, let reversal = bulk.reversals[id] { return reversal }
+        return try one(.reversalOf, [.integer(id)]) { try $0.int64(0) }
     }
 
     func chainHead() throws -> ChainHead? {
@@ -431,6 +447,7 @@ final class LedgerSession: LedgerWriting {
     }
 
     func insertEntry(_ entry: EntryRecord) throws {
+        if bulk != nil { return bulk!.add(entry) }
         try run(.insertEntry, [
             .integer(entry.transactionID), .integer(Int64(entry.leg)), .integer(entry.accountID), .text(entry.asset.rawValue),
             .integer(Int64(entry.side.rawValue)), .integer(entry.amount), .integer(entry.balanceAfter), .integer(entry.accountSeq), .integer(entry.recordedAt),
@@ -438,7 +455,8 @@ final class LedgerSession: LedgerWriting {
     }
 
     func entries(transactionID: TransactionID) throws -> [EntryRecord] {
-        try all(.entriesOfTransaction, [.integer(transactionID)], Self.readEntry)
+        if let bulk, bulk.transactionIndex[transactionID] != nil { return bulk.entriesByTransaction[transactionID] ?? [] }
+        return try all(.entriesOfTransaction, [.integer(transactionID)], Self.readEntry)
     }
 
     func lastEntry(accountID: AccountID, recordedAtOrBefore asOf: TimestampMicros) throws -> EntryRecord? {
@@ -459,17 +477,20 @@ final class LedgerSession: LedgerWriting {
     }
 
     func hold(id: TransactionID) throws -> HoldRecord? {
-        try one(.holdByID, [.integer(id)], Self.readHold)
+        if let bulk, let hold = bulk.holds[id] { return hold }
+        return try one(.holdByID, [.integer(id)], Self.readHold)
     }
 
     func insertHold(_ hold: HoldRecord) throws {
+        if bulk != nil { return bulk!.add(hold) }
         try run(.insertHold, [
             .integer(hold.id), .integer(hold.debitAccountID), .integer(hold.creditAccountID), .text(hold.asset.rawValue), .integer(hold.amount), hold.expiresAt.sqlValue,
         ])
     }
 
     func holdResolution(holdID: TransactionID) throws -> HoldResolution? {
-        try one(.resolutionOfHold, [.integer(holdID)]) { row in
+        if let bulk, let resolution = bulk.resolutions[holdID] { return resolution }
+        return try one(.resolutionOfHold, [.integer(holdID)]) { row in
             guard let outcome = HoldResolution.Outcome(rawValue: try row.text(1)) else {
                 throw LedgerError(.corrupt, "a hold resolution has an unknown outcome", context: "hold \(holdID)")
             }
@@ -478,6 +499,7 @@ final class LedgerSession: LedgerWriting {
     }
 
     func insertHoldResolution(_ resolution: HoldResolution) throws {
+        if bulk != nil { return bulk!.add(resolution) }
         try run(.insertResolution, [.integer(resolution.holdID), .integer(resolution.transactionID), .text(resolution.outcome.rawValue), .integer(resolution.amountPosted)])
     }
 
@@ -570,17 +592,59 @@ final class LedgerSession: LedgerWriting {
         written.append((id, hash))
     }
 
+    /// PostgreSQL: from here to `endBatch` the batch's rows are kept, and the records of
+    /// `keys` are read now, a few hundred a statement.
+    func beginBatch(keys: [String]) throws {
+        guard concurrentWriters else { return }
+        var batch = LedgerBulkWrites()
+        let unique = Array(Set(keys.filter { !$0.isEmpty }))
+        for start in stride(from: 0, to: unique.count, by: 1_000) {
+            let part = Array(unique[start..<min(start + 1_000, unique.count)])
+            var found = Set<String>()
+            try sql.query("SELECT key, request_hash, transaction_id, refusal, recorded_at FROM ledger_idempotency WHERE key = ANY(?::text[])", [PostgresArray.texts(part)]) { row in
+                let key = try row.text(0)
+                var refusal: LedgerRefusal?
+                if let code = try row.optionalText(3) {
+                    guard let known = LedgerRefusal(rawValue: code) else {
+                        throw LedgerError(.corrupt, "an idempotency record has an unknown refusal code", context: code)
+                    }
+                    refusal = known
+                }
+                batch.keys[key] = IdempotencyRecord(key: key, requestHash: try row.bytes(1), transactionID: try row.optionalInt64(2), refusal: refusal, recordedAt: try row.int64(4))
+                found.insert(key)
+                return true
+            }
+            batch.absent.formUnion(part.filter { !found.contains($0) })
+        }
+        bulk = batch
+    }
+
+    /// Writes what the batch kept, in a few statements, and stops keeping.
+    func endBatch() throws {
+        guard let batch = bulk else { return }
+        bulk = nil
+        do {
+            for (text, binds) in batch.statements() {
+                try sql.execute(text, binds)
+            }
+        } catch {
+            throw Self.ledgerError(error)
+        }
+    }
+
     /// Before this transaction commits (PostgreSQL): seals its journal rows, with those other
     /// writers left in the queue, when the chain's lock is free; otherwise queues them for the
     /// next writer that takes it. Never waits for the lock.
     func sealOnCommit() throws {
+        if bulk != nil {
+            // A batch that threw and a caller that went on: nothing of it may commit.
+            throw LedgerError(.storage, "a posting batch did not finish; the transaction is rolled back")
+        }
         guard concurrentWriters, !written.isEmpty else { return }
         if try one(.tryChainLock, [.integer(Self.chainLockKey)], { try $0.int64(0) }) == 1 {
             try seal(own: written)
         } else {
-            for row in written {
-                try run(.insertUnsealed, [.integer(row.id), .bytes(row.hash)])
-            }
+            try run(.insertUnsealed, [PostgresArray.integers(written.map(\.id)), PostgresArray.bytes(written.map(\.hash))])
         }
         written.removeAll()
     }
@@ -603,12 +667,15 @@ final class LedgerSession: LedgerWriting {
         rows.sort { $0.id < $1.id }
         var head = try chainHead() ?? .genesis
         var scratch: [UInt8] = []
+        var positions: [Int64] = [], hashes: [[UInt8]] = []
         for row in rows {
             let pos = head.id + 1
             let hash = HashChain.seal(previous: head.hash, pos: pos, transactionID: row.id, contentHash: row.hash, scratch: &scratch)
-            try run(.insertSeal, [.integer(pos), .integer(row.id), .bytes(hash)])
+            positions.append(pos)
+            hashes.append(hash)
             head = ChainHead(id: pos, hash: hash, recordedAt: 0)
         }
+        try run(.insertSeal, [PostgresArray.integers(positions), PostgresArray.integers(rows.map(\.id)), PostgresArray.bytes(hashes)])
         return rows.count
     }
 
