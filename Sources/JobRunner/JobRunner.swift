@@ -252,8 +252,8 @@ public final class JobRunner: Sendable {
         var attempt = 1
         while true {
             do {
-                return try store.transaction { db, ledger in
-                    let now = clock.nowMicros()
+                let work: (any SQLConnection, any LedgerWriting) throws -> JobRepository.StepState = { db, ledger in
+                    let now = self.clock.nowMicros()
                     guard try JobRepository.heartbeat(db, job: context.jobName, executionID: executionID, now: now) else {
                         throw JobRunnerError.lostLock(job: context.jobName, executionID: executionID)
                     }
@@ -269,6 +269,7 @@ public final class JobRunner: Sendable {
                     try JobRepository.saveStep(db, executionID: executionID, step: step.name, state: next, now: now)
                     return next
                 }
+                return try step.readsOneSnapshot ? store.snapshotTransaction(work) : store.transaction(work)
             } catch let error as LedgerError where error.code == .busy && attempt < definition.retry.attemptsMax {
                 attempt += 1
                 var wait = definition.retry.backoffMillis(beforeAttempt: attempt)

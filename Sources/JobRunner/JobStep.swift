@@ -75,6 +75,9 @@ public protocol JobStep: Sendable {
     func beforeChunk(_ context: JobContext, checkpoint: Data) throws -> (any Sendable)?
     /// Runs one chunk of at most `context.chunkSizeMax` items inside the runner's transaction.
     func runChunk(_ context: JobContext, db: any SQLConnection, ledger: any LedgerWriting, checkpoint: Data) throws -> ChunkResult
+    /// Whether a chunk must read one snapshot throughout (`SQLLedgerStore.snapshotTransaction`):
+    /// a step that checks much against much while other writers go on.
+    var readsOneSnapshot: Bool { get }
 }
 
 extension JobStep {
@@ -85,6 +88,7 @@ extension JobStep {
     public func estimatedTotal(_ context: JobContext, db: any SQLConnection) throws -> Int? { nil }
 
     public func beforeChunk(_ context: JobContext, checkpoint: Data) throws -> (any Sendable)? { nil }
+    public var readsOneSnapshot: Bool { false }
 }
 
 /// A step whose checkpoint is a Codable value.

@@ -6,8 +6,8 @@ import GRDB
 /// - SQLite (`SQLitePool`): one writer at a time (`BEGIN IMMEDIATE`, waiting up to the busy
 ///   timeout for the lock), so a transaction sees and changes a database nobody else writes;
 ///   readers see the last commit (WAL snapshots).
-/// - PostgreSQL: READ COMMITTED with row locks taken by the stores, or SERIALIZABLE where a
-///   transaction says so, run again by `SQLRetry` after a serialization failure.
+/// - PostgreSQL: READ COMMITTED with row locks taken by the stores (each statement sees the
+///   latest commits), run again whole after a conflict the server reports.
 public protocol SQLDatabase: AnyObject, Sendable {
     var dialect: SQLDialect { get }
     /// Runs `body` in one write transaction: committed when it returns, rolled back when it
@@ -15,6 +15,17 @@ public protocol SQLDatabase: AnyObject, Sendable {
     func write<T>(_ body: (any SQLConnection) throws -> T) throws -> T
     /// Runs `body` in one read-only snapshot.
     func read<T>(_ body: (any SQLConnection) throws -> T) throws -> T
+    /// Runs `body` in one write transaction whose every statement reads the same snapshot:
+    /// for work that reads much and must see one state of it (a reconciliation with its ledger
+    /// check) and writes little of its own.
+    func writeOnSnapshot<T>(_ body: (any SQLConnection) throws -> T) throws -> T
+}
+
+extension SQLDatabase {
+    /// One writer at a time: every write transaction already sees one state.
+    public func writeOnSnapshot<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
+        try write(body)
+    }
 }
 
 /// SQLite through GRDB's pool: WAL, one writer, many readers.

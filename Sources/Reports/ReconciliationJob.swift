@@ -23,6 +23,8 @@ public enum ReconciliationJob {
         struct Checkpoint: Codable, Sendable { var breaks: Int; var files: [String] }
         let directory: String
         let name = "reconcile"
+        /// The ledger check and the day's figures read one state while payments go on.
+        var readsOneSnapshot: Bool { true }
         let checkpointVersion = 1
         func start(_ context: JobContext) throws -> Checkpoint { Checkpoint(breaks: -1, files: []) }
         func chunk(_ context: JobContext, db: any SQLConnection, ledger: any LedgerWriting, from checkpoint: Checkpoint) throws -> (Checkpoint, ChunkCounts) {

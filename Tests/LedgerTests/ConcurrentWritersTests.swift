@@ -161,6 +161,23 @@ struct ConcurrentWritersTests {
         #expect(repeated == 0)
     }
 
+    /// A reconciliation checks the ledger inside a write transaction while payments go on:
+    /// on READ COMMITTED each statement would see newer commits than the one before (the
+    /// accounts before a payment, its entries after), so it runs on one snapshot.
+    @Test func aCheckInsideASnapshotTransactionSeesOneState() throws {
+        let t = try TestLedger()
+        let (a, bank) = try t.fundedWallet("a", fen: 1_000)
+        let other = Ledger(store: SQLLedgerStore(database: try TestEngine.anotherPool(try #require(t.postgres))), clock: t.clock)
+        let report = try t.store.snapshotTransaction { _, tx in
+            _ = try tx.account(id: a)  // the snapshot is taken here
+            #expect(try other.post(.transfer(key: "meanwhile", from: bank, to: a, amount: 5)).transactionID != nil)
+            return try Ledger.check(tx)
+        }
+        #expect(report.ok, "\(report.violations)")
+        #expect(report.transactions == 1)
+        #expect(try t.ledger.check().transactions == 2)
+    }
+
     @Test func theSealsAreTheChainAndACheckFindsARowWrittenAroundTheLedger() throws {
         let t = try TestLedger()
         let (a, bank) = try t.fundedWallet("a", fen: 1_000)

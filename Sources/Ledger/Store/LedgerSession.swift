@@ -15,6 +15,9 @@ final class LedgerSession: LedgerWriting {
     private var written: [(id: TransactionID, hash: [UInt8])] = []
     /// PostgreSQL, during a posting batch: its rows, written when the batch ends.
     private var bulk: LedgerBulkWrites?
+    /// Whether this transaction may seal at commit: not on a snapshot, which cannot see the
+    /// latest seal; its rows then wait in the queue.
+    var sealsAtCommit = true
 
     init(_ sql: any SQLConnection) {
         self.sql = sql
@@ -641,7 +644,7 @@ final class LedgerSession: LedgerWriting {
             throw LedgerError(.storage, "a posting batch did not finish; the transaction is rolled back")
         }
         guard concurrentWriters, !written.isEmpty else { return }
-        if try one(.tryChainLock, [.integer(Self.chainLockKey)], { try $0.int64(0) }) == 1 {
+        if sealsAtCommit, try one(.tryChainLock, [.integer(Self.chainLockKey)], { try $0.int64(0) }) == 1 {
             try seal(own: written)
         } else {
             try run(.insertUnsealed, [PostgresArray.integers(written.map(\.id)), PostgresArray.bytes(written.map(\.hash))])
