@@ -174,11 +174,16 @@ public struct Ledger: Sendable {
 
     // MARK: Reading
 
-    /// An account's posted balance as it was at `asOf` (one indexed lookup).
+    /// An account's posted balance as it was at `asOf` (one indexed lookup; with many
+    /// writers, a system account's entries carry no running balance, and its balance is the
+    /// sum of its entries recorded until then).
     public func balance(accountID: AccountID, asOf: TimestampMicros) throws -> Int64 {
         try store.read { tx in
-            guard try tx.account(id: accountID) != nil else {
+            guard let account = try tx.account(id: accountID) else {
                 throw LedgerError(.accountNotFound, "no account with this id", context: "account \(accountID)")
+            }
+            if tx.concurrentWriters && account.kind.isFolded {
+                return try tx.movement(accountID: accountID, recordedFrom: 0, to: asOf == .max ? .max : asOf + 1)
             }
             return try tx.lastEntry(accountID: accountID, recordedAtOrBefore: asOf)?.balanceAfter ?? 0
         }

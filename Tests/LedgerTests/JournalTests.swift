@@ -55,6 +55,11 @@ import Testing
         #expect(try t.ledger.balance(accountID: a, asOf: times[0] + 999_999) == 100)
         #expect(try t.ledger.balance(accountID: a, asOf: times[2]) == 600)
         #expect(try t.ledger.balance(accountID: a, asOf: times[4]) == 1_500)
+        // A system account too (with many writers its entries carry no running balance; its
+        // balance then is the sum of its entries until then).
+        #expect(try t.ledger.balance(accountID: bank, asOf: TestLedger.start) == 0)
+        #expect(try t.ledger.balance(accountID: bank, asOf: times[2]) == -600)
+        #expect(try t.ledger.balance(accountID: bank, asOf: times[4] + 1) == -1_500)
         let entries = try t.ledger.entries(accountID: a, limit: 2)
         #expect(entries.map(\.accountSeq) == [5, 4])
         #expect(entries.map(\.balanceAfter) == [1_500, 1_000])
