@@ -15,8 +15,12 @@ struct PayersBenchmark {
     let url: String
     let payerCounts: [Int]
     let payments: Int
+    /// Also run each count with writers taking turns (`PostgresDatabase.Options.serializedWrites`,
+    /// one advisory lock per write transaction, as SQLite's one writer): the comparison.
+    let compareOneWriter: Bool
 
     struct Round {
+        var oneWriter: Bool
         var payers: Int
         var payments: Int
         var seconds: Double
@@ -39,22 +43,24 @@ struct PayersBenchmark {
         }
         var rounds: [Round] = []
         for payers in payerCounts {
-            rounds.append(try round(payers: payers))
+            rounds.append(try round(payers: payers, oneWriter: false))
+            if compareOneWriter { rounds.append(try round(payers: payers, oneWriter: true)) }
         }
         var lines = ["QR payments by concurrent payers on PostgreSQL (\(settings.joined(separator: ", "))), \(payments) payments a payer, password hashing excluded"]
         for round in rounds {
-            lines.append(String(format: "  %2d payers: %6d payments in %6.2f s = %7.1f payments/s   p50 %6.2f ms   p99 %6.2f ms   max %7.2f ms",
-                                round.payers, round.payments, round.seconds, round.perSecond, round.p50, round.p99, round.max))
+            lines.append(String(format: "  %2d payers%@: %6d payments in %6.2f s = %7.1f payments/s   p50 %6.2f ms   p99 %6.2f ms   max %7.2f ms",
+                                round.payers, round.oneWriter ? " (one writer at a time)" : "", round.payments, round.seconds, round.perSecond, round.p50, round.p99, round.max))
         }
-        if let one = rounds.first(where: { $0.payers == 1 }) {
-            for round in rounds where round.payers > 1 {
-                lines.append(String(format: "  %d payers reach %.2fx the throughput of one", round.payers, round.perSecond / one.perSecond))
+        for oneWriter in [false, true] {
+            guard let one = rounds.first(where: { $0.payers == 1 && $0.oneWriter == oneWriter }) else { continue }
+            for round in rounds where round.payers > 1 && round.oneWriter == oneWriter {
+                lines.append(String(format: "  %d payers%@ reach %.2fx the throughput of one", round.payers, oneWriter ? " (one writer at a time)" : "", round.perSecond / one.perSecond))
             }
         }
         return lines.joined(separator: "\n")
     }
 
-    func round(payers: Int) throws -> Round {
+    func round(payers: Int, oneWriter: Bool) throws -> Round {
         let database = try PostgresDatabase.inNewSchema(url: url, prefix: "payers", migrations: try QDWalletSchema.postgresMigrations())
         defer { try? database.dropSchema() }
         guard let schema = database.options.schema else { throw LedgerError(.storage, "no schema") }
@@ -65,7 +71,7 @@ struct PayersBenchmark {
         for index in 0..<payers {
             let process = Process()
             process.executableURL = executable
-            process.arguments = ["payers-child", url, schema, String(index), String(payments)]
+            process.arguments = ["payers-child", url, schema, String(index), String(payments), oneWriter ? "one-writer" : "many-writers"]
             let input = Pipe(), output = Pipe()
             process.standardInput = input
             process.standardOutput = output
@@ -94,7 +100,7 @@ struct PayersBenchmark {
         latencies.sort()
         func percentile(_ p: Double) -> Double { latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
         let seconds = (ends.max() ?? 0) - (starts.min() ?? 0)
-        return Round(payers: payers, payments: latencies.count, seconds: seconds, p50: percentile(0.5), p99: percentile(0.99), max: latencies.last ?? 0)
+        return Round(oneWriter: oneWriter, payers: payers, payments: latencies.count, seconds: seconds, p50: percentile(0.5), p99: percentile(0.99), max: latencies.last ?? 0)
     }
 
     /// A verified wallet for each payer, funded for its payments, with a password, and a
@@ -123,9 +129,10 @@ struct PayersBenchmark {
 
     /// One payer (a child process): connects, says "ready", waits for "go", pays, and prints
     /// "done START END ms,ms,..." (wall-clock seconds, latencies in milliseconds).
-    static func child(url: String, schema: String, index: Int, payments: Int) throws {
+    static func child(url: String, schema: String, index: Int, payments: Int, oneWriter: Bool) throws {
         var options = PostgresDatabase.Options()
         options.schema = schema
+        options.serializedWrites = oneWriter
         let database = try PostgresDatabase(url: url, options: options)
         let store = SQLLedgerStore(database: database)
         let ledger = Ledger(store: store, clock: SystemClock())

@@ -27,7 +27,8 @@
 //
 // `payers` runs N processes at once, each paying QR payments from its own wallet to its own
 // merchant on PostgreSQL, for each N: throughput, p50 and p99, and each N's throughput as a
-// ratio of one payer's (group commit at work).
+// ratio of one payer's. `--compare-one-writer` runs each N again with writers taking turns
+// (one advisory lock per write transaction), the design this replaced.
 import Foundation
 import Ledger
 
@@ -42,7 +43,7 @@ let usage = """
     usage: qdwallet-bench ledger [--transfers N] [--batch N] [--wallets N] [--rounds N] [--db postgres://...] [--json]
            qdwallet-bench nightly [--bills N] [--wallets N] [--schema-dir DIR] [--keep DIR [--generate-only]] [--db postgres://... (an empty database)] [--json]
            qdwallet-bench paybill [--entries N] [--samples N]
-           qdwallet-bench payers --db postgres://... [--payers 1,4,16] [--payments N]
+           qdwallet-bench payers --db postgres://... [--payers 1,4,16] [--payments N] [--compare-one-writer]
 
     """
 guard let suite = arguments.first, ["ledger", "nightly", "paybill", "payers", "payers-child"].contains(suite) else {
@@ -50,10 +51,10 @@ guard let suite = arguments.first, ["ledger", "nightly", "paybill", "payers", "p
     exit(2)
 }
 if suite == "payers-child" {
-    // Started by `payers`: URL SCHEMA INDEX PAYMENTS.
-    guard arguments.count == 5, let index = Int(arguments[3]), let payments = Int(arguments[4]) else { exit(2) }
+    // Started by `payers`: URL SCHEMA INDEX PAYMENTS one-writer|many-writers.
+    guard arguments.count == 6, let index = Int(arguments[3]), let payments = Int(arguments[4]) else { exit(2) }
     do {
-        try PayersBenchmark.child(url: arguments[1], schema: arguments[2], index: index, payments: payments)
+        try PayersBenchmark.child(url: arguments[1], schema: arguments[2], index: index, payments: payments, oneWriter: arguments[5] == "one-writer")
     } catch {
         FileHandle.standardError.write(Data("qdwallet-bench payer \(index): \(error)\n".utf8))
         exit(4)
@@ -72,7 +73,7 @@ if suite == "payers" {
         exit(2)
     }
     do {
-        print(try PayersBenchmark(url: arguments[at + 1], payerCounts: counts, payments: option("--payments", 300)).run())
+        print(try PayersBenchmark(url: arguments[at + 1], payerCounts: counts, payments: option("--payments", 300), compareOneWriter: arguments.contains("--compare-one-writer")).run())
     } catch {
         FileHandle.standardError.write(Data("qdwallet-bench: \(error)\n".utf8))
         exit(4)
