@@ -18,6 +18,11 @@ final class LedgerSession: LedgerWriting {
     /// Whether this transaction may seal at commit: not on a snapshot, which cannot see the
     /// latest seal; its rows then wait in the queue.
     var sealsAtCommit = true
+    /// PostgreSQL: idempotency records read or written in this transaction, absent ones as
+    /// nil, so that a payment asks the server once per key. A key another transaction
+    /// commits meanwhile is found when this one inserts it (a unique violation: the whole
+    /// transaction runs again, and replays).
+    private var idempotencyCache: [String: IdempotencyRecord?] = [:]
 
     init(_ sql: any SQLConnection) {
         self.sql = sql
@@ -129,7 +134,7 @@ final class LedgerSession: LedgerWriting {
         case insertShard
         case tryChainLock
         case chainLock
-        case takeUnsealed
+        case takeUnsealedAndHead
         case insertUnsealed
         case insertSeal
         case unsealedCount
@@ -195,7 +200,11 @@ final class LedgerSession: LedgerWriting {
                 """
             case .tryChainLock: "SELECT CASE WHEN pg_try_advisory_xact_lock(?) THEN 1 ELSE 0 END"
             case .chainLock: "SELECT 1 FROM (SELECT pg_advisory_xact_lock(?)) AS locked"
-            case .takeUnsealed: "DELETE FROM ledger_unsealed RETURNING transaction_id, hash"
+            case .takeUnsealedAndHead: """
+                WITH taken AS (DELETE FROM ledger_unsealed RETURNING transaction_id, hash)
+                SELECT 0, transaction_id, hash FROM taken
+                UNION ALL (SELECT 1, pos, hash FROM ledger_seals ORDER BY pos DESC LIMIT 1)
+                """
             case .insertUnsealed: "INSERT INTO ledger_unsealed (transaction_id, hash) SELECT * FROM unnest(?::bigint[], ?::bytea[])"
             case .insertSeal: "INSERT INTO ledger_seals (pos, transaction_id, hash) SELECT * FROM unnest(?::bigint[], ?::bigint[], ?::bytea[])"
             case .unsealedCount: "SELECT count(*) FROM ledger_unsealed"
@@ -369,7 +378,8 @@ final class LedgerSession: LedgerWriting {
             if let known = bulk.keys[key] { return known }
             if bulk.absent.contains(key) { return nil }
         }
-        return try one(.idempotencyByKey, [.text(key)]) { row in
+        if concurrentWriters, let cached = idempotencyCache[key] { return cached }
+        let found = try one(.idempotencyByKey, [.text(key)]) { row in
             var refusal: LedgerRefusal?
             if let code = try row.optionalText(2) {
                 guard let known = LedgerRefusal(rawValue: code) else {
@@ -379,11 +389,14 @@ final class LedgerSession: LedgerWriting {
             }
             return IdempotencyRecord(key: key, requestHash: try row.bytes(0), transactionID: try row.optionalInt64(1), refusal: refusal, recordedAt: try row.int64(3))
         }
+        if concurrentWriters { idempotencyCache[key] = .some(found) }
+        return found
     }
 
     func insertIdempotency(_ record: IdempotencyRecord) throws {
         if bulk != nil { return bulk!.add(record) }
         try run(.insertIdempotency, Self.binds(record))
+        if concurrentWriters { idempotencyCache[record.key] = .some(record) }
     }
 
     func insertIdempotencyIfAbsent(_ record: IdempotencyRecord) throws -> Bool {
@@ -392,7 +405,12 @@ final class LedgerSession: LedgerWriting {
             bulk!.add(record)
             return true
         }
-        return try run(.insertIdempotencyIfAbsent, Self.binds(record)) == 1
+        let inserted = try run(.insertIdempotencyIfAbsent, Self.binds(record)) == 1
+        if concurrentWriters {
+            // Not inserted: the stored record is read again when asked for.
+            if inserted { idempotencyCache[record.key] = .some(record) } else { idempotencyCache[record.key] = nil }
+        }
+        return inserted
     }
 
     private static func binds(_ record: IdempotencyRecord) -> [SQLValue] {
@@ -566,7 +584,11 @@ final class LedgerSession: LedgerWriting {
         let unique = Array(Set(ids)).sorted()
         // People's and merchants' accounts locked in id order (two batches never wait for
         // each other in a cycle), then the system accounts read without a lock.
-        return try all(.lockAccounts, [Self.idList(unique)], Self.readAccount) + all(.foldedAccounts, [Self.idList(unique)], Self.readAccount)
+        let locked = try all(.lockAccounts, [Self.idList(unique)], Self.readAccount)
+        // Every account named was a person's or a merchant's (or does not exist): no system
+        // account to read.
+        if locked.count == unique.count { return locked }
+        return locked + (try all(.foldedAccounts, [Self.idList(unique)], Self.readAccount))
     }
 
     func accountForPosting(_ id: AccountID) throws -> Account? {
@@ -600,7 +622,15 @@ final class LedgerSession: LedgerWriting {
     func beginBatch(keys: [String]) throws {
         guard concurrentWriters else { return }
         var batch = LedgerBulkWrites()
-        let unique = Array(Set(keys.filter { !$0.isEmpty }))
+        var unique: [String] = []
+        for key in Set(keys) where !key.isEmpty {
+            // Read already in this transaction: no need to ask again.
+            if let cached = idempotencyCache[key] {
+                if let record = cached { batch.keys[key] = record } else { batch.absent.insert(key) }
+            } else {
+                unique.append(key)
+            }
+        }
         for start in stride(from: 0, to: unique.count, by: 1_000) {
             let part = Array(unique[start..<min(start + 1_000, unique.count)])
             var found = Set<String>()
@@ -613,11 +643,16 @@ final class LedgerSession: LedgerWriting {
                     }
                     refusal = known
                 }
-                batch.keys[key] = IdempotencyRecord(key: key, requestHash: try row.bytes(1), transactionID: try row.optionalInt64(2), refusal: refusal, recordedAt: try row.int64(4))
+                let record = IdempotencyRecord(key: key, requestHash: try row.bytes(1), transactionID: try row.optionalInt64(2), refusal: refusal, recordedAt: try row.int64(4))
+                batch.keys[key] = record
+                idempotencyCache[key] = .some(record)
                 found.insert(key)
                 return true
             }
-            batch.absent.formUnion(part.filter { !found.contains($0) })
+            for key in part where !found.contains(key) {
+                batch.absent.insert(key)
+                idempotencyCache[key] = .some(nil)
+            }
         }
         bulk = batch
     }
@@ -626,6 +661,7 @@ final class LedgerSession: LedgerWriting {
     func endBatch() throws {
         guard let batch = bulk else { return }
         bulk = nil
+        for record in batch.idempotency { idempotencyCache[record.key] = .some(record) }
         do {
             for (text, binds) in batch.statements() {
                 try sql.execute(text, binds)
@@ -665,10 +701,14 @@ final class LedgerSession: LedgerWriting {
     /// order.
     @discardableResult
     private func seal(own: [(id: TransactionID, hash: [UInt8])]) throws -> Int {
-        var rows = try all(.takeUnsealed, []) { row in (id: try row.int64(0), hash: try row.bytes(1)) } + own
+        // The queue and the chain's head in one statement, read after the lock was taken.
+        var head = ChainHead.genesis
+        var rows = own
+        for row in try all(.takeUnsealedAndHead, [], { row in (isHead: try row.int64(0) == 1, id: try row.int64(1), hash: try row.bytes(2)) }) {
+            if row.isHead { head = ChainHead(id: row.id, hash: row.hash, recordedAt: 0) } else { rows.append((row.id, row.hash)) }
+        }
         guard !rows.isEmpty else { return 0 }
         rows.sort { $0.id < $1.id }
-        var head = try chainHead() ?? .genesis
         var scratch: [UInt8] = []
         var positions: [Int64] = [], hashes: [[UInt8]] = []
         for row in rows {
