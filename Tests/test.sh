@@ -8,8 +8,10 @@ cd "$(dirname "$0")/.."
 
 swift test --skip-build "$@"
 if [ -n "${QDWALLET_TEST_POSTGRES:-}" ]; then
-    # The modules whose schema and stores run on PostgreSQL so far.
-    QDWALLET_TEST_ENGINE=postgres swift test --skip-build --filter "LedgerTests|WalletTests|JobRunnerTests|BillingTests|FeedsTests|NotifyTests|ReportsTests" "$@"
+    # Every module's tests that touch a database, and the CLI's end-to-end suites that speak
+    # to it only through the CLI (the concurrency and crash tests run on both engines in the
+    # first pass already).
+    QDWALLET_TEST_ENGINE=postgres swift test --skip-build --filter "LedgerTests|WalletTests|JobRunnerTests|BillingTests|FeedsTests|NotifyTests|ReportsTests|WalletCLITests|BillingCLITests" "$@"
 else
     echo "test.sh: QDWALLET_TEST_POSTGRES is not set: PostgreSQL skipped (run inside Tests/Postgres/with-postgres.sh)" >&2
 fi

@@ -14,7 +14,7 @@ import Testing
             try FileManager.default.copyItem(atPath: Self.root + "/Jobs/" + name, toPath: jobs.appendingPathComponent(name).path)
         }
         try FileManager.default.createSymbolicLink(atPath: cli.directory.appendingPathComponent("SampleFeeds").path, withDestinationPath: Self.root + "/SampleFeeds")
-        cli.environment["QDWALLET_DB"] = cli.databasePath
+        cli.environment["QDWALLET_DB"] = try cli.database()
         cli.environment["QDWALLET_JOBS_DIR"] = jobs.path
         cli.environment["QDWALLET_DATA_KEY"] = Data((0..<32).map { UInt8($0) }).base64EncodedString()
         if initialise {

@@ -29,6 +29,32 @@ struct CLIRunner {
 
     var databasePath: String { directory.appendingPathComponent("qdwallet.sqlite").path }
 
+    /// The database of a test that runs on this run's engine: the SQLite file, or (with
+    /// `QDWALLET_TEST_ENGINE=postgres` and a server) a new, empty database on the server,
+    /// dropped by `cleanUp`. The tests that use it speak to the database only through the CLI.
+    private(set) var engineDatabase: String?
+
+    /// Whether the engine's database of this run is PostgreSQL.
+    static var onPostgres: Bool {
+        ProcessInfo.processInfo.environment["QDWALLET_TEST_ENGINE"] == "postgres" && postgresServer != nil
+    }
+
+    /// `database` for this run's engine (see `engineDatabase`), made once.
+    mutating func database() throws -> String {
+        if let engineDatabase { return engineDatabase }
+        guard Self.onPostgres, let server = Self.postgresServer else {
+            engineDatabase = databasePath
+            return databasePath
+        }
+        let name = "cli_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(12).lowercased()
+        try PostgresConnection(url: server).execute("CREATE DATABASE \(name)", [])
+        var components = try #require(URLComponents(string: server))
+        components.path = "/" + name
+        let url = try #require(components.string)
+        engineDatabase = url
+        return url
+    }
+
     /// The PostgreSQL server of this run (`QDWALLET_TEST_POSTGRES`), if any.
     static var postgresServer: String? {
         ProcessInfo.processInfo.environment["QDWALLET_TEST_POSTGRES"].flatMap { $0.isEmpty ? nil : $0 }
@@ -87,6 +113,9 @@ struct CLIRunner {
 
     func cleanUp() {
         try? FileManager.default.removeItem(at: directory)
+        if let url = engineDatabase, url.hasPrefix("postgres"), let server = Self.postgresServer, let name = URLComponents(string: url)?.path.dropFirst() {
+            _ = try? PostgresConnection(url: server).execute("DROP DATABASE \(name) WITH (FORCE)", [])
+        }
     }
 }
 

@@ -5,7 +5,7 @@ import Testing
     /// A CLI runner with its own database in the environment and a data key.
     func runner() throws -> CLIRunner {
         var cli = try CLIRunner()
-        cli.environment["QDWALLET_DB"] = cli.databasePath
+        cli.environment["QDWALLET_DB"] = try cli.database()
         cli.environment["QDWALLET_DATA_KEY"] = Data((0..<32).map { UInt8($0) }).base64EncodedString()
         // Only init creates a database.
         let initialised = try cli.run(["init"])
