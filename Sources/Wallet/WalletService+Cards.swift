@@ -17,9 +17,9 @@ extension WalletService {
         let number = try Validation.cardNumber(cardNumber)
         let bank = try Validation.bank(bank)
         _ = try requireDataKey()
-        return try store.transaction { db, _ in
+        return try store.transaction { db, tx in
             let key = try verifiedDataKey(db)
-            let record = try wallet(db, phone: phone)
+            let record = try lockedWallet(db, tx, phone: phone)
             guard record.kycVerified else { throw WalletRefusal.kycRequired }
             let fingerprint = key.fingerprint(number)
             let cards = CardStore(db)

@@ -157,9 +157,9 @@ public struct WalletService: Sendable {
         let name = try Validation.name(name)
         let id = try Validation.residentID(idNumber, today: ShanghaiCalendar.date(at: now))
         _ = try requireDataKey()
-        return try store.transaction { db, _ in
+        return try store.transaction { db, tx in
             let key = try verifiedDataKey(db)
-            let record = try wallet(db, phone: phone)
+            let record = try lockedWallet(db, tx, phone: phone)
             let wallets = WalletStore(db)
             if try wallets.hasWaitingSubmission(walletID: record.id) {
                 throw WalletRefusal.kycPending
@@ -184,8 +184,8 @@ public struct WalletService: Sendable {
     public func approveKYC(phone: String, kycClass: Int) throws -> KYCSubmission {
         let phone = try Validation.phone(phone)
         guard (1...3).contains(kycClass) else { throw WalletRefusal.invalidClass }
-        return try store.transaction { db, _ in
-            let record = try wallet(db, phone: phone)
+        return try store.transaction { db, tx in
+            let record = try lockedWallet(db, tx, phone: phone)
             let wallets = WalletStore(db)
             guard let waiting = try wallets.waitingSubmission(walletID: record.id) else { throw WalletRefusal.noKYCSubmission }
             try wallets.approveSubmission(id: waiting.id, kycClass: kycClass, at: now)
@@ -198,8 +198,8 @@ public struct WalletService: Sendable {
     public func rejectKYC(phone: String, reason: String) throws -> KYCSubmission {
         let phone = try Validation.phone(phone)
         guard let reason = Validation.text(reason, charactersMax: 200) else { throw WalletRefusal.invalidText }
-        return try store.transaction { db, _ in
-            let record = try wallet(db, phone: phone)
+        return try store.transaction { db, tx in
+            let record = try lockedWallet(db, tx, phone: phone)
             let wallets = WalletStore(db)
             guard let waiting = try wallets.waitingSubmission(walletID: record.id) else { throw WalletRefusal.noKYCSubmission }
             try wallets.rejectSubmission(id: waiting.id, reason: reason, at: now)
