@@ -35,29 +35,41 @@ struct ConcurrentWritersTests {
         }
     }
 
+    /// A payment posted in a transaction kept open until `release()` (waits until it posted).
+    struct OpenPayment {
+        let worker: Worker
+        let gate = DispatchSemaphore(value: 0)
+        init(_ t: TestLedger, _ request: PostingRequest) throws {
+            let store = t.store, clock = t.clock, gate = gate
+            let posted = DispatchSemaphore(value: 0)
+            worker = Worker {
+                try store.transaction { _, tx in
+                    _ = try Ledger.post([request], in: tx, clock: clock)
+                    posted.signal()
+                    _ = gate.wait(timeout: .now() + 20)
+                }
+            }
+            #expect(posted.wait(timeout: .now() + 10) == .success)
+        }
+        func release() throws {
+            gate.signal()
+            try worker.wait()
+        }
+    }
+
     @Test func paymentsOfDifferentWalletsToOneBillerDoNotWaitForEachOther() throws {
         let t = try TestLedger()
         let biller = try t.account("biller:QD-WATER", .unrestricted, kind: .billerSettlement)
         let (a, bank) = try t.fundedWallet("a", fen: 10_000)
         let (b, _) = try t.fundedWallet("b", fen: 10_000, bank: bank)
-        let release = DispatchSemaphore(value: 0)
-        let firstHolds = DispatchSemaphore(value: 0)
         let store = t.store, clock = t.clock
         // A pays the biller and keeps its transaction open, holding a's lock.
-        let first = Worker {
-            try store.transaction { _, tx in
-                _ = try Ledger.post([.transfer(key: "a-pays", from: a, to: biller, amount: 100)], in: tx, clock: clock)
-                firstHolds.signal()
-                _ = release.wait(timeout: .now() + 20)
-            }
-        }
-        #expect(firstHolds.wait(timeout: .now() + 10) == .success)
+        let first = try OpenPayment(t, .transfer(key: "a-pays", from: a, to: biller, amount: 100))
         // B pays the same biller meanwhile: another wallet, and the biller's totals are added
         // to, not locked. Under one writers' lock this would wait for A.
         let second = Worker { _ = try Ledger(store: store, clock: clock).post(.transfer(key: "b-pays", from: b, to: biller, amount: 200)) }
         let secondFinishedWhileFirstOpen = second.finished(within: 8)
-        release.signal()
-        try first.wait()
+        try first.release()
         try second.wait()
         #expect(secondFinishedWhileFirstOpen, "a payment of another wallet waited for an open transaction")
         #expect(try t.ledger.account(id: biller).balance == 300)
@@ -70,24 +82,14 @@ struct ConcurrentWritersTests {
         let t = try TestLedger()
         let biller = try t.account("biller:QD-POWER", .unrestricted, kind: .billerSettlement)
         let (a, _) = try t.fundedWallet("a", fen: 150)
-        let release = DispatchSemaphore(value: 0)
-        let firstHolds = DispatchSemaphore(value: 0)
         let store = t.store, clock = t.clock
-        let first = Worker {
-            try store.transaction { _, tx in
-                _ = try Ledger.post([.transfer(key: "first", from: a, to: biller, amount: 100)], in: tx, clock: clock)
-                firstHolds.signal()
-                _ = release.wait(timeout: .now() + 20)
-            }
-        }
-        #expect(firstHolds.wait(timeout: .now() + 10) == .success)
+        let first = try OpenPayment(t, .transfer(key: "first", from: a, to: biller, amount: 100))
         // The same wallet: the second payment waits for the first's lock, then sees the balance
         // the first left (50) and is refused, instead of spending the 150 twice.
         let outcome = Mutex<PostingResult?>(nil)
         let second = Worker { outcome.withLock { $0 = nil }; let result = try Ledger(store: store, clock: clock).post(.transfer(key: "second", from: a, to: biller, amount: 100)); outcome.withLock { $0 = result } }
         #expect(!second.finished(within: 1.5), "a payment of the same wallet did not wait for the open one")
-        release.signal()
-        try first.wait()
+        try first.release()
         try second.wait()
         #expect(outcome.withLock { $0 } == .refused(.exceedsCredits, replayed: false))
         #expect(try t.ledger.account(id: a).balance == 50)
