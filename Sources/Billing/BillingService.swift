@@ -95,7 +95,14 @@ public struct BillingService: Sendable {
             if let refusal = try wallets.recordPassword(db, wallet: wallet, matched: matched) { return .failure(refusal) }
             wallet = try wallets.wallet(db, phone: phone)
             let bills = BillStore(db)
-            guard let found = try bills.bill(key) else { return .failure(BillingRefusal.billNotFound) }
+            guard var found = try bills.bill(key) else { return .failure(BillingRefusal.billNotFound) }
+            if tx.concurrentWriters {
+                // The bill's row too, then the bill again: the night's cancel of this bill
+                // waits for this payment, or this payment for the cancel.
+                try bills.lock(rowIDs: [found.rowID])
+                guard let locked = try bills.bill(key) else { return .failure(BillingRefusal.billNotFound) }
+                found = locked
+            }
             let linked = try bills.link(biller: key.biller, customerNo: found.customerNo).flatMap { $0.walletID == wallet.id ? $0 : nil }
             guard found.walletID == wallet.id || linked != nil else { return .failure(BillingRefusal.billNotFound) }
             if found.status == .paid {

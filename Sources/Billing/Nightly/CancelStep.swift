@@ -18,8 +18,19 @@ struct CancelStep: TypedJobStep {
     func chunk(_ context: JobContext, db: any SQLConnection, ledger: any LedgerWriting, from checkpoint: Checkpoint) throws -> (Checkpoint, ChunkCounts) {
         let now = context.clock.nowMicros()
         let store = BillStore(db)
-        let cancels = try store.openCancels(of: try context.date("date"), after: checkpoint.lastID, limit: context.chunkSizeMax)
-        let wallets = try WalletStore(db).wallets(ids: cancels.compactMap { $0.bill?.status == .paid ? $0.bill?.walletID : nil })
+        var cancels = try store.openCancels(of: try context.date("date"), after: checkpoint.lastID, limit: context.chunkSizeMax)
+        var wallets = try WalletStore(db).wallets(ids: cancels.compactMap { $0.bill?.status == .paid ? $0.bill?.walletID : nil })
+        if ledger.concurrentWriters {
+            // Other writers at once (PostgreSQL): the paid bills' wallets and every bill of the
+            // chunk are locked (as pay-bill takes them: wallet, then bill), and the chunk read
+            // again under the locks, so a bill paid by hand meanwhile is refunded, not marked
+            // cancelled over its payment.
+            try config.wallets.lock(ledger, wallets: Array(wallets.values))
+            try store.lock(rowIDs: cancels.compactMap { $0.bill?.rowID })
+            cancels = try store.openCancels(of: try context.date("date"), after: checkpoint.lastID, limit: context.chunkSizeMax)
+            wallets = try WalletStore(db).wallets(ids: cancels.compactMap { $0.bill?.status == .paid ? $0.bill?.walletID : nil })
+            try config.wallets.lock(ledger, wallets: Array(wallets.values))
+        }
         var counts = ChunkCounts(read: cancels.count, done: cancels.count < context.chunkSizeMax)
         for cancel in cancels {
             let day = ShanghaiCalendar.Date(iso: cancel.day) ?? ShanghaiCalendar.date(at: now)

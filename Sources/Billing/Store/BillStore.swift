@@ -85,6 +85,15 @@ public struct BillStore {
         var billerAccountID: AccountID
     }
 
+    /// With other writers at once (PostgreSQL): locks the bills' rows, in id order, until the
+    /// transaction ends, so that a bill's status is decided by one transaction at a time
+    /// (pay-bill and the night's cancel of the same bill). One writer at a time: nothing to do.
+    func lock(rowIDs: [Int64]) throws {
+        guard sql.dialect == .postgres, !rowIDs.isEmpty else { return }
+        let ids = Set(rowIDs).sorted().map(String.init).joined(separator: ",")
+        try sql.query("SELECT id FROM bills WHERE id = ANY(string_to_array(?, ',')::bigint[]) ORDER BY id FOR UPDATE", [.text(ids)]) { _ in true }
+    }
+
     func bill(_ key: PaymentKey) throws -> BillForPayment? {
         try sql.oneRow("""
             SELECT b.id, b.wallet_id, b.customer_no, b.status, b.transaction_id, b.due_fen, b.due_date, b.district, r.name, r.category, r.account_id
