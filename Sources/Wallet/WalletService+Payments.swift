@@ -207,13 +207,15 @@ extension WalletService {
         let matched = try checkPassword(phone: from, password: password)
         let outcome: Result<Receipt, any Error> = try store.transaction { db, tx in
             var payer = try wallet(db, phone: from)
-            var payee = try wallet(db, phone: to)
             if tx.concurrentWriters {
-                try lock(tx, wallets: [payer, payee])
+                // Both wallets in one order (the payee's, if it exists: a missing payee is
+                // refused below, after the password attempt is counted, as with one writer).
+                let payee = try? wallet(db, phone: to)
+                try lock(tx, wallets: [payer] + (payee.map { [$0] } ?? []))
                 payer = try wallet(db, phone: from)
-                payee = try wallet(db, phone: to)
             }
             if let refusal = try recordPassword(db, wallet: payer, matched: matched) { return .failure(refusal) }
+            let payee = try wallet(db, phone: to)
             let request = PostingRequest.transfer(key: try ledgerKey("transfer", key, wallet: payer, tx: tx), from: payer.walletAccountID, to: payee.walletAccountID, amount: amountFen, memo: "transfer")
             return try balancePayment(db, tx, wallet: payer, request: request, amountFen: amountFen) { transactionID, _ in
                 try recordMovement(db, walletID: payer.id, kind: "transfer_out", counterparty: Mask.phone(payee.phone), category: "transfer", amountFen: -amountFen, balancePayment: true, transactionID: transactionID, reference: nil)
