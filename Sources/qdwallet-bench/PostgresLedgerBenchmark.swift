@@ -22,6 +22,32 @@ struct PostgresLedgerBenchmark {
         return LedgerBenchmark.Report(configuration: configuration, floorPerSecond: floor, ledgerPerSecond: ledger, peakResidentMB: 0, engine: "PostgreSQL")
     }
 
+    /// `qdwallet-bench ledger --db URL --check`: the ledger's batch path writes
+    /// `configuration.transfers` transfers into a schema of its own, then `Ledger.check()`
+    /// reads it all back (through the server's cursors), timed, with the process's peak
+    /// resident memory before and after the check.
+    func runCheck() throws -> String {
+        let database = try PostgresDatabase.inNewSchema(url: url, prefix: "check", migrations: try LedgerSchema.postgres)
+        defer { try? database.dropSchema() }
+        let store = SQLLedgerStore(database: database)
+        _ = try LedgerBenchmark(configuration: configuration).runLedger(store: store)
+        let before = Self.peakResidentMB()
+        let began = DispatchTime.now().uptimeNanoseconds
+        let report = try Ledger(store: store).check()
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - began) / 1e9
+        let after = Self.peakResidentMB()
+        return """
+            ledger check on PostgreSQL: \(report.entries) entries, \(report.transactions) transactions, \(report.accounts) accounts, ok \(report.ok), \(String(format: "%.2f", seconds)) s
+              peak resident before the check \(before) MB, after it \(after) MB
+            """
+    }
+
+    static func peakResidentMB() -> Int {
+        var usage = rusage()
+        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+        return Int(usage.ru_maxrss) / 1024
+    }
+
     func runLedger() throws -> Double {
         let database = try PostgresDatabase.inNewSchema(url: url, prefix: "bench", migrations: try LedgerSchema.postgres)
         defer { try? database.dropSchema() }

@@ -40,7 +40,7 @@ func option(_ name: String, _ fallback: Int) -> Int {
     return value
 }
 let usage = """
-    usage: qdwallet-bench ledger [--transfers N] [--batch N] [--wallets N] [--rounds N] [--db postgres://...] [--json]
+    usage: qdwallet-bench ledger [--transfers N] [--batch N] [--wallets N] [--rounds N] [--db postgres://... [--check]] [--json]
            qdwallet-bench nightly [--bills N] [--wallets N] [--schema-dir DIR] [--keep DIR [--generate-only]] [--db postgres://... (an empty database)] [--json]
            qdwallet-bench paybill [--entries N] [--samples N]
            qdwallet-bench payers --db postgres://... [--payers 1,4,16] [--payments N] [--compare-one-writer]
@@ -121,6 +121,19 @@ let configuration = LedgerBenchmark.Configuration(
     wallets: option("--wallets", 10_000),
     rounds: option("--rounds", 3))
 let databaseURL: String? = arguments.firstIndex(of: "--db").flatMap { $0 + 1 < arguments.count ? arguments[$0 + 1] : nil }
+if arguments.contains("--check") {
+    guard let url = databaseURL else {
+        FileHandle.standardError.write(Data("qdwallet-bench: ledger --check needs --db postgres://...\n".utf8))
+        exit(2)
+    }
+    do {
+        print(try PostgresLedgerBenchmark(configuration: configuration, url: url).runCheck())
+    } catch {
+        FileHandle.standardError.write(Data("qdwallet-bench: \(error)\n".utf8))
+        exit(4)
+    }
+    exit(0)
+}
 do {
     let report = try databaseURL.map { try PostgresLedgerBenchmark(configuration: configuration, url: $0).run() } ?? LedgerBenchmark(configuration: configuration).run()
     if arguments.contains("--json") {
