@@ -8,7 +8,7 @@ struct WalletCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "wallet",
         abstract: "Open wallets, verify real names, set payment passwords, freeze and unfreeze.",
-        subcommands: [Open.self, KYC.self, Password.self, Freeze.self, Unfreeze.self, Autopay.self])
+        subcommands: [Open.self, KYC.self, Password.self, Freeze.self, Unfreeze.self, Autopay.self, Check.self])
 
     struct Autopay: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -127,6 +127,30 @@ struct WalletCommand: ParsableCommand {
         func run() throws {
             let wallet = try AppDatabase.wallet(global).setFrozen(phone: phone, frozen: false, reason: reason)
             Output(json: global.json).emit(FrozenResult(wallet)) { "wallet \(wallet.id) unfrozen" }
+        }
+    }
+
+    struct Check: ParsableCommand, ReadOnlyCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Verify each wallet's usage counters (what the class limits read) against the balance payments in its history.",
+            discussion: "Exits 3 and lists the mismatches when any counter is off.")
+        @OptionGroup var global: GlobalOptions
+
+        struct Result: Encodable {
+            var ok: Bool
+            var mismatches: [WalletService.UsageMismatch]
+        }
+
+        func run() throws {
+            let mismatches = try AppDatabase.wallet(global, mode: .existingForReading).checkUsage()
+            Output(json: global.json).emit(Result(ok: mismatches.isEmpty, mismatches: mismatches)) {
+                ([mismatches.isEmpty ? "wallet check: ok" : "wallet check: \(mismatches.count) usage counter(s) off"] + mismatches.map {
+                    "  ! wallet \($0.walletId) \($0.period == 0 ? "since opening" : String($0.period)): counted \(Money(fen: $0.countedFen).yuanString), history \(Money(fen: $0.summedFen).yuanString)"
+                }).joined(separator: "\n")
+            }
+            if !mismatches.isEmpty {
+                throw ExitCode(ExitStatus.breaks.rawValue)
+            }
         }
     }
 

@@ -39,12 +39,13 @@ public struct WalletPolicy: Sendable, Hashable {
 
     public init() {}
 
-    /// The balance payment limit of a class and the instant its period started.
-    func limit(forClass kycClass: Int, openedAt: TimestampMicros, now: TimestampMicros) -> (fenMax: Int64, since: TimestampMicros) {
+    /// The balance payment limit of a class and the period its usage is counted in: 0 for
+    /// class I (since opening: the wallet's whole life), else the calendar year (Shanghai).
+    func limit(forClass kycClass: Int, now: TimestampMicros) -> (fenMax: Int64, period: Int) {
         switch kycClass {
-        case 3: (classIIIYearFenMax, ShanghaiCalendar.startOfYear(ShanghaiCalendar.date(at: now).year))
-        case 2: (classIIYearFenMax, ShanghaiCalendar.startOfYear(ShanghaiCalendar.date(at: now).year))
-        default: (classIBalancePaymentsFenMax, openedAt)
+        case 3: (classIIIYearFenMax, ShanghaiCalendar.date(at: now).year)
+        case 2: (classIIYearFenMax, ShanghaiCalendar.date(at: now).year)
+        default: (classIBalancePaymentsFenMax, MovementStore.lifetime)
         }
     }
 }

@@ -32,6 +32,23 @@ public enum WalletSchema {
             CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
             CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
             """),
+        // What each wallet paid from its balance, per usage period (0: its whole life, else a
+        // calendar year in Shanghai), kept in the payment's transaction: a class limit is one
+        // indexed read, whatever the wallet's history. Filled from the movements it sums.
+        // The monitoring's count of recent payments walks only balance payments.
+        SQLMigration("wallet-v7-usage-counters", """
+            CREATE TABLE wallet_usage (
+                wallet_id INTEGER NOT NULL REFERENCES wallets(id),
+                period INTEGER NOT NULL CHECK (period = 0 OR period BETWEEN 1900 AND 9999),
+                balance_payments_fen INTEGER NOT NULL,
+                PRIMARY KEY (wallet_id, period)
+            );
+            INSERT INTO wallet_usage (wallet_id, period, balance_payments_fen)
+                SELECT wallet_id, 0, -sum(amount_fen) FROM wallet_movements WHERE balance_payment = 1 GROUP BY wallet_id;
+            INSERT INTO wallet_usage (wallet_id, period, balance_payments_fen)
+                SELECT wallet_id, CAST(substr(month, 1, 4) AS INTEGER), -sum(amount_fen) FROM wallet_movements WHERE balance_payment = 1 GROUP BY wallet_id, substr(month, 1, 4);
+            CREATE INDEX wallet_movements_payments ON wallet_movements(wallet_id, created_at) WHERE balance_payment = 1 AND amount_fen < 0;
+            """),
     ]
 
     /// Registers the migrations, in order.

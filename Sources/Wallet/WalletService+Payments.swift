@@ -50,8 +50,8 @@ extension WalletService {
     /// Refuses a balance payment that would take the wallet past its class limit; to be
     /// called inside the payment's transaction so that racing payments see each other.
     public func checkClassLimit(_ db: any SQLConnection, wallet record: WalletRecord, amountFen: Int64) throws -> WalletRefusal? {
-        let limit = policy.limit(forClass: record.kycVerified ? record.kycClass : 1, openedAt: record.openedAt, now: now)
-        let used = try MovementStore(db).balancePaymentsFen(walletID: record.id, since: limit.since)
+        let limit = policy.limit(forClass: record.kycVerified ? record.kycClass : 1, now: now)
+        let used = try MovementStore(db).balancePaymentsFen(walletID: record.id, period: limit.period)
         let (total, overflow) = used.addingReportingOverflow(amountFen)
         return overflow || total > limit.fenMax ? .classLimitExceeded : nil
     }
@@ -66,9 +66,11 @@ extension WalletService {
             if let via { payload["via"] = via }
             try Outbox.enqueue(db, walletID: record.id, kind: .securityAlert, payload: payload, now: now, messageID: paymentKey.map { "large_payment:\($0)" })
         }
-        let recent = try MovementStore(db).balancePayments(walletID: record.id, after: now - policy.paymentsWindowMicros)
+        // Counted up to one past the threshold: the cost is bounded whatever the wallet did in the window.
+        let recent = try MovementStore(db).balancePayments(walletID: record.id, after: now - policy.paymentsWindowMicros, upTo: policy.paymentsInWindowMax + 1)
         if recent > policy.paymentsInWindowMax {
-            var payload = ["event": "many_payments", "phone": Mask.phone(record.phone), "payments_in_window": String(recent)]
+            var payload = ["event": "many_payments", "phone": Mask.phone(record.phone), "payments_in_window_over": String(policy.paymentsInWindowMax),
+                           "window_minutes": String(policy.paymentsWindowMicros / 60_000_000)]
             if let via { payload["via"] = via }
             try Outbox.enqueue(db, walletID: record.id, kind: .securityAlert, payload: payload, now: now, messageID: dayKey.map { "many_payments:\(record.id):\($0)" })
         }
@@ -288,6 +290,28 @@ extension WalletService {
         return try store.database.read { db in
             let record = try wallet(db, phone: phone)
             return try MovementStore(db).spending(walletID: record.id, month: month)
+        }
+    }
+}
+
+extension WalletService {
+    /// A usage counter that differs from the movements it sums.
+    public struct UsageMismatch: Sendable, Hashable, Codable {
+        public var walletId: Int64
+        /// 0: the wallet's whole life; else a calendar year.
+        public var period: Int
+        public var countedFen: Int64
+        public var summedFen: Int64
+    }
+
+    /// Verifies the usage counters the class limits read against the balance payments in
+    /// the wallets' histories: one statement, so one snapshot on either engine. Lists at
+    /// most `limit` mismatches.
+    public func checkUsage(limit: Int = 100) throws -> [UsageMismatch] {
+        try store.database.read { db in
+            try MovementStore(db).usageMismatches(limit: limit).map {
+                UsageMismatch(walletId: $0.walletID, period: $0.period, countedFen: $0.counted, summedFen: $0.summed)
+            }
         }
     }
 }

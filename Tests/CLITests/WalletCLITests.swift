@@ -1,4 +1,6 @@
 import Foundation
+import GRDB
+import QDSQL
 import Testing
 
 @Suite struct WalletCLITests {
@@ -83,6 +85,17 @@ import Testing
         #expect(history.compactMap { $0["kind"] as? String }.contains("qr_payment"))
         let check = try ok(cli, ["ledger", "check"])
         #expect(check["ok"] as? Bool == true)
+        // The usage counters the class limits read agree with the history, until one is
+        // written around the service: then `wallet check` exits 3 and names it.
+        #expect(try ok(cli, ["wallet", "check"])["ok"] as? Bool == true)
+        let url = try #require(cli.environment["QDWALLET_DB"])
+        let database: any SQLDatabase = url.hasPrefix("postgres") ? try PostgresDatabase(url: url) : SQLitePool(try DatabasePool(path: url))
+        _ = try database.write { db in try db.execute("UPDATE wallet_usage SET balance_payments_fen = balance_payments_fen + 1 WHERE period = 0") }
+        let forged = try cli.run(["wallet", "check", "--json"])
+        #expect(forged.status == 3)
+        let mismatches = try #require(try forged.json()["mismatches"] as? [[String: Any]])
+        #expect(mismatches.count == 1 && mismatches.first?["wallet_id"] as? Int == 1 && mismatches.first?["period"] as? Int == 0)
+        #expect(mismatches.first?["counted_fen"] as? Int == 3_251 && mismatches.first?["summed_fen"] as? Int == 3_250)
     }
 
     @Test func personalDataNeverLeavesMasked() throws {

@@ -2,6 +2,7 @@ import Foundation
 import QDTestEngines
 import GRDB
 import Ledger
+import QDSQL
 import Testing
 @testable import Wallet
 
@@ -298,6 +299,61 @@ import Testing
         #expect(throws: WalletRefusal.classLimitExceeded) { try t.service.payQR(phone: "13800000001", payload: staticQR, amountFen: 1, password: "123456", idempotencyKey: "b") }
         t.clock.advance(micros: 1)
         #expect(try t.service.payQR(phone: "13800000001", payload: staticQR, amountFen: 50_000, password: "123456", idempotencyKey: "c").amountFen == 50_000)
+    }
+
+    /// The class limits read one counter row per wallet and period; `checkUsage` proves the
+    /// counters against the balance payments in the history, refunds netted.
+    @Test func theClassLimitReadsCountersTheCheckProvesAgainstTheHistory() throws {
+        let (t, staticQR) = try world()
+        let wallet = try t.service.wallet(phone: "13800000001").id
+        _ = try t.service.payQR(phone: "13800000001", payload: staticQR, amountFen: 4_520, password: "123456", idempotencyKey: "a")
+        _ = try t.service.transfer(from: "13800000001", to: "13800000002", amountFen: 1_000, password: "123456", idempotencyKey: "b")
+        // A top-up is not a balance payment: no counter moves.
+        _ = try t.service.topUp(phone: "13800000001", cardID: try t.service.cards(phone: "13800000001")[0].id, amountFen: 700, idempotencyKey: "c")
+        t.clock.set(ShanghaiCalendar.startOfYear(2027))
+        _ = try t.service.payQR(phone: "13800000001", payload: staticQR, amountFen: 2_000, password: "123456", idempotencyKey: "d")
+        func counted(_ period: Int) throws -> Int? { try t.int("SELECT balance_payments_fen FROM wallet_usage WHERE wallet_id = \(wallet) AND period = \(period)") }
+        #expect(try counted(0) == 7_520)
+        #expect(try counted(2026) == 5_520)
+        #expect(try counted(2027) == 2_000)
+        #expect(try t.int("SELECT count(*) FROM wallet_usage") == 3)
+        #expect(try t.service.checkUsage().isEmpty)
+
+        // A counter written around the service is found, and so is one missing.
+        try t.execute("UPDATE wallet_usage SET balance_payments_fen = balance_payments_fen - 1 WHERE period = 2027")
+        #expect(try t.service.checkUsage() == [WalletService.UsageMismatch(walletId: wallet, period: 2027, countedFen: 1_999, summedFen: 2_000)])
+        try t.execute("DELETE FROM wallet_usage WHERE period = 0")
+        #expect(try t.service.checkUsage() == [WalletService.UsageMismatch(walletId: wallet, period: 0, countedFen: 0, summedFen: 7_520),
+                                               WalletService.UsageMismatch(walletId: wallet, period: 2027, countedFen: 1_999, summedFen: 2_000)])
+    }
+
+    /// A database from before the counters gets them from its history when it is upgraded:
+    /// the migration is undone, then run again over payments already made.
+    @Test func theUpgradeFillsTheCountersFromTheHistory() throws {
+        let (t, staticQR) = try world()
+        try t.richWallet("13800000003", fen: 200_000, kycClass: 1)
+        _ = try t.service.payQR(phone: "13800000001", payload: staticQR, amountFen: 4_520, password: "123456", idempotencyKey: "a")
+        _ = try t.service.transfer(from: "13800000003", to: "13800000002", amountFen: 60_000, password: "123456", idempotencyKey: "b")
+        t.clock.set(ShanghaiCalendar.startOfYear(2027))
+        _ = try t.service.payQR(phone: "13800000001", payload: staticQR, amountFen: 2_000, password: "123456", idempotencyKey: "c")
+        try t.execute("DROP INDEX wallet_movements_payments")
+        try t.execute("DROP TABLE wallet_usage")
+        if let postgres = t.postgres {
+            try t.execute("DELETE FROM qdwallet_migrations WHERE name = 'wallet-v7-usage-counters'")
+            try postgres.migrate((try LedgerSchema.postgres) + (try WalletSchema.postgres()))
+        } else {
+            try t.execute("DELETE FROM grdb_migrations WHERE identifier = 'wallet-v7-usage-counters'")
+            let pool = try DatabasePool(path: t.path)
+            try TestWallet.migrator().migrate(pool)
+            try pool.close()
+        }
+        #expect(try t.int("SELECT count(*) FROM wallet_usage") == 5)
+        #expect(try t.int("SELECT sum(balance_payments_fen) FROM wallet_usage WHERE period = 0") == 66_520)
+        #expect(try t.int("SELECT sum(balance_payments_fen) FROM wallet_usage WHERE period = 2027") == 2_000)
+        #expect(try t.service.checkUsage().isEmpty)
+        // And the limit reads them: class I has 40,000.00 fen left since opening.
+        #expect(throws: WalletRefusal.classLimitExceeded) { try t.service.transfer(from: "13800000003", to: "13800000002", amountFen: 40_001, password: "123456", idempotencyKey: "d") }
+        #expect(try t.service.transfer(from: "13800000003", to: "13800000002", amountFen: 40_000, password: "123456", idempotencyKey: "e").amountFen == 40_000)
     }
 
     @Test func racingPaymentsCannotBothSlipUnderTheLimit() async throws {

@@ -23,13 +23,26 @@ public struct MovementStore {
         var at: TimestampMicros
     }
 
+    /// Writes a movement; a balance payment (or its refund) also moves the wallet's usage
+    /// counters, its whole life's and its calendar year's, so that a class limit is one
+    /// indexed read however long the wallet's history.
     func insert(_ movement: NewMovement) throws {
+        let date = ShanghaiCalendar.date(at: movement.at)
         try sql.run("""
                 INSERT INTO wallet_movements (wallet_id, kind, counterparty, category, amount_fen, discount_fen, points, balance_payment, transaction_id, reference, created_at, month)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, [movement.walletID, movement.kind, movement.counterparty, movement.category, movement.amountFen, movement.discountFen, movement.points,
-                                         movement.balancePayment, movement.transactionID, movement.reference, movement.at, ShanghaiCalendar.date(at: movement.at).monthKey])
+                                         movement.balancePayment, movement.transactionID, movement.reference, movement.at, date.monthKey])
+        if movement.balancePayment && movement.amountFen != 0 {
+            try sql.run("""
+                INSERT INTO wallet_usage (wallet_id, period, balance_payments_fen) VALUES (?, ?, ?), (?, ?, ?)
+                ON CONFLICT (wallet_id, period) DO UPDATE SET balance_payments_fen = wallet_usage.balance_payments_fen + excluded.balance_payments_fen
+                """, [movement.walletID, Self.lifetime, -movement.amountFen, movement.walletID, date.year, -movement.amountFen])
+        }
     }
+
+    /// The usage period of a wallet's whole life (the others are calendar years).
+    static let lifetime = 0
 
     private static let columns = "id, kind, counterparty, category, amount_fen, discount_fen, points, transaction_id, reference, created_at, month"
 
@@ -43,14 +56,34 @@ public struct MovementStore {
         try sql.one("SELECT \(Self.columns) FROM wallet_movements WHERE wallet_id = ? AND transaction_id = ?", [walletID, transactionID], Self.movement)
     }
 
-    /// What the wallet paid from its balance since `since` (a positive sum).
-    func balancePaymentsFen(walletID: Int64, since: TimestampMicros) throws -> Int64 {
-        -(try sql.int64("SELECT coalesce(sum(amount_fen), 0) FROM wallet_movements WHERE wallet_id = ? AND balance_payment = 1 AND created_at >= ?", [walletID, since]) ?? 0)
+    /// What the wallet paid from its balance in a usage period (a positive sum, refunds
+    /// netted): `lifetime`, or a calendar year.
+    func balancePaymentsFen(walletID: Int64, period: Int) throws -> Int64 {
+        try sql.int64("SELECT balance_payments_fen FROM wallet_usage WHERE wallet_id = ? AND period = ?", [walletID, period]) ?? 0
     }
 
-    /// How many payments from the balance the wallet made after `after`.
-    func balancePayments(walletID: Int64, after: TimestampMicros) throws -> Int {
-        try sql.int("SELECT count(*) FROM wallet_movements WHERE wallet_id = ? AND balance_payment = 1 AND amount_fen < 0 AND created_at > ?", [walletID, after]) ?? 0
+    /// How many payments from the balance the wallet made after `after`, counted up to
+    /// `upTo`: the scan stops there, so its cost never grows with the wallet's history.
+    func balancePayments(walletID: Int64, after: TimestampMicros, upTo: Int) throws -> Int {
+        try sql.int("""
+            SELECT count(*) FROM (SELECT 1 FROM wallet_movements WHERE wallet_id = ? AND balance_payment = 1 AND amount_fen < 0 AND created_at > ? LIMIT ?) AS recent
+            """, [walletID, after, upTo]) ?? 0
+    }
+
+    /// Wallets whose usage counters differ from the sums of their movements: (wallet,
+    /// period, counted, summed), at most `limit` of them.
+    public func usageMismatches(limit: Int) throws -> [(walletID: Int64, period: Int, counted: Int64, summed: Int64)] {
+        try sql.all("""
+            SELECT coalesce(u.wallet_id, m.wallet_id), coalesce(u.period, m.period), coalesce(u.balance_payments_fen, 0), coalesce(m.fen, 0)
+            FROM wallet_usage u
+            FULL OUTER JOIN (
+                SELECT wallet_id, \(Self.lifetime) AS period, -sum(amount_fen) AS fen FROM wallet_movements WHERE balance_payment = 1 GROUP BY wallet_id
+                UNION ALL
+                SELECT wallet_id, CAST(substr(month, 1, 4) AS INTEGER) AS period, -sum(amount_fen) AS fen FROM wallet_movements WHERE balance_payment = 1 GROUP BY wallet_id, substr(month, 1, 4)
+            ) m ON m.wallet_id = u.wallet_id AND m.period = u.period
+            WHERE coalesce(u.balance_payments_fen, 0) <> coalesce(m.fen, 0)
+            ORDER BY 1, 2 LIMIT ?
+            """, [limit]) { (try $0.int64(0), try $0.int(1), try $0.int64(2), try $0.int64(3)) }
     }
 
     /// Whether the wallet paid this merchant by QR code before.
