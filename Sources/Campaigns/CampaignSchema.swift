@@ -62,6 +62,47 @@ public enum CampaignSchema {
             );
             CREATE INDEX campaign_explanations_by_transaction ON campaign_explanations(transaction_id);
             """),
+        // What each wallet and bill account took of each campaign, per cap period (its day,
+        // ISO week, month, and the whole campaign: '*'), standing allocations only, kept in
+        // the payment's transaction: a cap is one indexed read however long the history.
+        // Every period is kept, whatever the caps of the day say, so a cap added by a later
+        // version counts what came before it. Filled from the allocations it sums.
+        SQLMigration("campaigns-v2-cap-counters", """
+            CREATE TABLE campaign_cap_use (
+                campaign_id TEXT NOT NULL,
+                scope TEXT NOT NULL CHECK (scope IN ('wallet', 'bill_account')),
+                scope_id INTEGER NOT NULL,
+                period TEXT NOT NULL CHECK (period IN ('day', 'week', 'month', 'campaign')),
+                period_key TEXT NOT NULL,
+                uses INTEGER NOT NULL CHECK (uses >= 0),
+                discount_fen INTEGER NOT NULL CHECK (discount_fen >= 0),
+                PRIMARY KEY (campaign_id, scope, scope_id, period, period_key)
+            );
+            INSERT INTO campaign_cap_use (campaign_id, scope, scope_id, period, period_key, uses, discount_fen)
+                SELECT campaign_id, 'wallet', wallet_id, 'day', day, count(*), sum(discount_fen) FROM campaign_allocations
+                WHERE reversed_at IS NULL GROUP BY campaign_id, wallet_id, day;
+            INSERT INTO campaign_cap_use (campaign_id, scope, scope_id, period, period_key, uses, discount_fen)
+                SELECT campaign_id, 'wallet', wallet_id, 'week', week, count(*), sum(discount_fen) FROM campaign_allocations
+                WHERE reversed_at IS NULL GROUP BY campaign_id, wallet_id, week;
+            INSERT INTO campaign_cap_use (campaign_id, scope, scope_id, period, period_key, uses, discount_fen)
+                SELECT campaign_id, 'wallet', wallet_id, 'month', month, count(*), sum(discount_fen) FROM campaign_allocations
+                WHERE reversed_at IS NULL GROUP BY campaign_id, wallet_id, month;
+            INSERT INTO campaign_cap_use (campaign_id, scope, scope_id, period, period_key, uses, discount_fen)
+                SELECT campaign_id, 'wallet', wallet_id, 'campaign', '*', count(*), sum(discount_fen) FROM campaign_allocations
+                WHERE reversed_at IS NULL GROUP BY campaign_id, wallet_id;
+            INSERT INTO campaign_cap_use (campaign_id, scope, scope_id, period, period_key, uses, discount_fen)
+                SELECT campaign_id, 'bill_account', bill_account_id, 'day', day, count(*), sum(discount_fen) FROM campaign_allocations
+                WHERE reversed_at IS NULL AND bill_account_id IS NOT NULL GROUP BY campaign_id, bill_account_id, day;
+            INSERT INTO campaign_cap_use (campaign_id, scope, scope_id, period, period_key, uses, discount_fen)
+                SELECT campaign_id, 'bill_account', bill_account_id, 'week', week, count(*), sum(discount_fen) FROM campaign_allocations
+                WHERE reversed_at IS NULL AND bill_account_id IS NOT NULL GROUP BY campaign_id, bill_account_id, week;
+            INSERT INTO campaign_cap_use (campaign_id, scope, scope_id, period, period_key, uses, discount_fen)
+                SELECT campaign_id, 'bill_account', bill_account_id, 'month', month, count(*), sum(discount_fen) FROM campaign_allocations
+                WHERE reversed_at IS NULL AND bill_account_id IS NOT NULL GROUP BY campaign_id, bill_account_id, month;
+            INSERT INTO campaign_cap_use (campaign_id, scope, scope_id, period, period_key, uses, discount_fen)
+                SELECT campaign_id, 'bill_account', bill_account_id, 'campaign', '*', count(*), sum(discount_fen) FROM campaign_allocations
+                WHERE reversed_at IS NULL AND bill_account_id IS NOT NULL GROUP BY campaign_id, bill_account_id;
+            """),
     ]
 
     /// Registers the migrations, in order.

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Campaigns
 import Ledger
 import Payments
 import Wallet
@@ -132,23 +133,29 @@ struct WalletCommand: ParsableCommand {
 
     struct Check: ParsableCommand, ReadOnlyCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Verify each wallet's usage counters (what the class limits read) against the balance payments in its history.",
+            abstract: "Verify the counters payments decide on: each wallet's usage (what the class limits read) against the balance payments in its history, and each campaign cap's use against the standing allocations.",
             discussion: "Exits 3 and lists the mismatches when any counter is off.")
         @OptionGroup var global: GlobalOptions
 
         struct Result: Encodable {
             var ok: Bool
             var mismatches: [WalletService.UsageMismatch]
+            var capMismatches: [CampaignStore.CapUseMismatch]
         }
 
         func run() throws {
+            let store = try AppDatabase.openStore(path: global.databasePath, mode: .existingForReading)
             let mismatches = try AppDatabase.wallet(global, mode: .existingForReading).checkUsage()
-            Output(json: global.json).emit(Result(ok: mismatches.isEmpty, mismatches: mismatches)) {
-                ([mismatches.isEmpty ? "wallet check: ok" : "wallet check: \(mismatches.count) usage counter(s) off"] + mismatches.map {
+            let caps = try store.database.read { db in try CampaignStore(db).capUseMismatches(limit: 100) }
+            let ok = mismatches.isEmpty && caps.isEmpty
+            Output(json: global.json).emit(Result(ok: ok, mismatches: mismatches, capMismatches: caps)) {
+                ([ok ? "wallet check: ok" : "wallet check: \(mismatches.count + caps.count) counter(s) off"] + mismatches.map {
                     "  ! wallet \($0.walletId) \($0.period == 0 ? "since opening" : String($0.period)): counted \(Money(fen: $0.countedFen).yuanString), history \(Money(fen: $0.summedFen).yuanString)"
+                } + caps.map {
+                    "  ! campaign \($0.campaignId) \($0.scope) \($0.scopeId) \($0.period) \($0.periodKey): counted \($0.countedUses) uses \(Money(fen: $0.countedFen).yuanString), allocations \($0.allocatedUses) uses \(Money(fen: $0.allocatedFen).yuanString)"
                 }).joined(separator: "\n")
             }
-            if !mismatches.isEmpty {
+            if !ok {
                 throw ExitCode(ExitStatus.breaks.rawValue)
             }
         }

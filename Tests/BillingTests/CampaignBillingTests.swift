@@ -10,6 +10,7 @@ import Testing
 @testable import Ledger
 import Payments
 import QDSQL
+import QDSchema
 import Reports
 @testable import Wallet
 
@@ -85,6 +86,31 @@ let winter = """
         let movement = try world.rows("SELECT amount_fen, discount_fen FROM wallet_movements WHERE kind = 'bill_refund'").first
         #expect(try movement?["amount_fen"] as Int64? == 5_130)
         #expect(try world.ledger.check().ok)
+        // The cap counters count the standing allocation only: 陈静's wallet has one use of
+        // 3.00 left in the campaign, and each of her bill accounts what it kept.
+        let walletID = try world.count("SELECT id FROM wallets WHERE phone = '13800000006'")
+        let use = try world.rows("SELECT uses, discount_fen FROM campaign_cap_use WHERE campaign_id = 'winter' AND scope = 'wallet' AND period = 'campaign' AND scope_id = \(walletID)").first
+        #expect(try use?["uses"] as Int64? == 1 && use?["discount_fen"] as Int64? == 300)
+        #expect(try world.count("SELECT count(*) FROM campaign_cap_use WHERE campaign_id = 'winter' AND scope = 'bill_account' AND period = 'month' AND uses = 0 AND discount_fen = 0") == 1)
+        #expect(try world.store.database.read { try CampaignStore($0).capUseMismatches(limit: 10) }.isEmpty)
+        // A database from before the counters gets them from its allocations when upgraded.
+        let before = try world.count("SELECT count(*) FROM campaign_cap_use WHERE uses > 0")
+        try world.execute("DROP TABLE campaign_cap_use")
+        if let postgres = world.postgres {
+            try world.execute("DELETE FROM qdwallet_migrations WHERE name = 'campaigns-v2-cap-counters'")
+            try postgres.migrate(try QDWalletSchema.postgresMigrations())
+        } else {
+            try world.execute("DELETE FROM grdb_migrations WHERE identifier = 'campaigns-v2-cap-counters'")
+            let pool = try DatabasePool(path: world.path)
+            try BillingWorld.migrator().migrate(pool)
+            try pool.close()
+        }
+        #expect(try world.count("SELECT count(*) FROM campaign_cap_use") == before)
+        #expect(try world.store.database.read { try CampaignStore($0).capUseMismatches(limit: 10) }.isEmpty)
+        // A counter written around the book is found.
+        try world.execute("UPDATE campaign_cap_use SET uses = uses + 1 WHERE campaign_id = 'winter' AND scope = 'wallet' AND period = 'day' AND scope_id = \(walletID) AND period_key = '2026-11-27'")
+        let forged = try world.store.database.read { try CampaignStore($0).capUseMismatches(limit: 10) }
+        #expect(forged.map { "\($0.scope) \($0.scopeId) \($0.period) \($0.periodKey) \($0.countedUses)/\($0.allocatedUses) \($0.countedFen)/\($0.allocatedFen)" } == ["wallet \(walletID) day 2026-11-27 2/1 300/300"])
     }
 
     @Test func pointsVestAfterTheRefundWindowAndExpireAcrossMonthEnds() throws {
@@ -271,6 +297,8 @@ let winter = """
                 #expect(used == Int64(live))
                 #expect(try world.sponsorBalance("BUREAU") == -used)
                 #expect(used <= 1_500)
+                // Every cap counter equals the standing allocations it counts, refunds taken off.
+                #expect(try world.store.database.read { try CampaignStore($0).capUseMismatches(limit: 10) } == [])
             }
             #expect(try world.ledger.check().ok)
         }

@@ -49,9 +49,10 @@ as_owner "$bin/initdb" -D "$directory/data" -U qdwallet -A trust -E UTF8 --local
 }
 # Loopback only, sockets in the cluster's own directory; enough connections for the tests that
 # race many processes. fsync stays on: the tests measure nothing, but they must see what a
-# server does.
+# server does. QDWALLET_PG_OPTIONS adds server settings, for profiling:
+#     QDWALLET_PG_OPTIONS="-c shared_preload_libraries=pg_stat_statements" Tests/Postgres/with-postgres.sh ...
 as_owner "$bin/pg_ctl" -D "$directory/data" -l "$directory/server.log" -w -t 60 \
-    -o "-p $port -c listen_addresses=127.0.0.1 -k $directory -c max_connections=200 -c shared_buffers=128MB" start >/dev/null || {
+    -o "-p $port -c listen_addresses=127.0.0.1 -k $directory -c max_connections=200 -c shared_buffers=128MB ${QDWALLET_PG_OPTIONS:-}" start >/dev/null || {
     cat "$directory/server.log" >&2
     exit 1
 }

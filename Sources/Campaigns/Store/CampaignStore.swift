@@ -184,21 +184,53 @@ public struct CampaignStore {
     }
 
     /// The standing uses of a campaign by one wallet or bill account, in one period of a cap
-    /// (`period` nil: the whole campaign).
+    /// (`period` nil: the whole campaign): one counter row.
     func capUse(campaignID: String, scope: Campaign.CapScope, scopeValue: Int64, period: (column: PeriodColumn, key: String)?) throws -> (count: Int, fen: Int64) {
-        let scopeColumn = scope == .wallet ? "wallet_id" : "bill_account_id"
-        var query = "SELECT count(*), coalesce(sum(discount_fen), 0) FROM campaign_allocations WHERE campaign_id = ? AND \(scopeColumn) = ? AND reversed_at IS NULL"
-        var binds: [any SQLBindable] = [campaignID, scopeValue]
-        if let period {
-            query += " AND \(period.column.rawValue) = ?"
-            binds.append(period.key)
-        }
-        return try sql.one(query, binds) { (try $0.int(0), try $0.int64(1)) } ?? (0, 0)
+        try sql.one("SELECT uses, discount_fen FROM campaign_cap_use WHERE campaign_id = ? AND scope = ? AND scope_id = ? AND period = ? AND period_key = ?",
+                    [campaignID, scope.rawValue, scopeValue, period?.column.rawValue ?? "campaign", period?.key ?? "*"]) { (try $0.int(0), try $0.int64(1)) } ?? (0, 0)
     }
 
     /// The period columns allocations are counted by.
     enum PeriodColumn: String {
         case day, week, month
+    }
+
+    /// Cap counters that differ from the standing allocations they count: (campaign, scope,
+    /// id, period, key, counted uses and fen, allocations' uses and fen), at most `limit`.
+    public func capUseMismatches(limit: Int) throws -> [CapUseMismatch] {
+        var periods: [String] = []
+        for (scope, column) in [("wallet", "wallet_id"), ("bill_account", "bill_account_id")] {
+            for (period, key) in [("day", "day"), ("week", "week"), ("month", "month"), ("campaign", "'*'")] {
+                periods.append("""
+                    SELECT campaign_id, '\(scope)' AS scope, \(column) AS scope_id, '\(period)' AS period, \(key) AS period_key, count(*) AS uses, sum(discount_fen) AS fen
+                    FROM campaign_allocations WHERE reversed_at IS NULL AND \(column) IS NOT NULL GROUP BY campaign_id, \(column)\(period == "campaign" ? "" : ", " + key)
+                    """)
+            }
+        }
+        return try sql.all("""
+            SELECT coalesce(u.campaign_id, a.campaign_id), coalesce(u.scope, a.scope), coalesce(u.scope_id, a.scope_id), coalesce(u.period, a.period), coalesce(u.period_key, a.period_key),
+                coalesce(u.uses, 0), coalesce(u.discount_fen, 0), coalesce(a.uses, 0), coalesce(a.fen, 0)
+            FROM campaign_cap_use u
+            FULL OUTER JOIN (\(periods.joined(separator: " UNION ALL "))) a
+                ON a.campaign_id = u.campaign_id AND a.scope = u.scope AND a.scope_id = u.scope_id AND a.period = u.period AND a.period_key = u.period_key
+            WHERE coalesce(u.uses, 0) <> coalesce(a.uses, 0) OR coalesce(u.discount_fen, 0) <> coalesce(a.fen, 0)
+            ORDER BY 1, 2, 3, 4, 5 LIMIT ?
+            """, [limit]) {
+            CapUseMismatch(campaignId: try $0.text(0), scope: try $0.text(1), scopeId: try $0.int64(2), period: try $0.text(3), periodKey: try $0.text(4),
+                           countedUses: try $0.int(5), countedFen: try $0.int64(6), allocatedUses: try $0.int(7), allocatedFen: try $0.int64(8))
+        }
+    }
+
+    public struct CapUseMismatch: Sendable, Hashable, Codable {
+        public var campaignId: String
+        public var scope: String
+        public var scopeId: Int64
+        public var period: String
+        public var periodKey: String
+        public var countedUses: Int
+        public var countedFen: Int64
+        public var allocatedUses: Int
+        public var allocatedFen: Int64
     }
 
     /// A stored allocation, as refunds and retries read it.
@@ -254,6 +286,21 @@ public struct CampaignStore {
             """, allocation.paymentKey, allocation.transactionID, allocation.campaignID, allocation.version, allocation.sponsor, allocation.walletID,
                         allocation.billAccountID, allocation.discountFen, allocation.points, allocation.pointsHoldID, allocation.vestAt, allocation.expiresAt,
                         allocation.points > 0 ? "pending" : nil, allocation.points, allocation.at, allocation.day, allocation.week, allocation.month)
+        var rows: [String] = []
+        var binds: [any SQLBindable] = []
+        for (scope, id) in [("wallet", allocation.walletID), ("bill_account", allocation.billAccountID)] {
+            guard let id else { continue }
+            for (period, key) in [("day", allocation.day), ("week", allocation.week), ("month", allocation.month), ("campaign", "*")] {
+                rows.append("(?, ?, ?, ?, ?, 1, ?)")
+                binds += [allocation.campaignID, scope, id, period, key, allocation.discountFen] as [any SQLBindable]
+            }
+        }
+        if !rows.isEmpty {
+            try sql.run("""
+                INSERT INTO campaign_cap_use (campaign_id, scope, scope_id, period, period_key, uses, discount_fen) VALUES \(rows.joined(separator: ", "))
+                ON CONFLICT (campaign_id, scope, scope_id, period, period_key) DO UPDATE SET uses = campaign_cap_use.uses + 1, discount_fen = campaign_cap_use.discount_fen + excluded.discount_fen
+                """, binds)
+        }
         if allocation.discountFen > 0 {
             try sql.execute("INSERT INTO campaign_budgets (campaign_id, spent_fen) VALUES (?, ?) ON CONFLICT (campaign_id) DO UPDATE SET spent_fen = campaign_budgets.spent_fen + excluded.spent_fen",
                             allocation.campaignID, allocation.discountFen)
@@ -276,7 +323,16 @@ public struct CampaignStore {
         try sql.execute("UPDATE campaign_budget_days SET spent_fen = spent_fen - ? WHERE campaign_id = ? AND day = ?", fen, campaignID, day)
     }
 
+    /// Marks a standing allocation reversed and takes it off its cap counters.
     func markReversed(allocationID: Int64, reversal: TransactionID, at: TimestampMicros) throws {
+        try sql.execute("""
+            UPDATE campaign_cap_use SET uses = campaign_cap_use.uses - 1, discount_fen = campaign_cap_use.discount_fen - a.discount_fen
+            FROM campaign_allocations a
+            WHERE a.id = ? AND a.reversed_at IS NULL AND campaign_cap_use.campaign_id = a.campaign_id
+                AND ((campaign_cap_use.scope = 'wallet' AND campaign_cap_use.scope_id = a.wallet_id) OR (campaign_cap_use.scope = 'bill_account' AND campaign_cap_use.scope_id = a.bill_account_id))
+                AND ((campaign_cap_use.period = 'day' AND campaign_cap_use.period_key = a.day) OR (campaign_cap_use.period = 'week' AND campaign_cap_use.period_key = a.week)
+                    OR (campaign_cap_use.period = 'month' AND campaign_cap_use.period_key = a.month) OR (campaign_cap_use.period = 'campaign' AND campaign_cap_use.period_key = '*'))
+            """, allocationID)
         try sql.execute("UPDATE campaign_allocations SET reversed_at = ?, reversal_transaction_id = ?, points_status = CASE WHEN points > 0 THEN 'reversed' ELSE NULL END, points_remaining = 0 WHERE id = ?",
                         at, reversal, allocationID)
     }
