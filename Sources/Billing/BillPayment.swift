@@ -144,19 +144,20 @@ struct BillPayment {
                                      memo: memo, effectiveAt: businessDate.startMicros, result: result, tx: tx)
     }
 
-    /// Records a committed payment: the bill, the wallet's history, the receipt.
-    func recordPaid(_ db: any SQLConnection, _ bill: BillCandidate, transactionID: TransactionID, followers: ArraySlice<PostingResult> = [], via: PaidVia, businessDate: ShanghaiCalendar.Date, billerName: String, category: String) throws {
+    /// Records a committed payment into `writes`: the bill, the wallet's history, the
+    /// receipt (the campaigns' allocations are written at once).
+    func recordPaid(into writes: inout BillWrites, _ db: any SQLConnection, _ bill: BillCandidate, transactionID: TransactionID, followers: ArraySlice<PostingResult> = [], via: PaidVia, businessDate: ShanghaiCalendar.Date, billerName: String, category: String) throws {
         let result = benefits[bill.rowID]?.1 ?? .none
-        try BillStore(db).markPaid(rowID: bill.rowID, BillStore.Paid(walletID: bill.wallet!.id, billAccountID: bill.billAccountID, transactionID: transactionID, paidFen: bill.dueFen,
-                                                                   discountFen: result.discountFen, points: result.points, via: via, businessDate: businessDate), at: now)
+        writes.paid.append((bill.rowID, BillStore.Paid(walletID: bill.wallet!.id, billAccountID: bill.billAccountID, transactionID: transactionID, paidFen: bill.dueFen,
+                                                       discountFen: result.discountFen, points: result.points, via: via, businessDate: businessDate)))
         if let pipeline, let (context, result) = benefits[bill.rowID] {
             try pipeline.record(paymentKey: bill.key.key, transactionID: transactionID, context: context, result: result, followers: followers, paidAt: now)
         }
-        try wallets.recordMovement(db, walletID: bill.wallet!.id, kind: "bill", counterparty: billerName, category: category, amountFen: -netFen(bill), discountFen: result.discountFen, points: result.points, balancePayment: true, transactionID: transactionID, reference: bill.key.reference)
+        wallets.recordMovement(into: &writes.wallet, walletID: bill.wallet!.id, kind: "bill", counterparty: billerName, category: category, amountFen: -netFen(bill), discountFen: result.discountFen, points: result.points, balancePayment: true, transactionID: transactionID, reference: bill.key.reference)
         if via == .autopay {
             // Autopay is password-free: it is watched like any payment, one alert per kind a night.
-            try wallets.monitorPayment(db, wallet: bill.wallet!, amountFen: netFen(bill), via: "autopay", paymentKey: bill.key.key, dayKey: businessDate.iso)
-            try Outbox.enqueue(db, walletID: bill.wallet!.id, kind: .autopayReceipt, payload: [
+            wallets.monitorPayment(into: &writes.wallet, wallet: bill.wallet!, amountFen: netFen(bill), via: "autopay", paymentKey: bill.key.key, dayKey: businessDate.iso)
+            Outbox.enqueue(into: &writes.wallet, walletID: bill.wallet!.id, kind: .autopayReceipt, payload: [
                 "biller": bill.biller, "bill_id": bill.billID, "amount": Money(fen: bill.dueFen).yuanString,
                 "paid": Money(fen: netFen(bill)).yuanString, "discount": Money(fen: result.discountFen).yuanString, "points": String(result.points),
                 "phone": Mask.phone(bill.wallet!.phone),
@@ -169,15 +170,16 @@ struct BillPayment {
         if let (context, result) = benefits.removeValue(forKey: bill.rowID) { pipeline?.abandon(context, result) }
     }
 
-    /// Records a bill left payable (with the reason the resident is told) or unmatched.
-    func recordNotPaid(_ db: any SQLConnection, _ bill: BillCandidate, decision: PaymentDecision) throws {
+    /// Records a bill left payable (with the reason the resident is told) or unmatched, into
+    /// `writes`.
+    func recordNotPaid(into writes: inout BillWrites, _ bill: BillCandidate, decision: PaymentDecision) {
         switch decision {
         case .unmatched:
-            try BillStore(db).markUnmatched(rowID: bill.rowID, at: now)
+            writes.unmatched.append(bill.rowID)
         case .pending(let reason):
-            try BillStore(db).markPayable(rowID: bill.rowID, reason: reason, walletID: bill.wallet?.id, billAccountID: bill.billAccountID, at: now)
+            writes.payable.append((bill.rowID, reason, bill.wallet?.id, bill.billAccountID))
             if let wallet = bill.wallet {
-                try Outbox.enqueue(db, walletID: wallet.id, kind: .billNotice, payload: [
+                Outbox.enqueue(into: &writes.wallet, walletID: wallet.id, kind: .billNotice, payload: [
                     "biller": bill.biller, "bill_id": bill.billID, "amount": Money(fen: bill.dueFen).yuanString,
                     "due_date": bill.dueDate, "reason": reason.code, "phone": Mask.phone(wallet.phone),
                 ], now: now, messageID: "notice:\(bill.biller):\(bill.billID)")
@@ -185,5 +187,23 @@ struct BillPayment {
         case .pay:
             break
         }
+    }
+}
+
+/// What a chunk of bill decisions leaves besides the ledger and the campaigns' rows: the
+/// bills' new states and the wallets' writes, gathered so that they go in a few multi-row
+/// statements when flushed, in the chunk's transaction.
+struct BillWrites {
+    var paid: [(rowID: Int64, paid: BillStore.Paid)] = []
+    var unmatched: [Int64] = []
+    var payable: [(rowID: Int64, reason: PendingReason, walletID: Int64?, billAccountID: Int64?)] = []
+    var wallet = PaymentWrites()
+
+    mutating func flush(_ db: any SQLConnection, wallets: WalletService, at now: TimestampMicros) throws {
+        let store = BillStore(db)
+        try store.markPaid(paid, at: now)
+        try store.markNotPaid(unmatched: unmatched, payable: payable, at: now)
+        try wallets.flush(db, &wallet)
+        self = BillWrites()
     }
 }

@@ -124,8 +124,10 @@ public struct BillingService: Sendable {
                 let results = try wallets.ledger.post(requests, in: tx)
                 switch results[0] {
                 case .committed(let transactionID, _):
-                    try payment.recordPaid(db, bill, transactionID: transactionID, followers: results.dropFirst(), via: .manual, businessDate: businessDate, billerName: found.billerName, category: found.category)
-                    try wallets.monitorPayment(db, wallet: wallet, amountFen: bill.dueFen)
+                    var writes = BillWrites()
+                    try payment.recordPaid(into: &writes, db, bill, transactionID: transactionID, followers: results.dropFirst(), via: .manual, businessDate: businessDate, billerName: found.billerName, category: found.category)
+                    wallets.monitorPayment(into: &writes.wallet, wallet: wallet, amountFen: bill.dueFen)
+                    try writes.flush(db, wallets: wallets, at: now)
                     return .success(try wallets.receipt(db, walletID: wallet.id, transactionID: transactionID))
                 case .refused(let refusal, _):
                     return .failure(refusal)

@@ -312,3 +312,26 @@ extension SQLConnection {
         try one(sql, binds) { try $0.optionalData(0) } ?? nil
     }
 }
+
+extension SQLConnection {
+    /// Runs one statement over many rows as a few multi-row statements: `head`, then the
+    /// rows as `row` (one placeholder tuple, such as "(?, ?, CAST(? AS BIGINT))") joined by
+    /// commas, then `tail`. The rows go in groups of fixed sizes (256, 16, 1), so each
+    /// engine prepares at most three texts of a statement however many rows come. Each
+    /// row's values fill its tuple in order. How many rows the statements changed.
+    @discardableResult
+    public func runRows(_ head: String, row: String, _ tail: String = "", rows: [[any SQLBindable]]) throws -> Int {
+        var changed = 0
+        var start = 0
+        for size in [256, 16, 1] {
+            let text = head + " " + Array(repeating: row, count: size).joined(separator: ", ") + (tail.isEmpty ? "" : " " + tail)
+            while rows.count - start >= size {
+                var binds: [SQLValue] = []
+                for values in rows[start..<start + size] { binds += values.map(\.sqlValue) }
+                changed += try execute(text, binds)
+                start += size
+            }
+        }
+        return changed
+    }
+}

@@ -18,4 +18,24 @@ public enum Outbox {
     public static func enqueue(_ db: any SQLConnection, walletID: Int64?, kind: Kind, payload: [String: String], now: TimestampMicros, messageID: String? = nil) throws {
         try OutboxStore(db).enqueue(messageID: messageID ?? UUID().uuidString.lowercased(), walletID: walletID, kind: kind, payload: JSONText.object(payload), at: now)
     }
+
+    /// Queues a message into `writes`, written with the rest when they are flushed.
+    public static func enqueue(into writes: inout PaymentWrites, walletID: Int64?, kind: Kind, payload: [String: String], now: TimestampMicros, messageID: String? = nil) {
+        writes.messages.append(OutboxStore.NewMessage(messageID: messageID ?? UUID().uuidString.lowercased(), walletID: walletID, kind: kind, payload: JSONText.object(payload), at: now))
+    }
+}
+
+/// What payments leave behind besides the ledger (wallet movements, usage counters, outbox
+/// messages, the monitoring's counts), gathered so that a chunk of payments writes them in a
+/// few multi-row statements (`WalletService.flush`), in the payments' transaction.
+public struct PaymentWrites: Sendable {
+    var movements: [MovementStore.NewMovement] = []
+    var messages: [OutboxStore.NewMessage] = []
+    /// Wallets whose recent payments the monitoring counts once the movements are written.
+    var watched: [Int64: (record: WalletRecord, via: String?, dayKey: String?)] = [:]
+    var watchedOrder: [Int64] = []
+
+    public init() {}
+
+    public var isEmpty: Bool { movements.isEmpty && messages.isEmpty && watched.isEmpty }
 }

@@ -34,8 +34,36 @@ extension WalletService {
     /// Records a movement of a wallet for its history (and, for balance payments, its class
     /// limit), in the caller's transaction.
     public func recordMovement(_ db: any SQLConnection, walletID: Int64, kind: String, counterparty: String, category: String, amountFen: Int64, discountFen: Int64 = 0, points: Int64 = 0, balancePayment: Bool, transactionID: Int64, reference: String?) throws {
-        try MovementStore(db).insert(MovementStore.NewMovement(walletID: walletID, kind: kind, counterparty: counterparty, category: category, amountFen: amountFen, discountFen: discountFen,
-                                                               points: points, balancePayment: balancePayment, transactionID: transactionID, reference: reference, at: now))
+        var writes = PaymentWrites()
+        recordMovement(into: &writes, walletID: walletID, kind: kind, counterparty: counterparty, category: category, amountFen: amountFen, discountFen: discountFen, points: points,
+                       balancePayment: balancePayment, transactionID: transactionID, reference: reference)
+        try flush(db, &writes)
+    }
+
+    /// Records a movement into `writes`, written when they are flushed.
+    public func recordMovement(into writes: inout PaymentWrites, walletID: Int64, kind: String, counterparty: String, category: String, amountFen: Int64, discountFen: Int64 = 0, points: Int64 = 0, balancePayment: Bool, transactionID: Int64, reference: String?) {
+        writes.movements.append(MovementStore.NewMovement(walletID: walletID, kind: kind, counterparty: counterparty, category: category, amountFen: amountFen, discountFen: discountFen,
+                                                          points: points, balancePayment: balancePayment, transactionID: transactionID, reference: reference, at: now))
+    }
+
+    /// Writes what `writes` gathered, in the caller's transaction: the movements and their
+    /// usage counters, then the monitoring's count of each watched wallet's recent payments
+    /// (which sees them), then the outbox messages. `writes` is empty afterwards.
+    public func flush(_ db: any SQLConnection, _ writes: inout PaymentWrites) throws {
+        try MovementStore(db).insert(writes.movements)
+        for walletID in writes.watchedOrder {
+            guard let (record, via, dayKey) = writes.watched[walletID] else { continue }
+            // Counted up to one past the threshold: the cost is bounded whatever the wallet did in the window.
+            let recent = try MovementStore(db).balancePayments(walletID: record.id, after: now - policy.paymentsWindowMicros, upTo: policy.paymentsInWindowMax + 1)
+            if recent > policy.paymentsInWindowMax {
+                var payload = ["event": "many_payments", "phone": Mask.phone(record.phone), "payments_in_window_over": String(policy.paymentsInWindowMax),
+                               "window_minutes": String(policy.paymentsWindowMicros / 60_000_000)]
+                if let via { payload["via"] = via }
+                Outbox.enqueue(into: &writes, walletID: record.id, kind: .securityAlert, payload: payload, now: now, messageID: dayKey.map { "many_payments:\(record.id):\($0)" })
+            }
+        }
+        try OutboxStore(db).enqueue(writes.messages)
+        writes = PaymentWrites()
     }
 
     /// The receipt of a committed transaction, from the wallet's history.
@@ -57,23 +85,25 @@ extension WalletService {
     }
 
     /// Writes the security alerts a payment may raise: one large payment, or many payments
-    /// in a short window. In the payment's transaction.
+    /// in a short window. In the payment's transaction, after its movement.
     /// `via` names a password-free payment (autopay): its alerts carry it, and a night of
     /// many autopay payments raises one "many payments" alert, not one per payment.
     public func monitorPayment(_ db: any SQLConnection, wallet record: WalletRecord, amountFen: Int64, via: String? = nil, paymentKey: String? = nil, dayKey: String? = nil) throws {
+        var writes = PaymentWrites()
+        monitorPayment(into: &writes, wallet: record, amountFen: amountFen, via: via, paymentKey: paymentKey, dayKey: dayKey)
+        try flush(db, &writes)
+    }
+
+    /// The same into `writes`: the large payment's alert at once, the count of recent
+    /// payments when they are flushed (after the movements they count), once a wallet.
+    public func monitorPayment(into writes: inout PaymentWrites, wallet record: WalletRecord, amountFen: Int64, via: String? = nil, paymentKey: String? = nil, dayKey: String? = nil) {
         if amountFen > policy.largePaymentAlertFen {
             var payload = ["event": "large_payment", "phone": Mask.phone(record.phone), "amount": Money(fen: amountFen).yuanString]
             if let via { payload["via"] = via }
-            try Outbox.enqueue(db, walletID: record.id, kind: .securityAlert, payload: payload, now: now, messageID: paymentKey.map { "large_payment:\($0)" })
+            Outbox.enqueue(into: &writes, walletID: record.id, kind: .securityAlert, payload: payload, now: now, messageID: paymentKey.map { "large_payment:\($0)" })
         }
-        // Counted up to one past the threshold: the cost is bounded whatever the wallet did in the window.
-        let recent = try MovementStore(db).balancePayments(walletID: record.id, after: now - policy.paymentsWindowMicros, upTo: policy.paymentsInWindowMax + 1)
-        if recent > policy.paymentsInWindowMax {
-            var payload = ["event": "many_payments", "phone": Mask.phone(record.phone), "payments_in_window_over": String(policy.paymentsInWindowMax),
-                           "window_minutes": String(policy.paymentsWindowMicros / 60_000_000)]
-            if let via { payload["via"] = via }
-            try Outbox.enqueue(db, walletID: record.id, kind: .securityAlert, payload: payload, now: now, messageID: dayKey.map { "many_payments:\(record.id):\($0)" })
-        }
+        if writes.watched[record.id] == nil { writes.watchedOrder.append(record.id) }
+        writes.watched[record.id] = (record, via, dayKey)
     }
 
     /// Sets the most autopay may take from the wallet on one business day.

@@ -89,6 +89,29 @@ enum Engine: String, CaseIterable, CustomTestStringConvertible, Sendable {
         }
     }
 
+    /// 273 rows go as one statement of 256, one of 16 and one of 1: every row lands once,
+    /// with its own values, a duplicate key is left out by the upsert's tail, and an
+    /// update from a VALUES list touches exactly its rows.
+    @Test(arguments: Engine.available) func manyRowsGoInAFewStatementsOfFixedSizes(engine: Engine) throws {
+        try connection(engine) { sql in
+            let rows: [[any SQLBindable]] = (0..<273).map { [Int64($0), "s\($0)"] }
+            #expect(try sql.runRows("INSERT INTO t (n, s) VALUES", row: "(?, ?)", rows: rows) == 273)
+            #expect(try sql.int("SELECT count(*) FROM t") == 273)
+            #expect(try sql.int("SELECT sum(n) FROM t") == 273 * 272 / 2)
+            #expect(try sql.texts("SELECT s FROM t WHERE n = 272") == ["s272"])
+            // Two new rows and one already there.
+            #expect(try sql.runRows("INSERT INTO t (n, s) VALUES", row: "(?, ?)", "ON CONFLICT (s) DO NOTHING", rows: [[Int64(1_000), "s0"], [Int64(1_001), "x"], [Int64(1_002), "y"]]) == 2)
+            #expect(try sql.int("SELECT n FROM t WHERE s = 's0'") == 0)
+            let changed = try sql.runRows("UPDATE t SET n = v.column2, flag = 1 FROM (VALUES", row: "(?, CAST(? AS BIGINT))", ") AS v WHERE t.s = v.column1",
+                                          rows: (0..<17).map { ["s\($0 * 2)", Int64(-$0)] })
+            #expect(changed == 17)
+            #expect(try sql.int("SELECT count(*) FROM t WHERE flag = 1") == 17)
+            #expect(try sql.int("SELECT n FROM t WHERE s = 's32'") == -16)
+            #expect(try sql.int("SELECT n FROM t WHERE s = 's33'") == 33)
+            #expect(try sql.runRows("INSERT INTO t (n, s) VALUES", row: "(?, ?)", rows: []) == 0)
+        }
+    }
+
     @Test(arguments: Engine.available) func aQueryStopsWhenTheReaderSaysSo(engine: Engine) throws {
         try connection(engine) { sql in
             for index in 1...10 { try sql.execute("INSERT INTO t (n) VALUES (?)", index) }

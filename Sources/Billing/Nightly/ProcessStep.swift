@@ -40,6 +40,7 @@ struct ProcessStep: TypedJobStep {
         var payment = BillPayment(wallets: config.wallets, now: now, campaignAt: date.startMicros, pipeline: PaymentPipeline(db: db, campaigns: config.campaigns, clock: config.wallets.ledger.clock))
         payment.businessDate = date
         var toPay: [(bill: BillCandidate, billerName: String, billerAccount: AccountID)] = []
+        var writes = BillWrites()
         var counts = ChunkCounts(read: staged.count, done: staged.count < context.chunkSizeMax)
         for new in staged {
             let bill = BillCandidate(rowID: new.rowID, key: PaymentKey(biller: new.biller, billID: new.billID), dueFen: new.dueFen, dueDate: new.dueDate, category: new.category, district: new.district,
@@ -49,7 +50,7 @@ struct ProcessStep: TypedJobStep {
             if decision == .pay {
                 toPay.append((bill, new.billerName, new.billerAccountID))
             } else {
-                try payment.recordNotPaid(db, bill, decision: decision)
+                payment.recordNotPaid(into: &writes, bill, decision: decision)
                 counts.skipped += 1
             }
         }
@@ -65,14 +66,16 @@ struct ProcessStep: TypedJobStep {
         for ((bill, billerName, _), range) in zip(toPay, groups) {
             switch results[range.lowerBound] {
             case .committed(let transactionID, _):
-                try payment.recordPaid(db, bill, transactionID: transactionID, followers: results[range].dropFirst(), via: .autopay, businessDate: date, billerName: billerName, category: bill.category)
+                try payment.recordPaid(into: &writes, db, bill, transactionID: transactionID, followers: results[range].dropFirst(), via: .autopay, businessDate: date, billerName: billerName, category: bill.category)
                 counts.written += 1
             case .refused(let refusal, _):
                 payment.forget(bill)
-                try payment.recordNotPaid(db, bill, decision: .pending(PendingReason(refusal)))
+                payment.recordNotPaid(into: &writes, bill, decision: .pending(PendingReason(refusal)))
                 counts.failed += 1
             }
         }
+        // The chunk's outcomes in a few multi-row statements.
+        try writes.flush(db, wallets: config.wallets, at: now)
         return (Checkpoint(lastID: staged.last?.rowID ?? checkpoint.lastID), counts)
     }
 }

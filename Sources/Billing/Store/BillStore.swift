@@ -133,21 +133,24 @@ public struct BillStore {
         var businessDate: ShanghaiCalendar.Date
     }
 
-    func markPaid(rowID: Int64, _ paid: Paid, at now: TimestampMicros) throws {
-        try sql.run("""
-            UPDATE bills SET status = ?, reason = NULL, wallet_id = ?, bill_account_id = ?, transaction_id = ?, paid_fen = ?, discount_fen = ?, points = ?,
-                paid_at = ?, paid_via = ?, paid_business_date = ?, updated_at = ? WHERE id = ?
-            """, [BillStatus.paid.rawValue, paid.walletID, paid.billAccountID, paid.transactionID, paid.paidFen, paid.discountFen, paid.points,
-                                     now, paid.via.rawValue, paid.businessDate.iso, now, rowID])
+    /// Marks bills paid, in a few multi-row statements.
+    func markPaid(_ paid: [(rowID: Int64, paid: Paid)], at now: TimestampMicros) throws {
+        try sql.runRows("""
+            UPDATE bills SET status = '\(BillStatus.paid.rawValue)', reason = NULL, wallet_id = v.column2, bill_account_id = v.column3, transaction_id = v.column4, paid_fen = v.column5,
+                discount_fen = v.column6, points = v.column7, paid_at = v.column8, paid_via = v.column9, paid_business_date = v.column10, updated_at = v.column8 FROM (VALUES
+            """, row: "(CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), ?, ?)",
+            ") AS v WHERE bills.id = v.column1",
+            rows: paid.map { [$0.rowID, $0.paid.walletID, $0.paid.billAccountID, $0.paid.transactionID, $0.paid.paidFen, $0.paid.discountFen, $0.paid.points, now, $0.paid.via.rawValue, $0.paid.businessDate.iso] })
     }
 
-    func markUnmatched(rowID: Int64, at now: TimestampMicros) throws {
-        try sql.run("UPDATE bills SET status = ?, reason = 'UNKNOWN_CUSTOMER', updated_at = ? WHERE id = ?", [BillStatus.unmatched.rawValue, now, rowID])
-    }
-
-    func markPayable(rowID: Int64, reason: PendingReason, walletID: Int64?, billAccountID: Int64?, at now: TimestampMicros) throws {
-        try sql.run("UPDATE bills SET status = ?, reason = ?, wallet_id = ?, bill_account_id = ?, updated_at = ? WHERE id = ?",
-                    [BillStatus.payable.rawValue, reason.code, walletID, billAccountID, now, rowID])
+    /// Marks bills unmatched (no wallet holds the customer number), or payable with the
+    /// reason the resident is told, in a few multi-row statements.
+    func markNotPaid(unmatched: [Int64], payable: [(rowID: Int64, reason: PendingReason, walletID: Int64?, billAccountID: Int64?)], at now: TimestampMicros) throws {
+        try sql.runRows("UPDATE bills SET status = '\(BillStatus.unmatched.rawValue)', reason = 'UNKNOWN_CUSTOMER', updated_at = v.column2 FROM (VALUES",
+                        row: "(CAST(? AS BIGINT), CAST(? AS BIGINT))", ") AS v WHERE bills.id = v.column1", rows: unmatched.map { [$0, now] })
+        try sql.runRows("UPDATE bills SET status = '\(BillStatus.payable.rawValue)', reason = v.column2, wallet_id = v.column3, bill_account_id = v.column4, updated_at = v.column5 FROM (VALUES",
+                        row: "(CAST(? AS BIGINT), ?, CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT))", ") AS v WHERE bills.id = v.column1",
+                        rows: payable.map { [$0.rowID, $0.reason.code, $0.walletID, $0.billAccountID, now] })
     }
 
     func markCancelled(rowID: Int64, on day: ShanghaiCalendar.Date, at now: TimestampMicros) throws {

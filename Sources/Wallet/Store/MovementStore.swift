@@ -9,7 +9,8 @@ public struct MovementStore {
 
     public init(_ connection: any SQLConnection) { sql = connection }
 
-    struct NewMovement {
+    /// A movement to write (`WalletService.recordMovements`).
+    public struct NewMovement: Sendable {
         var walletID: Int64
         var kind: String
         var counterparty: String
@@ -23,22 +24,36 @@ public struct MovementStore {
         var at: TimestampMicros
     }
 
-    /// Writes a movement; a balance payment (or its refund) also moves the wallet's usage
+    /// Writes movements; a balance payment (or its refund) also moves the wallet's usage
     /// counters, its whole life's and its calendar year's, so that a class limit is one
-    /// indexed read however long the wallet's history.
-    func insert(_ movement: NewMovement) throws {
-        let date = ShanghaiCalendar.date(at: movement.at)
-        try sql.run("""
-                INSERT INTO wallet_movements (wallet_id, kind, counterparty, category, amount_fen, discount_fen, points, balance_payment, transaction_id, reference, created_at, month)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, [movement.walletID, movement.kind, movement.counterparty, movement.category, movement.amountFen, movement.discountFen, movement.points,
-                                         movement.balancePayment, movement.transactionID, movement.reference, movement.at, date.monthKey])
-        if movement.balancePayment && movement.amountFen != 0 {
-            try sql.run("""
-                INSERT INTO wallet_usage (wallet_id, period, balance_payments_fen) VALUES (?, ?, ?), (?, ?, ?)
-                ON CONFLICT (wallet_id, period) DO UPDATE SET balance_payments_fen = wallet_usage.balance_payments_fen + excluded.balance_payments_fen
-                """, [movement.walletID, Self.lifetime, -movement.amountFen, movement.walletID, date.year, -movement.amountFen])
+    /// indexed read however long the wallet's history. Many movements go in a few
+    /// multi-row statements, their counters summed by wallet and period first.
+    func insert(_ movements: [NewMovement]) throws {
+        guard !movements.isEmpty else { return }
+        var usage: [UsageKey: Int64] = [:]
+        var order: [UsageKey] = []
+        let rows: [[any SQLBindable]] = movements.map { movement in
+            let date = ShanghaiCalendar.date(at: movement.at)
+            if movement.balancePayment && movement.amountFen != 0 {
+                for period in [Self.lifetime, date.year] {
+                    let key = UsageKey(walletID: movement.walletID, period: period)
+                    if usage[key] == nil { order.append(key) }
+                    usage[key, default: 0] -= movement.amountFen
+                }
+            }
+            return [movement.walletID, movement.kind, movement.counterparty, movement.category, movement.amountFen, movement.discountFen, movement.points,
+                    movement.balancePayment, movement.transactionID, movement.reference, movement.at, date.monthKey]
         }
+        try sql.runRows("INSERT INTO wallet_movements (wallet_id, kind, counterparty, category, amount_fen, discount_fen, points, balance_payment, transaction_id, reference, created_at, month) VALUES",
+                        row: "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows: rows)
+        try sql.runRows("INSERT INTO wallet_usage (wallet_id, period, balance_payments_fen) VALUES", row: "(?, ?, ?)",
+                        "ON CONFLICT (wallet_id, period) DO UPDATE SET balance_payments_fen = wallet_usage.balance_payments_fen + excluded.balance_payments_fen",
+                        rows: order.map { [$0.walletID, $0.period, usage[$0]!] })
+    }
+
+    private struct UsageKey: Hashable {
+        var walletID: Int64
+        var period: Int
     }
 
     /// The usage period of a wallet's whole life (the others are calendar years).

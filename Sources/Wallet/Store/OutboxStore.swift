@@ -18,6 +18,23 @@ public struct OutboxStore {
         case dead
     }
 
+    /// A message to queue.
+    public struct NewMessage: Sendable {
+        var messageID: String
+        var walletID: Int64?
+        var kind: Outbox.Kind
+        var payload: String
+        var at: TimestampMicros
+    }
+
+    /// Queues messages in a few multi-row statements; one whose id was queued before (or
+    /// earlier in the list) is left out.
+    func enqueue(_ messages: [NewMessage]) throws {
+        try sql.runRows("INSERT INTO outbox (message_id, wallet_id, kind, urgent, payload, created_at, not_before) VALUES", row: "(?, ?, ?, ?, ?, ?, ?)",
+                        "ON CONFLICT (message_id) DO NOTHING",
+                        rows: messages.map { [$0.messageID, $0.walletID, $0.kind.rawValue, $0.kind == .securityAlert, $0.payload, $0.at, $0.at] })
+    }
+
     /// Queues a message unless one with its id was queued before; true when it was queued now.
     @discardableResult
     public func enqueue(messageID: String, walletID: Int64?, kind: Outbox.Kind, payload: String, at now: TimestampMicros) throws -> Bool {
