@@ -151,7 +151,7 @@ struct BillPayment {
         writes.paid.append((bill.rowID, BillStore.Paid(walletID: bill.wallet!.id, billAccountID: bill.billAccountID, transactionID: transactionID, paidFen: bill.dueFen,
                                                        discountFen: result.discountFen, points: result.points, via: via, businessDate: businessDate)))
         if let pipeline, let (context, result) = benefits[bill.rowID] {
-            try pipeline.record(paymentKey: bill.key.key, transactionID: transactionID, context: context, result: result, followers: followers, paidAt: now)
+            try pipeline.record(paymentKey: bill.key.key, transactionID: transactionID, context: context, result: result, followers: followers, paidAt: now, deferred: true)
         }
         wallets.recordMovement(into: &writes.wallet, walletID: bill.wallet!.id, kind: "bill", counterparty: billerName, category: category, amountFen: -netFen(bill), discountFen: result.discountFen, points: result.points, balancePayment: true, transactionID: transactionID, reference: bill.key.reference)
         if via == .autopay {
@@ -190,8 +190,8 @@ struct BillPayment {
     }
 }
 
-/// What a chunk of bill decisions leaves besides the ledger and the campaigns' rows: the
-/// bills' new states and the wallets' writes, gathered so that they go in a few multi-row
+/// What a chunk of bill decisions leaves besides the ledger: the bills' new states and the
+/// wallets' writes (and, through the pipeline, the campaigns' rows), gathered so that they go in a few multi-row
 /// statements when flushed, in the chunk's transaction.
 struct BillWrites {
     var paid: [(rowID: Int64, paid: BillStore.Paid)] = []
@@ -199,7 +199,8 @@ struct BillWrites {
     var payable: [(rowID: Int64, reason: PendingReason, walletID: Int64?, billAccountID: Int64?)] = []
     var wallet = PaymentWrites()
 
-    mutating func flush(_ db: any SQLConnection, wallets: WalletService, at now: TimestampMicros) throws {
+    mutating func flush(_ db: any SQLConnection, wallets: WalletService, campaigns: PaymentPipeline?, at now: TimestampMicros) throws {
+        try campaigns?.flush()
         let store = BillStore(db)
         try store.markPaid(paid, at: now)
         try store.markNotPaid(unmatched: unmatched, payable: payable, at: now)

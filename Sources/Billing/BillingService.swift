@@ -127,7 +127,7 @@ public struct BillingService: Sendable {
                     var writes = BillWrites()
                     try payment.recordPaid(into: &writes, db, bill, transactionID: transactionID, followers: results.dropFirst(), via: .manual, businessDate: businessDate, billerName: found.billerName, category: found.category)
                     wallets.monitorPayment(into: &writes.wallet, wallet: wallet, amountFen: bill.dueFen)
-                    try writes.flush(db, wallets: wallets, at: now)
+                    try writes.flush(db, wallets: wallets, campaigns: payment.pipeline, at: now)
                     return .success(try wallets.receipt(db, walletID: wallet.id, transactionID: transactionID))
                 case .refused(let refusal, _):
                     return .failure(refusal)

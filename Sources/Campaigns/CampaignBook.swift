@@ -18,6 +18,10 @@ public final class CampaignBook {
     /// transaction has the database to itself, with many a limited budget's rows are locked
     /// when first read.
     private var writtenBudget: [String: Int64] = [:]
+    /// Recorded payments not yet written (`record` with `deferred`, until `flush`).
+    private var pendingAllocations: [CampaignStore.NewAllocation] = []
+    private var pendingExplanations: [CampaignStore.NewExplanation] = []
+    private var pendingResults: [(PaymentContext, CampaignResult)] = []
     /// Whether any campaign looks at the payment being the wallet's first to its payee.
     public let needsFirstPayment: Bool
 
@@ -165,26 +169,40 @@ public final class CampaignBook {
 
     /// Writes a made payment's allocations, budget use and explanation. Points stay pending
     /// for the campaign's days from `paidAt` (the moment the money moved: the refund window),
-    /// which is the campaign clock `context.at` unless given.
-    public func record(paymentKey: String, transactionID: TransactionID, context: PaymentContext, result: CampaignResult, pointsHolds: [String: TransactionID], paidAt: TimestampMicros? = nil) throws {
+    /// which is the campaign clock `context.at` unless given. With `deferred`, they wait for
+    /// `flush` (a chunk's payments write theirs together); until then they stay in flight,
+    /// counted by budgets and caps as before.
+    public func record(paymentKey: String, transactionID: TransactionID, context: PaymentContext, result: CampaignResult, pointsHolds: [String: TransactionID], paidAt: TimestampMicros? = nil, deferred: Bool = false) throws {
         let keys = Self.periodKeys(context.at)
-        let store = CampaignStore(db)
         for allocation in result.allocations {
             let vestAt = (paidAt ?? context.at) + Int64(allocation.pendingDays) * ShanghaiCalendar.dayMicros
-            try store.insert(CampaignStore.NewAllocation(
+            pendingAllocations.append(CampaignStore.NewAllocation(
                 paymentKey: paymentKey, transactionID: transactionID, campaignID: allocation.campaignID, version: allocation.version, sponsor: allocation.sponsor,
                 walletID: context.walletID, billAccountID: context.billAccountID, discountFen: allocation.discountFen, points: allocation.points,
                 pointsHoldID: pointsHolds[allocation.campaignID], vestAt: allocation.points > 0 ? vestAt : nil,
                 expiresAt: allocation.points > 0 ? Self.addMonths(vestAt, allocation.expiryMonths) : nil, at: context.at, day: keys.day, week: keys.week, month: keys.month))
-            if allocation.discountFen > 0 {
-                writtenBudget[allocation.campaignID]? += allocation.discountFen
-                writtenBudget[allocation.campaignID + "|" + keys.day]? += allocation.discountFen
-            }
         }
-        // Written now: the database counts them from here on.
-        track(context, result, sign: -1)
-        try store.saveExplanation(paymentKey: paymentKey, transactionID: transactionID, context: Self.json(context, firstPaymentConsulted: needsFirstPayment),
-                                  explanation: "[" + result.explanations.map(Self.json).joined(separator: ",") + "]", at: context.at)
+        pendingExplanations.append(CampaignStore.NewExplanation(paymentKey: paymentKey, transactionID: transactionID, context: Self.json(context, firstPaymentConsulted: needsFirstPayment),
+                                                                explanation: "[" + result.explanations.map(Self.json).joined(separator: ",") + "]", at: context.at))
+        pendingResults.append((context, result))
+        if !deferred { try flush() }
+    }
+
+    /// Writes the recorded payments' allocations, cap counters, budget use and explanations
+    /// in a few multi-row statements; from then on the database counts them.
+    public func flush() throws {
+        guard !pendingExplanations.isEmpty else { return }
+        let store = CampaignStore(db)
+        try store.insert(pendingAllocations)
+        try store.saveExplanations(pendingExplanations)
+        for allocation in pendingAllocations where allocation.discountFen > 0 {
+            writtenBudget[allocation.campaignID]? += allocation.discountFen
+            writtenBudget[allocation.campaignID + "|" + allocation.day]? += allocation.discountFen
+        }
+        for (context, result) in pendingResults { track(context, result, sign: -1) }
+        pendingAllocations = []
+        pendingExplanations = []
+        pendingResults = []
     }
 
     /// The payment's context as stored for `campaign explain` (snake_case keys, sorted);

@@ -69,9 +69,15 @@ public final class PaymentPipeline {
         return holds
     }
 
-    /// Record: the allocations, budget use and explanation of a committed payment.
-    public func record(paymentKey: String, transactionID: TransactionID, context: PaymentContext, result: CampaignResult, followers: ArraySlice<PostingResult>, paidAt: TimestampMicros? = nil) throws {
+    /// Record: the allocations, budget use and explanation of a committed payment; with
+    /// `deferred`, written by `flush` with the others recorded meanwhile.
+    public func record(paymentKey: String, transactionID: TransactionID, context: PaymentContext, result: CampaignResult, followers: ArraySlice<PostingResult>, paidAt: TimestampMicros? = nil, deferred: Bool = false) throws {
         try book.record(paymentKey: paymentKey, transactionID: transactionID, context: context, result: result,
-                         pointsHolds: Self.pointsHolds(result, followers: followers), paidAt: paidAt)
+                         pointsHolds: Self.pointsHolds(result, followers: followers), paidAt: paidAt, deferred: deferred)
+    }
+
+    /// Writes what was recorded with `deferred`.
+    public func flush() throws {
+        try book.flush()
     }
 }

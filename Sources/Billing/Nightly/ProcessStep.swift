@@ -75,7 +75,7 @@ struct ProcessStep: TypedJobStep {
             }
         }
         // The chunk's outcomes in a few multi-row statements.
-        try writes.flush(db, wallets: config.wallets, at: now)
+        try writes.flush(db, wallets: config.wallets, campaigns: payment.pipeline, at: now)
         return (Checkpoint(lastID: staged.last?.rowID ?? checkpoint.lastID), counts)
     }
 }

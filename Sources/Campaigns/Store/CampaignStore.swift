@@ -276,45 +276,87 @@ public struct CampaignStore {
         var month: String
     }
 
-    /// Writes an allocation (its points pending when it gives any) and adds its discount to
-    /// the campaign's budget, in all and for its day.
-    func insert(_ allocation: NewAllocation) throws {
-        try sql.execute("""
+    /// Writes allocations (their points pending when they give any), adds them to their cap
+    /// counters (every period, for the wallet and any bill account) and their discounts to
+    /// their campaigns' budgets, in all and for their days: a few multi-row statements,
+    /// the counters and budgets summed by key first (an upsert may touch a row once).
+    func insert(_ allocations: [NewAllocation]) throws {
+        guard !allocations.isEmpty else { return }
+        try sql.runRows("""
             INSERT INTO campaign_allocations (payment_key, transaction_id, campaign_id, version, sponsor, wallet_id, bill_account_id, discount_fen, points,
-                points_hold_id, vest_at, expires_at, points_status, points_remaining, at, day, week, month)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """, allocation.paymentKey, allocation.transactionID, allocation.campaignID, allocation.version, allocation.sponsor, allocation.walletID,
-                        allocation.billAccountID, allocation.discountFen, allocation.points, allocation.pointsHoldID, allocation.vestAt, allocation.expiresAt,
-                        allocation.points > 0 ? "pending" : nil, allocation.points, allocation.at, allocation.day, allocation.week, allocation.month)
-        var rows: [String] = []
-        var binds: [any SQLBindable] = []
-        for (scope, id) in [("wallet", allocation.walletID), ("bill_account", allocation.billAccountID)] {
-            guard let id else { continue }
-            for (period, key) in [("day", allocation.day), ("week", allocation.week), ("month", allocation.month), ("campaign", "*")] {
-                rows.append("(?, ?, ?, ?, ?, 1, ?)")
-                binds += [allocation.campaignID, scope, id, period, key, allocation.discountFen] as [any SQLBindable]
+                points_hold_id, vest_at, expires_at, points_status, points_remaining, at, day, week, month) VALUES
+            """, row: "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows: allocations.map { allocation in
+                [allocation.paymentKey, allocation.transactionID, allocation.campaignID, allocation.version, allocation.sponsor, allocation.walletID,
+                 allocation.billAccountID, allocation.discountFen, allocation.points, allocation.pointsHoldID, allocation.vestAt, allocation.expiresAt,
+                 allocation.points > 0 ? "pending" : nil, allocation.points, allocation.at, allocation.day, allocation.week, allocation.month]
+            })
+        var caps = Sums<CapKey>()
+        var budgets = Sums<String>()
+        var days = Sums<DayKey>()
+        for allocation in allocations {
+            for (scope, id) in [("wallet", allocation.walletID), ("bill_account", allocation.billAccountID)] {
+                guard let id else { continue }
+                for (period, key) in [("day", allocation.day), ("week", allocation.week), ("month", allocation.month), ("campaign", "*")] {
+                    caps.add(CapKey(campaignID: allocation.campaignID, scope: scope, scopeID: id, period: period, key: key), uses: 1, fen: allocation.discountFen)
+                }
+            }
+            if allocation.discountFen > 0 {
+                budgets.add(allocation.campaignID, uses: 0, fen: allocation.discountFen)
+                days.add(DayKey(campaignID: allocation.campaignID, day: allocation.day), uses: 0, fen: allocation.discountFen)
             }
         }
-        if !rows.isEmpty {
-            try sql.run("""
-                INSERT INTO campaign_cap_use (campaign_id, scope, scope_id, period, period_key, uses, discount_fen) VALUES \(rows.joined(separator: ", "))
-                ON CONFLICT (campaign_id, scope, scope_id, period, period_key) DO UPDATE SET uses = campaign_cap_use.uses + 1, discount_fen = campaign_cap_use.discount_fen + excluded.discount_fen
-                """, binds)
-        }
-        if allocation.discountFen > 0 {
-            try sql.execute("INSERT INTO campaign_budgets (campaign_id, spent_fen) VALUES (?, ?) ON CONFLICT (campaign_id) DO UPDATE SET spent_fen = campaign_budgets.spent_fen + excluded.spent_fen",
-                            allocation.campaignID, allocation.discountFen)
-            try sql.execute("INSERT INTO campaign_budget_days (campaign_id, day, spent_fen) VALUES (?, ?, ?) ON CONFLICT (campaign_id, day) DO UPDATE SET spent_fen = campaign_budget_days.spent_fen + excluded.spent_fen",
-                            allocation.campaignID, allocation.day, allocation.discountFen)
+        try sql.runRows("INSERT INTO campaign_cap_use (campaign_id, scope, scope_id, period, period_key, uses, discount_fen) VALUES", row: "(?, ?, ?, ?, ?, ?, ?)", """
+            ON CONFLICT (campaign_id, scope, scope_id, period, period_key) DO UPDATE SET uses = campaign_cap_use.uses + excluded.uses, discount_fen = campaign_cap_use.discount_fen + excluded.discount_fen
+            """, rows: caps.order.map { key in [key.campaignID, key.scope, key.scopeID, key.period, key.key, caps.sums[key]!.uses, caps.sums[key]!.fen] })
+        try sql.runRows("INSERT INTO campaign_budgets (campaign_id, spent_fen) VALUES", row: "(?, ?)",
+                        "ON CONFLICT (campaign_id) DO UPDATE SET spent_fen = campaign_budgets.spent_fen + excluded.spent_fen",
+                        rows: budgets.order.map { [$0, budgets.sums[$0]!.fen] })
+        try sql.runRows("INSERT INTO campaign_budget_days (campaign_id, day, spent_fen) VALUES", row: "(?, ?, ?)",
+                        "ON CONFLICT (campaign_id, day) DO UPDATE SET spent_fen = campaign_budget_days.spent_fen + excluded.spent_fen",
+                        rows: days.order.map { [$0.campaignID, $0.day, days.sums[$0]!.fen] })
+    }
+
+    private struct CapKey: Hashable {
+        var campaignID: String
+        var scope: String
+        var scopeID: Int64
+        var period: String
+        var key: String
+    }
+
+    private struct DayKey: Hashable {
+        var campaignID: String
+        var day: String
+    }
+
+    /// Uses and fen summed by key, keys in the order first seen.
+    private struct Sums<Key: Hashable> {
+        var sums: [Key: (uses: Int, fen: Int64)] = [:]
+        var order: [Key] = []
+        mutating func add(_ key: Key, uses: Int, fen: Int64) {
+            if sums[key] == nil { order.append(key); sums[key] = (0, 0) }
+            sums[key]!.uses += uses
+            sums[key]!.fen += fen
         }
     }
 
-    /// Stores (or replaces) what the campaigns said of a payment.
-    func saveExplanation(paymentKey: String, transactionID: TransactionID, context: String, explanation: String, at: TimestampMicros) throws {
-        try sql.execute("""
-            INSERT INTO campaign_explanations (payment_key, transaction_id, context, explanation, at) VALUES (?, ?, ?, ?, ?)
+    /// What the campaigns said of a payment, for `campaign explain`.
+    struct NewExplanation {
+        var paymentKey: String
+        var transactionID: TransactionID
+        var context: String
+        var explanation: String
+        var at: TimestampMicros
+    }
+
+    /// Stores (or replaces) what the campaigns said of payments; of two for one payment in
+    /// the list, the later stands.
+    func saveExplanations(_ explanations: [NewExplanation]) throws {
+        var last: [String: Int] = [:]
+        for (index, explanation) in explanations.enumerated() { last[explanation.paymentKey] = index }
+        try sql.runRows("INSERT INTO campaign_explanations (payment_key, transaction_id, context, explanation, at) VALUES", row: "(?, ?, ?, ?, ?)", """
             ON CONFLICT (payment_key) DO UPDATE SET transaction_id = excluded.transaction_id, context = excluded.context, explanation = excluded.explanation, at = excluded.at
-            """, paymentKey, transactionID, context, explanation, at)
+            """, rows: explanations.enumerated().filter { last[$0.element.paymentKey] == $0.offset }.map { [$0.element.paymentKey, $0.element.transactionID, $0.element.context, $0.element.explanation, $0.element.at] })
     }
 
     /// Gives an allocation's discount back to its campaign's budget, in all and for its day.
