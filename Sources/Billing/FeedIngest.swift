@@ -41,14 +41,24 @@ public enum FeedIngest {
             throw FeedError(.tooLarge, "the feed is \(bytes) bytes, over the limit of \(biller.feedBytesMax)")
         }
         let store = BillStore(db)
-        let stager = try store.stager()
+        let stager = store.stager(at: now)
         var feedID = ""
         var seq = 0
-        var staged = 0
         var faults = 0
-        func fault(_ kind: String, _ billID: String, _ outcome: String, _ reason: String) throws {
+        func fault(_ seq: Int, _ kind: String, _ billID: String, _ outcome: String, _ reason: String) throws {
             faults += 1
             try stager.record(feedKey: feedID, seq: seq, kind: kind, billID: billID, outcome: outcome, reason: reason)
+        }
+        // A bill whose id was staged before: repeated inside this feed, sent again by an
+        // earlier feed unchanged, or changed (refused: a corrected bill needs a new id).
+        func collided(_ bill: BillStore.Stager.Staged, _ existing: BillStore.Stager.Existing) throws {
+            if existing.feedKey == feedID {
+                try fault(bill.seq, "bill", bill.billID, "duplicate_in_feed", "DUPLICATE_IN_FEED")
+            } else if existing.dueFen == bill.dueFen && existing.customerNo == bill.customerNo {
+                try fault(bill.seq, "bill", bill.billID, "seen_again", "SEEN_AGAIN")
+            } else {
+                try fault(bill.seq, "bill", bill.billID, "rejected", "AMOUNT_CHANGED")
+            }
         }
         do {
             let summary = try reader.read(
@@ -65,34 +75,23 @@ public enum FeedIngest {
                 onBill: { bill in
                     seq += 1
                     guard biller.validCustomerNo(bill.customerNo) else {
-                        return try fault("bill", bill.billID, "rejected", "INVALID_CUSTOMER_NO")
+                        return try fault(seq, "bill", bill.billID, "rejected", "INVALID_CUSTOMER_NO")
                     }
                     guard bill.amountFen >= 1 else {
-                        return try fault("bill", bill.billID, "rejected", "AMOUNT_TOO_SMALL")
+                        return try fault(seq, "bill", bill.billID, "rejected", "AMOUNT_TOO_SMALL")
                     }
-                    let isNew = try stager.stage(BillStore.Stager.Staged(
+                    try stager.stage(BillStore.Stager.Staged(
                         biller: biller.code, billID: bill.billID, feedKey: feedID, seq: seq, businessDate: date.iso, customerNo: bill.customerNo, customerName: bill.customerName,
                         district: bill.district, period: bill.period, usage: bill.usage, usageUnit: bill.usageUnit, amountFen: bill.amountFen, lateFeeFen: bill.lateFeeFen,
-                        dueFen: bill.dueFen, issueDate: bill.issueDate, dueDate: bill.dueDate), at: now)
-                    if isNew {
-                        staged += 1
-                        return
-                    }
-                    guard let existing = try stager.existing(PaymentKey(biller: biller.code, billID: bill.billID)) else { return }
-                    if existing.feedKey == feedID {
-                        try fault("bill", bill.billID, "duplicate_in_feed", "DUPLICATE_IN_FEED")
-                    } else if existing.dueFen == bill.dueFen && existing.customerNo == bill.customerNo {
-                        try fault("bill", bill.billID, "seen_again", "SEEN_AGAIN")
-                    } else {
-                        try fault("bill", bill.billID, "rejected", "AMOUNT_CHANGED")
-                    }
+                        dueFen: bill.dueFen, issueDate: bill.issueDate, dueDate: bill.dueDate), collided: collided)
                 },
                 onCancel: { cancel in
                     seq += 1
                     try stager.cancel(feedKey: feedID, seq: seq, key: PaymentKey(biller: biller.code, billID: cancel.billID), reason: String(cancel.reason.prefix(140)), businessDate: date.iso)
                 })
+            try stager.flush(collided: collided)
             try store.setFeedCounts(feedID, bills: summary.bills, cancels: summary.cancels)
-            return .staged(feedID: summary.header.feedID, bills: staged, cancels: summary.cancels, recordFaults: faults)
+            return .staged(feedID: summary.header.feedID, bills: stager.staged, cancels: summary.cancels, recordFaults: faults)
         } catch let replay as ReplayStop {
             return .replay(feedID: replay.feedID)
         }

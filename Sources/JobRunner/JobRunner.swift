@@ -15,6 +15,8 @@ public struct ExecutionReport: Sendable, Codable {
         public var chunks: Int
         /// Resumed from a checkpoint of an earlier execution.
         public var resumed: Bool
+        /// Time this execution spent on the step (0 when an earlier one completed it).
+        public var seconds: Double = 0
     }
 
     public var job: String
@@ -168,6 +170,7 @@ public final class JobRunner: Sendable {
 
         for step in implementation.steps {
             var running: Running
+            let stepBegan = DispatchTime.now().uptimeNanoseconds
             do {
                 running = try prepare(step, context: context, instanceID: instanceID, executionID: executionID, force: force)
             } catch {
@@ -183,7 +186,7 @@ public final class JobRunner: Sendable {
             while running.state.status != "completed" {
                 if stop.requested {
                     progress.end(done: running.state.read)
-                    reports.append(report(step.name, running))
+                    reports.append(report(step.name, running, since: stepBegan))
                     return try finish("stopped", "stop requested; restart resumes at chunk \(running.state.chunks + 1) of step \(step.name)")
                 }
                 do {
@@ -198,7 +201,7 @@ public final class JobRunner: Sendable {
                     throw abort
                 } catch {
                     progress.end(done: running.state.read)
-                    reports.append(report(step.name, running))
+                    reports.append(report(step.name, running, since: stepBegan))
                     // Work interrupted by the stop request (a download cut short) is a stop.
                     if stop.requested {
                         return try finish("stopped", "stop requested; restart resumes at chunk \(running.state.chunks + 1) of step \(step.name)")
@@ -208,13 +211,14 @@ public final class JobRunner: Sendable {
                 progress.update(done: running.state.read)
             }
             progress.end(done: running.state.read)
-            reports.append(report(step.name, running))
+            reports.append(report(step.name, running, since: stepBegan))
         }
         return try finish("completed", nil)
     }
 
-    private func report(_ name: String, _ running: Running) -> ExecutionReport.Step {
-        ExecutionReport.Step(name: name, status: running.state.status, read: running.state.read, written: running.state.written, skipped: running.state.skipped, failed: running.state.failed, chunks: running.state.chunks, resumed: running.resumed)
+    private func report(_ name: String, _ running: Running, since began: UInt64? = nil) -> ExecutionReport.Step {
+        let seconds = began.map { Double(DispatchTime.now().uptimeNanoseconds - $0) / 1e9 } ?? 0
+        return ExecutionReport.Step(name: name, status: running.state.status, read: running.state.read, written: running.state.written, skipped: running.state.skipped, failed: running.state.failed, chunks: running.state.chunks, resumed: running.resumed, seconds: seconds)
     }
 
     private func previousExecution(instanceID: Int64, before executionID: Int64) -> Int64? {

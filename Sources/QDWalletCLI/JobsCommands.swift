@@ -273,7 +273,7 @@ struct JobReportDocument: Encodable {
     var text: String {
         var lines = ["\(report.job): \(report.status)" + (report.executionId > 0 ? " (execution \(report.executionId), \(String(format: "%.1f", report.durationSeconds)) s)" : "")]
         for step in report.steps {
-            lines.append("  \(step.name): \(step.status)  read \(step.read) written \(step.written) skipped \(step.skipped) failed \(step.failed)  chunks \(step.chunks)\(step.resumed ? "  [resumed]" : "")")
+            lines.append("  \(step.name): \(step.status)  read \(step.read) written \(step.written) skipped \(step.skipped) failed \(step.failed)  chunks \(step.chunks)  \(String(format: "%.1f", step.seconds)) s\(step.resumed ? "  [resumed]" : "")")
         }
         if let message = report.message { lines.append("  \(message)") }
         return lines.joined(separator: "\n")

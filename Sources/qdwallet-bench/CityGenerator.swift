@@ -20,6 +20,10 @@ struct CityGenerator {
     var date = ShanghaiCalendar.Date(year: 2026, month: 11, day: 27)
     /// A PostgreSQL database (an empty one) instead of a SQLite file in `directory`.
     var postgresURL: String?
+    /// Percent of the bills for customers unknown to the wallet (left unmatched).
+    var unmatchedPercent = 10
+    /// Whether the city runs its threshold-and-points campaign.
+    var campaigns = true
 
     static let billers: [(code: String, digits: Int, share: Int, unit: String, prefix: String)] = [
         ("QD-WATER", 10, 40, "m3", "W"), ("QD-POWER", 10, 35, "kWh", "P"), ("QD-GAS", 10, 25, "m3", "G"),
@@ -80,6 +84,7 @@ struct CityGenerator {
             [parameters]
             date = "{yesterday}"
             """.write(toFile: jobsDirectory + "/nightly-billing.job.toml", atomically: true, encoding: .utf8)
+        guard campaigns else { return }
         try """
             id = "city-winter"
             version = 1
@@ -107,7 +112,8 @@ struct CityGenerator {
             """.write(toFile: jobsDirectory + "/campaigns/city-winter.toml", atomically: true, encoding: .utf8)
     }
 
-    /// One feed per biller, bills spread over the wallets' accounts, 10% unknown customers.
+    /// One feed per biller, bills spread over the wallets' accounts, a share (10% unless told)
+    /// for customers unknown to the wallet.
     func writeFeeds() throws {
         var random = Random(state: seed)
         for biller in Self.billers {
@@ -117,7 +123,7 @@ struct CityGenerator {
             var lates = [Int64](repeating: 0, count: count)
             var total: Int64 = 0
             for i in 0..<count {
-                customers[i] = random.below(10) == 0 ? wallets + random.below(max(1, wallets)) : random.below(max(1, wallets))
+                customers[i] = random.below(100) < unmatchedPercent ? wallets + random.below(max(1, wallets)) : random.below(max(1, wallets))
                 amounts[i] = Int64(1_000 + random.below(29_000))
                 lates[i] = random.below(20) == 0 ? Int64(random.below(500)) : 0
                 total += amounts[i] + lates[i]

@@ -14,6 +14,10 @@ struct NightlyBenchmark {
     var generateOnly = false
     /// The city's database on a PostgreSQL server (an empty database) instead of SQLite.
     var postgresURL: String?
+    /// Percent of the bills for customers unknown to the wallet.
+    var unmatchedPercent = 10
+    /// Whether the city's campaign runs.
+    var campaigns = true
 
     struct Report {
         var bills: Int
@@ -25,6 +29,12 @@ struct NightlyBenchmark {
         var nightlySeconds: Double
         var nightlyPeakMB: Int
         var nightlyStatus: Int32
+        /// The run's steps and the seconds each took, from its report.
+        var steps: [(name: String, seconds: Double)] = []
+
+        var stepsText: String {
+            steps.map { "\($0.name) \(String(format: "%.2f", $0.seconds)) s" }.joined(separator: ", ")
+        }
 
         var text: String {
             let ratio = xmllintSeconds.map { String(format: "%.2f", readerSeconds / $0) } ?? "n/a (xmllint not installed)"
@@ -33,12 +43,13 @@ struct NightlyBenchmark {
                   xmllint --stream --schema      \(xmllintSeconds.map { String(format: "%.2f s", $0) } ?? "n/a")
                   feed reader (parse+validate)   \(String(format: "%.2f s", readerSeconds))   ratio to xmllint \(ratio)
                   whole nightly run              \(String(format: "%.2f s", nightlySeconds))   \(Int(Double(bills) / nightlySeconds)) bills/s   exit \(nightlyStatus)
+                  steps                          \(stepsText)
                   nightly peak resident          \(nightlyPeakMB) MB
                 """
         }
 
         var json: String {
-            "{\"bills\":\(bills),\"wallets\":\(wallets),\"xmllint_s\":\(xmllintSeconds.map { String(format: "%.3f", $0) } ?? "null"),\"reader_s\":\(String(format: "%.3f", readerSeconds)),\"nightly_s\":\(String(format: "%.3f", nightlySeconds)),\"bills_per_s\":\(Int(Double(bills) / nightlySeconds)),\"peak_mb\":\(nightlyPeakMB),\"exit\":\(nightlyStatus)}"
+            "{\"bills\":\(bills),\"wallets\":\(wallets),\"xmllint_s\":\(xmllintSeconds.map { String(format: "%.3f", $0) } ?? "null"),\"reader_s\":\(String(format: "%.3f", readerSeconds)),\"nightly_s\":\(String(format: "%.3f", nightlySeconds)),\"bills_per_s\":\(Int(Double(bills) / nightlySeconds)),\"peak_mb\":\(nightlyPeakMB),\"exit\":\(nightlyStatus),\"steps\":{\(steps.map { "\"\($0.name)\":\(String(format: "%.3f", $0.seconds))" }.joined(separator: ","))}}"
         }
     }
 
@@ -53,7 +64,7 @@ struct NightlyBenchmark {
         try? FileManager.default.removeItem(atPath: directory)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { if keep == nil { try? FileManager.default.removeItem(atPath: directory) } }
-        let city = CityGenerator(wallets: wallets, bills: bills, directory: directory, postgresURL: postgresURL)
+        let city = CityGenerator(wallets: wallets, bills: bills, directory: directory, postgresURL: postgresURL, unmatchedPercent: unmatchedPercent, campaigns: campaigns)
         let generate = try Self.seconds { try city.generate() }
         if generateOnly {
             print("city written to \(directory) in \(String(format: "%.1f", generate)) s; run it with:")
@@ -87,21 +98,32 @@ struct NightlyBenchmark {
         environment["QDWALLET_LOG_LEVEL"] = "warning"
         var status: Int32 = 0
         var peak = 0
+        // The run's report (JSON) goes to a file, for the seconds of its steps.
+        let output = directory + "/nightly-report.json"
         let nightly = try Self.seconds {
-            let arguments = ["jobs", "run", "nightly-billing", "--date", city.date.iso, "--db", city.databasePath, "--jobs-dir", city.jobsDirectory]
+            let arguments = ["jobs", "run", "nightly-billing", "--date", city.date.iso, "--db", city.databasePath, "--jobs-dir", city.jobsDirectory, "--json"]
             if postgresURL == nil {
-                (status, peak) = try Self.runProcess(executable, arguments, environment: environment)
+                (status, peak) = try Self.runProcess(executable, arguments, environment: environment, output: output)
             } else {
                 // A server has no folder: the run's feeds and reports go beside the city's files
                 // (its working folder), not into the current one.
-                (status, peak) = try Self.runProcess("/bin/sh", ["-c", "cd \"$0\" && exec \"$@\"", directory, executable] + arguments, environment: environment)
+                (status, peak) = try Self.runProcess("/bin/sh", ["-c", "cd \"$0\" && exec \"$@\"", directory, executable] + arguments, environment: environment, output: output)
             }
         }
-        return Report(bills: bills, wallets: wallets, feedBytes: bytes, generateSeconds: generate, xmllintSeconds: xmllint, readerSeconds: reader, nightlySeconds: nightly, nightlyPeakMB: peak, nightlyStatus: status)
+        var report = Report(bills: bills, wallets: wallets, feedBytes: bytes, generateSeconds: generate, xmllintSeconds: xmllint, readerSeconds: reader, nightlySeconds: nightly, nightlyPeakMB: peak, nightlyStatus: status)
+        if let data = FileManager.default.contents(atPath: output),
+           let document = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+           let steps = document["steps"] as? [[String: Any]] {
+            report.steps = steps.compactMap { step in
+                guard let name = step["name"] as? String, let seconds = step["seconds"] as? Double else { return nil }
+                return (name, seconds)
+            }
+        }
+        return report
     }
 
     /// Runs a child to completion; returns its exit status and its peak resident memory (MB).
-    static func runProcess(_ path: String, _ arguments: [String], environment: [String: String]) throws -> (status: Int32, peakMB: Int) {
+    static func runProcess(_ path: String, _ arguments: [String], environment: [String: String], output: String = "/dev/null") throws -> (status: Int32, peakMB: Int) {
         var pid: pid_t = 0
         let argv = ([path] + arguments).map { strdup($0) } + [nil]
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
@@ -111,7 +133,7 @@ struct NightlyBenchmark {
         }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         defer { posix_spawn_file_actions_destroy(&actions) }
         guard posix_spawn(&pid, path, &actions, nil, argv, envp) == 0 else {
             throw FeedError(.io, "cannot start \(path)")

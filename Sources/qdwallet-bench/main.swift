@@ -14,7 +14,8 @@
 // `paybill` fills a ledger with N entries, then times S pay-bills (password hashing excluded,
 // and timed on its own), reporting p50 and p99.
 //
-//     swift run -c release qdwallet-bench nightly [--bills N] [--wallets N] [--schema-dir DIR] [--keep DIR [--generate-only]]
+//     swift run -c release qdwallet-bench nightly [--bills N] [--wallets N] [--unmatched-percent P] [--no-campaigns]
+//         [--schema-dir DIR] [--keep DIR [--generate-only]] [--db postgres://...]
 //
 // `nightly` generates a synthetic city (wallets, linked accounts, a campaign, three feeds of
 // N bills in all), then measures, in the same run: xmllint --stream --schema over the feeds
@@ -22,6 +23,9 @@
 // (`qdwallet jobs run nightly-billing`, a child process: fetch from file URLs, validate, parse,
 // stage, match, campaigns, post, outbox, payment reports) with its peak resident memory.
 // `--keep DIR --generate-only` writes the city into DIR and stops, for profiling the run.
+// The distribution: `--wallets` sets bills per wallet (200,000 bills over 50 wallets is a
+// property manager's night), `--unmatched-percent` the share of bills for customers unknown
+// to the wallet (10 unless told), `--no-campaigns` leaves the city's campaign out.
 //
 //     swift run -c release qdwallet-bench payers --db postgres://... [--payers 1,4,16] [--payments N]
 //
@@ -41,7 +45,8 @@ func option(_ name: String, _ fallback: Int) -> Int {
 }
 let usage = """
     usage: qdwallet-bench ledger [--transfers N] [--batch N] [--wallets N] [--rounds N] [--db postgres://... [--check]] [--json]
-           qdwallet-bench nightly [--bills N] [--wallets N] [--schema-dir DIR] [--keep DIR [--generate-only]] [--db postgres://... (an empty database)] [--json]
+           qdwallet-bench nightly [--bills N] [--wallets N] [--unmatched-percent 0-100] [--no-campaigns] [--schema-dir DIR]
+                                  [--keep DIR [--generate-only]] [--db postgres://... (an empty database)] [--json]
            qdwallet-bench paybill [--entries N] [--samples N]
            qdwallet-bench payers --db postgres://... [--payers 1,4,16] [--payments N] [--compare-one-writer]
 
@@ -100,8 +105,17 @@ if suite == "nightly" {
         FileHandle.standardError.write(Data("qdwallet-bench: --generate-only needs --keep DIR\n".utf8))
         exit(2)
     }
+    var unmatched = 10
+    if let given = text("--unmatched-percent") {
+        guard let value = Int(given), (0...100).contains(value) else {
+            FileHandle.standardError.write(Data("qdwallet-bench: --unmatched-percent takes a whole number from 0 to 100\n".utf8))
+            exit(2)
+        }
+        unmatched = value
+    }
     do {
-        let report = try NightlyBenchmark(bills: bills, wallets: option("--wallets", max(1_000, bills / 3)), schemaDirectory: text("--schema-dir") ?? "SampleFeeds/schema", keep: text("--keep"), generateOnly: arguments.contains("--generate-only"), postgresURL: text("--db")).run()
+        let report = try NightlyBenchmark(bills: bills, wallets: option("--wallets", max(1_000, bills / 3)), schemaDirectory: text("--schema-dir") ?? "SampleFeeds/schema", keep: text("--keep"), generateOnly: arguments.contains("--generate-only"), postgresURL: text("--db"),
+                                          unmatchedPercent: unmatched, campaigns: !arguments.contains("--no-campaigns")).run()
         if arguments.contains("--generate-only") { exit(0) }
         print(arguments.contains("--json") ? report.json : report.text)
         if report.nightlyStatus != 0 {

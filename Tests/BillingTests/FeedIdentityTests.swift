@@ -62,4 +62,62 @@ import Testing
         #expect(gasLine.error?.contains("F-1") == true)
         #expect(try world.bill("QD-GAS", "G-2") == nil)
     }
+
+    /// A feed of `biller` with the given bills (id, amount), all for one customer.
+    static func feed(_ directory: URL, biller: String, feedID: String, customer: String, bills: [(id: String, fen: Int64)]) throws -> String {
+        func yuan(_ fen: Int64) -> String { "\(fen / 100).\(String(format: "%02d", fen % 100))" }
+        var xml = """
+            <?xml version="1.0" encoding="UTF-8"?>
+            <BillFeed xmlns="urn:qdwallet:billfeed:1"><Header><FeedId>\(feedID)</FeedId><BillerCode>\(biller)</BillerCode><CreatedAt>2026-11-27T22:00:00+08:00</CreatedAt><BusinessDate>2026-11-27</BusinessDate><NbOfBills>\(bills.count)</NbOfBills><CtrlSum Ccy="CNY">\(yuan(bills.reduce(0) { $0 + $1.fen }))</CtrlSum></Header>
+
+            """
+        for bill in bills {
+            xml += "<Bill><BillId>\(bill.id)</BillId><CustomerNo>\(customer)</CustomerNo><CustomerName>张*</CustomerName><District>市南区</District><Period>2026-11</Period><Usage Unit=\"m3\">1.0</Usage><Amount Ccy=\"CNY\">\(yuan(bill.fen))</Amount><LateFee Ccy=\"CNY\">0.00</LateFee><IssueDate>2026-11-27</IssueDate><DueDate>2026-12-20</DueDate></Bill>\n"
+        }
+        xml += "</BillFeed>\n"
+        let path = directory.appendingPathComponent("\(biller)-\(feedID).xml").path
+        try xml.write(toFile: path, atomically: true, encoding: .utf8)
+        return "file://" + path
+    }
+
+    /// Bills are staged 256 to a statement; a repeated bill id is found wherever it falls:
+    /// in the same group as the first, in a later group, or in a later feed (bill-feed.md:
+    /// a bill id is unique per biller; a repeat with the same content is ignored, with other
+    /// content refused). Each record that was not staged is recorded once, under its own
+    /// sequence number, and the first occurrence is the one staged.
+    @Test func repeatedBillIDsAreFoundAcrossTheStagingGroups() throws {
+        let world = try BillingWorld()
+        try world.populate()
+        // An unknown customer: the bills stay unmatched, nothing is paid.
+        let customer = "1199999999"
+        var first = (1...600).map { (id: "W-\($0)", fen: Int64(1_000 + $0)) }
+        first[299] = (id: "W-299", fen: 1_299)          // seq 300 repeats seq 299 (same group)
+        first[499] = (id: "W-10", fen: 1_010)           // seq 500 repeats seq 10 (an earlier group)
+        first[519] = (id: "W-11", fen: 9_999)           // seq 520 repeats seq 11 with another amount
+        let one = try Self.feed(world.directory, biller: "QD-WATER", feedID: "F-1", customer: customer, bills: first)
+        let report = try world.run("2026-11-27", feeds: ["QD-WATER": one])
+        #expect(report.status == "completed")
+        #expect(try world.count("SELECT count(*) FROM bills WHERE biller = 'QD-WATER'") == 597)
+        let records = try world.rows("SELECT seq, bill_id, outcome, reason FROM feed_records ORDER BY seq")
+        #expect(try records.map { "\(try $0[0] as Int) \(try $0[1] as String) \(try $0[2] as String) \(try $0[3] as String)" } == [
+            "300 W-299 duplicate_in_feed DUPLICATE_IN_FEED",
+            "500 W-10 duplicate_in_feed DUPLICATE_IN_FEED",
+            "520 W-11 duplicate_in_feed DUPLICATE_IN_FEED",
+        ])
+        // The first occurrence is the one staged: its feed, sequence number and amount.
+        let w11 = try #require(try world.bill("QD-WATER", "W-11"))
+        #expect(try w11["seq"] as Int == 11 && w11["due_fen"] as Int64 == 1_011)
+
+        // A second feed: W-1 again unchanged (ignored), W-2 with another amount (refused), W-601 new.
+        let second = try Self.feed(world.directory, biller: "QD-WATER", feedID: "F-2", customer: customer,
+                                   bills: [(id: "W-1", fen: 1_001), (id: "W-2", fen: 5_000), (id: "W-601", fen: 1_601)])
+        _ = try world.run("2026-11-27", feeds: ["QD-WATER": second], force: true)
+        #expect(try world.count("SELECT count(*) FROM bills WHERE biller = 'QD-WATER'") == 598)
+        let later = try world.rows("SELECT seq, bill_id, outcome, reason FROM feed_records WHERE feed_id = 'QD-WATER/F-2' ORDER BY seq")
+        #expect(try later.map { "\(try $0[0] as Int) \(try $0[1] as String) \(try $0[2] as String) \(try $0[3] as String)" } == [
+            "1 W-1 seen_again SEEN_AGAIN",
+            "2 W-2 rejected AMOUNT_CHANGED",
+        ])
+        #expect(try world.bill("QD-WATER", "W-2")?["due_fen"] as Int64? == 1_002)
+    }
 }
