@@ -48,6 +48,9 @@ struct BillPayment {
     /// What autopay took from each wallet for the business day, the database's part read
     /// once per wallet and this transaction's added as it goes.
     var autopayUsed: [Int64: Int64] = [:]
+    /// What each wallet's class limit counted when the transaction began, read once for a
+    /// chunk's wallets (`prefetch`); a wallet not in it is read when first paid from.
+    var classUsed: [Int64: Int64] = [:]
     /// The business day of a nightly run (its autopay is capped per wallet and day); nil for
     /// a payment made by hand.
     var businessDate: ShanghaiCalendar.Date?
@@ -113,7 +116,12 @@ struct BillPayment {
             autopayUsed[wallet.id] = used
             return giveUp(.overAutopayDailyLimit)
         }
-        if try wallets.checkClassLimit(store.db, wallet: wallet, amountFen: net + (spentInBatch[wallet.id] ?? 0)) != nil {
+        let classRefusal = if let used = classUsed[wallet.id] {
+            wallets.checkClassLimit(wallet: wallet, usedFen: used, amountFen: net + (spentInBatch[wallet.id] ?? 0))
+        } else {
+            try wallets.checkClassLimit(store.db, wallet: wallet, amountFen: net + (spentInBatch[wallet.id] ?? 0))
+        }
+        if classRefusal != nil {
             // A higher verification class would lift the limit.
             return giveUp(.kycRequired)
         }
@@ -130,6 +138,19 @@ struct BillPayment {
         if let evaluated { benefits[bill.rowID] = evaluated }
         paidPairs.insert("\(wallet.id)|\(bill.biller)")
         return .pay
+    }
+
+    /// Reads what a chunk's decisions need of its wallets in a few statements instead of a
+    /// few a bill: the campaigns' caps, the autopay of the business day, the class-limit counters and (when given,
+    /// as the wallets' locks returned them) the available balances. The wallets must be
+    /// locked, or the writer alone, until the chunk commits.
+    mutating func prefetch(_ store: BillStore, wallets records: [WalletRecord], billAccountIDs: [Int64], accounts: [Account]) throws {
+        try pipeline?.prefetch(walletIDs: records.map(\.id), billAccountIDs: billAccountIDs, at: campaignAt)
+        if let businessDate {
+            autopayUsed = try store.autopayUsed(walletIDs: records.map(\.id), on: businessDate)
+        }
+        classUsed = try wallets.classLimitUsage(store.db, wallets: records)
+        for account in accounts { available[account.id] = account.available }
     }
 
     /// The postings for a bill decided `.pay`, as one linked group: the payment (the bill's

@@ -18,6 +18,12 @@ public final class CampaignBook {
     /// transaction has the database to itself, with many a limited budget's rows are locked
     /// when first read.
     private var writtenBudget: [String: Int64] = [:]
+    /// Cap counters as written in this transaction, by cap key, for the scopes `prefetch`
+    /// read (kept up to date by `flush`); other scopes are read when first asked.
+    private var writtenCaps: [String: (count: Int, fen: Int64)] = [:]
+    /// Ledger accounts looked up by code in this transaction (sponsors, points liability):
+    /// an account, once opened, keeps its id.
+    private var accountIDs: [String: AccountID] = [:]
     /// Recorded payments not yet written (`record` with `deferred`, until `flush`).
     private var pendingAllocations: [CampaignStore.NewAllocation] = []
     private var pendingExplanations: [CampaignStore.NewExplanation] = []
@@ -63,6 +69,31 @@ public final class CampaignBook {
         return (date.iso, monday.iso, date.monthKey)
     }
 
+    /// Reads the cap counters of many wallets and bill accounts at the instant `at` (every
+    /// cap of every campaign, a few statements each) instead of one a payment. The wallets
+    /// must stay locked, or the writer alone, until the transaction ends.
+    public func prefetch(walletIDs: [Int64], billAccountIDs: [Int64], at: TimestampMicros) throws {
+        let keys = Self.periodKeys(at)
+        let store = CampaignStore(db)
+        for campaign in campaigns {
+            for cap in campaign.caps {
+                let ids = cap.scope == .wallet ? walletIDs : billAccountIDs
+                let periodKey = Self.periodKey(cap, keys)
+                for id in ids { writtenCaps[Self.capKey(campaign.id, cap, id, keys)] = (0, 0) }
+                // The counters' period names (CampaignStore.PeriodColumn's, and "campaign").
+                let period = switch cap.period {
+                case .day: "day"
+                case .naturalWeek: "week"
+                case .calendarMonth: "month"
+                case .campaign: "campaign"
+                }
+                for (id, use) in try store.capUses(campaignID: campaign.id, scope: cap.scope, scopeIDs: ids, period: period, periodKey: periodKey) {
+                    writtenCaps[Self.capKey(campaign.id, cap, id, keys)] = use
+                }
+            }
+        }
+    }
+
     /// Budgets and caps as this transaction sees them, in-flight allocations included.
     public func usage(_ campaign: Campaign, context: PaymentContext) throws -> CampaignUsage {
         let keys = Self.periodKeys(context.at)
@@ -82,7 +113,11 @@ public final class CampaignBook {
             var count = 0
             var fen: Int64 = 0
             if let scopeValue {
-                (count, fen) = try CampaignStore(db).capUse(campaignID: campaign.id, scope: cap.scope, scopeValue: scopeValue, period: period)
+                if let known = writtenCaps[Self.capKey(campaign.id, cap, scopeValue, keys)] {
+                    (count, fen) = known
+                } else {
+                    (count, fen) = try CampaignStore(db).capUse(campaignID: campaign.id, scope: cap.scope, scopeValue: scopeValue, period: period)
+                }
             }
             if let scopeValue, let flying = inFlightCaps[Self.capKey(campaign.id, cap, scopeValue, keys)] {
                 count += flying.count
@@ -94,14 +129,26 @@ public final class CampaignBook {
         return usage
     }
 
-    static func capKey(_ campaign: String, _ cap: Campaign.Cap, _ scopeValue: Int64, _ keys: (day: String, week: String, month: String)) -> String {
-        let period = switch cap.period {
+    /// The key of a cap's period at an instant ("*" for the whole campaign).
+    static func periodKey(_ cap: Campaign.Cap, _ keys: (day: String, week: String, month: String)) -> String {
+        switch cap.period {
         case .day: keys.day
         case .naturalWeek: keys.week
         case .calendarMonth: keys.month
         case .campaign: "*"
         }
-        return "\(campaign)|\(cap.scope.rawValue)|\(scopeValue)|\(cap.period.rawValue)|\(period)"
+    }
+
+    static func capKey(_ campaign: String, _ cap: Campaign.Cap, _ scopeValue: Int64, _ keys: (day: String, week: String, month: String)) -> String {
+        "\(campaign)|\(cap.scope.rawValue)|\(scopeValue)|\(cap.period.rawValue)|\(periodKey(cap, keys))"
+    }
+
+    /// The cap keys a payment's allocation counts under, with its discount.
+    private func capKeys(_ context: PaymentContext, _ allocation: Allocation, _ keys: (day: String, week: String, month: String)) -> [String] {
+        guard let campaign = campaigns.first(where: { $0.id == allocation.campaignID }) else { return [] }
+        return campaign.caps.compactMap { cap in
+            (cap.scope == .wallet ? context.walletID : context.billAccountID).map { Self.capKey(campaign.id, cap, $0, keys) }
+        }
     }
 
     /// Adds (or, with `sign` -1, removes) a payment's allocations to the in-flight sums.
@@ -112,16 +159,21 @@ public final class CampaignBook {
             let fen = Int64(sign) * allocation.discountFen
             inFlightBudget[allocation.campaignID, default: 0] += fen
             inFlightBudget[allocation.campaignID + "|" + keys.day, default: 0] += fen
-            guard let campaign = campaigns.first(where: { $0.id == allocation.campaignID }) else { continue }
-            for cap in campaign.caps {
-                guard let scopeValue = cap.scope == .wallet ? context.walletID : context.billAccountID else { continue }
-                let key = Self.capKey(campaign.id, cap, scopeValue, keys)
+            for key in capKeys(context, allocation, keys) {
                 var current = inFlightCaps[key] ?? (0, 0)
                 current.count += sign
                 current.fen += fen
                 inFlightCaps[key] = current
             }
         }
+    }
+
+    /// The id of a ledger account by code, looked up once in this transaction.
+    private func accountID(_ code: String, _ lookUp: () throws -> Account) rethrows -> AccountID {
+        if let known = accountIDs[code] { return known }
+        let id = try lookUp().id
+        accountIDs[code] = id
+        return id
     }
 
     /// Evaluates the campaigns for a payment and holds its allocations in flight.
@@ -141,8 +193,11 @@ public final class CampaignBook {
     public func legs(amountFen: Int64, payer: AccountID, payee: AccountID, result: CampaignResult, tx: any LedgerWriting, clock: any LedgerClock) throws -> [Leg] {
         var legs = [Leg.debit(payer, amountFen - result.discountFen)]
         for allocation in result.allocations where allocation.discountFen > 0 {
-            let sponsor = try Ledger.openAccount(AccountSpec(code: SystemAccounts.sponsor(allocation.sponsor), asset: .cny, kind: .campaignSponsor, rules: .unrestricted), in: tx, clock: clock)
-            legs.append(.debit(sponsor.id, allocation.discountFen))
+            let code = SystemAccounts.sponsor(allocation.sponsor)
+            let sponsor = try accountID(code) {
+                try Ledger.openAccount(AccountSpec(code: code, asset: .cny, kind: .campaignSponsor, rules: .unrestricted), in: tx, clock: clock)
+            }
+            legs.append(.debit(sponsor, allocation.discountFen))
         }
         legs.append(.credit(payee, amountFen))
         return legs
@@ -150,11 +205,14 @@ public final class CampaignBook {
 
     /// The points holds (pending points) of a payment, liability to the user's points account.
     public func pointsRequests(paymentKey: String, result: CampaignResult, pointsAccount: AccountID, tx: any LedgerWriting) throws -> [PostingRequest] {
-        guard let liability = try tx.account(code: SystemAccounts.pointsLiability) else {
-            throw LedgerError(.accountNotFound, "the points liability account is missing: run `qdwallet init`", context: SystemAccounts.pointsLiability)
+        let liability = try accountID(SystemAccounts.pointsLiability) {
+            guard let account = try tx.account(code: SystemAccounts.pointsLiability) else {
+                throw LedgerError(.accountNotFound, "the points liability account is missing: run `qdwallet init`", context: SystemAccounts.pointsLiability)
+            }
+            return account
         }
         return result.allocations.filter { $0.points > 0 }.map { allocation in
-            PostingRequest(key: "points:\(paymentKey):\(allocation.campaignID)", action: .hold(debit: liability.id, credit: pointsAccount, asset: .pts, amount: allocation.points, expiresAt: nil), memo: "points \(allocation.campaignID)")
+            PostingRequest(key: "points:\(paymentKey):\(allocation.campaignID)", action: .hold(debit: liability, credit: pointsAccount, asset: .pts, amount: allocation.points, expiresAt: nil), memo: "points \(allocation.campaignID)")
         }
     }
 
@@ -199,7 +257,17 @@ public final class CampaignBook {
             writtenBudget[allocation.campaignID]? += allocation.discountFen
             writtenBudget[allocation.campaignID + "|" + allocation.day]? += allocation.discountFen
         }
-        for (context, result) in pendingResults { track(context, result, sign: -1) }
+        for (context, result) in pendingResults {
+            // Now counted by the database: by the caps read before, and no longer in flight.
+            let keys = Self.periodKeys(context.at)
+            for allocation in result.allocations {
+                for key in capKeys(context, allocation, keys) {
+                    writtenCaps[key]?.count += 1
+                    writtenCaps[key]?.fen += allocation.discountFen
+                }
+            }
+            track(context, result, sign: -1)
+        }
         pendingAllocations = []
         pendingExplanations = []
         pendingResults = []
@@ -245,6 +313,7 @@ public final class CampaignBook {
         let store = CampaignStore(db)
         let rows = try store.allocations(paymentKey: paymentKey, standingOnly: true)
         writtenBudget.removeAll()
+        writtenCaps.removeAll()
         for row in rows {
             let id = row.id
             if row.discountFen > 0 {

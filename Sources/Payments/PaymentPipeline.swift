@@ -29,6 +29,12 @@ public final class PaymentPipeline {
         try book.evaluate(context)
     }
 
+    /// Reads the caps of many wallets and bill accounts at once, before a chunk's plans (see
+    /// `CampaignBook.prefetch`).
+    public func prefetch(walletIDs: [Int64], billAccountIDs: [Int64], at: TimestampMicros) throws {
+        try book.prefetch(walletIDs: walletIDs, billAccountIDs: billAccountIDs, at: at)
+    }
+
     /// Gives back what `plan` held for a payment that will not be made.
     public func abandon(_ context: PaymentContext, _ result: CampaignResult) {
         book.abandon(context, result)

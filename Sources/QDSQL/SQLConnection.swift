@@ -335,3 +335,28 @@ extension SQLConnection {
         return changed
     }
 }
+
+extension SQLConnection {
+    /// Runs a query over a list of ids (duplicates dropped) in groups of fixed sizes (`group`,
+    /// 8, 1), so that each engine prepares at most three texts however many ids come:
+    /// `{ids}` in the text becomes one copy of `mark` a group member (a placeholder, such as
+    /// "?" or "(CAST(? AS BIGINT))") joined by commas. `before` fills the placeholders ahead
+    /// of `{ids}`, `after` those behind it. Each row goes to `body`.
+    public func forEachRow(_ sql: String, ids: [Int64], mark: String = "?", before: [any SQLBindable] = [], after: [any SQLBindable] = [], group: Int = 128,
+                           _ body: (SQLRow) throws -> Void) throws {
+        let unique = Array(Set(ids)).sorted()
+        let head = before.map(\.sqlValue), tail = after.map(\.sqlValue)
+        var start = 0
+        for size in [max(group, 8), 8, 1] {
+            guard unique.count - start >= size else { continue }
+            let text = sql.replacingOccurrences(of: "{ids}", with: Array(repeating: mark, count: size).joined(separator: ", "))
+            while unique.count - start >= size {
+                try query(text, head + unique[start..<start + size].map { SQLValue.integer($0) } + tail) { row in
+                    try body(row)
+                    return true
+                }
+                start += size
+            }
+        }
+    }
+}

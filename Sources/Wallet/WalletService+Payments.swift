@@ -51,11 +51,13 @@ extension WalletService {
     /// (which sees them), then the outbox messages. `writes` is empty afterwards.
     public func flush(_ db: any SQLConnection, _ writes: inout PaymentWrites) throws {
         try MovementStore(db).insert(writes.movements)
+        // Each watched wallet's recent payments, counted up to one past the threshold (the cost
+        // is bounded whatever the wallet did in the window), for all of them in a few reads.
+        let recentCounts = writes.watchedOrder.isEmpty ? [:] : try MovementStore(db).balancePayments(
+            walletIDs: writes.watchedOrder, after: now - policy.paymentsWindowMicros, upTo: policy.paymentsInWindowMax + 1)
         for walletID in writes.watchedOrder {
             guard let (record, via, dayKey) = writes.watched[walletID] else { continue }
-            // Counted up to one past the threshold: the cost is bounded whatever the wallet did in the window.
-            let recent = try MovementStore(db).balancePayments(walletID: record.id, after: now - policy.paymentsWindowMicros, upTo: policy.paymentsInWindowMax + 1)
-            if recent > policy.paymentsInWindowMax {
+            if recentCounts[walletID] ?? 0 > policy.paymentsInWindowMax {
                 var payload = ["event": "many_payments", "phone": Mask.phone(record.phone), "payments_in_window_over": String(policy.paymentsInWindowMax),
                                "window_minutes": String(policy.paymentsWindowMicros / 60_000_000)]
                 if let via { payload["via"] = via }
@@ -79,9 +81,27 @@ extension WalletService {
     /// called inside the payment's transaction so that racing payments see each other.
     public func checkClassLimit(_ db: any SQLConnection, wallet record: WalletRecord, amountFen: Int64) throws -> WalletRefusal? {
         let limit = policy.limit(forClass: record.kycVerified ? record.kycClass : 1, now: now)
-        let used = try MovementStore(db).balancePaymentsFen(walletID: record.id, period: limit.period)
-        let (total, overflow) = used.addingReportingOverflow(amountFen)
+        return checkClassLimit(wallet: record, usedFen: try MovementStore(db).balancePaymentsFen(walletID: record.id, period: limit.period), amountFen: amountFen)
+    }
+
+    /// The same against what `classLimitUsage` read: a chunk of payments reads its wallets'
+    /// counters once. The wallets must stay locked (or the writer alone) meanwhile.
+    public func checkClassLimit(wallet record: WalletRecord, usedFen: Int64, amountFen: Int64) -> WalletRefusal? {
+        let limit = policy.limit(forClass: record.kycVerified ? record.kycClass : 1, now: now)
+        let (total, overflow) = usedFen.addingReportingOverflow(amountFen)
         return overflow || total > limit.fenMax ? .classLimitExceeded : nil
+    }
+
+    /// What each wallet's class limit has counted so far (its counter for its class's
+    /// period), by wallet id, in a few reads.
+    public func classLimitUsage(_ db: any SQLConnection, wallets: [WalletRecord]) throws -> [Int64: Int64] {
+        let counters = try MovementStore(db).balancePaymentsFen(walletIDs: wallets.map(\.id))
+        var used: [Int64: Int64] = [:]
+        for record in wallets {
+            let period = policy.limit(forClass: record.kycVerified ? record.kycClass : 1, now: now).period
+            used[record.id] = counters[record.id]?[period] ?? 0
+        }
+        return used
     }
 
     /// Writes the security alerts a payment may raise: one large payment, or many payments

@@ -114,10 +114,12 @@ public struct WalletService: Sendable {
     }
 
     /// Locks the wallets' cash accounts (in one order, so two transactions never wait for
-    /// each other in a cycle) when other writers run at once; see `lockedWallet`.
-    public func lock(_ tx: any LedgerWriting, wallets: [WalletRecord]) throws {
-        guard tx.concurrentWriters, !wallets.isEmpty else { return }
-        _ = try tx.accountsForPosting(wallets.map(\.walletAccountID))
+    /// each other in a cycle) when other writers run at once; see `lockedWallet`. The locked
+    /// accounts as they stand (none with one writer at a time).
+    @discardableResult
+    public func lock(_ tx: any LedgerWriting, wallets: [WalletRecord]) throws -> [Account] {
+        guard tx.concurrentWriters, !wallets.isEmpty else { return [] }
+        return try tx.accountsForPosting(wallets.map(\.walletAccountID))
     }
 
     func wallet(_ db: any SQLConnection, id: Int64) throws -> WalletRecord {

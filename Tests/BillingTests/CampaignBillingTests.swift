@@ -371,6 +371,58 @@ extension BillingService {
         #expect(try world.ledger.check().ok)
     }
 
+    /// A cap counts a wallet's discounted payments across chunks and nights (campaigns.md:
+    /// caps per wallet and calendar month). The nightly run reads a chunk's cap counters
+    /// at once and counts its own payments in flight: with chunks of two bills, the first
+    /// two bills of the month get the discount and no later one does, that night or the next.
+    @Test func aWalletCapHoldsAcrossChunksAndNights() throws {
+        let world = try BillingWorld()
+        try world.populate()
+        try world.useCampaigns(["""
+            id = "capped"
+            version = 1
+            sponsor = "BUREAU"
+            [window]
+            start = 2026-11-01T00:00:00+08:00
+            end = 2027-02-28T23:59:59+08:00
+            [eligibility]
+            payment_kinds = ["utility_bill"]
+            [budget]
+            total_fen = 1_000_000
+            on_exhaustion = "partial"
+            [[caps]]
+            scope = "wallet"
+            period = "calendar_month"
+            max_count = 2
+            [stacking]
+            group = "utility"
+            [[benefit]]
+            kind = "threshold_off"
+            tiers = [ { min_fen = 100, off_fen = 10 } ]
+            """])
+        // 13800000001's water account: five bills of 1.00 tonight, two tomorrow.
+        let tonight = try FeedIdentityTests.feed(world.directory, biller: "QD-WATER", feedID: "C-1", customer: "1100234567", bills: (1...5).map { (id: "C-\($0)", fen: Int64(100)) })
+        let report = try world.runner(chunkSize: 2).run("nightly-billing", overrides: ["date": "2026-11-27", "feed.QD-WATER": tonight])
+        #expect(report.status == "completed")
+        let walletID = try world.count("SELECT id FROM wallets WHERE phone = '13800000001'")
+        #expect(try world.count("SELECT count(*) FROM bills WHERE bill_id LIKE 'C-%' AND status = 'paid'") == 5)
+        // The sample night pays one of its bills too (power, 12.86, discounted first): the
+        // wallet's two discounts of the month are that one and C-1.
+        #expect(try world.count("SELECT count(*) FROM bills WHERE wallet_id = ? AND discount_fen = 10", [walletID]) == 2)
+        #expect(try world.count("SELECT count(*) FROM bills WHERE bill_id LIKE 'C-%' AND discount_fen = 10") == 1)
+        #expect(try world.text("SELECT min(bill_id) FROM bills WHERE bill_id LIKE 'C-%' AND discount_fen = 10") == "C-1")
+        world.clock.advance(micros: ShanghaiCalendar.dayMicros)
+        let tomorrow = try FeedIdentityTests.feed(world.directory, biller: "QD-WATER", feedID: "C-2", businessDate: "2026-11-28", customer: "1100234567", bills: (6...7).map { (id: "C-\($0)", fen: Int64(100)) })
+        #expect(try world.runner(chunkSize: 2).run("nightly-billing", overrides: ["date": "2026-11-28", "feed.QD-WATER": tomorrow]).status == "completed")
+        #expect(try world.count("SELECT count(*) FROM bills WHERE bill_id LIKE 'C-%' AND status = 'paid'") == 7)
+        #expect(try world.count("SELECT count(*) FROM campaign_allocations WHERE wallet_id = ?", [walletID]) == 2)
+        #expect(try world.count("SELECT count(*) FROM bills WHERE bill_id IN ('C-6', 'C-7') AND discount_fen = 0") == 2)
+        #expect(try world.count("SELECT uses FROM campaign_cap_use WHERE scope = 'wallet' AND scope_id = ? AND period = 'month' AND period_key = '2026-11'", [walletID]) == 2)
+        #expect(try world.store.database.read { try CampaignStore($0).capUseMismatches(limit: 10) } == [])
+        #expect(try world.sponsorBalance("BUREAU") == -(try world.budgetUsed("capped")))
+        #expect(try world.ledger.check().ok)
+    }
+
     /// pay-bill evaluates the campaigns as autopay does: the discount is given and funded.
     @Test func payBillGivesTheCampaignsDiscount() throws {
         let world = try BillingWorld()

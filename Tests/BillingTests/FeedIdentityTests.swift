@@ -64,11 +64,11 @@ import Testing
     }
 
     /// A feed of `biller` with the given bills (id, amount), all for one customer.
-    static func feed(_ directory: URL, biller: String, feedID: String, customer: String, bills: [(id: String, fen: Int64)]) throws -> String {
+    static func feed(_ directory: URL, biller: String, feedID: String, businessDate: String = "2026-11-27", customer: String, bills: [(id: String, fen: Int64)]) throws -> String {
         func yuan(_ fen: Int64) -> String { "\(fen / 100).\(String(format: "%02d", fen % 100))" }
         var xml = """
             <?xml version="1.0" encoding="UTF-8"?>
-            <BillFeed xmlns="urn:qdwallet:billfeed:1"><Header><FeedId>\(feedID)</FeedId><BillerCode>\(biller)</BillerCode><CreatedAt>2026-11-27T22:00:00+08:00</CreatedAt><BusinessDate>2026-11-27</BusinessDate><NbOfBills>\(bills.count)</NbOfBills><CtrlSum Ccy="CNY">\(yuan(bills.reduce(0) { $0 + $1.fen }))</CtrlSum></Header>
+            <BillFeed xmlns="urn:qdwallet:billfeed:1"><Header><FeedId>\(feedID)</FeedId><BillerCode>\(biller)</BillerCode><CreatedAt>\(businessDate)T22:00:00+08:00</CreatedAt><BusinessDate>\(businessDate)</BusinessDate><NbOfBills>\(bills.count)</NbOfBills><CtrlSum Ccy="CNY">\(yuan(bills.reduce(0) { $0 + $1.fen }))</CtrlSum></Header>
 
             """
         for bill in bills {

@@ -112,6 +112,34 @@ enum Engine: String, CaseIterable, CustomTestStringConvertible, Sendable {
         }
     }
 
+    /// 141 ids (and a repeated one) read in groups of 128, 8 and 1: each id's row comes
+    /// back once, with the binds before and after the list in their places; a correlated
+    /// count over a VALUES list (the monitoring's form) answers for every id asked.
+    @Test(arguments: Engine.available) func aListOfIdsIsReadInGroupsOfFixedSizes(engine: Engine) throws {
+        try connection(engine) { sql in
+            _ = try sql.runRows("INSERT INTO t (n, s) VALUES", row: "(?, ?)", rows: (0..<300).map { [Int64($0), "s\($0)"] })
+            var seen: [Int64: String] = [:]
+            var rows = 0
+            let ids = (0..<141).map { Int64($0 * 2) } + [4]
+            try sql.forEachRow("SELECT n, s FROM t WHERE n >= ? AND n IN ({ids}) AND n < ?", ids: ids, before: [Int64(2)], after: [Int64(250)]) { row in
+                seen[try row.int64(0)] = try row.text(1)
+                rows += 1
+            }
+            // 0 is under the lower bound; 250 and above over the upper one.
+            #expect(rows == 124 && seen.count == 124)
+            #expect(seen[2] == "s2" && seen[248] == "s248" && seen[0] == nil && seen[250] == nil && seen[3] == nil)
+            var counts: [Int64: Int] = [:]
+            try sql.forEachRow("SELECT w.column1, (SELECT count(*) FROM (SELECT 1 FROM t WHERE t.n < w.column1 LIMIT ?) AS c) FROM (VALUES {ids}) AS w",
+                               ids: [3, 10, 500], mark: "(CAST(? AS BIGINT))", before: [Int64(50)], group: 64) { row in
+                counts[try row.int64(0)] = try row.int(1)
+            }
+            #expect(counts == [3: 3, 10: 10, 500: 50])
+            var none = 0
+            try sql.forEachRow("SELECT n FROM t WHERE n IN ({ids})", ids: []) { _ in none += 1 }
+            #expect(none == 0)
+        }
+    }
+
     @Test(arguments: Engine.available) func aQueryStopsWhenTheReaderSaysSo(engine: Engine) throws {
         try connection(engine) { sql in
             for index in 1...10 { try sql.execute("INSERT INTO t (n) VALUES (?)", index) }

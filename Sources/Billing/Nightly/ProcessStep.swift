@@ -27,6 +27,7 @@ struct ProcessStep: TypedJobStep {
         var staged = try store.newBills(of: date, after: checkpoint.lastID, limit: context.chunkSizeMax)
         // The chunk's wallets in a few reads, not one a bill.
         var wallets = try WalletStore(db).wallets(ids: staged.compactMap { $0.link?.walletID })
+        var accounts: [Account] = []
         if ledger.concurrentWriters {
             // Other writers at once (PostgreSQL): the chunk's wallets are locked, in one order,
             // before anything about them is decided, and the chunk is read again under the
@@ -35,10 +36,11 @@ struct ProcessStep: TypedJobStep {
             try config.wallets.lock(ledger, wallets: Array(wallets.values))
             staged = try store.newBills(of: date, after: checkpoint.lastID, limit: context.chunkSizeMax)
             wallets = try WalletStore(db).wallets(ids: staged.compactMap { $0.link?.walletID })
-            try config.wallets.lock(ledger, wallets: Array(wallets.values))
+            accounts = try config.wallets.lock(ledger, wallets: Array(wallets.values))
         }
         var payment = BillPayment(wallets: config.wallets, now: now, campaignAt: date.startMicros, pipeline: PaymentPipeline(db: db, campaigns: config.campaigns, clock: config.wallets.ledger.clock))
         payment.businessDate = date
+        try payment.prefetch(store, wallets: Array(wallets.values), billAccountIDs: staged.compactMap { $0.link?.id }, accounts: accounts)
         var toPay: [(bill: BillCandidate, billerName: String, billerAccount: AccountID)] = []
         var writes = BillWrites()
         var counts = ChunkCounts(read: staged.count, done: staged.count < context.chunkSizeMax)

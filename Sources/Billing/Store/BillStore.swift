@@ -117,6 +117,18 @@ public struct BillStore {
             """, [walletID, PaidVia.autopay.rawValue, date.iso, BillStatus.paid.rawValue]) ?? 0
     }
 
+    /// `autopayUsed` for many wallets in a few reads; every wallet asked for is in the answer.
+    func autopayUsed(walletIDs: [Int64], on date: ShanghaiCalendar.Date) throws -> [Int64: Int64] {
+        var used = Dictionary(walletIDs.map { ($0, Int64(0)) }, uniquingKeysWith: { first, _ in first })
+        try sql.forEachRow("""
+            SELECT wallet_id, coalesce(sum(paid_fen - discount_fen), 0) FROM bills
+            WHERE wallet_id IN ({ids}) AND paid_via = ? AND paid_business_date = ? AND status = ? GROUP BY wallet_id
+            """, ids: walletIDs, after: [PaidVia.autopay.rawValue, date.iso, BillStatus.paid.rawValue]) { row in
+            used[try row.int64(0)] = try row.int64(1)
+        }
+        return used
+    }
+
     /// Whether the wallet ever paid this biller (a refunded payment counts).
     func hasPaid(walletID: Int64, biller: String) throws -> Bool {
         try sql.oneRow("SELECT 1 FROM bills WHERE wallet_id = ? AND biller = ? AND status IN (?, ?) LIMIT 1", [walletID, biller, BillStatus.paid.rawValue, BillStatus.refunded.rawValue]) != nil

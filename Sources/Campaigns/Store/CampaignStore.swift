@@ -190,6 +190,17 @@ public struct CampaignStore {
                     [campaignID, scope.rawValue, scopeValue, period?.column.rawValue ?? "campaign", period?.key ?? "*"]) { (try $0.int(0), try $0.int64(1)) } ?? (0, 0)
     }
 
+    /// `capUse` for many wallets or bill accounts of one cap and period key, in a few reads;
+    /// scopes without a counter are absent.
+    func capUses(campaignID: String, scope: Campaign.CapScope, scopeIDs: [Int64], period: String, periodKey: String) throws -> [Int64: (count: Int, fen: Int64)] {
+        var found: [Int64: (count: Int, fen: Int64)] = [:]
+        try sql.forEachRow("SELECT scope_id, uses, discount_fen FROM campaign_cap_use WHERE campaign_id = ? AND scope = ? AND period = ? AND period_key = ? AND scope_id IN ({ids})",
+                           ids: scopeIDs, before: [campaignID, scope.rawValue, period, periodKey]) { row in
+            found[try row.int64(0)] = (try row.int(1), try row.int64(2))
+        }
+        return found
+    }
+
     /// The period columns allocations are counted by.
     enum PeriodColumn: String {
         case day, week, month

@@ -77,6 +77,28 @@ public struct MovementStore {
         try sql.int64("SELECT balance_payments_fen FROM wallet_usage WHERE wallet_id = ? AND period = ?", [walletID, period]) ?? 0
     }
 
+    /// The usage counters of many wallets in a few reads: wallet, then period, then fen.
+    func balancePaymentsFen(walletIDs: [Int64]) throws -> [Int64: [Int: Int64]] {
+        var found: [Int64: [Int: Int64]] = [:]
+        try sql.forEachRow("SELECT wallet_id, period, balance_payments_fen FROM wallet_usage WHERE wallet_id IN ({ids})", ids: walletIDs) { row in
+            found[try row.int64(0), default: [:]][try row.int(1)] = try row.int64(2)
+        }
+        return found
+    }
+
+    /// `balancePayments` for many wallets in a few statements, each wallet's scan still
+    /// stopping at `upTo`; wallets without such payments are absent.
+    func balancePayments(walletIDs: [Int64], after: TimestampMicros, upTo: Int) throws -> [Int64: Int] {
+        var found: [Int64: Int] = [:]
+        try sql.forEachRow("""
+            SELECT w.column1, (SELECT count(*) FROM (SELECT 1 FROM wallet_movements WHERE wallet_id = w.column1 AND balance_payment = 1 AND amount_fen < 0 AND created_at > ? LIMIT ?) AS recent)
+            FROM (VALUES {ids}) AS w
+            """, ids: walletIDs, mark: "(CAST(? AS BIGINT))", before: [after, upTo], group: 64) { row in
+            found[try row.int64(0)] = try row.int(1)
+        }
+        return found
+    }
+
     /// How many payments from the balance the wallet made after `after`, counted up to
     /// `upTo`: the scan stops there, so its cost never grows with the wallet's history.
     func balancePayments(walletID: Int64, after: TimestampMicros, upTo: Int) throws -> Int {
