@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import QDSQL
 import Wallet
 import Testing
@@ -109,6 +110,14 @@ struct CLIRunner {
         let stderrData = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         return Result(status: process.terminationStatus, stdout: String(decoding: stdoutData, as: UTF8.self), stderr: String(decoding: stderrData, as: UTF8.self))
+    }
+
+    /// Runs statements on the test's database behind the CLI's back, on its engine (a forged
+    /// row, a lock left by another host, a clock moved back).
+    func write(_ body: (any SQLConnection) throws -> Void) throws {
+        let url = engineDatabase ?? databasePath
+        let database: any SQLDatabase = url.hasPrefix("postgres") ? try PostgresDatabase(url: url) : SQLitePool(try DatabasePool(path: url))
+        _ = try database.write { db in try body(db) }
     }
 
     func cleanUp() {

@@ -1,13 +1,15 @@
 import Foundation
-import GRDB
+import QDSQL
 import Testing
 
+/// The job commands end to end, on the run's engine (SQLite, or PostgreSQL with
+/// `QDWALLET_TEST_ENGINE=postgres`).
 @Suite struct JobsCLITests {
     static let jobsDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Jobs").path
 
     func runner() throws -> CLIRunner {
         var cli = try CLIRunner()
-        cli.environment["QDWALLET_DB"] = cli.databasePath
+        cli.environment["QDWALLET_DB"] = try cli.database()
         cli.environment["QDWALLET_JOBS_DIR"] = Self.jobsDirectory
         #expect(try cli.run(["init"]).status == 0)
         return cli
@@ -41,14 +43,12 @@ import Testing
         let cli = try runner()
         defer { cli.cleanUp() }
         #expect(try cli.run(["init"]).status == 0)
-        let pool = try DatabasePool(path: cli.databasePath)
         let now = Int64(Date().timeIntervalSince1970 * 1_000_000)
-        try pool.write { db in
-            try db.execute(sql: "INSERT INTO job_instances (id, job_name, instance_key, parameters, created_at) VALUES (1, 'ledger-check', 'date=2026-11-27', '{}', ?)", arguments: [now])
-            try db.execute(sql: "INSERT INTO job_executions (id, instance_id, status, owner, parameters, started_at, heartbeat_at) VALUES (7, 1, 'started', 'night-box:4242', '{}', ?, ?)", arguments: [now, now])
-            try db.execute(sql: "INSERT INTO job_locks (job_name, execution_id, owner, acquired_at, heartbeat_at) VALUES ('ledger-check', 7, 'night-box:4242', ?, ?)", arguments: [now, now])
+        try cli.write { db in
+            try db.run("INSERT INTO job_instances (id, job_name, instance_key, parameters, created_at) VALUES (1, 'ledger-check', 'date=2026-11-27', '{}', ?)", [now])
+            try db.run("INSERT INTO job_executions (id, instance_id, status, owner, parameters, started_at, heartbeat_at) VALUES (7, 1, 'started', 'night-box:4242', '{}', ?, ?)", [now, now])
+            try db.run("INSERT INTO job_locks (job_name, execution_id, owner, acquired_at, heartbeat_at) VALUES ('ledger-check', 7, 'night-box:4242', ?, ?)", [now, now])
         }
-        try pool.close()
         let refused = try cli.run(["jobs", "run", "ledger-check", "--date", "2026-11-27", "--json"])
         #expect(refused.status == 4)
         let error = try #require(try refused.json()["error"] as? [String: Any])
@@ -77,9 +77,7 @@ import Testing
         // Nothing is due right after.
         #expect((try cli.run(["scheduler", "--once", "--json"]).json()["decisions"] as? [Any])?.isEmpty == true)
         // A day later (the last fires moved back a day): what is due runs, once.
-        let pool = try DatabaseQueue(path: cli.databasePath)
-        try pool.write { try $0.execute(sql: "UPDATE job_schedules SET last_fire_at = last_fire_at - 86400000000") }
-        try pool.close()
+        try cli.write { try $0.run("UPDATE job_schedules SET last_fire_at = last_fire_at - 86400000000") }
         let due = try cli.run(["scheduler", "--once", "--json"])
         let ran = try #require(try due.json()["decisions"] as? [[String: Any]]).filter { $0["action"] as? String == "ran" }
         let check = try #require(ran.first { $0["job"] as? String == "ledger-check" })
