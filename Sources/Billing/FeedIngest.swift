@@ -61,7 +61,7 @@ public enum FeedIngest {
             }
         }
         do {
-            let summary = try reader.read(
+            let summary = try reader.readBeside(
                 path: path, expectedBiller: biller.code, expectedDate: date.iso,
                 onHeader: { header in
                     feedID = BillStore.feedKey(biller: biller.code, feedID: header.feedID)

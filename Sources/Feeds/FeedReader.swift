@@ -94,7 +94,7 @@ extension FeedReader {
 /// Reads a bill feed in one streaming pass (xmlTextReader) while validating it against the
 /// XSD, with hardened options: a DOCTYPE is refused outright, entities are never substituted,
 /// nothing is loaded from the network, and text, depth and size are bounded.
-public struct FeedReader {
+public struct FeedReader: Sendable {
     public static let namespace = "urn:qdwallet:billfeed:1"
     /// Longest text of one field, in bytes (the XSD allows far less).
     public static let fieldBytesMax = 1_024

@@ -78,6 +78,86 @@ import Testing
         }
     }
 
+    /// What a read of a feed gave: every record in order and the summary, or the refusal.
+    static func outcome(_ read: (_ onBill: (FeedBill) throws -> Void, _ onCancel: (FeedCancel) throws -> Void) throws -> FeedSummary) -> [String] {
+        var seen: [String] = []
+        do {
+            let summary = try read({ seen.append("bill \($0.billID) \($0.customerNo) \($0.dueFen)") }, { seen.append("cancel \($0.billID) \($0.reason)") })
+            seen.append("summary \(summary.bills) \(summary.cancels) \(summary.header.feedID)")
+        } catch let error as FeedError {
+            seen.append("refused \(error.code) \(error.message) \(error.context ?? "")")
+        } catch {
+            seen.append("other \(error)")
+        }
+        return seen
+    }
+
+    /// The reader beside the writer (its own thread, a bounded queue) hands over exactly what
+    /// the plain reader does: the same records in the same order, the same summary, the same
+    /// refusal, for every sample and broken feed and for random mutations, whatever its
+    /// batch and queue sizes.
+    @Test func readingBesideGivesWhatReadingGives() async throws {
+        let schema = try XMLSchema(path: sampleFeeds + "/schema/billfeed.xsd")
+        let reader = FeedReader(schema: schema)
+        var files: [String] = []
+        for folder in ["QD-WATER", "QD-POWER", "QD-GAS", "bad"] {
+            files += try FileManager.default.contentsOfDirectory(atPath: sampleFeeds + "/" + folder).filter { $0.hasSuffix(".xml") }.sorted().map { sampleFeeds + "/" + folder + "/" + $0 }
+        }
+        #expect(files.count >= 18)
+        func compare(_ path: String, biller: String) {
+            let plain = Self.outcome { try reader.read(path: path, expectedBiller: biller, expectedDate: nil, onHeader: { _ in }, onBill: $0, onCancel: $1) }
+            for (batch, depth) in [(1, 1), (3, 2), (512, 4)] {
+                let beside = Self.outcome { try reader.readBeside(path: path, expectedBiller: biller, expectedDate: nil, batch: batch, depth: depth, onHeader: { _ in }, onBill: $0, onCancel: $1) }
+                #expect(beside == plain, "\(path) batch \(batch) depth \(depth)")
+            }
+        }
+        for file in files {
+            let biller = ["QD-WATER", "QD-POWER", "QD-GAS"].first { file.contains("/" + $0 + "/") } ?? "QD-WATER"
+            compare(file, biller: biller)
+        }
+        let base = try [UInt8](Data(contentsOf: URL(fileURLWithPath: sampleFeeds + "/QD-WATER/QD-WATER-20261127.xml")))
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("qdwallet-beside-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("feed.xml").path
+        await propertyCheck(count: 60, input: Gen.int(in: 0...10_000_000).array(of: 2...10)) { codes in
+            try Data(Self.mutate(base, codes)).write(to: URL(fileURLWithPath: path))
+            compare(path, biller: "QD-WATER")
+        }
+    }
+
+    /// A callback that throws stops the reader thread: the error comes back at once, no
+    /// record after it is handed over, and the call does not return before the thread ended.
+    @Test func aThrowingCallbackStopsTheReaderBeside() throws {
+        struct Enough: Error {}
+        let schema = try XMLSchema(path: sampleFeeds + "/schema/billfeed.xsd")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("qdwallet-beside-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let url = try FeedIdentityTests.feed(directory, biller: "QD-WATER", feedID: "BIG", customer: "1100234567", bills: (1...5_000).map { (id: "B-\($0)", fen: Int64(100 + $0)) })
+        let path = String(url.dropFirst("file://".count))
+        var seen = 0
+        #expect(throws: Enough.self) {
+            _ = try FeedReader(schema: schema).readBeside(path: path, expectedBiller: "QD-WATER", expectedDate: nil, batch: 16, depth: 2, onHeader: { _ in }, onBill: { _ in
+                seen += 1
+                if seen == 40 { throw Enough() }
+            }, onCancel: { _ in })
+        }
+        #expect(seen == 40)
+        var headers = 0
+        #expect(throws: Enough.self) {
+            _ = try FeedReader(schema: schema).readBeside(path: path, expectedBiller: "QD-WATER", expectedDate: nil, onHeader: { _ in
+                headers += 1
+                throw Enough()
+            }, onBill: { _ in seen += 1 }, onCancel: { _ in })
+        }
+        #expect(headers == 1 && seen == 40)
+        // Read whole, the same file gives every bill.
+        var all = 0
+        let summary = try FeedReader(schema: schema).readBeside(path: path, expectedBiller: "QD-WATER", expectedDate: nil, onHeader: { _ in }, onBill: { _ in all += 1 }, onCancel: { _ in })
+        #expect(all == 5_000 && summary.bills == 5_000)
+    }
+
     /// A one-bill feed with `name` as the customer's name, as bytes (for the cases below).
     static func oneBillFeed(name: [UInt8], prefix: [UInt8] = []) -> [UInt8] {
         let head = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<BillFeed xmlns=\"urn:qdwallet:billfeed:1\"><Header><FeedId>F1</FeedId><BillerCode>QD-WATER</BillerCode><CreatedAt>2026-11-27T22:00:00+08:00</CreatedAt><BusinessDate>2026-11-27</BusinessDate><NbOfBills>1</NbOfBills><CtrlSum Ccy=\"CNY\">46.10</CtrlSum></Header><Bill><BillId>W1</BillId><CustomerNo>1000000001</CustomerNo><CustomerName>"
