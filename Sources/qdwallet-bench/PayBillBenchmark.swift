@@ -9,12 +9,24 @@ import Wallet
 struct PayBillBenchmark {
     var entries: Int
     var samples: Int
+    /// An empty PostgreSQL database instead of a SQLite file.
+    var postgresURL: String?
 
     func run() throws -> String {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("qdwallet-paybill-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let store = SQLiteLedgerStore(pool: try SQLiteDatabase.open(path: directory + "/paybill.sqlite", migrator: QDWalletSchema.migrator()))
+        let store: SQLLedgerStore
+        if let postgresURL {
+            let database = try PostgresDatabase(url: postgresURL)
+            try database.migrate(try QDWalletSchema.postgresMigrations())
+            guard try QDWalletSchema.isEmpty(database) else {
+                throw LedgerError(.storage, "the pay-bill benchmark needs an empty database", context: PostgresConnection.redact(postgresURL))
+            }
+            store = SQLLedgerStore(database: database)
+        } else {
+            store = SQLiteLedgerStore(pool: try SQLiteDatabase.open(path: directory + "/paybill.sqlite", migrator: QDWalletSchema.migrator()))
+        }
         let clock = SystemClock()
         let ledger = Ledger(store: store, clock: clock)
         _ = try SystemAccounts.ensure(in: ledger)
@@ -80,7 +92,7 @@ struct PayBillBenchmark {
         func percentile(_ p: Double) -> Double { latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
         let total = try store.database.read { try $0.int("SELECT count(*) FROM ledger_entries") ?? 0 }
         return """
-            pay-bill on a ledger of \(total) entries (built in \(String(format: "%.1f", loadSeconds)) s), \(samples) payments, password hashing excluded
+            pay-bill on a ledger of \(total) entries (\(postgresURL == nil ? "SQLite" : "PostgreSQL")) (built in \(String(format: "%.1f", loadSeconds)) s), \(samples) payments, password hashing excluded
               p50 \(String(format: "%.2f", percentile(0.5))) ms   p99 \(String(format: "%.2f", percentile(0.99))) ms   max \(String(format: "%.2f", latencies.last ?? 0)) ms
               the password check alone (PBKDF2-HMAC-SHA256, 600,000 iterations): \(String(format: "%.0f", hashMillis)) ms
             """

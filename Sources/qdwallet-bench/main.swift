@@ -9,7 +9,7 @@
 // Rounds alternate floor and ledger so that a noisy neighbour hurts both alike; the ratio is
 // taken from the median round of each.
 //
-//     swift run -c release qdwallet-bench paybill [--entries N] [--samples N]
+//     swift run -c release qdwallet-bench paybill [--entries N] [--samples N] [--db postgres://... (an empty database)]
 //
 // `paybill` fills a ledger with N entries, then times S pay-bills (password hashing excluded,
 // and timed on its own), reporting p50 and p99.
@@ -47,7 +47,7 @@ let usage = """
     usage: qdwallet-bench ledger [--transfers N] [--batch N] [--wallets N] [--rounds N] [--db postgres://... [--check]] [--json]
            qdwallet-bench nightly [--bills N] [--wallets N] [--unmatched-percent 0-100] [--no-campaigns] [--schema-dir DIR]
                                   [--keep DIR [--generate-only]] [--db postgres://... (an empty database)] [--json]
-           qdwallet-bench paybill [--entries N] [--samples N]
+           qdwallet-bench paybill [--entries N] [--samples N] [--db postgres://... (an empty database)]
            qdwallet-bench payers --db postgres://... [--payers 1,4,16] [--payments N] [--compare-one-writer]
 
     """
@@ -87,7 +87,8 @@ if suite == "payers" {
 }
 if suite == "paybill" {
     do {
-        print(try PayBillBenchmark(entries: option("--entries", 10_000_000), samples: option("--samples", 1_000)).run())
+        let url: String? = arguments.firstIndex(of: "--db").flatMap { $0 + 1 < arguments.count ? arguments[$0 + 1] : nil }
+        print(try PayBillBenchmark(entries: option("--entries", 10_000_000), samples: option("--samples", 1_000), postgresURL: url).run())
     } catch {
         FileHandle.standardError.write(Data("qdwallet-bench: \(error)\n".utf8))
         exit(4)
