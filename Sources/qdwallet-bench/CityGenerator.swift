@@ -13,6 +13,8 @@ import Wallet
 /// balances), a share of customers unknown to the wallet, a campaign, and one feed per biller
 /// for the business day, valid against the XSD. Deterministic for a seed.
 struct CityGenerator {
+    /// The nightly job's chunk size in the city's Jobs/ (the store floor commits as often).
+    static let chunkSize = 5000
     var wallets: Int
     var bills: Int
     var directory: String
@@ -78,7 +80,7 @@ struct CityGenerator {
         try billers.write(toFile: jobsDirectory + "/billers.toml", atomically: true, encoding: .utf8)
         try """
             name = "nightly-billing"
-            chunk_size = 5000
+            chunk_size = \(Self.chunkSize)
             identifying = ["date"]
             stale_after_seconds = 600
             [parameters]

@@ -31,6 +31,8 @@ struct NightlyBenchmark {
         var nightlyStatus: Int32
         /// The run's steps and the seconds each took, from its report.
         var steps: [(name: String, seconds: Double)] = []
+        /// The raw SQLite floor of the run's writes (SQLite only).
+        var floor: StoreFloor.Result?
 
         var stepsText: String {
             steps.map { "\($0.name) \(String(format: "%.2f", $0.seconds)) s" }.joined(separator: ", ")
@@ -38,18 +40,22 @@ struct NightlyBenchmark {
 
         var text: String {
             let ratio = xmllintSeconds.map { String(format: "%.2f", readerSeconds / $0) } ?? "n/a (xmllint not installed)"
+            let runToXmllint = xmllintSeconds.map { String(format: "%.2f", nightlySeconds / $0) } ?? "n/a"
+            let floorLine = floor.map {
+                "\n  store floor (same rows, raw)   \(String(format: "%.2f s", $0.seconds))   \($0.rows) rows   run/floor \(String(format: "%.2f", nightlySeconds / $0.seconds))\n  floor rows by table            \($0.tablesText)"
+            } ?? ""
             return """
                 nightly run: \(bills) bills, \(wallets) wallets, \(feedBytes / 1_048_576) MB of feeds (generated in \(String(format: "%.1f", generateSeconds)) s)
                   xmllint --stream --schema      \(xmllintSeconds.map { String(format: "%.2f s", $0) } ?? "n/a")
                   feed reader (parse+validate)   \(String(format: "%.2f s", readerSeconds))   ratio to xmllint \(ratio)
-                  whole nightly run              \(String(format: "%.2f s", nightlySeconds))   \(Int(Double(bills) / nightlySeconds)) bills/s   exit \(nightlyStatus)
+                  whole nightly run              \(String(format: "%.2f s", nightlySeconds))   \(Int(Double(bills) / nightlySeconds)) bills/s   \(String(format: "%.1f", nightlySeconds * 1e6 / Double(max(1, bills)))) µs/bill   run/xmllint \(runToXmllint)   exit \(nightlyStatus)\(floorLine)
                   steps                          \(stepsText)
                   nightly peak resident          \(nightlyPeakMB) MB
                 """
         }
 
         var json: String {
-            "{\"bills\":\(bills),\"wallets\":\(wallets),\"xmllint_s\":\(xmllintSeconds.map { String(format: "%.3f", $0) } ?? "null"),\"reader_s\":\(String(format: "%.3f", readerSeconds)),\"nightly_s\":\(String(format: "%.3f", nightlySeconds)),\"bills_per_s\":\(Int(Double(bills) / nightlySeconds)),\"peak_mb\":\(nightlyPeakMB),\"exit\":\(nightlyStatus),\"steps\":{\(steps.map { "\"\($0.name)\":\(String(format: "%.3f", $0.seconds))" }.joined(separator: ","))}}"
+            "{\"bills\":\(bills),\"wallets\":\(wallets),\"xmllint_s\":\(xmllintSeconds.map { String(format: "%.3f", $0) } ?? "null"),\"reader_s\":\(String(format: "%.3f", readerSeconds)),\"nightly_s\":\(String(format: "%.3f", nightlySeconds)),\"bills_per_s\":\(Int(Double(bills) / nightlySeconds)),\"peak_mb\":\(nightlyPeakMB),\"floor_s\":\(floor.map { String(format: "%.3f", $0.seconds) } ?? "null"),\"floor_rows\":\(floor.map { String($0.rows) } ?? "null"),\"exit\":\(nightlyStatus),\"steps\":{\(steps.map { "\"\($0.name)\":\(String(format: "%.3f", $0.seconds))" }.joined(separator: ","))}}"
         }
     }
 
@@ -98,6 +104,15 @@ struct NightlyBenchmark {
         environment["QDWALLET_LOG_LEVEL"] = "warning"
         var status: Int32 = 0
         var peak = 0
+        // The city as it was before the run, for the store floor.
+        let before = directory + "/before.sqlite"
+        if postgresURL == nil {
+            try? FileManager.default.removeItem(atPath: before)
+            try FileManager.default.copyItem(atPath: city.databasePath, toPath: before)
+            if FileManager.default.fileExists(atPath: city.databasePath + "-wal") {
+                try FileManager.default.copyItem(atPath: city.databasePath + "-wal", toPath: before + "-wal")
+            }
+        }
         // The run's report (JSON) goes to a file, for the seconds of its steps.
         let output = directory + "/nightly-report.json"
         let nightly = try Self.seconds {
@@ -118,6 +133,10 @@ struct NightlyBenchmark {
                 guard let name = step["name"] as? String, let seconds = step["seconds"] as? Double else { return nil }
                 return (name, seconds)
             }
+        }
+        if postgresURL == nil && status == 0 {
+            report.floor = try StoreFloor(before: before, after: city.databasePath, path: directory + "/floor.sqlite",
+                                          transactions: (bills + CityGenerator.chunkSize - 1) / CityGenerator.chunkSize).run()
         }
         return report
     }

@@ -21,7 +21,10 @@
 // N bills in all), then measures, in the same run: xmllint --stream --schema over the feeds
 // (the parsing floor), qdwallet's feed reader over the same files, and the whole nightly run
 // (`qdwallet jobs run nightly-billing`, a child process: fetch from file URLs, validate, parse,
-// stage, match, campaigns, post, outbox, payment reports) with its peak resident memory.
+// stage, match, campaigns, post, outbox, payment reports) with its peak resident memory, and
+// on SQLite the store floor: every row the run added or changed, written again into a copy of
+// the city as it was before the run with plain prepared statements and no logic, in as many
+// transactions as the run's chunks (writes timed alone; the rows by table are printed).
 // `--keep DIR --generate-only` writes the city into DIR and stops, for profiling the run.
 // The distribution: `--wallets` sets bills per wallet (200,000 bills over 50 wallets is a
 // property manager's night), `--unmatched-percent` the share of bills for customers unknown
