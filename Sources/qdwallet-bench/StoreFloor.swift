@@ -17,6 +17,9 @@ struct StoreFloor {
     var path: String
     /// Transactions to spread the rows over: the run's chunks.
     var transactions: Int
+    /// More settings for the floor's connection (`qdwallet-bench floor --pragmas`), to see
+    /// what one would change before trying it in qdwallet.
+    var pragmas = ""
 
     struct Result {
         var seconds: Double
@@ -41,6 +44,7 @@ struct StoreFloor {
         let target = try open(path, flags: SQLITE_OPEN_READWRITE)
         defer { sqlite3_close_v2(target) }
         try exec(target, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = OFF")
+        if !pragmas.isEmpty { try exec(target, pragmas.split(separator: ";").map { "PRAGMA " + $0.trimmingCharacters(in: .whitespaces) }.joined(separator: "; ")) }
         // No logic: the append-only triggers go (an insert would not fire them anyway).
         for trigger in try strings(target, "SELECT name FROM sqlite_master WHERE type = 'trigger'") {
             try exec(target, "DROP TRIGGER \"\(trigger)\"")

@@ -30,6 +30,11 @@
 // property manager's night), `--unmatched-percent` the share of bills for customers unknown
 // to the wallet (10 unless told), `--no-campaigns` leaves the city's campaign out.
 //
+//     swift run -c release qdwallet-bench floor --before CITY.sqlite --after RUN.sqlite [--transactions N] [--pragmas "wal_autocheckpoint=10000"]
+//
+// `floor` runs the store floor alone, on a city kept with `nightly --keep` (a copy of it taken
+// before the run, and the database after), with settings to try on the floor's connection.
+//
 //     swift run -c release qdwallet-bench payers --db postgres://... [--payers 1,4,16] [--payments N]
 //
 // `payers` runs N processes at once, each paying QR payments from its own wallet to its own
@@ -51,10 +56,11 @@ let usage = """
            qdwallet-bench nightly [--bills N] [--wallets N] [--unmatched-percent 0-100] [--no-campaigns] [--schema-dir DIR]
                                   [--keep DIR [--generate-only]] [--db postgres://... (an empty database)] [--json]
            qdwallet-bench paybill [--entries N] [--samples N] [--db postgres://... (an empty database)]
+           qdwallet-bench floor --before CITY.sqlite --after RUN.sqlite [--transactions N] [--pragmas "NAME=VALUE; ..."]
            qdwallet-bench payers --db postgres://... [--payers 1,4,16] [--payments N] [--compare-one-writer]
 
     """
-guard let suite = arguments.first, ["ledger", "nightly", "paybill", "payers", "payers-child"].contains(suite) else {
+guard let suite = arguments.first, ["ledger", "nightly", "floor", "paybill", "payers", "payers-child"].contains(suite) else {
     FileHandle.standardError.write(Data(usage.utf8))
     exit(2)
 }
@@ -92,6 +98,26 @@ if suite == "paybill" {
     do {
         let url: String? = arguments.firstIndex(of: "--db").flatMap { $0 + 1 < arguments.count ? arguments[$0 + 1] : nil }
         print(try PayBillBenchmark(entries: option("--entries", 10_000_000), samples: option("--samples", 1_000), postgresURL: url).run())
+    } catch {
+        FileHandle.standardError.write(Data("qdwallet-bench: \(error)\n".utf8))
+        exit(4)
+    }
+    exit(0)
+}
+
+if suite == "floor" {
+    func text(_ name: String) -> String? {
+        guard let index = arguments.firstIndex(of: name), index + 1 < arguments.count else { return nil }
+        return arguments[index + 1]
+    }
+    guard let before = text("--before"), let after = text("--after") else {
+        FileHandle.standardError.write(Data("qdwallet-bench: floor needs --before CITY.sqlite and --after RUN.sqlite\n".utf8))
+        exit(2)
+    }
+    do {
+        let folder = (after as NSString).deletingLastPathComponent
+        let result = try StoreFloor(before: before, after: after, path: folder.isEmpty ? "floor.sqlite" : folder + "/floor.sqlite", transactions: option("--transactions", 20), pragmas: text("--pragmas") ?? "").run()
+        print("store floor: \(result.rows) rows in \(String(format: "%.2f", result.seconds)) s (\(result.tablesText))")
     } catch {
         FileHandle.standardError.write(Data("qdwallet-bench: \(error)\n".utf8))
         exit(4)
