@@ -20,6 +20,13 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        // The wallet app's HTTP API: the server, its lifecycle and metrics, and (tests only) a
+        // real HTTP client. Hummingbird's default traits would add swift-configuration.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         .target(
@@ -140,10 +147,24 @@ let package = Package(
                 "Reports",
                 "Notify",
                 "QDSchema",
+                "QDWalletServer",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: strict),
+        // The wallet app's HTTP API (`qdwallet serve`); its contract is openapi.json.
+        .target(
+            name: "QDWalletServer",
+            dependencies: [
+                "Ledger", "QDSQL",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            resources: [.copy("openapi.json")],
             swiftSettings: strict),
         .executableTarget(
             name: "qdwallet",
@@ -255,9 +276,17 @@ let package = Package(
             ],
             swiftSettings: strict),
         .testTarget(
+            name: "ServerTests",
+            dependencies: [
+                "QDWalletServer", "QDTestEngines",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ],
+            swiftSettings: strict),
+        .testTarget(
             name: "CLITests",
             dependencies: [
-                "QDWalletCLI", "Ledger", "Wallet", "qdwallet", "QDSchema", "QDSQL",
+                "QDTestEngines", "QDWalletCLI", "Ledger", "Wallet", "qdwallet", "QDSchema", "QDSQL",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: strict),

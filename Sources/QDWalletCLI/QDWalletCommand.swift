@@ -15,7 +15,7 @@ public struct QDWalletCommand: ParsableCommand {
             InitCommand.self, WalletCommand.self, CardCommand.self, TopUpCommand.self, WithdrawCommand.self,
             MerchantCommand.self, PayCommand.self, TransferCommand.self, BalanceCommand.self, HistoryCommand.self,
             UtilityCommand.self, BillersCommand.self, BillsCommand.self, AuditCommand.self, PayBillCommand.self, CampaignCommand.self, ReportCommand.self, NotifyCommand.self, KeysCommand.self,
-            JobsCommand.self, SchedulerCommand.self, LedgerCommand.self, DemoCommand.self,
+            JobsCommand.self, SchedulerCommand.self, LedgerCommand.self, DemoCommand.self, ServeCommand.self,
         ])
 
     public init() {}

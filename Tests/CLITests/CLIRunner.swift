@@ -1,4 +1,5 @@
 import Foundation
+import QDTestEngines
 import GRDB
 import QDSQL
 import Wallet
@@ -66,30 +67,13 @@ struct CLIRunner {
 
     /// A new, empty database on the server for one test (its URL), dropped afterwards.
     static func withPostgresDatabase(_ body: (String) throws -> Void) throws {
-        let server = try #require(postgresServer)
-        let name = "cli_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(12).lowercased()
-        let admin = try PostgresConnection(url: server)
-        try admin.execute("CREATE DATABASE \(name)", [])
-        defer { _ = try? admin.execute("DROP DATABASE \(name) WITH (FORCE)", []) }
-        var components = try #require(URLComponents(string: server))
-        components.path = "/" + name
-        try body(try #require(components.string))
+        let database = try TestEngine.newPostgresDatabase(prefix: "cli")
+        defer { database.drop() }
+        try body(database.url)
     }
 
     /// The executable beside the test bundle (`swift build` puts both in one folder).
-    static let executable: URL = {
-        let candidates = [
-            Bundle.main.bundleURL.deletingLastPathComponent(),
-            Bundle.main.bundleURL,
-            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(),
-            URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent(".build/debug"),
-        ]
-        for folder in candidates {
-            let url = folder.appendingPathComponent("qdwallet")
-            if FileManager.default.isExecutableFile(atPath: url.path) { return url }
-        }
-        return candidates[0].appendingPathComponent("qdwallet")
-    }()
+    static let executable = TestEngine.builtExecutable("qdwallet", filePath: #filePath)
 
     func run(_ arguments: [String], stdin: String? = nil, executable: URL? = nil) throws -> Result {
         let process = Process()

@@ -27,3 +27,46 @@ public enum TestEngine {
         try PostgresDatabase(url: database.url, options: database.options)
     }
 }
+
+extension TestEngine {
+    /// A new, empty database on the run's PostgreSQL server, for one test; `drop` removes it.
+    public struct ScratchDatabase {
+        public let url: String
+        let name: String
+        let admin: PostgresConnection
+
+        public func drop() {
+            _ = try? admin.execute("DROP DATABASE \(name) WITH (FORCE)", [])
+        }
+    }
+
+    public struct NoServer: Error, CustomStringConvertible {
+        public var description: String { "QDWALLET_TEST_POSTGRES names no PostgreSQL server" }
+    }
+
+    public static func newPostgresDatabase(prefix: String) throws -> ScratchDatabase {
+        guard let server = postgresURL, var components = URLComponents(string: server) else { throw NoServer() }
+        let name = prefix + "_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(12).lowercased()
+        let admin = try PostgresConnection(url: server)
+        try admin.execute("CREATE DATABASE \(name)", [])
+        components.path = "/" + name
+        guard let url = components.string else { throw NoServer() }
+        return ScratchDatabase(url: url, name: name, admin: admin)
+    }
+
+    /// A product of this package's build (`qdwallet`), found beside the test bundle, where
+    /// `swift build` puts both; `filePath` (a test's `#filePath`) gives the package's
+    /// `.build/debug` as the last place to look.
+    public static func builtExecutable(_ name: String, filePath: String) -> URL {
+        let candidates = [
+            Bundle.main.bundleURL.deletingLastPathComponent(),
+            Bundle.main.bundleURL,
+            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(),
+            URL(fileURLWithPath: filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent(".build/debug"),
+        ]
+        for folder in candidates where FileManager.default.isExecutableFile(atPath: folder.appendingPathComponent(name).path) {
+            return folder.appendingPathComponent(name)
+        }
+        return candidates[0].appendingPathComponent(name)
+    }
+}

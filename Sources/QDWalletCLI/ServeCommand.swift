@@ -1,0 +1,99 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import Logging
+import QDWalletServer
+
+/// `qdwallet serve`: the wallet app's HTTP API over the database of `--db`.
+struct ServeCommand: ParsableCommand, ReadOnlyCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Serve the wallet app's HTTP API (health, readiness, metrics, the OpenAPI document) until SIGTERM.",
+        discussion: """
+            Prints `listening on http://HOST:PORT` once it accepts connections. SIGTERM or SIGINT \
+            stops accepting, lets the requests in flight finish (at most --shutdown-grace seconds) \
+            and exits 0. Listens on loopback unless told: put a reverse proxy in front of it.
+            """)
+
+    @OptionGroup var global: GlobalOptions
+
+    @Option(name: .long, help: "HOST:PORT to listen on (an IPv4 address, or [IPv6]; port 0 lets the system choose).")
+    var listen = "127.0.0.1:8080"
+
+    @Option(name: .customLong("shutdown-grace"), help: "Seconds the requests in flight may take to finish after SIGTERM (1 to 120).")
+    var shutdownGrace = 10
+
+    func run() throws {
+        let (host, port) = try Self.address(listen)
+        guard (1...120).contains(shutdownGrace) else {
+            throw CLIFailure(.usage, code: "invalid_shutdown_grace", "--shutdown-grace takes 1 to 120 seconds, not \(shutdownGrace)")
+        }
+        let document: String
+        do {
+            document = try OpenAPIDocument.load()
+        } catch {
+            throw CLIFailure(.infrastructure, code: "openapi_missing", "\(error)")
+        }
+        let store = try AppDatabase.openStore(path: global.databasePath, mode: .existing)
+        var options = WalletServer.Options(host: host, port: port)
+        options.shutdownGrace = .seconds(shutdownGrace)
+        let server = WalletServer(options: options, document: document) {
+            try store.snapshot { sql, _ in _ = try sql.int("SELECT 1") }
+        }
+        let display = host.contains(":") ? "[\(host)]" : host
+        try Self.runBlocking {
+            try await server.run { bound in
+                FileHandle.standardOutput.write(Data("listening on http://\(display):\(bound)\n".utf8))
+            }
+        }
+    }
+
+    /// `HOST:PORT`, `[IPV6]:PORT`: refused with a usage error otherwise.
+    static func address(_ text: String) throws -> (host: String, port: Int) {
+        let refuse = CLIFailure(.usage, code: "invalid_listen", "--listen takes HOST:PORT (for example 127.0.0.1:8080 or [::1]:8080), not \(text.debugDescription)")
+        var host: Substring
+        var portText: Substring
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]"), text[text.index(after: close)...].hasPrefix(":") else { throw refuse }
+            host = text[text.index(after: text.startIndex)..<close]
+            portText = text[text.index(close, offsetBy: 2)...]
+        } else {
+            guard let colon = text.lastIndex(of: ":"), !text[..<colon].contains(":") else { throw refuse }
+            host = text[..<colon]
+            portText = text[text.index(after: colon)...]
+        }
+        guard !host.isEmpty, let port = Int(portText), portText.allSatisfy(\.isASCII), (0...65_535).contains(port) else { throw refuse }
+        return (String(host), port)
+    }
+
+    /// Runs the server's async work from this synchronous command, to its end.
+    static func runBlocking(_ body: @escaping @Sendable () async throws -> Void) throws {
+        let outcome = Outcome()
+        let done = DispatchSemaphore(value: 0)
+        Task {
+            do {
+                try await body()
+            } catch {
+                outcome.set(error)
+            }
+            done.signal()
+        }
+        done.wait()
+        if let error = outcome.error { throw error }
+    }
+
+    private final class Outcome: @unchecked Sendable {
+        private let lock = NSLock()
+        private var stored: (any Error)?
+        func set(_ error: any Error) {
+            lock.lock()
+            stored = error
+            lock.unlock()
+        }
+        var error: (any Error)? {
+            lock.lock()
+            defer { lock.unlock() }
+            return stored
+        }
+    }
+}

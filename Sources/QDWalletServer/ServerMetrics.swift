@@ -1,0 +1,62 @@
+import Foundation
+import Hummingbird
+import Metrics
+import Prometheus
+
+/// The server's metrics, in a registry of its own (swift-metrics over swift-prometheus), served
+/// at `/metrics` in the Prometheus text format: requests by route, method and status, their
+/// latency as a histogram by route and method, and refusals by problem type. The route is the
+/// router's pattern (`/v1/wallets/{id}`), never the path a client sent, so that a scan of
+/// random paths cannot grow the series: what no route matched counts as `unmatched`.
+public final class ServerMetrics: Sendable {
+    let registry = PrometheusCollectorRegistry()
+    let factory: PrometheusMetricsFactory
+
+    public init() {
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.defaultDurationHistogramBuckets = [
+            .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25),
+            .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5),
+        ]
+        self.factory = factory
+    }
+
+    func record(route: String, method: String, status: Int, nanoseconds: UInt64, problem: String?) {
+        Counter(label: "qdwallet_http_requests_total", dimensions: [("route", route), ("method", method), ("status", String(status))], factory: factory).increment()
+        Timer(label: "qdwallet_http_request_duration_seconds", dimensions: [("route", route), ("method", method)], factory: factory).recordNanoseconds(Int64(clamping: nanoseconds))
+        if let problem {
+            Counter(label: "qdwallet_http_refusals_total", dimensions: [("type", problem)], factory: factory).increment()
+        }
+    }
+
+    /// The Prometheus text exposition of everything recorded.
+    public func exposition() -> String {
+        registry.emitToString()
+    }
+}
+
+/// Outermost: turns every error a handler or the router throws into a problem response (a
+/// `Problem` as it is, the router's not-found and method-not-allowed as theirs, anything else
+/// as an internal error whose cause goes to the log only), and records every request into
+/// `ServerMetrics` with the status the client gets.
+struct ProblemsAndMetrics<Context: RequestContext>: RouterMiddleware {
+    let metrics: ServerMetrics
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let start = DispatchTime.now().uptimeNanoseconds
+        var problem: Problem?
+        let response: Response
+        do {
+            response = try await next(request, context)
+        } catch {
+            let refusal = Problem.from(error, logger: context.logger)
+            problem = refusal
+            response = refusal.response
+        }
+        // A route's pattern starts with a slash; what no route matched has none (or none at all).
+        let route = context.endpointPath.flatMap { $0.hasPrefix("/") ? $0 : nil } ?? "unmatched"
+        metrics.record(route: route, method: request.method.rawValue, status: response.status.code,
+                       nanoseconds: DispatchTime.now().uptimeNanoseconds - start, problem: problem?.code)
+        return response
+    }
+}

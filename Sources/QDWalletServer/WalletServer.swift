@@ -1,0 +1,111 @@
+import Foundation
+import Hummingbird
+import Logging
+import ServiceLifecycle
+
+/// The wallet app's HTTP API (`qdwallet serve`): Hummingbird 2 in a swift-service-lifecycle
+/// group, so that SIGTERM or SIGINT stops accepting connections, lets the requests in flight
+/// finish within `shutdownGrace`, and ends the process. The database code runs off the event
+/// loops with a deadline (`Blocking`).
+public struct WalletServer: Sendable {
+    public struct Options: Sendable {
+        public var host: String
+        public var port: Int
+        /// The most a graceful shutdown waits for the requests in flight.
+        public var shutdownGrace: Duration = .seconds(10)
+        /// How long `/readyz` waits for the database.
+        public var readinessDeadline: Duration = .seconds(2)
+
+        public init(host: String, port: Int) {
+            self.host = host
+            self.port = port
+        }
+    }
+
+    public let options: Options
+    /// Asks the database a trivial question; throws if it cannot answer.
+    let readiness: @Sendable () throws -> Void
+    let document: String
+    public let metrics = ServerMetrics()
+    let logger: Logger
+
+    /// `document`: the OpenAPI document served at `/openapi.json` (`OpenAPIDocument.load()`).
+    public init(options: Options, document: String, logger: Logger = Logger(label: "qdwallet.server"), readiness: @escaping @Sendable () throws -> Void) {
+        self.options = options
+        self.document = document
+        self.logger = logger
+        self.readiness = readiness
+    }
+
+    /// The routes; every route here is a path of the OpenAPI document, and the other way round.
+    func router() -> Router<BasicRequestContext> {
+        let router = Router()
+        router.middlewares.add(ProblemsAndMetrics(metrics: metrics))
+        router.get("/healthz") { _, _ in
+            Self.json("{\"status\":\"ok\"}")
+        }
+        router.get("/readyz") { _, _ in
+            do {
+                try await Blocking.run(deadline: options.readinessDeadline, readiness)
+            } catch {
+                logger.warning("not ready: the database did not answer", metadata: ["error": "\(error)"])
+                throw Problem.databaseUnavailable
+            }
+            return Self.json("{\"status\":\"ready\"}")
+        }
+        router.get("/metrics") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                     body: ResponseBody(byteBuffer: ByteBuffer(string: metrics.exposition())))
+        }
+        router.get("/openapi.json") { _, _ in
+            Self.json(document)
+        }
+        return router
+    }
+
+    static func json(_ text: String) -> Response {
+        Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
+    }
+
+    /// Serves until SIGTERM or SIGINT (or until the task is cancelled). `onRunning` is told the
+    /// port once the server listens (the one the system chose when `options.port` is 0).
+    public func run(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+        let application = Application(
+            router: router(),
+            configuration: .init(address: .hostname(options.host, port: options.port), serverName: "qdwallet"),
+            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
+            logger: logger)
+        var configuration = ServiceGroupConfiguration(services: [application], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        configuration.maximumGracefulShutdownDuration = options.shutdownGrace
+        configuration.maximumCancellationDuration = .seconds(2)
+        try await ServiceGroup(configuration: configuration).run()
+    }
+}
+
+/// The OpenAPI document, installed beside the executable as SwiftPM builds it
+/// (`qdwallet_QDWalletServer.resources/openapi.json`): looked up without SwiftPM's accessor,
+/// which would end the process when a binary was copied without it.
+public enum OpenAPIDocument {
+    public static let resourceFolder = "qdwallet_QDWalletServer.resources"
+
+    public static func load(executable: String = CommandLine.arguments.first ?? "") throws -> String {
+        let beside = URL(fileURLWithPath: executable).resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent(resourceFolder).path
+        var candidates = [beside]
+        if let main = Bundle.main.executableURL?.resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent(resourceFolder).path {
+            candidates.append(main)
+        }
+        for folder in candidates {
+            if let data = FileManager.default.contents(atPath: folder + "/openapi.json") {
+                return String(decoding: data, as: UTF8.self)
+            }
+        }
+        throw MissingDocument(searched: candidates)
+    }
+
+    public struct MissingDocument: Error, CustomStringConvertible {
+        public var searched: [String]
+        public var description: String {
+            "the OpenAPI document is not installed: copy the folder \(resourceFolder) from the build beside the qdwallet executable (looked in \(searched.joined(separator: ", ")))"
+        }
+    }
+}

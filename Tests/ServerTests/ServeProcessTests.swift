@@ -1,0 +1,125 @@
+import AsyncHTTPClient
+import Foundation
+import QDTestEngines
+import Synchronization
+import Testing
+
+/// `qdwallet serve` as an operator runs it: a child process on a database of each engine, spoken
+/// to over HTTP, stopped by SIGTERM; and its refusals of a bad address or a missing database.
+@Suite struct ServeProcessTests {
+    static let executable = TestEngine.builtExecutable("qdwallet", filePath: #filePath)
+
+    enum Engine: String, CaseIterable, Sendable {
+        case sqlite, postgres
+        static var available: [Engine] { TestEngine.postgresURL == nil ? [.sqlite] : [.sqlite, .postgres] }
+    }
+
+    /// Runs qdwallet to its end: (status, stdout, stderr).
+    func run(_ arguments: [String]) throws -> (Int32, String, String) {
+        let process = Process()
+        process.executableURL = Self.executable
+        process.arguments = arguments
+        var environment = ProcessInfo.processInfo.environment
+        environment.removeValue(forKey: "QDWALLET_DB")
+        process.environment = environment
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let output = out.fileHandleForReading.readDataToEndOfFile()
+        let errors = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: output, as: UTF8.self), String(decoding: errors, as: UTF8.self))
+    }
+
+    /// A database of the engine, created by `qdwallet init`, for `body`.
+    func withDatabase(_ engine: Engine, _ body: (String) async throws -> Void) async throws {
+        switch engine {
+        case .sqlite:
+            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("qdwallet-serve-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: folder) }
+            let path = folder.appendingPathComponent("qdwallet.sqlite").path
+            let (status, _, errors) = try run(["init", "--db", path])
+            try #require(status == 0, "init: \(errors)")
+            try await body(path)
+        case .postgres:
+            let scratch = try TestEngine.newPostgresDatabase(prefix: "serve")
+            defer { scratch.drop() }
+            let (status, _, errors) = try run(["init", "--db", scratch.url])
+            try #require(status == 0, "init: \(errors)")
+            try await body(scratch.url)
+        }
+    }
+
+    func get(_ url: String) async throws -> Int {
+        let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: url), timeout: .seconds(10))
+        _ = try await response.body.collect(upTo: 1 << 20)
+        return Int(response.status.code)
+    }
+
+    @Test(arguments: Engine.available)
+    func serveAnswersAndEndsOnSIGTERM(_ engine: Engine) async throws {
+        try await withDatabase(engine) { database in
+            let process = Process()
+            process.executableURL = Self.executable
+            process.arguments = ["serve", "--db", database, "--listen", "127.0.0.1:0"]
+            let out = Pipe()
+            process.standardOutput = out
+            process.standardError = FileHandle.nullDevice
+            let printed = Mutex("")
+            out.fileHandleForReading.readabilityHandler = { handle in
+                let data = handle.availableData
+                printed.withLock { $0 += String(decoding: data, as: UTF8.self) }
+            }
+            try process.run()
+            defer {
+                out.fileHandleForReading.readabilityHandler = nil
+                if process.isRunning { process.terminate() }
+            }
+            var base: String?
+            for _ in 0..<1500 where base == nil {
+                try await Task.sleep(for: .milliseconds(20))
+                let text = printed.withLock { $0 }
+                if let line = text.split(separator: "\n").first(where: { $0.hasPrefix("listening on http://127.0.0.1:") }) {
+                    base = String(line.dropFirst("listening on ".count))
+                }
+                try #require(process.isRunning, "serve ended before listening")
+            }
+            let url = try #require(base, "serve never said where it listens")
+            #expect(try await get(url + "/healthz") == 200)
+            #expect(try await get(url + "/readyz") == 200)
+            #expect(try await get(url + "/openapi.json") == 200)
+
+            kill(process.processIdentifier, SIGTERM)
+            let asked = ContinuousClock.now
+            while process.isRunning && ContinuousClock.now - asked < .seconds(15) {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            #expect(!process.isRunning, "serve still runs 15 s after SIGTERM")
+            #expect(process.terminationStatus == 0)
+        }
+    }
+
+    /// A typo in the address is a usage error (exit 2) before anything is opened.
+    @Test func aBadListenAddressIsAUsageError() throws {
+        for address in ["localhost", "127.0.0.1:65536", "127.0.0.1:-1", "[::1]8080", ":8080", "127.0.0.1:80a", "1:2:3"] {
+            let (status, _, errors) = try run(["serve", "--db", "/nonexistent/q.sqlite", "--listen", address])
+            #expect(status == 2, "\(address): \(errors)")
+            #expect(errors.contains("--listen"), "\(address): \(errors)")
+        }
+        let (status, _, errors) = try run(["serve", "--db", "/nonexistent/q.sqlite", "--shutdown-grace", "0"])
+        #expect(status == 2, "\(errors)")
+    }
+
+    /// serve never creates a database: a path without one is refused (exit 4) and stays absent.
+    @Test func serveRefusesAPathWithoutADatabase() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("qdwallet-serve-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let path = folder.appendingPathComponent("typo.sqlite").path
+        let (status, _, errors) = try run(["serve", "--db", path, "--listen", "127.0.0.1:0"])
+        #expect(status == 4, "\(errors)")
+        #expect(!FileManager.default.fileExists(atPath: path))
+    }
+}

@@ -1,0 +1,158 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import QDWalletServer
+import Synchronization
+import Testing
+
+/// The HTTP server in this process on a loopback port the system chooses, spoken to with a
+/// real HTTP client: the operational routes, RFC 9457 problems, the metrics, the document.
+@Suite struct ServerTests {
+    /// The repository's OpenAPI document: the contract.
+    static let document: String = {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Sources/QDWalletServer/openapi.json")
+        return (try? String(contentsOf: url, encoding: .utf8)) ?? ""
+    }()
+
+    struct Reply {
+        var status: Int
+        var headers: [String: String]
+        var body: String
+        func json() throws -> [String: Any] {
+            try #require(try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any], "not a JSON object: \(body)")
+        }
+    }
+
+    /// Starts a server with `readiness`, runs `body` against its base URL, then stops it the
+    /// way SIGTERM would (the task cancelled: graceful shutdown).
+    func withServer(readinessDeadline: Duration = .seconds(2), readiness: @escaping @Sendable () throws -> Void = {}, _ body: (String, WalletServer) async throws -> Void) async throws {
+        var options = WalletServer.Options(host: "127.0.0.1", port: 0)
+        options.readinessDeadline = readinessDeadline
+        let server = WalletServer(options: options, document: Self.document, readiness: readiness)
+        let port = Mutex<Int?>(nil)
+        let task = Task { try await server.run { bound in port.withLock { $0 = bound } } }
+        defer { task.cancel() }
+        var waited = 0
+        while port.withLock({ $0 }) == nil {
+            try await Task.sleep(for: .milliseconds(20))
+            waited += 1
+            try #require(waited < 500, "the server did not start")
+        }
+        try await body("http://127.0.0.1:\(port.withLock { $0 }!)", server)
+    }
+
+    func request(_ url: String, post: Bool = false) async throws -> Reply {
+        var request = HTTPClientRequest(url: url)
+        if post { request.method = .POST }
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+        let body = try await response.body.collect(upTo: 1 << 20)
+        var headers: [String: String] = [:]
+        for header in response.headers { headers[header.name.lowercased()] = header.value }
+        return Reply(status: Int(response.status.code), headers: headers, body: String(buffer: body))
+    }
+
+    @Test func livenessAnswersWithoutTheDatabase() async throws {
+        try await withServer(readiness: { throw CancellationError() }) { base, _ in
+            let reply = try await request(base + "/healthz")
+            #expect(reply.status == 200)
+            #expect(reply.headers["content-type"] == "application/json")
+            #expect(try reply.json()["status"] as? String == "ok")
+        }
+    }
+
+    @Test func readinessAsksTheDatabase() async throws {
+        let asked = Mutex(0)
+        try await withServer(readiness: { asked.withLock { $0 += 1 } }) { base, _ in
+            let reply = try await request(base + "/readyz")
+            #expect(reply.status == 200)
+            #expect(try reply.json()["status"] as? String == "ready")
+            #expect(asked.withLock { $0 } == 1)
+        }
+    }
+
+    /// RFC 9457 section 3: type, title, status, detail; section 3.1.1: the status member is the
+    /// response's status; `application/problem+json` (section 6.1).
+    @Test func aDatabaseThatFailsMakesReadinessAProblem() async throws {
+        struct Down: Error {}
+        try await withServer(readiness: { throw Down() }) { base, _ in
+            let reply = try await request(base + "/readyz")
+            #expect(reply.status == 503)
+            #expect(reply.headers["content-type"] == "application/problem+json")
+            #expect(reply.headers["retry-after"] == "5")
+            let problem = try reply.json()
+            #expect(problem["type"] as? String == "urn:qdwallet:problem:database_unavailable")
+            #expect(problem["status"] as? Int == 503)
+            #expect(problem["title"] as? String == "Service Unavailable")
+            #expect((problem["detail"] as? String)?.isEmpty == false)
+            #expect((problem["detail_zh"] as? String)?.isEmpty == false)
+        }
+    }
+
+    /// A database that hangs is a deadline passed, not a request that hangs with it.
+    @Test func aDatabaseThatHangsIsAnsweredAtTheDeadline() async throws {
+        let release = DispatchSemaphore(value: 0)
+        defer { release.signal() }
+        try await withServer(readinessDeadline: .milliseconds(300), readiness: { _ = release.wait(timeout: .now() + 30) }) { base, _ in
+            let start = ContinuousClock.now
+            let reply = try await request(base + "/readyz")
+            #expect(reply.status == 503)
+            #expect(try reply.json()["type"] as? String == "urn:qdwallet:problem:database_unavailable")
+            #expect(ContinuousClock.now - start < .seconds(5))
+        }
+    }
+
+    @Test func anUnknownRouteIsANotFoundProblem() async throws {
+        try await withServer { base, _ in
+            for path in ["/nothing", "/healthz/extra", "/v1/wallets/1%27%20OR%201=1"] {
+                let reply = try await request(base + path)
+                #expect(reply.status == 404, "\(path)")
+                #expect(reply.headers["content-type"] == "application/problem+json")
+                #expect(try reply.json()["type"] as? String == "urn:qdwallet:problem:not_found")
+            }
+            let post = try await request(base + "/healthz", post: true)
+            #expect([404, 405].contains(post.status))
+            #expect(post.headers["content-type"] == "application/problem+json")
+        }
+    }
+
+    /// The Prometheus text format: requests by route pattern, method and status; unknown paths
+    /// counted as one `unmatched` route; refusals by problem type; latency histograms.
+    @Test func metricsCountRequestsByRouteAndStatus() async throws {
+        struct Down: Error {}
+        try await withServer(readiness: { throw Down() }) { base, _ in
+            for _ in 0..<3 { _ = try await request(base + "/healthz") }
+            _ = try await request(base + "/readyz")
+            _ = try await request(base + "/random-\(UUID().uuidString)")
+            _ = try await request(base + "/random-\(UUID().uuidString)")
+            let reply = try await request(base + "/metrics")
+            #expect(reply.status == 200)
+            #expect(reply.headers["content-type"]?.hasPrefix("text/plain; version=0.0.4") == true)
+            let lines = reply.body.split(separator: "\n").map(String.init)
+            #expect(lines.contains { $0.hasPrefix("qdwallet_http_requests_total{") && $0.contains("route=\"/healthz\"") && $0.contains("status=\"200\"") && $0.hasSuffix(" 3") })
+            #expect(lines.contains { $0.hasPrefix("qdwallet_http_requests_total{") && $0.contains("route=\"/readyz\"") && $0.contains("status=\"503\"") && $0.hasSuffix(" 1") })
+            #expect(lines.contains { $0.hasPrefix("qdwallet_http_requests_total{") && $0.contains("route=\"unmatched\"") && $0.contains("status=\"404\"") && $0.hasSuffix(" 2") })
+            #expect(!reply.body.contains("random-"))
+            #expect(lines.contains { $0.hasPrefix("qdwallet_http_refusals_total{type=\"not_found\"}") && $0.hasSuffix(" 2") })
+            #expect(lines.contains { $0.hasPrefix("qdwallet_http_refusals_total{type=\"database_unavailable\"}") && $0.hasSuffix(" 1") })
+            #expect(lines.contains { $0.hasPrefix("qdwallet_http_request_duration_seconds_count{") && $0.contains("route=\"/healthz\"") && $0.hasSuffix(" 3") })
+            if !lines.contains(where: { $0.contains("unmatched") }) { Issue.record("metrics: \(reply.body)") }
+        }
+    }
+
+    /// The served document is the repository's, byte for byte, and every path it names is
+    /// served (a GET of each answers something other than not-found).
+    @Test func theServedDocumentIsTheContract() async throws {
+        #expect(Self.document.contains("\"openapi\": \"3.1.0\""))
+        try await withServer { base, _ in
+            let reply = try await request(base + "/openapi.json")
+            #expect(reply.status == 200)
+            #expect(reply.body == Self.document)
+            let paths = try #require(try reply.json()["paths"] as? [String: Any])
+            #expect(Set(paths.keys) == ["/healthz", "/readyz", "/metrics", "/openapi.json"])
+            for path in paths.keys {
+                #expect(try await request(base + path).status != 404, "\(path)")
+            }
+        }
+    }
+}
