@@ -1,26 +1,40 @@
-import Dispatch
 import Foundation
+import NIOCore
+import NIOPosix
 
-/// The database code of qdwallet is synchronous: a request runs it on a queue of its own, never
-/// on the server's event loops, and waits at most `deadline`. A call that outlives its deadline
-/// is left to finish on its thread (a database call cannot be interrupted from outside); the
-/// request is answered at once.
+/// The database code of qdwallet is synchronous: a request runs it on a pool of threads of its
+/// own (never on the server's event loops, nor on Dispatch's shared threads, which anything
+/// else in the process may be holding), and waits at most `deadline`, timed by an event loop.
+/// A call that outlives its deadline is left to finish on its thread (a database call cannot
+/// be interrupted from outside); the request is answered at once.
 enum Blocking {
-    static let queue = DispatchQueue(label: "qdwallet.server.database", attributes: .concurrent)
+    /// Threads for database calls: as many as calls may wait on the database at once.
+    static let threads = 16
+    static let pool: NIOThreadPool = {
+        let pool = NIOThreadPool(numberOfThreads: threads)
+        pool.start()
+        return pool
+    }()
 
     struct DeadlineExceeded: Error {}
+    struct PoolStopped: Error {}
 
     static func run<T: Sendable>(deadline: Duration, _ body: @escaping @Sendable () throws -> T) async throws -> T {
         let once = Once<T>()
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let (seconds, attoseconds) = deadline.components
         return try await withCheckedThrowingContinuation { continuation in
             once.continuation = continuation
-            queue.async {
-                once.resume(with: Result { try body() })
-            }
-            let (seconds, attoseconds) = deadline.components
-            let nanoseconds = Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000)
-            queue.asyncAfter(deadline: .now() + .nanoseconds(nanoseconds)) {
+            let timer = loop.scheduleTask(in: .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)) {
                 once.resume(with: .failure(DeadlineExceeded()))
+            }
+            pool.submit { state in
+                guard state == .active else {
+                    once.resume(with: .failure(PoolStopped()))
+                    return
+                }
+                once.resume(with: Result { try body() })
+                timer.cancel()
             }
         }
     }

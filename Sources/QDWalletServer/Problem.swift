@@ -15,6 +15,8 @@ public struct Problem: Error, Sendable, Equatable {
     public var detailZh: String
     /// Seconds a client should wait before trying again (429, 503), sent as `Retry-After`.
     public var retryAfter: Int?
+    /// The methods the resource accepts, sent as `Allow` with a 405 (RFC 9110 section 15.5.6).
+    public var allow: String?
 
     public init(_ status: HTTPResponse.Status, code: String, title: String, detail: String, detailZh: String, retryAfter: Int? = nil) {
         self.status = status
@@ -49,6 +51,7 @@ public struct Problem: Error, Sendable, Equatable {
     public var response: Response {
         var headers: HTTPFields = [.contentType: Self.mediaType]
         if let retryAfter { headers[.retryAfter] = String(retryAfter) }
+        if let allow { headers[.allow] = allow }
         return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: json)))
     }
 
@@ -68,12 +71,18 @@ public struct Problem: Error, Sendable, Equatable {
 }
 
 extension Problem {
-    /// The problem a thrown error answers with.
-    static func from(_ error: any Error, logger: Logger) -> Problem {
+    /// The problem a thrown error answers with; `allowed`: the methods of the request's path
+    /// when it names a resource (the router says not-found for a method it lacks: that is a
+    /// 405 with `Allow`, RFC 9110 section 15.5.6).
+    static func from(_ error: any Error, allowed: [String]?, logger: Logger) -> Problem {
         if let problem = error as? Problem { return problem }
         if let error = error as? any HTTPResponseError {
             switch error.status {
-            case .notFound: return .notFound
+            case .notFound:
+                guard let allowed else { return .notFound }
+                var problem = Problem.methodNotAllowed
+                problem.allow = allowed.joined(separator: ", ")
+                return problem
             case .methodNotAllowed: return .methodNotAllowed
             case .badRequest: return .badRequest
             default: break

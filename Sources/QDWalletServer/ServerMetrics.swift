@@ -41,15 +41,25 @@ public final class ServerMetrics: Sendable {
 /// `ServerMetrics` with the status the client gets.
 struct ProblemsAndMetrics<Context: RequestContext>: RouterMiddleware {
     let metrics: ServerMetrics
+    /// The methods of each path the router serves.
+    let methods: [String: [String]]
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let start = DispatchTime.now().uptimeNanoseconds
         var problem: Problem?
         let response: Response
         do {
-            response = try await next(request, context)
+            var answer = try await next(request, context)
+            // HEAD is GET without the body (RFC 9110 section 9.3.2); the routes answer both.
+            // Content-Length stays what GET would send (RFC 9110 section 8.6).
+            if request.method == .head {
+                let length = answer.body.contentLength
+                answer.body = ResponseBody()
+                if let length { answer.headers[.contentLength] = String(length) }
+            }
+            response = answer
         } catch {
-            let refusal = Problem.from(error, logger: context.logger)
+            let refusal = Problem.from(error, allowed: methods[request.uri.path], logger: context.logger)
             problem = refusal
             response = refusal.response
         }

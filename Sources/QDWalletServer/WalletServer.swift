@@ -40,11 +40,11 @@ public struct WalletServer: Sendable {
     /// The routes; every route here is a path of the OpenAPI document, and the other way round.
     func router() -> Router<BasicRequestContext> {
         let router = Router()
-        router.middlewares.add(ProblemsAndMetrics(metrics: metrics))
-        router.get("/healthz") { _, _ in
+        router.middlewares.add(ProblemsAndMetrics(metrics: metrics, methods: Self.methods(document)))
+        Self.get(router, "/healthz") { _, _ in
             Self.json("{\"status\":\"ok\"}")
         }
-        router.get("/readyz") { _, _ in
+        Self.get(router, "/readyz") { _, _ in
             do {
                 try await Blocking.run(deadline: options.readinessDeadline, readiness)
             } catch {
@@ -53,14 +53,33 @@ public struct WalletServer: Sendable {
             }
             return Self.json("{\"status\":\"ready\"}")
         }
-        router.get("/metrics") { _, _ in
+        Self.get(router, "/metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                      body: ResponseBody(byteBuffer: ByteBuffer(string: metrics.exposition())))
         }
-        router.get("/openapi.json") { _, _ in
+        Self.get(router, "/openapi.json") { _, _ in
             Self.json(document)
         }
         return router
+    }
+
+    /// A GET route, answering HEAD too (the body dropped by the outermost middleware).
+    static func get(_ router: Router<BasicRequestContext>, _ path: RouterPath, _ handler: @escaping @Sendable (Request, BasicRequestContext) async throws -> Response) {
+        router.get(path, use: handler)
+        router.head(path, use: handler)
+    }
+
+    /// The methods of each path, as the document declares them (HEAD wherever GET is).
+    static func methods(_ document: String) -> [String: [String]] {
+        guard let root = try? JSONSerialization.jsonObject(with: Data(document.utf8)) as? [String: Any],
+              let paths = root["paths"] as? [String: Any] else { return [:] }
+        var methods: [String: [String]] = [:]
+        for (path, item) in paths {
+            let declared = ((item as? [String: Any])?.keys ?? [:].keys).map { $0.uppercased() }
+                .filter { ["GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE"].contains($0) }
+            methods[path] = (declared.contains("GET") && !declared.contains("HEAD") ? declared + ["HEAD"] : declared).sorted()
+        }
+        return methods
     }
 
     static func json(_ text: String) -> Response {

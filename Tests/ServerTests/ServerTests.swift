@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import NIOCore
+import NIOHTTP1
 import QDWalletServer
 import Synchronization
 import Testing
@@ -42,9 +43,9 @@ import Testing
         try await body("http://127.0.0.1:\(port.withLock { $0 }!)", server)
     }
 
-    func request(_ url: String, post: Bool = false) async throws -> Reply {
+    func request(_ url: String, method: HTTPMethod = .GET) async throws -> Reply {
         var request = HTTPClientRequest(url: url)
-        if post { request.method = .POST }
+        request.method = method
         let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
         let body = try await response.body.collect(upTo: 1 << 20)
         var headers: [String: String] = [:]
@@ -110,9 +111,30 @@ import Testing
                 #expect(reply.headers["content-type"] == "application/problem+json")
                 #expect(try reply.json()["type"] as? String == "urn:qdwallet:problem:not_found")
             }
-            let post = try await request(base + "/healthz", post: true)
-            #expect([404, 405].contains(post.status))
+            // RFC 9110 section 15.5.6: a method the resource lacks is a 405 with Allow.
+            let post = try await request(base + "/healthz", method: .POST)
+            #expect(post.status == 405)
+            #expect(post.headers["allow"] == "GET, HEAD")
             #expect(post.headers["content-type"] == "application/problem+json")
+            #expect(try post.json()["type"] as? String == "urn:qdwallet:problem:method_not_allowed")
+        }
+    }
+
+    /// RFC 9110 section 9.3.2: HEAD is GET without the body, wherever GET is served; its
+    /// Content-Length is the one GET sends (section 8.6).
+    @Test func headIsGetWithoutItsBody() async throws {
+        try await withServer { base, _ in
+            for path in ["/healthz", "/readyz", "/openapi.json"] {
+                let get = try await request(base + path)
+                let head = try await request(base + path, method: .HEAD)
+                #expect(head.status == 200, "\(path)")
+                #expect(head.body.isEmpty, "\(path)")
+                #expect(head.headers["content-type"] == get.headers["content-type"], "\(path)")
+                #expect(head.headers["content-length"] == String(get.body.utf8.count), "\(path)")
+            }
+            let unknown = try await request(base + "/nothing", method: .HEAD)
+            #expect(unknown.status == 404)
+            #expect(unknown.body.isEmpty)
         }
     }
 
