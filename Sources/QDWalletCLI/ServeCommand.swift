@@ -23,10 +23,28 @@ struct ServeCommand: ParsableCommand, ReadOnlyCommand {
     @Option(name: .customLong("shutdown-grace"), help: "Seconds the requests in flight may take to finish after SIGTERM (1 to 120).")
     var shutdownGrace = 10
 
+    @Option(name: .customLong("trusted-proxy"), help: "The address of a reverse proxy whose X-Forwarded-For names the client (repeat for several); from anyone else the header is ignored.")
+    var trustedProxies: [String] = []
+
+    @Option(name: .customLong("rate-per-address"), help: "Requests per second a client address may make once its burst is spent (1 to 10000; health, readiness and metrics are not limited).")
+    var ratePerAddress = 20
+
+    @Option(name: .customLong("rate-burst"), help: "Requests a client address may make at once (1 to 100000).")
+    var rateBurst = 120
+
     func run() throws {
         let (host, port) = try Self.address(listen)
         guard (1...120).contains(shutdownGrace) else {
             throw CLIFailure(.usage, code: "invalid_shutdown_grace", "--shutdown-grace takes 1 to 120 seconds, not \(shutdownGrace)")
+        }
+        guard (1...10_000).contains(ratePerAddress) else {
+            throw CLIFailure(.usage, code: "invalid_rate", "--rate-per-address takes 1 to 10000 requests a second, not \(ratePerAddress)")
+        }
+        guard (1...100_000).contains(rateBurst) else {
+            throw CLIFailure(.usage, code: "invalid_rate", "--rate-burst takes 1 to 100000 requests, not \(rateBurst)")
+        }
+        for proxy in trustedProxies where !ClientAddress.isIPAddress(proxy) {
+            throw CLIFailure(.usage, code: "invalid_trusted_proxy", "--trusted-proxy takes an IP address, not \(proxy.debugDescription)")
         }
         let document: String
         do {
@@ -37,6 +55,8 @@ struct ServeCommand: ParsableCommand, ReadOnlyCommand {
         let store = try AppDatabase.openStore(path: global.databasePath, mode: .existing)
         var options = WalletServer.Options(host: host, port: port)
         options.shutdownGrace = .seconds(shutdownGrace)
+        options.trustedProxies = Set(trustedProxies)
+        options.addressLimit = TokenBuckets.Limit(burst: rateBurst, perSecond: Double(ratePerAddress))
         let server = WalletServer(options: options, document: document) {
             try store.snapshot { sql, _ in _ = try sql.int("SELECT 1") }
         }

@@ -15,6 +15,10 @@ public struct WalletServer: Sendable {
         public var shutdownGrace: Duration = .seconds(10)
         /// How long `/readyz` waits for the database.
         public var readinessDeadline: Duration = .seconds(2)
+        /// Proxies whose `X-Forwarded-For` names the client (their own addresses).
+        public var trustedProxies: Set<String> = []
+        /// Requests a client address may make at once, and per second after that.
+        public var addressLimit = TokenBuckets.Limit(burst: 120, perSecond: 20)
 
         public init(host: String, port: Int) {
             self.host = host
@@ -38,9 +42,10 @@ public struct WalletServer: Sendable {
     }
 
     /// The routes; every route here is a path of the OpenAPI document, and the other way round.
-    func router() -> Router<BasicRequestContext> {
-        let router = Router()
+    func router() -> Router<WalletRequestContext> {
+        let router = Router(context: WalletRequestContext.self)
         router.middlewares.add(ProblemsAndMetrics(metrics: metrics, methods: Self.methods(document)))
+        router.middlewares.add(RateLimitByAddress(buckets: TokenBuckets(options.addressLimit), client: ClientAddress(trustedProxies: options.trustedProxies)))
         Self.get(router, "/healthz") { _, _ in
             Self.json("{\"status\":\"ok\"}")
         }
@@ -64,7 +69,7 @@ public struct WalletServer: Sendable {
     }
 
     /// A GET route, answering HEAD too (the body dropped by the outermost middleware).
-    static func get(_ router: Router<BasicRequestContext>, _ path: RouterPath, _ handler: @escaping @Sendable (Request, BasicRequestContext) async throws -> Response) {
+    static func get(_ router: Router<WalletRequestContext>, _ path: RouterPath, _ handler: @escaping @Sendable (Request, WalletRequestContext) async throws -> Response) {
         router.get(path, use: handler)
         router.head(path, use: handler)
     }
@@ -86,9 +91,10 @@ public struct WalletServer: Sendable {
         Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
     }
 
-    /// Serves until SIGTERM or SIGINT (or until the task is cancelled). `onRunning` is told the
-    /// port once the server listens (the one the system chose when `options.port` is 0).
-    public func run(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+    /// Serves until SIGTERM or SIGINT, or until `stopWhen` returns (a graceful stop as on
+    /// SIGTERM), or until the task is cancelled. `onRunning` is told the port once the server
+    /// listens (the one the system chose when `options.port` is 0).
+    public func run(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }, stopWhen: (@Sendable () async -> Void)? = nil) async throws {
         let application = Application(
             router: router(),
             configuration: .init(address: .hostname(options.host, port: options.port), serverName: "qdwallet"),
@@ -97,7 +103,15 @@ public struct WalletServer: Sendable {
         var configuration = ServiceGroupConfiguration(services: [application], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         configuration.maximumGracefulShutdownDuration = options.shutdownGrace
         configuration.maximumCancellationDuration = .seconds(2)
-        try await ServiceGroup(configuration: configuration).run()
+        let group = ServiceGroup(configuration: configuration)
+        let stopper = stopWhen.map { wait in
+            Task {
+                await wait()
+                await group.triggerGracefulShutdown()
+            }
+        }
+        defer { stopper?.cancel() }
+        try await group.run()
     }
 }
 

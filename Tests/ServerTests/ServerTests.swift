@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import QDWalletServer
 import Synchronization
 import Testing
@@ -27,9 +28,12 @@ import Testing
 
     /// Starts a server with `readiness`, runs `body` against its base URL, then stops it the
     /// way SIGTERM would (the task cancelled: graceful shutdown).
-    func withServer(readinessDeadline: Duration = .seconds(2), readiness: @escaping @Sendable () throws -> Void = {}, _ body: (String, WalletServer) async throws -> Void) async throws {
+    func withServer(readinessDeadline: Duration = .seconds(2), limit: TokenBuckets.Limit = .init(burst: 1_000, perSecond: 1_000), trustedProxies: Set<String> = [],
+                    readiness: @escaping @Sendable () throws -> Void = {}, _ body: (String, WalletServer) async throws -> Void) async throws {
         var options = WalletServer.Options(host: "127.0.0.1", port: 0)
         options.readinessDeadline = readinessDeadline
+        options.addressLimit = limit
+        options.trustedProxies = trustedProxies
         let server = WalletServer(options: options, document: Self.document, readiness: readiness)
         let port = Mutex<Int?>(nil)
         let task = Task { try await server.run { bound in port.withLock { $0 = bound } } }
@@ -43,9 +47,10 @@ import Testing
         try await body("http://127.0.0.1:\(port.withLock { $0 }!)", server)
     }
 
-    func request(_ url: String, method: HTTPMethod = .GET) async throws -> Reply {
+    func request(_ url: String, method: HTTPMethod = .GET, headers: [(String, String)] = []) async throws -> Reply {
         var request = HTTPClientRequest(url: url)
         request.method = method
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
         let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
         let body = try await response.body.collect(upTo: 1 << 20)
         var headers: [String: String] = [:]
@@ -135,6 +140,70 @@ import Testing
             let unknown = try await request(base + "/nothing", method: .HEAD)
             #expect(unknown.status == 404)
             #expect(unknown.body.isEmpty)
+        }
+    }
+
+    /// RFC 6585 section 4: over its rate a client gets a 429 with Retry-After; the probes are
+    /// not limited; X-Forwarded-For from a client that is not a trusted proxy changes nothing.
+    @Test func aClientOverItsRateIsToldWhenToComeBack() async throws {
+        try await withServer(limit: .init(burst: 2, perSecond: 0.01)) { base, _ in
+            #expect(try await request(base + "/openapi.json").status == 200)
+            #expect(try await request(base + "/openapi.json", headers: [("X-Forwarded-For", "198.51.100.1")]).status == 200)
+            let refused = try await request(base + "/openapi.json", headers: [("X-Forwarded-For", "198.51.100.2")])
+            #expect(refused.status == 429)
+            #expect(refused.headers["content-type"] == "application/problem+json")
+            #expect(Int(refused.headers["retry-after"] ?? "") ?? 0 >= 1)
+            #expect(try refused.json()["type"] as? String == "urn:qdwallet:problem:rate_limited")
+            for _ in 0..<10 { #expect(try await request(base + "/healthz").status == 200) }
+            let metrics = try await request(base + "/metrics")
+            #expect(metrics.body.contains("qdwallet_http_refusals_total{type=\"rate_limited\"} 1"))
+        }
+    }
+
+    /// Behind a trusted proxy each client has its own bucket.
+    @Test func behindATrustedProxyEachClientHasItsOwnRate() async throws {
+        try await withServer(limit: .init(burst: 1, perSecond: 0.01), trustedProxies: ["127.0.0.1"]) { base, _ in
+            let first = try await request(base + "/openapi.json", headers: [("X-Forwarded-For", "198.51.100.1")])
+            let again = try await request(base + "/openapi.json", headers: [("X-Forwarded-For", "198.51.100.1")])
+            let other = try await request(base + "/openapi.json", headers: [("X-Forwarded-For", "198.51.100.2")])
+            #expect(first.status == 200)
+            #expect(again.status == 429)
+            #expect(other.status == 200)
+        }
+    }
+
+    /// A graceful stop (as on SIGTERM) lets the request in flight finish with its answer.
+    @Test func aGracefulStopLetsTheRequestInFlightFinish() async throws {
+        let stop = AsyncStream<Void>.makeStream()
+        var options = WalletServer.Options(host: "127.0.0.1", port: 0)
+        options.readinessDeadline = .seconds(10)
+        options.shutdownGrace = .seconds(3)
+        let server = WalletServer(options: options, document: Self.document, readiness: { Thread.sleep(forTimeInterval: 1) })
+        let port = Mutex<Int?>(nil)
+        let running = Task {
+            try await server.run(onRunning: { bound in port.withLock { $0 = bound } }, stopWhen: { for await _ in stop.stream { return } })
+        }
+        var waited = 0
+        while port.withLock({ $0 }) == nil {
+            try await Task.sleep(for: .milliseconds(20))
+            waited += 1
+            try #require(waited < 500, "the server did not start")
+        }
+        let base = "http://127.0.0.1:\(port.withLock { $0 }!)"
+        async let slow = request(base + "/readyz")
+        try await Task.sleep(for: .milliseconds(300))
+        stop.continuation.yield()
+        let reply = try await slow
+        #expect(reply.status == 200)
+        #expect(try reply.json()["status"] as? String == "ready")
+        let answered = ContinuousClock.now
+        try await running.value
+        #expect(ContinuousClock.now - answered < .seconds(3), "the stop waited for its whole grace")
+        // Stopped: nothing listens on the port any more.
+        let bound = port.withLock { $0 }!
+        await #expect(throws: (any Error).self) {
+            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connectTimeout(.seconds(2)).connect(host: "127.0.0.1", port: bound).get()
+            try await channel.close()
         }
     }
 
