@@ -32,8 +32,9 @@ for _ in $(seq 1 300); do
 done
 if [ -z "$base" ]; then echo "schemathesis.sh: qdwallet serve did not start" >&2; exit 1; fi
 
-"$venv/bin/schemathesis" --no-color run "$base/openapi.json" --checks all --max-examples "${SCHEMATHESIS_EXAMPLES:-50}" \
-    --max-failures 20 --wait-for-schema 10
+# In the temporary folder: schemathesis keeps a cache of its findings in the current one.
+(cd "$directory" && "$venv/bin/schemathesis" --no-color run "$base/openapi.json" --checks all --max-examples "${SCHEMATHESIS_EXAMPLES:-50}" \
+    --max-failures 20 --wait-for-schema 10)
 
 # The server stops cleanly on SIGTERM.
 kill -TERM "$server"
