@@ -20,10 +20,12 @@ enum AppDatabase {
         Ledger(store: try openStore(path: path, mode: mode))
     }
 
-    static func openStore(path: String, mode: SQLiteDatabase.OpenMode = .existing) throws -> SQLLedgerStore {
+    /// `sessions`: PostgreSQL sessions kept open between transactions (the server keeps as
+    /// many as it runs database calls at once; a command needs the default).
+    static func openStore(path: String, mode: SQLiteDatabase.OpenMode = .existing, sessions: Int? = nil) throws -> SQLLedgerStore {
         let store: SQLLedgerStore
         if isPostgres(path) {
-            store = SQLLedgerStore(database: try openPostgres(url: path, mode: mode))
+            store = SQLLedgerStore(database: try openPostgres(url: path, mode: mode, sessions: sessions))
         } else {
             store = SQLiteLedgerStore(pool: try SQLiteDatabase.open(path: path, migrator: migrator(), mode: mode, cacheKiB: try cacheKiB()))
         }
@@ -40,11 +42,13 @@ enum AppDatabase {
     /// Connects to a PostgreSQL server. `.create` (init, the demo) creates or upgrades the
     /// schema; any other command refuses a database without qdwallet's schema, and upgrades
     /// one that lacks only newer migrations, as it does for a SQLite file.
-    static func openPostgres(url: String, mode: SQLiteDatabase.OpenMode) throws -> PostgresDatabase {
+    static func openPostgres(url: String, mode: SQLiteDatabase.OpenMode, sessions: Int? = nil) throws -> PostgresDatabase {
         let shown = PostgresConnection.redact(url)
         let database: PostgresDatabase
+        var options = PostgresDatabase.Options()
+        if let sessions { options.idleMax = sessions }
         do {
-            database = try PostgresDatabase(url: url)
+            database = try PostgresDatabase(url: url, options: options)
         } catch let error as SQLError {
             throw LedgerError(.storage, "cannot connect to the PostgreSQL server; check --db, the server and the password in PGPASSFILE or PGPASSWORD", cause: error.message, context: shown)
         }

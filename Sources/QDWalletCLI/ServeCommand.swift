@@ -52,7 +52,9 @@ struct ServeCommand: ParsableCommand, ReadOnlyCommand {
         } catch {
             throw CLIFailure(.infrastructure, code: "openapi_missing", "\(error)")
         }
-        let store = try AppDatabase.openStore(path: global.databasePath, mode: .existing)
+        // A PostgreSQL session for each database call that may run at once: none is opened
+        // and closed per request.
+        let store = try AppDatabase.openStore(path: global.databasePath, mode: .existing, sessions: WalletServer.databaseCallsMax)
         var options = WalletServer.Options(host: host, port: port)
         options.shutdownGrace = .seconds(shutdownGrace)
         options.trustedProxies = Set(trustedProxies)

@@ -27,6 +27,8 @@ public struct WalletServer: Sendable {
     }
 
     public let options: Options
+    /// The most database calls the server runs at once (the threads they run on).
+    public static let databaseCallsMax = Blocking.threads
     /// Asks the database a trivial question; throws if it cannot answer.
     let readiness: @Sendable () throws -> Void
     let document: String
