@@ -84,7 +84,7 @@ struct ServeCommand: ParsableCommand, ReadOnlyCommand {
             host = text[..<colon]
             portText = text[text.index(after: colon)...]
         }
-        guard !host.isEmpty, let port = Int(portText), portText.allSatisfy(\.isASCII), (0...65_535).contains(port) else { throw refuse }
+        guard !host.isEmpty, !portText.isEmpty, portText.count <= 5, portText.allSatisfy({ ("0"..."9").contains($0) }), let port = Int(portText), port <= 65_535 else { throw refuse }
         return (String(host), port)
     }
 

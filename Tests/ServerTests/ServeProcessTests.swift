@@ -103,7 +103,7 @@ import Testing
 
     /// A typo in the address is a usage error (exit 2) before anything is opened.
     @Test func aBadListenAddressIsAUsageError() throws {
-        for address in ["localhost", "127.0.0.1:65536", "127.0.0.1:-1", "[::1]8080", ":8080", "127.0.0.1:80a", "1:2:3"] {
+        for address in ["localhost", "127.0.0.1:65536", "127.0.0.1:-1", "[::1]8080", ":8080", "127.0.0.1:80a", "1:2:3", "127.0.0.1:+80", "127.0.0.1:", "127.0.0.1:٨٠"] {
             let (status, _, errors) = try run(["serve", "--db", "/nonexistent/q.sqlite", "--listen", address])
             #expect(status == 2, "\(address): \(errors)")
             #expect(errors.contains("--listen"), "\(address): \(errors)")
