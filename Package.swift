@@ -128,10 +128,19 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
+        // The wallet app's sign-in, devices, tokens and idempotent requests.
+        .target(
+            name: "AppAccess",
+            dependencies: [
+                "Ledger", "QDSQL", "Wallet",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strict),
         .target(
             name: "QDSchema",
             dependencies: [
-                "Ledger", "Wallet", "JobRunner", "Billing", "Campaigns", "Reports",
+                "Ledger", "Wallet", "JobRunner", "Billing", "Campaigns", "Reports", "AppAccess",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: strict),
@@ -150,6 +159,7 @@ let package = Package(
                 "Notify",
                 "QDSchema",
                 "QDWalletServer",
+                "AppAccess",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -159,7 +169,8 @@ let package = Package(
         .target(
             name: "QDWalletServer",
             dependencies: [
-                "Ledger", "QDSQL",
+                "Ledger", "QDSQL", "Wallet", "AppAccess",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -283,7 +294,9 @@ let package = Package(
         .testTarget(
             name: "ServerTests",
             dependencies: [
-                "QDWalletServer", "QDTestEngines",
+                "QDWalletServer", "QDTestEngines", "AppAccess", "Wallet", "Ledger", "QDSQL", "QDSchema",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -15,6 +15,8 @@ if [ -n "${QDWALLET_TEST_POSTGRES:-}" ]; then
     # Every module's tests that touch a database, and the CLI's end-to-end suites that speak
     # to it only through the CLI (the concurrency and crash tests run on both engines in the
     # first pass already).
+    # The wallet app's flows over HTTP, in a pass of their own like the server's first one.
+    QDWALLET_TEST_ENGINE=postgres swift test --skip-build --filter WalletAPITests "$@"
     QDWALLET_TEST_ENGINE=postgres swift test --skip-build --filter "LedgerTests|WalletTests|JobRunnerTests|BillingTests|FeedsTests|NotifyTests|ReportsTests|WalletCLITests|BillingCLITests|JobsCLITests|AmountBoundsCLITests|AuditTrailTests|FeedRetentionTests|RunParameterTests" "$@"
 else
     echo "test.sh: QDWALLET_TEST_POSTGRES is not set: PostgreSQL skipped (run inside Tests/Postgres/with-postgres.sh)" >&2

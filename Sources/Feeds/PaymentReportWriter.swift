@@ -154,10 +154,7 @@ public struct PaymentReportWriter {
 
     /// 2026-11-28T02:14:09+08:00
     public static func isoTime(_ micros: TimestampMicros) -> String {
-        let date = ShanghaiCalendar.date(at: micros)
-        let seconds = ShanghaiCalendar.microsOfDay(at: micros) / 1_000_000
-        func two(_ v: Int64) -> String { v < 10 ? "0\(v)" : "\(v)" }
-        return "\(date.iso)T\(two(seconds / 3_600)):\(two(seconds % 3_600 / 60)):\(two(seconds % 60))+08:00"
+        ShanghaiCalendar.rfc3339(at: micros)
     }
 }
 

@@ -75,6 +75,14 @@ public enum ShanghaiCalendar {
         return local < 0 ? local + dayMicros : local
     }
 
+    /// An instant as RFC 3339 `date-time` in Shanghai's offset, to the second:
+    /// 2026-11-28T02:14:09+08:00.
+    public static func rfc3339(at micros: TimestampMicros) -> String {
+        let seconds = microsOfDay(at: micros) / 1_000_000
+        func two(_ v: Int64) -> String { v < 10 ? "0\(v)" : "\(v)" }
+        return "\(date(at: micros).iso)T\(two(seconds / 3_600)):\(two(seconds % 3_600 / 60)):\(two(seconds % 60))+08:00"
+    }
+
     /// 00:00 on 1 January of `year`, as UTC microseconds.
     public static func startOfYear(_ year: Int) -> TimestampMicros {
         Date(year: year, month: 1, day: 1).startMicros

@@ -191,7 +191,7 @@ public enum NotifyJob {
         func send(_ message: Message) throws {
             let body = try JSONSerialization.data(withJSONObject: [
                 "message_id": message.messageID, "kind": message.kind,
-                "wallet_id": message.walletID, "created_at": PaymentReportWriter.isoTime(message.createdAt),
+                "wallet_id": message.walletID.map { $0 as Any } ?? NSNull(), "created_at": PaymentReportWriter.isoTime(message.createdAt),
                 "payload": (try? JSONSerialization.jsonObject(with: Data(message.payload.utf8))) ?? [:],
             ], options: [.sortedKeys])
             switch config.sink {

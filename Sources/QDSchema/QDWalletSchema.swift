@@ -1,3 +1,4 @@
+import AppAccess
 import Billing
 import Campaigns
 import Foundation
@@ -19,13 +20,14 @@ public enum QDWalletSchema {
         BillingSchema.register(in: &migrator)
         CampaignSchema.register(in: &migrator)
         ReportsSchema.register(in: &migrator)
+        AppAccessSchema.register(in: &migrator)
         return migrator
     }
 
     /// The same list on PostgreSQL, in the same order (`PostgresDatabase.migrate` applies it).
     public static func postgresMigrations() throws -> [SQLMigration] {
         try LedgerSchema.postgres + WalletSchema.postgres() + JobSchema.postgres() + BillingSchema.postgres()
-            + CampaignSchema.postgres() + ReportsSchema.postgres()
+            + CampaignSchema.postgres() + ReportsSchema.postgres() + AppAccessSchema.postgres()
     }
 }
 

@@ -2,7 +2,12 @@ import ArgumentParser
 import Dispatch
 import Foundation
 import Logging
+import AppAccess
+import Campaigns
+import Ledger
+import Payments
 import QDWalletServer
+import Wallet
 
 /// `qdwallet serve`: the wallet app's HTTP API over the database of `--db`.
 struct ServeCommand: ParsableCommand, ReadOnlyCommand {
@@ -12,10 +17,14 @@ struct ServeCommand: ParsableCommand, ReadOnlyCommand {
         discussion: """
             Prints `listening on http://HOST:PORT` once it accepts connections. SIGTERM or SIGINT \
             stops accepting, lets the requests in flight finish (at most --shutdown-grace seconds) \
-            and exits 0. Listens on loopback unless told: put a reverse proxy in front of it.
+            and exits 0. Listens on loopback unless told: put a reverse proxy in front of it. \
+            Needs the data key (QDWALLET_DATA_KEY or QDWALLET_DATA_KEY_FILE): the app's access \
+            tokens and one-time codes use keys derived from it. QR payments apply the campaigns \
+            of the jobs folder, as `qdwallet pay` does.
             """)
 
     @OptionGroup var global: GlobalOptions
+    @OptionGroup var jobs: JobsOptions
 
     @Option(name: .long, help: "HOST:PORT to listen on (an IPv4 address, or [IPv6]; port 0 lets the system choose).")
     var listen = "127.0.0.1:8080"
@@ -54,12 +63,21 @@ struct ServeCommand: ParsableCommand, ReadOnlyCommand {
         }
         // A PostgreSQL session for each database call that may run at once: none is opened
         // and closed per request.
+        let key = try DataKey.fromEnvironment(QDEnvironment.process.dataKeyEnvironment)
+        let policy = try AppDatabase.walletPolicy(jobsDirectory: jobs.path)
         let store = try AppDatabase.openStore(path: global.databasePath, mode: .existing, sessions: WalletServer.databaseCallsMax)
+        let ledger = Ledger(store: store)
+        _ = try SystemAccounts.ensure(in: ledger)
+        let planner = CampaignPlanner(campaigns: try CampaignSetup.load(jobs, store: store), clock: ledger.clock)
+        let wallets = WalletService(store: store, ledger: ledger, policy: policy, dataKey: key, planner: planner)
+        // A key that is not this database's is refused before anything is served.
+        try wallets.adoptDataKey(key)
+        let backend = WalletBackend(access: AppAccess(wallets: wallets, dataKey: key), wallets: wallets)
         var options = WalletServer.Options(host: host, port: port)
         options.shutdownGrace = .seconds(shutdownGrace)
         options.trustedProxies = Set(trustedProxies)
         options.addressLimit = TokenBuckets.Limit(burst: rateBurst, perSecond: Double(ratePerAddress))
-        let server = WalletServer(options: options, document: document) {
+        let server = WalletServer(options: options, document: document, backend: backend) {
             try store.snapshot { sql, _ in _ = try sql.int("SELECT 1") }
         }
         let display = host.contains(":") ? "[\(host)]" : host

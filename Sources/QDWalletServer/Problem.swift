@@ -1,6 +1,8 @@
+import AppAccess
 import Foundation
 import Hummingbird
 import Logging
+import Wallet
 
 /// A refusal as RFC 9457 "Problem Details for HTTP APIs" (`application/problem+json`): a
 /// stable `type` per refusal (`urn:qdwallet:problem:<code>`, the same code the CLI prints), a
@@ -17,6 +19,8 @@ public struct Problem: Error, Sendable, Equatable {
     public var retryAfter: Int?
     /// The methods the resource accepts, sent as `Allow` with a 405 (RFC 9110 section 15.5.6).
     public var allow: String?
+    /// The scheme a 401 asks for, sent as `WWW-Authenticate` (RFC 9110 section 11.6.1).
+    public var authenticate: String?
 
     public init(_ status: HTTPResponse.Status, code: String, title: String, detail: String, detailZh: String, retryAfter: Int? = nil) {
         self.status = status
@@ -52,6 +56,7 @@ public struct Problem: Error, Sendable, Equatable {
         var headers: HTTPFields = [.contentType: Self.mediaType]
         if let retryAfter { headers[.retryAfter] = String(retryAfter) }
         if let allow { headers[.allow] = allow }
+        if let authenticate { headers[.wwwAuthenticate] = authenticate }
         return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: json)))
     }
 
@@ -66,6 +71,8 @@ public struct Problem: Error, Sendable, Equatable {
     public static let internalError = Problem(.internalServerError, code: "internal_error", title: "Internal Server Error",
                                               detail: "The server failed; nothing was changed by this request unless its receipt says so. Try again later.",
                                               detailZh: "服务器出错；除非收到回执，本次请求未做任何更改。请稍后再试。")
+    public static let walletUnavailable = Problem(.serviceUnavailable, code: "wallet_unavailable", title: "Service Unavailable",
+                                                  detail: "This server answers probes only: it was started without the wallet's services.", detailZh: "该服务器只响应探测请求，未启用钱包服务。", retryAfter: 60)
     public static let databaseUnavailable = Problem(.serviceUnavailable, code: "database_unavailable", title: "Service Unavailable",
                                                     detail: "The database does not answer in time.", detailZh: "数据库未能及时响应。", retryAfter: 5)
 }
@@ -76,6 +83,10 @@ extension Problem {
     /// 405 with `Allow`, RFC 9110 section 15.5.6).
     static func from(_ error: any Error, allowed: [String]?, logger: Logger) -> Problem {
         if let problem = error as? Problem { return problem }
+        if let refusal = error as? AppRefusal { return .app(refusal) }
+        if let refusal = error as? WalletRefusal { return .wallet(refusal) }
+        if let refusal = error as? QRRefusal { return .qr(refusal) }
+        if error is Blocking.DeadlineExceeded { return .timeout }
         if let error = error as? any HTTPResponseError {
             switch error.status {
             case .notFound:

@@ -59,14 +59,31 @@ struct ProblemsAndMetrics<Context: RequestContext>: RouterMiddleware {
             }
             response = answer
         } catch {
-            let refusal = Problem.from(error, allowed: methods[request.uri.path], logger: context.logger)
+            let refusal = Problem.from(error, allowed: Self.allowed(methods, path: request.uri.path), logger: context.logger)
             problem = refusal
             response = refusal.response
         }
         // A route's pattern starts with a slash; what no route matched has none (or none at all).
         let route = context.endpointPath.flatMap { $0.hasPrefix("/") ? $0 : nil } ?? "unmatched"
-        metrics.record(route: route, method: request.method.rawValue, status: response.status.code,
+        metrics.record(route: route, method: Self.standardMethods.contains(request.method) ? request.method.rawValue : "other", status: response.status.code,
                        nanoseconds: DispatchTime.now().uptimeNanoseconds - start, problem: problem?.code)
         return response
+    }
+
+    /// Methods of RFC 9110 and PATCH: any other a client invents counts as `other`, so it
+    /// cannot grow the series.
+    static var standardMethods: Set<HTTPRequest.Method> { [.get, .head, .post, .put, .delete, .connect, .options, .trace, .patch] }
+
+    /// The methods of the document's path that `path` is: by name, else by a template whose
+    /// `{parameter}` segments take any one segment.
+    static func allowed(_ methods: [String: [String]], path: String) -> [String]? {
+        if let exact = methods[path] { return exact }
+        let segments = path.split(separator: "/", omittingEmptySubsequences: false)
+        for (template, allowed) in methods where template.contains("{") {
+            let parts = template.split(separator: "/", omittingEmptySubsequences: false)
+            guard parts.count == segments.count else { continue }
+            if zip(parts, segments).allSatisfy({ $0.hasPrefix("{") && $0.hasSuffix("}") ? !$1.isEmpty : $0 == $1 }) { return allowed }
+        }
+        return nil
     }
 }

@@ -34,10 +34,15 @@ public struct WalletServer: Sendable {
     let document: String
     public let metrics = ServerMetrics()
     let logger: Logger
+    /// The wallet routes' services; without them (a server of probes only) those routes
+    /// answer 503.
+    let backend: WalletBackend?
+    static let logger = Logger(label: "qdwallet.server")
 
     /// `document`: the OpenAPI document served at `/openapi.json` (`OpenAPIDocument.load()`).
-    public init(options: Options, document: String, logger: Logger = Logger(label: "qdwallet.server"), readiness: @escaping @Sendable () throws -> Void) {
+    public init(options: Options, document: String, backend: WalletBackend? = nil, logger: Logger = Logger(label: "qdwallet.server"), readiness: @escaping @Sendable () throws -> Void) {
         self.options = options
+        self.backend = backend
         self.document = document
         self.logger = logger
         self.readiness = readiness
@@ -66,6 +71,15 @@ public struct WalletServer: Sendable {
         }
         Self.get(router, "/openapi.json") { _, _ in
             Self.json(document)
+        }
+        if let backend {
+            WalletRoutes(backend: backend).register(router)
+        } else {
+            for (path, methods) in Self.methods(document) where path.hasPrefix("/v1/") {
+                for method in methods {
+                    router.on(RouterPath(path), method: HTTPRequest.Method(method)!) { _, _ -> Response in throw Problem.walletUnavailable }
+                }
+            }
         }
         return router
     }

@@ -92,6 +92,13 @@ public struct DataKey: Sendable {
         bytes.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
     }
 
+    /// A key of its own for one purpose (HKDF-SHA256, RFC 5869, with the purpose as `info`):
+    /// the access tokens' signing key, the one-time codes' key. Keys of different purposes
+    /// reveal nothing of each other or of the data key.
+    public func derivedKey(purpose: String) -> SymmetricKey {
+        HKDF<SHA256>.deriveKey(inputKeyMaterial: key, salt: Data("qdwallet derived key v1".utf8), info: Data(purpose.utf8), outputByteCount: 32)
+    }
+
     /// A keyed fingerprint (HMAC-SHA256) to find equal values without decrypting them.
     public func fingerprint(_ value: String) -> [UInt8] {
         Array(HMAC<SHA256>.authenticationCode(for: Data(("fingerprint:" + value).utf8), using: key))

@@ -11,6 +11,13 @@ public enum Outbox {
         case billNotice = "bill_notice"
         case autopayReceipt = "autopay_receipt"
         case reminder = "reminder"
+        /// A one-time code for the wallet app's sign-in, sent to a mobile number that may have
+        /// no wallet yet: its payload holds the number and the code, and is emptied once the
+        /// message is delivered.
+        case smsCode = "sms_code"
+
+        /// Sent at once, in quiet hours too.
+        public var isUrgent: Bool { self == .securityAlert || self == .smsCode }
     }
 
     /// Queues a message; security alerts are urgent (no quiet hours). The payload must hold

@@ -72,20 +72,29 @@ public struct WalletService: Sendable {
     public func openWallet(phone: String, name: String) throws -> WalletRecord {
         let phone = try Validation.phone(phone)
         let name = try Validation.name(name)
-        return try store.transaction { db, tx in
-            let wallets = WalletStore(db)
-            if try wallets.phoneTaken(phone) {
-                throw WalletRefusal.walletExists
-            }
-            let openedAt = now
-            // Ledger codes carry the wallet's number, never the phone.
-            let nextID = try wallets.nextWalletID()
-            let cash = try ledger.openAccount(AccountSpec(code: "wallet:\(nextID)", asset: .cny, kind: .userWallet, rules: .noOverdraft), in: tx)
-            // Points may go negative when a refund takes back points that were already spent.
-            let points = try ledger.openAccount(AccountSpec(code: "points:\(nextID)", asset: .pts, kind: .userPoints, rules: .unrestricted), in: tx)
-            try wallets.insertWallet(id: nextID, phone: phone, name: name, openedAt: openedAt, walletAccountID: cash.id, pointsAccountID: points.id)
-            return try wallet(db, id: nextID)
+        return try store.transaction { db, tx in try openWallet(db, tx, phone: phone, name: name) }
+    }
+
+    /// Opens a wallet inside the caller's transaction (the app's registration opens the wallet
+    /// and its first device together); `phone` and `name` must have passed `Validation`.
+    public func openWallet(_ db: any SQLConnection, _ tx: any LedgerWriting, phone: String, name: String) throws -> WalletRecord {
+        let wallets = WalletStore(db)
+        if try wallets.phoneTaken(phone) {
+            throw WalletRefusal.walletExists
         }
+        let openedAt = now
+        // Ledger codes carry the wallet's number, never the phone.
+        let nextID = try wallets.nextWalletID()
+        let cash = try ledger.openAccount(AccountSpec(code: "wallet:\(nextID)", asset: .cny, kind: .userWallet, rules: .noOverdraft), in: tx)
+        // Points may go negative when a refund takes back points that were already spent.
+        let points = try ledger.openAccount(AccountSpec(code: "points:\(nextID)", asset: .pts, kind: .userPoints, rules: .unrestricted), in: tx)
+        try wallets.insertWallet(id: nextID, phone: phone, name: name, openedAt: openedAt, walletAccountID: cash.id, pointsAccountID: points.id)
+        return try wallet(db, id: nextID)
+    }
+
+    /// The wallet with this id (the app's access token names the wallet by id).
+    public func wallet(id: Int64) throws -> WalletRecord {
+        try store.database.read { db in try wallet(db, id: id) }
     }
 
     /// The wallet of a mobile number.
@@ -122,7 +131,7 @@ public struct WalletService: Sendable {
         return try tx.accountsForPosting(wallets.map(\.walletAccountID))
     }
 
-    func wallet(_ db: any SQLConnection, id: Int64) throws -> WalletRecord {
+    public func wallet(_ db: any SQLConnection, id: Int64) throws -> WalletRecord {
         guard let record = try WalletStore(db).wallet(id: id) else { throw WalletRefusal.walletNotFound }
         return record
     }
@@ -221,6 +230,17 @@ public struct WalletService: Sendable {
             let record = try wallet(db, phone: phone)
             try WalletStore(db).setPassword(walletID: record.id, hashed)
         }
+    }
+
+    /// Sets the payment password inside the caller's transaction, from a hash made before it
+    /// (`hashPassword`: hashing is slow on purpose and holds no lock).
+    public func setPassword(_ db: any SQLConnection, walletID: Int64, _ hashed: PasswordHasher.Hash) throws {
+        try WalletStore(db).setPassword(walletID: walletID, hashed)
+    }
+
+    /// The stored form of a new payment password (6 digits, else `invalidPassword`).
+    public func hashPassword(_ password: String) throws -> PasswordHasher.Hash {
+        try hasher.hash(try Validation.password(password))
     }
 
     /// Checks the password before a payment: slow hashing outside any write transaction.

@@ -20,8 +20,11 @@ stop() {
 }
 trap stop EXIT
 
+# A data key of this run's own: the app's tokens and codes are keyed from it.
+QDWALLET_DATA_KEY="$(head -c 32 /dev/urandom | base64)"
+export QDWALLET_DATA_KEY
 .build/debug/qdwallet init --db "$directory/qdwallet.sqlite" >/dev/null
-.build/debug/qdwallet serve --db "$directory/qdwallet.sqlite" --listen 127.0.0.1:0 >"$directory/out" 2>"$directory/err" &
+.build/debug/qdwallet serve --db "$directory/qdwallet.sqlite" --listen 127.0.0.1:0 --rate-per-address 10000 --rate-burst 100000 >"$directory/out" 2>"$directory/err" &
 server=$!
 base=""
 for _ in $(seq 1 300); do
@@ -32,9 +35,20 @@ for _ in $(seq 1 300); do
 done
 if [ -z "$base" ]; then echo "schemathesis.sh: qdwallet serve did not start" >&2; exit 1; fi
 
+# A signed-in device, so that the operations behind a token are fuzzed too: a code asked for,
+# read from the outbox (what the SMS sink would send), and a P-256 key made by openssl.
+phone=13912345678
+curl -fsS -X POST -H 'Content-Type: application/json' -d "{\"phone\":\"$phone\"}" "$base/v1/sms-codes" >/dev/null
+code="$(python3 -c 'import json,sqlite3,sys; row=sqlite3.connect(sys.argv[1]).execute("SELECT payload FROM outbox WHERE kind = ? ORDER BY id DESC", ("sms_code",)).fetchone(); print(json.loads(row[0])["code"])' "$directory/qdwallet.sqlite")"
+key="$(openssl ecparam -name prime256v1 -genkey -noout 2>/dev/null | openssl ec -pubout -outform DER 2>/dev/null | tail -c 65 | base64 -w0)"
+token="$(curl -fsS -X POST -H 'Content-Type: application/json' \
+    -d "{\"phone\":\"$phone\",\"code\":\"$code\",\"public_key\":\"$key\",\"label\":\"schemathesis\",\"name\":\"Test\",\"payment_password\":\"135790\"}" \
+    "$base/v1/devices" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')"
+
+config="$PWD/Tests/API/schemathesis.toml"
 # In the temporary folder: schemathesis keeps a cache of its findings in the current one.
-(cd "$directory" && "$venv/bin/schemathesis" --no-color run "$base/openapi.json" --checks all --max-examples "${SCHEMATHESIS_EXAMPLES:-50}" \
-    --max-failures 20 --wait-for-schema 10)
+(cd "$directory" && "$venv/bin/schemathesis" --no-color --config-file "$config" run "$base/openapi.json" --checks all --max-examples "${SCHEMATHESIS_EXAMPLES:-50}" \
+    --max-failures 20 --wait-for-schema 10 -H "Authorization: Bearer $token")
 
 # The server stops cleanly on SIGTERM.
 kill -TERM "$server"

@@ -8,6 +8,17 @@ import Testing
 /// to over HTTP, stopped by SIGTERM; and its refusals of a bad address or a missing database.
 @Suite struct ServeProcessTests {
     static let executable = TestEngine.builtExecutable("qdwallet", filePath: #filePath)
+    /// The data key of these tests' databases (32 bytes, base64).
+    static let dataKey = Data(repeating: 7, count: 32).base64EncodedString()
+
+    /// The test process's environment, without a database and with the data key.
+    static func environment(key: String? = dataKey) -> [String: String] {
+        var environment = ProcessInfo.processInfo.environment
+        environment.removeValue(forKey: "QDWALLET_DB")
+        environment.removeValue(forKey: "QDWALLET_DATA_KEY_FILE")
+        environment["QDWALLET_DATA_KEY"] = key
+        return environment
+    }
 
     enum Engine: String, CaseIterable, Sendable {
         case sqlite, postgres
@@ -15,13 +26,11 @@ import Testing
     }
 
     /// Runs qdwallet to its end: (status, stdout, stderr).
-    func run(_ arguments: [String]) throws -> (Int32, String, String) {
+    func run(_ arguments: [String], key: String? = dataKey) throws -> (Int32, String, String) {
         let process = Process()
         process.executableURL = Self.executable
         process.arguments = arguments
-        var environment = ProcessInfo.processInfo.environment
-        environment.removeValue(forKey: "QDWALLET_DB")
-        process.environment = environment
+        process.environment = Self.environment(key: key)
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err
@@ -64,6 +73,7 @@ import Testing
             let process = Process()
             process.executableURL = Self.executable
             process.arguments = ["serve", "--db", database, "--listen", "127.0.0.1:0"]
+            process.environment = Self.environment()
             let out = Pipe()
             process.standardOutput = out
             process.standardError = FileHandle.nullDevice
@@ -121,5 +131,19 @@ import Testing
         let (status, _, errors) = try run(["serve", "--db", path, "--listen", "127.0.0.1:0"])
         #expect(status == 4, "\(errors)")
         #expect(!FileManager.default.fileExists(atPath: path))
+    }
+
+    /// The app's tokens and codes hang on the data key: serve refuses to start without it, or
+    /// with a key that is not the database's.
+    @Test func serveNeedsTheDatabasesDataKey() async throws {
+        try await withDatabase(.sqlite) { database in
+            let (none, _, noneErrors) = try run(["serve", "--db", database, "--listen", "127.0.0.1:0"], key: nil)
+            #expect(none != 0)
+            #expect(noneErrors.contains("QDWALLET_DATA_KEY"), "\(noneErrors)")
+            let other = Data(repeating: 9, count: 32).base64EncodedString()
+            let (wrong, _, wrongErrors) = try run(["serve", "--db", database, "--listen", "127.0.0.1:0"], key: other)
+            #expect(wrong != 0)
+            #expect(wrongErrors.contains("not this database's key"), "\(wrongErrors)")
+        }
     }
 }

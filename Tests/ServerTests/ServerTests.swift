@@ -35,16 +35,7 @@ import Testing
         options.addressLimit = limit
         options.trustedProxies = trustedProxies
         let server = WalletServer(options: options, document: Self.document, readiness: readiness)
-        let port = Mutex<Int?>(nil)
-        let task = Task { try await server.run { bound in port.withLock { $0 = bound } } }
-        defer { task.cancel() }
-        var waited = 0
-        while port.withLock({ $0 }) == nil {
-            try await Task.sleep(for: .milliseconds(20))
-            waited += 1
-            try #require(waited < 500, "the server did not start")
-        }
-        try await body("http://127.0.0.1:\(port.withLock { $0 }!)", server)
+        try await APIWorld.run(server) { base in try await body(base, server) }
     }
 
     func request(_ url: String, method: HTTPMethod = .GET, headers: [(String, String)] = []) async throws -> Reply {
@@ -231,6 +222,22 @@ import Testing
         }
     }
 
+    /// A method outside RFC 9110's (and PATCH) is counted as `other`, so it cannot grow the series; a
+    /// method a templated path lacks is a 405 with the template's Allow (RFC 9110 15.5.6).
+    @Test func inventedMethodsAndTemplatedPaths() async throws {
+        try await withServer { base, _ in
+            // Methods the HTTP parser knows (WebDAV's) but RFC 9110 does not define.
+            for method in ["PROPFIND", "MKCOL", "LOCK"] { _ = try await request(base + "/nothing", method: HTTPMethod(rawValue: method)) }
+            let put = try await request(base + "/v1/devices/5", method: .PUT)
+            #expect(put.status == 405)
+            #expect(put.headers["allow"] == "DELETE")
+            #expect(try await request(base + "/v1/devices/5/extra", method: .PUT).status == 404)
+            let reply = try await request(base + "/metrics")
+            #expect(!reply.body.contains("PROPFIND") && !reply.body.contains("MKCOL"))
+            #expect(reply.body.split(separator: "\n").contains { $0.hasPrefix("qdwallet_http_requests_total{") && $0.contains("method=\"other\"") && $0.hasSuffix(" 3") })
+        }
+    }
+
     /// The served document is the repository's, byte for byte, and every path it names is
     /// served (a GET of each answers something other than not-found).
     @Test func theServedDocumentIsTheContract() async throws {
@@ -240,9 +247,16 @@ import Testing
             #expect(reply.status == 200)
             #expect(reply.body == Self.document)
             let paths = try #require(try reply.json()["paths"] as? [String: Any])
-            #expect(Set(paths.keys) == ["/healthz", "/readyz", "/metrics", "/openapi.json"])
-            for path in paths.keys {
-                #expect(try await request(base + path).status != 404, "\(path)")
+            #expect(Set(paths.keys).isSuperset(of: ["/healthz", "/readyz", "/metrics", "/openapi.json", "/v1/sms-codes", "/v1/devices", "/v1/tokens",
+                                                     "/v1/wallet", "/v1/wallet/history", "/v1/payments/qr", "/v1/transfers"]))
+            // Every operation is routed: without the wallet's services this server answers
+            // each one 503, never 404 or 405.
+            for (path, item) in paths {
+                for method in (item as? [String: Any])?.keys ?? [:].keys {
+                    let reply = try await request(base + path.replacingOccurrences(of: "{device_id}", with: "1"), method: HTTPMethod(rawValue: method.uppercased()))
+                    #expect(reply.status != 404 && reply.status != 405, "\(method) \(path)")
+                    if path.hasPrefix("/v1/") { #expect(reply.status == 503, "\(method) \(path)") }
+                }
             }
         }
     }

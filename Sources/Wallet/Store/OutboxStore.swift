@@ -32,7 +32,7 @@ public struct OutboxStore {
     func enqueue(_ messages: [NewMessage]) throws {
         try sql.runRows("INSERT INTO outbox (message_id, wallet_id, kind, urgent, payload, created_at, not_before) VALUES", row: "(?, ?, ?, ?, ?, ?, ?)",
                         "ON CONFLICT (message_id) DO NOTHING",
-                        rows: messages.map { [$0.messageID, $0.walletID, $0.kind.rawValue, $0.kind == .securityAlert, $0.payload, $0.at, $0.at] })
+                        rows: messages.map { [$0.messageID, $0.walletID, $0.kind.rawValue, $0.kind.isUrgent, $0.payload, $0.at, $0.at] })
     }
 
     /// Queues a message unless one with its id was queued before; true when it was queued now.
@@ -41,7 +41,7 @@ public struct OutboxStore {
         try sql.execute("""
             INSERT INTO outbox (message_id, wallet_id, kind, urgent, payload, created_at, not_before)
             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING
-            """, messageID, walletID, kind.rawValue, kind == .securityAlert, payload, now, now) == 1
+            """, messageID, walletID, kind.rawValue, kind.isUrgent, payload, now, now) == 1
     }
 
     /// How many messages stand in each status.
@@ -67,7 +67,8 @@ public struct OutboxStore {
         public var id: Int64
         public var messageID: String
         public var kind: String
-        public var walletID: Int64
+        /// None for a code sent to a number that has no wallet yet.
+        public var walletID: Int64?
         public var createdAt: Int64
         public var payload: String
     }
@@ -79,7 +80,7 @@ public struct OutboxStore {
                 AND (claimed_until IS NULL OR claimed_until < ?) AND (urgent = 1 OR ? = 0)
             ORDER BY urgent DESC, id LIMIT ?
             """, [Status.pending.rawValue, now, now, now, urgentOnly, limit]) {
-            Message(id: try $0.int64(0), messageID: try $0.text(1), kind: try $0.text(2), walletID: try $0.optionalInt64(3) ?? 0, createdAt: try $0.int64(4), payload: try $0.text(5))
+            Message(id: try $0.int64(0), messageID: try $0.text(1), kind: try $0.text(2), walletID: try $0.optionalInt64(3), createdAt: try $0.int64(4), payload: try $0.text(5))
         }
     }
 
@@ -90,10 +91,13 @@ public struct OutboxStore {
             """, owner, until, id, Status.pending.rawValue, now) == 1
     }
 
-    /// Records a delivery made under `owner`'s claim.
+    /// Records a delivery made under `owner`'s claim; a one-time code's payload is emptied.
     public func markDelivered(id: Int64, owner: Int64, at now: TimestampMicros) throws {
-        try sql.execute("UPDATE outbox SET status = ?, attempts = attempts + 1, delivered_at = ?, last_error = NULL, claimed_by = NULL, claimed_until = NULL WHERE id = ? AND claimed_by = ?",
-                        Status.delivered.rawValue, now, id, owner)
+        try sql.execute("""
+            UPDATE outbox SET status = ?, attempts = attempts + 1, delivered_at = ?, last_error = NULL, claimed_by = NULL, claimed_until = NULL,
+                payload = CASE WHEN kind = ? THEN '{}' ELSE payload END
+            WHERE id = ? AND claimed_by = ?
+            """, Status.delivered.rawValue, now, Outbox.Kind.smsCode.rawValue, id, owner)
     }
 
     public func attempts(id: Int64) throws -> Int {

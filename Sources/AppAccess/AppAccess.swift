@@ -1,0 +1,300 @@
+import Crypto
+import Foundation
+import Ledger
+import QDSQL
+import Wallet
+
+/// The wallet app's sign-in and sessions, on the wallet service: one-time codes by SMS
+/// (through the outbox), devices with their P-256 keys, access tokens and rotating refresh
+/// tokens, and the app's idempotent requests. Each operation is one database transaction.
+public struct AppAccess: Sendable {
+    public struct Policy: Sendable {
+        public var codeLifetimeSeconds: Int64 = 300
+        public var codeAttemptsMax = 5
+        /// The least time between two codes to one number, and the most codes a day.
+        public var codeIntervalSeconds: Int64 = 60
+        public var codesPerDayMax = 10
+        public var accessTokenSeconds: Int64 = 600
+        public var refreshTokenSeconds: Int64 = 30 * 86_400
+        public var devicesMax = 5
+        /// How long a request with an idempotency key may stay in flight before a retry may
+        /// take it over, and how long its answer is kept (at least 24 hours).
+        public var requestLeaseSeconds: Int64 = 60
+        public var requestKeptSeconds: Int64 = 48 * 3_600
+
+        public init() {}
+    }
+
+    public let wallets: WalletService
+    public let policy: Policy
+    private let signingKeyBytes: [UInt8]
+    private let codeKeyBytes: [UInt8]
+    var signingKey: SymmetricKey { SymmetricKey(data: signingKeyBytes) }
+    var codeKey: SymmetricKey { SymmetricKey(data: codeKeyBytes) }
+
+    public init(wallets: WalletService, dataKey: DataKey, policy: Policy = Policy()) {
+        self.wallets = wallets
+        self.policy = policy
+        signingKeyBytes = dataKey.derivedKey(purpose: "app access token v1").withUnsafeBytes { Array($0) }
+        codeKeyBytes = dataKey.derivedKey(purpose: "app sms code v1").withUnsafeBytes { Array($0) }
+    }
+
+    var store: SQLLedgerStore { wallets.store }
+    var now: TimestampMicros { wallets.ledger.clock.nowMicros() }
+    static let micros: Int64 = 1_000_000
+
+    // MARK: One-time codes
+
+    /// Sends a six-digit code to a number (a wallet may not exist yet): queued in the outbox
+    /// as an urgent `sms_code` message, kept here only as an HMAC. At most one a minute and
+    /// ten a day per number. Returns the seconds the code is valid.
+    public func sendCode(phone: String) throws -> Int64 {
+        let phone = try Validation.phone(phone)
+        let code = String(format: "%06d", Int.random(in: 0..<1_000_000))
+        let at = now
+        try store.transaction { db, _ in
+            let access = AppAccessStore(db)
+            let sent = try access.codesSent(phone: phone, since: at - 86_400 * Self.micros)
+            if sent.count >= policy.codesPerDayMax { throw AppRefusal.codeThrottled }
+            if let latest = sent.latest, at - latest < policy.codeIntervalSeconds * Self.micros { throw AppRefusal.codeThrottled }
+            try access.insertCode(phone: phone, mac: mac(code, phone: phone), at: at, expiresAt: at + policy.codeLifetimeSeconds * Self.micros)
+            let walletID = try? wallets.wallet(db, phone: phone).id
+            try Outbox.enqueue(db, walletID: walletID, kind: .smsCode, payload: ["phone": phone, "code": code, "minutes": String(policy.codeLifetimeSeconds / 60)], now: at)
+        }
+        return policy.codeLifetimeSeconds
+    }
+
+    /// Seconds until a number may ask for another code (for Retry-After).
+    public func codeRetryAfter(phone: String) throws -> Int64 {
+        guard let phone = try? Validation.phone(phone) else { return policy.codeIntervalSeconds }
+        let at = now
+        let sent = try store.database.read { db in try AppAccessStore(db).codesSent(phone: phone, since: at - 86_400 * Self.micros) }
+        guard let latest = sent.latest else { return 1 }
+        if sent.count >= policy.codesPerDayMax { return max(1, (latest + 86_400 * Self.micros - at) / Self.micros) }
+        return max(1, (latest + policy.codeIntervalSeconds * Self.micros - at + Self.micros - 1) / Self.micros)
+    }
+
+    func mac(_ code: String, phone: String) -> [UInt8] {
+        Array(HMAC<SHA256>.authenticationCode(for: Data("\(phone):\(code)".utf8), using: codeKey))
+    }
+
+    /// Checks the newest code of a number inside a transaction; the try is counted whatever
+    /// the outcome, and the caller commits it (a wrong code is returned, not thrown).
+    func checkCode(_ access: AppAccessStore, phone: String, code: String, at: TimestampMicros) throws -> AppRefusal? {
+        guard let stored = try access.latestCode(phone: phone), stored.usedAt == nil else { return .codeInvalid }
+        if stored.expiresAt <= at { return .codeExpired }
+        guard try access.countAttempt(codeID: stored.id, max: policy.codeAttemptsMax) else { return .codeAttemptsExhausted }
+        guard code.utf8.count == 6, code.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), HMAC<SHA256>.isValidAuthenticationCode(stored.mac, authenticating: Data("\(phone):\(code)".utf8), using: codeKey) else { return .codeInvalid }
+        guard try access.useCode(codeID: stored.id, at: at) else { return .codeInvalid }
+        return nil
+    }
+
+    // MARK: Devices and sessions
+
+    /// What a sign-in or a refresh hands the app.
+    public struct Session: Sendable, Hashable {
+        public var walletID: Int64
+        public var deviceID: Int64
+        public var accessToken: String
+        public var accessTokenExpiresIn: Int64
+        public var refreshToken: String
+        public var walletOpened: Bool
+    }
+
+    /// What a device registration asks for.
+    public struct Registration: Sendable {
+        public var phone: String
+        public var code: String
+        /// Base64 of the P-256 public key, X9.63 uncompressed (65 bytes).
+        public var publicKey: String
+        public var label: String
+        /// Opens the wallet when the number has none.
+        public var name: String?
+        /// Needed for a new device of a wallet that has a password; sets it on a new wallet.
+        public var paymentPassword: String?
+
+        public init(phone: String, code: String, publicKey: String, label: String, name: String?, paymentPassword: String?) {
+            self.phone = phone
+            self.code = code
+            self.publicKey = publicKey
+            self.label = label
+            self.name = name
+            self.paymentPassword = paymentPassword
+        }
+    }
+
+    /// Registers a device after the SMS code: opens the wallet when the number has none (its
+    /// name and a new payment password needed), else needs the payment password (a new
+    /// device is the moment an attacker with a stolen SIM would choose), and alerts the
+    /// wallet's other devices. A wrong code or password is counted and committed.
+    public func register(_ request: Registration) throws -> Session {
+        let phone = try Validation.phone(request.phone)
+        let key = try Self.devicePublicKey(request.publicKey)
+        guard let label = Validation.text(request.label, charactersMax: 50) else { throw AppRefusal.invalidDeviceLabel }
+        // The slow password work happens before the transaction, on what the wallet was then.
+        let before = try store.database.read { db in try? wallets.wallet(db, phone: phone) }
+        var newHash: PasswordHasher.Hash?
+        var matched: Bool?
+        if let before, before.hasPassword {
+            guard let password = request.paymentPassword else { throw AppRefusal.passwordRequired }
+            matched = try wallets.checkPasswordForPayment(phone: phone, password: password)
+        } else {
+            guard let password = request.paymentPassword else { throw AppRefusal.passwordRequired }
+            if before == nil {
+                guard let name = request.name else { throw AppRefusal.nameRequired }
+                _ = try Validation.name(name)
+            }
+            newHash = try wallets.hashPassword(password)
+        }
+        let at = now
+        let outcome: Result<Session, any Error> = try store.transaction { db, tx in
+            let access = AppAccessStore(db)
+            if let refusal = try checkCode(access, phone: phone, code: request.code, at: at) { return .failure(refusal) }
+            var record = try? wallets.wallet(db, phone: phone)
+            if (record == nil) != (before == nil) || record?.hasPassword != before?.hasPassword { throw AppRefusal.registrationConflict }
+            var opened = false
+            if let existing = record {
+                if let matched {
+                    if let refusal = try wallets.recordPassword(db, wallet: existing, matched: matched) { return .failure(refusal) }
+                } else if let newHash {
+                    try wallets.setPassword(db, walletID: existing.id, newHash)
+                }
+            } else {
+                record = try wallets.openWallet(db, tx, phone: phone, name: try Validation.name(request.name ?? ""))
+                try wallets.setPassword(db, walletID: record!.id, newHash!)
+                opened = true
+            }
+            let wallet = record!
+            let others = try access.activeDevices(walletID: wallet.id)
+            if others.count >= policy.devicesMax { return .failure(AppRefusal.tooManyDevices) }
+            let deviceID = try access.insertDevice(walletID: wallet.id, publicKey: key, label: label, at: at)
+            if !others.isEmpty {
+                try Outbox.enqueue(db, walletID: wallet.id, kind: .securityAlert, payload: [
+                    "event": "new_device", "phone": Mask.phone(wallet.phone), "device": label,
+                ], now: at)
+            }
+            return .success(try issue(access, walletID: wallet.id, deviceID: deviceID, at: at, opened: opened))
+        }
+        return try outcome.get()
+    }
+
+    /// A new access token and a new refresh token for a device; the old refresh token is
+    /// spent. A refresh token used twice means it was copied: the device is signed out and
+    /// the wallet alerted.
+    public func refresh(token: String) throws -> Session {
+        let hash = Self.refreshHash(token)
+        let at = now
+        let outcome: Result<Session, any Error> = try store.transaction { db, _ in
+            let access = AppAccessStore(db)
+            guard let stored = try access.refreshToken(hash: hash), let device = try access.device(id: stored.deviceID) else { return .failure(AppRefusal.refreshTokenInvalid) }
+            if device.revokedAt != nil { return .failure(AppRefusal.deviceRevoked) }
+            if try stored.usedAt != nil || !access.useRefreshToken(hash: hash, at: at) {
+                try access.revokeDevice(id: device.id, reason: "refresh_token_reused", at: at)
+                let wallet = try wallets.wallet(db, id: device.walletID)
+                try Outbox.enqueue(db, walletID: device.walletID, kind: .securityAlert, payload: [
+                    "event": "device_signed_out", "phone": Mask.phone(wallet.phone), "device": device.label, "reason": "refresh_token_reused",
+                ], now: at)
+                return .failure(AppRefusal.refreshTokenReused)
+            }
+            if stored.expiresAt <= at { return .failure(AppRefusal.refreshTokenInvalid) }
+            return .success(try issue(access, walletID: device.walletID, deviceID: device.id, at: at, opened: false))
+        }
+        return try outcome.get()
+    }
+
+    func issue(_ access: AppAccessStore, walletID: Int64, deviceID: Int64, at: TimestampMicros, opened: Bool) throws -> Session {
+        var random = [UInt8](repeating: 0, count: 32)
+        var generator = SystemRandomNumberGenerator()
+        for index in random.indices { random[index] = generator.next() }
+        let refresh = "rt1." + Base64URL.encode(random)
+        try access.insertRefreshToken(hash: Self.refreshHash(refresh), deviceID: deviceID, at: at, expiresAt: at + policy.refreshTokenSeconds * Self.micros)
+        let token = AccessToken(walletID: walletID, deviceID: deviceID, expiresAt: at / Self.micros + policy.accessTokenSeconds)
+        return Session(walletID: walletID, deviceID: deviceID, accessToken: token.signed(with: signingKey), accessTokenExpiresIn: policy.accessTokenSeconds,
+                       refreshToken: refresh, walletOpened: opened)
+    }
+
+    static func refreshHash(_ token: String) -> [UInt8] {
+        Array(SHA256.hash(data: Data(token.utf8)))
+    }
+
+    static func devicePublicKey(_ text: String) throws(AppRefusal) -> [UInt8] {
+        guard text.utf8.count <= 200, let data = Data(base64Encoded: text), data.count == 65,
+              (try? P256.Signing.PublicKey(x963Representation: data)) != nil else { throw .invalidDeviceKey }
+        return Array(data)
+    }
+
+    /// Who a request comes from: the wallet and the device of a valid access token whose
+    /// device is still registered.
+    public struct Principal: Sendable, Hashable {
+        public var walletID: Int64
+        public var deviceID: Int64
+    }
+
+    public func authenticate(bearer: String) throws -> Principal {
+        let token = try AccessToken.verify(bearer, key: signingKey, now: now / Self.micros)
+        let device = try store.database.read { db in try AppAccessStore(db).device(id: token.deviceID) }
+        guard let device, device.walletID == token.walletID else { throw AppRefusal.tokenInvalid }
+        guard device.revokedAt == nil else { throw AppRefusal.deviceRevoked }
+        return Principal(walletID: token.walletID, deviceID: token.deviceID)
+    }
+
+    /// The wallet's devices that are not removed.
+    public func devices(walletID: Int64) throws -> [AppAccessStore.Device] {
+        try store.database.read { db in try AppAccessStore(db).activeDevices(walletID: walletID) }
+    }
+
+    /// Removes a device of the wallet (signs it out everywhere).
+    public func removeDevice(walletID: Int64, deviceID: Int64) throws {
+        let at = now
+        try store.transaction { db, _ in
+            let access = AppAccessStore(db)
+            guard let device = try access.device(id: deviceID), device.walletID == walletID, device.revokedAt == nil else { throw AppRefusal.deviceNotFound }
+            try access.revokeDevice(id: deviceID, reason: "removed", at: at)
+        }
+    }
+
+    // MARK: Idempotent requests
+
+    /// What to do with a request that carries an idempotency key.
+    public enum Claim: Sendable, Equatable {
+        /// The first time (or a retry of one whose server gave up): go on, then `finish`.
+        case proceed
+        /// Answered before: send this again.
+        case replay(status: Int, body: String)
+        case inFlight
+        /// The key was used with a different request.
+        case mismatch
+    }
+
+    /// `requestHash`: SHA-256 of the operation's parameters in a canonical form, without
+    /// credentials (a retry with a corrected password is the same request).
+    public func claim(walletID: Int64, key: String, operation: String, requestHash: [UInt8]) throws -> Claim {
+        let at = now
+        return try store.transaction { db, _ in
+            let access = AppAccessStore(db)
+            let lease = at + policy.requestLeaseSeconds * Self.micros
+            let (row, created) = try access.claimRequest(walletID: walletID, key: key, operation: operation, requestHash: requestHash, at: at, leaseUntil: lease)
+            if created { return .proceed }
+            guard row.operation == operation, row.requestHash == requestHash else { return .mismatch }
+            if let status = row.status { return .replay(status: status, body: row.response ?? "") }
+            if row.leaseUntil > at { return .inFlight }
+            return try access.renewLease(walletID: walletID, key: key, expired: row.leaseUntil, leaseUntil: lease) ? .proceed : .inFlight
+        }
+    }
+
+    /// Keeps a request's answer for its retries.
+    public func finish(walletID: Int64, key: String, status: Int, body: String) throws {
+        try store.database.write { db in try AppAccessStore(db).finishRequest(walletID: walletID, key: key, status: status, response: body) }
+    }
+
+    /// Lets a key be used again: the request ended with nothing to keep.
+    public func release(walletID: Int64, key: String) throws {
+        try store.database.write { db in try AppAccessStore(db).releaseRequest(walletID: walletID, key: key) }
+    }
+
+    /// Forgets answers older than the policy keeps them; how many.
+    public func purgeRequests(limit: Int = 1_000) throws -> Int {
+        let before = now - policy.requestKeptSeconds * Self.micros
+        return try store.database.write { db in try AppAccessStore(db).purgeRequests(before: before, limit: limit) }
+    }
+}

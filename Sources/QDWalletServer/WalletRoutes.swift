@@ -1,0 +1,330 @@
+import AppAccess
+import Crypto
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Ledger
+import Wallet
+
+/// What the wallet routes run on: the app's sign-in and sessions, and the wallet service
+/// (with the campaigns' planner, so a QR payment gets its discounts and points).
+public struct WalletBackend: Sendable {
+    public let access: AppAccess
+    public let wallets: WalletService
+    /// The most a request waits for the database before it is answered 503.
+    public var deadline: Duration = .seconds(10)
+
+    public init(access: AppAccess, wallets: WalletService) {
+        self.access = access
+        self.wallets = wallets
+    }
+}
+
+/// The routes of the wallet app (`/v1/...`). The wallet a request touches is always the one
+/// of its access token: no route takes a wallet from its path or body, so a token of one
+/// wallet can name nothing of another's.
+struct WalletRoutes: Sendable {
+    let backend: WalletBackend
+
+    static let bodyBytesMax = 16_384
+
+    func register(_ router: Router<WalletRequestContext>) {
+        router.post("/v1/sms-codes") { request, _ in try await sendCode(request) }
+        router.post("/v1/devices") { request, _ in try await registerDevice(request) }
+        WalletServer.get(router, "/v1/devices") { request, _ in try await listDevices(request) }
+        router.delete("/v1/devices/{device_id}") { request, context in try await removeDevice(request, context) }
+        router.post("/v1/tokens") { request, _ in try await refresh(request) }
+        WalletServer.get(router, "/v1/wallet") { request, _ in try await balance(request) }
+        WalletServer.get(router, "/v1/wallet/history") { request, _ in try await history(request) }
+        router.post("/v1/qr/decode") { request, _ in try await decodeQR(request) }
+        router.post("/v1/payments/qr") { request, _ in try await payQR(request) }
+        router.post("/v1/transfers") { request, _ in try await transfer(request) }
+    }
+
+    // MARK: Sign-in
+
+    struct CodeRequest: Decodable { var phone: String }
+
+    func sendCode(_ request: Request) async throws -> Response {
+        let body = try await Self.decode(CodeRequest.self, request, keys: ["phone"])
+        do {
+            let seconds = try await blocking { try backend.access.sendCode(phone: body.phone) }
+            return Self.json(.accepted, ["expires_in": seconds])
+        } catch AppRefusal.codeThrottled {
+            let wait = (try? await blocking { try backend.access.codeRetryAfter(phone: body.phone) }) ?? 60
+            throw Problem.app(.codeThrottled, retryAfter: Int(wait))
+        }
+    }
+
+    struct DeviceRequest: Decodable {
+        var phone: String
+        var code: String
+        var public_key: String
+        var label: String
+        var name: String?
+        var payment_password: String?
+    }
+
+    func registerDevice(_ request: Request) async throws -> Response {
+        let body = try await Self.decode(DeviceRequest.self, request, keys: ["phone", "code", "public_key", "label", "name", "payment_password"])
+        let registration = AppAccess.Registration(phone: body.phone, code: body.code, publicKey: body.public_key, label: body.label, name: body.name, paymentPassword: body.payment_password)
+        let session = try await blocking { try backend.access.register(registration) }
+        return Self.json(.created, Self.session(session))
+    }
+
+    struct RefreshRequest: Decodable { var refresh_token: String }
+
+    func refresh(_ request: Request) async throws -> Response {
+        let body = try await Self.decode(RefreshRequest.self, request, keys: ["refresh_token"])
+        let session = try await blocking { try backend.access.refresh(token: body.refresh_token) }
+        return Self.json(.ok, Self.session(session))
+    }
+
+    static func session(_ session: AppAccess.Session) -> [String: Any] {
+        ["wallet_id": session.walletID, "device_id": session.deviceID, "access_token": session.accessToken, "token_type": "Bearer",
+         "expires_in": session.accessTokenExpiresIn, "refresh_token": session.refreshToken, "wallet_opened": session.walletOpened]
+    }
+
+    func listDevices(_ request: Request) async throws -> Response {
+        let principal = try await authenticate(request)
+        let devices = try await blocking { try backend.access.devices(walletID: principal.walletID) }
+        return Self.json(.ok, ["devices": devices.map {
+            ["id": $0.id, "label": $0.label, "registered_at": ShanghaiCalendar.rfc3339(at: $0.registeredAt), "current": $0.id == principal.deviceID] as [String: Any]
+        }])
+    }
+
+    func removeDevice(_ request: Request, _ context: WalletRequestContext) async throws -> Response {
+        let principal = try await authenticate(request)
+        guard let text = context.parameters.get("device_id"), text.utf8.count <= 18, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let id = Int64(text) else {
+            throw Problem.app(.deviceNotFound)
+        }
+        try await blocking { try backend.access.removeDevice(walletID: principal.walletID, deviceID: id) }
+        return Response(status: .noContent)
+    }
+
+    // MARK: The wallet
+
+    func balance(_ request: Request) async throws -> Response {
+        let principal = try await authenticate(request)
+        let (record, balance) = try await blocking {
+            let record = try backend.wallets.wallet(id: principal.walletID)
+            return (record, try backend.wallets.balance(phone: record.phone))
+        }
+        return Self.json(.ok, [
+            "phone": Mask.phone(record.phone), "balance": Money(fen: balance.balanceFen).yuanString, "available": Money(fen: balance.availableFen).yuanString,
+            "points": balance.points, "frozen": balance.frozen, "kyc_class": balance.kycClass,
+        ])
+    }
+
+    func history(_ request: Request) async throws -> Response {
+        let principal = try await authenticate(request)
+        let query = request.uri.queryParameters
+        let month = query.get("month")
+        let kind = query.get("kind")
+        if let month, month.utf8.count != 7 || ShanghaiCalendar.Date(iso: month + "-01") == nil {
+            throw Problem.invalidQuery("month is a calendar month, YYYY-MM")
+        }
+        if let kind, kind.isEmpty || kind.utf8.count > 32 || !kind.utf8.allSatisfy({ ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x5F }) {
+            throw Problem.invalidQuery("kind is a movement kind such as qr_payment, transfer_in or bill_payment")
+        }
+        var limit = 50
+        if let text = query.get("limit") {
+            guard text.utf8.count <= 3, let value = Int(text), (1...200).contains(value), text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
+                throw Problem.invalidQuery("limit is a whole number from 1 to 200")
+            }
+            limit = value
+        }
+        let count = limit
+        let movements = try await blocking {
+            let record = try backend.wallets.wallet(id: principal.walletID)
+            return try backend.wallets.history(phone: record.phone, month: month, kind: kind, limit: count)
+        }
+        return Self.json(.ok, ["movements": movements.map { movement -> [String: Any] in
+            var line: [String: Any] = [
+                "id": movement.id, "kind": movement.kind, "counterparty": movement.counterparty, "category": movement.category,
+                "amount": Money(fen: movement.amountFen).yuanString, "discount": Money(fen: movement.discountFen).yuanString, "points": movement.points,
+                "transaction_id": movement.transactionId, "created_at": ShanghaiCalendar.rfc3339(at: movement.createdAt), "month": movement.month,
+            ]
+            if let reference = movement.reference { line["reference"] = reference }
+            return line
+        }])
+    }
+
+    // MARK: Payments
+
+    struct DecodeRequest: Decodable { var payload: String }
+
+    /// What a scanned code would pay: the merchant and the fixed amount, if any.
+    func decodeQR(_ request: Request) async throws -> Response {
+        _ = try await authenticate(request)
+        let body = try await Self.decode(DecodeRequest.self, request, keys: ["payload"])
+        guard body.payload.utf8.count <= 512 else { throw Problem.qr(QRRefusal(.qrMalformed, clause: "a payload is at most 512 bytes")) }
+        let qr = try MerchantQR.parse(body.payload)
+        let merchant: WalletService.Merchant
+        do {
+            merchant = try await blocking { try backend.wallets.merchant(id: qr.merchantID) }
+        } catch WalletRefusal.merchantNotFound {
+            throw Problem.qr(QRRefusal(.qrUnknownMerchant, clause: "the merchant id in qdwallet's template (ID 26 01) is not registered"))
+        }
+        var answer: [String: Any] = ["merchant_id": merchant.id, "merchant_name": merchant.name, "category": merchant.category]
+        if let fen = qr.amountFen { answer["amount"] = Money(fen: fen).yuanString }
+        return Self.json(.ok, answer)
+    }
+
+    struct QRPaymentRequest: Decodable {
+        var payload: String
+        var amount: String?
+        var payment_password: String
+    }
+
+    func payQR(_ request: Request) async throws -> Response {
+        let principal = try await authenticate(request)
+        let body = try await Self.decode(QRPaymentRequest.self, request, keys: ["payload", "amount", "payment_password"])
+        return try await idempotent(request, principal, operation: "qr_payment", parameters: ["payload": body.payload, "amount": body.amount ?? ""]) {
+            let fen = try body.amount.map(Self.amount)
+            let record = try backend.wallets.wallet(id: principal.walletID)
+            return try backend.wallets.payQR(phone: record.phone, payload: body.payload, amountFen: fen, password: body.payment_password, idempotencyKey: $0)
+        }
+    }
+
+    struct TransferRequest: Decodable {
+        var to_phone: String
+        var amount: String
+        var payment_password: String
+    }
+
+    func transfer(_ request: Request) async throws -> Response {
+        let principal = try await authenticate(request)
+        let body = try await Self.decode(TransferRequest.self, request, keys: ["to_phone", "amount", "payment_password"])
+        return try await idempotent(request, principal, operation: "transfer", parameters: ["to_phone": body.to_phone, "amount": body.amount]) {
+            let fen = try Self.amount(body.amount)
+            let record = try backend.wallets.wallet(id: principal.walletID)
+            return try backend.wallets.transfer(from: record.phone, to: body.to_phone, amountFen: fen, password: body.payment_password, idempotencyKey: $0)
+        }
+    }
+
+    static func amount(_ text: String) throws -> Int64 {
+        guard let money = try? Money(yuan: text) else { throw WalletRefusal.invalidAmount }
+        return money.fen
+    }
+
+    static func receipt(_ receipt: WalletService.Receipt) -> [String: Any] {
+        ["transaction_id": receipt.transactionId, "amount": Money(fen: receipt.amountFen).yuanString, "discount": Money(fen: receipt.discountFen).yuanString,
+         "points": receipt.points, "kind": receipt.kind, "counterparty": receipt.counterparty]
+    }
+
+    /// A request that moves money, under the draft "The Idempotency-Key HTTP Header Field":
+    /// no key 400; the key with other parameters 422; the key while its first request is in
+    /// flight 409; a retry gets the first answer again, status and body, marked
+    /// `Idempotent-Replayed: true`. The key is scoped to the wallet and is the ledger's key
+    /// too, so even a retry that finds the first one's server gone moves no money twice.
+    /// Wrong credentials keep nothing: the same key may be retried with the right password.
+    func idempotent(_ request: Request, _ principal: AppAccess.Principal, operation: String, parameters: [String: String],
+                    _ work: @escaping @Sendable (String) throws -> WalletService.Receipt) async throws -> Response {
+        guard let key = request.headers[HTTPField.Name("Idempotency-Key")!] else { throw Problem.app(.idempotencyKeyMissing) }
+        guard (try? Validation.idempotencyKey(key)) != nil else { throw Problem.wallet(.invalidIdempotencyKey) }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let hash = Array(SHA256.hash(data: try encoder.encode(parameters)))
+        let access = backend.access
+        switch try await blocking({ try access.claim(walletID: principal.walletID, key: key, operation: operation, requestHash: hash) }) {
+        case .mismatch: throw Problem.app(.idempotencyKeyReused)
+        case .inFlight: throw Problem.app(.requestInFlight)
+        case .replay(let status, let body):
+            let media = (200..<300).contains(status) ? "application/json" : Problem.mediaType
+            return Response(status: HTTPResponse.Status(code: status), headers: [.contentType: media, HTTPField.Name("Idempotent-Replayed")!: "true"],
+                            body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
+        case .proceed:
+            break
+        }
+        let outcome: Result<WalletService.Receipt, any Error>
+        do {
+            outcome = .success(try await blocking { try work(key) })
+        } catch is Blocking.DeadlineExceeded {
+            // Still running, perhaps: the row stays in flight until its lease ends, and a retry
+            // then goes through the ledger's own key.
+            throw Problem.timeout
+        } catch {
+            outcome = .failure(error)
+        }
+        switch outcome {
+        case .success(let receipt):
+            let body = Self.jsonText(Self.receipt(receipt))
+            try? await blocking { try access.finish(walletID: principal.walletID, key: key, status: 201, body: body) }
+            return Response(status: .created, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
+        case .failure(let error):
+            let keeps: Bool
+            switch error {
+            case WalletRefusal.wrongPassword, WalletRefusal.passwordLocked, WalletRefusal.passwordNotSet: keeps = false
+            case is WalletRefusal, is QRRefusal: keeps = true
+            default: keeps = false
+            }
+            if keeps {
+                let problem = Problem.from(error, allowed: nil, logger: WalletServer.logger)
+                try? await blocking { try access.finish(walletID: principal.walletID, key: key, status: Int(problem.status.code), body: problem.json) }
+                throw problem
+            }
+            try? await blocking { try access.release(walletID: principal.walletID, key: key) }
+            throw error
+        }
+    }
+
+    // MARK: Plumbing
+
+    func authenticate(_ request: Request) async throws -> AppAccess.Principal {
+        guard let header = request.headers[.authorization] else { throw Problem.app(.tokenMissing) }
+        guard header.count > 7, header.prefix(7).lowercased() == "bearer " else { throw Problem.app(.tokenInvalid) }
+        let token = String(header.dropFirst(7))
+        return try await blocking { try backend.access.authenticate(bearer: token) }
+    }
+
+    func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await Blocking.run(deadline: backend.deadline, body)
+    }
+
+    /// The body as `T`: a JSON object with no member outside `keys` (a typo in a member's
+    /// name is refused, not ignored), at most 16 KiB.
+    static func decode<T: Decodable>(_ type: T.Type, _ request: Request, keys: Set<String>) async throws -> T {
+        if let media = request.headers[.contentType], !media.lowercased().hasPrefix("application/json") {
+            throw Problem(.unsupportedMediaType, code: "unsupported_media_type", title: "Unsupported Media Type",
+                          detail: "The body must be application/json.", detailZh: "请求体须为 application/json。")
+        }
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: bodyBytesMax)
+        } catch {
+            throw Problem.bodyTooLarge
+        }
+        let data = Data(buffer.readableBytesView)
+        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw Problem.invalidBody("The body must be a JSON object.")
+        }
+        if let unknown = object.keys.sorted().first(where: { !keys.contains($0) }) {
+            throw Problem.invalidBody("The member \(unknown.debugDescription.prefix(40)) is not one this operation takes (\(keys.sorted().joined(separator: ", "))).")
+        }
+        do {
+            return try JSONDecoder().decode(T.self, from: data)
+        } catch let DecodingError.keyNotFound(key, _) {
+            throw Problem.invalidBody("The member \"\(key.stringValue)\" is required.")
+        } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context) {
+            throw Problem.invalidBody("The member \"\(context.codingPath.map(\.stringValue).joined(separator: "."))\" must be a string.")
+        } catch {
+            throw Problem.invalidBody("The body must be a JSON object of this operation.")
+        }
+    }
+
+    static func jsonText(_ object: [String: Any]) -> String {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    static func json(_ status: HTTPResponse.Status, _ object: [String: Any]) -> Response {
+        Response(status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(string: jsonText(object))))
+    }
+}
+
+extension Problem {
+    static func invalidQuery(_ detail: String) -> Problem {
+        Problem(.badRequest, code: "invalid_query", title: "Bad Request", detail: detail, detailZh: "查询参数不符合要求。")
+    }
+}

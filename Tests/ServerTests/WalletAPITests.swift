@@ -1,0 +1,335 @@
+import AppAccess
+import AsyncHTTPClient
+import Foundation
+import Ledger
+import NIOCore
+import NIOHTTP1
+import QDWalletServer
+import Synchronization
+import Testing
+import Wallet
+
+/// The wallet app's flows end to end, over HTTP on a loopback port, on the run's engine:
+/// sign-in by SMS code, devices and tokens, the wallet, QR payments and transfers with
+/// idempotency keys, and who may do what.
+@Suite struct WalletAPITests {
+    @Test func aNewNumberSignsInOpensItsWalletAndReadsIt() async throws {
+        let world = try APIWorld()
+        try await world.serve {
+            let sent = try await world.call(.POST, "/v1/sms-codes", json: ["phone": "13800000001"])
+            #expect(sent.status == 202)
+            #expect(try sent.json()["expires_in"] as? Int == 300)
+            // The code is stored as an HMAC only; the outbox carries it to the SMS sink.
+            let code = try #require(try world.smsCode("13800000001"))
+            #expect(code.count == 6 && code.allSatisfy(\.isNumber))
+            let stored = try world.store.database.read { db in try db.all("SELECT code_mac FROM app_sms_codes", []) { try $0.bytes(0) } }
+            #expect(stored.count == 1 && stored[0].count == 32 && stored[0] != Array(code.utf8))
+
+            let reply = try await world.call(.POST, "/v1/devices", json: ["phone": "13800000001", "code": code, "public_key": APIWorld.deviceKey(), "label": "华为 Mate", "name": "李雷", "payment_password": "135790"])
+            #expect(reply.status == 201)
+            let session = try reply.json()
+            #expect(session["wallet_opened"] as? Bool == true)
+            #expect(session["token_type"] as? String == "Bearer")
+            #expect(session["expires_in"] as? Int == 600)
+            let token = try #require(session["access_token"] as? String)
+
+            let wallet = try await world.call(.GET, "/v1/wallet", token: token)
+            #expect(wallet.status == 200)
+            let body = try wallet.json()
+            #expect(body["balance"] as? String == "0.00")
+            #expect(body["points"] as? Int == 0)
+            #expect(body["phone"] as? String == "138****0001")
+            #expect(body["kyc_class"] as? Int == 1)
+            // The password given at registration is the wallet's payment password.
+            #expect(try world.wallets.checkPasswordForPayment(phone: "13800000001", password: "135790"))
+
+            // A code opens one session, once.
+            let again = try await world.call(.POST, "/v1/devices", json: ["phone": "13800000001", "code": code, "public_key": APIWorld.deviceKey(), "label": "x", "payment_password": "135790"])
+            #expect(again.status == 422)
+            #expect(again.problem == "code_invalid")
+        }
+    }
+
+    @Test func codesAreThrottledBoundedAndExpire() async throws {
+        let world = try APIWorld()
+        try await world.serve {
+            #expect(try await world.call(.POST, "/v1/sms-codes", json: ["phone": "13800000002"]).status == 202)
+            let soon = try await world.call(.POST, "/v1/sms-codes", json: ["phone": "13800000002"])
+            #expect(soon.status == 429)
+            #expect(soon.problem == "code_throttled")
+            #expect(soon.headers["retry-after"] == "60")
+            world.clock.advance(micros: 20_000_000)
+            #expect(try await world.call(.POST, "/v1/sms-codes", json: ["phone": "13800000002"]).headers["retry-after"] == "40")
+
+            // Five wrong tries, then even the right code is refused.
+            world.clock.advance(micros: 41_000_000)
+            #expect(try await world.call(.POST, "/v1/sms-codes", json: ["phone": "13800000002"]).status == 202)
+            let code = try #require(try world.smsCode("13800000002"))
+            let wrong = code == "000000" ? "111111" : "000000"
+            func register(_ code: String) async throws -> APIWorld.Reply {
+                try await world.call(.POST, "/v1/devices", json: ["phone": "13800000002", "code": code, "public_key": APIWorld.deviceKey(), "label": "p", "name": "韩梅梅", "payment_password": "246810"])
+            }
+            for _ in 0..<5 { #expect(try await register(wrong).problem == "code_invalid") }
+            #expect(try await register(code).problem == "code_attempts_exhausted")
+
+            // A code lasts five minutes.
+            world.clock.advance(micros: 61_000_000)
+            #expect(try await world.call(.POST, "/v1/sms-codes", json: ["phone": "13800000002"]).status == 202)
+            let late = try #require(try world.smsCode("13800000002"))
+            world.clock.advance(micros: 300_000_000)
+            #expect(try await register(late).problem == "code_expired")
+            // No wallet was opened by any of it.
+            #expect(throws: WalletRefusal.walletNotFound) { try world.wallets.wallet(phone: "13800000002") }
+            // A malformed number is refused before anything is sent.
+            let bad = try await world.call(.POST, "/v1/sms-codes", json: ["phone": "2380000000"])
+            #expect(bad.status == 422)
+            #expect(bad.problem == "invalid_phone")
+        }
+    }
+
+    @Test func aNewDeviceNeedsThePaymentPasswordAndAlertsTheOthers() async throws {
+        let world = try APIWorld()
+        try await world.serve {
+            let first = try await world.signIn("13800000003")
+            func second(_ password: String?) async throws -> APIWorld.Reply {
+                #expect(try await world.call(.POST, "/v1/sms-codes", json: ["phone": "13800000003"]).status == 202)
+                let code = try #require(try world.smsCode("13800000003"))
+                world.clock.advance(micros: 61_000_000)
+                var body: [String: Any] = ["phone": "13800000003", "code": code, "public_key": APIWorld.deviceKey(), "label": "iPad"]
+                if let password { body["payment_password"] = password }
+                return try await world.call(.POST, "/v1/devices", json: body)
+            }
+            #expect(try await second(nil).problem == "payment_password_required")
+            let wrong = try await second("000000")
+            #expect(wrong.status == 403)
+            #expect(wrong.problem == "wrong_password")
+            #expect(try world.wallets.wallet(phone: "13800000003").failedPasswordCount == 1)
+            #expect(try world.alerts(walletID: first.walletID).isEmpty)
+            let right = try await second("135790")
+            #expect(right.status == 201)
+            #expect(try right.json()["wallet_opened"] as? Bool == false)
+            #expect(try world.alerts(walletID: first.walletID) == ["new_device"])
+
+            let devices = try await world.call(.GET, "/v1/devices", token: first.accessToken)
+            let listed = try #require(try devices.json()["devices"] as? [[String: Any]])
+            #expect(listed.count == 2)
+            #expect(listed.filter { $0["current"] as? Bool == true }.count == 1)
+        }
+    }
+
+    @Test func tokensExpireRotateAndAReusedRefreshTokenSignsTheDeviceOut() async throws {
+        let world = try APIWorld()
+        try await world.serve {
+            let device = try await world.signIn("13800000004")
+            // Altered: one character of the signature changed.
+            var altered = Array(device.accessToken)
+            altered[altered.count - 2] = altered[altered.count - 2] == "A" ? "B" : "A"
+            let forged = try await world.call(.GET, "/v1/wallet", token: String(altered))
+            #expect(forged.status == 401)
+            #expect(forged.problem == "token_invalid")
+            #expect(forged.headers["www-authenticate"] == "Bearer")
+            let none = try await world.call(.GET, "/v1/wallet")
+            #expect(none.status == 401)
+            #expect(none.problem == "token_missing")
+
+            world.clock.advance(micros: 600_000_000)
+            #expect(try await world.call(.GET, "/v1/wallet", token: device.accessToken).problem == "token_expired")
+            let renewed = try await world.call(.POST, "/v1/tokens", json: ["refresh_token": device.refreshToken])
+            #expect(renewed.status == 200)
+            let session = try renewed.json()
+            let token = try #require(session["access_token"] as? String)
+            #expect(try #require(session["refresh_token"] as? String) != device.refreshToken)
+            #expect(try await world.call(.GET, "/v1/wallet", token: token).status == 200)
+
+            // The old refresh token again: it was copied. The device is signed out, the wallet alerted.
+            let reused = try await world.call(.POST, "/v1/tokens", json: ["refresh_token": device.refreshToken])
+            #expect(reused.status == 401)
+            #expect(reused.problem == "refresh_token_reused")
+            #expect(try await world.call(.GET, "/v1/wallet", token: token).problem == "device_revoked")
+            #expect(try world.alerts(walletID: device.walletID).contains("device_signed_out"))
+            let unknown = try await world.call(.POST, "/v1/tokens", json: ["refresh_token": "rt1.nothing"])
+            #expect(unknown.problem == "refresh_token_invalid")
+        }
+    }
+
+    @Test func bodiesAreCheckedBeforeAnythingHappens() async throws {
+        let world = try APIWorld()
+        try await world.serve {
+            let typo = try await world.call(.POST, "/v1/sms-codes", json: ["phone": "13800000005", "phnoe": "x"])
+            #expect(typo.status == 400)
+            #expect(typo.problem == "invalid_body")
+            let missing = try await world.call(.POST, "/v1/sms-codes", json: [:])
+            #expect(missing.status == 400)
+            #expect(try missing.json()["detail"] as? String == "The member \"phone\" is required.")
+            let number = try await world.call(.POST, "/v1/sms-codes", json: ["phone": 13800000005])
+            #expect(number.status == 400)
+            let text = try await world.call(.POST, "/v1/sms-codes", headers: [("Content-Type", "text/plain")])
+            #expect(text.status == 415)
+            var large = HTTPClientRequest(url: world.base + "/v1/sms-codes")
+            large.method = .POST
+            large.headers.add(name: "Content-Type", value: "application/json")
+            large.body = .bytes(ByteBuffer(string: "{\"phone\":\"" + String(repeating: "1", count: 20_000) + "\"}"))
+            #expect(try await HTTPClient.shared.execute(large, timeout: .seconds(10)).status.code == 413)
+            #expect(try world.smsCode("13800000005") == nil)
+        }
+    }
+
+    /// The draft "The Idempotency-Key HTTP Header Field" (section 2: the header; 2.7: missing
+    /// key 400, a key reused with another payload 422, a key in flight 409) and Stripe's
+    /// replay of the first answer.
+    @Test func aQRPaymentIsIdempotentByItsKey() async throws {
+        let world = try APIWorld()
+        _ = try world.wallets.registerMerchant(id: "M-TEA", name: "崂山茶馆", category: "dining")
+        let qr = try world.wallets.merchantQR(id: "M-TEA", amountFen: 1_250)
+        try await world.serve {
+            let device = try await world.signIn("13800000006")
+            try world.fund("13800000006", fen: 10_000)
+            let decoded = try await world.call(.POST, "/v1/qr/decode", json: ["payload": qr], token: device.accessToken)
+            #expect(decoded.status == 200)
+            #expect(try decoded.json()["merchant_name"] as? String == "崂山茶馆")
+            #expect(try decoded.json()["amount"] as? String == "12.50")
+
+            let body: [String: Any] = ["payload": qr, "payment_password": "135790"]
+            let keyless = try await world.call(.POST, "/v1/payments/qr", json: body, token: device.accessToken)
+            #expect(keyless.status == 400)
+            #expect(keyless.problem == "idempotency_key_missing")
+
+            let paid = try await world.call(.POST, "/v1/payments/qr", json: body, token: device.accessToken, key: "pay-1")
+            #expect(paid.status == 201)
+            #expect(try paid.json()["amount"] as? String == "12.50")
+            #expect(paid.headers["idempotent-replayed"] == nil)
+            #expect(try world.balanceFen("13800000006") == 8_750)
+
+            let retry = try await world.call(.POST, "/v1/payments/qr", json: body, token: device.accessToken, key: "pay-1")
+            #expect(retry.status == 201)
+            #expect(retry.body == paid.body)
+            #expect(retry.headers["idempotent-replayed"] == "true")
+            #expect(try world.balanceFen("13800000006") == 8_750)
+
+            let other = try await world.call(.POST, "/v1/payments/qr", json: ["payload": qr, "amount": "12.50", "payment_password": "135790"], token: device.accessToken, key: "pay-1")
+            #expect(other.status == 422)
+            #expect(other.problem == "idempotency_key_reused")
+
+            // A wrong password keeps nothing: the same key with the right one pays, once.
+            let wrong = try await world.call(.POST, "/v1/payments/qr", json: ["payload": qr, "payment_password": "000000"], token: device.accessToken, key: "pay-2")
+            #expect(wrong.status == 403)
+            #expect(wrong.problem == "wrong_password")
+            #expect(try world.balanceFen("13800000006") == 8_750)
+            #expect(try await world.call(.POST, "/v1/payments/qr", json: body, token: device.accessToken, key: "pay-2").status == 201)
+            #expect(try world.balanceFen("13800000006") == 7_500)
+
+            // A refusal is kept like a receipt: the retry gets it again, and no money moves.
+            let big = try world.wallets.merchantQR(id: "M-TEA", amountFen: 100_000)
+            let short = try await world.call(.POST, "/v1/payments/qr", json: ["payload": big, "payment_password": "135790"], token: device.accessToken, key: "pay-3")
+            #expect(short.status == 422)
+            #expect(short.problem == "insufficient_funds")
+            let shortAgain = try await world.call(.POST, "/v1/payments/qr", json: ["payload": big, "payment_password": "135790"], token: device.accessToken, key: "pay-3")
+            #expect(shortAgain.body == short.body)
+            #expect(shortAgain.headers["idempotent-replayed"] == "true")
+            #expect(try world.balanceFen("13800000006") == 7_500)
+
+            let history = try await world.call(.GET, "/v1/wallet/history?kind=qr_payment", token: device.accessToken)
+            let lines = try #require(try history.json()["movements"] as? [[String: Any]])
+            #expect(lines.map { $0["amount"] as? String } == ["-12.50", "-12.50"])
+            #expect(try await world.call(.GET, "/v1/wallet/history?month=2026-13", token: device.accessToken).status == 400)
+        }
+    }
+
+    /// Two wallets' keys never collide, and a token moves only its own wallet's money.
+    @Test func aTransferMovesOnlyTheTokensWallet() async throws {
+        let world = try APIWorld()
+        try await world.serve {
+            let alice = try await world.signIn("13800000007")
+            let bob = try await world.signIn("13800000008", name: "韩梅梅", password: "246810")
+            try world.fund("13800000007", fen: 5_000)
+            let sent = try await world.call(.POST, "/v1/transfers", json: ["to_phone": "13800000008", "amount": "20.00", "payment_password": "135790"], token: alice.accessToken, key: "same-key")
+            #expect(sent.status == 201)
+            #expect(try world.balanceFen("13800000007") == 3_000)
+            #expect(try world.balanceFen("13800000008") == 2_000)
+            // Bob, with the same key and his own password: his own request, refused for his
+            // own balance (his 20.00 does not cover 30.00), not a replay of Alice's.
+            let back = try await world.call(.POST, "/v1/transfers", json: ["to_phone": "13800000007", "amount": "30.00", "payment_password": "246810"], token: bob.accessToken, key: "same-key")
+            #expect(back.problem == "insufficient_funds")
+            #expect(back.headers["idempotent-replayed"] == nil)
+            // Bob's token with Alice's password moves nothing of Alice's.
+            let stolen = try await world.call(.POST, "/v1/transfers", json: ["to_phone": "13800000007", "amount": "1.00", "payment_password": "135790"], token: bob.accessToken, key: "k2")
+            #expect(stolen.problem == "wrong_password")
+            #expect(try world.balanceFen("13800000007") == 3_000)
+            // Each sees only its own wallet and devices.
+            #expect(try await world.call(.GET, "/v1/wallet", token: bob.accessToken).json()["balance"] as? String == "20.00")
+            let removal = try await world.call(.DELETE, "/v1/devices/\(alice.deviceID)", token: bob.accessToken)
+            #expect(removal.status == 404)
+            #expect(try await world.call(.GET, "/v1/wallet", token: alice.accessToken).status == 200)
+            // Removing one's own device signs it out at once.
+            #expect(try await world.call(.DELETE, "/v1/devices/\(alice.deviceID)", token: alice.accessToken).status == 204)
+            #expect(try await world.call(.GET, "/v1/wallet", token: alice.accessToken).problem == "device_revoked")
+        }
+    }
+
+    /// Every operation the document marks as needing a token refuses a request without one,
+    /// and one with a token of a device that was removed.
+    @Test func everyProtectedOperationRefusesWithoutAValidToken() async throws {
+        let world = try APIWorld()
+        let document = try #require(try JSONSerialization.jsonObject(with: Data(ServerTests.document.utf8)) as? [String: Any])
+        let paths = try #require(document["paths"] as? [String: [String: Any]])
+        var protected: [(HTTPMethod, String)] = []
+        for (path, item) in paths {
+            for (method, operation) in item {
+                guard let operation = operation as? [String: Any], operation["security"] != nil else { continue }
+                protected.append((HTTPMethod(rawValue: method.uppercased()), path.replacingOccurrences(of: "{device_id}", with: "1")))
+            }
+        }
+        #expect(protected.count >= 7)
+        try await world.serve {
+            let device = try await world.signIn("13800000009")
+            #expect(try await world.call(.DELETE, "/v1/devices/\(device.deviceID)", token: device.accessToken).status == 204)
+            for (method, path) in protected {
+                let json: [String: Any]? = method == .POST ? [:] : nil
+                let bare = try await world.call(method, path, json: json, key: "k")
+                #expect(bare.status == 401, "\(method) \(path)")
+                #expect(bare.problem == "token_missing", "\(method) \(path)")
+                let revoked = try await world.call(method, path, json: json, token: device.accessToken, key: "k")
+                #expect(revoked.problem == "device_revoked", "\(method) \(path)")
+            }
+        }
+    }
+
+    /// Many clients pay from one wallet at once: every 201 took its amount once, the balance
+    /// never went below zero, and the same key sent at once by several clients paid once.
+    @Test func racingPaymentsFromOneWallet() async throws {
+        let world = try APIWorld()
+        _ = try world.wallets.registerMerchant(id: "M-BUN", name: "包子铺", category: "dining")
+        let qr = try world.wallets.merchantQR(id: "M-BUN", amountFen: 700)
+        try await world.serve {
+            let device = try await world.signIn("13800000010")
+            try world.fund("13800000010", fen: 10_000)
+            let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+                for index in 0..<20 {
+                    group.addTask {
+                        try await world.call(.POST, "/v1/payments/qr", json: ["payload": qr, "payment_password": "135790"], token: device.accessToken, key: "race-\(index)").status
+                    }
+                }
+                return try await group.reduce(into: [Int]()) { $0.append($1) }
+            }
+            let paid = statuses.filter { $0 == 201 }.count
+            #expect(paid == 14)
+            #expect(statuses.filter { $0 == 422 }.count == 6)
+            #expect(try world.balanceFen("13800000010") == 10_000 - Int64(paid) * 700)
+
+            let left = try world.balanceFen("13800000010")
+            #expect(left == 200)
+            try world.topUp("13800000010", fen: 5_000)
+            let same = try await withThrowingTaskGroup(of: APIWorld.Reply.self) { group in
+                for _ in 0..<6 {
+                    group.addTask { try await world.call(.POST, "/v1/payments/qr", json: ["payload": qr, "payment_password": "135790"], token: device.accessToken, key: "once") }
+                }
+                return try await group.reduce(into: [APIWorld.Reply]()) { $0.append($1) }
+            }
+            // One paid; the others got its receipt again or were told it was in flight.
+            #expect(same.allSatisfy { $0.status == 201 || ($0.status == 409 && $0.problem == "request_in_flight") }, "\(same.map(\.status))")
+            let receipts = Set(same.filter { $0.status == 201 }.map(\.body))
+            #expect(receipts.count == 1)
+            #expect(try world.balanceFen("13800000010") == 5_200 - 700)
+        }
+    }
+}
