@@ -21,6 +21,10 @@ public struct AppAccess: Sendable {
         /// take it over, and how long its answer is kept (at least 24 hours).
         public var requestLeaseSeconds: Int64 = 60
         public var requestKeptSeconds: Int64 = 48 * 3_600
+        /// How long a payment challenge may be signed.
+        public var challengeSeconds: Int64 = 120
+        /// A device this young confirms payments with both factors.
+        public var newDeviceSeconds: Int64 = 86_400
 
         public init() {}
     }
@@ -251,6 +255,66 @@ public struct AppAccess: Sendable {
             guard let device = try access.device(id: deviceID), device.walletID == walletID, device.revokedAt == nil else { throw AppRefusal.deviceNotFound }
             try access.revokeDevice(id: deviceID, reason: "removed", at: at)
         }
+    }
+
+    // MARK: Payment challenges
+
+    /// A one-time challenge for the device to sign (its key unlocked by fingerprint or face on
+    /// the phone): the nonce, base64url, valid `challengeSeconds`.
+    public struct Challenge: Sendable, Hashable {
+        public var id: Int64
+        public var nonce: String
+        public var expiresIn: Int64
+    }
+
+    public func challenge(for principal: Principal) throws -> Challenge {
+        var nonce = [UInt8](repeating: 0, count: 32)
+        var generator = SystemRandomNumberGenerator()
+        for index in nonce.indices { nonce[index] = generator.next() }
+        let at = now
+        let id = try store.database.write { db in
+            try AppAccessStore(db).insertChallenge(deviceID: principal.deviceID, nonce: nonce, at: at, expiresAt: at + policy.challengeSeconds * Self.micros)
+        }
+        return Challenge(id: id, nonce: Base64URL.encode(nonce), expiresIn: policy.challengeSeconds)
+    }
+
+    /// What the device signs to confirm a payment: the challenge's nonce, the operation and
+    /// the SHA-256 (hex) of the payment's parameters in the canonical form the idempotency
+    /// key is checked against (a JSON object, members sorted, no spaces, slashes unescaped).
+    public static func paymentMessage(nonce: String, operation: String, requestHash: [UInt8]) -> Data {
+        Data("qdwallet-payment-v1\n\(nonce)\n\(operation)\n\(requestHash.map { String(format: "%02x", $0) }.joined())".utf8)
+    }
+
+    /// Verifies the device's ECDSA P-256 (SHA-256) signature, DER or raw 64 bytes in base64,
+    /// over `paymentMessage`, and spends the challenge whatever the outcome: one try each.
+    public func verifyPaymentSignature(_ principal: Principal, challengeID: Int64, signature: String, operation: String, requestHash: [UInt8]) throws {
+        let at = now
+        let outcome: Result<Void, AppRefusal> = try store.database.write { db in
+            let access = AppAccessStore(db)
+            guard let challenge = try access.challenge(id: challengeID), challenge.deviceID == principal.deviceID, challenge.usedAt == nil, challenge.expiresAt > at,
+                  let device = try access.device(id: principal.deviceID), device.revokedAt == nil else { return .failure(.challengeInvalid) }
+            guard try access.useChallenge(id: challengeID, at: at) else { return .failure(.challengeInvalid) }
+            let message = Self.paymentMessage(nonce: Base64URL.encode(challenge.nonce), operation: operation, requestHash: requestHash)
+            guard Self.verify(signature, message: message, publicKey: device.publicKey) else { return .failure(.signatureInvalid) }
+            return .success(())
+        }
+        try outcome.get()
+    }
+
+    static func verify(_ signature: String, message: Data, publicKey: [UInt8]) -> Bool {
+        guard signature.utf8.count <= 200, let bytes = Data(base64Encoded: signature),
+              let key = try? P256.Signing.PublicKey(x963Representation: publicKey) else { return false }
+        if let der = try? P256.Signing.ECDSASignature(derRepresentation: bytes), key.isValidSignature(der, for: message) { return true }
+        if bytes.count == 64, let raw = try? P256.Signing.ECDSASignature(rawRepresentation: bytes), key.isValidSignature(raw, for: message) { return true }
+        return false
+    }
+
+    /// Whether a payment from this device needs both factors whatever its amount: the device
+    /// was registered within `newDeviceSeconds`.
+    public func isNewDevice(_ principal: Principal) throws -> Bool {
+        let device = try store.database.read { db in try AppAccessStore(db).device(id: principal.deviceID) }
+        guard let device else { throw AppRefusal.tokenInvalid }
+        return now - device.registeredAt < policy.newDeviceSeconds * Self.micros
     }
 
     // MARK: Idempotent requests

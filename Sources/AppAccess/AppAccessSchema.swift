@@ -6,6 +6,18 @@ import QDSQL
 public enum AppAccessSchema {
     public static let migrations: [SQLMigration] = [
         SQLMigration("app-v1", v1),
+        // One-time challenges a device's key signs to confirm a payment.
+        SQLMigration("app-v2-challenges", """
+            CREATE TABLE app_challenges (
+                id INTEGER PRIMARY KEY,
+                device_id INTEGER NOT NULL REFERENCES app_devices(id),
+                nonce BLOB NOT NULL,
+                created_at INTEGER NOT NULL,
+                expires_at INTEGER NOT NULL,
+                used_at INTEGER
+            );
+            CREATE INDEX app_challenges_by_time ON app_challenges(created_at);
+            """),
     ]
 
     public static func register(in migrator: inout DatabaseMigrator) {

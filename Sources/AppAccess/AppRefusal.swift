@@ -21,6 +21,10 @@ public enum AppRefusal: String, Error, Sendable, CaseIterable, CustomStringConve
     case idempotencyKeyMissing = "idempotency_key_missing"
     case idempotencyKeyReused = "idempotency_key_reused"
     case requestInFlight = "request_in_flight"
+    case confirmationRequired = "confirmation_required"
+    case secondFactorRequired = "second_factor_required"
+    case challengeInvalid = "challenge_invalid"
+    case signatureInvalid = "signature_invalid"
 
     public var description: String { rawValue + ": " + explanation }
 
@@ -46,6 +50,10 @@ public enum AppRefusal: String, Error, Sendable, CaseIterable, CustomStringConve
         case .idempotencyKeyMissing: "a request that moves money needs an Idempotency-Key header (1 to 64 printable ASCII characters)"
         case .idempotencyKeyReused: "this Idempotency-Key was used before with a different request; use a new key for a new request"
         case .requestInFlight: "a request with this Idempotency-Key is still being processed; retry in a moment"
+        case .confirmationRequired: "a payment needs the payment password or the device's signature of a challenge"
+        case .secondFactorRequired: "a large payment, or a payment from a device registered in the last day, needs both the payment password and the device's signature"
+        case .challengeInvalid: "the challenge is unknown, of another device, expired or used; ask for a new one"
+        case .signatureInvalid: "the device's signature does not verify for this payment; the challenge is spent, ask for a new one"
         }
     }
 }

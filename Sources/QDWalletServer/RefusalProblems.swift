@@ -99,6 +99,10 @@ extension Problem {
         case .idempotencyKeyMissing: (.badRequest, "涉及资金的请求需要 Idempotency-Key 请求头（1 至 64 个可打印 ASCII 字符）。")
         case .idempotencyKeyReused: (.unprocessableContent, "该 Idempotency-Key 已用于另一笔不同的请求，新请求请使用新的键。")
         case .requestInFlight: (.conflict, "使用该 Idempotency-Key 的请求仍在处理中，请稍后重试。")
+        case .confirmationRequired: (.unprocessableContent, "付款需要支付密码或设备对挑战的签名。")
+        case .secondFactorRequired: (.forbidden, "大额付款，或一天内新登记设备的付款，需要同时使用支付密码和设备签名。")
+        case .challengeInvalid: (.forbidden, "挑战不存在、属于其他设备、已过期或已使用，请重新获取。")
+        case .signatureInvalid: (.forbidden, "设备签名与本次付款不符；该挑战已作废，请重新获取。")
         }
         var problem = Problem(refusal: refusal.rawValue, status: status, detail: refusal.explanation, detailZh: zh, retryAfter: retryAfter)
         if status == .unauthorized { problem.authenticate = "Bearer" }

@@ -37,6 +37,7 @@ struct WalletRoutes: Sendable {
         WalletServer.get(router, "/v1/wallet") { request, _ in try await balance(request) }
         WalletServer.get(router, "/v1/wallet/history") { request, _ in try await history(request) }
         router.post("/v1/qr/decode") { request, _ in try await decodeQR(request) }
+        router.post("/v1/challenges") { request, _ in try await challenge(request) }
         router.post("/v1/payments/qr") { request, _ in try await payQR(request) }
         router.post("/v1/transfers") { request, _ in try await transfer(request) }
     }
@@ -171,36 +172,72 @@ struct WalletRoutes: Sendable {
         return Self.json(.ok, answer)
     }
 
+    /// A challenge for the device's key to sign, confirming one payment.
+    func challenge(_ request: Request) async throws -> Response {
+        let principal = try await authenticate(request)
+        let challenge = try await blocking { try backend.access.challenge(for: principal) }
+        return Self.json(.created, ["challenge_id": challenge.id, "nonce": challenge.nonce, "expires_in": challenge.expiresIn])
+    }
+
+    struct DeviceSignature: Decodable, Sendable {
+        var challenge_id: Int64
+        var signature: String
+    }
+
     struct QRPaymentRequest: Decodable {
         var payload: String
         var amount: String?
-        var payment_password: String
+        var payment_password: String?
+        var device_signature: DeviceSignature?
     }
 
     func payQR(_ request: Request) async throws -> Response {
         let principal = try await authenticate(request)
-        let body = try await Self.decode(QRPaymentRequest.self, request, keys: ["payload", "amount", "payment_password"])
-        return try await idempotent(request, principal, operation: "qr_payment", parameters: ["payload": body.payload, "amount": body.amount ?? ""]) {
+        let body = try await Self.decode(QRPaymentRequest.self, request, keys: ["payload", "amount", "payment_password", "device_signature"])
+        let parameters = ["payload": body.payload, "amount": body.amount ?? ""]
+        return try await idempotent(request, principal, operation: "qr_payment", parameters: parameters) { key, hash in
             let fen = try body.amount.map(Self.amount)
+            let fixed = (try? MerchantQR.parse(body.payload))?.amountFen
+            let confirmation = try confirm(principal, operation: "qr_payment", requestHash: hash, amountFen: fixed ?? fen,
+                                           password: body.payment_password, signature: body.device_signature)
             let record = try backend.wallets.wallet(id: principal.walletID)
-            return try backend.wallets.payQR(phone: record.phone, payload: body.payload, amountFen: fen, password: body.payment_password, idempotencyKey: $0)
+            return try backend.wallets.payQR(phone: record.phone, payload: body.payload, amountFen: fen, confirmation: confirmation, idempotencyKey: key)
         }
     }
 
     struct TransferRequest: Decodable {
         var to_phone: String
         var amount: String
-        var payment_password: String
+        var payment_password: String?
+        var device_signature: DeviceSignature?
     }
 
     func transfer(_ request: Request) async throws -> Response {
         let principal = try await authenticate(request)
-        let body = try await Self.decode(TransferRequest.self, request, keys: ["to_phone", "amount", "payment_password"])
-        return try await idempotent(request, principal, operation: "transfer", parameters: ["to_phone": body.to_phone, "amount": body.amount]) {
+        let body = try await Self.decode(TransferRequest.self, request, keys: ["to_phone", "amount", "payment_password", "device_signature"])
+        return try await idempotent(request, principal, operation: "transfer", parameters: ["to_phone": body.to_phone, "amount": body.amount]) { key, hash in
             let fen = try Self.amount(body.amount)
+            let confirmation = try confirm(principal, operation: "transfer", requestHash: hash, amountFen: fen,
+                                           password: body.payment_password, signature: body.device_signature)
             let record = try backend.wallets.wallet(id: principal.walletID)
-            return try backend.wallets.transfer(from: record.phone, to: body.to_phone, amountFen: fen, password: body.payment_password, idempotencyKey: $0)
+            return try backend.wallets.transfer(from: record.phone, to: body.to_phone, amountFen: fen, confirmation: confirmation, idempotencyKey: key)
         }
+    }
+
+    /// How a payment is confirmed: the password, the device's signature of a challenge, or
+    /// both, which a large payment (the monitoring's threshold) and a device registered in the
+    /// last day need. The signature is checked here, its challenge spent.
+    func confirm(_ principal: AppAccess.Principal, operation: String, requestHash: [UInt8], amountFen: Int64?, password: String?, signature: DeviceSignature?) throws -> WalletService.PaymentConfirmation {
+        guard password != nil || signature != nil else { throw AppRefusal.confirmationRequired }
+        let large = (amountFen ?? 0) >= backend.wallets.policy.largePaymentAlertFen
+        if password == nil || signature == nil, try large || backend.access.isNewDevice(principal) {
+            throw AppRefusal.secondFactorRequired
+        }
+        if let signature {
+            try backend.access.verifyPaymentSignature(principal, challengeID: signature.challenge_id, signature: signature.signature, operation: operation, requestHash: requestHash)
+        }
+        guard let password else { return .deviceSignature }
+        return signature == nil ? .password(password) : .passwordAndDeviceSignature(password)
     }
 
     static func amount(_ text: String) throws -> Int64 {
@@ -220,12 +257,10 @@ struct WalletRoutes: Sendable {
     /// too, so even a retry that finds the first one's server gone moves no money twice.
     /// Wrong credentials keep nothing: the same key may be retried with the right password.
     func idempotent(_ request: Request, _ principal: AppAccess.Principal, operation: String, parameters: [String: String],
-                    _ work: @escaping @Sendable (String) throws -> WalletService.Receipt) async throws -> Response {
+                    _ work: @escaping @Sendable (String, [UInt8]) throws -> WalletService.Receipt) async throws -> Response {
         guard let key = request.headers[HTTPField.Name("Idempotency-Key")!] else { throw Problem.app(.idempotencyKeyMissing) }
         guard (try? Validation.idempotencyKey(key)) != nil else { throw Problem.wallet(.invalidIdempotencyKey) }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        let hash = Array(SHA256.hash(data: try encoder.encode(parameters)))
+        let hash = Self.requestHash(parameters)
         let access = backend.access
         switch try await blocking({ try access.claim(walletID: principal.walletID, key: key, operation: operation, requestHash: hash) }) {
         case .mismatch: throw Problem.app(.idempotencyKeyReused)
@@ -239,7 +274,7 @@ struct WalletRoutes: Sendable {
         }
         let outcome: Result<WalletService.Receipt, any Error>
         do {
-            outcome = .success(try await blocking { try work(key) })
+            outcome = .success(try await blocking { try work(key, hash) })
         } catch is Blocking.DeadlineExceeded {
             // Still running, perhaps: the row stays in flight until its lease ends, and a retry
             // then goes through the ledger's own key.
@@ -267,6 +302,14 @@ struct WalletRoutes: Sendable {
             try? await blocking { try access.release(walletID: principal.walletID, key: key) }
             throw error
         }
+    }
+
+    /// SHA-256 of a payment's parameters as a JSON object, members sorted, no spaces, slashes
+    /// unescaped: what the idempotency key is checked against and the device signs.
+    static func requestHash(_ parameters: [String: String]) -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return Array(SHA256.hash(data: (try? encoder.encode(parameters)) ?? Data()))
     }
 
     // MARK: Plumbing

@@ -212,6 +212,11 @@ extension WalletService {
     /// Pays a merchant by its QR payload: password, frozen state, class limit and balance
     /// are all checked in the payment's transaction.
     public func payQR(phone: String, payload: String, amountFen: Int64?, password: String, idempotencyKey: String) throws -> Receipt {
+        try payQR(phone: phone, payload: payload, amountFen: amountFen, confirmation: .password(password), idempotencyKey: idempotencyKey)
+    }
+
+    /// `payQR`, confirmed as the app confirms it (the password, the device's signature, or both).
+    public func payQR(phone: String, payload: String, amountFen: Int64?, confirmation: PaymentConfirmation, idempotencyKey: String) throws -> Receipt {
         let phone = try Validation.phone(phone)
         let key = try Validation.idempotencyKey(idempotencyKey)
         let qr = try MerchantQR.parse(payload)
@@ -224,10 +229,10 @@ extension WalletService {
         }
         guard amount > 0 else { throw WalletRefusal.invalidAmount }
         guard amount <= policy.qrPaymentFenMax else { throw WalletRefusal.amountOverRequestLimit }
-        let matched = try checkPassword(phone: phone, password: password)
+        let matched = try check(confirmation, phone: phone, amountFen: amount)
         let outcome: Result<Receipt, any Error> = try store.transaction { db, tx in
             let record = try lockedWallet(db, tx, phone: phone)
-            if let refusal = try recordPassword(db, wallet: record, matched: matched) { return .failure(refusal) }
+            if let refusal = try recordConfirmation(db, wallet: record, matched: matched) { return .failure(refusal) }
             let merchant: Merchant
             do {
                 merchant = try self.merchant(db, id: qr.merchantID)
@@ -250,13 +255,18 @@ extension WalletService {
 
     /// Transfers to another wallet by mobile number, at once.
     public func transfer(from: String, to: String, amountFen: Int64, password: String, idempotencyKey: String) throws -> Receipt {
+        try transfer(from: from, to: to, amountFen: amountFen, confirmation: .password(password), idempotencyKey: idempotencyKey)
+    }
+
+    /// `transfer`, confirmed as the app confirms it.
+    public func transfer(from: String, to: String, amountFen: Int64, confirmation: PaymentConfirmation, idempotencyKey: String) throws -> Receipt {
         let from = try Validation.phone(from)
         let to = try Validation.phone(to)
         let key = try Validation.idempotencyKey(idempotencyKey)
         guard from != to else { throw WalletRefusal.selfTransfer }
         guard amountFen > 0 else { throw WalletRefusal.invalidAmount }
         guard amountFen <= policy.transferFenMax else { throw WalletRefusal.amountOverRequestLimit }
-        let matched = try checkPassword(phone: from, password: password)
+        let matched = try check(confirmation, phone: from, amountFen: amountFen)
         let outcome: Result<Receipt, any Error> = try store.transaction { db, tx in
             var payer = try wallet(db, phone: from)
             if tx.concurrentWriters {
@@ -266,7 +276,7 @@ extension WalletService {
                 try lock(tx, wallets: [payer] + (payee.map { [$0] } ?? []))
                 payer = try wallet(db, phone: from)
             }
-            if let refusal = try recordPassword(db, wallet: payer, matched: matched) { return .failure(refusal) }
+            if let refusal = try recordConfirmation(db, wallet: payer, matched: matched) { return .failure(refusal) }
             let payee = try wallet(db, phone: to)
             let request = PostingRequest.transfer(key: try ledgerKey("transfer", key, wallet: payer, tx: tx), from: payer.walletAccountID, to: payee.walletAccountID, amount: amountFen, memo: "transfer")
             return try balancePayment(db, tx, wallet: payer, request: request, amountFen: amountFen) { transactionID, _ in

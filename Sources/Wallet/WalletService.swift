@@ -263,6 +263,39 @@ public struct WalletService: Sendable {
         return try hasher.verify(password, against: stored)
     }
 
+    /// How a resident confirmed a payment (IFAA and FIDO confirm with a key the phone unlocks
+    /// with a fingerprint or face; the payment password is the other factor).
+    public enum PaymentConfirmation: Sendable, Hashable {
+        case password(String)
+        /// The device's key signed the server's one-time challenge for this payment; the
+        /// caller verified the signature.
+        case deviceSignature
+        /// Both factors: what a large payment needs (and the app asks of a new device).
+        case passwordAndDeviceSignature(String)
+
+        var password: String? {
+            switch self {
+            case .password(let password), .passwordAndDeviceSignature(let password): password
+            case .deviceSignature: nil
+            }
+        }
+    }
+
+    /// Checks a confirmation outside any transaction: whether the password matched (nil when
+    /// none was given: the device's signature alone). Which factors a payment needs is the
+    /// caller's rule (the app asks both for a large payment or a new device).
+    func check(_ confirmation: PaymentConfirmation, phone: String, amountFen: Int64) throws -> Bool? {
+        guard let password = confirmation.password else { return nil }
+        return try checkPassword(phone: phone, password: password)
+    }
+
+    /// `recordPassword` for a confirmation: with the device's signature alone, only the lock
+    /// is checked (the password's count of failures is left as it is).
+    func recordConfirmation(_ db: any SQLConnection, wallet record: WalletRecord, matched: Bool?) throws -> WalletRefusal? {
+        guard let matched else { return record.lockedUntil > now ? .passwordLocked : nil }
+        return try recordPassword(db, wallet: record, matched: matched)
+    }
+
     /// Records the outcome of a password check inside the payment's transaction: a wrong
     /// one counts towards the alert and the lock; a right one clears the count.
     public func recordPassword(_ db: any SQLConnection, wallet record: WalletRecord, matched: Bool) throws -> WalletRefusal? {

@@ -30,7 +30,9 @@ final class APIWorld: @unchecked Sendable {
     /// 2026-11-27T10:00:00+08:00
     static let start: TimestampMicros = 1_795_744_800_000_000
 
-    init() throws {
+    /// `newDeviceSeconds`: how long a new device confirms payments with both factors (none
+    /// here unless a test says so).
+    init(newDeviceSeconds: Int64 = 0) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("qdwallet-api-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         if let database = try TestEngine.postgres("api", migrations: { try QDWalletSchema.postgresMigrations() }) {
@@ -45,7 +47,9 @@ final class APIWorld: @unchecked Sendable {
         _ = try SystemAccounts.ensure(in: ledger)
         wallets = WalletService(store: store, ledger: ledger, hasher: PasswordHasher(iterations: 1_000), dataKey: key)
         try wallets.adoptDataKey(key)
-        access = AppAccess(wallets: wallets, dataKey: key)
+        var policy = AppAccess.Policy()
+        policy.newDeviceSeconds = newDeviceSeconds
+        access = AppAccess(wallets: wallets, dataKey: key, policy: policy)
     }
 
     deinit {
@@ -128,19 +132,36 @@ final class APIWorld: @unchecked Sendable {
         P256.Signing.PrivateKey().publicKey.x963Representation.base64EncodedString()
     }
 
+    /// What the device signs for a payment (the document's DeviceSignature): a challenge asked
+    /// for with the device's token, signed with its key.
+    func signature(_ device: Device, operation: String, parameters: [String: String], der: Bool = true) async throws -> [String: Any] {
+        let reply = try await call(.POST, "/v1/challenges", token: device.accessToken)
+        try #require(reply.status == 201, "\(reply.body)")
+        let challenge = try reply.json()
+        let nonce = try #require(challenge["nonce"] as? String)
+        let id = try #require(challenge["challenge_id"] as? Int)
+        let canonical = "{" + parameters.keys.sorted().map { "\"\($0)\":\"\(parameters[$0]!)\"" }.joined(separator: ",") + "}"
+        let hash = SHA256.hash(data: Data(canonical.utf8)).map { String(format: "%02x", $0) }.joined()
+        let message = Data("qdwallet-payment-v1\n\(nonce)\n\(operation)\n\(hash)".utf8)
+        let signature = try device.privateKey.signature(for: message)
+        return ["challenge_id": id, "signature": (der ? signature.derRepresentation : signature.rawRepresentation).base64EncodedString()]
+    }
+
     /// A signed-in device: the code asked for and used, the wallet opened when new.
     struct Device {
         var walletID: Int64
         var deviceID: Int64
         var accessToken: String
         var refreshToken: String
+        var privateKey: P256.Signing.PrivateKey
     }
 
     func signIn(_ phone: String, name: String? = "李雷", password: String = "135790", label: String = "phone") async throws -> Device {
         let sent = try await call(.POST, "/v1/sms-codes", json: ["phone": phone])
         try #require(sent.status == 202, "\(sent.body)")
         let code = try #require(try smsCode(phone))
-        var body: [String: Any] = ["phone": phone, "code": code, "public_key": Self.deviceKey(), "label": label, "payment_password": password]
+        let privateKey = P256.Signing.PrivateKey()
+        var body: [String: Any] = ["phone": phone, "code": code, "public_key": privateKey.publicKey.x963Representation.base64EncodedString(), "label": label, "payment_password": password]
         if let name { body["name"] = name }
         let reply = try await call(.POST, "/v1/devices", json: body)
         try #require(reply.status == 201, "\(reply.body)")
@@ -149,7 +170,8 @@ final class APIWorld: @unchecked Sendable {
         clock.advance(micros: 61_000_000)
         return Device(walletID: try #require(session["wallet_id"] as? Int64 ?? (session["wallet_id"] as? Int).map(Int64.init)),
                       deviceID: try #require(session["device_id"] as? Int64 ?? (session["device_id"] as? Int).map(Int64.init)),
-                      accessToken: try #require(session["access_token"] as? String), refreshToken: try #require(session["refresh_token"] as? String))
+                      accessToken: try #require(session["access_token"] as? String), refreshToken: try #require(session["refresh_token"] as? String),
+                      privateKey: privateKey)
     }
 
     /// Puts `yuan` on a wallet as a resident would: real-name verification, a card, a top-up.

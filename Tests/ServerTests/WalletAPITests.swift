@@ -303,10 +303,11 @@ import Wallet
         try await world.serve {
             let device = try await world.signIn("13800000010")
             try world.fund("13800000010", fen: 10_000)
+            let token = device.accessToken
             let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
                 for index in 0..<20 {
                     group.addTask {
-                        try await world.call(.POST, "/v1/payments/qr", json: ["payload": qr, "payment_password": "135790"], token: device.accessToken, key: "race-\(index)").status
+                        try await world.call(.POST, "/v1/payments/qr", json: ["payload": qr, "payment_password": "135790"], token: token, key: "race-\(index)").status
                     }
                 }
                 return try await group.reduce(into: [Int]()) { $0.append($1) }
@@ -321,7 +322,7 @@ import Wallet
             try world.topUp("13800000010", fen: 5_000)
             let same = try await withThrowingTaskGroup(of: APIWorld.Reply.self) { group in
                 for _ in 0..<6 {
-                    group.addTask { try await world.call(.POST, "/v1/payments/qr", json: ["payload": qr, "payment_password": "135790"], token: device.accessToken, key: "once") }
+                    group.addTask { try await world.call(.POST, "/v1/payments/qr", json: ["payload": qr, "payment_password": "135790"], token: token, key: "once") }
                 }
                 return try await group.reduce(into: [APIWorld.Reply]()) { $0.append($1) }
             }
@@ -330,6 +331,88 @@ import Wallet
             let receipts = Set(same.filter { $0.status == 201 }.map(\.body))
             #expect(receipts.count == 1)
             #expect(try world.balanceFen("13800000010") == 5_200 - 700)
+        }
+    }
+
+    /// IFAA and FIDO: the phone's key, unlocked by fingerprint or face, signs a one-time
+    /// server challenge bound to this payment (ECDSA P-256, FIPS 186-4; DER per SEC 1, or raw).
+    @Test func aPaymentConfirmedByTheDevicesSignature() async throws {
+        let world = try APIWorld()
+        _ = try world.wallets.registerMerchant(id: "M-FISH", name: "海鲜馆", category: "dining")
+        let qr = try world.wallets.merchantQR(id: "M-FISH", amountFen: 3_000)
+        try await world.serve {
+            let device = try await world.signIn("13800000011")
+            let other = try await world.signIn("13800000012")
+            try world.fund("13800000011", fen: 20_000)
+            let parameters = ["payload": qr, "amount": ""]
+            let signed = try await world.signature(device, operation: "qr_payment", parameters: parameters)
+            let paid = try await world.call(.POST, "/v1/payments/qr", json: ["payload": qr, "device_signature": signed], token: device.accessToken, key: "sig-1")
+            #expect(paid.status == 201, "\(paid.body)")
+            #expect(try world.balanceFen("13800000011") == 17_000)
+            // A challenge confirms one payment.
+            let again = try await world.call(.POST, "/v1/payments/qr", json: ["payload": qr, "device_signature": signed], token: device.accessToken, key: "sig-2")
+            #expect(again.status == 403)
+            #expect(again.problem == "challenge_invalid")
+            // Raw r||s is taken too.
+            let raw = try await world.signature(device, operation: "qr_payment", parameters: parameters, der: false)
+            #expect(try await world.call(.POST, "/v1/payments/qr", json: ["payload": qr, "device_signature": raw], token: device.accessToken, key: "sig-3").status == 201)
+            #expect(try world.balanceFen("13800000011") == 14_000)
+            // Signed for another payment (another amount): refused, and the challenge is spent.
+            let elsewhere = try await world.signature(device, operation: "transfer", parameters: ["to_phone": "13800000012", "amount": "1.00"])
+            let mismatch = try await world.call(.POST, "/v1/transfers", json: ["to_phone": "13800000012", "amount": "100.00", "device_signature": elsewhere], token: device.accessToken, key: "sig-4")
+            #expect(mismatch.problem == "signature_invalid")
+            let spent = try await world.call(.POST, "/v1/transfers", json: ["to_phone": "13800000012", "amount": "1.00", "device_signature": elsewhere], token: device.accessToken, key: "sig-4")
+            #expect(spent.problem == "challenge_invalid")
+            // Another device's challenge, or a key that is not this device's.
+            let theirs = try await world.signature(other, operation: "transfer", parameters: ["to_phone": "13800000012", "amount": "1.00"])
+            #expect(try await world.call(.POST, "/v1/transfers", json: ["to_phone": "13800000012", "amount": "1.00", "device_signature": theirs], token: device.accessToken, key: "sig-5").problem == "challenge_invalid")
+            // A challenge lasts two minutes.
+            let late = try await world.signature(device, operation: "transfer", parameters: ["to_phone": "13800000012", "amount": "1.00"])
+            world.clock.advance(micros: 121_000_000)
+            #expect(try await world.call(.POST, "/v1/transfers", json: ["to_phone": "13800000012", "amount": "1.00", "device_signature": late], token: device.accessToken, key: "sig-6").problem == "challenge_invalid")
+            #expect(try world.balanceFen("13800000011") == 14_000)
+            // Neither factor: refused before anything.
+            let none = try await world.call(.POST, "/v1/transfers", json: ["to_phone": "13800000012", "amount": "1.00"], token: device.accessToken, key: "sig-7")
+            #expect(none.status == 422)
+            #expect(none.problem == "confirmation_required")
+        }
+    }
+
+    /// A large payment, and any payment from a device registered in the last day, needs both
+    /// the password and the device's signature.
+    @Test func largePaymentsAndNewDevicesNeedBothFactors() async throws {
+        let world = try APIWorld(newDeviceSeconds: 86_400)
+        try await world.serve {
+            let device = try await world.signIn("13800000013")
+            _ = try await world.signIn("13800000014")
+            try world.fund("13800000013", fen: 2_000_000)
+            let small = ["to_phone": "13800000014", "amount": "10.00"]
+            let password = try await world.call(.POST, "/v1/transfers", json: ["to_phone": "13800000014", "amount": "10.00", "payment_password": "135790"], token: device.accessToken, key: "n-1")
+            #expect(password.status == 403)
+            #expect(password.problem == "second_factor_required")
+            let signature = try await world.signature(device, operation: "transfer", parameters: small)
+            let signed = try await world.call(.POST, "/v1/transfers", json: ["to_phone": "13800000014", "amount": "10.00", "device_signature": signature], token: device.accessToken, key: "n-2")
+            #expect(signed.problem == "second_factor_required")
+            let both = try await world.signature(device, operation: "transfer", parameters: small)
+            let paid = try await world.call(.POST, "/v1/transfers", json: ["to_phone": "13800000014", "amount": "10.00", "payment_password": "135790", "device_signature": both], token: device.accessToken, key: "n-3")
+            #expect(paid.status == 201, "\(paid.body)")
+            #expect(try world.balanceFen("13800000014") == 1_000)
+        }
+        let settled = try APIWorld()
+        try await settled.serve {
+            let device = try await settled.signIn("13800000015")
+            _ = try await settled.signIn("13800000016")
+            try settled.fund("13800000015", fen: 2_000_000)
+            let large = ["to_phone": "13800000016", "amount": "5000.00"]
+            let signature = try await settled.signature(device, operation: "transfer", parameters: large)
+            #expect(try await settled.call(.POST, "/v1/transfers", json: ["to_phone": "13800000016", "amount": "5000.00", "device_signature": signature], token: device.accessToken, key: "l-1").problem == "second_factor_required")
+            #expect(try await settled.call(.POST, "/v1/transfers", json: ["to_phone": "13800000016", "amount": "5000.00", "payment_password": "135790"], token: device.accessToken, key: "l-2").problem == "second_factor_required")
+            let both = try await settled.signature(device, operation: "transfer", parameters: large)
+            #expect(try await settled.call(.POST, "/v1/transfers", json: ["to_phone": "13800000016", "amount": "5000.00", "payment_password": "135790", "device_signature": both], token: device.accessToken, key: "l-3").status == 201)
+            #expect(try settled.balanceFen("13800000016") == 500_000)
+            // Below the threshold one factor is enough.
+            let one = try await settled.signature(device, operation: "transfer", parameters: ["to_phone": "13800000016", "amount": "4999.99"])
+            #expect(try await settled.call(.POST, "/v1/transfers", json: ["to_phone": "13800000016", "amount": "4999.99", "device_signature": one], token: device.accessToken, key: "l-4").status == 201)
         }
     }
 }

@@ -111,6 +111,38 @@ public struct AppAccessStore {
         try sql.run("UPDATE app_refresh_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL", [now, hash]) == 1
     }
 
+    // MARK: Challenges
+
+    public struct Challenge: Sendable {
+        public var deviceID: Int64
+        public var nonce: [UInt8]
+        public var expiresAt: TimestampMicros
+        public var usedAt: TimestampMicros?
+    }
+
+    public func insertChallenge(deviceID: Int64, nonce: [UInt8], at now: TimestampMicros, expiresAt: TimestampMicros) throws -> Int64 {
+        guard let id = try sql.int64("INSERT INTO app_challenges (device_id, nonce, created_at, expires_at) VALUES (?, ?, ?, ?) RETURNING id", [deviceID, nonce, now, expiresAt]) else {
+            throw SQLError(.other, code: "no_id", message: "the new challenge has no id", sql: "INSERT INTO app_challenges")
+        }
+        return id
+    }
+
+    public func challenge(id: Int64) throws -> Challenge? {
+        try sql.one("SELECT device_id, nonce, expires_at, used_at FROM app_challenges WHERE id = ?", [id]) {
+            Challenge(deviceID: try $0.int64(0), nonce: try $0.bytes(1), expiresAt: try $0.int64(2), usedAt: try $0.optionalInt64(3))
+        }
+    }
+
+    /// Spends a challenge; false when it was spent before (a challenge confirms one payment).
+    public func useChallenge(id: Int64, at now: TimestampMicros) throws -> Bool {
+        try sql.run("UPDATE app_challenges SET used_at = ? WHERE id = ? AND used_at IS NULL", [now, id]) == 1
+    }
+
+    /// Forgets challenges made before `before`; how many.
+    public func purgeChallenges(before: TimestampMicros, limit: Int) throws -> Int {
+        try sql.run("DELETE FROM app_challenges WHERE id IN (SELECT id FROM app_challenges WHERE created_at < ? ORDER BY created_at LIMIT ?)", [before, limit])
+    }
+
     // MARK: Idempotent requests
 
     public struct Request: Sendable {
