@@ -82,9 +82,10 @@ enum AppDatabase {
         return megabytes * 1024
     }
 
-    /// The wallet service over the database; the data key is read only when `needsKey`.
+    /// The wallet service over the database; the data key is required when `needsKey`, and
+    /// read whenever the environment names one (payment passwords are keyed with it).
     static func wallet(_ global: GlobalOptions, needsKey: Bool = false, mode: SQLiteDatabase.OpenMode = .existing) throws -> WalletService {
-        let key = needsKey ? try DataKey.fromEnvironment(QDEnvironment.process.dataKeyEnvironment) : nil
+        let key = needsKey || QDEnvironment.process.hasDataKey ? try DataKey.fromEnvironment(QDEnvironment.process.dataKeyEnvironment) : nil
         let policy = try walletPolicy()
         let store = try openStore(path: global.databasePath, mode: mode)
         let ledger = Ledger(store: store)

@@ -45,7 +45,7 @@ struct KeysCommand: ParsableCommand {
             let new = try DataKey.fromEnvironment(["QDWALLET_DATA_KEY_FILE": newKeyFile])
             let rotation = try AppDatabase.wallet(global).rotateDataKey(from: old, to: new)
             Output(json: global.json).emit(rotation) {
-                "re-sealed \(rotation.kycSubmissions) real-name submissions and \(rotation.cards) cards under the new key (\(rotation.alreadyUnderNewKey) were already under it)"
+                "re-sealed \(rotation.kycSubmissions) real-name submissions, \(rotation.cards) cards and \(rotation.passwords) payment passwords under the new key (\(rotation.alreadyUnderNewKey) were already under it)"
             }
         }
     }

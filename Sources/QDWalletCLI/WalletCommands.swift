@@ -359,7 +359,7 @@ struct PayCommand: ParsableCommand {
     func run() throws {
         let fen = try amount.map(Arguments.amount)
         let plain = try AppDatabase.wallet(global)
-        let service = WalletService(store: plain.store, ledger: plain.ledger, policy: plain.policy, dataKey: nil, planner: CampaignPlanner(campaigns: try CampaignSetup.load(jobs, store: plain.store), clock: plain.ledger.clock))
+        let service = WalletService(store: plain.store, ledger: plain.ledger, policy: plain.policy, dataKey: plain.dataKey, planner: CampaignPlanner(campaigns: try CampaignSetup.load(jobs, store: plain.store), clock: plain.ledger.clock))
         let receipt = try service.payQR(phone: phone, payload: qr, amountFen: fen, password: try password.read(), idempotencyKey: Arguments.idempotencyKey(idempotencyKey))
         let result = ReceiptResult(receipt)
         Output(json: global.json).emit(result) { result.text }

@@ -17,7 +17,18 @@ public struct PasswordHasher: Sendable {
     public struct Hash: Sendable {
         public var hash: [UInt8]
         public var salt: [UInt8]
+        /// PBKDF2's iterations; `keyedIterations` marks a keyed hash (`WalletService.hashPassword`).
         public var iterations: Int
+
+        public init(hash: [UInt8], salt: [UInt8], iterations: Int) {
+            self.hash = hash
+            self.salt = salt
+            self.iterations = iterations
+        }
+
+        public static let keyedIterations = 0
+        /// Sealed under the data key rather than slow.
+        public var isKeyed: Bool { iterations == Self.keyedIterations }
     }
 
     public func hash(_ password: String) throws -> Hash {

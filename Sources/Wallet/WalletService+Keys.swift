@@ -5,11 +5,13 @@ extension WalletService {
     public struct Rotation: Sendable, Codable {
         public var kycSubmissions: Int
         public var cards: Int
+        /// Keyed payment password hashes.
+        public var passwords: Int = 0
         public var alreadyUnderNewKey: Int
     }
 
     /// Re-seals every stored personal value (names and ID numbers of real-name submissions,
-    /// card numbers and their fingerprints) from `old` to `new`, in one transaction: all of it
+    /// card numbers and their fingerprints, keyed payment password hashes) from `old` to `new`, in one transaction: all of it
     /// moves to the new key, or nothing does. Values already under the new key are left alone,
     /// so an interrupted rotation can simply be run again.
     public func rotateDataKey(from old: DataKey, to new: DataKey) throws -> Rotation {
@@ -47,6 +49,14 @@ extension WalletService {
                 let number = try new.open([UInt8](resealed))
                 try cards.reseal(cardID: row.id, numberSealed: resealed, fingerprint: Data(new.fingerprint(number)))
                 rotation.cards += 1
+            }
+            for row in try wallets.sealedPasswords() {
+                guard let resealed = try reseal(row.sealed) else {
+                    rotation.alreadyUnderNewKey += 1
+                    continue
+                }
+                try wallets.resealPassword(walletID: row.id, sealed: resealed)
+                rotation.passwords += 1
             }
             try Self.record(new, db: db, now: now)
             return rotation

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Ledger
 import QDSQL
@@ -220,27 +221,52 @@ public struct WalletService: Sendable {
 
     // MARK: Payment password
 
-    /// Sets the 6-digit payment password (stored only as a salted PBKDF2 hash) and clears
-    /// any lock.
+    /// Sets the 6-digit payment password and clears any lock. Stored keyed when the data key
+    /// is at hand (`hashPassword`), else as a slow salted PBKDF2 hash.
     public func setPassword(phone: String, password: String) throws {
         let phone = try Validation.phone(phone)
-        let password = try Validation.password(password)
-        let hashed = try hasher.hash(password)
+        let hashed = try hashPassword(password)
         try store.transaction { db, _ in
             let record = try wallet(db, phone: phone)
-            try WalletStore(db).setPassword(walletID: record.id, hashed)
+            try setPassword(db, walletID: record.id, hashed)
         }
     }
 
     /// Sets the payment password inside the caller's transaction, from a hash made before it
-    /// (`hashPassword`: hashing is slow on purpose and holds no lock).
+    /// (`hashPassword`). A keyed hash is sealed only under the database's own data key.
     public func setPassword(_ db: any SQLConnection, walletID: Int64, _ hashed: PasswordHasher.Hash) throws {
+        if hashed.isKeyed { _ = try verifiedDataKey(db) }
         try WalletStore(db).setPassword(walletID: walletID, hashed)
     }
 
-    /// The stored form of a new payment password (6 digits, else `invalidPassword`).
+    /// The stored form of a new payment password (6 digits, else `invalidPassword`): with the
+    /// data key, SHA-256 of a random salt and the password, sealed with AES-GCM under the data
+    /// key (ISO 9564's way with PINs: protected by a key kept outside the database, not by
+    /// slowness, which cannot protect a space of a million guesses); checking it costs
+    /// microseconds, and a key rotation re-seals it. Without the key, PBKDF2.
     public func hashPassword(_ password: String) throws -> PasswordHasher.Hash {
-        try hasher.hash(try Validation.password(password))
+        let password = try Validation.password(password)
+        guard let dataKey else { return try hasher.hash(password) }
+        var salt = [UInt8](repeating: 0, count: 16)
+        var generator = SystemRandomNumberGenerator()
+        for index in salt.indices { salt[index] = generator.next() }
+        return PasswordHasher.Hash(hash: try dataKey.seal(Self.saltedDigest(password, salt: salt)), salt: salt, iterations: PasswordHasher.Hash.keyedIterations)
+    }
+
+    static func saltedDigest(_ password: String, salt: [UInt8]) -> String {
+        DataKey.hex(Array(SHA256.hash(data: Data(salt + Array(password.utf8)))))
+    }
+
+    /// Whether `password` matches a stored hash of either form, in constant time.
+    func verifyPassword(_ password: String, against stored: PasswordHasher.Hash) throws -> Bool {
+        guard stored.isKeyed else { return try hasher.verify(password, against: stored) }
+        guard let dataKey else {
+            throw WalletError(.dataKey, "this wallet's payment password is keyed: checking it needs the personal-data key (QDWALLET_DATA_KEY or QDWALLET_DATA_KEY_FILE)")
+        }
+        let expected = Array(try dataKey.open(stored.hash).utf8)
+        let candidate = Array(Self.saltedDigest(password, salt: stored.salt).utf8)
+        guard expected.count == candidate.count else { return false }
+        return zip(expected, candidate).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
     }
 
     /// Checks the password before a payment: slow hashing outside any write transaction.
@@ -249,8 +275,9 @@ public struct WalletService: Sendable {
         try checkPasswordForPayment(phone: phone, password: password)
     }
 
-    /// Checks a payment password outside any transaction (it is slow on purpose); then
-    /// `recordPassword` must be called in the payment's transaction with the result.
+    /// Checks a payment password outside any transaction (a PBKDF2 hash is slow on purpose);
+    /// then `recordPassword` must be called in the payment's transaction with the result. A
+    /// PBKDF2 hash that matches is replaced by the keyed form when the data key is at hand.
     public func checkPasswordForPayment(phone: String, password: String) throws -> Bool {
         let phone = try Validation.phone(phone)
         let (stored, lockedUntil) = try store.database.read { db -> (PasswordHasher.Hash?, TimestampMicros) in
@@ -260,7 +287,16 @@ public struct WalletService: Sendable {
         guard let stored else { throw WalletRefusal.passwordNotSet }
         if lockedUntil > now { throw WalletRefusal.passwordLocked }
         guard (try? Validation.password(password)) != nil else { return false }
-        return try hasher.verify(password, against: stored)
+        let matched = try verifyPassword(password, against: stored)
+        if matched, !stored.isKeyed, dataKey != nil {
+            let keyed = try hashPassword(password)
+            try store.transaction { db, _ in
+                _ = try verifiedDataKey(db)
+                // Only if the hash is still the one checked (a new password set meanwhile stays).
+                try WalletStore(db).replacePassword(phone: phone, was: stored, with: keyed)
+            }
+        }
+        return matched
     }
 
     /// How a resident confirmed a payment (IFAA and FIDO confirm with a key the phone unlocks

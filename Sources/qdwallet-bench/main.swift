@@ -41,6 +41,11 @@
 // merchant on PostgreSQL, for each N: throughput, p50 and p99, and each N's throughput as a
 // ratio of one payer's. `--compare-one-writer` runs each N again with writers taking turns
 // (one advisory lock per write transaction), the design this replaced.
+//
+//     swift run -c release qdwallet-bench password [--slow-samples N] [--keyed-samples N]
+//
+// `password` times a payment password check in both stored forms: PBKDF2 at 600,000
+// iterations against the keyed form (sealed under the data key), and their ratio.
 import Foundation
 import Ledger
 
@@ -58,9 +63,10 @@ let usage = """
            qdwallet-bench paybill [--entries N] [--samples N] [--db postgres://... (an empty database)]
            qdwallet-bench floor --before CITY.sqlite --after RUN.sqlite [--transactions N] [--pragmas "NAME=VALUE; ..."]
            qdwallet-bench payers --db postgres://... [--payers 1,4,16] [--payments N] [--compare-one-writer]
+           qdwallet-bench password [--slow-samples N] [--keyed-samples N]
 
     """
-guard let suite = arguments.first, ["ledger", "nightly", "floor", "paybill", "payers", "payers-child"].contains(suite) else {
+guard let suite = arguments.first, ["ledger", "nightly", "floor", "paybill", "payers", "payers-child", "password"].contains(suite) else {
     FileHandle.standardError.write(Data(usage.utf8))
     exit(2)
 }
@@ -88,6 +94,15 @@ if suite == "payers" {
     }
     do {
         print(try PayersBenchmark(url: arguments[at + 1], payerCounts: counts, payments: option("--payments", 300), compareOneWriter: arguments.contains("--compare-one-writer")).run())
+    } catch {
+        FileHandle.standardError.write(Data("qdwallet-bench: \(error)\n".utf8))
+        exit(4)
+    }
+    exit(0)
+}
+if suite == "password" {
+    do {
+        print(try PasswordBenchmark(slowSamples: option("--slow-samples", 20), keyedSamples: option("--keyed-samples", 2_000)).run())
     } catch {
         FileHandle.standardError.write(Data("qdwallet-bench: \(error)\n".utf8))
         exit(4)

@@ -215,13 +215,14 @@ let winter = """
         #expect(bills.count >= 5)
         let campaigns = world.config.campaigns
         let clock = world.clock
+        let key = world.wallets.dataKey
         // Separate pools, as separate processes would have.
         let stores = try bills.map { _ in try world.anotherStore() }
         let outcomes = await withTaskGroup(of: String.self) { group in
             for ((phone, bill), store) in zip(bills, stores) {
                 group.addTask {
                     do {
-                        let wallets = WalletService(store: store, ledger: Ledger(store: store, clock: clock), hasher: PasswordHasher(iterations: 1_000), dataKey: nil)
+                        let wallets = WalletService(store: store, ledger: Ledger(store: store, clock: clock), hasher: PasswordHasher(iterations: 1_000), dataKey: key)
                         let receipt = try BillingService(wallets: wallets, campaigns: campaigns).payBill(phone: phone, reference: bill, password: "123456")
                         return receipt.replayed ? "replayed" : "paid"
                     } catch WalletRefusal.insufficientFunds {
@@ -332,7 +333,7 @@ extension BillingService {
             rate = 1
             """
         try world.useCampaigns([food])
-        let wallets = WalletService(store: world.store, ledger: world.ledger, hasher: PasswordHasher(iterations: 1_000), dataKey: nil, planner: CampaignPlanner(campaigns: world.config.campaigns, clock: world.ledger.clock))
+        let wallets = WalletService(store: world.store, ledger: world.ledger, hasher: PasswordHasher(iterations: 1_000), dataKey: world.wallets.dataKey, planner: CampaignPlanner(campaigns: world.config.campaigns, clock: world.ledger.clock))
         _ = try wallets.registerMerchant(id: "M0001", name: "台东小吃", category: "food", mcc: "5812")
         let qr = try wallets.merchantQR(id: "M0001", amountFen: nil)
         let receipt = try wallets.payQR(phone: "13800000001", payload: qr, amountFen: 3_000, password: "123456", idempotencyKey: "q1")

@@ -290,7 +290,7 @@ final class CrashingStep: JobStep, @unchecked Sendable {
         let clock = world.clock
         // The resident pays every bill by hand while the nightly run processes them one per chunk.
         let manual = try world.anotherStore()
-        let manualWallets = WalletService(store: manual, ledger: Ledger(store: manual, clock: clock), hasher: PasswordHasher(iterations: 1_000), dataKey: nil)
+        let manualWallets = WalletService(store: manual, ledger: Ledger(store: manual, clock: clock), hasher: PasswordHasher(iterations: 1_000), dataKey: world.wallets.dataKey)
         let manualBilling = BillingService(wallets: manualWallets)
         // The run waits at its first payment chunk until the resident has tried: the two sides
         // overlap for certain, whatever the machine's load.

@@ -142,6 +142,14 @@ import Testing
         #expect(try cli.run(["wallet", "kyc", "submit", "--phone", "13800000001", "--name", "张三", "--id-number", "11010519491231002X"]).status == 0)
         #expect(try cli.run(["wallet", "kyc", "approve", "--phone", "13800000001", "--class", "2"]).status == 0)
         #expect(try cli.run(["card", "bind", "--phone", "13800000001", "--card-number", "6222020200112233446", "--bank", "ICBC"]).status == 0)
+        // With the key at hand the payment password is keyed (sealed under it), and checking
+        // it needs the key.
+        #expect(try cli.run(["wallet", "password", "set", "--phone", "13800000001", "--password-stdin"], stdin: "123456\n").status == 0)
+        cli.environment.removeValue(forKey: "QDWALLET_DATA_KEY_FILE")
+        let keyless = try cli.run(["transfer", "--from", "13800000001", "--to", "13800000009", "--amount", "1.00", "--password-stdin"], stdin: "123456\n")
+        #expect(keyless.status == 4)
+        #expect(keyless.stderr.contains("QDWALLET_DATA_KEY"))
+        cli.environment["QDWALLET_DATA_KEY_FILE"] = keyFile.path
 
         // Rotation through the CLI: afterwards only the new key opens the data.
         let newKeyFile = cli.directory.appendingPathComponent("key-2")
@@ -149,8 +157,11 @@ import Testing
         try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: newKeyFile.path)
         let rotation = try cli.run(["keys", "rotate", "--new-key-file", newKeyFile.path])
         #expect(rotation.status == 0, "\(rotation.stderr)")
-        #expect(rotation.stdout.contains("re-sealed 1 real-name submissions and 1 cards"))
+        #expect(rotation.stdout.contains("re-sealed 1 real-name submissions, 1 cards and 1 payment passwords"))
         cli.environment["QDWALLET_DATA_KEY_FILE"] = newKeyFile.path
+        // The password still matches under the new key (the payee is missing: refused after it).
+        try refused(cli, ["transfer", "--from", "13800000001", "--to", "13800000009", "--amount", "1.00", "--password-stdin"], stdin: "123456\n", code: "wallet_not_found")
+        try refused(cli, ["transfer", "--from", "13800000001", "--to", "13800000009", "--amount", "1.00", "--password-stdin"], stdin: "654321\n", code: "wrong_password")
         #expect(try cli.run(["card", "bind", "--phone", "13800000001", "--card-number", "6222020200112233446", "--bank", "ICBC"]).status == 1) // the same card: found under the new key
     }
 }

@@ -90,15 +90,17 @@ import Testing
         try t.richWallet("13800000001", fen: 0)
         let newKey = DataKey.random()
         let rotation = try t.service.rotateDataKey(from: t.key, to: newKey)
-        #expect(rotation.kycSubmissions == 1 && rotation.cards == 1 && rotation.alreadyUnderNewKey == 0)
+        #expect(rotation.kycSubmissions == 1 && rotation.cards == 1 && rotation.passwords == 1 && rotation.alreadyUnderNewKey == 0)
         let sealed = try #require(try t.store.database.read { try $0.dataValue("SELECT id_number_sealed FROM kyc_submissions") })
         #expect(try newKey.open([UInt8](sealed)) == residentID(forPhone: "13800000001"))
         #expect(throws: (any Error).self) { try t.key.open([UInt8](sealed)) }
         // Run again (an interrupted rotation resumed): nothing left to do.
         let again = try t.service.rotateDataKey(from: t.key, to: newKey)
-        #expect(again.kycSubmissions == 0 && again.cards == 0 && again.alreadyUnderNewKey == 2)
-        // The new key still finds the card for duplicate binding.
+        #expect(again.kycSubmissions == 0 && again.cards == 0 && again.passwords == 0 && again.alreadyUnderNewKey == 3)
+        // The new key still finds the card for duplicate binding, and checks the password.
         let rotated = WalletService(store: t.store, ledger: t.ledger, hasher: PasswordHasher(iterations: 1_000), dataKey: newKey)
+        #expect(try rotated.checkPasswordForPayment(phone: "13800000001", password: "123456"))
+        #expect(try rotated.checkPasswordForPayment(phone: "13800000001", password: "123457") == false)
         #expect(throws: WalletRefusal.cardAlreadyBound) { try rotated.bindCard(phone: "13800000001", cardNumber: "6222020200112233446", bank: "ICBC") }
         #expect(throws: WalletError.self) { try t.service.rotateDataKey(from: newKey, to: newKey) }
     }
@@ -160,8 +162,38 @@ import Testing
         try t.service.setPassword(phone: "13800000002", password: "123456")
         let hashes = try t.store.database.read { try $0.all("SELECT password_hash FROM wallets ORDER BY id") { try $0.data(0) } }
         #expect(hashes[0] != hashes[1])
-        #expect(hashes[0].count == 32)
+        // With the data key: SHA-256 of salt and password (64 hex characters) sealed with
+        // AES-GCM under it: version, key id, nonce, ciphertext, tag.
+        #expect(hashes[0].count == 1 + 8 + 12 + 64 + 16)
+        #expect(Array(hashes[0][1..<9]) == t.key.keyID)
+        #expect(try t.int("SELECT count(*) FROM wallets WHERE password_iterations = 0") == 2)
+        // Without it: PBKDF2, as slow as OWASP asks.
+        let plain = WalletService(store: t.store, ledger: t.ledger, hasher: PasswordHasher(iterations: 1_000), dataKey: nil)
+        try plain.setPassword(phone: "13800000002", password: "123456")
+        #expect(try t.store.database.read { try $0.all("SELECT password_hash FROM wallets WHERE phone = '13800000002'") { try $0.data(0) } }.first?.count == 32)
         #expect(PasswordHasher().iterations >= 600_000)
+    }
+
+    /// A PBKDF2 hash of a wallet that predates the keyed form is replaced by it the first time
+    /// the right password is given with the key at hand; a wrong one changes nothing; the
+    /// keyed hash cannot be checked without the key.
+    @Test func aPBKDF2PasswordIsKeyedOnItsNextRightUse() throws {
+        let t = try TestWallet()
+        let plain = WalletService(store: t.store, ledger: t.ledger, hasher: PasswordHasher(iterations: 1_000), dataKey: nil)
+        _ = try plain.openWallet(phone: "13800000001", name: "张三")
+        try plain.setPassword(phone: "13800000001", password: "135790")
+        func iterations() throws -> Int? { try t.int("SELECT password_iterations FROM wallets") }
+        #expect(try iterations() == 1_000)
+        #expect(try t.service.checkPasswordForPayment(phone: "13800000001", password: "000000") == false)
+        #expect(try iterations() == 1_000)
+        #expect(try t.service.checkPasswordForPayment(phone: "13800000001", password: "135790"))
+        #expect(try iterations() == 0)
+        #expect(try t.service.checkPasswordForPayment(phone: "13800000001", password: "135790"))
+        #expect(try t.service.checkPasswordForPayment(phone: "13800000001", password: "135791") == false)
+        #expect(throws: WalletError.self) { try plain.checkPasswordForPayment(phone: "13800000001", password: "135790") }
+        // Another key cannot open it: a wrong key is refused, never taken for a wrong password.
+        let other = WalletService(store: t.store, ledger: t.ledger, hasher: PasswordHasher(iterations: 1_000), dataKey: DataKey.random())
+        #expect(throws: WalletError.self) { try other.checkPasswordForPayment(phone: "13800000001", password: "135790") }
     }
 }
 

@@ -115,6 +115,24 @@ public struct WalletStore {
             "UPDATE wallets SET password_hash = ?, password_salt = ?, password_iterations = ?, failed_password_count = 0, locked_until = 0 WHERE id = ?", [Data(hashed.hash), Data(hashed.salt), hashed.iterations, walletID])
     }
 
+    /// Replaces a stored password hash by another form of the same password, unless it
+    /// changed since `was` was read.
+    func replacePassword(phone: String, was: PasswordHasher.Hash, with hashed: PasswordHasher.Hash) throws {
+        try sql.run("UPDATE wallets SET password_hash = ?, password_salt = ?, password_iterations = ? WHERE phone = ? AND password_hash = ? AND password_salt = ? AND password_iterations = ?",
+                    [Data(hashed.hash), Data(hashed.salt), hashed.iterations, phone, Data(was.hash), Data(was.salt), was.iterations])
+    }
+
+    /// Keyed password hashes (sealed under a data key), for a key rotation.
+    func sealedPasswords() throws -> [(id: Int64, sealed: Data)] {
+        try sql.all("SELECT id, password_hash FROM wallets WHERE password_iterations = ? AND password_hash IS NOT NULL", [PasswordHasher.Hash.keyedIterations]) {
+            (try $0.int64(0), try $0.data(1))
+        }
+    }
+
+    func resealPassword(walletID: Int64, sealed: Data) throws {
+        try sql.run("UPDATE wallets SET password_hash = ? WHERE id = ?", [sealed, walletID])
+    }
+
     /// The stored password (nil: none set) and the lock of the wallet of `phone`; nil without such a wallet.
     func password(phone: String) throws -> (hash: PasswordHasher.Hash?, lockedUntil: TimestampMicros)? {
         try sql.oneRow("SELECT password_hash, password_salt, password_iterations, locked_until FROM wallets WHERE phone = ?", [phone]).map { row in
@@ -153,6 +171,7 @@ public struct WalletStore {
         try sql.oneRow("""
             SELECT substr(sealed, 2, 8) FROM (
                 SELECT id_number_sealed AS sealed FROM kyc_submissions UNION ALL SELECT number_sealed FROM cards
+                UNION ALL SELECT password_hash FROM wallets WHERE password_iterations = 0 AND password_hash IS NOT NULL
             ) AS stored WHERE substr(sealed, 2, 8) != ? LIMIT 1
             """, [Data(keyID)]).map { [UInt8](try $0[0] as Data) }
     }
