@@ -217,6 +217,20 @@ public struct AppAccess: Sendable {
                        refreshToken: refresh, walletOpened: opened)
     }
 
+    /// An access token for a registered device, as a sign-in would issue (for tools that act
+    /// as many devices at once: the load benchmark).
+    public func accessToken(walletID: Int64, deviceID: Int64) -> String {
+        AccessToken(walletID: walletID, deviceID: deviceID, expiresAt: now / Self.micros + policy.accessTokenSeconds).signed(with: signingKey)
+    }
+
+    /// SHA-256 of a payment's parameters as a JSON object, members sorted, no spaces, slashes
+    /// unescaped: what the idempotency key is checked against and the device signs.
+    public static func requestHash(_ parameters: [String: String]) -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return Array(SHA256.hash(data: (try? encoder.encode(parameters)) ?? Data()))
+    }
+
     static func refreshHash(_ token: String) -> [UInt8] {
         Array(SHA256.hash(data: Data(token.utf8)))
     }
@@ -232,14 +246,28 @@ public struct AppAccess: Sendable {
     public struct Principal: Sendable, Hashable {
         public var walletID: Int64
         public var deviceID: Int64
+        /// The wallet's mobile number (what the wallet service names a wallet by).
+        public var phone: String
+        /// When the device was registered.
+        public var registeredAt: TimestampMicros
+
+        public init(walletID: Int64, deviceID: Int64, phone: String, registeredAt: TimestampMicros) {
+            self.walletID = walletID
+            self.deviceID = deviceID
+            self.phone = phone
+            self.registeredAt = registeredAt
+        }
     }
 
     public func authenticate(bearer: String) throws -> Principal {
         let token = try AccessToken.verify(bearer, key: signingKey, now: now / Self.micros)
-        let device = try store.database.read { db in try AppAccessStore(db).device(id: token.deviceID) }
-        guard let device, device.walletID == token.walletID else { throw AppRefusal.tokenInvalid }
+        // The device and its wallet in one read.
+        let (device, wallet) = try store.database.read { db in
+            (try AppAccessStore(db).device(id: token.deviceID), try? wallets.wallet(db, id: token.walletID))
+        }
+        guard let device, device.walletID == token.walletID, let wallet else { throw AppRefusal.tokenInvalid }
         guard device.revokedAt == nil else { throw AppRefusal.deviceRevoked }
-        return Principal(walletID: token.walletID, deviceID: token.deviceID)
+        return Principal(walletID: token.walletID, deviceID: token.deviceID, phone: wallet.phone, registeredAt: device.registeredAt)
     }
 
     /// The wallet's devices that are not removed.
@@ -286,19 +314,16 @@ public struct AppAccess: Sendable {
     }
 
     /// Verifies the device's ECDSA P-256 (SHA-256) signature, DER or raw 64 bytes in base64,
-    /// over `paymentMessage`, and spends the challenge whatever the outcome: one try each.
-    public func verifyPaymentSignature(_ principal: Principal, challengeID: Int64, signature: String, operation: String, requestHash: [UInt8]) throws {
+    /// over `paymentMessage`, and spends the challenge whatever the outcome: one try each. In
+    /// the caller's transaction (the payment's); the refusal is returned, to be committed.
+    public func checkPaymentSignature(_ db: any SQLConnection, _ principal: Principal, challengeID: Int64, signature: String, operation: String, requestHash: [UInt8]) throws -> AppRefusal? {
         let at = now
-        let outcome: Result<Void, AppRefusal> = try store.database.write { db in
-            let access = AppAccessStore(db)
-            guard let challenge = try access.challenge(id: challengeID), challenge.deviceID == principal.deviceID, challenge.usedAt == nil, challenge.expiresAt > at,
-                  let device = try access.device(id: principal.deviceID), device.revokedAt == nil else { return .failure(.challengeInvalid) }
-            guard try access.useChallenge(id: challengeID, at: at) else { return .failure(.challengeInvalid) }
-            let message = Self.paymentMessage(nonce: Base64URL.encode(challenge.nonce), operation: operation, requestHash: requestHash)
-            guard Self.verify(signature, message: message, publicKey: device.publicKey) else { return .failure(.signatureInvalid) }
-            return .success(())
-        }
-        try outcome.get()
+        let access = AppAccessStore(db)
+        guard let challenge = try access.challenge(id: challengeID), challenge.deviceID == principal.deviceID, challenge.usedAt == nil, challenge.expiresAt > at,
+              let device = try access.device(id: principal.deviceID), device.revokedAt == nil else { return .challengeInvalid }
+        guard try access.useChallenge(id: challengeID, at: at) else { return .challengeInvalid }
+        let message = Self.paymentMessage(nonce: Base64URL.encode(challenge.nonce), operation: operation, requestHash: requestHash)
+        return Self.verify(signature, message: message, publicKey: device.publicKey) ? nil : .signatureInvalid
     }
 
     static func verify(_ signature: String, message: Data, publicKey: [UInt8]) -> Bool {
@@ -311,10 +336,8 @@ public struct AppAccess: Sendable {
 
     /// Whether a payment from this device needs both factors whatever its amount: the device
     /// was registered within `newDeviceSeconds`.
-    public func isNewDevice(_ principal: Principal) throws -> Bool {
-        let device = try store.database.read { db in try AppAccessStore(db).device(id: principal.deviceID) }
-        guard let device else { throw AppRefusal.tokenInvalid }
-        return now - device.registeredAt < policy.newDeviceSeconds * Self.micros
+    public func isNewDevice(_ principal: Principal) -> Bool {
+        now - principal.registeredAt < policy.newDeviceSeconds * Self.micros
     }
 
     // MARK: Idempotent requests
@@ -330,35 +353,41 @@ public struct AppAccess: Sendable {
         case mismatch
     }
 
-    /// `requestHash`: SHA-256 of the operation's parameters in a canonical form, without
-    /// credentials (a retry with a corrected password is the same request).
-    public func claim(walletID: Int64, key: String, operation: String, requestHash: [UInt8]) throws -> Claim {
+    /// Claims an idempotency key in the caller's transaction (the payment's, so the key's
+    /// record and its answer commit with the payment or not at all; a second request with the
+    /// key waits for the first's transaction, then finds its answer). `requestHash`: SHA-256
+    /// of the operation's parameters in a canonical form, without credentials (a retry with
+    /// a corrected password is the same request).
+    public func claim(_ db: any SQLConnection, walletID: Int64, key: String, operation: String, requestHash: [UInt8]) throws -> Claim {
         let at = now
-        return try store.transaction { db, _ in
-            let access = AppAccessStore(db)
-            let lease = at + policy.requestLeaseSeconds * Self.micros
-            let (row, created) = try access.claimRequest(walletID: walletID, key: key, operation: operation, requestHash: requestHash, at: at, leaseUntil: lease)
-            if created { return .proceed }
-            guard row.operation == operation, row.requestHash == requestHash else { return .mismatch }
-            if let status = row.status { return .replay(status: status, body: row.response ?? "") }
-            if row.leaseUntil > at { return .inFlight }
-            return try access.renewLease(walletID: walletID, key: key, expired: row.leaseUntil, leaseUntil: lease) ? .proceed : .inFlight
-        }
+        let access = AppAccessStore(db)
+        let lease = at + policy.requestLeaseSeconds * Self.micros
+        let (row, created) = try access.claimRequest(walletID: walletID, key: key, operation: operation, requestHash: requestHash, at: at, leaseUntil: lease)
+        if created { return .proceed }
+        guard row.operation == operation, row.requestHash == requestHash else { return .mismatch }
+        if let status = row.status { return .replay(status: status, body: row.response ?? "") }
+        if row.leaseUntil > at { return .inFlight }
+        return try access.renewLease(walletID: walletID, key: key, expired: row.leaseUntil, leaseUntil: lease) ? .proceed : .inFlight
     }
 
-    /// Keeps a request's answer for its retries.
-    public func finish(walletID: Int64, key: String, status: Int, body: String) throws {
-        try store.database.write { db in try AppAccessStore(db).finishRequest(walletID: walletID, key: key, status: status, response: body) }
+    /// Keeps a request's answer for its retries (in the request's transaction).
+    public func finish(_ db: any SQLConnection, walletID: Int64, key: String, status: Int, body: String) throws {
+        try AppAccessStore(db).finishRequest(walletID: walletID, key: key, status: status, response: body)
     }
 
     /// Lets a key be used again: the request ended with nothing to keep.
-    public func release(walletID: Int64, key: String) throws {
-        try store.database.write { db in try AppAccessStore(db).releaseRequest(walletID: walletID, key: key) }
+    public func release(_ db: any SQLConnection, walletID: Int64, key: String) throws {
+        try AppAccessStore(db).releaseRequest(walletID: walletID, key: key)
     }
 
-    /// Forgets answers older than the policy keeps them; how many.
-    public func purgeRequests(limit: Int = 1_000) throws -> Int {
-        let before = now - policy.requestKeptSeconds * Self.micros
-        return try store.database.write { db in try AppAccessStore(db).purgeRequests(before: before, limit: limit) }
+    /// Forgets stored answers older than the policy keeps them, and challenges an hour past
+    /// their making; how many rows, at most `limit` of each.
+    public func purge(limit: Int = 1_000) throws -> Int {
+        let at = now
+        return try store.database.write { db in
+            let access = AppAccessStore(db)
+            return try access.purgeRequests(before: at - policy.requestKeptSeconds * Self.micros, limit: limit)
+                + access.purgeChallenges(before: at - 3_600 * Self.micros, limit: limit)
+        }
     }
 }

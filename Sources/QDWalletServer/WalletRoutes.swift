@@ -107,12 +107,9 @@ struct WalletRoutes: Sendable {
 
     func balance(_ request: Request) async throws -> Response {
         let principal = try await authenticate(request)
-        let (record, balance) = try await blocking {
-            let record = try backend.wallets.wallet(id: principal.walletID)
-            return (record, try backend.wallets.balance(phone: record.phone))
-        }
+        let balance = try await blocking { try backend.wallets.balance(walletID: principal.walletID) }
         return Self.json(.ok, [
-            "phone": Mask.phone(record.phone), "balance": Money(fen: balance.balanceFen).yuanString, "available": Money(fen: balance.availableFen).yuanString,
+            "phone": Mask.phone(principal.phone), "balance": Money(fen: balance.balanceFen).yuanString, "available": Money(fen: balance.availableFen).yuanString,
             "points": balance.points, "frozen": balance.frozen, "kyc_class": balance.kycClass,
         ])
     }
@@ -136,10 +133,7 @@ struct WalletRoutes: Sendable {
             limit = value
         }
         let count = limit
-        let movements = try await blocking {
-            let record = try backend.wallets.wallet(id: principal.walletID)
-            return try backend.wallets.history(phone: record.phone, month: month, kind: kind, limit: count)
-        }
+        let movements = try await blocking { try backend.wallets.history(phone: principal.phone, month: month, kind: kind, limit: count) }
         return Self.json(.ok, ["movements": movements.map { movement -> [String: Any] in
             var line: [String: Any] = [
                 "id": movement.id, "kind": movement.kind, "counterparty": movement.counterparty, "category": movement.category,
@@ -194,14 +188,13 @@ struct WalletRoutes: Sendable {
     func payQR(_ request: Request) async throws -> Response {
         let principal = try await authenticate(request)
         let body = try await Self.decode(QRPaymentRequest.self, request, keys: ["payload", "amount", "payment_password", "device_signature"])
-        let parameters = ["payload": body.payload, "amount": body.amount ?? ""]
-        return try await idempotent(request, principal, operation: "qr_payment", parameters: parameters) { key, hash in
+        let fixed = (try? MerchantQR.parse(body.payload))?.amountFen
+        let given = try? body.amount.map(Self.amount)
+        let payment = Payment(operation: "qr_payment", parameters: ["payload": body.payload, "amount": body.amount ?? ""], amountFen: fixed ?? given ?? nil,
+                              password: body.payment_password, signature: body.device_signature)
+        return try await idempotent(request, principal, payment) { key, confirmation, hooks in
             let fen = try body.amount.map(Self.amount)
-            let fixed = (try? MerchantQR.parse(body.payload))?.amountFen
-            let confirmation = try confirm(principal, operation: "qr_payment", requestHash: hash, amountFen: fixed ?? fen,
-                                           password: body.payment_password, signature: body.device_signature)
-            let record = try backend.wallets.wallet(id: principal.walletID)
-            return try backend.wallets.payQR(phone: record.phone, payload: body.payload, amountFen: fen, confirmation: confirmation, idempotencyKey: key)
+            return try backend.wallets.payQR(phone: principal.phone, payload: body.payload, amountFen: fen, confirmation: confirmation, idempotencyKey: key, hooks: hooks)
         }
     }
 
@@ -215,29 +208,33 @@ struct WalletRoutes: Sendable {
     func transfer(_ request: Request) async throws -> Response {
         let principal = try await authenticate(request)
         let body = try await Self.decode(TransferRequest.self, request, keys: ["to_phone", "amount", "payment_password", "device_signature"])
-        return try await idempotent(request, principal, operation: "transfer", parameters: ["to_phone": body.to_phone, "amount": body.amount]) { key, hash in
+        let payment = Payment(operation: "transfer", parameters: ["to_phone": body.to_phone, "amount": body.amount], amountFen: try? Self.amount(body.amount),
+                              password: body.payment_password, signature: body.device_signature)
+        return try await idempotent(request, principal, payment) { key, confirmation, hooks in
             let fen = try Self.amount(body.amount)
-            let confirmation = try confirm(principal, operation: "transfer", requestHash: hash, amountFen: fen,
-                                           password: body.payment_password, signature: body.device_signature)
-            let record = try backend.wallets.wallet(id: principal.walletID)
-            return try backend.wallets.transfer(from: record.phone, to: body.to_phone, amountFen: fen, confirmation: confirmation, idempotencyKey: key)
+            return try backend.wallets.transfer(from: principal.phone, to: body.to_phone, amountFen: fen, confirmation: confirmation, idempotencyKey: key, hooks: hooks)
         }
     }
 
-    /// How a payment is confirmed: the password, the device's signature of a challenge, or
-    /// both, which a large payment (the monitoring's threshold) and a device registered in the
-    /// last day need. The signature is checked here, its challenge spent.
-    func confirm(_ principal: AppAccess.Principal, operation: String, requestHash: [UInt8], amountFen: Int64?, password: String?, signature: DeviceSignature?) throws -> WalletService.PaymentConfirmation {
-        guard password != nil || signature != nil else { throw AppRefusal.confirmationRequired }
-        let large = (amountFen ?? 0) >= backend.wallets.policy.largePaymentAlertFen
-        if password == nil || signature == nil, try large || backend.access.isNewDevice(principal) {
-            throw AppRefusal.secondFactorRequired
+    /// A request that moves money, as the idempotency and the confirmation see it.
+    struct Payment: Sendable {
+        var operation: String
+        /// Its parameters without credentials: what the key is checked against and the device signs.
+        var parameters: [String: String]
+        var amountFen: Int64?
+        var password: String?
+        var signature: DeviceSignature?
+
+        var confirmation: WalletService.PaymentConfirmation {
+            guard let password else { return .deviceSignature }
+            return signature == nil ? .password(password) : .passwordAndDeviceSignature(password)
         }
-        if let signature {
-            try backend.access.verifyPaymentSignature(principal, challengeID: signature.challenge_id, signature: signature.signature, operation: operation, requestHash: requestHash)
-        }
-        guard let password else { return .deviceSignature }
-        return signature == nil ? .password(password) : .passwordAndDeviceSignature(password)
+    }
+
+    /// An earlier answer to a request with the same key.
+    struct Replayed: Error {
+        var status: Int
+        var body: String
     }
 
     static func amount(_ text: String) throws -> Int64 {
@@ -251,65 +248,79 @@ struct WalletRoutes: Sendable {
     }
 
     /// A request that moves money, under the draft "The Idempotency-Key HTTP Header Field":
-    /// no key 400; the key with other parameters 422; the key while its first request is in
-    /// flight 409; a retry gets the first answer again, status and body, marked
-    /// `Idempotent-Replayed: true`. The key is scoped to the wallet and is the ledger's key
-    /// too, so even a retry that finds the first one's server gone moves no money twice.
-    /// Wrong credentials keep nothing: the same key may be retried with the right password.
-    func idempotent(_ request: Request, _ principal: AppAccess.Principal, operation: String, parameters: [String: String],
-                    _ work: @escaping @Sendable (String, [UInt8]) throws -> WalletService.Receipt) async throws -> Response {
+    /// no key 400; the key with other parameters 422; a retry gets the first answer again,
+    /// status and body, marked `Idempotent-Replayed: true`. The key is scoped to the wallet and
+    /// is the ledger's key too; its record, the spent challenge and the answer are written in
+    /// the payment's own transaction, so a retry while the first is in flight waits for it
+    /// and gets its answer (409 only when a first request's record outlived its server
+    /// without an answer, until its lease ends). Wrong credentials keep nothing: the same key
+    /// may be retried with the right password.
+    ///
+    /// The confirmation: the password, the device's signature of a challenge, or both, which
+    /// a large payment (the monitoring's threshold) and a device registered in the last day
+    /// need; the signature is checked in the payment's transaction, its challenge spent.
+    func idempotent(_ request: Request, _ principal: AppAccess.Principal, _ payment: Payment,
+                    _ work: @escaping @Sendable (String, WalletService.PaymentConfirmation, WalletService.PaymentHooks) throws -> WalletService.Receipt) async throws -> Response {
         guard let key = request.headers[HTTPField.Name("Idempotency-Key")!] else { throw Problem.app(.idempotencyKeyMissing) }
         guard (try? Validation.idempotencyKey(key)) != nil else { throw Problem.wallet(.invalidIdempotencyKey) }
-        let hash = Self.requestHash(parameters)
-        let access = backend.access
-        switch try await blocking({ try access.claim(walletID: principal.walletID, key: key, operation: operation, requestHash: hash) }) {
-        case .mismatch: throw Problem.app(.idempotencyKeyReused)
-        case .inFlight: throw Problem.app(.requestInFlight)
-        case .replay(let status, let body):
-            let media = (200..<300).contains(status) ? "application/json" : Problem.mediaType
-            return Response(status: HTTPResponse.Status(code: status), headers: [.contentType: media, HTTPField.Name("Idempotent-Replayed")!: "true"],
-                            body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
-        case .proceed:
-            break
-        }
-        let outcome: Result<WalletService.Receipt, any Error>
+        guard payment.password != nil || payment.signature != nil else { throw Problem.app(.confirmationRequired) }
+        let hash = AppAccess.requestHash(payment.parameters)
+        let receipt: WalletService.Receipt
         do {
-            outcome = .success(try await blocking { try work(key, hash) })
-        } catch is Blocking.DeadlineExceeded {
-            // Still running, perhaps: the row stays in flight until its lease ends, and a retry
-            // then goes through the ledger's own key.
-            throw Problem.timeout
-        } catch {
-            outcome = .failure(error)
+            receipt = try await blocking { try work(key, payment.confirmation, hooks(principal, payment, key: key, hash: hash)) }
+        } catch let replay as Replayed {
+            let media = (200..<300).contains(replay.status) ? "application/json" : Problem.mediaType
+            return Response(status: HTTPResponse.Status(code: replay.status), headers: [.contentType: media, HTTPField.Name("Idempotent-Replayed")!: "true"],
+                            body: ResponseBody(byteBuffer: ByteBuffer(string: replay.body)))
         }
-        switch outcome {
-        case .success(let receipt):
-            let body = Self.jsonText(Self.receipt(receipt))
-            try? await blocking { try access.finish(walletID: principal.walletID, key: key, status: 201, body: body) }
-            return Response(status: .created, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
-        case .failure(let error):
-            let keeps: Bool
-            switch error {
-            case WalletRefusal.wrongPassword, WalletRefusal.passwordLocked, WalletRefusal.passwordNotSet: keeps = false
-            case is WalletRefusal, is QRRefusal: keeps = true
-            default: keeps = false
-            }
-            if keeps {
-                let problem = Problem.from(error, allowed: nil, logger: WalletServer.logger)
-                try? await blocking { try access.finish(walletID: principal.walletID, key: key, status: Int(problem.status.code), body: problem.json) }
-                throw problem
-            }
-            try? await blocking { try access.release(walletID: principal.walletID, key: key) }
-            throw error
-        }
+        return Response(status: .created, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(string: Self.jsonText(Self.receipt(receipt)))))
     }
 
-    /// SHA-256 of a payment's parameters as a JSON object, members sorted, no spaces, slashes
-    /// unescaped: what the idempotency key is checked against and the device signs.
-    static func requestHash(_ parameters: [String: String]) -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return Array(SHA256.hash(data: (try? encoder.encode(parameters)) ?? Data()))
+    /// The payment's transaction, as the idempotency and the confirmation take part in it.
+    func hooks(_ principal: AppAccess.Principal, _ payment: Payment, key: String, hash: [UInt8]) -> WalletService.PaymentHooks {
+        let access = backend.access
+        let largeFen = backend.wallets.policy.largePaymentAlertFen
+        return WalletService.PaymentHooks(
+            before: { db in
+                switch try access.claim(db, walletID: principal.walletID, key: key, operation: payment.operation, requestHash: hash) {
+                case .mismatch: return .answer(.failure(Problem.app(.idempotencyKeyReused)))
+                case .inFlight: return .answer(.failure(Problem.app(.requestInFlight)))
+                case .replay(let status, let body): return .answer(.failure(Replayed(status: status, body: body)))
+                case .proceed: break
+                }
+                let oneFactor = payment.password == nil || payment.signature == nil
+                if oneFactor, (payment.amountFen ?? 0) >= largeFen || access.isNewDevice(principal) {
+                    try access.release(db, walletID: principal.walletID, key: key)
+                    return .answer(.failure(AppRefusal.secondFactorRequired))
+                }
+                if let signature = payment.signature,
+                   let refusal = try access.checkPaymentSignature(db, principal, challengeID: signature.challenge_id, signature: signature.signature, operation: payment.operation, requestHash: hash) {
+                    try access.release(db, walletID: principal.walletID, key: key)
+                    return .answer(.failure(refusal))
+                }
+                return .proceed
+            },
+            after: { db, outcome in
+                switch outcome {
+                case .success(let receipt):
+                    try access.finish(db, walletID: principal.walletID, key: key, status: 201, body: Self.jsonText(Self.receipt(receipt)))
+                case .failure(let error) where Self.keeps(error):
+                    let problem = Problem.from(error, allowed: nil, logger: WalletServer.logger)
+                    try access.finish(db, walletID: principal.walletID, key: key, status: Int(problem.status.code), body: problem.json)
+                case .failure:
+                    try access.release(db, walletID: principal.walletID, key: key)
+                }
+            })
+    }
+
+    /// Whether a refusal is kept as the key's answer: the wallet's refusals are; wrong or
+    /// missing credentials and the app's own refusals are not.
+    static func keeps(_ error: any Error) -> Bool {
+        switch error {
+        case WalletRefusal.wrongPassword, WalletRefusal.passwordLocked, WalletRefusal.passwordNotSet: false
+        case is WalletRefusal, is QRRefusal: true
+        default: false
+        }
     }
 
     // MARK: Plumbing

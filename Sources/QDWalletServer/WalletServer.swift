@@ -1,3 +1,4 @@
+import AppAccess
 import Foundation
 import Hummingbird
 import Logging
@@ -116,7 +117,9 @@ public struct WalletServer: Sendable {
             configuration: .init(address: .hostname(options.host, port: options.port), serverName: "qdwallet"),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
             logger: logger)
-        var configuration = ServiceGroupConfiguration(services: [application], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        var services: [any Service] = [application]
+        if let backend { services.append(Housekeeping(access: backend.access, logger: logger)) }
+        var configuration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         configuration.maximumGracefulShutdownDuration = options.shutdownGrace
         configuration.maximumCancellationDuration = .seconds(2)
         let group = ServiceGroup(configuration: configuration)
@@ -155,6 +158,27 @@ public enum OpenAPIDocument {
         public var searched: [String]
         public var description: String {
             "the OpenAPI document is not installed: copy the folder \(resourceFolder) from the build beside the qdwallet executable (looked in \(searched.joined(separator: ", ")))"
+        }
+    }
+}
+
+/// Forgets what the app's tables need not keep (answers to idempotency keys past 48 hours,
+/// spent or lapsed challenges), a bounded batch each minute, until the server stops.
+struct Housekeeping: Service {
+    let access: AppAccess
+    let logger: Logger
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                do {
+                    let purged = try await Blocking.run(deadline: .seconds(30)) { try access.purge() }
+                    if purged > 0 { logger.info("housekeeping", metadata: ["purged": "\(purged)"]) }
+                } catch {
+                    logger.warning("housekeeping failed", metadata: ["error": "\(error)"])
+                }
+                try? await Task.sleep(for: .seconds(60))
+            }
         }
     }
 }

@@ -216,7 +216,7 @@ extension WalletService {
     }
 
     /// `payQR`, confirmed as the app confirms it (the password, the device's signature, or both).
-    public func payQR(phone: String, payload: String, amountFen: Int64?, confirmation: PaymentConfirmation, idempotencyKey: String) throws -> Receipt {
+    public func payQR(phone: String, payload: String, amountFen: Int64?, confirmation: PaymentConfirmation, idempotencyKey: String, hooks: PaymentHooks? = nil) throws -> Receipt {
         let phone = try Validation.phone(phone)
         let key = try Validation.idempotencyKey(idempotencyKey)
         let qr = try MerchantQR.parse(payload)
@@ -230,7 +230,7 @@ extension WalletService {
         guard amount > 0 else { throw WalletRefusal.invalidAmount }
         guard amount <= policy.qrPaymentFenMax else { throw WalletRefusal.amountOverRequestLimit }
         let matched = try check(confirmation, phone: phone, amountFen: amount)
-        let outcome: Result<Receipt, any Error> = try store.transaction { db, tx in
+        let outcome: Result<Receipt, any Error> = try store.transaction { db, tx in try hooked(hooks, db) {
             let record = try lockedWallet(db, tx, phone: phone)
             if let refusal = try recordConfirmation(db, wallet: record, matched: matched) { return .failure(refusal) }
             let merchant: Merchant
@@ -249,7 +249,7 @@ extension WalletService {
                 try plan.record(transactionID, followers)
                 try recordMovement(db, walletID: record.id, kind: "qr_payment", counterparty: merchant.name, category: merchant.category, amountFen: -net, discountFen: plan.discountFen, points: plan.points, balancePayment: true, transactionID: transactionID, reference: merchant.id)
             }
-        }
+        } }
         return try outcome.get()
     }
 
@@ -259,7 +259,7 @@ extension WalletService {
     }
 
     /// `transfer`, confirmed as the app confirms it.
-    public func transfer(from: String, to: String, amountFen: Int64, confirmation: PaymentConfirmation, idempotencyKey: String) throws -> Receipt {
+    public func transfer(from: String, to: String, amountFen: Int64, confirmation: PaymentConfirmation, idempotencyKey: String, hooks: PaymentHooks? = nil) throws -> Receipt {
         let from = try Validation.phone(from)
         let to = try Validation.phone(to)
         let key = try Validation.idempotencyKey(idempotencyKey)
@@ -267,7 +267,7 @@ extension WalletService {
         guard amountFen > 0 else { throw WalletRefusal.invalidAmount }
         guard amountFen <= policy.transferFenMax else { throw WalletRefusal.amountOverRequestLimit }
         let matched = try check(confirmation, phone: from, amountFen: amountFen)
-        let outcome: Result<Receipt, any Error> = try store.transaction { db, tx in
+        let outcome: Result<Receipt, any Error> = try store.transaction { db, tx in try hooked(hooks, db) {
             var payer = try wallet(db, phone: from)
             if tx.concurrentWriters {
                 // Both wallets in one order (the payee's, if it exists: a missing payee is
@@ -283,8 +283,36 @@ extension WalletService {
                 try recordMovement(db, walletID: payer.id, kind: "transfer_out", counterparty: Mask.phone(payee.phone), category: "transfer", amountFen: -amountFen, balancePayment: true, transactionID: transactionID, reference: nil)
                 try recordMovement(db, walletID: payee.id, kind: "transfer_in", counterparty: Mask.phone(payer.phone), category: "transfer", amountFen: amountFen, balancePayment: false, transactionID: transactionID, reference: nil)
             }
-        }
+        } }
         return try outcome.get()
+    }
+
+    /// What a caller does inside a payment's own transaction (the app's idempotency record
+    /// and the confirmation's challenge are written with the payment, or not at all): `before`
+    /// runs first and may end the payment there with an answer (its writes committed); `after`
+    /// runs last with the payment's outcome. A payment that throws leaves nothing of either.
+    public struct PaymentHooks {
+        public enum Decision {
+            case proceed
+            case answer(Result<Receipt, any Error>)
+        }
+
+        public var before: (any SQLConnection) throws -> Decision
+        public var after: (any SQLConnection, Result<Receipt, any Error>) throws -> Void
+
+        public init(before: @escaping (any SQLConnection) throws -> Decision, after: @escaping (any SQLConnection, Result<Receipt, any Error>) throws -> Void) {
+            self.before = before
+            self.after = after
+        }
+    }
+
+    /// Runs `payment` between the hooks.
+    func hooked(_ hooks: PaymentHooks?, _ db: any SQLConnection, _ payment: () throws -> Result<Receipt, any Error>) throws -> Result<Receipt, any Error> {
+        guard let hooks else { return try payment() }
+        if case .answer(let early) = try hooks.before(db) { return early }
+        let outcome = try payment()
+        try hooks.after(db, outcome)
+        return outcome
     }
 
     /// The shared path of every balance payment: a replay answers first; then frozen, class
@@ -322,6 +350,17 @@ extension WalletService {
         let phone = try Validation.phone(phone)
         let record = try store.database.read { db in try wallet(db, phone: phone) }
         return try store.read { tx in
+            guard let cash = try tx.account(id: record.walletAccountID), let points = try tx.account(id: record.pointsAccountID) else {
+                throw WalletError(.corrupt, "a wallet's ledger accounts are missing")
+            }
+            return Balance(balanceFen: cash.balance, availableFen: cash.available, points: points.balance, frozen: record.frozen, kycClass: record.kycVerified ? record.kycClass : 1)
+        }
+    }
+
+    /// The balance of the wallet with this id, in one read.
+    public func balance(walletID: Int64) throws -> Balance {
+        try store.snapshot { db, tx in
+            let record = try wallet(db, id: walletID)
             guard let cash = try tx.account(id: record.walletAccountID), let points = try tx.account(id: record.pointsAccountID) else {
                 throw WalletError(.corrupt, "a wallet's ledger accounts are missing")
             }

@@ -46,6 +46,12 @@
 //
 // `password` times a payment password check in both stored forms: PBKDF2 at 600,000
 // iterations against the keyed form (sealed under the data key), and their ratio.
+//
+//     QDWALLET_DATA_KEY=... swift run -c release qdwallet-bench api-load --db PATH-OR-URL --out DIR [--wallets N] [--payments N]
+//
+// `api-load` prepares a load run of the HTTP API (Tests/API/load.sh runs it, then wrk against
+// `qdwallet serve`): wallets with a device each, money, a merchant, and N QR payments each
+// confirmed by its device's signature of a fresh challenge, one request a line.
 import Foundation
 import Ledger
 
@@ -64,9 +70,10 @@ let usage = """
            qdwallet-bench floor --before CITY.sqlite --after RUN.sqlite [--transactions N] [--pragmas "NAME=VALUE; ..."]
            qdwallet-bench payers --db postgres://... [--payers 1,4,16] [--payments N] [--compare-one-writer]
            qdwallet-bench password [--slow-samples N] [--keyed-samples N]
+           qdwallet-bench api-load --db PATH-OR-URL (new) --out DIR [--wallets N] [--payments N] [--merchants N]   (QDWALLET_DATA_KEY set)
 
     """
-guard let suite = arguments.first, ["ledger", "nightly", "floor", "paybill", "payers", "payers-child", "password"].contains(suite) else {
+guard let suite = arguments.first, ["ledger", "nightly", "floor", "paybill", "payers", "payers-child", "password", "api-load"].contains(suite) else {
     FileHandle.standardError.write(Data(usage.utf8))
     exit(2)
 }
@@ -94,6 +101,23 @@ if suite == "payers" {
     }
     do {
         print(try PayersBenchmark(url: arguments[at + 1], payerCounts: counts, payments: option("--payments", 300), compareOneWriter: arguments.contains("--compare-one-writer")).run())
+    } catch {
+        FileHandle.standardError.write(Data("qdwallet-bench: \(error)\n".utf8))
+        exit(4)
+    }
+    exit(0)
+}
+if suite == "api-load" {
+    func text(_ name: String) -> String? {
+        guard let index = arguments.firstIndex(of: name), index + 1 < arguments.count else { return nil }
+        return arguments[index + 1]
+    }
+    guard let database = text("--db"), let out = text("--out") else {
+        FileHandle.standardError.write(Data("qdwallet-bench: api-load needs --db (a new SQLite path or an empty PostgreSQL database) and --out DIR\n".utf8))
+        exit(2)
+    }
+    do {
+        print(try APILoad(database: database, wallets: option("--wallets", 200), payments: option("--payments", 6_000), merchants: option("--merchants", 100), out: out).run())
     } catch {
         FileHandle.standardError.write(Data("qdwallet-bench: \(error)\n".utf8))
         exit(4)

@@ -12,28 +12,9 @@ if [ ! -x "$venv/bin/schemathesis" ]; then
     "$venv/bin/pip" install --quiet "schemathesis==4.32.5"
 fi
 
-directory="$(mktemp -d)"
-server=""
-stop() {
-    if [ -n "$server" ]; then kill -TERM "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; fi
-    rm -rf "$directory"
-}
-trap stop EXIT
-
-# A data key of this run's own: the app's tokens and codes are keyed from it.
-QDWALLET_DATA_KEY="$(head -c 32 /dev/urandom | base64)"
-export QDWALLET_DATA_KEY
+. Tests/API/serve.sh
 .build/debug/qdwallet init --db "$directory/qdwallet.sqlite" >/dev/null
-.build/debug/qdwallet serve --db "$directory/qdwallet.sqlite" --listen 127.0.0.1:0 --rate-per-address 10000 --rate-burst 100000 >"$directory/out" 2>"$directory/err" &
-server=$!
-base=""
-for _ in $(seq 1 300); do
-    base="$(sed -n 's/^listening on //p' "$directory/out")"
-    if [ -n "$base" ]; then break; fi
-    if ! kill -0 "$server" 2>/dev/null; then cat "$directory/err" >&2; exit 1; fi
-    sleep 0.1
-done
-if [ -z "$base" ]; then echo "schemathesis.sh: qdwallet serve did not start" >&2; exit 1; fi
+start_serve .build/debug/qdwallet "$directory/qdwallet.sqlite"
 
 # A signed-in device, so that the operations behind a token are fuzzed too: a code asked for,
 # read from the outbox (what the SMS sink would send), and a P-256 key made by openssl.
