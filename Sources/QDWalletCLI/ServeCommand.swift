@@ -41,6 +41,12 @@ struct ServeCommand: ParsableCommand, ReadOnlyCommand {
     @Option(name: .customLong("rate-burst"), help: "Requests a client address may make at once (1 to 100000).")
     var rateBurst = 120
 
+    @Option(name: .customLong("rate-per-device"), help: "Requests per second a signed-in device may make, after a burst of six times as many (1 to 10000).")
+    var ratePerDevice = 5
+
+    @Option(name: .customLong("rate-per-wallet"), help: "Requests per second all the devices of one wallet may make together, after a burst of six times as many (1 to 10000).")
+    var ratePerWallet = 10
+
     func run() throws {
         let (host, port) = try Self.address(listen)
         guard (1...120).contains(shutdownGrace) else {
@@ -51,6 +57,9 @@ struct ServeCommand: ParsableCommand, ReadOnlyCommand {
         }
         guard (1...100_000).contains(rateBurst) else {
             throw CLIFailure(.usage, code: "invalid_rate", "--rate-burst takes 1 to 100000 requests, not \(rateBurst)")
+        }
+        for (name, rate) in [("--rate-per-device", ratePerDevice), ("--rate-per-wallet", ratePerWallet)] where !(1...10_000).contains(rate) {
+            throw CLIFailure(.usage, code: "invalid_rate", "\(name) takes 1 to 10000 requests a second, not \(rate)")
         }
         for proxy in trustedProxies where !ClientAddress.isIPAddress(proxy) {
             throw CLIFailure(.usage, code: "invalid_trusted_proxy", "--trusted-proxy takes an IP address, not \(proxy.debugDescription)")
@@ -77,6 +86,8 @@ struct ServeCommand: ParsableCommand, ReadOnlyCommand {
         options.shutdownGrace = .seconds(shutdownGrace)
         options.trustedProxies = Set(trustedProxies)
         options.addressLimit = TokenBuckets.Limit(burst: rateBurst, perSecond: Double(ratePerAddress))
+        options.deviceLimit = TokenBuckets.Limit(burst: ratePerDevice * 6, perSecond: Double(ratePerDevice))
+        options.walletLimit = TokenBuckets.Limit(burst: ratePerWallet * 6, perSecond: Double(ratePerWallet))
         let server = WalletServer(options: options, document: document, backend: backend) {
             try store.snapshot { sql, _ in _ = try sql.int("SELECT 1") }
         }

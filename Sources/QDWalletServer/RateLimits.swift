@@ -109,9 +109,10 @@ public final class TokenBuckets: Sendable {
 }
 
 extension Problem {
-    public static func rateLimited(retryAfter: Int) -> Problem {
+    /// `source`: what made too many requests (this client, this device, this wallet).
+    public static func rateLimited(retryAfter: Int, source: String = "client") -> Problem {
         Problem(.tooManyRequests, code: "rate_limited", title: "Too Many Requests",
-                detail: "Too many requests from this client; wait before trying again.", detailZh: "请求过于频繁，请稍后再试。", retryAfter: retryAfter)
+                detail: "Too many requests from this \(source); wait before trying again.", detailZh: "请求过于频繁，请稍后再试。", retryAfter: retryAfter)
     }
 }
 

@@ -4,6 +4,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Ledger
+import ServiceLifecycle
 import Wallet
 
 /// What the wallet routes run on: the app's sign-in and sessions, and the wallet service
@@ -13,6 +14,8 @@ public struct WalletBackend: Sendable {
     public let wallets: WalletService
     /// The most a request waits for the database before it is answered 503.
     public var deadline: Duration = .seconds(10)
+    /// How often an open alert stream looks for new alerts.
+    public var alertPollInterval: Duration = .seconds(1)
 
     public init(access: AppAccess, wallets: WalletService) {
         self.access = access
@@ -25,6 +28,9 @@ public struct WalletBackend: Sendable {
 /// wallet can name nothing of another's.
 struct WalletRoutes: Sendable {
     let backend: WalletBackend
+    /// Token buckets per device and per wallet, taken once a request's token is checked.
+    let devices: TokenBuckets
+    let wallets: TokenBuckets
 
     static let bodyBytesMax = 16_384
 
@@ -36,7 +42,13 @@ struct WalletRoutes: Sendable {
         router.post("/v1/tokens") { request, _ in try await refresh(request) }
         WalletServer.get(router, "/v1/wallet") { request, _ in try await balance(request) }
         WalletServer.get(router, "/v1/wallet/history") { request, _ in try await history(request) }
+        WalletServer.get(router, "/v1/alerts") { request, _ in try await alerts(request) }
         router.post("/v1/qr/decode") { request, _ in try await decodeQR(request) }
+        router.post("/v1/kyc") { request, _ in try await submitKYC(request) }
+        WalletServer.get(router, "/v1/cards") { request, _ in try await listCards(request) }
+        router.post("/v1/cards") { request, _ in try await bindCard(request) }
+        router.delete("/v1/cards/{card_id}") { request, context in try await unbindCard(request, context) }
+        router.post("/v1/top-ups") { request, _ in try await topUp(request) }
         router.post("/v1/challenges") { request, _ in try await challenge(request) }
         router.post("/v1/payments/qr") { request, _ in try await payQR(request) }
         router.post("/v1/transfers") { request, _ in try await transfer(request) }
@@ -96,9 +108,7 @@ struct WalletRoutes: Sendable {
 
     func removeDevice(_ request: Request, _ context: WalletRequestContext) async throws -> Response {
         let principal = try await authenticate(request)
-        guard let text = context.parameters.get("device_id"), text.utf8.count <= 18, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let id = Int64(text) else {
-            throw Problem.app(.deviceNotFound)
-        }
+        guard let id = Self.pathID(context, "device_id") else { throw Problem.app(.deviceNotFound) }
         try await blocking { try backend.access.removeDevice(walletID: principal.walletID, deviceID: id) }
         return Response(status: .noContent)
     }
@@ -143,6 +153,124 @@ struct WalletRoutes: Sendable {
             if let reference = movement.reference { line["reference"] = reference }
             return line
         }])
+    }
+
+    // MARK: Real-name verification and cards
+
+    struct KYCRequest: Decodable {
+        var name: String
+        var id_number: String
+    }
+
+    /// Real-name submission (实名认证): the name and resident ID number, sealed under the data
+    /// key, for review; the answer shows the number masked only.
+    func submitKYC(_ request: Request) async throws -> Response {
+        let principal = try await authenticate(request)
+        let body = try await Self.decode(KYCRequest.self, request, keys: ["name", "id_number"])
+        let submission = try await blocking { try backend.wallets.submitKYC(phone: principal.phone, name: body.name, idNumber: body.id_number) }
+        return Self.json(.accepted, ["submission_id": submission.id, "status": submission.status, "id_number_masked": submission.idNumberMasked])
+    }
+
+    static func card(_ card: WalletService.Card) -> [String: Any] {
+        ["id": card.id, "bank": card.bank, "masked": card.masked, "status": card.status]
+    }
+
+    func listCards(_ request: Request) async throws -> Response {
+        let principal = try await authenticate(request)
+        let cards = try await blocking { try backend.wallets.cards(phone: principal.phone) }
+        return Self.json(.ok, ["cards": cards.map(Self.card)])
+    }
+
+    struct CardRequest: Decodable {
+        var card_number: String
+        var bank: String
+    }
+
+    func bindCard(_ request: Request) async throws -> Response {
+        let principal = try await authenticate(request)
+        let body = try await Self.decode(CardRequest.self, request, keys: ["card_number", "bank"])
+        let card = try await blocking { try backend.wallets.bindCard(phone: principal.phone, cardNumber: body.card_number, bank: body.bank) }
+        return Self.json(.created, Self.card(card))
+    }
+
+    /// Unbinds a card of the token's wallet: refused while a top-up or withdrawal through it
+    /// is pending; a card of another wallet is not found.
+    func unbindCard(_ request: Request, _ context: WalletRequestContext) async throws -> Response {
+        let principal = try await authenticate(request)
+        guard let id = Self.pathID(context, "card_id") else { throw Problem.wallet(.cardNotFound) }
+        let card = try await blocking { try backend.wallets.unbindCard(phone: principal.phone, cardID: id) }
+        return Self.json(.ok, Self.card(card))
+    }
+
+    struct TopUpRequest: Decodable {
+        var card_id: Int64
+        var amount: String
+    }
+
+    /// A top-up from a bound card of the wallet's own (no confirmation: money comes in).
+    func topUp(_ request: Request) async throws -> Response {
+        let principal = try await authenticate(request)
+        let body = try await Self.decode(TopUpRequest.self, request, keys: ["card_id", "amount"])
+        let payment = Payment(operation: "topup", parameters: ["card_id": String(body.card_id), "amount": body.amount], amountFen: nil,
+                              password: nil, signature: nil, confirmed: false)
+        return try await idempotent(request, principal, payment) { key, _, hooks in
+            try backend.wallets.topUp(phone: principal.phone, cardID: body.card_id, amountFen: try Self.amount(body.amount), idempotencyKey: key, hooks: hooks)
+        }
+    }
+
+    // MARK: Alerts
+
+    /// The wallet's security alerts as they are queued (wrong passwords, a large payment, many
+    /// payments at once, a new device, a device signed out), as server-sent events (the
+    /// WHATWG HTML standard, section 9.2): `id` is the alert's, so a client that reconnects
+    /// with `Last-Event-ID` misses none; without it, the stream starts with the alerts queued
+    /// after it opened. The stream ends after `timeout` seconds (55 unless told, 1 to 300) or
+    /// when the server stops, and tells the client to reconnect after 2 seconds.
+    func alerts(_ request: Request) async throws -> Response {
+        let principal = try await authenticate(request)
+        var after: Int64?
+        if let last = request.headers[HTTPField.Name("Last-Event-ID")!] {
+            guard !last.isEmpty, last.utf8.count <= 18, last.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let id = Int64(last) else {
+                throw Problem.invalidQuery("Last-Event-ID is the id of an event this stream sent")
+            }
+            after = id
+        }
+        var seconds = 55
+        if let text = request.uri.queryParameters.get("timeout") {
+            guard text.utf8.count <= 3, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let value = Int(text), (1...300).contains(value) else {
+                throw Problem.invalidQuery("timeout is a whole number of seconds from 1 to 300")
+            }
+            seconds = value
+        }
+        let wallets = backend.wallets
+        let poll = backend.alertPollInterval
+        let resume = after
+        let start = try await blocking { try wallets.securityAlerts(walletID: principal.walletID, after: resume) }
+        let end = ContinuousClock.now + .seconds(seconds)
+        let body = ResponseBody { writer in
+            var last = start.last
+            var pending = start.alerts
+            var quiet = ContinuousClock.now
+            try await writer.write(ByteBuffer(string: "retry: 2000\n\n"))
+            while true {
+                for alert in pending {
+                    try await writer.write(ByteBuffer(string: "id: \(alert.id)\nevent: security_alert\ndata: \(alert.payload)\n\n"))
+                    last = alert.id
+                    quiet = ContinuousClock.now
+                }
+                if ContinuousClock.now >= end || Task.isCancelled || Task.isShuttingDownGracefully { break }
+                // A comment keeps proxies from closing a quiet stream.
+                if ContinuousClock.now - quiet > .seconds(15) {
+                    try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
+                    quiet = ContinuousClock.now
+                }
+                try? await Task.sleep(for: poll)
+                let from = last
+                pending = try await Blocking.run(deadline: .seconds(10)) { try wallets.securityAlerts(walletID: principal.walletID, after: from).alerts }
+            }
+            try await writer.finish(nil)
+        }
+        return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: body)
     }
 
     // MARK: Payments
@@ -224,6 +352,8 @@ struct WalletRoutes: Sendable {
         var amountFen: Int64?
         var password: String?
         var signature: DeviceSignature?
+        /// Whether it needs the resident's confirmation (money out of the wallet does).
+        var confirmed = true
 
         var confirmation: WalletService.PaymentConfirmation {
             guard let password else { return .deviceSignature }
@@ -263,7 +393,7 @@ struct WalletRoutes: Sendable {
                     _ work: @escaping @Sendable (String, WalletService.PaymentConfirmation, WalletService.PaymentHooks) throws -> WalletService.Receipt) async throws -> Response {
         guard let key = request.headers[HTTPField.Name("Idempotency-Key")!] else { throw Problem.app(.idempotencyKeyMissing) }
         guard (try? Validation.idempotencyKey(key)) != nil else { throw Problem.wallet(.invalidIdempotencyKey) }
-        guard payment.password != nil || payment.signature != nil else { throw Problem.app(.confirmationRequired) }
+        guard !payment.confirmed || payment.password != nil || payment.signature != nil else { throw Problem.app(.confirmationRequired) }
         let hash = AppAccess.requestHash(payment.parameters)
         let receipt: WalletService.Receipt
         do {
@@ -288,6 +418,7 @@ struct WalletRoutes: Sendable {
                 case .replay(let status, let body): return .answer(.failure(Replayed(status: status, body: body)))
                 case .proceed: break
                 }
+                guard payment.confirmed else { return .proceed }
                 let oneFactor = payment.password == nil || payment.signature == nil
                 if oneFactor, (payment.amountFen ?? 0) >= largeFen || access.isNewDevice(principal) {
                     try access.release(db, walletID: principal.walletID, key: key)
@@ -329,7 +460,16 @@ struct WalletRoutes: Sendable {
         guard let header = request.headers[.authorization] else { throw Problem.app(.tokenMissing) }
         guard header.count > 7, header.prefix(7).lowercased() == "bearer " else { throw Problem.app(.tokenInvalid) }
         let token = String(header.dropFirst(7))
-        return try await blocking { try backend.access.authenticate(bearer: token) }
+        let principal = try await blocking { try backend.access.authenticate(bearer: token) }
+        if let wait = devices.take(String(principal.deviceID)) { throw Problem.rateLimited(retryAfter: wait, source: "device") }
+        if let wait = wallets.take(String(principal.walletID)) { throw Problem.rateLimited(retryAfter: wait, source: "wallet") }
+        return principal
+    }
+
+    /// A path's id: ASCII digits that fit 64 bits, else nil (answered not-found).
+    static func pathID(_ context: WalletRequestContext, _ name: String) -> Int64? {
+        guard let text = context.parameters.get(name), !text.isEmpty, text.utf8.count <= 18, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
+        return Int64(text)
     }
 
     func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
@@ -361,7 +501,7 @@ struct WalletRoutes: Sendable {
         } catch let DecodingError.keyNotFound(key, _) {
             throw Problem.invalidBody("The member \"\(key.stringValue)\" is required.")
         } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context) {
-            throw Problem.invalidBody("The member \"\(context.codingPath.map(\.stringValue).joined(separator: "."))\" must be a string.")
+            throw Problem.invalidBody("The member \"\(context.codingPath.map(\.stringValue).joined(separator: "."))\" has the wrong type (the document says which).")
         } catch {
             throw Problem.invalidBody("The body must be a JSON object of this operation.")
         }

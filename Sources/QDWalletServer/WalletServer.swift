@@ -20,6 +20,10 @@ public struct WalletServer: Sendable {
         public var trustedProxies: Set<String> = []
         /// Requests a client address may make at once, and per second after that.
         public var addressLimit = TokenBuckets.Limit(burst: 120, perSecond: 20)
+        /// Requests an authenticated device, and all the devices of one wallet together, may
+        /// make at once and per second after that (the routes behind an access token).
+        public var deviceLimit = TokenBuckets.Limit(burst: 30, perSecond: 5)
+        public var walletLimit = TokenBuckets.Limit(burst: 60, perSecond: 10)
 
         public init(host: String, port: Int) {
             self.host = host
@@ -74,7 +78,7 @@ public struct WalletServer: Sendable {
             Self.json(document)
         }
         if let backend {
-            WalletRoutes(backend: backend).register(router)
+            WalletRoutes(backend: backend, devices: TokenBuckets(options.deviceLimit), wallets: TokenBuckets(options.walletLimit)).register(router)
         } else {
             for (path, methods) in Self.methods(document) where path.hasPrefix("/v1/") {
                 for method in methods {

@@ -63,12 +63,12 @@ extension WalletService {
     // MARK: Top-up and withdrawal
 
     /// Tops the wallet up from a bound card: bank clearing to wallet, settled at once.
-    public func topUp(phone: String, cardID: Int64, amountFen: Int64, idempotencyKey: String) throws -> Receipt {
+    public func topUp(phone: String, cardID: Int64, amountFen: Int64, idempotencyKey: String, hooks: PaymentHooks? = nil) throws -> Receipt {
         let phone = try Validation.phone(phone)
         let key = try Validation.idempotencyKey(idempotencyKey)
         guard amountFen > 0 else { throw WalletRefusal.invalidAmount }
         guard amountFen <= policy.topUpFenMax else { throw WalletRefusal.amountOverRequestLimit }
-        let outcome: Result<Receipt, any Error> = try store.transaction { db, tx in
+        let outcome: Result<Receipt, any Error> = try store.transaction { db, tx in try hooked(hooks, db) {
             let record = try lockedWallet(db, tx, phone: phone)
             let bank = try systemAccount(tx, SystemAccounts.bankClearing)
             let card = try boundCard(db, walletID: record.id, cardID: cardID)
@@ -84,7 +84,7 @@ extension WalletService {
             case .refused(let refusal, _):
                 return .failure(Self.map(refusal))
             }
-        }
+        } }
         return try outcome.get()
     }
 

@@ -357,6 +357,24 @@ extension WalletService {
         }
     }
 
+    /// A security alert as the app's stream sends it (its payload masked, as queued).
+    public struct Alert: Sendable, Hashable {
+        public var id: Int64
+        public var createdAt: TimestampMicros
+        public var payload: String
+    }
+
+    /// The wallet's security alerts queued after the one with id `after` (nil: none of those
+    /// queued so far, only their position), oldest first.
+    public func securityAlerts(walletID: Int64, after: Int64?, limit: Int = 50) throws -> (alerts: [Alert], last: Int64) {
+        try store.database.read { db in
+            let outbox = OutboxStore(db)
+            guard let after else { return ([], try outbox.latestSecurityAlert(walletID: walletID)) }
+            let alerts = try outbox.securityAlerts(walletID: walletID, after: after, limit: max(1, min(limit, 500))).map { Alert(id: $0.id, createdAt: $0.createdAt, payload: $0.payload) }
+            return (alerts, alerts.last?.id ?? after)
+        }
+    }
+
     /// The balance of the wallet with this id, in one read.
     public func balance(walletID: Int64) throws -> Balance {
         try store.snapshot { db, tx in

@@ -13,7 +13,7 @@ QDWALLET_DATA_KEY="$(head -c 32 /dev/urandom | base64)"
 export QDWALLET_DATA_KEY
 
 start_serve() {
-    "$1" serve --db "$2" --listen 127.0.0.1:0 --rate-per-address 10000 --rate-burst 100000 >"$directory/out" 2>"$directory/err" &
+    "$1" serve --db "$2" --listen 127.0.0.1:0 --rate-per-address 10000 --rate-burst 100000 --rate-per-device 10000 --rate-per-wallet 10000 >"$directory/out" 2>"$directory/err" &
     server=$!
     base=""
     for _ in $(seq 1 300); do

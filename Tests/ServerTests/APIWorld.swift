@@ -58,10 +58,15 @@ final class APIWorld: @unchecked Sendable {
     }
 
     /// Runs `body` with the server listening; stops it as SIGTERM would.
-    func serve(_ body: () async throws -> Void) async throws {
+    func serve(deviceLimit: TokenBuckets.Limit = .init(burst: 100_000, perSecond: 100_000), walletLimit: TokenBuckets.Limit = .init(burst: 100_000, perSecond: 100_000),
+               _ body: () async throws -> Void) async throws {
         var options = WalletServer.Options(host: "127.0.0.1", port: 0)
         options.addressLimit = .init(burst: 100_000, perSecond: 100_000)
-        let server = WalletServer(options: options, document: ServerTests.document, backend: WalletBackend(access: access, wallets: wallets), readiness: {})
+        options.deviceLimit = deviceLimit
+        options.walletLimit = walletLimit
+        var backend = WalletBackend(access: access, wallets: wallets)
+        backend.alertPollInterval = .milliseconds(50)
+        let server = WalletServer(options: options, document: ServerTests.document, backend: backend, readiness: {})
         try await Self.run(server) { url in
             base = url
             try await body()

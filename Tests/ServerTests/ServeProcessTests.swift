@@ -120,6 +120,11 @@ import Testing
         }
         let (status, _, errors) = try run(["serve", "--db", "/nonexistent/q.sqlite", "--shutdown-grace", "0"])
         #expect(status == 2, "\(errors)")
+        for flag in ["--rate-per-device", "--rate-per-wallet"] {
+            let (status, _, errors) = try run(["serve", "--db", "/nonexistent/q.sqlite", flag, "0"])
+            #expect(status == 2, "\(flag): \(errors)")
+            #expect(errors.contains(flag), "\(flag): \(errors)")
+        }
     }
 
     /// serve never creates a database: a path without one is refused (exit 4) and stays absent.

@@ -253,7 +253,7 @@ import Testing
             // each one 503, never 404 or 405.
             for (path, item) in paths {
                 for method in (item as? [String: Any])?.keys ?? [:].keys {
-                    let reply = try await request(base + path.replacingOccurrences(of: "{device_id}", with: "1"), method: HTTPMethod(rawValue: method.uppercased()))
+                    let reply = try await request(base + path.replacingOccurrences(of: #"\{[a-z_]+\}"#, with: "1", options: .regularExpression), method: HTTPMethod(rawValue: method.uppercased()))
                     #expect(reply.status != 404 && reply.status != 405, "\(method) \(path)")
                     if path.hasPrefix("/v1/") { #expect(reply.status == 503, "\(method) \(path)") }
                 }

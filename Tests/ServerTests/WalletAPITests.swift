@@ -276,7 +276,7 @@ import Wallet
         for (path, item) in paths {
             for (method, operation) in item {
                 guard let operation = operation as? [String: Any], operation["security"] != nil else { continue }
-                protected.append((HTTPMethod(rawValue: method.uppercased()), path.replacingOccurrences(of: "{device_id}", with: "1")))
+                protected.append((HTTPMethod(rawValue: method.uppercased()), path.replacingOccurrences(of: #"\{[a-z_]+\}"#, with: "1", options: .regularExpression)))
             }
         }
         #expect(protected.count >= 7)
@@ -435,5 +435,123 @@ import Wallet
         world.clock.advance(micros: 2 * 3_600 * 1_000_000)
         #expect(try world.access.purge() == 1)
         #expect(try count("app_requests") == 0)
+    }
+
+    /// RFC 6585 section 4: each device, and each wallet across its devices, has its own token
+    /// bucket behind the access token; over it a 429 problem with Retry-After.
+    @Test func eachDeviceAndEachWalletHasItsOwnRate() async throws {
+        let world = try APIWorld()
+        try await world.serve(deviceLimit: .init(burst: 3, perSecond: 0.01), walletLimit: .init(burst: 5, perSecond: 0.01)) {
+            let phone = try await world.signIn("13800000019")
+            let tablet = try await world.signIn("13800000019", name: nil, label: "tablet")
+            let other = try await world.signIn("13800000020")
+            for _ in 0..<3 { #expect(try await world.call(.GET, "/v1/wallet", token: phone.accessToken).status == 200) }
+            let over = try await world.call(.GET, "/v1/wallet", token: phone.accessToken)
+            #expect(over.status == 429)
+            #expect(over.problem == "rate_limited")
+            #expect(Int(over.headers["retry-after"] ?? "") ?? 0 >= 1)
+            #expect(try over.json()["detail"] as? String == "Too many requests from this device; wait before trying again.")
+            // The tablet has a bucket of its own, but the wallet's (5) is shared: 3 + 2.
+            for _ in 0..<2 { #expect(try await world.call(.GET, "/v1/wallet", token: tablet.accessToken).status == 200) }
+            let wallet = try await world.call(.GET, "/v1/wallet", token: tablet.accessToken)
+            #expect(wallet.status == 429)
+            #expect(try wallet.json()["detail"] as? String == "Too many requests from this wallet; wait before trying again.")
+            // Another wallet is not held back.
+            #expect(try await world.call(.GET, "/v1/wallet", token: other.accessToken).status == 200)
+        }
+    }
+
+    /// Server-sent events (WHATWG HTML, section 9.2): a security alert reaches the wallet's
+    /// open stream at once, with its id; a reconnect with Last-Event-ID resumes after it.
+    @Test func securityAlertsReachTheOpenStreamAtOnce() async throws {
+        let world = try APIWorld()
+        try await world.serve {
+            let phone = try await world.signIn("13800000021")
+            let token = phone.accessToken
+            let base = world.base
+            let stream = Task {
+                var request = HTTPClientRequest(url: base + "/v1/alerts?timeout=3")
+                request.headers.add(name: "Authorization", value: "Bearer " + token)
+                let response = try await HTTPClient.shared.execute(request, timeout: .seconds(20))
+                var text = ""
+                for try await part in response.body { text += String(buffer: part) }
+                return (Int(response.status.code), response.headers.first(name: "content-type") ?? "", text)
+            }
+            try await Task.sleep(for: .milliseconds(300))
+            // A new device of the wallet: the alert goes to the open stream.
+            _ = try await world.signIn("13800000021", name: nil, label: "tablet")
+            let (status, type, text) = try await stream.value
+            #expect(status == 200)
+            #expect(type == "text/event-stream")
+            #expect(text.hasPrefix("retry: 2000\n\n"))
+            let events = text.components(separatedBy: "\n\n").filter { $0.contains("event: security_alert") }
+            #expect(events.count == 1, "\(text)")
+            let id = try #require(events.first?.split(separator: "\n").first { $0.hasPrefix("id: ") }.map { String($0.dropFirst(4)) })
+            #expect(events.first?.contains("\"event\":\"new_device\"") == true)
+            #expect(events.first?.contains("13800000021") == false)
+            // Resumed after that event: nothing more; from the start: it again.
+            let after = try await world.call(.GET, "/v1/alerts?timeout=1", token: token, headers: [("Last-Event-ID", id)])
+            #expect(!after.body.contains("event: security_alert"))
+            let again = try await world.call(.GET, "/v1/alerts?timeout=1", token: token, headers: [("Last-Event-ID", "0")])
+            #expect(again.body.contains("id: \(id)\nevent: security_alert"))
+            #expect(try await world.call(.GET, "/v1/alerts?timeout=1", token: token, headers: [("Last-Event-ID", "x")]).status == 400)
+            #expect(try await world.call(.GET, "/v1/alerts?timeout=0", token: token).status == 400)
+            #expect(try await world.call(.GET, "/v1/alerts?timeout=1").status == 401)
+        }
+    }
+
+    /// Real-name verification, a card and a top-up through the app: personal data goes in
+    /// and comes back masked only; the card is the wallet's own; the top-up is idempotent.
+    @Test func aResidentVerifiesBindsACardAndTopsUp() async throws {
+        let world = try APIWorld()
+        try await world.serve {
+            let device = try await world.signIn("13800000022")
+            let other = try await world.signIn("13800000023")
+            let token = device.accessToken
+            let early = try await world.call(.POST, "/v1/cards", json: ["card_number": "6222020200112233446", "bank": "ICBC"], token: token)
+            #expect(early.status == 403)
+            #expect(early.problem == "kyc_required")
+            // GB 11643: the check character of 11010519491231002X is X; 0 is wrong.
+            let wrong = try await world.call(.POST, "/v1/kyc", json: ["name": "李雷", "id_number": "110105194912310020"], token: token)
+            #expect(wrong.status == 422)
+            #expect(wrong.problem == "invalid_id_number")
+            let submitted = try await world.call(.POST, "/v1/kyc", json: ["name": "李雷", "id_number": "11010519491231002X"], token: token)
+            #expect(submitted.status == 202)
+            #expect(!submitted.body.contains("11010519491231002X"))
+            #expect(try submitted.json()["status"] as? String == "submitted")
+            #expect(try await world.call(.POST, "/v1/kyc", json: ["name": "李雷", "id_number": "11010519491231002X"], token: token).problem == "kyc_pending")
+            _ = try world.wallets.approveKYC(phone: "13800000022", kycClass: 2)
+
+            // ISO/IEC 7812: the Luhn check catches a mistyped digit.
+            let luhn = try await world.call(.POST, "/v1/cards", json: ["card_number": "6222020200112233445", "bank": "ICBC"], token: token)
+            #expect(luhn.problem == "invalid_card_number")
+            let bound = try await world.call(.POST, "/v1/cards", json: ["card_number": "6222 0202 0011 2233 446", "bank": "ICBC"], token: token)
+            #expect(bound.status == 201)
+            #expect(!bound.body.contains("6222020200112233446"))
+            let card = try bound.json()
+            #expect(card["masked"] as? String == "6222 **** **** 3446")
+            let cardID = try #require(card["id"] as? Int)
+            #expect(try await world.call(.GET, "/v1/cards", token: token).json()["cards"].flatMap { $0 as? [Any] }?.count == 1)
+
+            let topUp = try await world.call(.POST, "/v1/top-ups", json: ["card_id": cardID, "amount": "100.00"], token: token, key: "t-1")
+            #expect(topUp.status == 201)
+            #expect(try world.balanceFen("13800000022") == 10_000)
+            let again = try await world.call(.POST, "/v1/top-ups", json: ["card_id": cardID, "amount": "100.00"], token: token, key: "t-1")
+            #expect(again.headers["idempotent-replayed"] == "true")
+            #expect(try world.balanceFen("13800000022") == 10_000)
+            #expect(try await world.call(.POST, "/v1/top-ups", json: ["card_id": cardID, "amount": "100.00"], token: token).problem == "idempotency_key_missing")
+            // Another wallet's token cannot top up from, see or unbind this card.
+            let theirs = try await world.call(.POST, "/v1/top-ups", json: ["card_id": cardID, "amount": "1.00"], token: other.accessToken, key: "t-2")
+            #expect(theirs.status == 404)
+            #expect(theirs.problem == "card_not_found")
+            #expect(try await world.call(.GET, "/v1/cards", token: other.accessToken).json()["cards"].flatMap { $0 as? [Any] }?.count == 0)
+            #expect(try await world.call(.DELETE, "/v1/cards/\(cardID)", token: other.accessToken).status == 404)
+            #expect(try world.balanceFen("13800000023") == 0)
+
+            let unbound = try await world.call(.DELETE, "/v1/cards/\(cardID)", token: token)
+            #expect(unbound.status == 200)
+            #expect(try unbound.json()["status"] as? String == "unbound")
+            #expect(try await world.call(.DELETE, "/v1/cards/\(cardID)", token: token).status == 404)
+        }
     }
 }

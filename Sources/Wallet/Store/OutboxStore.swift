@@ -73,6 +73,18 @@ public struct OutboxStore {
         public var payload: String
     }
 
+    /// A wallet's security alerts after the one with id `after` (all kept, delivered or not:
+    /// the app's stream reads them as they are queued), oldest first.
+    public func securityAlerts(walletID: Int64, after: Int64, limit: Int) throws -> [(id: Int64, createdAt: Int64, payload: String)] {
+        try sql.all("SELECT id, created_at, payload FROM outbox WHERE wallet_id = ? AND kind = ? AND id > ? ORDER BY id LIMIT ?",
+                    [walletID, Outbox.Kind.securityAlert.rawValue, after, limit]) { (try $0.int64(0), try $0.int64(1), try $0.text(2)) }
+    }
+
+    /// The id of a wallet's newest security alert (0: none).
+    public func latestSecurityAlert(walletID: Int64) throws -> Int64 {
+        try sql.int64("SELECT coalesce(max(id), 0) FROM outbox WHERE wallet_id = ? AND kind = ?", [walletID, Outbox.Kind.securityAlert.rawValue]) ?? 0
+    }
+
     /// Messages due now and claimed by no live delivery, urgent first; `urgentOnly` in quiet hours.
     public func due(at now: TimestampMicros, urgentOnly: Bool, limit: Int) throws -> [Message] {
         try sql.all("""
