@@ -58,6 +58,7 @@ public struct AppAccess: Sendable {
         let at = now
         try store.transaction { db, _ in
             let access = AppAccessStore(db)
+            try access.lockPhone(phone)
             let sent = try access.codesSent(phone: phone, since: at - 86_400 * Self.micros)
             if sent.count >= policy.codesPerDayMax { throw AppRefusal.codeThrottled }
             if let latest = sent.latest, at - latest < policy.codeIntervalSeconds * Self.micros { throw AppRefusal.codeThrottled }
@@ -153,6 +154,8 @@ public struct AppAccess: Sendable {
         let at = now
         let outcome: Result<Session, any Error> = try store.transaction { db, tx in
             let access = AppAccessStore(db)
+            // The number's code, wallet and device count, read and changed by one request at a time.
+            try access.lockPhone(phone)
             if let refusal = try checkCode(access, phone: phone, code: request.code, at: at) { return .failure(refusal) }
             var record = try? wallets.wallet(db, phone: phone)
             if (record == nil) != (before == nil) || record?.hasPassword != before?.hasPassword { throw AppRefusal.registrationConflict }

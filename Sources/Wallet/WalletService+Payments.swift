@@ -229,7 +229,7 @@ extension WalletService {
         }
         guard amount > 0 else { throw WalletRefusal.invalidAmount }
         guard amount <= policy.qrPaymentFenMax else { throw WalletRefusal.amountOverRequestLimit }
-        let matched = try check(confirmation, phone: phone, amountFen: amount)
+        let matched = try check(confirmation, phone: phone)
         let outcome: Result<Receipt, any Error> = try store.transaction { db, tx in try hooked(hooks, db) {
             let record = try lockedWallet(db, tx, phone: phone)
             if let refusal = try recordConfirmation(db, wallet: record, matched: matched) { return .failure(refusal) }
@@ -266,7 +266,7 @@ extension WalletService {
         guard from != to else { throw WalletRefusal.selfTransfer }
         guard amountFen > 0 else { throw WalletRefusal.invalidAmount }
         guard amountFen <= policy.transferFenMax else { throw WalletRefusal.amountOverRequestLimit }
-        let matched = try check(confirmation, phone: from, amountFen: amountFen)
+        let matched = try check(confirmation, phone: from)
         let outcome: Result<Receipt, any Error> = try store.transaction { db, tx in try hooked(hooks, db) {
             var payer = try wallet(db, phone: from)
             if tx.concurrentWriters {

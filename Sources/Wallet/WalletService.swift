@@ -93,10 +93,6 @@ public struct WalletService: Sendable {
         return try wallet(db, id: nextID)
     }
 
-    /// The wallet with this id (the app's access token names the wallet by id).
-    public func wallet(id: Int64) throws -> WalletRecord {
-        try store.database.read { db in try wallet(db, id: id) }
-    }
 
     /// The wallet of a mobile number.
     public func wallet(phone: String) throws -> WalletRecord {
@@ -320,7 +316,7 @@ public struct WalletService: Sendable {
     /// Checks a confirmation outside any transaction: whether the password matched (nil when
     /// none was given: the device's signature alone). Which factors a payment needs is the
     /// caller's rule (the app asks both for a large payment or a new device).
-    func check(_ confirmation: PaymentConfirmation, phone: String, amountFen: Int64) throws -> Bool? {
+    func check(_ confirmation: PaymentConfirmation, phone: String) throws -> Bool? {
         guard let password = confirmation.password else { return nil }
         return try checkPassword(phone: phone, password: password)
     }

@@ -62,6 +62,10 @@ func option(_ name: String, _ fallback: Int) -> Int {
     }
     return value
 }
+func text(_ name: String) -> String? {
+    guard let index = arguments.firstIndex(of: name), index + 1 < arguments.count else { return nil }
+    return arguments[index + 1]
+}
 let usage = """
     usage: qdwallet-bench ledger [--transfers N] [--batch N] [--wallets N] [--rounds N] [--db postgres://... [--check]] [--json]
            qdwallet-bench nightly [--bills N] [--wallets N] [--unmatched-percent 0-100] [--no-campaigns] [--schema-dir DIR]
@@ -108,10 +112,6 @@ if suite == "payers" {
     exit(0)
 }
 if suite == "api-load" {
-    func text(_ name: String) -> String? {
-        guard let index = arguments.firstIndex(of: name), index + 1 < arguments.count else { return nil }
-        return arguments[index + 1]
-    }
     guard let database = text("--db"), let out = text("--out") else {
         FileHandle.standardError.write(Data("qdwallet-bench: api-load needs --db (a new SQLite path or an empty PostgreSQL database) and --out DIR\n".utf8))
         exit(2)
@@ -145,10 +145,6 @@ if suite == "paybill" {
 }
 
 if suite == "floor" {
-    func text(_ name: String) -> String? {
-        guard let index = arguments.firstIndex(of: name), index + 1 < arguments.count else { return nil }
-        return arguments[index + 1]
-    }
     guard let before = text("--before"), let after = text("--after") else {
         FileHandle.standardError.write(Data("qdwallet-bench: floor needs --before CITY.sqlite and --after RUN.sqlite\n".utf8))
         exit(2)
@@ -165,10 +161,6 @@ if suite == "floor" {
 }
 
 if suite == "nightly" {
-    func text(_ name: String) -> String? {
-        guard let index = arguments.firstIndex(of: name), index + 1 < arguments.count else { return nil }
-        return arguments[index + 1]
-    }
     let bills = option("--bills", 100_000)
     if arguments.contains("--generate-only") && text("--keep") == nil {
         FileHandle.standardError.write(Data("qdwallet-bench: --generate-only needs --keep DIR\n".utf8))

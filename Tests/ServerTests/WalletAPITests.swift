@@ -554,4 +554,28 @@ import Wallet
             #expect(try await world.call(.DELETE, "/v1/cards/\(cardID)", token: token).status == 404)
         }
     }
+
+    /// Many requests for a code to one number at once: one code is sent, the others are told
+    /// to wait (on PostgreSQL the requests of one number take turns; nothing else would).
+    @Test func codesAskedForAtOnceSendOne() async throws {
+        let world = try APIWorld()
+        try await world.serve {
+            let base = world.base
+            let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+                for _ in 0..<8 {
+                    group.addTask {
+                        var request = HTTPClientRequest(url: base + "/v1/sms-codes")
+                        request.method = .POST
+                        request.headers.add(name: "Content-Type", value: "application/json")
+                        request.body = .bytes(ByteBuffer(string: "{\"phone\":\"13800000024\"}"))
+                        return Int(try await HTTPClient.shared.execute(request, timeout: .seconds(30)).status.code)
+                    }
+                }
+                return try await group.reduce(into: [Int]()) { $0.append($1) }
+            }
+            #expect(statuses.filter { $0 == 202 }.count == 1, "\(statuses)")
+            #expect(statuses.filter { $0 == 429 }.count == 7, "\(statuses)")
+            #expect(try world.store.database.read { try $0.int("SELECT count(*) FROM app_sms_codes") } == 1)
+        }
+    }
 }

@@ -10,6 +10,18 @@ public struct AppAccessStore {
 
     // MARK: One-time codes
 
+    /// Makes the transactions about one mobile number (its codes, its devices) take turns
+    /// until this one ends, when other writers run at once (PostgreSQL: a transaction-scoped
+    /// advisory lock in a key space of its own); with one writer at a time (SQLite) they do
+    /// already. Without it two requests at once could both pass a throttle or a device count.
+    public func lockPhone(_ phone: String) throws {
+        guard sql.dialect == .postgres else { return }
+        try sql.run("SELECT 1 FROM (SELECT pg_advisory_xact_lock(?, hashtext(?))) AS locked", [Self.phoneLockClass, phone])
+    }
+
+    /// The first key of the two-key advisory locks on mobile numbers ("qdap" in ASCII).
+    static let phoneLockClass = 0x7164_6170
+
     public struct Code: Sendable {
         public var id: Int64
         public var mac: [UInt8]
