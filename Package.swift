@@ -169,7 +169,7 @@ let package = Package(
         .target(
             name: "QDWalletServer",
             dependencies: [
-                "Ledger", "QDSQL", "Wallet", "AppAccess",
+                "Ledger", "QDSQL", "Wallet", "AppAccess", "Billing", "Campaigns",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -295,7 +295,7 @@ let package = Package(
         .testTarget(
             name: "ServerTests",
             dependencies: [
-                "QDWalletServer", "QDTestEngines", "AppAccess", "Wallet", "Ledger", "QDSQL", "QDSchema",
+                "QDWalletServer", "QDTestEngines", "QDTestSupport", "AppAccess", "Billing", "Campaigns", "Wallet", "Ledger", "QDSQL", "QDSchema",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -59,6 +59,24 @@ public struct BillingService: Sendable {
         }
     }
 
+    /// The wallet's linked bill accounts, oldest first.
+    public func accounts(phone: String) throws -> [BillAccount] {
+        let wallet = try wallets.wallet(phone: phone)
+        return try store.database.read { db in try BillStore(db).links(walletID: wallet.id) }
+    }
+
+    /// Unlinks a bill account of the wallet by its id; another wallet's is not linked to it.
+    public func unlink(phone: String, accountID: Int64) throws -> BillAccount {
+        try store.transaction { db, _ in
+            let wallet = try wallets.wallet(db, phone: phone)
+            let bills = BillStore(db)
+            guard var account = try bills.link(id: accountID, walletID: wallet.id) else { throw BillingRefusal.accountNotLinked }
+            try bills.unlink(linkID: account.id, at: now)
+            account.status = "unlinked"
+            return account
+        }
+    }
+
     public struct Bill: Sendable, Hashable, Codable {
         public var biller: String
         public var billId: String
@@ -84,15 +102,30 @@ public struct BillingService: Sendable {
         }
     }
 
+    /// What a bill asks to be paid, or nil when there is no such bill: for a caller's rule
+    /// that depends on the amount before it pays (the app's second factor for large
+    /// payments). The payment itself reads the bill again in its transaction.
+    public func dueFen(reference: String) throws -> Int64? {
+        guard let key = PaymentKey(reference: reference) else { throw BillingRefusal.invalidBillReference }
+        return try store.database.read { db in try BillStore(db).bill(key)?.dueFen }
+    }
+
     /// Pays one payable bill by hand, through the same path as autopay (password required).
     /// Racing the nightly run is safe: the bill's status is checked and changed in the
     /// payment's own transaction, and its identity is the ledger's idempotency key.
     public func payBill(phone: String, reference: String, password: String) throws -> WalletService.Receipt {
+        try payBill(phone: phone, reference: reference, confirmation: .password(password))
+    }
+
+    /// `payBill`, confirmed as the app confirms a payment (the password, the device's
+    /// signature, or both), with the app's work in the payment's transaction (`hooks`).
+    public func payBill(phone: String, reference: String, confirmation: WalletService.PaymentConfirmation,
+                        hooks: WalletService.PaymentHooks<WalletService.Receipt>? = nil) throws -> WalletService.Receipt {
         guard let key = PaymentKey(reference: reference) else { throw BillingRefusal.invalidBillReference }
-        let matched = try wallets.checkPasswordForPayment(phone: phone, password: password)
-        let outcome: Result<WalletService.Receipt, any Error> = try store.transaction { db, tx in
+        let matched = try wallets.checkConfirmation(confirmation, phone: phone)
+        let outcome: Result<WalletService.Receipt, any Error> = try store.transaction { db, tx in try wallets.hooked(hooks, db) {
             var wallet = try wallets.lockedWallet(db, tx, phone: phone)
-            if let refusal = try wallets.recordPassword(db, wallet: wallet, matched: matched) { return .failure(refusal) }
+            if let refusal = try wallets.recordConfirmation(db, wallet: wallet, matched: matched) { return .failure(refusal) }
             wallet = try wallets.wallet(db, phone: phone)
             let bills = BillStore(db)
             guard var found = try bills.bill(key) else { return .failure(BillingRefusal.billNotFound) }
@@ -130,14 +163,14 @@ public struct BillingService: Sendable {
                     try writes.flush(db, wallets: wallets, campaigns: payment.pipeline, at: now)
                     return .success(try wallets.receipt(db, walletID: wallet.id, transactionID: transactionID))
                 case .refused(let refusal, _):
-                    return .failure(refusal)
+                    return .failure(WalletService.map(refusal))
                 }
             case .pending(.accountFrozen): return .failure(WalletRefusal.walletFrozen)
             case .pending(.kycRequired): return .failure(WalletRefusal.classLimitExceeded)
             case .pending: return .failure(WalletRefusal.insufficientFunds)
             case .unmatched: return .failure(BillingRefusal.billNotFound)
             }
-        }
+        } }
         return try outcome.get()
     }
 }

@@ -1,6 +1,8 @@
 import AppAccess
+import Billing
 import Foundation
 import Hummingbird
+import Ledger
 import Logging
 import Wallet
 
@@ -86,6 +88,8 @@ extension Problem {
         if let refusal = error as? AppRefusal { return .app(refusal) }
         if let refusal = error as? WalletRefusal { return .wallet(refusal) }
         if let refusal = error as? QRRefusal { return .qr(refusal) }
+        if let refusal = error as? BillingRefusal { return .billing(refusal) }
+        if let refusal = error as? LedgerRefusal { return .ledger(refusal) }
         if error is Blocking.DeadlineExceeded { return .timeout }
         if let error = error as? any HTTPResponseError {
             switch error.status {

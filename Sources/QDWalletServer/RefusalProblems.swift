@@ -1,5 +1,7 @@
 import AppAccess
+import Billing
 import Hummingbird
+import Ledger
 import Wallet
 
 /// The wallet's and the app's closed lists of refusals as problems, one to one: the `type`
@@ -108,6 +110,39 @@ extension Problem {
         if status == .unauthorized { problem.authenticate = "Bearer" }
         if refusal == .requestInFlight { problem.retryAfter = 1 }
         return problem
+    }
+
+    public static func billing(_ refusal: BillingRefusal) -> Problem {
+        let (status, zh): (HTTPResponse.Status, String) = switch refusal {
+        case .unknownBiller: (.unprocessableContent, "没有这个缴费单位。")
+        case .invalidCustomerNo: (.unprocessableContent, "户号格式不符合缴费单位的要求（6 至 20 位数字）。")
+        case .accountAlreadyLinked: (.conflict, "该户号已绑定在一个钱包。")
+        case .accountNotLinked: (.notFound, "该钱包没有绑定这个户号。")
+        case .invalidBillReference: (.unprocessableContent, "账单编号的格式为 缴费单位:账单号，例如 QD-WATER:W2611-000001。")
+        case .billNotFound: (.notFound, "该钱包没有这张账单。")
+        case .billNotPayable: (.conflict, "这张账单不能缴（已撤销或已退款）。")
+        case .billAlreadyPaid: (.conflict, "这张账单已经缴清。")
+        case .invalidLimit: (.unprocessableContent, "自动缴费限额至少为 0.01 元。")
+        }
+        return Problem(refusal: refusal.rawValue, status: status, detail: refusal.explanation, detailZh: zh)
+    }
+
+    /// The ledger's refusals that the wallet has no words of its own for (`WalletService.map`
+    /// takes the others): none should reach a resident, but none is answered 500 either.
+    public static func ledger(_ refusal: LedgerRefusal) -> Problem {
+        let (status, zh): (HTTPResponse.Status, String) = switch refusal {
+        case .accountFrozen: (.forbidden, "账户已冻结，不能付款。")
+        case .exceedsCredits, .exceedsDebits: (.unprocessableContent, "可用余额不足。")
+        case .keyReusedWithDifferentRequest: (.unprocessableContent, "该幂等键已用于另一笔不同的请求。")
+        case .amountMustBePositive, .amountExceedsLimit, .amountsOverflow, .balanceOverflow: (.unprocessableContent, "金额超出允许的范围。")
+        case .holdNotFound, .holdAlreadyPosted, .holdAlreadyVoided, .holdExpired, .holdNotExpired, .exceedsHoldAmount:
+            (.conflict, "这笔冻结款项的状态不允许此操作。")
+        case .transactionNotFound, .notReversible, .alreadyReversed: (.conflict, "这笔交易的状态不允许此操作。")
+        case .keyMustNotBeEmpty, .keyTooLong, .memoTooLong, .legsMustNotBeEmpty, .tooManyLegs, .legsMustBalance, .accountsMustBeDifferent,
+             .expiryMustBeInFuture, .accountNotFound, .assetMismatch, .accountClosed, .linkedEventFailed, .linkedEventChainOpen:
+            (.unprocessableContent, "账务系统拒绝了这笔交易。")
+        }
+        return Problem(refusal: refusal.rawValue, status: status, detail: refusal.explanation, detailZh: zh)
     }
 
     public static func qr(_ refusal: QRRefusal) -> Problem {

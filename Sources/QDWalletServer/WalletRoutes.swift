@@ -1,4 +1,6 @@
 import AppAccess
+import Billing
+import Campaigns
 import Crypto
 import Foundation
 import HTTPTypes
@@ -12,14 +14,17 @@ import Wallet
 public struct WalletBackend: Sendable {
     public let access: AppAccess
     public let wallets: WalletService
+    /// Bill accounts, bills and paying one by hand, with the campaigns of the nightly run.
+    public let billing: BillingService
     /// The most a request waits for the database before it is answered 503.
     public var deadline: Duration = .seconds(10)
     /// How often an open alert stream looks for new alerts.
     public var alertPollInterval: Duration = .seconds(1)
 
-    public init(access: AppAccess, wallets: WalletService) {
+    public init(access: AppAccess, wallets: WalletService, campaigns: [Campaign] = []) {
         self.access = access
         self.wallets = wallets
+        billing = BillingService(wallets: wallets, campaigns: campaigns)
     }
 }
 
@@ -49,9 +54,18 @@ struct WalletRoutes: Sendable {
         router.post("/v1/cards") { request, _ in try await bindCard(request) }
         router.delete("/v1/cards/{card_id}") { request, context in try await unbindCard(request, context) }
         router.post("/v1/top-ups") { request, _ in try await topUp(request) }
+        router.post("/v1/withdrawals") { request, _ in try await withdraw(request) }
         router.post("/v1/challenges") { request, _ in try await challenge(request) }
         router.post("/v1/payments/qr") { request, _ in try await payQR(request) }
         router.post("/v1/transfers") { request, _ in try await transfer(request) }
+        WalletServer.get(router, "/v1/payments/{transaction_id}") { request, context in try await paymentReceipt(request, context) }
+        WalletServer.get(router, "/v1/wallet/summary") { request, _ in try await summary(request) }
+        WalletServer.get(router, "/v1/bill-accounts") { request, _ in try await listBillAccounts(request) }
+        router.post("/v1/bill-accounts") { request, _ in try await linkBillAccount(request) }
+        router.delete("/v1/bill-accounts/{account_id}") { request, context in try await unlinkBillAccount(request, context) }
+        router.put("/v1/wallet/autopay-limit") { request, _ in try await setAutopayLimit(request) }
+        WalletServer.get(router, "/v1/bills") { request, _ in try await listBills(request) }
+        router.post("/v1/bill-payments") { request, _ in try await payBill(request) }
     }
 
     // MARK: Sign-in
@@ -144,15 +158,17 @@ struct WalletRoutes: Sendable {
         }
         let count = limit
         let movements = try await blocking { try backend.wallets.history(phone: principal.phone, month: month, kind: kind, limit: count) }
-        return Self.json(.ok, ["movements": movements.map { movement -> [String: Any] in
-            var line: [String: Any] = [
-                "id": movement.id, "kind": movement.kind, "counterparty": movement.counterparty, "category": movement.category,
-                "amount": Money(fen: movement.amountFen).yuanString, "discount": Money(fen: movement.discountFen).yuanString, "points": movement.points,
-                "transaction_id": movement.transactionId, "created_at": ShanghaiCalendar.rfc3339(at: movement.createdAt), "month": movement.month,
-            ]
-            if let reference = movement.reference { line["reference"] = reference }
-            return line
-        }])
+        return Self.json(.ok, ["movements": movements.map(Self.movement)])
+    }
+
+    static func movement(_ movement: WalletService.Movement) -> [String: Any] {
+        var line: [String: Any] = [
+            "id": movement.id, "kind": movement.kind, "counterparty": movement.counterparty, "category": movement.category,
+            "amount": Money(fen: movement.amountFen).yuanString, "discount": Money(fen: movement.discountFen).yuanString, "points": movement.points,
+            "transaction_id": movement.transactionId, "created_at": ShanghaiCalendar.rfc3339(at: movement.createdAt), "month": movement.month,
+        ]
+        if let reference = movement.reference { line["reference"] = reference }
+        return line
     }
 
     // MARK: Real-name verification and cards
@@ -216,6 +232,30 @@ struct WalletRoutes: Sendable {
         return try await idempotent(request, principal, payment) { key, _, hooks in
             try backend.wallets.topUp(phone: principal.phone, cardID: body.card_id, amountFen: try Self.amount(body.amount), idempotencyKey: key, hooks: hooks)
         }
+    }
+
+    struct WithdrawalRequest: Decodable {
+        var card_id: Int64
+        var amount: String
+        var payment_password: String?
+        var device_signature: DeviceSignature?
+    }
+
+    /// A withdrawal to a bound card of the wallet's own, confirmed as a payment: the money is
+    /// held until the bank pays it out (the card cannot be unbound meanwhile).
+    func withdraw(_ request: Request) async throws -> Response {
+        let principal = try await authenticate(request)
+        let body = try await Self.decode(WithdrawalRequest.self, request, keys: ["card_id", "amount", "payment_password", "device_signature"])
+        let payment = Payment(operation: "withdrawal", parameters: ["card_id": String(body.card_id), "amount": body.amount], amountFen: try? Self.amount(body.amount),
+                              password: body.payment_password, signature: body.device_signature)
+        return try await idempotent(request, principal, payment, render: Self.withdrawal) { key, confirmation, hooks in
+            try backend.wallets.withdraw(phone: principal.phone, cardID: body.card_id, amountFen: try Self.amount(body.amount), idempotencyKey: key,
+                                         confirmation: confirmation, hooks: hooks)
+        }
+    }
+
+    @Sendable static func withdrawal(_ withdrawal: WalletService.Withdrawal) -> [String: Any] {
+        ["withdrawal_id": withdrawal.withdrawalId, "transaction_id": withdrawal.transactionId, "amount": Money(fen: withdrawal.amountFen).yuanString, "status": withdrawal.status]
     }
 
     // MARK: Alerts
@@ -372,7 +412,7 @@ struct WalletRoutes: Sendable {
         return money.fen
     }
 
-    static func receipt(_ receipt: WalletService.Receipt) -> [String: Any] {
+    @Sendable static func receipt(_ receipt: WalletService.Receipt) -> [String: Any] {
         ["transaction_id": receipt.transactionId, "amount": Money(fen: receipt.amountFen).yuanString, "discount": Money(fen: receipt.discountFen).yuanString,
          "points": receipt.points, "kind": receipt.kind, "counterparty": receipt.counterparty]
     }
@@ -390,24 +430,31 @@ struct WalletRoutes: Sendable {
     /// a large payment (the monitoring's threshold) and a device registered in the last day
     /// need; the signature is checked in the payment's transaction, its challenge spent.
     func idempotent(_ request: Request, _ principal: AppAccess.Principal, _ payment: Payment,
-                    _ work: @escaping @Sendable (String, WalletService.PaymentConfirmation, WalletService.PaymentHooks) throws -> WalletService.Receipt) async throws -> Response {
+                    _ work: @escaping @Sendable (String, WalletService.PaymentConfirmation, WalletService.PaymentHooks<WalletService.Receipt>) throws -> WalletService.Receipt) async throws -> Response {
+        try await idempotent(request, principal, payment, render: Self.receipt, work)
+    }
+
+    /// `idempotent` for an operation whose answer is `Answer`, shown by `render`.
+    func idempotent<Answer: Sendable>(_ request: Request, _ principal: AppAccess.Principal, _ payment: Payment, render: @escaping @Sendable (Answer) -> [String: Any],
+                                      _ work: @escaping @Sendable (String, WalletService.PaymentConfirmation, WalletService.PaymentHooks<Answer>) throws -> Answer) async throws -> Response {
         guard let key = request.headers[HTTPField.Name("Idempotency-Key")!] else { throw Problem.app(.idempotencyKeyMissing) }
         guard (try? Validation.idempotencyKey(key)) != nil else { throw Problem.wallet(.invalidIdempotencyKey) }
         guard !payment.confirmed || payment.password != nil || payment.signature != nil else { throw Problem.app(.confirmationRequired) }
         let hash = AppAccess.requestHash(payment.parameters)
-        let receipt: WalletService.Receipt
+        let answer: Answer
         do {
-            receipt = try await blocking { try work(key, payment.confirmation, hooks(principal, payment, key: key, hash: hash)) }
+            answer = try await blocking { try work(key, payment.confirmation, hooks(principal, payment, key: key, hash: hash, render: render)) }
         } catch let replay as Replayed {
             let media = (200..<300).contains(replay.status) ? "application/json" : Problem.mediaType
             return Response(status: HTTPResponse.Status(code: replay.status), headers: [.contentType: media, HTTPField.Name("Idempotent-Replayed")!: "true"],
                             body: ResponseBody(byteBuffer: ByteBuffer(string: replay.body)))
         }
-        return Response(status: .created, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(string: Self.jsonText(Self.receipt(receipt)))))
+        return Response(status: .created, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(string: Self.jsonText(render(answer)))))
     }
 
     /// The payment's transaction, as the idempotency and the confirmation take part in it.
-    func hooks(_ principal: AppAccess.Principal, _ payment: Payment, key: String, hash: [UInt8]) -> WalletService.PaymentHooks {
+    func hooks<Answer>(_ principal: AppAccess.Principal, _ payment: Payment, key: String, hash: [UInt8],
+                       render: @escaping (Answer) -> [String: Any]) -> WalletService.PaymentHooks<Answer> {
         let access = backend.access
         let largeFen = backend.wallets.policy.largePaymentAlertFen
         return WalletService.PaymentHooks(
@@ -433,8 +480,8 @@ struct WalletRoutes: Sendable {
             },
             after: { db, outcome in
                 switch outcome {
-                case .success(let receipt):
-                    try access.finish(db, walletID: principal.walletID, key: key, status: 201, body: Self.jsonText(Self.receipt(receipt)))
+                case .success(let answer):
+                    try access.finish(db, walletID: principal.walletID, key: key, status: 201, body: Self.jsonText(render(answer)))
                 case .failure(let error) where Self.keeps(error):
                     let problem = Problem.from(error, allowed: nil, logger: WalletServer.logger)
                     try access.finish(db, walletID: principal.walletID, key: key, status: Int(problem.status.code), body: problem.json)

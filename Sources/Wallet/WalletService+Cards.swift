@@ -63,7 +63,7 @@ extension WalletService {
     // MARK: Top-up and withdrawal
 
     /// Tops the wallet up from a bound card: bank clearing to wallet, settled at once.
-    public func topUp(phone: String, cardID: Int64, amountFen: Int64, idempotencyKey: String, hooks: PaymentHooks? = nil) throws -> Receipt {
+    public func topUp(phone: String, cardID: Int64, amountFen: Int64, idempotencyKey: String, hooks: PaymentHooks<Receipt>? = nil) throws -> Receipt {
         let phone = try Validation.phone(phone)
         let key = try Validation.idempotencyKey(idempotencyKey)
         guard amountFen > 0 else { throw WalletRefusal.invalidAmount }
@@ -98,14 +98,19 @@ extension WalletService {
     }
 
     /// Starts a withdrawal to a bound card: a hold on the wallet until the bank confirms
-    /// (`confirmWithdrawal`) or fails it (`failWithdrawal`, which returns the money).
-    public func withdraw(phone: String, cardID: Int64, amountFen: Int64, idempotencyKey: String) throws -> Withdrawal {
+    /// (`confirmWithdrawal`) or fails it (`failWithdrawal`, which returns the money). The app
+    /// confirms it as a payment (`confirmation`, checked and counted in the transaction); an
+    /// operator's command passes none.
+    public func withdraw(phone: String, cardID: Int64, amountFen: Int64, idempotencyKey: String,
+                         confirmation: PaymentConfirmation? = nil, hooks: PaymentHooks<Withdrawal>? = nil) throws -> Withdrawal {
         let phone = try Validation.phone(phone)
         let key = try Validation.idempotencyKey(idempotencyKey)
         guard amountFen > 0 else { throw WalletRefusal.invalidAmount }
         guard amountFen <= policy.withdrawalFenMax else { throw WalletRefusal.amountOverRequestLimit }
-        let outcome: Result<Withdrawal, any Error> = try store.transaction { db, tx in
+        let matched = try confirmation.map { try checkConfirmation($0, phone: phone) }
+        let outcome: Result<Withdrawal, any Error> = try store.transaction { db, tx in try hooked(hooks, db) {
             let record = try lockedWallet(db, tx, phone: phone)
+            if let matched, let refusal = try recordConfirmation(db, wallet: record, matched: matched) { return .failure(refusal) }
             let bank = try systemAccount(tx, SystemAccounts.bankClearing)
             let card = try boundCard(db, walletID: record.id, cardID: cardID)
             let ledgerKey = try ledgerKey("withdraw", key, wallet: record, tx: tx)
@@ -125,7 +130,7 @@ extension WalletService {
             case .refused(let refusal, _):
                 return .failure(Self.map(refusal))
             }
-        }
+        } }
         return try outcome.get()
     }
 
@@ -183,7 +188,7 @@ extension WalletService {
     }
 
     /// Ledger refusals in the words of the wallet, where the wallet has words for them.
-    static func map(_ refusal: LedgerRefusal) -> any Error {
+    public static func map(_ refusal: LedgerRefusal) -> any Error {
         switch refusal {
         case .exceedsCredits: WalletRefusal.insufficientFunds
         case .accountFrozen: WalletRefusal.walletFrozen

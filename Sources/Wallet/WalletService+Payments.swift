@@ -216,7 +216,7 @@ extension WalletService {
     }
 
     /// `payQR`, confirmed as the app confirms it (the password, the device's signature, or both).
-    public func payQR(phone: String, payload: String, amountFen: Int64?, confirmation: PaymentConfirmation, idempotencyKey: String, hooks: PaymentHooks? = nil) throws -> Receipt {
+    public func payQR(phone: String, payload: String, amountFen: Int64?, confirmation: PaymentConfirmation, idempotencyKey: String, hooks: PaymentHooks<Receipt>? = nil) throws -> Receipt {
         let phone = try Validation.phone(phone)
         let key = try Validation.idempotencyKey(idempotencyKey)
         let qr = try MerchantQR.parse(payload)
@@ -229,7 +229,7 @@ extension WalletService {
         }
         guard amount > 0 else { throw WalletRefusal.invalidAmount }
         guard amount <= policy.qrPaymentFenMax else { throw WalletRefusal.amountOverRequestLimit }
-        let matched = try check(confirmation, phone: phone)
+        let matched = try checkConfirmation(confirmation, phone: phone)
         let outcome: Result<Receipt, any Error> = try store.transaction { db, tx in try hooked(hooks, db) {
             let record = try lockedWallet(db, tx, phone: phone)
             if let refusal = try recordConfirmation(db, wallet: record, matched: matched) { return .failure(refusal) }
@@ -259,14 +259,14 @@ extension WalletService {
     }
 
     /// `transfer`, confirmed as the app confirms it.
-    public func transfer(from: String, to: String, amountFen: Int64, confirmation: PaymentConfirmation, idempotencyKey: String, hooks: PaymentHooks? = nil) throws -> Receipt {
+    public func transfer(from: String, to: String, amountFen: Int64, confirmation: PaymentConfirmation, idempotencyKey: String, hooks: PaymentHooks<Receipt>? = nil) throws -> Receipt {
         let from = try Validation.phone(from)
         let to = try Validation.phone(to)
         let key = try Validation.idempotencyKey(idempotencyKey)
         guard from != to else { throw WalletRefusal.selfTransfer }
         guard amountFen > 0 else { throw WalletRefusal.invalidAmount }
         guard amountFen <= policy.transferFenMax else { throw WalletRefusal.amountOverRequestLimit }
-        let matched = try check(confirmation, phone: from)
+        let matched = try checkConfirmation(confirmation, phone: from)
         let outcome: Result<Receipt, any Error> = try store.transaction { db, tx in try hooked(hooks, db) {
             var payer = try wallet(db, phone: from)
             if tx.concurrentWriters {
@@ -291,23 +291,23 @@ extension WalletService {
     /// and the confirmation's challenge are written with the payment, or not at all): `before`
     /// runs first and may end the payment there with an answer (its writes committed); `after`
     /// runs last with the payment's outcome. A payment that throws leaves nothing of either.
-    public struct PaymentHooks {
+    public struct PaymentHooks<Answer> {
         public enum Decision {
             case proceed
-            case answer(Result<Receipt, any Error>)
+            case answer(Result<Answer, any Error>)
         }
 
         public var before: (any SQLConnection) throws -> Decision
-        public var after: (any SQLConnection, Result<Receipt, any Error>) throws -> Void
+        public var after: (any SQLConnection, Result<Answer, any Error>) throws -> Void
 
-        public init(before: @escaping (any SQLConnection) throws -> Decision, after: @escaping (any SQLConnection, Result<Receipt, any Error>) throws -> Void) {
+        public init(before: @escaping (any SQLConnection) throws -> Decision, after: @escaping (any SQLConnection, Result<Answer, any Error>) throws -> Void) {
             self.before = before
             self.after = after
         }
     }
 
     /// Runs `payment` between the hooks.
-    func hooked(_ hooks: PaymentHooks?, _ db: any SQLConnection, _ payment: () throws -> Result<Receipt, any Error>) throws -> Result<Receipt, any Error> {
+    public func hooked<Answer>(_ hooks: PaymentHooks<Answer>?, _ db: any SQLConnection, _ payment: () throws -> Result<Answer, any Error>) throws -> Result<Answer, any Error> {
         guard let hooks else { return try payment() }
         if case .answer(let early) = try hooks.before(db) { return early }
         let outcome = try payment()
@@ -393,6 +393,12 @@ extension WalletService {
             let record = try wallet(db, phone: phone)
             return try MovementStore(db).history(walletID: record.id, month: month, kind: kind, limit: max(1, min(limit, 10_000)))
         }
+    }
+
+    /// The wallet's movement of one transaction (its receipt), or nil when the transaction
+    /// moved nothing of this wallet's.
+    public func movement(walletID: Int64, transactionID: Int64) throws -> Movement? {
+        try store.database.read { db in try MovementStore(db).movement(walletID: walletID, transactionID: transactionID) }
     }
 
     public struct CategorySpending: Sendable, Hashable, Codable {

@@ -316,14 +316,14 @@ public struct WalletService: Sendable {
     /// Checks a confirmation outside any transaction: whether the password matched (nil when
     /// none was given: the device's signature alone). Which factors a payment needs is the
     /// caller's rule (the app asks both for a large payment or a new device).
-    func check(_ confirmation: PaymentConfirmation, phone: String) throws -> Bool? {
+    public func checkConfirmation(_ confirmation: PaymentConfirmation, phone: String) throws -> Bool? {
         guard let password = confirmation.password else { return nil }
         return try checkPassword(phone: phone, password: password)
     }
 
     /// `recordPassword` for a confirmation: with the device's signature alone, only the lock
     /// is checked (the password's count of failures is left as it is).
-    func recordConfirmation(_ db: any SQLConnection, wallet record: WalletRecord, matched: Bool?) throws -> WalletRefusal? {
+    public func recordConfirmation(_ db: any SQLConnection, wallet record: WalletRecord, matched: Bool?) throws -> WalletRefusal? {
         guard let matched else { return record.lockedUntil > now ? .passwordLocked : nil }
         return try recordPassword(db, wallet: record, matched: matched)
     }

@@ -28,8 +28,14 @@ token="$(curl -fsS -X POST -H 'Content-Type: application/json' \
 
 config="$PWD/Tests/API/schemathesis.toml"
 # In the temporary folder: schemathesis keeps a cache of its findings in the current one.
-(cd "$directory" && "$venv/bin/schemathesis" --no-color --config-file "$config" run "$base/openapi.json" --checks all --max-examples "${SCHEMATHESIS_EXAMPLES:-50}" \
-    --max-failures 20 --wait-for-schema 10 -H "Authorization: Bearer $token")
+# Removing a device last: a generated DELETE /v1/devices/1 would sign the device out, and
+# every operation after it would be fuzzed without a working token.
+run() {
+    (cd "$directory" && "$venv/bin/schemathesis" --no-color --config-file "$config" run "$base/openapi.json" --checks all --max-examples "${SCHEMATHESIS_EXAMPLES:-50}" \
+        --max-failures 20 --wait-for-schema 10 -H "Authorization: Bearer $token" "$@")
+}
+run --exclude-operation-id removeDevice
+run --include-operation-id removeDevice
 
 # The server stops cleanly on SIGTERM.
 kill -TERM "$server"

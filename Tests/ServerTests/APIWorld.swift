@@ -1,5 +1,7 @@
 import AppAccess
 import AsyncHTTPClient
+import Billing
+import Campaigns
 import Crypto
 import Foundation
 import GRDB
@@ -9,6 +11,7 @@ import NIOHTTP1
 import QDSchema
 import QDSQL
 import QDTestEngines
+import QDTestSupport
 import QDWalletServer
 import Synchronization
 import Testing
@@ -25,6 +28,8 @@ final class APIWorld: @unchecked Sendable {
     let wallets: WalletService
     let access: AppAccess
     let key = DataKey.random()
+    /// The campaigns bills are paid with (Jobs/campaigns when a test asks for them).
+    var campaigns: [Campaign] = []
     var base = ""
 
     /// 2026-11-27T10:00:00+08:00
@@ -64,7 +69,7 @@ final class APIWorld: @unchecked Sendable {
         options.addressLimit = .init(burst: 100_000, perSecond: 100_000)
         options.deviceLimit = deviceLimit
         options.walletLimit = walletLimit
-        var backend = WalletBackend(access: access, wallets: wallets)
+        var backend = WalletBackend(access: access, wallets: wallets, campaigns: campaigns)
         backend.alertPollInterval = .milliseconds(50)
         let server = WalletServer(options: options, document: ServerTests.document, backend: backend, readiness: {})
         try await Self.run(server) { url in
@@ -191,6 +196,33 @@ final class APIWorld: @unchecked Sendable {
     func topUp(_ phone: String, fen: Int64) throws {
         let card = try #require(try wallets.cards(phone: phone).first)
         _ = try wallets.topUp(phone: phone, cardID: card.id, amountFen: fen, idempotencyKey: UUID().uuidString)
+    }
+
+    /// The billers of Jobs/billers.toml, registered as `qdwallet init` registers them.
+    func registerBillers() throws {
+        let billers = try Biller.load(path: repositoryRoot + "/Jobs/billers.toml")
+        let clock = self.clock
+        _ = try store.transaction { db, tx in try Biller.register(billers, db: db, ledger: tx, clock: clock) }
+    }
+
+    /// The campaigns of Jobs/campaigns, registered as `qdwallet serve` registers them.
+    func useJobsCampaigns() throws {
+        let loaded = try Campaign.loadAll(directory: repositoryRoot + "/Jobs/campaigns")
+        let now = clock.nowMicros()
+        try store.transaction { db, _ in try CampaignBook.register(loaded, db: db, now: now) }
+        campaigns = loaded
+    }
+
+    /// A bill as the nightly run leaves it before deciding it (`new`), of `fen` due.
+    func stageBill(biller: String, billID: String, customer: String, fen: Int64) throws {
+        let now = clock.nowMicros()
+        _ = try store.transaction { db, _ in
+            try db.run("""
+                INSERT INTO bills (biller, bill_id, feed_id, seq, business_date, customer_no, customer_name, district, period, usage, usage_unit,
+                    amount_fen, late_fee_fen, due_fen, issue_date, due_date, status, updated_at)
+                VALUES (?, ?, 'F-1', 1, '2026-11-27', ?, '李*', '市南区', '2026-11', '1.0', 'm3', ?, 0, ?, '2026-11-27', '2026-12-20', 'new', ?)
+                """, [biller, billID, customer, fen, fen, now])
+        }
     }
 
     func balanceFen(_ phone: String) throws -> Int64 {

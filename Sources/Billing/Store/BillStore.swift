@@ -35,6 +35,19 @@ public struct BillStore {
             .map { Link(id: try $0[0], walletID: try $0[1], autopay: try $0[2], autopayLimitFen: try $0[3]) }
     }
 
+    /// A wallet's live links, oldest first.
+    func links(walletID: Int64) throws -> [BillingService.BillAccount] {
+        try sql.allRows("SELECT id, biller, customer_no, autopay, autopay_limit_fen FROM bill_accounts WHERE wallet_id = ? AND status = 'linked' ORDER BY id", [walletID]).map {
+            BillingService.BillAccount(id: try $0[0], biller: try $0[1], customerNo: try $0[2], autopay: try $0[3], autopayLimitFen: try $0[4], status: "linked")
+        }
+    }
+
+    /// A wallet's live link by its id.
+    func link(id: Int64, walletID: Int64) throws -> BillingService.BillAccount? {
+        try sql.oneRow("SELECT id, biller, customer_no, autopay, autopay_limit_fen FROM bill_accounts WHERE id = ? AND wallet_id = ? AND status = 'linked'", [id, walletID])
+            .map { BillingService.BillAccount(id: try $0[0], biller: try $0[1], customerNo: try $0[2], autopay: try $0[3], autopayLimitFen: try $0[4], status: "linked") }
+    }
+
     func setAutopay(linkID: Int64, autopay: Bool, limitFen: Int64) throws {
         try sql.run("UPDATE bill_accounts SET autopay = ?, autopay_limit_fen = ? WHERE id = ?", [autopay, limitFen, linkID])
     }

@@ -1,0 +1,147 @@
+import AsyncHTTPClient
+import Foundation
+import Testing
+import Wallet
+
+/// Withdrawals, bill accounts, bills, paying one by hand, receipts and the monthly summary,
+/// over HTTP on the run's engine.
+extension WalletAPITests {
+    @Test func aResidentWithdrawsToACardConfirmedAsAPayment() async throws {
+        let world = try APIWorld()
+        try await world.serve {
+            let device = try await world.signIn("13800000040")
+            let other = try await world.signIn("13800000041")
+            try world.fund("13800000040", fen: 10_000)
+            let cardID = try #require(try world.wallets.cards(phone: "13800000040").first?.id)
+            let token = device.accessToken
+            func available() throws -> Int64 { try world.wallets.balance(phone: "13800000040").availableFen }
+
+            let body: [String: Any] = ["card_id": cardID, "amount": "30.00", "payment_password": "135790"]
+            #expect(try await world.call(.POST, "/v1/withdrawals", json: body, token: token).problem == "idempotency_key_missing")
+            #expect(try await world.call(.POST, "/v1/withdrawals", json: ["card_id": cardID, "amount": "30.00"], token: token, key: "w-0").problem == "confirmation_required")
+            let wrong = try await world.call(.POST, "/v1/withdrawals", json: ["card_id": cardID, "amount": "30.00", "payment_password": "000000"], token: token, key: "w-1")
+            #expect(wrong.status == 403)
+            #expect(wrong.problem == "wrong_password")
+            #expect(try available() == 10_000)
+
+            // The same key with the right password: the wrong attempt kept nothing.
+            let held = try await world.call(.POST, "/v1/withdrawals", json: body, token: token, key: "w-1")
+            #expect(held.status == 201, "\(held.body)")
+            let withdrawal = try held.json()
+            #expect(withdrawal["status"] as? String == "pending")
+            #expect(withdrawal["amount"] as? String == "30.00")
+            #expect(try available() == 7_000)
+            #expect(try world.balanceFen("13800000040") == 10_000)
+            let again = try await world.call(.POST, "/v1/withdrawals", json: body, token: token, key: "w-1")
+            #expect(again.headers["idempotent-replayed"] == "true")
+            #expect(try again.json()["withdrawal_id"] as? Int == withdrawal["withdrawal_id"] as? Int)
+            #expect(try available() == 7_000)
+            #expect(try await world.call(.POST, "/v1/withdrawals", json: ["card_id": cardID, "amount": "31.00", "payment_password": "135790"], token: token, key: "w-1").problem == "idempotency_key_reused")
+
+            // The card cannot be unbound while the money is on its way, nor used by another wallet.
+            let unbind = try await world.call(.DELETE, "/v1/cards/\(cardID)", token: token)
+            #expect(unbind.status == 409)
+            #expect(unbind.problem == "card_has_pending_operation")
+            let theirs = try await world.call(.POST, "/v1/withdrawals", json: ["card_id": cardID, "amount": "1.00", "payment_password": "135790"], token: other.accessToken, key: "w-2")
+            #expect(theirs.status == 404)
+            #expect(theirs.problem == "card_not_found")
+            let over = try await world.call(.POST, "/v1/withdrawals", json: ["card_id": cardID, "amount": "70.01", "payment_password": "135790"], token: token, key: "w-3")
+            #expect(over.status == 422)
+            #expect(over.problem == "insufficient_funds")
+            #expect(try available() == 7_000)
+
+            // The bank pays it out: the hold is posted.
+            let id = try #require(withdrawal["withdrawal_id"] as? Int)
+            _ = try world.wallets.confirmWithdrawal(id: Int64(id))
+            #expect(try world.balanceFen("13800000040") == 7_000)
+            #expect(try await world.call(.DELETE, "/v1/cards/\(cardID)", token: token).status == 200)
+        }
+    }
+
+    @Test func billAccountsBillsAndPayingOneByHand() async throws {
+        let world = try APIWorld()
+        try world.registerBillers()
+        try world.useJobsCampaigns()
+        try await world.serve {
+            let device = try await world.signIn("13800000042")
+            let other = try await world.signIn("13800000043")
+            try world.fund("13800000042", fen: 100_000)
+            let token = device.accessToken
+
+            let linked = try await world.call(.POST, "/v1/bill-accounts", json: ["biller": "QD-WATER", "customer_no": "1100234567", "autopay": true, "autopay_limit": "300.00"], token: token)
+            #expect(linked.status == 201, "\(linked.body)")
+            let account = try linked.json()
+            #expect(account["autopay_limit"] as? String == "300.00")
+            #expect(account["status"] as? String == "linked")
+            let taken = try await world.call(.POST, "/v1/bill-accounts", json: ["biller": "QD-WATER", "customer_no": "1100234567", "autopay": false], token: other.accessToken)
+            #expect(taken.status == 409)
+            #expect(taken.problem == "account_already_linked")
+            #expect(try await world.call(.POST, "/v1/bill-accounts", json: ["biller": "QD-NOPE", "customer_no": "1100234567", "autopay": false], token: token).problem == "unknown_biller")
+            #expect(try await world.call(.POST, "/v1/bill-accounts", json: ["biller": "QD-WATER", "customer_no": "12", "autopay": false], token: token).problem == "invalid_customer_no")
+            let accounts = try await world.call(.GET, "/v1/bill-accounts", token: token).json()
+            #expect((accounts["accounts"] as? [Any])?.count == 1)
+            #expect(accounts["autopay_daily_limit"] as? String == "3000.00")
+            #expect(try await world.call(.GET, "/v1/bill-accounts", token: other.accessToken).json()["accounts"].flatMap { $0 as? [Any] }?.count == 0)
+            let limit = try await world.call(.PUT, "/v1/wallet/autopay-limit", json: ["amount": "1000.00"], token: token)
+            #expect(try limit.json()["autopay_daily_limit"] as? String == "1000.00")
+            #expect(try await world.call(.PUT, "/v1/wallet/autopay-limit", json: ["amount": "50000.01"], token: token).problem == "amount_over_request_limit")
+
+            try world.stageBill(biller: "QD-WATER", billID: "W2611-000001", customer: "1100234567", fen: 4_520)
+            try world.stageBill(biller: "QD-WATER", billID: "W2611-000002", customer: "1100234567", fen: 600_000)
+            let bills = try #require(try await world.call(.GET, "/v1/bills", token: token).json()["bills"] as? [[String: Any]])
+            #expect(Set(bills.compactMap { $0["reference"] as? String }) == ["QD-WATER:W2611-000001", "QD-WATER:W2611-000002"])
+            #expect(bills.first { $0["bill_id"] as? String == "W2611-000001" }?["due"] as? String == "45.20")
+            #expect(try await world.call(.GET, "/v1/bills", token: other.accessToken).json()["bills"].flatMap { $0 as? [Any] }?.count == 0)
+            #expect(try await world.call(.GET, "/v1/bills?status=overdue", token: token).status == 400)
+
+            // Another wallet cannot pay (or learn of) this wallet's bill.
+            let theirs = try await world.call(.POST, "/v1/bill-payments", json: ["bill": "QD-WATER:W2611-000001", "payment_password": "135790"], token: other.accessToken, key: "b-1")
+            #expect(theirs.status == 404)
+            #expect(theirs.problem == "bill_not_found")
+            // 6,000.00 is a large payment: the password alone is not enough.
+            let large = try await world.call(.POST, "/v1/bill-payments", json: ["bill": "QD-WATER:W2611-000002", "payment_password": "135790"], token: token, key: "b-2")
+            #expect(large.status == 403)
+            #expect(large.problem == "second_factor_required")
+            #expect(try await world.call(.POST, "/v1/bill-payments", json: ["bill": "QD-WATER-W2611", "payment_password": "135790"], token: token, key: "b-3").problem == "invalid_bill_reference")
+
+            // The first bill a wallet pays for a biller gets first-bill-welcome's 5.00 off.
+            let paid = try await world.call(.POST, "/v1/bill-payments", json: ["bill": "QD-WATER:W2611-000001", "payment_password": "135790"], token: token, key: "b-1")
+            #expect(paid.status == 201, "\(paid.body)")
+            let receipt = try paid.json()
+            let transaction = try #require(receipt["transaction_id"] as? Int)
+            #expect(receipt["discount"] as? String == "5.00")
+            #expect(try world.balanceFen("13800000042") == 100_000 - 4_020)
+            let retried = try await world.call(.POST, "/v1/bill-payments", json: ["bill": "QD-WATER:W2611-000001", "payment_password": "135790"], token: token, key: "b-1")
+            #expect(retried.headers["idempotent-replayed"] == "true")
+            // A new key for a bill paid already answers with that payment, paying nothing.
+            let fresh = try await world.call(.POST, "/v1/bill-payments", json: ["bill": "QD-WATER:W2611-000001", "payment_password": "135790"], token: token, key: "b-4")
+            #expect(try fresh.json()["transaction_id"] as? Int == transaction)
+            #expect(try world.balanceFen("13800000042") == 100_000 - 4_020)
+            #expect(try await world.call(.GET, "/v1/bills?status=paid", token: token).json()["bills"].flatMap { $0 as? [Any] }?.count == 1)
+
+            // The receipt, with what each campaign did; another wallet's token finds nothing.
+            let shown = try await world.call(.GET, "/v1/payments/\(transaction)", token: token)
+            #expect(shown.status == 200, "\(shown.body)")
+            let explained = try shown.json()
+            #expect(explained["amount"] as? String == "-40.20")
+            let outcomes = try #require(explained["campaigns"] as? [[String: Any]])
+            let welcome = try #require(outcomes.first { $0["campaign_id"] as? String == "first-bill-welcome" })
+            #expect(welcome["applied"] as? Bool == true)
+            #expect(welcome["discount"] as? String == "5.00")
+            #expect(!shown.body.contains("budget"))
+            #expect(try await world.call(.GET, "/v1/payments/\(transaction)", token: other.accessToken).problem == "payment_not_found")
+            #expect(try await world.call(.GET, "/v1/payments/999999", token: token).status == 404)
+
+            let summary = try await world.call(.GET, "/v1/wallet/summary?month=2026-11", token: token).json()
+            #expect(summary["spent"] as? String == "40.20")
+            #expect(try await world.call(.GET, "/v1/wallet/summary?month=2026-13", token: token).status == 400)
+            #expect(try await world.call(.GET, "/v1/wallet/summary?month=2026-10", token: token).json()["spent"] as? String == "0.00")
+
+            let id = try #require(account["id"] as? Int)
+            #expect(try await world.call(.DELETE, "/v1/bill-accounts/\(id)", token: other.accessToken).problem == "account_not_linked")
+            let unlinked = try await world.call(.DELETE, "/v1/bill-accounts/\(id)", token: token)
+            #expect(try unlinked.json()["status"] as? String == "unlinked")
+            #expect(try await world.call(.GET, "/v1/bill-accounts", token: token).json()["accounts"].flatMap { $0 as? [Any] }?.count == 0)
+        }
+    }
+}
