@@ -30,6 +30,9 @@ public final class CampaignBook {
     private var pendingResults: [(PaymentContext, CampaignResult)] = []
     /// Whether any campaign looks at the payment being the wallet's first to its payee.
     public let needsFirstPayment: Bool
+    /// A book that only shows what a payment would get (in a read): it locks no budget and
+    /// must record nothing.
+    public var previewOnly = false
 
     public init(db: any SQLConnection, campaigns: [Campaign]) {
         self.db = db
@@ -42,7 +45,7 @@ public final class CampaignBook {
     private func budgetWritten(_ campaignID: String, day: String?, limited: Bool) throws -> Int64 {
         let key = day.map { campaignID + "|" + $0 } ?? campaignID
         if let known = writtenBudget[key] { return known }
-        let spent = try CampaignStore(db).budgetSpent(campaignID: campaignID, day: day, locking: limited)
+        let spent = try CampaignStore(db).budgetSpent(campaignID: campaignID, day: day, locking: limited && !previewOnly)
         writtenBudget[key] = spent
         return spent
     }

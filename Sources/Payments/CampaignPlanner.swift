@@ -30,12 +30,24 @@ public struct CampaignPlanner: PaymentPlanner {
         guard pipeline.hasCampaigns else {
             return PaymentPlan(requests: try requests(.none, points: false), discountFen: 0, points: 0) { _, _ in }
         }
-        let first = try !MovementStore(db).hasPaidMerchant(walletID: wallet.id, merchantID: merchant.id)
-        let context = PaymentContext(kind: .qrPayment, walletID: wallet.id, billAccountID: nil, biller: nil, category: merchant.category, district: nil,
-                                     amountFen: payment.amountFen, at: payment.at, kycClass: wallet.kycVerified ? wallet.kycClass : 1, firstPayment: first)
+        let context = try Self.context(db, wallet: wallet, merchant: merchant, amountFen: payment.amountFen, at: payment.at)
         let result = try pipeline.plan(context)
         return PaymentPlan(requests: try requests(result, points: true), discountFen: result.discountFen, points: result.points) { transactionID, followers in
             try pipeline.record(paymentKey: payment.paymentKey, transactionID: transactionID, context: context, result: result, followers: followers)
         }
+    }
+
+    public func previewQR(_ db: any SQLConnection, wallet: WalletRecord, merchant: WalletService.Merchant, amountFen: Int64, at: TimestampMicros) throws -> [PlannedBenefit] {
+        let pipeline = PaymentPipeline(db: db, campaigns: campaigns, clock: clock)
+        guard pipeline.hasCampaigns else { return [] }
+        let result = try pipeline.preview(try Self.context(db, wallet: wallet, merchant: merchant, amountFen: amountFen, at: at))
+        return result.allocations.map { PlannedBenefit(campaignID: $0.campaignID, discountFen: $0.discountFen, points: $0.points) }
+    }
+
+    /// A QR payment as the campaigns see it.
+    static func context(_ db: any SQLConnection, wallet: WalletRecord, merchant: WalletService.Merchant, amountFen: Int64, at: TimestampMicros) throws -> PaymentContext {
+        let first = try !MovementStore(db).hasPaidMerchant(walletID: wallet.id, merchantID: merchant.id)
+        return PaymentContext(kind: .qrPayment, walletID: wallet.id, billAccountID: nil, biller: nil, category: merchant.category, district: nil,
+                              amountFen: amountFen, at: at, kycClass: wallet.kycVerified ? wallet.kycClass : 1, firstPayment: first)
     }
 }

@@ -35,6 +35,15 @@ public final class PaymentPipeline {
         try book.prefetch(walletIDs: walletIDs, billAccountIDs: billAccountIDs, at: at)
     }
 
+    /// What the campaigns would give this payment now, in a read: nothing locked or held.
+    public func preview(_ context: PaymentContext) throws -> CampaignResult {
+        book.previewOnly = true
+        defer { book.previewOnly = false }
+        let result = try book.evaluate(context)
+        book.abandon(context, result)
+        return result
+    }
+
     /// Gives back what `plan` held for a payment that will not be made.
     public func abandon(_ context: PaymentContext, _ result: CampaignResult) {
         book.abandon(context, result)

@@ -315,22 +315,39 @@ struct WalletRoutes: Sendable {
 
     // MARK: Payments
 
-    struct DecodeRequest: Decodable { var payload: String }
+    struct DecodeRequest: Decodable {
+        var payload: String
+        var amount: String?
+    }
 
-    /// What a scanned code would pay: the merchant and the fixed amount, if any.
+    /// What a scanned code would pay: the merchant and the fixed amount, if any; with an
+    /// amount (fixed, or the one the resident typed), the campaigns that would apply now and
+    /// what would be paid after their discounts.
     func decodeQR(_ request: Request) async throws -> Response {
-        _ = try await authenticate(request)
-        let body = try await Self.decode(DecodeRequest.self, request, keys: ["payload"])
+        let principal = try await authenticate(request)
+        let body = try await Self.decode(DecodeRequest.self, request, keys: ["payload", "amount"])
         guard body.payload.utf8.count <= 512 else { throw Problem.qr(QRRefusal(.qrMalformed, clause: "a payload is at most 512 bytes")) }
         let qr = try MerchantQR.parse(body.payload)
-        let merchant: WalletService.Merchant
+        let typed = try body.amount.map(Self.amount)
+        if let fixed = qr.amountFen, let typed, fixed != typed { throw WalletRefusal.qrAmountMismatch }
+        let wallets = backend.wallets
+        let fen = qr.amountFen ?? typed
+        let (merchant, benefits): (WalletService.Merchant, [PlannedBenefit])
         do {
-            merchant = try await blocking { try backend.wallets.merchant(id: qr.merchantID) }
+            (merchant, benefits) = try await blocking {
+                let merchant = try wallets.merchant(id: qr.merchantID)
+                return (merchant, try fen.map { try wallets.previewQR(walletID: principal.walletID, merchantID: merchant.id, amountFen: $0) } ?? [])
+            }
         } catch WalletRefusal.merchantNotFound {
             throw Problem.qr(QRRefusal(.qrUnknownMerchant, clause: "the merchant id in qdwallet's template (ID 26 01) is not registered"))
         }
         var answer: [String: Any] = ["merchant_id": merchant.id, "merchant_name": merchant.name, "category": merchant.category]
         if let fen = qr.amountFen { answer["amount"] = Money(fen: fen).yuanString }
+        if let fen {
+            let discount = benefits.reduce(0) { $0 + $1.discountFen }
+            answer["campaigns"] = benefits.map { ["campaign_id": $0.campaignID, "discount": Money(fen: $0.discountFen).yuanString, "points": $0.points] as [String: Any] }
+            answer["to_pay"] = Money(fen: fen - discount).yuanString
+        }
         return Self.json(.ok, answer)
     }
 

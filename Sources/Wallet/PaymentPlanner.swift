@@ -42,4 +42,21 @@ public struct PaymentPlan {
 /// wallet knowing of campaigns. `Payments.CampaignPlanner` is the one implementation.
 public protocol PaymentPlanner: Sendable {
     func planQR(_ db: any SQLConnection, _ tx: any LedgerWriting, _ payment: QRPaymentFacts) throws -> PaymentPlan
+    /// What the campaigns would give a QR payment of `amountFen` now, read without holding
+    /// anything (the payment itself plans again in its transaction: caps and budgets may
+    /// have moved by then).
+    func previewQR(_ db: any SQLConnection, wallet: WalletRecord, merchant: WalletService.Merchant, amountFen: Int64, at: TimestampMicros) throws -> [PlannedBenefit]
+}
+
+/// One campaign's part in a planned payment.
+public struct PlannedBenefit: Sendable, Hashable {
+    public var campaignID: String
+    public var discountFen: Int64
+    public var points: Int64
+
+    public init(campaignID: String, discountFen: Int64, points: Int64) {
+        self.campaignID = campaignID
+        self.discountFen = discountFen
+        self.points = points
+    }
 }

@@ -207,6 +207,18 @@ extension WalletService {
                               localName: local, localCity: local == nil ? nil : merchant.cityLocal).encode()
     }
 
+    /// What the campaigns would give a QR payment of the wallet to a merchant now (none
+    /// without a planner); the payment plans again in its own transaction.
+    public func previewQR(walletID: Int64, merchantID: String, amountFen: Int64) throws -> [PlannedBenefit] {
+        guard let planner else { return [] }
+        guard amountFen > 0, amountFen <= policy.qrPaymentFenMax else { return [] }
+        return try store.database.read { db in
+            let record = try wallet(db, id: walletID)
+            let merchant = try self.merchant(db, id: merchantID)
+            return try planner.previewQR(db, wallet: record, merchant: merchant, amountFen: amountFen, at: now)
+        }
+    }
+
     // MARK: Balance payments
 
     /// Pays a merchant by its QR payload: password, frozen state, class limit and balance

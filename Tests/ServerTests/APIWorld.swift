@@ -8,6 +8,7 @@ import GRDB
 import Ledger
 import NIOCore
 import NIOHTTP1
+import Payments
 import QDSchema
 import QDSQL
 import QDTestEngines
@@ -37,7 +38,7 @@ final class APIWorld: @unchecked Sendable {
 
     /// `newDeviceSeconds`: how long a new device confirms payments with both factors (none
     /// here unless a test says so).
-    init(newDeviceSeconds: Int64 = 0) throws {
+    init(newDeviceSeconds: Int64 = 0, qrCampaigns: [Campaign] = []) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("qdwallet-api-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         if let database = try TestEngine.postgres("api", migrations: { try QDWalletSchema.postgresMigrations() }) {
@@ -50,7 +51,12 @@ final class APIWorld: @unchecked Sendable {
         clock = ManualClock(Self.start)
         let ledger = Ledger(store: store, clock: clock)
         _ = try SystemAccounts.ensure(in: ledger)
-        wallets = WalletService(store: store, ledger: ledger, hasher: PasswordHasher(iterations: 1_000), dataKey: key)
+        if !qrCampaigns.isEmpty {
+            let now = clock.nowMicros()
+            try store.transaction { db, _ in try CampaignBook.register(qrCampaigns, db: db, now: now) }
+        }
+        wallets = WalletService(store: store, ledger: ledger, hasher: PasswordHasher(iterations: 1_000), dataKey: key,
+                                planner: qrCampaigns.isEmpty ? nil : CampaignPlanner(campaigns: qrCampaigns, clock: clock))
         try wallets.adoptDataKey(key)
         var policy = AppAccess.Policy()
         policy.newDeviceSeconds = newDeviceSeconds

@@ -1,10 +1,11 @@
 import AsyncHTTPClient
+import Campaigns
 import Foundation
 import Testing
 import Wallet
 
-/// Withdrawals, bill accounts, bills, paying one by hand, receipts and the monthly summary,
-/// over HTTP on the run's engine.
+/// Withdrawals, bill accounts, bills, paying one by hand, receipts, the campaigns a scanned
+/// code would get and the monthly summary, over HTTP on the run's engine.
 extension WalletAPITests {
     @Test func aResidentWithdrawsToACardConfirmedAsAPayment() async throws {
         let world = try APIWorld()
@@ -142,6 +143,69 @@ extension WalletAPITests {
             let unlinked = try await world.call(.DELETE, "/v1/bill-accounts/\(id)", token: token)
             #expect(try unlinked.json()["status"] as? String == "unlinked")
             #expect(try await world.call(.GET, "/v1/bill-accounts", token: token).json()["accounts"].flatMap { $0 as? [Any] }?.count == 0)
+        }
+    }
+
+    /// 2.00 off a QR payment of 10.00 or more at dining merchants, funded by its sponsor.
+    static let diningCampaign = """
+        id = "qr-dining"
+        version = 1
+        sponsor = "QD-COMMERCE-BUREAU"
+        [window]
+        start = 2026-11-01T00:00:00+08:00
+        end = 2026-12-31T23:59:59+08:00
+        [eligibility]
+        payment_kinds = ["qr_payment"]
+        categories = ["dining"]
+        [budget]
+        total_fen = 100_000
+        on_exhaustion = "partial"
+        [stacking]
+        group = "qr"
+        mode = "exclusive"
+        priority = 1
+        [[benefit]]
+        kind = "threshold_off"
+        tiers = [ { min_fen = 1_000, off_fen = 200 } ]
+        """
+
+    @Test func aScannedCodeShowsTheCampaignsThatWouldApplyAndTheReceiptWhatDid() async throws {
+        let world = try APIWorld(qrCampaigns: [try Campaign.parse(Self.diningCampaign, file: "qr-dining.toml")])
+        _ = try world.wallets.registerMerchant(id: "M-TEA", name: "崂山茶馆", category: "dining")
+        try await world.serve {
+            let device = try await world.signIn("13800000044")
+            try world.fund("13800000044", fen: 10_000)
+            let token = device.accessToken
+            let open = try world.wallets.merchantQR(id: "M-TEA", amountFen: nil)
+            let fixed = try world.wallets.merchantQR(id: "M-TEA", amountFen: 2_000)
+
+            // Without an amount: the merchant only.
+            let bare = try await world.call(.POST, "/v1/qr/decode", json: ["payload": open], token: token).json()
+            #expect(bare["merchant_name"] as? String == "崂山茶馆")
+            #expect(bare["campaigns"] == nil && bare["to_pay"] == nil)
+            // Under the threshold: nothing applies.
+            let small = try await world.call(.POST, "/v1/qr/decode", json: ["payload": open, "amount": "9.99"], token: token).json()
+            #expect((small["campaigns"] as? [Any])?.isEmpty == true)
+            #expect(small["to_pay"] as? String == "9.99")
+            // A fixed amount of 20.00: 2.00 off.
+            let shown = try await world.call(.POST, "/v1/qr/decode", json: ["payload": fixed], token: token).json()
+            let campaigns = try #require(shown["campaigns"] as? [[String: Any]])
+            #expect(campaigns.count == 1)
+            #expect(campaigns.first?["campaign_id"] as? String == "qr-dining")
+            #expect(campaigns.first?["discount"] as? String == "2.00")
+            #expect(shown["to_pay"] as? String == "18.00")
+            #expect(try await world.call(.POST, "/v1/qr/decode", json: ["payload": fixed, "amount": "21.00"], token: token).problem == "qr_amount_mismatch")
+            // Showing held nothing: the payment gets what was shown, and the receipt says why.
+            let paid = try await world.call(.POST, "/v1/payments/qr", json: ["payload": fixed, "payment_password": "135790"], token: token, key: "q-1")
+            #expect(paid.status == 201, "\(paid.body)")
+            #expect(try paid.json()["discount"] as? String == "2.00")
+            #expect(try world.balanceFen("13800000044") == 10_000 - 1_800)
+            let transaction = try #require(try paid.json()["transaction_id"] as? Int)
+            let receipt = try await world.call(.GET, "/v1/payments/\(transaction)", token: token).json()
+            let outcome = try #require((receipt["campaigns"] as? [[String: Any]])?.first { $0["campaign_id"] as? String == "qr-dining" })
+            #expect(outcome["applied"] as? Bool == true)
+            #expect(outcome["discount"] as? String == "2.00")
+            #expect(receipt["amount"] as? String == "-18.00")
         }
     }
 }
