@@ -25,6 +25,8 @@ public struct AppAccess: Sendable {
         public var challengeSeconds: Int64 = 120
         /// A device this young confirms payments with both factors.
         public var newDeviceSeconds: Int64 = 86_400
+        /// For this long after the payment password was reset, payments need both factors.
+        public var passwordResetSeconds: Int64 = 86_400
 
         public init() {}
     }
@@ -253,12 +255,15 @@ public struct AppAccess: Sendable {
         public var phone: String
         /// When the device was registered.
         public var registeredAt: TimestampMicros
+        /// When the wallet's payment password was last reset (nil: never).
+        public var passwordResetAt: TimestampMicros?
 
-        public init(walletID: Int64, deviceID: Int64, phone: String, registeredAt: TimestampMicros) {
+        public init(walletID: Int64, deviceID: Int64, phone: String, registeredAt: TimestampMicros, passwordResetAt: TimestampMicros? = nil) {
             self.walletID = walletID
             self.deviceID = deviceID
             self.phone = phone
             self.registeredAt = registeredAt
+            self.passwordResetAt = passwordResetAt
         }
     }
 
@@ -270,7 +275,7 @@ public struct AppAccess: Sendable {
         }
         guard let device, device.walletID == token.walletID, let wallet else { throw AppRefusal.tokenInvalid }
         guard device.revokedAt == nil else { throw AppRefusal.deviceRevoked }
-        return Principal(walletID: token.walletID, deviceID: token.deviceID, phone: wallet.phone, registeredAt: device.registeredAt)
+        return Principal(walletID: token.walletID, deviceID: token.deviceID, phone: wallet.phone, registeredAt: device.registeredAt, passwordResetAt: wallet.passwordResetAt)
     }
 
     /// The wallet's devices that are not removed.
@@ -338,9 +343,13 @@ public struct AppAccess: Sendable {
     }
 
     /// Whether a payment from this device needs both factors whatever its amount: the device
-    /// was registered within `newDeviceSeconds`.
-    public func isNewDevice(_ principal: Principal) -> Bool {
-        now - principal.registeredAt < policy.newDeviceSeconds * Self.micros
+    /// was registered within `newDeviceSeconds`, or the wallet's payment password was reset
+    /// within `passwordResetSeconds` (whoever reset it may not be its owner).
+    public func needsBothFactors(_ principal: Principal) -> Bool {
+        let at = now
+        if at - principal.registeredAt < policy.newDeviceSeconds * Self.micros { return true }
+        if let reset = principal.passwordResetAt, at - reset < policy.passwordResetSeconds * Self.micros { return true }
+        return false
     }
 
     // MARK: Idempotent requests

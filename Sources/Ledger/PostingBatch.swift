@@ -76,13 +76,20 @@ struct PostingBatch {
 
     mutating func run(_ requests: [PostingRequest]) throws -> [PostingResult] {
         if concurrent {
-            // Every account the requests name, locked in one order before anything is decided.
+            // Every account the requests name, locked in one order before anything is decided:
+            // a hold's settlement and a reversal name theirs through the hold or the original
+            // (read first: they never change), so no account is locked later, out of order,
+            // where two batches could wait for each other in a cycle. A hold or transaction of
+            // this same batch is named by its own request.
             var named: [AccountID] = []
             for request in requests {
                 switch request.action {
                 case .transfer(let legs): named += legs.map(\.accountID)
                 case .hold(let debit, let credit, _, _, _): named += [debit, credit]
-                case .postHold, .voidHold, .expireHold, .reverse: break
+                case .postHold(let holdID, _), .voidHold(let holdID), .expireHold(let holdID):
+                    if let hold = try tx.hold(id: holdID) { named += [hold.debitAccountID, hold.creditAccountID] }
+                case .reverse(let originalID):
+                    named += try tx.entries(transactionID: originalID).map(\.accountID)
                 }
             }
             for account in try tx.accountsForPosting(named) {

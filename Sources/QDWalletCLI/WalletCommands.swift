@@ -91,7 +91,9 @@ struct WalletCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Payment password.", subcommands: [Set.self])
 
         struct Set: ParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "Set the 6-digit payment password (read from a prompt or stdin, never an argument).")
+            static let configuration = CommandConfiguration(
+                abstract: "Set the 6-digit payment password (read from a prompt or stdin, never an argument).",
+                discussion: "Replacing a password (a reset) clears the lock; for 24 hours after it the wallet app confirms every payment with both the password and the device's key.")
             @OptionGroup var global: GlobalOptions
             @OptionGroup var password: PasswordOptions
             @Option var phone: String

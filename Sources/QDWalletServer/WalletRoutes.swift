@@ -444,8 +444,8 @@ struct WalletRoutes: Sendable {
     /// may be retried with the right password.
     ///
     /// The confirmation: the password, the device's signature of a challenge, or both, which
-    /// a large payment (the monitoring's threshold) and a device registered in the last day
-    /// need; the signature is checked in the payment's transaction, its challenge spent.
+    /// a large payment (the monitoring's threshold), a device registered in the last day and
+    /// any payment in the day after a password reset need; the signature is checked in the payment's transaction, its challenge spent.
     func idempotent(_ request: Request, _ principal: AppAccess.Principal, _ payment: Payment,
                     _ work: @escaping @Sendable (String, WalletService.PaymentConfirmation, WalletService.PaymentHooks<WalletService.Receipt>) throws -> WalletService.Receipt) async throws -> Response {
         try await idempotent(request, principal, payment, render: Self.receipt, work)
@@ -484,7 +484,7 @@ struct WalletRoutes: Sendable {
                 }
                 guard payment.confirmed else { return .proceed }
                 let oneFactor = payment.password == nil || payment.signature == nil
-                if oneFactor, (payment.amountFen ?? 0) >= largeFen || access.isNewDevice(principal) {
+                if oneFactor, (payment.amountFen ?? 0) >= largeFen || access.needsBothFactors(principal) {
                     try access.release(db, walletID: principal.walletID, key: key)
                     return .answer(.failure(AppRefusal.secondFactorRequired))
                 }

@@ -49,6 +49,9 @@ public enum WalletSchema {
                 SELECT wallet_id, CAST(substr(month, 1, 4) AS INTEGER), -sum(amount_fen) FROM wallet_movements WHERE balance_payment = 1 GROUP BY wallet_id, substr(month, 1, 4);
             CREATE INDEX wallet_movements_payments ON wallet_movements(wallet_id, created_at) WHERE balance_payment = 1 AND amount_fen < 0;
             """),
+        // When the payment password was last replaced (not first set): the app asks both
+        // factors for a while after a reset.
+        SQLMigration("wallet-v8-password-reset", "ALTER TABLE wallets ADD COLUMN password_reset_at INTEGER"),
     ]
 
     /// Registers the migrations, in order.

@@ -20,6 +20,8 @@ public struct WalletRecord: Sendable, Hashable {
     /// The most autopay may take from this wallet on one business day; nil means the
     /// policy's default.
     public var autopayDailyLimitFen: Int64?
+    /// When the payment password was last replaced (nil: set once, never reset).
+    public var passwordResetAt: TimestampMicros?
 }
 
 /// Every wallet rule of qdwallet, for the CLI and the app alike. Each operation is one
@@ -232,7 +234,7 @@ public struct WalletService: Sendable {
     /// (`hashPassword`). A keyed hash is sealed only under the database's own data key.
     public func setPassword(_ db: any SQLConnection, walletID: Int64, _ hashed: PasswordHasher.Hash) throws {
         if hashed.isKeyed { _ = try verifiedDataKey(db) }
-        try WalletStore(db).setPassword(walletID: walletID, hashed)
+        try WalletStore(db).setPassword(walletID: walletID, hashed, at: now)
     }
 
     /// The stored form of a new payment password (6 digits, else `invalidPassword`): with the

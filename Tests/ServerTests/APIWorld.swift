@@ -190,6 +190,13 @@ final class APIWorld: @unchecked Sendable {
                       privateKey: privateKey)
     }
 
+    /// A new access token for the device, from its refresh token.
+    func refreshedToken(_ device: Device) async throws -> String {
+        let reply = try await call(.POST, "/v1/tokens", json: ["refresh_token": device.refreshToken])
+        try #require(reply.status == 200, "\(reply.body)")
+        return try #require(try reply.json()["access_token"] as? String)
+    }
+
     /// Puts `yuan` on a wallet as a resident would: real-name verification, a card, a top-up.
     func fund(_ phone: String, fen: Int64, idNumber: String = "11010519491231002X") throws {
         _ = try wallets.submitKYC(phone: phone, name: "李雷", idNumber: idNumber)

@@ -208,4 +208,31 @@ extension WalletAPITests {
             #expect(receipt["amount"] as? String == "-18.00")
         }
     }
+
+    /// For a day after the payment password is reset (as an operator does for a resident who
+    /// forgot it), every payment needs both factors: whoever reset it may not be the owner.
+    @Test func aPaymentInTheDayAfterAPasswordResetNeedsBothFactors() async throws {
+        let world = try APIWorld()
+        try await world.serve {
+            let device = try await world.signIn("13800000045")
+            _ = try await world.signIn("13800000046")
+            try world.fund("13800000045", fen: 10_000)
+            let small = ["to_phone": "13800000046", "amount": "1.00"]
+            // Set once at opening: one factor is enough.
+            #expect(try await world.call(.POST, "/v1/transfers", json: small.merging(["payment_password": "135790"]) { $1 }, token: device.accessToken, key: "r-1").status == 201)
+            try world.wallets.setPassword(phone: "13800000045", password: "246802")
+            let password = try await world.call(.POST, "/v1/transfers", json: small.merging(["payment_password": "246802"]) { $1 }, token: device.accessToken, key: "r-2")
+            #expect(password.status == 403)
+            #expect(password.problem == "second_factor_required")
+            let signature = try await world.signature(device, operation: "transfer", parameters: small)
+            #expect(try await world.call(.POST, "/v1/transfers", json: ["to_phone": "13800000046", "amount": "1.00", "device_signature": signature], token: device.accessToken, key: "r-3").problem == "second_factor_required")
+            let both = try await world.signature(device, operation: "transfer", parameters: small)
+            #expect(try await world.call(.POST, "/v1/transfers", json: ["to_phone": "13800000046", "amount": "1.00", "payment_password": "246802", "device_signature": both], token: device.accessToken, key: "r-4").status == 201)
+            // A day later one factor is enough again.
+            world.clock.advance(micros: 86_400_000_000)
+            let token = try await world.refreshedToken(device)
+            #expect(try await world.call(.POST, "/v1/transfers", json: small.merging(["payment_password": "246802"]) { $1 }, token: token, key: "r-5").status == 201)
+            #expect(try world.balanceFen("13800000046") == 300)
+        }
+    }
 }

@@ -11,12 +11,12 @@ public struct WalletStore {
     public init(_ connection: any SQLConnection) { sql = connection }
 
     /// The columns `record` reads, in its order, from `wallets`.
-    static let columns = "id, phone, name, frozen, kyc_class, kyc_verified, opened_at, wallet_account_id, points_account_id, password_hash IS NOT NULL, failed_password_count, locked_until, autopay_daily_limit_fen"
+    static let columns = "id, phone, name, frozen, kyc_class, kyc_verified, opened_at, wallet_account_id, points_account_id, password_hash IS NOT NULL, failed_password_count, locked_until, autopay_daily_limit_fen, password_reset_at"
 
     static func record(_ row: SQLRow) throws -> WalletRecord {
         WalletRecord(id: try row[0], phone: try row[1], name: try row[2], frozen: try row[3], kycClass: try row[4], kycVerified: try row[5], openedAt: try row[6],
                      walletAccountID: try row[7], pointsAccountID: try row[8], hasPassword: try row[9], failedPasswordCount: try row[10], lockedUntil: try row[11],
-                     autopayDailyLimitFen: try row[12])
+                     autopayDailyLimitFen: try row[12], passwordResetAt: try row[13])
     }
 
     /// The wallets of `ids` (each once), by id; ids without a wallet are left out. One
@@ -110,9 +110,13 @@ public struct WalletStore {
 
     // MARK: Payment password
 
-    func setPassword(walletID: Int64, _ hashed: PasswordHasher.Hash) throws {
-        try sql.run(
-            "UPDATE wallets SET password_hash = ?, password_salt = ?, password_iterations = ?, failed_password_count = 0, locked_until = 0 WHERE id = ?", [Data(hashed.hash), Data(hashed.salt), hashed.iterations, walletID])
+    /// Sets the password; replacing one that was set records the reset's time (`at`).
+    func setPassword(walletID: Int64, _ hashed: PasswordHasher.Hash, at: TimestampMicros) throws {
+        try sql.run("""
+            UPDATE wallets SET password_hash = ?, password_salt = ?, password_iterations = ?, failed_password_count = 0, locked_until = 0,
+                password_reset_at = CASE WHEN password_hash IS NULL THEN password_reset_at ELSE ? END
+            WHERE id = ?
+            """, [Data(hashed.hash), Data(hashed.salt), hashed.iterations, at, walletID])
     }
 
     /// Replaces a stored password hash by another form of the same password, unless it
