@@ -295,7 +295,7 @@ let package = Package(
         .testTarget(
             name: "ServerTests",
             dependencies: [
-                "QDWalletServer", "QDTestEngines", "QDTestSupport", "AppAccess", "Billing", "Campaigns", "Payments", "Wallet", "Ledger", "QDSQL", "QDSchema",
+                "QDWalletServer", "QDTestEngines", "QDTestSupport", "AppAccess", "Billing", "Campaigns", "Feeds", "Notify", "Payments", "Wallet", "Ledger", "QDSQL", "QDSchema",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -102,13 +102,10 @@ public enum NotifyJob {
 
         /// Messages due now and claimed by no live delivery; outside quiet hours all of them,
         /// inside only the urgent ones.
-        func due(_ db: any SQLConnection, now: TimestampMicros) throws -> [Message] {
+        func due(_ db: any SQLConnection, now: TimestampMicros) throws -> [OutboxStore.Message] {
             let quiet = config.isQuiet(minuteOfDay: Int(ShanghaiCalendar.microsOfDay(at: now) / 60_000_000))
             return try OutboxStore(db).due(at: now, urgentOnly: quiet, limit: config.batchMax)
         }
-
-        /// A claim outlives the slowest delivery, so it never lapses while its message is sent.
-        var leaseMicros: Int64 { Int64(config.deliveryTimeoutSeconds + 30) * 1_000_000 }
 
         func prepare(_ context: JobContext, at checkpoint: Checkpoint) throws -> Round? {
             let now = context.clock.nowMicros()
@@ -141,70 +138,12 @@ public enum NotifyJob {
             return Round(delivered: state.delivered, failed: state.failed, more: messages.count == config.batchMax || state.next < messages.count)
         }
 
-        enum Delivery { case delivered, failed, skipped, lostLock }
+        typealias Delivery = OutboxDelivery.Outcome
 
-        typealias Message = OutboxStore.Message
-
-        /// Claims, sends and records one message.
-        func deliver(_ message: Message, context: JobContext) -> Delivery {
-            let id = message.id
-            do {
-                let claimed: Bool? = try database.write { db in
-                    let now = context.clock.nowMicros()
-                    guard try JobLease.refresh(db, context: context, now: now) else { return nil }
-                    return try OutboxStore(db).claim(id: id, owner: context.executionID, until: now + leaseMicros, at: now)
-                }
-                guard let claimed else { return .lostLock }
-                guard claimed else { return .skipped }
-            } catch {
-                context.logger.warning("cannot claim a message", metadata: ["id": "\(id)", "error": "\(error)"])
-                return .skipped
-            }
-            var failure: String?
-            do {
-                try send(message)
-            } catch {
-                failure = "\(error)"
-            }
-            do {
-                try database.write { db in
-                    let now = context.clock.nowMicros()
-                    let outbox = OutboxStore(db)
-                    if failure == nil {
-                        try outbox.markDelivered(id: id, owner: context.executionID, at: now)
-                    } else {
-                        let attempts = try outbox.attempts(id: id) + 1
-                        let wait = min(config.backoffMaxSeconds, config.backoffInitialSeconds << min(attempts - 1, 20))
-                        let jittered = Int64(Int.random(in: max(1, wait / 2)...max(1, wait))) * 1_000_000
-                        let dead = attempts >= config.attemptsMax
-                        try outbox.markFailed(id: id, owner: context.executionID, attempts: attempts, dead: dead, nextAttemptAt: now + jittered, error: String((failure ?? "").prefix(300)))
-                    }
-                }
-            } catch {
-                // The claim lapses and the message goes again: at least once, never lost.
-                context.logger.warning("cannot record a delivery", metadata: ["id": "\(id)", "error": "\(error)"])
-            }
-            return failure == nil ? .delivered : .failed
-        }
-
-        /// One message to the configured sink, within the delivery deadline.
-        func send(_ message: Message) throws {
-            let body = try JSONSerialization.data(withJSONObject: [
-                "message_id": message.messageID, "kind": message.kind,
-                "wallet_id": message.walletID.map { $0 as Any } ?? NSNull(), "created_at": PaymentReportWriter.isoTime(message.createdAt),
-                "payload": (try? JSONSerialization.jsonObject(with: Data(message.payload.utf8))) ?? [:],
-            ], options: [.sortedKeys])
-            switch config.sink {
-            case .webhook(let url):
-                guard let secret else { throw FeedError(.authentication, "QDWALLET_WEBHOOK_SECRET is not set: webhook messages must be signed") }
-                let status = try fetcher.post(url: url, body: body, headers: [
-                    "X-QDWallet-Message-Id: \(message.messageID)",
-                    "X-QDWallet-Signature: \(NotifyJob.signature(body, secret: secret))",
-                ])
-                guard (200..<300).contains(status) else { throw FeedError(.unreachable, "the webhook answered HTTP \(status)") }
-            case .file(let path):
-                try FileSink.append(body + Data("\n".utf8), to: path)
-            }
+        /// Claims (after proving the run still holds its job lock), sends and records one message.
+        func deliver(_ message: OutboxStore.Message, context: JobContext) -> Delivery {
+            OutboxDelivery(config: config, secret: secret, fetcher: fetcher, database: database, clock: context.clock, logger: context.logger)
+                .deliver(message, owner: context.executionID) { db, now in try JobLease.refresh(db, context: context, now: now) }
         }
 
         func chunk(_ context: JobContext, db: any SQLConnection, ledger: any LedgerWriting, from checkpoint: Checkpoint) throws -> (Checkpoint, ChunkCounts) {

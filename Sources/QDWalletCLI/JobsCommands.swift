@@ -41,9 +41,7 @@ enum JobsSetup {
             implementations.append(NightlyBilling.implementation(billing))
             implementations.append(CampaignSettlement.implementation(statementsDirectory: (billing.reportsDirectory as NSString).appendingPathComponent("settlement")))
             implementations.append(ReconciliationJob.implementation(directory: (billing.reportsDirectory as NSString).appendingPathComponent("reconciliation")))
-            let notifyFile = (jobs.path as NSString).appendingPathComponent("notify.toml")
-            if FileManager.default.fileExists(atPath: notifyFile) {
-                let config = try NotifyConfig.load(path: notifyFile, reports: billing.reportsDirectory)
+            if let config = try BillingSetup.notify(global, jobs) {
                 let environment = QDEnvironment.process
                 implementations.append(NotifyJob.implementation(config: config, secret: environment.webhookSecret,
                                                                 fetcher: FeedFetcher(environment: environment.fetcherEnvironment).stopping(when: { stop.requested }), database: store.database))
@@ -60,6 +58,18 @@ enum BillingSetup {
         (global.databaseFolder as NSString).appendingPathComponent("feeds")
     }
 
+    /// Where reports go: --reports, else QDWALLET_REPORTS_DIR, else `reports/` beside the database.
+    static func reportsDirectory(_ global: GlobalOptions) -> String {
+        global.reportsDirectory ?? QDEnvironment.process.reportsDirectory ?? (global.databaseFolder as NSString).appendingPathComponent("reports")
+    }
+
+    /// The outbox's delivery (`Jobs/notify.toml`), or nil when the jobs folder has none.
+    static func notify(_ global: GlobalOptions, _ jobs: JobsOptions) throws -> NotifyConfig? {
+        let file = (jobs.path as NSString).appendingPathComponent("notify.toml")
+        guard FileManager.default.fileExists(atPath: file) else { return nil }
+        return try NotifyConfig.load(path: file, reports: reportsDirectory(global))
+    }
+
     static func config(_ global: GlobalOptions, _ jobs: JobsOptions, wallets: WalletService, stop: StopSignal = StopSignal()) throws -> NightlyBillingConfig? {
         let billersFile = (jobs.path as NSString).appendingPathComponent("billers.toml")
         guard FileManager.default.fileExists(atPath: billersFile) else { return nil }
@@ -67,7 +77,7 @@ enum BillingSetup {
         let root = (URL(fileURLWithPath: jobs.path).standardizedFileURL.deletingLastPathComponent().path as NSString).standardizingPath
         let environment = QDEnvironment.process
         let schemas = environment.schemaDirectory ?? (root as NSString).appendingPathComponent("SampleFeeds/schema")
-        let reports = global.reportsDirectory ?? environment.reportsDirectory ?? (global.databaseFolder as NSString).appendingPathComponent("reports")
+        let reports = reportsDirectory(global)
         let work = workDirectory(global)
         let campaigns = try CampaignSetup.load(jobs, store: wallets.store)
         return NightlyBillingConfig(

@@ -4,7 +4,9 @@ import Foundation
 import Logging
 import AppAccess
 import Campaigns
+import Feeds
 import Ledger
+import Notify
 import Payments
 import QDWalletServer
 import Wallet
@@ -20,7 +22,9 @@ struct ServeCommand: ParsableCommand, ReadOnlyCommand {
             and exits 0. Listens on loopback unless told: put a reverse proxy in front of it. \
             Needs the data key (QDWALLET_DATA_KEY or QDWALLET_DATA_KEY_FILE): the app's access \
             tokens and one-time codes use keys derived from it. QR payments apply the campaigns \
-            of the jobs folder, as `qdwallet pay` does.
+            of the jobs folder, as `qdwallet pay` does. One-time codes and security alerts go \
+            to the notify sink of the jobs folder's notify.toml about a second after they are \
+            queued (QDWALLET_WEBHOOK_SECRET signs a webhook sink).
             """)
 
     @OptionGroup var global: GlobalOptions
@@ -43,6 +47,9 @@ struct ServeCommand: ParsableCommand, ReadOnlyCommand {
 
     @Option(name: .customLong("rate-per-device"), help: "Requests per second a signed-in device may make, after a burst of six times as many (1 to 10000).")
     var ratePerDevice = 5
+
+    @Flag(inversion: .prefixedNo, help: "Deliver one-time codes and security alerts to the notify sink of Jobs/notify.toml as soon as they are queued (else the notify job's beat does).")
+    var deliverUrgent = true
 
     @Option(name: .customLong("rate-per-wallet"), help: "Requests per second all the devices of one wallet may make together, after a burst of six times as many (1 to 10000).")
     var ratePerWallet = 10
@@ -82,7 +89,15 @@ struct ServeCommand: ParsableCommand, ReadOnlyCommand {
         let wallets = WalletService(store: store, ledger: ledger, policy: policy, dataKey: key, planner: planner)
         // A key that is not this database's is refused before anything is served.
         try wallets.adoptDataKey(key)
-        let backend = WalletBackend(access: AppAccess(wallets: wallets, dataKey: key), wallets: wallets, campaigns: campaigns)
+        var backend = WalletBackend(access: AppAccess(wallets: wallets, dataKey: key), wallets: wallets, campaigns: campaigns)
+        if deliverUrgent, let notify = try BillingSetup.notify(global, jobs) {
+            let environment = QDEnvironment.process
+            let delivery = OutboxDelivery(config: notify, secret: environment.webhookSecret, fetcher: FeedFetcher(environment: environment.fetcherEnvironment),
+                                          database: store.database, clock: ledger.clock, logger: Logger(label: "qdwallet.notify"))
+            // Claims of this process: apart from every job execution's (positive ids).
+            let owner = -Int64.random(in: 1...Int64.max)
+            backend.deliverUrgent = { try delivery.deliverUrgent(owner: owner) }
+        }
         var options = WalletServer.Options(host: host, port: port)
         options.shutdownGrace = .seconds(shutdownGrace)
         options.trustedProxies = Set(trustedProxies)

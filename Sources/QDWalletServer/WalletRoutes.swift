@@ -20,6 +20,12 @@ public struct WalletBackend: Sendable {
     public var deadline: Duration = .seconds(10)
     /// How often an open alert stream looks for new alerts.
     public var alertPollInterval: Duration = .seconds(1)
+    /// Delivers the outbox's urgent messages due now (one-time codes, security alerts) to the
+    /// notify sink, answering how many went and how many failed; nil: the notify job's beat
+    /// delivers them.
+    public var deliverUrgent: (@Sendable () throws -> (delivered: Int, failed: Int))?
+    /// How often the server looks for urgent messages to deliver.
+    public var urgentDeliveryInterval: Duration = .seconds(1)
 
     public init(access: AppAccess, wallets: WalletService, campaigns: [Campaign] = []) {
         self.access = access

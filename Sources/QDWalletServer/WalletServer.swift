@@ -123,6 +123,9 @@ public struct WalletServer: Sendable {
             logger: logger)
         var services: [any Service] = [application]
         if let backend { services.append(Housekeeping(access: backend.access, logger: logger)) }
+        if let backend, let deliver = backend.deliverUrgent {
+            services.append(UrgentDelivery(deliver: deliver, interval: backend.urgentDeliveryInterval, logger: logger))
+        }
         var configuration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         configuration.maximumGracefulShutdownDuration = options.shutdownGrace
         configuration.maximumCancellationDuration = .seconds(2)
@@ -182,6 +185,29 @@ struct Housekeeping: Service {
                     logger.warning("housekeeping failed", metadata: ["error": "\(error)"])
                 }
                 try? await Task.sleep(for: .seconds(60))
+            }
+        }
+    }
+}
+
+/// Sends the outbox's urgent messages (one-time codes, security alerts) as soon as they are
+/// queued, not on the notify job's beat: a look each `interval`, each message claimed before
+/// it is sent, so several servers and the notify job never send one twice.
+struct UrgentDelivery: Service {
+    let deliver: @Sendable () throws -> (delivered: Int, failed: Int)
+    let interval: Duration
+    let logger: Logger
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                do {
+                    let (delivered, failed) = try await Blocking.run(deadline: .seconds(120)) { try deliver() }
+                    if delivered + failed > 0 { logger.info("urgent messages delivered", metadata: ["delivered": "\(delivered)", "failed": "\(failed)"]) }
+                } catch {
+                    logger.warning("urgent delivery failed", metadata: ["error": "\(error)"])
+                }
+                try? await Task.sleep(for: interval)
             }
         }
     }

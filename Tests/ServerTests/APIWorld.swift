@@ -31,6 +31,8 @@ final class APIWorld: @unchecked Sendable {
     let key = DataKey.random()
     /// The campaigns bills are paid with (Jobs/campaigns when a test asks for them).
     var campaigns: [Campaign] = []
+    /// The server's delivery of urgent messages (none unless a test sets it).
+    var deliverUrgent: (@Sendable () throws -> (delivered: Int, failed: Int))?
     var base = ""
 
     /// 2026-11-27T10:00:00+08:00
@@ -77,6 +79,8 @@ final class APIWorld: @unchecked Sendable {
         options.walletLimit = walletLimit
         var backend = WalletBackend(access: access, wallets: wallets, campaigns: campaigns)
         backend.alertPollInterval = .milliseconds(50)
+        backend.deliverUrgent = deliverUrgent
+        backend.urgentDeliveryInterval = .milliseconds(50)
         let server = WalletServer(options: options, document: ServerTests.document, backend: backend, readiness: {})
         try await Self.run(server) { url in
             base = url

@@ -1,6 +1,9 @@
 import AsyncHTTPClient
 import Campaigns
+import Feeds
 import Foundation
+import Logging
+import Notify
 import Testing
 import Wallet
 
@@ -235,4 +238,54 @@ extension WalletAPITests {
             #expect(try world.balanceFen("13800000046") == 300)
         }
     }
+
+    /// One-time codes and security alerts reach the notify sink as soon as they are queued
+    /// (the server delivers urgent messages itself), each once, the code's payload emptied.
+    @Test func codesAndAlertsAreDeliveredAtOnce() async throws {
+        let world = try APIWorld()
+        let sink = world.directory.appendingPathComponent("notifications.jsonl").path
+        let delivery = OutboxDelivery(config: NotifyConfig(sink: .file(path: sink)), secret: nil, fetcher: FeedFetcher(limits: FetchLimits(), sleepMillis: { _ in }),
+                                      database: world.store.database, clock: world.clock, logger: Logger(label: "test"))
+        world.deliverUrgent = { try delivery.deliverUrgent(owner: -7) }
+        func lines() throws -> [[String: Any]] {
+            guard let text = try? String(contentsOfFile: sink, encoding: .utf8) else { return [] }
+            return text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        }
+        func waitFor(_ kind: String, count: Int) async throws -> [[String: Any]] {
+            for _ in 0..<200 {
+                let found = try lines().filter { $0["kind"] as? String == kind }
+                if found.count >= count { return found }
+                try await Task.sleep(for: .milliseconds(25))
+            }
+            Issue.record("no \(kind) message reached the sink")
+            return []
+        }
+        try await world.serve {
+            #expect(try await world.call(.POST, "/v1/sms-codes", json: ["phone": "13800000047"]).status == 202)
+            let codes = try await waitFor("sms_code", count: 1)
+            let payload = try #require(codes.first?["payload"] as? [String: Any])
+            #expect(payload["phone"] as? String == "13800000047")
+            let code = try #require(payload["code"] as? String)
+            #expect(code.count == 6)
+            // Delivered: the database keeps no copy of the code.
+            #expect(try world.smsCode("13800000047") == nil)
+            let key = APIWorld.deviceKey()
+            let registered = try await world.call(.POST, "/v1/devices", json: ["phone": "13800000047", "code": code, "public_key": key, "label": "phone", "name": "李雷", "payment_password": "135790"])
+            #expect(registered.status == 201, "\(registered.body)")
+            // A second device of the wallet alerts it at once.
+            world.clock.advance(micros: 61_000_000)
+            #expect(try await world.call(.POST, "/v1/sms-codes", json: ["phone": "13800000047"]).status == 202)
+            let second = try #require(try await waitFor("sms_code", count: 2).last?["payload"] as? [String: Any])
+            let again = try await world.call(.POST, "/v1/devices", json: ["phone": "13800000047", "code": try #require(second["code"] as? String), "public_key": APIWorld.deviceKey(),
+                                                                           "label": "tablet", "payment_password": "135790"])
+            #expect(again.status == 201, "\(again.body)")
+            let alerts = try await waitFor("security_alert", count: 1)
+            #expect(alerts.first.flatMap { ($0["payload"] as? [String: Any])?["event"] as? String } == "new_device")
+            // Each message once, however many looks the server took.
+            try await Task.sleep(for: .milliseconds(200))
+            let ids = try lines().compactMap { $0["message_id"] as? String }
+            #expect(ids.count == 3 && Set(ids).count == 3)
+        }
+    }
 }
+
