@@ -17,10 +17,25 @@ fi
 start_serve .build/debug/qdwallet "$directory/qdwallet.sqlite"
 
 # A signed-in device, so that the operations behind a token are fuzzed too: a code asked for,
-# read from the outbox (what the SMS sink would send), and a P-256 key made by openssl.
+# read from the notify sink the server delivers it to at once (Jobs/notify.toml: a file
+# beside the database), and a P-256 key made by openssl.
 phone=13912345678
 curl -fsS -X POST -H 'Content-Type: application/json' -d "{\"phone\":\"$phone\"}" "$base/v1/sms-codes" >/dev/null
-code="$(python3 -c 'import json,sqlite3,sys; row=sqlite3.connect(sys.argv[1]).execute("SELECT payload FROM outbox WHERE kind = ? ORDER BY id DESC", ("sms_code",)).fetchone(); print(json.loads(row[0])["code"])' "$directory/qdwallet.sqlite")"
+code="$(python3 - "$directory/reports/notifications.jsonl" <<'PY'
+import json, sys, time
+for _ in range(100):
+    try:
+        for line in open(sys.argv[1]):
+            message = json.loads(line)
+            if message["kind"] == "sms_code":
+                print(message["payload"]["code"])
+                sys.exit(0)
+    except FileNotFoundError:
+        pass
+    time.sleep(0.1)
+sys.exit("no one-time code reached the notify sink")
+PY
+)"
 key="$(openssl ecparam -name prime256v1 -genkey -noout 2>/dev/null | openssl ec -pubout -outform DER 2>/dev/null | tail -c 65 | base64 -w0)"
 token="$(curl -fsS -X POST -H 'Content-Type: application/json' \
     -d "{\"phone\":\"$phone\",\"code\":\"$code\",\"public_key\":\"$key\",\"label\":\"schemathesis\",\"name\":\"Test\",\"payment_password\":\"135790\"}" \
