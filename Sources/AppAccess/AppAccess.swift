@@ -257,13 +257,16 @@ public struct AppAccess: Sendable {
         public var registeredAt: TimestampMicros
         /// When the wallet's payment password was last reset (nil: never).
         public var passwordResetAt: TimestampMicros?
+        /// The device's P-256 public key (X9.63), which signs its payments' challenges.
+        public var publicKey: [UInt8]
 
-        public init(walletID: Int64, deviceID: Int64, phone: String, registeredAt: TimestampMicros, passwordResetAt: TimestampMicros? = nil) {
+        public init(walletID: Int64, deviceID: Int64, phone: String, registeredAt: TimestampMicros, passwordResetAt: TimestampMicros? = nil, publicKey: [UInt8]) {
             self.walletID = walletID
             self.deviceID = deviceID
             self.phone = phone
             self.registeredAt = registeredAt
             self.passwordResetAt = passwordResetAt
+            self.publicKey = publicKey
         }
     }
 
@@ -275,7 +278,7 @@ public struct AppAccess: Sendable {
         }
         guard let device, device.walletID == token.walletID, let wallet else { throw AppRefusal.tokenInvalid }
         guard device.revokedAt == nil else { throw AppRefusal.deviceRevoked }
-        return Principal(walletID: token.walletID, deviceID: token.deviceID, phone: wallet.phone, registeredAt: device.registeredAt, passwordResetAt: wallet.passwordResetAt)
+        return Principal(walletID: token.walletID, deviceID: token.deviceID, phone: wallet.phone, registeredAt: device.registeredAt, passwordResetAt: wallet.passwordResetAt, publicKey: device.publicKey)
     }
 
     /// The wallet's devices that are not removed.
@@ -326,12 +329,11 @@ public struct AppAccess: Sendable {
     /// the caller's transaction (the payment's); the refusal is returned, to be committed.
     public func checkPaymentSignature(_ db: any SQLConnection, _ principal: Principal, challengeID: Int64, signature: String, operation: String, requestHash: [UInt8]) throws -> AppRefusal? {
         let at = now
-        let access = AppAccessStore(db)
-        guard let challenge = try access.challenge(id: challengeID), challenge.deviceID == principal.deviceID, challenge.usedAt == nil, challenge.expiresAt > at,
-              let device = try access.device(id: principal.deviceID), device.revokedAt == nil else { return .challengeInvalid }
-        guard try access.useChallenge(id: challengeID, at: at) else { return .challengeInvalid }
-        let message = Self.paymentMessage(nonce: Base64URL.encode(challenge.nonce), operation: operation, requestHash: requestHash)
-        return Self.verify(signature, message: message, publicKey: device.publicKey) ? nil : .signatureInvalid
+        // The device's key as the request's token check read it (a device removed since is
+        // refused from its next request on).
+        guard let nonce = try AppAccessStore(db).useChallenge(id: challengeID, deviceID: principal.deviceID, at: at) else { return .challengeInvalid }
+        let message = Self.paymentMessage(nonce: Base64URL.encode(nonce), operation: operation, requestHash: requestHash)
+        return Self.verify(signature, message: message, publicKey: principal.publicKey) ? nil : .signatureInvalid
     }
 
     static func verify(_ signature: String, message: Data, publicKey: [UInt8]) -> Bool {

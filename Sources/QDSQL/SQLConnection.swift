@@ -316,14 +316,15 @@ extension SQLConnection {
 extension SQLConnection {
     /// Runs one statement over many rows as a few multi-row statements: `head`, then the
     /// rows as `row` (one placeholder tuple, such as "(?, ?, CAST(? AS BIGINT))") joined by
-    /// commas, then `tail`. The rows go in groups of fixed sizes (256, 16, 1), so each
-    /// engine prepares at most three texts of a statement however many rows come. Each
+    /// commas, then `tail`. The rows go in groups of fixed sizes (256, 16, 2, 1), so each
+    /// engine prepares at most four texts of a statement however many rows come (and the
+    /// two rows a payment often writes go in one). Each
     /// row's values fill its tuple in order. How many rows the statements changed.
     @discardableResult
     public func runRows(_ head: String, row: String, _ tail: String = "", rows: [[any SQLBindable]]) throws -> Int {
         var changed = 0
         var start = 0
-        for size in [256, 16, 1] {
+        for size in [256, 16, 2, 1] {
             let text = head + " " + Array(repeating: row, count: size).joined(separator: ", ") + (tail.isEmpty ? "" : " " + tail)
             while rows.count - start >= size {
                 var binds: [SQLValue] = []

@@ -57,7 +57,7 @@ struct APILoad {
                 try AppAccessStore(db).insertDevice(walletID: wallet.id, publicKey: Array(privateKey.publicKey.x963Representation), label: "load", at: twoDaysAgo)
             }
             _ = try ledger.post(.transfer(key: "load-fund-\(index)", from: bank.id, to: wallet.walletAccountID, amount: Int64(perWallet) * 100 + 10_000))
-            let principal = AppAccess.Principal(walletID: wallet.id, deviceID: deviceID, phone: phone, registeredAt: twoDaysAgo)
+            let principal = AppAccess.Principal(walletID: wallet.id, deviceID: deviceID, phone: phone, registeredAt: twoDaysAgo, publicKey: Array(privateKey.publicKey.x963Representation))
             devices.append((principal, privateKey, access.accessToken(walletID: wallet.id, deviceID: deviceID)))
         }
         let setupSeconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9

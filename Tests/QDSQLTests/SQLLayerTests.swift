@@ -99,7 +99,7 @@ enum Engine: String, CaseIterable, CustomTestStringConvertible, Sendable {
             #expect(try sql.int("SELECT count(*) FROM t") == 273)
             #expect(try sql.int("SELECT sum(n) FROM t") == 273 * 272 / 2)
             #expect(try sql.texts("SELECT s FROM t WHERE n = 272") == ["s272"])
-            // Two new rows and one already there.
+            // Two new rows and one already there (one statement of 2 rows, one of 1).
             #expect(try sql.runRows("INSERT INTO t (n, s) VALUES", row: "(?, ?)", "ON CONFLICT (s) DO NOTHING", rows: [[Int64(1_000), "s0"], [Int64(1_001), "x"], [Int64(1_002), "y"]]) == 2)
             #expect(try sql.int("SELECT n FROM t WHERE s = 's0'") == 0)
             let changed = try sql.runRows("UPDATE t SET n = v.column2, flag = 1 FROM (VALUES", row: "(?, CAST(? AS BIGINT))", ") AS v WHERE t.s = v.column1",

@@ -125,13 +125,6 @@ public struct AppAccessStore {
 
     // MARK: Challenges
 
-    public struct Challenge: Sendable {
-        public var deviceID: Int64
-        public var nonce: [UInt8]
-        public var expiresAt: TimestampMicros
-        public var usedAt: TimestampMicros?
-    }
-
     public func insertChallenge(deviceID: Int64, nonce: [UInt8], at now: TimestampMicros, expiresAt: TimestampMicros) throws -> Int64 {
         guard let id = try sql.int64("INSERT INTO app_challenges (device_id, nonce, created_at, expires_at) VALUES (?, ?, ?, ?) RETURNING id", [deviceID, nonce, now, expiresAt]) else {
             throw SQLError(.other, code: "no_id", message: "the new challenge has no id", sql: "INSERT INTO app_challenges")
@@ -139,15 +132,12 @@ public struct AppAccessStore {
         return id
     }
 
-    public func challenge(id: Int64) throws -> Challenge? {
-        try sql.one("SELECT device_id, nonce, expires_at, used_at FROM app_challenges WHERE id = ?", [id]) {
-            Challenge(deviceID: try $0.int64(0), nonce: try $0.bytes(1), expiresAt: try $0.int64(2), usedAt: try $0.optionalInt64(3))
-        }
-    }
-
-    /// Spends a challenge; false when it was spent before (a challenge confirms one payment).
-    public func useChallenge(id: Int64, at now: TimestampMicros) throws -> Bool {
-        try sql.run("UPDATE app_challenges SET used_at = ? WHERE id = ? AND used_at IS NULL", [now, id]) == 1
+    /// Spends a challenge of `deviceID` that is neither spent nor expired, in one statement,
+    /// and answers its nonce; nil when there is no such challenge (a challenge confirms one
+    /// payment, of the device it was made for).
+    public func useChallenge(id: Int64, deviceID: Int64, at now: TimestampMicros) throws -> [UInt8]? {
+        try sql.one("UPDATE app_challenges SET used_at = ? WHERE id = ? AND device_id = ? AND used_at IS NULL AND expires_at > ? RETURNING nonce",
+                    [now, id, deviceID, now]) { try $0.bytes(0) }
     }
 
     /// Forgets challenges made before `before`; how many.
@@ -173,6 +163,7 @@ public struct AppAccessStore {
             INSERT INTO app_requests (wallet_id, idempotency_key, operation, request_hash, created_at, lease_until) VALUES (?, ?, ?, ?, ?, ?)
             ON CONFLICT (wallet_id, idempotency_key) DO NOTHING
             """, [walletID, key, operation, requestHash, now, leaseUntil]) == 1
+        if created { return (Request(operation: operation, requestHash: requestHash, status: nil, response: nil, leaseUntil: leaseUntil), true) }
         guard let row = try request(walletID: walletID, key: key) else {
             throw SQLError(.other, code: "no_row", message: "the request's row vanished", sql: "app_requests")
         }
