@@ -272,8 +272,9 @@ public struct AppAccess: Sendable {
 
     public func authenticate(bearer: String) throws -> Principal {
         let token = try AccessToken.verify(bearer, key: signingKey, now: now / Self.micros)
-        // The device and its wallet in one read.
-        let (device, wallet) = try store.database.read { db in
+        // The device and its wallet: two reads, no snapshot needed (a device removed between
+        // them is refused by the next request).
+        let (device, wallet) = try store.database.readEach { db in
             (try AppAccessStore(db).device(id: token.deviceID), try? wallets.wallet(db, id: token.walletID))
         }
         guard let device, device.walletID == token.walletID, let wallet else { throw AppRefusal.tokenInvalid }

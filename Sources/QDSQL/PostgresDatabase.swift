@@ -96,6 +96,12 @@ public final class PostgresDatabase: SQLDatabase, @unchecked Sendable {
         try transaction("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") { try body($0) }
     }
 
+    /// Each statement in its own implicit transaction (autocommit). A session that `body`
+    /// left inside a transaction is not pooled again.
+    public func readEach<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
+        try withConnection { try body($0) }
+    }
+
     /// Runs one transaction, again whole (after a short random pause) when the server refused
     /// one of its statements for a conflict with another transaction: a serialization failure,
     /// a deadlock, a lock wait past `lock_timeout`. The retry is decided by what the server

@@ -46,6 +46,28 @@ struct PostgresEngineTests {
         }
     }
 
+    /// `readEach` runs each statement in its own implicit transaction (PostgreSQL 15, 3.4:
+    /// a statement outside BEGIN is a transaction of its own), so a later statement sees a
+    /// commit made after an earlier one; `read` keeps one snapshot and does not.
+    @Test func readEachSeesEachStatementsOwnStateAndReadOneSnapshot() throws {
+        try withSchema { url, schema in
+            let database = try database(url, schema)
+            let other = try PostgresConnection(url: url, schema: schema)
+            let each = try database.readEach { sql -> [Int64] in
+                let before = try sql.int64("SELECT balance FROM accounts WHERE id = 1") ?? -1
+                try other.execute("UPDATE accounts SET balance = balance + 1 WHERE id = 1", [])
+                return [before, try sql.int64("SELECT balance FROM accounts WHERE id = 1") ?? -1]
+            }
+            #expect(each == [100, 101])
+            let snapshot = try database.read { sql -> [Int64] in
+                let before = try sql.int64("SELECT balance FROM accounts WHERE id = 1") ?? -1
+                try other.execute("UPDATE accounts SET balance = balance + 1 WHERE id = 1", [])
+                return [before, try sql.int64("SELECT balance FROM accounts WHERE id = 1") ?? -1]
+            }
+            #expect(snapshot == [101, 101])
+        }
+    }
+
     /// A SERIALIZABLE transaction whose row another session changed after its snapshot gets
     /// SQLSTATE 40001 (PostgreSQL 15, 13.2.3); it is run again, whole, and then sees the change.
     @Test func aSerializationFailureIsRunAgainWholeOnAFreshSnapshot() throws {
