@@ -102,12 +102,20 @@ public struct BillingService: Sendable {
         }
     }
 
-    /// What a bill asks to be paid, or nil when there is no such bill: for a caller's rule
-    /// that depends on the amount before it pays (the app's second factor for large
-    /// payments). The payment itself reads the bill again in its transaction.
-    public func dueFen(reference: String) throws -> Int64? {
+    /// What a bill of the wallet asks to be paid, or nil when the wallet has no such bill
+    /// (another wallet's is not told apart from none): for a caller's rule that depends on
+    /// the amount before it pays (the app's second factor for large payments). The payment
+    /// itself reads the bill again in its transaction.
+    public func dueFen(phone: String, reference: String) throws -> Int64? {
         guard let key = PaymentKey(reference: reference) else { throw BillingRefusal.invalidBillReference }
-        return try store.database.read { db in try BillStore(db).bill(key)?.dueFen }
+        return try store.database.read { db in
+            let wallet = try wallets.wallet(db, phone: phone)
+            let bills = BillStore(db)
+            guard let found = try bills.bill(key) else { return nil }
+            if found.walletID == wallet.id { return found.dueFen }
+            let linked = try bills.link(biller: key.biller, customerNo: found.customerNo)
+            return linked?.walletID == wallet.id ? found.dueFen : nil
+        }
     }
 
     /// Pays one payable bill by hand, through the same path as autopay (password required).

@@ -153,7 +153,7 @@ extension WalletRoutes {
         guard body.bill.utf8.count <= 80 else { throw Problem.billing(.invalidBillReference) }
         let billing = backend.billing
         // The amount decides whether both factors are needed; a bill's amount never changes.
-        let due = try await blocking { try billing.dueFen(reference: body.bill) }
+        let due = try await blocking { try billing.dueFen(phone: principal.phone, reference: body.bill) }
         let payment = Payment(operation: "bill_payment", parameters: ["bill": body.bill], amountFen: due,
                               password: body.payment_password, signature: body.device_signature)
         return try await idempotent(request, principal, payment) { _, confirmation, hooks in

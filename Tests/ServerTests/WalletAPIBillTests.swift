@@ -98,10 +98,13 @@ extension WalletAPITests {
             #expect(try await world.call(.GET, "/v1/bills", token: other.accessToken).json()["bills"].flatMap { $0 as? [Any] }?.count == 0)
             #expect(try await world.call(.GET, "/v1/bills?status=overdue", token: token).status == 400)
 
-            // Another wallet cannot pay (or learn of) this wallet's bill.
+            // Another wallet cannot pay (or learn of) this wallet's bill: not even that a large one
+            // exists (the second factor is asked only of the bill's own wallet).
             let theirs = try await world.call(.POST, "/v1/bill-payments", json: ["bill": "QD-WATER:W2611-000001", "payment_password": "135790"], token: other.accessToken, key: "b-1")
             #expect(theirs.status == 404)
             #expect(theirs.problem == "bill_not_found")
+            let theirsLarge = try await world.call(.POST, "/v1/bill-payments", json: ["bill": "QD-WATER:W2611-000002", "payment_password": "135790"], token: other.accessToken, key: "b-5")
+            #expect(theirsLarge.problem == "bill_not_found")
             // 6,000.00 is a large payment: the password alone is not enough.
             let large = try await world.call(.POST, "/v1/bill-payments", json: ["bill": "QD-WATER:W2611-000002", "payment_password": "135790"], token: token, key: "b-2")
             #expect(large.status == 403)
