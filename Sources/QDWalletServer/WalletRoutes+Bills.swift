@@ -99,15 +99,24 @@ extension WalletRoutes {
         return Self.json(.ok, Self.billAccount(account))
     }
 
-    struct AutopayLimitRequest: Decodable { var amount: String }
+    struct AutopayLimitRequest: Decodable {
+        var amount: String
+        var payment_password: String?
+    }
 
-    /// The most autopay may take from the wallet on one business day.
+    /// The most autopay may take from the wallet on one business day. A raise needs the
+    /// payment password (a token alone may lower it): autopay pays without asking.
     func setAutopayLimit(_ request: Request) async throws -> Response {
         let principal = try await authenticate(request)
-        let body = try await Self.decode(AutopayLimitRequest.self, request, keys: ["amount"])
+        let body = try await Self.decode(AutopayLimitRequest.self, request, keys: ["amount", "payment_password"])
         let fen = try Self.amount(body.amount)
-        let record = try await blocking { try backend.wallets.setAutopayDailyLimit(phone: principal.phone, fen: fen) }
-        return Self.json(.ok, ["autopay_daily_limit": Money(fen: record.autopayDailyLimitFen ?? fen).yuanString])
+        let wallets = backend.wallets
+        let record = try await blocking { () throws -> WalletRecord in
+            let current = wallets.autopayDailyLimitFen(try wallets.wallet(phone: principal.phone))
+            if fen > current, body.payment_password == nil { throw Problem.app(.confirmationRequired) }
+            return try wallets.setAutopayDailyLimit(phone: principal.phone, fen: fen, password: body.payment_password)
+        }
+        return Self.json(.ok, ["autopay_daily_limit": Money(fen: wallets.autopayDailyLimitFen(record)).yuanString])
     }
 
     // MARK: Bills

@@ -566,6 +566,10 @@ struct WalletRoutes: Sendable {
         if let unknown = object.keys.sorted().first(where: { !keys.contains($0) }) {
             throw Problem.invalidBody("The member \(unknown.debugDescription.prefix(40)) is not one this operation takes (\(keys.sorted().joined(separator: ", "))).")
         }
+        // An optional member is left out, never null (the document allows no null).
+        if let null = object.keys.sorted().first(where: { object[$0] is NSNull }) {
+            throw Problem.invalidBody("The member \(null.debugDescription) is null: leave an optional member out instead.")
+        }
         do {
             return try JSONDecoder().decode(T.self, from: data)
         } catch let DecodingError.keyNotFound(key, _) {

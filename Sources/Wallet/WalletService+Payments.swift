@@ -126,16 +126,26 @@ extension WalletService {
         writes.watched[record.id] = (record, via, dayKey)
     }
 
-    /// Sets the most autopay may take from the wallet on one business day.
-    public func setAutopayDailyLimit(phone: String, fen: Int64) throws -> WalletRecord {
+    /// Sets the most autopay may take from the wallet on one business day. With `password`
+    /// (the app asks it for a raise), the payment password is checked and counted as for a
+    /// payment, in the same transaction.
+    public func setAutopayDailyLimit(phone: String, fen: Int64, password: String? = nil) throws -> WalletRecord {
         let phone = try Validation.phone(phone)
         guard fen > 0 else { throw WalletRefusal.invalidAmount }
         guard fen <= policy.autopayDailyFenMaxCeiling else { throw WalletRefusal.amountOverRequestLimit }
-        return try store.transaction { db, _ in
-            let record = try wallet(db, phone: phone)
+        let matched = try password.map { try checkConfirmation(.password($0), phone: phone) }
+        let outcome: Result<WalletRecord, any Error> = try store.transaction { db, tx in
+            let record = try lockedWallet(db, tx, phone: phone)
+            if let matched, let refusal = try recordConfirmation(db, wallet: record, matched: matched) { return .failure(refusal) }
             try WalletStore(db).setAutopayDailyLimit(walletID: record.id, fen: fen)
-            return try wallet(db, phone: phone)
+            return .success(try wallet(db, phone: phone))
         }
+        return try outcome.get()
+    }
+
+    /// The most autopay takes from the wallet on one business day.
+    public func autopayDailyLimitFen(_ record: WalletRecord) -> Int64 {
+        record.autopayDailyLimitFen ?? policy.autopayDailyFenMaxDefault
     }
 
     // MARK: Merchants

@@ -86,9 +86,17 @@ extension WalletAPITests {
             #expect((accounts["accounts"] as? [Any])?.count == 1)
             #expect(accounts["autopay_daily_limit"] as? String == "3000.00")
             #expect(try await world.call(.GET, "/v1/bill-accounts", token: other.accessToken).json()["accounts"].flatMap { $0 as? [Any] }?.count == 0)
+            // Lowering the daily autopay limit needs the token only; raising it, the password.
             let limit = try await world.call(.PUT, "/v1/wallet/autopay-limit", json: ["amount": "1000.00"], token: token)
             #expect(try limit.json()["autopay_daily_limit"] as? String == "1000.00")
-            #expect(try await world.call(.PUT, "/v1/wallet/autopay-limit", json: ["amount": "50000.01"], token: token).problem == "amount_over_request_limit")
+            let raise = try await world.call(.PUT, "/v1/wallet/autopay-limit", json: ["amount": "2000.00"], token: token)
+            #expect(raise.status == 422)
+            #expect(raise.problem == "confirmation_required")
+            #expect(try await world.call(.PUT, "/v1/wallet/autopay-limit", json: ["amount": "2000.00", "payment_password": "000000"], token: token).problem == "wrong_password")
+            #expect(try await world.call(.GET, "/v1/bill-accounts", token: token).json()["autopay_daily_limit"] as? String == "1000.00")
+            let raised = try await world.call(.PUT, "/v1/wallet/autopay-limit", json: ["amount": "2000.00", "payment_password": "135790"], token: token)
+            #expect(try raised.json()["autopay_daily_limit"] as? String == "2000.00")
+            #expect(try await world.call(.PUT, "/v1/wallet/autopay-limit", json: ["amount": "50000.01", "payment_password": "135790"], token: token).problem == "amount_over_request_limit")
 
             try world.stageBill(biller: "QD-WATER", billID: "W2611-000001", customer: "1100234567", fen: 4_520)
             try world.stageBill(biller: "QD-WATER", billID: "W2611-000002", customer: "1100234567", fen: 600_000)

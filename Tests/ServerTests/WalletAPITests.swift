@@ -163,6 +163,10 @@ import Wallet
             #expect(try missing.json()["detail"] as? String == "The member \"phone\" is required.")
             let number = try await world.call(.POST, "/v1/sms-codes", json: ["phone": 13800000005])
             #expect(number.status == 400)
+            // An optional member is left out, not null: null is no value the document allows.
+            let null = try await world.call(.POST, "/v1/devices", json: ["phone": "13800000005", "code": "123456", "public_key": APIWorld.deviceKey(), "label": "phone", "name": NSNull()])
+            #expect(null.status == 400)
+            #expect(try null.json()["detail"] as? String == "The member \"name\" is null: leave an optional member out instead.")
             let text = try await world.call(.POST, "/v1/sms-codes", headers: [("Content-Type", "text/plain")])
             #expect(text.status == 415)
             var large = HTTPClientRequest(url: world.base + "/v1/sms-codes")
