@@ -50,7 +50,8 @@ public final class CampaignBook {
         return spent
     }
 
-    /// Records each campaign version; a changed file under an old version number is refused.
+    /// Records each campaign version (a changed file under an old version number is refused),
+    /// and starts counting the (scope, period) pairs its caps name.
     public static func register(_ campaigns: [Campaign], db: any SQLConnection, now: TimestampMicros) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
@@ -63,6 +64,13 @@ public final class CampaignBook {
                 continue
             }
             try store.insertVersion(campaignID: campaign.id, version: campaign.version, contentHash: campaign.contentHash, definition: String(decoding: try encoder.encode(campaign), as: UTF8.self), at: now)
+        }
+        var pairs: [String: Int64] = [:]
+        for campaign in campaigns {
+            pairs[campaign.id, default: 0] |= campaign.caps.reduce(0) { $0 | CampaignStore.pairBit(scope: $1.scope.rawValue, period: counterPeriod($1.period)) }
+        }
+        for (campaignID, wanted) in pairs.sorted(by: { $0.key < $1.key }) {
+            try store.startCounting(campaignID: campaignID, pairs: wanted)
         }
     }
 
@@ -83,14 +91,7 @@ public final class CampaignBook {
                 let ids = cap.scope == .wallet ? walletIDs : billAccountIDs
                 let periodKey = Self.periodKey(cap, keys)
                 for id in ids { writtenCaps[Self.capKey(campaign.id, cap, id, keys)] = (0, 0) }
-                // The counters' period names (CampaignStore.PeriodColumn's, and "campaign").
-                let period = switch cap.period {
-                case .day: "day"
-                case .naturalWeek: "week"
-                case .calendarMonth: "month"
-                case .campaign: "campaign"
-                }
-                for (id, use) in try store.capUses(campaignID: campaign.id, scope: cap.scope, scopeIDs: ids, period: period, periodKey: periodKey) {
+                for (id, use) in try store.capUses(campaignID: campaign.id, scope: cap.scope, scopeIDs: ids, period: Self.counterPeriod(cap.period), periodKey: periodKey) {
                     writtenCaps[Self.capKey(campaign.id, cap, id, keys)] = use
                 }
             }
@@ -130,6 +131,16 @@ public final class CampaignBook {
             usage.capFen.append(fen)
         }
         return usage
+    }
+
+    /// A cap period's name in the counters (CampaignStore.PeriodColumn's, and "campaign").
+    static func counterPeriod(_ period: Campaign.CapPeriod) -> String {
+        switch period {
+        case .day: "day"
+        case .naturalWeek: "week"
+        case .calendarMonth: "month"
+        case .campaign: "campaign"
+        }
     }
 
     /// The key of a cap's period at an instant ("*" for the whole campaign).

@@ -103,6 +103,22 @@ public enum CampaignSchema {
                 SELECT campaign_id, 'bill_account', bill_account_id, 'campaign', '*', count(*), sum(discount_fen) FROM campaign_allocations
                 WHERE reversed_at IS NULL AND bill_account_id IS NOT NULL GROUP BY campaign_id, bill_account_id;
             """),
+        // Which (scope, period) pairs of a campaign the cap counters keep, one bit a pair
+        // (CampaignStore.pairBit: wallet day 1, week 2, month 4, campaign 8; bill account the
+        // same times 16): those some loaded version's caps name, each filled from the standing
+        // allocations when first named. A campaign counted before keeps every pair it has
+        // counters for.
+        SQLMigration("campaigns-v3-counted-pairs", """
+            CREATE TABLE campaign_cap_counting (
+                campaign_id TEXT PRIMARY KEY,
+                pairs INTEGER NOT NULL CHECK (pairs BETWEEN 0 AND 255)
+            );
+            INSERT INTO campaign_cap_counting (campaign_id, pairs)
+                SELECT campaign_id, sum(bit) FROM (
+                    SELECT DISTINCT campaign_id, (CASE scope WHEN 'wallet' THEN 1 ELSE 16 END) * (CASE period WHEN 'day' THEN 1 WHEN 'week' THEN 2 WHEN 'month' THEN 4 ELSE 8 END) AS bit
+                    FROM campaign_cap_use) counted
+                GROUP BY campaign_id;
+            """),
     ]
 
     /// Registers the migrations, in order.

@@ -12,6 +12,7 @@ import Payments
 import QDSQL
 import QDSchema
 import Reports
+import Synchronization
 @testable import Wallet
 
 extension BillingWorld {
@@ -58,11 +59,17 @@ let winter = """
     expiry_months = 1
     """
 
+/// A campaign text with caps added before its `[stacking]` table (campaigns.md: caps).
+func withCaps(_ text: String, _ caps: [(scope: String, period: String, maxCount: Int)]) -> String {
+    text.replacingOccurrences(of: "[stacking]", with: caps.map { "[[caps]]\nscope = \"\($0.scope)\"\nperiod = \"\($0.period)\"\nmax_count = \($0.maxCount)\n" }.joined() + "[stacking]")
+}
+
 @Suite struct CampaignBillingTests {
     @Test func discountsArePaidBySponsorsAndRefundsReverseExactly() throws {
         let world = try BillingWorld()
         try world.populate()
-        try world.useCampaigns([winter.replacingOccurrences(of: "BUDGET", with: "1_000_000")])
+        // Caps no payment here reaches: the counters they read are checked below.
+        try world.useCampaigns([withCaps(winter.replacingOccurrences(of: "BUDGET", with: "1_000_000"), [("wallet", "campaign", 10), ("bill_account", "calendar_month", 10)])])
         _ = try world.run("2026-11-27")
         // 陈静's water bill 54.30: 3.00 off, 51 points pending.
         #expect(try world.bill("QD-WATER", "W2611-000004")?["discount_fen"] as Int64? == 300)
@@ -92,25 +99,109 @@ let winter = """
         let use = try world.rows("SELECT uses, discount_fen FROM campaign_cap_use WHERE campaign_id = 'winter' AND scope = 'wallet' AND period = 'campaign' AND scope_id = \(walletID)").first
         #expect(try use?["uses"] as Int64? == 1 && use?["discount_fen"] as Int64? == 300)
         #expect(try world.count("SELECT count(*) FROM campaign_cap_use WHERE campaign_id = 'winter' AND scope = 'bill_account' AND period = 'month' AND uses = 0 AND discount_fen = 0") == 1)
+        // Only the pairs of scope and period the caps name are counted.
+        #expect(try world.count("SELECT count(*) FROM campaign_cap_use WHERE NOT ((scope = 'wallet' AND period = 'campaign') OR (scope = 'bill_account' AND period = 'month'))") == 0)
+        #expect(try world.count("SELECT pairs FROM campaign_cap_counting WHERE campaign_id = 'winter'") == 8 + 64)
         #expect(try world.store.database.read { try CampaignStore($0).capUseMismatches(limit: 10) }.isEmpty)
-        // A database from before the counters gets them from its allocations when upgraded.
-        let before = try world.count("SELECT count(*) FROM campaign_cap_use WHERE uses > 0")
+        // A database from before the counters gets them from its allocations when upgraded,
+        // every pair of them (no version's caps are known to SQL), and keeps them all (a
+        // counter a refund took to zero is not made again).
+        let named = "SELECT scope, scope_id, period, period_key, uses, discount_fen FROM campaign_cap_use WHERE uses > 0 AND ((scope = 'wallet' AND period = 'campaign') OR (scope = 'bill_account' AND period = 'month')) ORDER BY 1, 2, 3, 4"
+        let before = try world.rows(named).map { "\($0)" }
+        #expect(before.count >= 4)
         try world.execute("DROP TABLE campaign_cap_use")
+        try world.execute("DROP TABLE campaign_cap_counting")
         if let postgres = world.postgres {
-            try world.execute("DELETE FROM qdwallet_migrations WHERE name = 'campaigns-v2-cap-counters'")
+            try world.execute("DELETE FROM qdwallet_migrations WHERE name IN ('campaigns-v2-cap-counters', 'campaigns-v3-counted-pairs')")
             try postgres.migrate(try QDWalletSchema.postgresMigrations())
         } else {
-            try world.execute("DELETE FROM grdb_migrations WHERE identifier = 'campaigns-v2-cap-counters'")
+            try world.execute("DELETE FROM grdb_migrations WHERE identifier IN ('campaigns-v2-cap-counters', 'campaigns-v3-counted-pairs')")
             let pool = try DatabasePool(path: world.path)
             try BillingWorld.migrator().migrate(pool)
             try pool.close()
         }
-        #expect(try world.count("SELECT count(*) FROM campaign_cap_use") == before)
+        #expect(try world.rows(named).map { "\($0)" } == before)
+        #expect(try world.count("SELECT pairs FROM campaign_cap_counting WHERE campaign_id = 'winter'") == 255)
+        #expect(try world.count("SELECT count(DISTINCT scope || period) FROM campaign_cap_use") == 8)
         #expect(try world.store.database.read { try CampaignStore($0).capUseMismatches(limit: 10) }.isEmpty)
         // A counter written around the book is found.
         try world.execute("UPDATE campaign_cap_use SET uses = uses + 1 WHERE campaign_id = 'winter' AND scope = 'wallet' AND period = 'day' AND scope_id = \(walletID) AND period_key = '2026-11-27'")
         let forged = try world.store.database.read { try CampaignStore($0).capUseMismatches(limit: 10) }
         #expect(forged.map { "\($0.scope) \($0.scopeId) \($0.period) \($0.periodKey) \($0.countedUses)/\($0.allocatedUses) \($0.countedFen)/\($0.allocatedFen)" } == ["wallet \(walletID) day 2026-11-27 2/1 300/300"])
+    }
+
+    /// A cap a later version adds counts what the campaign gave before it (campaigns.md:
+    /// caps per wallet and calendar month): its counters are filled from the standing
+    /// allocations when the version is registered, the refunded one left out.
+    @Test func aCapAddedByALaterVersionCountsWhatCameBefore() throws {
+        let world = try BillingWorld()
+        try world.populate()
+        try world.useCampaigns([winter.replacingOccurrences(of: "BUDGET", with: "1_000_000")])
+        _ = try world.run("2026-11-27")
+        world.clock.advance(micros: ShanghaiCalendar.dayMicros)
+        _ = try world.run("2026-11-28")
+        #expect(try world.status("QD-WATER", "W2611-000004") == "refunded")
+        // No cap, no counters.
+        #expect(try world.count("SELECT count(*) FROM campaign_cap_use") == 0)
+        #expect(try world.count("SELECT pairs FROM campaign_cap_counting WHERE campaign_id = 'winter'") == 0)
+        let standing = try world.rows("SELECT wallet_id, count(*) AS uses, sum(discount_fen) AS fen FROM campaign_allocations WHERE reversed_at IS NULL GROUP BY wallet_id ORDER BY wallet_id")
+            .map { "\(try $0["wallet_id"] as Int64) 2026-11 \(try $0["uses"] as Int64) \(try $0["fen"] as Int64)" }
+        #expect(standing.count >= 2)
+        let second = withCaps(winter.replacingOccurrences(of: "BUDGET", with: "1_000_000").replacingOccurrences(of: "version = 1", with: "version = 2"), [("wallet", "calendar_month", 2)])
+        try world.useCampaigns([second])
+        let counted = try world.rows("SELECT scope_id, period_key, uses, discount_fen FROM campaign_cap_use WHERE campaign_id = 'winter' AND scope = 'wallet' AND period = 'month' ORDER BY scope_id")
+            .map { "\(try $0["scope_id"] as Int64) \(try $0["period_key"] as String) \(try $0["uses"] as Int64) \(try $0["discount_fen"] as Int64)" }
+        #expect(counted == standing)
+        #expect(try world.count("SELECT count(*) FROM campaign_cap_use") == standing.count)
+        #expect(try world.count("SELECT pairs FROM campaign_cap_counting WHERE campaign_id = 'winter'") == 4)
+        #expect(try world.store.database.read { try CampaignStore($0).capUseMismatches(limit: 10) }.isEmpty)
+        // Registering the same versions again changes nothing.
+        try world.store.transaction { db, _ in try CampaignBook.register(world.config.campaigns, db: db, now: world.clock.nowMicros()) }
+        #expect(try world.count("SELECT count(*) FROM campaign_cap_use") == standing.count)
+    }
+
+    /// A registration that starts counting a pair and a payment that adds to the counters,
+    /// in two sessions at once, in both orders: the payment's allocation is counted once,
+    /// by whichever committed second. On PostgreSQL the campaign's counting row is the lock
+    /// between them (shared by payments, exclusive while a pair is filled); on SQLite the
+    /// writers take turns.
+    @Test(arguments: [true, false]) func aRegistrationRacingAPaymentCountsItOnce(registrationFirst: Bool) throws {
+        let world = try BillingWorld()
+        try world.populate()
+        try world.useCampaigns([winter.replacingOccurrences(of: "BUDGET", with: "1_000_000")])
+        let walletID = Int64(try world.count("SELECT id FROM wallets WHERE phone = '13800000006'"))
+        let at = world.clock.nowMicros()
+        let keys = CampaignBook.periodKeys(at)
+        let allocation = CampaignStore.NewAllocation(paymentKey: "race", transactionID: 1, campaignID: "winter", version: 1, sponsor: "BUREAU", walletID: walletID, billAccountID: nil,
+                                                     discountFen: 300, points: 0, pointsHoldID: nil, vestAt: nil, expiresAt: nil, at: at, day: keys.day, week: keys.week, month: keys.month)
+        let capped = try Campaign.parse(withCaps(winter.replacingOccurrences(of: "BUDGET", with: "1_000_000").replacingOccurrences(of: "version = 1", with: "version = 2"), [("wallet", "day", 5)]), file: "c.toml")
+        let (first, second) = (try world.anotherStore(), try world.anotherStore())
+        let started = DispatchSemaphore(value: 0)
+        let pay: @Sendable (SQLLedgerStore) throws -> Void = { store in try store.transaction { db, _ in try CampaignStore(db).insert([allocation]) } }
+        let register: @Sendable (SQLLedgerStore) throws -> Void = { store in try store.transaction { db, _ in try CampaignBook.register([capped], db: db, now: at) } }
+        let finished = DispatchSemaphore(value: 0)
+        let failure = Mutex<(any Error)?>(nil)
+        // The first one stays open 300 ms after its work, while the second one starts (a
+        // thread of its own: the second blocks on the first's lock).
+        Thread.detachNewThread {
+            do {
+                try first.transaction { db, _ in
+                    if registrationFirst { try CampaignBook.register([capped], db: db, now: at) } else { try CampaignStore(db).insert([allocation]) }
+                    started.signal()
+                    Thread.sleep(forTimeInterval: 0.3)
+                }
+            } catch {
+                failure.withLock { $0 = error }
+                started.signal()
+            }
+            finished.signal()
+        }
+        started.wait()
+        try (registrationFirst ? pay : register)(second)
+        finished.wait()
+        if let error = failure.withLock({ $0 }) { throw error }
+        #expect(try world.count("SELECT uses FROM campaign_cap_use WHERE campaign_id = 'winter' AND scope = 'wallet' AND period = 'day' AND scope_id = ?", [walletID]) == 1)
+        #expect(try world.store.database.read { try CampaignStore($0).capUseMismatches(limit: 10) } == [])
     }
 
     @Test func pointsVestAfterTheRefundWindowAndExpireAcrossMonthEnds() throws {
@@ -253,7 +344,8 @@ let winter = """
         await propertyCheck(count: 30, input: Gen.int(in: 0...1_000_000).array(of: 4...16)) { codes in
             let world = try BillingWorld()
             try world.populate()
-            try world.useCampaigns([winter.replacingOccurrences(of: "BUDGET", with: "1_500")])
+            // Caps that do not bind, so the counters are kept (and checked after every step).
+            try world.useCampaigns([withCaps(winter.replacingOccurrences(of: "BUDGET", with: "1_500"), [("wallet", "day", 50), ("bill_account", "campaign", 50)])])
             try world.execute("UPDATE bill_accounts SET autopay = 0")
             try world.execute("UPDATE wallets SET kyc_verified = 1, kyc_class = 2")
             _ = try world.wallets.setFrozen(phone: "13800000004", frozen: false, reason: "test")

@@ -201,6 +201,56 @@ public struct CampaignStore {
         return found
     }
 
+    /// The bit of a (scope, period) pair in `campaign_cap_counting.pairs`.
+    static func pairBit(scope: String, period: String) -> Int64 {
+        let bit: Int64 = switch period {
+        case "day": 1
+        case "week": 2
+        case "month": 4
+        default: 8
+        }
+        return scope == "wallet" ? bit : bit << 4
+    }
+
+    /// Every pair: what a campaign never registered counts.
+    static let everyPair: Int64 = 255
+
+    /// The pairs whose counters a campaign's allocations add to. On PostgreSQL the campaign's
+    /// row is locked shared until the transaction ends: a registration that starts counting
+    /// another pair waits for this transaction's allocations and counts them itself, and one
+    /// that committed first is seen here (a locking read sees the row's latest version).
+    func countedPairs(campaignID: String) throws -> Int64 {
+        try sql.int64("SELECT pairs FROM campaign_cap_counting WHERE campaign_id = ?" + (sql.dialect == .postgres ? " FOR SHARE" : ""), [campaignID]) ?? Self.everyPair
+    }
+
+    /// Makes a campaign's counters keep `wanted` pairs too: each pair not kept before is
+    /// filled from the standing allocations, under the campaign's row locked exclusively on
+    /// PostgreSQL (payments that add to counters hold it shared), so it counts every
+    /// allocation once whatever the payments running meanwhile. Pairs are never dropped.
+    func startCounting(campaignID: String, pairs wanted: Int64) throws {
+        if let counted = try sql.int64("SELECT pairs FROM campaign_cap_counting WHERE campaign_id = ?", [campaignID]), counted & wanted == wanted { return }
+        try sql.execute("INSERT INTO campaign_cap_counting (campaign_id, pairs) VALUES (?, 0) ON CONFLICT (campaign_id) DO NOTHING", campaignID)
+        let counted = try sql.int64("SELECT pairs FROM campaign_cap_counting WHERE campaign_id = ?" + (sql.dialect == .postgres ? " FOR UPDATE" : ""), [campaignID]) ?? 0
+        let now = counted | wanted
+        guard now != counted else { return }
+        for (scope, column) in [("wallet", "wallet_id"), ("bill_account", "bill_account_id")] {
+            for (period, key) in [("day", "day"), ("week", "week"), ("month", "month"), ("campaign", "'*'")] {
+                let bit = Self.pairBit(scope: scope, period: period)
+                guard counted & bit == 0 else { continue }
+                // Rows of a pair not kept are stale (a book that counted every pair before the
+                // campaign was registered): the pair starts from its allocations alone.
+                try sql.execute("DELETE FROM campaign_cap_use WHERE campaign_id = ? AND scope = ? AND period = ?", campaignID, scope, period)
+                guard now & bit != 0 else { continue }
+                try sql.execute("""
+                    INSERT INTO campaign_cap_use (campaign_id, scope, scope_id, period, period_key, uses, discount_fen)
+                    SELECT campaign_id, '\(scope)', \(column), '\(period)', \(key), count(*), sum(discount_fen) FROM campaign_allocations
+                    WHERE campaign_id = ? AND reversed_at IS NULL AND \(column) IS NOT NULL GROUP BY campaign_id, \(column)\(period == "campaign" ? "" : ", " + key)
+                    """, campaignID)
+            }
+        }
+        try sql.execute("UPDATE campaign_cap_counting SET pairs = ? WHERE campaign_id = ?", now, campaignID)
+    }
+
     /// The period columns allocations are counted by.
     enum PeriodColumn: String {
         case day, week, month
@@ -208,13 +258,17 @@ public struct CampaignStore {
 
     /// Cap counters that differ from the standing allocations they count: (campaign, scope,
     /// id, period, key, counted uses and fen, allocations' uses and fen), at most `limit`.
+    /// Allocations count for the pairs their campaign keeps; a counter of a pair not kept
+    /// is stale and differs unless it is zero.
     public func capUseMismatches(limit: Int) throws -> [CapUseMismatch] {
         var periods: [String] = []
         for (scope, column) in [("wallet", "wallet_id"), ("bill_account", "bill_account_id")] {
             for (period, key) in [("day", "day"), ("week", "week"), ("month", "month"), ("campaign", "'*'")] {
                 periods.append("""
-                    SELECT campaign_id, '\(scope)' AS scope, \(column) AS scope_id, '\(period)' AS period, \(key) AS period_key, count(*) AS uses, sum(discount_fen) AS fen
-                    FROM campaign_allocations WHERE reversed_at IS NULL AND \(column) IS NOT NULL GROUP BY campaign_id, \(column)\(period == "campaign" ? "" : ", " + key)
+                    SELECT al.campaign_id, '\(scope)' AS scope, al.\(column) AS scope_id, '\(period)' AS period, \(key == "'*'" ? key : "al." + key) AS period_key, count(*) AS uses, sum(al.discount_fen) AS fen
+                    FROM campaign_allocations al LEFT JOIN campaign_cap_counting c ON c.campaign_id = al.campaign_id
+                    WHERE al.reversed_at IS NULL AND al.\(column) IS NOT NULL AND (coalesce(c.pairs, \(Self.everyPair)) & \(Self.pairBit(scope: scope, period: period))) <> 0
+                    GROUP BY al.campaign_id, al.\(column)\(period == "campaign" ? "" : ", al." + key)
                     """)
             }
         }
@@ -288,7 +342,7 @@ public struct CampaignStore {
     }
 
     /// Writes allocations (their points pending when they give any), adds them to their cap
-    /// counters (every period, for the wallet and any bill account) and their discounts to
+    /// counters (the pairs of scope and period their campaigns keep) and their discounts to
     /// their campaigns' budgets, in all and for their days: a few multi-row statements,
     /// the counters and budgets summed by key first (an upsert may touch a row once).
     func insert(_ allocations: [NewAllocation]) throws {
@@ -304,10 +358,13 @@ public struct CampaignStore {
         var caps = Sums<CapKey>()
         var budgets = Sums<String>()
         var days = Sums<DayKey>()
+        var counted: [String: Int64] = [:]
+        for campaignID in Set(allocations.map(\.campaignID)).sorted() { counted[campaignID] = try countedPairs(campaignID: campaignID) }
         for allocation in allocations {
             for (scope, id) in [("wallet", allocation.walletID), ("bill_account", allocation.billAccountID)] {
                 guard let id else { continue }
-                for (period, key) in [("day", allocation.day), ("week", allocation.week), ("month", allocation.month), ("campaign", "*")] {
+                for (period, key) in [("day", allocation.day), ("week", allocation.week), ("month", allocation.month), ("campaign", "*")]
+                where counted[allocation.campaignID, default: Self.everyPair] & Self.pairBit(scope: scope, period: period) != 0 {
                     caps.add(CapKey(campaignID: allocation.campaignID, scope: scope, scopeID: id, period: period, key: key), uses: 1, fen: allocation.discountFen)
                 }
             }
@@ -378,6 +435,10 @@ public struct CampaignStore {
 
     /// Marks a standing allocation reversed and takes it off its cap counters.
     func markReversed(allocationID: Int64, reversal: TransactionID, at: TimestampMicros) throws {
+        if sql.dialect == .postgres {
+            // As a payment does (countedPairs): a registration filling a new pair waits.
+            _ = try sql.int64("SELECT pairs FROM campaign_cap_counting WHERE campaign_id = (SELECT campaign_id FROM campaign_allocations WHERE id = ?) FOR SHARE", [allocationID])
+        }
         try sql.execute("""
             UPDATE campaign_cap_use SET uses = campaign_cap_use.uses - 1, discount_fen = campaign_cap_use.discount_fen - a.discount_fen
             FROM campaign_allocations a
