@@ -22,6 +22,14 @@ public final class PostgresConnection: SQLConnection {
     /// under READ COMMITTED two transactions may both find a key absent and insert it, and
     /// the one that loses sees the winner's row when it runs again (a replay, a refusal).
     var sawRetryableFailure = false
+    /// The statements sent without waiting (`send`, libpq's pipeline mode) whose results
+    /// have not been read yet: their texts, for the errors.
+    private var inFlight: [String] = []
+    /// How many statements may wait unread: results are small, and the server's are held
+    /// until a sync, so the sockets' buffers never fill both ways.
+    static let pipelineDepth = 64
+    /// How many statements were sent without waiting and are not answered yet.
+    public var unansweredStatements: Int { inFlight.count }
 
     /// Opens a session. `url` is a libpq connection URI (`postgres://user@host:port/db?...`);
     /// the password comes from `PGPASSFILE`/`~/.pgpass` or `PGPASSWORD`, never from the URL
@@ -88,6 +96,10 @@ public final class PostgresConnection: SQLConnection {
             return Int(String(cString: PQcmdTuples(result))) ?? 0
         }
 
+        func send(_ binds: [SQLValue]) throws {
+            try connection.send(self, binds)
+        }
+
         func query(_ binds: [SQLValue], _ body: (SQLRow) throws -> Bool) throws {
             let result = try connection.run(self, binds)
             defer { PQclear(result) }
@@ -102,6 +114,7 @@ public final class PostgresConnection: SQLConnection {
 
     public func prepare(_ sql: String) throws -> any SQLStatement {
         if let known = prepared[sql] { return known }
+        try settle()
         let text = dialect.translate(sql)
         preparedCount += 1
         let name = "qd\(preparedCount)"
@@ -137,6 +150,12 @@ public final class PostgresConnection: SQLConnection {
         guard binds.count == statement.parameters else {
             throw SQLError(.other, code: "bind", message: "the statement takes \(statement.parameters) values, \(binds.count) were given", sql: statement.sql)
         }
+        if !inFlight.isEmpty {
+            // One round trip for the writes sent before and this statement.
+            try send(statement, binds)
+            guard let result = try settle(keepingLast: true) else { throw failure(nil, sql: statement.sql) }
+            return result
+        }
         let result = Self.withParameters(binds) { count, pointers, lengths, formats in
             PQexecPrepared(handle, statement.name, count, pointers, lengths, formats, 0)
         }
@@ -152,7 +171,7 @@ public final class PostgresConnection: SQLConnection {
 
     /// Hands libpq the values: text for integers and text, binary for bytes, NULL as a null
     /// pointer.
-    static func withParameters(_ binds: [SQLValue], _ body: (Int32, [UnsafePointer<CChar>?], [Int32], [Int32]) -> OpaquePointer?) -> OpaquePointer? {
+    static func withParameters<T>(_ binds: [SQLValue], _ body: (Int32, [UnsafePointer<CChar>?], [Int32], [Int32]) -> T) -> T {
         var buffers: [[CChar]?] = []
         var lengths: [Int32] = []
         var formats: [Int32] = []
@@ -176,6 +195,7 @@ public final class PostgresConnection: SQLConnection {
     /// Runs `text` (already in PostgreSQL's placeholders) unprepared, through the extended
     /// protocol: for statements PostgreSQL does not prepare, such as DECLARE.
     func runUnprepared(_ text: String, _ binds: [SQLValue], sql: String) throws -> OpaquePointer {
+        try settle()
         let result = Self.withParameters(binds) { count, pointers, lengths, formats in
             PQexecParams(handle, text, count, nil, pointers, lengths, formats, 0)
         }
@@ -192,6 +212,19 @@ public final class PostgresConnection: SQLConnection {
     @discardableResult
     public func execute(_ sql: String, _ binds: [SQLValue]) throws -> Int {
         if binds.isEmpty && Self.isControl(sql) {
+            if !inFlight.isEmpty {
+                if sql.hasPrefix("ROLLBACK") {
+                    // What was sent is being undone: its errors no longer matter.
+                    _ = try? settle()
+                } else {
+                    // COMMIT, RELEASE, SAVEPOINT: in the same round trip as the writes before.
+                    let sent = PQsendQueryParams(handle, sql, 0, nil, nil, nil, nil, 0)
+                    guard sent == 1 else { throw abandonPipeline(sql: sql) }
+                    inFlight.append(sql)
+                    if let result = try settle(keepingLast: true) { PQclear(result) }
+                    return 0
+                }
+            }
             // Transaction control and savepoints: the simple protocol, never prepared.
             guard let result = PQexec(handle, sql) else { throw failure(nil, sql: sql) }
             defer { PQclear(result) }
@@ -204,6 +237,7 @@ public final class PostgresConnection: SQLConnection {
     /// Runs statements separated by semicolons (DDL, function bodies) through the simple
     /// protocol, unprepared, with no values.
     public func script(_ sql: String) throws {
+        try settle()
         guard let result = PQexec(handle, sql) else { throw failure(nil, sql: sql) }
         defer { PQclear(result) }
         switch PQresultStatus(result) {
@@ -225,6 +259,7 @@ public final class PostgresConnection: SQLConnection {
     /// fetched `cursorBatch` rows at a time, so memory stays bounded however many rows there
     /// are (several may be open at once); outside one (autocommit), fetched whole.
     public func cursor(_ sql: String, _ binds: [SQLValue]) throws -> any SQLCursor {
+        try settle()
         if PQtransactionStatus(handle) == PQTRANS_INTRANS {
             cursorCount += 1
             let name = "qdwallet_cursor_\(cursorCount)"
@@ -264,6 +299,7 @@ public final class PostgresConnection: SQLConnection {
             if position == buffer.count {
                 guard !exhausted else { return nil }
                 let fetch = "FETCH \(PostgresConnection.cursorBatch) FROM \(name)"
+                try connection.settle()
                 guard let result = PQexec(connection.handle, fetch) else { throw connection.failure(nil, sql: sql) }
                 defer { PQclear(result) }
                 guard PQresultStatus(result) == PGRES_TUPLES_OK else { throw connection.failure(result, sql: sql) }
@@ -348,6 +384,86 @@ public final class PostgresConnection: SQLConnection {
             }
             return out
         }
+    }
+
+    // MARK: Writes sent without waiting
+
+    /// Sends a write whose count the caller does not need without waiting for it (libpq's
+    /// pipeline mode): the server runs it in order, and its error, if any, is thrown by the
+    /// next statement that waits for an answer (a read, a count, COMMIT), which goes in the
+    /// same round trip. Inside a transaction the outcome is the same as waiting: a failed
+    /// statement fails the transaction either way.
+    public func send(_ sql: String, _ binds: [SQLValue]) throws {
+        if binds.isEmpty && Self.isControl(sql) {
+            try execute(sql, binds)
+            return
+        }
+        try send(prepare(sql) as! Prepared, binds)
+    }
+
+    func send(_ statement: Prepared, _ binds: [SQLValue]) throws {
+        guard binds.count == statement.parameters else {
+            throw SQLError(.other, code: "bind", message: "the statement takes \(statement.parameters) values, \(binds.count) were given", sql: statement.sql)
+        }
+        if inFlight.count >= Self.pipelineDepth { try settle() }
+        if PQpipelineStatus(handle) == PQ_PIPELINE_OFF, PQenterPipelineMode(handle) != 1 {
+            throw failure(nil, sql: statement.sql)
+        }
+        let sent = Self.withParameters(binds) { count, pointers, lengths, formats in
+            PQsendQueryPrepared(handle, statement.name, count, pointers, lengths, formats, 0)
+        }
+        guard sent == 1 else { throw abandonPipeline(sql: statement.sql) }
+        inFlight.append(statement.sql)
+    }
+
+    /// Reads the results of the statements sent without waiting and leaves pipeline mode;
+    /// throws the first error among them. With `keepingLast`, the last statement's result is
+    /// returned (the caller clears it).
+    @discardableResult
+    func settle(keepingLast: Bool = false) throws -> OpaquePointer? {
+        guard !inFlight.isEmpty else { return nil }
+        let texts = inFlight
+        inFlight = []
+        guard PQpipelineSync(handle) == 1 else { throw abandonPipeline(sql: texts[0]) }
+        var firstError: SQLError?
+        var kept: OpaquePointer?
+        for (index, text) in texts.enumerated() {
+            // Each statement's results, then a null.
+            var any = false
+            while let result = PQgetResult(handle) {
+                any = true
+                let status = PQresultStatus(result)
+                if status == PGRES_FATAL_ERROR, firstError == nil { firstError = failure(result, sql: text) }
+                if keepingLast, index == texts.count - 1, status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK {
+                    if let kept { PQclear(kept) }
+                    kept = result
+                } else {
+                    PQclear(result)
+                }
+            }
+            if !any, PQstatus(handle) != CONNECTION_OK {
+                if let kept { PQclear(kept) }
+                throw failure(nil, sql: text)
+            }
+        }
+        // The sync point's own result.
+        while let result = PQgetResult(handle) {
+            let status = PQresultStatus(result)
+            PQclear(result)
+            if status == PGRES_PIPELINE_SYNC { break }
+        }
+        if PQexitPipelineMode(handle) != 1, firstError == nil { firstError = failure(nil, sql: texts[texts.count - 1]) }
+        if let firstError {
+            if let kept { PQclear(kept) }
+            throw firstError
+        }
+        return kept
+    }
+
+    /// A pipeline that could not be sent: the session is broken (the pool drops it).
+    private func abandonPipeline(sql: String) -> SQLError {
+        inFlight = []
+        return failure(nil, sql: sql)
     }
 
     // MARK: Errors

@@ -58,6 +58,9 @@ public final class PostgresDatabase: SQLDatabase, @unchecked Sendable {
         let taken: PostgresConnection? = lock.withLock { idle.popLast() }
         let connection = try taken ?? open()
         let result = try body(connection)
+        // Writes sent without waiting outside a transaction: their answers before the
+        // session goes back.
+        try connection.settle()
         if PQstatus(connection.handle) == CONNECTION_OK, PQtransactionStatus(connection.handle) == PQTRANS_IDLE {
             lock.withLock {
                 if idle.count < options.idleMax { idle.append(connection) }

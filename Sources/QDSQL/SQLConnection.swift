@@ -66,6 +66,11 @@ public protocol SQLConnection: AnyObject {
     /// Runs a statement that returns no rows; how many rows it changed.
     @discardableResult
     func execute(_ sql: String, _ binds: [SQLValue]) throws -> Int
+    /// Runs a write whose count the caller does not need. PostgreSQL may send it without
+    /// waiting (pipeline mode), in the same round trip as the next statement that waits for
+    /// an answer, which then throws its error, if any; SQLite runs it at once. For writes
+    /// inside a transaction, whose failure fails the transaction either way.
+    func send(_ sql: String, _ binds: [SQLValue]) throws
     /// Runs a query and hands each row to `body` until it returns false or the rows end.
     func query(_ sql: String, _ binds: [SQLValue], _ body: (SQLRow) throws -> Bool) throws
     /// Runs a query whose rows are read one at a time, as the caller pulls them (a report
@@ -82,8 +87,16 @@ public protocol SQLStatement: AnyObject {
     /// Runs it; how many rows it changed.
     @discardableResult
     func execute(_ binds: [SQLValue]) throws -> Int
+    /// Runs it without needing its count: as `SQLConnection.send`.
+    func send(_ binds: [SQLValue]) throws
     /// Runs it and hands each row to `body` until it returns false.
     func query(_ binds: [SQLValue], _ body: (SQLRow) throws -> Bool) throws
+}
+
+extension SQLStatement {
+    public func send(_ binds: [SQLValue]) throws {
+        try execute(binds)
+    }
 }
 
 /// Rows pulled one at a time; the row handed out is valid until the next call.
@@ -92,6 +105,14 @@ public protocol SQLCursor: AnyObject {
 }
 
 extension SQLConnection {
+    public func send(_ sql: String, _ binds: [SQLValue]) throws {
+        try execute(sql, binds)
+    }
+
+    public func send(_ sql: String, _ binds: any SQLBindable...) throws {
+        try send(sql, binds.map { $0.sqlValue })
+    }
+
     @discardableResult
     public func execute(_ sql: String, _ binds: any SQLBindable...) throws -> Int {
         try execute(sql, binds.map { $0.sqlValue })
@@ -323,17 +344,27 @@ extension SQLConnection {
     @discardableResult
     public func runRows(_ head: String, row: String, _ tail: String = "", rows: [[any SQLBindable]]) throws -> Int {
         var changed = 0
+        try forEachGroup(head, row: row, tail, rows: rows) { changed += try execute($0, $1) }
+        return changed
+    }
+
+    /// `runRows` for writes whose count the caller does not need: each statement goes as
+    /// `send` (on PostgreSQL without waiting, its error thrown by the next statement that waits).
+    public func sendRows(_ head: String, row: String, _ tail: String = "", rows: [[any SQLBindable]]) throws {
+        try forEachGroup(head, row: row, tail, rows: rows) { try send($0, $1) }
+    }
+
+    private func forEachGroup(_ head: String, row: String, _ tail: String, rows: [[any SQLBindable]], _ body: (String, [SQLValue]) throws -> Void) throws {
         var start = 0
         for size in [256, 16, 2, 1] {
             let text = head + " " + Array(repeating: row, count: size).joined(separator: ", ") + (tail.isEmpty ? "" : " " + tail)
             while rows.count - start >= size {
                 var binds: [SQLValue] = []
                 for values in rows[start..<start + size] { binds += values.map(\.sqlValue) }
-                changed += try execute(text, binds)
+                try body(text, binds)
                 start += size
             }
         }
-        return changed
     }
 }
 

@@ -156,6 +156,108 @@ struct PostgresEngineTests {
         }
     }
 
+    /// Prepares the statements a test sends: a statement prepared for the first time in a
+    /// session waits for what was sent before it (`PQprepare` is not pipelined).
+    func prepare(_ sql: any SQLConnection) throws {
+        for text in ["UPDATE accounts SET balance = balance - 30 WHERE id = 1", "UPDATE accounts SET balance = balance + 30 WHERE id = 2",
+                     "INSERT INTO accounts (id, balance) VALUES (1, 5)", "UPDATE accounts SET balance = 0 WHERE id = 2"] {
+            _ = try sql.prepare(text)
+        }
+    }
+
+    /// Writes sent without waiting (libpq pipeline mode, PostgreSQL 15, 34.5) run in order
+    /// and are answered together with the next statement that waits: a read in the same
+    /// transaction sees them, and more of them than the pipeline's depth go in several syncs.
+    @Test func writesSentWithoutWaitingAreAnsweredWithTheNextStatementThatWaits() throws {
+        try withSchema { url, schema in
+            let database = try database(url, schema)
+            let seen = try database.write { sql -> [Int64] in
+                let connection = try #require(sql as? PostgresConnection)
+                try prepare(sql)
+                try sql.send("UPDATE accounts SET balance = balance - 30 WHERE id = 1")
+                try sql.send("UPDATE accounts SET balance = balance + 30 WHERE id = 2")
+                #expect(connection.unansweredStatements == 2)
+                let balances = try sql.int64s("SELECT balance FROM accounts ORDER BY id")
+                #expect(connection.unansweredStatements == 0)
+                for _ in 0..<150 { try sql.send("UPDATE accounts SET balance = balance + 1 WHERE id = 2") }
+                #expect(connection.unansweredStatements < 150)
+                return balances
+            }
+            #expect(seen == [70, 30])
+            #expect(try database.read { try $0.int64s("SELECT balance FROM accounts ORDER BY id") } == [70, 180])
+        }
+    }
+
+    /// A sent write the server refuses fails the next statement that waits (with the refused
+    /// statement named), and the transaction leaves nothing; the session is whole afterwards.
+    @Test func aSentWriteThatIsRefusedFailsTheNextStatementThatWaits() throws {
+        try withSchema { url, schema in
+            var options = PostgresDatabase.Options()
+            options.schema = schema
+            options.attempts = 1
+            let database = try PostgresDatabase(url: url, options: options)
+            var readAfter = false
+            do {
+                try database.write { sql in
+                    try prepare(sql)
+                    try sql.send("UPDATE accounts SET balance = balance - 30 WHERE id = 1")
+                    try sql.send("INSERT INTO accounts (id, balance) VALUES (1, 5)")
+                    try sql.send("UPDATE accounts SET balance = balance + 30 WHERE id = 2")
+                    #expect((sql as? PostgresConnection)?.unansweredStatements == 3)
+                    _ = try sql.int64s("SELECT balance FROM accounts ORDER BY id")
+                    readAfter = true
+                }
+                Issue.record("a duplicate key was accepted")
+            } catch let error as SQLError {
+                #expect(error.kind == .constraint)
+                #expect(error.code == "SQLSTATE 23505")
+                #expect(error.sql.hasPrefix("INSERT INTO accounts"))
+            }
+            #expect(!readAfter)
+            #expect(try database.read { try $0.int64s("SELECT balance FROM accounts ORDER BY id") } == [100, 0])
+            // Refused at COMMIT when nothing waited before it.
+            #expect(throws: SQLError.self) {
+                try database.write { sql in
+                    try sql.send("UPDATE accounts SET balance = balance - 30 WHERE id = 1")
+                    try sql.send("INSERT INTO accounts (id, balance) VALUES (1, 5)")
+                }
+            }
+            // A transaction that throws its own error with a refused write unanswered: the
+            // caller's error, and the rollback.
+            struct Refused: Error {}
+            #expect(throws: Refused.self) {
+                try database.write { sql in
+                    try prepare(sql)
+                    try sql.send("INSERT INTO accounts (id, balance) VALUES (1, 5)")
+                    try sql.send("UPDATE accounts SET balance = 0 WHERE id = 2")
+                    #expect((sql as? PostgresConnection)?.unansweredStatements == 2)
+                    throw Refused()
+                }
+            }
+            try database.write { sql in try sql.send("UPDATE accounts SET balance = balance + 1 WHERE id = 2") }
+            #expect(try database.read { try $0.int64s("SELECT balance FROM accounts ORDER BY id") } == [100, 1])
+        }
+    }
+
+    /// A refused write sent inside a savepoint is undone with it (PostgreSQL 15, ROLLBACK TO
+    /// SAVEPOINT); what was sent before and after the savepoint commits.
+    @Test func aSentWriteRefusedInsideASavepointUndoesOnlyTheSavepoint() throws {
+        try withSchema { url, schema in
+            let database = try database(url, schema)
+            try database.write { sql in
+                try prepare(sql)
+                try sql.send("UPDATE accounts SET balance = balance - 30 WHERE id = 1")
+                let inner: Void? = try? sql.savepoint {
+                    try sql.send("UPDATE accounts SET balance = balance + 30 WHERE id = 2")
+                    try sql.send("INSERT INTO accounts (id, balance) VALUES (1, 5)")
+                }
+                #expect(inner == nil)
+                try sql.send("UPDATE accounts SET balance = balance + 30 WHERE id = 2")
+            }
+            #expect(try database.read { try $0.int64s("SELECT balance FROM accounts ORDER BY id") } == [70, 30])
+        }
+    }
+
     @Test func placeholdersAndRowsCountAsOnSQLite() throws {
         try withSchema { url, schema in
             let database = try database(url, schema)

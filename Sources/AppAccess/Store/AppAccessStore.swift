@@ -185,7 +185,7 @@ public struct AppAccessStore {
 
     /// Stores the response a retry gets back.
     public func finishRequest(walletID: Int64, key: String, status: Int, response: String) throws {
-        try sql.run("UPDATE app_requests SET status = ?, response = ? WHERE wallet_id = ? AND idempotency_key = ? AND status IS NULL", [status, response, walletID, key])
+        try sql.send("UPDATE app_requests SET status = ?, response = ? WHERE wallet_id = ? AND idempotency_key = ? AND status IS NULL", status, response, walletID, key)
     }
 
     /// Forgets a request that ended without an answer to keep (the server failed, or the

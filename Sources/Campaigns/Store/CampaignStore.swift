@@ -347,7 +347,7 @@ public struct CampaignStore {
     /// the counters and budgets summed by key first (an upsert may touch a row once).
     func insert(_ allocations: [NewAllocation]) throws {
         guard !allocations.isEmpty else { return }
-        try sql.runRows("""
+        try sql.sendRows("""
             INSERT INTO campaign_allocations (payment_key, transaction_id, campaign_id, version, sponsor, wallet_id, bill_account_id, discount_fen, points,
                 points_hold_id, vest_at, expires_at, points_status, points_remaining, at, day, week, month) VALUES
             """, row: "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows: allocations.map { allocation in
@@ -373,13 +373,13 @@ public struct CampaignStore {
                 days.add(DayKey(campaignID: allocation.campaignID, day: allocation.day), uses: 0, fen: allocation.discountFen)
             }
         }
-        try sql.runRows("INSERT INTO campaign_cap_use (campaign_id, scope, scope_id, period, period_key, uses, discount_fen) VALUES", row: "(?, ?, ?, ?, ?, ?, ?)", """
+        try sql.sendRows("INSERT INTO campaign_cap_use (campaign_id, scope, scope_id, period, period_key, uses, discount_fen) VALUES", row: "(?, ?, ?, ?, ?, ?, ?)", """
             ON CONFLICT (campaign_id, scope, scope_id, period, period_key) DO UPDATE SET uses = campaign_cap_use.uses + excluded.uses, discount_fen = campaign_cap_use.discount_fen + excluded.discount_fen
             """, rows: caps.order.map { key in [key.campaignID, key.scope, key.scopeID, key.period, key.key, caps.sums[key]!.uses, caps.sums[key]!.fen] })
-        try sql.runRows("INSERT INTO campaign_budgets (campaign_id, spent_fen) VALUES", row: "(?, ?)",
+        try sql.sendRows("INSERT INTO campaign_budgets (campaign_id, spent_fen) VALUES", row: "(?, ?)",
                         "ON CONFLICT (campaign_id) DO UPDATE SET spent_fen = campaign_budgets.spent_fen + excluded.spent_fen",
                         rows: budgets.order.map { [$0, budgets.sums[$0]!.fen] })
-        try sql.runRows("INSERT INTO campaign_budget_days (campaign_id, day, spent_fen) VALUES", row: "(?, ?, ?)",
+        try sql.sendRows("INSERT INTO campaign_budget_days (campaign_id, day, spent_fen) VALUES", row: "(?, ?, ?)",
                         "ON CONFLICT (campaign_id, day) DO UPDATE SET spent_fen = campaign_budget_days.spent_fen + excluded.spent_fen",
                         rows: days.order.map { [$0.campaignID, $0.day, days.sums[$0]!.fen] })
     }
@@ -422,7 +422,7 @@ public struct CampaignStore {
     func saveExplanations(_ explanations: [NewExplanation]) throws {
         var last: [String: Int] = [:]
         for (index, explanation) in explanations.enumerated() { last[explanation.paymentKey] = index }
-        try sql.runRows("INSERT INTO campaign_explanations (payment_key, transaction_id, context, explanation, at) VALUES", row: "(?, ?, ?, ?, ?)", """
+        try sql.sendRows("INSERT INTO campaign_explanations (payment_key, transaction_id, context, explanation, at) VALUES", row: "(?, ?, ?, ?, ?)", """
             ON CONFLICT (payment_key) DO UPDATE SET transaction_id = excluded.transaction_id, context = excluded.context, explanation = excluded.explanation, at = excluded.at
             """, rows: explanations.enumerated().filter { last[$0.element.paymentKey] == $0.offset }.map { [$0.element.paymentKey, $0.element.transactionID, $0.element.context, $0.element.explanation, $0.element.at] })
     }

@@ -49,6 +49,15 @@ final class LedgerSession: LedgerWriting {
         }
     }
 
+    /// Runs a write whose count is not needed (`SQLConnection.send`).
+    private func send(_ query: Query, _ binds: [SQLValue]) throws(LedgerError) {
+        do {
+            try statement(query).send(binds)
+        } catch {
+            throw Self.ledgerError(error)
+        }
+    }
+
     /// The first row of a query, read by `read`; nil when there is none.
     private func one<T>(_ query: Query, _ binds: [SQLValue], _ read: (SQLRow) throws -> T) throws(LedgerError) -> T? {
         do {
@@ -664,7 +673,7 @@ final class LedgerSession: LedgerWriting {
         for record in batch.idempotency { idempotencyCache[record.key] = .some(record) }
         do {
             for (text, binds) in batch.statements() {
-                try sql.execute(text, binds)
+                try sql.send(text, binds)
             }
         } catch {
             throw Self.ledgerError(error)
@@ -683,7 +692,7 @@ final class LedgerSession: LedgerWriting {
         if sealsAtCommit, try one(.tryChainLock, [.integer(Self.chainLockKey)], { try $0.int64(0) }) == 1 {
             try seal(own: written)
         } else {
-            try run(.insertUnsealed, [PostgresArray.integers(written.map(\.id)), PostgresArray.bytes(written.map(\.hash))])
+            try send(.insertUnsealed, [PostgresArray.integers(written.map(\.id)), PostgresArray.bytes(written.map(\.hash))])
         }
         written.removeAll()
     }
@@ -718,7 +727,7 @@ final class LedgerSession: LedgerWriting {
             hashes.append(hash)
             head = ChainHead(id: pos, hash: hash, recordedAt: 0)
         }
-        try run(.insertSeal, [PostgresArray.integers(positions), PostgresArray.integers(rows.map(\.id)), PostgresArray.bytes(hashes)])
+        try send(.insertSeal, [PostgresArray.integers(positions), PostgresArray.integers(rows.map(\.id)), PostgresArray.bytes(hashes)])
         return rows.count
     }
 

@@ -44,9 +44,9 @@ public struct MovementStore {
             return [movement.walletID, movement.kind, movement.counterparty, movement.category, movement.amountFen, movement.discountFen, movement.points,
                     movement.balancePayment, movement.transactionID, movement.reference, movement.at, date.monthKey]
         }
-        try sql.runRows("INSERT INTO wallet_movements (wallet_id, kind, counterparty, category, amount_fen, discount_fen, points, balance_payment, transaction_id, reference, created_at, month) VALUES",
+        try sql.sendRows("INSERT INTO wallet_movements (wallet_id, kind, counterparty, category, amount_fen, discount_fen, points, balance_payment, transaction_id, reference, created_at, month) VALUES",
                         row: "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows: rows)
-        try sql.runRows("INSERT INTO wallet_usage (wallet_id, period, balance_payments_fen) VALUES", row: "(?, ?, ?)",
+        try sql.sendRows("INSERT INTO wallet_usage (wallet_id, period, balance_payments_fen) VALUES", row: "(?, ?, ?)",
                         "ON CONFLICT (wallet_id, period) DO UPDATE SET balance_payments_fen = wallet_usage.balance_payments_fen + excluded.balance_payments_fen",
                         rows: order.map { [$0.walletID, $0.period, usage[$0]!] })
     }

@@ -30,7 +30,7 @@ public struct OutboxStore {
     /// Queues messages in a few multi-row statements; one whose id was queued before (or
     /// earlier in the list) is left out.
     func enqueue(_ messages: [NewMessage]) throws {
-        try sql.runRows("INSERT INTO outbox (message_id, wallet_id, kind, urgent, payload, created_at, not_before) VALUES", row: "(?, ?, ?, ?, ?, ?, ?)",
+        try sql.sendRows("INSERT INTO outbox (message_id, wallet_id, kind, urgent, payload, created_at, not_before) VALUES", row: "(?, ?, ?, ?, ?, ?, ?)",
                         "ON CONFLICT (message_id) DO NOTHING",
                         rows: messages.map { [$0.messageID, $0.walletID, $0.kind.rawValue, $0.kind.isUrgent, $0.payload, $0.at, $0.at] })
     }
