@@ -24,6 +24,9 @@ public protocol LedgerReading: AnyObject {
     /// Every account, in id order.
     func allAccounts() throws -> [Account]
     func idempotencyRecord(key: String) throws -> IdempotencyRecord?
+    /// The records of several keys (those found), in one read with many writers, which the
+    /// rest of the transaction then knows without asking again.
+    func idempotencyRecords(keys: [String]) throws -> [String: IdempotencyRecord]
     func transaction(id: TransactionID) throws -> TransactionRecord?
     /// The legs of one transaction, in leg order.
     func entries(transactionID: TransactionID) throws -> [EntryRecord]

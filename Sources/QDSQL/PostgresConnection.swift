@@ -416,6 +416,17 @@ public final class PostgresConnection: SQLConnection {
         inFlight.append(statement.sql)
     }
 
+    /// Sends BEGIN without waiting: the transaction's first statement that waits (or its
+    /// COMMIT) is answered in the same round trip.
+    func begin(_ text: String) throws {
+        try settle()
+        if PQpipelineStatus(handle) == PQ_PIPELINE_OFF, PQenterPipelineMode(handle) != 1 {
+            throw failure(nil, sql: text)
+        }
+        guard PQsendQueryParams(handle, text, 0, nil, nil, nil, nil, 0) == 1 else { throw abandonPipeline(sql: text) }
+        inFlight.append(text)
+    }
+
     /// Reads the results of the statements sent without waiting and leaves pipeline mode;
     /// throws the first error among them. With `keepingLast`, the last statement's result is
     /// returned (the caller clears it).

@@ -117,7 +117,7 @@ public final class PostgresDatabase: SQLDatabase, @unchecked Sendable {
             do {
                 return try withConnection { connection in
                     connection.sawRetryableFailure = false
-                    try connection.execute(begin, [])
+                    try connection.begin(begin)
                     do {
                         let result = try body(connection)
                         try connection.execute("COMMIT", [])

@@ -60,13 +60,14 @@ public struct WalletService: Sendable {
     /// same key never collide. A request committed before keys were scoped keeps its old
     /// key when it moved this wallet's money, so its retry is still a replay.
     func ledgerKey(_ kind: String, _ key: String, wallet: WalletRecord, tx: any LedgerWriting) throws -> String {
-        let legacy = "\(kind):\(key)"
-        if let record = try tx.idempotencyRecord(key: legacy), let transactionID = record.transactionID,
+        let legacy = "\(kind):\(key)", scoped = "\(kind):w\(wallet.id):\(key)"
+        // Both in one read: the posting then knows the scoped key's record without asking.
+        if let record = try tx.idempotencyRecords(keys: [legacy, scoped])[legacy], let transactionID = record.transactionID,
            try tx.entries(transactionID: transactionID).contains(where: { $0.accountID == wallet.walletAccountID })
             || tx.hold(id: transactionID)?.debitAccountID == wallet.walletAccountID {
             return legacy
         }
-        return "\(kind):w\(wallet.id):\(key)"
+        return scoped
     }
 
     // MARK: Wallets

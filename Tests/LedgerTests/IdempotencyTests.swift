@@ -32,6 +32,29 @@ import Testing
         #expect(try w.t.balance(w.b) == 100)
     }
 
+    /// Several keys in one read (with many writers one statement, remembered for the rest
+    /// of the transaction): the records found with what they said, absent keys left out; a
+    /// key read absent and then posted in the same transaction is known as posted after.
+    @Test func severalKeysAreReadTogetherAndStayTrueInTheTransaction() throws {
+        let w = try World()
+        let paid = try #require(try w.t.ledger.post(.transfer(key: "pay-1", from: w.a, to: w.b, amount: 100)).transactionID)
+        _ = try w.t.ledger.post(.transfer(key: "too-much", from: w.a, to: w.b, amount: 1_000_000))
+        let (found, again) = try w.t.store.write { tx in
+            let found = try tx.idempotencyRecords(keys: ["pay-1", "nobody", "too-much", "pay-1"])
+            let request = PostingRequest.transfer(key: "nobody", from: w.a, to: w.b, amount: 7)
+            let first = try Ledger.post([request], in: tx, clock: w.t.clock)[0]
+            let again = try Ledger.post([request], in: tx, clock: w.t.clock)[0]
+            #expect(first.transactionID != nil && first == .committed(first.transactionID!, replayed: false))
+            return (found, again)
+        }
+        #expect(Set(found.keys) == ["pay-1", "too-much"])
+        #expect(found["pay-1"]?.transactionID == paid)
+        #expect(found["too-much"]?.refusal == .exceedsCredits)
+        #expect(found["too-much"]?.transactionID == nil)
+        #expect(again.transactionID != nil && again == .committed(again.transactionID!, replayed: true))
+        #expect(try w.t.balance(w.b) == 107)
+    }
+
     @Test func sameKeyTwiceInOneBatchPostsOnce() throws {
         let w = try World()
         let request = PostingRequest.transfer(key: "dup", from: w.a, to: w.b, amount: 100)

@@ -156,13 +156,16 @@ struct PostgresEngineTests {
         }
     }
 
-    /// Prepares the statements a test sends: a statement prepared for the first time in a
-    /// session waits for what was sent before it (`PQprepare` is not pipelined).
+    /// Prepares the statements a test sends (a statement prepared for the first time in a
+    /// session waits for what was sent before it: `PQprepare` is not pipelined), and waits
+    /// for what the transaction sent so far.
     func prepare(_ sql: any SQLConnection) throws {
         for text in ["UPDATE accounts SET balance = balance - 30 WHERE id = 1", "UPDATE accounts SET balance = balance + 30 WHERE id = 2",
                      "INSERT INTO accounts (id, balance) VALUES (1, 5)", "UPDATE accounts SET balance = 0 WHERE id = 2"] {
             _ = try sql.prepare(text)
         }
+        // And the transaction's BEGIN, sent without waiting, answered.
+        #expect(try sql.int64("SELECT 1") == 1)
     }
 
     /// Writes sent without waiting (libpq pipeline mode, PostgreSQL 15, 34.5) run in order

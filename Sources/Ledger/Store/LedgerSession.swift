@@ -631,15 +631,29 @@ final class LedgerSession: LedgerWriting {
     func beginBatch(keys: [String]) throws {
         guard concurrentWriters else { return }
         var batch = LedgerBulkWrites()
-        var unique: [String] = []
+        try readIdempotency(keys: keys)
         for key in Set(keys) where !key.isEmpty {
-            // Read already in this transaction: no need to ask again.
-            if let cached = idempotencyCache[key] {
-                if let record = cached { batch.keys[key] = record } else { batch.absent.insert(key) }
-            } else {
-                unique.append(key)
-            }
+            if let record = idempotencyCache[key] ?? nil { batch.keys[key] = record } else { batch.absent.insert(key) }
         }
+        bulk = batch
+    }
+
+    func idempotencyRecords(keys: [String]) throws -> [String: IdempotencyRecord] {
+        guard concurrentWriters else {
+            var found: [String: IdempotencyRecord] = [:]
+            for key in keys { found[key] = try idempotencyRecord(key: key) }
+            return found
+        }
+        try readIdempotency(keys: keys)
+        var found: [String: IdempotencyRecord] = [:]
+        for key in keys { found[key] = idempotencyCache[key] ?? nil }
+        return found
+    }
+
+    /// Many writers: reads the records of `keys` not read before in this transaction, a
+    /// thousand a statement, and remembers them (and the keys found absent).
+    private func readIdempotency(keys: [String]) throws {
+        let unique = Set(keys).filter { !$0.isEmpty && idempotencyCache[$0] == nil }.sorted()
         for start in stride(from: 0, to: unique.count, by: 1_000) {
             let part = Array(unique[start..<min(start + 1_000, unique.count)])
             var found = Set<String>()
@@ -652,18 +666,12 @@ final class LedgerSession: LedgerWriting {
                     }
                     refusal = known
                 }
-                let record = IdempotencyRecord(key: key, requestHash: try row.bytes(1), transactionID: try row.optionalInt64(2), refusal: refusal, recordedAt: try row.int64(4))
-                batch.keys[key] = record
-                idempotencyCache[key] = .some(record)
+                idempotencyCache[key] = .some(IdempotencyRecord(key: key, requestHash: try row.bytes(1), transactionID: try row.optionalInt64(2), refusal: refusal, recordedAt: try row.int64(4)))
                 found.insert(key)
                 return true
             }
-            for key in part where !found.contains(key) {
-                batch.absent.insert(key)
-                idempotencyCache[key] = .some(nil)
-            }
+            for key in part where !found.contains(key) { idempotencyCache[key] = .some(nil) }
         }
-        bulk = batch
     }
 
     /// Writes what the batch kept, in a few statements, and stops keeping.
