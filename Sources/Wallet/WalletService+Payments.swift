@@ -270,6 +270,7 @@ extension WalletService {
             return try balancePayment(db, tx, wallet: record, request: plan.requests[0], amountFen: net, followers: Array(plan.requests.dropFirst())) { transactionID, followers in
                 try plan.record(transactionID, followers)
                 try recordMovement(db, walletID: record.id, kind: "qr_payment", counterparty: merchant.name, category: merchant.category, amountFen: -net, discountFen: plan.discountFen, points: plan.points, balancePayment: true, transactionID: transactionID, reference: merchant.id)
+                return Receipt(transactionId: transactionID, amountFen: net, discountFen: plan.discountFen, points: plan.points, kind: "qr_payment", counterparty: merchant.name, replayed: false)
             }
         } }
         return try outcome.get()
@@ -304,6 +305,7 @@ extension WalletService {
             return try balancePayment(db, tx, wallet: payer, request: request, amountFen: amountFen) { transactionID, _ in
                 try recordMovement(db, walletID: payer.id, kind: "transfer_out", counterparty: Mask.phone(payee.phone), category: "transfer", amountFen: -amountFen, balancePayment: true, transactionID: transactionID, reference: nil)
                 try recordMovement(db, walletID: payee.id, kind: "transfer_in", counterparty: Mask.phone(payer.phone), category: "transfer", amountFen: amountFen, balancePayment: false, transactionID: transactionID, reference: nil)
+                return Receipt(transactionId: transactionID, amountFen: amountFen, discountFen: 0, points: 0, kind: "transfer_out", counterparty: Mask.phone(payee.phone), replayed: false)
             }
         } }
         return try outcome.get()
@@ -338,8 +340,10 @@ extension WalletService {
     }
 
     /// The shared path of every balance payment: a replay answers first; then frozen, class
-    /// limit, the posting, the records and the monitoring, in one transaction.
-    public func balancePayment(_ db: any SQLConnection, _ tx: any LedgerWriting, wallet record: WalletRecord, request: PostingRequest, amountFen: Int64, followers: [PostingRequest] = [], record recordRows: (Int64, ArraySlice<PostingResult>) throws -> Void) throws -> Result<Receipt, any Error> {
+    /// limit, the posting, the records and the monitoring, in one transaction. `recordRows`
+    /// writes a new payment's rows and returns its receipt as the payer's movement says it
+    /// (a retry reads the movement back: the same receipt, replayed).
+    public func balancePayment(_ db: any SQLConnection, _ tx: any LedgerWriting, wallet record: WalletRecord, request: PostingRequest, amountFen: Int64, followers: [PostingRequest] = [], record recordRows: (Int64, ArraySlice<PostingResult>) throws -> Receipt) throws -> Result<Receipt, any Error> {
         let isRetry = try tx.idempotencyRecord(key: request.key) != nil
         if !isRetry {
             if record.frozen { return .failure(WalletRefusal.walletFrozen) }
@@ -349,10 +353,12 @@ extension WalletService {
         switch results[0] {
         case .committed(let transactionID, let replayed):
             if !replayed {
-                try recordRows(transactionID, results.dropFirst())
+                // The receipt of the movement just written, not read back; a retry reads it.
+                let receipt = try recordRows(transactionID, results.dropFirst())
                 try monitorPayment(db, wallet: record, amountFen: amountFen)
+                return .success(receipt)
             }
-            return .success(try receipt(db, walletID: record.id, transactionID: transactionID, replayed: replayed))
+            return .success(try receipt(db, walletID: record.id, transactionID: transactionID, replayed: true))
         case .refused(let refusal, _):
             return .failure(Self.map(refusal))
         }

@@ -267,7 +267,10 @@ import Testing
         #expect(receipt.amountFen == 4_520 && receipt.counterparty == "台东小吃" && receipt.kind == "qr_payment")
         #expect(try t.service.balance(phone: "13800000001").balanceFen == 100_000 - 4_520)
         #expect(try t.ledger.account(id: t.service.merchant(id: "M0001").accountId).balance == 4_520)
-        #expect(try t.service.payQR(phone: "13800000001", payload: staticQR, amountFen: 4_520, password: "123456", idempotencyKey: "q1").replayed)
+        var replay = try t.service.payQR(phone: "13800000001", payload: staticQR, amountFen: 4_520, password: "123456", idempotencyKey: "q1")
+        #expect(replay.replayed)
+        replay.replayed = false
+        #expect(replay == receipt)
         #expect(try t.service.balance(phone: "13800000001").balanceFen == 100_000 - 4_520)
     }
 
@@ -289,7 +292,11 @@ import Testing
         #expect(throws: WalletRefusal.selfTransfer) { try t.service.transfer(from: "13800000001", to: "13800000001", amountFen: 1, password: "123456", idempotencyKey: "x") }
         #expect(throws: WalletRefusal.walletNotFound) { try t.service.transfer(from: "13800000001", to: "13900000009", amountFen: 1, password: "123456", idempotencyKey: "y") }
         let receipt = try t.service.transfer(from: "13800000001", to: "13800000002", amountFen: 2_000, password: "123456", idempotencyKey: "z")
-        #expect(receipt.counterparty == "138****0002")
+        #expect(receipt.counterparty == "138****0002" && receipt.amountFen == 2_000 && receipt.kind == "transfer_out" && !receipt.replayed)
+        var replay = try t.service.transfer(from: "13800000001", to: "13800000002", amountFen: 2_000, password: "123456", idempotencyKey: "z")
+        #expect(replay.replayed)
+        replay.replayed = false
+        #expect(replay == receipt)
         #expect(try t.service.balance(phone: "13800000002").balanceFen == 2_000)
         let incoming = try t.service.history(phone: "13800000002", month: nil, kind: "transfer")
         #expect(incoming.map(\.kind) == ["transfer_in"] && incoming[0].amountFen == 2_000 && incoming[0].counterparty == "138****0001")
