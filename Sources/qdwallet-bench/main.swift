@@ -56,9 +56,13 @@ import Foundation
 import Ledger
 
 let arguments = Array(CommandLine.arguments.dropFirst())
+/// A positive integer option; its default when absent. A value that is not one ends the run
+/// (a typo must not run the default, which may take minutes).
 func option(_ name: String, _ fallback: Int) -> Int {
-    guard let index = arguments.firstIndex(of: name), index + 1 < arguments.count, let value = Int(arguments[index + 1]), value > 0 else {
-        return fallback
+    guard let index = arguments.firstIndex(of: name) else { return fallback }
+    guard index + 1 < arguments.count, let value = Int(arguments[index + 1].replacingOccurrences(of: "_", with: "")), value > 0 else {
+        FileHandle.standardError.write(Data("qdwallet-bench: \(name) takes a positive whole number\n".utf8))
+        exit(2)
     }
     return value
 }
@@ -80,6 +84,31 @@ let usage = """
 guard let suite = arguments.first, ["ledger", "nightly", "floor", "paybill", "payers", "payers-child", "password", "api-load"].contains(suite) else {
     FileHandle.standardError.write(Data(usage.utf8))
     exit(2)
+}
+/// The options each suite takes with a value, and those it takes alone.
+let suiteOptions: [String: (valued: Set<String>, flags: Set<String>)] = [
+    "ledger": (["--transfers", "--batch", "--wallets", "--rounds", "--db"], ["--check", "--json"]),
+    "nightly": (["--bills", "--wallets", "--unmatched-percent", "--schema-dir", "--keep", "--db"], ["--no-campaigns", "--generate-only", "--json"]),
+    "paybill": (["--entries", "--samples", "--db"], []),
+    "floor": (["--before", "--after", "--transactions", "--pragmas"], []),
+    "payers": (["--db", "--payers", "--payments"], ["--compare-one-writer"]),
+    "password": (["--slow-samples", "--keyed-samples"], []),
+    "api-load": (["--db", "--out", "--wallets", "--payments", "--merchants"], []),
+]
+if let known = suiteOptions[suite] {
+    var index = 1
+    while index < arguments.count {
+        let argument = arguments[index]
+        if known.flags.contains(argument) {
+            index += 1
+        } else if known.valued.contains(argument), index + 1 < arguments.count {
+            index += 2
+        } else {
+            let problem = known.valued.contains(argument) ? "\(argument) needs a value" : "\(suite) does not take \(argument)"
+            FileHandle.standardError.write(Data("qdwallet-bench: \(problem)\n\n\(usage)".utf8))
+            exit(2)
+        }
+    }
 }
 if suite == "payers-child" {
     // Started by `payers`: URL SCHEMA INDEX PAYMENTS one-writer|many-writers.
