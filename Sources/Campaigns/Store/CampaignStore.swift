@@ -201,15 +201,42 @@ public struct CampaignStore {
         return found
     }
 
-    /// The bit of a (scope, period) pair in `campaign_cap_counting.pairs`.
-    static func pairBit(scope: String, period: String) -> Int64 {
-        let bit: Int64 = switch period {
-        case "day": 1
-        case "week": 2
-        case "month": 4
-        default: 8
+    /// A (scope, period) pair of cap counters: the allocation's column that holds the scope's
+    /// id, the one that holds the period's key (none for the whole campaign, keyed "*"), and
+    /// the pair's bit in `campaign_cap_counting.pairs`.
+    struct CounterPair {
+        var scope: String
+        var scopeColumn: String
+        var period: String
+        var periodColumn: String?
+        var bit: Int64
+
+        /// The period's key in SQL over `campaign_allocations` (aliased `prefix`).
+        func periodKeySQL(_ prefix: String = "") -> String { periodColumn.map { prefix + $0 } ?? "'*'" }
+
+        func scopeID(of allocation: NewAllocation) -> Int64? { scope == "wallet" ? allocation.walletID : allocation.billAccountID }
+
+        func periodKey(of allocation: NewAllocation) -> String {
+            switch period {
+            case "day": allocation.day
+            case "week": allocation.week
+            case "month": allocation.month
+            default: "*"
+            }
         }
-        return scope == "wallet" ? bit : bit << 4
+    }
+
+    /// Every pair, the one list the fill, the check and the payments' counters go by.
+    static let counterPairs: [CounterPair] = [("wallet", "wallet_id", 0), ("bill_account", "bill_account_id", 4)].flatMap { scope, column, shift in
+        [("day", "day", 1), ("week", "week", 2), ("month", "month", 4), ("campaign", nil, 8)].map { (period: String, periodColumn: String?, bit: Int64) in
+            CounterPair(scope: scope, scopeColumn: column, period: period, periodColumn: periodColumn, bit: bit << shift)
+        }
+    }
+
+    /// The bit of a (scope, period) pair in `campaign_cap_counting.pairs` (every pair's for
+    /// one not in the list: counting too much is safe, too little is not).
+    static func pairBit(scope: String, period: String) -> Int64 {
+        counterPairs.first { $0.scope == scope && $0.period == period }?.bit ?? everyPair
     }
 
     /// Every pair: what a campaign never registered counts.
@@ -233,20 +260,16 @@ public struct CampaignStore {
         let counted = try sql.int64("SELECT pairs FROM campaign_cap_counting WHERE campaign_id = ?" + (sql.dialect == .postgres ? " FOR UPDATE" : ""), [campaignID]) ?? 0
         let now = counted | wanted
         guard now != counted else { return }
-        for (scope, column) in [("wallet", "wallet_id"), ("bill_account", "bill_account_id")] {
-            for (period, key) in [("day", "day"), ("week", "week"), ("month", "month"), ("campaign", "'*'")] {
-                let bit = Self.pairBit(scope: scope, period: period)
-                guard counted & bit == 0 else { continue }
-                // Rows of a pair not kept are stale (a book that counted every pair before the
-                // campaign was registered): the pair starts from its allocations alone.
-                try sql.execute("DELETE FROM campaign_cap_use WHERE campaign_id = ? AND scope = ? AND period = ?", campaignID, scope, period)
-                guard now & bit != 0 else { continue }
-                try sql.execute("""
-                    INSERT INTO campaign_cap_use (campaign_id, scope, scope_id, period, period_key, uses, discount_fen)
-                    SELECT campaign_id, '\(scope)', \(column), '\(period)', \(key), count(*), sum(discount_fen) FROM campaign_allocations
-                    WHERE campaign_id = ? AND reversed_at IS NULL AND \(column) IS NOT NULL GROUP BY campaign_id, \(column)\(period == "campaign" ? "" : ", " + key)
-                    """, campaignID)
-            }
+        for pair in Self.counterPairs where counted & pair.bit == 0 {
+            // Rows of a pair not kept are stale (a book that counted every pair before the
+            // campaign was registered): the pair starts from its allocations alone.
+            try sql.execute("DELETE FROM campaign_cap_use WHERE campaign_id = ? AND scope = ? AND period = ?", campaignID, pair.scope, pair.period)
+            guard now & pair.bit != 0 else { continue }
+            try sql.execute("""
+                INSERT INTO campaign_cap_use (campaign_id, scope, scope_id, period, period_key, uses, discount_fen)
+                SELECT campaign_id, '\(pair.scope)', \(pair.scopeColumn), '\(pair.period)', \(pair.periodKeySQL()), count(*), sum(discount_fen) FROM campaign_allocations
+                WHERE campaign_id = ? AND reversed_at IS NULL AND \(pair.scopeColumn) IS NOT NULL GROUP BY campaign_id, \(pair.scopeColumn)\(pair.periodColumn.map { ", " + $0 } ?? "")
+                """, campaignID)
         }
         try sql.execute("UPDATE campaign_cap_counting SET pairs = ? WHERE campaign_id = ?", now, campaignID)
     }
@@ -261,16 +284,13 @@ public struct CampaignStore {
     /// Allocations count for the pairs their campaign keeps; a counter of a pair not kept
     /// is stale and differs unless it is zero.
     public func capUseMismatches(limit: Int) throws -> [CapUseMismatch] {
-        var periods: [String] = []
-        for (scope, column) in [("wallet", "wallet_id"), ("bill_account", "bill_account_id")] {
-            for (period, key) in [("day", "day"), ("week", "week"), ("month", "month"), ("campaign", "'*'")] {
-                periods.append("""
-                    SELECT al.campaign_id, '\(scope)' AS scope, al.\(column) AS scope_id, '\(period)' AS period, \(key == "'*'" ? key : "al." + key) AS period_key, count(*) AS uses, sum(al.discount_fen) AS fen
-                    FROM campaign_allocations al LEFT JOIN campaign_cap_counting c ON c.campaign_id = al.campaign_id
-                    WHERE al.reversed_at IS NULL AND al.\(column) IS NOT NULL AND (coalesce(c.pairs, \(Self.everyPair)) & \(Self.pairBit(scope: scope, period: period))) <> 0
-                    GROUP BY al.campaign_id, al.\(column)\(period == "campaign" ? "" : ", al." + key)
-                    """)
-            }
+        let periods = Self.counterPairs.map { pair in
+            """
+            SELECT al.campaign_id, '\(pair.scope)' AS scope, al.\(pair.scopeColumn) AS scope_id, '\(pair.period)' AS period, \(pair.periodKeySQL("al.")) AS period_key, count(*) AS uses, sum(al.discount_fen) AS fen
+            FROM campaign_allocations al LEFT JOIN campaign_cap_counting c ON c.campaign_id = al.campaign_id
+            WHERE al.reversed_at IS NULL AND al.\(pair.scopeColumn) IS NOT NULL AND (coalesce(c.pairs, \(Self.everyPair)) & \(pair.bit)) <> 0
+            GROUP BY al.campaign_id, al.\(pair.scopeColumn)\(pair.periodColumn.map { ", al." + $0 } ?? "")
+            """
         }
         return try sql.all("""
             SELECT coalesce(u.campaign_id, a.campaign_id), coalesce(u.scope, a.scope), coalesce(u.scope_id, a.scope_id), coalesce(u.period, a.period), coalesce(u.period_key, a.period_key),
@@ -361,12 +381,9 @@ public struct CampaignStore {
         var counted: [String: Int64] = [:]
         for campaignID in Set(allocations.map(\.campaignID)).sorted() { counted[campaignID] = try countedPairs(campaignID: campaignID) }
         for allocation in allocations {
-            for (scope, id) in [("wallet", allocation.walletID), ("bill_account", allocation.billAccountID)] {
-                guard let id else { continue }
-                for (period, key) in [("day", allocation.day), ("week", allocation.week), ("month", allocation.month), ("campaign", "*")]
-                where counted[allocation.campaignID, default: Self.everyPair] & Self.pairBit(scope: scope, period: period) != 0 {
-                    caps.add(CapKey(campaignID: allocation.campaignID, scope: scope, scopeID: id, period: period, key: key), uses: 1, fen: allocation.discountFen)
-                }
+            for pair in Self.counterPairs where counted[allocation.campaignID, default: Self.everyPair] & pair.bit != 0 {
+                guard let id = pair.scopeID(of: allocation) else { continue }
+                caps.add(CapKey(campaignID: allocation.campaignID, scope: pair.scope, scopeID: id, period: pair.period, key: pair.periodKey(of: allocation)), uses: 1, fen: allocation.discountFen)
             }
             if allocation.discountFen > 0 {
                 budgets.add(allocation.campaignID, uses: 0, fen: allocation.discountFen)
