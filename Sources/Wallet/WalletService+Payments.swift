@@ -32,12 +32,14 @@ extension WalletService {
     }
 
     /// Records a movement of a wallet for its history (and, for balance payments, its class
-    /// limit), in the caller's transaction.
-    public func recordMovement(_ db: any SQLConnection, walletID: Int64, kind: String, counterparty: String, category: String, amountFen: Int64, discountFen: Int64 = 0, points: Int64 = 0, balancePayment: Bool, transactionID: Int64, reference: String?) throws {
+    /// limit), in the caller's transaction; the receipt it makes (what `receipt` reads back).
+    @discardableResult
+    public func recordMovement(_ db: any SQLConnection, walletID: Int64, kind: String, counterparty: String, category: String, amountFen: Int64, discountFen: Int64 = 0, points: Int64 = 0, balancePayment: Bool, transactionID: Int64, reference: String?) throws -> Receipt {
         var writes = PaymentWrites()
         recordMovement(into: &writes, walletID: walletID, kind: kind, counterparty: counterparty, category: category, amountFen: amountFen, discountFen: discountFen, points: points,
                        balancePayment: balancePayment, transactionID: transactionID, reference: reference)
         try flush(db, &writes)
+        return Receipt(transactionId: transactionID, amountFen: abs(amountFen), discountFen: discountFen, points: points, kind: kind, counterparty: counterparty, replayed: false)
     }
 
     /// Records a movement into `writes`, written when they are flushed.
@@ -269,8 +271,7 @@ extension WalletService {
             let net = amount - plan.discountFen
             return try balancePayment(db, tx, wallet: record, request: plan.requests[0], amountFen: net, followers: Array(plan.requests.dropFirst())) { transactionID, followers in
                 try plan.record(transactionID, followers)
-                try recordMovement(db, walletID: record.id, kind: "qr_payment", counterparty: merchant.name, category: merchant.category, amountFen: -net, discountFen: plan.discountFen, points: plan.points, balancePayment: true, transactionID: transactionID, reference: merchant.id)
-                return Receipt(transactionId: transactionID, amountFen: net, discountFen: plan.discountFen, points: plan.points, kind: "qr_payment", counterparty: merchant.name, replayed: false)
+                return try recordMovement(db, walletID: record.id, kind: "qr_payment", counterparty: merchant.name, category: merchant.category, amountFen: -net, discountFen: plan.discountFen, points: plan.points, balancePayment: true, transactionID: transactionID, reference: merchant.id)
             }
         } }
         return try outcome.get()
@@ -303,9 +304,9 @@ extension WalletService {
             let payee = try wallet(db, phone: to)
             let request = PostingRequest.transfer(key: try ledgerKey("transfer", key, wallet: payer, tx: tx), from: payer.walletAccountID, to: payee.walletAccountID, amount: amountFen, memo: "transfer")
             return try balancePayment(db, tx, wallet: payer, request: request, amountFen: amountFen) { transactionID, _ in
-                try recordMovement(db, walletID: payer.id, kind: "transfer_out", counterparty: Mask.phone(payee.phone), category: "transfer", amountFen: -amountFen, balancePayment: true, transactionID: transactionID, reference: nil)
+                let receipt = try recordMovement(db, walletID: payer.id, kind: "transfer_out", counterparty: Mask.phone(payee.phone), category: "transfer", amountFen: -amountFen, balancePayment: true, transactionID: transactionID, reference: nil)
                 try recordMovement(db, walletID: payee.id, kind: "transfer_in", counterparty: Mask.phone(payer.phone), category: "transfer", amountFen: amountFen, balancePayment: false, transactionID: transactionID, reference: nil)
-                return Receipt(transactionId: transactionID, amountFen: amountFen, discountFen: 0, points: 0, kind: "transfer_out", counterparty: Mask.phone(payee.phone), replayed: false)
+                return receipt
             }
         } }
         return try outcome.get()

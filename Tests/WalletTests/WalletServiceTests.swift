@@ -568,7 +568,7 @@ import Testing
         let bank = try t.ledger.account(code: SystemAccounts.bankClearing).id
         let legacy = try t.ledger.post(PostingRequest.transfer(key: "topup:old-1", from: bank, to: wallet.walletAccountID, amount: 800, memo: "topup card \(card)"))
         let legacyID = try #require(legacy.transactionID)
-        try t.store.transaction { db, _ in
+        _ = try t.store.transaction { db, _ in
             try t.service.recordMovement(db, walletID: wallet.id, kind: "topup", counterparty: "ICBC", category: "topup", amountFen: 800, balancePayment: false, transactionID: legacyID, reference: nil)
         }
         let retried = try t.service.topUp(phone: "13800000001", cardID: card, amountFen: 800, idempotencyKey: "old-1")
