@@ -63,7 +63,10 @@ extension WalletService {
                 var payload = ["event": "many_payments", "phone": Mask.phone(record.phone), "payments_in_window_over": String(policy.paymentsInWindowMax),
                                "window_minutes": String(policy.paymentsWindowMicros / 60_000_000)]
                 if let via { payload["via"] = via }
-                Outbox.enqueue(into: &writes, walletID: record.id, kind: .securityAlert, payload: payload, now: now, messageID: dayKey.map { "many_payments:\(record.id):\($0)" })
+                // Once a wallet a night (autopay) or a window's length: the payments after the
+                // one that crossed the threshold do not each alert the resident again.
+                let period = dayKey ?? "w\(now / policy.paymentsWindowMicros)"
+                Outbox.enqueue(into: &writes, walletID: record.id, kind: .securityAlert, payload: payload, now: now, messageID: "many_payments:\(record.id):\(period)")
             }
         }
         try OutboxStore(db).enqueue(writes.messages)

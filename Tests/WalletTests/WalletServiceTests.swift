@@ -438,9 +438,19 @@ import Testing
             _ = try t.service.payQR(phone: "13800000001", payload: staticQR, amountFen: 1, password: "123456", idempotencyKey: "c\(i)")
         }
         #expect(try t.outbox().map(\.payload).filter { $0.contains("many_payments") }.count == 1)
+        // The fifth and sixth in the window do not alert again: once for the window's length.
+        for i in 0..<2 {
+            _ = try t.service.payQR(phone: "13800000001", payload: staticQR, amountFen: 1, password: "123456", idempotencyKey: "c\(i + 2)")
+        }
+        #expect(try t.outbox().map(\.payload).filter { $0.contains("many_payments") }.count == 1)
         t.clock.advance(micros: 10 * 60 * 1_000_000)
         _ = try t.service.payQR(phone: "13800000001", payload: staticQR, amountFen: 1, password: "123456", idempotencyKey: "d")
         #expect(try t.outbox().map(\.payload).filter { $0.contains("many_payments") }.count == 1)
+        // A new burst ten minutes later alerts once more.
+        for i in 0..<3 {
+            _ = try t.service.payQR(phone: "13800000001", payload: staticQR, amountFen: 1, password: "123456", idempotencyKey: "d\(i)")
+        }
+        #expect(try t.outbox().map(\.payload).filter { $0.contains("many_payments") }.count == 2)
         #expect(try t.outbox().allSatisfy { $0.kind == "security_alert" && !$0.payload.contains("13800000001") })
         // A large payment the balance cannot cover is refused, and its alert goes with it: the
         // alert is written in the payment's transaction, which rolls back.
