@@ -22,9 +22,10 @@ public final class PostgresConnection: SQLConnection {
     /// under READ COMMITTED two transactions may both find a key absent and insert it, and
     /// the one that loses sees the winner's row when it runs again (a replay, a refusal).
     var sawRetryableFailure = false
-    /// The statements sent without waiting (`send`, libpq's pipeline mode) whose results
-    /// have not been read yet: their texts, for the errors.
-    private var inFlight: [String] = []
+    /// The statements sent without waiting (`send`, `sendQuery`: libpq's pipeline mode)
+    /// whose results have not been read yet: their texts, for the errors, and where a query's
+    /// rows go.
+    private var inFlight: [(sql: String, rows: SQLPendingRows?)] = []
     /// How many statements may wait unread: results are small, and the server's are held
     /// until a sync, so the sockets' buffers never fill both ways.
     static let pipelineDepth = 64
@@ -220,7 +221,7 @@ public final class PostgresConnection: SQLConnection {
                     // COMMIT, RELEASE, SAVEPOINT: in the same round trip as the writes before.
                     let sent = PQsendQueryParams(handle, sql, 0, nil, nil, nil, nil, 0)
                     guard sent == 1 else { throw abandonPipeline(sql: sql) }
-                    inFlight.append(sql)
+                    inFlight.append((sql, nil))
                     if let result = try settle(keepingLast: true) { PQclear(result) }
                     return 0
                 }
@@ -401,7 +402,15 @@ public final class PostgresConnection: SQLConnection {
         try send(prepare(sql) as! Prepared, binds)
     }
 
-    func send(_ statement: Prepared, _ binds: [SQLValue]) throws {
+    /// Sends a query without waiting, as `send`: its rows are read with the next statement
+    /// that waits, or when they are asked for (one round trip for all sent before).
+    public func sendQuery(_ sql: String, _ binds: [SQLValue]) throws -> SQLPendingRows {
+        let pending = SQLPendingRows(sql: sql) { [weak self] in try self?.settle() }
+        try send(prepare(sql) as! Prepared, binds, rows: pending)
+        return pending
+    }
+
+    func send(_ statement: Prepared, _ binds: [SQLValue], rows: SQLPendingRows? = nil) throws {
         guard binds.count == statement.parameters else {
             throw SQLError(.other, code: "bind", message: "the statement takes \(statement.parameters) values, \(binds.count) were given", sql: statement.sql)
         }
@@ -412,8 +421,11 @@ public final class PostgresConnection: SQLConnection {
         let sent = Self.withParameters(binds) { count, pointers, lengths, formats in
             PQsendQueryPrepared(handle, statement.name, count, pointers, lengths, formats, 0)
         }
-        guard sent == 1 else { throw abandonPipeline(sql: statement.sql) }
-        inFlight.append(statement.sql)
+        guard sent == 1 else {
+            if let rows { inFlight.append((statement.sql, rows)) }
+            throw abandonPipeline(sql: statement.sql, inFlight)
+        }
+        inFlight.append((statement.sql, rows))
     }
 
     /// Sends BEGIN without waiting: the transaction's first statement that waits (or its
@@ -424,7 +436,7 @@ public final class PostgresConnection: SQLConnection {
             throw failure(nil, sql: text)
         }
         guard PQsendQueryParams(handle, text, 0, nil, nil, nil, nil, 0) == 1 else { throw abandonPipeline(sql: text) }
-        inFlight.append(text)
+        inFlight.append((text, nil))
     }
 
     /// Reads the results of the statements sent without waiting and leaves pipeline mode;
@@ -435,16 +447,30 @@ public final class PostgresConnection: SQLConnection {
         guard !inFlight.isEmpty else { return nil }
         let texts = inFlight
         inFlight = []
-        guard PQpipelineSync(handle) == 1 else { throw abandonPipeline(sql: texts[0]) }
+        guard PQpipelineSync(handle) == 1 else { throw abandonPipeline(sql: texts[0].sql, texts) }
         var firstError: SQLError?
         var kept: OpaquePointer?
-        for (index, text) in texts.enumerated() {
+        // Queries sent ahead that were not answered (an earlier statement failed, the session
+        // broke) keep an error: their rows are never taken for empty.
+        defer { for entry in texts where entry.rows?.isAnswered == false { entry.rows?.fail(firstError ?? failure(nil, sql: entry.sql)) } }
+        for (index, (text, pending)) in texts.enumerated() {
             // Each statement's results, then a null.
             var any = false
             while let result = PQgetResult(handle) {
                 any = true
                 let status = PQresultStatus(result)
-                if status == PGRES_FATAL_ERROR, firstError == nil { firstError = failure(result, sql: text) }
+                if status == PGRES_FATAL_ERROR {
+                    let error = failure(result, sql: text)
+                    if firstError == nil { firstError = error }
+                    pending?.fail(error)
+                }
+                if let pending, status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK {
+                    var source = ResultRow(result: result, row: 0)
+                    pending.answer((0..<Int(PQntuples(result))).map { row in
+                        source.row = Int32(row)
+                        return SQLRow(source: source, sql: text).values
+                    })
+                }
                 if keepingLast, index == texts.count - 1, status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK {
                     if let kept { PQclear(kept) }
                     kept = result
@@ -463,7 +489,7 @@ public final class PostgresConnection: SQLConnection {
             PQclear(result)
             if status == PGRES_PIPELINE_SYNC { break }
         }
-        if PQexitPipelineMode(handle) != 1, firstError == nil { firstError = failure(nil, sql: texts[texts.count - 1]) }
+        if PQexitPipelineMode(handle) != 1, firstError == nil { firstError = failure(nil, sql: texts[texts.count - 1].sql) }
         if let firstError {
             if let kept { PQclear(kept) }
             throw firstError
@@ -471,10 +497,13 @@ public final class PostgresConnection: SQLConnection {
         return kept
     }
 
-    /// A pipeline that could not be sent: the session is broken (the pool drops it).
-    private func abandonPipeline(sql: String) -> SQLError {
+    /// A pipeline that could not be sent: the session is broken (the pool drops it). The
+    /// queries sent ahead among `entries` keep the error.
+    private func abandonPipeline(sql: String, _ entries: [(sql: String, rows: SQLPendingRows?)]? = nil) -> SQLError {
+        let error = failure(nil, sql: sql)
+        for entry in entries ?? inFlight { entry.rows?.fail(error) }
         inFlight = []
-        return failure(nil, sql: sql)
+        return error
     }
 
     // MARK: Errors

@@ -71,6 +71,10 @@ public protocol SQLConnection: AnyObject {
     /// an answer, which then throws its error, if any; SQLite runs it at once. For writes
     /// inside a transaction, whose failure fails the transaction either way.
     func send(_ sql: String, _ binds: [SQLValue]) throws
+    /// Sends a query whose rows are read later (`SQLPendingRows.get`): PostgreSQL sends it
+    /// without waiting, as `send`, so several reads that do not depend on each other go in
+    /// one round trip; SQLite runs it at once. A failed query fails the transaction as `send`.
+    func sendQuery(_ sql: String, _ binds: [SQLValue]) throws -> SQLPendingRows
     /// Runs a query and hands each row to `body` until it returns false or the rows end.
     func query(_ sql: String, _ binds: [SQLValue], _ body: (SQLRow) throws -> Bool) throws
     /// Runs a query whose rows are read one at a time, as the caller pulls them (a report
@@ -99,6 +103,61 @@ extension SQLStatement {
     }
 }
 
+/// The rows of a query sent ahead (`SQLConnection.sendQuery`), answered when the connection
+/// next waits, or when they are asked for. A query that failed, or was never run because one
+/// sent before it failed, throws its error here: never rows taken for empty.
+public final class SQLPendingRows {
+    public let sql: String
+    private var rows: [SQLValues]?
+    private var error: (any Error)?
+    private let settle: () throws -> Void
+
+    init(sql: String, settle: @escaping () throws -> Void) {
+        self.sql = sql
+        self.settle = settle
+    }
+
+    var isAnswered: Bool { rows != nil || error != nil }
+
+    func answer(_ rows: [SQLValues]) {
+        if !isAnswered { self.rows = rows }
+    }
+
+    func fail(_ error: any Error) {
+        if !isAnswered { self.error = error }
+    }
+
+    /// The rows (waiting for them if they have not come yet).
+    public func get() throws -> [SQLValues] {
+        if !isAnswered { try settle() }
+        if let error { throw error }
+        guard let rows else { throw SQLError(.other, code: "pipeline", message: "a query sent ahead was never answered", sql: sql) }
+        return rows
+    }
+}
+
+/// A query sent ahead and what its rows will be read as.
+public struct SQLPending<T> {
+    let rows: SQLPendingRows
+    let read: ([SQLValues]) throws -> T
+
+    public init(rows: SQLPendingRows, read: @escaping ([SQLValues]) throws -> T) {
+        self.rows = rows
+        self.read = read
+    }
+
+    /// What the rows say, waiting for them if they have not come yet.
+    public func get() throws -> T {
+        try read(rows.get())
+    }
+
+    /// The same rows read further.
+    public func map<U>(_ transform: @escaping (T) throws -> U) -> SQLPending<U> {
+        let read = self.read
+        return SQLPending<U>(rows: rows) { try transform(read($0)) }
+    }
+}
+
 /// Rows pulled one at a time; the row handed out is valid until the next call.
 public protocol SQLCursor: AnyObject {
     func next() throws -> SQLRow?
@@ -107,6 +166,27 @@ public protocol SQLCursor: AnyObject {
 extension SQLConnection {
     public func send(_ sql: String, _ binds: [SQLValue]) throws {
         try execute(sql, binds)
+    }
+
+    public func sendQuery(_ sql: String, _ binds: [SQLValue]) throws -> SQLPendingRows {
+        var rows: [SQLValues] = []
+        try query(sql, binds) { row in
+            rows.append(row.values)
+            return true
+        }
+        let pending = SQLPendingRows(sql: sql) {}
+        pending.answer(rows)
+        return pending
+    }
+
+    /// `sendQuery`, each row read by `read` when the rows are asked for.
+    public func sendAll<T>(_ sql: String, _ binds: [any SQLBindable] = [], _ read: @escaping (SQLRow) throws -> T) throws -> SQLPending<[T]> {
+        SQLPending(rows: try sendQuery(sql, binds.map(\.sqlValue))) { rows in try rows.map { try read($0.row) } }
+    }
+
+    /// `sendQuery` for at most one row.
+    public func sendOne<T>(_ sql: String, _ binds: [any SQLBindable] = [], _ read: @escaping (SQLRow) throws -> T) throws -> SQLPending<T?> {
+        SQLPending(rows: try sendQuery(sql, binds.map(\.sqlValue))) { rows in try rows.first.map { try read($0.row) } }
     }
 
     public func send(_ sql: String, _ binds: any SQLBindable...) throws {

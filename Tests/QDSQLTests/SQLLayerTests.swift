@@ -154,6 +154,58 @@ enum Engine: String, CaseIterable, CustomTestStringConvertible, Sendable {
         }
     }
 
+    /// Queries sent ahead (libpq pipeline mode on PostgreSQL, PostgreSQL 15, 34.5; run at once
+    /// on SQLite) answer in order, each seeing what was sent before it, in one round trip; a
+    /// refused one throws its error, and one sent after it, which the server never ran,
+    /// throws too instead of answering no rows.
+    @Test(arguments: Engine.available) func queriesSentAheadAnswerInOrderAndAFailureIsNeverNoRows(engine: Engine) throws {
+        try connection(engine) { sql in
+            let insert = "INSERT INTO t (s) VALUES (?) RETURNING id"
+            // A statement prepared for the first time waits for what was sent before it
+            // (`PQprepare` is not pipelined): these are prepared first.
+            for text in ["INSERT INTO t (n) VALUES (?)", "SELECT n FROM t ORDER BY n", "UPDATE t SET n = n * 10", "SELECT sum(n) FROM t", "SELECT n FROM t WHERE n = 7",
+                         insert, "SELECT count(*) FROM t"] {
+                _ = try sql.prepare(text)
+            }
+            for index in 1...3 { try sql.send("INSERT INTO t (n) VALUES (?)", index) }
+            let before = try sql.sendAll("SELECT n FROM t ORDER BY n") { try $0.int64(0) }
+            try sql.send("UPDATE t SET n = n * 10")
+            let sum = try sql.sendOne("SELECT sum(n) FROM t") { try $0.int64(0) }
+            let none = try sql.sendOne("SELECT n FROM t WHERE n = 7") { try $0.int64(0) }
+            if engine == .postgres { #expect((sql as? PostgresConnection)?.unansweredStatements == 7) }
+            #expect(try sum.get() == 60)
+            if engine == .postgres { #expect((sql as? PostgresConnection)?.unansweredStatements == 0) }
+            #expect(try before.get() == [1, 2, 3])
+            #expect(try none.get() == nil)
+            #expect(try sum.map { $0.map { $0 / 10 } }.get() == 6)
+
+            var refused: SQLError?
+            var second: SQLPending<Int64?>?
+            var after: SQLPending<Int64?>?
+            do {
+                _ = try sql.sendOne(insert, ["once"]) { try $0.int64(0) }
+                second = try sql.sendOne(insert, ["once"]) { try $0.int64(0) }
+                after = try sql.sendOne("SELECT count(*) FROM t") { try $0.int64(0) }
+                _ = try after?.get()
+                Issue.record("a duplicate key was accepted")
+            } catch let error as SQLError {
+                refused = error
+            }
+            #expect(refused?.kind == .constraint)
+            #expect(refused?.sql == insert)
+            if engine == .postgres {
+                // Sent, then refused at the sync: each pending query keeps its error.
+                let own = #expect(throws: SQLError.self) { try second?.get() }
+                #expect(own?.kind == .constraint)
+                #expect(throws: SQLError.self) { try after?.get() }
+            } else {
+                #expect(second == nil)
+            }
+            // The connection goes on.
+            #expect(try sql.int64("SELECT count(*) FROM t WHERE n IS NOT NULL") == 3)
+        }
+    }
+
     /// PostgreSQL numbers its placeholders; the stores write SQLite's. Text inside quotes is
     /// never touched.
     @Test(arguments: [
