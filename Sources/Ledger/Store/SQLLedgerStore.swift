@@ -11,8 +11,19 @@ public class SQLLedgerStore: LedgerStore, @unchecked Sendable {
     public let database: any SQLDatabase
 
     /// Called inside every write transaction, just before it commits (an audit trail that
-    /// must commit with the change it records). Set once, before the store is used.
-    private let beforeCommit = Mutex<(@Sendable (any SQLConnection) throws -> Void)?>(nil)
+    /// must commit with the change it records). Set once, before the store is used. Kept in
+    /// a box: a function value read out of the mutex's generic storage through `inout` comes
+    /// back wrapped in one more conversion each time, and a process calling it millions of
+    /// times would call it through millions of frames.
+    private let beforeCommit = Mutex<CommitHook?>(nil)
+
+    private final class CommitHook: Sendable {
+        let body: @Sendable (any SQLConnection) throws -> Void
+
+        init(_ body: @escaping @Sendable (any SQLConnection) throws -> Void) {
+            self.body = body
+        }
+    }
 
     public init(database: any SQLDatabase) {
         self.database = database
@@ -20,7 +31,8 @@ public class SQLLedgerStore: LedgerStore, @unchecked Sendable {
 
     /// Installs the hook every write transaction calls before it commits.
     public func setBeforeCommit(_ hook: (@Sendable (any SQLConnection) throws -> Void)?) {
-        beforeCommit.withLock { $0 = hook }
+        let box = hook.map(CommitHook.init)
+        beforeCommit.withLock { $0 = box }
     }
 
     public func read<T>(_ body: (any LedgerReading) throws -> T) throws -> T {
@@ -48,7 +60,7 @@ public class SQLLedgerStore: LedgerStore, @unchecked Sendable {
             try database.write { db in
                 let session = LedgerSession(db)
                 let result = try body(db, session)
-                if let hook = beforeCommit.withLock({ $0 }) { try hook(db) }
+                if let hook = beforeCommit.withLock({ $0 }) { try hook.body(db) }
                 try session.sealOnCommit()
                 return result
             }
@@ -65,7 +77,7 @@ public class SQLLedgerStore: LedgerStore, @unchecked Sendable {
                 let session = LedgerSession(db)
                 session.sealsAtCommit = false
                 let result = try body(db, session)
-                if let hook = beforeCommit.withLock({ $0 }) { try hook(db) }
+                if let hook = beforeCommit.withLock({ $0 }) { try hook.body(db) }
                 try session.sealOnCommit()
                 return result
             }
