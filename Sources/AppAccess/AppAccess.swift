@@ -272,10 +272,12 @@ public struct AppAccess: Sendable {
 
     public func authenticate(bearer: String) throws -> Principal {
         let token = try AccessToken.verify(bearer, key: signingKey, now: now / Self.micros)
-        // The device and its wallet: two reads, no snapshot needed (a device removed between
-        // them is refused by the next request).
+        // The device and its wallet: two reads in one round trip, no snapshot needed (a device
+        // removed between them is refused by the next request).
         let (device, wallet) = try store.database.readEach { db in
-            (try AppAccessStore(db).device(id: token.deviceID), try? wallets.wallet(db, id: token.walletID))
+            let device = try AppAccessStore(db).sendDevice(id: token.deviceID)
+            let wallet = try wallets.sendWallet(db, id: token.walletID)
+            return (try device.get(), try? wallet.get())
         }
         guard let device, device.walletID == token.walletID, let wallet else { throw AppRefusal.tokenInvalid }
         guard device.revokedAt == nil else { throw AppRefusal.deviceRevoked }

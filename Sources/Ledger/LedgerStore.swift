@@ -27,6 +27,10 @@ public protocol LedgerReading: AnyObject {
     /// The records of several keys (those found), in one read with many writers, which the
     /// rest of the transaction then knows without asking again.
     func idempotencyRecords(keys: [String]) throws -> [String: IdempotencyRecord]
+    /// Many writers: sends the read of these keys' records ahead, without waiting: it is
+    /// answered with the next statement that waits, and the transaction then knows them
+    /// without asking (`idempotencyRecords`, a posting). Nothing with one writer at a time.
+    func readAhead(idempotencyKeys keys: [String]) throws
     func transaction(id: TransactionID) throws -> TransactionRecord?
     /// The legs of one transaction, in leg order.
     func entries(transactionID: TransactionID) throws -> [EntryRecord]
@@ -94,6 +98,10 @@ public protocol LedgerWriting: LedgerReading {
     /// The accounts a batch will post to, read once; with many writers, people's and
     /// merchants' accounts locked in id order until the transaction ends.
     func accountsForPosting(_ ids: [AccountID]) throws -> [Account]
+    /// Many writers: locks people's and merchants' accounts as `accountsForPosting` does, sent
+    /// without waiting: the lock is held from the next statement that waits (which goes in
+    /// the same round trip and runs once the lock is granted). Nothing with one writer.
+    func lockAhead(_ ids: [AccountID]) throws
     /// One account a batch found it needs later (a hold's, a reversal's), locked likewise.
     func accountForPosting(_ id: AccountID) throws -> Account?
     /// `count` new transaction ids, ascending (many writers).
@@ -103,8 +111,9 @@ public protocol LedgerWriting: LedgerReading {
     /// A journal row this transaction wrote, to be sealed when it commits (many writers).
     func journalWritten(_ id: TransactionID, hash: [UInt8])
     /// A posting batch begins (many writers: its rows are kept and written together when it
-    /// ends, and the records of its idempotency keys read now).
-    func beginBatch(keys: [String]) throws
+    /// ends). In one round trip: the accounts it names locked as `accountsForPosting` locks
+    /// them, `idCount` new ids (`transactionIDs`) and the records of its idempotency keys.
+    func beginBatch(accounts: [AccountID], idCount: Int, keys: [String]) throws -> (accounts: [Account], ids: [TransactionID])
     /// The posting batch ends: what it kept is written.
     func endBatch() throws
 }

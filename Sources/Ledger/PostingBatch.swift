@@ -92,11 +92,11 @@ struct PostingBatch {
                     named += try tx.entries(transactionID: originalID).map(\.accountID)
                 }
             }
-            for account in try tx.accountsForPosting(named) {
+            let begun = try tx.beginBatch(accounts: named, idCount: requests.count, keys: requests.map(\.key))
+            for account in begun.accounts {
                 remember(account)
             }
-            ids = try tx.transactionIDs(count: requests.count)
-            try tx.beginBatch(keys: requests.map(\.key))
+            ids = begun.ids
         }
         var results: [PostingResult] = []
         results.reserveCapacity(requests.count)

@@ -346,7 +346,8 @@ public struct SQLValues: Sendable {
     /// The columns' names, as the statement gave them.
     public var names: [String] = []
 
-    var row: SQLRow { SQLRow(source: Values(values: values, names: names), sql: sql) }
+    /// The row, read as a query hands it out.
+    public var row: SQLRow { SQLRow(source: Values(values: values, names: names), sql: sql) }
 
     public subscript<T: SQLColumnDecodable>(_ column: Int) -> T {
         get throws { try T.decode(row, column) }

@@ -85,8 +85,14 @@ extension WalletService {
     /// Refuses a balance payment that would take the wallet past its class limit; to be
     /// called inside the payment's transaction so that racing payments see each other.
     public func checkClassLimit(_ db: any SQLConnection, wallet record: WalletRecord, amountFen: Int64) throws -> WalletRefusal? {
+        checkClassLimit(wallet: record, usedFen: try sendClassLimitUsage(db, wallet: record).get(), amountFen: amountFen)
+    }
+
+    /// What the wallet's class limit has counted so far, sent ahead (`SQLConnection.sendQuery`).
+    /// The wallet must stay locked (or the writer alone) until the payment commits.
+    public func sendClassLimitUsage(_ db: any SQLConnection, wallet record: WalletRecord) throws -> SQLPending<Int64> {
         let limit = policy.limit(forClass: record.kycVerified ? record.kycClass : 1, now: now)
-        return checkClassLimit(wallet: record, usedFen: try MovementStore(db).balancePaymentsFen(walletID: record.id, period: limit.period), amountFen: amountFen)
+        return try MovementStore(db).sendBalancePaymentsFen(walletID: record.id, period: limit.period)
     }
 
     /// The same against what `classLimitUsage` read: a chunk of payments reads its wallets'
@@ -204,10 +210,17 @@ extension WalletService {
     }
 
     func merchant(_ db: any SQLConnection, id: String) throws -> Merchant {
-        guard let stored = try MovementStore(db).merchant(id: id) else { throw WalletRefusal.merchantNotFound }
-        var merchant = stored.merchant
-        merchant.nameASCII = stored.nameASCII ?? MerchantQR.asciiName(from: merchant.name, merchantID: merchant.id)
-        return merchant
+        try sendMerchant(db, id: id).get()
+    }
+
+    /// `merchant`, sent ahead (`SQLConnection.sendQuery`): refused when its answer is read.
+    func sendMerchant(_ db: any SQLConnection, id: String) throws -> SQLPending<Merchant> {
+        try MovementStore(db).sendMerchant(id: id).map { stored in
+            guard let stored else { throw WalletRefusal.merchantNotFound }
+            var merchant = stored.merchant
+            merchant.nameASCII = stored.nameASCII ?? MerchantQR.asciiName(from: merchant.name, merchantID: merchant.id)
+            return merchant
+        }
     }
 
     /// The merchant's EMVCo payload, static or with a fixed amount. The Chinese name and city
@@ -259,10 +272,16 @@ extension WalletService {
         let matched = try checkConfirmation(confirmation, phone: phone)
         let outcome: Result<Receipt, any Error> = try store.transaction { db, tx in try hooked(hooks, db) {
             let record = try lockedWallet(db, tx, phone: phone)
+            // The merchant, the class limit's counter and the payment's idempotency records go
+            // ahead, answered together in one round trip (PostgreSQL).
+            let merchantAhead = try sendMerchant(db, id: qr.merchantID)
+            let usage = try sendClassLimitUsage(db, wallet: record)
+            let keys = ledgerKeys("qr", key, wallet: record)
+            try tx.readAhead(idempotencyKeys: [keys.legacy, keys.scoped])
             if let refusal = try recordConfirmation(db, wallet: record, matched: matched) { return .failure(refusal) }
             let merchant: Merchant
             do {
-                merchant = try self.merchant(db, id: qr.merchantID)
+                merchant = try merchantAhead.get()
             } catch WalletRefusal.merchantNotFound {
                 throw QRRefusal(.qrUnknownMerchant, clause: "the merchant id in qdwallet's template (ID 26 01) is not registered")
             }
@@ -272,7 +291,7 @@ extension WalletService {
             // Campaigns, as for bills: sponsors fund the discounts, points are pending.
             let plan = try planner?.planQR(db, tx, facts) ?? .plain(facts)
             let net = amount - plan.discountFen
-            return try balancePayment(db, tx, wallet: record, request: plan.requests[0], amountFen: net, followers: Array(plan.requests.dropFirst())) { transactionID, followers in
+            return try balancePayment(db, tx, wallet: record, request: plan.requests[0], amountFen: net, followers: Array(plan.requests.dropFirst()), usage: usage) { transactionID, followers in
                 try plan.record(transactionID, followers)
                 return try recordMovement(db, walletID: record.id, kind: "qr_payment", counterparty: merchant.name, category: merchant.category, amountFen: -net, discountFen: plan.discountFen, points: plan.points, balancePayment: true, transactionID: transactionID, reference: merchant.id)
             }
@@ -347,11 +366,14 @@ extension WalletService {
     /// limit, the posting, the records and the monitoring, in one transaction. `recordRows`
     /// writes a new payment's rows and returns its receipt as the payer's movement says it
     /// (a retry reads the movement back: the same receipt, replayed).
-    public func balancePayment(_ db: any SQLConnection, _ tx: any LedgerWriting, wallet record: WalletRecord, request: PostingRequest, amountFen: Int64, followers: [PostingRequest] = [], record recordRows: (Int64, ArraySlice<PostingResult>) throws -> Receipt) throws -> Result<Receipt, any Error> {
+    /// `usage`: the class limit's counter, when the caller sent its read ahead.
+    public func balancePayment(_ db: any SQLConnection, _ tx: any LedgerWriting, wallet record: WalletRecord, request: PostingRequest, amountFen: Int64, followers: [PostingRequest] = [],
+                               usage: SQLPending<Int64>? = nil, record recordRows: (Int64, ArraySlice<PostingResult>) throws -> Receipt) throws -> Result<Receipt, any Error> {
         let isRetry = try tx.idempotencyRecord(key: request.key) != nil
         if !isRetry {
             if record.frozen { return .failure(WalletRefusal.walletFrozen) }
-            if let refusal = try checkClassLimit(db, wallet: record, amountFen: amountFen) { return .failure(refusal) }
+            let used = try (usage ?? sendClassLimitUsage(db, wallet: record)).get()
+            if let refusal = checkClassLimit(wallet: record, usedFen: used, amountFen: amountFen) { return .failure(refusal) }
         }
         let results = try ledger.post([request] + (isRetry ? [] : followers), in: tx)
         switch results[0] {

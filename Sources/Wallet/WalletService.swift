@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import Ledger
 import QDSQL
+import Synchronization
 
 /// A wallet as stored (personal data stays sealed; the name is the one given at opening).
 public struct WalletRecord: Sendable, Hashable {
@@ -36,6 +37,9 @@ public struct WalletService: Sendable {
     /// Plans QR payments with the campaigns (the payment pipeline bill payments use too);
     /// nil: a QR payment is a plain transfer.
     public let planner: (any PaymentPlanner)?
+    /// The cash account of each wallet locked so far, by mobile number (a wallet's account
+    /// never changes): the next payment sends its lock ahead of reading the wallet.
+    let lockHints = LockHints()
 
     public init(store: SQLLedgerStore, ledger: Ledger, policy: WalletPolicy = WalletPolicy(), hasher: PasswordHasher = PasswordHasher(), dataKey: DataKey?, planner: (any PaymentPlanner)? = nil) {
         self.store = store
@@ -60,7 +64,7 @@ public struct WalletService: Sendable {
     /// same key never collide. A request committed before keys were scoped keeps its old
     /// key when it moved this wallet's money, so its retry is still a replay.
     func ledgerKey(_ kind: String, _ key: String, wallet: WalletRecord, tx: any LedgerWriting) throws -> String {
-        let legacy = "\(kind):\(key)", scoped = "\(kind):w\(wallet.id):\(key)"
+        let (legacy, scoped) = ledgerKeys(kind, key, wallet: wallet)
         // Both in one read: the posting then knows the scoped key's record without asking.
         if let record = try tx.idempotencyRecords(keys: [legacy, scoped])[legacy], let transactionID = record.transactionID,
            try tx.entries(transactionID: transactionID).contains(where: { $0.accountID == wallet.walletAccountID })
@@ -68,6 +72,11 @@ public struct WalletService: Sendable {
             return legacy
         }
         return scoped
+    }
+
+    /// The two keys `ledgerKey` chooses between: the pre-scoping one and the scoped one.
+    func ledgerKeys(_ kind: String, _ key: String, wallet: WalletRecord) -> (legacy: String, scoped: String) {
+        ("\(kind):\(key)", "\(kind):w\(wallet.id):\(key)")
     }
 
     // MARK: Wallets
@@ -114,10 +123,19 @@ public struct WalletService: Sendable {
     /// password failures, the class limit's usage, the balance, a bill's status. Payments of
     /// one wallet take turns; those of different wallets never wait for each other. With one
     /// writer at a time (SQLite) the transaction already has the database to itself.
+    ///
+    /// A wallet locked before in this process has its lock sent ahead of the read, in one
+    /// round trip: the read runs once the lock is granted, and is the read under the lock.
     public func lockedWallet(_ db: any SQLConnection, _ tx: any LedgerWriting, phone: String) throws -> WalletRecord {
+        guard tx.concurrentWriters else { return try wallet(db, phone: phone) }
+        if let known = lockHints.account(phone: phone) {
+            try tx.lockAhead([known])
+            let record = try wallet(db, phone: phone)
+            if record.walletAccountID == known { return record }
+        }
         let record = try wallet(db, phone: phone)
-        guard tx.concurrentWriters else { return record }
         _ = try tx.accountsForPosting([record.walletAccountID])
+        lockHints.remember(phone: phone, account: record.walletAccountID)
         // Read again under the lock: a freeze or a verification may have committed meanwhile.
         return try wallet(db, phone: phone)
     }
@@ -132,8 +150,15 @@ public struct WalletService: Sendable {
     }
 
     public func wallet(_ db: any SQLConnection, id: Int64) throws -> WalletRecord {
-        guard let record = try WalletStore(db).wallet(id: id) else { throw WalletRefusal.walletNotFound }
-        return record
+        try sendWallet(db, id: id).get()
+    }
+
+    /// `wallet(_:id:)`, sent ahead (`SQLConnection.sendQuery`): refused when its answer is read.
+    public func sendWallet(_ db: any SQLConnection, id: Int64) throws -> SQLPending<WalletRecord> {
+        try WalletStore(db).sendWallet(id: id).map { record in
+            guard let record else { throw WalletRefusal.walletNotFound }
+            return record
+        }
     }
 
     /// Freezes or unfreezes a wallet: a frozen wallet cannot pay or withdraw and can still
@@ -354,5 +379,24 @@ public struct WalletService: Sendable {
         }
         try WalletStore(db).setFailedPasswords(walletID: record.id, failures)
         return .wrongPassword
+    }
+}
+
+/// Which cash account each mobile number's wallet locks, as learnt by `lockedWallet`: a hint
+/// only (the wallet read under the lock is checked against it). Bounded: forgotten whole when
+/// full.
+final class LockHints: Sendable {
+    private let accounts = Mutex<[String: AccountID]>([:])
+    static let capacity = 200_000
+
+    func account(phone: String) -> AccountID? {
+        accounts.withLock { $0[phone] }
+    }
+
+    func remember(phone: String, account: AccountID) {
+        accounts.withLock { known in
+            if known.count >= Self.capacity { known.removeAll() }
+            known[phone] = account
+        }
     }
 }

@@ -84,7 +84,12 @@ public struct AppAccessStore {
     }
 
     public func device(id: Int64) throws -> Device? {
-        try sql.one("SELECT \(Self.deviceColumns) FROM app_devices WHERE id = ?", [id], Self.device)
+        try sendDevice(id: id).get()
+    }
+
+    /// `device(id:)`, sent ahead (`SQLConnection.sendQuery`).
+    public func sendDevice(id: Int64) throws -> SQLPending<Device?> {
+        try sql.sendOne("SELECT \(Self.deviceColumns) FROM app_devices WHERE id = ?", [id], Self.device)
     }
 
     /// The wallet's devices not revoked, oldest first.

@@ -23,6 +23,10 @@ final class LedgerSession: LedgerWriting {
     /// commits meanwhile is found when this one inserts it (a unique violation: the whole
     /// transaction runs again, and replays).
     private var idempotencyCache: [String: IdempotencyRecord?] = [:]
+    /// Reads of idempotency records sent ahead (`readAhead`), taken into the cache before it
+    /// is next consulted; their keys are not asked for again meanwhile.
+    private var idempotencyAhead: [(keys: [String], records: SQLPending<[IdempotencyRecord]>)] = []
+    private var keysAhead = Set<String>()
 
     init(_ sql: any SQLConnection) {
         self.sql = sql
@@ -67,6 +71,24 @@ final class LedgerSession: LedgerWriting {
                 return false
             }
             return found
+        } catch {
+            throw Self.ledgerError(error)
+        }
+    }
+
+    /// A query sent ahead (`SQLConnection.sendQuery`), its rows read by `read` when asked for.
+    private func ahead<T>(_ query: Query, _ binds: [SQLValue], _ read: @escaping (SQLRow) throws -> T) throws(LedgerError) -> SQLPending<[T]> {
+        do {
+            return SQLPending(rows: try sql.sendQuery(query.sql(sql.dialect), binds)) { rows in try rows.map { try read($0.row) } }
+        } catch {
+            throw Self.ledgerError(error)
+        }
+    }
+
+    /// What a query sent ahead answered, its errors as the ledger's.
+    private func answer<T>(_ pending: SQLPending<T>) throws(LedgerError) -> T {
+        do {
+            return try pending.get()
         } catch {
             throw Self.ledgerError(error)
         }
@@ -387,6 +409,7 @@ final class LedgerSession: LedgerWriting {
             if let known = bulk.keys[key] { return known }
             if bulk.absent.contains(key) { return nil }
         }
+        if !idempotencyAhead.isEmpty { try absorbIdempotency([]) }
         if concurrentWriters, let cached = idempotencyCache[key] { return cached }
         let found = try one(.idempotencyByKey, [.text(key)]) { row in
             var refusal: LedgerRefusal?
@@ -600,6 +623,11 @@ final class LedgerSession: LedgerWriting {
         return locked + (try all(.foldedAccounts, [Self.idList(unique)], Self.readAccount))
     }
 
+    func lockAhead(_ ids: [AccountID]) throws {
+        guard concurrentWriters, !ids.isEmpty else { return }
+        try send(.lockAccounts, [Self.idList(Array(Set(ids)).sorted())])
+    }
+
     func accountForPosting(_ id: AccountID) throws -> Account? {
         guard concurrentWriters, let found = try account(id: id), !found.kind.isFolded else { return try account(id: id) }
         return try one(.lockAccount, [.integer(id)], Self.readAccount)
@@ -626,16 +654,26 @@ final class LedgerSession: LedgerWriting {
         written.append((id, hash))
     }
 
-    /// PostgreSQL: from here to `endBatch` the batch's rows are kept, and the records of
-    /// `keys` are read now, a few hundred a statement.
-    func beginBatch(keys: [String]) throws {
-        guard concurrentWriters else { return }
+    /// PostgreSQL: from here to `endBatch` the batch's rows are kept. What the batch needs
+    /// before it decides goes in one round trip, in this order: its accounts locked (as
+    /// `accountsForPosting`: the system accounts read after the locks), `idCount` new ids
+    /// drawn after the locks, and the records of `keys` not read before in this transaction.
+    func beginBatch(accounts named: [AccountID], idCount: Int, keys: [String]) throws -> (accounts: [Account], ids: [TransactionID]) {
+        guard concurrentWriters else { return ([], []) }
+        let unique = Array(Set(named)).sorted()
+        let locked = try ahead(.lockAccounts, [Self.idList(unique)], Self.readAccount)
+        let folded = try ahead(.foldedAccounts, [Self.idList(unique)], Self.readAccount)
+        let fresh = try ahead(.nextTransactionIDs, [.integer(Int64(max(1, idCount)))]) { try $0.int64(0) }
+        let records = try sendIdempotency(keys: keys)
+        let accounts = try answer(locked) + answer(folded)
+        let ids = try answer(fresh).sorted()
+        try absorbIdempotency(records)
         var batch = LedgerBulkWrites()
-        try readIdempotency(keys: keys)
         for key in Set(keys) where !key.isEmpty {
             if let record = idempotencyCache[key] ?? nil { batch.keys[key] = record } else { batch.absent.insert(key) }
         }
         bulk = batch
+        return (accounts, ids)
     }
 
     func idempotencyRecords(keys: [String]) throws -> [String: IdempotencyRecord] {
@@ -653,12 +691,23 @@ final class LedgerSession: LedgerWriting {
     /// Many writers: reads the records of `keys` not read before in this transaction, a
     /// thousand a statement, and remembers them (and the keys found absent).
     private func readIdempotency(keys: [String]) throws {
-        let unique = Set(keys).filter { !$0.isEmpty && idempotencyCache[$0] == nil }.sorted()
-        for start in stride(from: 0, to: unique.count, by: 1_000) {
+        try absorbIdempotency(sendIdempotency(keys: keys))
+    }
+
+    func readAhead(idempotencyKeys keys: [String]) throws {
+        guard concurrentWriters else { return }
+        let sent = try sendIdempotency(keys: keys)
+        idempotencyAhead += sent
+        for (part, _) in sent { keysAhead.formUnion(part) }
+    }
+
+    /// The queries of `readIdempotency`, sent ahead: each with the keys it asks for (none
+    /// for those known or already asked for).
+    private func sendIdempotency(keys: [String]) throws -> [(keys: [String], records: SQLPending<[IdempotencyRecord]>)] {
+        let unique = Set(keys).filter { !$0.isEmpty && idempotencyCache[$0] == nil && !keysAhead.contains($0) }.sorted()
+        return try stride(from: 0, to: unique.count, by: 1_000).map { start in
             let part = Array(unique[start..<min(start + 1_000, unique.count)])
-            var found = Set<String>()
-            try sql.query("SELECT key, request_hash, transaction_id, refusal, recorded_at FROM ledger_idempotency WHERE key = ANY(?::text[])", [PostgresArray.texts(part)]) { row in
-                let key = try row.text(0)
+            return (part, try sql.sendAll("SELECT key, request_hash, transaction_id, refusal, recorded_at FROM ledger_idempotency WHERE key = ANY(?::text[])", [PostgresArray.texts(part)]) { row in
                 var refusal: LedgerRefusal?
                 if let code = try row.optionalText(3) {
                     guard let known = LedgerRefusal(rawValue: code) else {
@@ -666,11 +715,21 @@ final class LedgerSession: LedgerWriting {
                     }
                     refusal = known
                 }
-                idempotencyCache[key] = .some(IdempotencyRecord(key: key, requestHash: try row.bytes(1), transactionID: try row.optionalInt64(2), refusal: refusal, recordedAt: try row.int64(4)))
-                found.insert(key)
-                return true
-            }
-            for key in part where !found.contains(key) { idempotencyCache[key] = .some(nil) }
+                return IdempotencyRecord(key: try row.text(0), requestHash: try row.bytes(1), transactionID: try row.optionalInt64(2), refusal: refusal, recordedAt: try row.int64(4))
+            })
+        }
+    }
+
+    /// Remembers what the queries of `sendIdempotency` (and those sent ahead) found, and
+    /// the keys they did not; never over what this transaction wrote since.
+    private func absorbIdempotency(_ sent: [(keys: [String], records: SQLPending<[IdempotencyRecord]>)]) throws {
+        let all = idempotencyAhead + sent
+        idempotencyAhead = []
+        keysAhead = []
+        for (part, records) in all {
+            var found: [String: IdempotencyRecord] = [:]
+            for record in try records.get() { found[record.key] = record }
+            for key in part where idempotencyCache[key] == nil { idempotencyCache[key] = .some(found[key]) }
         }
     }
 

@@ -74,7 +74,12 @@ public struct MovementStore {
     /// What the wallet paid from its balance in a usage period (a positive sum, refunds
     /// netted): `lifetime`, or a calendar year.
     func balancePaymentsFen(walletID: Int64, period: Int) throws -> Int64 {
-        try sql.int64("SELECT balance_payments_fen FROM wallet_usage WHERE wallet_id = ? AND period = ?", [walletID, period]) ?? 0
+        try sendBalancePaymentsFen(walletID: walletID, period: period).get()
+    }
+
+    /// `balancePaymentsFen`, sent ahead (`SQLConnection.sendQuery`).
+    func sendBalancePaymentsFen(walletID: Int64, period: Int) throws -> SQLPending<Int64> {
+        try sql.sendOne("SELECT balance_payments_fen FROM wallet_usage WHERE wallet_id = ? AND period = ?", [walletID, period]) { try $0.int64(0) }.map { $0 ?? 0 }
     }
 
     /// The usage counters of many wallets in a few reads: wallet, then period, then fen.
@@ -160,7 +165,12 @@ public struct MovementStore {
 
     /// A merchant as stored; `nameASCII` nil for one registered before QR names were kept.
     func merchant(id: String) throws -> (merchant: WalletService.Merchant, nameASCII: String?)? {
-        try sql.oneRow("SELECT id, name, category, city, mcc, account_id, name_ascii, city_local FROM merchants WHERE id = ?", [id]).map { row in
+        try sendMerchant(id: id).get()
+    }
+
+    /// `merchant`, sent ahead (`SQLConnection.sendQuery`).
+    func sendMerchant(id: String) throws -> SQLPending<(merchant: WalletService.Merchant, nameASCII: String?)?> {
+        try sql.sendOne("SELECT id, name, category, city, mcc, account_id, name_ascii, city_local FROM merchants WHERE id = ?", [id]) { row in
             (WalletService.Merchant(id: try row[0], name: try row[1], category: try row[2], city: try row[3], mcc: try row[4], accountId: try row[5], nameASCII: try row[6] ?? "", cityLocal: try row[7]), try row[6])
         }
     }

@@ -56,7 +56,12 @@ public struct WalletStore {
     }
 
     public func wallet(id: Int64) throws -> WalletRecord? {
-        try sql.one("SELECT \(Self.columns) FROM wallets WHERE id = ?", [id], Self.record)
+        try sendWallet(id: id).get()
+    }
+
+    /// `wallet(id:)`, sent ahead (`SQLConnection.sendQuery`).
+    public func sendWallet(id: Int64) throws -> SQLPending<WalletRecord?> {
+        try sql.sendOne("SELECT \(Self.columns) FROM wallets WHERE id = ?", [id], Self.record)
     }
 
     func setFrozen(walletID: Int64, _ frozen: Bool) throws {
