@@ -10,9 +10,11 @@
 #
 # Each payment is prepared beforehand (qdwallet-bench api-load: a challenge each, signed by
 # its wallet's device key; challenges last two minutes) and sent once, for S seconds (20);
-# prepare more than the run can send, or the rate wrk prints is a lower bound (it says so). With --rate, each connection waits C/R seconds
-# between requests (wrk paces by delay, so the rate is at most R); without, as fast as it
-# goes. Results in BENCHMARKS.md.
+# prepare more than the run can send, or the rate wrk prints is a lower bound (it says so).
+# With --rate, each of wrk's two threads sends on a fixed schedule of R/2 a second (the
+# next free slot for each request, whatever the latency: the rate is R while the server
+# keeps up, and what it managed when it does not); without, as fast as it goes. Results in
+# BENCHMARKS.md.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -38,10 +40,10 @@ database="${db:-$directory/load.sqlite}"
 "$bin/qdwallet-bench" api-load --db "$database" --out "$directory" --wallets "$wallets" --payments "$payments" --merchants "$merchants"
 start_serve "$bin/qdwallet" "$database"
 
-pause=0
-if [ "$rate" != "0" ]; then pause=$(( connections * 1000 / rate )); fi
+period=0
+if [ "$rate" != "0" ]; then period=$(python3 -c "print(2 * 1000 / $rate)"); fi
 echo "== QR payments confirmed by device signature: $payments prepared, $connections connections, $([ "$rate" = 0 ] && echo unpaced || echo "at most $rate/s") ($([ -n "$db" ] && echo PostgreSQL || echo SQLite))"
-wrk -t2 -c"$connections" -d"${seconds}s" --latency -s Tests/API/payments.lua "$base" -- 2 "$directory/payments.tsv" "$pause"
+wrk -t2 -c"$connections" -d"${seconds}s" --latency -s Tests/API/payments.lua "$base" -- 2 "$directory/payments.tsv" "$period"
 
 if [ "$readers" -gt 0 ]; then
     token="$(cat "$directory/token")"

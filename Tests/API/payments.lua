@@ -1,6 +1,23 @@
 -- wrk script for Tests/API/load.sh: each thread sends its own share of the prepared QR
 -- payments (qdwallet-bench api-load: one signed payment a line), each exactly once, and
--- counts the answers by status. Arguments: THREADS FILE [DELAY-MS per connection].
+-- counts the answers by status. Arguments: THREADS FILE [PERIOD-MS per thread].
+--
+-- With a period, each thread sends at a fixed rate: every request gets the thread's next free
+-- slot on a schedule one period apart (the monotonic clock, through LuaJIT's ffi), so the
+-- rate is the one asked for while the server keeps up, whatever its latency; when it falls
+-- behind, requests go as soon as a connection is free (no burst to catch up), and the rate
+-- wrk prints is what it managed.
+local ffi = require("ffi")
+ffi.cdef[[
+typedef struct { long tv_sec; long tv_nsec; } qd_timespec;
+int clock_gettime(int clock, qd_timespec *now);
+]]
+local clock = ffi.new("qd_timespec")
+local function now_ms()
+  ffi.C.clock_gettime(1, clock)  -- CLOCK_MONOTONIC
+  return tonumber(clock.tv_sec) * 1000 + tonumber(clock.tv_nsec) / 1e6
+end
+
 local threads = {}
 
 function setup(thread)
@@ -10,7 +27,8 @@ end
 
 function init(args)
   local total = tonumber(args[1])
-  pause = tonumber(args[3] or "0")
+  period = tonumber(args[3] or "0")
+  next_free = 0
   lines = {}
   local n = 0
   for line in io.lines(args[2]) do
@@ -23,7 +41,11 @@ function init(args)
 end
 
 function delay()
-  return pause
+  if period <= 0 then return 0 end
+  local now = now_ms()
+  local slot = math.max(next_free, now)
+  next_free = slot + period
+  return math.floor(slot - now + 0.5)
 end
 
 function request()
