@@ -2,6 +2,7 @@ import Campaigns
 import Foundation
 import Ledger
 import Payments
+import QDSQL
 import Wallet
 
 /// Bill accounts (户号), bills and manual payment, for the CLI and the app.
@@ -28,22 +29,31 @@ public struct BillingService: Sendable {
     }
 
     /// Links a biller's customer number to a wallet, with autopay on or off and a limit.
-    public func link(phone: String, biller: String, customerNo: String, autopay: Bool, autopayLimitFen: Int64?) throws -> BillAccount {
+    /// `confirm`, when given, is asked in the transaction whenever the change lets autopay
+    /// take more than it could (a number linked with autopay on, autopay turned on, a higher
+    /// per-bill limit): an error it returns refuses the change after what it wrote commits
+    /// (the app's payment password, its failures counted as a payment's).
+    public func link(phone: String, biller: String, customerNo: String, autopay: Bool, autopayLimitFen: Int64?,
+                     confirm: ((any SQLConnection, WalletRecord) throws -> (any Error)?)? = nil) throws -> BillAccount {
         let limit = autopayLimitFen ?? (autopay ? 50_000 : 0)
         if autopay && limit < 1 { throw BillingRefusal.invalidLimit }
-        return try store.transaction { db, _ in
-            let wallet = try wallets.wallet(phone: phone)
+        let outcome: Result<BillAccount, any Error> = try store.transaction { db, tx in
+            let wallet = try wallets.lockedWallet(db, tx, phone: phone)
             let bills = BillStore(db)
             guard try bills.billerExists(biller) else { throw BillingRefusal.unknownBiller }
             guard customerNo.utf8.count >= 6, customerNo.utf8.count <= 20, customerNo.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) else { throw BillingRefusal.invalidCustomerNo }
-            if let existing = try bills.link(biller: biller, customerNo: customerNo) {
-                guard existing.walletID == wallet.id else { throw BillingRefusal.accountAlreadyLinked }
+            let existing = try bills.link(biller: biller, customerNo: customerNo)
+            if let existing, existing.walletID != wallet.id { throw BillingRefusal.accountAlreadyLinked }
+            let raises = autopay && (existing.map { !$0.autopay || limit > $0.autopayLimitFen } ?? true)
+            if raises, let confirm, let refusal = try confirm(db, wallet) { return .failure(refusal) }
+            if let existing {
                 try bills.setAutopay(linkID: existing.id, autopay: autopay, limitFen: limit)
-                return BillAccount(id: existing.id, biller: biller, customerNo: customerNo, autopay: autopay, autopayLimitFen: limit, status: "linked")
+                return .success(BillAccount(id: existing.id, biller: biller, customerNo: customerNo, autopay: autopay, autopayLimitFen: limit, status: "linked"))
             }
             let id = try bills.insertLink(walletID: wallet.id, biller: biller, customerNo: customerNo, autopay: autopay, limitFen: limit, at: now)
-            return BillAccount(id: id, biller: biller, customerNo: customerNo, autopay: autopay, autopayLimitFen: limit, status: "linked")
+            return .success(BillAccount(id: id, biller: biller, customerNo: customerNo, autopay: autopay, autopayLimitFen: limit, status: "linked"))
         }
+        return try outcome.get()
     }
 
     /// Unlinks a bill account from the wallet.

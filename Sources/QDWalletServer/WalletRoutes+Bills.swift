@@ -74,20 +74,29 @@ extension WalletRoutes {
         var customer_no: String
         var autopay: Bool
         var autopay_limit: String?
+        var payment_password: String?
     }
 
     /// Links a biller's customer number to the wallet (or changes the autopay of one the
-    /// wallet links already); a number another wallet links is refused.
+    /// wallet links already); a number another wallet links is refused. Letting autopay take
+    /// more (a number linked with autopay on, autopay turned on, a higher per-bill limit)
+    /// needs the payment password: autopay pays without asking, and a stolen token must not
+    /// set the wallet paying someone else's bills. Lowering or turning off needs the token.
     func linkBillAccount(_ request: Request) async throws -> Response {
         let principal = try await authenticate(request)
-        let body = try await Self.decode(LinkRequest.self, request, keys: ["biller", "customer_no", "autopay", "autopay_limit"])
+        let body = try await Self.decode(LinkRequest.self, request, keys: ["biller", "customer_no", "autopay", "autopay_limit", "payment_password"])
         let limit = try body.autopay_limit.map { text -> Int64 in
             guard let money = try? Money(yuan: text) else { throw BillingRefusal.invalidLimit }
             return money.fen
         }
         guard body.biller.utf8.count <= 32 else { throw BillingRefusal.unknownBiller }
+        let wallets = backend.wallets
         let account = try await blocking {
-            try backend.billing.link(phone: principal.phone, biller: body.biller, customerNo: body.customer_no, autopay: body.autopay, autopayLimitFen: limit)
+            let matched = try body.payment_password.flatMap { try wallets.checkConfirmation(.password($0), phone: principal.phone) }
+            return try backend.billing.link(phone: principal.phone, biller: body.biller, customerNo: body.customer_no, autopay: body.autopay, autopayLimitFen: limit) { db, wallet in
+                guard let matched else { return Problem.app(.confirmationRequired) }
+                return try wallets.recordConfirmation(db, wallet: wallet, matched: matched)
+            }
         }
         return Self.json(.created, Self.billAccount(account))
     }

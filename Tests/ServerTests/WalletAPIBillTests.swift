@@ -72,11 +72,31 @@ extension WalletAPITests {
             try world.fund("13800000042", fen: 100_000)
             let token = device.accessToken
 
-            let linked = try await world.call(.POST, "/v1/bill-accounts", json: ["biller": "QD-WATER", "customer_no": "1100234567", "autopay": true, "autopay_limit": "300.00"], token: token)
+            // Autopay pays without asking: linking a number with autopay on needs the payment
+            // password (a stolen token must not set the wallet paying someone else's bills);
+            // a refused link leaves nothing linked.
+            let unconfirmed = try await world.call(.POST, "/v1/bill-accounts", json: ["biller": "QD-WATER", "customer_no": "1100234567", "autopay": true, "autopay_limit": "300.00"], token: token)
+            #expect(unconfirmed.status == 422)
+            #expect(unconfirmed.problem == "confirmation_required")
+            let wrong = try await world.call(.POST, "/v1/bill-accounts", json: ["biller": "QD-WATER", "customer_no": "1100234567", "autopay": true, "payment_password": "000000"], token: token)
+            #expect(wrong.status == 403)
+            #expect(wrong.problem == "wrong_password")
+            #expect(try await world.call(.GET, "/v1/bill-accounts", token: token).json()["accounts"].flatMap { $0 as? [Any] }?.count == 0)
+            let linked = try await world.call(.POST, "/v1/bill-accounts", json: ["biller": "QD-WATER", "customer_no": "1100234567", "autopay": true, "autopay_limit": "300.00", "payment_password": "135790"], token: token)
             #expect(linked.status == 201, "\(linked.body)")
             let account = try linked.json()
             #expect(account["autopay_limit"] as? String == "300.00")
             #expect(account["status"] as? String == "linked")
+            // Lowering the per-bill limit or turning autopay off needs the token only; raising
+            // the limit or turning autopay back on, the password again.
+            let lowered = try await world.call(.POST, "/v1/bill-accounts", json: ["biller": "QD-WATER", "customer_no": "1100234567", "autopay": true, "autopay_limit": "200.00"], token: token)
+            #expect(try lowered.json()["autopay_limit"] as? String == "200.00")
+            #expect(try await world.call(.POST, "/v1/bill-accounts", json: ["biller": "QD-WATER", "customer_no": "1100234567", "autopay": true, "autopay_limit": "200.01"], token: token).problem == "confirmation_required")
+            #expect(try await world.call(.POST, "/v1/bill-accounts", json: ["biller": "QD-WATER", "customer_no": "1100234567", "autopay": false], token: token).status == 201)
+            #expect(try await world.call(.POST, "/v1/bill-accounts", json: ["biller": "QD-WATER", "customer_no": "1100234567", "autopay": true, "autopay_limit": "200.00"], token: token).problem == "confirmation_required")
+            let restored = try await world.call(.POST, "/v1/bill-accounts", json: ["biller": "QD-WATER", "customer_no": "1100234567", "autopay": true, "autopay_limit": "300.00", "payment_password": "135790"], token: token)
+            #expect(try restored.json()["autopay_limit"] as? String == "300.00")
+            #expect(try restored.json()["autopay"] as? Bool == true)
             let taken = try await world.call(.POST, "/v1/bill-accounts", json: ["biller": "QD-WATER", "customer_no": "1100234567", "autopay": false], token: other.accessToken)
             #expect(taken.status == 409)
             #expect(taken.problem == "account_already_linked")
