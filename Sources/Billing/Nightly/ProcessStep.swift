@@ -24,6 +24,7 @@ struct ProcessStep: TypedJobStep {
         let date = try context.date("date")
         let now = context.clock.nowMicros()
         let store = BillStore(db)
+        if checkpoint.lastID == 0 { try store.refreshStatistics() }
         var staged = try store.newBills(of: date, after: checkpoint.lastID, limit: context.chunkSizeMax)
         // The chunk's wallets in a few reads, not one a bill.
         var wallets = try WalletStore(db).wallets(ids: staged.compactMap { $0.link?.walletID })
