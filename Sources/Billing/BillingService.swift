@@ -35,6 +35,7 @@ public struct BillingService: Sendable {
     /// (the app's payment password, its failures counted as a payment's).
     public func link(phone: String, biller: String, customerNo: String, autopay: Bool, autopayLimitFen: Int64?,
                      confirm: ((any SQLConnection, WalletRecord) throws -> (any Error)?)? = nil) throws -> BillAccount {
+        let phone = try Validation.phone(phone)
         let limit = autopayLimitFen ?? (autopay ? 50_000 : 0)
         if autopay && limit < 1 { throw BillingRefusal.invalidLimit }
         let outcome: Result<BillAccount, any Error> = try store.transaction { db, tx in
