@@ -94,4 +94,48 @@ struct BillLockTests {
         #expect(try world.status("QD-WATER", "W2611-000002") == "cancelled")
         #expect(try world.ledger.check().ok)
     }
+
+    /// The process step reads a chunk, locks its wallets, then asks what changed since the
+    /// read instead of reading the chunk again: a bill paid meanwhile is dropped; a link
+    /// unlinked, changed, or made for a bill read without one sends it back to a whole read.
+    @Test func aChunkReadBeforeItsLocksSeesWhatChangedMeanwhile() throws {
+        let world = try BillingWorld()
+        try world.populate()
+        let ingest = try world.runner(steps: [IngestStep(config: world.config)]).run("nightly-billing", overrides: ["date": "2026-11-27"])
+        #expect(ingest.status == "completed")
+        let day = try #require(ShanghaiCalendar.Date(iso: "2026-11-27"))
+        let chunk = try world.store.database.read { db in try BillStore(db).newBills(of: day, after: 0, limit: 1_000) }
+        let changed = { try world.store.database.read { db in try BillStore(db).changedSince(chunk) } }
+        let linked = try #require(chunk.first { $0.link != nil })
+        let unlinked = try #require(chunk.first { $0.link == nil }, "the sample feeds have a bill of a customer no wallet links")
+        #expect(chunk.count > 2)
+
+        var now = try changed()
+        #expect(now.gone.isEmpty)
+        #expect(!now.linksChanged)
+
+        // Paid by hand meanwhile: no longer new, dropped; the links are as read.
+        try world.execute("UPDATE bills SET status = 'paid' WHERE id = ?", [linked.rowID])
+        now = try changed()
+        #expect(now.gone == [linked.rowID])
+        #expect(!now.linksChanged)
+
+        // A link's per-bill limit changed meanwhile.
+        let link = try #require(linked.link)
+        try world.execute("UPDATE bill_accounts SET autopay_limit_fen = autopay_limit_fen + 1 WHERE id = ?", [link.id])
+        #expect(try changed().linksChanged)
+        try world.execute("UPDATE bill_accounts SET autopay_limit_fen = autopay_limit_fen - 1 WHERE id = ?", [link.id])
+        #expect(try !changed().linksChanged)
+
+        // Unlinked meanwhile.
+        try world.execute("UPDATE bill_accounts SET status = 'unlinked' WHERE id = ?", [link.id])
+        #expect(try changed().linksChanged)
+        try world.execute("UPDATE bill_accounts SET status = 'linked' WHERE id = ?", [link.id])
+        #expect(try !changed().linksChanged)
+
+        // A bill read without a link has one now.
+        let customer = try #require(try world.text("SELECT customer_no FROM bills WHERE id = ?", [unlinked.rowID]))
+        _ = try world.billing.link(phone: BillingWorld.residents[1].phone, biller: unlinked.biller, customerNo: customer, autopay: false, autopayLimitFen: nil)
+        #expect(try changed().linksChanged)
+    }
 }

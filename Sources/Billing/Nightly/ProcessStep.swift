@@ -29,22 +29,37 @@ struct ProcessStep: TypedJobStep {
         // The chunk's wallets in a few reads, not one a bill.
         var wallets = try WalletStore(db).wallets(ids: staged.compactMap { $0.link?.walletID })
         var accounts: [Account] = []
+        // How many bills the chunk read and the last one's id, also when some of them were
+        // dropped as paid meanwhile: what says whether the step is done and where it resumes.
+        var firstRead: (count: Int, lastID: Int64?)?
         if ledger.concurrentWriters {
             // Other writers at once (PostgreSQL): the chunk's wallets are locked, in one order,
             // before anything about them is decided, and the chunk is read again under the
             // locks: a bill paid by hand meanwhile is no longer new, a wallet frozen meanwhile
             // is seen frozen.
-            try config.wallets.lock(ledger, wallets: Array(wallets.values))
-            staged = try store.newBills(of: date, after: checkpoint.lastID, limit: context.chunkSizeMax)
-            wallets = try WalletStore(db).wallets(ids: staged.compactMap { $0.link?.walletID })
             accounts = try config.wallets.lock(ledger, wallets: Array(wallets.values))
+            let changed = try store.changedSince(staged)
+            if changed.linksChanged {
+                // A link changed meanwhile: the chunk read again whole, its wallets locked
+                // again (the chunk may now name others).
+                staged = try store.newBills(of: date, after: checkpoint.lastID, limit: context.chunkSizeMax)
+                wallets = try WalletStore(db).wallets(ids: staged.compactMap { $0.link?.walletID })
+                accounts = try config.wallets.lock(ledger, wallets: Array(wallets.values))
+            } else {
+                // The same links: the accounts as the locks returned them stand; the bills
+                // paid meanwhile are dropped, and the wallets read again (one frozen
+                // meanwhile is seen frozen).
+                firstRead = (staged.count, staged.last?.rowID)
+                if !changed.gone.isEmpty { staged.removeAll { changed.gone.contains($0.rowID) } }
+                wallets = try WalletStore(db).wallets(ids: staged.compactMap { $0.link?.walletID })
+            }
         }
         var payment = BillPayment(wallets: config.wallets, now: now, campaignAt: date.startMicros, pipeline: PaymentPipeline(db: db, campaigns: config.campaigns, clock: config.wallets.ledger.clock))
         payment.businessDate = date
         try payment.prefetch(store, wallets: Array(wallets.values), billAccountIDs: staged.compactMap { $0.link?.id }, accounts: accounts)
         var toPay: [(bill: BillCandidate, billerName: String, billerAccount: AccountID)] = []
         var writes = BillWrites()
-        var counts = ChunkCounts(read: staged.count, done: staged.count < context.chunkSizeMax)
+        var counts = ChunkCounts(read: staged.count, done: (firstRead?.count ?? staged.count) < context.chunkSizeMax)
         for new in staged {
             let bill = BillCandidate(rowID: new.rowID, key: PaymentKey(biller: new.biller, billID: new.billID), dueFen: new.dueFen, dueDate: new.dueDate, category: new.category, district: new.district,
                                      billAccountID: new.link?.id, autopay: new.link?.autopay ?? false, autopayLimitFen: new.link?.autopayLimitFen ?? 0,
@@ -79,6 +94,6 @@ struct ProcessStep: TypedJobStep {
         }
         // The chunk's outcomes in a few multi-row statements.
         try writes.flush(db, wallets: config.wallets, campaigns: payment.pipeline, at: now)
-        return (Checkpoint(lastID: staged.last?.rowID ?? checkpoint.lastID), counts)
+        return (Checkpoint(lastID: (firstRead?.lastID ?? staged.last?.rowID) ?? checkpoint.lastID), counts)
     }
 }

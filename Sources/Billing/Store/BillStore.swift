@@ -236,6 +236,36 @@ public struct BillStore {
         }
     }
 
+    /// What changed in a chunk of new bills since `newBills` read it, read again under the
+    /// wallets' locks (other writers at once): the bills no longer new (paid by hand
+    /// meanwhile), and whether any link the chunk read was unlinked or changed, or a bill read
+    /// without a link has one now. Three reads sent together: the bills and the links through
+    /// their primary keys, and only the unlinked bills joined to the links again.
+    func changedSince(_ chunk: [NewBill]) throws -> (gone: Set<Int64>, linksChanged: Bool) {
+        guard !chunk.isEmpty else { return ([], false) }
+        func array(_ ids: [Int64]) -> SQLValue { .text("{" + ids.map(String.init).joined(separator: ",") + "}") }
+        let links = chunk.compactMap(\.link)
+        let unlinked = chunk.filter { $0.link == nil }.map(\.rowID)
+        let gone = try sql.sendAll("SELECT id FROM bills WHERE id = ANY(?::bigint[]) AND status <> '\(BillStatus.new.rawValue)'",
+                                   [array(chunk.map(\.rowID))]) { try $0.int64(0) }
+        let current = try sql.sendAll("SELECT id, wallet_id, autopay, autopay_limit_fen FROM bill_accounts WHERE id = ANY(?::bigint[]) AND status = 'linked'",
+                                      [array(Array(Set(links.map(\.id))).sorted())]) { row in
+            Link(id: try row[0], walletID: try row[1], autopay: try row[2], autopayLimitFen: try row[3])
+        }
+        let linkedNow = try sql.sendAll("""
+            SELECT b.id FROM bills b JOIN bill_accounts a ON a.biller = b.biller AND a.customer_no = b.customer_no AND a.status = 'linked'
+            WHERE b.id = ANY(?::bigint[]) LIMIT 1
+            """, [array(unlinked)]) { try $0.int64(0) }
+        var read: [Int64: Link] = [:]
+        for link in links { read[link.id] = link }
+        let now = try current.get()
+        let same = now.count == read.count && now.allSatisfy { link in
+            read[link.id].map { $0.walletID == link.walletID && $0.autopay == link.autopay && $0.autopayLimitFen == link.autopayLimitFen } ?? false
+        }
+        let linkedSince = try linkedNow.get()
+        return (Set(try gone.get()), !same || !linkedSince.isEmpty)
+    }
+
     /// A cancel of a business date with the bill it names (nil when the bill is unknown).
     struct Cancel {
         var id: Int64

@@ -195,13 +195,17 @@ public struct CampaignStore {
     func capUses(campaignID: String, scope: Campaign.CapScope, scopeIDs: [Int64], period: String, periodKey: String) throws -> [Int64: (count: Int, fen: Int64)] {
         var found: [Int64: (count: Int, fen: Int64)] = [:]
         if sql.dialect == .postgres {
-            // Every id in one statement (an array): planned on the statistics of a table the
-            // night fills as it goes, the ids become a filter over the whole (campaign, scope,
-            // period) range of the key, which is then scanned once a chunk, not once in every
-            // group of ids.
+            // Every id in one statement (an array), each looked up through the key on its own
+            // (the LIMIT keeps the lookup a subquery, run once an id): as `scope_id =
+            // ANY(array)`, planned on the statistics of a table the night fills as it goes,
+            // the ids became a filter over the (campaign, scope) range of the key, every
+            // wallet's counters of every period scanned once a chunk.
             let ids = "{" + Array(Set(scopeIDs)).sorted().map(String.init).joined(separator: ",") + "}"
-            try sql.query("SELECT scope_id, uses, discount_fen FROM campaign_cap_use WHERE campaign_id = ? AND scope = ? AND period = ? AND period_key = ? AND scope_id = ANY(?::bigint[])",
-                          [.text(campaignID), .text(scope.rawValue), .text(period), .text(periodKey), .text(ids)]) { row in
+            try sql.query("""
+                SELECT k.id, c.uses, c.discount_fen FROM unnest(?::bigint[]) AS k(id)
+                JOIN LATERAL (SELECT uses, discount_fen FROM campaign_cap_use
+                    WHERE campaign_id = ? AND scope = ? AND scope_id = k.id AND period = ? AND period_key = ? LIMIT 1) c ON true
+                """, [.text(ids), .text(campaignID), .text(scope.rawValue), .text(period), .text(periodKey)]) { row in
                 found[try row.int64(0)] = (try row.int(1), try row.int64(2))
                 return true
             }
