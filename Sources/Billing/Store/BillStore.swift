@@ -123,19 +123,27 @@ public struct BillStore {
     }
 
     /// What autopay took from a wallet on a business day (after discounts).
+    ///
+    /// The day is compared through `coalesce`, which no index of the bills answers: the
+    /// wallet's bills are found through their wallet's index, whatever the statistics. Named
+    /// plainly, the day matched the index of bills paid by day; planned on statistics taken
+    /// while few bills were paid (or a generic plan of the prepared statement), the read went
+    /// through every bill paid that day, once a chunk: a night that grew with its own square
+    /// (100,000 bills: 18.5 s of the server's 33 s in this one read).
     func autopayUsed(walletID: Int64, on date: ShanghaiCalendar.Date) throws -> Int64 {
         try sql.int64("""
             SELECT coalesce(sum(paid_fen - discount_fen), 0) FROM bills
-            WHERE wallet_id = ? AND paid_via = ? AND paid_business_date = ? AND status = ?
+            WHERE wallet_id = ? AND paid_via = ? AND coalesce(paid_business_date, '') = ? AND status = ?
             """, [walletID, PaidVia.autopay.rawValue, date.iso, BillStatus.paid.rawValue]) ?? 0
     }
 
-    /// `autopayUsed` for many wallets in a few reads; every wallet asked for is in the answer.
+    /// `autopayUsed` for many wallets in a few reads (through their wallets' index, as
+    /// `autopayUsed(walletID:on:)`); every wallet asked for is in the answer.
     func autopayUsed(walletIDs: [Int64], on date: ShanghaiCalendar.Date) throws -> [Int64: Int64] {
         var used = Dictionary(walletIDs.map { ($0, Int64(0)) }, uniquingKeysWith: { first, _ in first })
         try sql.forEachRow("""
             SELECT wallet_id, coalesce(sum(paid_fen - discount_fen), 0) FROM bills
-            WHERE wallet_id IN ({ids}) AND paid_via = ? AND paid_business_date = ? AND status = ? GROUP BY wallet_id
+            WHERE wallet_id IN ({ids}) AND paid_via = ? AND coalesce(paid_business_date, '') = ? AND status = ? GROUP BY wallet_id
             """, ids: walletIDs, after: [PaidVia.autopay.rawValue, date.iso, BillStatus.paid.rawValue]) { row in
             used[try row.int64(0)] = try row.int64(1)
         }
@@ -211,11 +219,12 @@ public struct BillStore {
     /// PostgreSQL: refreshes the planner's statistics of the bills once a night's feeds are
     /// staged. Planned on the statistics of before (a few staged bills, or none), the read of
     /// a chunk took every staged bill still new, joined them all and sorted them to keep the
-    /// first few thousand: each chunk cost as much as all the bills after it. Nothing on
-    /// SQLite, whose plan does not depend on statistics here.
+    /// first few thousand: each chunk cost as much as all the bills after it. The wallet's
+    /// column too, so that the sums by wallet (`autopayUsed`) are planned as the few rows
+    /// they are. Nothing on SQLite, whose plan does not depend on statistics here.
     func refreshStatistics() throws {
         guard sql.dialect == .postgres else { return }
-        try sql.execute("ANALYZE bills (id, status, business_date)", [])
+        try sql.execute("ANALYZE bills (id, status, business_date, wallet_id)", [])
     }
 
     /// The next staged bills of a business date after `afterID`, in id order (through the
