@@ -4,6 +4,7 @@ import Ledger
 import Payments
 import Wallet
 import QDSQL
+import Synchronization
 
 /// Staged bills in chunks: match, decide autopay, post the chunk's payments as one ledger
 /// batch, record every outcome.
@@ -16,6 +17,9 @@ struct ProcessStep: TypedJobStep {
 
     func start(_ context: JobContext) throws -> Checkpoint { Checkpoint(lastID: 0) }
 
+    /// The executions whose process step this process has run a chunk of.
+    private static let refreshed = Mutex<Set<Int64>>([])
+
     func estimatedTotal(_ context: JobContext, db: any SQLConnection) throws -> Int? {
         try BillStore(db).countNew()
     }
@@ -24,7 +28,11 @@ struct ProcessStep: TypedJobStep {
         let date = try context.date("date")
         let now = context.clock.nowMicros()
         let store = BillStore(db)
-        if checkpoint.lastID == 0 { try store.refreshStatistics() }
+        // The statistics refreshed at the step's first chunk in this process: when it
+        // starts, and when it resumes after a crash or a stop (the night's bills staged since
+        // the last refresh whichever it is).
+        let firstHere = Self.refreshed.withLock { $0.insert(context.executionID).inserted }
+        if checkpoint.lastID == 0 || firstHere { try store.refreshStatistics() }
         var staged = try store.newBills(of: date, after: checkpoint.lastID, limit: context.chunkSizeMax)
         // The chunk's wallets in a few reads, not one a bill.
         var wallets = try WalletStore(db).wallets(ids: staged.compactMap { $0.link?.walletID })
