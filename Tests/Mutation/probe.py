@@ -2,6 +2,8 @@
 """The mutation probe: seeds one bug at a time (Tests/Mutation/mutants.json) into a copy of
 the tree, builds, runs the tests that guard the rule, and reports each mutant as killed (a
 test failed, and which) or survived. Exit 1 when any mutant survives or no longer applies.
+A mutant with "engine": "postgres" (code that runs only on a server) has its tests run on a
+throwaway PostgreSQL cluster (Tests/Postgres/with-postgres.sh).
 
   Tests/Mutation/run.sh                     every mutant
   Tests/Mutation/run.sh --only NAME[,NAME]  the named ones
@@ -56,7 +58,11 @@ def probe(mutant, log):
         if build.returncode != 0:
             return "invalid", "the mutant does not build"
         try:
-            tests = run(["swift", "test", "--skip-build", "--scratch-path", SCRATCH, "--filter", mutant["filter"]], 900)
+            command = ["swift", "test", "--skip-build", "--scratch-path", SCRATCH, "--filter", mutant["filter"]]
+            if mutant.get("engine") == "postgres":
+                # Code that runs only on a server: its tests on a throwaway cluster.
+                command = [os.path.join(ROOT, "Tests", "Postgres", "with-postgres.sh"), "env", "QDWALLET_TEST_ENGINE=postgres"] + command
+            tests = run(command, 900)
         except subprocess.TimeoutExpired:
             subprocess.run(["pkill", "-f", "qdwalletPackageTests"])
             return "killed", "the tests hung for 15 minutes"
