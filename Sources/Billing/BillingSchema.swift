@@ -160,6 +160,12 @@ public enum BillingSchema {
             UPDATE feeds SET feed_id = biller || '/' || feed_id;
             """),
         SQLMigration("billing-v4-report-ledger-head", "ALTER TABLE payment_reports ADD COLUMN ledger_head TEXT"),
+        // A payment report asks, for each bill paid or refunded on its day, whether a record
+        // or a cancel of the day's feeds names it: one indexed read a bill, not a scan.
+        SQLMigration("billing-v5-records-by-bill", """
+            CREATE INDEX feed_records_by_bill ON feed_records(bill_id);
+            CREATE INDEX feed_cancels_by_bill ON feed_cancels(bill_id);
+            """),
     ]
 
     /// Registers the migrations, in order.

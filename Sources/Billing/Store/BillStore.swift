@@ -664,7 +664,13 @@ public struct BillStore {
     /// The day's items in order, each bill once: the feeds' records (staged bills, record
     /// faults, cancels; duplicates inside a feed dropped), then bills paid or refunded that day
     /// through another path. One query, read as a cursor, so memory does not grow with the day.
-    static let itemsSQL = """
+    ///
+    /// Whether a record of the day names a bill paid through another path is asked of the
+    /// tables' indexes (the bill's own feed, the records and cancels by bill id), never of the
+    /// day's records as a list: as `bill_id NOT IN (SELECT bill_id FROM records)`, PostgreSQL
+    /// keeps the list hashed only while its estimate fits in `work_mem` (about 65,000 bill ids
+    /// of a biller's day by default), and beyond that scans it whole for every such bill.
+    static func itemsSQL(billJoin: String) -> String { """
         WITH records AS (
             SELECT f.ingested_at, r.seq, 'bill' AS source, r.bill_id, NULL AS outcome, NULL AS reason_code
                 FROM bills r JOIN feeds f ON f.feed_id = r.feed_id WHERE f.biller = ?1 AND f.business_date = ?2
@@ -681,18 +687,34 @@ public struct BillStore {
             UNION ALL
             SELECT 9223372036854775807, 0, 'other', b.bill_id, NULL, NULL FROM bills b
             WHERE b.biller = ?1 AND (b.paid_business_date = ?2 OR b.refunded_business_date = ?2)
-              AND b.bill_id NOT IN (SELECT bill_id FROM records)
+              AND NOT EXISTS (SELECT 1 FROM feeds f WHERE f.feed_id = b.feed_id AND f.biller = ?1 AND f.business_date = ?2)
+              AND NOT EXISTS (SELECT 1 FROM feed_records r JOIN feeds f ON f.feed_id = r.feed_id
+                              WHERE r.bill_id = b.bill_id AND f.biller = ?1 AND f.business_date = ?2 AND r.outcome <> 'duplicate_in_feed')
+              AND NOT EXISTS (SELECT 1 FROM feed_cancels r JOIN feeds f ON f.feed_id = r.feed_id
+                              WHERE r.bill_id = b.bill_id AND f.biller = ?1 AND f.business_date = ?2)
         )
         SELECT l.source, l.bill_id, l.outcome, l.reason_code, b.status, b.reason, b.paid_fen, b.paid_at, b.transaction_id, b.refund_transaction_id,
             b.paid_business_date, b.refunded_business_date
-        FROM listed l LEFT JOIN bills b ON b.biller = ?1 AND b.bill_id = l.bill_id
+        FROM listed l \(billJoin)
         WHERE NOT (l.source IN ('bill', 'cancel', 'other') AND b.id IS NULL)
         ORDER BY l.ingested_at, l.seq, b.id
+        """
+    }
+
+    /// Each listed bill id's bill, found through the bills' key. On PostgreSQL a lateral
+    /// subquery that a LIMIT keeps apart (the key is unique: at most one row either way), run
+    /// once a listed item: joined plainly and planned on statistics that put a biller's bills
+    /// at a few rows, the biller's bills were read once, kept, and scanned whole for every
+    /// item of the day (200,000 bills' reports: 64 s instead of 3.5 s).
+    static let billJoin = "LEFT JOIN bills b ON b.biller = ?1 AND b.bill_id = l.bill_id"
+    static let billJoinPostgres = """
+        LEFT JOIN LATERAL (SELECT id, status, reason, paid_fen, paid_at, transaction_id, refund_transaction_id, paid_business_date, refunded_business_date
+                           FROM bills WHERE biller = ?1 AND bill_id = l.bill_id LIMIT 1) b ON true
         """
 
     /// The report rows of a biller's day, read one at a time.
     func reportRows(biller: String, on date: ShanghaiCalendar.Date) throws -> AnyIterator<Result<ReportRow, any Error>> {
-        let cursor = try sql.cursor(Self.itemsSQL, [biller.sqlValue, date.iso.sqlValue])
+        let cursor = try sql.cursor(Self.itemsSQL(billJoin: sql.dialect == .postgres ? Self.billJoinPostgres : Self.billJoin), [biller.sqlValue, date.iso.sqlValue])
         var failed = false
         return AnyIterator {
             guard !failed else { return nil }
