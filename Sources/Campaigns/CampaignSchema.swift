@@ -119,6 +119,10 @@ public enum CampaignSchema {
                     FROM campaign_cap_use) counted
                 GROUP BY campaign_id;
             """),
+        // A payment's allocations are found through the unique key (payment_key, campaign_id),
+        // whose first column is the payment: the index on the payment alone was a second
+        // copy of it, written with every allocation.
+        SQLMigration("campaigns-v4-one-index-by-payment", "DROP INDEX campaign_allocations_by_payment"),
     ]
 
     /// Registers the migrations, in order.
