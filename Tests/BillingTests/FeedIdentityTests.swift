@@ -109,15 +109,59 @@ import Testing
         #expect(try w11["seq"] as Int == 11 && w11["due_fen"] as Int64 == 1_011)
 
         // A second feed: W-1 again unchanged (ignored), W-2 with another amount (refused), W-601 new.
+        // W-1 once more at seq 4: it repeats the earlier feed's bill, as the first W-1 does.
         let second = try Self.feed(world.directory, biller: "QD-WATER", feedID: "F-2", customer: customer,
-                                   bills: [(id: "W-1", fen: 1_001), (id: "W-2", fen: 5_000), (id: "W-601", fen: 1_601)])
+                                   bills: [(id: "W-1", fen: 1_001), (id: "W-2", fen: 5_000), (id: "W-601", fen: 1_601), (id: "W-1", fen: 1_001)])
         _ = try world.run("2026-11-27", feeds: ["QD-WATER": second], force: true)
         #expect(try world.count("SELECT count(*) FROM bills WHERE biller = 'QD-WATER'") == 598)
         let later = try world.rows("SELECT seq, bill_id, outcome, reason FROM feed_records WHERE feed_id = 'QD-WATER/F-2' ORDER BY seq")
         #expect(try later.map { "\(try $0[0] as Int) \(try $0[1] as String) \(try $0[2] as String) \(try $0[3] as String)" } == [
             "1 W-1 seen_again SEEN_AGAIN",
             "2 W-2 rejected AMOUNT_CHANGED",
+            "4 W-1 seen_again SEEN_AGAIN",
         ])
         #expect(try world.bill("QD-WATER", "W-2")?["due_fen"] as Int64? == 1_002)
+    }
+
+    /// A feed that repeats more bills of an earlier feed than are read back at once (a
+    /// thousand): each repeat is recorded once, none is staged twice.
+    @Test func aFeedRepeatingOverAThousandBillsRecordsEachOnce() throws {
+        let world = try BillingWorld()
+        try world.populate()
+        let customer = "1199999999"
+        let bills = (1...1_100).map { (id: "W-\($0)", fen: Int64(1_000 + $0)) }
+        let one = try Self.feed(world.directory, biller: "QD-WATER", feedID: "F-1", customer: customer, bills: bills)
+        #expect(try world.run("2026-11-27", feeds: ["QD-WATER": one]).status == "completed")
+        let two = try Self.feed(world.directory, biller: "QD-WATER", feedID: "F-2", customer: customer, bills: [(id: "W-0", fen: 1_000)] + bills)
+        #expect(try world.run("2026-11-27", feeds: ["QD-WATER": two], force: true).status == "completed")
+        #expect(try world.count("SELECT count(*) FROM bills WHERE biller = 'QD-WATER'") == 1_101)
+        #expect(try world.count("SELECT count(*) FROM feed_records WHERE feed_id = 'QD-WATER/F-2' AND outcome = 'seen_again'") == 1_100)
+        #expect(try world.count("SELECT count(DISTINCT seq) FROM feed_records WHERE feed_id = 'QD-WATER/F-2'") == 1_100)
+        #expect(try world.count("SELECT min(seq) FROM feed_records WHERE feed_id = 'QD-WATER/F-2'") == 2)
+        #expect(try world.count("SELECT max(seq) FROM feed_records WHERE feed_id = 'QD-WATER/F-2'") == 1_101)
+    }
+
+    /// A feed's bills are written to `bills` in the order of the wallets their customer
+    /// numbers are linked to (none first), each wallet's in the feed's order, so that the
+    /// processing step, which goes in id order, finds a chunk's wallets together.
+    @Test func aFeedsBillsAreStoredInTheOrderOfTheirWallets() throws {
+        let world = try BillingWorld()
+        try world.populate()
+        let ingest = try world.runner(steps: [IngestStep(config: world.config)]).run("nightly-billing", overrides: ["date": "2026-11-27"])
+        #expect(ingest.status == "completed")
+        func order(_ biller: String) throws -> [String] {
+            try world.rows("SELECT bill_id FROM bills WHERE biller = ? ORDER BY id", [biller]).map { try $0["bill_id"] as String }
+        }
+        // Feed order W…1 to W…5: residents 1, 2, 5, 6 and a customer no wallet links.
+        #expect(try order("QD-WATER") == ["W2611-000005", "W2611-000001", "W2611-000002", "W2611-000003", "W2611-000004"])
+        // Feed order P…1 to P…3: residents 1 and 3, and a customer no wallet links.
+        #expect(try order("QD-POWER") == ["P2611-100003", "P2611-100001", "P2611-100002"])
+        #expect(try world.count("SELECT count(*) FROM bills") == 11)
+        // The whole night then as always.
+        let report = try world.run("2026-11-27", force: true)
+        #expect(report.status == "completed")
+        #expect(try world.status("QD-WATER", "W2611-000001") == "paid")
+        #expect(try world.status("QD-WATER", "W2611-000005") == "unmatched UNKNOWN_CUSTOMER")
+        #expect(try world.balance("13800000001") == 100_000 - 4_520 - 12_860)
     }
 }

@@ -349,17 +349,23 @@ public struct BillStore {
     }
 
     /// Stages a feed's bills; prepared once per feed.
-    /// Stages a feed's bills in multi-row statements: each bill is buffered, and every 256
-    /// go to `bills` in one `INSERT ... ON CONFLICT DO NOTHING` (on a server, one round trip
-    /// instead of 256). A bill whose id was staged before (in an earlier feed, or earlier in
-    /// this one) writes nothing and is handed to the caller with the row it collided with.
+    /// Stages a feed's bills: each bill is buffered, and every 256 go in one multi-row
+    /// statement (on a server, one round trip instead of 256) to the feed's staging table, a
+    /// temporary table of this connection without the bills' indexes. When the feed has been
+    /// read, `finish` moves them into `bills` in one statement, ordered by the wallet each
+    /// customer number is linked to (then by sequence number), so that the processing step,
+    /// which goes in id order, finds a chunk's bills and their wallets' rows together. A bill
+    /// whose id was staged before (in an earlier feed, or earlier in this one) writes nothing
+    /// and is handed to the caller with the row it collided with.
     final class Stager {
         let sql: any SQLConnection
         let now: TimestampMicros
-        /// Bills written so far.
+        /// Bills written to `bills` (known once `finish` has run).
         private(set) var staged = 0
         private var pending: [Staged] = []
+        private var begun = false
         static let group = 256
+        static let columns = "biller, bill_id, feed_id, seq, business_date, customer_no, customer_name, district, period, usage, usage_unit, amount_fen, late_fee_fen, due_fen, issue_date, due_date"
 
         init(sql: any SQLConnection, now: TimestampMicros) {
             self.sql = sql
@@ -393,38 +399,94 @@ public struct BillStore {
             var customerNo: String
         }
 
-        /// Buffers a bill; a full buffer is written. `collided` hears each bill of the written
-        /// rows that was not staged because its id was.
+        /// Buffers a bill; a full buffer is written to the staging table. `collided` hears
+        /// each bill repeated earlier in this feed.
         func stage(_ bill: Staged, collided: (Staged, Existing) throws -> Void) throws {
+            if !begun { try begin() }
             pending.append(bill)
             if pending.count >= Self.group { try flush(collided: collided) }
         }
 
-        /// Writes what is buffered; call it before the feed's counts are read.
-        func flush(collided: (Staged, Existing) throws -> Void) throws {
+        /// The staging table, made once a connection (temporary: it lives and dies with the
+        /// connection, and what the feed's transaction put in it goes if it rolls back), and
+        /// emptied for each feed. Keyed by sequence number, with the bill id unique, so that
+        /// a bill repeated inside the feed is caught as it comes, as in `bills`.
+        private func begin() throws {
+            let postgres = sql.dialect == .postgres
+            // Asked first: PostgreSQL's `IF NOT EXISTS` would print a notice for every feed.
+            let made = try sql.one(postgres ? "SELECT CASE WHEN to_regclass('pg_temp.bills_staging') IS NULL THEN 0 ELSE 1 END" : "SELECT count(*) FROM sqlite_temp_master WHERE name = 'bills_staging'") { try $0.int64(0) } == 1
+            if !made { try sql.run("""
+                CREATE TEMP TABLE bills_staging (\(postgres ? "seq BIGINT PRIMARY KEY" : "seq INTEGER PRIMARY KEY"), biller TEXT NOT NULL, bill_id TEXT NOT NULL, feed_id TEXT NOT NULL,
+                    business_date TEXT NOT NULL, customer_no TEXT NOT NULL, customer_name TEXT NOT NULL, district TEXT NOT NULL, period TEXT NOT NULL,
+                    usage TEXT NOT NULL, usage_unit TEXT NOT NULL, amount_fen BIGINT NOT NULL, late_fee_fen BIGINT NOT NULL, due_fen BIGINT NOT NULL,
+                    issue_date TEXT NOT NULL, due_date TEXT NOT NULL, UNIQUE (biller, bill_id))
+                """, []) }
+            try sql.run("DELETE FROM bills_staging", [])
+            begun = true
+        }
+
+        private func existing(_ bill: Staged, in table: String) throws -> Existing? {
+            try sql.one("SELECT feed_id, seq, due_fen, customer_no FROM \(table) WHERE biller = ? AND bill_id = ?", [bill.biller, bill.billID]) {
+                Existing(feedKey: try $0.text(0), seq: try $0.int(1), dueFen: try $0.int64(2), customerNo: try $0.text(3))
+            }
+        }
+
+        /// Writes what is buffered to the staging table.
+        private func flush(collided: (Staged, Existing) throws -> Void) throws {
             guard !pending.isEmpty else { return }
             let rows = pending
             pending.removeAll(keepingCapacity: true)
-            let status = BillStatus.new.rawValue
-            let written = try sql.runRows("""
-                INSERT INTO bills (biller, bill_id, feed_id, seq, business_date, customer_no, customer_name, district, period, usage, usage_unit,
-                    amount_fen, late_fee_fen, due_fen, issue_date, due_date, status, updated_at) VALUES
-                """, row: "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", "ON CONFLICT (biller, bill_id) DO NOTHING",
+            let written = try sql.runRows("INSERT INTO bills_staging (\(Self.columns)) VALUES",
+                row: "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", "ON CONFLICT (biller, bill_id) DO NOTHING",
                 rows: rows.map { bill in
                     [bill.biller, bill.billID, bill.feedKey, bill.seq, bill.businessDate, bill.customerNo, bill.customerName, bill.district, bill.period,
-                     bill.usage, bill.usageUnit, bill.amountFen, bill.lateFeeFen, bill.dueFen, bill.issueDate, bill.dueDate, status, now]
+                     bill.usage, bill.usageUnit, bill.amountFen, bill.lateFeeFen, bill.dueFen, bill.issueDate, bill.dueDate]
                 })
-            staged += written
             guard written < rows.count else { return }
-            // Some ids were staged before: the row in the table is either this record's own
-            // (same feed and sequence number) or the one it collided with.
+            // Some ids came earlier in this feed: the staged row is either this record's own
+            // (same sequence number) or the one it repeats. A bill an earlier feed staged is
+            // what the repeat collides with, as when the feed was written to `bills` directly.
             for bill in rows {
-                guard let existing = try sql.one("SELECT feed_id, seq, due_fen, customer_no FROM bills WHERE biller = ? AND bill_id = ?", [bill.biller, bill.billID], {
-                    Existing(feedKey: try $0.text(0), seq: try $0.int(1), dueFen: try $0.int64(2), customerNo: try $0.text(3))
-                }) else { continue }
-                if existing.feedKey == bill.feedKey && existing.seq == bill.seq { continue }
-                try collided(bill, existing)
+                guard let earlier = try existing(bill, in: "bills_staging") else { continue }
+                if earlier.feedKey == bill.feedKey && earlier.seq == bill.seq { continue }
+                try collided(bill, try existing(bill, in: "bills") ?? earlier)
             }
+        }
+
+        /// Writes the feed's staged bills to `bills`, in the order of the wallet each
+        /// customer number is linked to now (0 when none, first), then of sequence number;
+        /// then hands `collided` each staged bill whose id an earlier feed had staged, in
+        /// sequence order, a thousand at a time. Call it before the feed's counts are read.
+        func finish(collided: (Staged, Existing) throws -> Void) throws {
+            guard begun else { return }
+            try flush(collided: collided)
+            let columns = Self.columns.split(separator: ",").map { "t." + $0.trimmingCharacters(in: .whitespaces) }.joined(separator: ", ")
+            staged += try sql.run("""
+                INSERT INTO bills (\(Self.columns), status, updated_at)
+                SELECT \(columns), '\(BillStatus.new.rawValue)', CAST(? AS BIGINT)
+                FROM bills_staging t LEFT JOIN bill_accounts a ON a.biller = t.biller AND a.customer_no = t.customer_no AND a.status = 'linked'
+                WHERE true ORDER BY coalesce(a.wallet_id, 0), t.seq
+                ON CONFLICT (biller, bill_id) DO NOTHING
+                """, [now])
+            var after = -1
+            while true {
+                let repeats = try sql.all("""
+                    SELECT \(columns), b.feed_id, b.seq, b.due_fen, b.customer_no
+                    FROM bills_staging t JOIN bills b ON b.biller = t.biller AND b.bill_id = t.bill_id
+                    WHERE t.seq > ? AND NOT (b.feed_id = t.feed_id AND b.seq = t.seq) ORDER BY t.seq LIMIT 1000
+                    """, [after]) { row in
+                    (Staged(biller: try row.text(0), billID: try row.text(1), feedKey: try row.text(2), seq: try row.int(3), businessDate: try row.text(4),
+                            customerNo: try row.text(5), customerName: try row.text(6), district: try row.text(7), period: try row.text(8), usage: try row.text(9),
+                            usageUnit: try row.text(10), amountFen: try row.int64(11), lateFeeFen: try row.int64(12), dueFen: try row.int64(13),
+                            issueDate: try row.text(14), dueDate: try row.text(15)),
+                     Existing(feedKey: try row.text(16), seq: try row.int(17), dueFen: try row.int64(18), customerNo: try row.text(19)))
+                }
+                for (bill, existing) in repeats { try collided(bill, existing) }
+                guard repeats.count == 1000, let last = repeats.last else { break }
+                after = last.0.seq
+            }
+            try sql.run("DELETE FROM bills_staging", [])
+            begun = false
         }
 
         /// A record of the feed that was not staged as a bill, and why.
