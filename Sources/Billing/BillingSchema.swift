@@ -166,6 +166,10 @@ public enum BillingSchema {
             CREATE INDEX feed_records_by_bill ON feed_records(bill_id);
             CREATE INDEX feed_cancels_by_bill ON feed_cancels(bill_id);
             """),
+        // A day's cancels are counted through an index of the day, not by reading every bill
+        // of the biller (a report, the reconciliation: a cost that grew with the months kept).
+        SQLMigration("billing-v6-cancelled-by-day",
+                     "CREATE INDEX bills_cancelled_by_day ON bills(biller, cancelled_business_date) WHERE cancelled_business_date IS NOT NULL"),
     ]
 
     /// Registers the migrations, in order.

@@ -188,24 +188,25 @@ public struct Reconciliation: Codable, Sendable {
         }
 
         // Bill by bill: every paid bill has its posting; no posting is shared or orphaned.
-        let paid = try bills.paidBills(after: date.adding(days: -Self.recheckBillDays), through: date)
-        let posted = try ledger.credits(ofTransactions: paid.compactMap(\.transactionID))
-        for bill in paid {
-            let subject = bill.key.reference
-            if let credits = bill.transactionID.flatMap({ posted[$0] }) {
-                let credited = credits[bill.billerAccountID] ?? 0
-                if credited != bill.paidFen {
-                    brk("amount_mismatch", subject, "bill paid \(Money(fen: bill.paidFen).yuanString), ledger credited the biller \(Money(fen: credited).yuanString)")
+        try bills.forEachPaidBillPage(after: date.adding(days: -Self.recheckBillDays), through: date) { paid in
+            let posted = try ledger.credits(ofTransactions: paid.compactMap(\.transactionID))
+            for bill in paid {
+                let subject = bill.key.reference
+                if let credits = bill.transactionID.flatMap({ posted[$0] }) {
+                    let credited = credits[bill.billerAccountID] ?? 0
+                    if credited != bill.paidFen {
+                        brk("amount_mismatch", subject, "bill paid \(Money(fen: bill.paidFen).yuanString), ledger credited the biller \(Money(fen: credited).yuanString)")
+                    }
+                } else {
+                    brk("missing_in_ledger", subject, "the bill is paid but its transaction \(bill.transactionID ?? 0) is not in the ledger")
                 }
-            } else {
-                brk("missing_in_ledger", subject, "the bill is paid but its transaction \(bill.transactionID ?? 0) is not in the ledger")
             }
         }
         for shared in try bills.sharedPayments() {
             brk("duplicate", "transaction \(shared.transactionID)", "one payment is claimed by \(shared.bills.count) bills: \(shared.bills.joined(separator: ","))")
         }
         let payments = try ledger.transactions(keyPrefix: PaymentKey.prefix, effectiveFrom: from, to: to)
-        let recorded = try bills.recordedPayments(among: payments.map(\.id))
+        let recorded = try bills.recordedPayments(among: payments)
         for payment in payments where !recorded.contains(payment.id) {
             brk("missing_in_report", "transaction \(payment.id)", "the ledger holds \(payment.key) but no bill records it")
         }

@@ -51,6 +51,55 @@ extension BillingWorld {
         #expect(report.breaks.contains { $0.category == "missing_in_report" })
     }
 
+    /// A payment is in the bills when any bill records it: looked for first on the bill its
+    /// key names, then among every bill's payments.
+    @Test func aPaymentIsMissingFromTheBillsOnlyWhenNoBillRecordsIt() throws {
+        let world = try nights()
+        let right = try #require(try world.store.database.read { try $0.int64("SELECT id FROM ledger_transactions WHERE idempotency_key = 'bill:QD-POWER:P2611-100001'") })
+        try world.execute("UPDATE bills SET transaction_id = 99999 WHERE bill_id = 'P2611-100001'")
+        var report = try world.reconcile("2026-11-27")
+        #expect(report.breaks.filter { $0.category == "missing_in_report" }.map(\.subject) == ["transaction \(right)"])
+        // Another bill records it: not missing from the bills (that bill's own breaks aside).
+        try world.execute("UPDATE bills SET transaction_id = ? WHERE bill_id = 'W2611-000005'", [right])
+        report = try world.reconcile("2026-11-27")
+        #expect(!report.breaks.contains { $0.category == "missing_in_report" }, "\(report.breaks)")
+        #expect(report.breaks.contains { $0.category == "missing_in_ledger" && $0.subject == "QD-POWER:P2611-100001" })
+    }
+
+    /// The month of paid bills is read a page at a time: every bill paid after the first day
+    /// through the last, each once, whatever the page.
+    @Test func paidBillsAreReadInPagesEachOnce() throws {
+        let world = try nights()
+        func pages(_ size: Int) throws -> [[String]] {
+            var pages: [[String]] = []
+            try world.store.database.read { db in
+                try BillStore(db).forEachPaidBillPage(after: ShanghaiCalendar.Date(iso: "2026-11-26")!, through: ShanghaiCalendar.Date(iso: "2026-11-28")!, page: size) {
+                    pages.append($0.map(\.key.reference))
+                }
+            }
+            return pages
+        }
+        let expected = try world.store.database.read {
+            try $0.texts("SELECT biller || ':' || bill_id FROM bills WHERE paid_business_date IN ('2026-11-27', '2026-11-28') AND status IN ('paid', 'refunded')")
+        }
+        #expect(expected.count >= 4)
+        let whole = try pages(5_000).flatMap { $0 }
+        #expect(whole.sorted() == expected.sorted())
+        let single = try pages(1)
+        #expect(single.allSatisfy { $0.count == 1 })
+        #expect(single.flatMap { $0 } == whole)
+        // The first day is outside the window.
+        var later: [String] = []
+        try world.store.database.read { db in
+            try BillStore(db).forEachPaidBillPage(after: ShanghaiCalendar.Date(iso: "2026-11-27")!, through: ShanghaiCalendar.Date(iso: "2026-11-28")!, page: 2) { later += $0.map(\.key.reference) }
+        }
+        let paidOn28 = try world.store.database.read {
+            try $0.texts("SELECT biller || ':' || bill_id FROM bills WHERE paid_business_date = '2026-11-28' AND status IN ('paid', 'refunded')")
+        }
+        #expect(!paidOn28.isEmpty && paidOn28.count < expected.count)
+        #expect(later.sorted() == paidOn28.sorted())
+    }
+
     @Test func anAlteredReportIsABreak() throws {
         let world = try nights()
         let path = world.config.reportsDirectory + "/QD-GAS/QDW-QD-GAS-20261127.xml"
