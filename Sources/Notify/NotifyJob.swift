@@ -47,32 +47,46 @@ public enum NotifyJob {
         return "sha256=" + code.map { String(format: "%02x", $0) }.joined()
     }
 
+    /// Every payable bill due within three days is reminded once, and once more when overdue:
+    /// a page of `chunk_size` bills a chunk, in bill order, from the first to the last (a run
+    /// that stopped resumes after the last page it committed). Only the messages not queued
+    /// before are written: a run reads what earlier runs reminded, it does not queue it again.
     struct ReminderStep: TypedJobStep {
-        struct Checkpoint: Codable, Sendable { var done: Bool }
+        struct Checkpoint: Codable, Sendable {
+            var done: Bool
+            /// The last bill of the pages done (absent in a checkpoint of the first version,
+            /// which read one page only: start from the first bill).
+            var after: Int64?
+        }
         let name = "reminders"
         let checkpointVersion = 1
-        func start(_ context: JobContext) throws -> Checkpoint { Checkpoint(done: false) }
+        func start(_ context: JobContext) throws -> Checkpoint { Checkpoint(done: false, after: 0) }
         func chunk(_ context: JobContext, db: any SQLConnection, ledger: any LedgerWriting, from checkpoint: Checkpoint) throws -> (Checkpoint, ChunkCounts) {
+            guard !checkpoint.done else { return (checkpoint, ChunkCounts(done: true)) }
             let now = context.clock.nowMicros()
             let today = ShanghaiCalendar.date(at: now)
             let soon = today.adding(days: 3).iso
             var written = 0
-            let due = try BillStore(db).payable(dueOnOrBefore: soon, limit: context.chunkSizeMax)
-            let wallets = try WalletStore(db).wallets(ids: due.map(\.walletID))
+            let due = try BillStore(db).payable(dueOnOrBefore: soon, afterID: checkpoint.after ?? 0, limit: context.chunkSizeMax)
             let outbox = OutboxStore(db)
+            func messageID(_ bill: BillStore.PayableBill) -> String { "\(bill.dueDate < today.iso ? "overdue" : "reminder"):\(bill.key.reference)" }
+            let queued = try outbox.queued(messageIDs: due.map(messageID))
+            let waiting = due.filter { !queued.contains(messageID($0)) }
+            let wallets = try WalletStore(db).wallets(ids: waiting.map(\.walletID))
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
-            for bill in due {
+            for bill in waiting {
                 guard let phone = wallets[bill.walletID]?.phone else { continue }
                 let overdue = bill.dueDate < today.iso
-                let id = "\(overdue ? "overdue" : "reminder"):\(bill.key.reference)"
                 let payload = ["biller": bill.key.biller, "bill_id": bill.key.billID, "amount": Money(fen: bill.dueFen).yuanString,
                                "due_date": bill.dueDate, "phone": Mask.phone(phone), "event": overdue ? "overdue" : "due_soon"]
-                if try outbox.enqueue(messageID: id, walletID: bill.walletID, kind: .reminder, payload: String(decoding: try encoder.encode(payload), as: UTF8.self), at: now) {
+                if try outbox.enqueue(messageID: messageID(bill), walletID: bill.walletID, kind: .reminder, payload: String(decoding: try encoder.encode(payload), as: UTF8.self), at: now) {
                     written += 1
                 }
             }
-            return (Checkpoint(done: true), ChunkCounts(written: written, done: true))
+            let done = due.count < context.chunkSizeMax
+            return (Checkpoint(done: done, after: due.last?.id ?? checkpoint.after),
+                    ChunkCounts(read: due.count, written: written, skipped: due.count - written, done: done))
         }
     }
 

@@ -126,6 +126,50 @@ import Testing
         #expect(lines.count == (try world.count("SELECT count(*) FROM outbox WHERE status = 'delivered'")))
     }
 
+    /// wallet.md: "Pending bills get a reminder three days before the due date and a notice
+    /// when overdue": every one of them, however many, a page of `chunk_size` at a time; the
+    /// bills reminded by an earlier run do not stop the ones after them.
+    @Test func everyPayableBillIsRemindedWhateverTheChunkSize() throws {
+        let world = try BillingWorld()
+        try world.populate()
+        _ = try world.run("2026-11-27")
+        let config = NotifyConfig(sink: .file(path: world.directory.appendingPathComponent("notes.jsonl").path))
+        let definition = try JobDefinition(ConfigTable.parse("name = \"notify\"\nchunk_size = 1\n[parameters]\nslot = \"{minute}\"", file: "notify.job.toml"))
+        func notify() throws {
+            _ = try JobRunner(store: world.store, clock: world.clock, logger: Logger(label: "t"), definitions: [definition],
+                              implementations: [NotifyJob.implementation(config: config, secret: Self.secret, fetcher: FeedFetcher(environment: [:], sleepMillis: { _ in }), database: world.store.database)],
+                              sleepMillis: { _ in }).run("notify")
+        }
+        func expected(today: String, soon: String) throws -> [String] {
+            try world.store.database.read { db in
+                try db.texts("""
+                    SELECT CASE WHEN b.due_date < ? THEN 'overdue:' ELSE 'reminder:' END || b.biller || ':' || b.bill_id FROM bills b JOIN wallets w ON w.id = b.wallet_id
+                    WHERE b.status = 'payable' AND b.due_date <= ? AND w.phone IS NOT NULL ORDER BY 1
+                    """, [today, soon])
+            }
+        }
+        func reminders() throws -> [String] {
+            try world.store.database.read { try $0.texts("SELECT message_id FROM outbox WHERE kind = 'reminder' ORDER BY message_id") }
+        }
+        // The first bill due is reminded alone.
+        world.clock.set(shanghai(2026, 12, 12, 9))
+        try notify()
+        #expect(try reminders() == expected(today: "2026-12-12", soon: "2026-12-15"))
+        #expect(try reminders().count == 1)
+        // Ten days later every payable bill is due: each reminded (or told it is overdue), the
+        // one reminded before as well, in pages of one bill.
+        world.clock.set(shanghai(2026, 12, 22, 9))
+        try notify()
+        let all = try expected(today: "2026-12-22", soon: "2026-12-25")
+        #expect(all.count >= 3)
+        #expect(Set(try reminders()) == Set(all).union(try expected(today: "2026-12-12", soon: "2026-12-15")))
+        // Again: nothing queued twice.
+        let before = try reminders()
+        world.clock.advance(micros: 3_600_000_000)
+        try notify()
+        #expect(try reminders() == before)
+    }
+
     @Test func quietHoursSpanMidnight() {
         let config = NotifyConfig(sink: .file(path: "/dev/null"))
         #expect(config.isQuiet(minuteOfDay: 22 * 60) && config.isQuiet(minuteOfDay: 23 * 60 + 59) && config.isQuiet(minuteOfDay: 0) && config.isQuiet(minuteOfDay: 6 * 60 + 59))

@@ -714,18 +714,21 @@ public struct BillStore {
 
     /// A payable bill of a wallet, as a reminder tells it.
     public struct PayableBill: Sendable, Hashable {
+        /// The bill's row: where the next page starts.
+        public var id: Int64
         public var key: PaymentKey
         public var dueFen: Int64
         public var dueDate: String
         public var walletID: Int64
     }
 
-    /// Payable bills of a wallet due on or before `date` (`YYYY-MM-DD`), in staging order.
-    public func payable(dueOnOrBefore date: String, limit: Int) throws -> [PayableBill] {
+    /// Payable bills of a wallet due on or before `date` (`YYYY-MM-DD`), in staging order,
+    /// after the bill `afterID` (0: from the first): a page at most `limit` long.
+    public func payable(dueOnOrBefore date: String, afterID: Int64 = 0, limit: Int) throws -> [PayableBill] {
         try sql.allRows("""
-            SELECT biller, bill_id, due_fen, due_date, wallet_id FROM bills WHERE status = ? AND due_date <= ? AND wallet_id IS NOT NULL ORDER BY id LIMIT ?
-            """, [BillStatus.payable.rawValue, date, limit])
-            .map { PayableBill(key: PaymentKey(biller: try $0[0], billID: try $0[1]), dueFen: try $0[2], dueDate: try $0[3], walletID: try $0[4]) }
+            SELECT id, biller, bill_id, due_fen, due_date, wallet_id FROM bills WHERE status = ? AND due_date <= ? AND wallet_id IS NOT NULL AND id > ? ORDER BY id LIMIT ?
+            """, [BillStatus.payable.rawValue, date, afterID, limit])
+            .map { PayableBill(id: try $0[0], key: PaymentKey(biller: try $0[1], billID: try $0[2]), dueFen: try $0[3], dueDate: try $0[4], walletID: try $0[5]) }
     }
 
     // MARK: Runs

@@ -44,6 +44,16 @@ public struct OutboxStore {
             """, messageID, walletID, kind.rawValue, kind.isUrgent, payload, now, now) == 1
     }
 
+    /// Of `messageIDs`, those queued before (500 a statement).
+    public func queued(messageIDs: [String]) throws -> Set<String> {
+        var found: Set<String> = []
+        for start in stride(from: 0, to: messageIDs.count, by: 500) {
+            let part = Array(messageIDs[start..<min(start + 500, messageIDs.count)])
+            found.formUnion(try sql.texts("SELECT message_id FROM outbox WHERE message_id IN (\(part.map { _ in "?" }.joined(separator: ",")))", part))
+        }
+        return found
+    }
+
     /// How many messages stand in each status.
     public func countsByStatus() throws -> [String: Int] {
         var counts: [String: Int] = [:]
