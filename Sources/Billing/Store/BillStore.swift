@@ -707,7 +707,7 @@ public struct BillStore {
     }
 
     /// What every biller was paid on a business day, biller by biller through the index of
-    /// the days paid on (as in `paidBills`).
+    /// the days paid on (as in `forEachPaidBillPage`).
     public func paidFen(on date: ShanghaiCalendar.Date) throws -> Int64 {
         try sql.int64("SELECT coalesce(sum(b.paid_fen), 0) FROM billers r CROSS JOIN bills b WHERE b.biller = r.code AND b.paid_business_date = ?", [date.iso]) ?? 0
     }
