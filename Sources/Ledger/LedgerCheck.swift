@@ -93,13 +93,11 @@ extension Ledger {
             if violations.count < violationsListedMax { violations.append(violation) }
         }
 
-        let accounts = try tx.allAccounts()
-        var accountIndex: [AccountID: Int] = [:]
-        for (i, account) in accounts.enumerated() { accountIndex[account.id] = i }
-
-        struct Running { var debits: Int128 = 0; var credits: Int128 = 0; var balance: Int64 = 0; var seq: Int64 = 0; var count: Int64 = 0; var pendingDebits: Int128 = 0; var pendingCredits: Int128 = 0 }
-        var running = [Running](repeating: Running(), count: accounts.count)
-        var openHolds: [TransactionID: HoldRecord] = [:]
+        // The journal in id order: the chain, each transaction's balance and kind, the holds
+        // left open. Only the open holds and the reversed ids are kept (not the accounts):
+        // the accounts are checked in a second pass, in their own order.
+        struct OpenHold { var debit: AccountID; var credit: AccountID; var amount: Int64 }
+        var openHolds: [TransactionID: OpenHold] = [:]
         var reversed: Set<TransactionID> = []
         let concurrent = tx.concurrentWriters
         var previous = ChainHead.genesis
@@ -144,14 +142,6 @@ extension Ledger {
                 }
                 let delta = Int128(entry.side == .credit ? entry.amount : -entry.amount)
                 if entry.asset == .cny { cny += delta } else { pts += delta }
-                guard let i = accountIndex[entry.accountID] else {
-                    report(LedgerViolation(code: "unknown_account", message: "an entry names an account that does not exist", accountID: entry.accountID, transactionID: id))
-                    continue
-                }
-                if accounts[i].asset != entry.asset {
-                    report(LedgerViolation(code: "asset_mismatch", message: "an entry's asset differs from its account's", accountID: entry.accountID, transactionID: id))
-                }
-                if entry.side == .debit { running[i].debits += Int128(entry.amount) } else { running[i].credits += Int128(entry.amount) }
             }
             if cny != 0 || pts != 0 {
                 report(LedgerViolation(code: "unbalanced_transaction", message: "debits and credits differ (CNY \(cny), PTS \(pts))", transactionID: id))
@@ -170,20 +160,12 @@ extension Ledger {
             switch record.kind {
             case .hold:
                 if let hold {
-                    openHolds[id] = hold
-                    if let d = accountIndex[hold.debitAccountID], let c = accountIndex[hold.creditAccountID] {
-                        running[d].pendingDebits += Int128(hold.amount)
-                        running[c].pendingCredits += Int128(hold.amount)
-                    }
+                    openHolds[id] = OpenHold(debit: hold.debitAccountID, credit: hold.creditAccountID, amount: hold.amount)
                 } else {
                     report(LedgerViolation(code: "missing_hold", message: "a hold transaction has no hold row", transactionID: id))
                 }
             case .holdPost, .holdVoid, .holdExpire:
-                if let ref = record.refID, let hold = openHolds.removeValue(forKey: ref) {
-                    if let d = accountIndex[hold.debitAccountID], let c = accountIndex[hold.creditAccountID] {
-                        running[d].pendingDebits -= Int128(hold.amount)
-                        running[c].pendingCredits -= Int128(hold.amount)
-                    }
+                if let ref = record.refID, openHolds.removeValue(forKey: ref) != nil {
                 } else {
                     report(LedgerViolation(code: "hold_not_open", message: "resolves a hold that is not open", transactionID: id))
                 }
@@ -200,31 +182,95 @@ extension Ledger {
             }
         }
 
-        // Each account's entries in the order of its own sequence: continuous from 1, each
-        // running balance the one before it moved by the entry. With many writers a system
-        // account's entries carry neither (0): its totals are checked, not its order.
-        var current: (index: Int, numbered: Bool)?
-        try tx.forEachEntryByAccount { entry in
-            guard let i = accountIndex[entry.accountID] else { return }  // reported above
-            if current?.index != i {
-                current = (i, !(concurrent && accounts[i].kind.isFolded))
+        // What the open holds leave pending, by account.
+        var pending: [AccountID: (debits: Int128, credits: Int128)] = [:]
+        for hold in openHolds.values {
+            pending[hold.debit, default: (0, 0)].debits += Int128(hold.amount)
+            pending[hold.credit, default: (0, 0)].credits += Int128(hold.amount)
+        }
+        openHolds = [:]
+
+        // The accounts in id order, each with its entries in the order of its own sequence:
+        // continuous from 1, each running balance the one before it moved by the entry, the
+        // totals the entries' and the pending the open holds'. With many writers a system
+        // account's entries carry neither sequence nor balance (0): its totals are checked,
+        // not its order.
+        struct Running { var debits: Int128 = 0; var credits: Int128 = 0; var balance: Int64 = 0; var seq: Int64 = 0; var count: Int64 = 0 }
+        var current: Account?
+        var numbered = false
+        var r = Running()
+        var accountCount = 0
+        var lines: [Asset: TrialBalanceLine] = [:]
+        var sums: [Asset: (balance: Int128, pendingDebits: Int128, pendingCredits: Int128)] = [:]
+        func close(_ account: Account, _ r: Running) {
+            let held = pending.removeValue(forKey: account.id) ?? (0, 0)
+            if Int128(account.debitsPosted) != r.debits || Int128(account.creditsPosted) != r.credits {
+                report(LedgerViolation(code: "account_totals_mismatch", message: "stored debits/credits \(account.debitsPosted)/\(account.creditsPosted), entries give \(r.debits)/\(r.credits)", accountID: account.id))
             }
-            running[i].count += 1
-            guard current!.numbered else {
+            if account.entrySeq != r.count {
+                report(LedgerViolation(code: "entry_sequence_mismatch", message: "stored entry sequence \(account.entrySeq), the account has \(r.count) entries", accountID: account.id))
+            }
+            if Int128(account.debitsPending) != held.debits || Int128(account.creditsPending) != held.credits {
+                report(LedgerViolation(code: "pending_totals_mismatch", message: "stored pending \(account.debitsPending)/\(account.creditsPending), open holds give \(held.debits)/\(held.credits)", accountID: account.id))
+            }
+            let rules = account.rules
+            if rules.debitsMustNotExceedCredits,
+               Int128(account.debitsPosted) + Int128(account.debitsPending) > Int128(account.creditsPosted) + Int128(rules.overdraftLimit) {
+                report(LedgerViolation(code: "rule_violated", message: "debits exceed credits plus the overdraft limit", accountID: account.id))
+            }
+            if rules.creditsMustNotExceedDebits,
+               Int128(account.creditsPosted) + Int128(account.creditsPending) > Int128(account.debitsPosted) {
+                report(LedgerViolation(code: "rule_violated", message: "credits exceed debits", accountID: account.id))
+            }
+            var line = lines[account.asset] ?? TrialBalanceLine(asset: account.asset, debitsPosted: 0, creditsPosted: 0, debitsPending: 0, creditsPending: 0, accounts: 0)
+            line.debitsPosted &+= account.debitsPosted
+            line.creditsPosted &+= account.creditsPosted
+            line.debitsPending &+= account.debitsPending
+            line.creditsPending &+= account.creditsPending
+            line.accounts += 1
+            lines[account.asset] = line
+            var sum = sums[account.asset] ?? (0, 0, 0)
+            sum.balance += Int128(account.creditsPosted) - Int128(account.debitsPosted)
+            sum.pendingDebits += Int128(account.debitsPending)
+            sum.pendingCredits += Int128(account.creditsPending)
+            sums[account.asset] = sum
+        }
+        try tx.forEachAccount({ account in
+            if let done = current { close(done, r) }
+            accountCount += 1
+            current = account
+            numbered = !(concurrent && account.kind.isFolded)
+            r = Running()
+        }, entry: { entry in
+            guard let account = current, account.id == entry.accountID else {
+                report(LedgerViolation(code: "unknown_account", message: "an entry names an account that does not exist", accountID: entry.accountID, transactionID: entry.transactionID))
+                return
+            }
+            if account.asset != entry.asset {
+                report(LedgerViolation(code: "asset_mismatch", message: "an entry's asset differs from its account's", accountID: entry.accountID, transactionID: entry.transactionID))
+            }
+            if entry.side == .debit { r.debits += Int128(entry.amount) } else { r.credits += Int128(entry.amount) }
+            r.count += 1
+            guard numbered else {
                 if entry.accountSeq != 0 || entry.balanceAfter != 0 {
                     report(LedgerViolation(code: "entry_sequence_broken", message: "an entry of a system account carries sequence \(entry.accountSeq) and balance \(entry.balanceAfter); with many writers both are 0", accountID: entry.accountID, transactionID: entry.transactionID))
                 }
                 return
             }
-            if entry.accountSeq != running[i].seq + 1 {
-                report(LedgerViolation(code: "entry_sequence_broken", message: "entry sequence \(entry.accountSeq) follows \(running[i].seq)", accountID: entry.accountID, transactionID: entry.transactionID))
+            if entry.accountSeq != r.seq + 1 {
+                report(LedgerViolation(code: "entry_sequence_broken", message: "entry sequence \(entry.accountSeq) follows \(r.seq)", accountID: entry.accountID, transactionID: entry.transactionID))
             }
-            let expected = running[i].balance &+ (entry.side == .credit ? entry.amount : -entry.amount)
+            let expected = r.balance &+ (entry.side == .credit ? entry.amount : -entry.amount)
             if entry.balanceAfter != expected {
                 report(LedgerViolation(code: "running_balance_mismatch", message: "balance after entry is \(entry.balanceAfter), the entries before it give \(expected)", accountID: entry.accountID, transactionID: entry.transactionID))
             }
-            running[i].seq = entry.accountSeq
-            running[i].balance = entry.balanceAfter
+            r.seq = entry.accountSeq
+            r.balance = entry.balanceAfter
+        })
+        if let done = current { close(done, r) }
+        // An open hold that names no account (its other account's pending is checked above).
+        for id in pending.keys.sorted() {
+            report(LedgerViolation(code: "unknown_account", message: "an open hold names an account that does not exist", accountID: id))
         }
 
         // Many writers: the seals chain every transaction, once, in the order they were sealed.
@@ -260,41 +306,6 @@ extension Ledger {
             }
         }
 
-        var lines: [Asset: TrialBalanceLine] = [:]
-        var sums: [Asset: (balance: Int128, pendingDebits: Int128, pendingCredits: Int128)] = [:]
-        for (i, account) in accounts.enumerated() {
-            let r = running[i]
-            if Int128(account.debitsPosted) != r.debits || Int128(account.creditsPosted) != r.credits {
-                report(LedgerViolation(code: "account_totals_mismatch", message: "stored debits/credits \(account.debitsPosted)/\(account.creditsPosted), entries give \(r.debits)/\(r.credits)", accountID: account.id))
-            }
-            if account.entrySeq != r.count {
-                report(LedgerViolation(code: "entry_sequence_mismatch", message: "stored entry sequence \(account.entrySeq), the account has \(r.count) entries", accountID: account.id))
-            }
-            if Int128(account.debitsPending) != r.pendingDebits || Int128(account.creditsPending) != r.pendingCredits {
-                report(LedgerViolation(code: "pending_totals_mismatch", message: "stored pending \(account.debitsPending)/\(account.creditsPending), open holds give \(r.pendingDebits)/\(r.pendingCredits)", accountID: account.id))
-            }
-            let rules = account.rules
-            if rules.debitsMustNotExceedCredits,
-               Int128(account.debitsPosted) + Int128(account.debitsPending) > Int128(account.creditsPosted) + Int128(rules.overdraftLimit) {
-                report(LedgerViolation(code: "rule_violated", message: "debits exceed credits plus the overdraft limit", accountID: account.id))
-            }
-            if rules.creditsMustNotExceedDebits,
-               Int128(account.creditsPosted) + Int128(account.creditsPending) > Int128(account.debitsPosted) {
-                report(LedgerViolation(code: "rule_violated", message: "credits exceed debits", accountID: account.id))
-            }
-            var line = lines[account.asset] ?? TrialBalanceLine(asset: account.asset, debitsPosted: 0, creditsPosted: 0, debitsPending: 0, creditsPending: 0, accounts: 0)
-            line.debitsPosted &+= account.debitsPosted
-            line.creditsPosted &+= account.creditsPosted
-            line.debitsPending &+= account.debitsPending
-            line.creditsPending &+= account.creditsPending
-            line.accounts += 1
-            lines[account.asset] = line
-            var sum = sums[account.asset] ?? (0, 0, 0)
-            sum.balance += Int128(account.creditsPosted) - Int128(account.debitsPosted)
-            sum.pendingDebits += Int128(account.debitsPending)
-            sum.pendingCredits += Int128(account.creditsPending)
-            sums[account.asset] = sum
-        }
         for asset in Asset.allCases {
             guard let sum = sums[asset] else { continue }
             if sum.balance != 0 {
@@ -305,7 +316,7 @@ extension Ledger {
             }
         }
         return LedgerCheckReport(
-            violations: violations, violationCount: violationCount, accounts: accounts.count,
+            violations: violations, violationCount: violationCount, accounts: accountCount,
             transactions: transactionCount, entries: entryCount,
             trialBalance: Asset.allCases.compactMap { lines[$0] }, head: previous.anchor, unsealed: unsealed)
     }

@@ -21,8 +21,6 @@ extension LedgerStore {
 public protocol LedgerReading: AnyObject {
     func account(id: AccountID) throws -> Account?
     func account(code: String) throws -> Account?
-    /// Every account, in id order.
-    func allAccounts() throws -> [Account]
     func idempotencyRecord(key: String) throws -> IdempotencyRecord?
     /// The records of several keys (those found), in one read with many writers, which the
     /// rest of the transaction then knows without asking again.
@@ -52,8 +50,8 @@ public protocol LedgerReading: AnyObject {
     /// What an account moved (its credits less its debits) in the entries recorded in `[from, to)`.
     func movement(accountID: AccountID, recordedFrom from: TimestampMicros, to: TimestampMicros) throws -> Int64
     /// The transactions effective in `[from, to)` whose idempotency key starts with
-    /// `keyPrefix`, in id order, with their keys.
-    func transactions(keyPrefix: String, effectiveFrom from: TimestampMicros, to: TimestampMicros) throws -> [(id: TransactionID, key: String)]
+    /// `keyPrefix`, with their keys: the first `limit` after the id `after`, in id order.
+    func transactions(keyPrefix: String, effectiveFrom from: TimestampMicros, to: TimestampMicros, after: TransactionID, limit: Int) throws -> [(id: TransactionID, key: String)]
     /// Credits less debits posted, over every account of `kind`.
     func netCredits(kind: AccountKind) throws -> Int64
     /// Of `ids`, the transactions the journal holds, each with what it credited to each
@@ -72,8 +70,11 @@ public protocol LedgerReading: AnyObject {
     func unsealedCount() throws -> Int64
     /// Journal rows neither sealed nor waiting for a seal: written around the ledger.
     func neitherSealedNorQueued() throws -> [TransactionID]
-    /// Every entry by account, in the order of the account's sequence.
-    func forEachEntryByAccount(_ body: (AccountEntryPosition) throws -> Void) throws
+    /// Every account in id order, each handed to `account` and then its entries to `entry`,
+    /// in the order of the account's sequence, before the next account; an entry that names
+    /// no account comes where its account id falls. Streamed: memory does not grow with the
+    /// accounts or the entries.
+    func forEachAccount(_ account: (Account) throws -> Void, entry: (AccountEntryPosition) throws -> Void) throws
     /// Streams the journal in id order with each transaction's entries and hold.
     func forEachTransaction(
         _ body: (TransactionRecord, [EntryRecord], HoldRecord?) throws -> Void

@@ -192,6 +192,7 @@ public struct ChainSeal: Sendable, Hashable {
 /// An entry as seen from its account, for the check of running sequences and balances.
 public struct AccountEntryPosition: Sendable, Hashable {
     public var accountID: AccountID
+    public var asset: Asset
     public var accountSeq: Int64
     public var side: Side
     public var amount: Int64

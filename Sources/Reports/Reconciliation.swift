@@ -93,7 +93,7 @@ public struct Reconciliation: Codable, Sendable {
 
     /// Computes the day's reconciliation, and records the breaks (new, still open, resolved).
     /// It reads billing, campaigns and the ledger through their stores' read APIs.
-    public static func run(_ db: any SQLConnection, ledger: any LedgerReading, date: ShanghaiCalendar.Date) throws -> Reconciliation {
+    public static func run(_ db: any SQLConnection, ledger: any LedgerReading, date: ShanghaiCalendar.Date, paymentsPage: Int = 5_000) throws -> Reconciliation {
         var found: [(key: String, category: String, subject: String, detail: String)] = []
         func brk(_ category: String, _ subject: String, _ detail: String) {
             found.append((category + "|" + subject, category, subject, detail))
@@ -205,10 +205,16 @@ public struct Reconciliation: Codable, Sendable {
         for shared in try bills.sharedPayments() {
             brk("duplicate", "transaction \(shared.transactionID)", "one payment is claimed by \(shared.bills.count) bills: \(shared.bills.joined(separator: ","))")
         }
-        let payments = try ledger.transactions(keyPrefix: PaymentKey.prefix, effectiveFrom: from, to: to)
-        let recorded = try bills.recordedPayments(among: payments)
-        for payment in payments where !recorded.contains(payment.id) {
-            brk("missing_in_report", "transaction \(payment.id)", "the ledger holds \(payment.key) but no bill records it")
+        // The day's payments a page at a time: memory does not grow with the day.
+        var afterPayment: TransactionID = 0
+        while true {
+            let payments = try ledger.transactions(keyPrefix: PaymentKey.prefix, effectiveFrom: from, to: to, after: afterPayment, limit: paymentsPage)
+            let recorded = try bills.recordedPayments(among: payments)
+            for payment in payments where !recorded.contains(payment.id) {
+                brk("missing_in_report", "transaction \(payment.id)", "the ledger holds \(payment.key) but no bill records it")
+            }
+            guard payments.count == paymentsPage, let last = payments.last else { break }
+            afterPayment = last.id
         }
         for bill in try bills.unmatched(stagedOnOrBefore: date.adding(days: -unmatchedDaysMax), limit: 1000) {
             brk("unmatched_over_\(unmatchedDaysMax)_days", bill.key.reference, "unmatched since \(bill.businessDate)")

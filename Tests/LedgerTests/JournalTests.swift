@@ -161,6 +161,7 @@ import Testing
         ("UPDATE ledger_accounts SET debits_pending = 0 WHERE code = 'a'", "pending_totals_mismatch"),
         ("UPDATE ledger_accounts SET debits_posted = debits_posted + 20000, credits_posted = credits_posted + 20000 WHERE code = 'a'", "account_totals_mismatch"),
         ("DELETE FROM ledger_holds", "missing_hold"),
+        ("UPDATE ledger_accounts SET entry_seq = entry_seq + 1 WHERE code = 'a'", "entry_sequence_mismatch"),
     ])
     func tamperingIsFound(sql: String, code: String) throws {
         let w = try busyWorld()
@@ -168,6 +169,51 @@ import Testing
         let report = try w.t.ledger.check()
         #expect(!report.ok)
         #expect(report.violations.contains { $0.code == code }, "\(report.violations)")
+    }
+
+    /// The accounts are checked in their own pass, streamed in id order with their entries
+    /// (none held in memory): what it finds names the account, and the entry's transaction.
+    /// An entry of an account that does not exist is found wherever its id falls: before the
+    /// first account, between two, after the last.
+    @Test(arguments: [
+        ("SET account_id = 999999", "unknown_account", true),
+        ("SET account_id = 0", "unknown_account", true),
+        ("SET asset = 'PTS'", "asset_mismatch", false),
+        ("SET balance_after = balance_after + 1", "running_balance_mismatch", false),
+        ("SET account_seq = account_seq + 100", "entry_sequence_broken", false),
+    ])
+    func anEntryTamperedWithIsFoundOnItsAccount(change: String, code: String, unknown: Bool) throws {
+        let w = try busyWorld()
+        // The same request again: the ledger answers with the transaction it made.
+        let payment = try #require(try w.t.ledger.post(.transfer(key: "p3", from: w.a, to: w.b, amount: 103)).transactionID)
+        try tamper(w.t, "UPDATE ledger_entries \(change) WHERE transaction_id = \(payment) AND account_id = \(w.a)")
+        let report = try w.t.ledger.check()
+        let found = report.violations.filter { $0.code == code }
+        #expect(!found.isEmpty, "\(report.violations)")
+        if unknown {
+            #expect(found.map(\.transactionID) == [payment])
+            #expect(found.map(\.accountID) == [change.hasSuffix("= 0") ? 0 : 999999])
+            // The account lost the entry: its totals no longer match.
+            #expect(report.violations.contains { $0.code == "account_totals_mismatch" && $0.accountID == w.a })
+        } else {
+            #expect(found.allSatisfy { $0.accountID == w.a }, "\(found)")
+            // Where the order of an account's entries is by sequence (PostgreSQL), the entry
+            // moved to the end is reported there, after the one it left a gap before.
+            #expect(found.contains { $0.transactionID == payment }, "\(found)")
+        }
+        // Every other account still checks: nothing else is reported on them.
+        #expect(report.violations.allSatisfy { $0.accountID == nil || $0.accountID == w.a || $0.accountID == 0 || $0.accountID == 999999 }, "\(report.violations)")
+    }
+
+    /// An open hold's accounts carry its amount as pending; a hold that names an account that
+    /// does not exist is found, and the account that lost it reports its pending.
+    @Test func anOpenHoldOfAnAccountThatDoesNotExistIsFound() throws {
+        let w = try busyWorld()
+        try tamper(w.t, "UPDATE ledger_holds SET credit_account_id = 999999")
+        let report = try w.t.ledger.check()
+        #expect(report.violations.contains { $0.code == "unknown_account" && $0.accountID == 999999 }, "\(report.violations)")
+        #expect(report.violations.contains { $0.code == "pending_totals_mismatch" && $0.accountID == w.b }, "\(report.violations)")
+        #expect(!report.violations.contains { $0.code == "pending_totals_mismatch" && $0.accountID == w.a }, "\(report.violations)")
     }
 
     @Test func aRuleViolationIsFound() throws {

@@ -10,8 +10,8 @@ import Testing
 @testable import Reports
 
 extension BillingWorld {
-    func reconcile(_ date: String) throws -> Reconciliation {
-        try store.transaction { db, tx in try Reconciliation.run(db, ledger: tx, date: ShanghaiCalendar.Date(iso: date)!) }
+    func reconcile(_ date: String, paymentsPage: Int = 5_000) throws -> Reconciliation {
+        try store.transaction { db, tx in try Reconciliation.run(db, ledger: tx, date: ShanghaiCalendar.Date(iso: date)!, paymentsPage: paymentsPage) }
     }
 }
 
@@ -59,6 +59,11 @@ extension BillingWorld {
         try world.execute("UPDATE bills SET transaction_id = 99999 WHERE bill_id = 'P2611-100001'")
         var report = try world.reconcile("2026-11-27")
         #expect(report.breaks.filter { $0.category == "missing_in_report" }.map(\.subject) == ["transaction \(right)"])
+        // The day's payments are read a page at a time: the same answer whatever the page.
+        for page in [1, 2, 3] {
+            let paged = try world.reconcile("2026-11-27", paymentsPage: page)
+            #expect(paged.breaks.filter { $0.category == "missing_in_report" }.map(\.subject) == ["transaction \(right)"], "page \(page)")
+        }
         // Another bill records it: not missing from the bills (that bill's own breaks aside).
         try world.execute("UPDATE bills SET transaction_id = ? WHERE bill_id = 'W2611-000005'", [right])
         report = try world.reconcile("2026-11-27")

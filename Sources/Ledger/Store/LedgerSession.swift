@@ -201,7 +201,7 @@ final class LedgerSession: LedgerWriting {
                 // On SQLite one writer at a time: the recorded time grows with the sequence,
                 // and the index on (account, recorded time, sequence) gives this order.
                 let order = dialect == .postgres ? "account_id, account_seq" : "account_id, recorded_at, account_seq"
-                return "SELECT account_id, account_seq, side, amount, balance_after, transaction_id FROM ledger_entries ORDER BY \(order)"
+                return "SELECT account_id, account_seq, side, amount, balance_after, transaction_id, asset FROM ledger_entries ORDER BY \(order)"
             default: return sharedText
             }
         }
@@ -298,7 +298,8 @@ final class LedgerSession: LedgerWriting {
                 """
             case .transactionsByKeyPrefix: """
                 SELECT id, idempotency_key FROM ledger_transactions
-                WHERE effective_at >= ?1 AND effective_at < ?2 AND substr(idempotency_key, 1, length(CAST(?3 AS TEXT))) = CAST(?3 AS TEXT) ORDER BY id
+                WHERE id > ?4 AND effective_at >= ?1 AND effective_at < ?2 AND substr(idempotency_key, 1, length(CAST(?3 AS TEXT))) = CAST(?3 AS TEXT)
+                ORDER BY id LIMIT ?5
                 """
             case .expiredOpenHolds: """
                 SELECT h.id, h.debit_account_id, h.credit_account_id, h.asset, h.amount, h.expires_at
@@ -360,10 +361,6 @@ final class LedgerSession: LedgerWriting {
 
     func account(code: String) throws -> Account? {
         try one(.accountByCode, [.text(code)], Self.readAccount)
-    }
-
-    func allAccounts() throws -> [Account] {
-        try all(.allAccounts, [], Self.readAccount)
     }
 
     private static func flag(_ value: Bool) -> SQLValue { .integer(value ? 1 : 0) }
@@ -570,8 +567,8 @@ final class LedgerSession: LedgerWriting {
         try one(.recordedMovementOfAccount, [.integer(accountID), .integer(from), .integer(to)]) { try $0.int64(0) } ?? 0
     }
 
-    func transactions(keyPrefix: String, effectiveFrom from: TimestampMicros, to: TimestampMicros) throws -> [(id: TransactionID, key: String)] {
-        try all(.transactionsByKeyPrefix, [.integer(from), .integer(to), .text(keyPrefix)]) { row in (try row.int64(0), try row.text(1)) }
+    func transactions(keyPrefix: String, effectiveFrom from: TimestampMicros, to: TimestampMicros, after: TransactionID, limit: Int) throws -> [(id: TransactionID, key: String)] {
+        try all(.transactionsByKeyPrefix, [.integer(from), .integer(to), .text(keyPrefix), .integer(after), .integer(Int64(limit))]) { row in (try row.int64(0), try row.text(1)) }
     }
 
     func netCredits(kind: AccountKind) throws -> Int64 {
@@ -811,22 +808,8 @@ final class LedgerSession: LedgerWriting {
 
     /// Every row of a query through a cursor (memory bounded however many), read by `read`.
     private func stream<T>(_ text: String, _ read: (SQLRow) throws -> T, _ body: (T) throws -> Void) throws {
-        let cursor: any SQLCursor
-        do {
-            cursor = try sql.cursor(text, [])
-        } catch {
-            throw Self.ledgerError(error)
-        }
-        while true {
-            let item: T?
-            do {
-                item = try cursor.next().map(read)
-            } catch {
-                throw Self.ledgerError(error)
-            }
-            guard let item else { return }
-            try body(item)
-        }
+        let rows = try cursor(text)
+        while let item = try next(rows, read) { try body(item) }
     }
 
     func unsealedCount() throws -> Int64 {
@@ -839,32 +822,63 @@ final class LedgerSession: LedgerWriting {
         return try all(.neitherSealedNorQueued, []) { try $0.int64(0) }
     }
 
-    func forEachEntryByAccount(_ body: (AccountEntryPosition) throws -> Void) throws {
-        try stream(Query.entriesByAccountSeq.sql(sql.dialect), { row in
-            AccountEntryPosition(accountID: try row.int64(0), accountSeq: try row.int64(1), side: try row.int(2) == Side.credit.rawValue ? .credit : .debit,
-                                 amount: try row.int64(3), balanceAfter: try row.int64(4), transactionID: try row.int64(5))
-        }, body)
+    /// A cursor over a query's rows, its errors as the ledger's.
+    private func cursor(_ text: String) throws(LedgerError) -> any SQLCursor {
+        do {
+            return try sql.cursor(text, [])
+        } catch {
+            throw Self.ledgerError(error)
+        }
+    }
+
+    /// The cursor's next row, read by `read` (nil after the last), its errors as the ledger's.
+    private func next<T>(_ cursor: any SQLCursor, _ read: (SQLRow) throws -> T) throws(LedgerError) -> T? {
+        do {
+            return try cursor.next().map(read)
+        } catch {
+            throw Self.ledgerError(error)
+        }
+    }
+
+    func forEachAccount(_ account: (Account) throws -> Void, entry: (AccountEntryPosition) throws -> Void) throws {
+        // Two cursors in account order, merged: one pass over each table, nothing held.
+        let accounts = try cursor(Query.allAccounts.sql(sql.dialect))
+        let entries = try cursor(Query.entriesByAccountSeq.sql(sql.dialect))
+        var nextEntry = try next(entries, Self.readEntryPosition)
+        while let found = try next(accounts, Self.readAccount) {
+            // Entries of an id no account has come before the next account that exists.
+            while let position = nextEntry, position.accountID <= found.id {
+                if position.accountID == found.id { break }
+                try entry(position)
+                nextEntry = try next(entries, Self.readEntryPosition)
+            }
+            try account(found)
+            while let position = nextEntry, position.accountID == found.id {
+                try entry(position)
+                nextEntry = try next(entries, Self.readEntryPosition)
+            }
+        }
+        while let position = nextEntry {
+            try entry(position)
+            nextEntry = try next(entries, Self.readEntryPosition)
+        }
+    }
+
+    private static func readEntryPosition(_ row: SQLRow) throws -> AccountEntryPosition {
+        guard let asset = Asset(rawValue: try row.text(6)), let side = Side(rawValue: try row.int(2)) else {
+            throw LedgerError(.corrupt, "an entry row has an unknown asset or side", context: "transaction \(try row.int64(5))")
+        }
+        return AccountEntryPosition(accountID: try row.int64(0), asset: asset, accountSeq: try row.int64(1), side: side,
+                                    amount: try row.int64(3), balanceAfter: try row.int64(4), transactionID: try row.int64(5))
     }
 
     // MARK: Streaming
 
     func forEachTransaction(_ body: (TransactionRecord, [EntryRecord], HoldRecord?) throws -> Void) throws {
         // Three cursors in id order, merged: one pass over each table, no per-row lookups.
-        let transactions: any SQLCursor, entries: any SQLCursor, holds: any SQLCursor
-        do {
-            transactions = try sql.cursor("SELECT \(Self.transactionColumns) FROM ledger_transactions ORDER BY id", [])
-            entries = try sql.cursor("SELECT \(Self.entryColumns) FROM ledger_entries ORDER BY transaction_id, leg", [])
-            holds = try sql.cursor("SELECT id, debit_account_id, credit_account_id, asset, amount, expires_at FROM ledger_holds ORDER BY id", [])
-        } catch {
-            throw Self.ledgerError(error)
-        }
-        func next<T>(_ cursor: any SQLCursor, _ read: (SQLRow) throws -> T) throws -> T? {
-            do {
-                return try cursor.next().map(read)
-            } catch {
-                throw Self.ledgerError(error)
-            }
-        }
+        let transactions = try cursor("SELECT \(Self.transactionColumns) FROM ledger_transactions ORDER BY id")
+        let entries = try cursor("SELECT \(Self.entryColumns) FROM ledger_entries ORDER BY transaction_id, leg")
+        let holds = try cursor("SELECT id, debit_account_id, credit_account_id, asset, amount, expires_at FROM ledger_holds ORDER BY id")
         var nextEntry = try next(entries, Self.readEntry)
         var nextHold = try next(holds, Self.readHold)
         while let record = try next(transactions, Self.readTransaction) {
