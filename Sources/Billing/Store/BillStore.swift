@@ -723,11 +723,14 @@ public struct BillStore {
     }
 
     /// Payable bills of a wallet due on or before `date` (`YYYY-MM-DD`), in staging order,
-    /// after the bill `afterID` (0: from the first): a page at most `limit` long.
+    /// after the bill `afterID` (0: from the first): a page at most `limit` long. Read through
+    /// the partial index of payable bills (`bills_payable`), which the status written as a
+    /// literal lets both engines' planners use: only the bills waiting are read.
     public func payable(dueOnOrBefore date: String, afterID: Int64 = 0, limit: Int) throws -> [PayableBill] {
         try sql.allRows("""
-            SELECT id, biller, bill_id, due_fen, due_date, wallet_id FROM bills WHERE status = ? AND due_date <= ? AND wallet_id IS NOT NULL AND id > ? ORDER BY id LIMIT ?
-            """, [BillStatus.payable.rawValue, date, afterID, limit])
+            SELECT id, biller, bill_id, due_fen, due_date, wallet_id FROM bills
+            WHERE status = '\(BillStatus.payable.rawValue)' AND due_date <= ? AND wallet_id IS NOT NULL AND id > ? ORDER BY id LIMIT ?
+            """, [date, afterID, limit])
             .map { PayableBill(id: try $0[0], key: PaymentKey(biller: try $0[1], billID: try $0[2]), dueFen: try $0[3], dueDate: try $0[4], walletID: try $0[5]) }
     }
 
