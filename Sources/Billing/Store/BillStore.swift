@@ -725,7 +725,7 @@ public struct BillStore {
     /// Payable bills of a wallet due on or before `date` (`YYYY-MM-DD`), in staging order,
     /// after the bill `afterID` (0: from the first): a page at most `limit` long. Read through
     /// the partial index of payable bills (`bills_payable`), which the status written as a
-    /// literal lets both engines' planners use: only the bills waiting are read.
+    /// literal lets a planner use (a bound parameter would not): only the bills waiting are read.
     public func payable(dueOnOrBefore date: String, afterID: Int64 = 0, limit: Int) throws -> [PayableBill] {
         try sql.allRows("""
             SELECT id, biller, bill_id, due_fen, due_date, wallet_id FROM bills
