@@ -165,8 +165,7 @@ extension Ledger {
                     report(LedgerViolation(code: "missing_hold", message: "a hold transaction has no hold row", transactionID: id))
                 }
             case .holdPost, .holdVoid, .holdExpire:
-                if let ref = record.refID, openHolds.removeValue(forKey: ref) != nil {
-                } else {
+                if record.refID.flatMap({ openHolds.removeValue(forKey: $0) }) == nil {
                     report(LedgerViolation(code: "hold_not_open", message: "resolves a hold that is not open", transactionID: id))
                 }
             case .reversal:

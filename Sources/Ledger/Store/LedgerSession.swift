@@ -847,8 +847,7 @@ final class LedgerSession: LedgerWriting {
         var nextEntry = try next(entries, Self.readEntryPosition)
         while let found = try next(accounts, Self.readAccount) {
             // Entries of an id no account has come before the next account that exists.
-            while let position = nextEntry, position.accountID <= found.id {
-                if position.accountID == found.id { break }
+            while let position = nextEntry, position.accountID < found.id {
                 try entry(position)
                 nextEntry = try next(entries, Self.readEntryPosition)
             }
