@@ -4,6 +4,7 @@ import Foundation
 import GRDB
 import Logging
 import Synchronization
+import QDSQL
 import QDTestSupport
 import Testing
 @testable import Billing
@@ -168,6 +169,28 @@ import Testing
         world.clock.advance(micros: 3_600_000_000)
         try notify()
         #expect(try reminders() == before)
+    }
+
+    /// The reminders' page runs every five minutes over every bill kept: it must read only the
+    /// bills waiting, through the partial index of payable bills (`billing-v7-payable-by-id`),
+    /// never the whole table. The plan is asked of the engine itself (SQLite's `EXPLAIN QUERY
+    /// PLAN`; PostgreSQL's `EXPLAIN` with sequential scans priced out, as a table of a few
+    /// test bills would otherwise be read whole), with the page's parameters bound.
+    @Test func remindersReadOnlyThePayableBillsThroughTheirIndex() throws {
+        let world = try BillingWorld()
+        try world.populate()
+        _ = try world.run("2026-11-27")
+        #expect(try world.count("SELECT count(*) FROM bills WHERE status = 'payable'") >= 1)
+        let binds: [any SQLBindable] = ["2026-12-15", Int64(0), Int64(100)]
+        let plan: [String] = try world.store.database.write { db in
+            if db.dialect == .postgres {
+                _ = try db.run("SET LOCAL enable_seqscan = off")
+                return try db.all("EXPLAIN " + BillStore.payableSQL, binds) { try $0.text(0) }
+            }
+            return try db.all("EXPLAIN QUERY PLAN " + BillStore.payableSQL, binds) { try $0.text(3) }
+        }
+        #expect(plan.contains { $0.contains("bills_payable") }, "\(plan)")
+        #expect(!plan.contains { $0.contains("SCAN bills") || $0.contains("Seq Scan") }, "\(plan)")
     }
 
     @Test func quietHoursSpanMidnight() {

@@ -727,12 +727,15 @@ public struct BillStore {
     /// the partial index of payable bills (`bills_payable`), which the status written as a
     /// literal lets a planner use (a bound parameter would not): only the bills waiting are read.
     public func payable(dueOnOrBefore date: String, afterID: Int64 = 0, limit: Int) throws -> [PayableBill] {
-        try sql.allRows("""
-            SELECT id, biller, bill_id, due_fen, due_date, wallet_id FROM bills
-            WHERE status = '\(BillStatus.payable.rawValue)' AND due_date <= ? AND wallet_id IS NOT NULL AND id > ? ORDER BY id LIMIT ?
-            """, [date, afterID, limit])
+        try sql.allRows(Self.payableSQL, [date, afterID, limit])
             .map { PayableBill(id: try $0[0], key: PaymentKey(biller: try $0[1], billID: try $0[2]), dueFen: try $0[3], dueDate: try $0[4], walletID: try $0[5]) }
     }
+
+    /// The page of `payable(dueOnOrBefore:afterID:limit:)`: due date, after id, limit.
+    static let payableSQL = """
+        SELECT id, biller, bill_id, due_fen, due_date, wallet_id FROM bills
+        WHERE status = '\(BillStatus.payable.rawValue)' AND due_date <= ? AND wallet_id IS NOT NULL AND id > ? ORDER BY id LIMIT ?
+        """
 
     // MARK: Runs
 
