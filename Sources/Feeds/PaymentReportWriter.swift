@@ -67,40 +67,43 @@ public struct PaymentReportWriter {
         defer { try? FileManager.default.removeItem(atPath: itemsPath) }
         var count = 0
         try writing(itemsPath) { append in
-            var buffer = ""
-            buffer.reserveCapacity(1 << 16)
+            var out = XMLBytes()
+            out.bytes.reserveCapacity(1 << 17)
             for item in items {
                 count += 1
-                buffer += "  <Item>\n"
-                buffer += element("BillId", item.billID, indent: 4)
-                buffer += element("Status", item.status.rawValue, indent: 4)
-                if let fen = item.amountFen { buffer += amount("Amount", fen, indent: 4) }
-                if let paidAt = item.paidAt { buffer += element("PaidAt", isoTime(paidAt), indent: 4) }
-                if let reference = item.paymentRef { buffer += element("PaymentRef", reference, indent: 4) }
-                if let reason = item.reason { buffer += element("Reason", reason, indent: 4) }
-                buffer += "  </Item>\n"
-                if buffer.utf8.count >= 1 << 16 {
-                    try append(Data(buffer.utf8))
-                    buffer.removeAll(keepingCapacity: true)
+                out.raw("  <Item>\n")
+                out.element("BillId", item.billID)
+                out.element("Status", item.status.rawValue)
+                if let fen = item.amountFen { out.amount("Amount", fen) }
+                if let paidAt = item.paidAt { out.element("PaidAt", isoTime(paidAt)) }
+                if let reference = item.paymentRef { out.element("PaymentRef", reference) }
+                if let reason = item.reason { out.element("Reason", reason) }
+                out.raw("  </Item>\n")
+                if out.bytes.count >= 1 << 16 {
+                    try append(Data(out.bytes))
+                    out.bytes.removeAll(keepingCapacity: true)
                 }
             }
-            try append(Data(buffer.utf8))
+            try append(Data(out.bytes))
         }
         try writing(path) { append in
-            var head = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<PaymentReport xmlns=\"\(namespace)\">\n  <Header>\n"
-            head += element("ReportId", header.reportID, indent: 4)
-            head += element("BillerCode", header.billerCode, indent: 4)
-            head += element("BusinessDate", header.businessDate, indent: 4)
-            head += element("CreatedAt", isoTime(header.createdAt), indent: 4)
-            if let feed = header.originalFeedID { head += element("OrgnlFeedId", feed, indent: 4) }
-            head += element("NbOfItems", String(count), indent: 4)
-            head += element("PaidCount", String(header.paidCount), indent: 4)
-            head += amount("PaidSum", header.paidSumFen, indent: 4)
-            head += element("RefundedCount", String(header.refundedCount), indent: 4)
-            head += amount("RefundedSum", header.refundedSumFen, indent: 4)
-            if let ledgerHead = header.ledgerHead { head += element("LedgerHead", ledgerHead, indent: 4) }
-            head += "  </Header>\n"
-            try append(Data(head.utf8))
+            var head = XMLBytes()
+            head.raw("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<PaymentReport xmlns=\"")
+            head.raw(namespace)
+            head.raw("\">\n  <Header>\n")
+            head.element("ReportId", header.reportID)
+            head.element("BillerCode", header.billerCode)
+            head.element("BusinessDate", header.businessDate)
+            head.element("CreatedAt", isoTime(header.createdAt))
+            if let feed = header.originalFeedID { head.element("OrgnlFeedId", feed) }
+            head.element("NbOfItems", String(count))
+            head.element("PaidCount", String(header.paidCount))
+            head.amount("PaidSum", header.paidSumFen)
+            head.element("RefundedCount", String(header.refundedCount))
+            head.amount("RefundedSum", header.refundedSumFen)
+            if let ledgerHead = header.ledgerHead { head.element("LedgerHead", ledgerHead) }
+            head.raw("  </Header>\n")
+            try append(Data(head.bytes))
             guard let source = FileHandle(forReadingAtPath: itemsPath) else {
                 throw FeedError(.io, "cannot read back the report's items", context: itemsPath)
             }
@@ -125,36 +128,57 @@ public struct PaymentReportWriter {
         try handle.synchronize()
     }
 
-    static func element(_ name: String, _ value: String, indent: Int) -> String {
-        String(repeating: " ", count: indent) + "<\(name)>" + escape(value) + "</\(name)>\n"
-    }
-
-    static func amount(_ name: String, _ fen: Int64, indent: Int) -> String {
-        String(repeating: " ", count: indent) + "<\(name) Ccy=\"CNY\">" + Money(fen: fen).yuanString + "</\(name)>\n"
-    }
-
-    /// XML text escaping; control characters other than tab and newline are dropped.
-    static func escape(_ text: String) -> String {
-        var out = ""
-        out.reserveCapacity(text.utf8.count)
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            case "'": out += "&apos;"
-            default:
-                if scalar.value < 0x20 && scalar != "\t" && scalar != "\n" { continue }
-                out.unicodeScalars.append(scalar)
-            }
-        }
-        return out
-    }
-
     /// 2026-11-28T02:14:09+08:00
     public static func isoTime(_ micros: TimestampMicros) -> String {
         ShanghaiCalendar.rfc3339(at: micros)
+    }
+}
+
+/// A report's bytes as they are written: elements of the header and the items (indented by
+/// four), text escaped for XML with control characters other than tab and newline dropped.
+/// Appended byte by byte, not built as a String an element: a day's report is a million items.
+struct XMLBytes {
+    var bytes: [UInt8] = []
+
+    mutating func raw(_ text: String) { bytes.append(contentsOf: text.utf8) }
+
+    /// `<name>value</name>` on a line of its own.
+    mutating func element(_ name: String, _ value: String) {
+        raw("    <")
+        raw(name)
+        raw(">")
+        escaped(value)
+        raw("</")
+        raw(name)
+        raw(">\n")
+    }
+
+    /// `<name Ccy="CNY">12.34</name>`.
+    mutating func amount(_ name: String, _ fen: Int64) {
+        raw("    <")
+        raw(name)
+        raw(" Ccy=\"CNY\">")
+        raw(Money(fen: fen).yuanString)
+        raw("</")
+        raw(name)
+        raw(">\n")
+    }
+
+    /// Every byte of a UTF-8 sequence longer than one is 0x80 or above, so the text can be
+    /// escaped a byte at a time.
+    mutating func escaped(_ text: String) {
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "&"): raw("&amp;")
+            case UInt8(ascii: "<"): raw("&lt;")
+            case UInt8(ascii: ">"): raw("&gt;")
+            case UInt8(ascii: "\""): raw("&quot;")
+            case UInt8(ascii: "'"): raw("&apos;")
+            case 0x09, 0x0A: bytes.append(byte)
+            case ..<0x20: continue
+            default: bytes.append(byte)
+            }
+        }
     }
 }
 
