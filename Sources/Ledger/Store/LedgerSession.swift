@@ -840,6 +840,8 @@ final class LedgerSession: LedgerWriting {
         }
     }
 
+    // MARK: Streaming
+
     func forEachAccount(_ account: (Account) throws -> Void, entry: (AccountEntryPosition) throws -> Void) throws {
         // Two cursors in account order, merged: one pass over each table, nothing held.
         let accounts = try cursor(Query.allAccounts.sql(sql.dialect))
@@ -870,8 +872,6 @@ final class LedgerSession: LedgerWriting {
         return AccountEntryPosition(accountID: try row.int64(0), asset: asset, accountSeq: try row.int64(1), side: side,
                                     amount: try row.int64(3), balanceAfter: try row.int64(4), transactionID: try row.int64(5))
     }
-
-    // MARK: Streaming
 
     func forEachTransaction(_ body: (TransactionRecord, [EntryRecord], HoldRecord?) throws -> Void) throws {
         // Three cursors in id order, merged: one pass over each table, no per-row lookups.
