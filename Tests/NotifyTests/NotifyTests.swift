@@ -171,11 +171,13 @@ import Testing
         #expect(try reminders() == before)
     }
 
-    /// The reminders' page runs every five minutes over every bill kept: it must read only the
-    /// bills waiting, through the partial index of payable bills (`billing-v7-payable-by-id`),
-    /// never the whole table. The plan is asked of the engine itself (SQLite's `EXPLAIN QUERY
-    /// PLAN`; PostgreSQL's `EXPLAIN` with sequential scans priced out, as a table of a few
-    /// test bills would otherwise be read whole), with the page's parameters bound.
+    /// The reminders' page runs every five minutes over every bill kept: the query must let a
+    /// planner read the bills waiting through the partial index of payable bills
+    /// (`billing-v7-payable-by-id`) rather than the whole table. The plan is asked of the
+    /// engine itself with the page's parameters bound: SQLite's `EXPLAIN QUERY PLAN`;
+    /// PostgreSQL's `EXPLAIN` with sequential scans priced out, as a table of a few test bills
+    /// would otherwise be read whole (on its own statistics it may still choose a scan when it
+    /// expects no bill due: BENCHMARKS.md).
     @Test func remindersReadOnlyThePayableBillsThroughTheirIndex() throws {
         let world = try BillingWorld()
         try world.populate()
