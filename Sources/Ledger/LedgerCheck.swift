@@ -93,11 +93,13 @@ extension Ledger {
             if violations.count < violationsListedMax { violations.append(violation) }
         }
 
-        // The journal in id order: the chain, each transaction's balance and kind, the holds
-        // left open. Only the open holds and the reversed ids are kept (not the accounts):
-        // the accounts are checked in a second pass, in their own order.
-        struct OpenHold { var debit: AccountID; var credit: AccountID; var amount: Int64 }
-        var openHolds: [TransactionID: OpenHold] = [:]
+        // The journal in id order: the chain, each transaction's balance and kind, each hold's
+        // resolution. Only the reversed ids are kept (not the accounts, not the holds): the
+        // accounts are checked in a second pass, in their own order, each with what the holds
+        // no resolution names leave pending on it, summed by the engine. Which holds those are
+        // rests on the resolution rows, so this pass proves the rows and the journal agree:
+        // every transaction that resolves a hold has the one row naming it and its hold, and
+        // every row names such a transaction (one row a hold: the table's key).
         var reversed: Set<TransactionID> = []
         let concurrent = tx.concurrentWriters
         var previous = ChainHead.genesis
@@ -106,7 +108,7 @@ extension Ledger {
         var transactionCount = 0
         var entryCount = 0
 
-        try tx.forEachTransaction { record, entries, hold in
+        try tx.forEachTransaction { record, entries, hold, links in
             transactionCount += 1
             entryCount += entries.count
             let id = record.id
@@ -157,17 +159,36 @@ extension Ledger {
                     report(LedgerViolation(code: "unexpected_entries", message: "a \(record.kind.rawValue) moves no posted balance but has entries", transactionID: id))
                 }
             }
+            for link in links where link.transactionID != id {
+                report(LedgerViolation(code: "hold_resolution_orphaned", message: "a resolution of hold \(link.holdID) names a transaction the journal does not hold", transactionID: link.transactionID))
+            }
+            let link = links.last { $0.transactionID == id }
+            if hold != nil && record.kind != .hold {
+                report(LedgerViolation(code: "unexpected_hold", message: "a \(record.kind.rawValue) has a hold row", transactionID: id))
+            }
+            if let link, !record.kind.resolvesAHold {
+                report(LedgerViolation(code: "hold_resolution_orphaned", message: "a resolution of hold \(link.holdID) names a \(record.kind.rawValue), which resolves no hold", transactionID: id))
+            }
             switch record.kind {
             case .hold:
-                if let hold {
-                    openHolds[id] = OpenHold(debit: hold.debitAccountID, credit: hold.creditAccountID, amount: hold.amount)
-                } else {
+                if hold == nil {
                     report(LedgerViolation(code: "missing_hold", message: "a hold transaction has no hold row", transactionID: id))
                 }
             case .holdPost, .holdVoid, .holdExpire:
-                if record.refID.flatMap({ openHolds.removeValue(forKey: $0) }) == nil {
-                    report(LedgerViolation(code: "hold_not_open", message: "resolves a hold that is not open", transactionID: id))
+                // The hold it names is an earlier hold that this transaction alone resolved:
+                // its resolution row (one a hold) names both. A second resolution of the same
+                // hold has no row of its own.
+                if let ref = record.refID, ref < id, let link, link.holdID == ref, link.namesAHold {
+                    break
                 }
+                let why = if let ref = record.refID, let link {
+                    link.holdID != ref ? "names hold \(ref), its resolution row hold \(link.holdID)" : "names a transaction that is not an earlier hold"
+                } else if record.refID == nil {
+                    "names no hold"
+                } else {
+                    "has no resolution row: the hold was resolved by another transaction, or the row was removed"
+                }
+                report(LedgerViolation(code: "hold_not_open", message: "resolves a hold that is not open: it \(why)", transactionID: id))
             case .reversal:
                 if let ref = record.refID, ref < id {
                     if !reversed.insert(ref).inserted {
@@ -181,14 +202,6 @@ extension Ledger {
             }
         }
 
-        // What the open holds leave pending, by account.
-        var pending: [AccountID: (debits: Int128, credits: Int128)] = [:]
-        for hold in openHolds.values {
-            pending[hold.debit, default: (0, 0)].debits += Int128(hold.amount)
-            pending[hold.credit, default: (0, 0)].credits += Int128(hold.amount)
-        }
-        openHolds = [:]
-
         // The accounts in id order, each with its entries in the order of its own sequence:
         // continuous from 1, each running balance the one before it moved by the entry, the
         // totals the entries' and the pending the open holds'. With many writers a system
@@ -201,15 +214,15 @@ extension Ledger {
         var accountCount = 0
         var lines: [Asset: TrialBalanceLine] = [:]
         var sums: [Asset: (balance: Int128, pendingDebits: Int128, pendingCredits: Int128)] = [:]
-        func close(_ account: Account, _ r: Running) {
-            let held = pending.removeValue(forKey: account.id) ?? (0, 0)
+        var currentHeld = HeldAmounts.none
+        func close(_ account: Account, _ r: Running, _ held: HeldAmounts) {
             if Int128(account.debitsPosted) != r.debits || Int128(account.creditsPosted) != r.credits {
                 report(LedgerViolation(code: "account_totals_mismatch", message: "stored debits/credits \(account.debitsPosted)/\(account.creditsPosted), entries give \(r.debits)/\(r.credits)", accountID: account.id))
             }
             if account.entrySeq != r.count {
                 report(LedgerViolation(code: "entry_sequence_mismatch", message: "stored entry sequence \(account.entrySeq), the account has \(r.count) entries", accountID: account.id))
             }
-            if Int128(account.debitsPending) != held.debits || Int128(account.creditsPending) != held.credits {
+            if account.debitsPending != held.debits || account.creditsPending != held.credits {
                 report(LedgerViolation(code: "pending_totals_mismatch", message: "stored pending \(account.debitsPending)/\(account.creditsPending), open holds give \(held.debits)/\(held.credits)", accountID: account.id))
             }
             let rules = account.rules
@@ -234,10 +247,11 @@ extension Ledger {
             sum.pendingCredits += Int128(account.creditsPending)
             sums[account.asset] = sum
         }
-        try tx.forEachAccount({ account in
-            if let done = current { close(done, r) }
+        try tx.forEachAccount({ account, held in
+            if let done = current { close(done, r, currentHeld) }
             accountCount += 1
             current = account
+            currentHeld = held
             numbered = !(concurrent && account.kind.isFolded)
             r = Running()
         }, entry: { entry in
@@ -265,12 +279,11 @@ extension Ledger {
             }
             r.seq = entry.accountSeq
             r.balance = entry.balanceAfter
-        })
-        if let done = current { close(done, r) }
-        // An open hold that names no account (its other account's pending is checked above).
-        for id in pending.keys.sorted() {
+        }, heldByNoAccount: { id in
+            // An open hold that names no account (its other account's pending is checked).
             report(LedgerViolation(code: "unknown_account", message: "an open hold names an account that does not exist", accountID: id))
-        }
+        })
+        if let done = current { close(done, r, currentHeld) }
 
         // Many writers: the seals chain every transaction, once, in the order they were sealed.
         var unsealed: Int64 = 0

@@ -70,14 +70,23 @@ public protocol LedgerReading: AnyObject {
     func unsealedCount() throws -> Int64
     /// Journal rows neither sealed nor waiting for a seal: written around the ledger.
     func neitherSealedNorQueued() throws -> [TransactionID]
-    /// Every account in id order, each handed to `account` and then its entries to `entry`,
-    /// in the order of the account's sequence, before the next account; an entry that names
-    /// no account comes where its account id falls. Streamed: memory does not grow with the
-    /// accounts or the entries.
-    func forEachAccount(_ account: (Account) throws -> Void, entry: (AccountEntryPosition) throws -> Void) throws
-    /// Streams the journal in id order with each transaction's entries and hold.
+    /// Every account in id order, each handed to `account` with what the holds still open
+    /// (those no resolution names) leave pending on it, and then its entries to `entry`, in
+    /// the order of the account's sequence, before the next account; an entry that names no
+    /// account comes where its account id falls, and an account id that open holds name but
+    /// no account has goes to `heldByNoAccount`. Streamed: memory does not grow with the
+    /// accounts, the entries or the holds.
+    func forEachAccount(
+        _ account: (Account, HeldAmounts) throws -> Void,
+        entry: (AccountEntryPosition) throws -> Void,
+        heldByNoAccount: (AccountID) throws -> Void
+    ) throws
+    /// Streams the journal in id order with each transaction's entries, its hold, and the
+    /// resolution rows up to its id (the one naming it). An entry or a resolution row whose
+    /// transaction the journal lacks comes with the next transaction, or with the last.
+    /// Memory does not grow with the journal.
     func forEachTransaction(
-        _ body: (TransactionRecord, [EntryRecord], HoldRecord?) throws -> Void
+        _ body: (TransactionRecord, [EntryRecord], HoldRecord?, [ResolutionLink]) throws -> Void
     ) throws
 }
 

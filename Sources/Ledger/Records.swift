@@ -6,6 +6,9 @@ public enum TransactionKind: String, Sendable, Hashable, Codable, CaseIterable {
     case holdVoid = "hold_void"
     case holdExpire = "hold_expire"
     case reversal
+
+    /// Posts, voids or expires a hold (the hold its `refID` names).
+    public var resolvesAHold: Bool { self == .holdPost || self == .holdVoid || self == .holdExpire }
 }
 
 /// A journal row: immutable once written, chained to its predecessor by hash.
@@ -198,4 +201,21 @@ public struct AccountEntryPosition: Sendable, Hashable {
     public var amount: Int64
     public var balanceAfter: Int64
     public var transactionID: TransactionID
+}
+
+/// A row of the hold resolutions as the check reads it beside the journal: the transaction
+/// that resolved a hold, the hold it names, and whether that id is a hold in the journal.
+public struct ResolutionLink: Sendable, Hashable {
+    public var transactionID: TransactionID
+    public var holdID: TransactionID
+    /// The transaction `holdID` exists and is a hold.
+    public var namesAHold: Bool
+}
+
+/// What the holds still open leave pending on one account.
+public struct HeldAmounts: Sendable, Hashable {
+    public var debits: Int64
+    public var credits: Int64
+
+    public static let none = HeldAmounts(debits: 0, credits: 0)
 }

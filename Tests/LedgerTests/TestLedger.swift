@@ -43,10 +43,20 @@ final class TestLedger {
         _ = try store.database.write { try $0.execute(sql, []) }
     }
 
+    /// Runs one statement as someone with the database file would: on SQLite through a
+    /// connection of its own with foreign keys off (on PostgreSQL `dropJournalTriggers` has
+    /// already taken them out of the way, with the other triggers).
+    func executeAround(_ sql: String) throws {
+        guard postgres == nil else { return try execute(sql) }
+        var configuration = Configuration()
+        configuration.foreignKeysEnabled = false
+        try DatabaseQueue(path: path, configuration: configuration).write { try $0.execute(sql: sql) }
+    }
+
     /// Takes the journal's append-only triggers out of the way, as an attacker with the
     /// database's owner rights would.
     func dropJournalTriggers() throws {
-        for table in ["ledger_transactions", "ledger_entries", "ledger_holds"] {
+        for table in ["ledger_transactions", "ledger_entries", "ledger_holds", "ledger_hold_resolutions"] {
             if postgres != nil {
                 // ALL: the foreign keys too (the seals name their transactions).
                 try execute("ALTER TABLE \(table) DISABLE TRIGGER ALL")

@@ -842,18 +842,30 @@ final class LedgerSession: LedgerWriting {
 
     // MARK: Streaming
 
-    func forEachAccount(_ account: (Account) throws -> Void, entry: (AccountEntryPosition) throws -> Void) throws {
-        // Two cursors in account order, merged: one pass over each table, nothing held.
+    func forEachAccount(
+        _ account: (Account, HeldAmounts) throws -> Void,
+        entry: (AccountEntryPosition) throws -> Void,
+        heldByNoAccount: (AccountID) throws -> Void
+    ) throws {
+        // Three cursors in account order, merged: one pass over the accounts and the entries,
+        // the open holds summed by account by the engine; nothing held.
         let accounts = try cursor(Query.allAccounts.sql(sql.dialect))
         let entries = try cursor(Query.entriesByAccountSeq.sql(sql.dialect))
+        let held = try cursor(Self.heldByAccount)
         var nextEntry = try next(entries, Self.readEntryPosition)
+        var nextHeld = try next(held, Self.readHeld)
         while let found = try next(accounts, Self.readAccount) {
-            // Entries of an id no account has come before the next account that exists.
+            // Entries and holds of an id no account has come before the next account that exists.
             while let position = nextEntry, position.accountID < found.id {
                 try entry(position)
                 nextEntry = try next(entries, Self.readEntryPosition)
             }
-            try account(found)
+            var amounts = HeldAmounts.none
+            while let (id, sums) = nextHeld, id <= found.id {
+                if id == found.id { amounts = sums } else { try heldByNoAccount(id) }
+                nextHeld = try next(held, Self.readHeld)
+            }
+            try account(found, amounts)
             while let position = nextEntry, position.accountID == found.id {
                 try entry(position)
                 nextEntry = try next(entries, Self.readEntryPosition)
@@ -863,6 +875,26 @@ final class LedgerSession: LedgerWriting {
             try entry(position)
             nextEntry = try next(entries, Self.readEntryPosition)
         }
+        while let (id, _) = nextHeld {
+            try heldByNoAccount(id)
+            nextHeld = try next(held, Self.readHeld)
+        }
+    }
+
+    /// What the holds no resolution names leave pending, summed by account in account order:
+    /// the engine groups them (a sort it may spill to disk), not the process.
+    private static let heldByAccount = """
+        SELECT account_id, CAST(SUM(debits) AS BIGINT), CAST(SUM(credits) AS BIGINT) FROM (
+            SELECT h.debit_account_id AS account_id, h.amount AS debits, 0 AS credits FROM ledger_holds h
+             WHERE NOT EXISTS (SELECT 1 FROM ledger_hold_resolutions r WHERE r.hold_id = h.id)
+            UNION ALL
+            SELECT h.credit_account_id, 0, h.amount FROM ledger_holds h
+             WHERE NOT EXISTS (SELECT 1 FROM ledger_hold_resolutions r WHERE r.hold_id = h.id)
+        ) held GROUP BY account_id ORDER BY account_id
+        """
+
+    private static func readHeld(_ row: SQLRow) throws -> (AccountID, HeldAmounts) {
+        (try row.int64(0), HeldAmounts(debits: try row.int64(1), credits: try row.int64(2)))
     }
 
     private static func readEntryPosition(_ row: SQLRow) throws -> AccountEntryPosition {
@@ -873,18 +905,28 @@ final class LedgerSession: LedgerWriting {
                                     amount: try row.int64(3), balanceAfter: try row.int64(4), transactionID: try row.int64(5))
     }
 
-    func forEachTransaction(_ body: (TransactionRecord, [EntryRecord], HoldRecord?) throws -> Void) throws {
-        // Three cursors in id order, merged: one pass over each table, no per-row lookups.
+    func forEachTransaction(_ body: (TransactionRecord, [EntryRecord], HoldRecord?, [ResolutionLink]) throws -> Void) throws {
+        // Four cursors in transaction id order, merged: one pass over each table; a
+        // resolution's hold looked up by key (whether it names a hold).
         let transactions = try cursor("SELECT \(Self.transactionColumns) FROM ledger_transactions ORDER BY id")
         let entries = try cursor("SELECT \(Self.entryColumns) FROM ledger_entries ORDER BY transaction_id, leg")
         let holds = try cursor("SELECT id, debit_account_id, credit_account_id, asset, amount, expires_at FROM ledger_holds ORDER BY id")
+        let resolutions = try cursor("""
+            SELECT r.transaction_id, r.hold_id, CASE WHEN t.kind = 'hold' THEN 1 ELSE 0 END
+              FROM ledger_hold_resolutions r LEFT JOIN ledger_transactions t ON t.id = r.hold_id
+             ORDER BY r.transaction_id
+            """)
         var nextEntry = try next(entries, Self.readEntry)
         var nextHold = try next(holds, Self.readHold)
-        while let record = try next(transactions, Self.readTransaction) {
+        var nextResolution = try next(resolutions, Self.readResolutionLink)
+        var upcoming = try next(transactions, Self.readTransaction)
+        while let record = upcoming {
+            upcoming = try next(transactions, Self.readTransaction)
             var legs: [EntryRecord] = []
-            while let entry = nextEntry, entry.transactionID <= record.id {
+            while let entry = nextEntry, entry.transactionID <= record.id || upcoming == nil {
                 // An entry whose transaction is missing shows up as an entry of an earlier id:
-                // hand it over with the next transaction so the check sees it.
+                // hand it over with the next transaction (after the last: with the last) so
+                // the check sees it. Resolution rows likewise.
                 legs.append(entry)
                 nextEntry = try next(entries, Self.readEntry)
             }
@@ -893,7 +935,16 @@ final class LedgerSession: LedgerWriting {
                 if candidate.id == record.id { hold = candidate }
                 nextHold = try next(holds, Self.readHold)
             }
-            try body(record, legs, hold)
+            var links: [ResolutionLink] = []
+            while let link = nextResolution, link.transactionID <= record.id || upcoming == nil {
+                links.append(link)
+                nextResolution = try next(resolutions, Self.readResolutionLink)
+            }
+            try body(record, legs, hold, links)
         }
+    }
+
+    private static func readResolutionLink(_ row: SQLRow) throws -> ResolutionLink {
+        ResolutionLink(transactionID: try row.int64(0), holdID: try row.int64(1), namesAHold: try row.int64(2) == 1)
     }
 }
