@@ -174,6 +174,14 @@ public enum BillingSchema {
         // alone, not every bill kept: a cost that grows with the bills waiting, not with the
         // months. The nightly write appends to it in id order, as it does to `bills_new`.
         SQLMigration("billing-v7-payable-by-id", "CREATE INDEX bills_payable ON bills(id) WHERE status = 'payable'"),
+        // The reminders read the bills to remind by their stage and due date: a run reads the
+        // bills it reminds, not every bill waiting (those not due yet, those told already).
+        // The stage is kept on the bill, moved in the transaction that queues the message.
+        SQLMigration("billing-v8-reminder-stage", """
+            ALTER TABLE bills ADD COLUMN reminded INTEGER NOT NULL DEFAULT 0;
+            DROP INDEX bills_payable;
+            CREATE INDEX bills_to_remind ON bills(reminded, due_date, id) WHERE status = 'payable' AND wallet_id IS NOT NULL;
+            """),
     ]
 
     /// Registers the migrations, in order.

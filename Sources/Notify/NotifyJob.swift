@@ -48,28 +48,58 @@ public enum NotifyJob {
     }
 
     /// Every payable bill due within three days is reminded once, and once more when overdue:
-    /// a page of `chunk_size` bills a chunk, in bill order, from the first to the last (a run
-    /// that stopped resumes after the last page it committed). Only the messages not queued
-    /// before are written: a run reads what earlier runs reminded, it does not queue it again.
+    /// a page of `chunk_size` bills a chunk, the bills not reminded yet and due within three
+    /// days (or overdue) first, then those told they were due soon and now overdue, each soonest
+    /// due first. Each bill read moves to its next stage in the chunk's transaction, whether a
+    /// message was queued for it or not (one queued before, a wallet without a phone), so the
+    /// next run reads only bills to remind; the pages of a run follow each other in index
+    /// order (a run that stopped resumes after the last page it committed), so a run reads a
+    /// bill once. Only the messages not queued before are written.
     struct ReminderStep: TypedJobStep {
         struct Checkpoint: Codable, Sendable {
             var done: Bool
-            /// The last bill of the pages done (absent in a checkpoint of the first version,
-            /// which read one page only: start from the first bill).
-            var after: Int64?
+            /// The stage being read (`ReminderStage`: 0, then 1) and the last bill read in it,
+            /// by due date and id.
+            var stage: Int64 = 0
+            var dueDate: String = ""
+            var after: Int64 = 0
         }
         let name = "reminders"
-        let checkpointVersion = 1
-        func start(_ context: JobContext) throws -> Checkpoint { Checkpoint(done: false, after: 0) }
+        let checkpointVersion = 2
+        func start(_ context: JobContext) throws -> Checkpoint { Checkpoint(done: false) }
+        func upgrade(checkpoint: Data, from version: Int) throws -> Data {
+            // Version 1 paged every payable bill by id: a run under way starts the stages
+            // over (the bills it reminded are found queued, and moved).
+            struct Version1: Decodable { var done: Bool }
+            return try JSONEncoder().encode(Checkpoint(done: try JSONDecoder().decode(Version1.self, from: checkpoint).done))
+        }
         func chunk(_ context: JobContext, db: any SQLConnection, ledger: any LedgerWriting, from checkpoint: Checkpoint) throws -> (Checkpoint, ChunkCounts) {
             guard !checkpoint.done else { return (checkpoint, ChunkCounts(done: true)) }
             let now = context.clock.nowMicros()
             let today = ShanghaiCalendar.date(at: now)
-            let soon = today.adding(days: 3).iso
+            let bills = BillStore(db)
+            let limit = context.chunkSizeMax
+            var next = checkpoint
+            var due: [BillStore.PayableBill] = []
+            if next.stage == BillStore.ReminderStage.none.rawValue {
+                due = try bills.toRemind(at: .none, dueOnOrBefore: today.adding(days: 3).iso, afterDate: next.dueDate, afterID: next.after, limit: limit)
+                if due.count < limit {
+                    next = Checkpoint(done: false, stage: BillStore.ReminderStage.dueSoon.rawValue)
+                } else if let last = due.last {
+                    (next.dueDate, next.after) = (last.dueDate, last.id)
+                }
+            }
+            if due.count < limit {
+                let asked = limit - due.count
+                let late = try bills.toRemind(at: .dueSoon, dueOnOrBefore: today.adding(days: -1).iso, afterDate: next.dueDate, afterID: next.after, limit: asked)
+                due += late
+                if let last = late.last { (next.dueDate, next.after) = (last.dueDate, last.id) }
+                next.done = late.count < asked
+            }
             var written = 0
-            let due = try BillStore(db).payable(dueOnOrBefore: soon, afterID: checkpoint.after ?? 0, limit: context.chunkSizeMax)
             let outbox = OutboxStore(db)
-            func messageID(_ bill: BillStore.PayableBill) -> String { "\(bill.dueDate < today.iso ? "overdue" : "reminder"):\(bill.key.reference)" }
+            func overdue(_ bill: BillStore.PayableBill) -> Bool { bill.dueDate < today.iso }
+            func messageID(_ bill: BillStore.PayableBill) -> String { "\(overdue(bill) ? "overdue" : "reminder"):\(bill.key.reference)" }
             let queued = try outbox.queued(messageIDs: due.map(messageID))
             let waiting = due.filter { !queued.contains(messageID($0)) }
             let wallets = try WalletStore(db).wallets(ids: waiting.map(\.walletID))
@@ -77,16 +107,15 @@ public enum NotifyJob {
             encoder.outputFormatting = [.sortedKeys]
             for bill in waiting {
                 guard let phone = wallets[bill.walletID]?.phone else { continue }
-                let overdue = bill.dueDate < today.iso
                 let payload = ["biller": bill.key.biller, "bill_id": bill.key.billID, "amount": Money(fen: bill.dueFen).yuanString,
-                               "due_date": bill.dueDate, "phone": Mask.phone(phone), "event": overdue ? "overdue" : "due_soon"]
+                               "due_date": bill.dueDate, "phone": Mask.phone(phone), "event": overdue(bill) ? "overdue" : "due_soon"]
                 if try outbox.enqueue(messageID: messageID(bill), walletID: bill.walletID, kind: .reminder, payload: String(decoding: try encoder.encode(payload), as: UTF8.self), at: now) {
                     written += 1
                 }
             }
-            let done = due.count < context.chunkSizeMax
-            return (Checkpoint(done: done, after: due.last?.id ?? checkpoint.after),
-                    ChunkCounts(read: due.count, written: written, skipped: due.count - written, done: done))
+            try bills.markReminded(due.filter(overdue).map(\.id), stage: .overdue)
+            try bills.markReminded(due.filter { !overdue($0) }.map(\.id), stage: .dueSoon)
+            return (next, ChunkCounts(read: due.count, written: written, skipped: due.count - written, done: next.done))
         }
     }
 

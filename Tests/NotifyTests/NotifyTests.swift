@@ -152,6 +152,10 @@ import Testing
         func reminders() throws -> [String] {
             try world.store.database.read { try $0.texts("SELECT message_id FROM outbox WHERE kind = 'reminder' ORDER BY message_id") }
         }
+        // The bills the last run's reminders step read.
+        func lastRead() throws -> Int {
+            try world.count("SELECT read_count FROM job_step_executions WHERE step_name = 'reminders' ORDER BY id DESC LIMIT 1")
+        }
         // The first bill due is reminded alone.
         world.clock.set(shanghai(2026, 12, 12, 9))
         try notify()
@@ -164,35 +168,48 @@ import Testing
         let all = try expected(today: "2026-12-22", soon: "2026-12-25")
         #expect(all.count >= 3)
         #expect(Set(try reminders()) == Set(all).union(try expected(today: "2026-12-12", soon: "2026-12-15")))
-        // Again: nothing queued twice.
+        // Again: nothing queued twice, and nothing read: each bill's stage says it was told.
         let before = try reminders()
         world.clock.advance(micros: 3_600_000_000)
         try notify()
         #expect(try reminders() == before)
+        #expect(try lastRead() == 0)
+        // Bills whose stage was never kept (a database upgraded while reminders were queued):
+        // read once more, nothing queued twice, then read no more.
+        try world.store.database.write { _ = try $0.run("UPDATE bills SET reminded = 0") }
+        world.clock.advance(micros: 300_000_000)
+        try notify()
+        #expect(try reminders() == before)
+        #expect(try lastRead() == all.count)
+        world.clock.advance(micros: 300_000_000)
+        try notify()
+        #expect(try lastRead() == 0)
     }
 
-    /// The reminders' page runs every five minutes over every bill kept: the query must let a
-    /// planner read the bills waiting through the partial index of payable bills
-    /// (`billing-v7-payable-by-id`) rather than the whole table. The plan is asked of the
-    /// engine itself with the page's parameters bound: SQLite's `EXPLAIN QUERY PLAN`;
-    /// PostgreSQL's `EXPLAIN` with sequential scans priced out, as a table of a few test bills
-    /// would otherwise be read whole (on its own statistics it may still choose a scan when it
-    /// expects no bill due: BENCHMARKS.md).
-    @Test func remindersReadOnlyThePayableBillsThroughTheirIndex() throws {
+    /// The reminders' pages run every five minutes over every bill kept: each must let a
+    /// planner read the bills to remind through the index of the waiting bills by stage and
+    /// due date (`billing-v8-reminder-stage`) rather than the whole table or every bill
+    /// waiting. The plan is asked of the engine itself with the page's parameters bound:
+    /// SQLite's `EXPLAIN QUERY PLAN`; PostgreSQL's `EXPLAIN` with sequential scans priced out,
+    /// as a table of a few test bills would otherwise be read whole.
+    @Test(arguments: [BillStore.ReminderStage.none, .dueSoon])
+    func remindersReadTheBillsToRemindThroughTheirIndex(stage: BillStore.ReminderStage) throws {
         let world = try BillingWorld()
         try world.populate()
         _ = try world.run("2026-11-27")
         #expect(try world.count("SELECT count(*) FROM bills WHERE status = 'payable'") >= 1)
-        let binds: [any SQLBindable] = ["2026-12-15", Int64(0), Int64(100)]
+        let binds: [any SQLBindable] = ["2026-12-15", "2026-12-01", Int64(0), Int64(100)]
         let plan: [String] = try world.store.database.write { db in
             if db.dialect == .postgres {
                 _ = try db.run("SET LOCAL enable_seqscan = off")
-                return try db.all("EXPLAIN " + BillStore.payableSQL, binds) { try $0.text(0) }
+                return try db.all("EXPLAIN " + BillStore.toRemindSQL(stage), binds) { try $0.text(0) }
             }
-            return try db.all("EXPLAIN QUERY PLAN " + BillStore.payableSQL, binds) { try $0.text(3) }
+            return try db.all("EXPLAIN QUERY PLAN " + BillStore.toRemindSQL(stage), binds) { try $0.text(3) }
         }
-        #expect(plan.contains { $0.contains("bills_payable") }, "\(plan)")
+        #expect(plan.contains { $0.contains("bills_to_remind") }, "\(plan)")
         #expect(!plan.contains { $0.contains("SCAN bills") || $0.contains("Seq Scan") }, "\(plan)")
+        // In index order: no sort of what was read.
+        #expect(!plan.contains { $0.contains("TEMP B-TREE") || $0.hasPrefix("Sort") || $0.contains("-> Sort") }, "\(plan)")
     }
 
     @Test func quietHoursSpanMidnight() {

@@ -714,7 +714,7 @@ public struct BillStore {
 
     /// A payable bill of a wallet, as a reminder tells it.
     public struct PayableBill: Sendable, Hashable {
-        /// The bill's row: where the next page starts.
+        /// The bill's row.
         public var id: Int64
         public var key: PaymentKey
         public var dueFen: Int64
@@ -722,20 +722,41 @@ public struct BillStore {
         public var walletID: Int64
     }
 
-    /// Payable bills of a wallet due on or before `date` (`YYYY-MM-DD`), in staging order,
-    /// after the bill `afterID` (0: from the first): a page at most `limit` long. Read through
-    /// the partial index of payable bills (`bills_payable`), which the status written as a
-    /// literal lets a planner use (a bound parameter would not): only the bills waiting are read.
-    public func payable(dueOnOrBefore date: String, afterID: Int64 = 0, limit: Int) throws -> [PayableBill] {
-        try sql.allRows(Self.payableSQL, [date, afterID, limit])
+    /// How far a payable bill's reminders went: none yet, told it is due soon, told it is
+    /// overdue (the last: nothing more is sent).
+    public enum ReminderStage: Int64, Sendable {
+        case none = 0, dueSoon = 1, overdue = 2
+    }
+
+    /// Payable bills of a wallet whose reminders stand at `stage`, due on or before `date`
+    /// (`YYYY-MM-DD`), soonest due first: a page at most `limit` long. Read through the index
+    /// of the bills waiting by stage and due date (`bills_to_remind`), which the status and the
+    /// stage written as literals let a planner use: a page reads the bills it returns, not the
+    /// payable bills not yet due nor those already reminded. A run moves each bill it read to
+    /// its next stage (`markReminded`), so the next page starts where this one ended.
+    /// The page starts after the bill (`afterDate`, `afterID`) in that order ("", 0: from the
+    /// first), so a run reads each bill once even where it did not move one.
+    public func toRemind(at stage: ReminderStage, dueOnOrBefore date: String, afterDate: String = "", afterID: Int64 = 0, limit: Int) throws -> [PayableBill] {
+        try sql.allRows(Self.toRemindSQL(stage), [date, afterDate, afterID, limit])
             .map { PayableBill(id: try $0[0], key: PaymentKey(biller: try $0[1], billID: try $0[2]), dueFen: try $0[3], dueDate: try $0[4], walletID: try $0[5]) }
     }
 
-    /// The page of `payable(dueOnOrBefore:afterID:limit:)`: due date, after id, limit.
-    static let payableSQL = """
-        SELECT id, biller, bill_id, due_fen, due_date, wallet_id FROM bills
-        WHERE status = '\(BillStatus.payable.rawValue)' AND due_date <= ? AND wallet_id IS NOT NULL AND id > ? ORDER BY id LIMIT ?
+    /// The page of `toRemind(at:dueOnOrBefore:afterDate:afterID:limit:)` at one stage: due
+    /// date, after date, after id, limit.
+    static func toRemindSQL(_ stage: ReminderStage) -> String {
         """
+        SELECT id, biller, bill_id, due_fen, due_date, wallet_id FROM bills
+        WHERE status = '\(BillStatus.payable.rawValue)' AND wallet_id IS NOT NULL AND reminded = \(stage.rawValue)
+          AND due_date <= ? AND (due_date, id) > (?, ?)
+        ORDER BY due_date, id LIMIT ?
+        """
+    }
+
+    /// Records that these bills were reminded up to `stage` (in the transaction that queues
+    /// their messages).
+    public func markReminded(_ ids: [Int64], stage: ReminderStage) throws {
+        try sql.forEachRow("UPDATE bills SET reminded = \(stage.rawValue) WHERE id IN ({ids})", ids: ids) { _ in }
+    }
 
     // MARK: Runs
 
