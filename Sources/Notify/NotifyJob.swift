@@ -113,8 +113,7 @@ public enum NotifyJob {
                     written += 1
                 }
             }
-            try bills.markReminded(due.filter(overdue).map(\.id), stage: .overdue)
-            try bills.markReminded(due.filter { !overdue($0) }.map(\.id), stage: .dueSoon)
+            try bills.markReminded(due.map(\.id), overdueBefore: today.iso)
             return (next, ChunkCounts(read: due.count, written: written, skipped: due.count - written, done: next.done))
         }
     }

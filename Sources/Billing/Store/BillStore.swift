@@ -752,10 +752,14 @@ public struct BillStore {
         """
     }
 
-    /// Records that these bills were reminded up to `stage` (in the transaction that queues
-    /// their messages).
-    public func markReminded(_ ids: [Int64], stage: ReminderStage) throws {
-        try sql.forEachRow("UPDATE bills SET reminded = \(stage.rawValue) WHERE id IN ({ids})", ids: ids) { _ in }
+    /// Records that these bills were reminded (in the transaction that queues their
+    /// messages): those due before `today` (`YYYY-MM-DD`) as told they are overdue, the others
+    /// as told they are due soon. One pass in id order, the order other writers lock bills in.
+    public func markReminded(_ ids: [Int64], overdueBefore today: String) throws {
+        try sql.forEachRow("""
+            UPDATE bills SET reminded = CASE WHEN due_date < ? THEN \(ReminderStage.overdue.rawValue) ELSE \(ReminderStage.dueSoon.rawValue) END
+            WHERE id IN ({ids})
+            """, ids: ids, before: [today]) { _ in }
     }
 
     // MARK: Runs
