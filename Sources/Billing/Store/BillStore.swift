@@ -732,10 +732,10 @@ public struct BillStore {
     /// (`YYYY-MM-DD`), soonest due first: a page at most `limit` long. Read through the index
     /// of the bills waiting by stage and due date (`bills_to_remind`), which the status and the
     /// stage written as literals let a planner use: a page reads the bills it returns, not the
-    /// payable bills not yet due nor those already reminded. A run moves each bill it read to
-    /// its next stage (`markReminded`), so the next page starts where this one ended.
-    /// The page starts after the bill (`afterDate`, `afterID`) in that order ("", 0: from the
-    /// first), so a run reads each bill once even where it did not move one.
+    /// payable bills not yet due nor those already reminded. The page starts after the bill
+    /// (`afterDate`, `afterID`) in that order ("", 0: from the first), so the pages of a run
+    /// follow each other; a run moves each bill it read to its next stage (`markReminded`), so
+    /// the next run does not read it again.
     public func toRemind(at stage: ReminderStage, dueOnOrBefore date: String, afterDate: String = "", afterID: Int64 = 0, limit: Int) throws -> [PayableBill] {
         try sql.allRows(Self.toRemindSQL(stage), [date, afterDate, afterID, limit])
             .map { PayableBill(id: try $0[0], key: PaymentKey(biller: try $0[1], billID: try $0[2]), dueFen: try $0[3], dueDate: try $0[4], walletID: try $0[5]) }
