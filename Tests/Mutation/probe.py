@@ -8,6 +8,8 @@ throwaway PostgreSQL cluster (Tests/Postgres/with-postgres.sh).
   Tests/Mutation/run.sh                     every mutant
   Tests/Mutation/run.sh --only NAME[,NAME]  the named ones
   Tests/Mutation/run.sh --count 4 --seed S  a seeded rotating subset
+  Tests/Mutation/run.sh --check             only prove every mutant still applies (its
+                                            code is there exactly once); no build
   --in-place                                mutate this checkout and build into .build
                                             (CI: a fresh clone whose .build is already
                                             built, so each mutant builds incrementally);
@@ -82,9 +84,22 @@ def main():
     parser.add_argument("--count", type=int)
     parser.add_argument("--seed", default=str(int(time.time()) // 86400))
     parser.add_argument("--in-place", action="store_true")
+    parser.add_argument("--check", action="store_true")
     options = parser.parse_args()
     with open(os.path.join(ROOT, "Tests", "Mutation", "mutants.json"), encoding="utf-8") as f:
         mutants = json.load(f)
+    if options.check:
+        # Every mutant, not the subset a run draws: a change that moves a mutant's code fails
+        # here at once rather than on the run whose seed happens to draw it.
+        stale = []
+        for mutant in mutants:
+            with open(os.path.join(ROOT, mutant["file"]), encoding="utf-8") as f:
+                found = f.read().count(mutant["find"])
+            if found != 1:
+                stale.append(mutant["name"])
+                print(f"stale     {mutant['name']:28} {mutant['file']}: its code is there {found} times, not once")
+        print(f"mutation probe: {len(mutants) - len(stale)} of {len(mutants)} mutants apply")
+        sys.exit(1 if stale else 0)
     if options.only:
         names = options.only.split(",")
         unknown = [n for n in names if n not in {m["name"] for m in mutants}]
