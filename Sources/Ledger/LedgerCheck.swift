@@ -94,13 +94,13 @@ extension Ledger {
         }
 
         // The journal in id order: the chain, each transaction's balance and kind, each hold's
-        // resolution. Only the reversed ids are kept (not the accounts, not the holds): the
-        // accounts are checked in a second pass, in their own order, each with what the holds
+        // resolution. Nothing is kept that grows with the journal: a transaction reversed
+        // twice is found after it, through the reversals in the order of what they name, and
+        // the accounts in a pass of their own, in their own order, each with what the holds
         // no resolution names leave pending on it, summed by the engine. Which holds those are
         // rests on the resolution rows, so this pass proves the rows and the journal agree:
         // every transaction that resolves a hold has the one row naming it and its hold, and
         // every row names such a transaction (one row a hold: the table's key).
-        var reversed: Set<TransactionID> = []
         let concurrent = tx.concurrentWriters
         var previous = ChainHead.genesis
         var chainReported = false
@@ -138,10 +138,6 @@ extension Ledger {
             var cny: Int128 = 0
             var pts: Int128 = 0
             for entry in entries {
-                guard entry.transactionID == id else {
-                    report(LedgerViolation(code: "orphan_entry", message: "an entry names transaction \(entry.transactionID), which is not in the journal", accountID: entry.accountID, transactionID: entry.transactionID))
-                    continue
-                }
                 let delta = Int128(entry.side == .credit ? entry.amount : -entry.amount)
                 if entry.asset == .cny { cny += delta } else { pts += delta }
             }
@@ -159,10 +155,7 @@ extension Ledger {
                     report(LedgerViolation(code: "unexpected_entries", message: "a \(record.kind.rawValue) moves no posted balance but has entries", transactionID: id))
                 }
             }
-            for link in links where link.transactionID != id {
-                report(LedgerViolation(code: "hold_resolution_orphaned", message: "a resolution of hold \(link.holdID) names a transaction the journal does not hold", transactionID: link.transactionID))
-            }
-            let link = links.last { $0.transactionID == id }
+            let link = links.last
             if hold != nil && record.kind != .hold {
                 report(LedgerViolation(code: "unexpected_hold", message: "a \(record.kind.rawValue) has a hold row", transactionID: id))
             }
@@ -190,16 +183,28 @@ extension Ledger {
                 }
                 report(LedgerViolation(code: "hold_not_open", message: "resolves a hold that is not open: it \(why)", transactionID: id))
             case .reversal:
-                if let ref = record.refID, ref < id {
-                    if !reversed.insert(ref).inserted {
-                        report(LedgerViolation(code: "reversed_twice", message: "transaction \(ref) is reversed more than once", transactionID: id))
-                    }
-                } else {
+                if !(record.refID.map { $0 < id } ?? false) {
                     report(LedgerViolation(code: "reversal_without_original", message: "a reversal names no earlier transaction", transactionID: id))
                 }
             case .transfer:
                 break
             }
+        } orphan: { row in
+            switch row {
+            case .entry(let entry):
+                entryCount += 1
+                report(LedgerViolation(code: "orphan_entry", message: "an entry names transaction \(entry.transactionID), which is not in the journal", accountID: entry.accountID, transactionID: entry.transactionID))
+            case .hold(let hold):
+                report(LedgerViolation(code: "orphan_hold", message: "a hold row names transaction \(hold.id), which is not in the journal", accountID: hold.debitAccountID, transactionID: hold.id))
+            case .resolution(let link):
+                report(LedgerViolation(code: "hold_resolution_orphaned", message: "a resolution of hold \(link.holdID) names a transaction the journal does not hold", transactionID: link.transactionID))
+            }
+        }
+
+        // Each reversal after the first of the transaction it names (the journal's unique
+        // index refuses one, so only a journal written around the ledger has it).
+        try tx.forEachRepeatedReversal { original, reversal in
+            report(LedgerViolation(code: "reversed_twice", message: "transaction \(original) is reversed more than once", transactionID: reversal))
         }
 
         // The accounts in id order, each with its entries in the order of its own sequence:
@@ -222,7 +227,7 @@ extension Ledger {
             if account.entrySeq != r.count {
                 report(LedgerViolation(code: "entry_sequence_mismatch", message: "stored entry sequence \(account.entrySeq), the account has \(r.count) entries", accountID: account.id))
             }
-            if account.debitsPending != held.debits || account.creditsPending != held.credits {
+            if Int128(account.debitsPending) != held.debits || Int128(account.creditsPending) != held.credits {
                 report(LedgerViolation(code: "pending_totals_mismatch", message: "stored pending \(account.debitsPending)/\(account.creditsPending), open holds give \(held.debits)/\(held.credits)", accountID: account.id))
             }
             let rules = account.rules

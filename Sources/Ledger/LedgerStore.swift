@@ -81,13 +81,18 @@ public protocol LedgerReading: AnyObject {
         entry: (AccountEntryPosition) throws -> Void,
         heldByNoAccount: (AccountID) throws -> Void
     ) throws
-    /// Streams the journal in id order with each transaction's entries, its hold, and the
-    /// resolution rows up to its id (the one naming it). An entry or a resolution row whose
-    /// transaction the journal lacks comes with the next transaction, or with the last.
-    /// Memory does not grow with the journal.
+    /// Streams the journal in id order with each transaction's entries, its hold row and the
+    /// resolution rows naming it. An entry, a hold or a resolution row whose transaction the
+    /// journal lacks goes to `orphan`, where its id falls (an empty journal's too). Memory does
+    /// not grow with the journal.
     func forEachTransaction(
-        _ body: (TransactionRecord, [EntryRecord], HoldRecord?, [ResolutionLink]) throws -> Void
+        _ body: (TransactionRecord, [EntryRecord], HoldRecord?, [ResolutionLink]) throws -> Void,
+        orphan: (JournalOrphan) throws -> Void
     ) throws
+    /// Streams each reversal that names a transaction an earlier reversal already names
+    /// (`original`, `reversal`), through the reversals in the order of what they name: only a
+    /// journal written around the ledger has one. Memory does not grow with the journal.
+    func forEachRepeatedReversal(_ body: (_ original: TransactionID, _ reversal: TransactionID) throws -> Void) throws
 }
 
 /// Writes, inside one transaction. Rows of the journal are only ever inserted.

@@ -212,10 +212,18 @@ public struct ResolutionLink: Sendable, Hashable {
     public var namesAHold: Bool
 }
 
-/// What the holds still open leave pending on one account.
+/// A row of the journal's own tables whose transaction the journal does not hold.
+public enum JournalOrphan: Sendable {
+    case entry(EntryRecord)
+    case hold(HoldRecord)
+    case resolution(ResolutionLink)
+}
+
+/// What the holds still open leave pending on one account: in 128 bits, so that a journal
+/// written around the ledger with amounts no account could store is found, not an overflow.
 public struct HeldAmounts: Sendable, Hashable {
-    public var debits: Int64
-    public var credits: Int64
+    public var debits: Int128
+    public var credits: Int128
 
     public static let none = HeldAmounts(debits: 0, credits: 0)
 }

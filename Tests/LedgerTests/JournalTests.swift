@@ -228,6 +228,7 @@ import Testing
             case "post": post
             case "void": void
             case "transfer": transfer
+            case "before": 0
             default: invented
             }
         }
@@ -256,6 +257,51 @@ import Testing
         #expect(try h.w.t.ledger.account(id: h.w.b).creditsPending == 50)
     }
 
+    /// With no transaction at all, a row of the journal's other tables still has none to be
+    /// handed to: it is found all the same.
+    @Test func theRowsOfAnEmptyJournalAreFound() throws {
+        let t = try TestLedger()
+        let (x, y) = (try t.account("x"), try t.account("y"))
+        #expect(try t.ledger.check().ok)
+        try tamper(t, "INSERT INTO ledger_entries (transaction_id, leg, account_id, asset, side, amount, balance_after, account_seq, recorded_at) VALUES (1, 0, \(x), 'CNY', 0, 5, -5, 1, 0)")
+        try tamper(t, "INSERT INTO ledger_holds (id, debit_account_id, credit_account_id, asset, amount, expires_at) VALUES (2, \(x), \(y), 'CNY', 7, NULL)")
+        let report = try t.ledger.check()
+        #expect(report.violations.filter { $0.code == "orphan_entry" }.map(\.transactionID) == [1], "\(report.violations)")
+        #expect(report.violations.filter { $0.code == "orphan_hold" }.map(\.transactionID) == [2], "\(report.violations)")
+        #expect(report.entries == 1)
+    }
+
+    /// Holds of amounts no account could store (a journal written around the ledger: the
+    /// schema bounds an amount only below) are summed in 128 bits: the accounts they name are
+    /// found with pending that does not match, the check does not end on the engine's overflow.
+    @Test func heldAmountsPastSixtyFourBitsAreAMismatchNotAnError() throws {
+        let h = try holdsWorld()
+        let second = try #require(try h.w.t.ledger.post(PostingRequest(key: "h4", action: .hold(debit: h.w.a, credit: h.w.b, asset: .cny, amount: 60, expiresAt: nil))).transactionID)
+        try tamper(h.w.t, "UPDATE ledger_holds SET amount = \(Int64.max) WHERE id IN (\(h.open), \(second))")
+        let report = try h.w.t.ledger.check()
+        let pending = report.violations.filter { $0.code == "pending_totals_mismatch" }
+        #expect(pending.compactMap(\.accountID).sorted() == [h.w.a, h.w.b].sorted(), "\(report.violations)")
+        // Two of Int64.max: 2^64 - 2, which no Int64 holds.
+        #expect(pending.allSatisfy { $0.message.contains("18446744073709551614") }, "\(pending)")
+    }
+
+    /// A transaction is reversed once (the journal's unique index of the reversals by what
+    /// they name refuses a second). A journal written around it with a second reversal is
+    /// found on that second one alone, through the reversals in the order of what they name.
+    @Test func aTransactionReversedTwiceIsFoundOnTheSecondReversal() throws {
+        let w = try busyWorld()
+        let original = try #require(try w.t.ledger.post(.transfer(key: "r", from: w.a, to: w.b, amount: 10)).transactionID)
+        let first = try #require(try w.t.ledger.post(PostingRequest(key: "r-undo", action: .reverse(transactionID: original))).transactionID)
+        // The same movement as the reversal: made one, only the journal's kinds disagree.
+        let second = try #require(try w.t.ledger.post(.transfer(key: "r-again", from: w.b, to: w.a, amount: 10)).transactionID)
+        #expect(try w.t.ledger.check().ok)
+        try w.t.execute("DROP INDEX ledger_transactions_one_reversal")
+        try tamper(w.t, "UPDATE ledger_transactions SET kind = 'reversal', ref_id = \(original) WHERE id = \(second)")
+        let report = try w.t.ledger.check()
+        #expect(report.violations.filter { $0.code == "reversed_twice" }.map(\.transactionID) == [second], "\(report.violations)")
+        #expect(!report.violations.contains { $0.transactionID == first && $0.code != "hash_chain_broken" }, "\(report.violations)")
+    }
+
     /// Which holds are open rests on the resolution rows; each row must agree with the
     /// journal's transaction that resolved the hold, both ways. Every way a row can be
     /// removed, moved or invented is found on the transaction it concerns, and on the
@@ -275,6 +321,10 @@ import Testing
         ("hold on a transfer", "unexpected_hold", "transfer", true),
         // An entry of a transaction after the last one.
         ("entry after the last", "orphan_entry", "invented", false),
+        // A hold row of no transaction, after the last and before the first: an open hold
+        // the journal does not hold.
+        ("hold after the last", "orphan_hold", "invented", true),
+        ("hold before the first", "orphan_hold", "before", true),
     ])
     func aResolutionRowThatDisagreesWithTheJournalIsFound(change: String, code: String, on transaction: String, pendingChanges: Bool) throws {
         let h = try holdsWorld()
@@ -283,6 +333,7 @@ import Testing
         case "move to the open hold": "UPDATE ledger_hold_resolutions SET hold_id = \(h.open) WHERE hold_id = \(h.voided)"
         case "name a transfer": "UPDATE ledger_hold_resolutions SET transaction_id = \(h.transfer) WHERE hold_id = \(h.voided)"
         case "invent": "INSERT INTO ledger_hold_resolutions (hold_id, transaction_id, outcome, amount_posted) VALUES (\(h.open), \(h.invented), 'voided', 0)"
+        case "hold after the last", "hold before the first": "INSERT INTO ledger_holds (id, debit_account_id, credit_account_id, asset, amount, expires_at) VALUES (\(h.id(transaction)), \(h.w.a), \(h.w.b), 'CNY', 7, NULL)"
         case "hold on a transfer": "INSERT INTO ledger_holds (id, debit_account_id, credit_account_id, asset, amount, expires_at) VALUES (\(h.transfer), \(h.w.a), \(h.w.b), 'CNY', 7, NULL)"
         default: "INSERT INTO ledger_entries (transaction_id, leg, account_id, asset, side, amount, balance_after, account_seq, recorded_at) VALUES (\(h.invented), 0, \(h.w.a), 'CNY', 0, 5, 0, 0, 0)"
         }

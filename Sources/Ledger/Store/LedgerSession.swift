@@ -882,9 +882,14 @@ final class LedgerSession: LedgerWriting {
     }
 
     /// What the holds no resolution names leave pending, summed by account in account order:
-    /// the engine groups them (a sort it may spill to disk), not the process.
+    /// the engine groups them (a sort it may spill to disk), not the process. Each amount is
+    /// summed in two parts, its billions and the rest, so that no sum overflows 64 bits
+    /// however large the amounts of a journal written around the ledger: the parts are joined
+    /// in 128 bits, and an account whose holds sum past what it can store is a mismatch, not
+    /// an error of the engine.
     private static let heldByAccount = """
-        SELECT account_id, CAST(SUM(debits) AS BIGINT), CAST(SUM(credits) AS BIGINT) FROM (
+        SELECT account_id, CAST(SUM(debits / 1000000000) AS BIGINT), CAST(SUM(debits % 1000000000) AS BIGINT),
+               CAST(SUM(credits / 1000000000) AS BIGINT), CAST(SUM(credits % 1000000000) AS BIGINT) FROM (
             SELECT h.debit_account_id AS account_id, h.amount AS debits, 0 AS credits FROM ledger_holds h
              WHERE NOT EXISTS (SELECT 1 FROM ledger_hold_resolutions r WHERE r.hold_id = h.id)
             UNION ALL
@@ -894,7 +899,8 @@ final class LedgerSession: LedgerWriting {
         """
 
     private static func readHeld(_ row: SQLRow) throws -> (AccountID, HeldAmounts) {
-        (try row.int64(0), HeldAmounts(debits: try row.int64(1), credits: try row.int64(2)))
+        func joined(_ billions: Int, _ rest: Int) throws -> Int128 { Int128(try row.int64(billions)) * 1_000_000_000 + Int128(try row.int64(rest)) }
+        return (try row.int64(0), HeldAmounts(debits: try joined(1, 2), credits: try joined(3, 4)))
     }
 
     private static func readEntryPosition(_ row: SQLRow) throws -> AccountEntryPosition {
@@ -905,9 +911,21 @@ final class LedgerSession: LedgerWriting {
                                     amount: try row.int64(3), balanceAfter: try row.int64(4), transactionID: try row.int64(5))
     }
 
-    func forEachTransaction(_ body: (TransactionRecord, [EntryRecord], HoldRecord?, [ResolutionLink]) throws -> Void) throws {
+    func forEachRepeatedReversal(_ body: (_ original: TransactionID, _ reversal: TransactionID) throws -> Void) throws {
+        // The reversals alone, through their index by what they name (the condition is its
+        // predicate); without it (dropped around the ledger) a scan and a sort.
+        let reversals = try cursor("SELECT ref_id, id FROM ledger_transactions WHERE kind = 'reversal' AND ref_id IS NOT NULL ORDER BY ref_id, id")
+        var last: TransactionID?
+        while let (original, reversal) = try next(reversals, { (try $0.int64(0), try $0.int64(1)) }) {
+            if original == last { try body(original, reversal) }
+            last = original
+        }
+    }
+
+    func forEachTransaction(_ body: (TransactionRecord, [EntryRecord], HoldRecord?, [ResolutionLink]) throws -> Void, orphan: (JournalOrphan) throws -> Void) throws {
         // Four cursors in transaction id order, merged: one pass over each table; a
-        // resolution's hold looked up by key (whether it names a hold).
+        // resolution's hold looked up by key (whether it names a hold). A row of an id the
+        // journal lacks is an orphan, found before the transaction after it or at the end.
         let transactions = try cursor("SELECT \(Self.transactionColumns) FROM ledger_transactions ORDER BY id")
         let entries = try cursor("SELECT \(Self.entryColumns) FROM ledger_entries ORDER BY transaction_id, leg")
         let holds = try cursor("SELECT id, debit_account_id, credit_account_id, asset, amount, expires_at FROM ledger_holds ORDER BY id")
@@ -919,28 +937,35 @@ final class LedgerSession: LedgerWriting {
         var nextEntry = try next(entries, Self.readEntry)
         var nextHold = try next(holds, Self.readHold)
         var nextResolution = try next(resolutions, Self.readResolutionLink)
-        var upcoming = try next(transactions, Self.readTransaction)
-        while let record = upcoming {
-            upcoming = try next(transactions, Self.readTransaction)
+        while let record = try next(transactions, Self.readTransaction) {
             var legs: [EntryRecord] = []
-            while let entry = nextEntry, entry.transactionID <= record.id || upcoming == nil {
-                // An entry whose transaction is missing shows up as an entry of an earlier id:
-                // hand it over with the next transaction (after the last: with the last) so
-                // the check sees it. Resolution rows likewise.
-                legs.append(entry)
+            while let entry = nextEntry, entry.transactionID <= record.id {
+                if entry.transactionID == record.id { legs.append(entry) } else { try orphan(.entry(entry)) }
                 nextEntry = try next(entries, Self.readEntry)
             }
             var hold: HoldRecord?
             while let candidate = nextHold, candidate.id <= record.id {
-                if candidate.id == record.id { hold = candidate }
+                if candidate.id == record.id { hold = candidate } else { try orphan(.hold(candidate)) }
                 nextHold = try next(holds, Self.readHold)
             }
             var links: [ResolutionLink] = []
-            while let link = nextResolution, link.transactionID <= record.id || upcoming == nil {
-                links.append(link)
+            while let link = nextResolution, link.transactionID <= record.id {
+                if link.transactionID == record.id { links.append(link) } else { try orphan(.resolution(link)) }
                 nextResolution = try next(resolutions, Self.readResolutionLink)
             }
             try body(record, legs, hold, links)
+        }
+        while let entry = nextEntry {
+            try orphan(.entry(entry))
+            nextEntry = try next(entries, Self.readEntry)
+        }
+        while let candidate = nextHold {
+            try orphan(.hold(candidate))
+            nextHold = try next(holds, Self.readHold)
+        }
+        while let link = nextResolution {
+            try orphan(.resolution(link))
+            nextResolution = try next(resolutions, Self.readResolutionLink)
         }
     }
 
