@@ -164,8 +164,12 @@ struct JobsCommand: ParsableCommand {
         @OptionGroup var jobs: JobsOptions
 
         func run() throws {
-            let runner = try JobsSetup.runner(global, jobs)
-            let lines = try JobQueries.list(runner.store.database, definitions: Array(runner.definitions.values), now: runner.clock.nowMicros())
+            // The definitions and what the database recorded of them, read only: listing
+            // builds no job (no feed schema compiled, no campaign version recorded, no system
+            // account opened), so it works wherever the jobs' own setup would not.
+            let definitions = try JobDefinition.loadAll(directory: jobs.path)
+            let store = try AppDatabase.openStore(path: global.databasePath, mode: .existingForReading)
+            let lines = try JobQueries.list(store.database, definitions: definitions, now: SystemClock().nowMicros())
             Output(json: global.json).emit(["jobs": lines]) {
                 lines.map { line in
                     let next = line.nextFireAt.map { TimeText.shanghai($0) } ?? "-"

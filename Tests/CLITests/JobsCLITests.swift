@@ -39,6 +39,38 @@ import Testing
         #expect(try cli.run(["jobs", "purge", "--older-than", "30", "--json"]).json()["executions_removed"] as? Int == 0)
     }
 
+    /// `jobs list` reads: it builds no job, so a campaign file in the jobs folder is not
+    /// recorded as a version by listing (only a run that pays records what it pays with), and
+    /// it lists where the feed schemas cannot be found (the jobs' setup needs them, the list
+    /// does not).
+    @Test func listingJobsWritesNothingAndNeedsNoFeedSchema() throws {
+        var cli = try runner()
+        defer { cli.cleanUp() }
+        cli.environment["QDWALLET_SCHEMA_DIR"] = cli.directory.appendingPathComponent("no-schemas").path
+        // A copy of the jobs folder in which a campaign has a new version, not yet run.
+        let jobs = cli.directory.appendingPathComponent("Jobs")
+        try FileManager.default.copyItem(atPath: Self.jobsDirectory, toPath: jobs.path)
+        let campaign = jobs.appendingPathComponent("campaigns/first-bill-welcome.toml")
+        let text = try String(contentsOf: campaign, encoding: .utf8)
+        #expect(text.contains("version  = 1\n"))
+        try text.replacingOccurrences(of: "version  = 1\n", with: "version  = 2\n").write(to: campaign, atomically: true, encoding: .utf8)
+        cli.environment["QDWALLET_JOBS_DIR"] = jobs.path
+        func versions() throws -> Int {
+            var count = -1
+            try cli.write { count = try $0.int("SELECT count(*) FROM campaign_versions", []) ?? -1 }
+            return count
+        }
+        let before = try versions()
+        let list = try cli.run(["jobs", "list", "--json"])
+        #expect(list.status == 0, "\(list.stderr)")
+        #expect((try list.json()["jobs"] as? [[String: Any]])?.count == 6)
+        #expect(try versions() == before)
+        // A run does need the schemas, and says which file it could not load.
+        let run = try cli.run(["jobs", "run", "nightly-billing", "--date", "2026-11-27"])
+        #expect(run.status != 0)
+        #expect(run.stderr.contains("no-schemas/billfeed.xsd"), "\(run.stderr)")
+    }
+
     @Test func aSecondRunIsRefusedWithItsHolder() throws {
         let cli = try runner()
         defer { cli.cleanUp() }
