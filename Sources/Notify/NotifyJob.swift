@@ -96,7 +96,6 @@ public enum NotifyJob {
                 if let last = late.last { (next.dueDate, next.after) = (last.dueDate, last.id) }
                 next.done = late.count < asked
             }
-            var written = 0
             let outbox = OutboxStore(db)
             func overdue(_ bill: BillStore.PayableBill) -> Bool { bill.dueDate < today.iso }
             func messageID(_ bill: BillStore.PayableBill) -> String { "\(overdue(bill) ? "overdue" : "reminder"):\(bill.key.reference)" }
@@ -105,16 +104,20 @@ public enum NotifyJob {
             let wallets = try WalletStore(db).wallets(ids: waiting.map(\.walletID))
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
+            var messages: [OutboxStore.NewMessage] = []
             for bill in waiting {
                 guard let phone = wallets[bill.walletID]?.phone else { continue }
                 let payload = ["biller": bill.key.biller, "bill_id": bill.key.billID, "amount": Money(fen: bill.dueFen).yuanString,
                                "due_date": bill.dueDate, "phone": Mask.phone(phone), "event": overdue(bill) ? "overdue" : "due_soon"]
-                if try outbox.enqueue(messageID: messageID(bill), walletID: bill.walletID, kind: .reminder, payload: String(decoding: try encoder.encode(payload), as: UTF8.self), at: now) {
-                    written += 1
-                }
+                messages.append(OutboxStore.NewMessage(messageID: messageID(bill), walletID: bill.walletID, kind: .reminder,
+                                                       payload: String(decoding: try encoder.encode(payload), as: UTF8.self), at: now))
             }
+            // In a few multi-row statements (on PostgreSQL one round trip a message made the
+            // step six times SQLite's). Only this step, under the job's lock, makes reminder
+            // ids, and none of these was queued a moment ago in this transaction: each is new.
+            try outbox.enqueue(messages)
             try bills.markReminded(due.map(\.id), overdueBefore: today.iso)
-            return (next, ChunkCounts(read: due.count, written: written, skipped: due.count - written, done: next.done))
+            return (next, ChunkCounts(read: due.count, written: messages.count, skipped: due.count - messages.count, done: next.done))
         }
     }
 

@@ -25,11 +25,15 @@ public struct OutboxStore {
         var kind: Outbox.Kind
         var payload: String
         var at: TimestampMicros
+
+        public init(messageID: String, walletID: Int64?, kind: Outbox.Kind, payload: String, at: TimestampMicros) {
+            (self.messageID, self.walletID, self.kind, self.payload, self.at) = (messageID, walletID, kind, payload, at)
+        }
     }
 
     /// Queues messages in a few multi-row statements; one whose id was queued before (or
     /// earlier in the list) is left out.
-    func enqueue(_ messages: [NewMessage]) throws {
+    public func enqueue(_ messages: [NewMessage]) throws {
         try sql.sendRows("INSERT INTO outbox (message_id, wallet_id, kind, urgent, payload, created_at, not_before) VALUES", row: "(?, ?, ?, ?, ?, ?, ?)",
                         "ON CONFLICT (message_id) DO NOTHING",
                         rows: messages.map { [$0.messageID, $0.walletID, $0.kind.rawValue, $0.kind.isUrgent, $0.payload, $0.at, $0.at] })
