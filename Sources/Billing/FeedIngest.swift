@@ -83,7 +83,7 @@ public enum FeedIngest {
                     try stager.stage(BillStore.Stager.Staged(
                         biller: biller.code, billID: bill.billID, feedKey: feedID, seq: seq, businessDate: date.iso, customerNo: bill.customerNo, customerName: bill.customerName,
                         district: bill.district, period: bill.period, usage: bill.usage, usageUnit: bill.usageUnit, amountFen: bill.amountFen, lateFeeFen: bill.lateFeeFen,
-                        dueFen: bill.dueFen, issueDate: bill.issueDate, dueDate: bill.dueDate), collided: collided)
+                        dueFen: bill.dueFen, issueDate: bill.issueDate, dueDate: bill.dueDate))
                 },
                 onCancel: { cancel in
                     seq += 1

@@ -428,6 +428,99 @@ public final class PostgresConnection: SQLConnection {
         inFlight.append((statement.sql, rows))
     }
 
+    /// `COPY table (columns) FROM STDIN` in the text format (PostgreSQL's COPY, "Text
+    /// Format"): one row a line, columns separated by tabs, `\N` for NULL, and a backslash,
+    /// tab, line feed or carriage return inside a value escaped with a backslash; bytes as
+    /// bytea's hex form. The rows go in messages of about 64 KiB; the server answers once, at
+    /// the end. Statements sent without waiting are answered first (COPY cannot join a
+    /// pipeline). A row of the wrong width ends the COPY with an error, and nothing is written.
+    @discardableResult
+    public func copyRows(into table: String, columns: [String], rows: [[SQLValue]]) throws -> Int {
+        guard !rows.isEmpty else { return 0 }
+        let sql = "COPY \(table) (\(columns.joined(separator: ", "))) FROM STDIN"
+        try settle()
+        guard let start = PQexec(handle, sql) else { throw failure(nil, sql: sql) }
+        guard PQresultStatus(start) == PGRES_COPY_IN else {
+            defer { PQclear(start) }
+            throw failure(start, sql: sql)
+        }
+        PQclear(start)
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(Self.copyMessage + 4096)
+        var refusal: String?
+        for row in rows {
+            guard row.count == columns.count else {
+                refusal = "a row of \(row.count) values for \(columns.count) columns"
+                break
+            }
+            Self.appendCopyLine(row, to: &buffer)
+            if buffer.count >= Self.copyMessage {
+                try putCopyData(buffer, sql: sql)
+                buffer.removeAll(keepingCapacity: true)
+            }
+        }
+        if refusal == nil, !buffer.isEmpty { try putCopyData(buffer, sql: sql) }
+        // With an error message, the server fails the COPY and writes none of it.
+        let ended = refusal.map { reason in reason.withCString { PQputCopyEnd(handle, $0) } } ?? PQputCopyEnd(handle, nil)
+        guard ended == 1 else { throw failure(nil, sql: sql) }
+        var written: Int?
+        var error: SQLError?
+        while let result = PQgetResult(handle) {
+            if PQresultStatus(result) == PGRES_COMMAND_OK {
+                written = Int(String(cString: PQcmdTuples(result)))
+            } else if error == nil {
+                error = failure(result, sql: sql)
+            }
+            PQclear(result)
+        }
+        if let refusal { throw SQLError(.other, code: "copy", message: refusal, sql: sql) }
+        if let error { throw error }
+        guard let written else { throw failure(nil, sql: sql) }
+        return written
+    }
+
+    /// About how many bytes of rows go in one CopyData message.
+    static let copyMessage = 1 << 16
+
+    private func putCopyData(_ bytes: [UInt8], sql: String) throws {
+        let sent = bytes.withUnsafeBytes { raw in
+            PQputCopyData(handle, raw.baseAddress!.assumingMemoryBound(to: CChar.self), Int32(raw.count))
+        }
+        guard sent == 1 else { throw failure(nil, sql: sql) }
+    }
+
+    /// One row of COPY's text format, with its line feed.
+    static func appendCopyLine(_ row: [SQLValue], to buffer: inout [UInt8]) {
+        let backslash = UInt8(ascii: "\\")
+        for (index, value) in row.enumerated() {
+            if index > 0 { buffer.append(UInt8(ascii: "\t")) }
+            switch value {
+            case .null:
+                buffer.append(backslash); buffer.append(UInt8(ascii: "N"))
+            case .integer(let number):
+                buffer.append(contentsOf: String(number).utf8)
+            case .text(let text):
+                for byte in text.utf8 {
+                    switch byte {
+                    case backslash: buffer.append(backslash); buffer.append(backslash)
+                    case 0x09: buffer.append(backslash); buffer.append(UInt8(ascii: "t"))
+                    case 0x0A: buffer.append(backslash); buffer.append(UInt8(ascii: "n"))
+                    case 0x0D: buffer.append(backslash); buffer.append(UInt8(ascii: "r"))
+                    default: buffer.append(byte)
+                    }
+                }
+            case .bytes(let bytes):
+                // bytea's input `\x` and hex digits; the backslash itself escaped for COPY.
+                buffer.append(backslash); buffer.append(backslash); buffer.append(UInt8(ascii: "x"))
+                let digits = Array("0123456789abcdef".utf8)
+                for byte in bytes {
+                    buffer.append(digits[Int(byte >> 4)]); buffer.append(digits[Int(byte & 0x0F)])
+                }
+            }
+        }
+        buffer.append(0x0A)
+    }
+
     /// Sends BEGIN without waiting: the transaction's first statement that waits (or its
     /// COMMIT) is answered in the same round trip.
     func begin(_ text: String) throws {

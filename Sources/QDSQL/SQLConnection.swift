@@ -83,6 +83,15 @@ public protocol SQLConnection: AnyObject {
     /// A statement prepared once and kept by the caller for the life of this connection's
     /// transaction: a hot path (the ledger's postings) runs it without looking it up by text.
     func prepare(_ sql: String) throws -> any SQLStatement
+    /// Writes `rows` into `table` as fast as the engine takes new rows, with no conflict
+    /// clause: PostgreSQL streams them with one `COPY ... FROM STDIN` (one statement, not a
+    /// round trip a few hundred rows); SQLite runs multi-row `INSERT`s (`runRows`). A row
+    /// the table refuses, or one of the wrong width, fails the call, and the caller's
+    /// transaction with it: on PostgreSQL nothing of the call is written, on SQLite the
+    /// groups before the refused one are, until the transaction rolls back. How many rows
+    /// were written.
+    @discardableResult
+    func copyRows(into table: String, columns: [String], rows: [[SQLValue]]) throws -> Int
 }
 
 /// A prepared statement of one connection, run many times with new values.

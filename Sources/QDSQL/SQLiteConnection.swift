@@ -56,6 +56,16 @@ public final class SQLiteConnection: SQLConnection {
         try run(try prepared(sql, binds), sql: sql)
     }
 
+    /// Multi-row `INSERT`s: in process, a statement costs what its rows cost.
+    @discardableResult
+    public func copyRows(into table: String, columns: [String], rows: [[SQLValue]]) throws -> Int {
+        if let wrong = rows.first(where: { $0.count != columns.count }) {
+            throw SQLError(.other, code: "bind", message: "a row of \(wrong.count) values for \(columns.count) columns", sql: "INSERT INTO \(table)")
+        }
+        return try runRows("INSERT INTO \(table) (\(columns.joined(separator: ", "))) VALUES",
+                           row: "(" + Array(repeating: "?", count: columns.count).joined(separator: ", ") + ")", rows: rows.map { $0 as [any SQLBindable] })
+    }
+
     public func query(_ sql: String, _ binds: [SQLValue], _ body: (SQLRow) throws -> Bool) throws {
         try rows(try prepared(sql, binds), sql: sql, body)
     }

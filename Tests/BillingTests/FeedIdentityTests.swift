@@ -64,15 +64,17 @@ import Testing
     }
 
     /// A feed of `biller` with the given bills (id, amount), all for one customer.
-    static func feed(_ directory: URL, biller: String, feedID: String, businessDate: String = "2026-11-27", customer: String, bills: [(id: String, fen: Int64)]) throws -> String {
+    /// `customerAt` gives some bills (by position) another customer number.
+    static func feed(_ directory: URL, biller: String, feedID: String, businessDate: String = "2026-11-27", customer: String, bills: [(id: String, fen: Int64)],
+                     customerAt: [Int: String] = [:]) throws -> String {
         func yuan(_ fen: Int64) -> String { "\(fen / 100).\(String(format: "%02d", fen % 100))" }
         var xml = """
             <?xml version="1.0" encoding="UTF-8"?>
             <BillFeed xmlns="urn:qdwallet:billfeed:1"><Header><FeedId>\(feedID)</FeedId><BillerCode>\(biller)</BillerCode><CreatedAt>\(businessDate)T22:00:00+08:00</CreatedAt><BusinessDate>\(businessDate)</BusinessDate><NbOfBills>\(bills.count)</NbOfBills><CtrlSum Ccy="CNY">\(yuan(bills.reduce(0) { $0 + $1.fen }))</CtrlSum></Header>
 
             """
-        for bill in bills {
-            xml += "<Bill><BillId>\(bill.id)</BillId><CustomerNo>\(customer)</CustomerNo><CustomerName>张*</CustomerName><District>市南区</District><Period>2026-11</Period><Usage Unit=\"m3\">1.0</Usage><Amount Ccy=\"CNY\">\(yuan(bill.fen))</Amount><LateFee Ccy=\"CNY\">0.00</LateFee><IssueDate>2026-11-27</IssueDate><DueDate>2026-12-20</DueDate></Bill>\n"
+        for (index, bill) in bills.enumerated() {
+            xml += "<Bill><BillId>\(bill.id)</BillId><CustomerNo>\(customerAt[index] ?? customer)</CustomerNo><CustomerName>张*</CustomerName><District>市南区</District><Period>2026-11</Period><Usage Unit=\"m3\">1.0</Usage><Amount Ccy=\"CNY\">\(yuan(bill.fen))</Amount><LateFee Ccy=\"CNY\">0.00</LateFee><IssueDate>2026-11-27</IssueDate><DueDate>2026-12-20</DueDate></Bill>\n"
         }
         xml += "</BillFeed>\n"
         let path = directory.appendingPathComponent("\(biller)-\(feedID).xml").path
@@ -80,7 +82,7 @@ import Testing
         return "file://" + path
     }
 
-    /// Bills are staged 256 to a statement; a repeated bill id is found wherever it falls:
+    /// Bills are staged 4,096 at a time; a repeated bill id is found wherever it falls:
     /// in the same group as the first, in a later group, or in a later feed (bill-feed.md:
     /// a bill id is unique per biller; a repeat with the same content is ignored, with other
     /// content refused). Each record that was not staged is recorded once, under its own
@@ -139,6 +141,40 @@ import Testing
         #expect(try world.count("SELECT count(DISTINCT seq) FROM feed_records WHERE feed_id = 'QD-WATER/F-2'") == 1_100)
         #expect(try world.count("SELECT min(seq) FROM feed_records WHERE feed_id = 'QD-WATER/F-2'") == 2)
         #expect(try world.count("SELECT max(seq) FROM feed_records WHERE feed_id = 'QD-WATER/F-2'") == 1_101)
+    }
+
+    /// A feed that repeats more of its own bills than are read back at once (a thousand),
+    /// across the groups it is staged in (4,096 bills), and some of them also bills of an
+    /// earlier feed: each repeat is recorded once, against the earlier feed's bill where there
+    /// is one, and only the first occurrence of a new id is staged, even where a repeat names a
+    /// customer whose wallet comes first in the order bills are written in.
+    @Test func aFeedRepeatingOverAThousandOfItsOwnBillsRecordsEachOnce() throws {
+        let world = try BillingWorld()
+        try world.populate()
+        let customer = "1199999999"
+        let one = try Self.feed(world.directory, biller: "QD-WATER", feedID: "F-1", customer: customer, bills: [(id: "W-7", fen: 1_007), (id: "W-8", fen: 1_008)])
+        #expect(try world.run("2026-11-27", feeds: ["QD-WATER": one]).status == "completed")
+        // W-1 ... W-4200, then W-1 ... W-1100 again (seq 4201 ... 5300): W-5 with another amount.
+        var bills = (1...4_200).map { (id: "W-\($0)", fen: Int64(1_000 + $0)) }
+        bills += (1...1_100).map { (id: "W-\($0)", fen: Int64($0 == 5 ? 9_999 : 1_000 + $0)) }
+        // W-9 first for resident 1 (a linked customer), repeated for the unknown one (no wallet: first).
+        let two = try Self.feed(world.directory, biller: "QD-WATER", feedID: "F-2", customer: customer, bills: bills, customerAt: [8: "1100234567"])
+        #expect(try world.run("2026-11-27", feeds: ["QD-WATER": two], force: true).status == "completed")
+        #expect(try world.count("SELECT count(*) FROM bills WHERE biller = 'QD-WATER'") == 4_200)
+        #expect(try world.count("SELECT count(*) FROM bills WHERE feed_id = 'QD-WATER/F-2'") == 4_198)
+        #expect(try world.count("SELECT count(*) FROM feed_records WHERE feed_id = 'QD-WATER/F-2'") == 1_102)
+        #expect(try world.count("SELECT count(DISTINCT seq) FROM feed_records WHERE feed_id = 'QD-WATER/F-2'") == 1_102)
+        #expect(try world.count("SELECT count(*) FROM feed_records WHERE feed_id = 'QD-WATER/F-2' AND outcome = 'duplicate_in_feed' AND seq > 4200") == 1_098)
+        let earlier = try world.rows("SELECT seq, bill_id, outcome FROM feed_records WHERE feed_id = 'QD-WATER/F-2' AND bill_id IN ('W-5', 'W-7', 'W-8', 'W-9') ORDER BY seq")
+        #expect(try earlier.map { "\(try $0[0] as Int) \(try $0[1] as String) \(try $0[2] as String)" } == [
+            "7 W-7 seen_again", "8 W-8 seen_again", "4205 W-5 duplicate_in_feed", "4207 W-7 seen_again", "4208 W-8 seen_again", "4209 W-9 duplicate_in_feed",
+        ])
+        // The first occurrence of each id is the one staged, with its amount.
+        #expect(try world.bill("QD-WATER", "W-5")?["due_fen"] as Int64? == 1_005)
+        #expect(try world.bill("QD-WATER", "W-5")?["seq"] as Int? == 5)
+        #expect(try world.bill("QD-WATER", "W-7")?["feed_id"] as String? == "QD-WATER/F-1")
+        #expect(try world.bill("QD-WATER", "W-9")?["seq"] as Int? == 9)
+        #expect(try world.bill("QD-WATER", "W-9")?["customer_no"] as String? == "1100234567")
     }
 
     /// A feed's bills are written to `bills` in the order of the wallets their customer

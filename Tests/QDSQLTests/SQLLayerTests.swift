@@ -112,6 +112,44 @@ enum Engine: String, CaseIterable, CustomTestStringConvertible, Sendable {
         }
     }
 
+    /// `copyRows` writes every value as it was given, whatever it holds: COPY's text format
+    /// (PostgreSQL 15, COPY, "Text Format") makes a backslash, tab, line feed and carriage
+    /// return inside a value special, and `\N` the NULL marker, so each must be escaped; a
+    /// text that reads `\N` is still a text. More rows than one CopyData message holds arrive
+    /// whole. A row the table refuses (a repeated unique key, a row of the wrong width) writes
+    /// nothing of the call, and the connection goes on.
+    @Test(arguments: Engine.available) func rowsCopiedInComeBackAsTheyWereWhateverTheyHold(engine: Engine) throws {
+        try connection(engine) { sql in
+            let tricky = ["a\tb", "line\nnext", "cr\rlf\r\n", "back\\slash\\", "\\N", "\\.", "", "青岛 \u{1F600}", "tab\t\\t"]
+            var rows: [[SQLValue]] = tricky.enumerated().map { [.integer(Int64($0.offset)), .text($0.element), .bytes([0, 92, 9, 255])] }
+            rows.append([.integer(Int64.min), .null, .null])
+            rows.append([.integer(Int64.max), .text("max"), .bytes([])])
+            // About 200 KiB more: several messages of 64 KiB.
+            rows += (0..<3_000).map { [.integer(Int64(100 + $0)), .text("row \($0) " + String(repeating: "x", count: 60)), .null] }
+            #expect(try sql.copyRows(into: "t", columns: ["n", "s", "b"], rows: rows) == rows.count)
+            let back = try sql.all("SELECT n, s, b FROM t WHERE n < 100 OR n = ? ORDER BY n", [Int64.max]) { row in
+                [SQLValue.integer(try row.int64(0)), try row.optionalText(1).map { .text($0) } ?? .null, try row.optionalData(2).map { .bytes([UInt8]($0)) } ?? .null]
+            }
+            #expect(back == [rows[tricky.count]] + rows[..<tricky.count] + [rows[tricky.count + 1]])
+            #expect(try sql.int("SELECT count(*) FROM t") == rows.count)
+            #expect(try sql.int64("SELECT sum(n) FROM t WHERE n >= 100 AND n < ?", [Int64.max]) == (0..<3_000).reduce(0) { $0 + 100 + Int64($1) })
+            #expect(try sql.int("SELECT count(*) FROM t WHERE s IS NULL") == 1)
+
+            // "max" is there already: none of these three is written.
+            let refused = #expect(throws: SQLError.self) {
+                try sql.copyRows(into: "t", columns: ["n", "s"], rows: [[.integer(-1), .text("new")], [.integer(-2), .text("max")], [.integer(-3), .text("newer")]])
+            }
+            #expect(refused?.kind == .constraint)
+            #expect(throws: SQLError.self) {
+                try sql.copyRows(into: "t", columns: ["n", "s"], rows: [[.integer(-4), .text("fine")], [.integer(-5)]])
+            }
+            #expect(try sql.int("SELECT count(*) FROM t WHERE n BETWEEN -9 AND -1") == 0)
+            #expect(try sql.copyRows(into: "t", columns: ["n", "s"], rows: []) == 0)
+            #expect(try sql.copyRows(into: "t", columns: ["n", "s"], rows: [[.integer(-6), .text("after")]]) == 1)
+            #expect(try sql.int("SELECT count(*) FROM t") == rows.count + 1)
+        }
+    }
+
     /// 141 ids (and a repeated one) read in groups of 128, 8 and 1: each id's row comes
     /// back once, with the binds before and after the list in their places; a correlated
     /// count over a VALUES list (the monitoring's form) answers for every id asked.

@@ -348,15 +348,16 @@ public struct BillStore {
         try sql.run("UPDATE feeds SET bills = ?, cancels = ? WHERE feed_id = ?", [bills, cancels, key])
     }
 
-    /// Stages a feed's bills; prepared once per feed.
-    /// Stages a feed's bills: each bill is buffered, and every 256 go in one multi-row
-    /// statement (on a server, one round trip instead of 256) to the feed's staging table, a
-    /// temporary table of this connection without the bills' indexes. When the feed has been
-    /// read, `finish` moves them into `bills` in one statement, ordered by the wallet each
-    /// customer number is linked to (then by sequence number), so that the processing step,
-    /// which goes in id order, finds a chunk's bills and their wallets' rows together. A bill
-    /// whose id was staged before (in an earlier feed, or earlier in this one) writes nothing
-    /// and is handed to the caller with the row it collided with.
+    /// Stages a feed's bills: each bill is buffered, and every 4,096 are written to the
+    /// feed's staging table (a temporary table of this connection, keyed by sequence number
+    /// and with no other index) as one `COPY` on PostgreSQL, multi-row `INSERT`s on SQLite.
+    /// When the feed has been read, `finish` finds the bills repeated inside the feed in one
+    /// pass (load, then sort: no index kept up a row at a time), then moves the rest into
+    /// `bills` in one statement, ordered by the wallet each customer number is linked to
+    /// (then by sequence number), so that the processing step, which goes in id order, finds a
+    /// chunk's bills and their wallets' rows together. A bill whose id was staged before (in
+    /// an earlier feed, or earlier in this one) writes nothing and is handed to the caller
+    /// with the row it collided with.
     final class Stager {
         let sql: any SQLConnection
         let now: TimestampMicros
@@ -364,8 +365,9 @@ public struct BillStore {
         private(set) var staged = 0
         private var pending: [Staged] = []
         private var begun = false
-        static let group = 256
+        static let group = 4096
         static let columns = "biller, bill_id, feed_id, seq, business_date, customer_no, customer_name, district, period, usage, usage_unit, amount_fen, late_fee_fen, due_fen, issue_date, due_date"
+        static let columnList = columns.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
 
         init(sql: any SQLConnection, now: TimestampMicros) {
             self.sql = sql
@@ -399,18 +401,17 @@ public struct BillStore {
             var customerNo: String
         }
 
-        /// Buffers a bill; a full buffer is written to the staging table. `collided` hears
-        /// each bill repeated earlier in this feed.
-        func stage(_ bill: Staged, collided: (Staged, Existing) throws -> Void) throws {
+        /// Buffers a bill; a full buffer is written to the staging table.
+        func stage(_ bill: Staged) throws {
             if !begun { try begin() }
             pending.append(bill)
-            if pending.count >= Self.group { try flush(collided: collided) }
+            if pending.count >= Self.group { try flush() }
         }
 
         /// The staging table, made once a connection (temporary: it lives and dies with the
         /// connection, and what the feed's transaction put in it goes if it rolls back), and
-        /// emptied for each feed. Keyed by sequence number, with the bill id unique, so that
-        /// a bill repeated inside the feed is caught as it comes, as in `bills`.
+        /// emptied for each feed. `repeat_of` is set by `finish` on a bill whose id came
+        /// earlier in the feed: the sequence number of its first.
         private func begin() throws {
             let postgres = sql.dialect == .postgres
             // Asked first: PostgreSQL's `IF NOT EXISTS` would print a notice for every feed.
@@ -419,62 +420,67 @@ public struct BillStore {
                 CREATE TEMP TABLE bills_staging (\(postgres ? "seq BIGINT PRIMARY KEY" : "seq INTEGER PRIMARY KEY"), biller TEXT NOT NULL, bill_id TEXT NOT NULL, feed_id TEXT NOT NULL,
                     business_date TEXT NOT NULL, customer_no TEXT NOT NULL, customer_name TEXT NOT NULL, district TEXT NOT NULL, period TEXT NOT NULL,
                     usage TEXT NOT NULL, usage_unit TEXT NOT NULL, amount_fen BIGINT NOT NULL, late_fee_fen BIGINT NOT NULL, due_fen BIGINT NOT NULL,
-                    issue_date TEXT NOT NULL, due_date TEXT NOT NULL, UNIQUE (biller, bill_id))
+                    issue_date TEXT NOT NULL, due_date TEXT NOT NULL, repeat_of BIGINT)
                 """, []) }
             try sql.run("DELETE FROM bills_staging", [])
             begun = true
         }
 
-        private func existing(_ bill: Staged, in table: String) throws -> Existing? {
-            try sql.one("SELECT feed_id, seq, due_fen, customer_no FROM \(table) WHERE biller = ? AND bill_id = ?", [bill.biller, bill.billID]) {
-                Existing(feedKey: try $0.text(0), seq: try $0.int(1), dueFen: try $0.int64(2), customerNo: try $0.text(3))
-            }
-        }
-
         /// Writes what is buffered to the staging table.
-        private func flush(collided: (Staged, Existing) throws -> Void) throws {
+        private func flush() throws {
             guard !pending.isEmpty else { return }
-            let rows = pending
+            try sql.copyRows(into: "bills_staging", columns: Self.columnList, rows: pending.map { bill in
+                [.text(bill.biller), .text(bill.billID), .text(bill.feedKey), .integer(Int64(bill.seq)), .text(bill.businessDate), .text(bill.customerNo),
+                 .text(bill.customerName), .text(bill.district), .text(bill.period), .text(bill.usage), .text(bill.usageUnit), .integer(bill.amountFen),
+                 .integer(bill.lateFeeFen), .integer(bill.dueFen), .text(bill.issueDate), .text(bill.dueDate)]
+            })
             pending.removeAll(keepingCapacity: true)
-            let written = try sql.runRows("INSERT INTO bills_staging (\(Self.columns)) VALUES",
-                row: "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", "ON CONFLICT (biller, bill_id) DO NOTHING",
-                rows: rows.map { bill in
-                    [bill.biller, bill.billID, bill.feedKey, bill.seq, bill.businessDate, bill.customerNo, bill.customerName, bill.district, bill.period,
-                     bill.usage, bill.usageUnit, bill.amountFen, bill.lateFeeFen, bill.dueFen, bill.issueDate, bill.dueDate]
-                })
-            guard written < rows.count else { return }
-            // Some ids came earlier in this feed: the staged row is either this record's own
-            // (same sequence number) or the one it repeats. A bill an earlier feed staged is
-            // what the repeat collides with, as when the feed was written to `bills` directly.
-            for bill in rows {
-                guard let earlier = try existing(bill, in: "bills_staging") else { continue }
-                if earlier.feedKey == bill.feedKey && earlier.seq == bill.seq { continue }
-                try collided(bill, try existing(bill, in: "bills") ?? earlier)
-            }
         }
 
-        /// Writes the feed's staged bills to `bills`, in the order of the wallet each
-        /// customer number is linked to now (0 when none, first), then of sequence number;
-        /// then hands `collided` each staged bill whose id an earlier feed had staged, in
-        /// sequence order, a thousand at a time. Call it before the feed's counts are read.
+        /// Finds the feed's repeated bills, writes the rest to `bills` in the order of the
+        /// wallet each customer number is linked to now (0 when none, first), then of
+        /// sequence number; and hands `collided`, in sequence order and a thousand at a time,
+        /// each bill repeated inside the feed (with the bill an earlier feed staged under that
+        /// id, if any, else with its first in this feed), then each bill whose id an earlier
+        /// feed had staged. Call it before the feed's counts are read.
         func finish(collided: (Staged, Existing) throws -> Void) throws {
             guard begun else { return }
-            try flush(collided: collided)
-            let columns = Self.columns.split(separator: ",").map { "t." + $0.trimmingCharacters(in: .whitespaces) }.joined(separator: ", ")
+            try flush()
+            let columns = Self.columnList.map { "t." + $0 }.joined(separator: ", ")
+            // One sort of the feed's ids; only the repeats are written.
+            try sql.run("""
+                UPDATE bills_staging SET repeat_of = r.first
+                FROM (SELECT seq, first FROM (SELECT seq, min(seq) OVER (PARTITION BY biller, bill_id) AS first FROM bills_staging) w WHERE seq > first) r
+                WHERE bills_staging.seq = r.seq
+                """, [])
+            try forEachCollision("""
+                SELECT \(columns), coalesce(b.feed_id, f.feed_id), coalesce(b.seq, f.seq), coalesce(b.due_fen, f.due_fen), coalesce(b.customer_no, f.customer_no)
+                FROM bills_staging t JOIN bills_staging f ON f.seq = t.repeat_of
+                LEFT JOIN bills b ON b.biller = t.biller AND b.bill_id = t.bill_id
+                WHERE t.repeat_of IS NOT NULL AND t.seq > ? ORDER BY t.seq LIMIT 1000
+                """, collided)
             staged += try sql.run("""
                 INSERT INTO bills (\(Self.columns), status, updated_at)
                 SELECT \(columns), '\(BillStatus.new.rawValue)', CAST(? AS BIGINT)
                 FROM bills_staging t LEFT JOIN bill_accounts a ON a.biller = t.biller AND a.customer_no = t.customer_no AND a.status = 'linked'
-                WHERE true ORDER BY coalesce(a.wallet_id, 0), t.seq
+                WHERE t.repeat_of IS NULL ORDER BY coalesce(a.wallet_id, 0), t.seq
                 ON CONFLICT (biller, bill_id) DO NOTHING
                 """, [now])
+            try forEachCollision("""
+                SELECT \(columns), b.feed_id, b.seq, b.due_fen, b.customer_no
+                FROM bills_staging t JOIN bills b ON b.biller = t.biller AND b.bill_id = t.bill_id
+                WHERE t.repeat_of IS NULL AND t.seq > ? AND NOT (b.feed_id = t.feed_id AND b.seq = t.seq) ORDER BY t.seq LIMIT 1000
+                """, collided)
+            try sql.run("DELETE FROM bills_staging", [])
+            begun = false
+        }
+
+        /// Pages through a query of staged bills and what each collided with, by sequence
+        /// number, a thousand at a time.
+        private func forEachCollision(_ query: String, _ collided: (Staged, Existing) throws -> Void) throws {
             var after = -1
             while true {
-                let repeats = try sql.all("""
-                    SELECT \(columns), b.feed_id, b.seq, b.due_fen, b.customer_no
-                    FROM bills_staging t JOIN bills b ON b.biller = t.biller AND b.bill_id = t.bill_id
-                    WHERE t.seq > ? AND NOT (b.feed_id = t.feed_id AND b.seq = t.seq) ORDER BY t.seq LIMIT 1000
-                    """, [after]) { row in
+                let repeats = try sql.all(query, [after]) { row in
                     (Staged(biller: try row.text(0), billID: try row.text(1), feedKey: try row.text(2), seq: try row.int(3), businessDate: try row.text(4),
                             customerNo: try row.text(5), customerName: try row.text(6), district: try row.text(7), period: try row.text(8), usage: try row.text(9),
                             usageUnit: try row.text(10), amountFen: try row.int64(11), lateFeeFen: try row.int64(12), dueFen: try row.int64(13),
@@ -485,8 +491,6 @@ public struct BillStore {
                 guard repeats.count == 1000, let last = repeats.last else { break }
                 after = last.0.seq
             }
-            try sql.run("DELETE FROM bills_staging", [])
-            begun = false
         }
 
         /// A record of the feed that was not staged as a bill, and why.
