@@ -351,8 +351,8 @@ public struct BillStore {
     /// Stages a feed's bills: each bill is buffered, and every 4,096 are written to the
     /// feed's staging table (a temporary table of this connection, keyed by sequence number
     /// and with no other index) as one `COPY` on PostgreSQL, multi-row `INSERT`s on SQLite.
-    /// When the feed has been read, `finish` finds the bills repeated inside the feed in one
-    /// pass (load, then sort: no index kept up a row at a time), then moves the rest into
+    /// When the feed has been read, `finish` indexes its bill ids (load, then index: one
+    /// sort, no index kept up a row at a time) and marks the repeats, then moves the rest into
     /// `bills` in one statement, ordered by the wallet each customer number is linked to
     /// (then by sequence number), so that the processing step, which goes in id order, finds a
     /// chunk's bills and their wallets' rows together. A bill whose id was staged before (in
@@ -422,6 +422,9 @@ public struct BillStore {
                     usage TEXT NOT NULL, usage_unit TEXT NOT NULL, amount_fen BIGINT NOT NULL, late_fee_fen BIGINT NOT NULL, due_fen BIGINT NOT NULL,
                     issue_date TEXT NOT NULL, due_date TEXT NOT NULL, repeat_of BIGINT)
                 """, []) }
+            // Made and dropped by `finish`; dropped here too in case a feed failed in between,
+            // so that no load keeps it up.
+            try sql.run("DROP INDEX IF EXISTS bills_staging_by_id", [])
             try sql.run("DELETE FROM bills_staging", [])
             begun = true
         }
@@ -447,11 +450,13 @@ public struct BillStore {
             guard begun else { return }
             try flush()
             let columns = Self.columnList.map { "t." + $0 }.joined(separator: ", ")
-            // One sort of the feed's ids; only the repeats are written.
+            // The feed's ids indexed once, loaded (one sort, not an index kept up a row at a
+            // time); only the repeats are written.
+            try sql.run("CREATE INDEX bills_staging_by_id ON bills_staging (biller, bill_id)", [])
             try sql.run("""
-                UPDATE bills_staging SET repeat_of = r.first
-                FROM (SELECT seq, first FROM (SELECT seq, min(seq) OVER (PARTITION BY biller, bill_id) AS first FROM bills_staging) w WHERE seq > first) r
-                WHERE bills_staging.seq = r.seq
+                UPDATE bills_staging SET repeat_of = d.first
+                FROM (SELECT biller, bill_id, min(seq) AS first FROM bills_staging GROUP BY biller, bill_id HAVING count(*) > 1) d
+                WHERE bills_staging.biller = d.biller AND bills_staging.bill_id = d.bill_id AND bills_staging.seq > d.first
                 """, [])
             try forEachCollision("""
                 SELECT \(columns), coalesce(b.feed_id, f.feed_id), coalesce(b.seq, f.seq), coalesce(b.due_fen, f.due_fen), coalesce(b.customer_no, f.customer_no)
@@ -471,6 +476,7 @@ public struct BillStore {
                 FROM bills_staging t JOIN bills b ON b.biller = t.biller AND b.bill_id = t.bill_id
                 WHERE t.repeat_of IS NULL AND t.seq > ? AND NOT (b.feed_id = t.feed_id AND b.seq = t.seq) ORDER BY t.seq LIMIT 1000
                 """, collided)
+            try sql.run("DROP INDEX bills_staging_by_id", [])
             try sql.run("DELETE FROM bills_staging", [])
             begun = false
         }
