@@ -468,7 +468,9 @@ public final class PostgresConnection: SQLConnection {
         while let result = PQgetResult(handle) {
             if PQresultStatus(result) == PGRES_COMMAND_OK {
                 written = Int(String(cString: PQcmdTuples(result)))
-            } else if error == nil {
+            } else if error == nil, refusal == nil {
+                // Not for a COPY ended by the refusal above: the server reports that as a
+                // cancel (57014), which would mark the transaction worth running again.
                 error = failure(result, sql: sql)
             }
             PQclear(result)

@@ -150,6 +150,31 @@ enum Engine: String, CaseIterable, CustomTestStringConvertible, Sendable {
         }
     }
 
+    /// A COPY that qdwallet ends itself (a row of the wrong width) is reported by the server as
+    /// a cancel (SQLSTATE 57014, which a lock or statement timeout also gives): the transaction
+    /// around it is still a refusal, run once, not a conflict worth running again.
+    @Test(.enabled(if: Engine.postgresURL != nil)) func aCopyEndedForAWrongRowIsNotRunAgain() throws {
+        let url = try #require(Engine.postgresURL)
+        let admin = try PostgresConnection(url: url)
+        let schema = "c_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
+        try admin.execute("CREATE SCHEMA \(schema)", [])
+        defer { _ = try? admin.execute("DROP SCHEMA \(schema) CASCADE", []) }
+        var options = PostgresDatabase.Options()
+        options.schema = schema
+        let database = try PostgresDatabase(url: url, options: options)
+        _ = try database.write { sql in try sql.execute("CREATE TABLE t (n BIGINT, s TEXT)", []) }
+        var runs = 0
+        let refused = #expect(throws: SQLError.self) {
+            try database.write { sql in
+                runs += 1
+                _ = try sql.copyRows(into: "t", columns: ["n", "s"], rows: [[.integer(1), .text("a")], [.integer(2)]])
+            }
+        }
+        #expect(refused?.code == "copy")
+        #expect(runs == 1)
+        #expect(try database.read { try $0.int("SELECT count(*) FROM t") } == 0)
+    }
+
     /// 141 ids (and a repeated one) read in groups of 128, 8 and 1: each id's row comes
     /// back once, with the binds before and after the list in their places; a correlated
     /// count over a VALUES list (the monitoring's form) answers for every id asked.
