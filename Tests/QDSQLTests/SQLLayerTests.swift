@@ -154,15 +154,8 @@ enum Engine: String, CaseIterable, CustomTestStringConvertible, Sendable {
     /// a cancel (SQLSTATE 57014, which a lock or statement timeout also gives): the transaction
     /// around it is still a refusal, run once, not a conflict worth running again.
     @Test(.enabled(if: Engine.postgresURL != nil)) func aCopyEndedForAWrongRowIsNotRunAgain() throws {
-        let url = try #require(Engine.postgresURL)
-        let admin = try PostgresConnection(url: url)
-        let schema = "c_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
-        try admin.execute("CREATE SCHEMA \(schema)", [])
-        defer { _ = try? admin.execute("DROP SCHEMA \(schema) CASCADE", []) }
-        var options = PostgresDatabase.Options()
-        options.schema = schema
-        let database = try PostgresDatabase(url: url, options: options)
-        _ = try database.write { sql in try sql.execute("CREATE TABLE t (n BIGINT, s TEXT)", []) }
+        let database = try PostgresDatabase.inNewSchema(url: try #require(Engine.postgresURL), prefix: "c", migrations: [SQLMigration("t", "CREATE TABLE t (n BIGINT, s TEXT)")])
+        defer { try? database.dropSchema() }
         var runs = 0
         let refused = #expect(throws: SQLError.self) {
             try database.write { sql in
