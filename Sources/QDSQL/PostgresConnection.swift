@@ -171,26 +171,45 @@ public final class PostgresConnection: SQLConnection {
     }
 
     /// Hands libpq the values: text for integers and text, binary for bytes, NULL as a null
-    /// pointer.
+    /// pointer. Every value goes into one buffer, each text ended by a NUL, and libpq gets a
+    /// pointer into it for each: one allocation a statement, not a few a value (a chunk's
+    /// multi-row statements bind thousands of values each).
     static func withParameters<T>(_ binds: [SQLValue], _ body: (Int32, [UnsafePointer<CChar>?], [Int32], [Int32]) -> T) -> T {
-        var buffers: [[CChar]?] = []
-        var lengths: [Int32] = []
-        var formats: [Int32] = []
-        buffers.reserveCapacity(binds.count)
-        for value in binds {
+        var buffer: [UInt8] = []
+        var offsets: [Int] = []
+        var lengths = [Int32](repeating: 0, count: binds.count)
+        var formats = [Int32](repeating: 0, count: binds.count)
+        offsets.reserveCapacity(binds.count)
+        buffer.reserveCapacity(binds.count * 12)
+        for (index, value) in binds.enumerated() {
             switch value {
             case .null:
-                buffers.append(nil); lengths.append(0); formats.append(0)
+                offsets.append(-1)
             case .integer(let number):
-                buffers.append(Array(String(number).utf8CString)); lengths.append(0); formats.append(0)
+                offsets.append(buffer.count)
+                appendDecimal(number, to: &buffer)
+                buffer.append(0)
             case .text(let text):
-                buffers.append(Array(text.utf8CString)); lengths.append(0); formats.append(0)
+                offsets.append(buffer.count)
+                buffer.append(contentsOf: text.utf8)
+                buffer.append(0)
             case .bytes(let bytes):
-                // An empty value still needs a pointer: a null one would bind NULL.
-                buffers.append(bytes.isEmpty ? [0] : bytes.map { CChar(bitPattern: $0) }); lengths.append(Int32(bytes.count)); formats.append(1)
+                // Binary, its length given; an empty value still needs a pointer (a null one
+                // would bind NULL): the NUL after it.
+                offsets.append(buffer.count)
+                buffer.append(contentsOf: bytes)
+                buffer.append(0)
+                lengths[index] = Int32(bytes.count)
+                formats[index] = 1
             }
         }
-        return withPointers(buffers) { pointers in body(Int32(binds.count), pointers, lengths, formats) }
+        if buffer.isEmpty { buffer.append(0) }
+        return buffer.withUnsafeBytes { raw in
+            // UInt8 and CChar are the same bytes (related integer types may alias).
+            let base = raw.baseAddress!.assumingMemoryBound(to: CChar.self)
+            let pointers: [UnsafePointer<CChar>?] = offsets.map { $0 < 0 ? nil : UnsafePointer(base + $0) }
+            return body(Int32(binds.count), pointers, lengths, formats)
+        }
     }
 
     /// Runs `text` (already in PostgreSQL's placeholders) unprepared, through the extended
@@ -500,7 +519,7 @@ public final class PostgresConnection: SQLConnection {
             case .null:
                 buffer.append(backslash); buffer.append(UInt8(ascii: "N"))
             case .integer(let number):
-                buffer.append(contentsOf: String(number).utf8)
+                appendDecimal(number, to: &buffer)
             case .text(let text):
                 for byte in text.utf8 {
                     switch byte {
@@ -625,6 +644,23 @@ public final class PostgresConnection: SQLConnection {
         case let code where code.hasPrefix("08"): .unavailable
         default: .other
         }
+    }
+}
+
+/// `number` in decimal ASCII, as PostgreSQL reads a BIGINT's text.
+func appendDecimal(_ number: Int64, to buffer: inout [UInt8]) {
+    if number < 0 { buffer.append(UInt8(ascii: "-")) }
+    var magnitude = number.magnitude
+    var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+        (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    var count = 0
+    withUnsafeMutableBytes(of: &digits) { scratch in
+        repeat {
+            scratch[count] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+            magnitude /= 10
+            count += 1
+        } while magnitude > 0
+        for index in stride(from: count - 1, through: 0, by: -1) { buffer.append(scratch[index]) }
     }
 }
 

@@ -55,6 +55,30 @@ import Testing
         #expect(try w.t.balance(w.b) == 107)
     }
 
+    /// Keys and memos holding what an array literal or a quoted value treats as its own
+    /// (quotes, backslashes, commas, braces, the word NULL, an empty memo, text beyond ASCII)
+    /// are written as they are in one batch (on PostgreSQL each column of the batch goes as one
+    /// array literal, PostgreSQL's "Array Value Input"), read back equal, and replayed by the
+    /// same requests.
+    @Test func keysAndMemosOfAnyTextArePostedAndReplayedAsTheyCame() throws {
+        let w = try World()
+        let texts = ["quote \"in\" it", "back\\slash\\", "a,b", "{braces}", "NULL", "", "青岛 \u{1F600}", "\\\"", " spaced "]
+        let requests = texts.enumerated().map { index, text in
+            PostingRequest.transfer(key: "k\(index)-" + text, from: w.a, to: w.b, amount: Int64(index + 1), memo: text)
+        }
+        let results = try w.t.ledger.post(requests)
+        for (index, result) in results.enumerated() {
+            let id = try #require(result.transactionID)
+            let (record, entries) = try #require(try w.t.ledger.transaction(id: id))
+            #expect(record.key == requests[index].key)
+            #expect(record.memo == texts[index])
+            #expect(entries.map(\.amount) == [Int64(index + 1), Int64(index + 1)])
+        }
+        #expect(try w.t.ledger.post(requests) == results.map { .committed($0.transactionID!, replayed: true) })
+        #expect(try w.t.balance(w.b) == Int64(texts.count * (texts.count + 1) / 2))
+        #expect(try w.t.ledger.check().ok)
+    }
+
     @Test func sameKeyTwiceInOneBatchPostsOnce() throws {
         let w = try World()
         let request = PostingRequest.transfer(key: "dup", from: w.a, to: w.b, amount: 100)

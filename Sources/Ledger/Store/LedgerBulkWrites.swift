@@ -131,37 +131,48 @@ struct LedgerBulkWrites {
 /// (`?::bigint[]`): a column of a multi-row write in one parameter.
 enum PostgresArray {
     static func integers(_ values: [Int64]) -> SQLValue {
-        var text = "{"
+        var text: [UInt8] = [UInt8(ascii: "{")]
         text.reserveCapacity(values.count * 8 + 2)
         for (index, value) in values.enumerated() {
-            if index > 0 { text += "," }
-            text += String(value)
+            if index > 0 { text.append(UInt8(ascii: ",")) }
+            text.append(contentsOf: String(value).utf8)
         }
-        return .text(text + "}")
+        text.append(UInt8(ascii: "}"))
+        return .text(String(decoding: text, as: UTF8.self))
     }
 
     static func integers(_ values: [Int64?]) -> SQLValue {
-        .text("{" + values.map { $0.map(String.init) ?? "NULL" }.joined(separator: ",") + "}")
+        var text: [UInt8] = [UInt8(ascii: "{")]
+        text.reserveCapacity(values.count * 8 + 2)
+        for (index, value) in values.enumerated() {
+            if index > 0 { text.append(UInt8(ascii: ",")) }
+            if let value { text.append(contentsOf: String(value).utf8) } else { text.append(contentsOf: "NULL".utf8) }
+        }
+        text.append(UInt8(ascii: "}"))
+        return .text(String(decoding: text, as: UTF8.self))
     }
 
     /// Each element quoted, with backslashes and double quotes escaped (PostgreSQL, "Array
-    /// Value Input"): any text, commas and braces included.
+    /// Value Input"): any text, commas and braces included. Built as UTF-8 bytes (both escaped
+    /// characters are ASCII, never a byte of a longer sequence).
     static func texts(_ values: [String?]) -> SQLValue {
-        var text = "{"
+        var text: [UInt8] = [UInt8(ascii: "{")]
+        text.reserveCapacity(values.count * 16 + 2)
         for (index, value) in values.enumerated() {
-            if index > 0 { text += "," }
+            if index > 0 { text.append(UInt8(ascii: ",")) }
             guard let value else {
-                text += "NULL"
+                text.append(contentsOf: "NULL".utf8)
                 continue
             }
-            text += "\""
-            for character in value.unicodeScalars {
-                if character == "\\" || character == "\"" { text += "\\" }
-                text.unicodeScalars.append(character)
+            text.append(UInt8(ascii: "\""))
+            for byte in value.utf8 {
+                if byte == UInt8(ascii: "\\") || byte == UInt8(ascii: "\"") { text.append(UInt8(ascii: "\\")) }
+                text.append(byte)
             }
-            text += "\""
+            text.append(UInt8(ascii: "\""))
         }
-        return .text(text + "}")
+        text.append(UInt8(ascii: "}"))
+        return .text(String(decoding: text, as: UTF8.self))
     }
 
     static func texts(_ values: [String]) -> SQLValue { texts(values.map { Optional($0) }) }
@@ -172,7 +183,7 @@ enum PostgresArray {
         var text: [UInt8] = [UInt8(ascii: "{")]
         for (index, value) in values.enumerated() {
             if index > 0 { text.append(UInt8(ascii: ",")) }
-            text += [UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "\\"), UInt8(ascii: "x")]
+            text.append(UInt8(ascii: "\"")); text.append(UInt8(ascii: "\\")); text.append(UInt8(ascii: "\\")); text.append(UInt8(ascii: "x"))
             for byte in value {
                 text.append(digits[Int(byte >> 4)])
                 text.append(digits[Int(byte & 0x0f)])
