@@ -446,11 +446,14 @@ extension SQLConnection {
 
     private func forEachGroup(_ head: String, row: String, _ tail: String, rows: [[any SQLBindable]], _ body: (String, [SQLValue]) throws -> Void) throws {
         var start = 0
-        for size in [256, 16, 2, 1] {
+        for size in [256, 16, 2, 1] where rows.count - start >= size {
             let text = head + " " + Array(repeating: row, count: size).joined(separator: ", ") + (tail.isEmpty ? "" : " " + tail)
             while rows.count - start >= size {
                 var binds: [SQLValue] = []
-                for values in rows[start..<start + size] { binds += values.map(\.sqlValue) }
+                binds.reserveCapacity(size * rows[start].count)
+                for values in rows[start..<start + size] {
+                    for value in values { binds.append(value.sqlValue) }
+                }
                 try body(text, binds)
                 start += size
             }
