@@ -187,7 +187,7 @@ public final class PostgresConnection: SQLConnection {
                 offsets.append(-1)
             case .integer(let number):
                 offsets.append(buffer.count)
-                appendDecimal(number, to: &buffer)
+                buffer.append(contentsOf: String(number).utf8)
                 buffer.append(0)
             case .text(let text):
                 offsets.append(buffer.count)
@@ -519,7 +519,7 @@ public final class PostgresConnection: SQLConnection {
             case .null:
                 buffer.append(backslash); buffer.append(UInt8(ascii: "N"))
             case .integer(let number):
-                appendDecimal(number, to: &buffer)
+                buffer.append(contentsOf: String(number).utf8)
             case .text(let text):
                 for byte in text.utf8 {
                     switch byte {
@@ -644,23 +644,6 @@ public final class PostgresConnection: SQLConnection {
         case let code where code.hasPrefix("08"): .unavailable
         default: .other
         }
-    }
-}
-
-/// `number` in decimal ASCII, as PostgreSQL reads a BIGINT's text.
-func appendDecimal(_ number: Int64, to buffer: inout [UInt8]) {
-    if number < 0 { buffer.append(UInt8(ascii: "-")) }
-    var magnitude = number.magnitude
-    var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
-        (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-    var count = 0
-    withUnsafeMutableBytes(of: &digits) { scratch in
-        repeat {
-            scratch[count] = UInt8(ascii: "0") + UInt8(magnitude % 10)
-            magnitude /= 10
-            count += 1
-        } while magnitude > 0
-        for index in stride(from: count - 1, through: 0, by: -1) { buffer.append(scratch[index]) }
     }
 }
 
