@@ -182,6 +182,15 @@ public enum BillingSchema {
             DROP INDEX bills_payable;
             CREATE INDEX bills_to_remind ON bills(reminded, due_date, id) WHERE status = 'payable' AND wallet_id IS NOT NULL;
             """),
+        // A feed's bills are found by the feed alone. Keyed by (feed, sequence number), the
+        // index took each bill of a feed at a random place, since a feed is written to `bills`
+        // in wallet order; keyed by the feed, its entries follow the rows' own order (SQLite's
+        // row id, PostgreSQL's row position): written at its end, and read in the order the
+        // rows are stored. The day's report sorts the items itself.
+        SQLMigration("billing-v9-bills-by-feed-alone", """
+            DROP INDEX bills_by_feed;
+            CREATE INDEX bills_by_feed ON bills(feed_id);
+            """),
     ]
 
     /// Registers the migrations, in order.

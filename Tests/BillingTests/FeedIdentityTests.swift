@@ -125,6 +125,34 @@ import Testing
         #expect(try world.bill("QD-WATER", "W-2")?["due_fen"] as Int64? == 1_002)
     }
 
+    /// The search for a feed's collisions is made only when a bill of the feed did not go
+    /// into `bills`: a feed whose only collision is one bill of an earlier feed, or one repeat
+    /// of its own, still records it (bill-feed.md: a repeat with the same content is ignored,
+    /// with other content refused), and a feed without one records nothing.
+    @Test func aFeedsOnlyCollisionIsRecorded() throws {
+        let world = try BillingWorld()
+        try world.populate()
+        let customer = "1199999999"
+        let one = try Self.feed(world.directory, biller: "QD-WATER", feedID: "F-1", customer: customer, bills: [(id: "W-1", fen: 1_001), (id: "W-2", fen: 1_002)])
+        #expect(try world.run("2026-11-27", feeds: ["QD-WATER": one]).status == "completed")
+        #expect(try world.count("SELECT count(*) FROM feed_records") == 0)
+        // One bill of the earlier feed, with another amount, among new ones.
+        let two = try Self.feed(world.directory, biller: "QD-WATER", feedID: "F-2", customer: customer, bills: [(id: "W-3", fen: 1_003), (id: "W-2", fen: 7_777), (id: "W-4", fen: 1_004)])
+        #expect(try world.run("2026-11-27", feeds: ["QD-WATER": two], force: true).status == "completed")
+        // One repeat inside the feed, nothing of an earlier one.
+        let three = try Self.feed(world.directory, biller: "QD-WATER", feedID: "F-3", customer: customer, bills: [(id: "W-5", fen: 1_005), (id: "W-6", fen: 1_006), (id: "W-5", fen: 1_005)])
+        #expect(try world.run("2026-11-27", feeds: ["QD-WATER": three], force: true).status == "completed")
+        let records = try world.rows("SELECT feed_id, seq, bill_id, outcome, reason FROM feed_records ORDER BY feed_id, seq")
+        #expect(try records.map { "\(try $0[0] as String) \(try $0[1] as Int) \(try $0[2] as String) \(try $0[3] as String) \(try $0[4] as String)" } == [
+            "QD-WATER/F-2 2 W-2 rejected AMOUNT_CHANGED",
+            "QD-WATER/F-3 3 W-5 duplicate_in_feed DUPLICATE_IN_FEED",
+        ])
+        #expect(try world.count("SELECT count(*) FROM bills WHERE biller = 'QD-WATER'") == 6)
+        #expect(try world.bill("QD-WATER", "W-2")?["due_fen"] as Int64? == 1_002)
+        #expect(try world.bill("QD-WATER", "W-2")?["feed_id"] as String? == "QD-WATER/F-1")
+        #expect(try world.bill("QD-WATER", "W-5")?["seq"] as Int? == 1)
+    }
+
     /// A feed that repeats more bills of an earlier feed than are read back at once (a
     /// thousand): each repeat is recorded once, none is staged twice.
     @Test func aFeedRepeatingOverAThousandBillsRecordsEachOnce() throws {

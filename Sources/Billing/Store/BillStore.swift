@@ -364,6 +364,8 @@ public struct BillStore {
         /// Bills written to `bills` (known once `finish` has run).
         private(set) var staged = 0
         private var pending: [Staged] = []
+        /// Bills of the current feed written to the staging table (repeats included).
+        private var feedRows = 0
         private var begun = false
         static let group = 4096
         static let columns = "biller, bill_id, feed_id, seq, business_date, customer_no, customer_name, district, period, usage, usage_unit, amount_fen, late_fee_fen, due_fen, issue_date, due_date"
@@ -405,6 +407,7 @@ public struct BillStore {
         func stage(_ bill: Staged) throws {
             if !begun { try begin() }
             pending.append(bill)
+            feedRows += 1
             if pending.count >= Self.group { try flush() }
         }
 
@@ -426,6 +429,7 @@ public struct BillStore {
             // so that no load keeps it up.
             try sql.run("DROP INDEX IF EXISTS bills_staging_by_id", [])
             try sql.run("DELETE FROM bills_staging", [])
+            feedRows = 0
             begun = true
         }
 
@@ -453,29 +457,33 @@ public struct BillStore {
             // The feed's ids indexed once, loaded (one sort, not an index kept up a row at a
             // time); only the repeats are written.
             try sql.run("CREATE INDEX bills_staging_by_id ON bills_staging (biller, bill_id)", [])
-            try sql.run("""
+            let repeats = try sql.run("""
                 UPDATE bills_staging SET repeat_of = d.first
                 FROM (SELECT biller, bill_id, min(seq) AS first FROM bills_staging GROUP BY biller, bill_id HAVING count(*) > 1) d
                 WHERE bills_staging.biller = d.biller AND bills_staging.bill_id = d.bill_id AND bills_staging.seq > d.first
                 """, [])
-            try forEachCollision("""
+            if repeats > 0 { try forEachCollision("""
                 SELECT \(columns), coalesce(b.feed_id, f.feed_id), coalesce(b.seq, f.seq), coalesce(b.due_fen, f.due_fen), coalesce(b.customer_no, f.customer_no)
                 FROM bills_staging t JOIN bills_staging f ON f.seq = t.repeat_of
                 LEFT JOIN bills b ON b.biller = t.biller AND b.bill_id = t.bill_id
                 WHERE t.repeat_of IS NOT NULL AND t.seq > ? ORDER BY t.seq LIMIT 1000
-                """, collided)
-            staged += try sql.run("""
+                """, collided) }
+            let moved = try sql.run("""
                 INSERT INTO bills (\(Self.columns), status, updated_at)
                 SELECT \(columns), '\(BillStatus.new.rawValue)', CAST(? AS BIGINT)
                 FROM bills_staging t LEFT JOIN bill_accounts a ON a.biller = t.biller AND a.customer_no = t.customer_no AND a.status = 'linked'
                 WHERE t.repeat_of IS NULL ORDER BY coalesce(a.wallet_id, 0), t.seq
                 ON CONFLICT (biller, bill_id) DO NOTHING
                 """, [now])
-            try forEachCollision("""
+            staged += moved
+            // A bill not repeated inside the feed was left out of `bills` only for a row its
+            // key already had: when every one went in, none collided, and the search for the
+            // collisions (a lookup of every bill of the feed by key) is not made.
+            if moved < feedRows - repeats { try forEachCollision("""
                 SELECT \(columns), b.feed_id, b.seq, b.due_fen, b.customer_no
                 FROM bills_staging t JOIN bills b ON b.biller = t.biller AND b.bill_id = t.bill_id
                 WHERE t.repeat_of IS NULL AND t.seq > ? AND NOT (b.feed_id = t.feed_id AND b.seq = t.seq) ORDER BY t.seq LIMIT 1000
-                """, collided)
+                """, collided) }
             try sql.run("DROP INDEX bills_staging_by_id", [])
             try sql.run("DELETE FROM bills_staging", [])
             begun = false
