@@ -130,6 +130,82 @@ func withCaps(_ text: String, _ caps: [(scope: String, period: String, maxCount:
         #expect(forged.map { "\($0.scope) \($0.scopeId) \($0.period) \($0.periodKey) \($0.countedUses)/\($0.allocatedUses) \($0.countedFen)/\($0.allocatedFen)" } == ["wallet \(walletID) day 2026-11-27 2/1 300/300"])
     }
 
+    /// Every PAID and REFUNDED item of every report says what its bill's row says: the amount
+    /// paid to the biller (a discount is the sponsor's part of it), the time, the payment's or the
+    /// refund's transaction as its reference, and the day; and every bill paid or refunded on
+    /// a day is an item of that day's report (bill-feed.md: the payment report).
+    @Test func reportItemsCarryTheirBillsAmountsAndReferences() throws {
+        let world = try BillingWorld()
+        try world.populate()
+        try world.useCampaigns([winter.replacingOccurrences(of: "BUDGET", with: "1_000_000")])
+        _ = try world.run("2026-11-27")
+        // A second water feed of the 27th cancels a bill the night paid: refunded on its own
+        // day, an item of the day's feeds (the report was delivered: the correction is its
+        // version 2).
+        let sameDay = try #require(try world.rows("SELECT bill_id FROM bills WHERE biller = 'QD-WATER' AND status = 'paid' AND bill_id <> 'W2611-000004' ORDER BY bill_id").first?["bill_id"] as String?)
+        let second = world.directory.appendingPathComponent("QD-WATER-20261127-02.xml")
+        try """
+            <?xml version="1.0" encoding="UTF-8"?>
+            <BillFeed xmlns="urn:qdwallet:billfeed:1"><Header><FeedId>QD-WATER-20261127-02</FeedId><BillerCode>QD-WATER</BillerCode><CreatedAt>2026-11-27T23:00:00+08:00</CreatedAt><BusinessDate>2026-11-27</BusinessDate><NbOfBills>0</NbOfBills><CtrlSum Ccy="CNY">0.00</CtrlSum></Header>
+            <Cancel><BillId>\(sameDay)</BillId><Reason>meter misread</Reason></Cancel></BillFeed>
+            """.write(to: second, atomically: true, encoding: .utf8)
+        // The clock has not moved: the cancel's feed is ingested at the same moment as the
+        // bill's, and the bill is still one item.
+        #expect(try world.run("2026-11-27", feeds: ["QD-WATER": "file://" + second.path], force: true).status == "completed")
+        #expect(try world.status("QD-WATER", sameDay) == "refunded")
+        world.clock.advance(micros: ShanghaiCalendar.dayMicros)
+        _ = try world.run("2026-11-28")
+        func items(_ xml: String) -> [String: [String: String]] {
+            var found: [String: [String: String]] = [:]
+            for part in xml.components(separatedBy: "<Item>").dropFirst() {
+                var fields: [String: String] = [:]
+                for name in ["BillId", "Status", "Amount", "PaidAt", "PaymentRef", "Reason"] {
+                    guard let open = part.range(of: "<\(name)"), let close = part.range(of: ">", range: open.upperBound..<part.endIndex),
+                          let end = part.range(of: "</\(name)>", range: close.upperBound..<part.endIndex) else { continue }
+                    fields[name] = String(part[close.upperBound..<end.lowerBound])
+                }
+                found[fields["BillId"] ?? ""] = fields
+            }
+            return found
+        }
+        func rfc3339(_ micros: Int64) -> String { ShanghaiCalendar.rfc3339(at: micros) }
+        var discounted = 0, refunded = 0
+        for biller in ["QD-WATER", "QD-POWER", "QD-GAS"] {
+            for (day, compact) in [("2026-11-27", "20261127"), ("2026-11-28", "20261128")] {
+                let listed = items(try world.reportFile(biller, biller == "QD-WATER" && compact == "20261127" ? compact + "-v2" : compact))
+                let paid = try world.rows("SELECT bill_id, paid_fen, discount_fen, paid_at, transaction_id FROM bills WHERE biller = ? AND paid_business_date = ? AND (refunded_business_date IS NULL OR refunded_business_date <> ?)", [biller, day, day])
+                for bill in paid {
+                    let item = listed[try bill["bill_id"] as String]
+                    #expect(item?["Status"] == "PAID", "\(biller) \(day) \(bill)")
+                    #expect(item?["Amount"] == Money(fen: try bill["paid_fen"]).yuanString, "\(biller) \(day) \(bill)")
+                    #expect(item?["PaymentRef"] == "QDW-T\(try bill["transaction_id"] as Int64)", "\(biller) \(day) \(bill)")
+                    #expect(item?["PaidAt"] == rfc3339(try bill["paid_at"]), "\(biller) \(day) \(bill)")
+                    if try bill["discount_fen"] as Int64 > 0 { discounted += 1 }
+                }
+                let back = try world.rows("SELECT bill_id, paid_fen, refund_transaction_id FROM bills WHERE biller = ? AND refunded_business_date = ?", [biller, day])
+                for bill in back {
+                    let item = listed[try bill["bill_id"] as String]
+                    #expect(item?["Status"] == "REFUNDED", "\(biller) \(day) \(bill)")
+                    #expect(item?["Amount"] == Money(fen: try bill["paid_fen"]).yuanString, "\(biller) \(day) \(bill)")
+                    #expect(item?["PaymentRef"] == "QDW-T\(try bill["refund_transaction_id"] as Int64)", "\(biller) \(day) \(bill)")
+                    refunded += 1
+                }
+                #expect(listed.values.filter { $0["Status"] == "PAID" }.count == paid.count, "\(biller) \(day)")
+                #expect(listed.values.filter { $0["Status"] == "REFUNDED" }.count == back.count, "\(biller) \(day)")
+            }
+        }
+        // The campaign discounted some payments, and a cancel refunded one bill on the day it
+        // was paid and one on the next: every kind of item was checked.
+        #expect(discounted >= 3)
+        #expect(refunded == 2)
+        #expect(items(try world.reportFile("QD-WATER", "20261127-v2"))[sameDay]?["Status"] == "REFUNDED")
+        // 陈静's water bill: 54.30 due and paid to the biller (3.00 of it by the sponsor),
+        // refunded on the 28th.
+        let water = items(try world.reportFile("QD-WATER", "20261127-v2"))["W2611-000004"]
+        #expect(water?["Status"] == "PAID" && water?["Amount"] == "54.30", "\(String(describing: water))")
+        #expect(items(try world.reportFile("QD-WATER", "20261128"))["W2611-000004"]?["Status"] == "REFUNDED")
+    }
+
     /// A cap a later version adds counts what the campaign gave before it (campaigns.md:
     /// caps per wallet and calendar month): its counters are filled from the standing
     /// allocations when the version is registered, the refunded one left out.

@@ -831,6 +831,14 @@ public struct BillStore {
     /// faults, cancels; duplicates inside a feed dropped), then bills paid or refunded that day
     /// through another path. One query, read as a cursor, so memory does not grow with the day.
     ///
+    /// A bill named by several records is listed at its first position: feeds in the order
+    /// they were ingested (then by feed id, should two share the time), records in the order
+    /// of their feed. Ranked by time and sequence number alone, a bill and its cancel in
+    /// another feed ingested at the same moment were both first: two items for one bill, and
+    /// a report whose header no longer equals its items, never delivered. (At one position of
+    /// one feed, a cancel of an unknown bill and its rejection record are both first, as
+    /// before; the cancel, naming no bill, is not listed.)
+    ///
     /// The bills paid or refunded that day are found through the indexes of each day, one
     /// branch each: as one condition (paid that day or refunded that day), SQLite read every
     /// bill the biller ever sent, a cost that grew with the months kept.
@@ -842,20 +850,20 @@ public struct BillStore {
     /// of a biller's day by default), and beyond that scans it whole for every such bill.
     static func itemsSQL(billJoin: String) -> String { """
         WITH records AS (
-            SELECT f.ingested_at, r.seq, 'bill' AS source, r.bill_id, NULL AS outcome, NULL AS reason_code
+            SELECT f.ingested_at, f.feed_id, r.seq, 'bill' AS source, r.bill_id, NULL AS outcome, NULL AS reason_code
                 FROM bills r JOIN feeds f ON f.feed_id = r.feed_id WHERE f.biller = ?1 AND f.business_date = ?2
-            UNION ALL SELECT f.ingested_at, r.seq, 'record', r.bill_id, r.outcome, r.reason
+            UNION ALL SELECT f.ingested_at, f.feed_id, r.seq, 'record', r.bill_id, r.outcome, r.reason
                 FROM feed_records r JOIN feeds f ON f.feed_id = r.feed_id WHERE f.biller = ?1 AND f.business_date = ?2 AND r.outcome <> 'duplicate_in_feed'
-            UNION ALL SELECT f.ingested_at, r.seq, 'cancel', r.bill_id, r.outcome, NULL
+            UNION ALL SELECT f.ingested_at, f.feed_id, r.seq, 'cancel', r.bill_id, r.outcome, NULL
                 FROM feed_cancels r JOIN feeds f ON f.feed_id = r.feed_id WHERE f.biller = ?1 AND f.business_date = ?2
         ),
         ranked AS (
-            SELECT r.*, rank() OVER (PARTITION BY r.bill_id ORDER BY r.ingested_at, r.seq) AS nth FROM records r
+            SELECT r.*, rank() OVER (PARTITION BY r.bill_id ORDER BY r.ingested_at, r.feed_id, r.seq) AS nth FROM records r
         ),
         listed AS (
-            SELECT ingested_at, seq, source, bill_id, outcome, reason_code FROM ranked WHERE nth = 1
+            SELECT ingested_at, feed_id, seq, source, bill_id, outcome, reason_code FROM ranked WHERE nth = 1
             UNION ALL
-            SELECT 9223372036854775807, 0, 'other', b.bill_id, NULL, NULL
+            SELECT 9223372036854775807, '', 0, 'other', b.bill_id, NULL, NULL
             FROM (SELECT bill_id, feed_id FROM bills WHERE biller = ?1 AND paid_business_date = ?2
                   UNION ALL SELECT bill_id, feed_id FROM bills WHERE biller = ?1 AND refunded_business_date = ?2 AND (paid_business_date IS NULL OR paid_business_date <> ?2)) b
             WHERE NOT EXISTS (SELECT 1 FROM feeds f WHERE f.feed_id = b.feed_id AND f.biller = ?1 AND f.business_date = ?2)
@@ -868,7 +876,7 @@ public struct BillStore {
             b.paid_business_date, b.refunded_business_date
         FROM listed l \(billJoin)
         WHERE NOT (l.source IN ('bill', 'cancel', 'other') AND b.id IS NULL)
-        ORDER BY l.ingested_at, l.seq, b.id
+        ORDER BY l.ingested_at, l.feed_id, l.seq, b.id
         """
     }
 
