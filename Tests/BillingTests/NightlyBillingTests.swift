@@ -54,6 +54,24 @@ import QDSQL
         #expect(try world.count("SELECT count(*) FROM outbox WHERE kind = 'bill_notice'") == 5)
         #expect(try world.count("SELECT count(*) FROM outbox WHERE kind = 'autopay_receipt'") == 4)
         #expect(try world.count("SELECT count(*) FROM outbox WHERE payload LIKE '%13800000001%'") == 0)
+        // Each message is named by its bill's row (twelve digits), then the bill: the ids' text
+        // order is the order they were queued in, kind by kind.
+        var rowOf: [String: Int64] = [:]
+        for bill in try world.rows("SELECT id, biller, bill_id FROM bills") {
+            rowOf["\(try bill["biller"] as String):\(try bill["bill_id"] as String)"] = try bill["id"] as Int64
+        }
+        for (kind, prefix) in [("bill_notice", "notice"), ("autopay_receipt", "autopay")] {
+            let messages = try world.rows("SELECT message_id, payload FROM outbox WHERE kind = ? ORDER BY id", [kind])
+            #expect(messages.count >= 4)
+            for message in messages {
+                let payload = try #require(try JSONSerialization.jsonObject(with: Data((try message["payload"] as String).utf8)) as? [String: Any])
+                let reference = "\(try #require(payload["biller"] as? String)):\(try #require(payload["bill_id"] as? String))"
+                let row = try #require(rowOf[reference])
+                #expect(try message["message_id"] as String == prefix + ":" + String(repeating: "0", count: 12 - String(row).count) + String(row) + ":" + reference)
+            }
+            let ids = try messages.map { try $0["message_id"] as String }
+            #expect(ids == ids.sorted())
+        }
         #expect(try world.ledger.check().ok)
     }
 
