@@ -20,6 +20,8 @@ struct BillCandidate {
 
     var biller: String { key.biller }
     var billID: String { key.billID }
+    /// The ledger idempotency key of its payment, named by its row (`PaymentKey.key(row:)`).
+    var paymentKey: String { key.key(row: rowID) }
 
     /// The outbox id of one of the bill's messages, `KIND:ROW:BILLER:BILLID`, its bill's row id
     /// zero-padded to twelve digits so that the ids' text order is the rows' order. The night
@@ -170,9 +172,9 @@ struct BillPayment {
         let wallet = bill.wallet!
         let memo = "bill \(bill.biller) \(bill.billID)"
         guard let pipeline, let (_, result) = benefits[bill.rowID] else {
-            return [PostingRequest(key: bill.key.key, action: .transfer(legs: [.debit(wallet.walletAccountID, bill.dueFen), .credit(billerAccountID, bill.dueFen)]), memo: memo, effectiveAt: businessDate.startMicros)]
+            return [PostingRequest(key: bill.paymentKey, action: .transfer(legs: [.debit(wallet.walletAccountID, bill.dueFen), .credit(billerAccountID, bill.dueFen)]), memo: memo, effectiveAt: businessDate.startMicros)]
         }
-        return try pipeline.requests(key: bill.key.key, amountFen: bill.dueFen, payer: wallet.walletAccountID, payee: billerAccountID, pointsAccount: wallet.pointsAccountID,
+        return try pipeline.requests(key: bill.paymentKey, amountFen: bill.dueFen, payer: wallet.walletAccountID, payee: billerAccountID, pointsAccount: wallet.pointsAccountID,
                                      memo: memo, effectiveAt: businessDate.startMicros, result: result, tx: tx)
     }
 
@@ -183,12 +185,12 @@ struct BillPayment {
         writes.paid.append((bill.rowID, BillStore.Paid(walletID: bill.wallet!.id, billAccountID: bill.billAccountID, transactionID: transactionID, paidFen: bill.dueFen,
                                                        discountFen: result.discountFen, points: result.points, via: via, businessDate: businessDate)))
         if let pipeline, let (context, result) = benefits[bill.rowID] {
-            try pipeline.record(paymentKey: bill.key.key, transactionID: transactionID, context: context, result: result, followers: followers, paidAt: now, deferred: true)
+            try pipeline.record(paymentKey: bill.paymentKey, transactionID: transactionID, context: context, result: result, followers: followers, paidAt: now, deferred: true)
         }
         wallets.recordMovement(into: &writes.wallet, walletID: bill.wallet!.id, kind: "bill", counterparty: billerName, category: category, amountFen: -netFen(bill), discountFen: result.discountFen, points: result.points, balancePayment: true, transactionID: transactionID, reference: bill.key.reference)
         if via == .autopay {
             // Autopay is password-free: it is watched like any payment, one alert per kind a night.
-            wallets.monitorPayment(into: &writes.wallet, wallet: bill.wallet!, amountFen: netFen(bill), via: "autopay", paymentKey: bill.key.key, dayKey: businessDate.iso)
+            wallets.monitorPayment(into: &writes.wallet, wallet: bill.wallet!, amountFen: netFen(bill), via: "autopay", paymentKey: bill.paymentKey, dayKey: businessDate.iso)
             Outbox.enqueue(into: &writes.wallet, walletID: bill.wallet!.id, kind: .autopayReceipt, payload: [
                 "biller": bill.biller, "bill_id": bill.billID, "amount": Money(fen: bill.dueFen).yuanString,
                 "paid": Money(fen: netFen(bill)).yuanString, "discount": Money(fen: result.discountFen).yuanString, "points": String(result.points),

@@ -435,10 +435,10 @@ func withCaps(_ text: String, _ caps: [(scope: String, period: String, maxCount:
                     // A refund: reverse the payment and its campaigns, as a cancel does.
                     try world.refund { db, tx in
                         let parts = bill.split(separator: ":").map(String.init)
-                        guard let row = try db.oneRow("SELECT b.transaction_id, w.points_account_id FROM bills b JOIN wallets w ON w.id = b.wallet_id WHERE biller = ? AND bill_id = ? AND status = 'paid'", [parts[0], parts[1]]) else { return }
+                        guard let row = try db.oneRow("SELECT b.transaction_id, w.points_account_id, b.id FROM bills b JOIN wallets w ON w.id = b.wallet_id WHERE biller = ? AND bill_id = ? AND status = 'paid'", [parts[0], parts[1]]) else { return }
                         let result = try world.ledger.post([PostingRequest(key: "refund:\(bill):\(code)", action: .reverse(transactionID: try row[0]))], in: tx)[0]
                         guard let refund = result.transactionID else { return }
-                        try CampaignBook(db: db, campaigns: []).reverse(paymentKey: "bill:\(bill)", reversalTransactionID: refund, pointsAccount: try row[1], tx: tx, clock: world.clock, at: world.clock.nowMicros())
+                        try CampaignBook(db: db, campaigns: []).reverse(paymentKey: PaymentKey(biller: parts[0], billID: parts[1]).key(row: try row[2]), reversalTransactionID: refund, pointsAccount: try row[1], tx: tx, clock: world.clock, at: world.clock.nowMicros())
                         try db.run("UPDATE bills SET status = 'refunded' WHERE biller = ? AND bill_id = ?", [parts[0], parts[1]])
                     }
                 } else {

@@ -72,7 +72,33 @@ import QDSQL
             let ids = try messages.map { try $0["message_id"] as String }
             #expect(ids == ids.sorted())
         }
+        // Each payment's ledger key is its bill's row (twelve digits), then the bill, read back
+        // as the bill; the keys' text order is the order the night paid in.
+        let payments = try world.rows("SELECT b.id, b.biller, b.bill_id, t.idempotency_key FROM bills b JOIN ledger_transactions t ON t.id = b.transaction_id ORDER BY t.id")
+        #expect(payments.count == 4)
+        for payment in payments {
+            let (row, biller, billID, key): (Int64, String, String, String) = (try payment["id"], try payment["biller"], try payment["bill_id"], try payment["idempotency_key"])
+            #expect(key == "bill:#" + String(repeating: "0", count: 12 - String(row).count) + String(row) + ":" + biller + ":" + billID)
+            #expect(PaymentKey(key: key) == PaymentKey(biller: biller, billID: billID))
+        }
+        let keys = try payments.map { try $0["idempotency_key"] as String }
+        #expect(keys == keys.sorted())
         #expect(try world.ledger.check().ok)
+    }
+
+    /// A bill payment's key is read in both its forms, led by the bill's row and the earlier
+    /// `bill:BILLER:BILLID` (payments made before), and nothing else is taken for one.
+    @Test func paymentKeysAreReadInBothForms() {
+        let key = PaymentKey(biller: "QD-GAS", billID: "G:1")
+        #expect(key.key(row: 42) == "bill:#000000000042:QD-GAS:G:1")
+        #expect(PaymentKey(key: "bill:#000000000042:QD-GAS:G:1") == key)
+        #expect(PaymentKey(key: "bill:QD-GAS:G:1") == key)
+        #expect(key.key(row: 1_234_567_890_123) == "bill:#1234567890123:QD-GAS:G:1")
+        #expect(PaymentKey(key: "bill:#1234567890123:QD-GAS:G:1") == key)
+        for bad in ["bill:#42:QD-GAS:G1", "bill:#00000000004x:QD-GAS:G1", "bill:#000000000042QD-GAS:G1", "bill:#000000000042:",
+                    "bill:#000000000042:QD-GAS", "bill:#", "bill:", "refund:QD-GAS:G1", "bill:#٠٠٠٠٠٠٠٠٠٠٤٢:QD-GAS:G1"] {
+            #expect(PaymentKey(key: bad) == nil, "\(bad)")
+        }
     }
 
     /// A payment the ledger refuses for a reason other than money or a freeze is not reported
@@ -147,7 +173,7 @@ import QDSQL
         #expect(try world.balance("13800000006") == 50_000 - 7_230)
         #expect(try world.balance("13800000001") == 100_000 - 4_520 - 12_860 - 540)
         // G2611-55003 came again with the same content: not charged twice.
-        #expect(try world.count("SELECT count(*) FROM ledger_transactions WHERE idempotency_key = 'bill:QD-GAS:G2611-55003'") == 1)
+        #expect(try world.count("SELECT count(*) FROM ledger_transactions WHERE idempotency_key = ?", [try world.paymentKey("QD-GAS", "G2611-55003")]) == 1)
         #expect(try world.count("SELECT count(*) FROM feed_records WHERE outcome = 'seen_again'") == 1)
         #expect(try world.count("SELECT count(*) FROM feed_records WHERE outcome = 'duplicate_in_feed'") == 1)
         let water = try #require(try world.summary(report).billers.first { $0.biller == "QD-WATER" })
@@ -335,8 +361,8 @@ final class CrashingStep: JobStep, @unchecked Sendable {
         let (report, manualSide) = (try run.value(), try paid.value())
         #expect(report.status == "completed")
         #expect(manualSide.duringRun >= 3, "pay-bill was not tried while the run held its lock: the race was not run")
-        for key in ["bill:QD-WATER:W2611-000001", "bill:QD-POWER:P2611-100001", "bill:QD-GAS:G2611-55001"] {
-            #expect(try world.count("SELECT count(*) FROM ledger_transactions WHERE idempotency_key = '\(key)'") == 1)
+        for (biller, bill) in [("QD-WATER", "W2611-000001"), ("QD-POWER", "P2611-100001"), ("QD-GAS", "G2611-55001")] {
+            #expect(try world.count("SELECT count(*) FROM ledger_transactions WHERE idempotency_key = ?", [try world.paymentKey(biller, bill)]) == 1)
         }
         #expect(try world.balance("13800000001") == 100_000 - 4_520 - 12_860 - 5_600)
         #expect(try world.count("SELECT count(*) FROM wallet_movements WHERE kind = 'bill' AND wallet_id = 1") == 3)

@@ -162,7 +162,7 @@ import Testing
         try watcher.read { db in
             #expect(try db.int("SELECT count(*) FROM bills WHERE biller = 'QD-WATER' AND feed_id = 'QD-WATER/K-20261127'") == 4_000)
             #expect(try db.int("SELECT count(*) FROM bills WHERE feed_id = 'QD-WATER/K-20261127' AND status <> 'paid'") == 0)
-            #expect(try db.int("SELECT count(*) FROM ledger_transactions WHERE idempotency_key LIKE 'bill:QD-WATER:K%'") == 4_000)
+            #expect(try db.int("SELECT count(*) FROM ledger_transactions WHERE idempotency_key LIKE 'bill:#%:QD-WATER:K%'") == 4_000)
             #expect(try db.int("SELECT count(DISTINCT transaction_id) FROM bills WHERE feed_id = 'QD-WATER/K-20261127'") == 4_000)
             for wallet in 0..<wallets {
                 let balance = try db.int64("SELECT a.credits_posted - a.debits_posted FROM wallets w JOIN ledger_accounts a ON a.id = w.wallet_account_id WHERE w.phone = ?", ["1390000\(String(format: "%04d", wallet))"])

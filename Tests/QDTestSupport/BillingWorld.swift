@@ -206,6 +206,13 @@ public final class BillingWorld {
         try store.database.read { try $0.allRows(sql, binds) }
     }
 
+    /// The ledger key of the payment of a staged bill (`bill:#ROW:BILLER:BILLID`).
+    public func paymentKey(_ biller: String, _ billID: String) throws -> String {
+        let row = try store.database.read { try $0.int64("SELECT id FROM bills WHERE biller = ? AND bill_id = ?", [biller, billID]) }
+        guard let row else { throw BillingRefusal.billNotFound }
+        return PaymentKey(biller: biller, billID: billID).key(row: row)
+    }
+
     /// The first column of the first row, as text.
     public func text(_ sql: String, _ binds: [any SQLBindable] = []) throws -> String? {
         try store.database.read { try $0.one(sql, binds) { try $0.optionalText(0) } ?? nil }

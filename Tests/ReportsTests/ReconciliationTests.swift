@@ -55,7 +55,8 @@ extension BillingWorld {
     /// key names, then among every bill's payments.
     @Test func aPaymentIsMissingFromTheBillsOnlyWhenNoBillRecordsIt() throws {
         let world = try nights()
-        let right = try #require(try world.store.database.read { try $0.int64("SELECT id FROM ledger_transactions WHERE idempotency_key = 'bill:QD-POWER:P2611-100001'") })
+        let key = try world.paymentKey("QD-POWER", "P2611-100001")
+        let right = try #require(try world.store.database.read { try $0.int64("SELECT id FROM ledger_transactions WHERE idempotency_key = ?", [key]) })
         try world.execute("UPDATE bills SET transaction_id = 99999 WHERE bill_id = 'P2611-100001'")
         var report = try world.reconcile("2026-11-27")
         #expect(report.breaks.filter { $0.category == "missing_in_report" }.map(\.subject) == ["transaction \(right)"])
@@ -136,7 +137,8 @@ extension BillingWorld {
         #expect(later.breaks.contains { $0.category.hasPrefix("unmatched_over") } == false)
         #expect(try world.reconcile("2026-11-30").breaks.contains { $0.category == "unmatched_over_3_days" && $0.subject == "QD-WATER:W2611-000005" })
         // Fixed: the break is resolved and no longer listed.
-        let right = try world.store.database.read { try $0.int64("SELECT id FROM ledger_transactions WHERE idempotency_key = 'bill:QD-POWER:P2611-100001'") }
+        let key = try world.paymentKey("QD-POWER", "P2611-100001")
+        let right = try world.store.database.read { try $0.int64("SELECT id FROM ledger_transactions WHERE idempotency_key = ?", [key]) }
         try world.execute("UPDATE bills SET transaction_id = ? WHERE bill_id = 'P2611-100001'", [right])
         #expect(try world.reconcile("2026-12-01").breaks.contains { $0.category == "missing_in_ledger" } == false)
         #expect(try world.count("SELECT count(*) FROM recon_breaks WHERE category = 'missing_in_ledger' AND resolved = '2026-12-01'") == 1)

@@ -52,8 +52,13 @@ struct CancelStep: TypedJobStep {
                 switch try Ledger.post([request], in: ledger, clock: context.clock)[0] {
                 case .committed(let refundID, _):
                     // The wallet gets back what it paid; sponsors get back their discounts
-                    // (the reversal's legs), and the campaigns release what they allocated.
-                    try CampaignBook(db: db, campaigns: []).reverse(paymentKey: cancel.key.key, reversalTransactionID: refundID, pointsAccount: wallet.pointsAccountID, tx: ledger, clock: context.clock, at: now)
+                    // (the reversal's legs), and the campaigns release what they allocated,
+                    // under the key the payment was made with (a payment made before the row
+                    // led the key holds the earlier form).
+                    guard let paid = try ledger.transaction(id: original) else {
+                        throw LedgerError(.storage, "a paid bill's payment is not in the journal", context: cancel.key.reference)
+                    }
+                    try CampaignBook(db: db, campaigns: []).reverse(paymentKey: paid.key, reversalTransactionID: refundID, pointsAccount: wallet.pointsAccountID, tx: ledger, clock: context.clock, at: now)
                     try store.markRefunded(rowID: bill.rowID, refund: refundID, on: day, at: now)
                     try config.wallets.recordMovement(db, walletID: walletID, kind: "bill_refund", counterparty: cancel.billerName, category: cancel.category, amountFen: bill.paidFen - bill.discountFen,
                                                       balancePayment: true, transactionID: refundID, reference: cancel.key.reference)
