@@ -24,15 +24,12 @@ struct BillCandidate {
     var paymentKey: String { key.key(row: rowID) }
 
     /// The outbox id of one of the bill's messages, `KIND:ROW:BILLER:BILLID`, its bill's row id
-    /// zero-padded to twelve digits so that the ids' text order is the rows' order. The night
+    /// zero-padded as in its payment key, so that the ids' text order is the rows'. The night
     /// goes through its bills in row order, so each message's entry in the outbox's unique
     /// index goes beside the one before it, not at a random place (at a million bills that
     /// index outgrows every cache, and a random place costs a page read and a page written a
     /// message). Stable: a bill keeps its row, so a rerun names the same message.
-    func messageID(_ kind: String) -> String {
-        let row = String(rowID)
-        return kind + ":" + String(repeating: "0", count: max(0, 12 - row.count)) + row + ":" + key.reference
-    }
+    func messageID(_ kind: String) -> String { kind + ":" + PaymentKey.paddedRow(rowID) + ":" + key.reference }
 }
 
 /// How a payment attempt ended.

@@ -93,10 +93,15 @@ public struct PaymentKey: Sendable, Hashable, CustomStringConvertible {
     /// at a million bills those indexes outgrow every cache, and a random place costs a page
     /// read and a page written a payment. A bill's row is never deleted nor given to another
     /// bill (`bills` holds one row a biller and bill id), so the key is the bill's for good.
-    public func key(row: Int64) -> String {
+    public func key(row: Int64) -> String { Self.prefix + "#" + Self.paddedRow(row) + ":" + biller + ":" + billID }
+
+    /// A bill's row id as the keys that name a bill carry it: zero-padded to twelve digits, so
+    /// that the text order of keys that start with it is the order of the rows.
+    public static func paddedRow(_ row: Int64) -> String {
         let digits = String(row)
-        return Self.prefix + "#" + String(repeating: "0", count: max(0, 12 - digits.count)) + digits + ":" + biller + ":" + billID
+        return String(repeating: "0", count: max(0, 12 - digits.count)) + digits
     }
+
     /// The ledger idempotency key of its refund.
     public var refundKey: String { "refund:" + biller + ":" + billID }
     /// `BILLER:BILLID`, as residents and operators write a bill (`pay-bill --bill`).
