@@ -130,6 +130,40 @@ func withCaps(_ text: String, _ caps: [(scope: String, period: String, maxCount:
         #expect(forged.map { "\($0.scope) \($0.scopeId) \($0.period) \($0.periodKey) \($0.countedUses)/\($0.allocatedUses) \($0.countedFen)/\($0.allocatedFen)" } == ["wallet \(walletID) day 2026-11-27 2/1 300/300"])
     }
 
+    /// A bill paid before the row led its key (`bill:BILLER:BILLID` in the journal and in the
+    /// campaigns' rows, as a database upgraded from then holds it) and cancelled after: refunded
+    /// whole, and the campaigns release what they gave it, found under the key it was paid with.
+    @Test func aPaymentFromBeforeTheRowLedItsKeyIsRefundedWhole() throws {
+        let world = try BillingWorld()
+        try world.populate()
+        try world.useCampaigns([winter.replacingOccurrences(of: "BUDGET", with: "1_000_000")])
+        _ = try world.run("2026-11-27")
+        #expect(try world.budgetUsed("winter") == 1_400)
+        let rowLed = try world.paymentKey("QD-WATER", "W2611-000004"), earlier = "bill:QD-WATER:W2611-000004"
+        for table in ["ledger_transactions", "ledger_idempotency"] {
+            if world.postgres != nil {
+                try world.execute("ALTER TABLE \(table) DISABLE TRIGGER USER")
+            } else {
+                try world.execute("DROP TRIGGER \(table)_no_update")
+            }
+        }
+        try world.execute("UPDATE ledger_transactions SET idempotency_key = ? WHERE idempotency_key = ?", [earlier, rowLed])
+        try world.execute("UPDATE ledger_idempotency SET key = ? WHERE key = ?", [earlier, rowLed])
+        try world.execute("UPDATE campaign_allocations SET payment_key = ? WHERE payment_key = ?", [earlier, rowLed])
+        try world.execute("UPDATE campaign_explanations SET payment_key = ? WHERE payment_key = ?", [earlier, rowLed])
+        #expect(try world.count("SELECT count(*) FROM campaign_allocations WHERE payment_key = ?", [earlier]) == 1)
+
+        world.clock.advance(micros: ShanghaiCalendar.dayMicros)
+        _ = try world.run("2026-11-28")
+        #expect(try world.status("QD-WATER", "W2611-000004") == "refunded")
+        #expect(try world.balance("13800000006") == 50_000 - (7_230 - 300))
+        #expect(try world.sponsorBalance("BUREAU") == -(800 + 300))
+        // The campaigns released it: the budget's use, the pending points, the allocation.
+        #expect(try world.budgetUsed("winter") == 1_100)
+        #expect(try world.ledger.account(code: "points:6").creditsPending == 69)
+        #expect(try world.count("SELECT count(*) FROM campaign_allocations WHERE payment_key = ? AND reversed_at IS NOT NULL", [earlier]) == 1)
+    }
+
     /// Every PAID and REFUNDED item of every report says what its bill's row says: the amount
     /// paid to the biller (a discount is the sponsor's part of it), the time, the payment's or the
     /// refund's transaction as its reference, and the day; and every bill paid or refunded on
