@@ -80,15 +80,7 @@ func withCaps(_ text: String, _ caps: [(scope: String, period: String, maxCount:
         #expect(points == 0) // pending, not vested
         #expect(try world.ledger.account(code: "points:6").creditsPending == 51 + 69)
 
-        world.clock.advance(micros: ShanghaiCalendar.dayMicros)
-        _ = try world.run("2026-11-28")
-        // The refund gives 陈静 back what she paid, the sponsor its 3.00, the budget its use,
-        // and takes the pending points back.
-        #expect(try world.status("QD-WATER", "W2611-000004") == "refunded")
-        #expect(try world.balance("13800000006") == 50_000 - (7_230 - 300))
-        #expect(try world.sponsorBalance("BUREAU") == -(800 + 300))
-        #expect(try world.budgetUsed("winter") == 1_100)
-        #expect(try world.ledger.account(code: "points:6").creditsPending == 69)
+        try cancelTheWaterBillAndExpectItRefundedWhole(world)
         #expect(try world.count("SELECT count(*) FROM campaign_allocations WHERE reversed_at IS NOT NULL") == 1)
         let movement = try world.rows("SELECT amount_fen, discount_fen FROM wallet_movements WHERE kind = 'bill_refund'").first
         #expect(try movement?["amount_fen"] as Int64? == 5_130)
@@ -153,15 +145,21 @@ func withCaps(_ text: String, _ caps: [(scope: String, period: String, maxCount:
         try world.execute("UPDATE campaign_explanations SET payment_key = ? WHERE payment_key = ?", [earlier, rowLed])
         #expect(try world.count("SELECT count(*) FROM campaign_allocations WHERE payment_key = ?", [earlier]) == 1)
 
+        try cancelTheWaterBillAndExpectItRefundedWhole(world)
+        #expect(try world.count("SELECT count(*) FROM campaign_allocations WHERE payment_key = ? AND reversed_at IS NOT NULL", [earlier]) == 1)
+    }
+
+    /// The second night cancels 陈静's water bill (54.30, paid with 3.00 off and 51 points
+    /// pending): the refund gives her back what she paid, the sponsor its 3.00, the budget its
+    /// use, and takes the pending points back.
+    func cancelTheWaterBillAndExpectItRefundedWhole(_ world: BillingWorld) throws {
         world.clock.advance(micros: ShanghaiCalendar.dayMicros)
         _ = try world.run("2026-11-28")
         #expect(try world.status("QD-WATER", "W2611-000004") == "refunded")
         #expect(try world.balance("13800000006") == 50_000 - (7_230 - 300))
         #expect(try world.sponsorBalance("BUREAU") == -(800 + 300))
-        // The campaigns released it: the budget's use, the pending points, the allocation.
         #expect(try world.budgetUsed("winter") == 1_100)
         #expect(try world.ledger.account(code: "points:6").creditsPending == 69)
-        #expect(try world.count("SELECT count(*) FROM campaign_allocations WHERE payment_key = ? AND reversed_at IS NOT NULL", [earlier]) == 1)
     }
 
     /// Every PAID and REFUNDED item of every report says what its bill's row says: the amount
