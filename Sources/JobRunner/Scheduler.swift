@@ -7,9 +7,13 @@ import Logging
 /// most once, as each job's catch-up policy says.
 public struct Scheduler: Sendable {
     public let runner: JobRunner
+    /// Runs before every tick and ends the scheduler when it throws (the CLI's: a newer
+    /// qdwallet has upgraded the database, so this one must not start another job).
+    public let beforeEachTick: @Sendable () throws -> Void
 
-    public init(runner: JobRunner) {
+    public init(runner: JobRunner, beforeEachTick: @escaping @Sendable () throws -> Void = {}) {
         self.runner = runner
+        self.beforeEachTick = beforeEachTick
     }
 
     /// What one tick decided for one job.
@@ -25,6 +29,7 @@ public struct Scheduler: Sendable {
 
     /// Runs every job that is due at the clock's current time.
     public func tick() throws -> [Decision] {
+        try beforeEachTick()
         var decisions: [Decision] = []
         for definition in runner.definitions.values.sorted(by: { $0.name < $1.name }) {
             guard let schedule = definition.schedule else { continue }

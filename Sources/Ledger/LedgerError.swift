@@ -6,6 +6,8 @@ public struct LedgerError: Error, Sendable, CustomStringConvertible {
         case storage
         /// There is no database at the path given (only `init` creates one).
         case databaseNotFound = "database_not_found"
+        /// A newer qdwallet has upgraded the database: this older version must not use it.
+        case databaseNewer = "database_newer"
         /// The database is locked by another writer past the busy timeout.
         case busy
         /// A batch has more requests than `LedgerLimits.batchSizeMax`.
@@ -33,6 +35,12 @@ public struct LedgerError: Error, Sendable, CustomStringConvertible {
         self.message = message
         self.cause = cause
         self.context = context
+    }
+
+    /// The database holds schema steps (`migrations`) this version does not know: a newer
+    /// qdwallet upgraded it, and an older one must not write it or read it.
+    public static func upgradedByANewerVersion(_ migrations: Set<String>, context: String) -> LedgerError {
+        LedgerError(.databaseNewer, "a newer qdwallet has upgraded this database (schema steps this version does not know: \(migrations.sorted().joined(separator: ", "))); run the version that upgraded it, never an older one", context: context)
     }
 
     public var description: String {

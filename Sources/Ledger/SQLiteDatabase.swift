@@ -72,6 +72,12 @@ public enum SQLiteDatabase {
                     throw LedgerError(.storage, "this file is not a qdwallet database; create one with `qdwallet init --db PATH`", context: path)
                 }
             }
+            // A database a newer qdwallet has upgraded is never written (or read) by an older
+            // one: its rows follow rules this version does not know.
+            let unknown = try pool.read { db in try migrator.appliedIdentifiers(db).subtracting(migrator.migrations) }
+            if !unknown.isEmpty {
+                throw LedgerError.upgradedByANewerVersion(unknown, context: path)
+            }
             if readOnly {
                 guard try pool.read({ try migrator.hasCompletedMigrations($0) }) else {
                     throw LedgerError(.storage, "the database is read-only for this user and needs an upgrade: run `qdwallet init` as its owner", context: path)

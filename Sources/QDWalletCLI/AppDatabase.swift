@@ -54,8 +54,12 @@ enum AppDatabase {
         }
         let migrations = try QDWalletSchema.postgresMigrations()
         do {
+            let applied = try database.appliedMigrations()
+            let unknown = Set(applied).subtracting(migrations.map(\.name))
+            if !unknown.isEmpty {
+                throw LedgerError.upgradedByANewerVersion(unknown, context: shown)
+            }
             if mode != .create {
-                let applied = try database.appliedMigrations()
                 guard !applied.isEmpty else {
                     throw LedgerError(.databaseNotFound, "this PostgreSQL database has no qdwallet schema; create it with `qdwallet init --db URL`, or check --db and QDWALLET_DB for a typo", context: shown)
                 }
@@ -71,6 +75,25 @@ enum AppDatabase {
             throw LedgerError(.storage, "the PostgreSQL database refused qdwallet's schema", cause: error.description, context: shown)
         }
         return database
+    }
+
+    /// Throws `databaseNewer` when the database holds schema steps this version does not
+    /// know: a newer qdwallet has upgraded it since this process opened it.
+    static func requireKnownSchema(_ store: SQLLedgerStore, context: String) throws {
+        let applied: Set<String>
+        let known: Set<String>
+        if let sqlite = store as? SQLiteLedgerStore {
+            let migrator = migrator()
+            applied = try sqlite.pool.read { try migrator.appliedIdentifiers($0) }
+            known = Set(migrator.migrations)
+        } else if let postgres = store.database as? PostgresDatabase {
+            applied = Set(try postgres.appliedMigrations())
+            known = Set(try QDWalletSchema.postgresMigrations().map(\.name))
+        } else {
+            return
+        }
+        let unknown = applied.subtracting(known)
+        if !unknown.isEmpty { throw LedgerError.upgradedByANewerVersion(unknown, context: context) }
     }
 
     /// SQLite's page cache per connection: `QDWALLET_SQLITE_CACHE_MB` (2 to 1024), or the default.

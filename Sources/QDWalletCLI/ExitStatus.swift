@@ -76,7 +76,7 @@ public struct CLIFailure: Error, Sendable, CustomStringConvertible {
             return CLIFailure(.refused, code: "invalid_amount", parse.description)
         case let ledger as LedgerError:
             switch ledger.code {
-            case .storage, .busy, .corrupt, .databaseNotFound:
+            case .storage, .busy, .corrupt, .databaseNotFound, .databaseNewer:
                 return CLIFailure(.infrastructure, code: ledger.code.rawValue, ledger.description)
             case .batchTooLarge, .accountCodeTaken, .accountNotFound, .invalidAccount:
                 return CLIFailure(.refused, code: ledger.code.rawValue, ledger.description)

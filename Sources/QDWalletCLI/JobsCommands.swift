@@ -240,7 +240,12 @@ struct SchedulerCommand: ParsableCommand {
     func run() throws {
         let stop = StopSignal()
         stop.installHandlers()
-        let scheduler = Scheduler(runner: try JobsSetup.runner(global, jobs, stop: stop))
+        let runner = try JobsSetup.runner(global, jobs, stop: stop)
+        // A scheduler left running while a newer qdwallet upgraded the database starts no
+        // further job: it stops (exit 4) before its next tick.
+        let scheduler = Scheduler(runner: runner, beforeEachTick: { [store = runner.store, shown = global.databaseDisplay] in
+            try AppDatabase.requireKnownSchema(store, context: shown)
+        })
         if once {
             let decisions = try scheduler.tick()
             Output(json: global.json).emit(["decisions": decisions]) {

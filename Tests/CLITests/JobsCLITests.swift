@@ -118,4 +118,63 @@ import Testing
         let history = try #require(try cli.run(["jobs", "history", "--job", "ledger-check", "--json"]).json()["executions"] as? [[String: Any]])
         #expect(history.count == 1 && history[0]["status"] as? String == "completed")
     }
+
+    /// An older qdwallet never uses a database a newer one has upgraded (its rows follow rules
+    /// the older one does not know; two versions would pay one bill under two keys): every
+    /// command refuses it, exit 4 `database_newer`, naming the unknown schema step, and writes
+    /// nothing; a scheduler already running when the upgrade lands stops before its next tick.
+    @Test func aDatabaseUpgradedByANewerVersionIsRefusedByAnOlderOne() throws {
+        let cli = try runner()
+        defer { cli.cleanUp() }
+        let step = "v99-from-a-newer-qdwallet"
+        let table = CLIRunner.onPostgres ? "qdwallet_migrations (name)" : "grdb_migrations (identifier)"
+
+        // A scheduler started before the upgrade: it ticks (its jobs first seen), then waits.
+        let scheduler = Process()
+        scheduler.executableURL = CLIRunner.executable
+        scheduler.arguments = ["scheduler", "--poll-seconds", "1"]
+        scheduler.environment = cli.environment
+        scheduler.currentDirectoryURL = cli.directory
+        let schedulerErrors = Pipe()
+        scheduler.standardOutput = FileHandle.nullDevice
+        scheduler.standardError = schedulerErrors
+        try scheduler.run()
+        defer { if scheduler.isRunning { scheduler.terminate() } }
+        var seen = false
+        for _ in 0..<300 where !seen {
+            try cli.write { seen = try $0.exists("SELECT 1 FROM job_schedules") }
+            if !seen { usleep(50_000) }
+        }
+        #expect(seen, "the scheduler never ticked")
+        #expect(scheduler.isRunning)
+
+        try cli.write { _ = try $0.run("INSERT INTO \(table) VALUES (?)", [step]) }
+        // It stops by itself, within a few polls, and says why.
+        let deadline = Date().addingTimeInterval(20)
+        while scheduler.isRunning && Date() < deadline { usleep(50_000) }
+        #expect(!scheduler.isRunning, "the scheduler kept running on a newer database")
+        if !scheduler.isRunning {
+            #expect(scheduler.terminationStatus == 4)
+            let said = String(decoding: schedulerErrors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            #expect(said.contains(step), "\(said)")
+        }
+
+        for arguments in [["init"], ["ledger", "check"], ["jobs", "run", "ledger-check", "--date", "2026-11-27"], ["jobs", "history"],
+                          ["scheduler", "--once"], ["billers"], ["balance", "--phone", "13800000001"]] {
+            let result = try cli.run(arguments + ["--json"])
+            #expect(result.status == 4, "\(arguments): \(result.stdout) \(result.stderr)")
+            let error = try #require(try result.json()["error"] as? [String: Any], "\(arguments)")
+            #expect(error["code"] as? String == "database_newer", "\(arguments)")
+            #expect((error["message"] as? String)?.contains(step) == true, "\(arguments)")
+        }
+        // The newer step is still recorded (init took nothing away), and nothing ran: once the
+        // step is gone again, the history is empty.
+        var kept = false
+        try cli.write { kept = try $0.exists("SELECT 1 FROM \(CLIRunner.onPostgres ? "qdwallet_migrations WHERE name" : "grdb_migrations WHERE identifier") = ?", [step]) }
+        #expect(kept)
+        try cli.write { _ = try $0.run("DELETE FROM \(CLIRunner.onPostgres ? "qdwallet_migrations WHERE name" : "grdb_migrations WHERE identifier") = ?", [step]) }
+        let history = try cli.run(["jobs", "history", "--json"])
+        #expect(history.status == 0, "\(history.stderr)")
+        #expect((try history.json()["executions"] as? [Any])?.isEmpty == true)
+    }
 }
