@@ -108,6 +108,52 @@ import Wallet
         }
     }
 
+    /// A bill a feed refused (a record fault: its customer number has a digit too few) and a later
+    /// feed of the same day sent again, valid, is staged and paid; the day's report lists it
+    /// once, as its bill: PAID with its amount, and the header's paid sum is the settlement
+    /// account's movement of the day (bill-feed.md, the payment report: every bill of the
+    /// day's feed is listed; PaidSum minus RefundedSum equals that movement).
+    @Test func aBillRefusedByOneFeedAndSentAgainByALaterOneIsReportedAsItsPayment() throws {
+        let world = try BillingWorld()
+        try world.populate()
+        _ = try world.run("2026-11-27")
+        _ = try world.run("2026-11-28")
+        func feed(_ number: String, customerNo: String) throws -> String {
+            let file = world.directory.appendingPathComponent("QD-WATER-20261128-\(number).xml")
+            try """
+                <?xml version="1.0" encoding="UTF-8"?>
+                <BillFeed xmlns="urn:qdwallet:billfeed:1"><Header><FeedId>QD-WATER-20261128-\(number)</FeedId><BillerCode>QD-WATER</BillerCode><CreatedAt>2026-11-28T23:00:00+08:00</CreatedAt><BusinessDate>2026-11-28</BusinessDate><NbOfBills>1</NbOfBills><CtrlSum Ccy="CNY">1.30</CtrlSum></Header>
+                <Bill><BillId>W2611-900001</BillId><CustomerNo>\(customerNo)</CustomerNo><CustomerName>张*</CustomerName><District>市南区</District><Period>2026-11</Period><Usage Unit="m3">0.4</Usage><Amount Ccy="CNY">1.30</Amount><LateFee Ccy="CNY">0.00</LateFee><IssueDate>2026-11-28</IssueDate><DueDate>2026-12-21</DueDate></Bill></BillFeed>
+                """.write(to: file, atomically: true, encoding: .utf8)
+            return "file://" + file.path
+        }
+        // The clock has not moved: both feeds are ingested at one moment, in FeedId order.
+        #expect(try world.run("2026-11-28", feeds: ["QD-WATER": try feed("02", customerNo: "110023456")], force: true).status == "completed")
+        #expect(try world.bill("QD-WATER", "W2611-900001") == nil)
+        #expect(try world.count("SELECT count(*) FROM feed_records WHERE bill_id = 'W2611-900001' AND reason = 'INVALID_CUSTOMER_NO'") == 1)
+        let third = try world.run("2026-11-28", feeds: ["QD-WATER": try feed("03", customerNo: "1100234567")], force: true)
+        #expect(third.status == "completed", "\(third)")
+        let bill = try #require(try world.bill("QD-WATER", "W2611-900001"))
+        #expect(try bill["status"] as String == "paid")
+        #expect(try bill["paid_business_date"] as String? == "2026-11-28")
+        #expect(try bill["paid_fen"] as Int64? == 130)
+
+        let xml = try world.reportFile("QD-WATER", "20261128-v3")
+        let items = xml.components(separatedBy: "<BillId>W2611-900001</BillId>").count - 1
+        #expect(items == 1, "\(xml)")
+        let item = xml.components(separatedBy: "<BillId>W2611-900001</BillId>").dropFirst().first?.components(separatedBy: "</Item>").first ?? ""
+        #expect(item.contains("<Status>PAID</Status>") && item.contains("<Amount Ccy=\"CNY\">1.30</Amount>"), "\(item)")
+        let counted = Self.tally(xml)
+        #expect(counted.paidCount == counted.paidItems && counted.refundedCount == counted.refundedItems, "\(counted)")
+        func header(_ name: String) -> String {
+            guard let start = xml.range(of: "<\(name) Ccy=\"CNY\">"), let end = xml.range(of: "</\(name)>", range: start.upperBound..<xml.endIndex) else { return "" }
+            return String(xml[start.upperBound..<end.lowerBound])
+        }
+        let owed = try Money(yuan: header("PaidSum")).fen - (try Money(yuan: header("RefundedSum")).fen)
+        let moved = try world.ledgerMovement("QD-WATER", "2026-11-28")
+        #expect(owed == moved, "\(header("PaidSum")) - \(header("RefundedSum"))")
+    }
+
     /// A report a biller has received is never replaced: the same content is not sent again,
     /// a correction is a new, numbered version beside it, and every delivered version is kept.
     @Test func aDeliveredReportIsNeverReplaced() throws {

@@ -831,17 +831,22 @@ public struct BillStore {
     /// faults, cancels; duplicates inside a feed dropped), then bills paid or refunded that day
     /// through another path. One query, read as a cursor, so memory does not grow with the day.
     ///
-    /// A bill named by several records is listed at its first position: feeds in the order
-    /// they were ingested (then by feed id, should two share the time), records in the order
-    /// of their feed. A record is listed when no record of the day naming its bill came before
-    /// it (`earlier`): ranked by time and sequence number alone, a bill and its cancel in
-    /// another feed ingested at the same moment were both first: two items for one bill, and
-    /// a report whose header no longer equals its items, never delivered. (At one position of
-    /// one feed, a cancel of an unknown bill and its rejection record are both first, as
-    /// before; the cancel, naming no bill, is not listed.) Each "came before" is asked of the
-    /// records and cancels by bill id, a few of them, through their indexes: the day's bills
-    /// are neither ranked nor sorted by bill id, and each carries its own columns (sorted
-    /// once, in the report's order; a million bills' items: 7 s on SQLite as a ranking).
+    /// A bill staged by one of the day's feeds is listed at its own position, with what its
+    /// row says, and no other record of the day naming it is: a feed that refused the bill
+    /// (say, its customer number had a digit too few) and a later feed of the day that sent it
+    /// again, valid, leave one item, the bill, paid or not. Listed at the refusal, as the
+    /// first of its records, the bill's payment was missing from a report whose header
+    /// counted it: the report was never delivered, and the run failed every time.
+    ///
+    /// Another record or cancel is listed when no record of the day naming its bill came
+    /// before it (`earlier`: feeds in the order they were ingested, then by feed id, should
+    /// two share the time, records in the order of their feed). A bill and its cancel in
+    /// another feed ingested at the same moment are one item, the bill, which says it was
+    /// cancelled or refunded. (At one position of one feed, a cancel of an unknown bill and
+    /// its rejection record are both first; the cancel, naming no bill, is not listed.) Each
+    /// of these is asked through the records', cancels' and bills' indexes by bill id, for the
+    /// few records and cancels; the day's bills are neither ranked nor sorted by bill id,
+    /// and each carries its own columns (sorted once, in the report's order).
     ///
     /// The bills paid or refunded that day are found through the indexes of each day, one
     /// branch each: as one condition (paid that day or refunded that day), SQLite read every
@@ -854,34 +859,32 @@ public struct BillStore {
     /// of a biller's day by default), and beyond that scans it whole for every such bill.
     static func itemsSQL(billOf: (_ billID: String, _ kept: Bool) -> String) -> String {
         let columns = "b.id, b.status, b.reason, b.paid_fen, b.paid_at, b.transaction_id, b.refund_transaction_id, b.paid_business_date, b.refunded_business_date"
-        // No record of the day's feeds naming `billID` (other than a repeat inside its feed)
-        // came before the position (`d`, `seq`).
-        func firstFor(_ billID: String, at seq: String, bills: Bool) -> String {
-            let records = """
-                NOT EXISTS (SELECT 1 FROM feed_records s JOIN day e ON e.feed_id = s.feed_id
-                                WHERE s.bill_id = \(billID) AND s.outcome <> 'duplicate_in_feed' AND \(earlier(seq)))
-                  AND NOT EXISTS (SELECT 1 FROM feed_cancels s JOIN day e ON e.feed_id = s.feed_id WHERE s.bill_id = \(billID) AND \(earlier(seq)))
-                """
-            guard bills else { return records }
-            return """
-                NOT EXISTS (SELECT 1 FROM bills s JOIN day e ON e.feed_id = s.feed_id WHERE s.biller = ?1 AND s.bill_id = \(billID) AND \(earlier(seq)))
-                  AND \(records)
-                """
+        // A bill staged by one of the day's feeds under `billID`: it is the item.
+        func stagedToday(_ billID: String) -> String {
+            "EXISTS (SELECT 1 FROM bills s JOIN day e ON e.feed_id = s.feed_id WHERE s.biller = ?1 AND s.bill_id = \(billID))"
+        }
+        // No record or cancel of the day naming `billID` (other than a repeat inside its
+        // feed) came before the position (`d`, `seq`).
+        func firstRecord(_ billID: String, at seq: String) -> String {
+            """
+            NOT EXISTS (SELECT 1 FROM feed_records s JOIN day e ON e.feed_id = s.feed_id
+                            WHERE s.bill_id = \(billID) AND s.outcome <> 'duplicate_in_feed' AND \(earlier(seq)))
+              AND NOT EXISTS (SELECT 1 FROM feed_cancels s JOIN day e ON e.feed_id = s.feed_id WHERE s.bill_id = \(billID) AND \(earlier(seq)))
+            """
         }
         return """
             WITH day AS (SELECT feed_id, ingested_at FROM feeds WHERE biller = ?1 AND business_date = ?2),
             items AS (
                 SELECT d.ingested_at, d.feed_id, b.seq, 'bill' AS source, b.bill_id, NULL AS outcome, NULL AS reason_code, \(columns)
                 FROM day d JOIN bills b ON b.feed_id = d.feed_id
-                WHERE \(firstFor("b.bill_id", at: "b.seq", bills: false))
                 UNION ALL
                 SELECT d.ingested_at, d.feed_id, r.seq, 'record', r.bill_id, r.outcome, r.reason, \(columns)
                 FROM day d JOIN feed_records r ON r.feed_id = d.feed_id \(billOf("r.bill_id", true))
-                WHERE r.outcome <> 'duplicate_in_feed' AND \(firstFor("r.bill_id", at: "r.seq", bills: true))
+                WHERE r.outcome <> 'duplicate_in_feed' AND NOT \(stagedToday("r.bill_id")) AND \(firstRecord("r.bill_id", at: "r.seq"))
                 UNION ALL
                 SELECT d.ingested_at, d.feed_id, c.seq, 'cancel', c.bill_id, c.outcome, NULL, \(columns)
                 FROM day d JOIN feed_cancels c ON c.feed_id = d.feed_id \(billOf("c.bill_id", false))
-                WHERE \(firstFor("c.bill_id", at: "c.seq", bills: true))
+                WHERE NOT \(stagedToday("c.bill_id")) AND \(firstRecord("c.bill_id", at: "c.seq"))
                 UNION ALL
                 SELECT 9223372036854775807, '', 0, 'other', b.bill_id, NULL, NULL, \(columns)
                 FROM (SELECT id FROM bills WHERE biller = ?1 AND paid_business_date = ?2
