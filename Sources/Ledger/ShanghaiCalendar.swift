@@ -30,16 +30,41 @@ public enum ShanghaiCalendar {
 
         public var description: String { iso }
 
-        /// "YYYY-MM-DD".
-        public var iso: String {
-            pad(year, 4) + "-" + pad(month, 2) + "-" + pad(day, 2)
-        }
+        /// "YYYY-MM-DD". Written digit by digit (the nightly run names a few dates a bill).
+        public var iso: String { digits(separator: 45, day: true) ?? pad(year, 4) + "-" + pad(month, 2) + "-" + pad(day, 2) }
 
         /// "YYYY-MM".
-        public var monthKey: String { pad(year, 4) + "-" + pad(month, 2) }
+        public var monthKey: String { digits(separator: 45, day: false) ?? pad(year, 4) + "-" + pad(month, 2) }
 
         /// "YYYYMMDD".
-        public var compact: String { pad(year, 4) + pad(month, 2) + pad(day, 2) }
+        public var compact: String { digits(separator: nil, day: true) ?? pad(year, 4) + pad(month, 2) + pad(day, 2) }
+
+        /// The year's four digits, the month's two and (`day`) the day's two, `separator`
+        /// between them; nil for a year outside 0...9999 or a field out of its range, which
+        /// the callers write the long way.
+        private func digits(separator: UInt8?, day withDay: Bool) -> String? {
+            guard (0...9_999).contains(year), (0...99).contains(month), (0...99).contains(day) else { return nil }
+            let count = (withDay ? 8 : 6) + (separator == nil ? 0 : (withDay ? 2 : 1))
+            return String(unsafeUninitializedCapacity: count) { buffer in
+                var at = 0
+                func put(_ value: Int, _ width: Int) {
+                    var rest = value
+                    for index in stride(from: at + width - 1, through: at, by: -1) {
+                        buffer[index] = UInt8(48 + rest % 10)
+                        rest /= 10
+                    }
+                    at += width
+                }
+                put(year, 4)
+                if let separator { buffer[at] = separator; at += 1 }
+                put(month, 2)
+                if withDay {
+                    if let separator { buffer[at] = separator; at += 1 }
+                    put(day, 2)
+                }
+                return at
+            }
+        }
 
         public static func < (lhs: Date, rhs: Date) -> Bool {
             (lhs.year, lhs.month, lhs.day) < (rhs.year, rhs.month, rhs.day)
