@@ -21,9 +21,7 @@ public enum AppAccessSchema {
     ]
 
     public static func register(in migrator: inout DatabaseMigrator) {
-        for migration in migrations {
-            migrator.registerMigration(migration.name) { db in try db.execute(sql: migration.sql) }
-        }
+        migrator.register(migrations)
     }
 
     public static func postgres() throws -> [SQLMigration] {

@@ -191,13 +191,18 @@ public enum BillingSchema {
             DROP INDEX bills_by_feed;
             CREATE INDEX bills_by_feed ON bills(feed_id);
             """),
+        // SQLite checked each of these lists through a temporary b-tree built for every row
+        // written; as comparisons they are a few compares (`SQLiteCheckLists`). Nothing to do on
+        // PostgreSQL.
+        SQLiteCheckLists.migration("billing-v10-checks-compared", [
+            SQLiteCheckLists.List("bills", "status", ["'new'", "'payable'", "'paid'", "'unmatched'", "'cancelled'", "'refunded'"]),
+            SQLiteCheckLists.List("billing_runs", "status", ["'processed'", "'rejected'", "'skipped'"]),
+        ]),
     ]
 
     /// Registers the migrations, in order.
     public static func register(in migrator: inout DatabaseMigrator) {
-        for migration in migrations {
-            migrator.registerMigration(migration.name) { db in try db.execute(sql: migration.sql) }
-        }
+        migrator.register(migrations)
     }
 
     /// The same migrations on PostgreSQL.

@@ -123,13 +123,18 @@ public enum CampaignSchema {
         // whose first column is the payment: the index on the payment alone was a second
         // copy of it, written with every allocation.
         SQLMigration("campaigns-v4-one-index-by-payment", "DROP INDEX campaign_allocations_by_payment"),
+        // SQLite checked each of these lists through a temporary b-tree built for every row
+        // written; as comparisons they are a few compares (`SQLiteCheckLists`). Nothing to do on
+        // PostgreSQL.
+        SQLiteCheckLists.migration("campaigns-v5-checks-compared", [
+            SQLiteCheckLists.List("campaign_allocations", "points_status", ["'pending'", "'vested'", "'expired'", "'reversed'"]),
+            SQLiteCheckLists.List("campaign_cap_use", "period", ["'day'", "'week'", "'month'", "'campaign'"]),
+        ]),
     ]
 
     /// Registers the migrations, in order.
     public static func register(in migrator: inout DatabaseMigrator) {
-        for migration in migrations {
-            migrator.registerMigration(migration.name) { db in try db.execute(sql: migration.sql) }
-        }
+        migrator.register(migrations)
     }
 
     /// The same migrations on PostgreSQL.

@@ -69,13 +69,18 @@ public enum JobSchema {
                 PRIMARY KEY (job_name, fire_at)
             );
             """),
+        // SQLite checked each of these lists through a temporary b-tree built for every row
+        // written; as comparisons they are a few compares (`SQLiteCheckLists`). Nothing to do on
+        // PostgreSQL.
+        SQLiteCheckLists.migration("jobs-v3-checks-compared", [
+            SQLiteCheckLists.List("job_executions", "status", ["'started'", "'completed'", "'failed'", "'stopped'", "'abandoned'"]),
+            SQLiteCheckLists.List("job_step_executions", "status", ["'started'", "'completed'", "'failed'", "'stopped'", "'abandoned'"]),
+        ]),
     ]
 
     /// Registers the migrations, in order.
     public static func register(in migrator: inout DatabaseMigrator) {
-        for migration in migrations {
-            migrator.registerMigration(migration.name) { db in try db.execute(sql: migration.sql) }
-        }
+        migrator.register(migrations)
     }
 
     /// The same migrations on PostgreSQL.

@@ -9,7 +9,16 @@ public enum LedgerSchema {
         migrator.registerMigration("ledger-v1") { db in
             try db.execute(sql: v1)
         }
+        migrator.register([checksCompared])
     }
+
+    /// SQLite checked each of these lists through a temporary b-tree built for every row
+    /// written; as comparisons they are a few compares (`SQLiteCheckLists`). Nothing to do on
+    /// PostgreSQL.
+    static let checksCompared = SQLiteCheckLists.migration("ledger-checks-compared", [
+        SQLiteCheckLists.List("ledger_transactions", "kind", ["'transfer'", "'hold'", "'hold_post'", "'hold_void'", "'hold_expire'", "'reversal'"]),
+        SQLiteCheckLists.List("ledger_hold_resolutions", "outcome", ["'posted'", "'voided'", "'expired'"]),
+    ])
 
     private static let appendOnlyTables = [
         "ledger_transactions", "ledger_entries", "ledger_holds",
@@ -123,7 +132,7 @@ public enum LedgerSchema {
                 """
             }.joined()
             return [SQLMigration("ledger-v1", try SQLDialect.postgresSchema(v1) + truncate),
-                    SQLMigration("ledger-v2-concurrent", postgresConcurrent)]
+                    SQLMigration("ledger-v2-concurrent", postgresConcurrent), SQLMigration(checksCompared.name, checksCompared.sql)]
         }
     }
 

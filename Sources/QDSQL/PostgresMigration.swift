@@ -1,14 +1,36 @@
 import Foundation
+import GRDB
 
 /// A named step of a module's schema on one engine. Shipped migrations are never edited;
 /// changes are new migrations appended after them.
 public struct SQLMigration: Sendable {
     public let name: String
     public let sql: String
+    /// A step SQLite takes instead of `sql` (`sql` is then PostgreSQL's alone): a change
+    /// SQLite's DDL cannot say.
+    public let sqlite: (@Sendable (Database) throws -> Void)?
 
     public init(_ name: String, _ sql: String) {
         self.name = name
         self.sql = sql
+        self.sqlite = nil
+    }
+
+    public init(_ name: String, postgres: String, sqlite: @escaping @Sendable (Database) throws -> Void) {
+        self.name = name
+        self.sql = postgres
+        self.sqlite = sqlite
+    }
+}
+
+extension DatabaseMigrator {
+    /// Registers a module's migrations on SQLite, in order: each its SQLite step, or its SQL.
+    public mutating func register(_ migrations: [SQLMigration]) {
+        for migration in migrations {
+            registerMigration(migration.name) { db in
+                if let step = migration.sqlite { try step(db) } else { try db.execute(sql: migration.sql) }
+            }
+        }
     }
 }
 

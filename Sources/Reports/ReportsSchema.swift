@@ -23,9 +23,7 @@ public enum ReportsSchema {
 
     /// Registers the migrations, in order.
     public static func register(in migrator: inout DatabaseMigrator) {
-        for migration in migrations {
-            migrator.registerMigration(migration.name) { db in try db.execute(sql: migration.sql) }
-        }
+        migrator.register(migrations)
     }
 
     /// The same migrations on PostgreSQL.

@@ -52,13 +52,20 @@ public enum WalletSchema {
         // When the payment password was last replaced (not first set): the app asks both
         // factors for a while after a reset.
         SQLMigration("wallet-v8-password-reset", "ALTER TABLE wallets ADD COLUMN password_reset_at INTEGER"),
+        // SQLite checked each of these lists through a temporary b-tree built for every row
+        // written; as comparisons they are a few compares (`SQLiteCheckLists`). Nothing to do on
+        // PostgreSQL.
+        SQLiteCheckLists.migration("wallet-v9-checks-compared", [
+            SQLiteCheckLists.List("outbox", "status", ["'pending'", "'delivered'", "'dead'"]),
+            SQLiteCheckLists.List("wallets", "kyc_class", ["1", "2", "3"]),
+            SQLiteCheckLists.List("kyc_submissions", "status", ["'submitted'", "'approved'", "'rejected'"]),
+            SQLiteCheckLists.List("card_operations", "status", ["'pending'", "'completed'", "'failed'"]),
+        ]),
     ]
 
     /// Registers the migrations, in order.
     public static func register(in migrator: inout DatabaseMigrator) {
-        for migration in migrations {
-            migrator.registerMigration(migration.name) { db in try db.execute(sql: migration.sql) }
-        }
+        migrator.register(migrations)
     }
 
     /// The same migrations on PostgreSQL.

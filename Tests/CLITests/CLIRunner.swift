@@ -100,7 +100,10 @@ struct CLIRunner {
     /// row, a lock left by another host, a clock moved back).
     func write(_ body: (any SQLConnection) throws -> Void) throws {
         let url = engineDatabase ?? databasePath
-        let database: any SQLDatabase = url.hasPrefix("postgres") ? try PostgresDatabase(url: url) : SQLitePool(try DatabasePool(path: url))
+        // A command running beside (a scheduler, a night) may hold SQLite's write lock a moment.
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(10)
+        let database: any SQLDatabase = url.hasPrefix("postgres") ? try PostgresDatabase(url: url) : SQLitePool(try DatabasePool(path: url, configuration: configuration))
         _ = try database.write { db in try body(db) }
     }
 
