@@ -198,6 +198,15 @@ public enum BillingSchema {
             SQLiteCheckLists.List("bills", "status", ["'new'", "'payable'", "'paid'", "'unmatched'", "'cancelled'", "'refunded'"]),
             SQLiteCheckLists.List("billing_runs", "status", ["'processed'", "'rejected'", "'skipped'"]),
         ]),
+        // A wallet's autopay of a business day is read through its bills keyed by wallet,
+        // status and paid day: the day's few, not every bill the wallet ever paid (a read a
+        // wallet and night that grew with the months kept). The day is keyed as the read
+        // compares it (`BillStore.autopayUsed`). Status changes moved the entry already; a
+        // bill paid moves it once, as before.
+        SQLMigration("billing-v11-wallet-paid-day", """
+            DROP INDEX bills_by_wallet;
+            CREATE INDEX bills_by_wallet ON bills(wallet_id, status, coalesce(paid_business_date, ''));
+            """),
     ]
 
     /// Registers the migrations, in order.

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import QDSQL
 import QDTestSupport
 import Testing
 @testable import Billing
@@ -69,5 +70,67 @@ import Testing
         let other = Int64(try world.count("SELECT coalesce(sum(paid_fen - discount_fen), 0) FROM bills WHERE wallet_id = 1 AND paid_via = 'autopay' AND bill_id NOT LIKE 'W-DRAIN-%'"))
         #expect(try world.count("SELECT count(*) FROM bills WHERE bill_id LIKE 'W-DRAIN-%' AND status = 'paid'") == Int((100_000 - other) / 30_000))
         #expect(throws: WalletRefusal.invalidAmount) { try world.wallets.setAutopayDailyLimit(phone: "13800000001", fen: 0) }
+    }
+
+    /// The day's autopay of a wallet counts its bills autopaid that business day, after
+    /// discounts: not a bill paid on another day, paid by hand, or refunded; the read for many
+    /// wallets answers what the read for one does, 0 for a wallet that paid nothing.
+    @Test func theAutopayOfADayCountsThatDayAlone() throws {
+        let world = try BillingWorld()
+        try world.populate()
+        _ = try world.run("2026-11-27")
+        let day = try #require(ShanghaiCalendar.Date(iso: "2026-11-27"))
+        func used(_ wallet: Int64) throws -> Int64 { try world.store.database.write { try BillStore($0).autopayUsed(walletID: wallet, on: day) } }
+        func usedAll(_ wallets: [Int64]) throws -> [Int64: Int64] { try world.store.database.write { try BillStore($0).autopayUsed(walletIDs: wallets, on: day) } }
+        let bills = try world.rows("SELECT id, paid_fen - discount_fen AS net FROM bills WHERE wallet_id = 1 AND status = 'paid' AND paid_via = 'autopay' ORDER BY id")
+            .map { (id: try $0["id"] as Int64, net: try $0["net"] as Int64) }
+        let total = bills.reduce(0) { $0 + $1.net }
+        #expect(bills.count >= 1 && total > 0)
+        #expect(try used(1) == total)
+        // Three more of his bills, paid before on other terms: none counts today.
+        let copy = "INSERT INTO bills (biller, bill_id, feed_id, seq, business_date, customer_no, customer_name, district, period, usage, usage_unit, amount_fen, late_fee_fen, due_fen, issue_date, due_date, status, wallet_id, paid_fen, discount_fen, paid_via, paid_business_date, updated_at) "
+            + "SELECT biller, bill_id || ?, feed_id, seq, business_date, customer_no, customer_name, district, period, usage, usage_unit, amount_fen, late_fee_fen, due_fen, issue_date, due_date, ?, wallet_id, paid_fen, discount_fen, ?, ?, updated_at FROM bills WHERE id = ?"
+        try world.store.database.write { db in
+            try db.run(copy, ["-the-day-before", "paid", "autopay", "2026-11-26", bills[0].id])
+            try db.run(copy, ["-by-hand", "paid", "manual", "2026-11-27", bills[0].id])
+            try db.run(copy, ["-refunded", "refunded", "autopay", "2026-11-27", bills[0].id])
+        }
+        #expect(try world.count("SELECT count(*) FROM bills WHERE wallet_id = 1 AND (bill_id LIKE '%-the-day-before' OR bill_id LIKE '%-by-hand' OR bill_id LIKE '%-refunded')") == 3)
+        #expect(try used(1) == total)
+        #expect(try world.store.database.write { try BillStore($0).autopayUsed(walletID: 1, on: try #require(ShanghaiCalendar.Date(iso: "2026-11-26"))) } == bills[0].net)
+        let nobody: Int64 = 999_999
+        let all = try usedAll([1, 2, 3, nobody, 1])
+        #expect(all.count == 4 && all[1] == total && all[nobody] == 0)
+        #expect(try all[2] == used(2) && all[3] == used(3))
+    }
+
+    /// The day's autopay is read through the wallets' index of bills keyed by wallet,
+    /// status and paid day (`billing-v11-wallet-paid-day`): the day's bills, not every bill
+    /// the wallet ever paid, so the night's cost does not grow with the months kept. The plan
+    /// is asked of the engine with the read's parameters bound: SQLite's `EXPLAIN QUERY
+    /// PLAN`; PostgreSQL's `EXPLAIN` with sequential scans priced out (a few test bills would
+    /// otherwise be read whole).
+    @Test(arguments: [false, true])
+    func theAutopayOfADayIsReadThroughTheWalletsPaidDay(many: Bool) throws {
+        let world = try BillingWorld()
+        try world.populate()
+        _ = try world.run("2026-11-27")
+        let text = BillStore.autopayUsedSQL(wallets: many ? "?, ?, ?" : "?", grouped: many)
+        let binds: [any SQLBindable] = (many ? [Int64(1), Int64(2), Int64(3)] : [Int64(1)]) + ["2026-11-27"]
+        let plan: [String] = try world.store.database.write { db in
+            if db.dialect == .postgres {
+                _ = try db.run("SET LOCAL enable_seqscan = off")
+                return try db.all("EXPLAIN " + text, binds) { try $0.text(0) }
+            }
+            return try db.all("EXPLAIN QUERY PLAN " + text, binds) { try $0.text(3) }
+        }
+        #expect(plan.contains { $0.contains("bills_by_wallet") }, "\(plan)")
+        // The day is a key of the search, not a filter of every paid bill read.
+        if world.onPostgres {
+            #expect(plan.contains { $0.contains("Index Cond") && $0.contains("COALESCE(paid_business_date") }, "\(plan)")
+        } else {
+            #expect(plan.contains { $0.contains("bills_by_wallet (wallet_id=? AND status=? AND <expr>=?)") }, "\(plan)")
+        }
+        #expect(!plan.contains { $0.contains("SCAN bills") || $0.contains("Seq Scan") || $0.contains("bills_paid_by_day") }, "\(plan)")
     }
 }

@@ -124,30 +124,34 @@ public struct BillStore {
 
     /// What autopay took from a wallet on a business day (after discounts).
     ///
-    /// The day is compared through `coalesce`, which no index of the bills answers: the
-    /// wallet's bills are found through their wallet's index, whatever the statistics. Named
-    /// plainly, the day matched the index of bills paid by day; planned on statistics taken
-    /// while few bills were paid (or a generic plan of the prepared statement), the read went
-    /// through every bill paid that day, once a chunk: a night that grew with its own square
-    /// (100,000 bills: 18.5 s of the server's 33 s in this one read).
+    /// Read through the wallets' index of bills, keyed by wallet, status and paid day
+    /// (`billing-v11-wallet-paid-day`): the bills the wallet paid that day, whatever it paid
+    /// on the days before. Keyed by wallet and status alone, the read took every bill the
+    /// wallet ever paid, a night that grew with the months kept. The day is compared through
+    /// `coalesce`, as the index keys it, which the index of bills paid by day cannot answer:
+    /// planned on statistics taken while few bills were paid (or a generic plan of the
+    /// prepared statement), a plain day had PostgreSQL read every bill paid that day, once a
+    /// chunk (100,000 bills: 18.5 s of the server's 33 s in this one read).
     func autopayUsed(walletID: Int64, on date: ShanghaiCalendar.Date) throws -> Int64 {
-        try sql.int64("""
-            SELECT coalesce(sum(paid_fen - discount_fen), 0) FROM bills
-            WHERE wallet_id = ? AND paid_via = ? AND coalesce(paid_business_date, '') = ? AND status = ?
-            """, [walletID, PaidVia.autopay.rawValue, date.iso, BillStatus.paid.rawValue]) ?? 0
+        try sql.int64(Self.autopayUsedSQL(wallets: "?", grouped: false), [walletID, date.iso]) ?? 0
     }
 
-    /// `autopayUsed` for many wallets in a few reads (through their wallets' index, as
-    /// `autopayUsed(walletID:on:)`); every wallet asked for is in the answer.
+    /// `autopayUsed` for many wallets in a few reads (through the same index); every wallet
+    /// asked for is in the answer.
     func autopayUsed(walletIDs: [Int64], on date: ShanghaiCalendar.Date) throws -> [Int64: Int64] {
         var used = Dictionary(walletIDs.map { ($0, Int64(0)) }, uniquingKeysWith: { first, _ in first })
-        try sql.forEachRow("""
-            SELECT wallet_id, coalesce(sum(paid_fen - discount_fen), 0) FROM bills
-            WHERE wallet_id IN ({ids}) AND paid_via = ? AND coalesce(paid_business_date, '') = ? AND status = ? GROUP BY wallet_id
-            """, ids: walletIDs, after: [PaidVia.autopay.rawValue, date.iso, BillStatus.paid.rawValue]) { row in
+        try sql.forEachRow(Self.autopayUsedSQL(wallets: "{ids}", grouped: true), ids: walletIDs, after: [date.iso]) { row in
             used[try row.int64(0)] = try row.int64(1)
         }
         return used
+    }
+
+    /// The autopay read: the wallets' ids bound in `wallets`, then the day.
+    static func autopayUsedSQL(wallets: String, grouped: Bool) -> String {
+        """
+        SELECT \(grouped ? "wallet_id, " : "")coalesce(sum(paid_fen - discount_fen), 0) FROM bills
+        WHERE wallet_id IN (\(wallets)) AND status = '\(BillStatus.paid.rawValue)' AND coalesce(paid_business_date, '') = ? AND paid_via = '\(PaidVia.autopay.rawValue)'\(grouped ? " GROUP BY wallet_id" : "")
+        """
     }
 
     /// Whether the wallet ever paid this biller (a refunded payment counts).
