@@ -26,6 +26,11 @@ struct CityGenerator {
     var unmatchedPercent = 10
     /// Whether the city runs its threshold-and-points campaign.
     var campaigns = true
+    /// Months of bills paid before the night: each month, a bill for every linked account,
+    /// paid on the 27th (autopay where the link has it, by hand otherwise). Rows of `bills`
+    /// alone, with no journal behind them: what the night's reads by wallet meet in a city
+    /// that has kept its months.
+    var historyMonths = 0
 
     static let billers: [(code: String, digits: Int, share: Int, unit: String, prefix: String)] = [
         ("QD-WATER", 10, 40, "m3", "W"), ("QD-POWER", 10, 35, "kWh", "P"), ("QD-GAS", 10, 25, "m3", "G"),
@@ -216,12 +221,31 @@ struct CityGenerator {
             }
             start = end
         }
+        try writeHistory(store, at: now)
         guard let bank = try store.read({ try $0.account(code: SystemAccounts.bankClearing) }) else { return }
         for chunk in stride(from: 0, to: walletAccounts.count, by: 10_000) {
             let slice = walletAccounts[chunk..<min(walletAccounts.count, chunk + 10_000)]
             _ = try ledger.post(slice.map { account in
                 PostingRequest.transfer(key: "fund-\(account)", from: bank.id, to: account, amount: Int64(random.below(10) == 0 ? random.below(2_000) : 20_000 + random.below(200_000)))
             })
+        }
+    }
+
+    /// `historyMonths` of paid bills, the oldest month first, one statement a month.
+    func writeHistory(_ store: SQLLedgerStore, at now: TimestampMicros) throws {
+        guard historyMonths > 0 else { return }
+        for back in stride(from: historyMonths, through: 1, by: -1) {
+            let months = date.year * 12 + (date.month - 1) - back
+            let day = ShanghaiCalendar.Date(year: months / 12, month: months % 12 + 1, day: date.day)
+            try store.transaction { db, _ in
+                _ = try db.run("""
+                    INSERT INTO bills (biller, bill_id, feed_id, seq, business_date, customer_no, customer_name, district, period, usage, usage_unit, amount_fen, late_fee_fen, due_fen,
+                        issue_date, due_date, status, wallet_id, bill_account_id, paid_fen, discount_fen, points, paid_at, paid_via, paid_business_date, updated_at)
+                    SELECT biller, CAST(? AS TEXT) || CAST(id AS TEXT), CAST(? AS TEXT) || biller, id, ?, customer_no, '张*', '市南区', ?, '12.5', 'm3', 1000 + id % 29000, 0, 1000 + id % 29000,
+                        ?, ?, 'paid', wallet_id, id, 1000 + id % 29000, 0, 0, CAST(? AS BIGINT), CASE WHEN autopay_limit_fen > 0 THEN 'autopay' ELSE 'manual' END, ?, CAST(? AS BIGINT)
+                    FROM bill_accounts ORDER BY wallet_id, id
+                    """, ["H\(day.compact)-", "HISTORY-\(day.compact)/", day.iso, day.monthKey, day.iso, day.adding(days: 23).iso, now, day.iso, now])
+            }
         }
     }
 }

@@ -18,6 +18,8 @@ struct NightlyBenchmark {
     var unmatchedPercent = 10
     /// Whether the city's campaign runs.
     var campaigns = true
+    /// Months of paid bills the city kept before the night (`CityGenerator.historyMonths`).
+    var historyMonths = 0
 
     struct Report {
         var bills: Int
@@ -29,6 +31,7 @@ struct NightlyBenchmark {
         var nightlySeconds: Double
         var nightlyPeakMB: Int
         var nightlyStatus: Int32
+        var historyMonths = 0
         /// The run's steps and the seconds each took, from its report.
         var steps: [(name: String, seconds: Double)] = []
         /// The raw SQLite floor of the run's writes (SQLite only).
@@ -45,7 +48,7 @@ struct NightlyBenchmark {
                 "\n  store floor (same rows, raw)   \(String(format: "%.2f s", $0.seconds))   \($0.rows) rows   run/floor \(String(format: "%.2f", nightlySeconds / $0.seconds))\n  floor rows by table            \($0.tablesText)"
             } ?? ""
             return """
-                nightly run: \(bills) bills, \(wallets) wallets, \(feedBytes / 1_048_576) MB of feeds (generated in \(String(format: "%.1f", generateSeconds)) s)
+                nightly run: \(bills) bills, \(wallets) wallets\(historyMonths > 0 ? ", \(historyMonths) months of paid bills kept" : ""), \(feedBytes / 1_048_576) MB of feeds (generated in \(String(format: "%.1f", generateSeconds)) s)
                   xmllint --stream --schema      \(xmllintSeconds.map { String(format: "%.2f s", $0) } ?? "n/a")
                   feed reader (parse+validate)   \(String(format: "%.2f s", readerSeconds))   ratio to xmllint \(ratio)
                   whole nightly run              \(String(format: "%.2f s", nightlySeconds))   \(Int(Double(bills) / nightlySeconds)) bills/s   \(String(format: "%.1f", nightlySeconds * 1e6 / Double(max(1, bills)))) µs/bill   run/xmllint \(runToXmllint)   exit \(nightlyStatus)\(floorLine)
@@ -55,7 +58,7 @@ struct NightlyBenchmark {
         }
 
         var json: String {
-            "{\"bills\":\(bills),\"wallets\":\(wallets),\"xmllint_s\":\(xmllintSeconds.map { String(format: "%.3f", $0) } ?? "null"),\"reader_s\":\(String(format: "%.3f", readerSeconds)),\"nightly_s\":\(String(format: "%.3f", nightlySeconds)),\"bills_per_s\":\(Int(Double(bills) / nightlySeconds)),\"peak_mb\":\(nightlyPeakMB),\"floor_s\":\(floor.map { String(format: "%.3f", $0.seconds) } ?? "null"),\"floor_rows\":\(floor.map { String($0.rows) } ?? "null"),\"exit\":\(nightlyStatus),\"steps\":{\(steps.map { "\"\($0.name)\":\(String(format: "%.3f", $0.seconds))" }.joined(separator: ","))}}"
+            "{\"bills\":\(bills),\"wallets\":\(wallets),\"history_months\":\(historyMonths),\"xmllint_s\":\(xmllintSeconds.map { String(format: "%.3f", $0) } ?? "null"),\"reader_s\":\(String(format: "%.3f", readerSeconds)),\"nightly_s\":\(String(format: "%.3f", nightlySeconds)),\"bills_per_s\":\(Int(Double(bills) / nightlySeconds)),\"peak_mb\":\(nightlyPeakMB),\"floor_s\":\(floor.map { String(format: "%.3f", $0.seconds) } ?? "null"),\"floor_rows\":\(floor.map { String($0.rows) } ?? "null"),\"exit\":\(nightlyStatus),\"steps\":{\(steps.map { "\"\($0.name)\":\(String(format: "%.3f", $0.seconds))" }.joined(separator: ","))}}"
         }
     }
 
@@ -70,7 +73,7 @@ struct NightlyBenchmark {
         try? FileManager.default.removeItem(atPath: directory)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { if keep == nil { try? FileManager.default.removeItem(atPath: directory) } }
-        let city = CityGenerator(wallets: wallets, bills: bills, directory: directory, postgresURL: postgresURL, unmatchedPercent: unmatchedPercent, campaigns: campaigns)
+        let city = CityGenerator(wallets: wallets, bills: bills, directory: directory, postgresURL: postgresURL, unmatchedPercent: unmatchedPercent, campaigns: campaigns, historyMonths: historyMonths)
         let generate = try Self.seconds { try city.generate() }
         if generateOnly {
             print("city written to \(directory) in \(String(format: "%.1f", generate)) s; run it with:")
@@ -125,7 +128,7 @@ struct NightlyBenchmark {
                 (status, peak) = try Self.runProcess("/bin/sh", ["-c", "cd \"$0\" && exec \"$@\"", directory, executable] + arguments, environment: environment, output: output)
             }
         }
-        var report = Report(bills: bills, wallets: wallets, feedBytes: bytes, generateSeconds: generate, xmllintSeconds: xmllint, readerSeconds: reader, nightlySeconds: nightly, nightlyPeakMB: peak, nightlyStatus: status)
+        var report = Report(bills: bills, wallets: wallets, feedBytes: bytes, generateSeconds: generate, xmllintSeconds: xmllint, readerSeconds: reader, nightlySeconds: nightly, nightlyPeakMB: peak, nightlyStatus: status, historyMonths: historyMonths)
         if let data = FileManager.default.contents(atPath: output),
            let document = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
            let steps = document["steps"] as? [[String: Any]] {

@@ -15,7 +15,7 @@
 // and timed on its own), reporting p50 and p99.
 //
 //     swift run -c release qdwallet-bench nightly [--bills N] [--wallets N] [--unmatched-percent P] [--no-campaigns]
-//         [--schema-dir DIR] [--keep DIR [--generate-only]] [--db postgres://...]
+//         [--history-months M] [--schema-dir DIR] [--keep DIR [--generate-only]] [--db postgres://...]
 //
 // `nightly` generates a synthetic city (wallets, linked accounts, a campaign, three feeds of
 // N bills in all), then measures, in the same run: xmllint --stream --schema over the feeds
@@ -28,7 +28,9 @@
 // `--keep DIR --generate-only` writes the city into DIR and stops, for profiling the run.
 // The distribution: `--wallets` sets bills per wallet (200,000 bills over 50 wallets is a
 // property manager's night), `--unmatched-percent` the share of bills for customers unknown
-// to the wallet (10 unless told), `--no-campaigns` leaves the city's campaign out.
+// to the wallet (10 unless told), `--no-campaigns` leaves the city's campaign out,
+// `--history-months M` gives the city M months of bills paid before the night (a bill a
+// linked account a month, rows of `bills` alone), for the night's cost against the months kept.
 //
 //     swift run -c release qdwallet-bench floor --before CITY.sqlite --after RUN.sqlite [--transactions N] [--pragmas "wal_autocheckpoint=10000"]
 //
@@ -72,7 +74,7 @@ func text(_ name: String) -> String? {
 }
 let usage = """
     usage: qdwallet-bench ledger [--transfers N] [--batch N] [--wallets N] [--rounds N] [--db postgres://... [--check]] [--json]
-           qdwallet-bench nightly [--bills N] [--wallets N] [--unmatched-percent 0-100] [--no-campaigns] [--schema-dir DIR]
+           qdwallet-bench nightly [--bills N] [--wallets N] [--unmatched-percent 0-100] [--no-campaigns] [--history-months 0-120] [--schema-dir DIR]
                                   [--keep DIR [--generate-only]] [--db postgres://... (an empty database)] [--json]
            qdwallet-bench paybill [--entries N] [--samples N] [--db postgres://... (an empty database)]
            qdwallet-bench floor --before CITY.sqlite --after RUN.sqlite [--transactions N] [--pragmas "NAME=VALUE; ..."]
@@ -88,7 +90,7 @@ guard let suite = arguments.first, ["ledger", "nightly", "floor", "paybill", "pa
 /// The options each suite takes with a value, and those it takes alone.
 let suiteOptions: [String: (valued: Set<String>, flags: Set<String>)] = [
     "ledger": (["--transfers", "--batch", "--wallets", "--rounds", "--db"], ["--check", "--json"]),
-    "nightly": (["--bills", "--wallets", "--unmatched-percent", "--schema-dir", "--keep", "--db"], ["--no-campaigns", "--generate-only", "--json"]),
+    "nightly": (["--bills", "--wallets", "--unmatched-percent", "--history-months", "--schema-dir", "--keep", "--db"], ["--no-campaigns", "--generate-only", "--json"]),
     "paybill": (["--entries", "--samples", "--db"], []),
     "floor": (["--before", "--after", "--transactions", "--pragmas"], []),
     "payers": (["--db", "--payers", "--payments"], ["--compare-one-writer"]),
@@ -203,9 +205,17 @@ if suite == "nightly" {
         }
         unmatched = value
     }
+    var history = 0
+    if let given = text("--history-months") {
+        guard let value = Int(given), (0...120).contains(value) else {
+            FileHandle.standardError.write(Data("qdwallet-bench: --history-months takes a whole number from 0 to 120\n".utf8))
+            exit(2)
+        }
+        history = value
+    }
     do {
         let report = try NightlyBenchmark(bills: bills, wallets: option("--wallets", max(1_000, bills / 3)), schemaDirectory: text("--schema-dir") ?? "SampleFeeds/schema", keep: text("--keep"), generateOnly: arguments.contains("--generate-only"), postgresURL: text("--db"),
-                                          unmatchedPercent: unmatched, campaigns: !arguments.contains("--no-campaigns")).run()
+                                          unmatchedPercent: unmatched, campaigns: !arguments.contains("--no-campaigns"), historyMonths: history).run()
         if arguments.contains("--generate-only") { exit(0) }
         print(arguments.contains("--json") ? report.json : report.text)
         if report.nightlyStatus != 0 {

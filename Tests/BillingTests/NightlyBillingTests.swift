@@ -88,6 +88,31 @@ import QDSQL
 
     /// A bill payment's key is read in both its forms, led by the bill's row and the earlier
     /// `bill:BILLER:BILLID` (payments made before), and nothing else is taken for one.
+    /// The processing's progress total counts the staged bills through the index of the new
+    /// bills (`bills_new`), not by reading every bill kept: a night's cost that would grow
+    /// with the months kept. The plan is asked of the engine, sequential scans priced out on
+    /// PostgreSQL (a few test bills would otherwise be read whole).
+    @Test func theNewBillsAreCountedThroughTheirIndex() throws {
+        let world = try BillingWorld()
+        try world.populate()
+        _ = try world.run("2026-11-27")
+        let plan: [String] = try world.store.database.write { db in
+            if db.dialect == .postgres {
+                _ = try db.run("SET LOCAL enable_seqscan = off")
+                return try db.all("EXPLAIN " + BillStore.countNewSQL, []) { try $0.text(0) }
+            }
+            return try db.all("EXPLAIN QUERY PLAN " + BillStore.countNewSQL, []) { try $0.text(3) }
+        }
+        #expect(plan.contains { $0.contains("bills_new") }, "\(plan)")
+        #expect(!plan.contains { $0.contains("SCAN bills") && !$0.contains("bills_new") || $0.contains("Seq Scan") }, "\(plan)")
+        // What it counts: the bills still new, none after the night, every one staged again.
+        #expect(try world.store.database.write { try BillStore($0).countNew() } == 0)
+        try world.execute("UPDATE bills SET status = 'new' WHERE status = 'payable'")
+        let payable = try world.count("SELECT count(*) FROM bills WHERE status = 'new'")
+        #expect(payable >= 1)
+        #expect(try world.store.database.write { try BillStore($0).countNew() } == payable)
+    }
+
     @Test func paymentKeysAreReadInBothForms() {
         let key = PaymentKey(biller: "QD-GAS", billID: "G:1")
         #expect(key.key(row: 42) == "bill:#000000000042:QD-GAS:G:1")

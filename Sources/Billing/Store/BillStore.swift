@@ -202,9 +202,15 @@ public struct BillStore {
 
     // MARK: The nightly run's reads
 
+    /// The bills staged and not yet processed (the processing's progress total), counted
+    /// through the index of the new bills alone: the status written as the index names it
+    /// and a range of its key (a bound status matched no partial index, and SQLite counted
+    /// the status alone through the whole wallets' index: every bill kept).
     func countNew() throws -> Int {
-        try sql.int("SELECT count(*) FROM bills WHERE status = ?", [BillStatus.new.rawValue]) ?? 0
+        try sql.int(Self.countNewSQL, []) ?? 0
     }
+
+    static let countNewSQL = "SELECT count(*) FROM bills WHERE status = '\(BillStatus.new.rawValue)' AND id > 0"
 
     /// A staged bill with its biller and the live link of its customer number.
     struct NewBill {
