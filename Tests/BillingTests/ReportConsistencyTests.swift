@@ -154,6 +154,81 @@ import Wallet
         #expect(owed == moved, "\(header("PaidSum")) - \(header("RefundedSum"))")
     }
 
+    /// A water feed of the 28th with `body` (bills and cancels) and its control totals.
+    static func feed28(_ world: BillingWorld, _ number: String, bills: [(id: String, customerNo: String)] = [], cancels: [String] = []) throws -> String {
+        let file = world.directory.appendingPathComponent("QD-WATER-20261128-\(number).xml")
+        let body = bills.map {
+            "<Bill><BillId>\($0.id)</BillId><CustomerNo>\($0.customerNo)</CustomerNo><CustomerName>张*</CustomerName><District>市南区</District><Period>2026-11</Period><Usage Unit=\"m3\">0.4</Usage><Amount Ccy=\"CNY\">1.30</Amount><LateFee Ccy=\"CNY\">0.00</LateFee><IssueDate>2026-11-28</IssueDate><DueDate>2026-12-21</DueDate></Bill>"
+        }.joined() + cancels.map { "<Cancel><BillId>\($0)</BillId><Reason>sent in error</Reason></Cancel>" }.joined()
+        try """
+            <?xml version="1.0" encoding="UTF-8"?>
+            <BillFeed xmlns="urn:qdwallet:billfeed:1"><Header><FeedId>QD-WATER-20261128-\(number)</FeedId><BillerCode>QD-WATER</BillerCode><CreatedAt>2026-11-28T23:00:00+08:00</CreatedAt><BusinessDate>2026-11-28</BusinessDate><NbOfBills>\(bills.count)</NbOfBills><CtrlSum Ccy="CNY">\(Money(fen: 130 * Int64(bills.count)).yuanString)</CtrlSum></Header>
+            \(body)</BillFeed>
+            """.write(to: file, atomically: true, encoding: .utf8)
+        return "file://" + file.path
+    }
+
+    /// The report's items naming `billID`, each the text between its BillId and `</Item>`.
+    static func items(_ xml: String, _ billID: String) -> [String] {
+        xml.components(separatedBy: "<BillId>\(billID)</BillId>").dropFirst().map { $0.components(separatedBy: "</Item>").first ?? "" }
+    }
+
+    /// A cancel of a bill unknown to the wallet is a record fault, listed REJECTED with
+    /// UNKNOWN_BILL (bill-feed.md: record-level faults are listed with their reason); a later
+    /// feed of the day that sends that bill, refused too (its customer number a digit short),
+    /// adds no second item for it: the report lists a BillId once, as the day's first record
+    /// naming it says (both REJECTED). The two feeds are ingested at one moment, in FeedId
+    /// order; the second changes nothing a biller is told, so no new version is written.
+    @Test func aBillIdRejectedAsACancelThenAsABillIsListedOnceAsTheFirstRecordSays() throws {
+        let world = try BillingWorld()
+        try world.populate()
+        _ = try world.run("2026-11-27")
+        _ = try world.run("2026-11-28")
+        #expect(try world.run("2026-11-28", feeds: ["QD-WATER": try Self.feed28(world, "02", cancels: ["W2611-900002"])], force: true).status == "completed")
+        #expect(try world.count("SELECT count(*) FROM feed_records WHERE bill_id = 'W2611-900002' AND kind = 'cancel' AND reason = 'UNKNOWN_BILL'") == 1)
+        let corrected = try world.reportFile("QD-WATER", "20261128-v2")
+        #expect(try world.run("2026-11-28", feeds: ["QD-WATER": try Self.feed28(world, "03", bills: [("W2611-900002", "110023456")])], force: true).status == "completed")
+        #expect(try world.bill("QD-WATER", "W2611-900002") == nil)
+        #expect(try world.count("SELECT count(*) FROM feed_records WHERE bill_id = 'W2611-900002' AND reason = 'INVALID_CUSTOMER_NO'") == 1)
+        #expect(!FileManager.default.fileExists(atPath: world.config.reportsDirectory + "/QD-WATER/QDW-QD-WATER-20261128-v3.xml"))
+        let listed = Self.items(corrected, "W2611-900002")
+        #expect(listed.count == 1, "\(corrected)")
+        #expect(listed.first?.contains("<Status>REJECTED</Status>") == true && listed.first?.contains("<Reason>UNKNOWN_BILL</Reason>") == true, "\(listed)")
+        let counted = Self.tally(corrected)
+        #expect(counted.paidCount == counted.paidItems && counted.refundedCount == counted.refundedItems, "\(counted)")
+    }
+
+    /// A payable bill of the 27th named on the 28th by two feeds ingested at one moment, a
+    /// cancel in one and a refused record (its customer number a digit short) in the other:
+    /// the report lists it once, as the feed first in FeedId order names it (CANCELLED, or
+    /// REJECTED with its reason), whichever feed the run read first.
+    @Test(arguments: [true, false])
+    func aBillNamedByTwoFeedsOfOneMomentIsListedAsTheFirstByFeedIdNamesIt(cancelFirst: Bool) throws {
+        let world = try BillingWorld()
+        try world.populate()
+        _ = try world.run("2026-11-27")
+        _ = try world.run("2026-11-28")
+        let payable = try #require(try world.rows("SELECT bill_id FROM bills WHERE biller = 'QD-WATER' AND status = 'payable' AND business_date = '2026-11-27' ORDER BY bill_id").first?["bill_id"] as String?)
+        // The feed first by FeedId is ingested last: the order of the report is the feeds'
+        // ingestion time, then their FeedId, not the order the run read them in.
+        let cancelFeed = cancelFirst ? "02" : "03", recordFeed = cancelFirst ? "03" : "02"
+        let later = try Self.feed28(world, "03", bills: cancelFirst ? [(payable, "110023456")] : [], cancels: cancelFirst ? [] : [payable])
+        let earlier = try Self.feed28(world, "02", bills: cancelFirst ? [] : [(payable, "110023456")], cancels: cancelFirst ? [payable] : [])
+        #expect(try world.run("2026-11-28", feeds: ["QD-WATER": later], force: true).status == "completed")
+        #expect(try world.run("2026-11-28", feeds: ["QD-WATER": earlier], force: true).status == "completed")
+        #expect(try world.count("SELECT count(*) FROM feed_cancels WHERE bill_id = ? AND feed_id = ?", [payable, "QD-WATER/QD-WATER-20261128-" + cancelFeed]) == 1)
+        #expect(try world.count("SELECT count(*) FROM feed_records WHERE bill_id = ? AND feed_id = ? AND reason = 'INVALID_CUSTOMER_NO'", [payable, "QD-WATER/QD-WATER-20261128-" + recordFeed]) == 1)
+        #expect(try world.status("QD-WATER", payable) == "cancelled")
+        let xml = try world.reportFile("QD-WATER", "20261128-v3")
+        let listed = Self.items(xml, payable)
+        #expect(listed.count == 1, "\(xml)")
+        if cancelFirst {
+            #expect(listed.first?.contains("<Status>CANCELLED</Status>") == true, "\(listed)")
+        } else {
+            #expect(listed.first?.contains("<Status>REJECTED</Status>") == true && listed.first?.contains("INVALID_CUSTOMER_NO") == true, "\(listed)")
+        }
+    }
+
     /// A report a biller has received is never replaced: the same content is not sent again,
     /// a correction is a new, numbered version beside it, and every delivered version is kept.
     @Test func aDeliveredReportIsNeverReplaced() throws {
