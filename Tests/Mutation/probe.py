@@ -14,7 +14,8 @@ throwaway PostgreSQL cluster (Tests/Postgres/with-postgres.sh).
                                             (CI: a fresh clone whose .build is already
                                             built, so each mutant builds incrementally);
                                             each file is restored after its mutant, also
-                                            on SIGINT and SIGTERM
+                                            on SIGINT and SIGTERM, and the restored tree
+                                            built again at the end
 """
 import argparse, json, os, random, re, shutil, signal, subprocess, sys, time
 
@@ -125,6 +126,14 @@ def main():
             outcome, detail = probe(mutant, log)
             print(f"{outcome:9} {mutant['name']:28} {mutant['rule']}: {detail}", flush=True)
             bad += outcome != "killed"
+        if options.in_place and mutants:
+            # .build holds the last mutant's build: build the restored tree again, so that a
+            # `swift test --skip-build` after the probe tests the code as it is.
+            build = run(["swift", "build", "--build-tests", "--scratch-path", SCRATCH], 3600)
+            log.write(build.stdout + build.stderr)
+            if build.returncode != 0:
+                print("mutation probe: the restored tree does not build; see " + os.path.join(WORK, "probe.log"))
+                bad += 1
     print(f"mutation probe: {len(mutants) - bad} killed, {bad} not killed")
     sys.exit(1 if bad else 0)
 
