@@ -68,6 +68,15 @@ func option(_ name: String, _ fallback: Int) -> Int {
     }
     return value
 }
+/// A whole number option within `range`; its default when absent. A value outside ends the run.
+func option(_ name: String, in range: ClosedRange<Int>, _ fallback: Int) -> Int {
+    guard let given = text(name) else { return fallback }
+    guard let value = Int(given), range.contains(value) else {
+        FileHandle.standardError.write(Data("qdwallet-bench: \(name) takes a whole number from \(range.lowerBound) to \(range.upperBound)\n".utf8))
+        exit(2)
+    }
+    return value
+}
 func text(_ name: String) -> String? {
     guard let index = arguments.firstIndex(of: name), index + 1 < arguments.count else { return nil }
     return arguments[index + 1]
@@ -197,22 +206,8 @@ if suite == "nightly" {
         FileHandle.standardError.write(Data("qdwallet-bench: --generate-only needs --keep DIR\n".utf8))
         exit(2)
     }
-    var unmatched = 10
-    if let given = text("--unmatched-percent") {
-        guard let value = Int(given), (0...100).contains(value) else {
-            FileHandle.standardError.write(Data("qdwallet-bench: --unmatched-percent takes a whole number from 0 to 100\n".utf8))
-            exit(2)
-        }
-        unmatched = value
-    }
-    var history = 0
-    if let given = text("--history-months") {
-        guard let value = Int(given), (0...120).contains(value) else {
-            FileHandle.standardError.write(Data("qdwallet-bench: --history-months takes a whole number from 0 to 120\n".utf8))
-            exit(2)
-        }
-        history = value
-    }
+    let unmatched = option("--unmatched-percent", in: 0...100, 10)
+    let history = option("--history-months", in: 0...120, 0)
     do {
         let report = try NightlyBenchmark(bills: bills, wallets: option("--wallets", max(1_000, bills / 3)), schemaDirectory: text("--schema-dir") ?? "SampleFeeds/schema", keep: text("--keep"), generateOnly: arguments.contains("--generate-only"), postgresURL: text("--db"),
                                           unmatchedPercent: unmatched, campaigns: !arguments.contains("--no-campaigns"), historyMonths: history).run()
