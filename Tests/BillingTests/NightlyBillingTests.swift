@@ -339,7 +339,9 @@ final class CrashingStep: JobStep, @unchecked Sendable {
         let config = world.config
         let steps: [any JobStep] = [IngestStep(config: config), CancelStep(config: config), CrashingStep(ProcessStep(config: config), crashAt: crashAt), ReportStep(config: config)]
         #expect(throws: Killed.self) { try world.runner(chunkSize: 1, steps: steps).run("nightly-billing", overrides: ["date": "2026-11-27"]) }
-        let processedBefore = try world.count("SELECT count(*) FROM bills WHERE status <> 'new'")
+        // The bills no wallet has linked were written unmatched by the ingest, before any chunk.
+        #expect(try world.count("SELECT count(*) FROM bills WHERE status = 'unmatched' AND reason = 'UNKNOWN_CUSTOMER' AND wallet_id IS NULL") == 2)
+        let processedBefore = try world.count("SELECT count(*) FROM bills WHERE status <> 'new' AND status <> 'unmatched'")
         #expect(processedBefore == crashAt - 1)
         world.clock.advance(micros: 61_000_000)
         let report = try world.runner(chunkSize: 1, owner: "second").run("nightly-billing", overrides: ["date": "2026-11-27"])

@@ -183,7 +183,7 @@ public struct BillStore {
     /// Marks bills unmatched (no wallet holds the customer number), or payable with the
     /// reason the resident is told, in a few multi-row statements.
     func markNotPaid(unmatched: [Int64], payable: [(rowID: Int64, reason: PendingReason, walletID: Int64?, billAccountID: Int64?)], at now: TimestampMicros) throws {
-        try sql.runRows("UPDATE bills SET status = '\(BillStatus.unmatched.rawValue)', reason = 'UNKNOWN_CUSTOMER', updated_at = v.column2 FROM (VALUES",
+        try sql.runRows("UPDATE bills SET status = '\(BillStatus.unmatched.rawValue)', reason = '\(Stager.unknownCustomer)', updated_at = v.column2 FROM (VALUES",
                         row: "(CAST(? AS BIGINT), CAST(? AS BIGINT))", ") AS v WHERE bills.id = v.column1", rows: unmatched.map { [$0, now] })
         try sql.runRows("UPDATE bills SET status = '\(BillStatus.payable.rawValue)', reason = v.column2, wallet_id = v.column3, bill_account_id = v.column4, updated_at = v.column5 FROM (VALUES",
                         row: "(CAST(? AS BIGINT), ?, CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT))", ") AS v WHERE bills.id = v.column1",
@@ -380,6 +380,8 @@ public struct BillStore {
         static let group = 4096
         static let columns = "biller, bill_id, feed_id, seq, business_date, customer_no, customer_name, district, period, usage, usage_unit, amount_fen, late_fee_fen, due_fen, issue_date, due_date"
         static let columnList = columns.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        /// The reason an unmatched bill carries.
+        static let unknownCustomer = "UNKNOWN_CUSTOMER"
 
         init(sql: any SQLConnection, now: TimestampMicros) {
             self.sql = sql
@@ -478,9 +480,13 @@ public struct BillStore {
                 LEFT JOIN bills b ON b.biller = t.biller AND b.bill_id = t.bill_id
                 WHERE t.repeat_of IS NOT NULL AND t.seq > ? ORDER BY t.seq LIMIT 1000
                 """, collided) }
+            // A bill no wallet has linked is written unmatched, as the processing would mark
+            // it: it reads and rewrites only the bills a wallet may pay (a link made after
+            // this moment finds the bill unmatched, as one made after the processing would).
             let moved = try sql.run("""
-                INSERT INTO bills (\(Self.columns), status, updated_at)
-                SELECT \(columns), '\(BillStatus.new.rawValue)', CAST(? AS BIGINT)
+                INSERT INTO bills (\(Self.columns), status, reason, updated_at)
+                SELECT \(columns), CASE WHEN a.id IS NULL THEN '\(BillStatus.unmatched.rawValue)' ELSE '\(BillStatus.new.rawValue)' END,
+                    CASE WHEN a.id IS NULL THEN '\(Self.unknownCustomer)' END, CAST(? AS BIGINT)
                 FROM bills_staging t LEFT JOIN bill_accounts a ON a.biller = t.biller AND a.customer_no = t.customer_no AND a.status = 'linked'
                 WHERE t.repeat_of IS NULL ORDER BY coalesce(a.wallet_id, 0), t.seq
                 ON CONFLICT (biller, bill_id) DO NOTHING
