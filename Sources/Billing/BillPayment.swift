@@ -29,7 +29,9 @@ struct BillCandidate {
     /// index goes beside the one before it, not at a random place (at a million bills that
     /// index outgrows every cache, and a random place costs a page read and a page written a
     /// message). Stable: a bill keeps its row, so a rerun names the same message.
-    func messageID(_ kind: String) -> String { kind + ":" + PaymentKey.paddedRow(rowID) + ":" + key.reference }
+    func messageID(_ kind: String) -> String { Self.messageID(kind, rowID: rowID, key: key) }
+
+    static func messageID(_ kind: String, rowID: Int64, key: PaymentKey) -> String { kind + ":" + PaymentKey.paddedRow(rowID) + ":" + key.reference }
 }
 
 /// How a payment attempt ended.
@@ -210,13 +212,37 @@ struct BillPayment {
         case .pending(let reason):
             writes.payable.append((bill.rowID, reason, bill.wallet?.id, bill.billAccountID))
             if let wallet = bill.wallet {
-                Outbox.enqueue(into: &writes.wallet, walletID: wallet.id, kind: .billNotice, payload: [
-                    "biller": bill.biller, "bill_id": bill.billID, "amount": Money(fen: bill.dueFen).yuanString,
-                    "due_date": bill.dueDate, "reason": reason.code, "phone": Mask.phone(wallet.phone),
-                ], now: now, messageID: bill.messageID("notice"))
+                Self.queueNotice(into: &writes.wallet, wallet: wallet, rowID: bill.rowID, key: bill.key, dueFen: bill.dueFen, dueDate: bill.dueDate, reason: reason.code, now: now)
             }
         case .pay:
             break
+        }
+    }
+}
+
+extension BillPayment {
+    /// Queues the notice of a bill left payable for a wallet into `writes`: the processing's,
+    /// and the ingest's for the bills whose link decided them at the feed's move.
+    static func queueNotice(into writes: inout PaymentWrites, wallet: WalletRecord, rowID: Int64, key: PaymentKey, dueFen: Int64, dueDate: String, reason: String, now: TimestampMicros) {
+        Outbox.enqueue(into: &writes, walletID: wallet.id, kind: .billNotice, payload: [
+            "biller": key.biller, "bill_id": key.billID, "amount": Money(fen: dueFen).yuanString,
+            "due_date": dueDate, "reason": reason, "phone": Mask.phone(wallet.phone),
+        ], now: now, messageID: BillCandidate.messageID("notice", rowID: rowID, key: key))
+    }
+
+    /// The notices of the bills a feed's move left payable (their link decided them), queued
+    /// in the feed's transaction, a page at a time: each bill's wallet read with its page, as
+    /// the processing reads a chunk's.
+    static func queueNoticesDecidedAtMove(_ db: any SQLConnection, feedKey: String, wallets service: WalletService, now: TimestampMicros, page: Int = 2_000) throws {
+        try BillStore(db).forEachDecidedAtMove(feedKey: feedKey, page: page) { bills in
+            let wallets = try WalletStore(db).wallets(ids: bills.map(\.walletID))
+            var writes = PaymentWrites()
+            for bill in bills {
+                // The link's wallet (a foreign key): always there.
+                guard let wallet = wallets[bill.walletID] else { continue }
+                queueNotice(into: &writes, wallet: wallet, rowID: bill.rowID, key: bill.key, dueFen: bill.dueFen, dueDate: bill.dueDate, reason: bill.reason, now: now)
+            }
+            try service.flush(db, &writes)
         }
     }
 }

@@ -12,15 +12,21 @@ import Testing
 @Suite struct AutopayLimitTests {
     /// A water feed of `count` bills of `fen` each for one customer number.
     static func feed(_ directory: URL, customer: String, count: Int, fen: Int64) throws -> String {
-        let yuan = "\(fen / 100).\(String(format: "%02d", fen % 100))"
+        try feed(directory, bills: (1...count).map { ("W-DRAIN-\($0)", customer, fen) })
+    }
+
+    /// A water feed of the bills given (bill id, customer number, amount).
+    static func feed(_ directory: URL, bills: [(id: String, customer: String, fen: Int64)]) throws -> String {
+        func yuan(_ fen: Int64) -> String { "\(fen / 100).\(String(format: "%02d", fen % 100))" }
         var body = ""
-        for n in 1...count {
-            body += "<Bill><BillId>W-DRAIN-\(n)</BillId><CustomerNo>\(customer)</CustomerNo><CustomerName>张*</CustomerName><District>市南区</District><Period>2026-11</Period><Usage Unit=\"m3\">1.0</Usage><Amount Ccy=\"CNY\">\(yuan)</Amount><LateFee Ccy=\"CNY\">0.00</LateFee><IssueDate>2026-11-27</IssueDate><DueDate>2026-12-20</DueDate></Bill>\n"
+        for bill in bills {
+            body += "<Bill><BillId>\(bill.id)</BillId><CustomerNo>\(bill.customer)</CustomerNo><CustomerName>张*</CustomerName><District>市南区</District><Period>2026-11</Period><Usage Unit=\"m3\">1.0</Usage><Amount Ccy=\"CNY\">\(yuan(bill.fen))</Amount><LateFee Ccy=\"CNY\">0.00</LateFee><IssueDate>2026-11-27</IssueDate><DueDate>2026-12-20</DueDate></Bill>\n"
         }
-        let total = fen * Int64(count)
+        let count = bills.count
+        let total = bills.reduce(Int64(0)) { $0 + $1.fen }
         let xml = """
             <?xml version="1.0" encoding="UTF-8"?>
-            <BillFeed xmlns="urn:qdwallet:billfeed:1"><Header><FeedId>DRAIN-01</FeedId><BillerCode>QD-WATER</BillerCode><CreatedAt>2026-11-27T22:00:00+08:00</CreatedAt><BusinessDate>2026-11-27</BusinessDate><NbOfBills>\(count)</NbOfBills><CtrlSum Ccy="CNY">\(total / 100).\(String(format: "%02d", total % 100))</CtrlSum></Header>
+            <BillFeed xmlns="urn:qdwallet:billfeed:1"><Header><FeedId>DRAIN-01</FeedId><BillerCode>QD-WATER</BillerCode><CreatedAt>2026-11-27T22:00:00+08:00</CreatedAt><BusinessDate>2026-11-27</BusinessDate><NbOfBills>\(count)</NbOfBills><CtrlSum Ccy="CNY">\(yuan(total))</CtrlSum></Header>
             \(body)</BillFeed>
             """
         let path = directory.appendingPathComponent("drain.xml").path
@@ -110,6 +116,83 @@ import Testing
     /// is asked of the engine with the read's parameters bound: SQLite's `EXPLAIN QUERY
     /// PLAN`; PostgreSQL's `EXPLAIN` with sequential scans priced out (a few test bills would
     /// otherwise be read whole).
+    /// What a bill's link alone decides (wallet.md's autopay rules: autopay off, then a
+    /// per-bill limit below the amount due) the feed's move writes: the bill payable for the
+    /// link's wallet with the reason, its notice queued with the feed. A bill at the limit
+    /// exactly is left to the processing, which pays it; no bill gets a second notice.
+    @Test func theBillsTheirLinkDecidesAreLeftPayableByTheIngest() throws {
+        let world = try BillingWorld()
+        try world.populate()
+        // 张三's water link pays up to 300.00 a bill; resident 6's is set to autopay off.
+        try world.execute("UPDATE bill_accounts SET autopay = 0 WHERE customer_no = '1100234571'")
+        let url = try Self.feed(world.directory, bills: [("L-AT", "1100234567", 30_000), ("L-OVER", "1100234567", 30_001), ("L-OFF", "1100234571", 1_234), ("L-NONE", "1100239999", 500)])
+        let ingest = try world.runner(steps: [IngestStep(config: world.config)]).run("nightly-billing", overrides: ["date": "2026-11-27", "feed.QD-WATER": url])
+        #expect(ingest.status == "completed")
+        func link(_ customer: String) throws -> (wallet: Int64, account: Int64) {
+            let row = try #require(try world.rows("SELECT id, wallet_id FROM bill_accounts WHERE biller = 'QD-WATER' AND customer_no = ?", [customer]).first)
+            return (try row["wallet_id"], try row["id"])
+        }
+        func state(_ id: String) throws -> String {
+            let bill = try #require(try world.bill("QD-WATER", id))
+            let (status, reason, wallet, account): (String, String?, Int64?, Int64?) = (try bill["status"], try bill["reason"], try bill["wallet_id"], try bill["bill_account_id"])
+            return "\(status) \(reason ?? "-") \(wallet.map(String.init) ?? "-") \(account.map(String.init) ?? "-")"
+        }
+        let zhang = try link("1100234567"), six = try link("1100234571")
+        #expect(try state("L-AT") == "new - - -")
+        #expect(try state("L-OVER") == "payable OVER_AUTOPAY_LIMIT \(zhang.wallet) \(zhang.account)")
+        #expect(try state("L-OFF") == "payable AUTOPAY_OFF \(six.wallet) \(six.account)")
+        #expect(try state("L-NONE") == "unmatched UNKNOWN_CUSTOMER - -")
+        func notices(_ id: String) throws -> [SQLValues] {
+            try world.rows("SELECT wallet_id, message_id, payload FROM outbox WHERE kind = 'bill_notice' AND payload LIKE ?", ["%\"" + id + "\"%"])
+        }
+        func expectNotice(_ id: String, wallet: Int64, phone: String, amount: String, reason: String) throws {
+            let found = try notices(id)
+            #expect(found.count == 1, "\(id)")
+            let notice = try #require(found.first)
+            let row = try #require(try world.bill("QD-WATER", id)?["id"] as Int64?)
+            #expect(try notice["wallet_id"] as Int64 == wallet)
+            #expect(try notice["message_id"] as String == "notice:" + String(repeating: "0", count: 12 - String(row).count) + String(row) + ":QD-WATER:" + id)
+            let payload = try #require(try JSONSerialization.jsonObject(with: Data((try notice["payload"] as String).utf8)) as? [String: String])
+            #expect(payload == ["biller": "QD-WATER", "bill_id": id, "amount": amount, "due_date": "2026-12-20", "reason": reason, "phone": Mask.phone(phone)])
+        }
+        try expectNotice("L-OVER", wallet: zhang.wallet, phone: "13800000001", amount: "300.01", reason: "OVER_AUTOPAY_LIMIT")
+        try expectNotice("L-OFF", wallet: six.wallet, phone: "13800000006", amount: "12.34", reason: "AUTOPAY_OFF")
+        #expect(try notices("L-AT").isEmpty && notices("L-NONE").isEmpty)
+
+        // The night finished: the bill at the limit paid, the others as the ingest left them,
+        // one notice each.
+        let before = try world.balance("13800000001")
+        _ = try world.run("2026-11-27", feeds: ["QD-WATER": url], force: true)
+        #expect(try state("L-AT") == "paid - \(zhang.wallet) \(zhang.account)")
+        #expect(try world.bill("QD-WATER", "L-AT")?["paid_fen"] as Int64? == 30_000)
+        #expect(try state("L-OVER") == "payable OVER_AUTOPAY_LIMIT \(zhang.wallet) \(zhang.account)")
+        #expect(try state("L-OFF") == "payable AUTOPAY_OFF \(six.wallet) \(six.account)")
+        #expect(try state("L-NONE") == "unmatched UNKNOWN_CUSTOMER - -")
+        #expect(try notices("L-OVER").count == 1 && notices("L-OFF").count == 1)
+        #expect(try before - world.balance("13800000001") >= 30_000)
+        // Payable means the resident may pay it by hand.
+        #expect(try world.billing.payBill(phone: "13800000001", reference: "QD-WATER:L-OVER", password: "123456").amountFen == 30_001)
+        #expect(try world.ledger.check().ok)
+    }
+
+    /// The notices of a feed's bills the move left payable are read through the feed's index,
+    /// in row order (SQLite from the index itself), never through every payable bill kept.
+    @Test func theNoticesOfAFeedAreReadThroughItsIndex() throws {
+        let world = try BillingWorld()
+        try world.populate()
+        _ = try world.run("2026-11-27")
+        let plan: [String] = try world.store.database.write { db in
+            if db.dialect == .postgres {
+                _ = try db.run("SET LOCAL enable_seqscan = off")
+                return try db.all("EXPLAIN " + BillStore.decidedAtMoveSQL, ["QD-GAS/QD-GAS-20261127-01"]) { try $0.text(0) }
+            }
+            return try db.all("EXPLAIN QUERY PLAN " + BillStore.decidedAtMoveSQL, ["QD-GAS/QD-GAS-20261127-01"]) { try $0.text(3) }
+        }
+        #expect(plan.contains { $0.contains("bills_by_feed") }, "\(plan)")
+        #expect(!plan.contains { $0.contains("SCAN bills") || $0.contains("Seq Scan") || $0.contains("bills_to_remind") || $0.contains("bills_pkey") }, "\(plan)")
+        if !world.onPostgres { #expect(!plan.contains { $0.contains("TEMP B-TREE") }, "\(plan)") }
+    }
+
     @Test(arguments: [false, true])
     func theAutopayOfADayIsReadThroughTheWalletsPaidDay(many: Bool) throws {
         let world = try BillingWorld()

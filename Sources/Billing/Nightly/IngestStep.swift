@@ -68,7 +68,12 @@ struct IngestStep: TypedJobStep {
         case .file(let path):
             do {
                 let outcome = try db.savepoint {
-                    try FeedIngest.ingest(db, path: path, biller: biller, date: date, reader: FeedReader(schema: config.feedSchema), executionID: context.executionID, now: now)
+                    let outcome = try FeedIngest.ingest(db, path: path, biller: biller, date: date, reader: FeedReader(schema: config.feedSchema), executionID: context.executionID, now: now)
+                    if case .staged(let id, _, _, _) = outcome {
+                        // The notices of the bills the move left payable, with the feed.
+                        try BillPayment.queueNoticesDecidedAtMove(db, feedKey: BillStore.feedKey(biller: biller.code, feedID: id), wallets: config.wallets, now: now)
+                    }
+                    return outcome
                 }
                 switch outcome {
                 case .staged(let id, let bills, _, let faults):

@@ -480,17 +480,13 @@ public struct BillStore {
                 LEFT JOIN bills b ON b.biller = t.biller AND b.bill_id = t.bill_id
                 WHERE t.repeat_of IS NOT NULL AND t.seq > ? ORDER BY t.seq LIMIT 1000
                 """, collided) }
-            // A bill no wallet has linked is written unmatched, as the processing would mark
-            // it: it reads and rewrites only the bills a wallet may pay (a link made after
-            // this moment finds the bill unmatched, as one made after the processing would).
-            let moved = try sql.run("""
-                INSERT INTO bills (\(Self.columns), status, reason, updated_at)
-                SELECT \(columns), CASE WHEN a.id IS NULL THEN '\(BillStatus.unmatched.rawValue)' ELSE '\(BillStatus.new.rawValue)' END,
-                    CASE WHEN a.id IS NULL THEN '\(Self.unknownCustomer)' END, CAST(? AS BIGINT)
-                FROM bills_staging t LEFT JOIN bill_accounts a ON a.biller = t.biller AND a.customer_no = t.customer_no AND a.status = 'linked'
-                WHERE t.repeat_of IS NULL ORDER BY coalesce(a.wallet_id, 0), t.seq
-                ON CONFLICT (biller, bill_id) DO NOTHING
-                """, [now])
+            // What the link alone decides is written here, as the processing would decide
+            // it, so that the processing reads and rewrites only the bills it may pay: a bill
+            // no wallet has linked is unmatched; one whose link has autopay off, or a limit
+            // below the amount due, is payable for the wallet with the reason (the first two
+            // rules of `BillPayment.decide`, in its order). A link made or changed after this
+            // moment finds the bill as the processing would have left it a moment earlier.
+            let moved = try sql.run(Self.moveSQL(columns: columns), [now])
             staged += moved
             // A bill not repeated inside the feed was left out of `bills` only for a row its
             // key already had: when every one went in, none collided, and the search for the
@@ -503,6 +499,23 @@ public struct BillStore {
             try sql.run("DROP INDEX bills_staging_by_id", [])
             try sql.run("DELETE FROM bills_staging", [])
             begun = false
+        }
+
+        /// The feed's move from staging into `bills`, in wallet order, each bill with the
+        /// state its link alone decides (see `finish`); `now` bound.
+        static func moveSQL(columns: String) -> String {
+            let decided = "a.autopay = 0 OR t.due_fen > a.autopay_limit_fen"
+            return """
+                INSERT INTO bills (\(Self.columns), status, reason, wallet_id, bill_account_id, updated_at)
+                SELECT \(columns),
+                    CASE WHEN a.id IS NULL THEN '\(BillStatus.unmatched.rawValue)' WHEN \(decided) THEN '\(BillStatus.payable.rawValue)' ELSE '\(BillStatus.new.rawValue)' END,
+                    CASE WHEN a.id IS NULL THEN '\(Self.unknownCustomer)' WHEN a.autopay = 0 THEN '\(PendingReason.autopayOff.code)'
+                         WHEN t.due_fen > a.autopay_limit_fen THEN '\(PendingReason.overAutopayLimit.code)' END,
+                    CASE WHEN \(decided) THEN a.wallet_id END, CASE WHEN \(decided) THEN a.id END, CAST(? AS BIGINT)
+                FROM bills_staging t LEFT JOIN bill_accounts a ON a.biller = t.biller AND a.customer_no = t.customer_no AND a.status = 'linked'
+                WHERE t.repeat_of IS NULL ORDER BY coalesce(a.wallet_id, 0), t.seq
+                ON CONFLICT (biller, bill_id) DO NOTHING
+                """
         }
 
         /// Pages through a query of staged bills and what each collided with, by sequence
@@ -532,6 +545,44 @@ public struct BillStore {
             try sql.run("INSERT INTO feed_cancels (feed_id, seq, biller, bill_id, reason, business_date) VALUES (?, ?, ?, ?, ?, ?)", [feedKey, seq, key.biller, key.billID, reason, businessDate])
         }
     }
+
+    /// A bill a feed's move left payable for a wallet (its link decided it), as its notice
+    /// needs it.
+    struct DecidedAtMove {
+        var rowID: Int64
+        var key: PaymentKey
+        var dueFen: Int64
+        var dueDate: String
+        var reason: String
+        var walletID: Int64
+    }
+
+    /// The bills of a feed its move left payable for a wallet, `page` at a time in row order,
+    /// through the feed's index (streamed: memory bounded by the page, whatever the feed).
+    /// Right after the move these are the feed's only payable bills.
+    func forEachDecidedAtMove(feedKey: String, page: Int, _ body: ([DecidedAtMove]) throws -> Void) throws {
+        let cursor = try sql.cursor(Self.decidedAtMoveSQL, [feedKey.sqlValue])
+        var bills: [DecidedAtMove] = []
+        bills.reserveCapacity(page)
+        while let row = try cursor.next() {
+            guard let walletID: Int64 = try row[6] else { continue }
+            bills.append(DecidedAtMove(rowID: try row.int64(0), key: PaymentKey(biller: try row.text(1), billID: try row.text(2)), dueFen: try row.int64(3),
+                                       dueDate: try row.text(4), reason: try row.text(5), walletID: walletID))
+            if bills.count >= page {
+                try body(bills)
+                bills.removeAll(keepingCapacity: true)
+            }
+        }
+        if !bills.isEmpty { try body(bills) }
+    }
+
+    /// Every one of them has a wallet; the text does not say so, or PostgreSQL may read the
+    /// feed's bills through the index of every payable bill with a wallet (`bills_to_remind`,
+    /// whose predicate the condition would then imply): a read that grows with the bills kept.
+    static let decidedAtMoveSQL = """
+        SELECT id, biller, bill_id, due_fen, due_date, reason, wallet_id FROM bills
+        WHERE feed_id = ? AND status = '\(BillStatus.payable.rawValue)' ORDER BY id
+        """
 
     /// The stager of a feed: its statements are prepared on first use and kept by the connection.
     func stager(at now: TimestampMicros) -> Stager { Stager(sql: sql, now: now) }
