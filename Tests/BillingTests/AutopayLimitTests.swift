@@ -181,13 +181,7 @@ import Testing
         let world = try BillingWorld()
         try world.populate()
         _ = try world.run("2026-11-27")
-        let plan: [String] = try world.store.database.write { db in
-            if db.dialect == .postgres {
-                _ = try db.run("SET LOCAL enable_seqscan = off")
-                return try db.all("EXPLAIN " + BillStore.decidedAtMoveSQL, ["QD-GAS/QD-GAS-20261127-01"]) { try $0.text(0) }
-            }
-            return try db.all("EXPLAIN QUERY PLAN " + BillStore.decidedAtMoveSQL, ["QD-GAS/QD-GAS-20261127-01"]) { try $0.text(3) }
-        }
+        let plan = try world.plan(BillStore.decidedAtMoveSQL, ["QD-GAS/QD-GAS-20261127-01"])
         #expect(plan.contains { $0.contains("bills_by_feed") }, "\(plan)")
         #expect(!plan.contains { $0.contains("SCAN bills") || $0.contains("Seq Scan") || $0.contains("bills_to_remind") || $0.contains("bills_pkey") }, "\(plan)")
         if !world.onPostgres { #expect(!plan.contains { $0.contains("TEMP B-TREE") }, "\(plan)") }
@@ -200,13 +194,7 @@ import Testing
         _ = try world.run("2026-11-27")
         let text = BillStore.autopayUsedSQL(wallets: many ? "?, ?, ?" : "?", grouped: many)
         let binds: [any SQLBindable] = (many ? [Int64(1), Int64(2), Int64(3)] : [Int64(1)]) + ["2026-11-27"]
-        let plan: [String] = try world.store.database.write { db in
-            if db.dialect == .postgres {
-                _ = try db.run("SET LOCAL enable_seqscan = off")
-                return try db.all("EXPLAIN " + text, binds) { try $0.text(0) }
-            }
-            return try db.all("EXPLAIN QUERY PLAN " + text, binds) { try $0.text(3) }
-        }
+        let plan = try world.plan(text, binds)
         #expect(plan.contains { $0.contains("bills_by_wallet") }, "\(plan)")
         // The day is a key of the search, not a filter of every paid bill read.
         if world.onPostgres {

@@ -103,13 +103,7 @@ import QDSQL
         let world = try BillingWorld()
         try world.populate()
         _ = try world.run("2026-11-27")
-        let plan: [String] = try world.store.database.write { db in
-            if db.dialect == .postgres {
-                _ = try db.run("SET LOCAL enable_seqscan = off")
-                return try db.all("EXPLAIN " + BillStore.countNewSQL, []) { try $0.text(0) }
-            }
-            return try db.all("EXPLAIN QUERY PLAN " + BillStore.countNewSQL, []) { try $0.text(3) }
-        }
+        let plan = try world.plan(BillStore.countNewSQL)
         #expect(plan.contains { $0.contains("bills_new") }, "\(plan)")
         #expect(!plan.contains { $0.contains("SCAN bills") && !$0.contains("bills_new") || $0.contains("Seq Scan") }, "\(plan)")
         // What it counts: the bills still new, none after the night, every one staged again.

@@ -199,13 +199,7 @@ import Testing
         _ = try world.run("2026-11-27")
         #expect(try world.count("SELECT count(*) FROM bills WHERE status = 'payable'") >= 1)
         let binds: [any SQLBindable] = ["2026-12-15", "2026-12-01", Int64(0), Int64(100)]
-        let plan: [String] = try world.store.database.write { db in
-            if db.dialect == .postgres {
-                _ = try db.run("SET LOCAL enable_seqscan = off")
-                return try db.all("EXPLAIN " + BillStore.toRemindSQL(stage), binds) { try $0.text(0) }
-            }
-            return try db.all("EXPLAIN QUERY PLAN " + BillStore.toRemindSQL(stage), binds) { try $0.text(3) }
-        }
+        let plan = try world.plan(BillStore.toRemindSQL(stage), binds)
         #expect(plan.contains { $0.contains("bills_to_remind") }, "\(plan)")
         #expect(!plan.contains { $0.contains("SCAN bills") || $0.contains("Seq Scan") }, "\(plan)")
         // In index order: no sort of what was read.

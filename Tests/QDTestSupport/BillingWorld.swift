@@ -201,6 +201,19 @@ public final class BillingWorld {
         _ = try store.database.write { try $0.run(sql, binds) }
     }
 
+    /// The engine's plan of a query, a line a step: PostgreSQL's `EXPLAIN` with sequential
+    /// scans priced out (a few test rows would otherwise be read whole), SQLite's `EXPLAIN
+    /// QUERY PLAN` details.
+    public func plan(_ sql: String, _ binds: [any SQLBindable] = []) throws -> [String] {
+        try store.database.write { db in
+            if db.dialect == .postgres {
+                _ = try db.run("SET LOCAL enable_seqscan = off")
+                return try db.all("EXPLAIN " + sql, binds) { try $0.text(0) }
+            }
+            return try db.all("EXPLAIN QUERY PLAN " + sql, binds) { try $0.text(3) }
+        }
+    }
+
     /// Every row of a query, with its columns by name.
     public func rows(_ sql: String, _ binds: [any SQLBindable] = []) throws -> [SQLValues] {
         try store.database.read { try $0.allRows(sql, binds) }
