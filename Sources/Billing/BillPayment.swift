@@ -238,8 +238,10 @@ extension BillPayment {
             let wallets = try WalletStore(db).wallets(ids: bills.map(\.walletID))
             var writes = PaymentWrites()
             for bill in bills {
-                // The link's wallet (a foreign key): always there.
-                guard let wallet = wallets[bill.walletID] else { continue }
+                // The link's wallet: a foreign key, and wallets are never deleted.
+                guard let wallet = wallets[bill.walletID] else {
+                    throw LedgerError(.corrupt, "a bill's link names a wallet that does not exist", context: "bill row \(bill.rowID)")
+                }
                 queueNotice(into: &writes, wallet: wallet, rowID: bill.rowID, key: bill.key, dueFen: bill.dueFen, dueDate: bill.dueDate, reason: bill.reason, now: now)
             }
             try service.flush(db, &writes)

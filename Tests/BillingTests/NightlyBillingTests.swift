@@ -258,6 +258,49 @@ import QDSQL
         #expect(try world.text("SELECT error_code FROM billing_runs WHERE biller = 'QD-WATER' ORDER BY execution_id DESC LIMIT 1") == "feed_id_reused")
         #expect(try world.bill("QD-WATER", "W2611-000001")?["due_fen"] as Int64? == 4_520)
     }
+
+    /// The notices of the bills a feed's move leaves payable are written with the feed: when
+    /// one of them cannot be written, nothing of that feed is (no bill, no notice, no feed
+    /// row), the feeds before it stand, and the run taken up again stages it whole, each
+    /// notice once.
+    @Test func aFeedWhoseNoticeCannotBeWrittenLeavesNothingHalfWritten() throws {
+        let world = try BillingWorld()
+        try world.populate()
+        // The water feed (the last, in the billers' order) holds W2611-000002, over its link's
+        // per-bill limit.
+        let refused = "%:QD-WATER:W2611-000002"
+        if world.onPostgres {
+            try world.execute("""
+                CREATE FUNCTION refuse_notice() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN IF NEW.message_id LIKE '\(refused)' THEN RAISE EXCEPTION 'refused for the test'; END IF; RETURN NEW; END $$
+                """)
+            try world.execute("CREATE TRIGGER refuse_notice BEFORE INSERT ON outbox FOR EACH ROW EXECUTE FUNCTION refuse_notice()")
+        } else {
+            try world.execute("CREATE TRIGGER refuse_notice BEFORE INSERT ON outbox WHEN NEW.message_id LIKE '\(refused)' BEGIN SELECT RAISE(ABORT, 'refused for the test'); END")
+        }
+        let failed = try world.run("2026-11-27")
+        #expect(failed.status == "failed")
+        #expect(try world.count("SELECT count(*) FROM bills WHERE biller = 'QD-WATER'") == 0)
+        #expect(try world.count("SELECT count(*) FROM feeds WHERE biller = 'QD-WATER'") == 0)
+        #expect(try world.count("SELECT count(*) FROM outbox WHERE message_id LIKE '%:QD-WATER:%'") == 0)
+        // The feeds before it were staged, with the notice of the bill their link decided.
+        #expect(try world.status("QD-GAS", "G2611-55001") == "payable AUTOPAY_OFF")
+        #expect(try world.count("SELECT count(*) FROM outbox WHERE message_id LIKE 'notice:%:QD-GAS:G2611-55001'") == 1)
+        #expect(try world.count("SELECT count(*) FROM bills WHERE biller = 'QD-POWER'") == 3)
+        #expect(try world.count("SELECT count(*) FROM bills WHERE status = 'paid'") == 0)
+
+        try world.execute("DROP TRIGGER refuse_notice" + (world.onPostgres ? " ON outbox" : ""))
+        world.clock.advance(micros: 61_000_000)
+        let again = try world.run("2026-11-27")
+        #expect(again.status == "completed")
+        #expect(try world.status("QD-WATER", "W2611-000002") == "payable OVER_AUTOPAY_LIMIT")
+        #expect(try world.count("SELECT count(*) FROM outbox WHERE message_id LIKE 'notice:%:QD-WATER:W2611-000002'") == 1)
+        #expect(try world.count("SELECT count(*) FROM outbox WHERE message_id LIKE 'notice:%:QD-GAS:G2611-55001'") == 1)
+        #expect(try world.count("SELECT count(*) FROM outbox WHERE kind = 'bill_notice'") == 5)
+        #expect(try world.count("SELECT count(*) FROM bills WHERE status = 'paid'") == 4)
+        #expect(try world.balance("13800000001") == 100_000 - 4_520 - 12_860)
+        #expect(try world.ledger.check().ok)
+    }
 }
 
 /// Dies like a killed process.
