@@ -18,6 +18,8 @@ public enum SQLiteDatabase {
     /// bills, 64 MB ran no faster than 2 MB (the lookups are served from the kernel's file
     /// cache either way) and only raised the peak.
     public static let cacheKiBDefault = 2_048
+    /// Helper threads SQLite's sorter may use on each connection (`PRAGMA threads`).
+    public static let sortHelperThreads = 1
 
     /// How a command may treat the database file it is given.
     public enum OpenMode: Sendable {
@@ -58,6 +60,10 @@ public enum SQLiteDatabase {
         configuration.readonly = readOnly
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA cache_size = -\(max(2_048, cacheKiB))")
+            // A large sort (a feed's move into `bills` in wallet order, a payment report's
+            // items, an index built on a staged feed) may use one helper thread: the writer's
+            // thread is the only busy one then, and this machine class has two cores.
+            try db.execute(sql: "PRAGMA threads = \(sortHelperThreads)")
         }
         configuration.busyMode = .timeout(busyTimeoutSeconds)
         configuration.foreignKeysEnabled = true
