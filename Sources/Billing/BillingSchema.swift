@@ -207,6 +207,14 @@ public enum BillingSchema {
             DROP INDEX bills_by_wallet;
             CREATE INDEX bills_by_wallet ON bills(wallet_id, status, coalesce(paid_business_date, ''));
             """),
+        // A payment is one bill's: the database refuses a second bill naming a transaction
+        // another bill names, in the write that would do it, on both engines and with any
+        // number of writers. The reconciliation looked for such pairs by grouping every paid
+        // bill ever kept (a read that grew with the months); it has nothing left to look for.
+        // The index also answers which bill records a payment, for a payment the bill its key
+        // names does not record.
+        SQLMigration("billing-v12-one-bill-a-payment",
+                     "CREATE UNIQUE INDEX bills_by_transaction ON bills(transaction_id) WHERE transaction_id IS NOT NULL"),
     ]
 
     /// Registers the migrations, in order.

@@ -9,8 +9,16 @@ public enum LedgerSchema {
         migrator.registerMigration("ledger-v1") { db in
             try db.execute(sql: v1)
         }
-        migrator.register([checksCompared])
+        migrator.register([checksCompared, byEffectiveDay])
     }
+
+    /// The reconciliation reads a day's transactions (its payments, what each biller's account
+    /// moved) through an index of the day they are effective, not by reading the journal from
+    /// its first transaction: a cost that grows with the day, not with the months kept. Keyed
+    /// with the id, so that a day's payments, which share one effective time, are paged in id
+    /// order from where the last page ended.
+    static let byEffectiveDay = SQLMigration("ledger-transactions-by-effective-day",
+                                             "CREATE INDEX ledger_transactions_by_effective ON ledger_transactions(effective_at, id)")
 
     /// SQLite checked each of these lists through a temporary b-tree built for every row
     /// written; as comparisons they are a few compares (`SQLiteCheckLists`). Nothing to do on
@@ -132,7 +140,8 @@ public enum LedgerSchema {
                 """
             }.joined()
             return [SQLMigration("ledger-v1", try SQLDialect.postgresSchema(v1) + truncate),
-                    SQLMigration("ledger-v2-concurrent", postgresConcurrent), SQLMigration(checksCompared.name, checksCompared.sql)]
+                    SQLMigration("ledger-v2-concurrent", postgresConcurrent), SQLMigration(checksCompared.name, checksCompared.sql),
+                    SQLMigration(byEffectiveDay.name, try SQLDialect.postgresSchema(byEffectiveDay.sql))]
         }
     }
 

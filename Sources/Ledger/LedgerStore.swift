@@ -44,14 +44,17 @@ public protocol LedgerReading: AnyObject {
     func entries(accountID: AccountID, beforeSeq: Int64?, limit: Int) throws -> [EntryRecord]
     /// Holds whose expiry is at or before `asOf` and that are not resolved, soonest first.
     func expiredOpenHolds(asOf: TimestampMicros, limit: Int) throws -> [HoldRecord]
-    /// What an account moved (its credits less its debits) in the transactions effective in
-    /// `[from, to)`: what reconciliation compares a biller's day with.
-    func movement(accountID: AccountID, effectiveFrom from: TimestampMicros, to: TimestampMicros) throws -> Int64
+    /// What each of `accountIDs` moved (its credits less its debits) in the transactions
+    /// effective in `[from, to)`: what reconciliation compares a biller's day with. Every
+    /// account asked for is a key (0 when it did not move).
+    func movements(accountIDs: [AccountID], effectiveFrom from: TimestampMicros, to: TimestampMicros) throws -> [AccountID: Int64]
     /// What an account moved (its credits less its debits) in the entries recorded in `[from, to)`.
     func movement(accountID: AccountID, recordedFrom from: TimestampMicros, to: TimestampMicros) throws -> Int64
     /// The transactions effective in `[from, to)` whose idempotency key starts with
-    /// `keyPrefix`, with their keys: the first `limit` after the id `after`, in id order.
-    func transactions(keyPrefix: String, effectiveFrom from: TimestampMicros, to: TimestampMicros, after: TransactionID, limit: Int) throws -> [(id: TransactionID, key: String)]
+    /// `keyPrefix`, with their keys: the first `limit` after the position `after` (from the
+    /// day's start when nil), in the order of their effective time, then id. The next page
+    /// starts after the last one returned.
+    func transactions(keyPrefix: String, effectiveFrom from: TimestampMicros, to: TimestampMicros, after: JournalPosition?, limit: Int) throws -> [(id: TransactionID, key: String, effectiveAt: TimestampMicros)]
     /// Credits less debits posted, over every account of `kind`.
     func netCredits(kind: AccountKind) throws -> Int64
     /// Of `ids`, the transactions the journal holds, each with what it credited to each

@@ -11,6 +11,22 @@ public enum TransactionKind: String, Sendable, Hashable, Codable, CaseIterable {
     public var resolvesAHold: Bool { self == .holdPost || self == .holdVoid || self == .holdExpire }
 }
 
+/// Where a reading of a day's transactions stands: in the order of their effective time,
+/// then id (`LedgerReading.transactions(keyPrefix:effectiveFrom:to:after:limit:)`).
+public struct JournalPosition: Sendable, Hashable, Comparable {
+    public var effectiveAt: TimestampMicros
+    public var id: TransactionID
+
+    public init(effectiveAt: TimestampMicros, id: TransactionID) {
+        self.effectiveAt = effectiveAt
+        self.id = id
+    }
+
+    public static func < (a: JournalPosition, b: JournalPosition) -> Bool {
+        (a.effectiveAt, a.id) < (b.effectiveAt, b.id)
+    }
+}
+
 /// A journal row: immutable once written, chained to its predecessor by hash.
 public struct TransactionRecord: Sendable, Hashable {
     public var id: TransactionID

@@ -3,6 +3,7 @@ import Foundation
 import FoundationXML
 #endif
 import GRDB
+import QDSQL
 import QDTestSupport
 import Testing
 @testable import Billing
@@ -116,14 +117,29 @@ extension BillingWorld {
         #expect(report.breaks[0].subject == "QD-GAS 2026-11-27")
     }
 
-    @Test func aBillPaidTwiceInStagingIsABreak() throws {
+    /// A payment is one bill's: a second bill naming a transaction another bill names is
+    /// refused by the database (`billing-v12-one-bill-a-payment`), and nothing is changed.
+    @Test func aPaymentClaimedByASecondBillIsRefused() throws {
         let world = try nights()
-        let transaction = try world.store.database.read { try $0.int64("SELECT transaction_id FROM bills WHERE bill_id = 'W2611-000001'") }
-        try world.execute("UPDATE bills SET status = 'paid', transaction_id = ?, paid_fen = due_fen, paid_business_date = '2026-11-27', paid_via = 'autopay' WHERE bill_id = 'W2611-000002'", [transaction])
-        let report = try world.reconcile("2026-11-27")
-        let categories = Set(report.breaks.map(\.category))
-        #expect(categories.contains("duplicate"))
-        #expect(categories.contains("amount_mismatch"))
+        let transaction = try #require(try world.store.database.read { try $0.int64("SELECT transaction_id FROM bills WHERE bill_id = 'W2611-000001'") })
+        let before = try world.rows("SELECT status, transaction_id, paid_fen FROM bills WHERE bill_id = 'W2611-000002'").map(\.values)
+        do {
+            try world.execute("UPDATE bills SET status = 'paid', transaction_id = ?, paid_fen = due_fen, paid_business_date = '2026-11-27', paid_via = 'autopay' WHERE bill_id = 'W2611-000002'", [transaction])
+            Issue.record("a second bill took a payment another bill records")
+        } catch let error as SQLError {
+            #expect(error.kind == .constraint, "\(error)")
+        }
+        #expect(try world.rows("SELECT status, transaction_id, paid_fen FROM bills WHERE bill_id = 'W2611-000002'").map(\.values) == before)
+        #expect(try world.count("SELECT count(*) FROM bills WHERE transaction_id = ?", [transaction]) == 1)
+        #expect(try world.reconcile("2026-11-27").breaks.isEmpty)
+    }
+
+    /// Which bill records a payment is one read of the bills' index of their payments.
+    @Test func aPaymentsBillIsFoundThroughTheIndexOfPayments() throws {
+        let world = try nights()
+        let plan = try world.plan(BillStore.recordedPaymentsSQL(marks: "?,?"), [Int64(1), Int64(2)])
+        #expect(plan.contains { $0.contains("bills_by_transaction") }, "\(plan)")
+        #expect(!plan.contains { $0.contains("SCAN bills") || $0.contains("Seq Scan") }, "\(plan)")
     }
 
     @Test func breaksCarryForwardAndAgeUntilResolved() throws {

@@ -734,55 +734,21 @@ public struct BillStore {
         }
     }
 
-    /// Payments that more than one bill records: each with the bills (`BILLER:BILLID`).
-    public func sharedPayments() throws -> [(transactionID: TransactionID, bills: [String])] {
-        try sql.allRows("SELECT transaction_id, \(sql.dialect.joined("biller || ':' || bill_id")) FROM bills WHERE transaction_id IS NOT NULL GROUP BY transaction_id HAVING count(*) > 1")
-            .map { (try $0[0], (try $0[1] as String).split(separator: ",").map(String.init)) }
-    }
-
-    /// Of `payments` (ledger transactions with their keys), those some bill records. Each is
-    /// looked for first on the bill its key names, through the bills' key (500 a statement);
-    /// only one that bill does not record is looked for among every bill's payments, which no
-    /// index answers: asked that way for the whole day, the reconciliation of a night of
-    /// 1,000,000 bills read the table once for every 500 payments (about 640 times).
-    public func recordedPayments(among payments: [(id: TransactionID, key: String)]) throws -> Set<TransactionID> {
-        var found: Set<TransactionID> = []
-        var rest: [TransactionID] = []
-        var byBiller: [String: [(id: TransactionID, billID: String)]] = [:]
-        for payment in payments {
-            if let key = PaymentKey(key: payment.key) {
-                byBiller[key.biller, default: []].append((payment.id, key.billID))
-            } else {
-                rest.append(payment.id)
-            }
-        }
-        for (biller, named) in byBiller.sorted(by: { $0.key < $1.key }) {
-            for start in stride(from: 0, to: named.count, by: 500) {
-                let part = named[start..<min(start + 500, named.count)]
-                let marks = part.map { _ in "?" }.joined(separator: ",")
-                var recorded: [String: TransactionID] = [:]
-                for row in try sql.allRows("SELECT bill_id, transaction_id FROM bills WHERE biller = ? AND bill_id IN (\(marks)) AND transaction_id IS NOT NULL",
-                                           [biller] + part.map(\.billID)) {
-                    recorded[try row[0]] = try row[1]
-                }
-                for payment in part {
-                    if recorded[payment.billID] == payment.id { found.insert(payment.id) } else { rest.append(payment.id) }
-                }
-            }
-        }
-        return found.union(try recordedPayments(among: rest))
-    }
-
-    /// Of `ids`, the payments some bill records, looked for among every bill's payments.
-    func recordedPayments(among ids: [TransactionID]) throws -> Set<TransactionID> {
+    /// Of `ids` (ledger transactions), the payments some bill records: through the bills'
+    /// unique index of their payments, 500 a statement.
+    public func recordedPayments(among ids: [TransactionID]) throws -> Set<TransactionID> {
         var found: Set<TransactionID> = []
         let unique = Array(Set(ids)).sorted()
         for start in stride(from: 0, to: unique.count, by: 500) {
             let part = Array(unique[start..<min(start + 500, unique.count)])
-            let marks = part.map { _ in "?" }.joined(separator: ",")
-            found.formUnion(try sql.int64s("SELECT transaction_id FROM bills WHERE transaction_id IN (\(marks))", part))
+            found.formUnion(try sql.int64s(Self.recordedPaymentsSQL(marks: part.map { _ in "?" }.joined(separator: ",")), part))
         }
         return found
+    }
+
+    /// Which of the payments `marks` names some bill records.
+    static func recordedPaymentsSQL(marks: String) -> String {
+        "SELECT transaction_id FROM bills WHERE transaction_id IN (\(marks))"
     }
 
     /// Bills still unmatched that were staged on or before `date`, oldest first.

@@ -150,9 +150,9 @@ final class LedgerSession: LedgerWriting {
         case resolutionOfHold
         case insertResolution
         case expiredOpenHolds
-        case movementOfAccount
         case recordedMovementOfAccount
-        case transactionsByKeyPrefix
+        case transactionsAtTimeAfter
+        case transactionsAfterTime
         case netCreditsOfKind
         case anchoredHash
         case entriesByAccountSeq
@@ -288,18 +288,22 @@ final class LedgerSession: LedgerWriting {
             case .insertHold: "INSERT INTO ledger_holds (id, debit_account_id, credit_account_id, asset, amount, expires_at) VALUES (?, ?, ?, ?, ?, ?)"
             case .resolutionOfHold: "SELECT transaction_id, outcome, amount_posted FROM ledger_hold_resolutions WHERE hold_id = ?"
             case .insertResolution: "INSERT INTO ledger_hold_resolutions (hold_id, transaction_id, outcome, amount_posted) VALUES (?, ?, ?, ?)"
-            case .movementOfAccount: """
-                SELECT coalesce(sum(CASE e.side WHEN 1 THEN e.amount ELSE -e.amount END), 0) FROM ledger_entries e JOIN ledger_transactions t ON t.id = e.transaction_id
-                WHERE e.account_id = ? AND t.effective_at >= ? AND t.effective_at < ?
-                """
             case .recordedMovementOfAccount: """
                 SELECT coalesce(sum(CASE side WHEN 1 THEN amount ELSE -amount END), 0) FROM ledger_entries
                 WHERE account_id = ? AND recorded_at >= ? AND recorded_at < ?
                 """
-            case .transactionsByKeyPrefix: """
-                SELECT id, idempotency_key FROM ledger_transactions
-                WHERE id > ?4 AND effective_at >= ?1 AND effective_at < ?2 AND substr(idempotency_key, 1, length(CAST(?3 AS TEXT))) = CAST(?3 AS TEXT)
-                ORDER BY id LIMIT ?5
+            // A day's transactions through the index of the day they are effective: those of one
+            // effective time after an id (a day's payments share one), then those of the later
+            // times. Each page is a seek, whatever the journal holds before or after the day.
+            case .transactionsAtTimeAfter: """
+                SELECT id, idempotency_key, effective_at FROM ledger_transactions
+                WHERE effective_at = ?1 AND id > ?2 AND substr(idempotency_key, 1, length(CAST(?3 AS TEXT))) = CAST(?3 AS TEXT)
+                ORDER BY id LIMIT ?4
+                """
+            case .transactionsAfterTime: """
+                SELECT id, idempotency_key, effective_at FROM ledger_transactions
+                WHERE effective_at > ?1 AND effective_at < ?2 AND substr(idempotency_key, 1, length(CAST(?3 AS TEXT))) = CAST(?3 AS TEXT)
+                ORDER BY effective_at, id LIMIT ?4
                 """
             case .expiredOpenHolds: """
                 SELECT h.id, h.debit_account_id, h.credit_account_id, h.asset, h.amount, h.expires_at
@@ -559,16 +563,52 @@ final class LedgerSession: LedgerWriting {
 
     // MARK: Reads for reconciliation
 
-    func movement(accountID: AccountID, effectiveFrom from: TimestampMicros, to: TimestampMicros) throws -> Int64 {
-        try one(.movementOfAccount, [.integer(accountID), .integer(from), .integer(to)]) { try $0.int64(0) } ?? 0
+    func movements(accountIDs: [AccountID], effectiveFrom from: TimestampMicros, to: TimestampMicros) throws -> [AccountID: Int64] {
+        let unique = Array(Set(accountIDs)).sorted()
+        var moved = Dictionary(uniqueKeysWithValues: unique.map { ($0, Int64(0)) })
+        guard !unique.isEmpty else { return moved }
+        // The day's transactions first (through their index of the day), then their entries by
+        // the journal's key: the accounts' entries of every other day are never read. SQLite
+        // keeps the order a CROSS JOIN is written in; PostgreSQL chooses its own.
+        do {
+            for start in stride(from: 0, to: unique.count, by: 500) {
+                let part = unique[start..<min(start + 500, unique.count)]
+                let marks = part.map { _ in "?" }.joined(separator: ",")
+                try sql.query(Self.movementsSQL(accounts: marks), [.integer(from), .integer(to)] + part.map { SQLValue.integer($0) }) { row in
+                    moved[try row.int64(0)] = try row.int64(1)
+                    return true
+                }
+            }
+        } catch {
+            throw Self.ledgerError(error)
+        }
+        return moved
+    }
+
+    /// What the accounts `accounts` (a list of marks, after the day's two) moved in the
+    /// transactions effective in the day.
+    static func movementsSQL(accounts marks: String) -> String {
+        """
+        SELECT e.account_id, sum(CASE e.side WHEN 1 THEN e.amount ELSE -e.amount END)
+        FROM ledger_transactions t CROSS JOIN ledger_entries e
+        WHERE t.effective_at >= ? AND t.effective_at < ? AND e.transaction_id = t.id AND e.account_id IN (\(marks))
+        GROUP BY e.account_id
+        """
     }
 
     func movement(accountID: AccountID, recordedFrom from: TimestampMicros, to: TimestampMicros) throws -> Int64 {
         try one(.recordedMovementOfAccount, [.integer(accountID), .integer(from), .integer(to)]) { try $0.int64(0) } ?? 0
     }
 
-    func transactions(keyPrefix: String, effectiveFrom from: TimestampMicros, to: TimestampMicros, after: TransactionID, limit: Int) throws -> [(id: TransactionID, key: String)] {
-        try all(.transactionsByKeyPrefix, [.integer(from), .integer(to), .text(keyPrefix), .integer(after), .integer(Int64(limit))]) { row in (try row.int64(0), try row.text(1)) }
+    func transactions(keyPrefix: String, effectiveFrom from: TimestampMicros, to: TimestampMicros, after: JournalPosition?, limit: Int) throws -> [(id: TransactionID, key: String, effectiveAt: TimestampMicros)] {
+        func read(_ row: SQLRow) throws -> (id: TransactionID, key: String, effectiveAt: TimestampMicros) { (try row.int64(0), try row.text(1), try row.int64(2)) }
+        let position = after.map { max($0, JournalPosition(effectiveAt: from, id: 0)) } ?? JournalPosition(effectiveAt: from, id: 0)
+        guard position.effectiveAt < to, limit > 0 else { return [] }
+        var page = try all(.transactionsAtTimeAfter, [.integer(position.effectiveAt), .integer(position.id), .text(keyPrefix), .integer(Int64(limit))], read)
+        if page.count < limit {
+            page += try all(.transactionsAfterTime, [.integer(position.effectiveAt), .integer(to), .text(keyPrefix), .integer(Int64(limit - page.count))], read)
+        }
+        return page
     }
 
     func netCredits(kind: AccountKind) throws -> Int64 {
