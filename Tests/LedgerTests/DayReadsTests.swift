@@ -58,7 +58,8 @@ import Testing
             var read: [(id: TransactionID, key: String)] = []
             var after: JournalPosition?
             var pages = 0
-            while true {
+            // Bounded: a page that does not move on would otherwise be read forever.
+            while pages <= payments.count + 1 {
                 let page = try t.store.read { tx in
                     try tx.transactions(keyPrefix: "bill:", effectiveFrom: Self.day, to: Self.day + Self.dayMicros, after: after, limit: limit)
                 }
