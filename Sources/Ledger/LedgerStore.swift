@@ -50,11 +50,10 @@ public protocol LedgerReading: AnyObject {
     func movements(accountIDs: [AccountID], effectiveFrom from: TimestampMicros, to: TimestampMicros) throws -> [AccountID: Int64]
     /// What an account moved (its credits less its debits) in the entries recorded in `[from, to)`.
     func movement(accountID: AccountID, recordedFrom from: TimestampMicros, to: TimestampMicros) throws -> Int64
-    /// The transactions effective in `[from, to)` whose idempotency key starts with
-    /// `keyPrefix`, with their keys: the first `limit` after the position `after` (from the
-    /// day's start when nil), in the order of their effective time, then id. The next page
-    /// starts after the last one returned.
-    func transactions(keyPrefix: String, effectiveFrom from: TimestampMicros, to: TimestampMicros, after: JournalPosition?, limit: Int) throws -> [(id: TransactionID, key: String, effectiveAt: TimestampMicros)]
+    /// The transactions effective in `[from, to)`, with their keys: the first `limit` after
+    /// the position `after` (from the day's start when nil), in the order of their effective
+    /// time, then id. The next page starts after the last one returned.
+    func transactions(effectiveFrom from: TimestampMicros, to: TimestampMicros, after: JournalPosition?, limit: Int) throws -> [(id: TransactionID, key: String, effectiveAt: TimestampMicros)]
     /// Credits less debits posted, over every account of `kind`.
     func netCredits(kind: AccountKind) throws -> Int64
     /// Of `ids`, the transactions the journal holds, each with what it credited to each

@@ -12,7 +12,7 @@ public enum TransactionKind: String, Sendable, Hashable, Codable, CaseIterable {
 }
 
 /// Where a reading of a day's transactions stands: in the order of their effective time,
-/// then id (`LedgerReading.transactions(keyPrefix:effectiveFrom:to:after:limit:)`).
+/// then id (`LedgerReading.transactions(effectiveFrom:to:after:limit:)`).
 public struct JournalPosition: Sendable, Hashable, Comparable {
     public var effectiveAt: TimestampMicros
     public var id: TransactionID

@@ -212,16 +212,18 @@ public struct Reconciliation: Codable, Sendable {
         }
         // No payment is claimed by two bills: the bills' unique index of their payments refuses
         // the second (`billing-v12-one-bill-a-payment`), so there is nothing to look for here.
-        // The day's payments a page at a time: memory does not grow with the day.
-        var afterPayment: JournalPosition?
+        // The day's transactions a page at a time (memory does not grow with the day), and of
+        // them the payments, by their keys.
+        var position: JournalPosition?
         while true {
-            let payments = try ledger.transactions(keyPrefix: PaymentKey.prefix, effectiveFrom: from, to: to, after: afterPayment, limit: paymentsPage)
+            let page = try ledger.transactions(effectiveFrom: from, to: to, after: position, limit: paymentsPage)
+            let payments = page.filter { $0.key.hasPrefix(PaymentKey.prefix) }
             let recorded = try bills.recordedPayments(among: payments.map(\.id))
             for payment in payments where !recorded.contains(payment.id) {
                 brk("missing_in_report", "transaction \(payment.id)", "the ledger holds \(payment.key) but no bill records it")
             }
-            guard payments.count == paymentsPage, let last = payments.last else { break }
-            afterPayment = JournalPosition(effectiveAt: last.effectiveAt, id: last.id)
+            guard page.count == paymentsPage, let last = page.last else { break }
+            position = JournalPosition(effectiveAt: last.effectiveAt, id: last.id)
         }
         for bill in try bills.unmatched(stagedOnOrBefore: date.adding(days: -unmatchedDaysMax), limit: 1000) {
             brk("unmatched_over_\(unmatchedDaysMax)_days", bill.key.reference, "unmatched since \(bill.businessDate)")

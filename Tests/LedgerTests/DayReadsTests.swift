@@ -4,8 +4,8 @@ import QDTestEngines
 import Testing
 @testable import Ledger
 
-/// What the reconciliation reads of a day's journal: the payments effective that day, a page
-/// at a time, and what each biller's account moved. Both through the index of the day a
+/// What the reconciliation reads of a day's journal: the transactions effective that day (its
+/// payments among them), a page at a time, and what each biller's account moved. Both through the index of the day a
 /// transaction is effective (`ledger-transactions-by-effective-day`): the cost follows the day,
 /// never the months kept before it.
 @Suite struct DayReadsTests {
@@ -15,8 +15,8 @@ import Testing
     /// A journal around 2026-11-27 (Shanghai): payments (`bill:` keys) effective at several
     /// times of the day, two or three sharing one time as a night's payments do, written out of
     /// their effective order; payments of the day before and the day after; and other
-    /// transactions of the day. Returns the day's payments in (effective time, id) order.
-    func journal(_ t: TestLedger) throws -> (payments: [(id: TransactionID, key: String)], biller: AccountID, other: AccountID, idle: AccountID) {
+    /// transactions of the day. Returns the day's transactions in (effective time, id) order.
+    func journal(_ t: TestLedger) throws -> (day: [(id: TransactionID, key: String)], biller: AccountID, other: AccountID, idle: AccountID) {
         let bank = try t.account("bank", .unrestricted, kind: .bankClearing)
         let biller = try t.account("biller", .unrestricted, kind: .billerSettlement)
         let other = try t.account("other", .unrestricted, kind: .billerSettlement)
@@ -43,25 +43,25 @@ import Testing
         }
         // A refund of the day: the biller's account debited.
         let refund = try t.ledger.post(PostingRequest(key: "refund:1", action: .transfer(legs: [.debit(biller, 40), .credit(bank, 40)]), effectiveAt: day + 60_000_000))
-        #expect(refund.transactionID != nil)
-        let payments = written.filter { $0.key.hasPrefix("bill:") && $0.at >= day && $0.at < end }
+        written.append((try #require(refund.transactionID), "refund:1", day + 60_000_000))
+        let inDay = written.filter { $0.at >= day && $0.at < end }
             .sorted { ($0.at, $0.id) < ($1.at, $1.id) }
             .map { ($0.id, $0.key) }
-        return (payments, biller, other, idle)
+        return (inDay, biller, other, idle)
     }
 
-    @Test func aDaysPaymentsAreReadInPagesEachOnceInTheOrderOfTheirTime() throws {
+    @Test func aDaysTransactionsAreReadInPagesEachOnceInTheOrderOfTheirTime() throws {
         let t = try TestLedger()
-        let (payments, _, _, _) = try journal(t)
-        #expect(payments.map(\.key) == ["bill:1", "bill:2", "bill:3", "bill:7", "bill:8", "bill:9", "bill:last"])
-        for limit in [1, 2, 3, 6, 7, 100] {
+        let (expected, _, _, _) = try journal(t)
+        #expect(expected.map(\.key) == ["bill:1", "other:1", "bill:2", "bill:3", "bills:1", "xbill:1", "refund:1", "bill:7", "bill:8", "bill:9", "bill:last"])
+        for limit in [1, 2, 3, 6, 11, 100] {
             var read: [(id: TransactionID, key: String)] = []
             var after: JournalPosition?
             var pages = 0
             // Bounded: a page that does not move on would otherwise be read forever.
-            while pages <= payments.count + 1 {
+            while pages <= expected.count + 1 {
                 let page = try t.store.read { tx in
-                    try tx.transactions(keyPrefix: "bill:", effectiveFrom: Self.day, to: Self.day + Self.dayMicros, after: after, limit: limit)
+                    try tx.transactions(effectiveFrom: Self.day, to: Self.day + Self.dayMicros, after: after, limit: limit)
                 }
                 pages += 1
                 #expect(page.count <= limit)
@@ -69,14 +69,14 @@ import Testing
                 guard page.count == limit, let last = page.last else { break }
                 after = JournalPosition(effectiveAt: last.effectiveAt, id: last.id)
             }
-            #expect(read.map(\.id) == payments.map(\.id), "pages of \(limit)")
-            #expect(read.map(\.key) == payments.map(\.key), "pages of \(limit)")
-            #expect(pages == payments.count / limit + 1, "pages of \(limit)")
+            #expect(read.map(\.id) == expected.map(\.id), "pages of \(limit)")
+            #expect(read.map(\.key) == expected.map(\.key), "pages of \(limit)")
+            #expect(pages == expected.count / limit + 1, "pages of \(limit)")
         }
         // A position before the day starts at the day; one at its end reads nothing.
-        let early = try t.store.read { try $0.transactions(keyPrefix: "bill:", effectiveFrom: Self.day, to: Self.day + Self.dayMicros, after: JournalPosition(effectiveAt: Self.day - 5, id: 999), limit: 2) }
-        #expect(early.map(\.key) == ["bill:1", "bill:2"])
-        let past = try t.store.read { try $0.transactions(keyPrefix: "bill:", effectiveFrom: Self.day, to: Self.day + Self.dayMicros, after: JournalPosition(effectiveAt: Self.day + Self.dayMicros, id: 0), limit: 2) }
+        let early = try t.store.read { try $0.transactions(effectiveFrom: Self.day, to: Self.day + Self.dayMicros, after: JournalPosition(effectiveAt: Self.day - 5, id: 999), limit: 2) }
+        #expect(early.map(\.key) == ["bill:1", "other:1"])
+        let past = try t.store.read { try $0.transactions(effectiveFrom: Self.day, to: Self.day + Self.dayMicros, after: JournalPosition(effectiveAt: Self.day + Self.dayMicros, id: 0), limit: 2) }
         #expect(past.isEmpty)
     }
 
@@ -112,15 +112,21 @@ import Testing
                 return try db.all("EXPLAIN QUERY PLAN " + text, binds) { try $0.text(3) }
             }
         }
-        let at = try plan(LedgerSession.Query.transactionsAtTimeAfter.sql(dialect), [.integer(Self.day), .integer(0), .text("bill:"), .integer(10)])
-        let after = try plan(LedgerSession.Query.transactionsAfterTime.sql(dialect), [.integer(Self.day), .integer(Self.day + Self.dayMicros), .text("bill:"), .integer(10)])
-        for p in [at, after] {
+        let page = try plan(LedgerSession.Query.transactionsOfDayAfter.sql(dialect), [.integer(Self.day), .integer(0), .integer(Self.day + Self.dayMicros), .integer(10)])
+        var plans = [page]
+        if dialect == .sqlite {
+            plans.append(try plan(LedgerSession.Query.transactionsLaterInDay.sql(dialect), [.integer(Self.day), .integer(Self.day + Self.dayMicros), .integer(10)]))
+        } else {
+            // The pair is one key of the seek.
+            #expect(page.contains { $0.contains("Index Cond: ((ROW(effective_at, id) > ROW(") }, "\(page.joined(separator: " / "))")
+        }
+        for p in plans {
             #expect(p.contains { $0.contains("ledger_transactions_by_effective") }, "\(p)")
             #expect(!p.contains { $0.contains("SCAN ledger_transactions") || $0.contains("Seq Scan") || $0.contains("TEMP B-TREE FOR ORDER BY") || $0.contains("Sort") }, "\(p.joined(separator: " / "))")
         }
         if dialect == .sqlite {
             // The time and the id are both keys of the seek: a page starts where the last ended.
-            #expect(at.contains { $0.contains("(effective_at=? AND id>?)") }, "\(at)")
+            #expect(page.contains { $0.contains("(effective_at=? AND id>?)") }, "\(page)")
             let moved = try plan(LedgerSession.movementsSQL(accounts: "?,?"), [.integer(Self.day), .integer(Self.day + Self.dayMicros), .integer(2), .integer(3)])
             #expect(moved.first?.contains("SEARCH t USING COVERING INDEX ledger_transactions_by_effective") == true, "\(moved)")
             #expect(moved.contains { $0.contains("SEARCH e USING PRIMARY KEY (transaction_id=?)") }, "\(moved)")

@@ -151,8 +151,9 @@ final class LedgerSession: LedgerWriting {
         case insertResolution
         case expiredOpenHolds
         case recordedMovementOfAccount
-        case transactionsAtTimeAfter
-        case transactionsAfterTime
+        case transactionsOfDayAfter
+        // SQLite only: the rest of a day after one effective time.
+        case transactionsLaterInDay
         case netCreditsOfKind
         case anchoredHash
         case entriesByAccountSeq
@@ -202,6 +203,27 @@ final class LedgerSession: LedgerWriting {
                 // and the index on (account, recorded time, sequence) gives this order.
                 let order = dialect == .postgres ? "account_id, account_seq" : "account_id, recorded_at, account_seq"
                 return "SELECT account_id, account_seq, side, amount, balance_after, transaction_id, asset FROM ledger_entries ORDER BY \(order)"
+            case .transactionsOfDayAfter:
+                // A day's transactions through the index of the day they are effective, from a
+                // position on: each page is a seek, whatever the journal holds before or after
+                // the day. PostgreSQL seeks on the pair (time, id) at once; SQLite seeks on a
+                // pair compared as a row value only by its first column, so it reads the rest
+                // of one effective time here (a night's payments share one) and the later times
+                // with `transactionsLaterInDay`. No filter on the key: one the planner cannot
+                // estimate led PostgreSQL to read the whole rest of the day and sort it for
+                // every page.
+                guard dialect == .postgres else {
+                    return """
+                        SELECT id, idempotency_key, effective_at FROM ledger_transactions
+                        WHERE effective_at = ?1 AND id > ?2 AND effective_at < ?3
+                        ORDER BY id LIMIT ?4
+                        """
+                }
+                return """
+                    SELECT id, idempotency_key, effective_at FROM ledger_transactions
+                    WHERE (effective_at, id) > (?1, ?2) AND effective_at < ?3
+                    ORDER BY effective_at, id LIMIT ?4
+                    """
             default: return sharedText
             }
         }
@@ -209,7 +231,7 @@ final class LedgerSession: LedgerWriting {
         /// The statements written once for both engines (and those only PostgreSQL runs).
         private var sharedText: String {
             switch self {
-            case .accountByID, .accountByCode, .allAccounts, .netCreditsOfKind, .chainHead, .anchoredHash, .entriesByAccountSeq: fatalError("written per engine")
+            case .accountByID, .accountByCode, .allAccounts, .netCreditsOfKind, .chainHead, .anchoredHash, .entriesByAccountSeq, .transactionsOfDayAfter: fatalError("written per engine")
             case .lockAccounts: """
                 SELECT \(LedgerSession.accountColumns) FROM ledger_accounts
                 WHERE id = ANY(string_to_array(?, ',')::bigint[]) AND kind NOT IN (\(LedgerSession.foldedKinds))
@@ -292,18 +314,10 @@ final class LedgerSession: LedgerWriting {
                 SELECT coalesce(sum(CASE side WHEN 1 THEN amount ELSE -amount END), 0) FROM ledger_entries
                 WHERE account_id = ? AND recorded_at >= ? AND recorded_at < ?
                 """
-            // A day's transactions through the index of the day they are effective: those of one
-            // effective time after an id (a day's payments share one), then those of the later
-            // times. Each page is a seek, whatever the journal holds before or after the day.
-            case .transactionsAtTimeAfter: """
+            case .transactionsLaterInDay: """
                 SELECT id, idempotency_key, effective_at FROM ledger_transactions
-                WHERE effective_at = ?1 AND id > ?2 AND substr(idempotency_key, 1, length(CAST(?3 AS TEXT))) = CAST(?3 AS TEXT)
-                ORDER BY id LIMIT ?4
-                """
-            case .transactionsAfterTime: """
-                SELECT id, idempotency_key, effective_at FROM ledger_transactions
-                WHERE effective_at > ?1 AND effective_at < ?2 AND substr(idempotency_key, 1, length(CAST(?3 AS TEXT))) = CAST(?3 AS TEXT)
-                ORDER BY effective_at, id LIMIT ?4
+                WHERE effective_at > ?1 AND effective_at < ?2
+                ORDER BY effective_at, id LIMIT ?3
                 """
             case .expiredOpenHolds: """
                 SELECT h.id, h.debit_account_id, h.credit_account_id, h.asset, h.amount, h.expires_at
@@ -600,13 +614,13 @@ final class LedgerSession: LedgerWriting {
         try one(.recordedMovementOfAccount, [.integer(accountID), .integer(from), .integer(to)]) { try $0.int64(0) } ?? 0
     }
 
-    func transactions(keyPrefix: String, effectiveFrom from: TimestampMicros, to: TimestampMicros, after: JournalPosition?, limit: Int) throws -> [(id: TransactionID, key: String, effectiveAt: TimestampMicros)] {
+    func transactions(effectiveFrom from: TimestampMicros, to: TimestampMicros, after: JournalPosition?, limit: Int) throws -> [(id: TransactionID, key: String, effectiveAt: TimestampMicros)] {
         func read(_ row: SQLRow) throws -> (id: TransactionID, key: String, effectiveAt: TimestampMicros) { (try row.int64(0), try row.text(1), try row.int64(2)) }
         let position = after.map { max($0, JournalPosition(effectiveAt: from, id: 0)) } ?? JournalPosition(effectiveAt: from, id: 0)
         guard position.effectiveAt < to, limit > 0 else { return [] }
-        var page = try all(.transactionsAtTimeAfter, [.integer(position.effectiveAt), .integer(position.id), .text(keyPrefix), .integer(Int64(limit))], read)
-        if page.count < limit {
-            page += try all(.transactionsAfterTime, [.integer(position.effectiveAt), .integer(to), .text(keyPrefix), .integer(Int64(limit - page.count))], read)
+        var page = try all(.transactionsOfDayAfter, [.integer(position.effectiveAt), .integer(position.id), .integer(to), .integer(Int64(limit))], read)
+        if page.count < limit && sql.dialect != .postgres {
+            page += try all(.transactionsLaterInDay, [.integer(position.effectiveAt), .integer(to), .integer(Int64(limit - page.count))], read)
         }
         return page
     }
