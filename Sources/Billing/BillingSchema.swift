@@ -211,8 +211,10 @@ public enum BillingSchema {
         // another bill names, in the write that would do it, on both engines and with any
         // number of writers. The reconciliation looked for such pairs by grouping every paid
         // bill ever kept (a read that grew with the months); it has nothing left to look for.
-        // The index also answers which bill records a payment, for a payment the bill its key
-        // names does not record.
+        // The index also answers which bill records a payment (the reconciliation asks it for
+        // each of the day's payments). A database where two bills already name one payment
+        // (the reconciliation listed them as `duplicate` breaks) refuses this migration until
+        // they are corrected.
         SQLMigration("billing-v12-one-bill-a-payment",
                      "CREATE UNIQUE INDEX bills_by_transaction ON bills(transaction_id) WHERE transaction_id IS NOT NULL"),
     ]
