@@ -279,7 +279,7 @@ let package = Package(
         .testTarget(
             name: "ReportsTests",
             dependencies: [
-                "QDTestSupport", "QDTestEngines", "QDSQL", "Reports", "Billing", "JobRunner", "Ledger", "Wallet",
+                "QDTestSupport", "QDTestEngines", "QDSQL", "QDSchema", "Reports", "Billing", "JobRunner", "Ledger", "Wallet",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: strict),

@@ -99,7 +99,13 @@ public enum SQLiteDatabase {
             guard synchronous == 2 else {
                 throw LedgerError(.storage, "could not set synchronous=FULL on the database", context: path)
             }
-            try migrator.migrate(pool)
+            do {
+                try migrator.migrate(pool)
+            } catch {
+                // Each step is its own transaction: the refused one is rolled back, and none
+                // after it is taken.
+                throw LedgerError(.storage, "the database could not be upgraded to this version's schema: an upgrade step was refused and left undone, and the steps after it were not taken; correct what the cause names, then run again", cause: String(describing: error), context: path)
+            }
         } catch let error as LedgerError {
             throw error
         } catch {

@@ -4,6 +4,7 @@ import FoundationXML
 #endif
 import GRDB
 import QDSQL
+import QDSchema
 import QDTestSupport
 import Testing
 @testable import Billing
@@ -132,6 +133,39 @@ extension BillingWorld {
         #expect(try world.rows("SELECT status, transaction_id, paid_fen FROM bills WHERE bill_id = 'W2611-000002'").map(\.values) == before)
         #expect(try world.count("SELECT count(*) FROM bills WHERE transaction_id = ?", [transaction]) == 1)
         #expect(try world.reconcile("2026-11-27").breaks.isEmpty)
+    }
+
+    /// A database where two bills already name one payment (written before the unique index)
+    /// is not upgraded: the step is refused with its cause, and nothing is changed.
+    @Test func anUpgradeOverAPaymentClaimedTwiceIsRefusedAndChangesNothing() throws {
+        let world = try nights()
+        let transaction = try #require(try world.store.database.read { try $0.int64("SELECT transaction_id FROM bills WHERE bill_id = 'W2611-000001'") })
+        try world.execute("DROP INDEX bills_by_transaction")
+        try world.execute(world.onPostgres ? "DELETE FROM qdwallet_migrations WHERE name = 'billing-v12-one-bill-a-payment'"
+                                           : "DELETE FROM grdb_migrations WHERE identifier = 'billing-v12-one-bill-a-payment'")
+        try world.execute("UPDATE bills SET transaction_id = ? WHERE bill_id = 'W2611-000002'", [transaction])
+        do {
+            if let postgres = world.postgres {
+                try postgres.migrate(try QDWalletSchema.postgresMigrations())
+            } else {
+                _ = try world.anotherStore()
+            }
+            Issue.record("a database with a payment claimed twice was upgraded")
+        } catch let error as LedgerError {
+            #expect(!world.onPostgres)
+            #expect(error.message.contains("could not be upgraded"), "\(error)")
+            #expect(error.cause?.contains("UNIQUE") == true, "\(error)")
+        } catch let error as SQLError {
+            #expect(world.onPostgres)
+            #expect(error.kind == .constraint, "\(error)")
+        }
+        #expect(try world.count("SELECT count(*) FROM bills WHERE transaction_id = ?", [transaction]) == 2)
+        let index = world.onPostgres ? "SELECT count(*) FROM pg_indexes WHERE indexname = 'bills_by_transaction' AND schemaname = current_schema()"
+                                     : "SELECT count(*) FROM sqlite_master WHERE name = 'bills_by_transaction'"
+        #expect(try world.count(index) == 0)
+        let recorded = world.onPostgres ? "SELECT count(*) FROM qdwallet_migrations WHERE name = 'billing-v12-one-bill-a-payment'"
+                                        : "SELECT count(*) FROM grdb_migrations WHERE identifier = 'billing-v12-one-bill-a-payment'"
+        #expect(try world.count(recorded) == 0)
     }
 
     /// Which bill records a payment is one read of the bills' index of their payments.
