@@ -101,9 +101,10 @@ public enum SQLiteDatabase {
             }
             do {
                 try migrator.migrate(pool)
-            } catch {
+            } catch let error as DatabaseError where error.resultCode != .SQLITE_BUSY && error.resultCode != .SQLITE_LOCKED {
                 // Each step is its own transaction: the refused one is rolled back, and none
-                // after it is taken.
+                // after it is taken. A database held by another program is not a refusal: it
+                // gets the message below.
                 throw LedgerError(.storage, "the database could not be upgraded to this version's schema: an upgrade step was refused and left undone, and the steps after it were not taken; correct what the cause names, then run again", cause: String(describing: error), context: path)
             }
         } catch let error as LedgerError {
