@@ -33,11 +33,22 @@ struct LedgerCheckStep: TypedJobStep {
 
     let name = "verify"
     let checkpointVersion = 1
+    /// The check reads the whole journal on a read snapshot: payments go on meanwhile (on
+    /// SQLite a write transaction would hold the one writer's lock as long as the journal
+    /// takes to read), and every pass sees the same state (on PostgreSQL a write transaction
+    /// reads each statement's own latest commits).
+    var readsBeforeChunk: Bool { true }
 
     func start(_ context: JobContext) throws -> Checkpoint { Checkpoint(done: false) }
 
+    func read(_ context: JobContext, at checkpoint: Checkpoint, db: any SQLConnection, ledger: any LedgerReading) throws -> LedgerCheckReport? {
+        try Ledger.check(ledger)
+    }
+
     func chunk(_ context: JobContext, db: any SQLConnection, ledger: any LedgerWriting, from checkpoint: Checkpoint) throws -> (Checkpoint, ChunkCounts) {
-        let report = try Ledger.check(ledger)
+        guard let report = context.prepared(LedgerCheckReport.self) else {
+            throw JobStepNotRead(step: name)
+        }
         let result = Checkpoint(done: true, ok: report.ok, violationCount: report.violationCount, violations: report.violations.prefix(50).map(\.description))
         return (result, ChunkCounts(read: report.transactions, written: 0, failed: report.violationCount, done: true))
     }

@@ -48,12 +48,16 @@ public final class JobRunner: Sendable {
     let progress: ProgressReporter
     let owner: String
     let sleep: @Sendable (Int) -> Void
+    /// How often the heartbeat is refreshed while a step reads before its chunk; nil: a
+    /// quarter of the job's stale limit, at most 30 s.
+    let heartbeatEverySeconds: Double?
 
     public init(
         store: SQLLedgerStore, clock: any LedgerClock, logger: Logger,
         definitions: [JobDefinition], implementations: [JobImplementation],
         stop: StopSignal = StopSignal(), progress: ProgressReporter? = nil,
-        owner: String? = nil, sleepMillis: @escaping @Sendable (Int) -> Void = { usleep(useconds_t($0) * 1_000) }
+        owner: String? = nil, sleepMillis: @escaping @Sendable (Int) -> Void = { usleep(useconds_t($0) * 1_000) },
+        heartbeatEverySeconds: Double? = nil
     ) {
         self.store = store
         self.clock = clock
@@ -64,6 +68,7 @@ public final class JobRunner: Sendable {
         self.progress = progress ?? ProgressReporter(logger: logger)
         self.owner = owner ?? "\(ProcessInfo.processInfo.hostName):\(getpid())"
         self.sleep = sleepMillis
+        self.heartbeatEverySeconds = heartbeatEverySeconds
     }
 
     private enum Start {
@@ -191,7 +196,14 @@ public final class JobRunner: Sendable {
                 }
                 do {
                     var chunkContext = context
-                    chunkContext.prepared = try step.beforeChunk(context, checkpoint: running.state.checkpoint)
+                    if step.readsBeforeChunk {
+                        let checkpoint = running.state.checkpoint
+                        chunkContext.prepared = try keepingHeartbeat(context, definition: definition) {
+                            try store.snapshot { db, ledger in try step.readBeforeChunk(context, checkpoint: checkpoint, db: db, ledger: ledger) }
+                        }
+                    } else {
+                        chunkContext.prepared = try step.beforeChunk(context, checkpoint: running.state.checkpoint)
+                    }
                     running.state = try chunk(step, context: chunkContext, definition: definition, executionID: executionID, state: running.state)
                     logger.trace("chunk committed", metadata: ["job": "\(name)", "step": "\(step.name)", "chunk": "\(running.state.chunks)", "read": "\(running.state.read)"])
                 } catch let abort as any AbortingError {
@@ -273,7 +285,7 @@ public final class JobRunner: Sendable {
                     try JobRepository.saveStep(db, executionID: executionID, step: step.name, state: next, now: now)
                     return next
                 }
-                return try step.readsOneSnapshot ? store.snapshotTransaction(work) : store.transaction(work)
+                return try store.transaction(work)
             } catch let error as LedgerError where error.code == .busy && attempt < definition.retry.attemptsMax {
                 attempt += 1
                 var wait = definition.retry.backoffMillis(beforeAttempt: attempt)
@@ -282,6 +294,23 @@ public final class JobRunner: Sendable {
                 sleep(wait)
             }
         }
+    }
+
+    /// Runs `body` (reads that hold no lock, for as long as they take) while another thread
+    /// refreshes the run's heartbeat, so that the run is not taken for abandoned meanwhile.
+    /// A heartbeat that finds the lock lost stops refreshing; the chunk then finds it too.
+    private func keepingHeartbeat<T>(_ context: JobContext, definition: JobDefinition, _ body: () throws -> T) throws -> T {
+        let every = heartbeatEverySeconds ?? min(30, Double(definition.staleAfterSeconds) / 4)
+        let (store, clock, job, executionID) = (store, clock, context.jobName, context.executionID)
+        let keeper = HeartbeatKeeper(every: every) {
+            do {
+                return try store.database.write { db in try JobRepository.heartbeat(db, job: job, executionID: executionID, now: clock.nowMicros()) }
+            } catch {
+                return true  // a busy writer: the next beat tries again
+            }
+        }
+        defer { keeper.stop() }
+        return try body()
     }
 
     // MARK: Operator views
@@ -324,5 +353,47 @@ public enum JobRunnerError: AbortingError, Sendable, CustomStringConvertible {
         case .lostLock(let job, let executionID):
             "execution \(executionID) of \(job) lost its lock to another process (its heartbeat was stale); this process stops without committing"
         }
+    }
+}
+
+/// A step that reads before its chunk (`readsBeforeChunk`) found its chunk given no reads:
+/// a fault of the code, which fails the run rather than read inside the chunk's transaction.
+public struct JobStepNotRead: Error, Sendable, CustomStringConvertible {
+    public var step: String
+    public init(step: String) { self.step = step }
+    public var description: String { "step \(step) reads before its chunk, but its chunk was given no reads" }
+}
+
+/// A thread that calls `beat` every `every` seconds until stopped, or until a beat returns
+/// false. `stop` returns once the thread has ended: no beat runs after it.
+final class HeartbeatKeeper: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var stopped = false
+    private let ended = DispatchSemaphore(value: 0)
+
+    init(every seconds: Double, beat: @escaping @Sendable () -> Bool) {
+        let thread = Thread { [self] in
+            condition.lock()
+            while !stopped {
+                let signalled = condition.wait(until: Date(timeIntervalSinceNow: seconds))
+                if signalled || stopped { continue }
+                condition.unlock()
+                let held = beat()
+                condition.lock()
+                if !held { break }
+            }
+            condition.unlock()
+            ended.signal()
+        }
+        thread.name = "qdwallet-heartbeat"
+        thread.start()
+    }
+
+    func stop() {
+        condition.lock()
+        stopped = true
+        condition.signal()
+        condition.unlock()
+        ended.wait()
     }
 }

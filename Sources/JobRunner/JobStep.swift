@@ -73,11 +73,18 @@ public protocol JobStep: Sendable {
     /// outside any transaction; the chunk sees its result as `context.prepared`, a typed value
     /// that stays in the process (it is never stored).
     func beforeChunk(_ context: JobContext, checkpoint: Data) throws -> (any Sendable)?
+    /// Whether the coming chunk's reads run first, on one read snapshot and outside the
+    /// chunk's transaction (`readBeforeChunk`): a step that reads much and writes little (the
+    /// ledger's check, a reconciliation) must not hold the writer while it reads. On SQLite a
+    /// write transaction is the one writer's lock, and payments would wait for it (and give up
+    /// at their busy timeout) for as long as the reads take, which grows with the journal.
+    var readsBeforeChunk: Bool { get }
+    /// The reads for the coming chunk, on one snapshot taken after the checkpoint committed;
+    /// the chunk sees their result as `context.prepared` (it is never stored). The run's
+    /// heartbeat is kept while they go on.
+    func readBeforeChunk(_ context: JobContext, checkpoint: Data, db: any SQLConnection, ledger: any LedgerReading) throws -> (any Sendable)?
     /// Runs one chunk of at most `context.chunkSizeMax` items inside the runner's transaction.
     func runChunk(_ context: JobContext, db: any SQLConnection, ledger: any LedgerWriting, checkpoint: Data) throws -> ChunkResult
-    /// Whether a chunk must read one snapshot throughout (`SQLLedgerStore.snapshotTransaction`):
-    /// a step that checks much against much while other writers go on.
-    var readsOneSnapshot: Bool { get }
 }
 
 extension JobStep {
@@ -88,7 +95,8 @@ extension JobStep {
     public func estimatedTotal(_ context: JobContext, db: any SQLConnection) throws -> Int? { nil }
 
     public func beforeChunk(_ context: JobContext, checkpoint: Data) throws -> (any Sendable)? { nil }
-    public var readsOneSnapshot: Bool { false }
+    public var readsBeforeChunk: Bool { false }
+    public func readBeforeChunk(_ context: JobContext, checkpoint: Data, db: any SQLConnection, ledger: any LedgerReading) throws -> (any Sendable)? { nil }
 }
 
 /// A step whose checkpoint is a Codable value.
@@ -100,6 +108,10 @@ public protocol TypedJobStep: JobStep {
     /// Slow work for the chunk that starts at `checkpoint`, outside any transaction; the chunk
     /// reads it with `context.prepared(Prepared.self)`.
     func prepare(_ context: JobContext, at checkpoint: Checkpoint) throws -> Prepared?
+    /// The reads for the chunk that starts at `checkpoint`, on one read snapshot outside the
+    /// chunk's transaction, when `readsBeforeChunk`; the chunk reads them with
+    /// `context.prepared(Prepared.self)`.
+    func read(_ context: JobContext, at checkpoint: Checkpoint, db: any SQLConnection, ledger: any LedgerReading) throws -> Prepared?
     /// Runs one chunk; returns the new checkpoint and the counts.
     func chunk(_ context: JobContext, db: any SQLConnection, ledger: any LedgerWriting, from checkpoint: Checkpoint) throws -> (Checkpoint, ChunkCounts)
 }
@@ -120,8 +132,11 @@ public struct ChunkCounts: Sendable {
     }
 }
 
-extension TypedJobStep where Prepared == Never {
-    public func prepare(_ context: JobContext, at checkpoint: Checkpoint) throws -> Never? { nil }
+extension TypedJobStep {
+    /// Nothing prepared (a step whose `Prepared` comes from `read`, or that has none).
+    public func prepare(_ context: JobContext, at checkpoint: Checkpoint) throws -> Prepared? { nil }
+    /// Nothing read (a step that does not read before its chunk).
+    public func read(_ context: JobContext, at checkpoint: Checkpoint, db: any SQLConnection, ledger: any LedgerReading) throws -> Prepared? { nil }
 }
 
 extension TypedJobStep {
@@ -131,6 +146,10 @@ extension TypedJobStep {
 
     public func beforeChunk(_ context: JobContext, checkpoint: Data) throws -> (any Sendable)? {
         try prepare(context, at: try JSONDecoder().decode(Checkpoint.self, from: checkpoint))
+    }
+
+    public func readBeforeChunk(_ context: JobContext, checkpoint: Data, db: any SQLConnection, ledger: any LedgerReading) throws -> (any Sendable)? {
+        try read(context, at: try JSONDecoder().decode(Checkpoint.self, from: checkpoint), db: db, ledger: ledger)
     }
 
     public func runChunk(_ context: JobContext, db: any SQLConnection, ledger: any LedgerWriting, checkpoint: Data) throws -> ChunkResult {

@@ -82,13 +82,6 @@ public final class PostgresDatabase: SQLDatabase, @unchecked Sendable {
         }
     }
 
-    /// REPEATABLE READ: every statement reads the snapshot of the first; another
-    /// transaction's change to a row this one then changes is a serialization failure (run
-    /// again whole).
-    public func writeOnSnapshot<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
-        try transaction("BEGIN ISOLATION LEVEL REPEATABLE READ") { try body($0) }
-    }
-
     /// A SERIALIZABLE transaction, for an invariant no row lock covers; run again whole
     /// after a serialization failure.
     public func serializable<T>(_ body: (any SQLConnection) throws -> T) throws -> T {

@@ -15,10 +15,6 @@ public protocol SQLDatabase: AnyObject, Sendable {
     func write<T>(_ body: (any SQLConnection) throws -> T) throws -> T
     /// Runs `body` in one read-only snapshot.
     func read<T>(_ body: (any SQLConnection) throws -> T) throws -> T
-    /// Runs `body` in one write transaction whose every statement reads the same snapshot:
-    /// for work that reads much and must see one state of it (a reconciliation with its ledger
-    /// check) and writes little of its own.
-    func writeOnSnapshot<T>(_ body: (any SQLConnection) throws -> T) throws -> T
     /// Runs reads that need no one snapshot (each sees what was committed when it began)
     /// without a transaction around them: on PostgreSQL each statement is one round trip,
     /// with no BEGIN and COMMIT beside it. `body` only reads.
@@ -29,11 +25,6 @@ extension SQLDatabase {
     /// One snapshot costs nothing more here.
     public func readEach<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
         try read(body)
-    }
-
-    /// One writer at a time: every write transaction already sees one state.
-    public func writeOnSnapshot<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
-        try write(body)
     }
 }
 

@@ -128,7 +128,7 @@ struct DemoCommand: ParsableCommand, ReadOnlyCommand {
             }
         }
         try store.sealPending()
-        let reconciliation = try store.snapshotTransaction { db, tx in try Reconciliation.run(db, ledger: tx, date: ShanghaiCalendar.Date(year: 2026, month: 11, day: 28)) }
+        let reconciliation = try Reconciliation.run(store, date: ShanghaiCalendar.Date(year: 2026, month: 11, day: 28))
         lines.append("")
         lines.append(reconciliation.text)
         let check = try ledger.check()

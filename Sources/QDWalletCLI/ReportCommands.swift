@@ -27,7 +27,7 @@ struct ReportCommand: ParsableCommand {
             }
             let store = try AppDatabase.openStore(path: global.databasePath)
             try store.sealPending()
-            let reconciliation = try store.snapshotTransaction { db, ledger in try Reconciliation.run(db, ledger: ledger, date: day) }
+            let reconciliation = try Reconciliation.run(store, date: day)
             let chosen = global.json ? "json" : format
             let text = switch chosen {
             case "csv": reconciliation.csv

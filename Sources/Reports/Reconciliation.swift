@@ -91,12 +91,62 @@ public struct Reconciliation: Codable, Sendable {
     /// Days of paid bills checked one by one against the ledger each night.
     public static let recheckBillDays = 30
 
-    /// Computes the day's reconciliation, and records the breaks (new, still open, resolved).
-    /// It reads billing, campaigns and the ledger through their stores' read APIs.
+    /// A difference the reconciliation's reads found, before it is recorded as a break.
+    public struct Finding: Sendable, Hashable {
+        public var key: String
+        public var category: String
+        public var subject: String
+        public var detail: String
+    }
+
+    /// What the reads found: the day's figures (without the breaks) and the differences, on
+    /// one snapshot. `record` turns them into the day's breaks.
+    public struct Reading: Sendable {
+        public var date: ShanghaiCalendar.Date
+        public var findings: [Finding]
+        /// The figures, whose `breaks` are left empty until recorded.
+        public var figures: Reconciliation
+    }
+
+    /// Computes the day's reconciliation, and records the breaks (new, still open, resolved):
+    /// `read` and `record` in the caller's transaction.
     public static func run(_ db: any SQLConnection, ledger: any LedgerReading, date: ShanghaiCalendar.Date, paymentsPage: Int = 5_000) throws -> Reconciliation {
-        var found: [(key: String, category: String, subject: String, detail: String)] = []
+        try record(try read(db, ledger: ledger, date: date, paymentsPage: paymentsPage), db)
+    }
+
+    /// The day's reconciliation on a store: the reads on one read snapshot, which holds no
+    /// lock (payments go on however long the ledger's check takes), then the breaks recorded
+    /// in a short write transaction.
+    public static func run(_ store: SQLLedgerStore, date: ShanghaiCalendar.Date) throws -> Reconciliation {
+        let reading = try store.snapshot { db, ledger in try read(db, ledger: ledger, date: date) }
+        return try store.transaction { db, _ in try record(reading, db) }
+    }
+
+    /// Records what `read` found as the day's breaks: new ones open, open ones seen again
+    /// stay, open ones not found are resolved. A short write: the reads ran before, on a
+    /// snapshot that held no lock.
+    public static func record(_ reading: Reading, _ db: any SQLConnection) throws -> Reconciliation {
+        let store = ReconStore(db)
+        let date = reading.date
+        for item in reading.findings {
+            try store.record(key: item.key, category: item.category, subject: item.subject, detail: item.detail, on: date)
+        }
+        try store.resolve(except: Set(reading.findings.map(\.key)), on: date)
+        var reconciliation = reading.figures
+        reconciliation.breaks = try store.open(asOf: date).map { open -> Break in
+            let first = ShanghaiCalendar.Date(iso: open.firstSeen) ?? date
+            return Break(category: open.category, subject: open.subject, detail: open.detail, firstSeen: first.iso, ageDays: Int(date.daysSinceEpoch - first.daysSinceEpoch))
+        }
+        return reconciliation
+    }
+
+    /// The day's figures and differences, read through billing's, campaigns' and the ledger's
+    /// read APIs; nothing is written. Every read is on the caller's snapshot, so the ledger
+    /// check and the figures see one state.
+    public static func read(_ db: any SQLConnection, ledger: any LedgerReading, date: ShanghaiCalendar.Date, paymentsPage: Int = 5_000) throws -> Reading {
+        var found: [Finding] = []
         func brk(_ category: String, _ subject: String, _ detail: String) {
-            found.append((category + "|" + subject, category, subject, detail))
+            found.append(Finding(key: category + "|" + subject, category: category, subject: subject, detail: detail))
         }
         let bills = BillStore(db)
         let from = date.startMicros, to = date.adding(days: 1).startMicros
@@ -255,24 +305,15 @@ public struct Reconciliation: Codable, Sendable {
             brk("ledger_check", violation.code + (violation.transactionID.map { " transaction \($0)" } ?? "") + (violation.accountID.map { " account \($0)" } ?? ""), violation.message)
         }
 
-        // Carry forward: new breaks open today, old ones age, absent ones are resolved.
-        let store = ReconStore(db)
-        for item in found {
-            try store.record(key: item.key, category: item.category, subject: item.subject, detail: item.detail, on: date)
-        }
-        try store.resolve(except: Set(found.map(\.key)), on: date)
-        let breaks = try store.open(asOf: date).map { open -> Break in
-            let first = ShanghaiCalendar.Date(iso: open.firstSeen) ?? date
-            return Break(category: open.category, subject: open.subject, detail: open.detail, firstSeen: first.iso, ageDays: Int(date.daysSinceEpoch - first.daysSinceEpoch))
-        }
-
         let trend = try (0..<30).reversed().map { offset -> TrendDay in
             let day = date.adding(days: -offset)
             return TrendDay(date: day.iso, paidFen: try bills.paidFen(on: day))
         }
-        return Reconciliation(date: date.iso, billers: billers, sponsors: sponsors, points: points, trialBalance: check.trialBalance,
-                              ledgerOk: check.ok, ledgerViolations: check.violations.prefix(20).map(\.description), ledgerHead: check.head,
-                              operatorActions: try AuditStore.countsByCommand(db, from: from, to: to), breaks: breaks, trend: trend)
+        // Carry forward (`record`): new breaks open today, old ones age, absent ones are resolved.
+        let figures = Reconciliation(date: date.iso, billers: billers, sponsors: sponsors, points: points, trialBalance: check.trialBalance,
+                                     ledgerOk: check.ok, ledgerViolations: check.violations.prefix(20).map(\.description), ledgerHead: check.head,
+                                     operatorActions: try AuditStore.countsByCommand(db, from: from, to: to), breaks: [], trend: trend)
+        return Reading(date: date, findings: found, figures: figures)
     }
 
     /// Whether a delivered report still has the bytes that were recorded.

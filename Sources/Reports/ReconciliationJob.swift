@@ -23,13 +23,20 @@ public enum ReconciliationJob {
         struct Checkpoint: Codable, Sendable { var breaks: Int; var files: [String] }
         let directory: String
         let name = "reconcile"
-        /// The ledger check and the day's figures read one state while payments go on.
-        var readsOneSnapshot: Bool { true }
+        /// The ledger check and the day's figures read one state on a read snapshot, while
+        /// payments go on: the chunk's transaction only records the breaks.
+        var readsBeforeChunk: Bool { true }
         let checkpointVersion = 1
         func start(_ context: JobContext) throws -> Checkpoint { Checkpoint(breaks: -1, files: []) }
+        func read(_ context: JobContext, at checkpoint: Checkpoint, db: any SQLConnection, ledger: any LedgerReading) throws -> Reconciliation.Reading? {
+            try Reconciliation.read(db, ledger: ledger, date: try context.date("date"))
+        }
         func chunk(_ context: JobContext, db: any SQLConnection, ledger: any LedgerWriting, from checkpoint: Checkpoint) throws -> (Checkpoint, ChunkCounts) {
             let date = try context.date("date")
-            let reconciliation = try Reconciliation.run(db, ledger: ledger, date: date)
+            guard let reading = context.prepared(Reconciliation.Reading.self), reading.date == date else {
+                throw JobStepNotRead(step: name)
+            }
+            let reconciliation = try Reconciliation.record(reading, db)
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             var files: [String] = []
             for (suffix, text) in [("txt", reconciliation.text), ("csv", reconciliation.csv), ("json", reconciliation.json), ("html", reconciliation.html)] {

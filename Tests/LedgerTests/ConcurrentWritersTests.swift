@@ -163,14 +163,14 @@ struct ConcurrentWritersTests {
         #expect(repeated == 0)
     }
 
-    /// A reconciliation checks the ledger inside a write transaction while payments go on:
-    /// on READ COMMITTED each statement would see newer commits than the one before (the
-    /// accounts before a payment, its entries after), so it runs on one snapshot.
-    @Test func aCheckInsideASnapshotTransactionSeesOneState() throws {
+    /// A check (the `ledger-check` job's, a reconciliation's) reads the ledger while payments
+    /// go on: on READ COMMITTED each statement would see newer commits than the one before
+    /// (the accounts before a payment, its entries after), so it reads one snapshot.
+    @Test func aCheckOnASnapshotSeesOneState() throws {
         let t = try TestLedger()
         let (a, bank) = try t.fundedWallet("a", fen: 1_000)
         let other = Ledger(store: SQLLedgerStore(database: try TestEngine.anotherPool(try #require(t.postgres))), clock: t.clock)
-        let report = try t.store.snapshotTransaction { _, tx in
+        let report = try t.store.snapshot { _, tx in
             _ = try tx.account(id: a)  // the snapshot is taken here
             #expect(try other.post(.transfer(key: "meanwhile", from: bank, to: a, amount: 5)).transactionID != nil)
             return try Ledger.check(tx)

@@ -15,9 +15,6 @@ final class LedgerSession: LedgerWriting {
     private var written: [(id: TransactionID, hash: [UInt8])] = []
     /// PostgreSQL, during a posting batch: its rows, written when the batch ends.
     private var bulk: LedgerBulkWrites?
-    /// Whether this transaction may seal at commit: not on a snapshot, which cannot see the
-    /// latest seal; its rows then wait in the queue.
-    var sealsAtCommit = true
     /// PostgreSQL: idempotency records read or written in this transaction, absent ones as
     /// nil, so that a payment asks the server once per key. A key another transaction
     /// commits meanwhile is found when this one inserts it (a unique violation: the whole
@@ -807,7 +804,7 @@ final class LedgerSession: LedgerWriting {
             throw LedgerError(.storage, "a posting batch did not finish; the transaction is rolled back")
         }
         guard concurrentWriters, !written.isEmpty else { return }
-        if sealsAtCommit, try one(.tryChainLock, [.integer(Self.chainLockKey)], { try $0.int64(0) }) == 1 {
+        if try one(.tryChainLock, [.integer(Self.chainLockKey)], { try $0.int64(0) }) == 1 {
             try seal(own: written)
         } else {
             try send(.insertUnsealed, [PostgresArray.integers(written.map(\.id)), PostgresArray.bytes(written.map(\.hash))])

@@ -67,23 +67,6 @@ public class SQLLedgerStore: LedgerStore, @unchecked Sendable {
         }
     }
 
-    /// `transaction`, with every statement on one snapshot (`SQLDatabase.writeOnSnapshot`):
-    /// a reconciliation, whose ledger check must see one state of the journal while payments
-    /// go on. What it posts waits in the queue for its seal (a snapshot cannot see the latest
-    /// seal).
-    public func snapshotTransaction<T>(_ body: (any SQLConnection, any LedgerWriting) throws -> T) throws -> T {
-        try Self.mapErrors {
-            try database.writeOnSnapshot { db in
-                let session = LedgerSession(db)
-                session.sealsAtCommit = false
-                let result = try body(db, session)
-                if let hook = beforeCommit.withLock({ $0 }) { try hook.body(db) }
-                try session.sealOnCommit()
-                return result
-            }
-        }
-    }
-
     /// Seals every committed journal row still waiting for its seal (PostgreSQL; waits for
     /// the chain's lock as long as `lock_timeout`). Before a check or an anchor is read.
     public func sealPending() throws {

@@ -1,0 +1,209 @@
+import Foundation
+import GRDB
+import Ledger
+import Logging
+import QDSQL
+import QDTestEngines
+import Synchronization
+import Testing
+@testable import JobRunner
+
+/// Counts the items on a read snapshot before its one chunk, calling `whileReading` between
+/// two counts; the chunk records what the reads found.
+final class ReadingStep: TypedJobStep, @unchecked Sendable {
+    struct Checkpoint: Codable, Sendable { var counted: Int? }
+    struct Counts: Sendable { var before: Int; var after: Int }
+    typealias Prepared = Counts
+
+    let name = "tally"
+    let checkpointVersion = 1
+    var readsBeforeChunk: Bool { true }
+    var whileReading: (() throws -> Void)?
+    private(set) var chunkSaw: Counts?
+
+    func start(_ context: JobContext) throws -> Checkpoint { Checkpoint() }
+
+    func read(_ context: JobContext, at checkpoint: Checkpoint, db: any SQLConnection, ledger: any LedgerReading) throws -> Counts? {
+        let before = try db.int("SELECT count(*) FROM items") ?? -1
+        try whileReading?()
+        return Counts(before: before, after: try db.int("SELECT count(*) FROM items") ?? -1)
+    }
+
+    func chunk(_ context: JobContext, db: any SQLConnection, ledger: any LedgerWriting, from checkpoint: Checkpoint) throws -> (Checkpoint, ChunkCounts) {
+        chunkSaw = context.prepared(Counts.self)
+        guard let counts = chunkSaw else { throw JobStepNotRead(step: name) }
+        return (Checkpoint(counted: counts.after), ChunkCounts(read: counts.after, done: true))
+    }
+}
+
+extension JobWorld {
+    func runner(reading step: ReadingStep, heartbeatEverySeconds: Double? = nil) throws -> JobRunner {
+        let definition = try self.definition(Self.countJob.replacingOccurrences(of: "name = \"count\"", with: "name = \"tally\""))
+        return JobRunner(
+            store: store, clock: clock, logger: Logger(label: "test"),
+            definitions: [definition], implementations: [JobImplementation(name: "tally", steps: [step])],
+            progress: ProgressReporter(logger: Logger(label: "test"), terminal: false),
+            owner: "test-1", sleepMillis: { _ in }, heartbeatEverySeconds: heartbeatEverySeconds)
+    }
+
+    /// Inserts an item as another process would, on a connection of its own that waits at
+    /// most half a second for SQLite's writer lock.
+    func insertElsewhere(id: Int) throws {
+        let (path, postgres) = (path, postgres)
+        try onAnotherThread {
+            if let postgres {
+                _ = try TestEngine.anotherPool(postgres).write { try $0.run("INSERT INTO items (id, value) VALUES (?, ?)", [id, id * 10]) }
+            } else {
+                var configuration = Configuration()
+                configuration.busyMode = .timeout(0.5)
+                try DatabasePool(path: path, configuration: configuration).write { db in
+                    try db.execute(sql: "INSERT INTO items (id, value) VALUES (?, ?)", arguments: [id, id * 10])
+                }
+            }
+        }
+    }
+}
+
+/// Runs `body` on a thread of its own and waits for it (at most 20 s): a lock the calling
+/// thread holds is then a failure of `body`, not a deadlock, and GRDB sees no nested access.
+func onAnotherThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) throws -> T {
+    let result = Mutex<Result<T, any Error>?>(nil)
+    let done = DispatchSemaphore(value: 0)
+    Thread {
+        let outcome = Result<T, any Error> { try body() }
+        result.withLock { $0 = outcome }
+        done.signal()
+    }.start()
+    guard done.wait(timeout: .now() + 20) == .success else { throw Hiccup() }
+    return try result.withLock { $0 }!.get()
+}
+
+/// The world, handed to another thread by a test that waits for it.
+struct Shared<T>: @unchecked Sendable { let value: T }
+
+/// A shipped step with a hook in its reads, which it otherwise runs as it is.
+struct HookedStep: JobStep {
+    let inner: any JobStep
+    let whileReading: @Sendable () throws -> Void
+    var name: String { inner.name }
+    var checkpointVersion: Int { inner.checkpointVersion }
+    var readsBeforeChunk: Bool { inner.readsBeforeChunk }
+    func initialCheckpoint(_ context: JobContext) throws -> Data { try inner.initialCheckpoint(context) }
+    func readBeforeChunk(_ context: JobContext, checkpoint: Data, db: any SQLConnection, ledger: any LedgerReading) throws -> (any Sendable)? {
+        _ = try db.int("SELECT count(*) FROM ledger_transactions")  // the snapshot begins
+        try whileReading()
+        return try inner.readBeforeChunk(context, checkpoint: checkpoint, db: db, ledger: ledger)
+    }
+    func runChunk(_ context: JobContext, db: any SQLConnection, ledger: any LedgerWriting, checkpoint: Data) throws -> ChunkResult {
+        try inner.runChunk(context, db: db, ledger: ledger, checkpoint: checkpoint)
+    }
+}
+
+@Suite(.serialized) struct ReadBeforeChunkTests {
+    /// The 04:30 `ledger-check` job reads the whole journal without holding the writer: a
+    /// payment another process posts while it reads commits at once (on SQLite it would wait
+    /// for the check's write transaction, and give up after its half-second busy timeout
+    /// here), and the check verifies one state: the journal as it was when its snapshot
+    /// began, every pass of it (on PostgreSQL a write transaction's statements each read the
+    /// latest commits).
+    @Test func theLedgerCheckJobVerifiesOneStateWhilePaymentsGoOn() throws {
+        let world = try JobWorld()
+        let ledger = Ledger(store: world.store, clock: world.clock)
+        let bank = try ledger.openAccount(AccountSpec(code: "bank", asset: .cny, kind: .suspense, rules: .unrestricted))
+        let wallet = try ledger.openAccount(AccountSpec(code: "wallet", asset: .cny, kind: .suspense, rules: .unrestricted))
+        for n in 1...3 {
+            _ = try ledger.post(.transfer(key: "before-\(n)", from: bank.id, to: wallet.id, amount: 100))
+        }
+        let (path, postgres, clock) = (world.path, world.postgres, world.clock)
+        let step = HookedStep(inner: BuiltinJobs.ledgerCheck.steps[0]) {
+            try onAnotherThread {
+                let other: SQLLedgerStore
+                if let postgres {
+                    other = SQLLedgerStore(database: try TestEngine.anotherPool(postgres))
+                } else {
+                    var configuration = Configuration()
+                    configuration.busyMode = .timeout(0.5)
+                    other = SQLiteLedgerStore(pool: try DatabasePool(path: path, configuration: configuration))
+                }
+                _ = try Ledger(store: other, clock: clock).post(.transfer(key: "during", from: bank.id, to: wallet.id, amount: 7))
+            }
+        }
+        let definition = try world.definition(JobWorld.countJob.replacingOccurrences(of: "name = \"count\"", with: "name = \"ledger-check\""))
+        let runner = JobRunner(
+            store: world.store, clock: world.clock, logger: Logger(label: "test"), definitions: [definition],
+            implementations: [JobImplementation(name: "ledger-check", steps: [step], assess: BuiltinJobs.ledgerCheck.assess)],
+            progress: ProgressReporter(logger: Logger(label: "test"), terminal: false), owner: "test-1", sleepMillis: { _ in })
+        let report = try runner.run("ledger-check")
+        #expect(report.status == "completed")
+        #expect(report.assessment == .clean)
+        // Three transactions checked (read counts them), not the one posted meanwhile.
+        #expect(report.steps.first?.read == 3)
+        #expect(report.steps.first?.failed == 0)
+        #expect(try ledger.account(id: wallet.id).balance == 307)
+        #expect(try ledger.check().transactions == 4)
+    }
+
+    /// A step that reads much (the ledger's check, a reconciliation) reads on a snapshot that
+    /// holds no lock: another writer commits meanwhile (on SQLite it would otherwise wait for
+    /// the one writer's lock and give up at its busy timeout), the reads see one state (the
+    /// second count equals the first), and the chunk gets what they read.
+    @Test func aStepReadsBeforeItsChunkWithoutHoldingTheWriter() throws {
+        let world = try JobWorld()
+        try world.seed(items: 5)
+        let step = ReadingStep()
+        step.whileReading = { try world.insertElsewhere(id: 6) }
+        let report = try world.runner(reading: step).run("tally")
+        #expect(report.status == "completed")
+        #expect(step.chunkSaw?.before == 5)
+        #expect(step.chunkSaw?.after == 5)
+        #expect(report.steps.first?.read == 5)
+        #expect(try world.store.database.read { try $0.int("SELECT count(*) FROM items") } == 6)
+    }
+
+    /// However long the reads take, the run keeps its heartbeat: another runner that comes
+    /// after the stale limit (60 s here, passed on the run's clock) finds it alive and is
+    /// refused, instead of taking the run over as abandoned.
+    @Test func aRunThatReadsLongKeepsItsHeartbeat() throws {
+        let world = try JobWorld()
+        try world.seed(items: 3)
+        let step = ReadingStep()
+        var refusal: (any Error)?
+        let shared = Shared(value: world)
+        step.whileReading = {
+            world.clock.advance(micros: 120_000_000)
+            usleep(400_000)  // the keeper beats every 0.05 s
+            refusal = try onAnotherThread {
+                do {
+                    _ = try shared.value.runner(reading: ReadingStep(), heartbeatEverySeconds: 0.05).run("tally")
+                    return Shared<any Error>?.none
+                } catch {
+                    return Shared(value: error)
+                }
+            }?.value
+        }
+        let report = try world.runner(reading: step, heartbeatEverySeconds: 0.05).run("tally")
+        #expect(report.status == "completed")
+        guard case .alreadyRunning(let job, _, _, let age)? = refusal as? JobRefusal else {
+            Issue.record("the second run was not refused as already running: \(String(describing: refusal))")
+            return
+        }
+        #expect(job == "tally")
+        #expect(age < 60)
+    }
+
+    /// Without the keeper the same wait is a takeover: the test above can fail.
+    @Test func aRunThatReadsLongWithoutHeartbeatsIsTakenOver() throws {
+        let world = try JobWorld()
+        try world.seed(items: 3)
+        let step = ReadingStep()
+        var second: ExecutionReport?
+        let shared = Shared(value: world)
+        step.whileReading = {
+            world.clock.advance(micros: 120_000_000)
+            second = try onAnotherThread { try shared.value.runner(reading: ReadingStep(), heartbeatEverySeconds: 3_600).run("tally") }
+        }
+        #expect(throws: JobRunnerError.self) { try world.runner(reading: step, heartbeatEverySeconds: 3_600).run("tally") }
+        #expect(second?.status == "completed")
+        #expect(second?.abandonedExecutionId != nil)
+    }
+}

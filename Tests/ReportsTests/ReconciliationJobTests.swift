@@ -1,0 +1,79 @@
+import Foundation
+import Ledger
+import Logging
+import QDSQL
+import QDTestSupport
+import Synchronization
+import Testing
+@testable import JobRunner
+@testable import Reports
+
+/// The reconciliation job's step, with a payment posted by another process while it reads.
+private struct PaymentWhileReading: JobStep {
+    let inner: any JobStep
+    let payment: @Sendable () throws -> Void
+    var name: String { inner.name }
+    var checkpointVersion: Int { inner.checkpointVersion }
+    var readsBeforeChunk: Bool { inner.readsBeforeChunk }
+    func initialCheckpoint(_ context: JobContext) throws -> Data { try inner.initialCheckpoint(context) }
+    func readBeforeChunk(_ context: JobContext, checkpoint: Data, db: any SQLConnection, ledger: any LedgerReading) throws -> (any Sendable)? {
+        _ = try db.int("SELECT count(*) FROM ledger_transactions")  // the snapshot begins
+        // On a thread of its own: a lock this thread held would fail it, not deadlock.
+        let outcome = Mutex<Result<Void, any Error>?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        let payment = payment
+        Thread {
+            let result = Result<Void, any Error> { try payment() }
+            outcome.withLock { $0 = result }
+            done.signal()
+        }.start()
+        #expect(done.wait(timeout: .now() + 20) == .success)
+        try outcome.withLock { $0 }?.get()
+        return try inner.readBeforeChunk(context, checkpoint: checkpoint, db: db, ledger: ledger)
+    }
+    func runChunk(_ context: JobContext, db: any SQLConnection, ledger: any LedgerWriting, checkpoint: Data) throws -> ChunkResult {
+        try inner.runChunk(context, db: db, ledger: ledger, checkpoint: checkpoint)
+    }
+}
+
+@Suite struct ReconciliationJobTests {
+    /// The `reconciliation` job reads on a snapshot that holds no lock: a payment another
+    /// process posts meanwhile commits at once (on SQLite, with a busy timeout of half a
+    /// second, it would fail if the reads held the writer), the day's figures and the ledger
+    /// check are those of the snapshot (three nights' transactions, not the one posted
+    /// meanwhile), and the chunk records the breaks and writes the files.
+    @Test func aReconciliationReadsWhilePaymentsGoOn() throws {
+        let world = try BillingWorld()
+        try world.populate()
+        _ = try world.run("2026-11-27")
+        let before = try world.ledger.check().transactions
+        let bank = try world.ledger.account(code: SystemAccounts.bankClearing).id
+        let suspense = try world.ledger.account(code: SystemAccounts.suspense).id
+        let (path, postgres, clock) = (world.path, world.postgres, world.clock)
+        let step = PaymentWhileReading(inner: ReconciliationJob.implementation(directory: world.directory.appendingPathComponent("recon").path).steps[0]) {
+            let other = if let postgres {
+                SQLLedgerStore(database: try PostgresDatabase(url: postgres.url, options: postgres.options))
+            } else {
+                SQLiteLedgerStore(pool: try SQLiteDatabase.open(path: path, migrator: BillingWorld.migrator(), busyTimeoutSeconds: 0.5))
+            }
+            _ = try Ledger(store: other, clock: clock).post(.transfer(key: "meanwhile", from: bank, to: suspense, amount: 1))
+        }
+        let definition = try #require(try JobDefinition.loadAll(directory: repositoryRoot + "/Jobs").first { $0.name == "reconciliation" })
+        let runner = JobRunner(
+            store: world.store, clock: world.clock, logger: Logger(label: "test"), definitions: [definition],
+            implementations: [JobImplementation(name: "reconciliation", steps: [step])],
+            progress: ProgressReporter(logger: Logger(label: "test"), terminal: false), owner: "test-1", sleepMillis: { _ in })
+        let report = try runner.run("reconciliation", overrides: ["date": "2026-11-27"])
+        #expect(report.status == "completed")
+        let json = try String(contentsOfFile: world.directory.appendingPathComponent("recon/reconciliation-20261127.json").path, encoding: .utf8)
+        let recorded = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+        #expect(recorded["ledger_ok"] as? Bool == true)
+        #expect((recorded["ledger_head"] as? String)?.hasPrefix("\(before):") == true, "\(recorded["ledger_head"] ?? "none")")
+        #expect(try world.ledger.check().transactions == before + 1)
+        // The breaks the reads found are recorded: the same as a reconciliation run now.
+        let open = try world.store.database.read { try $0.int("SELECT count(*) FROM recon_breaks WHERE resolved IS NULL") }
+        let breaks = try #require(recorded["breaks"] as? [[String: Any]])
+        #expect(open == breaks.count)
+        #expect(breaks.compactMap { $0["category"] as? String }.sorted() == (try world.reconcile("2026-11-27")).breaks.map(\.category).sorted())
+    }
+}
