@@ -197,6 +197,9 @@ public final class JobRunner: Sendable {
                 do {
                     var chunkContext = context
                     if step.readsBeforeChunk {
+                        // On PostgreSQL the journal rows still waiting for their seal are
+                        // sealed first, so that the reads' chain head is the latest commit's.
+                        try store.sealPending()
                         let checkpoint = running.state.checkpoint
                         chunkContext.prepared = try keepingHeartbeat(context, definition: definition) {
                             try store.snapshot { db, ledger in try step.readBeforeChunk(context, checkpoint: checkpoint, db: db, ledger: ledger) }

@@ -21,13 +21,30 @@ public struct SQLMigration: Sendable {
         self.sql = postgres
         self.sqlite = sqlite
     }
+
+    /// Whether the step only creates or drops indexes (its SQL taken on both engines): it
+    /// changes no row, so no foreign key can be broken by it.
+    public var buildsIndexesOnly: Bool {
+        guard sqlite == nil else { return false }
+        let statements = sql.split(separator: ";").map { part in
+            part.split(separator: "\n").filter { !$0.trimmingCharacters(in: .whitespaces).hasPrefix("--") }.joined(separator: " ")
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+        }.filter { !$0.isEmpty }
+        return !statements.isEmpty && statements.allSatisfy {
+            $0.range(of: #"^(CREATE\s+(UNIQUE\s+)?INDEX|DROP\s+INDEX)\s"#, options: [.regularExpression, .caseInsensitive]) != nil
+        }
+    }
 }
 
 extension DatabaseMigrator {
     /// Registers a module's migrations on SQLite, in order: each its SQLite step, or its SQL.
+    /// A step that only builds indexes runs with the foreign keys on and is not followed by
+    /// GRDB's check of every foreign key in the database (`PRAGMA foreign_key_check`, which
+    /// reads every row of every table that has one: an upgrade's cost that grows with the
+    /// months kept). Every other step turns them off and checks them all before it commits.
     public mutating func register(_ migrations: [SQLMigration]) {
         for migration in migrations {
-            registerMigration(migration.name) { db in
+            registerMigration(migration.name, foreignKeyChecks: migration.buildsIndexesOnly ? .immediate : .deferred) { db in
                 if let step = migration.sqlite { try step(db) } else { try db.execute(sql: migration.sql) }
             }
         }
