@@ -30,17 +30,32 @@ struct JobsOptions: ParsableArguments {
 
 /// Builds the runner from the options: database, definitions, implementations.
 enum JobsSetup {
-    static func runner(_ global: GlobalOptions, _ jobs: JobsOptions, stop: StopSignal = StopSignal(), clock: any LedgerClock = SystemClock()) throws -> JobRunner {
+    /// The jobs built from the billing configuration (`billers.toml`, the feed schemas,
+    /// `wallet.toml`, the campaigns). `notify` is built from `notify.toml`, beside a
+    /// `billers.toml`.
+    static let billingJobs: Set<String> = ["nightly-billing", "campaign-settlement", "reconciliation"]
+
+    /// The runner, with the implementation of `job` alone when one is named (`jobs run`): a
+    /// job is built from its own configuration, so a mistake in another's (a `notify.toml`
+    /// that does not parse, feed schemas that cannot be found) stops that job, never the
+    /// ledger's check or the night's billing. Without a name (the scheduler) every job is
+    /// built, and any mistake stops it before it starts.
+    static func runner(_ global: GlobalOptions, _ jobs: JobsOptions, stop: StopSignal = StopSignal(), clock: any LedgerClock = SystemClock(), only job: String? = nil) throws -> JobRunner {
         let definitions = try JobDefinition.loadAll(directory: jobs.path)
         let store = try AppDatabase.openStore(path: global.databasePath)
         let ledger = Ledger(store: store, clock: clock)
         _ = try SystemAccounts.ensure(in: ledger)
-        let wallets = WalletService(store: store, ledger: ledger, policy: try AppDatabase.walletPolicy(jobsDirectory: jobs.path), dataKey: nil)
+        func wanted(_ name: String) -> Bool { job == nil || job == name }
         var implementations = BuiltinJobs.all
-        if let billing = try BillingSetup.config(global, jobs, wallets: wallets, stop: stop) {
-            implementations.append(NightlyBilling.implementation(billing))
-            implementations.append(CampaignSettlement.implementation(statementsDirectory: (billing.reportsDirectory as NSString).appendingPathComponent("settlement")))
-            implementations.append(ReconciliationJob.implementation(directory: (billing.reportsDirectory as NSString).appendingPathComponent("reconciliation")))
+        if billingJobs.contains(where: wanted) {
+            let wallets = WalletService(store: store, ledger: ledger, policy: try AppDatabase.walletPolicy(jobsDirectory: jobs.path), dataKey: nil)
+            if let billing = try BillingSetup.config(global, jobs, wallets: wallets, stop: stop) {
+                implementations.append(NightlyBilling.implementation(billing))
+                implementations.append(CampaignSettlement.implementation(statementsDirectory: (billing.reportsDirectory as NSString).appendingPathComponent("settlement")))
+                implementations.append(ReconciliationJob.implementation(directory: (billing.reportsDirectory as NSString).appendingPathComponent("reconciliation")))
+            }
+        }
+        if wanted("notify"), FileManager.default.fileExists(atPath: (jobs.path as NSString).appendingPathComponent("billers.toml")) {
             if let config = try BillingSetup.notify(global, jobs) {
                 let environment = QDEnvironment.process
                 implementations.append(NotifyJob.implementation(config: config, secret: environment.webhookSecret,
@@ -142,7 +157,7 @@ struct JobsCommand: ParsableCommand {
         func run() throws {
             let stop = StopSignal()
             stop.installHandlers()
-            let runner = try JobsSetup.runner(global, jobs, stop: stop)
+            let runner = try JobsSetup.runner(global, jobs, stop: stop, only: name)
             let report = try runner.run(name, overrides: try overrides(), force: force)
             Output(json: global.json).emit(JobReportDocument(report)) { JobReportDocument(report).text }
             switch report.status {

@@ -31,6 +31,32 @@ import Testing
         return try result.json()
     }
 
+    /// `jobs run` builds the job it runs from that job's configuration alone: a mistake in
+    /// another's (a `notify.toml` that does not parse, feed schemas that cannot be found)
+    /// stops neither the night's billing nor the ledger's check; the job whose configuration
+    /// it is still refuses to run and names the file.
+    @Test func aJobRunsWhateverIsWrongInAnotherJobsConfiguration() throws {
+        var cli = try runner()
+        defer { cli.cleanUp() }
+        try "sink = \"carrier-pigeon\"\n".write(to: cli.directory.appendingPathComponent("Jobs/notify.toml"), atomically: true, encoding: .utf8)
+        let notify = try cli.run(["jobs", "run", "notify"])
+        #expect(notify.status != 0)
+        #expect(notify.stderr.contains("notify.toml"), "\(notify.stderr)")
+        let night = try cli.run(["jobs", "run", "nightly-billing", "--date", "2026-11-27", "--json"])
+        #expect(night.status == 0, "\(night.stderr)")
+        #expect(try night.json()["status"] as? String == "completed")
+        let billers = try #require((try night.json()["summary"] as? [String: Any])?["billers"] as? [[String: Any]])
+        #expect(billers.compactMap { $0["status"] as? String } == ["processed", "processed", "processed"])
+
+        cli.environment["QDWALLET_SCHEMA_DIR"] = cli.directory.appendingPathComponent("no-schemas").path
+        let check = try cli.run(["jobs", "run", "ledger-check", "--date", "2026-11-27", "--json"])
+        #expect(check.status == 0, "\(check.stderr)")
+        #expect(try check.json()["status"] as? String == "completed")
+        let again = try cli.run(["jobs", "run", "nightly-billing", "--date", "2026-11-27", "--force"])
+        #expect(again.status != 0)
+        #expect(again.stderr.contains("no-schemas/billfeed.xsd"), "\(again.stderr)")
+    }
+
     @Test func nightlyRunPayBillAndExitCodes() throws {
         let cli = try runner(initialise: false)
         defer { cli.cleanUp() }
