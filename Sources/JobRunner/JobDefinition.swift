@@ -111,6 +111,22 @@ public struct JobDefinition: Sendable, Hashable {
     /// Every `*.job.toml` directly in `directory` (other TOML files there configure billers
     /// and campaigns).
     public static func loadAll(directory: String) throws -> [JobDefinition] {
+        let loaded = try load(directory: directory)
+        if let problem = loaded.problems.first { throw problem }
+        return loaded.definitions
+    }
+
+    /// The definitions `directory` holds for a run of `job`: a file that cannot be read is
+    /// left aside, with its problem, when another file defines `job` (a mistake in one job's
+    /// definition stops that job, not the others); when none does, the first problem is the
+    /// error (the file may be `job`'s own).
+    public static func loadAll(directory: String, running job: String) throws -> (definitions: [JobDefinition], leftAside: [any Error]) {
+        let loaded = try load(directory: directory)
+        if let problem = loaded.problems.first, !loaded.definitions.contains(where: { $0.name == job }) { throw problem }
+        return (loaded.definitions, loaded.problems)
+    }
+
+    private static func load(directory: String) throws -> (definitions: [JobDefinition], problems: [any Error]) {
         let names: [String]
         do {
             names = try FileManager.default.contentsOfDirectory(atPath: directory)
@@ -118,17 +134,25 @@ public struct JobDefinition: Sendable, Hashable {
             throw ConfigError(file: directory, key: "", problem: "the jobs folder cannot be read; give --jobs-dir or QDWALLET_JOBS_DIR")
         }
         var definitions: [JobDefinition] = []
+        var problems: [any Error] = []
         var seen: [String: String] = [:]
         for name in names.sorted() where name.hasSuffix(".job.toml") {
             let path = (directory as NSString).appendingPathComponent(name)
-            let definition = try JobDefinition(try ConfigTable.load(path: path))
+            let definition: JobDefinition
+            do {
+                definition = try JobDefinition(try ConfigTable.load(path: path))
+            } catch {
+                problems.append(error)
+                continue
+            }
             if let other = seen[definition.name] {
+                // Two definitions of one job: neither can be trusted to be the one meant.
                 throw ConfigError(file: name, key: "name", problem: "\"\(definition.name)\" is also defined in \(other)")
             }
             seen[definition.name] = name
             definitions.append(definition)
         }
-        return definitions
+        return (definitions, problems)
     }
 
     /// Parameters for a run: the defaults with templates resolved at `now`, then `overrides`.

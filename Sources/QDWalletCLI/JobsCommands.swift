@@ -36,12 +36,22 @@ enum JobsSetup {
     static let billingJobs: Set<String> = ["nightly-billing", "campaign-settlement", "reconciliation"]
 
     /// The runner, with the implementation of `job` alone when one is named (`jobs run`): a
-    /// job is built from its own configuration, so a mistake in another's (a `notify.toml`
-    /// that does not parse, feed schemas that cannot be found) stops that job, never the
-    /// ledger's check or the night's billing. Without a name (the scheduler) every job is
+    /// job is built from its own configuration, so a mistake in another's (its definition or
+    /// a `notify.toml` that does not parse, feed schemas that cannot be found) stops that job,
+    /// never the ledger's check or the night's billing. Without a name (the scheduler) every job is
     /// built, and any mistake stops it before it starts.
     static func runner(_ global: GlobalOptions, _ jobs: JobsOptions, stop: StopSignal = StopSignal(), clock: any LedgerClock = SystemClock(), only job: String? = nil) throws -> JobRunner {
-        let definitions = try JobDefinition.loadAll(directory: jobs.path)
+        let logger = Logger(label: "qdwallet.jobs")
+        let definitions: [JobDefinition]
+        if let job {
+            let loaded = try JobDefinition.loadAll(directory: jobs.path, running: job)
+            for problem in loaded.leftAside {
+                logger.warning("a job definition was left aside: it cannot be read", metadata: ["problem": "\(problem)"])
+            }
+            definitions = loaded.definitions
+        } else {
+            definitions = try JobDefinition.loadAll(directory: jobs.path)
+        }
         let store = try AppDatabase.openStore(path: global.databasePath)
         let ledger = Ledger(store: store, clock: clock)
         _ = try SystemAccounts.ensure(in: ledger)
@@ -62,7 +72,7 @@ enum JobsSetup {
                                                                 fetcher: FeedFetcher(environment: environment.fetcherEnvironment).stopping(when: { stop.requested }), database: store.database))
             }
         }
-        return JobRunner(store: store, clock: clock, logger: Logger(label: "qdwallet.jobs"), definitions: definitions, implementations: implementations, stop: stop)
+        return JobRunner(store: store, clock: clock, logger: logger, definitions: definitions, implementations: implementations, stop: stop)
     }
 }
 

@@ -32,13 +32,20 @@ import Testing
     }
 
     /// `jobs run` builds the job it runs from that job's configuration alone: a mistake in
-    /// another's (a `notify.toml` that does not parse, feed schemas that cannot be found)
-    /// stops neither the night's billing nor the ledger's check; the job whose configuration
-    /// it is still refuses to run and names the file.
+    /// another's (a `notify.toml` that does not parse, a definition whose schedule is not a
+    /// cron line, feed schemas that cannot be found) stops neither the night's billing nor
+    /// the ledger's check; the job whose configuration it is still refuses to run and names
+    /// the file.
     @Test func aJobRunsWhateverIsWrongInAnotherJobsConfiguration() throws {
         var cli = try runner()
         defer { cli.cleanUp() }
         try "sink = \"carrier-pigeon\"\n".write(to: cli.directory.appendingPathComponent("Jobs/notify.toml"), atomically: true, encoding: .utf8)
+        let settlement = cli.directory.appendingPathComponent("Jobs/campaign-settlement.job.toml")
+        let definition = try String(contentsOf: settlement, encoding: .utf8)
+        try definition.replacingOccurrences(of: "schedule    = \"0 5 * * *\"", with: "schedule    = \"0 5 * *\"").write(to: settlement, atomically: true, encoding: .utf8)
+        let settle = try cli.run(["jobs", "run", "campaign-settlement", "--date", "2026-11-27"])
+        #expect(settle.status != 0)
+        #expect(settle.stderr.contains("campaign-settlement.job.toml"), "\(settle.stderr)")
         let notify = try cli.run(["jobs", "run", "notify"])
         #expect(notify.status != 0)
         #expect(notify.stderr.contains("notify.toml"), "\(notify.stderr)")
