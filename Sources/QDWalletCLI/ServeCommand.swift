@@ -24,7 +24,9 @@ struct ServeCommand: ParsableCommand, ReadOnlyCommand {
             tokens and one-time codes use keys derived from it. QR payments apply the campaigns \
             of the jobs folder, as `qdwallet pay` does. One-time codes and security alerts go \
             to the notify sink of the jobs folder's notify.toml about a second after they are \
-            queued (QDWALLET_WEBHOOK_SECRET signs a webhook sink).
+            queued (QDWALLET_WEBHOOK_SECRET signs a webhook sink). It looks at the database's \
+            schema every --schema-check-seconds: once a newer qdwallet has upgraded it, serve \
+            stops as on SIGTERM and exits 4 (database_newer).
             """)
 
     @OptionGroup var global: GlobalOptions
@@ -54,6 +56,9 @@ struct ServeCommand: ParsableCommand, ReadOnlyCommand {
     @Option(name: .customLong("rate-per-wallet"), help: "Requests per second all the devices of one wallet may make together, after a burst of six times as many (1 to 10000).")
     var ratePerWallet = 10
 
+    @Option(name: .customLong("schema-check-seconds"), help: "How often serve looks whether a newer qdwallet has upgraded the database, and stops if so (1 to 300).")
+    var schemaCheckSeconds = 5
+
     func run() throws {
         let (host, port) = try Self.address(listen)
         guard (1...120).contains(shutdownGrace) else {
@@ -67,6 +72,9 @@ struct ServeCommand: ParsableCommand, ReadOnlyCommand {
         }
         for (name, rate) in [("--rate-per-device", ratePerDevice), ("--rate-per-wallet", ratePerWallet)] where !(1...10_000).contains(rate) {
             throw CLIFailure(.usage, code: "invalid_rate", "\(name) takes 1 to 10000 requests a second, not \(rate)")
+        }
+        guard (1...300).contains(schemaCheckSeconds) else {
+            throw CLIFailure(.usage, code: "invalid_schema_check", "--schema-check-seconds takes 1 to 300 seconds, not \(schemaCheckSeconds)")
         }
         for proxy in trustedProxies where !ClientAddress.isIPAddress(proxy) {
             throw CLIFailure(.usage, code: "invalid_trusted_proxy", "--trusted-proxy takes an IP address, not \(proxy.debugDescription)")
@@ -108,11 +116,30 @@ struct ServeCommand: ParsableCommand, ReadOnlyCommand {
             try store.snapshot { sql, _ in _ = try sql.int("SELECT 1") }
         }
         let display = host.contains(":") ? "[\(host)]" : host
+        // A serve left running while a newer qdwallet upgraded the database stops (as on
+        // SIGTERM) instead of writing rows by rules this version does not know; exit 4.
+        let upgraded = Outcome()
+        let (every, shown) = (Duration.seconds(schemaCheckSeconds), global.databaseDisplay)
         try Self.runBlocking {
-            try await server.run { bound in
+            try await server.run(onRunning: { bound in
                 FileHandle.standardOutput.write(Data("listening on http://\(display):\(bound)\n".utf8))
-            }
+            }, stopWhen: {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: every)
+                    if Task.isCancelled { return }
+                    do {
+                        try await Blocking.run(deadline: .seconds(30)) { try AppDatabase.requireKnownSchema(store, context: shown) }
+                    } catch let error as LedgerError where error.code == .databaseNewer {
+                        upgraded.set(error)
+                        FileHandle.standardError.write(Data("qdwallet: \(error)\n".utf8))
+                        return
+                    } catch {
+                        // The database unreachable for a moment: /readyz says so; look again.
+                    }
+                }
+            })
         }
+        if let error = upgraded.error { throw error }
     }
 
     /// `HOST:PORT`, `[IPV6]:PORT`: refused with a usage error otherwise.

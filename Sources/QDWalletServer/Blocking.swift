@@ -7,7 +7,7 @@ import NIOPosix
 /// else in the process may be holding), and waits at most `deadline`, timed by an event loop.
 /// A call that outlives its deadline is left to finish on its thread (a database call cannot
 /// be interrupted from outside); the request is answered at once.
-enum Blocking {
+public enum Blocking {
     /// Threads for database calls: as many as calls may wait on the database at once.
     static let threads = 16
     static let pool: NIOThreadPool = {
@@ -19,7 +19,7 @@ enum Blocking {
     struct DeadlineExceeded: Error {}
     struct PoolStopped: Error {}
 
-    static func run<T: Sendable>(deadline: Duration, _ body: @escaping @Sendable () throws -> T) async throws -> T {
+    public static func run<T: Sendable>(deadline: Duration, _ body: @escaping @Sendable () throws -> T) async throws -> T {
         let once = Once<T>()
         let loop = MultiThreadedEventLoopGroup.singleton.next()
         let (seconds, attoseconds) = deadline.components

@@ -1,5 +1,7 @@
 import AsyncHTTPClient
 import Foundation
+import GRDB
+import QDSQL
 import QDTestEngines
 import Synchronization
 import Testing
@@ -67,47 +69,115 @@ import Testing
         return Int(response.status.code)
     }
 
+    /// A running `serve`: its process, the base URL it printed, and what it wrote to stderr.
+    struct Serving {
+        let process: Process
+        let url: String
+        let errors: Collected
+        let out: Pipe
+        let err: Pipe
+
+        /// Waits at most `limit` for the process to end; true when it did.
+        func ended(within limit: Duration) async throws -> Bool {
+            let asked = ContinuousClock.now
+            while process.isRunning && ContinuousClock.now - asked < limit {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            return !process.isRunning
+        }
+
+        func stop() {
+            out.fileHandleForReading.readabilityHandler = nil
+            err.fileHandleForReading.readabilityHandler = nil
+            if process.isRunning { process.terminate() }
+        }
+    }
+
+    /// Starts `serve` on `database` and waits until it says where it listens.
+    func serve(_ database: String, _ extra: [String] = []) async throws -> Serving {
+        let process = Process()
+        process.executableURL = Self.executable
+        process.arguments = ["serve", "--db", database, "--listen", "127.0.0.1:0"] + extra
+        process.environment = Self.environment()
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        let printed = Mutex(""), errors = Collected()
+        out.fileHandleForReading.readabilityHandler = { handle in
+            let data = handle.availableData
+            printed.withLock { $0 += String(decoding: data, as: UTF8.self) }
+        }
+        err.fileHandleForReading.readabilityHandler = { handle in
+            let data = handle.availableData
+            errors.withLock { $0 += String(decoding: data, as: UTF8.self) }
+        }
+        try process.run()
+        var base: String?
+        for _ in 0..<1500 where base == nil {
+            try await Task.sleep(for: .milliseconds(20))
+            let text = printed.withLock { $0 }
+            if let line = text.split(separator: "\n").first(where: { $0.hasPrefix("listening on http://127.0.0.1:") }) {
+                base = String(line.dropFirst("listening on ".count))
+            }
+            if !process.isRunning { break }
+        }
+        let serving = Serving(process: process, url: base ?? "", errors: errors, out: out, err: err)
+        guard base != nil else {
+            serving.stop()
+            throw ServeFailed(errors: errors.withLock { $0 })
+        }
+        return serving
+    }
+
+    /// What a child process wrote, as it comes.
+    final class Collected: Sendable {
+        let text = Mutex("")
+        func withLock<T>(_ body: (inout String) -> T) -> T { text.withLock { body(&$0) } }
+    }
+
+    struct ServeFailed: Error, CustomStringConvertible {
+        let errors: String
+        var description: String { "serve never said where it listens: \(errors)" }
+    }
+
     @Test(arguments: Engine.available)
     func serveAnswersAndEndsOnSIGTERM(_ engine: Engine) async throws {
         try await withDatabase(engine) { database in
-            let process = Process()
-            process.executableURL = Self.executable
-            process.arguments = ["serve", "--db", database, "--listen", "127.0.0.1:0"]
-            process.environment = Self.environment()
-            let out = Pipe()
-            process.standardOutput = out
-            process.standardError = FileHandle.nullDevice
-            let printed = Mutex("")
-            out.fileHandleForReading.readabilityHandler = { handle in
-                let data = handle.availableData
-                printed.withLock { $0 += String(decoding: data, as: UTF8.self) }
-            }
-            try process.run()
-            defer {
-                out.fileHandleForReading.readabilityHandler = nil
-                if process.isRunning { process.terminate() }
-            }
-            var base: String?
-            for _ in 0..<1500 where base == nil {
-                try await Task.sleep(for: .milliseconds(20))
-                let text = printed.withLock { $0 }
-                if let line = text.split(separator: "\n").first(where: { $0.hasPrefix("listening on http://127.0.0.1:") }) {
-                    base = String(line.dropFirst("listening on ".count))
-                }
-                try #require(process.isRunning, "serve ended before listening")
-            }
-            let url = try #require(base, "serve never said where it listens")
-            #expect(try await get(url + "/healthz") == 200)
-            #expect(try await get(url + "/readyz") == 200)
-            #expect(try await get(url + "/openapi.json") == 200)
+            let serving = try await serve(database)
+            defer { serving.stop() }
+            #expect(try await get(serving.url + "/healthz") == 200)
+            #expect(try await get(serving.url + "/readyz") == 200)
+            #expect(try await get(serving.url + "/openapi.json") == 200)
 
-            kill(process.processIdentifier, SIGTERM)
-            let asked = ContinuousClock.now
-            while process.isRunning && ContinuousClock.now - asked < .seconds(15) {
-                try await Task.sleep(for: .milliseconds(20))
+            kill(serving.process.processIdentifier, SIGTERM)
+            #expect(try await serving.ended(within: .seconds(15)), "serve still runs 15 s after SIGTERM")
+            #expect(serving.process.terminationStatus == 0)
+        }
+    }
+
+    /// A `serve` left running while a newer qdwallet upgrades the database stops by itself
+    /// (as on SIGTERM, exit 4 `database_newer`), within its --schema-check-seconds, rather
+    /// than go on writing rows by rules it does not know. The upgrade is a schema step this
+    /// version does not know, recorded as the engine records its steps.
+    @Test(arguments: Engine.available)
+    func serveStopsOnceANewerVersionUpgradedTheDatabase(_ engine: Engine) async throws {
+        try await withDatabase(engine) { database in
+            let serving = try await serve(database, ["--schema-check-seconds", "1"])
+            defer { serving.stop() }
+            #expect(try await get(serving.url + "/healthz") == 200)
+            try await Task.sleep(for: .seconds(2))
+            #expect(serving.process.isRunning, "serve stopped on a database nobody upgraded")
+            switch engine {
+            case .sqlite:
+                let queue = try DatabaseQueue(path: database)
+                try await queue.write { try $0.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES ('from-a-newer-version')") }
+            case .postgres:
+                let connection = try PostgresDatabase(url: database)
+                _ = try connection.write { try $0.run("INSERT INTO qdwallet_migrations (name) VALUES ('from-a-newer-version')", []) }
             }
-            #expect(!process.isRunning, "serve still runs 15 s after SIGTERM")
-            #expect(process.terminationStatus == 0)
+            #expect(try await serving.ended(within: .seconds(15)), "serve still runs 15 s after the upgrade")
+            #expect(serving.process.terminationStatus == 4)
+            #expect(serving.errors.withLock { $0 }.contains("from-a-newer-version"), "\(serving.errors.withLock { $0 })")
         }
     }
 
@@ -120,6 +190,9 @@ import Testing
         }
         let (status, _, errors) = try run(["serve", "--db", "/nonexistent/q.sqlite", "--shutdown-grace", "0"])
         #expect(status == 2, "\(errors)")
+        let (checkStatus, _, checkErrors) = try run(["serve", "--db", "/nonexistent/q.sqlite", "--schema-check-seconds", "0"])
+        #expect(checkStatus == 2, "\(checkErrors)")
+        #expect(checkErrors.contains("--schema-check-seconds"), "\(checkErrors)")
         for flag in ["--rate-per-device", "--rate-per-wallet"] {
             let (status, _, errors) = try run(["serve", "--db", "/nonexistent/q.sqlite", flag, "0"])
             #expect(status == 2, "\(flag): \(errors)")
