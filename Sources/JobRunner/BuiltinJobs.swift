@@ -42,7 +42,7 @@ struct LedgerCheckStep: TypedJobStep {
     func start(_ context: JobContext) throws -> Checkpoint { Checkpoint(done: false) }
 
     func read(_ context: JobContext, at checkpoint: Checkpoint, db: any SQLConnection, ledger: any LedgerReading) throws -> LedgerCheckReport? {
-        try Ledger.check(ledger)
+        try Ledger.check(ledger, stopWhen: { context.stop.requested })
     }
 
     func chunk(_ context: JobContext, db: any SQLConnection, ledger: any LedgerWriting, from checkpoint: Checkpoint) throws -> (Checkpoint, ChunkCounts) {

@@ -150,7 +150,7 @@ public final class JobRunner: Sendable {
             return ExecutionReport(job: name, executionId: 0, status: "already_completed", parameters: shownParameters, forced: false, resumedExecutionId: nil, abandonedExecutionId: abandonedID, steps: [], durationSeconds: 0, message: "this instance completed earlier; use --force for a new attempt", summary: nil, assessment: .clean)
         }
         logger.info("job started", metadata: ["job": "\(name)", "execution": "\(executionID)", "parameters": "\(instanceKey)", "forced": "\(force)"])
-        let context = JobContext(jobName: name, executionID: executionID, parameters: parameters, chunkSizeMax: definition.chunkSizeMax, clock: clock, logger: logger)
+        let context = JobContext(jobName: name, executionID: executionID, parameters: parameters, chunkSizeMax: definition.chunkSizeMax, clock: clock, logger: logger, stop: stop)
 
         var reports: [ExecutionReport.Step] = []
         var resumedFrom: Int64?

@@ -14,6 +14,9 @@ public struct JobContext: Sendable {
     /// What the step's `beforeChunk` prepared outside the transaction for the coming chunk,
     /// as the step made it (read it back with `prepared(_:)`).
     public var prepared: (any Sendable)?
+    /// The run's stop request (SIGTERM): long reads look at it and end early, so that a run
+    /// ends within seconds whatever it is doing.
+    public var stop = StopSignal()
 
     /// What `beforeChunk` prepared, as the type the step made it; nil when nothing was.
     public func prepared<T: Sendable>(_ type: T.Type) -> T? { prepared as? T }

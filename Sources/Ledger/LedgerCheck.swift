@@ -48,9 +48,18 @@ public struct LedgerCheckReport: Sendable, Codable {
     public var unsealed: Int64 = 0
 }
 
+/// A check that ended because it was asked to stop (`Ledger.check(_:stopWhen:)`): it
+/// verified nothing, and says nothing of the ledger.
+public struct CheckStopped: Error, Sendable, CustomStringConvertible {
+    public var rowsRead: Int
+    public var description: String { "the ledger check was asked to stop after \(rowsRead) rows; it verified nothing" }
+}
+
 extension Ledger {
     /// How many violations a report lists (all are counted).
     public static let violationsListedMax = 1_000
+    /// How many rows the check reads between two looks at whether it must stop (a power of 2).
+    static let checkPace = 4_096
 
     /// Verifies the whole ledger from its journal: every asset sums to zero, each account's
     /// totals equal its entries, running balances and sequences are continuous, no account
@@ -84,13 +93,20 @@ extension Ledger {
         }
     }
 
-    /// `check()` inside a caller's transaction or snapshot.
-    public static func check(_ tx: any LedgerReading) throws -> LedgerCheckReport {
+    /// `check()` inside a caller's transaction or snapshot. `stopWhen` is asked every few
+    /// thousand rows read: when it answers true the check ends at once with `CheckStopped`
+    /// (a run asked to stop does not read the rest of a journal that grows with the months).
+    public static func check(_ tx: any LedgerReading, stopWhen: () -> Bool = { false }) throws -> LedgerCheckReport {
         var violations: [LedgerViolation] = []
         var violationCount = 0
         func report(_ violation: LedgerViolation) {
             violationCount += 1
             if violations.count < violationsListedMax { violations.append(violation) }
+        }
+        var rowsRead = 0
+        func pace() throws {
+            rowsRead &+= 1
+            if rowsRead & (checkPace - 1) == 0, stopWhen() { throw CheckStopped(rowsRead: rowsRead) }
         }
 
         // The journal in id order: the chain, each transaction's balance and kind, each hold's
@@ -109,6 +125,7 @@ extension Ledger {
         var entryCount = 0
 
         try tx.forEachTransaction { record, entries, hold, links in
+            try pace()
             transactionCount += 1
             entryCount += entries.count
             let id = record.id
@@ -260,6 +277,7 @@ extension Ledger {
             numbered = !(concurrent && account.kind.isFolded)
             r = Running()
         }, entry: { entry in
+            try pace()
             guard let account = current, account.id == entry.accountID else {
                 report(LedgerViolation(code: "unknown_account", message: "an entry names an account that does not exist", accountID: entry.accountID, transactionID: entry.transactionID))
                 return
@@ -297,6 +315,7 @@ extension Ledger {
             var sealed = 0
             var sealReported = false
             try tx.forEachSeal { seal in
+                try pace()
                 sealed += 1
                 guard !sealReported else { return }
                 if seal.pos != sealHead.id + 1 {

@@ -29,7 +29,7 @@ public enum ReconciliationJob {
         let checkpointVersion = 1
         func start(_ context: JobContext) throws -> Checkpoint { Checkpoint(breaks: -1, files: []) }
         func read(_ context: JobContext, at checkpoint: Checkpoint, db: any SQLConnection, ledger: any LedgerReading) throws -> Reconciliation.Reading? {
-            try Reconciliation.read(db, ledger: ledger, date: try context.date("date"))
+            try Reconciliation.read(db, ledger: ledger, date: try context.date("date"), stopWhen: { context.stop.requested })
         }
         func chunk(_ context: JobContext, db: any SQLConnection, ledger: any LedgerWriting, from checkpoint: Checkpoint) throws -> (Checkpoint, ChunkCounts) {
             let date = try context.date("date")

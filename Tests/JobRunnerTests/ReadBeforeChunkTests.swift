@@ -160,6 +160,37 @@ struct HookedStep: JobStep {
         #expect(try world.store.database.read { try $0.int("SELECT count(*) FROM items") } == 6)
     }
 
+    /// SIGTERM during the check of a long journal ends the run within a few thousand rows
+    /// (`stopped`, exit 4 from the CLI), not after the whole journal; the next run checks it
+    /// all and completes.
+    @Test func aStopRequestedDuringTheCheckEndsTheRunBeforeTheJournalIsRead() throws {
+        let world = try JobWorld()
+        let ledger = Ledger(store: world.store, clock: world.clock)
+        let bank = try ledger.openAccount(AccountSpec(code: "bank", asset: .cny, kind: .suspense, rules: .unrestricted))
+        let wallet = try ledger.openAccount(AccountSpec(code: "wallet", asset: .cny, kind: .suspense, rules: .unrestricted))
+        // 2,100 transactions and 4,200 entries: more rows than the check reads between two looks.
+        _ = try ledger.post((1...2_100).map { PostingRequest.transfer(key: "t\($0)", from: bank.id, to: wallet.id, amount: 1) })
+        let stop = StopSignal()
+        let step = HookedStep(inner: BuiltinJobs.ledgerCheck.steps[0]) { stop.request() }
+        let definition = try world.definition(JobWorld.countJob.replacingOccurrences(of: "name = \"count\"", with: "name = \"ledger-check\""))
+        func runner(_ step: any JobStep, stop: StopSignal) -> JobRunner {
+            JobRunner(
+                store: world.store, clock: world.clock, logger: Logger(label: "test"), definitions: [definition],
+                implementations: [JobImplementation(name: "ledger-check", steps: [step], assess: BuiltinJobs.ledgerCheck.assess)],
+                stop: stop, progress: ProgressReporter(logger: Logger(label: "test"), terminal: false), owner: "test-1", sleepMillis: { _ in })
+        }
+        let stopped = try runner(step, stop: stop).run("ledger-check")
+        #expect(stopped.status == "stopped")
+        #expect(stopped.steps.first?.status != "completed")
+        let resumed = try runner(BuiltinJobs.ledgerCheck.steps[0], stop: StopSignal()).run("ledger-check")
+        #expect(resumed.status == "completed")
+        #expect(resumed.steps.first?.read == 2_100)
+        #expect(resumed.assessment == .clean)
+        // The check itself: it looks every 4,096 rows, and reads no further once told.
+        #expect(throws: CheckStopped.self) { try world.store.read { try Ledger.check($0, stopWhen: { true }) } }
+        #expect(try world.store.read { try Ledger.check($0, stopWhen: { false }) }.ok)
+    }
+
     /// However long the reads take, the run keeps its heartbeat: another runner that comes
     /// after the stale limit (60 s here, passed on the run's clock) finds it alive and is
     /// refused, instead of taking the run over as abandoned.
