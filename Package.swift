@@ -228,7 +228,7 @@ let package = Package(
         .testTarget(
             name: "JobRunnerTests",
             dependencies: [
-                "JobRunner", "Ledger", "QDConfig", "QDSQL", "QDTestEngines",
+                "JobRunner", "Ledger", "QDConfig", "QDSQL", "QDTestEngines", "QDTestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ],

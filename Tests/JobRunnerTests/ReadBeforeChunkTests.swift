@@ -4,6 +4,7 @@ import Ledger
 import Logging
 import QDSQL
 import QDTestEngines
+import QDTestSupport
 import Synchronization
 import Testing
 @testable import JobRunner
@@ -61,41 +62,6 @@ extension JobWorld {
                 }
             }
         }
-    }
-}
-
-/// Runs `body` on a thread of its own and waits for it (at most 20 s): a lock the calling
-/// thread holds is then a failure of `body`, not a deadlock, and GRDB sees no nested access.
-func onAnotherThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) throws -> T {
-    let result = Mutex<Result<T, any Error>?>(nil)
-    let done = DispatchSemaphore(value: 0)
-    Thread {
-        let outcome = Result<T, any Error> { try body() }
-        result.withLock { $0 = outcome }
-        done.signal()
-    }.start()
-    guard done.wait(timeout: .now() + 20) == .success else { throw Hiccup() }
-    return try result.withLock { $0 }!.get()
-}
-
-/// The world, handed to another thread by a test that waits for it.
-struct Shared<T>: @unchecked Sendable { let value: T }
-
-/// A shipped step with a hook in its reads, which it otherwise runs as it is.
-struct HookedStep: JobStep {
-    let inner: any JobStep
-    let whileReading: @Sendable () throws -> Void
-    var name: String { inner.name }
-    var checkpointVersion: Int { inner.checkpointVersion }
-    var readsBeforeChunk: Bool { inner.readsBeforeChunk }
-    func initialCheckpoint(_ context: JobContext) throws -> Data { try inner.initialCheckpoint(context) }
-    func readBeforeChunk(_ context: JobContext, checkpoint: Data, db: any SQLConnection, ledger: any LedgerReading) throws -> (any Sendable)? {
-        _ = try db.int("SELECT count(*) FROM ledger_transactions")  // the snapshot begins
-        try whileReading()
-        return try inner.readBeforeChunk(context, checkpoint: checkpoint, db: db, ledger: ledger)
-    }
-    func runChunk(_ context: JobContext, db: any SQLConnection, ledger: any LedgerWriting, checkpoint: Data) throws -> ChunkResult {
-        try inner.runChunk(context, db: db, ledger: ledger, checkpoint: checkpoint)
     }
 }
 

@@ -3,38 +3,9 @@ import Ledger
 import Logging
 import QDSQL
 import QDTestSupport
-import Synchronization
 import Testing
 @testable import JobRunner
 @testable import Reports
-
-/// The reconciliation job's step, with a payment posted by another process while it reads.
-private struct PaymentWhileReading: JobStep {
-    let inner: any JobStep
-    let payment: @Sendable () throws -> Void
-    var name: String { inner.name }
-    var checkpointVersion: Int { inner.checkpointVersion }
-    var readsBeforeChunk: Bool { inner.readsBeforeChunk }
-    func initialCheckpoint(_ context: JobContext) throws -> Data { try inner.initialCheckpoint(context) }
-    func readBeforeChunk(_ context: JobContext, checkpoint: Data, db: any SQLConnection, ledger: any LedgerReading) throws -> (any Sendable)? {
-        _ = try db.int("SELECT count(*) FROM ledger_transactions")  // the snapshot begins
-        // On a thread of its own: a lock this thread held would fail it, not deadlock.
-        let outcome = Mutex<Result<Void, any Error>?>(nil)
-        let done = DispatchSemaphore(value: 0)
-        let payment = payment
-        Thread {
-            let result = Result<Void, any Error> { try payment() }
-            outcome.withLock { $0 = result }
-            done.signal()
-        }.start()
-        #expect(done.wait(timeout: .now() + 20) == .success)
-        try outcome.withLock { $0 }?.get()
-        return try inner.readBeforeChunk(context, checkpoint: checkpoint, db: db, ledger: ledger)
-    }
-    func runChunk(_ context: JobContext, db: any SQLConnection, ledger: any LedgerWriting, checkpoint: Data) throws -> ChunkResult {
-        try inner.runChunk(context, db: db, ledger: ledger, checkpoint: checkpoint)
-    }
-}
 
 @Suite struct ReconciliationJobTests {
     /// The `reconciliation` job reads on a snapshot that holds no lock: a payment another
@@ -50,13 +21,15 @@ private struct PaymentWhileReading: JobStep {
         let bank = try world.ledger.account(code: SystemAccounts.bankClearing).id
         let suspense = try world.ledger.account(code: SystemAccounts.suspense).id
         let (path, postgres, clock) = (world.path, world.postgres, world.clock)
-        let step = PaymentWhileReading(inner: ReconciliationJob.implementation(directory: world.directory.appendingPathComponent("recon").path).steps[0]) {
-            let other = if let postgres {
-                SQLLedgerStore(database: try PostgresDatabase(url: postgres.url, options: postgres.options))
-            } else {
-                SQLiteLedgerStore(pool: try SQLiteDatabase.open(path: path, migrator: BillingWorld.migrator(), busyTimeoutSeconds: 0.5))
+        let step = HookedStep(inner: ReconciliationJob.implementation(directory: world.directory.appendingPathComponent("recon").path).steps[0]) {
+            try onAnotherThread {
+                let other = if let postgres {
+                    SQLLedgerStore(database: try PostgresDatabase(url: postgres.url, options: postgres.options))
+                } else {
+                    SQLiteLedgerStore(pool: try SQLiteDatabase.open(path: path, migrator: BillingWorld.migrator(), busyTimeoutSeconds: 0.5))
+                }
+                _ = try Ledger(store: other, clock: clock).post(.transfer(key: "meanwhile", from: bank, to: suspense, amount: 1))
             }
-            _ = try Ledger(store: other, clock: clock).post(.transfer(key: "meanwhile", from: bank, to: suspense, amount: 1))
         }
         let definition = try #require(try JobDefinition.loadAll(directory: repositoryRoot + "/Jobs").first { $0.name == "reconciliation" })
         let runner = JobRunner(
