@@ -239,8 +239,9 @@ let package = Package(
             dependencies: ["QDSQL"],
             path: "Tests/QDTestEngines",
             swiftSettings: strict),
-        // What the tests of Billing, Feeds, Notify and Reports share: a billing world on its
-        // own database, the loopback feed server, an OpenSSH server, a silent server.
+        // What the tests of Billing, Feeds, Notify, Reports and the job runner share: a billing
+        // world on its own database, the loopback feed server, an OpenSSH server, a silent
+        // server, a job step with a hook in its reads.
         .target(
             name: "QDTestSupport",
             dependencies: [
