@@ -38,8 +38,8 @@ enum JobsSetup {
     /// The runner, with the implementation of `job` alone when one is named (`jobs run`): a
     /// job is built from its own configuration, so a mistake in another's (its definition or
     /// a `notify.toml` that does not parse, feed schemas that cannot be found) stops that job,
-    /// never the ledger's check or the night's billing. Without a name (the scheduler) every job is
-    /// built, and any mistake stops it before it starts.
+    /// never the ledger's check or the night's billing. Without a name (the scheduler) every
+    /// job is built, and any mistake stops it before it starts.
     static func runner(_ global: GlobalOptions, _ jobs: JobsOptions, stop: StopSignal = StopSignal(), clock: any LedgerClock = SystemClock(), only job: String? = nil) throws -> JobRunner {
         let logger = Logger(label: "qdwallet.jobs")
         let definitions: [JobDefinition]

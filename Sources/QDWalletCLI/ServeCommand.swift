@@ -130,8 +130,7 @@ struct ServeCommand: ParsableCommand, ReadOnlyCommand {
                     do {
                         try await Blocking.run(deadline: .seconds(30)) { try AppDatabase.requireKnownSchema(store, context: shown) }
                     } catch let error as LedgerError where error.code == .databaseNewer {
-                        upgraded.set(error)
-                        FileHandle.standardError.write(Data("qdwallet: \(error)\n".utf8))
+                        upgraded.set(error)  // said when serve exits, after the requests in flight
                         return
                     } catch {
                         // The database unreachable for a moment: /readyz says so; look again.
