@@ -265,6 +265,7 @@ let package = Package(
             name: "FeedsTests",
             dependencies: [
                 "QDTestSupport", "QDSQL", "Feeds", "Billing", "JobRunner", "Ledger",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),

@@ -117,8 +117,10 @@ public enum PaymentReports {
         return (try header(db, biller: biller, date: date, now: now, itemCount: items.count), items)
     }
 
-    /// Writes the report of `biller` for `date` to `path`, streaming its items from the database.
-    public static func write(_ db: any SQLConnection, biller: String, date: ShanghaiCalendar.Date, now: TimestampMicros, path: String, schema: XMLSchema, version: Int = 1, ledgerHead: String? = nil) throws -> ReportHeader {
+    /// Writes the report of `biller` for `date` to `path`, streaming its items from the
+    /// database; returns its header and the SHA-256 of its bytes.
+    public static func write(_ db: any SQLConnection, biller: String, date: ShanghaiCalendar.Date, now: TimestampMicros, path: String, schema: XMLSchema, version: Int = 1,
+                             ledgerHead: String? = nil) throws -> (header: ReportHeader, sha256: Data) {
         var head = try header(db, biller: biller, date: date, now: now, version: version)
         head.ledgerHead = ledgerHead
         let rows = try BillStore(db).reportRows(biller: biller, on: date)
@@ -140,7 +142,8 @@ public enum PaymentReports {
                 }
             }
         }
-        head.itemCount = try PaymentReportWriter.write(header: head, items: items, to: path, schema: schema)
+        let written = try PaymentReportWriter.write(header: head, items: items, to: path, schema: schema)
+        head.itemCount = written.items
         if let failure {
             try? FileManager.default.removeItem(atPath: path)
             throw failure
@@ -150,7 +153,7 @@ public enum PaymentReports {
             try? FileManager.default.removeItem(atPath: path)
             throw BillingError.reportInconsistent("the payment report of \(biller) for \(date.iso) was not delivered: its header (paid \(head.paidCount) / \(head.paidSumFen) fen, refunded \(head.refundedCount) / \(head.refundedSumFen) fen) does not equal its items (paid \(tally.paidCount) / \(tally.paidSumFen), refunded \(tally.refundedCount) / \(tally.refundedSumFen))")
         }
-        return head
+        return (head, Data(written.sha256))
     }
 }
 

@@ -1,4 +1,5 @@
 import CLibXML2
+import Crypto
 import Foundation
 import Ledger
 
@@ -54,15 +55,27 @@ public struct ReportHeader: Sendable, Hashable, Codable {
     public var ledgerHead: String?
 }
 
-/// Writes a PaymentReport document as it goes (items stream from the database), then checks
-/// it against its own XSD before anyone sees it.
+/// Writes a PaymentReport document as it goes (items stream from the database), checks it
+/// against its own XSD before anyone sees it, and says what its bytes hash to.
 public struct PaymentReportWriter {
     public static let namespace = "urn:qdwallet:payreport:1"
 
-    /// Writes header and items to `path` (mode 0600) and validates the file. The items are
-    /// read once: written to a side file while counted, then joined after the header, whose
-    /// item count is the number written (`header.itemCount` is not used). Returns that count.
-    public static func write(header: ReportHeader, items: some Sequence<ReportItem>, to path: String, schema: XMLSchema) throws -> Int {
+    /// A report written and found valid.
+    public struct Written: Sendable, Hashable {
+        /// How many items it holds.
+        public var items: Int
+        /// SHA-256 of the file's bytes.
+        public var sha256: [UInt8]
+    }
+
+    /// Writes header and items to `path` (mode 0600), validated against `schema` and hashed as
+    /// they are written. The items are read once: written to a side file while counted, then
+    /// joined after the header, whose item count is the number written (`header.itemCount` is
+    /// not used). The joined bytes go to the file, to SHA-256, and to a validator on a thread of
+    /// its own at once, so the file is not read again to be checked or hashed. A report the
+    /// schema refuses, or one that could not be written whole, is removed and the write throws.
+    @discardableResult
+    public static func write(header: ReportHeader, items: some Sequence<ReportItem>, to path: String, schema: XMLSchema) throws -> Written {
         let itemsPath = path + ".items"
         defer { try? FileManager.default.removeItem(atPath: itemsPath) }
         var count = 0
@@ -80,51 +93,69 @@ public struct PaymentReportWriter {
                 if let reason = item.reason { out.element("Reason", reason) }
                 out.raw("  </Item>\n")
                 if out.bytes.count >= 1 << 16 {
-                    try append(Data(out.bytes))
+                    try append(out.bytes)
                     out.bytes.removeAll(keepingCapacity: true)
                 }
             }
-            try append(Data(out.bytes))
+            try append(out.bytes)
         }
-        try writing(path) { append in
-            var head = XMLBytes()
-            head.raw("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<PaymentReport xmlns=\"")
-            head.raw(namespace)
-            head.raw("\">\n  <Header>\n")
-            head.element("ReportId", header.reportID)
-            head.element("BillerCode", header.billerCode)
-            head.element("BusinessDate", header.businessDate)
-            head.element("CreatedAt", isoTime(header.createdAt))
-            if let feed = header.originalFeedID { head.element("OrgnlFeedId", feed) }
-            head.element("NbOfItems", String(count))
-            head.element("PaidCount", String(header.paidCount))
-            head.amount("PaidSum", header.paidSumFen)
-            head.element("RefundedCount", String(header.refundedCount))
-            head.amount("RefundedSum", header.refundedSumFen)
-            if let ledgerHead = header.ledgerHead { head.element("LedgerHead", ledgerHead) }
-            head.raw("  </Header>\n")
-            try append(Data(head.bytes))
-            guard let source = FileHandle(forReadingAtPath: itemsPath) else {
-                throw FeedError(.io, "cannot read back the report's items", context: itemsPath)
+        let validator = XMLValidatorBeside(schema: schema, path: path)
+        var hasher = SHA256()
+        do {
+            try writing(path) { write in
+                func append(_ bytes: [UInt8]) throws {
+                    try write(bytes)
+                    hasher.update(data: bytes)
+                    validator.write(bytes)
+                }
+                var head = XMLBytes()
+                head.raw("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<PaymentReport xmlns=\"")
+                head.raw(namespace)
+                head.raw("\">\n  <Header>\n")
+                head.element("ReportId", header.reportID)
+                head.element("BillerCode", header.billerCode)
+                head.element("BusinessDate", header.businessDate)
+                head.element("CreatedAt", isoTime(header.createdAt))
+                if let feed = header.originalFeedID { head.element("OrgnlFeedId", feed) }
+                head.element("NbOfItems", String(count))
+                head.element("PaidCount", String(header.paidCount))
+                head.amount("PaidSum", header.paidSumFen)
+                head.element("RefundedCount", String(header.refundedCount))
+                head.amount("RefundedSum", header.refundedSumFen)
+                if let ledgerHead = header.ledgerHead { head.element("LedgerHead", ledgerHead) }
+                head.raw("  </Header>\n")
+                try append(head.bytes)
+                guard let source = FileHandle(forReadingAtPath: itemsPath) else {
+                    throw FeedError(.io, "cannot read back the report's items", context: itemsPath)
+                }
+                defer { try? source.close() }
+                while let piece = try source.read(upToCount: 1 << 20), !piece.isEmpty {
+                    try append([UInt8](piece))
+                }
+                try append(Array("</PaymentReport>\n".utf8))
             }
-            defer { try? source.close() }
-            while let piece = try source.read(upToCount: 1 << 20), !piece.isEmpty {
-                try append(piece)
-            }
-            try append(Data("</PaymentReport>\n".utf8))
+        } catch {
+            validator.cancel()
+            try? FileManager.default.removeItem(atPath: path)
+            throw error
         }
-        try XMLValidator.validate(path: path, schema: schema)
-        return count
+        do {
+            try validator.finish()
+        } catch {
+            try? FileManager.default.removeItem(atPath: path)
+            throw error
+        }
+        return Written(items: count, sha256: Array(hasher.finalize()))
     }
 
     /// Creates `path` (mode 0600), lets `body` append to it, and syncs it to disk.
-    private static func writing(_ path: String, _ body: ((Data) throws -> Void) throws -> Void) throws {
+    private static func writing(_ path: String, _ body: (([UInt8]) throws -> Void) throws -> Void) throws {
         guard FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600]),
               let handle = FileHandle(forWritingAtPath: path) else {
             throw FeedError(.io, "cannot write the payment report", context: path)
         }
         defer { try? handle.close() }
-        try body { data in try handle.write(contentsOf: data) }
+        try body { bytes in try handle.write(contentsOf: bytes) }
         try handle.synchronize()
     }
 
@@ -184,14 +215,20 @@ struct XMLBytes {
 
 /// Validates a whole document against a schema in one streaming pass.
 public enum XMLValidator {
-    public static func validate(path: String, schema: XMLSchema) throws {
-        let collector = ErrorCollector()
-        let context = Unmanaged.passUnretained(collector).toOpaque()
+    public static func validate(path: String, schema: XMLSchema) throws(FeedError) {
         let options = Int32(XML_PARSE_NONET.rawValue | XML_PARSE_COMPACT.rawValue)
         guard let reader = xmlReaderForFile(path, nil, options) else {
             throw FeedError(.io, "cannot open the document to validate", context: path)
         }
         defer { xmlFreeTextReader(reader) }
+        try validate(reader, schema: schema, path: path)
+    }
+
+    /// Reads the document of `reader` to its end against `schema`: a DOCTYPE, a fault of form
+    /// or anything the schema refuses throws.
+    static func validate(_ reader: xmlTextReaderPtr, schema: XMLSchema, path: String) throws(FeedError) {
+        let collector = ErrorCollector()
+        let context = Unmanaged.passUnretained(collector).toOpaque()
         xmlTextReaderSetStructuredErrorHandler(reader, collectValidationErrors, context)
         guard xmlTextReaderSetSchema(reader, schema.pointer) == 0 else {
             throw FeedError(.schema, "cannot attach the XSD", context: schema.path)

@@ -1,3 +1,4 @@
+import Crypto
 import Feeds
 import Foundation
 import QDTestSupport
@@ -21,8 +22,11 @@ import Testing
             ReportItem(billID: "水费-2026\u{1}\r", status: .unmatched),
             ReportItem(billID: "Z-0", status: .rejected, amountFen: 5, reason: "AMOUNT_CHANGED"),
         ]
-        let count = try PaymentReportWriter.write(header: header, items: items, to: path, schema: XMLSchema(path: sampleFeeds + "/schema/payreport.xsd"))
-        #expect(count == 4)
+        let written = try PaymentReportWriter.write(header: header, items: items, to: path, schema: XMLSchema(path: sampleFeeds + "/schema/payreport.xsd"))
+        #expect(written.items == 4)
+        // The digest is of the bytes on disk, header and closing tag included.
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        #expect(written.sha256 == Array(SHA256.hash(data: bytes)))
         let text = try String(contentsOfFile: path, encoding: .utf8)
         #expect(text == """
             <?xml version="1.0" encoding="UTF-8"?>
@@ -70,16 +74,116 @@ import Testing
     }
 
     /// An item the schema refuses (a reason outside `[A-Z_]{1,35}`) is caught before anyone
-    /// sees the file: the write throws.
+    /// sees the file: the write throws, and no file is left where the report would be.
     @Test func aReportItsSchemaRefusesIsNotTakenForWritten() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("qdwallet-report-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let header = ReportHeader(reportID: "QDW-QD-WATER-20261127", billerCode: "QD-WATER", businessDate: "2026-11-27", createdAt: 1_795_708_800_000_000,
                                   originalFeedID: nil, itemCount: 0, paidCount: 0, paidSumFen: 0, refundedCount: 0, refundedSumFen: 0)
-        #expect(throws: FeedError.self) {
+        let path = directory.appendingPathComponent("r.xml").path
+        let error = #expect(throws: FeedError.self) {
             try PaymentReportWriter.write(header: header, items: [ReportItem(billID: "W-1", status: .pending, reason: "not a code")],
-                                          to: directory.appendingPathComponent("r.xml").path, schema: XMLSchema(path: sampleFeeds + "/schema/payreport.xsd"))
+                                          to: path, schema: XMLSchema(path: sampleFeeds + "/schema/payreport.xsd"))
         }
+        #expect(error?.code == .invalid)
+        #expect(!FileManager.default.fileExists(atPath: path))
+        #expect(!FileManager.default.fileExists(atPath: path + ".items"))
+    }
+
+    /// The validator reads the bytes as they are written, through a queue far smaller than a
+    /// report: a refused item at the very end of a report of many megabytes is still found
+    /// (the validator saw every byte, in order), and one at the start is found without the
+    /// writer waiting on a validator that has its answer.
+    @Test(arguments: [0, 59_999]) func aRefusedItemAnywhereInALargeReportIsFound(at refused: Int) throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("qdwallet-report-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let header = ReportHeader(reportID: "QDW-QD-WATER-20261127", billerCode: "QD-WATER", businessDate: "2026-11-27", createdAt: 1_795_708_800_000_000,
+                                  originalFeedID: nil, itemCount: 0, paidCount: 0, paidSumFen: 0, refundedCount: 0, refundedSumFen: 0)
+        let schema = try XMLSchema(path: sampleFeeds + "/schema/payreport.xsd")
+        let items = (0..<60_000).lazy.map { index in
+            ReportItem(billID: "W-\(index)", status: .pending, reason: index == refused ? "not a code" : "KYC_REQUIRED")
+        }
+        let path = directory.appendingPathComponent("r.xml").path
+        let error = #expect(throws: FeedError.self) {
+            try PaymentReportWriter.write(header: header, items: items, to: path, schema: schema)
+        }
+        #expect(error?.code == .invalid)
+        #expect(!FileManager.default.fileExists(atPath: path))
+        // The same report without the refused item is valid, and its digest is its bytes'.
+        let valid = (0..<60_000).lazy.map { ReportItem(billID: "W-\($0)", status: .pending, reason: "KYC_REQUIRED") }
+        let written = try PaymentReportWriter.write(header: header, items: valid, to: path, schema: schema)
+        #expect(written.items == 60_000)
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        #expect(bytes.count > 4 << 20)
+        #expect(written.sha256 == Array(SHA256.hash(data: bytes)))
+    }
+}
+
+/// The validator beside a writer (XML 1.0 well-formedness, §2.1; XSD 1.0 validity), fed piece
+/// by piece through its bounded queue.
+@Suite struct XMLValidatorBesideTests {
+    static let report = """
+        <?xml version="1.0" encoding="UTF-8"?>
+        <PaymentReport xmlns="urn:qdwallet:payreport:1">
+          <Header>
+            <ReportId>QDW-QD-WATER-20261127</ReportId>
+            <BillerCode>QD-WATER</BillerCode>
+            <BusinessDate>2026-11-27</BusinessDate>
+            <CreatedAt>2026-11-27T00:00:00+08:00</CreatedAt>
+            <NbOfItems>1</NbOfItems>
+            <PaidCount>0</PaidCount>
+            <PaidSum Ccy="CNY">0.00</PaidSum>
+            <RefundedCount>0</RefundedCount>
+            <RefundedSum Ccy="CNY">0.00</RefundedSum>
+          </Header>
+          <Item>
+            <BillId>水费-2026</BillId>
+            <Status>UNMATCHED</Status>
+          </Item>
+        </PaymentReport>
+
+        """
+
+    /// Pieces of one byte (a multi-byte character split across them) through a queue of one
+    /// byte read as the whole document: valid.
+    @Test func aDocumentHandedOverAByteAtATimeIsReadWhole() throws {
+        let validator = XMLValidatorBeside(schema: try XMLSchema(path: sampleFeeds + "/schema/payreport.xsd"), path: "r.xml", capacity: 1)
+        for byte in Array(Self.report.utf8) { validator.write([byte]) }
+        try validator.finish()
+    }
+
+    /// A document cut short, or with a fault of form, is refused; so is one the schema refuses.
+    @Test func aShortMalformedOrRefusedDocumentIsRefused() throws {
+        let schema = try XMLSchema(path: sampleFeeds + "/schema/payreport.xsd")
+        let bytes = Array(Self.report.utf8)
+        let short = XMLValidatorBeside(schema: schema, path: "r.xml")
+        short.write(Array(bytes[..<(bytes.count - 30)]))
+        #expect(throws: FeedError.self) { try short.finish() }
+        let refused = XMLValidatorBeside(schema: schema, path: "r.xml")
+        refused.write(Array(Self.report.replacingOccurrences(of: "UNMATCHED", with: "LOST").utf8))
+        let error = #expect(throws: FeedError.self) { try refused.finish() }
+        #expect(error?.code == .invalid)
+    }
+
+    /// A fault of form at the start ends the validator: the many megabytes handed over after
+    /// it are dropped, not waited on (the queue holds 64 KiB), and the fault is what `finish`
+    /// throws.
+    @Test func aValidatorThatHasItsAnswerNeverHoldsUpTheWriter() throws {
+        let validator = XMLValidatorBeside(schema: try XMLSchema(path: sampleFeeds + "/schema/payreport.xsd"), path: "r.xml", capacity: 1 << 16)
+        validator.write(Array("<?xml version=\"1.0\"?>\n<PaymentReport xmlns=\"urn:qdwallet:payreport:1\"><<".utf8))
+        let filler = [UInt8](repeating: UInt8(ascii: " "), count: 1 << 16)
+        for _ in 0..<256 { validator.write(filler) }
+        let error = #expect(throws: FeedError.self) { try validator.finish() }
+        #expect(error?.code == .malformed)
+    }
+
+    /// A writer that gives up stops the validator waiting for bytes.
+    @Test func aCancelledValidatorStops() throws {
+        let validator = XMLValidatorBeside(schema: try XMLSchema(path: sampleFeeds + "/schema/payreport.xsd"), path: "r.xml")
+        validator.write(Array(Self.report.utf8.prefix(100)))
+        validator.cancel()
+        #expect(throws: FeedError.self) { try validator.finish() }
     }
 }

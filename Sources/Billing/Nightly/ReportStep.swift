@@ -48,10 +48,9 @@ struct ReportStep: TypedJobStep {
             // Written again with the previous CreatedAt and ledger head: the same bytes mean the
             // same report.
             let candidate = path + ".candidate"
-            header = try pool.read { db in
+            (header, digest) = try pool.read { db in
                 try PaymentReports.write(db, biller: biller.code, date: date, now: previous.createdAt, path: candidate, schema: config.reportSchema, version: version, ledgerHead: previous.ledgerHead)
             }
-            digest = Data(try FeedIngest.sha256(path: candidate).digest)
             if digest == previous.sha256 {
                 unchanged = previous.isDelivered
                 try? FileManager.default.removeItem(atPath: candidate)
@@ -62,22 +61,20 @@ struct ReportStep: TypedJobStep {
                 path = PaymentReports.versioned(basePath, version: version)
                 // The anchor covers every payment committed so far (sealed, on a server).
                 try store.sealPending()
-                header = try store.snapshot { db, ledger in
+                (header, digest) = try store.snapshot { db, ledger in
                     try PaymentReports.write(db, biller: biller.code, date: date, now: context.clock.nowMicros(), path: path, schema: config.reportSchema, version: version,
                                              ledgerHead: (try ledger.chainHead() ?? .genesis).anchor)
                 }
-                digest = Data(try FeedIngest.sha256(path: path).digest)
                 if version > previous.version {
                     context.logger.warning("corrected payment report", metadata: ["biller": "\(biller.code)", "date": "\(date.iso)", "version": "\(version)", "replaces": "\(previous.reportID)"])
                 }
             }
         } else {
             try store.sealPending()
-            header = try store.snapshot { db, ledger in
+            (header, digest) = try store.snapshot { db, ledger in
                 try PaymentReports.write(db, biller: biller.code, date: date, now: context.clock.nowMicros(), path: path, schema: config.reportSchema,
                                          ledgerHead: (try ledger.chainHead() ?? .genesis).anchor)
             }
-            digest = Data(try FeedIngest.sha256(path: path).digest)
         }
         let target = PaymentReports.versioned(Biller.fill(biller.resultURL, date: date, root: config.root, reports: config.reportsDirectory), version: version)
         var written = Written(reportID: header.reportID, path: path, sha256: digest, items: header.itemCount, header: header, version: version)
