@@ -79,7 +79,8 @@ public struct PaymentReportWriter {
         let itemsPath = path + ".items"
         defer { try? FileManager.default.removeItem(atPath: itemsPath) }
         var count = 0
-        try writing(itemsPath) { append in
+        // The side file is read back at once and removed: it is not synced to disk.
+        try writing(itemsPath, sync: false) { append in
             var out = XMLBytes()
             out.bytes.reserveCapacity(1 << 17)
             for item in items {
@@ -148,15 +149,16 @@ public struct PaymentReportWriter {
         return Written(items: count, sha256: Array(hasher.finalize()))
     }
 
-    /// Creates `path` (mode 0600), lets `body` append to it, and syncs it to disk.
-    private static func writing(_ path: String, _ body: (([UInt8]) throws -> Void) throws -> Void) throws {
+    /// Creates `path` (mode 0600), lets `body` append to it, and syncs it to disk (unless
+    /// `sync` is false).
+    private static func writing(_ path: String, sync: Bool = true, _ body: (([UInt8]) throws -> Void) throws -> Void) throws {
         guard FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600]),
               let handle = FileHandle(forWritingAtPath: path) else {
             throw FeedError(.io, "cannot write the payment report", context: path)
         }
         defer { try? handle.close() }
         try body { bytes in try handle.write(contentsOf: bytes) }
-        try handle.synchronize()
+        if sync { try handle.synchronize() }
     }
 
     /// 2026-11-28T02:14:09+08:00
