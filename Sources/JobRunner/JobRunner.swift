@@ -207,8 +207,11 @@ public final class JobRunner: Sendable {
                             logger.warning("the journal's queue was not sealed before the reads", metadata: ["job": "\(name)", "step": "\(step.name)", "cause": "\(error)"])
                         }
                         let checkpoint = running.state.checkpoint
-                        chunkContext.prepared = try keepingHeartbeat(context, definition: definition) {
-                            try store.snapshot { db, ledger in try step.readBeforeChunk(context, checkpoint: checkpoint, db: db, ledger: ledger) }
+                        chunkContext.prepared = try keepingHeartbeat(context, definition: definition) { stop in
+                            // The reads see a stop request of their own: the run's, or a lost lock.
+                            var reading = context
+                            reading.stop = stop
+                            return try store.snapshot { db, ledger in try step.readBeforeChunk(reading, checkpoint: checkpoint, db: db, ledger: ledger) }
                         }
                     } else {
                         chunkContext.prepared = try step.beforeChunk(context, checkpoint: running.state.checkpoint)
@@ -308,18 +311,37 @@ public final class JobRunner: Sendable {
     /// Runs `body` (reads that hold no lock, for as long as they take) while another thread
     /// refreshes the run's heartbeat, so that the run is not taken for abandoned meanwhile.
     /// A heartbeat that finds the lock lost stops refreshing; the chunk then finds it too.
-    private func keepingHeartbeat<T>(_ context: JobContext, definition: JobDefinition, _ body: () throws -> T) throws -> T {
+    /// Runs `body` (reads outside any transaction) while another thread refreshes the run's
+    /// heartbeat. `body` gets a stop request of its own, raised by the run's (SIGTERM) and by a
+    /// beat that finds the job's lock taken over: long reads look at it and end within a few
+    /// thousand rows, and the run then aborts as having lost its lock (nothing of it written),
+    /// instead of reading on for nothing.
+    private func keepingHeartbeat<T>(_ context: JobContext, definition: JobDefinition, _ body: (StopSignal) throws -> T) throws -> T {
         let every = heartbeatEverySeconds ?? min(30, Double(definition.staleAfterSeconds) / 4)
         let (store, clock, job, executionID) = (store, clock, context.jobName, context.executionID)
+        let lockLost = StopSignal()
+        let stop = StopSignal(parent: context.stop)
         let keeper = HeartbeatKeeper(every: every) {
             do {
-                return try store.database.write { db in try JobRepository.heartbeat(db, job: job, executionID: executionID, now: clock.nowMicros()) }
+                let held = try store.database.write { db in try JobRepository.heartbeat(db, job: job, executionID: executionID, now: clock.nowMicros()) }
+                if !held {
+                    lockLost.request()
+                    stop.request()
+                }
+                return held
             } catch {
                 return true  // a busy writer: the next beat tries again
             }
         }
         defer { keeper.stop() }
-        return try body()
+        do {
+            let result = try body(stop)
+            if lockLost.requested { throw JobRunnerError.lostLock(job: job, executionID: executionID) }
+            return result
+        } catch {
+            if lockLost.requested { throw JobRunnerError.lostLock(job: job, executionID: executionID) }
+            throw error
+        }
     }
 
     // MARK: Operator views

@@ -8,10 +8,14 @@ import Glibc
 /// chunks and stops cleanly after the current one.
 public final class StopSignal: Sendable {
     private let flag = Atomic<Bool>(false)
+    /// A signal this one also answers to: a stop of the whole run stops any part of it.
+    private let parent: StopSignal?
 
-    public init() {}
+    public init(parent: StopSignal? = nil) {
+        self.parent = parent
+    }
 
-    public var requested: Bool { flag.load(ordering: .acquiring) }
+    public var requested: Bool { flag.load(ordering: .acquiring) || parent?.requested == true }
 
     public func request() { flag.store(true, ordering: .releasing) }
 

@@ -19,14 +19,14 @@ final class ReadingStep: TypedJobStep, @unchecked Sendable {
     let name = "tally"
     let checkpointVersion = 1
     var readsBeforeChunk: Bool { true }
-    var whileReading: (() throws -> Void)?
+    var whileReading: ((JobContext) throws -> Void)?
     private(set) var chunkSaw: Counts?
 
     func start(_ context: JobContext) throws -> Checkpoint { Checkpoint() }
 
     func read(_ context: JobContext, at checkpoint: Checkpoint, db: any SQLConnection, ledger: any LedgerReading) throws -> Counts? {
         let before = try db.int("SELECT count(*) FROM items") ?? -1
-        try whileReading?()
+        try whileReading?(context)
         return Counts(before: before, after: try db.int("SELECT count(*) FROM items") ?? -1)
     }
 
@@ -45,6 +45,22 @@ extension JobWorld {
             definitions: [definition], implementations: [JobImplementation(name: "tally", steps: [step])],
             progress: ProgressReporter(logger: Logger(label: "test"), terminal: false),
             owner: "test-1", sleepMillis: { _ in }, heartbeatEverySeconds: heartbeatEverySeconds)
+    }
+
+    /// Takes the job's lock from the execution that holds it (as far as that execution can
+    /// tell, as another process's takeover of a stale run does), on a connection of its own.
+    func takeLockElsewhere(job: String) throws {
+        let (path, postgres) = (path, postgres)
+        let sql = "DELETE FROM job_locks WHERE job_name = ?"
+        try onAnotherThread {
+            if let postgres {
+                _ = try TestEngine.anotherPool(postgres).write { try $0.run(sql, [job]) }
+            } else {
+                var configuration = Configuration()
+                configuration.busyMode = .timeout(0.5)
+                try DatabasePool(path: path, configuration: configuration).write { db in try db.execute(sql: sql, arguments: [job]) }
+            }
+        }
     }
 
     /// Inserts an item as another process would, on a connection of its own that waits at
@@ -117,7 +133,7 @@ extension JobWorld {
         let world = try JobWorld()
         try world.seed(items: 5)
         let step = ReadingStep()
-        step.whileReading = { try world.insertElsewhere(id: 6) }
+        step.whileReading = { _ in try world.insertElsewhere(id: 6) }
         let report = try world.runner(reading: step).run("tally")
         #expect(report.status == "completed")
         #expect(step.chunkSaw?.before == 5)
@@ -166,7 +182,7 @@ extension JobWorld {
         let step = ReadingStep()
         var refusal: (any Error)?
         let shared = Shared(value: world)
-        step.whileReading = {
+        step.whileReading = { _ in
             world.clock.advance(micros: 120_000_000)
             usleep(400_000)  // the keeper beats every 0.05 s
             refusal = try onAnotherThread {
@@ -195,12 +211,60 @@ extension JobWorld {
         let step = ReadingStep()
         var second: ExecutionReport?
         let shared = Shared(value: world)
-        step.whileReading = {
+        step.whileReading = { _ in
             world.clock.advance(micros: 120_000_000)
             second = try onAnotherThread { try shared.value.runner(reading: ReadingStep(), heartbeatEverySeconds: 3_600).run("tally") }
         }
         #expect(throws: JobRunnerError.self) { try world.runner(reading: step, heartbeatEverySeconds: 3_600).run("tally") }
         #expect(second?.status == "completed")
         #expect(second?.abandonedExecutionId != nil)
+    }
+
+    /// A run whose lock is taken over while it reads is told so by its next heartbeat: its
+    /// reads' stop request is raised at once (the ledger's check and the reconciliation end
+    /// within a few thousand rows), the run aborts as having lost its lock, its chunk never
+    /// runs, and the run's own stop request (SIGTERM's) is left alone.
+    @Test func aRunThatLosesItsLockWhileReadingIsToldToStopReading() throws {
+        let world = try JobWorld()
+        try world.seed(items: 3)
+        let step = ReadingStep()
+        let runStop = StopSignal()
+        var stopSeen = false
+        step.whileReading = { context in
+            #expect(!context.stop.requested)
+            try world.takeLockElsewhere(job: "tally")
+            // The keeper beats every 0.05 s; the reads look at their stop request as they go.
+            let deadline = Date().addingTimeInterval(10)
+            while !context.stop.requested && Date() < deadline { usleep(10_000) }
+            stopSeen = context.stop.requested
+        }
+        let definition = try world.definition(JobWorld.countJob.replacingOccurrences(of: "name = \"count\"", with: "name = \"tally\""))
+        let runner = JobRunner(
+            store: world.store, clock: world.clock, logger: Logger(label: "test"),
+            definitions: [definition], implementations: [JobImplementation(name: "tally", steps: [step])], stop: runStop,
+            progress: ProgressReporter(logger: Logger(label: "test"), terminal: false),
+            owner: "test-1", sleepMillis: { _ in }, heartbeatEverySeconds: 0.05)
+        let error = #expect(throws: JobRunnerError.self) { try runner.run("tally") }
+        guard case .lostLock(let job, _)? = error else {
+            Issue.record("the run did not abort as having lost its lock: \(String(describing: error))")
+            return
+        }
+        #expect(job == "tally")
+        #expect(stopSeen)
+        #expect(step.chunkSaw == nil)
+        #expect(!runStop.requested)
+    }
+
+    /// A stop request of a part of the run (its reads) answers to the run's own, not the other
+    /// way round.
+    @Test func aPartsStopRequestAnswersToTheRuns() {
+        let run = StopSignal()
+        let part = StopSignal(parent: run)
+        #expect(!part.requested)
+        part.request()
+        #expect(part.requested && !run.requested)
+        let other = StopSignal(parent: run)
+        run.request()
+        #expect(other.requested)
     }
 }
