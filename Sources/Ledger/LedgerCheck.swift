@@ -52,6 +52,7 @@ public struct LedgerCheckReport: Sendable, Codable {
 /// verified nothing, and says nothing of the ledger.
 public struct CheckStopped: Error, Sendable, CustomStringConvertible {
     public var rowsRead: Int
+    public init(rowsRead: Int) { self.rowsRead = rowsRead }
     public var description: String { "the ledger check was asked to stop after \(rowsRead) rows; it verified nothing" }
 }
 

@@ -149,6 +149,14 @@ public struct Reconciliation: Codable, Sendable {
         func brk(_ category: String, _ subject: String, _ detail: String) {
             found.append(Finding(key: category + "|" + subject, category: category, subject: subject, detail: detail))
         }
+        // The reads before the ledger's check look at the stop request between their
+        // statements and pages, as the check does every few thousand rows.
+        var rowsRead = 0
+        func pace(_ rows: Int = 0) throws {
+            rowsRead += rows
+            if stopWhen() { throw CheckStopped(rowsRead: rowsRead) }
+        }
+        try pace()
         let bills = BillStore(db)
         let from = date.startMicros, to = date.adding(days: 1).startMicros
         let allBillers = try bills.billers()
@@ -164,6 +172,7 @@ public struct Reconciliation: Codable, Sendable {
         }
         var billers: [BillerLine] = []
         for biller in allBillers {
+            try pace()
             let code = biller.code
             let feeds = try bills.feeds(biller: code, on: date)
             let feedIDs = feeds.map(\.feedID)
@@ -248,6 +257,7 @@ public struct Reconciliation: Codable, Sendable {
 
         // Bill by bill: every paid bill has its posting; no posting is shared or orphaned.
         try bills.forEachPaidBillPage(after: date.adding(days: -Self.recheckBillDays), through: date) { paid in
+            try pace(paid.count)
             let posted = try ledger.credits(ofTransactions: paid.compactMap(\.transactionID))
             for bill in paid {
                 let subject = bill.key.reference
@@ -268,6 +278,7 @@ public struct Reconciliation: Codable, Sendable {
         var position: JournalPosition?
         while true {
             let page = try ledger.transactions(effectiveFrom: from, to: to, after: position, limit: paymentsPage)
+            try pace(page.count)
             let payments = page.filter { $0.key.hasPrefix(PaymentKey.prefix) }
             let recorded = try bills.recordedPayments(among: payments.map(\.id))
             for payment in payments where !recorded.contains(payment.id) {

@@ -49,4 +49,30 @@ import Testing
         #expect(open == breaks.count)
         #expect(breaks.compactMap { $0["category"] as? String }.sorted() == (try world.reconcile("2026-11-27")).breaks.map(\.category).sorted())
     }
+
+    /// The reconciliation's reads before the ledger's check (each biller's day, the 30 days of
+    /// paid bills a page at a time, the day's payments a page at a time) look at the stop
+    /// request as they go: asked at once, they end before a page is read, with the check's own
+    /// refusal to say anything (`CheckStopped`); never asked, they read every page.
+    @Test func aStopRequestEndsTheReconciliationsReadsBeforeTheirPages() throws {
+        let world = try BillingWorld()
+        try world.populate()
+        _ = try world.run("2026-11-27")
+        let date = try #require(ShanghaiCalendar.Date(iso: "2026-11-27"))
+        let stopped = #expect(throws: CheckStopped.self) {
+            try world.store.snapshot { db, ledger in try Reconciliation.read(db, ledger: ledger, date: date, stopWhen: { true }) }
+        }
+        #expect(stopped?.rowsRead == 0)
+        var looks = 0
+        let reading = try world.store.snapshot { db, ledger in
+            try Reconciliation.read(db, ledger: ledger, date: date, paymentsPage: 1, stopWhen: {
+                looks += 1
+                return false
+            })
+        }
+        #expect(reading.figures.ledgerOk)
+        // One look before the reads, one a biller, one a page of paid bills or payments (a
+        // payment a page here), and the check's.
+        #expect(looks > 2 + reading.figures.billers.count)
+    }
 }
