@@ -124,27 +124,12 @@ import Testing
 /// The validator beside a writer (XML 1.0 well-formedness, §2.1; XSD 1.0 validity), fed piece
 /// by piece through its bounded queue.
 @Suite struct XMLValidatorBesideTests {
-    static let report = """
-        <?xml version="1.0" encoding="UTF-8"?>
-        <PaymentReport xmlns="urn:qdwallet:payreport:1">
-          <Header>
-            <ReportId>QDW-QD-WATER-20261127</ReportId>
-            <BillerCode>QD-WATER</BillerCode>
-            <BusinessDate>2026-11-27</BusinessDate>
-            <CreatedAt>2026-11-27T00:00:00+08:00</CreatedAt>
-            <NbOfItems>1</NbOfItems>
-            <PaidCount>0</PaidCount>
-            <PaidSum Ccy="CNY">0.00</PaidSum>
-            <RefundedCount>0</RefundedCount>
-            <RefundedSum Ccy="CNY">0.00</RefundedSum>
-          </Header>
-          <Item>
-            <BillId>水费-2026</BillId>
-            <Status>UNMATCHED</Status>
-          </Item>
-        </PaymentReport>
-
-        """
+    /// A report on one line (whitespace between elements is not what is tested here).
+    static let report = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<PaymentReport xmlns=\"urn:qdwallet:payreport:1\"><Header>"
+        + "<ReportId>QDW-QD-GAS-20261128</ReportId><BillerCode>QD-GAS</BillerCode><BusinessDate>2026-11-28</BusinessDate>"
+        + "<CreatedAt>2026-11-28T06:00:00+08:00</CreatedAt><NbOfItems>1</NbOfItems><PaidCount>0</PaidCount><PaidSum Ccy=\"CNY\">0.00</PaidSum>"
+        + "<RefundedCount>0</RefundedCount><RefundedSum Ccy=\"CNY\">0.00</RefundedSum></Header>"
+        + "<Item><BillId>燃气费-2026</BillId><Status>UNMATCHED</Status></Item></PaymentReport>\n"
 
     /// Pieces of one byte (a multi-byte character split across them) through a queue of one
     /// byte read as the whole document: valid.
