@@ -216,16 +216,7 @@ struct XMLBytes {
 }
 
 /// Validates a whole document against a schema in one streaming pass.
-public enum XMLValidator {
-    public static func validate(path: String, schema: XMLSchema) throws(FeedError) {
-        let options = Int32(XML_PARSE_NONET.rawValue | XML_PARSE_COMPACT.rawValue)
-        guard let reader = xmlReaderForFile(path, nil, options) else {
-            throw FeedError(.io, "cannot open the document to validate", context: path)
-        }
-        defer { xmlFreeTextReader(reader) }
-        try validate(reader, schema: schema, path: path)
-    }
-
+enum XMLValidator {
     /// Reads the document of `reader` to its end against `schema`: a DOCTYPE, a fault of form
     /// or anything the schema refuses throws.
     static func validate(_ reader: xmlTextReaderPtr, schema: XMLSchema, path: String) throws(FeedError) {

@@ -310,12 +310,10 @@ public final class JobRunner: Sendable {
 
     /// Runs `body` (reads that hold no lock, for as long as they take) while another thread
     /// refreshes the run's heartbeat, so that the run is not taken for abandoned meanwhile.
-    /// A heartbeat that finds the lock lost stops refreshing; the chunk then finds it too.
-    /// Runs `body` (reads outside any transaction) while another thread refreshes the run's
-    /// heartbeat. `body` gets a stop request of its own, raised by the run's (SIGTERM) and by a
-    /// beat that finds the job's lock taken over: long reads look at it and end within a few
-    /// thousand rows, and the run then aborts as having lost its lock (nothing of it written),
-    /// instead of reading on for nothing.
+    /// `body` gets a stop request of its own, raised by the run's (SIGTERM) and by a beat that
+    /// finds the job's lock taken over: long reads look at it and end within a few thousand
+    /// rows, and the run then aborts as having lost its lock (nothing of it written), instead
+    /// of reading on for nothing.
     private func keepingHeartbeat<T>(_ context: JobContext, definition: JobDefinition, _ body: (StopSignal) throws -> T) throws -> T {
         let every = heartbeatEverySeconds ?? min(30, Double(definition.staleAfterSeconds) / 4)
         let (store, clock, job, executionID) = (store, clock, context.jobName, context.executionID)
@@ -334,14 +332,10 @@ public final class JobRunner: Sendable {
             }
         }
         defer { keeper.stop() }
-        do {
-            let result = try body(stop)
-            if lockLost.requested { throw JobRunnerError.lostLock(job: job, executionID: executionID) }
-            return result
-        } catch {
-            if lockLost.requested { throw JobRunnerError.lostLock(job: job, executionID: executionID) }
-            throw error
-        }
+        // Whatever the reads ended with (their stop included), a lost lock is what the run is told.
+        let result = Result { try body(stop) }
+        if lockLost.requested { throw JobRunnerError.lostLock(job: job, executionID: executionID) }
+        return try result.get()
     }
 
     // MARK: Operator views
