@@ -142,8 +142,9 @@ public struct Reconciliation: Codable, Sendable {
 
     /// The day's figures and differences, read through billing's, campaigns' and the ledger's
     /// read APIs; nothing is written. Every read is on the caller's snapshot, so the ledger
-    /// check and the figures see one state. `stopWhen` ends the ledger's check early
-    /// (`CheckStopped`), which is most of the time it takes.
+    /// check and the figures see one state. `stopWhen` is asked before each biller, each page
+    /// of paid bills and payments, and every few thousand rows of the ledger's check: when it
+    /// answers true the reads end at once with `CheckStopped`.
     public static func read(_ db: any SQLConnection, ledger: any LedgerReading, date: ShanghaiCalendar.Date, paymentsPage: Int = 5_000, stopWhen: () -> Bool = { false }) throws -> Reading {
         var found: [Finding] = []
         func brk(_ category: String, _ subject: String, _ detail: String) {
