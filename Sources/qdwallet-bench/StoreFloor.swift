@@ -24,11 +24,15 @@ struct StoreFloor {
     struct Result {
         var seconds: Double
         var rows: Int
-        /// Rows by table, most first.
-        var tables: [(name: String, rows: Int)] = []
+        /// Rows by table, most first, with the seconds their statements took (the commits'
+        /// apart).
+        var tables: [(name: String, rows: Int, seconds: Double)] = []
+        /// The commits' seconds.
+        var commitSeconds: Double = 0
 
         var tablesText: String {
-            tables.map { "\($0.name) \($0.rows)" }.joined(separator: ", ")
+            tables.map { "\($0.name) \($0.rows) \(String(format: "%.2f s", $0.seconds))" }.joined(separator: ", ")
+                + String(format: "; commits %.2f s", commitSeconds)
         }
     }
 
@@ -66,6 +70,11 @@ struct StoreFloor {
         var written = 0
         var inTransaction = 0
         var nanoseconds: UInt64 = 0
+        // Rows' time by table; the commits' (each writes the transaction's pages to the log,
+        // and a checkpoint may follow) apart.
+        var spent: [String: UInt64] = [:]
+        var committed: UInt64 = 0
+        var committedBefore: UInt64 = 0
         for (table, _) in counts {
             let read = try prepare(source, changed(table))
             defer { sqlite3_finalize(read) }
@@ -94,19 +103,27 @@ struct StoreFloor {
                     written += 1
                     inTransaction += 1
                     if inTransaction == perTransaction {
+                        let committing = DispatchTime.now().uptimeNanoseconds
                         try exec(target, "COMMIT")
+                        committed += DispatchTime.now().uptimeNanoseconds - committing
                         inTransaction = 0
                     }
                 }
-                nanoseconds += DispatchTime.now().uptimeNanoseconds - start
+                let took = DispatchTime.now().uptimeNanoseconds - start
+                nanoseconds += took
+                spent[table, default: 0] += took - (committed - committedBefore)
+                committedBefore = committed
             }
         }
         if inTransaction > 0 {
             let start = DispatchTime.now().uptimeNanoseconds
             try exec(target, "COMMIT")
-            nanoseconds += DispatchTime.now().uptimeNanoseconds - start
+            let took = DispatchTime.now().uptimeNanoseconds - start
+            nanoseconds += took
+            committed += took
         }
-        return Result(seconds: Double(nanoseconds) / 1e9, rows: written, tables: counts.sorted { $0.rows > $1.rows })
+        let timed = counts.map { (name: $0.name, rows: $0.rows, seconds: Double(spent[$0.name] ?? 0) / 1e9) }
+        return Result(seconds: Double(nanoseconds) / 1e9, rows: written, tables: timed.sorted { $0.rows > $1.rows }, commitSeconds: Double(committed) / 1e9)
     }
 
     private func open(_ path: String, flags: Int32) throws -> OpaquePointer {
