@@ -31,7 +31,7 @@ struct BillCandidate {
     /// message). Stable: a bill keeps its row, so a rerun names the same message.
     func messageID(_ kind: String) -> String { Self.messageID(kind, rowID: rowID, key: key) }
 
-    static func messageID(_ kind: String, rowID: Int64, key: PaymentKey) -> String { kind + ":" + PaymentKey.paddedRow(rowID) + ":" + key.reference }
+    static func messageID(_ kind: String, rowID: Int64, key: PaymentKey) -> String { PaymentKey.text(kind + ":", row: rowID, ":", key.biller, ":", key.billID) }
 }
 
 /// How a payment attempt ended.

@@ -93,13 +93,42 @@ public struct PaymentKey: Sendable, Hashable, CustomStringConvertible {
     /// at a million bills those indexes outgrow every cache, and a random place costs a page
     /// read and a page written a payment. A bill's row is never deleted nor given to another
     /// bill (`bills` holds one row a biller and bill id), so the key is the bill's for good.
-    public func key(row: Int64) -> String { Self.prefix + "#" + Self.paddedRow(row) + ":" + biller + ":" + billID }
+    public func key(row: Int64) -> String { Self.text(Self.keyHead, row: row, ":", biller, ":", billID) }
+
+    private static let keyHead = prefix + "#"
 
     /// A bill's row id as the keys that name a bill carry it: zero-padded to twelve digits, so
     /// that the text order of keys that start with it is the order of the rows.
-    public static func paddedRow(_ row: Int64) -> String {
-        let digits = String(row)
-        return String(repeating: "0", count: max(0, 12 - digits.count)) + digits
+    public static func paddedRow(_ row: Int64) -> String { text("", row: row) }
+
+    /// `head`, the row as `paddedRow` gives it, then `tail`, made in one piece: the night
+    /// makes several such keys and message ids a bill.
+    static func text(_ head: String, row: Int64, _ tail: String...) -> String {
+        let sign = row < 0 ? 1 : 0
+        var digits = 1
+        var rest = row.magnitude
+        while rest >= 10 { rest /= 10; digits += 1 }
+        let width = max(12, sign + digits)
+        let count = tail.reduce(head.utf8.count + width) { $0 + $1.utf8.count }
+        return String(unsafeUninitializedCapacity: count) { buffer in
+            func write(_ piece: String, at start: Int) -> Int {
+                start + UnsafeMutableBufferPointer(rebasing: buffer[start...]).initialize(from: piece.utf8).1
+            }
+            var at = write(head, at: 0)
+            let end = at + width
+            var magnitude = row.magnitude
+            var index = end
+            repeat {
+                index -= 1
+                buffer[index] = 0x30 + UInt8(magnitude % 10)
+                magnitude /= 10
+            } while magnitude > 0
+            if sign == 1 { index -= 1; buffer[index] = 0x2D }
+            while index > at { index -= 1; buffer[index] = 0x30 }
+            at = end
+            for piece in tail { at = write(piece, at: at) }
+            return at
+        }
     }
 
     /// The ledger idempotency key of its refund.

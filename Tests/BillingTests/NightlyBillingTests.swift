@@ -121,6 +121,13 @@ import QDSQL
         #expect(PaymentKey(key: "bill:QD-GAS:G:1") == key)
         #expect(key.key(row: 1_234_567_890_123) == "bill:#1234567890123:QD-GAS:G:1")
         #expect(PaymentKey(key: "bill:#1234567890123:QD-GAS:G:1") == key)
+        // Twelve digits at least, every row: the key's text order is the rows' order.
+        #expect(key.key(row: 1) == "bill:#000000000001:QD-GAS:G:1")
+        #expect(key.key(row: 999_999_999_999) == "bill:#999999999999:QD-GAS:G:1")
+        #expect(key.key(row: Int64.max) == "bill:#9223372036854775807:QD-GAS:G:1")
+        #expect(PaymentKey(biller: "QD-WATER", billID: "水费-7").key(row: 10) == "bill:#000000000010:QD-WATER:水费-7")
+        #expect(PaymentKey.paddedRow(0) == "000000000000")
+        #expect(BillCandidate.messageID("notice", rowID: 305, key: key) == "notice:000000000305:QD-GAS:G:1")
         for bad in ["bill:#42:QD-GAS:G1", "bill:#00000000004x:QD-GAS:G1", "bill:#000000000042QD-GAS:G1", "bill:#000000000042:",
                     "bill:#000000000042:QD-GAS", "bill:#", "bill:", "refund:QD-GAS:G1", "bill:#٠٠٠٠٠٠٠٠٠٠٤٢:QD-GAS:G1"] {
             #expect(PaymentKey(key: bad) == nil, "\(bad)")

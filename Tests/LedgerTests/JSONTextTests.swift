@@ -51,7 +51,8 @@ import Testing
     @Test func fieldByFieldIsTheTextOfTheSameShape() throws {
         let strings = Self.strings(seed: 3, count: 300)
         for index in stride(from: 0, to: 300, by: 5) {
-            let shape = Shape(amount: index % 3 == 0 ? nil : Int64(index) * -7, flag: index % 2 == 0, list: Array(strings[index..<index + 3]),
+            let amounts: [Int64?] = [nil, Int64(index) * -7, 0, Int64.min, Int64.max, 9, -10, 1_000_000_007]
+            let shape = Shape(amount: amounts[index / 5 % amounts.count], flag: index % 2 == 0, list: Array(strings[index..<index + 3]),
                               name: strings[index + 3], note: index % 4 == 0 ? nil : strings[index + 4])
             var text = JSONText()
             text.field("amount", shape.amount)
