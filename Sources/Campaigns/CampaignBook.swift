@@ -11,7 +11,7 @@ public final class CampaignBook {
     /// Allocations decided in this transaction and not yet written (a ledger batch in flight),
     /// summed by what budgets and caps count, so a lookup costs the same however many there are.
     private var inFlightBudget: [String: Int64] = [:]
-    private var inFlightCaps: [String: (count: Int, fen: Int64)] = [:]
+    private var inFlightCaps: [CapKey: (count: Int, fen: Int64)] = [:]
     /// Budget spending as written in this transaction (total by campaign id, daily by
     /// "id|day"): read once, then kept up to date by `record`, so a chunk of payments reads
     /// each budget once. Nothing else changes them meanwhile: with one writer at a time the
@@ -20,7 +20,7 @@ public final class CampaignBook {
     private var writtenBudget: [String: Int64] = [:]
     /// Cap counters as written in this transaction, by cap key, for the scopes `prefetch`
     /// read (kept up to date by `flush`); other scopes are read when first asked.
-    private var writtenCaps: [String: (count: Int, fen: Int64)] = [:]
+    private var writtenCaps: [CapKey: (count: Int, fen: Int64)] = [:]
     /// Ledger accounts looked up by code in this transaction (sponsors, points liability):
     /// an account, once opened, keeps its id.
     private var accountIDs: [String: AccountID] = [:]
@@ -28,6 +28,9 @@ public final class CampaignBook {
     private var pendingAllocations: [CampaignStore.NewAllocation] = []
     private var pendingExplanations: [CampaignStore.NewExplanation] = []
     private var pendingResults: [(PaymentContext, CampaignResult)] = []
+    /// The period keys of the last Shanghai day asked for, by its day number: a chunk's
+    /// payments fall on one day, and each asks for its keys several times.
+    private var lastPeriodKeys: (day: Int64, keys: (day: String, week: String, month: String))?
     /// Whether any campaign looks at the payment being the wallet's first to its payee.
     public let needsFirstPayment: Bool
     /// A book that only shows what a payment would get (in a read): it locks no budget and
@@ -80,11 +83,21 @@ public final class CampaignBook {
         return (date.iso, monday.iso, date.monthKey)
     }
 
+    /// `periodKeys(at)`, made once a day.
+    private func periodKeys(_ at: TimestampMicros) -> (day: String, week: String, month: String) {
+        let shifted = at + ShanghaiCalendar.offsetMicros
+        let day = shifted >= 0 ? shifted / ShanghaiCalendar.dayMicros : (shifted + 1) / ShanghaiCalendar.dayMicros - 1
+        if let last = lastPeriodKeys, last.day == day { return last.keys }
+        let keys = Self.periodKeys(at)
+        lastPeriodKeys = (day, keys)
+        return keys
+    }
+
     /// Reads the cap counters of many wallets and bill accounts at the instant `at` (every
     /// cap of every campaign, a few statements each) instead of one a payment. The wallets
     /// must stay locked, or the writer alone, until the transaction ends.
     public func prefetch(walletIDs: [Int64], billAccountIDs: [Int64], at: TimestampMicros) throws {
-        let keys = Self.periodKeys(at)
+        let keys = periodKeys(at)
         let store = CampaignStore(db)
         for campaign in campaigns {
             for cap in campaign.caps {
@@ -100,7 +113,7 @@ public final class CampaignBook {
 
     /// Budgets and caps as this transaction sees them, in-flight allocations included.
     public func usage(_ campaign: Campaign, context: PaymentContext) throws -> CampaignUsage {
-        let keys = Self.periodKeys(context.at)
+        let keys = periodKeys(context.at)
         var usage = CampaignUsage()
         usage.budgetSpentFen = try budgetWritten(campaign.id, day: nil, limited: campaign.budgetTotalFen != nil)
         usage.budgetSpentTodayFen = try budgetWritten(campaign.id, day: keys.day, limited: campaign.budgetDailyFen != nil)
@@ -153,12 +166,22 @@ public final class CampaignBook {
         }
     }
 
-    static func capKey(_ campaign: String, _ cap: Campaign.Cap, _ scopeValue: Int64, _ keys: (day: String, week: String, month: String)) -> String {
-        "\(campaign)|\(cap.scope.rawValue)|\(scopeValue)|\(cap.period.rawValue)|\(periodKey(cap, keys))"
+    /// A cap counter's identity: the campaign, whose counter (the wallet's or the bill
+    /// account's) and which period of it.
+    struct CapKey: Hashable {
+        var campaign: String
+        var scope: Campaign.CapScope
+        var scopeValue: Int64
+        var period: Campaign.CapPeriod
+        var periodKey: String
+    }
+
+    static func capKey(_ campaign: String, _ cap: Campaign.Cap, _ scopeValue: Int64, _ keys: (day: String, week: String, month: String)) -> CapKey {
+        CapKey(campaign: campaign, scope: cap.scope, scopeValue: scopeValue, period: cap.period, periodKey: periodKey(cap, keys))
     }
 
     /// The cap keys a payment's allocation counts under, with its discount.
-    private func capKeys(_ context: PaymentContext, _ allocation: Allocation, _ keys: (day: String, week: String, month: String)) -> [String] {
+    private func capKeys(_ context: PaymentContext, _ allocation: Allocation, _ keys: (day: String, week: String, month: String)) -> [CapKey] {
         guard let campaign = campaigns.first(where: { $0.id == allocation.campaignID }) else { return [] }
         return campaign.caps.compactMap { cap in
             (cap.scope == .wallet ? context.walletID : context.billAccountID).map { Self.capKey(campaign.id, cap, $0, keys) }
@@ -168,7 +191,7 @@ public final class CampaignBook {
     /// Adds (or, with `sign` -1, removes) a payment's allocations to the in-flight sums.
     private func track(_ context: PaymentContext, _ result: CampaignResult, sign: Int) {
         guard !result.allocations.isEmpty else { return }
-        let keys = Self.periodKeys(context.at)
+        let keys = periodKeys(context.at)
         for allocation in result.allocations {
             let fen = Int64(sign) * allocation.discountFen
             inFlightBudget[allocation.campaignID, default: 0] += fen
@@ -245,7 +268,7 @@ public final class CampaignBook {
     /// `flush` (a chunk's payments write theirs together); until then they stay in flight,
     /// counted by budgets and caps as before.
     public func record(paymentKey: String, transactionID: TransactionID, context: PaymentContext, result: CampaignResult, pointsHolds: [String: TransactionID], paidAt: TimestampMicros? = nil, deferred: Bool = false) throws {
-        let keys = Self.periodKeys(context.at)
+        let keys = periodKeys(context.at)
         for allocation in result.allocations {
             let vestAt = (paidAt ?? context.at) + Int64(allocation.pendingDays) * ShanghaiCalendar.dayMicros
             pendingAllocations.append(CampaignStore.NewAllocation(
@@ -273,7 +296,7 @@ public final class CampaignBook {
         }
         for (context, result) in pendingResults {
             // Now counted by the database: by the caps read before, and no longer in flight.
-            let keys = Self.periodKeys(context.at)
+            let keys = periodKeys(context.at)
             for allocation in result.allocations {
                 for key in capKeys(context, allocation, keys) {
                     writtenCaps[key]?.count += 1

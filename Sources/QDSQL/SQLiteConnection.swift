@@ -12,16 +12,76 @@ public final class SQLiteConnection: SQLConnection {
     public init(_ db: Database) { self.db = db }
 
     private func prepared(_ sql: String, _ binds: [SQLValue]) throws -> OpaquePointer {
-        let statement: Statement
-        do {
-            statement = try db.cachedStatement(sql: sql)
-        } catch let error as DatabaseError {
-            throw Self.error(error, sql: sql)
-        }
-        let handle = statement.sqliteStatement
+        let handle = try cached(sql)
         try bind(handle, binds, sql: sql)
         return handle
     }
+
+    private func cached(_ sql: String) throws -> OpaquePointer {
+        do {
+            return try db.cachedStatement(sql: sql).sqliteStatement
+        } catch let error as DatabaseError {
+            throw Self.error(error, sql: sql)
+        }
+    }
+
+    /// Binds `binds` and steps the statement to its end; how many rows it changed. The texts
+    /// and blobs are bound where they lie in one buffer made for this call (`SQLITE_STATIC`:
+    /// SQLite copies none of them, where a binding of its own would allocate and copy each);
+    /// the statement is reset and its bindings cleared before the buffer goes, so that no
+    /// pointer into it outlives the call (as GRDB's own temporary bindings do).
+    func runBound(_ handle: OpaquePointer, _ binds: [SQLValue], sql: String) throws -> Int {
+        sqlite3_reset(handle)
+        guard Int(sqlite3_bind_parameter_count(handle)) == binds.count else {
+            throw SQLError(.other, code: "bind", message: "the statement takes \(sqlite3_bind_parameter_count(handle)) values, \(binds.count) were given", sql: sql)
+        }
+        var bytes = 0
+        for value in binds {
+            switch value {
+            case .text(let text): bytes += text.utf8.count
+            case .bytes(let blob): bytes += blob.count
+            case .null, .integer: break
+            }
+        }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(bytes, 1), alignment: 1)
+        defer {
+            sqlite3_reset(handle)
+            sqlite3_clear_bindings(handle)
+            buffer.deallocate()
+        }
+        let base = buffer.baseAddress!
+        var offset = 0
+        for (index, value) in binds.enumerated() {
+            let position = Int32(index + 1)
+            let code: Int32
+            switch value {
+            case .null: code = sqlite3_bind_null(handle, position)
+            case .integer(let number): code = sqlite3_bind_int64(handle, position, number)
+            case .text(let text):
+                var text = text
+                let start = base + offset
+                let count = text.withUTF8 { utf8 in
+                    if let from = utf8.baseAddress { start.copyMemory(from: from, byteCount: utf8.count) }
+                    return utf8.count
+                }
+                offset += count
+                // Never a null pointer: an empty text is bound as empty, not as NULL.
+                code = sqlite3_bind_text(handle, position, start.assumingMemoryBound(to: CChar.self), Int32(count), nil /* SQLITE_STATIC */)
+            case .bytes(let blob):
+                if blob.isEmpty {
+                    code = sqlite3_bind_zeroblob(handle, position, 0)
+                } else {
+                    let start = base + offset
+                    blob.withUnsafeBytes { start.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                    offset += blob.count
+                    code = sqlite3_bind_blob(handle, position, start, Int32(blob.count), nil /* SQLITE_STATIC */)
+                }
+            }
+            guard code == SQLITE_OK else { throw failure(code, sql: sql) }
+        }
+        return try run(handle, sql: sql)
+    }
+
 
     /// Binds `binds` to a statement. Every parameter is bound each time (the count must
     /// match), so nothing of the last run is left to clear.
@@ -53,7 +113,7 @@ public final class SQLiteConnection: SQLConnection {
 
     @discardableResult
     public func execute(_ sql: String, _ binds: [SQLValue]) throws -> Int {
-        try run(try prepared(sql, binds), sql: sql)
+        try runBound(try cached(sql), binds, sql: sql)
     }
 
     /// Multi-row `INSERT`s: in process, a statement costs what its rows cost.
@@ -117,8 +177,7 @@ public final class SQLiteConnection: SQLConnection {
         deinit { sqlite3_finalize(handle) }
 
         func execute(_ binds: [SQLValue]) throws -> Int {
-            try connection.bind(handle, binds, sql: sql)
-            return try connection.run(handle, sql: sql)
+            try connection.runBound(handle, binds, sql: sql)
         }
 
         func query(_ binds: [SQLValue], _ body: (SQLRow) throws -> Bool) throws {

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import GRDBSQLite
 import QDSQL
 import Testing
 
@@ -49,6 +50,35 @@ enum Engine: String, CaseIterable, CustomTestStringConvertible, Sendable {
             // An empty byte array is stored as an empty blob, not as NULL.
             #expect(rows[1].0 == Int64.min && rows[1].1 == nil && rows[1].2 == Data() && !rows[1].3)
             #expect(try sql.int64("SELECT count(*) FROM t WHERE b IS NULL") == 0)
+        }
+    }
+
+    /// A write's texts and blobs are bound where they lie in a buffer of the call's own, not
+    /// copied by SQLite: what is stored is each call's values, and the statement SQLite keeps
+    /// for the next call is left holding no pointer into a buffer that is gone.
+    @Test func aWritesValuesAreItsOwnAndNotLeftBoundAfterIt() throws {
+        let queue = try DatabaseQueue()
+        try queue.write { db in
+            try db.execute(sql: "CREATE TABLE t (id INTEGER PRIMARY KEY, s TEXT, b BLOB)")
+            let sql = SQLiteConnection(db)
+            let insert = "INSERT INTO t (s, b) VALUES (?, ?)"
+            let long = String(repeating: "青岛", count: 500)
+            let values: [[SQLValue]] = [[.text(long), .bytes([1, 2, 3])], [.text(""), .bytes([])], [.text("short"), .null], [.null, .bytes(Array(repeating: 7, count: 5_000))],
+                                        [.text("a\u{0}b"), .bytes([0])]]
+            for row in values { #expect(try sql.execute(insert, row) == 1) }
+            let back = try sql.all("SELECT s, b FROM t ORDER BY id") { row in
+                [try row.optionalText(0).map { SQLValue.text($0) } ?? .null, try row.optionalData(1).map { SQLValue.bytes([UInt8]($0)) } ?? .null]
+            }
+            #expect(back == values)
+            let handle = try db.cachedStatement(sql: insert).sqliteStatement
+            let expanded = sqlite3_expanded_sql(handle)
+            defer { sqlite3_free(expanded) }
+            #expect(expanded.map { String(cString: $0) } == "INSERT INTO t (s, b) VALUES (NULL, NULL)")
+            // A refused write leaves none bound either.
+            #expect(throws: SQLError.self) { try sql.execute("INSERT INTO t (id, s) VALUES (?, ?)", [.integer(1), .text(long)]) }
+            let refused = sqlite3_expanded_sql(try db.cachedStatement(sql: "INSERT INTO t (id, s) VALUES (?, ?)").sqliteStatement)
+            defer { sqlite3_free(refused) }
+            #expect(refused.map { String(cString: $0) } == "INSERT INTO t (id, s) VALUES (NULL, NULL)")
         }
     }
 
