@@ -444,16 +444,42 @@ extension SQLConnection {
         try forEachGroup(head, row: row, tail, rows: rows) { try send($0, $1) }
     }
 
+    /// `runRows` with rows of values made by the caller: nothing to convert, where a row of
+    /// `any SQLBindable` asks each value for its own through a witness (the night's largest
+    /// writes go this way).
+    @discardableResult
+    public func runRows(_ head: String, row: String, _ tail: String = "", values rows: [[SQLValue]]) throws -> Int {
+        var changed = 0
+        try forEachGroup(head, row: row, tail, rows: rows) { changed += try execute($0, $1) }
+        return changed
+    }
+
+    /// `sendRows` with rows of values made by the caller.
+    public func sendRows(_ head: String, row: String, _ tail: String = "", values rows: [[SQLValue]]) throws {
+        try forEachGroup(head, row: row, tail, rows: rows) { try send($0, $1) }
+    }
+
     private func forEachGroup(_ head: String, row: String, _ tail: String, rows: [[any SQLBindable]], _ body: (String, [SQLValue]) throws -> Void) throws {
+        try forEachGroup(head, row: row, tail, count: rows.count, width: rows.first?.count ?? 0, { binds, index in
+            for value in rows[index] { binds.append(value.sqlValue) }
+        }, body)
+    }
+
+    private func forEachGroup(_ head: String, row: String, _ tail: String, rows: [[SQLValue]], _ body: (String, [SQLValue]) throws -> Void) throws {
+        try forEachGroup(head, row: row, tail, count: rows.count, width: rows.first?.count ?? 0, { binds, index in
+            binds.append(contentsOf: rows[index])
+        }, body)
+    }
+
+    private func forEachGroup(_ head: String, row: String, _ tail: String, count: Int, width: Int, _ append: (inout [SQLValue], Int) -> Void,
+                              _ body: (String, [SQLValue]) throws -> Void) throws {
         var start = 0
-        for size in [256, 16, 2, 1] where rows.count - start >= size {
+        for size in [256, 16, 2, 1] where count - start >= size {
             let text = head + " " + Array(repeating: row, count: size).joined(separator: ", ") + (tail.isEmpty ? "" : " " + tail)
-            while rows.count - start >= size {
+            while count - start >= size {
                 var binds: [SQLValue] = []
-                binds.reserveCapacity(size * rows[start].count)
-                for values in rows[start..<start + size] {
-                    for value in values { binds.append(value.sqlValue) }
-                }
+                binds.reserveCapacity(size * width)
+                for index in start..<start + size { append(&binds, index) }
                 try body(text, binds)
                 start += size
             }

@@ -123,7 +123,7 @@ public final class SQLiteConnection: SQLConnection {
             throw SQLError(.other, code: "bind", message: "a row of \(wrong.count) values for \(columns.count) columns", sql: "INSERT INTO \(table)")
         }
         return try runRows("INSERT INTO \(table) (\(columns.joined(separator: ", "))) VALUES",
-                           row: "(" + Array(repeating: "?", count: columns.count).joined(separator: ", ") + ")", rows: rows.map { $0 as [any SQLBindable] })
+                           row: "(" + Array(repeating: "?", count: columns.count).joined(separator: ", ") + ")", values: rows)
     }
 
     public func query(_ sql: String, _ binds: [SQLValue], _ body: (SQLRow) throws -> Bool) throws {

@@ -177,17 +177,20 @@ public struct BillStore {
                 discount_fen = v.column6, points = v.column7, paid_at = v.column8, paid_via = v.column9, paid_business_date = v.column10, updated_at = v.column8 FROM (VALUES
             """, row: "(CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), ?, ?)",
             ") AS v WHERE bills.id = v.column1",
-            rows: paid.map { [$0.rowID, $0.paid.walletID, $0.paid.billAccountID, $0.paid.transactionID, $0.paid.paidFen, $0.paid.discountFen, $0.paid.points, now, $0.paid.via.rawValue, $0.paid.businessDate.iso] })
+            values: paid.map {
+                [.integer($0.rowID), .integer($0.paid.walletID), $0.paid.billAccountID.sqlValue, .integer($0.paid.transactionID), .integer($0.paid.paidFen),
+                 .integer($0.paid.discountFen), .integer($0.paid.points), .integer(now), .text($0.paid.via.rawValue), .text($0.paid.businessDate.iso)]
+            })
     }
 
     /// Marks bills unmatched (no wallet holds the customer number), or payable with the
     /// reason the resident is told, in a few multi-row statements.
     func markNotPaid(unmatched: [Int64], payable: [(rowID: Int64, reason: PendingReason, walletID: Int64?, billAccountID: Int64?)], at now: TimestampMicros) throws {
         try sql.runRows("UPDATE bills SET status = '\(BillStatus.unmatched.rawValue)', reason = '\(Stager.unknownCustomer)', updated_at = v.column2 FROM (VALUES",
-                        row: "(CAST(? AS BIGINT), CAST(? AS BIGINT))", ") AS v WHERE bills.id = v.column1", rows: unmatched.map { [$0, now] })
+                        row: "(CAST(? AS BIGINT), CAST(? AS BIGINT))", ") AS v WHERE bills.id = v.column1", values: unmatched.map { [.integer($0), .integer(now)] })
         try sql.runRows("UPDATE bills SET status = '\(BillStatus.payable.rawValue)', reason = v.column2, wallet_id = v.column3, bill_account_id = v.column4, updated_at = v.column5 FROM (VALUES",
                         row: "(CAST(? AS BIGINT), ?, CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT))", ") AS v WHERE bills.id = v.column1",
-                        rows: payable.map { [$0.rowID, $0.reason.code, $0.walletID, $0.billAccountID, now] })
+                        values: payable.map { [.integer($0.rowID), .text($0.reason.code), $0.walletID.sqlValue, $0.billAccountID.sqlValue, .integer(now)] })
     }
 
     func markCancelled(rowID: Int64, on day: ShanghaiCalendar.Date, at now: TimestampMicros) throws {

@@ -387,10 +387,11 @@ public struct CampaignStore {
         try sql.sendRows("""
             INSERT INTO campaign_allocations (payment_key, transaction_id, campaign_id, version, sponsor, wallet_id, bill_account_id, discount_fen, points,
                 points_hold_id, vest_at, expires_at, points_status, points_remaining, at, day, week, month) VALUES
-            """, row: "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows: allocations.map { allocation in
-                [allocation.paymentKey, allocation.transactionID, allocation.campaignID, allocation.version, allocation.sponsor, allocation.walletID,
-                 allocation.billAccountID, allocation.discountFen, allocation.points, allocation.pointsHoldID, allocation.vestAt, allocation.expiresAt,
-                 allocation.points > 0 ? "pending" : nil, allocation.points, allocation.at, allocation.day, allocation.week, allocation.month]
+            """, row: "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values: allocations.map { allocation in
+                [.text(allocation.paymentKey), .integer(allocation.transactionID), .text(allocation.campaignID), allocation.version.sqlValue, .text(allocation.sponsor),
+                 allocation.walletID.sqlValue, allocation.billAccountID.sqlValue, .integer(allocation.discountFen), .integer(allocation.points),
+                 allocation.pointsHoldID.sqlValue, allocation.vestAt.sqlValue, allocation.expiresAt.sqlValue, allocation.points > 0 ? .text("pending") : .null,
+                 .integer(allocation.points), .integer(allocation.at), .text(allocation.day), .text(allocation.week), .text(allocation.month)]
             })
         var caps = Sums<CapKey>()
         var budgets = Sums<String>()
@@ -458,7 +459,9 @@ public struct CampaignStore {
         for (index, explanation) in explanations.enumerated() { last[explanation.paymentKey] = index }
         try sql.sendRows("INSERT INTO campaign_explanations (payment_key, transaction_id, context, explanation, at) VALUES", row: "(?, ?, ?, ?, ?)", """
             ON CONFLICT (payment_key) DO UPDATE SET transaction_id = excluded.transaction_id, context = excluded.context, explanation = excluded.explanation, at = excluded.at
-            """, rows: explanations.enumerated().filter { last[$0.element.paymentKey] == $0.offset }.map { [$0.element.paymentKey, $0.element.transactionID, $0.element.context, $0.element.explanation, $0.element.at] })
+            """, values: explanations.enumerated().filter { last[$0.element.paymentKey] == $0.offset }.map {
+                [.text($0.element.paymentKey), $0.element.transactionID.sqlValue, .text($0.element.context), .text($0.element.explanation), .integer($0.element.at)]
+            })
     }
 
     /// Gives an allocation's discount back to its campaign's budget, in all and for its day.

@@ -32,7 +32,7 @@ public struct MovementStore {
         guard !movements.isEmpty else { return }
         var usage: [UsageKey: Int64] = [:]
         var order: [UsageKey] = []
-        let rows: [[any SQLBindable]] = movements.map { movement in
+        let rows: [[SQLValue]] = movements.map { movement in
             let date = ShanghaiCalendar.date(at: movement.at)
             if movement.balancePayment && movement.amountFen != 0 {
                 for period in [Self.lifetime, date.year] {
@@ -41,11 +41,12 @@ public struct MovementStore {
                     usage[key, default: 0] -= movement.amountFen
                 }
             }
-            return [movement.walletID, movement.kind, movement.counterparty, movement.category, movement.amountFen, movement.discountFen, movement.points,
-                    movement.balancePayment, movement.transactionID, movement.reference, movement.at, date.monthKey]
+            return [.integer(movement.walletID), movement.kind.sqlValue, .text(movement.counterparty), .text(movement.category), .integer(movement.amountFen),
+                    .integer(movement.discountFen), .integer(movement.points), movement.balancePayment.sqlValue, .integer(movement.transactionID),
+                    movement.reference.sqlValue, .integer(movement.at), .text(date.monthKey)]
         }
         try sql.sendRows("INSERT INTO wallet_movements (wallet_id, kind, counterparty, category, amount_fen, discount_fen, points, balance_payment, transaction_id, reference, created_at, month) VALUES",
-                        row: "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows: rows)
+                        row: "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values: rows)
         try sql.sendRows("INSERT INTO wallet_usage (wallet_id, period, balance_payments_fen) VALUES", row: "(?, ?, ?)",
                         "ON CONFLICT (wallet_id, period) DO UPDATE SET balance_payments_fen = wallet_usage.balance_payments_fen + excluded.balance_payments_fen",
                         rows: order.map { [$0.walletID, $0.period, usage[$0]!] })

@@ -36,7 +36,7 @@ public struct OutboxStore {
     public func enqueue(_ messages: [NewMessage]) throws {
         try sql.sendRows("INSERT INTO outbox (message_id, wallet_id, kind, urgent, payload, created_at, not_before) VALUES", row: "(?, ?, ?, ?, ?, ?, ?)",
                         "ON CONFLICT (message_id) DO NOTHING",
-                        rows: messages.map { [$0.messageID, $0.walletID, $0.kind.rawValue, $0.kind.isUrgent, $0.payload, $0.at, $0.at] })
+                        values: messages.map { [.text($0.messageID), $0.walletID.sqlValue, .text($0.kind.rawValue), $0.kind.isUrgent.sqlValue, .text($0.payload), .integer($0.at), .integer($0.at)] })
     }
 
     /// Queues a message unless one with its id was queued before; true when it was queued now.
