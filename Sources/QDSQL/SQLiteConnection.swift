@@ -31,10 +31,6 @@ public final class SQLiteConnection: SQLConnection {
     /// the statement is reset and its bindings cleared before the buffer goes, so that no
     /// pointer into it outlives the call (as GRDB's own temporary bindings do).
     func runBound(_ handle: OpaquePointer, _ binds: [SQLValue], sql: String) throws -> Int {
-        sqlite3_reset(handle)
-        guard Int(sqlite3_bind_parameter_count(handle)) == binds.count else {
-            throw SQLError(.other, code: "bind", message: "the statement takes \(sqlite3_bind_parameter_count(handle)) values, \(binds.count) were given", sql: sql)
-        }
         var bytes = 0
         for value in binds {
             switch value {
@@ -49,7 +45,20 @@ public final class SQLiteConnection: SQLConnection {
             sqlite3_clear_bindings(handle)
             buffer.deallocate()
         }
-        let base = buffer.baseAddress!
+        try bind(handle, binds, sql: sql, arena: buffer.baseAddress!)
+        return try run(handle, sql: sql)
+    }
+
+    /// Binds `binds` to a statement. Every parameter is bound each time (the count must
+    /// match), so nothing of the last run is left to clear. Without `arena`, SQLite copies
+    /// each text and blob (`SQLITE_TRANSIENT`); with it, they are copied into the arena one
+    /// after the other and bound where they lie there (`SQLITE_STATIC`: the caller keeps the
+    /// arena until the statement's bindings are cleared, and makes it large enough).
+    func bind(_ handle: OpaquePointer, _ binds: [SQLValue], sql: String, arena: UnsafeMutableRawPointer? = nil) throws {
+        sqlite3_reset(handle)
+        guard Int(sqlite3_bind_parameter_count(handle)) == binds.count else {
+            throw SQLError(.other, code: "bind", message: "the statement takes \(sqlite3_bind_parameter_count(handle)) values, \(binds.count) were given", sql: sql)
+        }
         var offset = 0
         for (index, value) in binds.enumerated() {
             let position = Int32(index + 1)
@@ -57,53 +66,24 @@ public final class SQLiteConnection: SQLConnection {
             switch value {
             case .null: code = sqlite3_bind_null(handle, position)
             case .integer(let number): code = sqlite3_bind_int64(handle, position, number)
-            case .text(let text):
-                var text = text
-                let start = base + offset
-                let count = text.withUTF8 { utf8 in
+            case .text(var text):
+                code = text.withUTF8 { utf8 in
+                    guard let arena else { return sqlite3_bind_text(handle, position, utf8.baseAddress, Int32(utf8.count), Self.transient) }
+                    // Never a null pointer: an empty text is bound as empty, not as NULL.
+                    let start = arena + offset
                     if let from = utf8.baseAddress { start.copyMemory(from: from, byteCount: utf8.count) }
-                    return utf8.count
+                    offset += utf8.count
+                    return sqlite3_bind_text(handle, position, start.assumingMemoryBound(to: CChar.self), Int32(utf8.count), nil /* SQLITE_STATIC */)
                 }
-                offset += count
-                // Never a null pointer: an empty text is bound as empty, not as NULL.
-                code = sqlite3_bind_text(handle, position, start.assumingMemoryBound(to: CChar.self), Int32(count), nil /* SQLITE_STATIC */)
             case .bytes(let blob):
-                if blob.isEmpty {
-                    code = sqlite3_bind_zeroblob(handle, position, 0)
-                } else {
-                    let start = base + offset
-                    blob.withUnsafeBytes { start.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-                    offset += blob.count
-                    code = sqlite3_bind_blob(handle, position, start, Int32(blob.count), nil /* SQLITE_STATIC */)
-                }
-            }
-            guard code == SQLITE_OK else { throw failure(code, sql: sql) }
-        }
-        return try run(handle, sql: sql)
-    }
-
-
-    /// Binds `binds` to a statement. Every parameter is bound each time (the count must
-    /// match), so nothing of the last run is left to clear.
-    func bind(_ handle: OpaquePointer, _ binds: [SQLValue], sql: String) throws {
-        sqlite3_reset(handle)
-        guard Int(sqlite3_bind_parameter_count(handle)) == binds.count else {
-            throw SQLError(.other, code: "bind", message: "the statement takes \(sqlite3_bind_parameter_count(handle)) values, \(binds.count) were given", sql: sql)
-        }
-        for (offset, value) in binds.enumerated() {
-            let index = Int32(offset + 1)
-            let code: Int32
-            switch value {
-            case .null: code = sqlite3_bind_null(handle, index)
-            case .integer(let number): code = sqlite3_bind_int64(handle, index, number)
-            case .text(let text):
-                var text = text
-                code = text.withUTF8 { sqlite3_bind_text(handle, index, $0.baseAddress, Int32($0.count), Self.transient) }
-            case .bytes(let bytes):
                 // An empty array binds an empty blob, not NULL (a NULL pointer would bind NULL).
-                code = bytes.isEmpty
-                    ? sqlite3_bind_zeroblob(handle, index, 0)
-                    : bytes.withUnsafeBytes { sqlite3_bind_blob(handle, index, $0.baseAddress, Int32($0.count), Self.transient) }
+                code = blob.isEmpty ? sqlite3_bind_zeroblob(handle, position, 0) : blob.withUnsafeBytes { raw in
+                    guard let arena else { return sqlite3_bind_blob(handle, position, raw.baseAddress, Int32(raw.count), Self.transient) }
+                    let start = arena + offset
+                    start.copyMemory(from: raw.baseAddress!, byteCount: raw.count)
+                    offset += raw.count
+                    return sqlite3_bind_blob(handle, position, start, Int32(raw.count), nil /* SQLITE_STATIC */)
+                }
             }
             guard code == SQLITE_OK else { throw failure(code, sql: sql) }
         }
