@@ -433,20 +433,17 @@ extension SQLConnection {
     /// row's values fill its tuple in order. How many rows the statements changed.
     @discardableResult
     public func runRows(_ head: String, row: String, _ tail: String = "", rows: [[any SQLBindable]]) throws -> Int {
-        var changed = 0
-        try forEachGroup(head, row: row, tail, rows: rows) { changed += try execute($0, $1) }
-        return changed
+        try runRows(head, row: row, tail, values: rows.map { $0.map { $0.sqlValue } })
     }
 
     /// `runRows` for writes whose count the caller does not need: each statement goes as
     /// `send` (on PostgreSQL without waiting, its error thrown by the next statement that waits).
     public func sendRows(_ head: String, row: String, _ tail: String = "", rows: [[any SQLBindable]]) throws {
-        try forEachGroup(head, row: row, tail, rows: rows) { try send($0, $1) }
+        try sendRows(head, row: row, tail, values: rows.map { $0.map { $0.sqlValue } })
     }
 
-    /// `runRows` with rows of values made by the caller: nothing to convert, where a row of
-    /// `any SQLBindable` asks each value for its own through a witness (the night's largest
-    /// writes go this way).
+    /// `runRows` with rows of values made by the caller, with nothing to convert (the
+    /// night's largest writes go this way).
     @discardableResult
     public func runRows(_ head: String, row: String, _ tail: String = "", values rows: [[SQLValue]]) throws -> Int {
         var changed = 0
@@ -459,27 +456,14 @@ extension SQLConnection {
         try forEachGroup(head, row: row, tail, rows: rows) { try send($0, $1) }
     }
 
-    private func forEachGroup(_ head: String, row: String, _ tail: String, rows: [[any SQLBindable]], _ body: (String, [SQLValue]) throws -> Void) throws {
-        try forEachGroup(head, row: row, tail, count: rows.count, width: rows.first?.count ?? 0, { binds, index in
-            for value in rows[index] { binds.append(value.sqlValue) }
-        }, body)
-    }
-
     private func forEachGroup(_ head: String, row: String, _ tail: String, rows: [[SQLValue]], _ body: (String, [SQLValue]) throws -> Void) throws {
-        try forEachGroup(head, row: row, tail, count: rows.count, width: rows.first?.count ?? 0, { binds, index in
-            binds.append(contentsOf: rows[index])
-        }, body)
-    }
-
-    private func forEachGroup(_ head: String, row: String, _ tail: String, count: Int, width: Int, _ append: (inout [SQLValue], Int) -> Void,
-                              _ body: (String, [SQLValue]) throws -> Void) throws {
         var start = 0
-        for size in [256, 16, 2, 1] where count - start >= size {
+        for size in [256, 16, 2, 1] where rows.count - start >= size {
             let text = head + " " + Array(repeating: row, count: size).joined(separator: ", ") + (tail.isEmpty ? "" : " " + tail)
-            while count - start >= size {
+            while rows.count - start >= size {
                 var binds: [SQLValue] = []
-                binds.reserveCapacity(size * width)
-                for index in start..<start + size { append(&binds, index) }
+                binds.reserveCapacity(size * rows[start].count)
+                for values in rows[start..<start + size] { binds.append(contentsOf: values) }
                 try body(text, binds)
                 start += size
             }

@@ -410,7 +410,7 @@ public struct CampaignStore {
         }
         try sql.sendRows("INSERT INTO campaign_cap_use (campaign_id, scope, scope_id, period, period_key, uses, discount_fen) VALUES", row: "(?, ?, ?, ?, ?, ?, ?)", """
             ON CONFLICT (campaign_id, scope, scope_id, period, period_key) DO UPDATE SET uses = campaign_cap_use.uses + excluded.uses, discount_fen = campaign_cap_use.discount_fen + excluded.discount_fen
-            """, rows: caps.order.map { key in [key.campaignID, key.scope, key.scopeID, key.period, key.key, caps.sums[key]!.uses, caps.sums[key]!.fen] })
+            """, values: caps.order.map { key in [key.campaignID.sqlValue, key.scope.sqlValue, key.scopeID.sqlValue, key.period.sqlValue, key.key.sqlValue, caps.sums[key]!.uses.sqlValue, caps.sums[key]!.fen.sqlValue] })
         try sql.sendRows("INSERT INTO campaign_budgets (campaign_id, spent_fen) VALUES", row: "(?, ?)",
                         "ON CONFLICT (campaign_id) DO UPDATE SET spent_fen = campaign_budgets.spent_fen + excluded.spent_fen",
                         rows: budgets.order.map { [$0, budgets.sums[$0]!.fen] })

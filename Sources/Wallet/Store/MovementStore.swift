@@ -49,7 +49,7 @@ public struct MovementStore {
                         row: "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values: rows)
         try sql.sendRows("INSERT INTO wallet_usage (wallet_id, period, balance_payments_fen) VALUES", row: "(?, ?, ?)",
                         "ON CONFLICT (wallet_id, period) DO UPDATE SET balance_payments_fen = wallet_usage.balance_payments_fen + excluded.balance_payments_fen",
-                        rows: order.map { [$0.walletID, $0.period, usage[$0]!] })
+                        values: order.map { [.integer($0.walletID), $0.period.sqlValue, .integer(usage[$0]!)] })
     }
 
     private struct UsageKey: Hashable {
