@@ -89,7 +89,7 @@ public enum FeedIngest {
                     seq += 1
                     try stager.cancel(feedKey: feedID, seq: seq, key: PaymentKey(biller: biller.code, billID: cancel.billID), reason: String(cancel.reason.prefix(140)), businessDate: date.iso)
                 })
-            try stager.finish(collided: collided)
+            try stager.finish(feedKey: feedID, collided: collided)
             try store.setFeedCounts(feedID, bills: summary.bills, cancels: summary.cancels)
             return .staged(feedID: summary.header.feedID, bills: stager.staged, cancels: summary.cancels, recordFaults: faults)
         } catch let replay as ReplayStop {

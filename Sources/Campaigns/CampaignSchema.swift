@@ -130,6 +130,10 @@ public enum CampaignSchema {
             SQLiteCheckLists.List("campaign_allocations", "points_status", ["'pending'", "'vested'", "'expired'", "'reversed'"]),
             SQLiteCheckLists.List("campaign_cap_use", "period", ["'day'", "'week'", "'month'", "'campaign'"]),
         ]),
+        // No read names an allocation's campaign and bill account (the cap counters answer
+        // what the caps ask): a campaign's allocations are read through the index by
+        // campaign and wallet, and this one was an entry more for every allocation.
+        SQLMigration("campaigns-v6-one-index-by-campaign", "DROP INDEX campaign_allocations_by_account"),
     ]
 
     /// Registers the migrations, in order.

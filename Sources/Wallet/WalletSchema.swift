@@ -61,6 +61,10 @@ public enum WalletSchema {
             SQLiteCheckLists.List("kyc_submissions", "status", ["'submitted'", "'approved'", "'rejected'"]),
             SQLiteCheckLists.List("card_operations", "status", ["'pending'", "'completed'", "'failed'"]),
         ]),
+        // A month's movements are the wallet's movements of the month's times, read through
+        // the index by wallet and time (`MovementStore.monthRange`): the index by month was
+        // an entry more for every movement written.
+        SQLMigration("wallet-v10-months-by-time", "DROP INDEX wallet_movements_by_month"),
     ]
 
     /// Registers the migrations, in order.

@@ -63,6 +63,43 @@ import Testing
         #expect(try world.bill("QD-GAS", "G-2") == nil)
     }
 
+    /// A feed keeps the ids of the first and the last bill its move wrote, and its bills are
+    /// read as that range of ids with their feed compared: exactly the rows naming it lie in
+    /// it; a feed whose every bill was staged before keeps none and reads none as its own.
+    @Test func aFeedKeepsTheRangeOfItsBills() throws {
+        let world = try BillingWorld()
+        try world.populate()
+        let customer = "1199999999"
+        let one = try Self.feed(world.directory, biller: "QD-WATER", feedID: "F-1", customer: customer, bills: (1...300).map { (id: "W-\($0)", fen: Int64(1_000 + $0)) })
+        _ = try world.run("2026-11-27", feeds: ["QD-WATER": one])
+        let again = try Self.feed(world.directory, biller: "QD-WATER", feedID: "F-2", customer: customer, bills: [(id: "W-1", fen: 1_001), (id: "W-2", fen: 1_002)])
+        _ = try world.run("2026-11-27", feeds: ["QD-WATER": again], force: true)
+        let three = try Self.feed(world.directory, biller: "QD-WATER", feedID: "F-3", customer: customer, bills: (301...310).map { (id: "W-\($0)", fen: Int64(1_000 + $0)) })
+        _ = try world.run("2026-11-27", feeds: ["QD-WATER": three], force: true)
+        func range(_ feed: String) throws -> String {
+            let row = try world.rows("SELECT first_bill, last_bill FROM feeds WHERE feed_id = ?", ["QD-WATER/" + feed])[0]
+            let first: Int64? = try row[0], last: Int64? = try row[1]
+            guard let first, let last else { return "none" }
+            let inside = try world.count("SELECT count(*) FROM bills WHERE id BETWEEN ? AND ?", [first, last])
+            let named = try world.count("SELECT count(*) FROM bills WHERE id BETWEEN ? AND ? AND feed_id = ?", [first, last, "QD-WATER/" + feed])
+            return "\(last - first + 1) ids, \(inside) bills, \(named) of the feed"
+        }
+        #expect(try range("F-1") == "300 ids, 300 bills, 300 of the feed")
+        #expect(try range("F-2") == "none")
+        #expect(try range("F-3") == "10 ids, 10 bills, 10 of the feed")
+        #expect(try world.count("SELECT count(*) FROM bills WHERE feed_id = 'QD-WATER/F-1'") == 300)
+        let day = { try world.store.database.read { try BillStore($0).feedDay(biller: "QD-WATER", on: ShanghaiCalendar.Date(year: 2026, month: 11, day: 27)) } }
+        #expect(try day().staged.count == 310)
+        #expect(try day().billRecords == 2)
+        // Two feeds moved at once on PostgreSQL may take ids inside each other's range: a
+        // feed's range stretched over F-1's bills still reads only its own.
+        let f1 = try world.rows("SELECT first_bill FROM feeds WHERE feed_id = 'QD-WATER/F-1'")[0]
+        let f1First: Int64 = try f1[0]
+        try world.execute("UPDATE feeds SET first_bill = ? WHERE feed_id = 'QD-WATER/F-3'", [f1First])
+        #expect(try day().staged.count == 310)
+        #expect(try day().staged.dueFen == (1...310).reduce(Int64(0)) { $0 + 1_000 + Int64($1) })
+    }
+
     /// A feed of `biller` with the given bills (id, amount), all for one customer.
     /// `customerAt` gives some bills (by position) another customer number.
     static func feed(_ directory: URL, biller: String, feedID: String, businessDate: String = "2026-11-27", customer: String, bills: [(id: String, fen: Int64)],

@@ -466,18 +466,46 @@ import Testing
         _ = try t.service.payQR(phone: "13800000001", payload: staticQR, amountFen: 1_500, password: "123456", idempotencyKey: "a")
         _ = try t.service.payQR(phone: "13800000001", payload: grocer, amountFen: 8_800, password: "123456", idempotencyKey: "b")
         _ = try t.service.payQR(phone: "13800000001", payload: staticQR, amountFen: 500, password: "123456", idempotencyKey: "c")
+        // The last microsecond of November in Shanghai (15:59:59.999999 UTC on 30 November)
+        // and the first of December: a month is its Shanghai month's times, start included.
+        t.clock.set(ShanghaiCalendar.startOfMonth(year: 2026, month: 12) - 1)
+        _ = try t.service.payQR(phone: "13800000001", payload: staticQR, amountFen: 700, password: "123456", idempotencyKey: "late")
         t.clock.set(ShanghaiCalendar.startOfMonth(year: 2026, month: 12))
         _ = try t.service.transfer(from: "13800000001", to: "13800000002", amountFen: 300, password: "123456", idempotencyKey: "d")
         let november = try t.service.history(phone: "13800000001", month: "2026-11", kind: nil)
-        #expect(november.map(\.kind) == ["qr_payment", "qr_payment", "qr_payment", "topup"])
-        #expect(november.map(\.amountFen) == [-500, -8_800, -1_500, 100_000])
+        #expect(november.map(\.kind) == ["qr_payment", "qr_payment", "qr_payment", "qr_payment", "topup"])
+        #expect(november.map(\.amountFen) == [-700, -500, -8_800, -1_500, 100_000])
         #expect(try t.service.history(phone: "13800000001", month: "2026-12", kind: nil).map(\.kind) == ["transfer_out"])
-        #expect(try t.service.history(phone: "13800000001", month: nil, kind: "qr_payment").count == 3)
+        #expect(try t.service.history(phone: "13800000001", month: "2026-10", kind: nil).isEmpty)
+        #expect(try t.service.history(phone: "13800000001", month: nil, kind: "qr_payment").count == 4)
+        #expect(try t.service.history(phone: "13800000001", month: "2026-11", kind: "qr_payment").count == 4)
         let summary = try t.service.monthlySummary(phone: "13800000001", month: "2026-11")
         #expect(summary == [
             .init(category: "groceries", spentFen: 8_800, payments: 1),
-            .init(category: "food", spentFen: 2_000, payments: 2),
+            .init(category: "food", spentFen: 2_700, payments: 3),
         ])
+        #expect(try t.service.monthlySummary(phone: "13800000001", month: "2026-12") == [.init(category: "transfer", spentFen: 300, payments: 1)])
+        // What is not a month names none: no row read, none shown.
+        for text in ["2026-13", "2026-00", "2026-1", "2026/11", "２026-11", "", "2026-11-01"] {
+            #expect(try t.service.history(phone: "13800000001", month: text, kind: nil).isEmpty, "\(text)")
+            #expect(try t.service.monthlySummary(phone: "13800000001", month: text).isEmpty, "\(text)")
+        }
+    }
+
+    /// The month of a movement is the Shanghai month of its time (UTC+8, no summer time):
+    /// the range a month key reads is its first microsecond to the next month's, December
+    /// into the next year, February by the Gregorian leap rule.
+    @Test func aMonthKeyIsItsShanghaiMonthsTimes() throws {
+        let hour: Int64 = 3_600_000_000
+        for (key, days) in [("2026-11", 30), ("2026-12", 31), ("2024-02", 29), ("2100-02", 28), ("2000-02", 29)] {
+            let range = try #require(MovementStore.monthRange(key))
+            #expect(range.end - range.start == Int64(days) * 24 * hour, "\(key)")
+            #expect(ShanghaiCalendar.date(at: range.start).monthKey == key && ShanghaiCalendar.date(at: range.end - 1).monthKey == key, "\(key)")
+            #expect(ShanghaiCalendar.date(at: range.start - 1).monthKey != key && ShanghaiCalendar.date(at: range.end).monthKey != key, "\(key)")
+        }
+        // 2026-12-01T00:00:00+08:00 is 2026-11-30T16:00:00Z: 1,796,054,400 s after the epoch.
+        #expect(MovementStore.monthRange("2026-12")?.start == 1_796_054_400_000_000)
+        #expect(MovementStore.monthRange("2026-12")?.end == ShanghaiCalendar.startOfMonth(year: 2027, month: 1))
     }
 }
 

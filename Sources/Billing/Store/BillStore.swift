@@ -464,8 +464,9 @@ public struct BillStore {
         /// sequence number; and hands `collided`, in sequence order and a thousand at a time,
         /// each bill repeated inside the feed (with the bill an earlier feed staged under that
         /// id, if any, else with its first in this feed), then each bill whose id an earlier
-        /// feed had staged. Call it before the feed's counts are read.
-        func finish(collided: (Staged, Existing) throws -> Void) throws {
+        /// feed had staged; and keeps the ids of the feed's first and last bill moved with the
+        /// feed (`feedKey`), its bills' range. Call it before the feed's counts are read.
+        func finish(feedKey: String, collided: (Staged, Existing) throws -> Void) throws {
             guard begun else { return }
             try flush()
             let columns = Self.columnList.map { "t." + $0 }.joined(separator: ", ")
@@ -489,8 +490,20 @@ public struct BillStore {
             // below the amount due, is payable for the wallet with the reason (the first two
             // rules of `BillPayment.decide`, in its order). A link made or changed after this
             // moment finds the bill as the processing would have left it a moment earlier.
+            let before = try sql.int64("SELECT coalesce(max(id), 0) FROM bills", []) ?? 0
             let moved = try sql.run(Self.moveSQL(columns: columns), [now])
             staged += moved
+            if moved > 0 {
+                // Through the table's key after the last id before the move, from each end:
+                // the feed's rows are all there (on PostgreSQL among those of another feed
+                // moved at the same moment, if any).
+                let first = try sql.int64("SELECT id FROM bills WHERE id > ? AND feed_id = ? ORDER BY id LIMIT 1", [before, feedKey])
+                let last = try sql.int64("SELECT id FROM bills WHERE id > ? AND feed_id = ? ORDER BY id DESC LIMIT 1", [before, feedKey])
+                guard let first, let last else {
+                    throw LedgerError(.corrupt, "a feed's moved bills are not found after its move", context: feedKey)
+                }
+                try sql.run("UPDATE feeds SET first_bill = ?, last_bill = ? WHERE feed_id = ?", [first, last, feedKey])
+            }
             // A bill not repeated inside the feed was left out of `bills` only for a row its
             // key already had: when every one went in, none collided, and the search for the
             // collisions (a lookup of every bill of the feed by key) is not made.
@@ -561,8 +574,8 @@ public struct BillStore {
     }
 
     /// The bills of a feed its move left payable for a wallet, `page` at a time in row order,
-    /// through the feed's index (streamed: memory bounded by the page, whatever the feed).
-    /// Right after the move these are the feed's only payable bills.
+    /// through the feed's range of ids (streamed: memory bounded by the page, whatever the
+    /// feed). Right after the move these are the feed's only payable bills.
     func forEachDecidedAtMove(feedKey: String, page: Int, _ body: ([DecidedAtMove]) throws -> Void) throws {
         let cursor = try sql.cursor(Self.decidedAtMoveSQL, [feedKey.sqlValue])
         var bills: [DecidedAtMove] = []
@@ -583,9 +596,16 @@ public struct BillStore {
     /// feed's bills through the index of every payable bill with a wallet (`bills_to_remind`,
     /// whose predicate the condition would then imply): a read that grows with the bills kept.
     static let decidedAtMoveSQL = """
-        SELECT id, biller, bill_id, due_fen, due_date, reason, wallet_id FROM bills
-        WHERE feed_id = ? AND status = '\(BillStatus.payable.rawValue)' ORDER BY id
+        SELECT b.id, b.biller, b.bill_id, b.due_fen, b.due_date, b.reason, b.wallet_id FROM feeds f JOIN bills b ON \(feedsBills("f", "b"))
+        WHERE f.feed_id = ? AND b.status = '\(BillStatus.payable.rawValue)' ORDER BY b.id
         """
+
+    /// The join of a feed (`feed`, a row of `feeds`) and its bills (`bill`): the feed's
+    /// range of ids, each row's feed compared (on PostgreSQL the range may hold bills of a
+    /// feed moved at the same moment).
+    static func feedsBills(_ feed: String, _ bill: String) -> String {
+        "\(bill).id BETWEEN \(feed).first_bill AND \(feed).last_bill AND \(bill).feed_id = \(feed).feed_id"
+    }
 
     /// The stager of a feed: its statements are prepared on first use and kept by the connection.
     func stager(at now: TimestampMicros) -> Stager { Stager(sql: sql, now: now) }
@@ -638,7 +658,10 @@ public struct BillStore {
         var day = FeedDay()
         let keys = try sql.texts("SELECT feed_id FROM feeds WHERE biller = ? AND business_date = ?", [biller, date.iso])
         for key in keys {
-            for row in try sql.allRows("SELECT status, reason, count(*), coalesce(sum(due_fen), 0), count(wallet_id), coalesce(sum(CASE WHEN wallet_id IS NOT NULL THEN due_fen END), 0) FROM bills WHERE feed_id = ? GROUP BY status, reason", [key]) {
+            for row in try sql.allRows("""
+                SELECT b.status, b.reason, count(*), coalesce(sum(b.due_fen), 0), count(b.wallet_id), coalesce(sum(CASE WHEN b.wallet_id IS NOT NULL THEN b.due_fen END), 0)
+                FROM feeds f JOIN bills b ON \(Self.feedsBills("f", "b")) WHERE f.feed_id = ? GROUP BY b.status, b.reason
+                """, [key]) {
                 let count: Int = try row[2], fen: Int64 = try row[3]
                 day.byStatus.append((try Self.status(try row[0]), try row[1], count, fen))
                 day.staged.count += count
@@ -909,10 +932,10 @@ public struct BillStore {
             """
         }
         return """
-            WITH day AS (SELECT feed_id, ingested_at FROM feeds WHERE biller = ?1 AND business_date = ?2),
+            WITH day AS (SELECT feed_id, ingested_at, first_bill, last_bill FROM feeds WHERE biller = ?1 AND business_date = ?2),
             items AS (
                 SELECT d.ingested_at, d.feed_id, b.seq, 'bill' AS source, b.bill_id, NULL AS outcome, NULL AS reason_code, \(columns)
-                FROM day d JOIN bills b ON b.feed_id = d.feed_id
+                FROM day d JOIN bills b ON \(feedsBills("d", "b"))
                 UNION ALL
                 SELECT d.ingested_at, d.feed_id, r.seq, 'record', r.bill_id, r.outcome, r.reason, \(columns)
                 FROM day d JOIN feed_records r ON r.feed_id = d.feed_id \(billOf("r.bill_id", true))

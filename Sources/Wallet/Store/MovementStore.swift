@@ -134,11 +134,35 @@ public struct MovementStore {
         try sql.oneRow("SELECT 1 FROM wallet_movements WHERE wallet_id = ? AND kind = 'qr_payment' AND reference = ? LIMIT 1", [walletID, merchantID]) != nil
     }
 
+    /// The times of a month's movements, `[start, end)`, for its key ("2026-11"; a movement's
+    /// month is the Shanghai month of its time); nil for any other text, which no movement
+    /// has. A month's movements are read as that range of the wallet's index by time.
+    static func monthRange(_ month: String) -> (start: TimestampMicros, end: TimestampMicros)? {
+        let bytes = Array(month.utf8)
+        guard bytes.count == 7, bytes[4] == UInt8(ascii: "-") else { return nil }
+        func number(_ range: Range<Int>) -> Int? {
+            var value = 0
+            for byte in bytes[range] {
+                guard (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) else { return nil }
+                value = value * 10 + Int(byte - UInt8(ascii: "0"))
+            }
+            return value
+        }
+        guard let year = number(0..<4), let number = number(5..<7), year >= 1, (1...12).contains(number) else { return nil }
+        let start = ShanghaiCalendar.startOfMonth(year: year, month: number)
+        let end = number == 12 ? ShanghaiCalendar.startOfMonth(year: year + 1, month: 1) : ShanghaiCalendar.startOfMonth(year: year, month: number + 1)
+        return (start, end)
+    }
+
     /// History, newest first, of a month and a kind (a kind also matches its `kind_...` variants).
     func history(walletID: Int64, month: String?, kind: String?, limit: Int) throws -> [WalletService.Movement] {
         var query = "SELECT \(Self.columns) FROM wallet_movements WHERE wallet_id = ?"
         var arguments: [any SQLBindable] = [walletID]
-        if let month { query += " AND month = ?"; arguments.append(month) }
+        if let month {
+            guard let range = Self.monthRange(month) else { return [] }
+            query += " AND created_at >= ? AND created_at < ?"
+            arguments += [range.start, range.end]
+        }
         if let kind { query += " AND (kind = ? OR kind LIKE ?)"; arguments += [kind, kind + "_%"] }
         query += " ORDER BY created_at DESC, id DESC LIMIT ?"
         arguments.append(limit)
@@ -147,11 +171,12 @@ public struct MovementStore {
 
     /// A month's payments from the balance by category, most spent first.
     func spending(walletID: Int64, month: String) throws -> [WalletService.CategorySpending] {
-        try sql.all("""
+        guard let range = Self.monthRange(month) else { return [] }
+        return try sql.all("""
             SELECT category, -sum(amount_fen) AS spent, count(*) AS payments FROM wallet_movements
-            WHERE wallet_id = ? AND month = ? AND balance_payment = 1
+            WHERE wallet_id = ? AND created_at >= ? AND created_at < ? AND balance_payment = 1
             GROUP BY category ORDER BY spent DESC, category
-            """, [walletID, month]) { WalletService.CategorySpending(category: try $0[0], spentFen: try $0[1], payments: try $0[2]) }
+            """, [walletID, range.start, range.end]) { WalletService.CategorySpending(category: try $0[0], spentFen: try $0[1], payments: try $0[2]) }
     }
 
     // MARK: Merchants
