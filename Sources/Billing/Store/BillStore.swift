@@ -66,21 +66,29 @@ public struct BillStore {
 
     // MARK: Bills
 
-    /// A wallet's bills (its own, and those of the customer numbers it links), newest first.
+    /// A wallet's bills (its own, and those of the customer numbers it links: bills no wallet
+    /// was given yet, and those another wallet had before the number was linked here), newest
+    /// first. Each half through its index (`bills_by_wallet`, `bills_by_customer`): a read
+    /// that grows with the wallet's bills, not with every bill kept.
     func bills(walletID: Int64, status: BillStatus?, limit: Int) throws -> [BillingService.Bill] {
-        var query = """
-            SELECT b.biller, b.bill_id, b.customer_no, b.period, b.amount_fen, b.late_fee_fen, b.due_fen, b.due_date, b.status, b.reason,
-                b.transaction_id, b.paid_via, b.discount_fen, b.points FROM bills b
-            WHERE (b.wallet_id = ? OR EXISTS (SELECT 1 FROM bill_accounts a WHERE a.wallet_id = ? AND a.status = 'linked' AND a.biller = b.biller AND a.customer_no = b.customer_no))
-            """
-        var arguments: [any SQLBindable] = [walletID, walletID]
-        if let status { query += " AND b.status = ?"; arguments.append(status.rawValue) }
-        query += " ORDER BY b.id DESC LIMIT ?"
-        arguments.append(limit)
-        return try sql.allRows(query, arguments).map { row in
+        let arguments: [any SQLBindable] = status.map { [walletID, $0.rawValue, limit] } ?? [walletID, limit]
+        return try sql.allRows(Self.walletBillsSQL(status: status != nil), arguments).map { row in
             BillingService.Bill(biller: try row[0], billId: try row[1], customerNo: try row[2], period: try row[3], amountFen: try row[4], lateFeeFen: try row[5], dueFen: try row[6], dueDate: try row[7],
                                 status: try row[8], reason: try row[9], transactionId: try row[10], paidVia: try row[11], discountFen: try row[12], points: try row[13])
         }
+    }
+
+    /// The wallet's bills: the wallet bound as `?1`, then the status when `status`, then the
+    /// limit.
+    static func walletBillsSQL(status: Bool) -> String {
+        """
+        SELECT b.biller, b.bill_id, b.customer_no, b.period, b.amount_fen, b.late_fee_fen, b.due_fen, b.due_date, b.status, b.reason,
+            b.transaction_id, b.paid_via, b.discount_fen, b.points FROM bills b
+        WHERE b.id IN (SELECT o.id FROM bills o WHERE o.wallet_id = ?1
+                       UNION SELECT c.id FROM bill_accounts a JOIN bills c ON c.biller = a.biller AND c.customer_no = a.customer_no
+                       WHERE a.wallet_id = ?1 AND a.status = 'linked')\(status ? " AND b.status = ?2" : "")
+        ORDER BY b.id DESC LIMIT \(status ? "?3" : "?2")
+        """
     }
 
     /// One bill as pay-bill needs it, with its biller.
