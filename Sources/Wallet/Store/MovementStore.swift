@@ -138,20 +138,8 @@ public struct MovementStore {
     /// month is the Shanghai month of its time); nil for any other text, which no movement
     /// has. A month's movements are read as that range of the wallet's index by time.
     static func monthRange(_ month: String) -> (start: TimestampMicros, end: TimestampMicros)? {
-        let bytes = Array(month.utf8)
-        guard bytes.count == 7, bytes[4] == UInt8(ascii: "-") else { return nil }
-        func number(_ range: Range<Int>) -> Int? {
-            var value = 0
-            for byte in bytes[range] {
-                guard (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) else { return nil }
-                value = value * 10 + Int(byte - UInt8(ascii: "0"))
-            }
-            return value
-        }
-        guard let year = number(0..<4), let number = number(5..<7), year >= 1, (1...12).contains(number) else { return nil }
-        let start = ShanghaiCalendar.startOfMonth(year: year, month: number)
-        let end = number == 12 ? ShanghaiCalendar.startOfMonth(year: year + 1, month: 1) : ShanghaiCalendar.startOfMonth(year: year, month: number + 1)
-        return (start, end)
+        guard month.utf8.count == 7, let first = ShanghaiCalendar.Date(iso: month + "-01") else { return nil }
+        return (first.startMicros, first.adding(days: ShanghaiCalendar.daysIn(year: first.year, month: first.month)).startMicros)
     }
 
     /// History, newest first, of a month and a kind (a kind also matches its `kind_...` variants).
