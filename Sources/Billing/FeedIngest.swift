@@ -32,11 +32,19 @@ public enum FeedIngest {
         return (Array(hasher.finalize()), bytes)
     }
 
+    /// What was done to a feed's file before its chunk: its digest and size, and its records
+    /// read to a spool (nil: the chunk reads the file).
+    public struct ReadAhead: Sendable {
+        public var digest: [UInt8]
+        public var bytes: Int64
+        public var spool: FeedSpool?
+    }
+
     public static func ingest(
         _ db: any SQLConnection, path: String, biller: Biller, date: ShanghaiCalendar.Date,
-        reader: FeedReader, executionID: Int64, now: TimestampMicros
+        reader: FeedReader, executionID: Int64, now: TimestampMicros, readAhead: ReadAhead? = nil
     ) throws -> Outcome {
-        let (digest, bytes) = try sha256(path: path)
+        let (digest, bytes) = try readAhead.map { ($0.digest, $0.bytes) } ?? sha256(path: path)
         guard bytes <= biller.feedBytesMax else {
             throw FeedError(.tooLarge, "the feed is \(bytes) bytes, over the limit of \(biller.feedBytesMax)")
         }
@@ -61,34 +69,35 @@ public enum FeedIngest {
             }
         }
         do {
-            let summary = try reader.readBeside(
-                path: path, expectedBiller: biller.code, expectedDate: date.iso,
-                onHeader: { header in
-                    feedID = BillStore.feedKey(biller: biller.code, feedID: header.feedID)
-                    if let known = try store.feedDigest(feedID) {
-                        if known == Data(digest) { throw ReplayStop(feedID: header.feedID) }
-                        throw FeedError(.feedIdReused, "FeedId \(header.feedID) was ingested before with other content; a corrected feed needs a new FeedId")
-                    }
-                    try store.insertFeed(BillStore.Feed(key: feedID, biller: biller.code, businessDate: header.businessDate, sha256: Data(digest), bytes: bytes,
-                                                        controlSumFen: header.controlSumFen, createdAt: header.createdAt, ingestedAt: now, executionID: executionID))
-                },
-                onBill: { bill in
-                    seq += 1
-                    guard biller.validCustomerNo(bill.customerNo) else {
-                        return try fault(seq, "bill", bill.billID, "rejected", "INVALID_CUSTOMER_NO")
-                    }
-                    guard bill.amountFen >= 1 else {
-                        return try fault(seq, "bill", bill.billID, "rejected", "AMOUNT_TOO_SMALL")
-                    }
-                    try stager.stage(BillStore.Stager.Staged(
-                        biller: biller.code, billID: bill.billID, feedKey: feedID, seq: seq, businessDate: date.iso, customerNo: bill.customerNo, customerName: bill.customerName,
-                        district: bill.district, period: bill.period, usage: bill.usage, usageUnit: bill.usageUnit, amountFen: bill.amountFen, lateFeeFen: bill.lateFeeFen,
-                        dueFen: bill.dueFen, issueDate: bill.issueDate, dueDate: bill.dueDate))
-                },
-                onCancel: { cancel in
-                    seq += 1
-                    try stager.cancel(feedKey: feedID, seq: seq, key: PaymentKey(biller: biller.code, billID: cancel.billID), reason: String(cancel.reason.prefix(140)), businessDate: date.iso)
-                })
+            let onHeader = { (header: FeedHeader) throws in
+                feedID = BillStore.feedKey(biller: biller.code, feedID: header.feedID)
+                if let known = try store.feedDigest(feedID) {
+                    if known == Data(digest) { throw ReplayStop(feedID: header.feedID) }
+                    throw FeedError(.feedIdReused, "FeedId \(header.feedID) was ingested before with other content; a corrected feed needs a new FeedId")
+                }
+                try store.insertFeed(BillStore.Feed(key: feedID, biller: biller.code, businessDate: header.businessDate, sha256: Data(digest), bytes: bytes,
+                                                    controlSumFen: header.controlSumFen, createdAt: header.createdAt, ingestedAt: now, executionID: executionID))
+            }
+            let onBill = { (bill: FeedBill) throws in
+                seq += 1
+                guard biller.validCustomerNo(bill.customerNo) else {
+                    return try fault(seq, "bill", bill.billID, "rejected", "INVALID_CUSTOMER_NO")
+                }
+                guard bill.amountFen >= 1 else {
+                    return try fault(seq, "bill", bill.billID, "rejected", "AMOUNT_TOO_SMALL")
+                }
+                try stager.stage(BillStore.Stager.Staged(
+                    biller: biller.code, billID: bill.billID, feedKey: feedID, seq: seq, businessDate: date.iso, customerNo: bill.customerNo, customerName: bill.customerName,
+                    district: bill.district, period: bill.period, usage: bill.usage, usageUnit: bill.usageUnit, amountFen: bill.amountFen, lateFeeFen: bill.lateFeeFen,
+                    dueFen: bill.dueFen, issueDate: bill.issueDate, dueDate: bill.dueDate))
+            }
+            let onCancel = { (cancel: FeedCancel) throws in
+                seq += 1
+                try stager.cancel(feedKey: feedID, seq: seq, key: PaymentKey(biller: biller.code, billID: cancel.billID), reason: String(cancel.reason.prefix(140)), businessDate: date.iso)
+            }
+            // Read ahead: the records from the spool, as the reader handed them over.
+            let summary = try readAhead?.spool.map { try $0.replay(onHeader: onHeader, onBill: onBill, onCancel: onCancel) }
+                ?? reader.readBeside(path: path, expectedBiller: biller.code, expectedDate: date.iso, onHeader: onHeader, onBill: onBill, onCancel: onCancel)
             try stager.finish(feedKey: feedID, collided: collided)
             try store.setFeedCounts(feedID, bills: summary.bills, cancels: summary.cancels)
             return .staged(feedID: summary.header.feedID, bills: stager.staged, cancels: summary.cancels, recordFaults: faults)
