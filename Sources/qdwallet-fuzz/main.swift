@@ -84,6 +84,9 @@ struct Harness {
     /// well formed (positive amounts, due = amount + late fee).
     func feed(_ bytes: UnsafeRawBufferPointer) {
         guard FileManager.default.createFile(atPath: scratch, contents: Data(bytes)) else { finding("cannot write \(scratch)") }
+        // Not left in the temporary folder after the run (a finding aborts first: its input
+        // is the fuzzer's to keep).
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
         do {
             _ = try FeedReader(schema: schema!).read(
                 path: scratch, expectedBiller: "QD-WATER", expectedDate: nil,

@@ -128,6 +128,57 @@ import Testing
         }
     }
 
+    /// A feed read ahead that nobody takes (its run stopped or failed, and another run of the
+    /// process started the next one) leaves no spool, whether its thread ended before the next
+    /// start or after; the next start does not wait for it; a key not started gives nothing.
+    @Test func aFeedReadAheadThatNobodyTakesLeavesNoSpool() throws {
+        let reader = FeedReader(schema: try XMLSchema(path: sampleFeeds + "/schema/billfeed.xsd"))
+        let directory = try Self.folder("ahead")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let feed = sampleFeeds + "/QD-WATER/QD-WATER-20261127.xml"
+        @Sendable func spooled(_ name: String) throws -> IngestStep.Fetched {
+            let spool = try FeedSpool.write(reader: reader, path: feed, expectedBiller: "QD-WATER", expectedDate: nil, to: directory.appendingPathComponent(name).path)
+            return .readAhead(path: feed, digest: [], bytes: 0, spool: spool)
+        }
+        func exists(_ name: String) -> Bool { FileManager.default.fileExists(atPath: directory.appendingPathComponent(name).path) }
+        func eventually(_ condition: () -> Bool) -> Bool {
+            for _ in 0..<500 where !condition() { usleep(10_000) }
+            return condition()
+        }
+        let lookahead = FeedLookahead()
+        let release = DispatchSemaphore(value: 0)
+        lookahead.start(.init(execution: 1, index: 1)) {
+            release.wait()
+            return try spooled("slow.spool")
+        }
+        // Started again for another run while the first still runs: no wait.
+        let began = Date()
+        lookahead.start(.init(execution: 2, index: 1)) { try spooled("next.spool") }
+        #expect(Date().timeIntervalSince(began) < 1)
+        release.signal()
+        #expect(eventually { exists("next.spool") })
+        let taken = try lookahead.take(.init(execution: 2, index: 1))
+        guard case .readAhead(_, _, _, let spool?)? = taken else {
+            Issue.record("the run's own feed was not handed over: \(String(describing: taken))")
+            return
+        }
+        #expect(spool.path.hasSuffix("next.spool") && exists("next.spool"))
+        // The first run's spool is removed when its thread ends, and nothing is left for it.
+        #expect(eventually { !exists("slow.spool") })
+        #expect(try lookahead.take(.init(execution: 1, index: 1)) == nil)
+        #expect(try lookahead.take(.init(execution: 2, index: 1)) == nil)
+        // Ended and never taken, then another started: its spool is removed.
+        lookahead.start(.init(execution: 3, index: 1)) { try spooled("ended.spool") }
+        #expect(eventually { exists("ended.spool") })
+        usleep(50_000)
+        lookahead.start(.init(execution: 4, index: 2)) { .failed(code: "io", error: "x") }
+        #expect(eventually { !exists("ended.spool") })
+        guard case .failed("io", "x")? = try lookahead.take(.init(execution: 4, index: 2)) else {
+            Issue.record("the last start's result was not handed over")
+            return
+        }
+    }
+
     /// The ingest step's feeds as its chunks receive them.
     final class Seen: @unchecked Sendable {
         private let lock = NSLock()

@@ -37,8 +37,12 @@ import Testing
         return migrator
     }
 
+    /// A database in a folder of its own, removed with the folder (its `-wal` and `-shm`
+    /// files with it).
     func database() throws -> (DatabasePool, String) {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("checks-\(UUID().uuidString).sqlite").path
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("checks-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let path = folder.appendingPathComponent("checks.sqlite").path
         return (try DatabasePool(path: path), path)
     }
 
@@ -63,7 +67,7 @@ import Testing
 
     @Test func everyListIsStoredAsComparisonsAndJudgesAsBefore() throws {
         let (pool, path) = try database()
-        defer { try? FileManager.default.removeItem(atPath: path) }
+        defer { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }
         try QDWalletSchema.migrator().migrate(pool)
         for list in Self.lists {
             let text = try stored(pool, list.table)
@@ -96,7 +100,7 @@ import Testing
     /// passes SQLite's integrity check.
     @Test func aDatabaseOfBeforeIsRewrittenInPlaceOnce() throws {
         let (pool, path) = try database()
-        defer { try? FileManager.default.removeItem(atPath: path) }
+        defer { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }
         try Self.migratorBefore().migrate(pool)
         #expect(try stored(pool, "bills").contains("CHECK (status IN ('new', 'payable', 'paid', 'unmatched', 'cancelled', 'refunded'))"))
         try pool.write { db in
