@@ -36,7 +36,7 @@ struct ReportCommand: ParsableCommand {
             default: reconciliation.text
             }
             if let out {
-                try text.write(toFile: out, atomically: true, encoding: .utf8)
+                try AtomicFile.write(text, to: out)
                 FileHandle.standardError.write(Data("reconciliation for \(day.iso) written to \(out): \(reconciliation.breaks.count) break(s)\n".utf8))
             } else {
                 print(text)

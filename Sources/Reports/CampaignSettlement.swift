@@ -96,8 +96,8 @@ public enum CampaignSettlement {
             encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
             for statement in statements {
                 let base = (directory as NSString).appendingPathComponent("\(statement.sponsor)-\(date.compact)")
-                try encoder.encode(statement).write(to: URL(fileURLWithPath: base + ".json"), options: .atomic)
-                try statement.csv.write(toFile: base + ".csv", atomically: true, encoding: .utf8)
+                try AtomicFile.write(try encoder.encode(statement), to: base + ".json")
+                try AtomicFile.write(statement.csv, to: base + ".csv")
             }
             return (Checkpoint(written: true), ChunkCounts(read: statements.count, written: statements.count, done: true))
         }

@@ -41,7 +41,7 @@ public enum ReconciliationJob {
             var files: [String] = []
             for (suffix, text) in [("txt", reconciliation.text), ("csv", reconciliation.csv), ("json", reconciliation.json), ("html", reconciliation.html)] {
                 let path = (directory as NSString).appendingPathComponent("reconciliation-\(date.compact).\(suffix)")
-                try text.write(toFile: path, atomically: true, encoding: .utf8)
+                try AtomicFile.write(text, to: path)
                 files.append(path)
             }
             return (Checkpoint(breaks: reconciliation.breaks.count, files: files), ChunkCounts(read: reconciliation.billers.count, written: files.count, failed: reconciliation.breaks.count, done: true))

@@ -30,7 +30,7 @@ import Testing
             \(body)</BillFeed>
             """
         let path = directory.appendingPathComponent("drain.xml").path
-        try xml.write(toFile: path, atomically: true, encoding: .utf8)
+        try xml.write(toFile: path, atomically: false, encoding: .utf8)
         return "file://" + path
     }
 

@@ -180,7 +180,7 @@ func withCaps(_ text: String, _ caps: [(scope: String, period: String, maxCount:
             <?xml version="1.0" encoding="UTF-8"?>
             <BillFeed xmlns="urn:qdwallet:billfeed:1"><Header><FeedId>QD-WATER-20261127-02</FeedId><BillerCode>QD-WATER</BillerCode><CreatedAt>2026-11-27T23:00:00+08:00</CreatedAt><BusinessDate>2026-11-27</BusinessDate><NbOfBills>0</NbOfBills><CtrlSum Ccy="CNY">0.00</CtrlSum></Header>
             <Cancel><BillId>\(sameDay)</BillId><Reason>meter misread</Reason></Cancel></BillFeed>
-            """.write(to: second, atomically: true, encoding: .utf8)
+            """.write(to: second, atomically: false, encoding: .utf8)
         // The clock has not moved: the cancel's feed is ingested at the same moment as the
         // bill's, and the bill is still one item.
         #expect(try world.run("2026-11-27", feeds: ["QD-WATER": "file://" + second.path], force: true).status == "completed")

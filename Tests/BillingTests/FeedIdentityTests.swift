@@ -16,7 +16,7 @@ import Testing
             <Bill><BillId>\(billID)</BillId><CustomerNo>\(customer)</CustomerNo><CustomerName>张*</CustomerName><District>市南区</District><Period>2026-11</Period><Usage Unit="m3">1.0</Usage><Amount Ccy="CNY">\(yuan)</Amount><LateFee Ccy="CNY">0.00</LateFee><IssueDate>2026-11-27</IssueDate><DueDate>2026-12-20</DueDate></Bill></BillFeed>
             """
         let path = directory.appendingPathComponent("\(biller)-\(feedID)-\(billID).xml").path
-        try xml.write(toFile: path, atomically: true, encoding: .utf8)
+        try xml.write(toFile: path, atomically: false, encoding: .utf8)
         return "file://" + path
     }
 
@@ -115,7 +115,7 @@ import Testing
         }
         xml += "</BillFeed>\n"
         let path = directory.appendingPathComponent("\(biller)-\(feedID).xml").path
-        try xml.write(toFile: path, atomically: true, encoding: .utf8)
+        try xml.write(toFile: path, atomically: false, encoding: .utf8)
         return "file://" + path
     }
 

@@ -282,7 +282,7 @@ import Testing
             func sent(by biller: String, to world: BillingWorld) throws -> String {
                 let path = world.directory.appendingPathComponent("\(bad).xml").path
                 let body = bad == "wrong-biller" ? text : text.replacingOccurrences(of: "<BillerCode>QD-WATER</BillerCode>", with: "<BillerCode>\(biller)</BillerCode>")
-                try body.write(toFile: path, atomically: true, encoding: .utf8)
+                try body.write(toFile: path, atomically: false, encoding: .utf8)
                 return "file://" + path
             }
             let ahead = try BillingWorld()

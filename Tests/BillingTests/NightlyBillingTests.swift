@@ -257,7 +257,7 @@ import QDSQL
         let changed = original.replacingOccurrences(of: "<Amount Ccy=\"CNY\">45.20</Amount>", with: "<Amount Ccy=\"CNY\">45.21</Amount>")
             .replacingOccurrences(of: "<CtrlSum Ccy=\"CNY\">192.30</CtrlSum>", with: "<CtrlSum Ccy=\"CNY\">192.31</CtrlSum>")
         #expect(changed.contains("<CtrlSum Ccy=\"CNY\">192.31</CtrlSum>") && changed.contains("45.21"))
-        try changed.write(to: altered, atomically: true, encoding: .utf8)
+        try changed.write(to: altered, atomically: false, encoding: .utf8)
         let report = try world.run("2026-11-27", feeds: ["QD-WATER": altered.absoluteString], force: true)
         let water = try #require(try world.summary(report).billers.first { $0.biller == "QD-WATER" })
         #expect(water.status == "rejected")

@@ -125,7 +125,7 @@ import Wallet
                 <?xml version="1.0" encoding="UTF-8"?>
                 <BillFeed xmlns="urn:qdwallet:billfeed:1"><Header><FeedId>QD-WATER-20261128-\(number)</FeedId><BillerCode>QD-WATER</BillerCode><CreatedAt>2026-11-28T23:00:00+08:00</CreatedAt><BusinessDate>2026-11-28</BusinessDate><NbOfBills>1</NbOfBills><CtrlSum Ccy="CNY">1.30</CtrlSum></Header>
                 <Bill><BillId>W2611-900001</BillId><CustomerNo>\(customerNo)</CustomerNo><CustomerName>张*</CustomerName><District>市南区</District><Period>2026-11</Period><Usage Unit="m3">0.4</Usage><Amount Ccy="CNY">1.30</Amount><LateFee Ccy="CNY">0.00</LateFee><IssueDate>2026-11-28</IssueDate><DueDate>2026-12-21</DueDate></Bill></BillFeed>
-                """.write(to: file, atomically: true, encoding: .utf8)
+                """.write(to: file, atomically: false, encoding: .utf8)
             return "file://" + file.path
         }
         // The clock has not moved: both feeds are ingested at one moment, in FeedId order.
@@ -165,7 +165,7 @@ import Wallet
             <?xml version="1.0" encoding="UTF-8"?>
             <BillFeed xmlns="urn:qdwallet:billfeed:1"><Header><FeedId>QD-WATER-20261128-\(number)</FeedId><BillerCode>QD-WATER</BillerCode><CreatedAt>2026-11-28T23:00:00+08:00</CreatedAt><BusinessDate>2026-11-28</BusinessDate><NbOfBills>\(bills.count)</NbOfBills><CtrlSum Ccy="CNY">\(Money(fen: 130 * Int64(bills.count)).yuanString)</CtrlSum></Header>
             \(body)</BillFeed>
-            """.write(to: file, atomically: true, encoding: .utf8)
+            """.write(to: file, atomically: false, encoding: .utf8)
         return "file://" + file.path
     }
 

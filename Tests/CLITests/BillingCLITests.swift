@@ -39,10 +39,10 @@ import Testing
     @Test func aJobRunsWhateverIsWrongInAnotherJobsConfiguration() throws {
         var cli = try runner()
         defer { cli.cleanUp() }
-        try "sink = \"carrier-pigeon\"\n".write(to: cli.directory.appendingPathComponent("Jobs/notify.toml"), atomically: true, encoding: .utf8)
+        try "sink = \"carrier-pigeon\"\n".write(to: cli.directory.appendingPathComponent("Jobs/notify.toml"), atomically: false, encoding: .utf8)
         let settlement = cli.directory.appendingPathComponent("Jobs/campaign-settlement.job.toml")
         let definition = try String(contentsOf: settlement, encoding: .utf8)
-        try definition.replacingOccurrences(of: "schedule    = \"0 5 * * *\"", with: "schedule    = \"0 5 * *\"").write(to: settlement, atomically: true, encoding: .utf8)
+        try definition.replacingOccurrences(of: "schedule    = \"0 5 * * *\"", with: "schedule    = \"0 5 * *\"").write(to: settlement, atomically: false, encoding: .utf8)
         let settle = try cli.run(["jobs", "run", "campaign-settlement", "--date", "2026-11-27"])
         #expect(settle.status != 0)
         #expect(settle.stderr.contains("campaign-settlement.job.toml"), "\(settle.stderr)")
@@ -120,7 +120,7 @@ import Testing
         #expect(try String(contentsOfFile: html, encoding: .utf8).contains("<svg"))
         #expect(try cli.run(["report", "reconciliation", "--date", "2026-11-27", "--format", "pdf"]).status == 2)
         let reportFile = cli.directory.appendingPathComponent("reports/QD-WATER/QDW-QD-WATER-20261127.xml").path
-        try "tampered".write(toFile: reportFile, atomically: true, encoding: .utf8)
+        try "tampered".write(toFile: reportFile, atomically: false, encoding: .utf8)
         let breaks = try cli.run(["report", "reconciliation", "--date", "2026-11-27", "--format", "csv"])
         #expect(breaks.status == 3)
         #expect(breaks.stdout.contains("break,2026-11-27,,report_altered"))
@@ -129,7 +129,7 @@ import Testing
         let wrongTotals = cli.directory.appendingPathComponent("wrong-totals.xml")
         try String(contentsOfFile: "\(Self.root)/SampleFeeds/bad/wrong-totals.xml", encoding: .utf8)
             .replacingOccurrences(of: "<FeedId>QD-WATER-20261127-01</FeedId>", with: "<FeedId>QD-WATER-20261127-99</FeedId>")
-            .write(to: wrongTotals, atomically: true, encoding: .utf8)
+            .write(to: wrongTotals, atomically: false, encoding: .utf8)
         let broken = try cli.run(["jobs", "run", "nightly-billing", "--date", "2026-11-27", "--force", "--feed", "QD-WATER=\(wrongTotals.absoluteString)", "--json"])
         #expect(broken.status == 3)
         let brokenWater = (try broken.json()["billers"] as? [[String: Any]])?.first { $0["biller"] as? String == "QD-WATER" }
@@ -178,7 +178,7 @@ import Testing
         ]
         cli.environment["QDWALLET_LOG_LEVEL"] = "trace"
         let netrc = cli.directory.appendingPathComponent("netrc")
-        try "machine 127.0.0.1 login feeds password netrc-Pa55word\n".write(to: netrc, atomically: true, encoding: .utf8)
+        try "machine 127.0.0.1 login feeds password netrc-Pa55word\n".write(to: netrc, atomically: false, encoding: .utf8)
         cli.environment["QDWALLET_NETRC"] = netrc.path
         cli.environment["QDWALLET_WEBHOOK_SECRET"] = "webhook-S3cret"
         // Deliveries to a closed loopback port: every message fails and is logged.
@@ -190,7 +190,7 @@ import Testing
             backoff_max_seconds = 1
             quiet_from = "00:00"
             quiet_to = "00:00"
-            """.write(to: cli.directory.appendingPathComponent("Jobs/notify.toml"), atomically: true, encoding: .utf8)
+            """.write(to: cli.directory.appendingPathComponent("Jobs/notify.toml"), atomically: false, encoding: .utf8)
         var everything = ""
         func run(_ arguments: [String], stdin: String? = nil) throws {
             let result = try cli.run(arguments, stdin: stdin)
@@ -234,7 +234,7 @@ import Testing
         let blocks = original.components(separatedBy: "[[biller]]")
         let withoutGas = blocks.filter { !$0.contains("\"QD-GAS\"") }.joined(separator: "[[biller]]")
         let heat = "\n[[biller]]\ncode = \"QD-HEAT\"\nname = \"青岛热力\"\ncategory = \"heating\"\nfeed_url = \"file://{root}/SampleFeeds/QD-HEAT/{yyyymmdd}.xml\"\nresult_url = \"file://{reports}/QD-HEAT/{yyyymmdd}.xml\"\n"
-        try (withoutGas + heat).write(to: file, atomically: true, encoding: .utf8)
+        try (withoutGas + heat).write(to: file, atomically: false, encoding: .utf8)
         let synced = try #require(try ok(cli, ["billers"])["billers"] as? [[String: Any]])
         let status = Dictionary(uniqueKeysWithValues: synced.map { ($0["code"] as? String ?? "", $0["status"] as? String ?? "") })
         #expect(status == ["QD-GAS": "not_in_file", "QD-HEAT": "added", "QD-POWER": "registered", "QD-WATER": "registered"])
@@ -245,7 +245,7 @@ import Testing
         try ok(cli, ["wallet", "open", "--phone", "13800000001", "--name", "张三"])
         try ok(cli, ["utility", "link", "--phone", "13800000001", "--biller", "QD-GAS", "--customer-no", "88001234"])
         // A broken file is refused before anything is written.
-        try "[[biller]]\ncode = \"qd-bad\"\n".write(to: file, atomically: true, encoding: .utf8)
+        try "[[biller]]\ncode = \"qd-bad\"\n".write(to: file, atomically: false, encoding: .utf8)
         let broken = try cli.run(["billers", "--json"])
         #expect(broken.status == 1)
         #expect(broken.stderr.contains("billers.toml"))

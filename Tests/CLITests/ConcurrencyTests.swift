@@ -42,7 +42,7 @@ import Testing
             [[benefit]]
             kind = "threshold_off"
             tiers = [ { min_fen = 1_000, off_fen = 100 } ]
-            """.write(to: jobs.appendingPathComponent("campaigns/race.toml"), atomically: true, encoding: .utf8)
+            """.write(to: jobs.appendingPathComponent("campaigns/race.toml"), atomically: false, encoding: .utf8)
         try FileManager.default.createSymbolicLink(atPath: cli.directory.appendingPathComponent("SampleFeeds").path, withDestinationPath: Self.root + "/SampleFeeds")
         cli.environment["QDWALLET_DB"] = url ?? cli.databasePath
         cli.environment["QDWALLET_JOBS_DIR"] = jobs.path

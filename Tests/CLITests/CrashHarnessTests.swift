@@ -42,7 +42,7 @@ import Testing
             stale_after_seconds = 5
             [parameters]
             date = "{yesterday}"
-            """.write(to: jobs.appendingPathComponent("nightly-billing.job.toml"), atomically: true, encoding: .utf8)
+            """.write(to: jobs.appendingPathComponent("nightly-billing.job.toml"), atomically: false, encoding: .utf8)
         try FileManager.default.createSymbolicLink(atPath: cli.directory.appendingPathComponent("SampleFeeds").path, withDestinationPath: Self.root + "/SampleFeeds")
         cli.environment["QDWALLET_DB"] = url ?? cli.databasePath
         cli.environment["QDWALLET_JOBS_DIR"] = jobs.path
@@ -83,7 +83,7 @@ import Testing
             <?xml version="1.0" encoding="UTF-8"?>
             <BillFeed xmlns="urn:qdwallet:billfeed:1"><Header><FeedId>K-20261127</FeedId><BillerCode>QD-WATER</BillerCode><CreatedAt>2026-11-27T22:00:00+08:00</CreatedAt><BusinessDate>2026-11-27</BusinessDate><NbOfBills>4000</NbOfBills><CtrlSum Ccy="CNY">\(total / 100).\(String(format: "%02d", total % 100))</CtrlSum></Header>
             \(body)</BillFeed>
-            """.write(to: feed, atomically: true, encoding: .utf8)
+            """.write(to: feed, atomically: false, encoding: .utf8)
 
         let arguments = ["jobs", "run", "nightly-billing", "--date", "2026-11-27", "--feed", "QD-WATER=\(feed.absoluteString)", "--feed", "QD-POWER=file:///nonexistent", "--feed", "QD-GAS=file:///nonexistent"]
         // Seeded and reproducible: QDWALLET_CRASH_KILLS runs are killed (16 unless set), then

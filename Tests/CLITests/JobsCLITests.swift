@@ -53,7 +53,7 @@ import Testing
         let campaign = jobs.appendingPathComponent("campaigns/first-bill-welcome.toml")
         let text = try String(contentsOf: campaign, encoding: .utf8)
         #expect(text.contains("version  = 1\n"))
-        try text.replacingOccurrences(of: "version  = 1\n", with: "version  = 2\n").write(to: campaign, atomically: true, encoding: .utf8)
+        try text.replacingOccurrences(of: "version  = 1\n", with: "version  = 2\n").write(to: campaign, atomically: false, encoding: .utf8)
         cli.environment["QDWALLET_JOBS_DIR"] = jobs.path
         func versions() throws -> Int {
             var count = -1

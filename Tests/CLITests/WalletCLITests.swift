@@ -131,7 +131,7 @@ import Testing
         #expect(result.status == 4)
         #expect(result.stderr.contains("QDWALLET_DATA_KEY"))
         let keyFile = cli.directory.appendingPathComponent("key")
-        try Data((0..<32).map { UInt8($0) }).base64EncodedString().write(to: keyFile, atomically: true, encoding: .utf8)
+        try Data((0..<32).map { UInt8($0) }).base64EncodedString().write(to: keyFile, atomically: false, encoding: .utf8)
         cli.environment["QDWALLET_DATA_KEY_FILE"] = keyFile.path
         // A key file others can read is refused until it is private.
         try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: keyFile.path)
@@ -153,7 +153,7 @@ import Testing
 
         // Rotation through the CLI: afterwards only the new key opens the data.
         let newKeyFile = cli.directory.appendingPathComponent("key-2")
-        try Data((0..<32).map { UInt8(255 - $0) }).base64EncodedString().write(to: newKeyFile, atomically: true, encoding: .utf8)
+        try Data((0..<32).map { UInt8(255 - $0) }).base64EncodedString().write(to: newKeyFile, atomically: false, encoding: .utf8)
         try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: newKeyFile.path)
         let rotation = try cli.run(["keys", "rotate", "--new-key-file", newKeyFile.path])
         #expect(rotation.status == 0, "\(rotation.stderr)")

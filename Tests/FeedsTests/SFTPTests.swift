@@ -23,7 +23,7 @@ struct SFTPTests {
 
     func fixture(_ server: SSHServer) throws -> (remote: String, local: String) {
         let remote = server.directory + "/feed.xml"
-        try Self.feed.write(toFile: remote, atomically: true, encoding: .utf8)
+        try Self.feed.write(toFile: remote, atomically: false, encoding: .utf8)
         return (remote, server.directory + "/downloaded.xml")
     }
 
@@ -41,7 +41,7 @@ struct SFTPTests {
         #expect(try String(contentsOfFile: local, encoding: .utf8) == Self.feed)
         // Upload of a payment report to the same server.
         let report = server.directory + "/report.xml"
-        try "<PaymentReport/>\n".write(toFile: report, atomically: true, encoding: .utf8)
+        try "<PaymentReport/>\n".write(toFile: report, atomically: false, encoding: .utf8)
         try fetcher.upload(file: report, to: server.url(server.directory + "/uploaded.xml"), sshHostKeySHA256: server.hostKeyFingerprint)
         #expect(try String(contentsOfFile: server.directory + "/uploaded.xml", encoding: .utf8) == "<PaymentReport/>\n")
         // The fingerprint also works without its "SHA256:" prefix.
@@ -80,7 +80,7 @@ struct SFTPTests {
         #expect(!FileManager.default.fileExists(atPath: local))
         // Nor does an upload go to a server with the wrong key.
         let report = server.directory + "/report.xml"
-        try "<PaymentReport/>\n".write(toFile: report, atomically: true, encoding: .utf8)
+        try "<PaymentReport/>\n".write(toFile: report, atomically: false, encoding: .utf8)
         #expect(hostKeyRefusal { try fetcher(["QDWALLET_SSH_KEY": server.userKey]).upload(file: report, to: server.url(server.directory + "/up.xml"), sshHostKeySHA256: server.otherHostKeyFingerprint) }?.code == .hostKey)
         #expect(!FileManager.default.fileExists(atPath: server.directory + "/up.xml"))
     }

@@ -63,8 +63,8 @@ public final class SSHServer {
         port = try Self.freePort()
         let hostPublic = try String(contentsOfFile: directory + "/hostkey.pub", encoding: .utf8).split(separator: " ").prefix(2).joined(separator: " ")
         let otherPublic = try String(contentsOfFile: directory + "/otherhostkey.pub", encoding: .utf8).split(separator: " ").prefix(2).joined(separator: " ")
-        try "[127.0.0.1]:\(port) \(hostPublic)\n".write(toFile: directory + "/known_hosts", atomically: true, encoding: .utf8)
-        try "[127.0.0.1]:\(port) \(otherPublic)\n".write(toFile: directory + "/known_hosts.other", atomically: true, encoding: .utf8)
+        try "[127.0.0.1]:\(port) \(hostPublic)\n".write(toFile: directory + "/known_hosts", atomically: false, encoding: .utf8)
+        try "[127.0.0.1]:\(port) \(otherPublic)\n".write(toFile: directory + "/known_hosts.other", atomically: false, encoding: .utf8)
         hostKeyFingerprint = try Self.fingerprint(directory + "/hostkey.pub")
         otherHostKeyFingerprint = try Self.fingerprint(directory + "/otherhostkey.pub")
         try """
@@ -83,7 +83,7 @@ public final class SSHServer {
             Subsystem sftp internal-sftp
             LogLevel ERROR
 
-            """.write(toFile: directory + "/sshd_config", atomically: true, encoding: .utf8)
+            """.write(toFile: directory + "/sshd_config", atomically: false, encoding: .utf8)
         // sshd run as root wants its privilege separation folder.
         if getuid() == 0 { try? FileManager.default.createDirectory(atPath: "/run/sshd", withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755]) }
         process.executableURL = URL(fileURLWithPath: Self.sshd)

@@ -112,7 +112,7 @@ extension BillingWorld {
         let world = try nights()
         let path = world.config.reportsDirectory + "/QD-GAS/QDW-QD-GAS-20261127.xml"
         let text = try String(contentsOfFile: path, encoding: .utf8)
-        try text.replacingOccurrences(of: "<PaidCount>1</PaidCount>", with: "<PaidCount>2</PaidCount>").write(toFile: path, atomically: true, encoding: .utf8)
+        try text.replacingOccurrences(of: "<PaidCount>1</PaidCount>", with: "<PaidCount>2</PaidCount>").write(toFile: path, atomically: false, encoding: .utf8)
         let report = try world.reconcile("2026-11-27")
         #expect(report.breaks.map(\.category) == ["report_altered"])
         #expect(report.breaks[0].subject == "QD-GAS 2026-11-27")
