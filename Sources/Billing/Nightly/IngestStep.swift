@@ -82,6 +82,9 @@ struct IngestStep: TypedJobStep {
         guard let (digest, bytes) = try? FeedIngest.sha256(path: path) else { return fetched }
         guard bytes <= biller.feedBytesMax else { return .readAhead(path: path, digest: digest, bytes: bytes, spool: nil) }
         do {
+            // The compiled schema is the run's own, shared with the chunk's reader: libxml2 does
+            // not change a compiled schema while validating, and each read validates with a
+            // context of its own.
             let spool = try FeedSpool.write(reader: FeedReader(schema: config.feedSchema), path: path, expectedBiller: biller.code,
                                             expectedDate: try context.date("date").iso, to: path + ".spool")
             // A run stopped meanwhile takes no more chunks: nothing left behind.
