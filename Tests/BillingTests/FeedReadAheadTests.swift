@@ -179,6 +179,21 @@ import Testing
         }
     }
 
+    /// The thread that reads ahead validates with a schema compiled for it from the same
+    /// file, never with the one the chunk's reader may be validating with at that moment; a
+    /// schema set later brings its own second copy.
+    @Test func theReadAheadValidatesWithASchemaOfItsOwn() throws {
+        let world = try BillingWorld()
+        let ahead = try #require(world.config.readAheadSchema)
+        #expect(ahead !== world.config.feedSchema)
+        #expect(ahead.path == world.config.feedSchema.path)
+        var config = world.config
+        let other = try XMLSchema(path: sampleFeeds + "/schema/billfeed.xsd")
+        config.feedSchema = other
+        let again = try #require(config.readAheadSchema)
+        #expect(again !== other && again !== ahead && again.path == other.path)
+    }
+
     /// The ingest step's feeds as its chunks receive them.
     final class Seen: @unchecked Sendable {
         private let lock = NSLock()

@@ -77,15 +77,13 @@ struct IngestStep: TypedJobStep {
     /// for the chunk to read itself.
     func readAhead(_ context: JobContext, index: Int) throws -> Fetched {
         let fetched = try fetch(context, index: index)
-        guard case .file(let path) = fetched, !context.stop.requested else { return fetched }
+        guard case .file(let path) = fetched, !context.stop.requested, let schema = config.readAheadSchema else { return fetched }
         let biller = config.billers[index]
         guard let (digest, bytes) = try? FeedIngest.sha256(path: path) else { return fetched }
         guard bytes <= biller.feedBytesMax else { return .readAhead(path: path, digest: digest, bytes: bytes, spool: nil) }
         do {
-            // The compiled schema is the run's own, shared with the chunk's reader: libxml2 does
-            // not change a compiled schema while validating, and each read validates with a
-            // context of its own.
-            let spool = try FeedSpool.write(reader: FeedReader(schema: config.feedSchema), path: path, expectedBiller: biller.code,
+            // Its own compiled schema: the chunk's reader may be validating with the other.
+            let spool = try FeedSpool.write(reader: FeedReader(schema: schema), path: path, expectedBiller: biller.code,
                                             expectedDate: try context.date("date").iso, to: path + ".spool")
             // A run stopped meanwhile takes no more chunks: nothing left behind.
             guard !context.stop.requested else {

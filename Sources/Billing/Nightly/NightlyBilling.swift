@@ -10,7 +10,14 @@ import QDSQL
 /// Everything the nightly billing job needs besides the database.
 public struct NightlyBillingConfig: Sendable {
     public var billers: [Biller]
-    public var feedSchema: XMLSchema
+    public var feedSchema: XMLSchema {
+        didSet { readAheadSchema = Self.compiledAgain(feedSchema) }
+    }
+    /// The feed schema compiled a second time with it (the same file, the same moment), for
+    /// the thread that reads the next feed ahead while the chunk's reader validates this one:
+    /// no compiled schema is used by two threads at once. Nil when it did not compile again
+    /// (the file gone meanwhile): then nothing is read ahead.
+    private(set) var readAheadSchema: XMLSchema?
     public var reportSchema: XMLSchema
     /// The folder above Jobs/ ({root} in URL templates).
     public var root: String
@@ -29,12 +36,17 @@ public struct NightlyBillingConfig: Sendable {
         self.campaigns = campaigns
         self.billers = billers.sorted { $0.code < $1.code }
         self.feedSchema = feedSchema
+        self.readAheadSchema = Self.compiledAgain(feedSchema)
         self.reportSchema = reportSchema
         self.root = root
         self.reportsDirectory = reportsDirectory
         self.workDirectory = workDirectory
         self.fetcher = fetcher
         self.wallets = wallets
+    }
+
+    static func compiledAgain(_ schema: XMLSchema) -> XMLSchema? {
+        try? XMLSchema(path: schema.path)
     }
 
     func feedURL(_ biller: Biller, date: ShanghaiCalendar.Date, context: JobContext) -> String {
