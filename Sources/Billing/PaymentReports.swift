@@ -142,17 +142,16 @@ public enum PaymentReports {
                 }
             }
         }
-        let written = try PaymentReportWriter.write(header: head, items: items, to: path, schema: schema)
+        // Checked before the report takes its place: a short or inconsistent one is never where
+        // a biller reading the folder would find it.
+        let written = try PaymentReportWriter.write(header: head, items: items, to: path, schema: schema) {
+            if let failure { throw failure }
+            // A biller must never get a report whose header disagrees with its items.
+            guard tally == Tally(head) else {
+                throw BillingError.reportInconsistent("the payment report of \(biller) for \(date.iso) was not delivered: its header (paid \(head.paidCount) / \(head.paidSumFen) fen, refunded \(head.refundedCount) / \(head.refundedSumFen) fen) does not equal its items (paid \(tally.paidCount) / \(tally.paidSumFen), refunded \(tally.refundedCount) / \(tally.refundedSumFen))")
+            }
+        }
         head.itemCount = written.items
-        if let failure {
-            try? FileManager.default.removeItem(atPath: path)
-            throw failure
-        }
-        // A biller must never get a report whose header disagrees with its items.
-        guard tally == Tally(head) else {
-            try? FileManager.default.removeItem(atPath: path)
-            throw BillingError.reportInconsistent("the payment report of \(biller) for \(date.iso) was not delivered: its header (paid \(head.paidCount) / \(head.paidSumFen) fen, refunded \(head.refundedCount) / \(head.refundedSumFen) fen) does not equal its items (paid \(tally.paidCount) / \(tally.paidSumFen), refunded \(tally.refundedCount) / \(tally.refundedSumFen))")
-        }
         return (head, Data(written.sha256))
     }
 }

@@ -72,10 +72,15 @@ public struct PaymentReportWriter {
     /// they are written. The items are read once: written to a side file while counted, then
     /// joined after the header, whose item count is the number written (`header.itemCount` is
     /// not used). The joined bytes go to the file, to SHA-256, and to a validator on a thread of
-    /// its own at once, so the file is not read again to be checked or hashed. A report the
-    /// schema refuses, or one that could not be written whole, is removed and the write throws.
+    /// its own at once, so the file is not read again to be checked or hashed. The bytes go to
+    /// `<path>.partial`, renamed over `path` once the report is whole and valid: a run killed
+    /// while it writes (or a report written ahead and never taken) leaves nothing where the
+    /// report, or a biller reading the folder, would find it; a report the schema refuses, or
+    /// one that could not be written whole, leaves `path` as it was, and the write throws.
     @discardableResult
-    public static func write(header: ReportHeader, items: some Sequence<ReportItem>, to path: String, schema: XMLSchema) throws -> Written {
+    /// `check` runs once the items are written and valid, before the report takes its place:
+    /// what it throws leaves `path` as it was.
+    public static func write(header: ReportHeader, items: some Sequence<ReportItem>, to path: String, schema: XMLSchema, check: () throws -> Void = {}) throws -> Written {
         let itemsPath = path + ".items"
         defer { try? FileManager.default.removeItem(atPath: itemsPath) }
         var count = 0
@@ -100,10 +105,13 @@ public struct PaymentReportWriter {
             }
             try append(out.bytes)
         }
+        let partial = path + ".partial"
+        var placed = false
+        defer { if !placed { try? FileManager.default.removeItem(atPath: partial) } }
         let validator = XMLValidatorBeside(schema: schema, path: path)
         var hasher = SHA256()
         do {
-            try writing(path) { write in
+            try writing(partial) { write in
                 func append(_ bytes: [UInt8]) throws {
                     try write(bytes)
                     hasher.update(data: bytes)
@@ -137,15 +145,14 @@ public struct PaymentReportWriter {
             }
         } catch {
             validator.cancel()
-            try? FileManager.default.removeItem(atPath: path)
             throw error
         }
-        do {
-            try validator.finish()
-        } catch {
-            try? FileManager.default.removeItem(atPath: path)
-            throw error
+        try validator.finish()
+        try check()
+        guard rename(partial, path) == 0 else {
+            throw FeedError(.io, "cannot put the payment report in its place", cause: String(cString: strerror(errno)), context: path)
         }
+        placed = true
         return Written(items: count, sha256: Array(hasher.finalize()))
     }
 

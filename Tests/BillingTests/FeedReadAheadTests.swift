@@ -140,58 +140,35 @@ import Testing
             let spool = try FeedSpool.write(reader: reader, path: feed, expectedBiller: "QD-WATER", expectedDate: nil, to: directory.appendingPathComponent(name).path)
             return .readAhead(path: feed, digest: [], bytes: 0, spool: spool)
         }
-        func exists(_ name: String) -> Bool { FileManager.default.fileExists(atPath: directory.appendingPathComponent(name).path) }
-        func eventually(_ condition: () -> Bool) -> Bool {
-            for _ in 0..<500 where !condition() { usleep(10_000) }
-            return condition()
-        }
-        let lookahead = FeedLookahead()
-        let release = DispatchSemaphore(value: 0)
-        lookahead.start(.init(execution: 1, index: 1)) {
-            release.wait()
-            return try spooled("slow.spool")
-        }
-        // Started again for another run while the first still runs: no wait.
-        let began = Date()
-        lookahead.start(.init(execution: 2, index: 1)) { try spooled("next.spool") }
-        #expect(Date().timeIntervalSince(began) < 1)
-        release.signal()
-        #expect(eventually { exists("next.spool") })
-        let taken = try lookahead.take(.init(execution: 2, index: 1))
+        let (taken, last) = try LookaheadHarness.discardsWhatNobodyTakes(IngestStep.feedLookahead(), in: directory, suffix: ".spool",
+                                                                          make: { try spooled($0 + ".spool") }, last: { .failed(code: "io", error: "x") })
         guard case .readAhead(_, _, _, let spool?)? = taken else {
             Issue.record("the run's own feed was not handed over: \(String(describing: taken))")
             return
         }
-        #expect(spool.path.hasSuffix("next.spool") && exists("next.spool"))
-        // The first run's spool is removed when its thread ends, and nothing is left for it.
-        #expect(eventually { !exists("slow.spool") })
-        #expect(try lookahead.take(.init(execution: 1, index: 1)) == nil)
-        #expect(try lookahead.take(.init(execution: 2, index: 1)) == nil)
-        // Ended and never taken, then another started: its spool is removed.
-        lookahead.start(.init(execution: 3, index: 1)) { try spooled("ended.spool") }
-        #expect(eventually { exists("ended.spool") })
-        usleep(50_000)
-        lookahead.start(.init(execution: 4, index: 2)) { .failed(code: "io", error: "x") }
-        #expect(eventually { !exists("ended.spool") })
-        guard case .failed("io", "x")? = try lookahead.take(.init(execution: 4, index: 2)) else {
+        #expect(spool.path.hasSuffix("next.spool"))
+        guard case .failed("io", "x")? = last else {
             Issue.record("the last start's result was not handed over")
             return
         }
     }
 
-    /// The thread that reads ahead validates with a schema compiled for it from the same
-    /// file, never with the one the chunk's reader may be validating with at that moment; a
-    /// schema set later brings its own second copy.
+    /// The threads that work ahead (the next feed read, the next payment report written)
+    /// validate with schemas compiled for them from the same files, never with the ones the
+    /// chunk's reader or report may be validating with at that moment; a schema set later
+    /// brings its own second copy.
     @Test func theReadAheadValidatesWithASchemaOfItsOwn() throws {
         let world = try BillingWorld()
-        let ahead = try #require(world.config.readAheadSchema)
-        #expect(ahead !== world.config.feedSchema)
-        #expect(ahead.path == world.config.feedSchema.path)
         var config = world.config
-        let other = try XMLSchema(path: sampleFeeds + "/schema/billfeed.xsd")
-        config.feedSchema = other
-        let again = try #require(config.readAheadSchema)
-        #expect(again !== other && again !== ahead && again.path == other.path)
+        for (path, ahead, set) in [("billfeed.xsd", \NightlyBillingConfig.readAheadSchema, \NightlyBillingConfig.feedSchema),
+                                   ("payreport.xsd", \NightlyBillingConfig.reportAheadSchema, \NightlyBillingConfig.reportSchema)] {
+            let first = try #require(config[keyPath: ahead])
+            #expect(first !== config[keyPath: set] && first.path == config[keyPath: set].path, "\(path)")
+            let other = try XMLSchema(path: sampleFeeds + "/schema/" + path)
+            config[keyPath: set] = other
+            let again = try #require(config[keyPath: ahead])
+            #expect(again !== other && again !== first && again.path == other.path, "\(path)")
+        }
     }
 
     /// The ingest step's feeds as its chunks receive them.
@@ -204,16 +181,8 @@ import Testing
 
     /// The ingest step with what its chunks receive noted, and optionally the spool damaged
     /// before the chunk replays it.
-    struct Watched: JobStep {
-        let inner: IngestStep
-        let seen: Seen
-        var damage = false
-        var name: String { inner.name }
-        var checkpointVersion: Int { inner.checkpointVersion }
-        func initialCheckpoint(_ context: JobContext) throws -> Data { try inner.initialCheckpoint(context) }
-        func estimatedTotal(_ context: JobContext, db: any SQLConnection) throws -> Int? { try inner.estimatedTotal(context, db: db) }
-        func beforeChunk(_ context: JobContext, checkpoint: Data) throws -> (any Sendable)? {
-            let prepared = try inner.beforeChunk(context, checkpoint: checkpoint)
+    static func watched(_ step: IngestStep, seen: Seen, damage: Bool = false) -> WatchedStep {
+        WatchedStep(inner: step) { prepared in
             switch prepared as? IngestStep.Fetched {
             case .file?: seen.add("file")
             case .readAhead(_, _, _, let spool?)?:
@@ -224,10 +193,6 @@ import Testing
             case .failed(let code, _)?: seen.add("failed \(code)")
             case nil: seen.add("nothing")
             }
-            return prepared
-        }
-        func runChunk(_ context: JobContext, db: any SQLConnection, ledger: any LedgerWriting, checkpoint: Data) throws -> ChunkResult {
-            try inner.runChunk(context, db: db, ledger: ledger, checkpoint: checkpoint)
         }
     }
 
@@ -242,7 +207,7 @@ import Testing
 
     func run(_ world: BillingWorld, damage: Bool = false, feeds: [String: String] = [:]) throws -> (ExecutionReport, [String]) {
         let seen = Seen()
-        let steps: [any JobStep] = [Watched(inner: IngestStep(config: world.config), seen: seen, damage: damage), CancelStep(config: world.config),
+        let steps: [any JobStep] = [Self.watched(IngestStep(config: world.config), seen: seen, damage: damage), CancelStep(config: world.config),
                                     ProcessStep(config: world.config), ReportStep(config: world.config)]
         var overrides = ["date": "2026-11-27"]
         for (biller, url) in feeds { overrides["feed.\(biller)"] = url }
@@ -328,7 +293,7 @@ import Testing
         #expect(once.status == "completed")
         let before = try Self.night(world)
         let seen = Seen()
-        let steps: [any JobStep] = [Watched(inner: IngestStep(config: world.config), seen: seen), CancelStep(config: world.config),
+        let steps: [any JobStep] = [Self.watched(IngestStep(config: world.config), seen: seen), CancelStep(config: world.config),
                                     ProcessStep(config: world.config), ReportStep(config: world.config)]
         let again = try world.runner(steps: steps).run("nightly-billing", overrides: ["date": "2026-11-27"], force: true)
         #expect(seen.all == ["file", "spool 0600", "spool 0600"])

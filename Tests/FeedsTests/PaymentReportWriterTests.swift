@@ -9,6 +9,15 @@ import Testing
 /// character but tab, newline and carriage return; carriage returns are dropped too, as an
 /// XML parser would turn them into newlines).
 @Suite struct PaymentReportWriterTests {
+    /// A folder of its own, and the header of an empty report of 27 November.
+    static func scratch() throws -> (URL, ReportHeader) {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("qdwallet-report-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let header = ReportHeader(reportID: "QDW-QD-WATER-20261127", billerCode: "QD-WATER", businessDate: "2026-11-27", createdAt: 1_795_708_800_000_000,
+                                  originalFeedID: nil, itemCount: 0, paidCount: 0, paidSumFen: 0, refundedCount: 0, refundedSumFen: 0)
+        return (directory, header)
+    }
+
     @Test func itemsAreWrittenEscapedAndValidAgainstTheirSchema() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("qdwallet-report-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -76,11 +85,8 @@ import Testing
     /// An item the schema refuses (a reason outside `[A-Z_]{1,35}`) is caught before anyone
     /// sees the file: the write throws, and no file is left where the report would be.
     @Test func aReportItsSchemaRefusesIsNotTakenForWritten() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("qdwallet-report-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let (directory, header) = try Self.scratch()
         defer { try? FileManager.default.removeItem(at: directory) }
-        let header = ReportHeader(reportID: "QDW-QD-WATER-20261127", billerCode: "QD-WATER", businessDate: "2026-11-27", createdAt: 1_795_708_800_000_000,
-                                  originalFeedID: nil, itemCount: 0, paidCount: 0, paidSumFen: 0, refundedCount: 0, refundedSumFen: 0)
         let path = directory.appendingPathComponent("r.xml").path
         let error = #expect(throws: FeedError.self) {
             try PaymentReportWriter.write(header: header, items: [ReportItem(billID: "W-1", status: .pending, reason: "not a code")],
@@ -89,6 +95,41 @@ import Testing
         #expect(error?.code == .invalid)
         #expect(!FileManager.default.fileExists(atPath: path))
         #expect(!FileManager.default.fileExists(atPath: path + ".items"))
+        #expect(!FileManager.default.fileExists(atPath: path + ".partial"))
+    }
+
+    /// A report is written beside its place and put there only once whole, valid and
+    /// checked: a refused one, or one its caller's check refuses (a header that disagrees with
+    /// its items), leaves the report already there byte for byte, and nothing beside it.
+    @Test func aRefusedReportLeavesTheOneInItsPlaceAsItWas() throws {
+        let (directory, header) = try Self.scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let schema = try XMLSchema(path: sampleFeeds + "/schema/payreport.xsd")
+        let path = directory.appendingPathComponent("r.xml").path
+        let first = try PaymentReportWriter.write(header: header, items: [ReportItem(billID: "W-1", status: .unmatched)], to: path, schema: schema)
+        let before = try Data(contentsOf: URL(fileURLWithPath: path))
+        #expect(Array(SHA256.hash(data: before)) == first.sha256)
+        let refused = #expect(throws: FeedError.self) {
+            try PaymentReportWriter.write(header: header, items: [ReportItem(billID: "W-2", status: .pending, reason: "not a code")], to: path, schema: schema)
+        }
+        #expect(refused?.code == .invalid)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == before)
+        struct Disagrees: Error {}
+        var checked = 0
+        #expect(throws: Disagrees.self) {
+            try PaymentReportWriter.write(header: header, items: [ReportItem(billID: "W-3", status: .unmatched)], to: path, schema: schema) {
+                checked += 1
+                throw Disagrees()
+            }
+        }
+        #expect(checked == 1)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == before)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path) == ["r.xml"])
+        // Passed: in its place.
+        try PaymentReportWriter.write(header: header, items: [ReportItem(billID: "W-4", status: .unmatched)], to: path, schema: schema) { checked += 1 }
+        #expect(checked == 2)
+        #expect(try String(contentsOfFile: path, encoding: .utf8).contains("<BillId>W-4</BillId>"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path) == ["r.xml"])
     }
 
     /// The validator reads the bytes as they are written, through a queue far smaller than a
@@ -96,11 +137,8 @@ import Testing
     /// (the validator saw every byte, in order), and one at the start is found without the
     /// writer waiting on a validator that has its answer.
     @Test(arguments: [0, 59_999]) func aRefusedItemAnywhereInALargeReportIsFound(at refused: Int) throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("qdwallet-report-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let (directory, header) = try Self.scratch()
         defer { try? FileManager.default.removeItem(at: directory) }
-        let header = ReportHeader(reportID: "QDW-QD-WATER-20261127", billerCode: "QD-WATER", businessDate: "2026-11-27", createdAt: 1_795_708_800_000_000,
-                                  originalFeedID: nil, itemCount: 0, paidCount: 0, paidSumFen: 0, refundedCount: 0, refundedSumFen: 0)
         let schema = try XMLSchema(path: sampleFeeds + "/schema/payreport.xsd")
         let items = (0..<60_000).lazy.map { index in
             ReportItem(billID: "W-\(index)", status: .pending, reason: index == refused ? "not a code" : "KYC_REQUIRED")

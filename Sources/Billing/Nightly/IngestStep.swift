@@ -24,7 +24,15 @@ struct IngestStep: TypedJobStep {
     let name = "ingest"
     let checkpointVersion = 1
     /// The next biller's feed, fetched and read on a thread of its own meanwhile.
-    let lookahead = FeedLookahead()
+    let lookahead = Self.feedLookahead()
+
+    /// One feed ahead; a feed read ahead that nobody will take has its spool of customers'
+    /// bills removed.
+    static func feedLookahead() -> Lookahead<Fetched> {
+        Lookahead(threadName: "qdwallet-feed-ahead") { fetched in
+            if case .readAhead(_, _, _, let spool?) = fetched { spool.remove() }
+        }
+    }
 
     func start(_ context: JobContext) throws -> Checkpoint {
         _ = try context.date("date")
@@ -38,11 +46,11 @@ struct IngestStep: TypedJobStep {
     /// the parse and validation take the second core, not the writer's time.
     func prepare(_ context: JobContext, at position: Checkpoint) throws -> Fetched? {
         guard position.next < config.billers.count else { return nil }
-        let fetched = try lookahead.take(FeedLookahead.Key(execution: context.executionID, index: position.next)) ?? fetch(context, index: position.next)
+        let fetched = try lookahead.take(Lookahead<Fetched>.Key(execution: context.executionID, index: position.next)) ?? fetch(context, index: position.next)
         let next = position.next + 1
         if next < config.billers.count {
             let step = self
-            lookahead.start(FeedLookahead.Key(execution: context.executionID, index: next)) { try step.readAhead(context, index: next) }
+            lookahead.start(Lookahead<Fetched>.Key(execution: context.executionID, index: next)) { try step.readAhead(context, index: next) }
         }
         return fetched
     }

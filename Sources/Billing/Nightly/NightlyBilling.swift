@@ -18,7 +18,13 @@ public struct NightlyBillingConfig: Sendable {
     /// no compiled schema is used by two threads at once. Nil when it did not compile again
     /// (the file gone meanwhile): then nothing is read ahead.
     private(set) var readAheadSchema: XMLSchema?
-    public var reportSchema: XMLSchema
+    public var reportSchema: XMLSchema {
+        didSet { reportAheadSchema = Self.compiledAgain(reportSchema) }
+    }
+    /// The report schema compiled a second time, for the thread that writes the next biller's
+    /// report while this one is written (each report is validated as it is written, on a
+    /// thread of its own). Nil when it did not compile again: then no report is written ahead.
+    private(set) var reportAheadSchema: XMLSchema?
     /// The folder above Jobs/ ({root} in URL templates).
     public var root: String
     /// Where payment reports are written ({reports}).
@@ -38,6 +44,7 @@ public struct NightlyBillingConfig: Sendable {
         self.feedSchema = feedSchema
         self.readAheadSchema = Self.compiledAgain(feedSchema)
         self.reportSchema = reportSchema
+        self.reportAheadSchema = Self.compiledAgain(reportSchema)
         self.root = root
         self.reportsDirectory = reportsDirectory
         self.workDirectory = workDirectory
