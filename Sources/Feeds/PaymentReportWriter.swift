@@ -77,9 +77,9 @@ public struct PaymentReportWriter {
     /// while it writes (or a report written ahead and never taken) leaves nothing where the
     /// report, or a biller reading the folder, would find it; a report the schema refuses, or
     /// one that could not be written whole, leaves `path` as it was, and the write throws.
-    @discardableResult
     /// `check` runs once the items are written and valid, before the report takes its place:
     /// what it throws leaves `path` as it was.
+    @discardableResult
     public static func write(header: ReportHeader, items: some Sequence<ReportItem>, to path: String, schema: XMLSchema, check: () throws -> Void = {}) throws -> Written {
         let itemsPath = path + ".items"
         defer { try? FileManager.default.removeItem(atPath: itemsPath) }
