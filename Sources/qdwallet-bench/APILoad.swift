@@ -75,8 +75,8 @@ struct APILoad {
         }
         let signingSeconds = Double(DispatchTime.now().uptimeNanoseconds - signing) / 1e9
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-        try (lines.joined(separator: "\n") + "\n").write(toFile: out + "/payments.tsv", atomically: true, encoding: .utf8)
-        try (devices[0].token + "\n").write(toFile: out + "/token", atomically: true, encoding: .utf8)
+        try AtomicFile.write(lines.joined(separator: "\n") + "\n", to: out + "/payments.tsv")
+        try AtomicFile.write(devices[0].token + "\n", to: out + "/token")
         return "prepared \(wallets) wallets with a device each and \(merchants) merchants in \(String(format: "%.1f", setupSeconds)) s, \(payments) signed payments in \(String(format: "%.1f", signingSeconds)) s (challenges last \(access.policy.challengeSeconds) s): \(out)/payments.tsv"
     }
 }

@@ -82,17 +82,17 @@ struct CityGenerator {
 
                 """
         }
-        try billers.write(toFile: jobsDirectory + "/billers.toml", atomically: true, encoding: .utf8)
-        try """
+        try AtomicFile.write(billers, to: jobsDirectory + "/billers.toml")
+        try AtomicFile.write("""
             name = "nightly-billing"
             chunk_size = \(Self.chunkSize)
             identifying = ["date"]
             stale_after_seconds = 600
             [parameters]
             date = "{yesterday}"
-            """.write(toFile: jobsDirectory + "/nightly-billing.job.toml", atomically: true, encoding: .utf8)
+            """, to: jobsDirectory + "/nightly-billing.job.toml")
         guard campaigns else { return }
-        try """
+        try AtomicFile.write("""
             id = "city-winter"
             version = 1
             sponsor = "QD-COMMERCE-BUREAU"
@@ -116,7 +116,7 @@ struct CityGenerator {
             [[benefit]]
             kind = "points_per_yuan"
             rate = 1
-            """.write(toFile: jobsDirectory + "/campaigns/city-winter.toml", atomically: true, encoding: .utf8)
+            """, to: jobsDirectory + "/campaigns/city-winter.toml")
     }
 
     /// One feed per biller, bills spread over the wallets' accounts, a share (10% unless told)
