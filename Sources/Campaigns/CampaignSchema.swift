@@ -134,6 +134,25 @@ public enum CampaignSchema {
         // what the caps ask): a campaign's allocations are read through the index by
         // campaign and wallet, and this one was an entry more for every allocation.
         SQLMigration("campaigns-v6-one-index-by-campaign", "DROP INDEX campaign_allocations_by_account"),
+        // A payment's explanation is keyed by its transaction, the only key it is read by
+        // (`campaign explain`, a bill's receipt): the table's own key, in the order the night
+        // writes them, where it was the payment's key (an index entry in the order of the
+        // keys' texts) and an index by transaction beside it. A payment has one transaction
+        // and a transaction one payment, so no row is lost or merged; a table that broke
+        // that (two rows of one transaction, or one without) stops the upgrade.
+        SQLMigration("campaigns-v7-explanations-by-transaction", """
+            CREATE TABLE campaign_explanations_keyed (
+                payment_key TEXT NOT NULL,
+                transaction_id INTEGER NOT NULL PRIMARY KEY,
+                context TEXT NOT NULL,
+                explanation TEXT NOT NULL,
+                at INTEGER NOT NULL
+            );
+            INSERT INTO campaign_explanations_keyed (payment_key, transaction_id, context, explanation, at)
+                SELECT payment_key, transaction_id, context, explanation, at FROM campaign_explanations ORDER BY transaction_id;
+            DROP TABLE campaign_explanations;
+            ALTER TABLE campaign_explanations_keyed RENAME TO campaign_explanations;
+            """),
     ]
 
     /// Registers the migrations, in order.

@@ -149,6 +149,81 @@ func withCaps(_ text: String, _ caps: [(scope: String, period: String, maxCount:
         #expect(try world.count("SELECT count(*) FROM campaign_allocations WHERE payment_key = ? AND reversed_at IS NOT NULL", [earlier]) == 1)
     }
 
+    /// A payment's explanation is stored under its transaction, the key `campaign explain` and
+    /// a bill's receipt read it by: the table's own key, no index beside it. A database from
+    /// before, whose explanations were keyed by payment, keeps every one of them, field for
+    /// field; one holding two explanations of one transaction is not upgraded, and keeps them.
+    @Test func anExplanationIsKeptUnderItsPaymentsTransaction() throws {
+        let world = try BillingWorld()
+        try world.populate()
+        try world.useCampaigns([winter.replacingOccurrences(of: "BUDGET", with: "1_000_000")])
+        _ = try world.run("2026-11-27")
+        let paid = try world.count("SELECT count(*) FROM bills WHERE status = 'paid'")
+        #expect(paid >= 4)
+        // Every paid bill's transaction has its explanation, and nothing else has one.
+        #expect(try world.count("SELECT count(*) FROM campaign_explanations") == paid)
+        #expect(try world.count("SELECT count(*) FROM bills b JOIN campaign_explanations e ON e.transaction_id = b.transaction_id WHERE b.status = 'paid'") == paid)
+        let water = try #require(try world.bill("QD-WATER", "W2611-000004")?["transaction_id"] as Int64?)
+        let explained = try #require(try world.store.database.read { try CampaignStore($0).explanation(transactionID: water) })
+        #expect(explained.paymentKey == (try world.paymentKey("QD-WATER", "W2611-000004")))
+        #expect(explained.explanation.contains("\"winter\"") && explained.explanation.contains("300"), "\(explained.explanation)")
+        #expect(try world.store.database.read { try CampaignStore($0).explanation(transactionID: water + 1_000_000) } == nil)
+        // The table's key is the transaction, and it has no other index.
+        if world.postgres != nil {
+            let indexes = try world.store.database.read { try $0.texts("SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() AND tablename = 'campaign_explanations'") }
+            #expect(indexes.count == 1 && indexes.allSatisfy { $0.contains("UNIQUE") && $0.hasSuffix("(transaction_id)") }, "\(indexes)")
+        } else {
+            #expect(try world.count("SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'campaign_explanations'") == 0)
+            let table = try world.text("SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = 'campaign_explanations'") ?? ""
+            #expect(table.contains("transaction_id INTEGER NOT NULL PRIMARY KEY"), "\(table)")
+        }
+
+        // The same explanations as a database from before holds them, upgraded.
+        let all = "SELECT payment_key, transaction_id, context, explanation, at FROM campaign_explanations ORDER BY transaction_id"
+        let before = try world.rows(all).map { "\($0.values)" }
+        #expect(before.count == paid)
+        func keyedByPayment(_ extra: String = "") throws {
+            try world.execute("ALTER TABLE campaign_explanations RENAME TO explanations_now")
+            let old = """
+                CREATE TABLE campaign_explanations (
+                    payment_key TEXT PRIMARY KEY,
+                    transaction_id INTEGER,
+                    context TEXT NOT NULL,
+                    explanation TEXT NOT NULL,
+                    at INTEGER NOT NULL
+                );
+                CREATE INDEX campaign_explanations_by_transaction ON campaign_explanations(transaction_id);
+                INSERT INTO campaign_explanations SELECT payment_key, transaction_id, context, explanation, at FROM explanations_now;
+                DROP TABLE explanations_now;
+                """ + extra
+            for statement in (world.postgres != nil ? try SQLDialect.postgresSchema(old) : old).split(separator: ";") where !statement.allSatisfy(\.isWhitespace) {
+                try world.execute(String(statement))
+            }
+        }
+        func upgrade() throws {
+            if let postgres = world.postgres {
+                try world.execute("DELETE FROM qdwallet_migrations WHERE name = 'campaigns-v7-explanations-by-transaction'")
+                try postgres.migrate(try QDWalletSchema.postgresMigrations())
+            } else {
+                try world.execute("DELETE FROM grdb_migrations WHERE identifier = 'campaigns-v7-explanations-by-transaction'")
+                let pool = try DatabasePool(path: world.path)
+                defer { try? pool.close() }
+                try BillingWorld.migrator().migrate(pool)
+            }
+        }
+        try keyedByPayment()
+        try upgrade()
+        #expect(try world.rows(all).map { "\($0.values)" } == before)
+        #expect(try world.store.database.read { try CampaignStore($0).explanation(transactionID: water) }?.paymentKey == explained.paymentKey)
+
+        // Two explanations of one transaction: the upgrade stops, and both stay as they were.
+        try keyedByPayment("INSERT INTO campaign_explanations (payment_key, transaction_id, context, explanation, at) SELECT 'again', transaction_id, context, explanation, at FROM campaign_explanations WHERE transaction_id = \(water)")
+        #expect(throws: (any Error).self) { try upgrade() }
+        #expect(try world.count("SELECT count(*) FROM campaign_explanations") == paid + 1)
+        #expect(try world.count("SELECT count(*) FROM campaign_explanations WHERE transaction_id = ?", [water]) == 2)
+        #expect(try world.rows("SELECT payment_key, transaction_id, context, explanation, at FROM campaign_explanations WHERE payment_key <> 'again' ORDER BY transaction_id").map { "\($0.values)" } == before)
+    }
+
     /// The second night cancels 陈静's water bill (54.30, paid with 3.00 off and 51 points
     /// pending): the refund gives her back what she paid, the sponsor its 3.00, the budget its
     /// use, and takes the pending points back.

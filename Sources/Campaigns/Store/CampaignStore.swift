@@ -452,14 +452,14 @@ public struct CampaignStore {
         var at: TimestampMicros
     }
 
-    /// Stores (or replaces) what the campaigns said of payments; of two for one payment in
-    /// the list, the later stands.
+    /// Stores (or replaces) what the campaigns said of payments, keyed by each payment's
+    /// transaction; of two for one transaction in the list, the later stands.
     func saveExplanations(_ explanations: [NewExplanation]) throws {
-        var last: [String: Int] = [:]
-        for (index, explanation) in explanations.enumerated() { last[explanation.paymentKey] = index }
+        var last: [TransactionID: Int] = [:]
+        for (index, explanation) in explanations.enumerated() { last[explanation.transactionID] = index }
         try sql.sendRows("INSERT INTO campaign_explanations (payment_key, transaction_id, context, explanation, at) VALUES", row: "(?, ?, ?, ?, ?)", """
-            ON CONFLICT (payment_key) DO UPDATE SET transaction_id = excluded.transaction_id, context = excluded.context, explanation = excluded.explanation, at = excluded.at
-            """, values: explanations.enumerated().filter { last[$0.element.paymentKey] == $0.offset }.map {
+            ON CONFLICT (transaction_id) DO UPDATE SET payment_key = excluded.payment_key, context = excluded.context, explanation = excluded.explanation, at = excluded.at
+            """, values: explanations.enumerated().filter { last[$0.element.transactionID] == $0.offset }.map {
                 [.text($0.element.paymentKey), $0.element.transactionID.sqlValue, .text($0.element.context), .text($0.element.explanation), .integer($0.element.at)]
             })
     }
