@@ -30,6 +30,21 @@ extension BillingWorld {
         (try? ledger.account(code: SystemAccounts.sponsor(sponsor)).balance) ?? 0
     }
 
+    /// Upgrades the database as one from before these schema steps: they are struck from the
+    /// record of the steps applied, and the upgrade takes them again.
+    func upgradeAgain(_ steps: [String]) throws {
+        let names = steps.map { "'\($0)'" }.joined(separator: ", ")
+        if let postgres {
+            try execute("DELETE FROM qdwallet_migrations WHERE name IN (\(names))")
+            try postgres.migrate(try QDWalletSchema.postgresMigrations())
+        } else {
+            try execute("DELETE FROM grdb_migrations WHERE identifier IN (\(names))")
+            let pool = try DatabasePool(path: path)
+            defer { try? pool.close() }
+            try BillingWorld.migrator().migrate(pool)
+        }
+    }
+
     func budgetUsed(_ id: String) throws -> Int64 {
         try store.database.read { try $0.int64("SELECT spent_fen FROM campaign_budgets WHERE campaign_id = ?", [id]) } ?? 0
     }
@@ -103,15 +118,7 @@ func withCaps(_ text: String, _ caps: [(scope: String, period: String, maxCount:
         #expect(before.count >= 4)
         try world.execute("DROP TABLE campaign_cap_use")
         try world.execute("DROP TABLE campaign_cap_counting")
-        if let postgres = world.postgres {
-            try world.execute("DELETE FROM qdwallet_migrations WHERE name IN ('campaigns-v2-cap-counters', 'campaigns-v3-counted-pairs')")
-            try postgres.migrate(try QDWalletSchema.postgresMigrations())
-        } else {
-            try world.execute("DELETE FROM grdb_migrations WHERE identifier IN ('campaigns-v2-cap-counters', 'campaigns-v3-counted-pairs')")
-            let pool = try DatabasePool(path: world.path)
-            try BillingWorld.migrator().migrate(pool)
-            try pool.close()
-        }
+        try world.upgradeAgain(["campaigns-v2-cap-counters", "campaigns-v3-counted-pairs"])
         #expect(try world.rows(named).map { "\($0)" } == before)
         #expect(try world.count("SELECT pairs FROM campaign_cap_counting WHERE campaign_id = 'winter'") == 255)
         #expect(try world.count("SELECT count(DISTINCT scope || period) FROM campaign_cap_use") == 8)
@@ -200,17 +207,7 @@ func withCaps(_ text: String, _ caps: [(scope: String, period: String, maxCount:
                 try world.execute(String(statement))
             }
         }
-        func upgrade() throws {
-            if let postgres = world.postgres {
-                try world.execute("DELETE FROM qdwallet_migrations WHERE name = 'campaigns-v7-explanations-by-transaction'")
-                try postgres.migrate(try QDWalletSchema.postgresMigrations())
-            } else {
-                try world.execute("DELETE FROM grdb_migrations WHERE identifier = 'campaigns-v7-explanations-by-transaction'")
-                let pool = try DatabasePool(path: world.path)
-                defer { try? pool.close() }
-                try BillingWorld.migrator().migrate(pool)
-            }
-        }
+        func upgrade() throws { try world.upgradeAgain(["campaigns-v7-explanations-by-transaction"]) }
         try keyedByPayment()
         try upgrade()
         #expect(try world.rows(all).map { "\($0.values)" } == before)
