@@ -425,6 +425,60 @@ import Testing
         #expect(try t.ledger.check().ok)
     }
 
+    /// The monitoring counts the wallet's payments from its balance in the window and nothing
+    /// else the window holds: money received or topped up does not count,
+    /// however much of it there is. The count reads the wallet's payments from its balance by
+    /// time (their own index, both engines' plans), from the window's start, and stops one
+    /// past the threshold: its cost is the threshold's, not the window's or the history's.
+    @Test func onlyPaymentsFromTheBalanceCountTowardsTheMonitoringsThreshold() throws {
+        var policy = WalletPolicy()
+        policy.paymentsInWindowMax = 3
+        let (t, staticQR) = try world(policy: policy)
+        try t.richWallet("13800000003", fen: 100_000)
+        let mine = Mask.phone("13800000001")
+        func alerts() throws -> Int { try t.outbox().filter { $0.payload.contains("many_payments") && $0.payload.contains(mine) }.count }
+        // An hour back: three payments, out of the window.
+        for i in 0..<3 {
+            _ = try t.service.payQR(phone: "13800000001", payload: staticQR, amountFen: 1, password: "123456", idempotencyKey: "old\(i)")
+        }
+        t.clock.advance(micros: 60 * 60 * 1_000_000)
+        // In the window: eight transfers received and two top-ups, then three payments.
+        for i in 0..<8 {
+            _ = try t.service.transfer(from: "13800000003", to: "13800000001", amountFen: 100, password: "123456", idempotencyKey: "in\(i)")
+        }
+        let card = try t.service.cards(phone: "13800000001")[0].id
+        for i in 0..<2 {
+            _ = try t.service.topUp(phone: "13800000001", cardID: card, amountFen: 500, idempotencyKey: "top\(i)")
+        }
+        for i in 0..<3 {
+            _ = try t.service.payQR(phone: "13800000001", payload: staticQR, amountFen: 1, password: "123456", idempotencyKey: "now\(i)")
+        }
+        #expect(try alerts() == 0)
+        // The fourth payment of the window is one past the threshold.
+        _ = try t.service.payQR(phone: "13800000001", payload: staticQR, amountFen: 1, password: "123456", idempotencyKey: "now3")
+        #expect(try alerts() == 1)
+        let wallet = try t.service.wallet(phone: "13800000001").id
+        let counted = try t.store.database.read { try MovementStore($0).balancePayments(walletIDs: [wallet, 999_999], after: TestWallet.start, upTo: 10) }
+        #expect(counted == [wallet: 4, 999_999: 0])
+        #expect(try t.store.database.read { try MovementStore($0).balancePayments(walletIDs: [wallet], after: TestWallet.start, upTo: 2) } == [wallet: 2])
+
+        // The plan: the wallet's movements by time, from the window's start.
+        let query = MovementStore.recentPaymentsSQL(wallet: "?")
+        let plan: [String] = try t.store.database.write { db in
+            if db.dialect == .postgres {
+                _ = try db.run("SET LOCAL enable_seqscan = off")
+                return try db.all("EXPLAIN " + query, [wallet, TestWallet.start, 4]) { try $0.text(0) }
+            }
+            return try db.all("EXPLAIN QUERY PLAN " + query, [wallet, TestWallet.start, 4]) { try $0.text(3) }
+        }
+        if t.postgres != nil {
+            #expect(plan.contains { $0.contains("Index") && $0.contains("Scan using wallet_movements_payments") }, "\(plan)")
+            #expect(plan.contains { $0.contains("Index Cond") && $0.contains("created_at >") }, "\(plan)")
+        } else {
+            #expect(plan == ["SEARCH wallet_movements USING INDEX wallet_movements_payments (wallet_id=? AND created_at>?)"], "\(plan)")
+        }
+    }
+
     @Test func monitoringWritesAlertsInTheSameTransaction() throws {
         var policy = WalletPolicy()
         policy.largePaymentAlertFen = 10_000

@@ -92,12 +92,12 @@ public struct MovementStore {
         return found
     }
 
-    /// `balancePayments` for many wallets in a few statements, each wallet's scan still
-    /// stopping at `upTo`; wallets without such payments are absent.
+    /// How many payments from the balance each wallet made after `after`, counted up to
+    /// `upTo`, for many wallets in a few statements; wallets without such payments are absent.
     func balancePayments(walletIDs: [Int64], after: TimestampMicros, upTo: Int) throws -> [Int64: Int] {
         var found: [Int64: Int] = [:]
         try sql.forEachRow("""
-            SELECT w.column1, (SELECT count(*) FROM (SELECT 1 FROM wallet_movements WHERE wallet_id = w.column1 AND balance_payment = 1 AND amount_fen < 0 AND created_at > ? LIMIT ?) AS recent)
+            SELECT w.column1, (SELECT count(*) FROM (\(Self.recentPaymentsSQL(wallet: "w.column1"))) AS recent)
             FROM (VALUES {ids}) AS w
             """, ids: walletIDs, mark: "(CAST(? AS BIGINT))", before: [after, upTo], group: 64) { row in
             found[try row.int64(0)] = try row.int(1)
@@ -105,12 +105,12 @@ public struct MovementStore {
         return found
     }
 
-    /// How many payments from the balance the wallet made after `after`, counted up to
-    /// `upTo`: the scan stops there, so its cost never grows with the wallet's history.
-    func balancePayments(walletID: Int64, after: TimestampMicros, upTo: Int) throws -> Int {
-        try sql.int("""
-            SELECT count(*) FROM (SELECT 1 FROM wallet_movements WHERE wallet_id = ? AND balance_payment = 1 AND amount_fen < 0 AND created_at > ? LIMIT ?) AS recent
-            """, [walletID, after, upTo]) ?? 0
+    /// A wallet's payments from its balance after a time (bound first), up to a number of
+    /// them (bound second), read through the index of those payments alone by wallet and
+    /// time (`wallet_movements_payments`): the scan stops at the number, so its cost never
+    /// grows with the wallet's history or with what else the window holds.
+    static func recentPaymentsSQL(wallet: String) -> String {
+        "SELECT 1 FROM wallet_movements WHERE wallet_id = \(wallet) AND balance_payment = 1 AND amount_fen < 0 AND created_at > ? LIMIT ?"
     }
 
     /// Wallets whose usage counters differ from the sums of their movements: (wallet,
