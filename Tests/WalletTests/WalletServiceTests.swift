@@ -426,10 +426,10 @@ import Testing
     }
 
     /// The monitoring counts the wallet's payments from its balance in the window and nothing
-    /// else the window holds: money received or topped up does not count,
-    /// however much of it there is. The count reads the wallet's payments from its balance by
-    /// time (their own index, both engines' plans), from the window's start, and stops one
-    /// past the threshold: its cost is the threshold's, not the window's or the history's.
+    /// else the window holds: money received or topped up does not count, however much of it
+    /// there is. The count reads the wallet's payments from its balance by time (their own
+    /// index, both engines' plans), from the window's start, and stops one past the
+    /// threshold: its cost is the threshold's, not the window's or the history's.
     @Test func onlyPaymentsFromTheBalanceCountTowardsTheMonitoringsThreshold() throws {
         var policy = WalletPolicy()
         policy.paymentsInWindowMax = 3
@@ -462,7 +462,7 @@ import Testing
         #expect(counted == [wallet: 4, 999_999: 0])
         #expect(try t.store.database.read { try MovementStore($0).balancePayments(walletIDs: [wallet], after: TestWallet.start, upTo: 2) } == [wallet: 2])
 
-        // The plan: the wallet's movements by time, from the window's start.
+        // The plan: the index of the wallet's payments from its balance, from the window's start.
         let query = MovementStore.recentPaymentsSQL(wallet: "?")
         let plan: [String] = try t.store.database.write { db in
             if db.dialect == .postgres {

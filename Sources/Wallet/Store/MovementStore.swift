@@ -93,7 +93,7 @@ public struct MovementStore {
     }
 
     /// How many payments from the balance each wallet made after `after`, counted up to
-    /// `upTo`, for many wallets in a few statements; wallets without such payments are absent.
+    /// `upTo`, for many wallets in a few statements (0 for a wallet that made none).
     func balancePayments(walletIDs: [Int64], after: TimestampMicros, upTo: Int) throws -> [Int64: Int] {
         var found: [Int64: Int] = [:]
         try sql.forEachRow("""
