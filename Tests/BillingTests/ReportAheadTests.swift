@@ -6,6 +6,7 @@ import JobRunner
 import Ledger
 import QDSQL
 import QDTestSupport
+import Synchronization
 import Testing
 
 /// The next biller's payment report is written on a thread of its own while this one is
@@ -13,16 +14,19 @@ import Testing
 /// alone from the same state, nothing in the biller's folder before its chunk takes it, and
 /// nothing left beside the reports.
 @Suite(.serialized) struct ReportAheadTests {
-    func run(_ world: BillingWorld, force: Bool = false) throws -> (ExecutionReport, [String]) {
+    /// `duringProcessing`: the processing writes a biller's report ahead once it is past the
+    /// biller's bills (as the job does), in chunks of `chunkSize`.
+    func run(_ world: BillingWorld, force: Bool = false, duringProcessing: Bool = false, chunkSize: Int = 2_000) throws -> (ExecutionReport, [String]) {
         let seen = FeedReadAheadTests.Seen()
-        let steps: [any JobStep] = [IngestStep(config: world.config), CancelStep(config: world.config), ProcessStep(config: world.config),
-                                    WatchedStep(inner: ReportStep(config: world.config)) { prepared in
+        let reports = ReportStep(config: world.config)
+        let steps: [any JobStep] = [IngestStep(config: world.config), CancelStep(config: world.config), ProcessStep(config: world.config, reports: duringProcessing ? reports : nil),
+                                    WatchedStep(inner: reports) { prepared in
                                         // Each chunk's report: its biller, the thread that wrote it, and whether it is in its place.
                                         guard let written = prepared as? ReportStep.Written else { return seen.add("nothing") }
                                         let onDisk = FileManager.default.fileExists(atPath: written.path)
                                         seen.add("\(written.header.billerCode) \(written.ahead ? "ahead" : "here")\(written.unchanged ? " unchanged" : "")\(onDisk ? "" : " missing")")
                                     }]
-        let report = try world.runner(steps: steps).run("nightly-billing", overrides: ["date": "2026-11-27"], force: force)
+        let report = try world.runner(chunkSize: chunkSize, steps: steps).run("nightly-billing", overrides: ["date": "2026-11-27"], force: force)
         return (report, seen.all)
     }
 
@@ -46,6 +50,20 @@ import Testing
         // Each report in its place and delivered (the billers' outbound folder), nothing beside.
         let reports = ["QD-GAS/QDW-QD-GAS-20261127.xml", "QD-POWER/QDW-QD-POWER-20261127.xml", "QD-WATER/QDW-QD-WATER-20261127.xml"]
         #expect(files == reports + reports.map { "outbound/" + $0 }, "\(files)")
+        try Self.expectEachReportIsTheReportWrittenAlone(world)
+        #expect(try world.reportFile("QD-WATER", "20261127").contains("<Status>PAID</Status>"))
+
+        let (again, seenAgain) = try run(world, force: true)
+        #expect(again.status == "completed")
+        #expect(seenAgain == ["QD-GAS here unchanged", "QD-POWER ahead unchanged", "QD-WATER ahead unchanged"])
+        let filesAgain = try Self.files(world)
+        #expect(filesAgain == files, "\(filesAgain)")
+    }
+
+    /// Each biller's report, as recorded (SHA-256) and on disk, is the report written alone
+    /// from the state the night left, with its CreatedAt and ledger head: a report written
+    /// before the night had finished with its biller's bills would list one of them still new.
+    static func expectEachReportIsTheReportWrittenAlone(_ world: BillingWorld) throws {
         let date = try #require(ShanghaiCalendar.Date(iso: "2026-11-27"))
         let scratch = try FeedReadAheadTests.folder("report-alone")
         defer { try? FileManager.default.removeItem(at: scratch) }
@@ -63,13 +81,66 @@ import Testing
             items += bytes.count
         }
         #expect(items > 0)
-        #expect(try world.reportFile("QD-WATER", "20261127").contains("<Status>PAID</Status>"))
+    }
 
-        let (again, seenAgain) = try run(world, force: true)
-        #expect(again.status == "completed")
-        #expect(seenAgain == ["QD-GAS here unchanged", "QD-POWER ahead unchanged", "QD-WATER ahead unchanged"])
-        let filesAgain = try Self.files(world)
-        #expect(filesAgain == files, "\(filesAgain)")
+    /// As the job runs it, a biller's report is written on the thread ahead as soon as the
+    /// processing is past the biller's last bill of the day: in chunks of one bill, the first
+    /// two billers' reports reach their chunks written ahead during the processing, the third
+    /// ahead during the first report's chunk. Each is the report written alone from the state
+    /// the night left (none was written before its biller's bills were all processed: the gas
+    /// feed's three bills, two of them linked, are three chunks), with the paid bills the
+    /// database holds. Nothing is left beside them.
+    @Test func aBillersReportIsWrittenDuringTheProcessingOnceItsBillsAreProcessed() throws {
+        let world = try BillingWorld()
+        try world.populate()
+        let (report, seen) = try run(world, duringProcessing: true, chunkSize: 1)
+        #expect(report.status == "completed")
+        #expect(seen == ["QD-GAS ahead", "QD-POWER ahead", "QD-WATER ahead"])
+        try Self.expectEachReportIsTheReportWrittenAlone(world)
+        let date = try #require(ShanghaiCalendar.Date(iso: "2026-11-27"))
+        for biller in ["QD-GAS", "QD-POWER", "QD-WATER"] {
+            let listed = try world.reportFile(biller, "20261127").components(separatedBy: "<Status>PAID</Status>").count - 1
+            let paid = try world.store.database.read { db in
+                try db.int("SELECT count(*) FROM bills WHERE biller = ? AND status = 'paid' AND paid_business_date = ?", [biller, date.iso])
+            }
+            #expect(listed == paid && listed > 0, "\(biller)")
+        }
+        #expect(try world.reportFile("QD-GAS", "20261127").contains("<Status>PAID</Status>"))
+        let reports = ["QD-GAS/QDW-QD-GAS-20261127.xml", "QD-POWER/QDW-QD-POWER-20261127.xml", "QD-WATER/QDW-QD-WATER-20261127.xml"]
+        #expect(try Self.files(world) == reports + reports.map { "outbound/" + $0 })
+    }
+
+    /// The thread ahead keeps one run's pieces, one an index: those written during the
+    /// processing wait for their chunks in any order; a piece started again for its index
+    /// hands over the newer one, and the older, ended first, is discarded; another run's start
+    /// discards what this one left. `running` says whether a piece's thread still runs (a
+    /// report is written ahead one at a time).
+    @Test func theThreadAheadKeepsOneRunsPiecesAndTheNewestOfEach() throws {
+        let discarded = Mutex<[Int]>([])
+        let lookahead = Lookahead<Int>(threadName: "test-ahead") { value in discarded.withLock { $0.append(value) } }
+        func key(_ execution: Int64, _ index: Int) -> Lookahead<Int>.Key { .init(execution: execution, index: index) }
+        let (first, second) = (DispatchSemaphore(value: 0), DispatchSemaphore(value: 0))
+        lookahead.start(key(1, 1)) { first.wait(); return 1 }
+        #expect(lookahead.running && lookahead.holds(key(1, 1)))
+        lookahead.start(key(1, 1)) { second.wait(); return 2 }
+        first.signal()
+        #expect(LookaheadHarness.eventually { discarded.withLock { $0 } == [1] })
+        #expect(lookahead.running)
+        second.signal()
+        #expect(try lookahead.take(key(1, 1)) == 2)
+        #expect(!lookahead.holds(key(1, 1)) && !lookahead.running)
+        lookahead.start(key(1, 2)) { 3 }
+        lookahead.start(key(1, 3)) { 4 }
+        #expect(LookaheadHarness.eventually { !lookahead.running })
+        #expect(try lookahead.take(key(1, 3)) == 4)
+        #expect(try lookahead.take(key(1, 2)) == 3)
+        #expect(try lookahead.take(key(1, 2)) == nil)
+        lookahead.start(key(1, 4)) { 5 }
+        #expect(LookaheadHarness.eventually { !lookahead.running })
+        lookahead.start(key(2, 1)) { 6 }
+        #expect(discarded.withLock { $0 } == [1, 5])
+        #expect(try lookahead.take(key(1, 4)) == nil)
+        #expect(try lookahead.take(key(2, 1)) == 6)
     }
 
     /// A report written ahead waits beside its place (`.ahead`) until its chunk takes it; one

@@ -68,7 +68,10 @@ public enum NightlyBilling {
     public static func implementation(_ config: NightlyBillingConfig) -> JobImplementation {
         JobImplementation(
             name: "nightly-billing",
-            steps: [IngestStep(config: config), CancelStep(config: config), ProcessStep(config: config), ReportStep(config: config)],
+            steps: { () -> [any JobStep] in
+                let reports = ReportStep(config: config)
+                return [IngestStep(config: config), CancelStep(config: config), ProcessStep(config: config, reports: reports), reports]
+            }(),
             summary: { db, context in try JSONEncoder.snake.encode(try summary(db, context: context, config: config)) },
             extraParameter: { key in
                 // feed.<BILLER> for a configured biller; anything else is a typo.

@@ -12,6 +12,9 @@ struct ProcessStep: TypedJobStep {
     struct Checkpoint: Codable, Sendable { var lastID: Int64 }
 
     let config: NightlyBillingConfig
+    /// The run's report step: a biller's report is written on its thread ahead as soon as the
+    /// chunks have passed the biller's last bill of the day (nil: in the report step only).
+    var reports: ReportStep?
     let name = "process"
     let checkpointVersion = 1
 
@@ -19,6 +22,13 @@ struct ProcessStep: TypedJobStep {
 
     /// The executions whose process step this process has run a chunk of.
     private static let refreshed = Mutex<Set<Int64>>([])
+
+    /// The reports of the billers whose bills are all processed, written beside the chunks
+    /// that follow (the second core is otherwise idle while the writer works).
+    func prepare(_ context: JobContext, at checkpoint: Checkpoint) throws -> Never? {
+        if let reports, checkpoint.lastID > 0 { try reports.writeAhead(context, processed: checkpoint.lastID) }
+        return nil
+    }
 
     func estimatedTotal(_ context: JobContext, db: any SQLConnection) throws -> Int? {
         try BillStore(db).countNew()

@@ -54,18 +54,18 @@ struct ReportStep: TypedJobStep {
 
     func start(_ context: JobContext) throws -> Checkpoint { Checkpoint(next: 0) }
 
-    /// The report of the chunk's biller: written ahead during the chunk before, or written
-    /// now while the next biller's is written on another thread (both read committed state
-    /// only; each is validated on a thread of its own as it is written). Then delivered.
+    /// The report of the chunk's biller: written ahead (during the processing, or during the
+    /// chunk before), or written now while the next biller's is written on another thread
+    /// (both read committed state only; each is validated on a thread of its own as it is
+    /// written). Then delivered.
     func prepare(_ context: JobContext, at position: Checkpoint) throws -> Written? {
         guard position.next < config.billers.count else { return nil }
         let biller = config.billers[position.next]
         let date = try context.date("date")
         let ahead = try lookahead.take(Lookahead<Drafted>.Key(execution: context.executionID, index: position.next))
-        let next = position.next + 1
-        if next < config.billers.count, !context.stop.requested, let schema = config.reportAheadSchema {
-            let step = self
-            lookahead.start(Lookahead<Drafted>.Key(execution: context.executionID, index: next)) { try step.draft(context, index: next, schema: schema, ahead: true) }
+        // The next report not written ahead yet (during the processing, or in this step).
+        if let next = (position.next + 1 ..< config.billers.count).first(where: { !lookahead.holds(Lookahead<Drafted>.Key(execution: context.executionID, index: $0)) }) {
+            writeAhead(context, index: next)
         }
         let drafted = try ahead ?? draft(context, index: position.next, schema: config.reportSchema)
         if let file = drafted.aheadFile {
@@ -112,6 +112,36 @@ struct ReportStep: TypedJobStep {
             }
         }
         return written
+    }
+
+    /// Starts writing the report of the biller at `index` on the thread ahead, unless the run
+    /// is stopping or a report is being written ahead already (one at a time: the thread ahead
+    /// has one compiled schema). Returns whether it started.
+    @discardableResult
+    func writeAhead(_ context: JobContext, index: Int) -> Bool {
+        guard !context.stop.requested, let schema = config.reportAheadSchema, !lookahead.running else { return false }
+        let step = self
+        lookahead.start(Lookahead<Drafted>.Key(execution: context.executionID, index: index)) { try step.draft(context, index: index, schema: schema, ahead: true) }
+        return true
+    }
+
+    /// Before a chunk of the processing (the chunks before it committed, the last of them
+    /// read up to bill `processed`): the report of the first biller whose bills of the day
+    /// are all processed and whose report is not written ahead yet starts on the thread ahead.
+    /// A biller's bills of the day are those of its feeds of the day, the rows up to their
+    /// last (`BillStore.lastBillsOfTheDay`); the processing takes bills in row order, so
+    /// none of them is new any more, and the chunks after it write nothing its report reads.
+    /// A biller without a feed of the day, and the last one, are written in this step.
+    func writeAhead(_ context: JobContext, processed: Int64) throws {
+        guard !context.stop.requested, config.reportAheadSchema != nil, !lookahead.running else { return }
+        let date = try context.date("date")
+        let lastBills = try config.wallets.store.database.read { db in try BillStore(db).lastBillsOfTheDay(date) }
+        for (index, biller) in config.billers.enumerated() {
+            guard let last = lastBills[biller.code], last <= processed,
+                  !lookahead.holds(Lookahead<Drafted>.Key(execution: context.executionID, index: index)) else { continue }
+            writeAhead(context, index: index)
+            return
+        }
     }
 
     /// Writes the report of the biller at `index` (validated against `schema`): version 1, or

@@ -221,6 +221,18 @@ public struct BillStore {
         try sql.int(Self.countNewSQL, []) ?? 0
     }
 
+    /// Each biller's last bill of a business day: the end of the rows its feeds of the day
+    /// wrote (a biller none of whose feeds wrote a bill is not named). The bills of the day
+    /// are those rows (`business_date` is the feed's): once the processing, which takes them
+    /// in row order, is past this row, none of the biller's bills of the day is new.
+    func lastBillsOfTheDay(_ date: ShanghaiCalendar.Date) throws -> [String: Int64] {
+        var last: [String: Int64] = [:]
+        for row in try sql.allRows("SELECT biller, max(last_bill) FROM feeds WHERE business_date = ? AND last_bill IS NOT NULL GROUP BY biller", [date.iso]) {
+            last[try row[0]] = try row[1]
+        }
+        return last
+    }
+
     static let countNewSQL = "SELECT count(*) FROM bills WHERE status = '\(BillStatus.new.rawValue)' AND id > 0"
 
     /// A staged bill with its biller and the live link of its customer number.
