@@ -116,13 +116,11 @@ struct ReportStep: TypedJobStep {
 
     /// Starts writing the report of the biller at `index` on the thread ahead, unless the run
     /// is stopping or a report is being written ahead already (one at a time: the thread ahead
-    /// has one compiled schema). Returns whether it started.
-    @discardableResult
-    func writeAhead(_ context: JobContext, index: Int) -> Bool {
-        guard !context.stop.requested, let schema = config.reportAheadSchema, !lookahead.running else { return false }
+    /// has one compiled schema).
+    func writeAhead(_ context: JobContext, index: Int) {
+        guard !context.stop.requested, let schema = config.reportAheadSchema, !lookahead.running else { return }
         let step = self
         lookahead.start(Lookahead<Drafted>.Key(execution: context.executionID, index: index)) { try step.draft(context, index: index, schema: schema, ahead: true) }
-        return true
     }
 
     /// Before a chunk of the processing (the chunks before it committed, the last of them
@@ -131,7 +129,8 @@ struct ReportStep: TypedJobStep {
     /// A biller's bills of the day are those of its feeds of the day, the rows up to their
     /// last (`BillStore.lastBillsOfTheDay`); the processing takes bills in row order, so
     /// none of them is new any more, and the chunks after it write nothing its report reads.
-    /// A biller without a feed of the day, and the last one, are written in this step.
+    /// A biller without a feed of the day is written in this step, and so, as a rule, is the
+    /// last one (no chunk of the processing comes after its last bill).
     func writeAhead(_ context: JobContext, processed: Int64) throws {
         guard !context.stop.requested, config.reportAheadSchema != nil, !lookahead.running else { return }
         let date = try context.date("date")
