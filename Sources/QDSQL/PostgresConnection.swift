@@ -187,11 +187,11 @@ public final class PostgresConnection: SQLConnection {
                 offsets.append(-1)
             case .integer(let number):
                 offsets.append(buffer.count)
-                buffer.append(contentsOf: String(number).utf8)
+                PostgresText.appendDecimal(number, to: &buffer)
                 buffer.append(0)
             case .text(let text):
                 offsets.append(buffer.count)
-                buffer.append(contentsOf: text.utf8)
+                PostgresText.appendUTF8(text, to: &buffer)
                 buffer.append(0)
             case .bytes(let bytes):
                 // Binary, its length given; an empty value still needs a pointer (a null one
@@ -374,7 +374,7 @@ public final class PostgresConnection: SQLConnection {
             let bytes = UnsafeRawBufferPointer(start: pointer, count: length)
             switch PQftype(result, index) {
             case 20, 21, 23, 1700:  // int8, int2, int4, numeric (a sum of int8)
-                if let number = Int64(String(decoding: bytes, as: UTF8.self)) { return .integer(number) }
+                if let number = PostgresText.integer(bytes) { return .integer(number) }
                 return .text(String(decoding: bytes, as: UTF8.self))
             case 16:  // bool: as the integer flag SQLite gives
                 return .integer(length > 0 && bytes[0] == UInt8(ascii: "t") ? 1 : 0)
@@ -519,17 +519,9 @@ public final class PostgresConnection: SQLConnection {
             case .null:
                 buffer.append(backslash); buffer.append(UInt8(ascii: "N"))
             case .integer(let number):
-                buffer.append(contentsOf: String(number).utf8)
+                PostgresText.appendDecimal(number, to: &buffer)
             case .text(let text):
-                for byte in text.utf8 {
-                    switch byte {
-                    case backslash: buffer.append(backslash); buffer.append(backslash)
-                    case 0x09: buffer.append(backslash); buffer.append(UInt8(ascii: "t"))
-                    case 0x0A: buffer.append(backslash); buffer.append(UInt8(ascii: "n"))
-                    case 0x0D: buffer.append(backslash); buffer.append(UInt8(ascii: "r"))
-                    default: buffer.append(byte)
-                    }
-                }
+                PostgresText.appendCopyText(text, to: &buffer)
             case .bytes(let bytes):
                 // bytea's input `\x` and hex digits; the backslash itself escaped for COPY.
                 buffer.append(backslash); buffer.append(backslash); buffer.append(UInt8(ascii: "x"))

@@ -333,3 +333,91 @@ enum Engine: String, CaseIterable, CustomTestStringConvertible, Sendable {
         #expect(runs == 1)
     }
 }
+
+/// The text forms values travel in to and from PostgreSQL, written and read as bytes
+/// (`PostgresText`): each as the server reads it (PostgreSQL 15: "Numeric Types" for the
+/// integers' decimal form, COPY "Text Format" for COPY's escapes, "Array Value Input" for an
+/// array element's quoting) and as Swift's own conversions spell it.
+@Suite struct PostgresTextTests {
+    static let integers: [Int64] = [0, 1, -1, 7, -7, 9, 10, -10, 99, 100, 1_000_000, 123_456_789_012, -987_654_321,
+                                    Int64.max, Int64.max - 1, Int64.min, Int64.min + 1]
+        + (0..<19).map { Int64(pow(10, Double($0))) } + (1..<19).map { -Int64(pow(10, Double($0))) + 1 }
+
+    @Test func integersAreWrittenInDecimalAsSwiftSpellsThem() {
+        for value in Self.integers {
+            var buffer: [UInt8] = [UInt8(ascii: "x")]
+            PostgresText.appendDecimal(value, to: &buffer)
+            #expect(String(decoding: buffer, as: UTF8.self) == "x" + String(value), "\(value)")
+        }
+        #expect(PostgresText.integerList([1, -2, Int64.min], braces: true) == "{1,-2,-9223372036854775808}")
+        #expect(PostgresText.integerList([1, -2, 30], braces: false) == "1,-2,30")
+        #expect(PostgresText.integerList([], braces: true) == "{}")
+        #expect(PostgresText.integerList([], braces: false) == "")
+    }
+
+    @Test func integersAreReadFromTheServersDigitsAndNothingElse() {
+        func read(_ text: String) -> Int64? { Array(text.utf8).withUnsafeBytes { PostgresText.integer($0) } }
+        for value in Self.integers {
+            #expect(read(String(value)) == value, "\(value)")
+        }
+        #expect(read("-0") == 0)
+        #expect(read("007") == 7)
+        // Outside Int64, or not an integer as the server writes one: nil, and the value is
+        // then kept as text.
+        for text in ["9223372036854775808", "-9223372036854775809", "99999999999999999999", "", "-", "--1", "1.5", "12a", " 1", "1 ", "+5", "1e3", "٣"] {
+            #expect(read(text) == nil, "\(text)")
+        }
+    }
+
+    @Test func textsAreCopiedWholeAndEscapedWhereTheirFormSaysSo() {
+        func copyText(_ text: String) -> String {
+            var buffer: [UInt8] = []
+            PostgresText.appendCopyText(text, to: &buffer)
+            return String(decoding: buffer, as: UTF8.self)
+        }
+        func element(_ text: String) -> String {
+            var buffer: [UInt8] = []
+            PostgresText.appendArrayElement(text, to: &buffer)
+            return String(decoding: buffer, as: UTF8.self)
+        }
+        var plain: [UInt8] = [1]
+        PostgresText.appendUTF8("青岛 \u{1F600} 'q'", to: &plain)
+        #expect(plain == [1] + Array("青岛 \u{1F600} 'q'".utf8))
+        PostgresText.appendUTF8("", to: &plain)
+        #expect(plain.count == 1 + "青岛 \u{1F600} 'q'".utf8.count)
+
+        #expect(copyText("plain 青岛") == "plain 青岛")
+        #expect(copyText("") == "")
+        #expect(copyText("a\tb\\c\nd\re") == "a\\tb\\\\c\\nd\\re")
+        #expect(copyText("\\N") == "\\\\N")
+        #expect(copyText("\t\t") == "\\t\\t")
+        #expect(copyText("end\\") == "end\\\\")
+
+        #expect(element("plain") == "\"plain\"")
+        #expect(element("") == "\"\"")
+        #expect(element("a\"b\\c,{}NULL") == "\"a\\\"b\\\\c,{}NULL\"")
+        #expect(element("\"") == "\"\\\"\"")
+        #expect(element("青岛\\") == "\"青岛\\\\\"")
+    }
+
+    /// The same forms read back by a server: an array of texts that need every escape, and of
+    /// the integers at Int64's ends, come back element for element.
+    @Test(.enabled(if: Engine.postgresURL != nil)) func theServerReadsTheFormsBackAsTheyWereWritten() throws {
+        let sql = try PostgresConnection(url: try #require(Engine.postgresURL))
+        let texts = ["plain", "", "a\"b", "back\\slash\\", "{brace},comma", "NULL", "青岛 \u{1F600}", " spaced ", "tab\there"]
+        var literal: [UInt8] = [UInt8(ascii: "{")]
+        for (index, text) in texts.enumerated() {
+            if index > 0 { literal.append(UInt8(ascii: ",")) }
+            PostgresText.appendArrayElement(text, to: &literal)
+        }
+        literal.append(UInt8(ascii: "}"))
+        let back = try sql.all("SELECT x FROM unnest(?::text[]) WITH ORDINALITY AS u(x, i) ORDER BY i", [SQLValue.text(String(decoding: literal, as: UTF8.self))]) { try $0.text(0) }
+        #expect(back == texts)
+        let numbers = try sql.all("SELECT x FROM unnest(?::bigint[]) WITH ORDINALITY AS u(x, i) ORDER BY i", [SQLValue.text(PostgresText.integerList(Self.integers, braces: true))]) { try $0.int64(0) }
+        #expect(numbers == Self.integers)
+        // Read as integers from each of the server's integer types, and a sum (numeric).
+        #expect(try sql.one("SELECT ?::bigint, (-32768)::smallint, (-2147483648)::integer, sum(x) FROM (VALUES (9223372036854775807::bigint), (-1::bigint)) v(x)", [SQLValue.integer(Int64.min)]) { row in
+            [try row.int64(0), try row.int64(1), try row.int64(2), try row.int64(3)]
+        } == [Int64.min, -32768, -2147483648, Int64.max - 1])
+    }
+}

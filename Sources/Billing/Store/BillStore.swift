@@ -111,7 +111,7 @@ public struct BillStore {
     /// (pay-bill and the night's cancel of the same bill). One writer at a time: nothing to do.
     func lock(rowIDs: [Int64]) throws {
         guard sql.dialect == .postgres, !rowIDs.isEmpty else { return }
-        let ids = Set(rowIDs).sorted().map(String.init).joined(separator: ",")
+        let ids = PostgresText.integerList(Set(rowIDs).sorted(), braces: false)
         try sql.query("SELECT id FROM bills WHERE id = ANY(string_to_array(?, ',')::bigint[]) ORDER BY id FOR UPDATE", [.text(ids)]) { _ in true }
     }
 
@@ -285,7 +285,7 @@ public struct BillStore {
     /// their primary keys, and only the unlinked bills joined to the links again.
     func changedSince(_ chunk: [NewBill]) throws -> (gone: Set<Int64>, linksChanged: Bool) {
         guard !chunk.isEmpty else { return ([], false) }
-        func array(_ ids: [Int64]) -> SQLValue { .text("{" + ids.map(String.init).joined(separator: ",") + "}") }
+        func array(_ ids: [Int64]) -> SQLValue { .text(PostgresText.integerList(ids, braces: true)) }
         let links = chunk.compactMap(\.link)
         let unlinked = chunk.filter { $0.link == nil }.map(\.rowID)
         let gone = try sql.sendAll("SELECT id FROM bills WHERE id = ANY(?::bigint[]) AND status <> '\(BillStatus.new.rawValue)'",

@@ -200,7 +200,7 @@ public struct CampaignStore {
             // ANY(array)`, planned on the statistics of a table the night fills as it goes,
             // the ids became a filter over the (campaign, scope) range of the key, every
             // wallet's counters of every period scanned once a chunk.
-            let ids = "{" + Array(Set(scopeIDs)).sorted().map(String.init).joined(separator: ",") + "}"
+            let ids = PostgresText.integerList(Array(Set(scopeIDs)).sorted(), braces: true)
             try sql.query("""
                 SELECT k.id, c.uses, c.discount_fen FROM unnest(?::bigint[]) AS k(id)
                 JOIN LATERAL (SELECT uses, discount_fen FROM campaign_cap_use

@@ -131,14 +131,7 @@ struct LedgerBulkWrites {
 /// (`?::bigint[]`): a column of a multi-row write in one parameter.
 enum PostgresArray {
     static func integers(_ values: [Int64]) -> SQLValue {
-        var text: [UInt8] = [UInt8(ascii: "{")]
-        text.reserveCapacity(values.count * 8 + 2)
-        for (index, value) in values.enumerated() {
-            if index > 0 { text.append(UInt8(ascii: ",")) }
-            text.append(contentsOf: String(value).utf8)
-        }
-        text.append(UInt8(ascii: "}"))
-        return .text(String(decoding: text, as: UTF8.self))
+        .text(PostgresText.integerList(values, braces: true))
     }
 
     static func integers(_ values: [Int64?]) -> SQLValue {
@@ -146,30 +139,20 @@ enum PostgresArray {
         text.reserveCapacity(values.count * 8 + 2)
         for (index, value) in values.enumerated() {
             if index > 0 { text.append(UInt8(ascii: ",")) }
-            if let value { text.append(contentsOf: String(value).utf8) } else { text.append(contentsOf: "NULL".utf8) }
+            if let value { PostgresText.appendDecimal(value, to: &text) } else { text.append(contentsOf: "NULL".utf8) }
         }
         text.append(UInt8(ascii: "}"))
         return .text(String(decoding: text, as: UTF8.self))
     }
 
-    /// Each element quoted, with backslashes and double quotes escaped (PostgreSQL, "Array
-    /// Value Input"): any text, commas and braces included. Built as UTF-8 bytes (both escaped
-    /// characters are ASCII, never a byte of a longer sequence).
+    /// Each element quoted, with backslashes and double quotes escaped
+    /// (`PostgresText.appendArrayElement`).
     static func texts(_ values: [String?]) -> SQLValue {
         var text: [UInt8] = [UInt8(ascii: "{")]
         text.reserveCapacity(values.count * 16 + 2)
         for (index, value) in values.enumerated() {
             if index > 0 { text.append(UInt8(ascii: ",")) }
-            guard let value else {
-                text.append(contentsOf: "NULL".utf8)
-                continue
-            }
-            text.append(UInt8(ascii: "\""))
-            for byte in value.utf8 {
-                if byte == UInt8(ascii: "\\") || byte == UInt8(ascii: "\"") { text.append(UInt8(ascii: "\\")) }
-                text.append(byte)
-            }
-            text.append(UInt8(ascii: "\""))
+            if let value { PostgresText.appendArrayElement(value, to: &text) } else { text.append(contentsOf: "NULL".utf8) }
         }
         text.append(UInt8(ascii: "}"))
         return .text(String(decoding: text, as: UTF8.self))

@@ -656,7 +656,7 @@ final class LedgerSession: LedgerWriting {
     // MARK: Many writers (PostgreSQL)
 
     private static func idList(_ ids: [AccountID]) -> SQLValue {
-        .text(ids.map(String.init).joined(separator: ","))
+        .text(PostgresText.integerList(ids, braces: false))
     }
 
     func accountsForPosting(_ ids: [AccountID]) throws -> [Account] {
