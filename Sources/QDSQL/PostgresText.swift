@@ -40,8 +40,8 @@ public enum PostgresText {
         text.withUTF8 { buffer.append(contentsOf: $0) }
     }
 
-    /// `text` with each byte in `special` replaced by a backslash and what `escape` gives for
-    /// it; the runs between are copied at once.
+    /// `text` with each byte for which `special` gives a character written as a backslash and
+    /// that character; the runs between are copied at once.
     static func appendEscaped(_ text: String, to buffer: inout [UInt8], special: (UInt8) -> UInt8?) {
         var text = text
         text.withUTF8 { bytes in
@@ -83,8 +83,9 @@ public enum PostgresText {
     }
 
     /// An integer as the server writes one in text (int2, int4, int8, or a numeric without a
-    /// fraction): an optional minus sign and decimal digits. Nil for anything else, or a
-    /// number outside Int64, as `Int64(String)` answers for those.
+    /// fraction): an optional minus sign and decimal digits. Nil for anything else (a plus
+    /// sign too, which the server never writes) and for a number outside Int64: the caller
+    /// keeps such a value as text.
     public static func integer(_ bytes: UnsafeRawBufferPointer) -> Int64? {
         guard !bytes.isEmpty else { return nil }
         let negative = bytes[0] == UInt8(ascii: "-")

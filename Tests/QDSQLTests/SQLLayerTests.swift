@@ -341,7 +341,9 @@ enum Engine: String, CaseIterable, CustomTestStringConvertible, Sendable {
 @Suite struct PostgresTextTests {
     static let integers: [Int64] = [0, 1, -1, 7, -7, 9, 10, -10, 99, 100, 1_000_000, 123_456_789_012, -987_654_321,
                                     Int64.max, Int64.max - 1, Int64.min, Int64.min + 1]
-        + (0..<19).map { Int64(pow(10, Double($0))) } + (1..<19).map { -Int64(pow(10, Double($0))) + 1 }
+        + (0..<19).map { power(10, $0) } + (1..<19).map { -power(10, $0) + 1 }
+
+    static func power(_ base: Int64, _ exponent: Int) -> Int64 { (0..<exponent).reduce(1) { product, _ in product * base } }
 
     @Test func integersAreWrittenInDecimalAsSwiftSpellsThem() {
         for value in Self.integers {
